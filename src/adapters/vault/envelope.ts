@@ -1,0 +1,157 @@
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { inspect } from 'node:util';
+import type { Kek } from '../../config.js';
+
+/**
+ * Card data in memory. It redacts itself in JSON, logs and inspection, so a stray
+ * `log.info(req.body)` or error serialiser cannot leak a PAN or CVC.
+ */
+export class SensitiveCard {
+  readonly #pan: string;
+  readonly #cvc: string | undefined;
+  constructor(pan: string, cvc: string | undefined) {
+    this.#pan = pan;
+    this.#cvc = cvc;
+  }
+  get pan(): string {
+    return this.#pan;
+  }
+  get cvc(): string | undefined {
+    return this.#cvc;
+  }
+  toJSON(): string {
+    return '[card redacted]';
+  }
+  toString(): string {
+    return '[card redacted]';
+  }
+  [inspect.custom](): string {
+    return '[card redacted]';
+  }
+}
+
+export interface SealedCard {
+  kek_id: string;
+  wrapped_dek: string;
+  pan_ct: string;
+  cvc_ct: string | null;
+}
+
+function seal(key: Buffer, plaintext: Buffer, aad: string): string {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(aad));
+  const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return `${iv.toString('base64')}.${ct.toString('base64')}.${cipher.getAuthTag().toString('base64')}`;
+}
+
+function open(key: Buffer, sealed: string, aad: string): Buffer {
+  const [iv, ct, tag] = sealed.split('.');
+  if (!iv || ct === undefined || !tag) throw new Error('sealed value is malformed');
+  const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64'));
+  decipher.setAAD(Buffer.from(aad));
+  decipher.setAuthTag(Buffer.from(tag, 'base64'));
+  return Buffer.concat([decipher.update(Buffer.from(ct, 'base64')), decipher.final()]);
+}
+
+/**
+ * Envelope encryption: every record gets its own AES-256-GCM data key, and only that
+ * key's KEK-wrapped form is stored. The KEK comes from configuration and never reaches
+ * the database; rotating it re-wraps data keys without touching card ciphertext. The
+ * record id is bound as associated data so a ciphertext cannot be moved to another row.
+ */
+export class Vault {
+  private readonly fingerprintKey: Buffer;
+
+  constructor(
+    private readonly keks: { active: Kek; all: Map<string, Buffer> },
+    hmacKey: Buffer,
+  ) {
+    this.fingerprintKey = Buffer.from(hkdfSync('sha256', hmacKey, Buffer.alloc(0), 'tzero card fingerprint v1', 32));
+  }
+
+  get activeKekId(): string {
+    return this.keks.active.id;
+  }
+
+  sealCard(recordId: string, card: SensitiveCard): SealedCard {
+    const dek = randomBytes(32);
+    try {
+      return {
+        kek_id: this.keks.active.id,
+        wrapped_dek: seal(this.keks.active.key, dek, `dek:${recordId}`),
+        pan_ct: seal(dek, Buffer.from(card.pan), `pan:${recordId}`),
+        cvc_ct: card.cvc === undefined ? null : seal(dek, Buffer.from(card.cvc), `cvc:${recordId}`),
+      };
+    } finally {
+      dek.fill(0);
+    }
+  }
+
+  openCard(recordId: string, sealed: SealedCard): SensitiveCard {
+    const dek = this.unwrap(recordId, sealed);
+    try {
+      const pan = open(dek, sealed.pan_ct, `pan:${recordId}`).toString();
+      const cvc = sealed.cvc_ct ? open(dek, sealed.cvc_ct, `cvc:${recordId}`).toString() : undefined;
+      return new SensitiveCard(pan, cvc);
+    } finally {
+      dek.fill(0);
+    }
+  }
+
+  /** Encrypt arbitrary bytes (documents, channel secrets) under a fresh data key. */
+  sealBytes(recordId: string, data: Buffer): { kek_id: string; wrapped_dek: string; ct: string } {
+    const dek = randomBytes(32);
+    try {
+      return {
+        kek_id: this.keks.active.id,
+        wrapped_dek: seal(this.keks.active.key, dek, `dek:${recordId}`),
+        ct: seal(dek, data, `data:${recordId}`),
+      };
+    } finally {
+      dek.fill(0);
+    }
+  }
+
+  openBytes(recordId: string, sealed: { kek_id: string; wrapped_dek: string; ct: string }): Buffer {
+    const dek = this.unwrap(recordId, sealed);
+    try {
+      return open(dek, sealed.ct, `data:${recordId}`);
+    } finally {
+      dek.fill(0);
+    }
+  }
+
+  /** A compact single-string form for small secrets kept in one column. */
+  sealString(recordId: string, value: string): string {
+    const s = this.sealBytes(recordId, Buffer.from(value));
+    return `${s.kek_id}|${s.wrapped_dek}|${s.ct}`;
+  }
+
+  openString(recordId: string, packed: string): string {
+    const [kek_id, wrapped_dek, ct] = packed.split('|');
+    if (!kek_id || !wrapped_dek || !ct) throw new Error('sealed string is malformed');
+    return this.openBytes(recordId, { kek_id, wrapped_dek, ct }).toString();
+  }
+
+  /** Re-wrap a data key under the active KEK; the card ciphertext is untouched. */
+  rewrap(recordId: string, sealed: { kek_id: string; wrapped_dek: string }): { kek_id: string; wrapped_dek: string } {
+    const dek = this.unwrap(recordId, sealed);
+    try {
+      return { kek_id: this.keks.active.id, wrapped_dek: seal(this.keks.active.key, dek, `dek:${recordId}`) };
+    } finally {
+      dek.fill(0);
+    }
+  }
+
+  /** Keyed so that a stolen table of fingerprints cannot be brute-forced back to PANs. */
+  fingerprint(pan: string): string {
+    return createHmac('sha256', this.fingerprintKey).update(pan).digest('base64url').slice(0, 22);
+  }
+
+  private unwrap(recordId: string, sealed: { kek_id: string; wrapped_dek: string }): Buffer {
+    const kek = this.keks.all.get(sealed.kek_id);
+    if (!kek) throw new Error(`key-encrypting key "${sealed.kek_id}" is not configured (VAULT_KEK / VAULT_OLD_KEKS)`);
+    return open(kek, sealed.wrapped_dek, `dek:${recordId}`);
+  }
+}

@@ -1,0 +1,209 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { DomainError, type FieldError, ValidationFailed, underPointer } from '../domain/errors.js';
+import { bin, detectBrand, last4, validateCard } from '../domain/card.js';
+import { validateAmount } from '../domain/money.js';
+import { parseCaptureDelay, validateCaptureDelay } from '../domain/capture-delay.js';
+import { normaliseDeviceInfo } from '../domain/device-info.js';
+import { validateParty } from '../domain/address.js';
+import { normalisePaymentData } from '../domain/payment-data.js';
+import type { ChannelsTable, PaymentsTable } from '../adapters/storage/schema.js';
+import { SensitiveCard } from '../adapters/vault/envelope.js';
+import type { AuthoriseRequestBody } from '../http/schemas/payment-request.js';
+import type { AppContext } from './context.js';
+import { eventRow } from './events.js';
+import type { Idempotency, StoredResponse } from './idempotency.js';
+import { type PaymentDetails, paymentResource } from './payment-resource.js';
+import { SANDBOX_RETURN_PATH } from './merchants.js';
+
+export interface AuthoriseCommand {
+  merchantId: string;
+  body: AuthoriseRequestBody;
+  rawBody: string;
+  idempotencyKey: string | undefined;
+}
+
+/** Optional contact fields arrive as "" in the spec's own example: treat them as absent. */
+export function dropEmpty<T>(value: T): T | undefined {
+  if (value === null || value === undefined || value === '') return undefined;
+  if (typeof value !== 'object' || Array.isArray(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const cleaned = dropEmpty(v);
+    if (cleaned !== undefined) out[k] = cleaned;
+  }
+  return Object.keys(out).length ? (out as T) : undefined;
+}
+
+export function hashSessionToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/**
+ * POST /payment/authorise for raw card data. Everything is checked before anything is
+ * written; then the payment, its sealed card, its checkout session, its first event
+ * and the idempotency record are written as one unit of work that may share its
+ * durable commit with concurrent requests.
+ */
+export class Authorise {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly idempotency: Idempotency,
+  ) {}
+
+  async execute(cmd: AuthoriseCommand): Promise<StoredResponse> {
+    return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, 'POST /payment/authorise', cmd.rawBody, async (record) => {
+      const prepared = await this.prepare(cmd);
+      const body = JSON.stringify(prepared.resource);
+      await this.ctx.database.write(async (trx) => {
+        await trx.insertInto('payments').values(prepared.payment).execute();
+        await trx.insertInto('card_secrets').values(prepared.cardSecret).execute();
+        await trx.insertInto('checkout_sessions').values(prepared.session).execute();
+        await trx.insertInto('events').values(prepared.event).execute();
+        await record(trx, 201, body);
+      });
+      return { status: 201, body };
+    });
+  }
+
+  private async channelFor(merchantId: string, reference: string): Promise<ChannelsTable> {
+    const row = await this.ctx.database.db.selectFrom('channels').selectAll().where('reference', '=', reference).executeTakeFirst();
+    // Another merchant's channel is reported exactly like a missing one.
+    if (!row || row.merchant_id !== merchantId) {
+      throw new DomainError(404, 'channel_not_found', `no channel "${reference}" exists for this secret key's merchant`, '/channel');
+    }
+    return row;
+  }
+
+  private async prepare(cmd: AuthoriseCommand) {
+    const { body } = cmd;
+    const now = this.ctx.clock.now();
+    const channel = await this.channelFor(cmd.merchantId, body.channel);
+    const errors: FieldError[] = [];
+
+    errors.push(...validateAmount(body.amount, body.currency));
+    const currencies = JSON.parse(channel.currencies) as string[];
+    if (errors.length === 0 && !currencies.includes(body.currency)) {
+      throw new DomainError(422, 'currency_not_allowed', `currency ${body.currency} is not enabled on channel "${channel.reference}" (enabled: ${currencies.join(', ')})`, '/currency');
+    }
+
+    const pm = body.payment_method;
+    if (pm.type !== 'card') {
+      throw new DomainError(422, 'payment_method_unsupported', 'stored-card tokens are not accepted on this endpoint yet; send the card', '/payment_method/type');
+    }
+    const cardErrors = validateCard({ number: pm.number, expiry_month: pm.expiry_month, expiry_year: pm.expiry_year, ...(pm.cvc !== undefined ? { cvc: pm.cvc } : {}) }, new Date(now));
+    errors.push(...underPointer('/payment_method', cardErrors));
+    if (pm.cvc === undefined) errors.push({ pointer: '/payment_method/cvc', code: 'missing_field', message: 'cvc is required for card payments' });
+    const storeForFutureUse = pm.store_for_future_use ?? false;
+
+    const paymentData = normalisePaymentData(body.payment_data, storeForFutureUse);
+    errors.push(...paymentData.errors);
+
+    let deviceInfo: Record<string, unknown> | undefined;
+    if (body.device_info) {
+      const d = normaliseDeviceInfo(body.device_info as Record<string, unknown>);
+      errors.push(...underPointer('/device_info', d.errors));
+      deviceInfo = d.value as Record<string, unknown> | undefined;
+    } else if (paymentData.value.payment_type === 'cit') {
+      errors.push({ pointer: '/device_info', code: 'missing_field', message: 'device_info is required for customer-initiated payments (3-D Secure needs the browser or app data)' });
+    }
+
+    const captureMode = body.capture ?? 'auto';
+    let captureDelayMs: number | null = null;
+    if (body.capture_delay !== undefined && body.capture_delay !== '') {
+      if (captureMode !== 'auto') {
+        errors.push({ pointer: '/capture_delay', code: 'capture_delay_requires_auto', message: 'capture_delay applies to capture "auto" only; with "manual" you capture with POST /payment/{id}/capture' });
+      } else {
+        const e = validateCaptureDelay(body.capture_delay, this.ctx.config.authorisationValidityMs);
+        errors.push(...e);
+        if (e.length === 0) captureDelayMs = parseCaptureDelay(body.capture_delay);
+      }
+    }
+
+    const customer = dropEmpty(body.customer);
+    const billing = dropEmpty(body.billing_details);
+    const shipping = dropEmpty(body.shipping_details);
+    if (customer) errors.push(...underPointer('/customer', validateParty({ ...(customer.email ? { email: customer.email } : {}) }, '/customer')));
+    if (billing) errors.push(...underPointer('/billing_details', validateParty(billing, '/billing_details')));
+    if (shipping) errors.push(...underPointer('/shipping_details', validateParty(shipping, '/shipping_details')));
+
+    const returnUrls = JSON.parse(channel.return_urls) as string[];
+    const returnUrl = body.return_url ?? returnUrls[0]!;
+    if (!returnUrls.some((u) => u === returnUrl || resolveReturnUrl(this.ctx.config.publicUrl, u) === returnUrl)) {
+      errors.push({ pointer: '/return_url', code: 'return_url_not_registered', message: `return_url must be one of the channel's registered return URLs: ${returnUrls.join(', ')}` });
+    }
+    if (errors.length) throw new ValidationFailed(errors);
+
+    const brand = detectBrand(pm.number)!;
+    const id = this.ctx.newId('payment');
+    const token = randomBytes(32).toString('base64url');
+    const details: PaymentDetails = {
+      payment_data: paymentData.value,
+      store_for_future_use: storeForFutureUse,
+      return_url: resolveReturnUrl(this.ctx.config.publicUrl, returnUrl),
+      ...(customer ? { customer } : {}),
+      ...(billing ? { billing_details: billing } : {}),
+      ...(shipping ? { shipping_details: shipping } : {}),
+      ...(body.metadata ? { metadata: body.metadata } : {}),
+      ...(deviceInfo ? { device_info: deviceInfo } : {}),
+      ...(dropEmpty(pm.name) ? { card_name: dropEmpty(pm.name)! } : {}),
+      ...(captureDelayMs !== null ? { capture_delay: body.capture_delay! } : {}),
+    };
+    const expiresAt = now + this.ctx.config.hostedPageTtlMs;
+    const payment: PaymentsTable = {
+      id,
+      merchant_id: cmd.merchantId,
+      channel_id: channel.id,
+      status: 'requires_action',
+      amount: body.amount,
+      currency: body.currency,
+      captured_amount: 0,
+      refunded_amount: 0,
+      reference: body.reference ?? null,
+      customer_reference: (customer?.reference as string | undefined) ?? null,
+      payment_type: paymentData.value.payment_type,
+      capture_mode: captureMode,
+      capture_delay_ms: captureDelayMs,
+      capture_at: null,
+      card_brand: brand,
+      card_bin: bin(pm.number),
+      card_last4: last4(pm.number),
+      card_exp_month: pm.expiry_month,
+      card_exp_year: pm.expiry_year,
+      card_fingerprint: this.ctx.vault.fingerprint(pm.number),
+      payment_method_id: null,
+      decline_code: null,
+      failure_message: null,
+      authorisation_code: null,
+      network_reference: null,
+      details: JSON.stringify(details),
+      sequence: 1,
+      version: 1,
+      created_at: now,
+      updated_at: now,
+      authorised_at: null,
+      expires_at: expiresAt,
+    };
+    const cardSecret = { payment_id: id, ...this.ctx.vault.sealCard(id, new SensitiveCard(pm.number, pm.cvc)) };
+    const session = {
+      token_hash: hashSessionToken(token),
+      payment_id: id,
+      token_ct: this.ctx.vault.sealString(id, token),
+      state: 'open' as const,
+      challenge_attempts: 0,
+      created_at: now,
+      expires_at: expiresAt,
+    };
+    const redirectUrl = checkoutUrl(this.ctx.config.publicUrl, token);
+    const resource = paymentResource(payment, channel.reference, details, redirectUrl);
+    const event = eventRow(this.ctx, payment, 'payment.created', paymentResource(payment, channel.reference, details), now);
+    return { payment, cardSecret, session, event, resource };
+  }
+}
+
+export function checkoutUrl(publicUrl: string, token: string): string {
+  return `${publicUrl}/pay/${token}`;
+}
+
+export function resolveReturnUrl(publicUrl: string, url: string): string {
+  return url === SANDBOX_RETURN_PATH ? publicUrl + url : url;
+}

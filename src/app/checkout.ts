@@ -1,0 +1,249 @@
+import { createHmac } from 'node:crypto';
+import type { CardBrand } from '../domain/card.js';
+import { DomainError } from '../domain/errors.js';
+import type { CheckoutSessionsTable, PaymentsTable } from '../adapters/storage/schema.js';
+import type { AcquirerCard, AuthoriseResult } from '../ports/acquirer.js';
+import type { AppContext } from './context.js';
+import { hashSessionToken, resolveReturnUrl } from './authorise.js';
+import { applyTransition, detailsOf, eraseCvc, loadForUpdate } from './payment-transitions.js';
+import type { PaymentDetails, RetryAdvice } from './payment-resource.js';
+
+export const MAX_CHALLENGE_ATTEMPTS = 3;
+
+export interface CheckoutView {
+  payment: PaymentsTable;
+  details: PaymentDetails;
+  session: CheckoutSessionsTable;
+  channelName: string;
+  channelReference: string;
+  flow: 'frictionless' | 'challenge';
+  attemptsLeft: number;
+}
+
+export function retryAdviceFor(declineCode: string, retryable: boolean): RetryAdvice {
+  if (declineCode === 'insufficient_funds') return 'retry_later';
+  if (declineCode === 'incorrect_cvc' || declineCode === 'expired_card' || declineCode === 'authentication_failed') return 'retry_with_new_details';
+  return retryable ? 'retry_later' : 'do_not_retry';
+}
+
+/**
+ * The customer's side of a payment: what the hosted page shows and the three things a
+ * customer can do there (complete, answer a challenge, cancel). The page token is the
+ * customer's only credential; it is looked up by hash.
+ */
+export class Checkout {
+  constructor(private readonly ctx: AppContext) {}
+
+  async load(token: string): Promise<CheckoutView | null> {
+    const db = this.ctx.database.db;
+    const session = await db.selectFrom('checkout_sessions').selectAll().where('token_hash', '=', hashSessionToken(token)).executeTakeFirst();
+    if (!session) return null;
+    let payment = await db.selectFrom('payments').selectAll().where('id', '=', session.payment_id).executeTakeFirstOrThrow();
+    if (payment.status === 'requires_action' && session.expires_at <= this.ctx.clock.now()) {
+      payment = (await this.expire(payment.id)) ?? payment;
+    }
+    const channel = await db.selectFrom('channels').select(['name', 'reference']).where('id', '=', payment.channel_id).executeTakeFirstOrThrow();
+    return {
+      payment,
+      details: detailsOf(payment),
+      session,
+      channelName: channel.name,
+      channelReference: channel.reference,
+      flow: payment.status === 'requires_action' ? this.ctx.acquirer.authenticationFlow(await this.card(payment)) : 'frictionless',
+      attemptsLeft: MAX_CHALLENGE_ATTEMPTS - session.challenge_attempts,
+    };
+  }
+
+  /** Frictionless path: the customer confirmed, authorise now. */
+  async complete(token: string): Promise<CheckoutView> {
+    const view = await this.requireOpen(token);
+    if (!view) return (await this.load(token))!;
+    // A challenge card cannot skip its challenge; the page shows the code form instead.
+    if (view.flow === 'challenge') return view;
+    await this.authoriseOnce(view);
+    return (await this.load(token))!;
+  }
+
+  async answerChallenge(token: string, answer: string): Promise<CheckoutView & { wrongCode?: boolean }> {
+    const view = await this.requireOpen(token);
+    if (!view) return (await this.load(token))!;
+    const card = await this.card(view.payment);
+    if (this.ctx.acquirer.verifyChallenge(card, answer) === 'passed') {
+      await this.authoriseOnce(view);
+      return (await this.load(token))!;
+    }
+    const attempts = view.session.challenge_attempts + 1;
+    await this.ctx.database.transaction(async (trx) => {
+      await trx.updateTable('checkout_sessions').set({ challenge_attempts: attempts }).where('token_hash', '=', view.session.token_hash).execute();
+      if (attempts >= MAX_CHALLENGE_ATTEMPTS) {
+        const row = await loadForUpdate(trx, this.ctx, view.payment.id);
+        if (row?.status !== 'requires_action') return;
+        const details = { ...detailsOf(row), decline_message: '3-D Secure authentication failed: the code was wrong three times.', retry_advice: retryAdviceFor('authentication_failed', false) };
+        await applyTransition(trx, this.ctx, row, 'declined', { decline_code: 'authentication_failed', expires_at: null }, { details });
+        await eraseCvc(trx, row.id);
+        await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('token_hash', '=', view.session.token_hash).execute();
+      }
+    });
+    return { ...(await this.load(token))!, wrongCode: attempts < MAX_CHALLENGE_ATTEMPTS };
+  }
+
+  async cancel(token: string): Promise<CheckoutView> {
+    const view = await this.requireOpen(token);
+    if (view) {
+      await this.ctx.database.transaction(async (trx) => {
+        const row = await loadForUpdate(trx, this.ctx, view.payment.id);
+        if (row?.status !== 'requires_action') return;
+        await applyTransition(trx, this.ctx, row, 'cancelled', { expires_at: null });
+        await eraseCvc(trx, row.id);
+        await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('token_hash', '=', view.session.token_hash).execute();
+      });
+    }
+    return (await this.load(token))!;
+  }
+
+  /** Expire one payment whose page time is up; returns the new row, or undefined if it had moved on. */
+  async expire(paymentId: string): Promise<PaymentsTable | undefined> {
+    return this.ctx.database.transaction(async (trx) => {
+      const row = await loadForUpdate(trx, this.ctx, paymentId);
+      if (row?.status !== 'requires_action') return row;
+      const next = await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null });
+      await eraseCvc(trx, row.id);
+      await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', row.id).execute();
+      return next;
+    });
+  }
+
+  /** Where the customer goes back to, signed with the channel's return secret. */
+  async returnRedirect(view: CheckoutView): Promise<string> {
+    const p = view.payment;
+    const channel = await this.ctx.database.db.selectFrom('channels').select(['id', 'return_secret_ct', 'return_urls']).where('id', '=', p.channel_id).executeTakeFirstOrThrow();
+    const registered = (JSON.parse(channel.return_urls) as string[]).map((u) => resolveReturnUrl(this.ctx.config.publicUrl, u));
+    // Only a URL still registered on the channel is ever a redirect target.
+    const target = registered.includes(view.details.return_url) ? view.details.return_url : registered[0]!;
+    const secret = this.ctx.vault.openString(channel.id, channel.return_secret_ct);
+    const url = new URL(target);
+    const params = signReturn(secret, { payment_id: p.id, reference: p.reference ?? '', status: p.status, timestamp: String(Math.floor(this.ctx.clock.now() / 1000)) });
+    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+    return url.toString();
+  }
+
+  private async requireOpen(token: string): Promise<CheckoutView | null> {
+    const view = await this.load(token);
+    if (!view) throw new DomainError(404, 'checkout_not_found', 'this payment page does not exist');
+    return view.payment.status === 'requires_action' && view.session.state === 'open' ? view : null;
+  }
+
+  private async card(payment: PaymentsTable): Promise<AcquirerCard> {
+    const sealed = await this.ctx.database.db.selectFrom('card_secrets').selectAll().where('payment_id', '=', payment.id).executeTakeFirstOrThrow();
+    const card = this.ctx.vault.openCard(payment.id, sealed);
+    const name = detailsOf(payment).card_name;
+    return {
+      pan: card.pan,
+      cvc: card.cvc,
+      expiryMonth: payment.card_exp_month,
+      expiryYear: payment.card_exp_year,
+      brand: payment.card_brand as CardBrand,
+      holderName: name ? [name.first_name, name.middle_name, name.last_name].filter(Boolean).join(' ') : undefined,
+    };
+  }
+
+  /**
+   * Claims the session (open → processing) before calling the acquirer, so a double
+   * submit or a second tab can never authorise twice; the loser just shows the outcome.
+   */
+  private async authoriseOnce(view: CheckoutView): Promise<void> {
+    const claimed = await this.ctx.database.db
+      .updateTable('checkout_sessions')
+      .set({ state: 'processing' })
+      .where('token_hash', '=', view.session.token_hash)
+      .where('state', '=', 'open')
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) return;
+    const p = view.payment;
+    const card = await this.card(p);
+    let result: AuthoriseResult;
+    try {
+      result = await this.ctx.acquirer.authorise({
+        paymentId: p.id,
+        amount: p.amount,
+        currency: p.currency,
+        card,
+        initiator: 'cit',
+        authenticated: true,
+        storedCredential: view.details.payment_data.credential_on_file,
+      });
+    } catch (error) {
+      this.ctx.log.error({ err: error, payment_id: p.id }, 'acquirer authorise call failed');
+      result = { outcome: 'error', message: 'The acquirer could not be reached.' };
+    }
+    const capture = await this.captureIfDue(p, result);
+    await this.ctx.database.transaction(async (trx) => {
+      const row = await loadForUpdate(trx, this.ctx, p.id);
+      if (!row || row.status !== 'requires_action') return;
+      await recordAuthorisation(trx, this.ctx, row, result, capture);
+      await eraseCvc(trx, row.id);
+      await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('token_hash', '=', view.session.token_hash).execute();
+    });
+  }
+
+  private async captureIfDue(p: PaymentsTable, result: AuthoriseResult): Promise<CaptureOutcome> {
+    if (result.outcome !== 'approved' || p.capture_mode !== 'auto' || p.capture_delay_ms !== null) return { kind: 'none' };
+    const r = await this.ctx.acquirer.capture({ paymentId: p.id, amount: p.amount, currency: p.currency, networkReference: result.networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 });
+    return r.outcome === 'succeeded' ? { kind: 'captured' } : { kind: 'failed', message: r.message };
+  }
+}
+
+type CaptureOutcome = { kind: 'none' } | { kind: 'captured' } | { kind: 'failed'; message: string };
+
+/** Write the acquirer's verdict (and an immediate capture) as transitions with their events. */
+export async function recordAuthorisation(trx: Parameters<typeof applyTransition>[0], ctx: AppContext, row: PaymentsTable, result: AuthoriseResult, capture: CaptureOutcome): Promise<PaymentsTable> {
+  const now = ctx.clock.now();
+  const details = detailsOf(row);
+  switch (result.outcome) {
+    case 'approved': {
+      const captureAt = row.capture_mode === 'auto' && row.capture_delay_ms !== null ? now + row.capture_delay_ms : null;
+      let next = await applyTransition(trx, ctx, row, 'authorised', {
+        authorisation_code: result.authorisationCode,
+        network_reference: result.networkReference,
+        authorised_at: now,
+        capture_at: captureAt,
+        expires_at: now + ctx.config.authorisationValidityMs,
+      });
+      if (capture.kind === 'captured') {
+        next = await applyTransition(trx, ctx, next, 'captured', { captured_amount: next.amount, capture_at: null, expires_at: null });
+      } else if (capture.kind === 'failed') {
+        // The authorisation stands; the merchant can retry with POST /payment/{id}/capture.
+        await trx.updateTable('payments').set({ failure_message: `automatic capture failed: ${capture.message}` }).where('id', '=', next.id).execute();
+      }
+      return next;
+    }
+    case 'declined':
+      return applyTransition(trx, ctx, row, 'declined', { decline_code: result.declineCode, expires_at: null }, {
+        details: { ...details, decline_message: result.message, retry_advice: retryAdviceFor(result.declineCode, result.retryable) },
+      });
+    case 'requires_authentication':
+      return applyTransition(trx, ctx, row, 'declined', { decline_code: 'authentication_required', expires_at: null }, {
+        details: { ...details, decline_message: result.message, retry_advice: 'retry_with_new_details' },
+      });
+    case 'error':
+    case 'pending':
+      // An outcome we cannot confirm is never reported as success.
+      return applyTransition(trx, ctx, row, 'failed', { failure_message: result.message, expires_at: null });
+  }
+}
+
+export interface ReturnParams {
+  payment_id: string;
+  reference: string;
+  status: string;
+  timestamp: string;
+}
+
+/**
+ * signature = hex(HMAC-SHA256(return_secret, "timestamp.payment_id.status.reference")).
+ * The merchant recomputes it and compares in constant time (README "Verifying the return").
+ */
+export function signReturn(secret: string, p: ReturnParams): ReturnParams & { signature: string } {
+  const signature = createHmac('sha256', secret).update(`${p.timestamp}.${p.payment_id}.${p.status}.${p.reference}`).digest('hex');
+  return { ...p, signature };
+}

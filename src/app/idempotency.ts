@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto';
+import { DomainError } from '../domain/errors.js';
+import type { Trx } from '../adapters/storage/database.js';
+import type { AppContext } from './context.js';
+
+/**
+ * Idempotency-Key handling (IETF httpapi draft): the stored response is written in the
+ * same transaction as the effect it describes, so a replay can never describe an
+ * effect that was rolled back, nor miss one that committed.
+ */
+export interface StoredResponse {
+  status: number;
+  body: string;
+  replayed: boolean;
+}
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+const inFlight = new Set<string>();
+
+export function requestHash(endpoint: string, rawBody: string): string {
+  return createHash('sha256').update(endpoint).update('\n').update(rawBody).digest('hex');
+}
+
+export class Idempotency {
+  constructor(private readonly ctx: AppContext) {}
+
+  validateKey(key: string): void {
+    if (!KEY_PATTERN.test(key)) {
+      throw new DomainError(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1-255 printable ASCII characters without spaces', '/headers/idempotency-key');
+    }
+  }
+
+  /**
+   * Runs `effect` once per (merchant, key). Returns the stored response for a replay;
+   * refuses a reused key with another body (422) or one still being processed (409).
+   */
+  async run(
+    merchantId: string,
+    key: string | undefined,
+    endpoint: string,
+    rawBody: string,
+    effect: (record: (trx: Trx, status: number, body: string) => Promise<void>) => Promise<{ status: number; body: string }>,
+  ): Promise<StoredResponse> {
+    if (key === undefined) {
+      const r = await effect(async () => {});
+      return { ...r, replayed: false };
+    }
+    this.validateKey(key);
+    const hash = requestHash(endpoint, rawBody);
+    const previous = await this.lookup(merchantId, key, hash);
+    if (previous) return previous;
+    const slot = `${merchantId}\u0000${key}`;
+    if (inFlight.has(slot)) throw conflict();
+    inFlight.add(slot);
+    try {
+      const now = this.ctx.clock.now();
+      const record = async (trx: Trx, status: number, body: string) => {
+        await trx
+          .insertInto('idempotency_keys')
+          .values({ merchant_id: merchantId, key, endpoint, request_hash: hash, response_status: status, response_body: body, created_at: now, expires_at: now + this.ctx.config.idempotencyTtlMs })
+          .execute();
+      };
+      try {
+        const r = await effect(record);
+        return { ...r, replayed: false };
+      } catch (error) {
+        // Another process may have committed the same key first: answer as it did.
+        if (isUniqueViolation(error)) {
+          const winner = await this.lookup(merchantId, key, hash);
+          if (winner) return winner;
+          throw conflict();
+        }
+        throw error;
+      }
+    } finally {
+      inFlight.delete(slot);
+    }
+  }
+
+  private async lookup(merchantId: string, key: string, hash: string): Promise<StoredResponse | null> {
+    const row = await this.ctx.database.db
+      .selectFrom('idempotency_keys')
+      .select(['request_hash', 'response_status', 'response_body', 'expires_at'])
+      .where('merchant_id', '=', merchantId)
+      .where('key', '=', key)
+      .executeTakeFirst();
+    if (!row) return null;
+    if (row.expires_at <= this.ctx.clock.now()) {
+      await this.ctx.database.db.deleteFrom('idempotency_keys').where('merchant_id', '=', merchantId).where('key', '=', key).execute();
+      return null;
+    }
+    if (row.request_hash !== hash) {
+      throw new DomainError(422, 'idempotency_key_reused', 'this Idempotency-Key was already used with a different request body or endpoint; use a new key for a new request', '/headers/idempotency-key');
+    }
+    return { status: row.response_status, body: row.response_body, replayed: true };
+  }
+
+  /** Keys are kept at least IDEMPOTENCY_TTL_HOURS; the sweeper calls this. */
+  async purgeExpired(): Promise<number> {
+    const r = await this.ctx.database.db.deleteFrom('idempotency_keys').where('expires_at', '<=', this.ctx.clock.now()).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}
+
+function conflict(): DomainError {
+  return new DomainError(409, 'idempotency_key_in_use', 'a request with this Idempotency-Key is still being processed; retry after it completes', '/headers/idempotency-key');
+}
+
+export function isUniqueViolation(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE';
+}

@@ -1,0 +1,249 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { DomainError } from '../domain/errors.js';
+import { isCurrency } from '../domain/money.js';
+import { isEmail } from '../domain/address.js';
+import { formatSecretKey, isWellFormedSecretKey } from '../domain/secret-key.js';
+import { EVENT_TYPES } from '../domain/payment-state.js';
+import type { ChannelsTable } from '../adapters/storage/schema.js';
+import type { AppContext } from './context.js';
+
+export interface ChannelInput {
+  reference: string;
+  name: string;
+  mode: 'sandbox' | 'live';
+  currencies: string[];
+  returnUrls: string[];
+  notifyEmails: string[];
+  notifyEvents?: string[];
+  customerReceipts?: boolean;
+}
+
+export interface ChannelView {
+  id: string;
+  object: 'channel';
+  merchant_id: string;
+  reference: string;
+  name: string;
+  mode: 'sandbox' | 'live';
+  currencies: string[];
+  return_urls: string[];
+  notify_emails: string[];
+  notify_events: string[];
+  customer_receipts: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export const DEFAULT_NOTIFY_EVENTS = ['payment.captured', 'payment.authorised', 'payment.declined', 'payment.failed', 'payment.expired', 'payment.cancelled'];
+
+/** The gateway's own sandbox page; kept relative so it follows PUBLIC_URL. */
+export const SANDBOX_RETURN_PATH = '/sandbox/return';
+
+const REFERENCE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+
+export function hashSecretKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+export function channelView(row: ChannelsTable): ChannelView {
+  return {
+    id: row.id,
+    object: 'channel',
+    merchant_id: row.merchant_id,
+    reference: row.reference,
+    name: row.name,
+    mode: row.mode,
+    currencies: JSON.parse(row.currencies) as string[],
+    return_urls: JSON.parse(row.return_urls) as string[],
+    notify_emails: JSON.parse(row.notify_emails) as string[],
+    notify_events: JSON.parse(row.notify_events) as string[],
+    customer_receipts: row.customer_receipts === 1,
+    created_at: new Date(row.created_at).toISOString(),
+    updated_at: new Date(row.updated_at).toISOString(),
+  };
+}
+
+function checkChannelInput(input: Partial<ChannelInput>, mode: 'sandbox' | 'live'): void {
+  const bad = (field: string, message: string): never => {
+    throw new DomainError(400, 'invalid_channel', message, `/${field}`);
+  };
+  if (input.reference !== undefined && !REFERENCE.test(input.reference)) {
+    bad('reference', 'reference must be 1-64 characters of letters, digits, "_", ".", ":" or "-", starting with a letter or digit');
+  }
+  if (input.name !== undefined && (input.name.trim() === '' || input.name.length > 100)) bad('name', 'name must be 1-100 characters');
+  if (input.currencies !== undefined) {
+    if (input.currencies.length === 0) bad('currencies', 'a channel needs at least one currency');
+    for (const c of input.currencies) if (!isCurrency(c)) bad('currencies', `"${c}" is not an ISO 4217 currency code`);
+  }
+  if (input.returnUrls !== undefined) {
+    if (input.returnUrls.length === 0) bad('return_urls', 'a channel needs at least one return URL');
+    for (const u of input.returnUrls) checkReturnUrl(u, mode);
+  }
+  if (input.notifyEmails !== undefined) for (const e of input.notifyEmails) if (!isEmail(e)) bad('notify_emails', `"${e}" is not an e-mail address`);
+  if (input.notifyEvents !== undefined) {
+    for (const e of input.notifyEvents) if (e !== '*' && !(EVENT_TYPES as readonly string[]).includes(e)) bad('notify_events', `"${e}" is not an event type`);
+  }
+}
+
+function checkReturnUrl(u: string, mode: 'sandbox' | 'live'): void {
+  if (mode === 'sandbox' && u === SANDBOX_RETURN_PATH) return;
+  let url: URL;
+  try {
+    url = new URL(u);
+  } catch {
+    throw new DomainError(400, 'invalid_channel', `return URL "${u}" is not an absolute URL`, '/return_urls');
+  }
+  const allowed = mode === 'live' ? ['https:'] : ['https:', 'http:'];
+  if (!allowed.includes(url.protocol)) {
+    throw new DomainError(400, 'invalid_channel', `return URL "${u}" must use ${allowed.join(' or ')} in ${mode} mode`, '/return_urls');
+  }
+  if (url.username || url.password) throw new DomainError(400, 'invalid_channel', `return URL "${u}" must not contain credentials`, '/return_urls');
+}
+
+export class Merchants {
+  constructor(private readonly ctx: AppContext) {}
+
+  async createMerchant(name: string): Promise<{ id: string; name: string; created_at: string }> {
+    if (!name.trim() || name.length > 200) throw new DomainError(400, 'invalid_merchant', 'merchant name must be 1-200 characters', '/name');
+    const row = { id: this.ctx.newId('merchant'), name: name.trim(), created_at: this.ctx.clock.now() };
+    await this.ctx.database.db.insertInto('merchants').values(row).execute();
+    return { ...row, created_at: new Date(row.created_at).toISOString() };
+  }
+
+  async listMerchants() {
+    const rows = await this.ctx.database.db.selectFrom('merchants').selectAll().orderBy('id').execute();
+    return rows.map((r) => ({ ...r, created_at: new Date(r.created_at).toISOString() }));
+  }
+
+  async requireMerchant(id: string) {
+    const row = await this.ctx.database.db.selectFrom('merchants').selectAll().where('id', '=', id).executeTakeFirst();
+    if (!row) throw new DomainError(404, 'merchant_not_found', `no merchant ${id}`, '/merchant_id');
+    return row;
+  }
+
+  /** Returns the channel and its return-signing secret, which is shown here and by `revealReturnSecret` only. */
+  async createChannel(merchantId: string, input: ChannelInput): Promise<{ channel: ChannelView; return_secret: string }> {
+    await this.requireMerchant(merchantId);
+    checkChannelInput(input, input.mode);
+    const taken = await this.ctx.database.db.selectFrom('channels').select('id').where('reference', '=', input.reference).executeTakeFirst();
+    if (taken) throw new DomainError(409, 'channel_reference_taken', `channel reference "${input.reference}" is already assigned`, '/reference');
+    const now = this.ctx.clock.now();
+    const id = this.ctx.newId('channel');
+    const secret = 'rsk_' + randomBytes(24).toString('hex');
+    const row: ChannelsTable = {
+      id,
+      merchant_id: merchantId,
+      reference: input.reference,
+      name: input.name,
+      mode: input.mode,
+      currencies: JSON.stringify(input.currencies),
+      return_urls: JSON.stringify(input.returnUrls),
+      notify_emails: JSON.stringify(input.notifyEmails),
+      notify_events: JSON.stringify(input.notifyEvents ?? DEFAULT_NOTIFY_EVENTS),
+      customer_receipts: input.customerReceipts ? 1 : 0,
+      return_secret_ct: this.ctx.vault.sealString(id, secret),
+      created_at: now,
+      updated_at: now,
+    };
+    await this.ctx.database.db.insertInto('channels').values(row).execute();
+    return { channel: channelView(row), return_secret: secret };
+  }
+
+  async updateChannel(reference: string, changes: Partial<Omit<ChannelInput, 'reference'>>): Promise<ChannelView> {
+    const row = await this.requireChannelByReference(reference);
+    const mode = changes.mode ?? row.mode;
+    checkChannelInput(changes, mode);
+    if (changes.mode && changes.returnUrls === undefined) checkChannelInput({ returnUrls: JSON.parse(row.return_urls) as string[] }, mode);
+    const patch: Partial<ChannelsTable> = { updated_at: this.ctx.clock.now() };
+    if (changes.name !== undefined) patch.name = changes.name;
+    if (changes.mode !== undefined) patch.mode = changes.mode;
+    if (changes.currencies !== undefined) patch.currencies = JSON.stringify(changes.currencies);
+    if (changes.returnUrls !== undefined) patch.return_urls = JSON.stringify(changes.returnUrls);
+    if (changes.notifyEmails !== undefined) patch.notify_emails = JSON.stringify(changes.notifyEmails);
+    if (changes.notifyEvents !== undefined) patch.notify_events = JSON.stringify(changes.notifyEvents);
+    if (changes.customerReceipts !== undefined) patch.customer_receipts = changes.customerReceipts ? 1 : 0;
+    await this.ctx.database.db.updateTable('channels').set(patch).where('id', '=', row.id).execute();
+    return channelView({ ...row, ...patch });
+  }
+
+  async requireChannelByReference(reference: string): Promise<ChannelsTable> {
+    const row = await this.ctx.database.db.selectFrom('channels').selectAll().where('reference', '=', reference).executeTakeFirst();
+    if (!row) throw new DomainError(404, 'channel_not_found', `no channel with reference "${reference}"`, '/channel');
+    return row;
+  }
+
+  async listChannels(merchantId?: string): Promise<ChannelView[]> {
+    let q = this.ctx.database.db.selectFrom('channels').selectAll().orderBy('id');
+    if (merchantId) q = q.where('merchant_id', '=', merchantId);
+    return (await q.execute()).map(channelView);
+  }
+
+  async revealReturnSecret(reference: string): Promise<string> {
+    const row = await this.requireChannelByReference(reference);
+    return this.ctx.vault.openString(row.id, row.return_secret_ct);
+  }
+
+  /** The plaintext key exists only in this return value; the database keeps its hash. */
+  async createSecretKey(merchantId: string, label?: string): Promise<{ id: string; secret_key: string; last4: string; created_at: string }> {
+    await this.requireMerchant(merchantId);
+    const key = formatSecretKey(randomBytes(16));
+    const row = {
+      id: this.ctx.newId('secretKey'),
+      merchant_id: merchantId,
+      key_hash: hashSecretKey(key),
+      last4: key.slice(-4),
+      label: label ?? null,
+      created_at: this.ctx.clock.now(),
+      revoked_at: null,
+    };
+    await this.ctx.database.db.insertInto('secret_keys').values(row).execute();
+    return { id: row.id, secret_key: key, last4: row.last4, created_at: new Date(row.created_at).toISOString() };
+  }
+
+  async revokeSecretKey(keyId: string): Promise<void> {
+    const res = await this.ctx.database.db
+      .updateTable('secret_keys')
+      .set({ revoked_at: this.ctx.clock.now() })
+      .where('id', '=', keyId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) {
+      const exists = await this.ctx.database.db.selectFrom('secret_keys').select('id').where('id', '=', keyId).executeTakeFirst();
+      throw exists
+        ? new DomainError(409, 'key_already_revoked', `secret key ${keyId} is already revoked`)
+        : new DomainError(404, 'key_not_found', `no secret key ${keyId}`);
+    }
+  }
+
+  async listSecretKeys(merchantId?: string) {
+    let q = this.ctx.database.db.selectFrom('secret_keys').select(['id', 'merchant_id', 'last4', 'label', 'created_at', 'revoked_at']).orderBy('id');
+    if (merchantId) q = q.where('merchant_id', '=', merchantId);
+    return (await q.execute()).map((r) => ({
+      id: r.id,
+      merchant_id: r.merchant_id,
+      hint: `sk_…${r.last4}`,
+      label: r.label,
+      status: r.revoked_at === null ? 'active' : 'revoked',
+      created_at: new Date(r.created_at).toISOString(),
+      revoked_at: r.revoked_at === null ? null : new Date(r.revoked_at).toISOString(),
+    }));
+  }
+
+  /**
+   * Resolve a presented key to its merchant, or null. The lookup is by SHA-256 of a
+   * 128-bit random key (no brute force to slow down), and the stored hash is compared
+   * again in constant time so no timing difference depends on how much of it matched.
+   */
+  async authenticate(presented: string | undefined): Promise<{ merchantId: string; keyId: string } | null> {
+    if (!presented || !isWellFormedSecretKey(presented)) return null;
+    const hash = hashSecretKey(presented);
+    const row = await this.ctx.database.db
+      .selectFrom('secret_keys')
+      .select(['id', 'merchant_id', 'key_hash', 'revoked_at'])
+      .where('key_hash', '=', hash)
+      .executeTakeFirst();
+    if (!row || row.revoked_at !== null) return null;
+    if (!timingSafeEqual(Buffer.from(row.key_hash, 'hex'), Buffer.from(hash, 'hex'))) return null;
+    return { merchantId: row.merchant_id, keyId: row.id };
+  }
+}

@@ -1,0 +1,87 @@
+import type { PaymentsTable } from '../adapters/storage/schema.js';
+import type { PaymentStatus } from '../domain/payment-state.js';
+
+/** Everything a payment keeps that has no column of its own, stored as one JSON text. */
+export interface PaymentDetails {
+  customer?: Record<string, unknown>;
+  billing_details?: Record<string, unknown>;
+  shipping_details?: Record<string, unknown>;
+  metadata?: Record<string, string>;
+  device_info?: Record<string, unknown>;
+  payment_data: {
+    payment_type: 'cit' | 'mit';
+    payment_sub_type: string;
+    credential_on_file: boolean;
+    industry_usage: string;
+    previous_network_reference?: string;
+    previous_payment_id?: string;
+  };
+  card_name?: { first_name?: string; middle_name?: string; last_name?: string };
+  store_for_future_use: boolean;
+  capture_delay?: string;
+  return_url: string;
+  decline_message?: string;
+  retry_advice?: RetryAdvice;
+  initial_network_reference?: string;
+}
+
+export type RetryAdvice = 'do_not_retry' | 'retry_later' | 'retry_with_new_details';
+
+export function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/**
+ * The payment as merchants see it: in the API, in webhooks and in replays alike. It
+ * shows BIN and last 4 at most, never anything that could rebuild the card number.
+ */
+export function paymentResource(row: PaymentsTable, channelReference: string, details: PaymentDetails, redirectUrl?: string) {
+  const status = row.status as PaymentStatus;
+  return {
+    id: row.id,
+    object: 'payment' as const,
+    status,
+    amount: row.amount,
+    currency: row.currency,
+    amount_captured: row.captured_amount,
+    amount_refunded: row.refunded_amount,
+    channel: channelReference,
+    reference: row.reference,
+    capture: row.capture_mode,
+    capture_delay: details.capture_delay ?? null,
+    capture_at: iso(row.capture_at),
+    payment_method: {
+      type: 'card' as const,
+      token: row.payment_method_id,
+      card: {
+        brand: row.card_brand,
+        bin: row.card_bin,
+        last4: row.card_last4,
+        expiry_month: row.card_exp_month,
+        expiry_year: row.card_exp_year,
+        fingerprint: row.card_fingerprint,
+        name: details.card_name ?? null,
+      },
+    },
+    payment_data: details.payment_data,
+    customer: details.customer ?? null,
+    billing_details: details.billing_details ?? null,
+    shipping_details: details.shipping_details ?? null,
+    metadata: details.metadata ?? {},
+    decline_code: row.decline_code,
+    decline_message: details.decline_message ?? null,
+    retry_advice: details.retry_advice ?? null,
+    failure_message: row.failure_message,
+    authorisation_code: row.authorisation_code,
+    network_reference: row.network_reference,
+    redirect_url: redirectUrl ?? null,
+    return_url: details.return_url,
+    sequence: row.sequence,
+    created_at: iso(row.created_at),
+    updated_at: iso(row.updated_at),
+    authorised_at: iso(row.authorised_at),
+    expires_at: iso(row.expires_at),
+  };
+}
+
+export type PaymentResource = ReturnType<typeof paymentResource>;

@@ -1,0 +1,82 @@
+import { DomainError } from '../domain/errors.js';
+import { canTransition, eventTypeFor, type PaymentStatus } from '../domain/payment-state.js';
+import type { PaymentsTable } from '../adapters/storage/schema.js';
+import type { Trx } from '../adapters/storage/database.js';
+import type { AppContext } from './context.js';
+import { appendEvent } from './events.js';
+import { type PaymentDetails, paymentResource } from './payment-resource.js';
+
+/** A channel's reference never changes once assigned, so it is safe to remember. */
+const channelReferences = new Map<string, string>();
+
+export async function channelReference(ex: Trx | AppContext['database']['db'], channelId: string): Promise<string> {
+  const known = channelReferences.get(channelId);
+  if (known) return known;
+  const row = await ex.selectFrom('channels').select('reference').where('id', '=', channelId).executeTakeFirstOrThrow();
+  channelReferences.set(channelId, row.reference);
+  return row.reference;
+}
+
+/** Read a payment inside a transaction, locking its row where the database can. */
+export async function loadForUpdate(trx: Trx, ctx: AppContext, paymentId: string): Promise<PaymentsTable | undefined> {
+  let q = trx.selectFrom('payments').selectAll().where('id', '=', paymentId);
+  if (ctx.database.caps.rowLocks) q = q.forUpdate();
+  return q.executeTakeFirst();
+}
+
+export function detailsOf(row: PaymentsTable): PaymentDetails {
+  return JSON.parse(row.details) as PaymentDetails;
+}
+
+export interface TransitionOptions {
+  /** Event type when it is not the one the new status implies (e.g. payment.refunded vs refund.succeeded). */
+  eventType?: string;
+  /** Extra events recorded after the main one, in order (e.g. refund.succeeded). */
+  extraEvents?: Array<{ type: string; object: Record<string, unknown> }>;
+  details?: PaymentDetails;
+}
+
+/**
+ * The only way a payment's status changes: checked against the state machine, guarded
+ * by the row version (so a concurrent writer that slipped past a lock-free read loses
+ * cleanly), and recorded with its event in the same transaction.
+ */
+export async function applyTransition(
+  trx: Trx,
+  ctx: AppContext,
+  row: PaymentsTable,
+  to: PaymentStatus,
+  patch: Partial<PaymentsTable>,
+  opts: TransitionOptions = {},
+): Promise<PaymentsTable> {
+  const from = row.status as PaymentStatus;
+  if (!canTransition(from, to)) {
+    throw new DomainError(409, 'invalid_state_transition', `a payment in status "${from}" cannot become "${to}"`, undefined, { payment_status: from });
+  }
+  const now = ctx.clock.now();
+  const details = opts.details ?? detailsOf(row);
+  const next: PaymentsTable = {
+    ...row,
+    ...patch,
+    ...(opts.details ? { details: JSON.stringify(opts.details) } : {}),
+    status: to,
+    sequence: row.sequence + 1,
+    version: row.version + 1,
+    updated_at: now,
+  };
+  const { id: _id, merchant_id: _m, channel_id: _c, created_at: _cr, ...changes } = next;
+  const res = await trx.updateTable('payments').set(changes).where('id', '=', row.id).where('version', '=', row.version).executeTakeFirst();
+  if (Number(res.numUpdatedRows) !== 1) {
+    throw new DomainError(409, 'concurrent_modification', 'the payment was changed by another request at the same time; fetch it and retry if still needed');
+  }
+  const ref = await channelReference(trx, row.channel_id);
+  const resource = paymentResource(next, ref, details);
+  await appendEvent(trx, ctx, next, opts.eventType ?? eventTypeFor(to), resource, now);
+  for (const extra of opts.extraEvents ?? []) await appendEvent(trx, ctx, next, extra.type, extra.object, now);
+  return next;
+}
+
+/** The CVC must not outlive authorisation: erased on success, failure, cancel and expiry alike. */
+export async function eraseCvc(trx: Trx, paymentId: string): Promise<void> {
+  await trx.updateTable('card_secrets').set({ cvc_ct: null }).where('payment_id', '=', paymentId).execute();
+}

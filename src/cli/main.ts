@@ -1,0 +1,190 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config.js';
+import { createLogger } from '../logger.js';
+import { DomainError } from '../domain/errors.js';
+import { migrate, openDatabase } from '../adapters/storage/database.js';
+import { serve } from './serve.js';
+import { withServices } from './with-services.js';
+import { rotateKek } from './rotate-kek.js';
+
+const USAGE = `tZero Pay gateway
+
+Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.ts <command>)
+
+  serve                                   run the gateway (what npm start does)
+  migrate                                 apply database migrations and exit
+  merchant create --name NAME             create a merchant
+  merchant list
+  channel create --merchant ID --reference REF --name NAME --currency USD[,EUR]
+                 --return-url URL [--return-url URL] [--notify-email ADDR ...]
+                 [--mode sandbox|live] [--notify-event TYPE ...] [--customer-receipts]
+  channel update REF [--name ..] [--currency ..] [--return-url ..] [--notify-email ..]
+                 [--mode ..] [--notify-event ..] [--customer-receipts true|false]
+  channel list [--merchant ID]
+  channel secret REF                      show the channel's return-signing secret
+  key create --merchant ID [--label TEXT] create a secret key (shown once)
+  key revoke KEY_ID                       revoke a secret key at once
+  key list [--merchant ID]
+  vault rotate                            re-wrap every data key under the active VAULT_KEK
+
+Every command prints text; add --json for JSON.`;
+
+const options = {
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  name: { type: 'string' },
+  merchant: { type: 'string' },
+  reference: { type: 'string' },
+  currency: { type: 'string', multiple: true },
+  'return-url': { type: 'string', multiple: true },
+  'notify-email': { type: 'string', multiple: true },
+  'notify-event': { type: 'string', multiple: true },
+  'customer-receipts': { type: 'string' },
+  mode: { type: 'string' },
+  label: { type: 'string' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
+
+function list(v: string[] | undefined): string[] | undefined {
+  return v?.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+}
+
+function required(values: Values, name: keyof Values): string {
+  const v = values[name];
+  if (typeof v !== 'string' || !v) throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+function mode(v: string | undefined): 'sandbox' | 'live' | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'sandbox' && v !== 'live') throw new UsageError('--mode must be sandbox or live');
+  return v;
+}
+
+function flag(v: string | undefined): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'true' || v === '') return true;
+  if (v === 'false') return false;
+  throw new UsageError('--customer-receipts takes true or false');
+}
+
+class UsageError extends Error {}
+
+function print(json: boolean, value: unknown, text: string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
+}
+
+function table(rows: Array<Record<string, unknown>>, columns: string[]): string {
+  if (rows.length === 0) return '(none)';
+  const cells = [columns, ...rows.map((r) => columns.map((c) => (Array.isArray(r[c]) ? (r[c] as unknown[]).join(',') : String(r[c] ?? ''))))];
+  const widths = columns.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
+  return cells.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+async function run(argv: string[]): Promise<void> {
+  // `--customer-receipts` alone means true.
+  const args = argv.map((a, i) => (a === '--customer-receipts' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--')) ? '--customer-receipts=true' : a));
+  const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+  const [group, action, target] = positionals;
+  const json = values.json ?? false;
+  if (values.help || !group) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (group === 'serve') return serve();
+  const config = loadConfig();
+  if (group === 'migrate') {
+    const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+    const applied = await migrate(database.db);
+    await database.close();
+    print(json, { dialect: database.dialect, applied }, `database ${database.dialect} is up to date`);
+    return;
+  }
+  await withServices(config, createLogger('warn'), async (services) => {
+    const m = services.merchants;
+    switch (`${group} ${action ?? ''}`.trim()) {
+      case 'merchant create': {
+        const merchant = await m.createMerchant(required(values, 'name'));
+        return print(json, merchant, `created merchant ${merchant.id} (${merchant.name})`);
+      }
+      case 'merchant list': {
+        const rows = await m.listMerchants();
+        return print(json, rows, table(rows, ['id', 'name', 'created_at']));
+      }
+      case 'channel create': {
+        const { channel, return_secret } = await m.createChannel(required(values, 'merchant'), {
+          reference: required(values, 'reference'),
+          name: required(values, 'name'),
+          mode: mode(values.mode) ?? 'sandbox',
+          currencies: list(values.currency) ?? [],
+          returnUrls: list(values['return-url']) ?? [],
+          notifyEmails: list(values['notify-email']) ?? [],
+          ...(values['notify-event'] ? { notifyEvents: list(values['notify-event'])! } : {}),
+          ...(flag(values['customer-receipts']) !== undefined ? { customerReceipts: flag(values['customer-receipts'])! } : {}),
+        });
+        return print(
+          json,
+          { ...channel, return_secret },
+          `created channel "${channel.reference}" (${channel.id}) for ${channel.merchant_id}\n` +
+            `return URLs: ${channel.return_urls.join(', ')}\nreturn-signing secret: ${return_secret}\n` +
+            `(give it to the merchant to verify return redirects; \`channel secret ${channel.reference}\` shows it again)`,
+        );
+      }
+      case 'channel update': {
+        if (!target) throw new UsageError('channel update needs the channel reference');
+        const channel = await m.updateChannel(target, {
+          ...(values.name ? { name: values.name } : {}),
+          ...(mode(values.mode) ? { mode: mode(values.mode)! } : {}),
+          ...(values.currency ? { currencies: list(values.currency)! } : {}),
+          ...(values['return-url'] ? { returnUrls: list(values['return-url'])! } : {}),
+          ...(values['notify-email'] ? { notifyEmails: list(values['notify-email'])! } : {}),
+          ...(values['notify-event'] ? { notifyEvents: list(values['notify-event'])! } : {}),
+          ...(flag(values['customer-receipts']) !== undefined ? { customerReceipts: flag(values['customer-receipts'])! } : {}),
+        });
+        return print(json, channel, `updated channel "${channel.reference}"\n${table([channel as unknown as Record<string, unknown>], ['reference', 'name', 'mode', 'currencies', 'return_urls', 'notify_emails'])}`);
+      }
+      case 'channel list': {
+        const rows = await m.listChannels(values.merchant);
+        return print(json, rows, table(rows as unknown as Array<Record<string, unknown>>, ['reference', 'id', 'merchant_id', 'name', 'mode', 'currencies', 'return_urls', 'notify_emails']));
+      }
+      case 'channel secret': {
+        if (!target) throw new UsageError('channel secret needs the channel reference');
+        const secret = await m.revealReturnSecret(target);
+        return print(json, { channel: target, return_secret: secret }, secret);
+      }
+      case 'key create': {
+        const key = await m.createSecretKey(required(values, 'merchant'), values.label);
+        return print(json, key, `created ${key.id}\nsecret key: ${key.secret_key}\nThis is the only time the key is shown; it is stored as a hash.`);
+      }
+      case 'key revoke': {
+        if (!target) throw new UsageError('key revoke needs the key id (key_…)');
+        await m.revokeSecretKey(target);
+        return print(json, { id: target, status: 'revoked' }, `revoked ${target}; requests with it now get 401`);
+      }
+      case 'key list': {
+        const rows = await m.listSecretKeys(values.merchant);
+        return print(json, rows, table(rows, ['id', 'merchant_id', 'hint', 'label', 'status', 'created_at', 'revoked_at']));
+      }
+      case 'vault rotate': {
+        const n = await rotateKek(services);
+        return print(json, { rewrapped: n, kek_id: services.ctx.vault.activeKekId }, `re-wrapped ${n} data keys under ${services.ctx.vault.activeKekId}`);
+      }
+      default:
+        throw new UsageError(`unknown command "${positionals.join(' ')}"`);
+    }
+  });
+}
+
+run(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`error: ${(error as Error).message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (error instanceof DomainError) {
+    process.stderr.write(`error: ${error.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`error: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,22 @@
+import type { Services } from '../app/services.js';
+
+/**
+ * Re-wraps every card's data key under the active VAULT_KEK (old KEKs stay readable
+ * through VAULT_OLD_KEKS until this has run). Card ciphertext is not touched.
+ */
+export async function rotateKek(services: Services): Promise<number> {
+  const { database, vault } = services.ctx;
+  const active = vault.activeKekId;
+  let count = 0;
+  for (;;) {
+    const rows = await database.db.selectFrom('card_secrets').select(['payment_id', 'kek_id', 'wrapped_dek']).where('kek_id', '!=', active).limit(500).execute();
+    if (rows.length === 0) return count;
+    await database.transaction(async (trx) => {
+      for (const r of rows) {
+        const next = vault.rewrap(r.payment_id, r);
+        await trx.updateTable('card_secrets').set(next).where('payment_id', '=', r.payment_id).where('kek_id', '=', r.kek_id).execute();
+      }
+    });
+    count += rows.length;
+  }
+}

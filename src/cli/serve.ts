@@ -1,0 +1,28 @@
+import { loadConfig } from '../config.js';
+import { createLogger } from '../logger.js';
+import { createGateway, ensureSandboxCredentials } from '../server.js';
+
+export async function serve(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  const gateway = await createGateway(config, log);
+  if (config.mode === 'sandbox') {
+    const { created, credentials, file } = await ensureSandboxCredentials(gateway.services);
+    if (credentials) {
+      process.stdout.write(
+        `\n  tZero Pay sandbox ${created ? 'created' : 'reusing'} credentials (${file}):\n` +
+          `    merchant_id:  ${credentials.merchant_id}\n    channel:      ${credentials.channel}\n    secret_key:   ${credentials.secret_key}\n` +
+          `    return_secret: ${credentials.return_secret}\n\n`,
+      );
+    }
+  }
+  await gateway.app.listen({ host: config.host, port: config.port });
+  process.stdout.write(`  tZero Pay (${config.mode}, ${gateway.services.ctx.database.dialect}) listening on ${config.publicUrl}  — API reference: ${config.publicUrl}/docs\n\n`);
+  const shutdown = async (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    await gateway.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}

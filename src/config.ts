@@ -1,0 +1,162 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+
+/**
+ * The only reader of process.env. Everything the gateway can be told from outside is
+ * listed here, validated once at boot and frozen; the README's configuration table
+ * mirrors this file.
+ */
+export type GatewayMode = 'sandbox' | 'live';
+
+export interface Config {
+  mode: GatewayMode;
+  host: string;
+  port: number;
+  /** Base URL customers' browsers reach us at; used to build `redirect_url`. */
+  publicUrl: string;
+  dataDir: string;
+  /** PostgreSQL connection string; when absent the embedded SQLite file is used. */
+  databaseUrl: string | undefined;
+  /** Active key-encrypting key and older ones still accepted for unwrapping. */
+  keks: { active: Kek; all: Map<string, Buffer> };
+  /** Keys the card fingerprint and page CSRF/return signatures are derived from. */
+  hmacKey: Buffer;
+  hostedPageTtlMs: number;
+  authorisationValidityMs: number;
+  idempotencyTtlMs: number;
+  bodyLimitBytes: number;
+  logLevel: string;
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  webhookTimeoutMs: number;
+  /** Sandbox only: allow callbacks to loopback/private addresses for local development. */
+  webhookAllowPrivate: boolean;
+  /** Milliseconds a group commit waits for more writes; 0 = commit what arrived in this tick. */
+  groupCommitWindowMs: number;
+  workersEnabled: boolean;
+  operatorToken: string | undefined;
+}
+
+export interface Kek {
+  id: string;
+  key: Buffer;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+/** `id:base64key`; the key must be exactly 32 bytes (AES-256). */
+function parseKek(name: string, raw: string): Kek {
+  const m = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/=]+)$/.exec(raw.trim());
+  if (!m) throw new ConfigError(`${name} must look like "<key-id>:<base64 of 32 bytes>"`);
+  const key = Buffer.from(m[2]!, 'base64');
+  if (key.length !== 32) throw new ConfigError(`${name}: key "${m[1]}" must decode to 32 bytes, got ${key.length}`);
+  return { id: m[1]!, key };
+}
+
+interface SandboxKeys {
+  kek: string;
+  hmac_key: string;
+}
+
+/**
+ * In sandbox mode a newcomer must not have to invent keys: generate them once into a
+ * 0600 file beside (never inside) the database, so the KEK still lives apart from the
+ * ciphertext it protects.
+ */
+function sandboxKeys(dataDir: string): SandboxKeys {
+  const file = join(dataDir, 'sandbox-keys.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as SandboxKeys;
+  const keys: SandboxKeys = {
+    kek: `sandbox1:${randomBytes(32).toString('base64')}`,
+    hmac_key: randomBytes(32).toString('base64'),
+  };
+  writeFileSync(file, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  return keys;
+}
+
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const mode = (env.GATEWAY_MODE ?? 'sandbox') as GatewayMode;
+  if (mode !== 'sandbox' && mode !== 'live') throw new ConfigError(`GATEWAY_MODE must be sandbox or live, got "${mode}"`);
+  const host = env.HOST || '127.0.0.1';
+  const port = int(env, 'PORT', 8080, 0, 65535);
+  const dataDir = resolve(env.DATA_DIR || './data');
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+
+  let kekRaw = env.VAULT_KEK;
+  let hmacRaw = env.HMAC_KEY;
+  if (mode === 'live') {
+    const missing = ['VAULT_KEK', 'HMAC_KEY', 'DATABASE_URL', 'PUBLIC_URL'].filter((n) => !env[n]);
+    if (missing.length) throw new ConfigError(`live mode needs ${missing.join(', ')}; refusing to start`);
+  } else if (!kekRaw || !hmacRaw) {
+    const generated = sandboxKeys(dataDir);
+    kekRaw ||= generated.kek;
+    hmacRaw ||= generated.hmac_key;
+  }
+  const active = parseKek('VAULT_KEK', kekRaw!);
+  const all = new Map<string, Buffer>([[active.id, active.key]]);
+  for (const old of (env.VAULT_OLD_KEKS ?? '').split(',').filter(Boolean)) {
+    const k = parseKek('VAULT_OLD_KEKS', old);
+    all.set(k.id, k.key);
+  }
+  const hmacKey = Buffer.from(hmacRaw!, 'base64');
+  if (hmacKey.length < 32) throw new ConfigError('HMAC_KEY must be base64 of at least 32 bytes');
+
+  const publicUrl = (env.PUBLIC_URL || `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, '');
+  try {
+    new URL(publicUrl);
+  } catch {
+    throw new ConfigError(`PUBLIC_URL must be an absolute URL, got "${publicUrl}"`);
+  }
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  const webhookAllowPrivate = bool(env, 'WEBHOOK_ALLOW_PRIVATE', mode === 'sandbox');
+  if (mode === 'live' && webhookAllowPrivate) throw new ConfigError('WEBHOOK_ALLOW_PRIVATE cannot be enabled in live mode');
+
+  const minute = 60_000;
+  return Object.freeze({
+    mode,
+    host,
+    port,
+    publicUrl,
+    dataDir,
+    databaseUrl,
+    keks: { active, all },
+    hmacKey,
+    hostedPageTtlMs: int(env, 'HOSTED_PAGE_TTL_SECONDS', 900, 30, 86_400) * 1000,
+    authorisationValidityMs: int(env, 'AUTHORISATION_VALIDITY_DAYS', 7, 1, 30) * 24 * 60 * minute,
+    idempotencyTtlMs: int(env, 'IDEMPOTENCY_TTL_HOURS', 24, 24, 720) * 60 * minute,
+    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 65_536, 1024, 10_485_760),
+    logLevel: env.LOG_LEVEL || 'info',
+    smtpUrl: env.SMTP_URL || undefined,
+    mailFrom: env.MAIL_FROM || 'tZero Pay <no-reply@tzero-pay.test>',
+    webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
+    webhookAllowPrivate,
+    groupCommitWindowMs: int(env, 'GROUP_COMMIT_WINDOW_MS', 0, 0, 50),
+    workersEnabled: bool(env, 'WORKERS', true),
+    operatorToken: env.OPERATOR_TOKEN || undefined,
+  });
+}

@@ -1,0 +1,31 @@
+/** Object types and the prefixes their ids carry, so an id says what it names. */
+export const ID_PREFIX = {
+  merchant: 'mer',
+  channel: 'ch',
+  secretKey: 'key',
+  payment: 'pay',
+  event: 'evt',
+  paymentMethod: 'pm',
+  refund: 're',
+  webhookEndpoint: 'we',
+  delivery: 'del',
+  document: 'doc',
+} as const;
+
+export type IdKind = keyof typeof ID_PREFIX;
+
+/**
+ * `<prefix>_` + 12 hex digits of milliseconds + 20 hex digits of randomness: sortable
+ * by creation time (so cursors and indexes follow insertion order) and unguessable.
+ */
+export function formatId(kind: IdKind, nowMs: number, random: Uint8Array): string {
+  if (random.length < 10) throw new RangeError('ids need 80 random bits');
+  const time = Math.floor(nowMs).toString(16).padStart(12, '0');
+  let rand = '';
+  for (let i = 0; i < 10; i++) rand += random[i]!.toString(16).padStart(2, '0');
+  return `${ID_PREFIX[kind]}_${time}${rand}`;
+}
+
+export function hasPrefix(id: string, kind: IdKind): boolean {
+  return new RegExp(`^${ID_PREFIX[kind]}_[0-9a-f]{32}$`).test(id);
+}

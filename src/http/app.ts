@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import formbody from '@fastify/formbody';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import type { Logger } from 'pino';
+import { DomainError } from '../domain/errors.js';
+import type { Services } from '../app/services.js';
+import { problem, sendProblem } from './problem.js';
+import { fromAjv } from './validation-errors.js';
+import { Problem } from './schemas/common.js';
+import { healthRoutes } from './plugins/health.js';
+import { paymentRoutes } from './plugins/payments.js';
+import { checkoutRoutes } from './plugins/checkout.js';
+import { sandboxRoutes } from './plugins/sandbox.js';
+import { docsRoutes } from './plugins/docs.js';
+import { registerAuth } from './auth.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The exact bytes of a JSON body, for idempotency hashing. */
+    rawBody?: string;
+  }
+}
+
+function ajv(coerce: boolean) {
+  const instance = new Ajv({
+    allErrors: true,
+    coerceTypes: coerce,
+    removeAdditional: false,
+    useDefaults: false,
+    discriminator: true,
+    strict: false,
+    verbose: true,
+  });
+  addFormats.default(instance);
+  return instance;
+}
+
+/**
+ * Builds the gateway's HTTP app without listening, so tests drive it with inject() and
+ * the server entry point decides where it listens.
+ */
+export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: services.ctx.config.bodyLimitBytes,
+    genReqId: () => 'req_' + randomBytes(12).toString('hex'),
+    requestIdHeader: false,
+    trustProxy: false,
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Bodies are strict JSON with no type coercion ("100" is not 100); query strings and
+  // path params arrive as text, so they are coerced.
+  const strict = ajv(false);
+  const lenient = ajv(true);
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : lenient).compile(schema));
+  // Response schemas document the API; handlers send already-serialised JSON.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.addSchema(Problem);
+
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    request.rawBody = text;
+    if (text.trim() === '') {
+      done(new DomainError(400, 'invalid_json', 'the request body is empty; send a JSON object'), undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      done(new DomainError(400, 'invalid_json', `the request body is not valid JSON: ${(error as Error).message}. Comments and trailing commas are not allowed.`), undefined);
+    }
+  });
+  await app.register(formbody, { bodyLimit: 4096 });
+
+  app.setErrorHandler((error: FastifyError | DomainError, request, reply) => {
+    if (error instanceof DomainError) {
+      if (error.status >= 500) request.log.error({ err: error }, 'domain error with server status');
+      return sendProblem(reply, problem(request, error.status, error.code, error.message, error.param, error.extra));
+    }
+    const fe = error as FastifyError;
+    if (fe.validation) {
+      const errors = fromAjv(fe.validation, fe.validationContext ?? 'body');
+      const first = errors[0];
+      return sendProblem(
+        reply,
+        problem(request, 400, first?.code ?? 'invalid_request', first?.message ?? 'the request is invalid', first?.pointer, {
+          errors: errors.map((e) => ({ param: e.pointer, code: e.code, message: e.message })),
+        }),
+      );
+    }
+    switch (fe.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return sendProblem(reply, problem(request, 413, 'body_too_large', `the request body is larger than ${services.ctx.config.bodyLimitBytes} bytes`));
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return sendProblem(reply, problem(request, 415, 'unsupported_media_type', `send the body as Content-Type: application/json (got "${request.headers['content-type'] ?? 'none'}")`, '/headers/content-type'));
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return sendProblem(reply, problem(request, 400, 'invalid_json', 'the request body is not valid JSON'));
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return sendProblem(reply, problem(request, 400, 'invalid_content_length', 'Content-Length does not match the body'));
+      default:
+        break;
+    }
+    if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+      return sendProblem(reply, problem(request, fe.statusCode, 'bad_request', fe.message));
+    }
+    // Internals (stack, SQL, driver messages) stay in the log, keyed by request id.
+    request.log.error({ err: error }, 'unhandled error');
+    return sendProblem(reply, problem(request, 500, 'internal_error', `something went wrong on our side; quote request_id ${request.id} to support`));
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problem(request, 404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}; see /docs for the API reference`)),
+  );
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'tZero Pay API',
+        version: '1.0.0',
+        description: 'Server-to-server card payments: authorise with card data, redirect the customer to finalise, receive callbacks. Errors are RFC 9457 problem+json.',
+      },
+      servers: [{ url: services.ctx.config.publicUrl }],
+      components: {
+        securitySchemes: {
+          secretKey: { type: 'apiKey', in: 'header', name: 'X-Secret-Key', description: 'Your secret key, sk_ followed by 32 hex digits.' },
+        },
+      },
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+
+  registerAuth(app as unknown as FastifyInstance, services);
+  await app.register(healthRoutes(services));
+  await app.register(paymentRoutes(services));
+  await app.register(checkoutRoutes(services));
+  await app.register(sandboxRoutes(services));
+  await app.register(docsRoutes());
+  return app as unknown as FastifyInstance;
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,38 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../app/services.js';
+import { problem, sendProblem } from './problem.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    merchantId: string;
+  }
+  interface FastifyInstance {
+    /** preHandler for merchant API routes: resolves X-Secret-Key to a merchant or answers 401. */
+    requireSecretKey: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  }
+}
+
+/** The spec shows X-Secret-Key; `Authorization: Bearer sk_…` is accepted as well. */
+function presentedKey(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-secret-key'];
+  if (typeof header === 'string') return header.trim();
+  const auth = request.headers.authorization;
+  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
+  return undefined;
+}
+
+export function registerAuth(app: FastifyInstance, services: Services): void {
+  app.decorateRequest('merchantId', '');
+  app.decorate('requireSecretKey', async (request: FastifyRequest, reply: FastifyReply) => {
+    const key = presentedKey(request);
+    const found = await services.merchants.authenticate(key);
+    if (!found) {
+      // One answer for missing, malformed, unknown and revoked keys: nothing to learn from it.
+      const detail = key === undefined ? 'send your secret key in the X-Secret-Key header' : 'the secret key is not valid (malformed, unknown or revoked)';
+      reply.header('www-authenticate', 'X-Secret-Key');
+      await sendProblem(reply, problem(request, 401, 'unauthorized', detail, '/headers/x-secret-key'));
+      return;
+    }
+    request.merchantId = found.merchantId;
+  });
+}

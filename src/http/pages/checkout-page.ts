@@ -1,0 +1,109 @@
+import type { CheckoutView } from '../../app/checkout.js';
+import { formatAmount } from '../../domain/money.js';
+import { SANDBOX_CHALLENGE_CODE } from '../../adapters/acquirers/sandbox/test-cards.js';
+import { html, page, Safe } from './html.js';
+
+const BRAND_NAMES: Record<string, string> = {
+  visa: 'Visa',
+  mastercard: 'Mastercard',
+  amex: 'American Express',
+  discover: 'Discover',
+  jcb: 'JCB',
+  diners: 'Diners Club',
+  unionpay: 'UnionPay',
+};
+
+const OUTCOMES: Record<string, { tone: 'ok' | 'bad' | 'info'; title: string; text: string }> = {
+  authorised: { tone: 'ok', title: 'Payment approved', text: 'Your payment has been approved.' },
+  captured: { tone: 'ok', title: 'Payment complete', text: 'Your payment is complete.' },
+  partially_captured: { tone: 'ok', title: 'Payment complete', text: 'Your payment is complete.' },
+  partially_refunded: { tone: 'ok', title: 'Payment complete', text: 'This payment was completed and has since been partly refunded.' },
+  refunded: { tone: 'info', title: 'Payment refunded', text: 'This payment was completed and has since been refunded.' },
+  voided: { tone: 'info', title: 'Payment cancelled by the merchant', text: 'The merchant released this payment; you have not been charged.' },
+  declined: { tone: 'bad', title: 'Payment declined', text: 'Your card issuer declined this payment. You have not been charged.' },
+  failed: { tone: 'bad', title: 'Payment failed', text: 'The payment could not be processed. You have not been charged; please try again later.' },
+  expired: { tone: 'bad', title: 'Payment link expired', text: 'This payment page has expired. You have not been charged; return to the shop to try again.' },
+  cancelled: { tone: 'info', title: 'Payment cancelled', text: 'You cancelled this payment. You have not been charged.' },
+};
+
+const DECLINE_TEXT: Record<string, string> = {
+  insufficient_funds: 'The card has insufficient funds.',
+  expired_card: 'The card has expired.',
+  incorrect_cvc: 'The security code (CVC) was incorrect.',
+  authentication_failed: 'The verification code was wrong too many times.',
+};
+
+function summary(view: CheckoutView): Safe {
+  const p = view.payment;
+  return html`<h1>Pay ${view.channelName}</h1>
+<p class="merchant">${p.reference ? `Order ${p.reference}` : 'Card payment'}</p>
+<p class="amount" aria-label="Amount">${formatAmount(p.amount, p.currency)}</p>
+<dl><dt>Card</dt><dd>${BRAND_NAMES[p.card_brand] ?? p.card_brand} •••• ${p.card_last4}</dd>
+<dt>Expires</dt><dd>${String(p.card_exp_month).padStart(2, '0')}/${p.card_exp_year}</dd></dl>`;
+}
+
+function cancelForm(token: string, csrf: string): Safe {
+  return html`<form class="inline" method="post" action="/pay/${token}/cancel"><input type="hidden" name="csrf" value="${csrf}"><button class="secondary" type="submit">Cancel payment</button></form>`;
+}
+
+export function openPage(view: CheckoutView, token: string, csrf: string, nonce: string, error?: string): string {
+  if (view.session.state === 'processing') {
+    return page('Processing payment', nonce, html`<div class="card">${summary(view)}<p class="notice info" role="status">Processing your payment… this page refreshes by itself.</p></div>`, html`<meta http-equiv="refresh" content="1">`);
+  }
+  if (view.flow === 'challenge') {
+    const wrong = error === 'wrong_code' ? html`<p class="notice bad" role="alert">That code is not right. ${view.attemptsLeft} attempt${view.attemptsLeft === 1 ? '' : 's'} left.</p>` : html``;
+    return page(
+      'Verify your payment',
+      nonce,
+      html`<div class="card">${summary(view)}
+<p>Your bank asks you to confirm this payment (3-D Secure).</p>${wrong}
+<form method="post" action="/pay/${token}/challenge" id="challenge">
+<input type="hidden" name="csrf" value="${csrf}">
+<label for="otp">Verification code</label>
+<input type="text" id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="8" required aria-describedby="otp-hint" autofocus>
+<p class="hint" id="otp-hint">Sandbox: the code is <strong>${SANDBOX_CHALLENGE_CODE}</strong>.</p>
+<div class="actions"><button class="primary" type="submit">Verify and pay</button></div>
+</form>
+<div class="actions">${cancelForm(token, csrf)}</div></div>`,
+    );
+  }
+  // Frictionless: nothing to ask the customer, so the page confirms itself where
+  // scripts run; without JavaScript the same form is one click.
+  return page(
+    'Confirm your payment',
+    nonce,
+    html`<div class="card">${summary(view)}
+<form method="post" action="/pay/${token}/confirm" id="confirm">
+<input type="hidden" name="csrf" value="${csrf}">
+<p class="notice info" role="status">Confirming with your bank…</p>
+<div class="actions"><button class="primary" type="submit">Pay ${formatAmount(view.payment.amount, view.payment.currency)}</button></div>
+</form>
+<div class="actions">${cancelForm(token, csrf)}</div></div>
+<script nonce="${nonce}">document.getElementById('confirm').requestSubmit();</script>`,
+  );
+}
+
+export function outcomePage(view: CheckoutView, returnUrl: string, nonce: string): string {
+  const status = view.payment.status;
+  const o = OUTCOMES[status] ?? { tone: 'info' as const, title: 'Payment status', text: `Status: ${status}` };
+  const reason = status === 'declined' && view.payment.decline_code ? DECLINE_TEXT[view.payment.decline_code] : undefined;
+  return page(
+    o.title,
+    nonce,
+    html`<div class="card">${summary(view)}
+<p class="notice ${o.tone}" role="status"><strong>${o.title}.</strong> ${o.text}${reason ? ` ${reason}` : ''}</p>
+<div class="actions"><a class="button primary" href="${returnUrl}">Return to ${view.channelName}</a></div></div>`,
+  );
+}
+
+export function notFoundPage(nonce: string): string {
+  return page('Payment not found', nonce, html`<div class="card"><h1>Payment not found</h1><p>This payment link is not valid. Please return to the shop and start again.</p></div>`);
+}
+
+export function forbiddenPage(nonce: string): string {
+  return page(
+    'Session check failed',
+    nonce,
+    html`<div class="card"><h1>Please try again</h1><p class="notice bad">We could not verify that this request came from the payment page (it may have been open in another window). Reload the page and try again. You have not been charged.</p></div>`,
+  );
+}

@@ -1,0 +1,74 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyReply } from 'fastify';
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function esc(value: unknown): string {
+  return String(value ?? '').replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+}
+
+/** Tagged template whose interpolations are escaped unless already marked safe. */
+export class Safe {
+  constructor(readonly html: string) {}
+  toString(): string {
+    return this.html;
+  }
+}
+
+export function html(strings: TemplateStringsArray, ...values: unknown[]): Safe {
+  let out = strings[0]!;
+  values.forEach((v, i) => {
+    const piece = Array.isArray(v) ? v.map((x) => (x instanceof Safe ? x.html : esc(x))).join('') : v instanceof Safe ? v.html : esc(v);
+    out += piece + strings[i + 1]!;
+  });
+  return new Safe(out);
+}
+
+export function newNonce(): string {
+  return randomBytes(16).toString('base64');
+}
+
+const STYLE = `
+:root{--fg:#14213d;--muted:#5c677d;--line:#d9dee7;--accent:#1d4ed8;--ok:#15803d;--bad:#b91c1c;--bg:#f5f7fb}
+*{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
+main{max-width:28rem;margin:2rem auto;padding:0 1rem}
+.card{background:#fff;border:1px solid var(--line);border-radius:12px;padding:1.5rem;box-shadow:0 1px 3px rgba(0,0,0,.05)}
+h1{font-size:1.25rem;margin:0 0 .25rem}.merchant{color:var(--muted);margin:0 0 1rem}
+.amount{font-size:2rem;font-weight:600;margin:.5rem 0}
+dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;margin:1rem 0}dt{color:var(--muted)}dd{margin:0;font-variant-numeric:tabular-nums}
+label{display:block;font-weight:600;margin:1rem 0 .25rem}
+input[type=text]{width:100%;font-size:1.25rem;padding:.6rem .75rem;border:1px solid var(--line);border-radius:8px;letter-spacing:.2em}
+input[type=text]:focus{outline:3px solid #93c5fd;border-color:var(--accent)}
+.actions{display:flex;gap:.75rem;margin-top:1.25rem;flex-wrap:wrap}
+button,.button{appearance:none;border:0;border-radius:8px;padding:.7rem 1.2rem;font:inherit;font-weight:600;cursor:pointer;text-decoration:none;display:inline-block}
+.primary{background:var(--accent);color:#fff}.secondary{background:#e8ecf3;color:var(--fg)}
+.notice{padding:.75rem 1rem;border-radius:8px;margin:1rem 0}.notice.ok{background:#dcfce7;color:var(--ok)}.notice.bad{background:#fee2e2;color:var(--bad)}.notice.info{background:#e0e7ff}
+.hint{color:var(--muted);font-size:.9rem}footer{text-align:center;color:var(--muted);font-size:.8rem;margin-top:1rem}
+form.inline{display:inline}
+`;
+
+export function page(title: string, nonce: string, body: Safe, extraHead: Safe = new Safe(''), wide = false): string {
+  const style = wide ? STYLE.replace('max-width:28rem', 'max-width:60rem') : STYLE;
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="referrer" content="no-referrer"><title>${title}</title><style nonce="${nonce}">${new Safe(style)}</style>${extraHead}</head>
+<body><main>${body}<footer>Secured by tZero Pay</footer></main></body></html>`.html;
+}
+
+/**
+ * Headers every gateway page carries: no framing, no caching, no referrer leaking the
+ * page token, and a CSP that allows only this response's nonce for style and script.
+ */
+export function securePageHeaders(reply: FastifyReply, nonce: string, formTargets: string[] = []): FastifyReply {
+  const formAction = ["'self'", ...formTargets].join(' ');
+  return reply
+    .header('content-type', 'text/html; charset=utf-8')
+    .header(
+      'content-security-policy',
+      `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+    )
+    .header('x-frame-options', 'DENY')
+    .header('referrer-policy', 'no-referrer')
+    .header('cache-control', 'no-store')
+    .header('x-content-type-options', 'nosniff');
+}

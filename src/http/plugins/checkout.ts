@@ -1,0 +1,91 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../../app/services.js';
+import type { CheckoutView } from '../../app/checkout.js';
+import { resolveReturnUrl } from '../../app/authorise.js';
+import { forbiddenPage, notFoundPage, openPage, outcomePage } from '../pages/checkout-page.js';
+import { newNonce, securePageHeaders } from '../pages/html.js';
+
+const CSRF_COOKIE = 'tz_csrf';
+const TokenParams = Type.Object({ token: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) });
+const FormBody = Type.Object({ csrf: Type.Optional(Type.String({ maxLength: 64 })), otp: Type.Optional(Type.String({ maxLength: 16 })) });
+
+function readCookie(request: FastifyRequest, name: string): string | undefined {
+  for (const part of (request.headers.cookie ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === name) return v.join('=');
+  }
+  return undefined;
+}
+
+function sameValue(a: string | undefined, b: string | undefined): boolean {
+  if (!a || !b || a.length !== b.length) return false;
+  return timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}
+
+/**
+ * The unique URL of a payment: the customer's 3-D Secure style finalisation page.
+ * POSTs are guarded by a double-submit CSRF cookie (SameSite=Strict) and answer with
+ * 303, so reloads and the back button never resubmit.
+ */
+export const checkoutRoutes =
+  (services: Services): FastifyPluginAsync =>
+  async (app) => {
+    const { checkout, ctx } = services;
+    const secureCookie = ctx.config.publicUrl.startsWith('https:');
+
+    async function origins(view: CheckoutView): Promise<string[]> {
+      const urls = await ctx.database.db.selectFrom('channels').select('return_urls').where('id', '=', view.payment.channel_id).executeTakeFirstOrThrow();
+      return (JSON.parse(urls.return_urls) as string[]).map((u) => new URL(resolveReturnUrl(ctx.config.publicUrl, u)).origin);
+    }
+
+    async function render(reply: FastifyReply, token: string, view: CheckoutView, csrf: string, error?: string) {
+      const nonce = newNonce();
+      securePageHeaders(reply, nonce, await origins(view));
+      if (view.payment.status !== 'requires_action') {
+        return reply.send(outcomePage(view, await checkout.returnRedirect(view), nonce));
+      }
+      return reply.send(openPage(view, token, csrf, nonce, error));
+    }
+
+    app.get<{ Params: { token: string }; Querystring: { error?: string } }>(
+      '/pay/:token',
+      { schema: { hide: true, params: TokenParams, querystring: Type.Object({ error: Type.Optional(Type.String({ maxLength: 32 })) }) } },
+      async (request, reply) => {
+        const view = await checkout.load(request.params.token);
+        if (!view) {
+          const nonce = newNonce();
+          return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
+        }
+        const csrf = readCookie(request, CSRF_COOKIE) ?? randomBytes(18).toString('base64url');
+        reply.header('set-cookie', `${CSRF_COOKIE}=${csrf}; Path=/pay/${request.params.token}; HttpOnly; SameSite=Strict${secureCookie ? '; Secure' : ''}`);
+        return render(reply, request.params.token, view, csrf, request.query.error);
+      },
+    );
+
+    const action =
+      (run: (token: string, body: { otp?: string }) => Promise<CheckoutView & { wrongCode?: boolean }>) =>
+      async (request: FastifyRequest<{ Params: { token: string }; Body: { csrf?: string; otp?: string } }>, reply: FastifyReply) => {
+        const token = request.params.token;
+        const existing = await checkout.load(token);
+        if (!existing) {
+          const nonce = newNonce();
+          return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
+        }
+        if (!sameValue(readCookie(request, CSRF_COOKIE), request.body?.csrf)) {
+          const nonce = newNonce();
+          return securePageHeaders(reply.code(403), nonce).send(forbiddenPage(nonce));
+        }
+        const view = await run(token, request.body ?? {});
+        if (view.payment.status === 'requires_action') {
+          return reply.code(303).header('cache-control', 'no-store').header('location', `/pay/${token}${view.wrongCode ? '?error=wrong_code' : ''}`).send();
+        }
+        return reply.code(303).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('location', await checkout.returnRedirect(view)).send();
+      };
+
+    const opts = { schema: { hide: true, params: TokenParams, body: FormBody } };
+    app.post('/pay/:token/confirm', opts, action((token) => checkout.complete(token)));
+    app.post('/pay/:token/challenge', opts, action((token, body) => checkout.answerChallenge(token, body.otp ?? '')));
+    app.post('/pay/:token/cancel', opts, action((token) => checkout.cancel(token)));
+  };

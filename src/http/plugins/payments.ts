@@ -1,0 +1,60 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { Services } from '../../app/services.js';
+import type { StoredResponse } from '../../app/idempotency.js';
+import { AuthoriseRequest, type AuthoriseRequestBody } from '../schemas/payment-request.js';
+import { Payment } from '../schemas/payment-resource.js';
+import { problemResponses } from '../schemas/common.js';
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ description: 'Makes the request safe to retry: the same key and body replay the first response for 24 hours.' })),
+});
+
+export function sendStored(reply: FastifyReply, stored: StoredResponse): FastifyReply {
+  if (stored.replayed) reply.header('idempotent-replayed', 'true');
+  return reply.code(stored.status).header('content-type', 'application/json; charset=utf-8').send(stored.body);
+}
+
+export const PaymentIdParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'pay_…' }) });
+
+export const paymentRoutes =
+  (services: Services): FastifyPluginAsync =>
+  async (app) => {
+    app.post<{ Body: AuthoriseRequestBody }>(
+      '/payment/authorise',
+      {
+        onRequest: app.requireSecretKey,
+        schema: {
+          tags: ['payments'],
+          summary: 'Authorise a card payment',
+          description:
+            'Creates a payment from card data and answers with `redirect_url`, the unique page where the customer finalises it (3-D Secure). The customer then returns to the channel\'s return URL; callbacks confirm the outcome. A declined payment is a payment with status `declined`, not an error.',
+          security: [{ secretKey: [] }],
+          headers: IdempotencyHeaders,
+          body: AuthoriseRequest,
+          response: { 201: Payment, ...problemResponses(400, 401, 404, 409, 413, 415, 422) },
+        },
+      },
+      async (request, reply) => {
+        const stored = await services.authorise.execute({
+          merchantId: request.merchantId,
+          body: request.body,
+          rawBody: request.rawBody ?? '',
+          idempotencyKey: request.headers['idempotency-key'] as string | undefined,
+        });
+        return sendStored(reply, stored);
+      },
+    );
+
+    app.get<{ Params: { id: string } }>(
+      '/payment/:id',
+      {
+        onRequest: app.requireSecretKey,
+        schema: { tags: ['payments'], summary: 'Retrieve a payment', security: [{ secretKey: [] }], params: PaymentIdParams, response: { 200: Payment, ...problemResponses(401, 404) } },
+      },
+      async (request, reply) => {
+        const payment = await services.payments.get(request.merchantId, request.params.id);
+        return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(payment));
+      },
+    );
+  };

@@ -1,0 +1,47 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+/** RFC 9457 problem details, the one error shape of the whole API. */
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  param?: string;
+  request_id: string;
+  [extra: string]: unknown;
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export const PROBLEM_TYPE_BASE = 'https://docs.tzero-pay.test/errors/';
+
+export function problem(request: FastifyRequest, status: number, code: string, detail: string, param?: string, extra?: Record<string, unknown>): ProblemBody {
+  return {
+    type: PROBLEM_TYPE_BASE + code,
+    title: TITLES[status] ?? 'Error',
+    status,
+    detail,
+    code,
+    ...(param !== undefined ? { param } : {}),
+    request_id: request.id,
+    ...extra,
+  };
+}
+
+export function sendProblem(reply: FastifyReply, body: ProblemBody): FastifyReply {
+  return reply.code(body.status).header('content-type', 'application/problem+json; charset=utf-8').send(JSON.stringify(body));
+}

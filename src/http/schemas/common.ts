@@ -1,0 +1,35 @@
+import { type TSchema, Type } from '@sinclair/typebox';
+
+/** Strict objects: an unknown field is a 400 naming it, never silently stored. */
+export function StrictObject<T extends Parameters<typeof Type.Object>[0]>(props: T, opts: { description?: string; $id?: string; title?: string } = {}) {
+  return Type.Object(props, { additionalProperties: false, ...opts });
+}
+
+/** The spec sends numbers as strings ("48"); both forms are accepted and normalised in domain/. */
+export const NumberOrString = (description: string) =>
+  Type.Union([Type.Integer(), Type.String({ maxLength: 16 })], { description });
+
+export const BoolOrString = (description: string) => Type.Union([Type.Boolean(), Type.Enum({ true: 'true', false: 'false' })], { description });
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String({ description: 'Stable machine-readable error code.' }),
+    param: Type.Optional(Type.String({ description: 'JSON pointer of the offending field.' })),
+    request_id: Type.String(),
+    errors: Type.Optional(Type.Array(Type.Object({ param: Type.String(), code: Type.String(), message: Type.String() }))),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details.' },
+);
+
+export const ProblemRef = Type.Ref(Problem);
+
+export function problemResponses(...statuses: number[]): Record<number, TSchema> {
+  return Object.fromEntries(statuses.map((s) => [s, ProblemRef]));
+}
+
+export const Timestamp = Type.String({ format: 'date-time' });
+export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);

@@ -1,0 +1,146 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { BoolOrString, NumberOrString, StrictObject } from './common.js';
+
+const text = (max: number, description?: string) => Type.String({ maxLength: max, ...(description ? { description } : {}) });
+
+const Name = StrictObject({
+  first_name: Type.Optional(text(100)),
+  middle_name: Type.Optional(text(100)),
+  last_name: Type.Optional(text(100)),
+});
+
+const Phone = StrictObject({
+  country: Type.Optional(text(4, 'Calling code ("44", "+44") or ISO 3166-1 alpha-2 country.')),
+  number: Type.Optional(text(24, 'Digits, optionally with a leading + and spaces.')),
+});
+
+export const PartyDetails = StrictObject({
+  name: Type.Optional(Name),
+  email: Type.Optional(text(254)),
+  phone: Type.Optional(Phone),
+  address: Type.Optional(text(200, 'Free-form address line (kept as sent).')),
+  line_1_address: Type.Optional(text(200)),
+  line_2_address: Type.Optional(text(200)),
+  city: Type.Optional(text(100)),
+  state: Type.Optional(text(100)),
+  postal_code: Type.Optional(text(16)),
+  country: Type.Optional(text(2, 'ISO 3166-1 alpha-2 code, e.g. US.')),
+});
+
+export const Customer = StrictObject({
+  reference: Type.Optional(text(128, "The merchant's own customer id; stored cards are listed under it.")),
+  email: Type.Optional(text(254)),
+  name: Type.Optional(text(200)),
+  phone: Type.Optional(text(24)),
+});
+
+export const DeviceInfo = StrictObject(
+  {
+    type: Type.Optional(Type.Union([Type.Literal('browser'), Type.Literal('app')], { description: 'browser (default) or app (EMV 3DS app-based).' })),
+    ip_address: Type.Optional(text(45, 'IPv4 or IPv6 address of the customer.')),
+    accept_header: Type.Optional(text(2048)),
+    screen_colorDepth: Type.Optional(NumberOrString('Bits per pixel: 1, 4, 8, 15, 16, 24, 32 or 48.')),
+    javaEnabled: Type.Optional(BoolOrString('Whether Java is enabled in the browser.')),
+    javascriptEnabled: Type.Optional(BoolOrString('Whether JavaScript is enabled in the browser.')),
+    language: Type.Optional(text(35, 'BCP 47 language tag, e.g. en-GB.')),
+    screenHeight: Type.Optional(NumberOrString('Screen height in pixels.')),
+    screenWidth: Type.Optional(NumberOrString('Screen width in pixels.')),
+    timezone: Type.Optional(NumberOrString('Offset from UTC in minutes (JavaScript getTimezoneOffset), -840 to 720.')),
+    challengeWindow: Type.Optional(NumberOrString('1=250x400, 2=390x400, 3=500x600, 4=600x400, 5=full screen.')),
+    userAgent: Type.Optional(text(2048)),
+    sdk_app_id: Type.Optional(text(36, 'App: UUID of the 3DS SDK installation.')),
+    sdk_trans_id: Type.Optional(text(36, 'App: UUID of this SDK transaction.')),
+    sdk_reference_number: Type.Optional(text(32)),
+    sdk_max_timeout: Type.Optional(NumberOrString('App: minutes, at least 5.')),
+    sdk_enc_data: Type.Optional(text(64000, 'App: JWE of the device data.')),
+    sdk_ephem_pub_key: Type.Optional(
+      StrictObject({ kty: Type.String({ maxLength: 8 }), crv: Type.String({ maxLength: 16 }), x: Type.String({ maxLength: 128 }), y: Type.String({ maxLength: 128 }) }),
+    ),
+    device_render_options: Type.Optional(
+      StrictObject({
+        sdk_interface: Type.Union([Type.Literal('native'), Type.Literal('html'), Type.Literal('both')]),
+        sdk_ui_type: Type.Array(Type.Union(['text', 'single_select', 'multi_select', 'oob', 'html_other'].map((v) => Type.Literal(v))), { minItems: 1, maxItems: 5 }),
+      }),
+    ),
+  },
+  { description: 'EMV 3-D Secure device data. Browser fields for web checkouts, sdk_* fields with type "app" for in-app.' },
+);
+
+export const CardMethod = StrictObject(
+  {
+    type: Type.Literal('card'),
+    number: text(23, 'Card number, digits only.'),
+    expiry_month: Type.Integer({ description: '1-12' }),
+    expiry_year: Type.Integer({ description: 'Four digits, e.g. 2030.' }),
+    cvc: Type.Optional(text(4, '3 digits, 4 for American Express.')),
+    name: Type.Optional(Name),
+    store_for_future_use: Type.Optional(Type.Boolean()),
+  },
+  { title: 'card' },
+);
+
+export const TokenMethod = StrictObject(
+  {
+    type: Type.Literal('token'),
+    token: text(64, 'A stored card token, pm_…'),
+    cvc: Type.Optional(text(4, 'A fresh CVC for customer-initiated use.')),
+  },
+  { title: 'token' },
+);
+
+/**
+ * `oneOf` with a discriminator so a bad card field is reported against the card
+ * variant only, not as "matches none of the variants".
+ */
+export const PaymentMethod = Type.Unsafe<Static<typeof CardMethod> | Static<typeof TokenMethod>>({
+  type: 'object',
+  discriminator: { propertyName: 'type' },
+  required: ['type'],
+  oneOf: [CardMethod, TokenMethod],
+});
+
+export const PAYMENT_SUB_TYPES = [
+  'one-off',
+  'recurring-initial',
+  'recurring-subsequent',
+  'instalment-initial',
+  'instalment-subsequent',
+  'unscheduled-initial',
+  'unscheduled-subsequent',
+] as const;
+export const INDUSTRY_USAGES = ['none', 'delayed_charge', 'no_show', 'reauthorisation', 'resubmission'] as const;
+
+export const PaymentData = StrictObject({
+  payment_type: Type.Optional(Type.Union([Type.Literal('cit'), Type.Literal('mit')], { description: 'cit: customer present; mit: merchant-initiated.' })),
+  payment_sub_type: Type.Optional(Type.Union(PAYMENT_SUB_TYPES.map((v) => Type.Literal(v)))),
+  credential_on_file: Type.Optional(Type.Boolean()),
+  industry_usage: Type.Optional(Type.Union(INDUSTRY_USAGES.map((v) => Type.Literal(v)))),
+  previous_network_reference: Type.Optional(text(64)),
+  previous_payment_id: Type.Optional(text(64)),
+});
+
+export const Metadata = Type.Record(Type.String({ minLength: 1, maxLength: 40 }), Type.String({ maxLength: 500 }), {
+  maxProperties: 50,
+  description: 'Up to 50 keys of at most 40 characters; string values of at most 500 characters.',
+});
+
+export const AuthoriseRequest = StrictObject(
+  {
+    channel: Type.String({ minLength: 1, maxLength: 64, description: 'The channel reference assigned by tZero Pay.' }),
+    amount: Type.Integer({ minimum: 1, description: 'Minor units of the currency: 1050 is 10.50 USD, 100 is 100 JPY.' }),
+    currency: Type.String({ minLength: 3, maxLength: 3, description: 'ISO 4217 code, e.g. USD.' }),
+    device_info: Type.Optional(DeviceInfo),
+    reference: Type.Optional(text(128, 'Your order or transaction reference.')),
+    metadata: Type.Optional(Metadata),
+    customer: Type.Optional(Customer),
+    payment_method: PaymentMethod,
+    payment_data: Type.Optional(PaymentData),
+    capture: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('manual')], { description: 'auto (default): captured once authorised, or after capture_delay; manual: capture with POST /payment/{id}/capture.' })),
+    capture_delay: Type.Optional(text(8, 'With capture "auto": delay before capture, e.g. 30m, 12h, 1d.')),
+    billing_details: Type.Optional(PartyDetails),
+    shipping_details: Type.Optional(PartyDetails),
+    return_url: Type.Optional(text(2048, "One of the channel's registered return URLs; the first one when omitted.")),
+  },
+  { $id: 'AuthoriseRequest' },
+);
+export type AuthoriseRequestBody = Static<typeof AuthoriseRequest>;

@@ -1,0 +1,51 @@
+import { Type } from '@sinclair/typebox';
+import { PAYMENT_STATUSES } from '../../domain/payment-state.js';
+import { Nullable, Timestamp } from './common.js';
+import { PartyDetails, Customer, PaymentData } from './payment-request.js';
+
+const Card = Type.Object({
+  brand: Type.String(),
+  bin: Type.String({ description: 'First 6 digits.' }),
+  last4: Type.String(),
+  expiry_month: Type.Integer(),
+  expiry_year: Type.Integer(),
+  fingerprint: Type.String({ description: 'Same card, same fingerprint (keyed hash; not reversible).' }),
+  name: Nullable(Type.Object({}, { additionalProperties: true })),
+});
+
+export const Payment = Type.Object(
+  {
+    id: Type.String({ description: 'pay_…' }),
+    object: Type.Literal('payment'),
+    status: Type.Union(PAYMENT_STATUSES.map((s) => Type.Literal(s))),
+    amount: Type.Integer({ description: 'Authorised amount in minor units.' }),
+    currency: Type.String(),
+    amount_captured: Type.Integer(),
+    amount_refunded: Type.Integer(),
+    channel: Type.String(),
+    reference: Nullable(Type.String()),
+    capture: Type.String(),
+    capture_delay: Nullable(Type.String()),
+    capture_at: Nullable(Timestamp),
+    payment_method: Type.Object({ type: Type.Literal('card'), token: Nullable(Type.String({ description: 'pm_… when the card was stored.' })), card: Card }),
+    payment_data: Type.Required(PaymentData),
+    customer: Nullable(Customer),
+    billing_details: Nullable(PartyDetails),
+    shipping_details: Nullable(PartyDetails),
+    metadata: Type.Record(Type.String(), Type.String()),
+    decline_code: Nullable(Type.String()),
+    decline_message: Nullable(Type.String()),
+    retry_advice: Nullable(Type.Union([Type.Literal('do_not_retry'), Type.Literal('retry_later'), Type.Literal('retry_with_new_details')])),
+    failure_message: Nullable(Type.String()),
+    authorisation_code: Nullable(Type.String()),
+    network_reference: Nullable(Type.String({ description: 'Card scheme transaction id; quote it on merchant-initiated follow-ups.' })),
+    redirect_url: Nullable(Type.String({ description: 'Send the customer here while status is requires_action.' })),
+    return_url: Type.String(),
+    sequence: Type.Integer({ description: 'Increases with every change; events carry it too.' }),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    authorised_at: Nullable(Timestamp),
+    expires_at: Nullable(Timestamp),
+  },
+  { $id: 'Payment' },
+);

@@ -1,0 +1,97 @@
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { openDatabase } from './adapters/storage/database.js';
+import { Vault } from './adapters/vault/envelope.js';
+import { SandboxAcquirer } from './adapters/acquirers/sandbox/sandbox-acquirer.js';
+import { type AppContext, idFactory } from './app/context.js';
+import { buildServices, type Services } from './app/services.js';
+import { SANDBOX_RETURN_PATH } from './app/merchants.js';
+import { buildApp } from './http/app.js';
+import { startWorkers, type Workers } from './workers/index.js';
+import { type Clock, systemClock } from './ports/clock.js';
+import type { Acquirer } from './ports/acquirer.js';
+
+export interface Gateway {
+  app: FastifyInstance;
+  services: Services;
+  workers: Workers | null;
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  clock?: Clock;
+  acquirer?: Acquirer;
+}
+
+export async function createContext(config: Readonly<Config>, log: Logger, opts: GatewayOptions = {}): Promise<AppContext> {
+  const clock = opts.clock ?? systemClock;
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, groupCommitWindowMs: config.groupCommitWindowMs });
+  return {
+    config,
+    database,
+    vault: new Vault(config.keks, config.hmacKey),
+    acquirer: opts.acquirer ?? new SandboxAcquirer(),
+    clock,
+    log,
+    newId: idFactory(clock),
+  };
+}
+
+/** Everything but listening: tests call this and use inject() or listen on port 0. */
+export async function createGateway(config: Readonly<Config>, log: Logger, opts: GatewayOptions = {}): Promise<Gateway> {
+  const ctx = await createContext(config, log, opts);
+  const services = buildServices(ctx);
+  const app = await buildApp(services, log);
+  const workers = config.workersEnabled ? startWorkers(services) : null;
+  return {
+    app,
+    services,
+    workers,
+    async close() {
+      await workers?.stop();
+      await app.close();
+      await ctx.database.close();
+    },
+  };
+}
+
+export interface SandboxCredentials {
+  merchant_id: string;
+  channel: string;
+  secret_key: string;
+  return_secret: string;
+}
+
+export const SANDBOX_CURRENCIES = ['USD', 'EUR', 'GBP', 'JPY', 'CHF', 'CAD', 'AUD', 'SEK', 'NOK', 'DKK', 'PLN', 'KWD'];
+
+/**
+ * First boot of an empty sandbox: create a merchant, a channel and a key so a newcomer
+ * can post a payment at once. The key is written (0600) next to the database because
+ * it is stored there only as a hash and could not be shown again.
+ */
+export async function ensureSandboxCredentials(services: Services): Promise<{ created: boolean; credentials: SandboxCredentials | null; file: string }> {
+  const { config, database } = services.ctx;
+  const file = join(config.dataDir, 'sandbox-credentials.json');
+  const anyMerchant = await database.db.selectFrom('merchants').select('id').limit(1).executeTakeFirst();
+  if (anyMerchant) {
+    const credentials = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SandboxCredentials) : null;
+    return { created: false, credentials, file };
+  }
+  const merchant = await services.merchants.createMerchant('Sandbox merchant');
+  const { return_secret } = await services.merchants.createChannel(merchant.id, {
+    reference: 'sandbox',
+    name: 'Sandbox Shop',
+    mode: 'sandbox',
+    currencies: SANDBOX_CURRENCIES,
+    returnUrls: [SANDBOX_RETURN_PATH],
+    notifyEmails: ['merchant@sandbox.test'],
+  });
+  const key = await services.merchants.createSecretKey(merchant.id, 'sandbox');
+  const credentials: SandboxCredentials = { merchant_id: merchant.id, channel: 'sandbox', secret_key: key.secret_key, return_secret };
+  writeFileSync(file, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return { created: true, credentials, file };
+}

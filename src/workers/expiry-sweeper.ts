@@ -1,0 +1,20 @@
+import type { Services } from '../app/services.js';
+
+/**
+ * Expires payment pages whose time is up (erasing their CVC) even if the customer
+ * never comes back, so no CVC outlives the page.
+ */
+export async function sweepExpired(services: Services, batch = 100): Promise<number> {
+  const { ctx, checkout } = services;
+  const due = await ctx.database.db
+    .selectFrom('payments')
+    .select(['id'])
+    .where('expires_at', '<=', ctx.clock.now())
+    .where('status', '=', 'requires_action')
+    .orderBy('expires_at')
+    .limit(batch)
+    .execute();
+  for (const p of due) await checkout.expire(p.id);
+  await services.idempotency.purgeExpired();
+  return due.length;
+}
