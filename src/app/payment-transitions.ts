@@ -4,7 +4,7 @@ import type { PaymentsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { AppContext } from './context.js';
 import { appendEvent } from './events.js';
-import { type PaymentDetails, paymentResource } from './payment-resource.js';
+import { type PaymentDetails, type PaymentResource, paymentResource } from './payment-resource.js';
 
 /** A channel's reference never changes once assigned, so it is safe to remember. */
 const channelReferences = new Map<string, string>();
@@ -29,8 +29,12 @@ export function detailsOf(row: PaymentsTable): PaymentDetails {
 }
 
 export interface TransitionOptions {
-  /** Event type when it is not the one the new status implies (e.g. payment.refunded vs refund.succeeded). */
+  /** Event type when it is not the one the new status implies (e.g. payment.capture_failed). */
   eventType?: string;
+  /** What the main event carries when it is not the payment itself (e.g. the refund), built from the changed payment. */
+  eventObject?: (payment: PaymentResource) => Record<string, unknown>;
+  /** Claims (capturing, voiding) are not news to the merchant: no event, sequence unchanged. */
+  silent?: boolean;
   /** Extra events recorded after the main one, in order (e.g. refund.succeeded). */
   extraEvents?: Array<{ type: string; object: Record<string, unknown> }>;
   details?: PaymentDetails;
@@ -60,7 +64,7 @@ export async function applyTransition(
     ...patch,
     ...(opts.details ? { details: JSON.stringify(opts.details) } : {}),
     status: to,
-    sequence: row.sequence + 1,
+    sequence: opts.silent ? row.sequence : row.sequence + 1,
     version: row.version + 1,
     updated_at: now,
   };
@@ -69,10 +73,32 @@ export async function applyTransition(
   if (Number(res.numUpdatedRows) !== 1) {
     throw new DomainError(409, 'concurrent_modification', 'the payment was changed by another request at the same time; fetch it and retry if still needed');
   }
+  if (opts.silent) return next;
   const ref = await channelReference(trx, row.channel_id);
   const resource = paymentResource(next, ref, details);
-  await appendEvent(trx, ctx, next, opts.eventType ?? eventTypeFor(to), resource, now);
+  await appendEvent(trx, ctx, next, opts.eventType ?? eventTypeFor(to), opts.eventObject?.(resource) ?? resource, now);
   for (const extra of opts.extraEvents ?? []) await appendEvent(trx, ctx, next, extra.type, extra.object, now);
+  return next;
+}
+
+/**
+ * An event about a payment whose status does not change (e.g. refund.failed): the
+ * sequence still moves on, under the same version guard as a transition.
+ */
+export async function appendPaymentEvent(trx: Trx, ctx: AppContext, row: PaymentsTable, type: string, object: (payment: PaymentResource) => Record<string, unknown>): Promise<PaymentsTable> {
+  const now = ctx.clock.now();
+  const next: PaymentsTable = { ...row, sequence: row.sequence + 1, version: row.version + 1, updated_at: now };
+  const res = await trx
+    .updateTable('payments')
+    .set({ sequence: next.sequence, version: next.version, updated_at: now })
+    .where('id', '=', row.id)
+    .where('version', '=', row.version)
+    .executeTakeFirst();
+  if (Number(res.numUpdatedRows) !== 1) {
+    throw new DomainError(409, 'concurrent_modification', 'the payment was changed by another request at the same time; fetch it and retry if still needed');
+  }
+  const resource = paymentResource(next, await channelReference(trx, row.channel_id), detailsOf(next));
+  await appendEvent(trx, ctx, next, type, object(resource), now);
   return next;
 }
 

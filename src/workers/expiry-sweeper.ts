@@ -2,7 +2,8 @@ import type { Services } from '../app/services.js';
 
 /**
  * Expires payment pages whose time is up (erasing their CVC) even if the customer
- * never comes back, so no CVC outlives the page.
+ * never comes back, so no CVC outlives the page; and authorisations never captured
+ * within their validity, releasing them.
  */
 export async function sweepExpired(services: Services, batch = 100): Promise<number> {
   const { ctx, checkout } = services;
@@ -15,6 +16,7 @@ export async function sweepExpired(services: Services, batch = 100): Promise<num
     .limit(batch)
     .execute();
   for (const p of due) await checkout.expire(p.id);
+  const authorisations = await services.lifecycle.expireDue(batch);
   await services.idempotency.purgeExpired();
-  return due.length;
+  return due.length + authorisations;
 }

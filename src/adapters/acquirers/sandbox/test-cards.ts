@@ -35,8 +35,8 @@ export const TEST_CARDS: readonly TestCard[] = [
   { number: '4000000000000069', brand: 'visa', flow: 'frictionless', behaviour: decline('expired_card', 'The card has expired.', false), description: 'Declined: expired_card' },
   { number: '4000000000000127', brand: 'visa', flow: 'frictionless', behaviour: decline('incorrect_cvc', 'The CVC is incorrect.', true), description: 'Declined: incorrect_cvc' },
   { number: '4000000000000119', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'error' }, description: 'Acquirer processing error (payment fails)' },
-  { number: '4000000000000259', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'capture_fails' }, description: 'Authorised; every capture is refused by the acquirer' },
-  { number: '4000000000005126', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'refund_fails' }, description: 'Captured; every refund fails' },
+  { number: '4000000000000259', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'capture_fails' }, description: 'Authorised; every capture is refused (capture: 422 capture_failed, decline_code capture_refused; a delayed capture emits payment.capture_failed). The authorisation stays voidable' },
+  { number: '4000000000005126', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'refund_fails' }, description: 'Authorised and captured normally; every refund fails (the refund is created with status failed, failure_code refund_failed; refund.failed is emitted; nothing is refunded)' },
   { number: '4000000000000341', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'mit_declines' }, description: 'Customer-initiated payments approve; later merchant-initiated ones decline (do_not_honor)' },
   { number: '4000002760003184', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'mit_requires_authentication' }, description: 'Merchant-initiated payments are stepped up by the issuer: the customer must authenticate' },
 ];

@@ -1,0 +1,415 @@
+import { DomainError } from '../domain/errors.js';
+import { formatAmount } from '../domain/money.js';
+import { CLAIM_STATUSES, capturedStatus, isCapturable, isRefundable, isVoidable, refundedStatus, type PaymentStatus } from '../domain/payment-state.js';
+import type { PaymentsTable, RefundsTable } from '../adapters/storage/schema.js';
+import type { Trx } from '../adapters/storage/database.js';
+import type { CaptureRequest, SimpleResult } from '../ports/acquirer.js';
+import type { AppContext } from './context.js';
+import type { Idempotency, StoredResponse } from './idempotency.js';
+import { appendPaymentEvent, applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
+import { iso, type PaymentDetails, type PaymentResource, paymentResource } from './payment-resource.js';
+
+/**
+ * How long a claim (a payment in `capturing`/`voiding`, a `pending` refund) may wait for
+ * the acquirer's answer before the scheduler takes its holder for dead and asks the
+ * acquirer again. Connectors send our payment or refund id as the acquirer's
+ * idempotency reference, so asking twice never moves money twice.
+ */
+export const CLAIM_LEASE_MS = 2 * 60_000;
+
+type RecordResponse = (trx: Trx, status: number, body: string) => Promise<void>;
+/** The amount being captured rides on the claim, so whoever settles it (even after a restart) knows it. */
+type ClaimDetails = PaymentDetails & { pending_capture_amount?: number };
+
+/** How a claim ended: done (200), still unknown at the acquirer (202), or refused by it. */
+type Settled = { kind: 'done'; status: 200 | 202; payment: PaymentsTable } | { kind: 'refused'; payment: PaymentsTable; code: string; message: string };
+
+interface PaymentCommand {
+  merchantId: string;
+  paymentId: string;
+  rawBody: string;
+  idempotencyKey: string | undefined;
+}
+
+export interface CaptureCommand extends PaymentCommand {
+  amount?: number | undefined;
+}
+
+export interface RefundCommand extends PaymentCommand {
+  amount?: number | undefined;
+  reason?: string | undefined;
+}
+
+export function refundResource(r: RefundsTable) {
+  return {
+    id: r.id,
+    object: 'refund' as const,
+    payment_id: r.payment_id,
+    amount: r.amount,
+    currency: r.currency,
+    status: r.status,
+    reason: r.reason,
+    failure_code: r.failure_code,
+    failure_message: r.failure_message,
+    created_at: iso(r.created_at)!,
+    updated_at: iso(r.updated_at)!,
+  };
+}
+
+export type RefundResource = ReturnType<typeof refundResource>;
+
+/** refund.* events carry the refund and, for receipts and reconciliation, the payment after it. */
+function refundEvent(r: RefundsTable, payment: PaymentResource) {
+  return { ...refundResource(r), payment };
+}
+
+function withoutClaim(row: PaymentsTable): PaymentDetails {
+  const { pending_capture_amount: _amount, ...details } = detailsOf(row) as ClaimDetails;
+  return details;
+}
+
+function notCapturable(status: PaymentStatus): DomainError {
+  const why: Partial<Record<PaymentStatus, string>> = {
+    requires_action: 'the customer has not finished this payment yet',
+    capturing: 'a capture of this payment is already in progress',
+    voiding: 'this payment is being voided',
+    partially_captured: 'this payment has already been captured; a payment is captured once and a partial capture releases the rest',
+    captured: 'this payment has already been captured',
+    partially_refunded: 'this payment has already been captured',
+    refunded: 'this payment has already been captured',
+  };
+  return new DomainError(409, 'payment_not_capturable', why[status] ?? `a ${status} payment cannot be captured`, undefined, { payment_status: status });
+}
+
+function notVoidable(status: PaymentStatus): DomainError {
+  const why: Partial<Record<PaymentStatus, string>> = {
+    requires_action: 'the customer has not finished this payment yet',
+    capturing: 'a capture of this payment is in progress',
+    voiding: 'this payment is already being voided',
+    partially_captured: 'this payment has been captured; refund it instead',
+    captured: 'this payment has been captured; refund it instead',
+    partially_refunded: 'this payment has been captured; refund it instead',
+    refunded: 'this payment has been captured and refunded',
+  };
+  return new DomainError(409, 'payment_not_voidable', why[status] ?? `a ${status} payment cannot be voided`, undefined, { payment_status: status });
+}
+
+function notRefundable(status: PaymentStatus): DomainError {
+  const why: Partial<Record<PaymentStatus, string>> = {
+    authorised: 'this payment has not been captured; void it instead of refunding it',
+    capturing: 'a capture of this payment is still in progress',
+    refunded: 'this payment has already been refunded in full',
+  };
+  return new DomainError(409, 'payment_not_refundable', why[status] ?? `a ${status} payment has taken no money to refund`, undefined, { payment_status: status });
+}
+
+/**
+ * What happens to a payment after the customer has left: capture (in full or in part),
+ * void, refund, and the time-driven capture and expiry. Every money movement follows
+ * the same three steps: claim the payment in a short transaction, ask the acquirer
+ * with no transaction open, settle the answer in a second transaction together with
+ * its event and idempotency record. The claim is what makes a concurrent second
+ * request (or a second scheduler) fail cleanly instead of moving money twice.
+ */
+export class Lifecycle {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly idempotency: Idempotency,
+  ) {}
+
+  async capture(cmd: CaptureCommand): Promise<StoredResponse> {
+    return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/capture`, cmd.rawBody, async (record) => {
+      const claimed = await this.ctx.database.transaction(async (trx) => {
+        const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
+        this.checkCapture(row, cmd.amount);
+        return this.claimCapture(trx, row, cmd.amount ?? row.amount);
+      });
+      return this.answer(await this.settleCapture(claimed, record), 'capture_failed', 'the acquirer refused the capture');
+    });
+  }
+
+  async void(cmd: PaymentCommand): Promise<StoredResponse> {
+    return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/void`, cmd.rawBody, async (record) => {
+      const claimed = await this.ctx.database.transaction(async (trx) => {
+        const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
+        if (!isVoidable(row.status as PaymentStatus)) throw notVoidable(row.status as PaymentStatus);
+        return applyTransition(trx, this.ctx, row, 'voiding', {}, { silent: true });
+      });
+      return this.answer(await this.settleVoid(claimed, record), 'void_failed', 'the acquirer refused to release the authorisation');
+    });
+  }
+
+  async refund(cmd: RefundCommand): Promise<StoredResponse> {
+    return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/refund`, cmd.rawBody, async (record) => {
+      const pending = await this.ctx.database.transaction(async (trx) => {
+        const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
+        const status = row.status as PaymentStatus;
+        if (!isRefundable(status)) throw notRefundable(status);
+        // Pending refunds hold their amount, so two refunds at once can never exceed the capture.
+        const reserved = await trx.selectFrom('refunds').select('amount').where('payment_id', '=', row.id).where('status', '=', 'pending').execute();
+        const refundable = row.captured_amount - row.refunded_amount - reserved.reduce((n, r) => n + Number(r.amount), 0);
+        const amount = cmd.amount ?? refundable;
+        if (refundable <= 0 || amount > refundable) {
+          const left = Math.max(refundable, 0);
+          const taken = `captured ${formatAmount(row.captured_amount, row.currency)}, refunded or being refunded ${formatAmount(row.captured_amount - left, row.currency)}`;
+          const detail = left === 0 ? `nothing is left to refund (${taken})` : `amount ${formatAmount(amount, row.currency)} is more than the ${formatAmount(left, row.currency)} left to refund (${taken})`;
+          throw new DomainError(409, 'amount_exceeds_refundable', detail, cmd.amount === undefined ? undefined : '/amount', { amount_refundable: left });
+        }
+        const now = this.ctx.clock.now();
+        const refund: RefundsTable = {
+          id: this.ctx.newId('refund'),
+          payment_id: row.id,
+          merchant_id: row.merchant_id,
+          amount,
+          currency: row.currency,
+          status: 'pending',
+          reason: cmd.reason ?? null,
+          failure_code: null,
+          failure_message: null,
+          created_at: now,
+          updated_at: now,
+        };
+        await trx.insertInto('refunds').values(refund).execute();
+        return refund;
+      });
+      const settled = await this.settleRefund(pending, record);
+      return { status: 201, body: JSON.stringify(refundResource(settled)) };
+    });
+  }
+
+  async listRefunds(merchantId: string, paymentId: string): Promise<{ object: 'list'; data: RefundResource[]; has_more: false }> {
+    const db = this.ctx.database.db;
+    const payment = await db.selectFrom('payments').select('id').where('id', '=', paymentId).where('merchant_id', '=', merchantId).executeTakeFirst();
+    if (!payment) throw new DomainError(404, 'payment_not_found', `no payment ${paymentId} for this secret key's merchant`, '/id');
+    const rows = await db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).orderBy('created_at').orderBy('id').execute();
+    return { object: 'list', data: rows.map(refundResource), has_more: false };
+  }
+
+  /**
+   * Claims delayed captures that are due and captures them. On PostgreSQL `SKIP LOCKED`
+   * lets several processes share the work: a row another process is claiming is
+   * skipped, and once claimed it is no longer `authorised`, so nobody claims it again.
+   */
+  async captureDue(limit: number): Promise<number> {
+    const now = this.ctx.clock.now();
+    const claimed = await this.ctx.database.transaction(async (trx) => {
+      let q = trx.selectFrom('payments').selectAll().where('status', '=', 'authorised').where('capture_at', '<=', now).orderBy('capture_at').limit(limit);
+      if (this.ctx.database.caps.rowLocks) q = q.forUpdate().skipLocked();
+      const out: PaymentsTable[] = [];
+      for (const row of await q.execute()) out.push(await this.claimCapture(trx, row, row.amount));
+      return out;
+    });
+    await Promise.all(claimed.map((p) => this.settleCapture(p).then((s) => this.logRefusal(s, 'scheduled capture refused by the acquirer'))));
+    return claimed.length;
+  }
+
+  /**
+   * Authorisations past their validity are expired and released. One with a delayed
+   * capture still pending is left to the scheduler: its capture time lies within the
+   * validity, so it is captured, not expired.
+   */
+  async expireDue(limit: number): Promise<number> {
+    const now = this.ctx.clock.now();
+    const expired = await this.ctx.database.transaction(async (trx) => {
+      let q = trx
+        .selectFrom('payments')
+        .selectAll()
+        .where('status', '=', 'authorised')
+        .where('expires_at', '<=', now)
+        .where('capture_at', 'is', null)
+        .orderBy('expires_at')
+        .limit(limit);
+      if (this.ctx.database.caps.rowLocks) q = q.forUpdate().skipLocked();
+      const out: PaymentsTable[] = [];
+      for (const row of await q.execute()) out.push(await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null }));
+      return out;
+    });
+    // The issuer drops a lapsed authorisation by itself; the void only frees the funds sooner.
+    for (const p of expired) {
+      const r = await this.ask('void', p.id, () => this.ctx.acquirer.void(this.acquirerRequest(p, p.amount)));
+      if (r.outcome !== 'succeeded') this.ctx.log.warn({ payment_id: p.id, outcome: r.outcome }, 'releasing an expired authorisation did not succeed; it lapses at the issuer');
+    }
+    return expired.length;
+  }
+
+  /** Claims whose holder died (crash, restart) past the lease are taken over and settled. */
+  async recoverStale(limit: number): Promise<number> {
+    const now = this.ctx.clock.now();
+    const cutoff = now - CLAIM_LEASE_MS;
+    const locks = this.ctx.database.caps.rowLocks;
+    const payments = await this.ctx.database.transaction(async (trx) => {
+      let q = trx.selectFrom('payments').selectAll().where('status', 'in', CLAIM_STATUSES).where('updated_at', '<=', cutoff).orderBy('updated_at').limit(limit);
+      if (locks) q = q.forUpdate().skipLocked();
+      const out: PaymentsTable[] = [];
+      for (const row of await q.execute()) {
+        const renewed = { ...row, version: row.version + 1, updated_at: now };
+        await trx.updateTable('payments').set({ version: renewed.version, updated_at: now }).where('id', '=', row.id).where('version', '=', row.version).execute();
+        out.push(renewed);
+      }
+      return out;
+    });
+    const refunds = await this.ctx.database.transaction(async (trx) => {
+      let q = trx.selectFrom('refunds').selectAll().where('status', '=', 'pending').where('updated_at', '<=', cutoff).orderBy('updated_at').limit(limit);
+      if (locks) q = q.forUpdate().skipLocked();
+      const out: RefundsTable[] = [];
+      for (const row of await q.execute()) {
+        await trx.updateTable('refunds').set({ updated_at: now }).where('id', '=', row.id).where('updated_at', '=', row.updated_at).execute();
+        out.push({ ...row, updated_at: now });
+      }
+      return out;
+    });
+    await Promise.all([
+      ...payments.map((p) =>
+        p.status === 'capturing'
+          ? this.settleCapture(p).then((s) => this.logRefusal(s, 'recovered capture refused by the acquirer'))
+          : this.settleVoid(p).then((s) => this.logRefusal(s, 'recovered void refused by the acquirer')),
+      ),
+      ...refunds.map((r) => this.settleRefund(r)),
+    ]);
+    return payments.length + refunds.length;
+  }
+
+  /** Locked, and another merchant's payment is reported exactly like a missing one. */
+  private async owned(trx: Trx, merchantId: string, paymentId: string): Promise<PaymentsTable> {
+    const row = await loadForUpdate(trx, this.ctx, paymentId);
+    if (!row || row.merchant_id !== merchantId) throw new DomainError(404, 'payment_not_found', `no payment ${paymentId} for this secret key's merchant`, '/id');
+    return row;
+  }
+
+  private checkCapture(row: PaymentsTable, amount: number | undefined): void {
+    const status = row.status as PaymentStatus;
+    if (!isCapturable(status)) throw notCapturable(status);
+    if (row.expires_at !== null && row.expires_at <= this.ctx.clock.now()) {
+      throw new DomainError(409, 'authorisation_expired', `the authorisation expired at ${iso(row.expires_at)}; it can no longer be captured`, undefined, { payment_status: status });
+    }
+    if (amount !== undefined && amount > row.amount) {
+      throw new DomainError(
+        409,
+        'amount_exceeds_capturable',
+        `amount ${formatAmount(amount, row.currency)} is more than the ${formatAmount(row.amount, row.currency)} authorised`,
+        '/amount',
+        { amount_capturable: row.amount },
+      );
+    }
+  }
+
+  private claimCapture(trx: Trx, row: PaymentsTable, amount: number): Promise<PaymentsTable> {
+    const details: ClaimDetails = { ...detailsOf(row), pending_capture_amount: amount };
+    return applyTransition(trx, this.ctx, row, 'capturing', {}, { silent: true, details });
+  }
+
+  private async settleCapture(claimed: PaymentsTable, record?: RecordResponse): Promise<Settled> {
+    const amount = (detailsOf(claimed) as ClaimDetails).pending_capture_amount ?? claimed.amount;
+    const result = await this.ask('capture', claimed.id, () => this.ctx.acquirer.capture(this.acquirerRequest(claimed, amount)));
+    return this.ctx.database.transaction(async (trx): Promise<Settled> => {
+      const row = await loadForUpdate(trx, this.ctx, claimed.id);
+      // Whoever took this claim over after its lease settles it; nothing more to do here.
+      if (!row || row.status !== 'capturing' || row.version !== claimed.version) return { kind: 'done', status: 202, payment: row ?? claimed };
+      switch (result.outcome) {
+        case 'succeeded': {
+          const next = await applyTransition(trx, this.ctx, row, capturedStatus(amount, row.amount), { captured_amount: amount, capture_at: null, expires_at: null, failure_message: null }, { details: withoutClaim(row) });
+          await record?.(trx, 200, await this.paymentBody(trx, next));
+          return { kind: 'done', status: 200, payment: next };
+        }
+        case 'failed': {
+          // A refused capture is not retried by itself: the merchant captures again or voids.
+          const next = await applyTransition(trx, this.ctx, row, 'authorised', { capture_at: null, failure_message: `capture failed: ${result.message}` }, { details: withoutClaim(row), eventType: 'payment.capture_failed' });
+          return { kind: 'refused', payment: next, code: result.code, message: result.message };
+        }
+        case 'pending':
+          await record?.(trx, 202, await this.paymentBody(trx, row));
+          return { kind: 'done', status: 202, payment: row };
+      }
+    });
+  }
+
+  private async settleVoid(claimed: PaymentsTable, record?: RecordResponse): Promise<Settled> {
+    const result = await this.ask('void', claimed.id, () => this.ctx.acquirer.void(this.acquirerRequest(claimed, claimed.amount)));
+    return this.ctx.database.transaction(async (trx): Promise<Settled> => {
+      const row = await loadForUpdate(trx, this.ctx, claimed.id);
+      if (!row || row.status !== 'voiding' || row.version !== claimed.version) return { kind: 'done', status: 202, payment: row ?? claimed };
+      switch (result.outcome) {
+        case 'succeeded': {
+          const next = await applyTransition(trx, this.ctx, row, 'voided', { capture_at: null, expires_at: null, failure_message: null });
+          await record?.(trx, 200, await this.paymentBody(trx, next));
+          return { kind: 'done', status: 200, payment: next };
+        }
+        case 'failed': {
+          // Nothing changed for the merchant: the authorisation stands as it was.
+          const next = await applyTransition(trx, this.ctx, row, 'authorised', {}, { silent: true });
+          return { kind: 'refused', payment: next, code: result.code, message: result.message };
+        }
+        case 'pending':
+          await record?.(trx, 202, await this.paymentBody(trx, row));
+          return { kind: 'done', status: 202, payment: row };
+      }
+    });
+  }
+
+  private async settleRefund(pending: RefundsTable, record?: RecordResponse): Promise<RefundsTable> {
+    const payment = await this.ctx.database.db.selectFrom('payments').selectAll().where('id', '=', pending.payment_id).executeTakeFirstOrThrow();
+    const result = await this.ask('refund', payment.id, () => this.ctx.acquirer.refund({ ...this.acquirerRequest(payment, pending.amount), refundId: pending.id }));
+    return this.ctx.database.transaction(async (trx) => {
+      const row = await loadForUpdate(trx, this.ctx, pending.payment_id);
+      if (!row) throw new Error(`payment ${pending.payment_id} of refund ${pending.id} is missing`);
+      if (result.outcome === 'pending') {
+        await record?.(trx, 201, JSON.stringify(refundResource(pending)));
+        return pending;
+      }
+      const now = this.ctx.clock.now();
+      const done: RefundsTable =
+        result.outcome === 'succeeded'
+          ? { ...pending, status: 'succeeded', updated_at: now }
+          : { ...pending, status: 'failed', failure_code: result.code, failure_message: result.message, updated_at: now };
+      // Conditional on the claim we hold, so a refund taken over after its lease is settled once.
+      const res = await trx
+        .updateTable('refunds')
+        .set({ status: done.status, failure_code: done.failure_code, failure_message: done.failure_message, updated_at: now })
+        .where('id', '=', pending.id)
+        .where('status', '=', 'pending')
+        .where('updated_at', '=', pending.updated_at)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) !== 1) return trx.selectFrom('refunds').selectAll().where('id', '=', pending.id).executeTakeFirstOrThrow();
+      if (done.status === 'succeeded') {
+        const refunded = row.refunded_amount + done.amount;
+        await applyTransition(trx, this.ctx, row, refundedStatus(refunded, row.captured_amount), { refunded_amount: refunded }, { eventType: 'refund.succeeded', eventObject: (payment) => refundEvent(done, payment) });
+      } else {
+        await appendPaymentEvent(trx, this.ctx, row, 'refund.failed', (payment) => refundEvent(done, payment));
+      }
+      await record?.(trx, 201, JSON.stringify(refundResource(done)));
+      return done;
+    });
+  }
+
+  private async answer(settled: Settled, code: string, what: string): Promise<{ status: number; body: string }> {
+    if (settled.kind === 'refused') {
+      throw new DomainError(422, code, `${what}: ${settled.message} The authorisation still stands; it may be captured again or voided.`, undefined, {
+        decline_code: settled.code,
+        payment_status: settled.payment.status,
+      });
+    }
+    return { status: settled.status, body: await this.paymentBody(this.ctx.database.db, settled.payment) };
+  }
+
+  private async paymentBody(ex: Trx | AppContext['database']['db'], row: PaymentsTable): Promise<string> {
+    return JSON.stringify(paymentResource(row, await channelReference(ex, row.channel_id), withoutClaim(row)));
+  }
+
+  private logRefusal(s: Settled, message: string): void {
+    if (s.kind === 'refused') this.ctx.log.warn({ payment_id: s.payment.id, decline_code: s.code }, message);
+  }
+
+  private acquirerRequest(p: PaymentsTable, amount: number): CaptureRequest {
+    return { paymentId: p.id, amount, currency: p.currency, networkReference: p.network_reference, cardBin: p.card_bin, cardLast4: p.card_last4 };
+  }
+
+  /** An acquirer that throws may or may not have acted: the outcome is unknown, never a success. */
+  private async ask(op: string, paymentId: string, call: () => Promise<SimpleResult>): Promise<SimpleResult> {
+    try {
+      return await call();
+    } catch (err) {
+      this.ctx.log.error({ err, payment_id: paymentId, op }, 'acquirer call failed; the claim is kept and retried after its lease');
+      return { outcome: 'pending', message: 'The acquirer did not answer.' };
+    }
+  }
+}

@@ -1,0 +1,106 @@
+import { type FieldError, ValidationFailed } from '../domain/errors.js';
+import { hasPrefix } from '../domain/ids.js';
+import type { PaymentStatus } from '../domain/payment-state.js';
+import type { AppContext } from './context.js';
+import { channelReference, detailsOf } from './payment-transitions.js';
+import { iso, paymentResource, type PaymentResource } from './payment-resource.js';
+
+export const DEFAULT_PAGE_SIZE = 20;
+export const MAX_PAGE_SIZE = 100;
+
+export interface PaymentListQuery {
+  limit?: number | undefined;
+  starting_after?: string | undefined;
+  status?: PaymentStatus | undefined;
+  channel?: string | undefined;
+  reference?: string | undefined;
+  customer_reference?: string | undefined;
+  created_gte?: string | undefined;
+  created_lte?: string | undefined;
+}
+
+export interface TimelineEntry {
+  id: string;
+  type: string;
+  sequence: number;
+  created_at: string;
+}
+
+export type PaymentListItem = PaymentResource & { timeline: TimelineEntry[] };
+
+export interface PaymentPage {
+  object: 'list';
+  data: PaymentListItem[];
+  has_more: boolean;
+  /** Pass as `starting_after` to get the next page; null on the last one. */
+  next_starting_after: string | null;
+}
+
+function parseTime(value: string | undefined, name: string, errors: FieldError[]): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) errors.push({ pointer: `/querystring/${name}`, code: 'invalid_format', message: `${name} must be an ISO 8601 date-time such as 2025-01-31T00:00:00Z` });
+  return ms;
+}
+
+/**
+ * GET /payments. Newest first by id: ids begin with their creation time and never
+ * change, so a cursor (`starting_after` = the last id seen) gives the same pages however
+ * many payments arrive meanwhile: new ones only ever appear before the first page.
+ */
+export class PaymentList {
+  constructor(private readonly ctx: AppContext) {}
+
+  async list(merchantId: string, q: PaymentListQuery): Promise<PaymentPage> {
+    const errors: FieldError[] = [];
+    const limit = q.limit ?? DEFAULT_PAGE_SIZE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      errors.push({ pointer: '/querystring/limit', code: 'out_of_range', message: `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}` });
+    }
+    if (q.starting_after !== undefined && !hasPrefix(q.starting_after, 'payment')) {
+      errors.push({ pointer: '/querystring/starting_after', code: 'invalid_format', message: 'starting_after must be a payment id (pay_…) from a previous page' });
+    }
+    const gte = parseTime(q.created_gte, 'created_gte', errors);
+    const lte = parseTime(q.created_lte, 'created_lte', errors);
+    if (gte !== undefined && lte !== undefined && gte > lte) {
+      errors.push({ pointer: '/querystring/created_gte', code: 'invalid_range', message: 'created_gte must not be later than created_lte' });
+    }
+    if (errors.length) throw new ValidationFailed(errors);
+
+    const db = this.ctx.database.db;
+    let query = db.selectFrom('payments').selectAll().where('merchant_id', '=', merchantId);
+    if (q.channel !== undefined) {
+      const channel = await db.selectFrom('channels').select('id').where('reference', '=', q.channel).where('merchant_id', '=', merchantId).executeTakeFirst();
+      if (!channel) return { object: 'list', data: [], has_more: false, next_starting_after: null };
+      query = query.where('channel_id', '=', channel.id);
+    }
+    if (q.status !== undefined) query = query.where('status', '=', q.status);
+    if (q.reference !== undefined) query = query.where('reference', '=', q.reference);
+    if (q.customer_reference !== undefined) query = query.where('customer_reference', '=', q.customer_reference);
+    if (gte !== undefined) query = query.where('created_at', '>=', gte);
+    if (lte !== undefined) query = query.where('created_at', '<=', lte);
+    if (q.starting_after !== undefined) query = query.where('id', '<', q.starting_after);
+    // One row more than asked tells whether another page exists without counting.
+    const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
+    const page = rows.slice(0, limit);
+
+    const timelines = new Map<string, TimelineEntry[]>(page.map((r) => [r.id, []]));
+    if (page.length) {
+      const events = await db
+        .selectFrom('events')
+        .select(['id', 'payment_id', 'type', 'sequence', 'created_at'])
+        .where('payment_id', 'in', page.map((r) => r.id))
+        .orderBy('payment_id')
+        .orderBy('sequence')
+        .orderBy('id')
+        .execute();
+      for (const e of events) timelines.get(e.payment_id!)?.push({ id: e.id, type: e.type, sequence: e.sequence, created_at: iso(e.created_at)! });
+    }
+    const data: PaymentListItem[] = [];
+    for (const row of page) {
+      data.push({ ...paymentResource(row, await channelReference(db, row.channel_id), detailsOf(row)), timeline: timelines.get(row.id)! });
+    }
+    const hasMore = rows.length > limit;
+    return { object: 'list', data, has_more: hasMore, next_starting_after: hasMore ? page[page.length - 1]!.id : null };
+  }
+}

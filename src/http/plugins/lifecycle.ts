@@ -1,0 +1,132 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../../app/services.js';
+import { Payment } from '../schemas/payment-resource.js';
+import { problemResponses } from '../schemas/common.js';
+import { CaptureRequest, type CaptureRequestBody, PaymentListQuery, type PaymentListQueryString, PaymentPage, Refund, RefundList, RefundRequest, type RefundRequestBody, VoidRequest } from '../schemas/lifecycle.js';
+import { IdempotencyHeaders, PaymentIdParams, sendStored } from './payments.js';
+
+/** These bodies are all optional: a bare POST means "the whole amount". */
+async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
+function sendJson(reply: FastifyReply, value: unknown): FastifyReply {
+  return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(value));
+}
+
+function idempotencyKey(request: FastifyRequest): string | undefined {
+  return request.headers['idempotency-key'] as string | undefined;
+}
+
+/** After the customer has left: capture, void, refund, and finding payments again. */
+export const lifecycleRoutes =
+  (services: Services): FastifyPluginAsync =>
+  async (app) => {
+    const { lifecycle } = services;
+
+    app.post<{ Params: { id: string }; Body: CaptureRequestBody }>(
+      '/payment/:id/capture',
+      {
+        onRequest: app.requireSecretKey,
+        preValidation: emptyBodyIsEmptyObject,
+        schema: {
+          tags: ['payments'],
+          summary: 'Capture an authorised payment',
+          description:
+            'Takes the money of an `authorised` payment, in full or (with `amount`) in part; a partial capture releases the rest and the payment becomes `partially_captured`. A payment is captured once. Brings a delayed capture forward. 409 `payment_not_capturable` / `amount_exceeds_capturable` / `authorisation_expired` when the state or amount does not allow it; 422 `capture_failed` when the acquirer refuses (the authorisation stands). 202 with status `capturing` when the acquirer has not confirmed yet.',
+          security: [{ secretKey: [] }],
+          headers: IdempotencyHeaders,
+          params: PaymentIdParams,
+          body: CaptureRequest,
+          response: { 200: Payment, 202: Payment, ...problemResponses(400, 401, 404, 409, 422) },
+        },
+      },
+      async (request, reply) => {
+        const stored = await lifecycle.capture({
+          merchantId: request.merchantId,
+          paymentId: request.params.id,
+          amount: request.body.amount,
+          rawBody: request.rawBody ?? '',
+          idempotencyKey: idempotencyKey(request),
+        });
+        return sendStored(reply, stored);
+      },
+    );
+
+    app.post<{ Params: { id: string } }>(
+      '/payment/:id/void',
+      {
+        onRequest: app.requireSecretKey,
+        preValidation: emptyBodyIsEmptyObject,
+        schema: {
+          tags: ['payments'],
+          summary: 'Void (release) an uncaptured authorisation',
+          description: 'Releases the funds of an `authorised` payment and cancels a pending delayed capture; the payment becomes `voided`. 409 `payment_not_voidable` once it is captured (refund instead) or while a capture is in progress.',
+          security: [{ secretKey: [] }],
+          headers: IdempotencyHeaders,
+          params: PaymentIdParams,
+          body: VoidRequest,
+          response: { 200: Payment, 202: Payment, ...problemResponses(400, 401, 404, 409, 422) },
+        },
+      },
+      async (request, reply) => {
+        const stored = await lifecycle.void({ merchantId: request.merchantId, paymentId: request.params.id, rawBody: request.rawBody ?? '', idempotencyKey: idempotencyKey(request) });
+        return sendStored(reply, stored);
+      },
+    );
+
+    app.post<{ Params: { id: string }; Body: RefundRequestBody }>(
+      '/payment/:id/refund',
+      {
+        onRequest: app.requireSecretKey,
+        preValidation: emptyBodyIsEmptyObject,
+        schema: {
+          tags: ['refunds'],
+          summary: 'Refund a captured payment',
+          description:
+            'Creates a refund (`re_…`), in full or (with `amount`) in part; several refunds may be made up to the captured amount. The refund is returned with its own status: `succeeded`, `failed` (the acquirer refused; nothing was refunded) or `pending`. 409 `payment_not_refundable` when nothing was captured, `amount_exceeds_refundable` when the amount is more than what is left.',
+          security: [{ secretKey: [] }],
+          headers: IdempotencyHeaders,
+          params: PaymentIdParams,
+          body: RefundRequest,
+          response: { 201: Refund, ...problemResponses(400, 401, 404, 409, 422) },
+        },
+      },
+      async (request, reply) => {
+        const stored = await lifecycle.refund({
+          merchantId: request.merchantId,
+          paymentId: request.params.id,
+          amount: request.body.amount,
+          reason: request.body.reason,
+          rawBody: request.rawBody ?? '',
+          idempotencyKey: idempotencyKey(request),
+        });
+        return sendStored(reply, stored);
+      },
+    );
+
+    app.get<{ Params: { id: string } }>(
+      '/payment/:id/refunds',
+      {
+        onRequest: app.requireSecretKey,
+        schema: { tags: ['refunds'], summary: "A payment's refunds, oldest first", security: [{ secretKey: [] }], params: PaymentIdParams, response: { 200: RefundList, ...problemResponses(401, 404) } },
+      },
+      async (request, reply) => sendJson(reply, await lifecycle.listRefunds(request.merchantId, request.params.id)),
+    );
+
+    app.get<{ Querystring: PaymentListQueryString }>(
+      '/payments',
+      {
+        onRequest: app.requireSecretKey,
+        schema: {
+          tags: ['payments'],
+          summary: 'List payments, newest first',
+          description: 'Cursor pagination: `limit` (1-100, default 20) and `starting_after` (the `next_starting_after` of the previous page). Filters combine. Each payment carries its amounts and its `timeline` of events.',
+          security: [{ secretKey: [] }],
+          querystring: PaymentListQuery,
+          response: { 200: PaymentPage, ...problemResponses(400, 401) },
+        },
+      },
+      async (request, reply) => sendJson(reply, await services.paymentList.list(request.merchantId, request.query)),
+    );
+  };

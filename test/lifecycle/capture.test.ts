@@ -1,0 +1,169 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { authorisedPayment, CAPTURE_FAILS, countAcquirerCalls, eventTypes, getPayment, post, type PaymentJson } from './helpers.js';
+
+for (const dialect of DIALECTS) {
+  describe(`capture and void (${dialect})`, () => {
+    let t: TestGateway;
+    before(async () => {
+      t = await startTestGateway({ dialect });
+    });
+    after(async () => {
+      await t.close();
+    });
+
+    it('captures the full authorised amount', async () => {
+      const p = await authorisedPayment(t);
+      assert.equal(p.status, 'authorised');
+      const res = await post(t, `/payment/${p.id}/capture`);
+      assert.equal(res.statusCode, 200, res.body);
+      const body = res.json() as PaymentJson;
+      assert.equal(body.status, 'captured');
+      assert.equal(body.amount_captured, p.amount);
+      assert.equal(body.expires_at, null);
+      assert.deepEqual(await getPayment(t, p.id), body);
+      assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.captured']);
+    });
+
+    it('captures part of the amount, releasing the rest, and only once', async () => {
+      const p = await authorisedPayment(t, { amount: 1000 });
+      const res = await post(t, `/payment/${p.id}/capture`, { amount: 600 });
+      assert.equal(res.statusCode, 200, res.body);
+      const body = res.json() as PaymentJson;
+      assert.equal(body.status, 'partially_captured');
+      assert.equal(body.amount, 1000);
+      assert.equal(body.amount_captured, 600);
+
+      const again = await post(t, `/payment/${p.id}/capture`, { amount: 100 });
+      assert.equal(again.statusCode, 409);
+      assert.equal(again.json().code, 'payment_not_capturable');
+      assert.equal((await getPayment(t, p.id)).amount_captured, 600);
+      assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.partially_captured']);
+    });
+
+    it('refuses to capture more than was authorised, naming the amount', async () => {
+      const p = await authorisedPayment(t, { amount: 500 });
+      const res = await post(t, `/payment/${p.id}/capture`, { amount: 501 });
+      assert.equal(res.statusCode, 409);
+      assert.match(res.headers['content-type'] as string, /^application\/problem\+json/);
+      const problem = res.json();
+      assert.equal(problem.code, 'amount_exceeds_capturable');
+      assert.equal(problem.param, '/amount');
+      assert.equal(problem.amount_capturable, 500);
+      const after = await getPayment(t, p.id);
+      assert.equal(after.status, 'authorised');
+      assert.equal(after.amount_captured, 0);
+    });
+
+    it('rejects malformed amounts with a field pointer', async () => {
+      const p = await authorisedPayment(t);
+      for (const amount of [0, -5, 1.5, '50']) {
+        const res = await post(t, `/payment/${p.id}/capture`, { amount });
+        assert.equal(res.statusCode, 400, `amount ${JSON.stringify(amount)}: ${res.body}`);
+        assert.equal(res.json().param, '/amount');
+      }
+      const unknown = await post(t, `/payment/${p.id}/capture`, { amont: 5 });
+      assert.equal(unknown.statusCode, 400);
+      assert.equal(unknown.json().param, '/amont');
+      assert.equal((await getPayment(t, p.id)).status, 'authorised');
+    });
+
+    it('voids an authorisation, after which capture is refused', async () => {
+      const p = await authorisedPayment(t);
+      const res = await post(t, `/payment/${p.id}/void`);
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.json().status, 'voided');
+      assert.equal(res.json().expires_at, null);
+
+      const capture = await post(t, `/payment/${p.id}/capture`);
+      assert.equal(capture.statusCode, 409);
+      assert.equal(capture.json().code, 'payment_not_capturable');
+      assert.equal(capture.json().payment_status, 'voided');
+      const again = await post(t, `/payment/${p.id}/void`);
+      assert.equal(again.statusCode, 409);
+      assert.equal(again.json().code, 'payment_not_voidable');
+      assert.equal((await getPayment(t, p.id)).amount_captured, 0);
+      assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.voided']);
+    });
+
+    it('refuses to void a captured payment', async () => {
+      const p = await authorisedPayment(t, { capture: 'auto' });
+      assert.equal(p.status, 'captured');
+      const res = await post(t, `/payment/${p.id}/void`);
+      assert.equal(res.statusCode, 409);
+      assert.equal(res.json().code, 'payment_not_voidable');
+      assert.match(res.json().detail, /refund/);
+      assert.equal((await getPayment(t, p.id)).status, 'captured');
+    });
+
+    it('refuses a payment the customer has not finished', async () => {
+      const created = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ capture: 'manual' }) });
+      assert.equal(created.statusCode, 201);
+      const res = await post(t, `/payment/${created.json().id}/capture`);
+      assert.equal(res.statusCode, 409);
+      assert.equal(res.json().code, 'payment_not_capturable');
+    });
+
+    it('replays a capture sent again with the same Idempotency-Key', async () => {
+      const p = await authorisedPayment(t, { amount: 800 });
+      const acquirer = countAcquirerCalls([t.gateway]);
+      const headers = { 'idempotency-key': `cap-${p.id}` };
+      const first = await post(t, `/payment/${p.id}/capture`, { amount: 300 }, headers);
+      const second = await post(t, `/payment/${p.id}/capture`, { amount: 300 }, headers);
+      assert.equal(first.statusCode, 200);
+      assert.equal(second.statusCode, 200);
+      assert.equal(second.headers['idempotent-replayed'], 'true');
+      assert.equal(second.body, first.body);
+      assert.equal(acquirer.count('capture', p.id), 1);
+      const other = await post(t, `/payment/${p.id}/capture`, { amount: 400 }, headers);
+      assert.equal(other.statusCode, 422);
+      assert.equal(other.json().code, 'idempotency_key_reused');
+      assert.equal((await getPayment(t, p.id)).amount_captured, 300);
+    });
+
+    it('replays a void sent again with the same Idempotency-Key', async () => {
+      const p = await authorisedPayment(t);
+      const headers = { 'idempotency-key': `void-${p.id}` };
+      const first = await post(t, `/payment/${p.id}/void`, undefined, headers);
+      const second = await post(t, `/payment/${p.id}/void`, undefined, headers);
+      assert.equal(first.statusCode, 200);
+      assert.equal(second.statusCode, 200);
+      assert.equal(second.headers['idempotent-replayed'], 'true');
+      assert.equal(second.body, first.body);
+    });
+
+    it('reports a refused capture (test card 4000 0000 0000 0259) without changing the balance', async () => {
+      const p = await authorisedPayment(t, { payment_method: { number: CAPTURE_FAILS } });
+      assert.equal(p.status, 'authorised');
+      const res = await post(t, `/payment/${p.id}/capture`);
+      assert.equal(res.statusCode, 422);
+      assert.equal(res.json().code, 'capture_failed');
+      assert.equal(res.json().decline_code, 'capture_refused');
+      assert.equal(res.json().payment_status, 'authorised');
+      const after = await getPayment(t, p.id);
+      assert.equal(after.status, 'authorised');
+      assert.equal(after.amount_captured, 0);
+      assert.match(after.failure_message ?? '', /capture failed/);
+      assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.capture_failed']);
+      // The authorisation still stands and can be released.
+      const voided = await post(t, `/payment/${p.id}/void`);
+      assert.equal(voided.statusCode, 200);
+      assert.equal(voided.json().status, 'voided');
+    });
+
+    it("answers 404 for another merchant's payment, and moves nothing", async () => {
+      const p = await authorisedPayment(t);
+      const other = await t.gateway.services.merchants.createMerchant('Other shop');
+      const key = await t.gateway.services.merchants.createSecretKey(other.id, 'other');
+      for (const action of ['capture', 'void', 'refund']) {
+        const res = await post(t, `/payment/${p.id}/${action}`, undefined, { 'x-secret-key': key.secret_key });
+        assert.equal(res.statusCode, 404, action);
+        assert.equal(res.json().code, 'payment_not_found');
+      }
+      const missing = await post(t, '/payment/pay_0000000000000000000000000000000/capture');
+      assert.equal(missing.statusCode, 404);
+      assert.equal((await getPayment(t, p.id)).status, 'authorised');
+    });
+  });
+}

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { authorisedPayment, post, type PaymentJson } from './helpers.js';
+
+type Item = PaymentJson & { reference: string | null; customer: { reference?: string } | null; created_at: string; timeline: Array<{ id: string; type: string; sequence: number; created_at: string }> };
+
+interface Page {
+  object: string;
+  data: Item[];
+  has_more: boolean;
+  next_starting_after: string | null;
+}
+
+for (const dialect of DIALECTS) {
+  describe(`GET /payments (${dialect})`, () => {
+    let t: TestGateway;
+    /** Oldest first, as created. */
+    const created: PaymentJson[] = [];
+    let windowStart: string;
+    let windowEnd: string;
+
+    async function list(query: string): Promise<Page> {
+      const res = await t.request({ method: 'GET', url: `/payments${query}` });
+      assert.equal(res.statusCode, 200, res.body);
+      return res.json() as Page;
+    }
+
+    async function all(query: string, limit: number): Promise<Item[]> {
+      const out: Item[] = [];
+      let cursor: string | null = null;
+      for (let guard = 0; guard < 100; guard++) {
+        const page = await list(`?limit=${limit}${query}${cursor ? `&starting_after=${cursor}` : ''}`);
+        assert.ok(page.data.length <= limit);
+        out.push(...page.data);
+        if (!page.has_more) {
+          assert.equal(page.next_starting_after, null);
+          return out;
+        }
+        cursor = page.next_starting_after;
+      }
+      throw new Error('pagination did not end');
+    }
+
+    before(async () => {
+      t = await startTestGateway({ dialect });
+      // 23 payments a second apart: more than one default page; two customers, a few references.
+      for (let i = 0; i < 23; i++) {
+        if (i === 8) windowStart = new Date(t.clock.now()).toISOString();
+        const p = await authorisedPayment(t, { reference: `order-${i % 5}`, customer: { reference: i % 2 ? 'cust-odd' : 'cust-even' } });
+        if (i === 12) windowEnd = new Date(t.clock.now()).toISOString();
+        if (i % 3 === 0) assert.equal((await post(t, `/payment/${p.id}/capture`)).statusCode, 200);
+        created.push(p);
+        t.clock.advance(1000);
+      }
+    });
+    after(async () => {
+      await t.close();
+    });
+
+    it('pages newest first, 20 by default, each payment once', async () => {
+      const first = await list('');
+      assert.equal(first.object, 'list');
+      assert.equal(first.data.length, 20);
+      assert.equal(first.has_more, true);
+      assert.equal(first.next_starting_after, first.data[19]!.id);
+
+      const paged = await all('', 4);
+      assert.deepEqual(paged.map((p) => p.id), [...created].reverse().map((p) => p.id));
+      assert.equal(new Set(paged.map((p) => p.id)).size, created.length);
+    });
+
+    it('keeps its pages stable while new payments arrive', async () => {
+      const page1 = await list('?limit=5&customer_reference=cust-even');
+      const page2Before = await list(`?limit=5&customer_reference=cust-even&starting_after=${page1.next_starting_after}`);
+      const newer = await authorisedPayment(t, { reference: 'order-new', customer: { reference: 'cust-even' } });
+      const page2After = await list(`?limit=5&customer_reference=cust-even&starting_after=${page1.next_starting_after}`);
+      assert.deepEqual(page2After.data.map((p) => p.id), page2Before.data.map((p) => p.id));
+      const top = await list('?limit=1&customer_reference=cust-even');
+      assert.equal(top.data[0]!.id, newer.id);
+      assert.equal((await post(t, `/payment/${newer.id}/void`)).statusCode, 200);
+    });
+
+    it('filters by status, reference, customer reference, channel and creation time', async () => {
+      const captured = await all('&status=captured', 100);
+      assert.deepEqual(captured.map((p) => p.id), created.filter((_, i) => i % 3 === 0).reverse().map((p) => p.id));
+      for (const p of captured) assert.equal(p.status, 'captured');
+
+      const byRef = await all('&reference=order-2', 100);
+      assert.deepEqual(byRef.map((p) => p.id), created.filter((_, i) => i % 5 === 2).reverse().map((p) => p.id));
+
+      const odd = await all('&customer_reference=cust-odd', 100);
+      assert.deepEqual(odd.map((p) => p.id), created.filter((_, i) => i % 2 === 1).reverse().map((p) => p.id));
+
+      const combined = await all('&customer_reference=cust-odd&status=authorised&reference=order-1', 100);
+      assert.deepEqual(combined.map((p) => p.id), created.filter((_, i) => i % 2 === 1 && i % 3 !== 0 && i % 5 === 1).reverse().map((p) => p.id));
+
+      assert.ok((await all('&channel=sandbox', 100)).length >= created.length);
+      assert.deepEqual((await list('?channel=no-such-channel')).data, []);
+
+      const window = await all(`&created_gte=${encodeURIComponent(windowStart)}&created_lte=${encodeURIComponent(windowEnd)}`, 100);
+      assert.deepEqual(window.map((p) => p.id), created.slice(8, 13).reverse().map((p) => p.id));
+    });
+
+    it('shows amounts and the timeline of events on each payment', async () => {
+      const [p] = (await list(`?reference=order-0&status=captured&limit=1`)).data;
+      assert.ok(p);
+      assert.equal(p.amount_captured, p.amount);
+      assert.equal(p.amount_refunded, 0);
+      assert.deepEqual(p.timeline.map((e) => e.type), ['payment.created', 'payment.authorised', 'payment.captured']);
+      assert.deepEqual(p.timeline.map((e) => e.sequence), [1, 2, 3]);
+      for (const e of p.timeline) assert.match(e.id, /^evt_/);
+    });
+
+    it('refuses out-of-range limits and malformed cursors and times, naming the parameter', async () => {
+      const cases: Array<[string, string]> = [
+        ['?limit=0', '/querystring/limit'],
+        ['?limit=101', '/querystring/limit'],
+        ['?limit=ten', '/querystring/limit'],
+        ['?starting_after=abc', '/querystring/starting_after'],
+        ['?status=paid', '/querystring/status'],
+        ['?created_gte=yesterday', '/querystring/created_gte'],
+        [`?created_gte=${encodeURIComponent(windowEnd)}&created_lte=${encodeURIComponent(windowStart)}`, '/querystring/created_gte'],
+      ];
+      for (const [query, param] of cases) {
+        const res = await t.request({ method: 'GET', url: `/payments${query}` });
+        assert.equal(res.statusCode, 400, `${query}: ${res.body}`);
+        assert.equal(res.json().param, param, query);
+      }
+      assert.equal((await list('?limit=100')).data.length <= 100, true);
+    });
+
+    it("lists only the merchant's own payments", async () => {
+      const other = await t.gateway.services.merchants.createMerchant('Other shop');
+      const key = await t.gateway.services.merchants.createSecretKey(other.id, 'other');
+      const res = await t.request({ method: 'GET', url: '/payments', headers: { 'x-secret-key': key.secret_key } });
+      assert.equal(res.statusCode, 200);
+      assert.deepEqual(res.json().data, []);
+      const anonymous = await t.app.inject({ method: 'GET', url: '/payments' });
+      assert.equal(anonymous.statusCode, 401);
+    });
+  });
+}

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { authorisedPayment, countAcquirerCalls, eventTypes, getPayment, post, REFUND_FAILS } from './helpers.js';
+
+interface RefundJson {
+  id: string;
+  object: string;
+  payment_id: string;
+  amount: number;
+  status: string;
+  reason: string | null;
+  failure_code: string | null;
+}
+
+for (const dialect of DIALECTS) {
+  describe(`refunds (${dialect})`, () => {
+    let t: TestGateway;
+    before(async () => {
+      t = await startTestGateway({ dialect });
+    });
+    after(async () => {
+      await t.close();
+    });
+
+    it('refunds in several parts up to the captured amount, then refuses more', async () => {
+      const p = await authorisedPayment(t, { amount: 1000, capture: 'auto' });
+      assert.equal(p.status, 'captured');
+
+      const first = await post(t, `/payment/${p.id}/refund`, { amount: 300, reason: 'one item returned' });
+      assert.equal(first.statusCode, 201, first.body);
+      const r1 = first.json() as RefundJson;
+      assert.match(r1.id, /^re_[0-9a-f]{32}$/);
+      assert.equal(r1.object, 'refund');
+      assert.equal(r1.status, 'succeeded');
+      assert.equal(r1.reason, 'one item returned');
+      let payment = await getPayment(t, p.id);
+      assert.equal(payment.status, 'partially_refunded');
+      assert.equal(payment.amount_refunded, 300);
+
+      t.clock.advance(1000);
+      const second = await post(t, `/payment/${p.id}/refund`, { amount: 500 });
+      assert.equal(second.statusCode, 201);
+      assert.equal((await getPayment(t, p.id)).amount_refunded, 800);
+
+      const over = await post(t, `/payment/${p.id}/refund`, { amount: 201 });
+      assert.equal(over.statusCode, 409);
+      assert.equal(over.json().code, 'amount_exceeds_refundable');
+      assert.equal(over.json().param, '/amount');
+      assert.equal(over.json().amount_refundable, 200);
+      assert.equal((await getPayment(t, p.id)).amount_refunded, 800);
+
+      // No amount: whatever is left.
+      t.clock.advance(1000);
+      const rest = await post(t, `/payment/${p.id}/refund`);
+      assert.equal(rest.statusCode, 201);
+      assert.equal(rest.json().amount, 200);
+      payment = await getPayment(t, p.id);
+      assert.equal(payment.status, 'refunded');
+      assert.equal(payment.amount_captured, 1000);
+      assert.equal(payment.amount_refunded, 1000);
+
+      const more = await post(t, `/payment/${p.id}/refund`, { amount: 1 });
+      assert.equal(more.statusCode, 409);
+      assert.equal(more.json().code, 'payment_not_refundable');
+
+      const list = await t.request({ method: 'GET', url: `/payment/${p.id}/refunds` });
+      assert.equal(list.statusCode, 200);
+      const refunds = list.json().data as RefundJson[];
+      assert.deepEqual(refunds.map((r) => [r.amount, r.status]), [[300, 'succeeded'], [500, 'succeeded'], [200, 'succeeded']]);
+      assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.captured', 'refund.succeeded', 'refund.succeeded', 'refund.succeeded']);
+    });
+
+    it('refunds only what a partial capture took', async () => {
+      const p = await authorisedPayment(t, { amount: 1000 });
+      assert.equal((await post(t, `/payment/${p.id}/capture`, { amount: 400 })).statusCode, 200);
+      const over = await post(t, `/payment/${p.id}/refund`, { amount: 401 });
+      assert.equal(over.statusCode, 409);
+      assert.equal(over.json().code, 'amount_exceeds_refundable');
+      const full = await post(t, `/payment/${p.id}/refund`);
+      assert.equal(full.json().amount, 400);
+      const after = await getPayment(t, p.id);
+      assert.equal(after.status, 'refunded');
+      assert.equal(after.amount_refunded, 400);
+    });
+
+    it('refuses to refund an uncaptured payment', async () => {
+      const p = await authorisedPayment(t);
+      const res = await post(t, `/payment/${p.id}/refund`, { amount: 10 });
+      assert.equal(res.statusCode, 409);
+      assert.equal(res.json().code, 'payment_not_refundable');
+      assert.equal(res.json().payment_status, 'authorised');
+      assert.match(res.json().detail, /void/);
+      const list = await t.request({ method: 'GET', url: `/payment/${p.id}/refunds` });
+      assert.deepEqual(list.json().data, []);
+      assert.equal((await getPayment(t, p.id)).amount_refunded, 0);
+    });
+
+    it('rejects malformed refund input with a field pointer', async () => {
+      const p = await authorisedPayment(t, { capture: 'auto' });
+      const cases: Array<[unknown, string]> = [
+        [{ amount: 0 }, '/amount'],
+        [{ amount: 2.5 }, '/amount'],
+        [{ reason: 'x'.repeat(501) }, '/reason'],
+        [{ reason: 7 }, '/reason'],
+        [{ amount: 1, note: 'x' }, '/note'],
+      ];
+      for (const [body, pointer] of cases) {
+        const res = await post(t, `/payment/${p.id}/refund`, body);
+        assert.equal(res.statusCode, 400, JSON.stringify(body));
+        assert.equal(res.json().param, pointer);
+      }
+      assert.equal((await getPayment(t, p.id)).amount_refunded, 0);
+    });
+
+    it('replays a refund sent again with the same Idempotency-Key', async () => {
+      const p = await authorisedPayment(t, { amount: 900, capture: 'auto' });
+      const acquirer = countAcquirerCalls([t.gateway]);
+      const headers = { 'idempotency-key': `refund-${p.id}` };
+      const first = await post(t, `/payment/${p.id}/refund`, { amount: 250 }, headers);
+      const second = await post(t, `/payment/${p.id}/refund`, { amount: 250 }, headers);
+      assert.equal(first.statusCode, 201);
+      assert.equal(second.statusCode, 201);
+      assert.equal(second.headers['idempotent-replayed'], 'true');
+      assert.equal(second.body, first.body);
+      assert.equal(acquirer.count('refund', p.id), 1);
+      assert.equal((await getPayment(t, p.id)).amount_refunded, 250);
+      const list = await t.request({ method: 'GET', url: `/payment/${p.id}/refunds` });
+      assert.equal(list.json().data.length, 1);
+    });
+
+    it('records a failed refund (test card 4000 0000 0000 5126) and leaves the balance alone', async () => {
+      const p = await authorisedPayment(t, { amount: 700, capture: 'auto', payment_method: { number: REFUND_FAILS } });
+      assert.equal(p.status, 'captured');
+      const res = await post(t, `/payment/${p.id}/refund`, { amount: 100 });
+      assert.equal(res.statusCode, 201);
+      const refund = res.json() as RefundJson;
+      assert.equal(refund.status, 'failed');
+      assert.equal(refund.failure_code, 'refund_failed');
+      const after = await getPayment(t, p.id);
+      assert.equal(after.status, 'captured');
+      assert.equal(after.amount_refunded, 0);
+      // A failed refund holds nothing back: the whole capture is still refundable (and fails again).
+      const again = await post(t, `/payment/${p.id}/refund`, { amount: 700 });
+      assert.equal(again.statusCode, 201);
+      assert.equal(again.json().status, 'failed');
+      assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.captured', 'refund.failed', 'refund.failed']);
+      const event = await t.gateway.services.ctx.database.db.selectFrom('events').select('body').where('payment_id', '=', p.id).where('type', '=', 'refund.failed').orderBy('sequence').executeTakeFirstOrThrow();
+      const object = JSON.parse(event.body).data.object;
+      assert.equal(object.id, refund.id);
+      assert.equal(object.payment.id, p.id);
+      assert.equal(object.payment.amount_refunded, 0);
+    });
+
+    it("answers 404 for another merchant's refunds", async () => {
+      const p = await authorisedPayment(t, { capture: 'auto' });
+      const other = await t.gateway.services.merchants.createMerchant('Other shop');
+      const key = await t.gateway.services.merchants.createSecretKey(other.id, 'other');
+      const res = await t.request({ method: 'GET', url: `/payment/${p.id}/refunds`, headers: { 'x-secret-key': key.secret_key } });
+      assert.equal(res.statusCode, 404);
+      assert.equal(res.json().code, 'payment_not_found');
+    });
+  });
+}
