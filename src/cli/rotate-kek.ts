@@ -1,10 +1,27 @@
 import type { Services } from '../app/services.js';
 
 /**
- * Re-wraps every card's data key under the active VAULT_KEK (old KEKs stay readable
- * through VAULT_OLD_KEKS until this has run). Card ciphertext is not touched.
+ * Re-wraps every data key under the active VAULT_KEK (old KEKs stay readable through
+ * VAULT_OLD_KEKS until this has run): payment cards, stored cards and channel secrets.
+ * Ciphertext is not touched.
  */
 export async function rotateKek(services: Services): Promise<number> {
+  return (await rotateCardSecrets(services)) + (await services.storedCards.rewrap()) + (await rotateChannelSecrets(services));
+}
+
+async function rotateChannelSecrets(services: Services): Promise<number> {
+  const { database, vault } = services.ctx;
+  const rows = await database.db.selectFrom('channels').select(['id', 'return_secret_ct']).execute();
+  let count = 0;
+  for (const r of rows) {
+    if (r.return_secret_ct.startsWith(`${vault.activeKekId}|`)) continue;
+    await database.db.updateTable('channels').set({ return_secret_ct: vault.sealString(r.id, vault.openString(r.id, r.return_secret_ct)) }).where('id', '=', r.id).execute();
+    count++;
+  }
+  return count;
+}
+
+async function rotateCardSecrets(services: Services): Promise<number> {
   const { database, vault } = services.ctx;
   const active = vault.activeKekId;
   let count = 0;

@@ -17,6 +17,9 @@ export type PaymentSubType =
   | 'unscheduled-subsequent';
 export type IndustryUsage = 'none' | 'delayed_charge' | 'no_show' | 'reauthorisation' | 'resubmission';
 
+/** The kind of agreement a sub type belongs to; initial and subsequent must share it. */
+export type AgreementKind = 'recurring' | 'instalment' | 'unscheduled';
+
 export interface PaymentData {
   payment_type: PaymentType;
   payment_sub_type: PaymentSubType;
@@ -35,6 +38,13 @@ export interface PaymentDataInput {
   previous_payment_id?: string | undefined;
 }
 
+/** What the payment method contributes to the rules: a stored token is a credential on file by nature. */
+export interface MethodFacts {
+  kind: 'card' | 'token';
+  cvcPresent: boolean;
+  customerReference: string | undefined;
+}
+
 export function isInitial(sub: PaymentSubType): boolean {
   return sub.endsWith('-initial');
 }
@@ -43,42 +53,75 @@ export function isSubsequent(sub: PaymentSubType): boolean {
   return sub.endsWith('-subsequent');
 }
 
-/** Fill defaults (a one-off customer-initiated payment) and check the rules between fields. */
-export function normalisePaymentData(input: PaymentDataInput | undefined, storeForFutureUse: boolean): { value: PaymentData; errors: FieldError[] } {
+export function agreementKind(sub: PaymentSubType): AgreementKind | null {
+  if (sub === 'one-off') return null;
+  return sub.slice(0, sub.indexOf('-')) as AgreementKind;
+}
+
+/**
+ * Fill defaults and check the rules between fields. Defaults: a one-off customer-initiated
+ * payment; a customer-initiated payment that stores the card sets up an unscheduled
+ * agreement (so later merchant-initiated "unscheduled-subsequent" payments may use it);
+ * a merchant-initiated one is an unscheduled subsequent use of a stored credential, or a
+ * "one-off" when it carries an industry_usage.
+ */
+export function normalisePaymentData(
+  input: PaymentDataInput | undefined,
+  storeForFutureUse: boolean,
+  method: MethodFacts = { kind: 'card', cvcPresent: true, customerReference: undefined },
+): { value: PaymentData; errors: FieldError[] } {
   const type = input?.payment_type ?? 'cit';
-  const sub = input?.payment_sub_type ?? (type === 'mit' ? 'unscheduled-subsequent' : 'one-off');
+  const industryUsage = input?.industry_usage ?? 'none';
+  // Industry-practice MITs (no-show, delayed charge…) follow one earlier payment, not an agreement.
+  const defaultSub: PaymentSubType = type === 'mit' ? (industryUsage === 'none' ? 'unscheduled-subsequent' : 'one-off') : storeForFutureUse ? 'unscheduled-initial' : 'one-off';
+  const sub = input?.payment_sub_type ?? defaultSub;
   const value: PaymentData = {
     payment_type: type,
     payment_sub_type: sub,
-    credential_on_file: input?.credential_on_file ?? (storeForFutureUse || type === 'mit'),
-    industry_usage: input?.industry_usage ?? 'none',
+    credential_on_file: input?.credential_on_file ?? (storeForFutureUse || method.kind === 'token' || (type === 'mit' && industryUsage === 'none')),
+    industry_usage: industryUsage,
   };
   if (input?.previous_network_reference) value.previous_network_reference = input.previous_network_reference;
   if (input?.previous_payment_id) value.previous_payment_id = input.previous_payment_id;
 
   const errors: FieldError[] = [];
-  const rule = (pointer: string, code: string, message: string) => errors.push({ pointer: `/payment_data${pointer}`, code, message });
+  const rule = (pointer: string, code: string, message: string) => errors.push({ pointer, code, message });
 
   if (type === 'cit' && isSubsequent(sub)) {
-    rule('/payment_sub_type', 'subsequent_requires_mit', `payment_sub_type "${sub}" is a merchant-initiated use of a stored credential: set payment_type to "mit"`);
+    rule('/payment_data/payment_sub_type', 'subsequent_requires_mit', `payment_sub_type "${sub}" is a merchant-initiated use of a stored credential: set payment_type to "mit"`);
   }
-  if (type === 'mit' && (isInitial(sub) || sub === 'one-off') && value.industry_usage === 'none') {
-    rule('/payment_sub_type', 'mit_requires_agreement', `a merchant-initiated payment must be a "-subsequent" payment_sub_type or carry an industry_usage; "${sub}" starts or has no agreement`);
+  if (type === 'mit' && isInitial(sub)) {
+    rule('/payment_data/payment_sub_type', 'initial_requires_cit', `payment_sub_type "${sub}" sets up an agreement, which needs the customer present: set payment_type to "cit", or use "${sub.replace('-initial', '-subsequent')}" for a merchant-initiated payment`);
+  }
+  if (type === 'mit' && sub === 'one-off' && industryUsage === 'none') {
+    rule('/payment_data/payment_sub_type', 'mit_requires_agreement', 'a merchant-initiated payment must be a "-subsequent" payment_sub_type or carry an industry_usage; "one-off" has no agreement');
   }
   if (isInitial(sub) && !value.credential_on_file) {
-    rule('/credential_on_file', 'initial_requires_credential_on_file', `payment_sub_type "${sub}" sets up an agreement: credential_on_file must be true`);
+    rule('/payment_data/credential_on_file', 'initial_requires_credential_on_file', `payment_sub_type "${sub}" sets up an agreement: credential_on_file must be true`);
   }
-  if (type === 'mit' && !value.credential_on_file && value.industry_usage === 'none') {
-    rule('/credential_on_file', 'mit_requires_credential_on_file', 'a merchant-initiated payment uses a stored credential: credential_on_file must be true');
+  if (type === 'mit' && isSubsequent(sub) && !value.credential_on_file) {
+    rule('/payment_data/credential_on_file', 'mit_requires_credential_on_file', `payment_sub_type "${sub}" uses a stored credential: credential_on_file must be true`);
   }
-  if (type === 'cit' && value.industry_usage !== 'none') {
-    rule('/industry_usage', 'industry_usage_requires_mit', `industry_usage "${value.industry_usage}" is for merchant-initiated payments only`);
+  if (storeForFutureUse && !value.credential_on_file) {
+    rule('/payment_data/credential_on_file', 'store_requires_credential_on_file', 'store_for_future_use stores the card as a credential on file: credential_on_file cannot be false');
+  }
+  if (method.kind === 'token' && !value.credential_on_file) {
+    rule('/payment_data/credential_on_file', 'token_requires_credential_on_file', 'a stored card token is a credential on file: credential_on_file cannot be false');
+  }
+  if (type === 'cit' && industryUsage !== 'none') {
+    rule('/payment_data/industry_usage', 'industry_usage_requires_mit', `industry_usage "${industryUsage}" is for merchant-initiated payments only`);
   }
   if (type === 'mit' && !value.previous_payment_id && !value.previous_network_reference) {
-    rule('/previous_payment_id', 'mit_requires_initial_reference', 'a merchant-initiated payment must reference its initial customer-initiated payment: give previous_payment_id or previous_network_reference');
+    rule('/payment_data/previous_payment_id', 'mit_requires_initial_reference', 'a merchant-initiated payment must reference the customer-initiated payment that set up the agreement: give previous_payment_id or previous_network_reference');
   }
   if (storeForFutureUse && type === 'mit') {
-    errors.push({ pointer: '/payment_method/store_for_future_use', code: 'store_requires_cit', message: 'store_for_future_use needs the customer present: only customer-initiated payments can store a card' });
+    rule('/payment_method/store_for_future_use', 'store_requires_cit', 'store_for_future_use needs the customer present: only customer-initiated payments can store a card');
+  }
+  if (storeForFutureUse && !method.customerReference) {
+    rule('/customer/reference', 'store_requires_customer_reference', 'store_for_future_use keeps the card under your customer reference: send customer.reference');
+  }
+  if (type === 'mit' && method.cvcPresent) {
+    rule('/payment_method/cvc', 'mit_cvc_not_allowed', 'a merchant-initiated payment carries no CVC: the CVC may never be stored, so leave it out');
   }
   return { value, errors };
 }

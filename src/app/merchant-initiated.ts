@@ -1,0 +1,219 @@
+import { randomBytes } from 'node:crypto';
+import { DomainError } from '../domain/errors.js';
+import type { CardBrand } from '../domain/card.js';
+import { agreementKind, isSubsequent, type PaymentData } from '../domain/payment-data.js';
+import type { CardSecretsTable, PaymentsTable } from '../adapters/storage/schema.js';
+import type { Trx } from '../adapters/storage/database.js';
+import type { AuthoriseResult } from '../ports/acquirer.js';
+import type { AppContext } from './context.js';
+import { checkoutUrl, hashSessionToken } from './authorise.js';
+import { recordAuthorisation, retryAdviceFor } from './checkout.js';
+import { eventRow } from './events.js';
+import { applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
+import { type PaymentDetails, paymentResource } from './payment-resource.js';
+import type { ResolvedMethod } from './stored-cards.js';
+
+/**
+ * A stepped-up merchant-initiated payment waits for a customer who is not on the
+ * merchant's site and must be reached (e-mail, SMS): its page lives a day, not the
+ * minutes of a checkout. No CVC is held meanwhile, only the sealed card number.
+ */
+export const STEP_UP_PAGE_TTL_MS = 24 * 60 * 60 * 1000;
+
+/** What authorise has checked and built, not yet written. */
+export interface PreparedPayment {
+  payment: PaymentsTable;
+  cardSecret: CardSecretsTable;
+  method: ResolvedMethod;
+}
+
+type RecordResponse = (trx: Trx, status: number, body: string) => Promise<void>;
+type CaptureOutcome = Parameters<typeof recordAuthorisation>[4];
+
+/** Payments that finish in the request itself: nobody is there to send to a hosted page. */
+export function settlesWithoutCustomer(prepared: PreparedPayment): boolean {
+  return prepared.payment.payment_type === 'mit' || prepared.method.expired;
+}
+
+/**
+ * A merchant-initiated payment (or one on an expired stored card) answers 201 with its
+ * final status. The payment is committed before the acquirer is called, so a crash in
+ * between leaves a visible payment (expired later by the sweeper) and a retry with the
+ * same Idempotency-Key replays it instead of charging again; the stored response is then
+ * replaced by the final one in the transaction that records the verdict.
+ */
+export async function settleWithoutCustomer(
+  ctx: AppContext,
+  cmd: { merchantId: string; idempotencyKey: string | undefined },
+  prepared: PreparedPayment,
+  record: RecordResponse,
+): Promise<{ status: number; body: string }> {
+  const details = detailsOf(prepared.payment);
+  if (prepared.payment.payment_type === 'mit') {
+    const initial = await initialNetworkReference(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment.card_fingerprint);
+    if (initial !== undefined) details.initial_network_reference = initial;
+  }
+  const payment: PaymentsTable = { ...prepared.payment, details: JSON.stringify(details) };
+  const ref = await channelReference(ctx.database.db, payment.channel_id);
+  const created = eventRow(ctx, payment, 'payment.created', paymentResource(payment, ref, details), payment.created_at);
+
+  if (prepared.method.expired) {
+    let body = '';
+    await ctx.database.write(async (trx) => {
+      await trx.insertInto('payments').values(payment).execute();
+      await trx.insertInto('events').values(created).execute();
+      const declined = await declineExpired(trx, ctx, payment, details);
+      body = JSON.stringify(paymentResource(declined, ref, detailsOf(declined)));
+      await record(trx, 201, body);
+    });
+    return { status: 201, body };
+  }
+
+  await ctx.database.write(async (trx) => {
+    await trx.insertInto('payments').values(payment).execute();
+    await trx.insertInto('events').values(created).execute();
+    await record(trx, 201, JSON.stringify(paymentResource(payment, ref, details)));
+  });
+
+  const result = await authoriseNow(ctx, payment, prepared, details);
+  const capture = await captureIfDue(ctx, payment, result);
+  const body = await ctx.database.transaction(async (trx) => {
+    const row = await loadForUpdate(trx, ctx, payment.id);
+    if (!row) throw new Error(`payment ${payment.id} vanished while its acquirer call was running`);
+    let final = row;
+    let redirectUrl: string | undefined;
+    if (row.status !== 'requires_action') {
+      ctx.log.warn({ payment_id: row.id, status: row.status }, 'merchant-initiated payment moved on before its acquirer verdict was recorded');
+    } else if (result.outcome === 'requires_authentication') {
+      ({ row: final, redirectUrl } = await stepUp(trx, ctx, row, prepared.cardSecret));
+    } else {
+      final = await recordAuthorisation(trx, ctx, row, result, capture);
+    }
+    const text = JSON.stringify(paymentResource(final, ref, detailsOf(final), redirectUrl));
+    if (cmd.idempotencyKey !== undefined) {
+      await trx.updateTable('idempotency_keys').set({ response_body: text }).where('merchant_id', '=', cmd.merchantId).where('key', '=', cmd.idempotencyKey).execute();
+    }
+    return text;
+  });
+  return { status: 201, body };
+}
+
+async function declineExpired(trx: Trx, ctx: AppContext, payment: PaymentsTable, details: PaymentDetails): Promise<PaymentsTable> {
+  const mm = String(payment.card_exp_month).padStart(2, '0');
+  return applyTransition(trx, ctx, payment, 'declined', { decline_code: 'expired_card', expires_at: null }, {
+    details: {
+      ...details,
+      decline_message: `The stored card expired at the end of ${mm}/${payment.card_exp_year}; the acquirer was not asked. Ask the customer to pay with their current card in a customer-initiated payment with store_for_future_use.`,
+      retry_advice: retryAdviceFor('expired_card', false),
+    },
+  });
+}
+
+async function authoriseNow(ctx: AppContext, payment: PaymentsTable, prepared: PreparedPayment, details: PaymentDetails): Promise<AuthoriseResult> {
+  try {
+    return await ctx.acquirer.authorise({
+      paymentId: payment.id,
+      amount: payment.amount,
+      currency: payment.currency,
+      card: {
+        pan: prepared.method.card.number,
+        cvc: undefined,
+        expiryMonth: payment.card_exp_month,
+        expiryYear: payment.card_exp_year,
+        brand: payment.card_brand as CardBrand,
+        holderName: undefined,
+      },
+      initiator: 'mit',
+      authenticated: false,
+      storedCredential: details.payment_data.credential_on_file,
+      previousNetworkReference: details.initial_network_reference,
+    });
+  } catch (error) {
+    ctx.log.error({ err: error, payment_id: payment.id }, 'acquirer authorise call failed');
+    return { outcome: 'error', message: 'The acquirer could not be reached.' };
+  }
+}
+
+async function captureIfDue(ctx: AppContext, p: PaymentsTable, result: AuthoriseResult): Promise<CaptureOutcome> {
+  if (result.outcome !== 'approved' || p.capture_mode !== 'auto' || p.capture_delay_ms !== null) return { kind: 'none' };
+  try {
+    const r = await ctx.acquirer.capture({ paymentId: p.id, amount: p.amount, currency: p.currency, networkReference: result.networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 });
+    return r.outcome === 'succeeded' ? { kind: 'captured' } : { kind: 'failed', message: r.message };
+  } catch (error) {
+    ctx.log.error({ err: error, payment_id: p.id }, 'acquirer capture call failed');
+    return { kind: 'failed', message: 'The acquirer could not be reached.' };
+  }
+}
+
+/**
+ * The issuer wants the cardholder: the payment stays `requires_action` and gets a
+ * hosted page like a customer-initiated one, which the merchant sends to the customer.
+ */
+async function stepUp(trx: Trx, ctx: AppContext, row: PaymentsTable, cardSecret: CardSecretsTable): Promise<{ row: PaymentsTable; redirectUrl: string }> {
+  const now = ctx.clock.now();
+  const token = randomBytes(32).toString('base64url');
+  const expiresAt = now + STEP_UP_PAGE_TTL_MS;
+  await trx.insertInto('card_secrets').values(cardSecret).execute();
+  await trx
+    .insertInto('checkout_sessions')
+    .values({ token_hash: hashSessionToken(token), payment_id: row.id, token_ct: ctx.vault.sealString(row.id, token), state: 'open', challenge_attempts: 0, created_at: now, expires_at: expiresAt })
+    .execute();
+  const next: PaymentsTable = { ...row, expires_at: expiresAt, version: row.version + 1, updated_at: now };
+  const res = await trx.updateTable('payments').set({ expires_at: expiresAt, version: next.version, updated_at: now }).where('id', '=', row.id).where('version', '=', row.version).executeTakeFirst();
+  if (Number(res.numUpdatedRows) !== 1) {
+    throw new DomainError(409, 'concurrent_modification', 'the payment was changed by another request at the same time; fetch it and retry if still needed');
+  }
+  return { row: next, redirectUrl: checkoutUrl(ctx.config.publicUrl, token) };
+}
+
+/**
+ * The scheme reference of the agreement an MIT relies on, checked against the payment
+ * that set it up when the merchant names one (docs/payment-data.md, "Initial agreement").
+ * A bare previous_network_reference may come from another acquirer and is taken as given.
+ */
+export async function initialNetworkReference(ctx: AppContext, merchantId: string, data: PaymentData, fingerprint: string): Promise<string | undefined> {
+  const previousId = data.previous_payment_id;
+  if (previousId === undefined) return data.previous_network_reference;
+  const refuse = (code: string, message: string) => new DomainError(422, code, message, '/payment_data/previous_payment_id');
+
+  // Another merchant's payment is reported exactly like a missing one.
+  const prev = await ctx.database.db.selectFrom('payments').selectAll().where('id', '=', previousId).where('merchant_id', '=', merchantId).executeTakeFirst();
+  if (!prev) throw refuse('initial_payment_not_found', `no payment ${previousId} for this secret key's merchant: previous_payment_id must name one of your own earlier payments`);
+  const prevDetails = detailsOf(prev);
+  const prevData = prevDetails.payment_data;
+  if (prev.card_fingerprint !== fingerprint) {
+    throw refuse('initial_payment_card_mismatch', `payment ${previousId} was made with another card than this payment_method`);
+  }
+  if (data.industry_usage === 'resubmission') {
+    if (prev.status !== 'declined') throw refuse('resubmission_requires_declined_payment', `industry_usage "resubmission" retries a declined payment, and payment ${previousId} is "${prev.status}"`);
+  } else if (prev.authorised_at === null) {
+    throw refuse('initial_payment_not_authorised', `payment ${previousId} was never approved (status "${prev.status}"), so it set up no agreement to charge under`);
+  }
+  if (isSubsequent(data.payment_sub_type)) {
+    if (!prevData.credential_on_file) {
+      throw refuse('initial_payment_not_credential_on_file', `payment ${previousId} did not store the card as a credential on file (credential_on_file false), so it set up no agreement for merchant-initiated payments`);
+    }
+    const kind = agreementKind(data.payment_sub_type)!;
+    const prevKind = agreementKind(prevData.payment_sub_type as PaymentData['payment_sub_type']);
+    if (prevKind !== kind) {
+      throw refuse(
+        'agreement_type_mismatch',
+        prevKind === null
+          ? `payment ${previousId} is "one-off" and set up no ${kind} agreement; a "${kind}-subsequent" payment must follow a "${kind}-initial" one`
+          : `payment ${previousId} belongs to a ${prevKind} agreement: send payment_sub_type "${prevKind}-subsequent"`,
+      );
+    }
+  }
+  // A later MIT of the agreement carries the initial reference on; schemes want the initial one.
+  const initial = prevDetails.initial_network_reference ?? prev.network_reference ?? undefined;
+  const given = data.previous_network_reference;
+  if (given !== undefined && given !== initial && given !== prev.network_reference) {
+    throw new DomainError(
+      422,
+      'previous_network_reference_mismatch',
+      `previous_network_reference does not match payment ${previousId} (its agreement's network reference is ${initial ?? 'unknown'}); send one of them, or both matching`,
+      '/payment_data/previous_network_reference',
+    );
+  }
+  return initial ?? given;
+}

@@ -1,0 +1,238 @@
+import type { Static } from '@sinclair/typebox';
+import { DomainError, type FieldError, underPointer } from '../domain/errors.js';
+import { cardExpired, cvcLength, validateCard, type CardBrand } from '../domain/card.js';
+import { normalisePaymentData, type PaymentData } from '../domain/payment-data.js';
+import type { PaymentMethodsTable, PaymentsTable } from '../adapters/storage/schema.js';
+import type { Trx } from '../adapters/storage/database.js';
+import { SensitiveCard } from '../adapters/vault/envelope.js';
+import type { AuthoriseRequestBody, CardMethod } from '../http/schemas/payment-request.js';
+import type { AppContext } from './context.js';
+import { detailsOf } from './payment-transitions.js';
+import { iso } from './payment-resource.js';
+
+export type CardMethodBody = Static<typeof CardMethod>;
+
+/**
+ * The card a payment is made with, whichever way it arrived. A stored token is turned
+ * into the raw-card shape so authorise builds the payment, its sealed card and its
+ * hosted page the same way for both.
+ */
+export interface ResolvedMethod {
+  card: CardMethodBody;
+  /** `pm_…` when the request named a stored card. */
+  token: string | null;
+  storedCard: PaymentMethodsTable | null;
+  /** The stored card's customer, used when the request names none. */
+  customerReference: string | null;
+  storeForFutureUse: boolean;
+  paymentData: PaymentData;
+  /** A stored card past its expiry month: declined without asking the acquirer. */
+  expired: boolean;
+  errors: FieldError[];
+}
+
+function paymentMethodNotFound(id: string, pointer?: string): DomainError {
+  return new DomainError(404, 'payment_method_not_found', `no stored card ${id} for this secret key's merchant`, pointer);
+}
+
+/** Reads the merchant's live stored card; another merchant's token is reported exactly like a missing one. */
+async function usableStoredCard(ctx: AppContext, merchantId: string, id: string): Promise<PaymentMethodsTable> {
+  const row = await ctx.database.db.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
+  if (!row) throw paymentMethodNotFound(id, '/payment_method/token');
+  if (row.deleted_at !== null || row.pan_ct === null || row.wrapped_dek === null || row.kek_id === null) {
+    throw new DomainError(
+      422,
+      'payment_method_deleted',
+      `stored card ${id} was deleted on ${iso(row.deleted_at)} and its card number erased; ask the customer for their card again in a customer-initiated payment with store_for_future_use`,
+      '/payment_method/token',
+    );
+  }
+  return row;
+}
+
+export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, body: AuthoriseRequestBody, now: number): Promise<ResolvedMethod> {
+  const pm = body.payment_method;
+  const type = body.payment_data?.payment_type ?? 'cit';
+  const requestCustomer = body.customer?.reference || undefined;
+  const errors: FieldError[] = [];
+
+  if (pm.type === 'card') {
+    const cvc = pm.cvc !== undefined ? { cvc: pm.cvc } : {};
+    errors.push(...underPointer('/payment_method', validateCard({ number: pm.number, expiry_month: pm.expiry_month, expiry_year: pm.expiry_year, ...cvc }, new Date(now))));
+    // A merchant-initiated payment has nobody to ask for the CVC; its presence is a rule of its own.
+    if (pm.cvc === undefined && type === 'cit') errors.push({ pointer: '/payment_method/cvc', code: 'missing_field', message: 'cvc is required for customer-initiated card payments' });
+    const storeForFutureUse = pm.store_for_future_use ?? false;
+    const data = normalisePaymentData(body.payment_data, storeForFutureUse, { kind: 'card', cvcPresent: pm.cvc !== undefined, customerReference: requestCustomer });
+    errors.push(...data.errors);
+    return { card: pm, token: null, storedCard: null, customerReference: null, storeForFutureUse, paymentData: data.value, expired: false, errors };
+  }
+
+  const stored = await usableStoredCard(ctx, merchantId, pm.token);
+  if (requestCustomer !== undefined && requestCustomer !== stored.customer_reference) {
+    throw new DomainError(422, 'payment_method_customer_mismatch', `stored card ${stored.id} belongs to another of your customers than customer.reference "${requestCustomer}"`, '/customer/reference');
+  }
+  if (pm.cvc !== undefined && type === 'cit' && !(/^\d+$/.test(pm.cvc) && pm.cvc.length === cvcLength(stored.brand as CardBrand))) {
+    errors.push({ pointer: '/payment_method/cvc', code: 'invalid_cvc', message: `cvc must be exactly ${cvcLength(stored.brand as CardBrand)} digits for ${stored.brand} cards.` });
+  }
+  const data = normalisePaymentData(body.payment_data, false, { kind: 'token', cvcPresent: pm.cvc !== undefined, customerReference: stored.customer_reference });
+  errors.push(...data.errors);
+  const pan = ctx.vault.openCard(stored.id, { kek_id: stored.kek_id!, wrapped_dek: stored.wrapped_dek!, pan_ct: stored.pan_ct!, cvc_ct: null });
+  const card: CardMethodBody = {
+    type: 'card',
+    number: pan.pan,
+    expiry_month: stored.exp_month,
+    expiry_year: stored.exp_year,
+    ...(pm.cvc !== undefined ? { cvc: pm.cvc } : {}),
+    store_for_future_use: false,
+  };
+  return {
+    card,
+    token: stored.id,
+    storedCard: stored,
+    customerReference: stored.customer_reference,
+    storeForFutureUse: false,
+    paymentData: data.value,
+    expired: cardExpired(stored.exp_month, stored.exp_year, new Date(now)),
+    errors,
+  };
+}
+
+/**
+ * Called where the acquirer's approval is recorded, in the same transaction: a card
+ * asked to be stored is stored only once its payment is approved. The same card for the
+ * same customer keeps its token (the keyed fingerprint finds it) and takes the newest
+ * expiry, which is how a merchant updates a stored card. Returns the payment's patch.
+ */
+export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: PaymentsTable, networkReference: string): Promise<{ payment_method_id?: string }> {
+  if (row.payment_method_id !== null || row.payment_type !== 'cit' || row.customer_reference === null) return {};
+  if (!detailsOf(row).store_for_future_use) return {};
+  const sealed = await trx.selectFrom('card_secrets').selectAll().where('payment_id', '=', row.id).executeTakeFirst();
+  if (!sealed) return {};
+  const now = ctx.clock.now();
+  const id = ctx.newId('paymentMethod');
+  // The CVC stays behind: it is never stored with a card.
+  const { kek_id, wrapped_dek, pan_ct } = ctx.vault.sealCard(id, new SensitiveCard(ctx.vault.openCard(row.id, sealed).pan, undefined));
+  const saved = await trx
+    .insertInto('payment_methods')
+    .values({
+      id,
+      merchant_id: row.merchant_id,
+      customer_reference: row.customer_reference,
+      fingerprint: row.card_fingerprint,
+      brand: row.card_brand,
+      bin: row.card_bin,
+      last4: row.card_last4,
+      exp_month: row.card_exp_month,
+      exp_year: row.card_exp_year,
+      kek_id,
+      wrapped_dek,
+      pan_ct,
+      initial_payment_id: row.id,
+      initial_network_reference: networkReference,
+      created_at: now,
+      updated_at: now,
+      deleted_at: null,
+    })
+    .onConflict((oc) =>
+      oc
+        .columns(['merchant_id', 'customer_reference', 'fingerprint'])
+        .where('deleted_at', 'is', null)
+        .doUpdateSet({ exp_month: row.card_exp_month, exp_year: row.card_exp_year, updated_at: now }),
+    )
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return { payment_method_id: saved.id };
+}
+
+export function paymentMethodResource(row: PaymentMethodsTable, now: number) {
+  return {
+    id: row.id,
+    object: 'payment_method' as const,
+    type: 'card' as const,
+    customer_reference: row.customer_reference,
+    card: {
+      brand: row.brand,
+      bin: row.bin,
+      last4: row.last4,
+      expiry_month: row.exp_month,
+      expiry_year: row.exp_year,
+      fingerprint: row.fingerprint,
+      expired: cardExpired(row.exp_month, row.exp_year, new Date(now)),
+    },
+    initial_payment_id: row.initial_payment_id,
+    initial_network_reference: row.initial_network_reference,
+    created_at: iso(row.created_at)!,
+    updated_at: iso(row.updated_at)!,
+    deleted: row.deleted_at !== null,
+    deleted_at: iso(row.deleted_at),
+  };
+}
+
+export type PaymentMethodResource = ReturnType<typeof paymentMethodResource>;
+
+/** A merchant's view of its customers' stored cards. */
+export class StoredCards {
+  constructor(private readonly ctx: AppContext) {}
+
+  /** Another merchant's customer with the same reference is another customer: its cards never show. */
+  async list(merchantId: string, customerReference: string): Promise<PaymentMethodResource[]> {
+    const rows = await this.ctx.database.db
+      .selectFrom('payment_methods')
+      .selectAll()
+      .where('merchant_id', '=', merchantId)
+      .where('customer_reference', '=', customerReference)
+      .where('deleted_at', 'is', null)
+      .orderBy('id')
+      .execute();
+    const now = this.ctx.clock.now();
+    return rows.map((r) => paymentMethodResource(r, now));
+  }
+
+  async get(merchantId: string, id: string): Promise<PaymentMethodResource> {
+    const row = await this.ctx.database.db.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
+    if (!row) throw paymentMethodNotFound(id, '/id');
+    return paymentMethodResource(row, this.ctx.clock.now());
+  }
+
+  /**
+   * Erases the sealed card number (the wrapped data key with it, so no copy of the
+   * ciphertext can be opened either) and the per-payment copies of payments made with
+   * this card that no longer need them. Deleting twice answers like the first time.
+   */
+  async remove(merchantId: string, id: string): Promise<PaymentMethodResource> {
+    const now = this.ctx.clock.now();
+    const row = await this.ctx.database.transaction(async (trx) => {
+      const found = await trx.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
+      if (!found) throw paymentMethodNotFound(id, '/id');
+      if (found.deleted_at !== null) return found;
+      const erased = { kek_id: null, wrapped_dek: null, pan_ct: null, deleted_at: now, updated_at: now };
+      await trx.updateTable('payment_methods').set(erased).where('id', '=', id).execute();
+      // A payment still on its hosted page needs its card until it finishes.
+      const finished = trx
+        .selectFrom('payments')
+        .select('id')
+        .where('merchant_id', '=', merchantId)
+        .where((eb) => eb.or([eb('payment_method_id', '=', id), eb('id', '=', found.initial_payment_id)]))
+        .where('status', '!=', 'requires_action');
+      await trx.deleteFrom('card_secrets').where('payment_id', 'in', finished).execute();
+      return { ...found, ...erased };
+    });
+    return paymentMethodResource(row, now);
+  }
+
+  /** Re-wraps stored cards' data keys under the active KEK (for the KEK rotation command). */
+  async rewrap(): Promise<number> {
+    const { database, vault } = this.ctx;
+    const rows = await database.db
+      .selectFrom('payment_methods')
+      .select(['id', 'kek_id', 'wrapped_dek'])
+      .where('kek_id', 'is not', null)
+      .where('kek_id', '!=', vault.activeKekId)
+      .execute();
+    for (const r of rows) {
+      const next = vault.rewrap(r.id, { kek_id: r.kek_id!, wrapped_dek: r.wrapped_dek! });
+      await database.db.updateTable('payment_methods').set(next).where('id', '=', r.id).where('kek_id', '=', r.kek_id).execute();
+    }
+    return rows.length;
+  }
+}

@@ -1,0 +1,93 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Services } from '../../app/services.js';
+import { Nullable, Timestamp, problemResponses } from '../schemas/common.js';
+
+const PaymentMethod = Type.Object(
+  {
+    id: Type.String({ description: 'pm_…: use it as `{"type": "token", "token": "pm_…"}` in POST /payment/authorise.' }),
+    object: Type.Literal('payment_method'),
+    type: Type.Literal('card'),
+    customer_reference: Type.String(),
+    card: Type.Object({
+      brand: Type.String(),
+      bin: Type.String({ description: 'First 6 digits.' }),
+      last4: Type.String(),
+      expiry_month: Type.Integer(),
+      expiry_year: Type.Integer(),
+      fingerprint: Type.String({ description: 'Same card, same fingerprint (keyed hash; not reversible).' }),
+      expired: Type.Boolean({ description: 'Past its expiry month: payments with it are declined with expired_card until it is stored again with the new expiry.' }),
+    }),
+    initial_payment_id: Type.String({ description: 'The customer-initiated payment that stored the card.' }),
+    initial_network_reference: Nullable(Type.String({ description: "That payment's card scheme reference." })),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    deleted: Type.Boolean(),
+    deleted_at: Nullable(Timestamp),
+  },
+  { title: 'PaymentMethod' },
+);
+
+const PaymentMethodList = Type.Object({ object: Type.Literal('list'), data: Type.Array(PaymentMethod) });
+
+const CustomerParams = Type.Object({ reference: Type.String({ minLength: 1, maxLength: 128, description: 'Your customer reference (customer.reference of the payment that stored the card).' }) });
+const IdParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'pm_…' }) });
+
+function json(body: unknown): string {
+  return JSON.stringify(body);
+}
+
+/** Stored cards, always seen through the merchant whose secret key asks. */
+export const paymentMethodRoutes =
+  (services: Services): FastifyPluginAsync =>
+  async (app) => {
+    app.get<{ Params: { reference: string } }>(
+      '/customers/:reference/payment-methods',
+      {
+        onRequest: app.requireSecretKey,
+        schema: {
+          tags: ['stored cards'],
+          summary: "List a customer's stored cards",
+          description: 'Cards stored with `store_for_future_use` under this customer reference, oldest first. Deleted cards are not listed.',
+          security: [{ secretKey: [] }],
+          params: CustomerParams,
+          response: { 200: PaymentMethodList, ...problemResponses(400, 401) },
+        },
+      },
+      async (request, reply) => {
+        const data = await services.storedCards.list(request.merchantId, request.params.reference);
+        return reply.header('content-type', 'application/json; charset=utf-8').send(json({ object: 'list', data }));
+      },
+    );
+
+    app.get<{ Params: { id: string } }>(
+      '/payment-methods/:id',
+      {
+        onRequest: app.requireSecretKey,
+        schema: { tags: ['stored cards'], summary: 'Retrieve a stored card', security: [{ secretKey: [] }], params: IdParams, response: { 200: PaymentMethod, ...problemResponses(401, 404) } },
+      },
+      async (request, reply) => {
+        const pm = await services.storedCards.get(request.merchantId, request.params.id);
+        return reply.header('content-type', 'application/json; charset=utf-8').send(json(pm));
+      },
+    );
+
+    app.delete<{ Params: { id: string } }>(
+      '/payment-methods/:id',
+      {
+        onRequest: app.requireSecretKey,
+        schema: {
+          tags: ['stored cards'],
+          summary: 'Delete a stored card',
+          description: 'Erases the encrypted card number for good. Later payments with the token are refused with `payment_method_deleted`. Deleting again answers the same.',
+          security: [{ secretKey: [] }],
+          params: IdParams,
+          response: { 200: PaymentMethod, ...problemResponses(401, 404) },
+        },
+      },
+      async (request, reply) => {
+        const pm = await services.storedCards.remove(request.merchantId, request.params.id);
+        return reply.header('content-type', 'application/json; charset=utf-8').send(json(pm));
+      },
+    );
+  };

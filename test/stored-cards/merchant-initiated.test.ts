@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import type { AuthoriseRequest } from '../../src/ports/acquirer.js';
+import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, pageToken, payByCard } from './support.js';
+
+const DAY = 24 * 60 * 60 * 1000;
+
+for (const dialect of DIALECTS) {
+  describe(`merchant-initiated payments (${dialect})`, () => {
+    let t: TestGateway;
+    /** Every request the acquirer received, to see what an MIT passed on (and that some never reach it). */
+    let calls: AuthoriseRequest[];
+    before(async () => {
+      t = await startTestGateway({ dialect });
+      const acquirer = t.gateway.services.ctx.acquirer;
+      const authorise = acquirer.authorise.bind(acquirer);
+      acquirer.authorise = async (req) => {
+        calls.push(req);
+        return authorise(req);
+      };
+    });
+    after(async () => {
+      await t?.close();
+    });
+    const callsFor = (paymentId: string) => calls.filter((c) => c.paymentId === paymentId);
+
+    it('authorises an MIT with a token and previous_payment_id synchronously, carrying the initial network reference', async () => {
+      calls = [];
+      const initial = await payByCard(t, { customer: 'cust-mit' });
+      const token = initial.payment_method.token as string;
+      assert.match(initial.network_reference, /^\d{15}$/);
+
+      const res = await mit(t, { token, previous_payment_id: initial.id });
+      assert.equal(res.statusCode, 201, res.body);
+      const p = json(res);
+      assert.equal(p.status, 'captured');
+      assert.equal(p.redirect_url, null);
+      assert.equal(p.payment_data.payment_type, 'mit');
+      assert.equal(p.payment_method.token, token);
+      assert.equal(p.initial_network_reference, initial.network_reference);
+      assert.ok(p.network_reference && p.network_reference !== initial.network_reference);
+
+      const [call] = callsFor(p.id);
+      assert.equal(call?.initiator, 'mit');
+      assert.equal(call?.storedCredential, true);
+      assert.equal(call?.previousNetworkReference, initial.network_reference);
+      assert.equal(call?.card.cvc, undefined);
+
+      const again = await getPayment(t, p.id);
+      assert.equal(again.initial_network_reference, initial.network_reference);
+      assert.deepEqual((await eventsOf(t, p.id)).map((e) => e.type), ['payment.created', 'payment.authorised', 'payment.captured']);
+
+      // A later MIT may follow the previous one: the agreement's initial reference is carried on.
+      const next = json(await mit(t, { token, previous_payment_id: p.id }));
+      assert.equal(next.status, 'captured');
+      assert.equal(next.initial_network_reference, initial.network_reference);
+    });
+
+    it('honours Idempotency-Key on MITs: a retry replays the final answer and charges once', async () => {
+      const initial = await payByCard(t, { customer: 'cust-idem' });
+      const opts = { token: initial.payment_method.token, previous_payment_id: initial.id, idempotencyKey: 'mit-idem-1' };
+      const first = await mit(t, opts);
+      const second = await mit(t, opts);
+      assert.equal(first.statusCode, 201);
+      assert.equal(second.statusCode, 201);
+      assert.equal(second.headers['idempotent-replayed'], 'true');
+      assert.equal(second.body, first.body);
+      assert.equal(json(second).status, 'captured');
+      const count = await t.gateway.services.ctx.database.db.selectFrom('payments').select('id').where('payment_method_id', '=', initial.payment_method.token).where('payment_type', '=', 'mit').execute();
+      assert.equal(count.length, 1);
+    });
+
+    it('accepts a bare previous_network_reference (e.g. from another acquirer) and passes it on', async () => {
+      calls = [];
+      const initial = await payByCard(t, { customer: 'cust-nref' });
+      const res = await mit(t, { token: initial.payment_method.token, previous_network_reference: '123456789012345', sub_type: 'unscheduled-subsequent' });
+      assert.equal(res.statusCode, 201, res.body);
+      const p = json(res);
+      assert.equal(p.status, 'captured');
+      assert.equal(p.initial_network_reference, '123456789012345');
+      assert.equal(callsFor(p.id)[0]?.previousNetworkReference, '123456789012345');
+    });
+
+    it('refuses an MIT without a valid initial agreement, naming the rule', async () => {
+      const stored = await payByCard(t, { customer: 'cust-rules' });
+      const token = stored.payment_method.token as string;
+      const refused = async (o: Parameters<typeof mit>[1], status: number, code: string) => {
+        const before = (await t.gateway.services.ctx.database.db.selectFrom('payments').select('id').execute()).length;
+        const problem = expectProblem(await mit(t, { token, ...o }), status, code);
+        const afterCount = (await t.gateway.services.ctx.database.db.selectFrom('payments').select('id').execute()).length;
+        assert.equal(afterCount, before, `${code}: nothing is written`);
+        return problem;
+      };
+
+      assert.equal((await refused({}, 400, 'mit_requires_initial_reference')).param, '/payment_data/previous_payment_id');
+      assert.equal((await refused({ previous_payment_id: 'pay_00000000000000000000000000000000' }, 422, 'initial_payment_not_found')).param, '/payment_data/previous_payment_id');
+
+      // Never finished by the customer, so never approved.
+      const body = await exampleBody({ customer: { reference: 'cust-rules' } });
+      const pending = json(await t.request({ method: 'POST', url: '/payment/authorise', payload: body }));
+      await refused({ previous_payment_id: pending.id }, 422, 'initial_payment_not_authorised');
+
+      // Approved, but the card was not kept as a credential on file.
+      const oneOff = await payByCard(t, { customer: 'cust-rules', store: false, payment_data: { payment_type: 'cit' } });
+      assert.equal(oneOff.payment_data.credential_on_file, false);
+      await refused({ previous_payment_id: oneOff.id, sub_type: 'unscheduled-subsequent' }, 422, 'initial_payment_not_credential_on_file');
+
+      await refused({ previous_payment_id: stored.id, sub_type: 'instalment-subsequent' }, 422, 'agreement_type_mismatch');
+      await refused({ previous_payment_id: stored.id, previous_network_reference: '999999999999999' }, 422, 'previous_network_reference_mismatch');
+
+      const mastercard = await payByCard(t, { customer: 'cust-rules', number: '5555555555554444' });
+      await refused({ previous_payment_id: mastercard.id }, 422, 'initial_payment_card_mismatch');
+
+      // Another merchant's agreement is reported exactly like a missing one.
+      const other = await otherMerchant(t);
+      const theirs = await payByCard(t, { customer: 'cust-rules', key: other.key, channel: other.channel });
+      await refused({ previous_payment_id: theirs.id }, 422, 'initial_payment_not_found');
+
+      await refused({ previous_payment_id: stored.id, sub_type: 'recurring-initial' }, 400, 'initial_requires_cit');
+      const withCvc = await mit(t, { method: { type: 'token', token, cvc: '123' }, previous_payment_id: stored.id });
+      expectProblem(withCvc, 400, 'mit_cvc_not_allowed');
+    });
+
+    it('declines MITs on the decline-later card 4000 0000 0000 0341, after approving its CIT', async () => {
+      calls = [];
+      const initial = await payByCard(t, { customer: 'cust-0341', number: '4000000000000341' });
+      assert.equal(initial.status, 'captured');
+      const res = await mit(t, { token: initial.payment_method.token, previous_payment_id: initial.id });
+      assert.equal(res.statusCode, 201, res.body);
+      const p = json(res);
+      assert.equal(p.status, 'declined');
+      assert.equal(p.decline_code, 'do_not_honor');
+      assert.equal(p.redirect_url, null);
+      assert.equal(callsFor(p.id).length, 1);
+      assert.deepEqual((await eventsOf(t, p.id)).map((e) => e.type), ['payment.created', 'payment.declined']);
+    });
+
+    it('steps up MITs on 4000 0027 6000 3184: requires_action with a redirect_url the customer can finish', async () => {
+      const initial = await payByCard(t, { customer: 'cust-3184', number: '4000002760003184' });
+      assert.equal(initial.status, 'captured');
+      const res = await mit(t, { token: initial.payment_method.token, previous_payment_id: initial.id });
+      assert.equal(res.statusCode, 201, res.body);
+      const p = json(res);
+      assert.equal(p.status, 'requires_action');
+      assert.match(p.redirect_url, /\/pay\/[A-Za-z0-9_-]{43}$/);
+      assert.equal((await getPayment(t, p.id)).redirect_url, p.redirect_url);
+
+      // The customer opens the link and confirms, as in a browser: page, CSRF cookie, form post.
+      const path = new URL(p.redirect_url).pathname;
+      const page = await t.app.inject({ method: 'GET', url: path });
+      assert.equal(page.statusCode, 200);
+      assert.match(page.body, /•••• 3184/);
+      const cookie = String(page.headers['set-cookie']).split(';')[0]!;
+      const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)?.[1];
+      assert.ok(csrf);
+      const confirm = await t.app.inject({
+        method: 'POST',
+        url: `${path}/confirm`,
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: `csrf=${encodeURIComponent(csrf)}`,
+      });
+      assert.equal(confirm.statusCode, 303);
+      assert.match(String(confirm.headers.location), /status=captured/);
+      const done = await getPayment(t, p.id);
+      assert.equal(done.status, 'captured');
+      assert.equal(done.payment_method.token, initial.payment_method.token);
+    });
+
+    it('declines an expired stored card with expired_card without asking the acquirer, until the card is updated', async () => {
+      const now = new Date(t.clock.now());
+      const month = now.getUTCMonth() + 1;
+      const year = now.getUTCFullYear();
+      const initial = await payByCard(t, { customer: 'cust-expiry', expiry_month: month, expiry_year: year });
+      const token = initial.payment_method.token as string;
+
+      t.clock.advance(40 * DAY);
+      calls = [];
+      const listed = json(await t.request({ method: 'GET', url: '/customers/cust-expiry/payment-methods' }));
+      assert.equal(listed.data[0].card.expired, true);
+      const res = await mit(t, { token, previous_payment_id: initial.id });
+      assert.equal(res.statusCode, 201, res.body);
+      const p = json(res);
+      assert.equal(p.status, 'declined');
+      assert.equal(p.decline_code, 'expired_card');
+      assert.equal(p.retry_advice, 'retry_with_new_details');
+      assert.equal(calls.length, 0, 'the acquirer was not asked');
+
+      // With the customer present it is the same: no hosted page for a card that cannot pay.
+      const cit = await exampleBody({ customer: { reference: 'cust-expiry' }, payment_data: undefined });
+      cit.payment_method = { type: 'token', token };
+      const citRes = await t.request({ method: 'POST', url: '/payment/authorise', payload: cit });
+      assert.equal(citRes.statusCode, 201, citRes.body);
+      assert.equal(json(citRes).status, 'declined');
+      assert.equal(json(citRes).decline_code, 'expired_card');
+      assert.equal(json(citRes).redirect_url, null);
+      assert.equal(calls.length, 0);
+
+      // The merchant updates the card: a new CIT with the new expiry keeps the token.
+      const renewed = await payByCard(t, { customer: 'cust-expiry', expiry_month: month, expiry_year: year + 3 });
+      assert.equal(renewed.payment_method.token, token);
+      const retry = json(await mit(t, { token, previous_payment_id: renewed.id }));
+      assert.equal(retry.status, 'captured');
+      assert.equal(retry.payment_method.card.expiry_year, year + 3);
+    });
+
+    it('accepts raw card data on an MIT from a merchant that keeps cards itself, without CVC', async () => {
+      const initial = await payByCard(t, { customer: 'cust-raw', store: false });
+      assert.equal(initial.payment_data.credential_on_file, true);
+      const card = { type: 'card', number: '4242424242424242', expiry_month: 12, expiry_year: 2077 };
+      const res = await mit(t, { method: card, previous_payment_id: initial.id });
+      assert.equal(res.statusCode, 201, res.body);
+      const p = json(res);
+      assert.equal(p.status, 'captured');
+      assert.equal(p.payment_method.token, null);
+      assert.equal(p.initial_network_reference, initial.network_reference);
+      expectProblem(await mit(t, { method: { ...card, cvc: '123' }, previous_payment_id: initial.id }), 400, 'mit_cvc_not_allowed');
+    });
+  });
+}

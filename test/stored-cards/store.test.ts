@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, pageToken, payByCard } from './support.js';
+
+for (const dialect of DIALECTS) {
+  describe(`stored cards (${dialect})`, () => {
+    let t: TestGateway;
+    before(async () => {
+      t = await startTestGateway({ dialect });
+    });
+    after(async () => {
+      await t?.close();
+    });
+
+    const db = () => t.gateway.services.ctx.database.db;
+
+    it('answers the spec example (a recurring-initial CIT) with 201 and stores its card once approved', async () => {
+      const res = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() });
+      assert.equal(res.statusCode, 201, res.body);
+      const created = json(res);
+      assert.equal(created.status, 'requires_action');
+      assert.equal(created.payment_method.token, null, 'nothing is stored before approval');
+      assert.equal((await db().selectFrom('payment_methods').select('id').where('initial_payment_id', '=', created.id).execute()).length, 0);
+
+      await t.gateway.services.checkout.complete(pageToken(created.redirect_url));
+      const done = await getPayment(t, created.id);
+      assert.equal(done.status, 'captured');
+      assert.match(done.payment_method.token, /^pm_[0-9a-f]{32}$/);
+      assert.match(done.network_reference, /^\d{15}$/);
+    });
+
+    it('puts the pm_ token on the payment and on the events after approval', async () => {
+      const paid = await payByCard(t, { customer: 'cust-events', number: '5555555555554444' });
+      const token = paid.payment_method.token as string;
+      assert.match(token, /^pm_/);
+      const events = await eventsOf(t, paid.id);
+      assert.deepEqual(events.map((e) => e.type), ['payment.created', 'payment.authorised', 'payment.captured']);
+      assert.equal(events[0]!.data.object.payment_method.token, null);
+      assert.equal(events[1]!.data.object.payment_method.token, token);
+      assert.equal(events[2]!.data.object.payment_method.token, token);
+
+      const row = await db().selectFrom('payment_methods').selectAll().where('id', '=', token).executeTakeFirstOrThrow();
+      assert.equal(row.customer_reference, 'cust-events');
+      assert.equal(row.initial_payment_id, paid.id);
+      assert.equal(row.initial_network_reference, paid.network_reference);
+      assert.equal(row.last4, '4444');
+      assert.ok(row.pan_ct && !row.pan_ct.includes('5555555555554444'));
+      assert.ok(!JSON.stringify(row).includes('123'.padStart(4, ' ')), 'no CVC column or value');
+      assert.equal(Object.keys(row).some((k) => k.includes('cvc')), false);
+    });
+
+    it('stores nothing when the payment is declined', async () => {
+      const paid = await payByCard(t, { customer: 'cust-declined', number: '4000000000000002' });
+      assert.equal(paid.status, 'declined');
+      assert.equal(paid.payment_method.token, null);
+      const rows = await db().selectFrom('payment_methods').select('id').where('customer_reference', '=', 'cust-declined').execute();
+      assert.equal(rows.length, 0);
+    });
+
+    it('recognises the same card stored twice and keeps one token, taking the newer expiry', async () => {
+      const first = await payByCard(t, { customer: 'cust-twice', expiry_month: 3, expiry_year: 2040 });
+      const second = await payByCard(t, { customer: 'cust-twice', expiry_month: 9, expiry_year: 2041 });
+      assert.equal(second.payment_method.token, first.payment_method.token);
+      assert.equal(second.payment_method.card.fingerprint, first.payment_method.card.fingerprint);
+
+      const other = await payByCard(t, { customer: 'cust-twice', number: '2223003122003222' });
+      assert.notEqual(other.payment_method.token, first.payment_method.token);
+
+      const list = json(await t.request({ method: 'GET', url: '/customers/cust-twice/payment-methods' }));
+      assert.equal(list.object, 'list');
+      assert.equal(list.data.length, 2);
+      const visa = list.data.find((pm: { id: string }) => pm.id === first.payment_method.token);
+      assert.deepEqual(
+        { brand: visa.card.brand, last4: visa.card.last4, expiry_month: visa.card.expiry_month, expiry_year: visa.card.expiry_year, fingerprint: visa.card.fingerprint },
+        { brand: 'visa', last4: '4242', expiry_month: 9, expiry_year: 2041, fingerprint: first.payment_method.card.fingerprint },
+      );
+      assert.ok(!Number.isNaN(Date.parse(visa.created_at)));
+      assert.ok(!JSON.stringify(list).includes('4242424242424242'));
+    });
+
+    it('takes a token on a customer-initiated payment through the hosted page, with a fresh CVC', async () => {
+      const stored = await payByCard(t, { customer: 'cust-cit' });
+      const token = stored.payment_method.token as string;
+      const body = await exampleBody({ customer: { reference: 'cust-cit' }, payment_data: undefined });
+      body.payment_method = { type: 'token', token, cvc: '321' };
+      const res = await t.request({ method: 'POST', url: '/payment/authorise', payload: body });
+      assert.equal(res.statusCode, 201, res.body);
+      const created = json(res);
+      assert.equal(created.status, 'requires_action');
+      assert.ok(created.redirect_url);
+      assert.equal(created.payment_method.token, token);
+      assert.equal(created.payment_data.credential_on_file, true);
+      const secret = await db().selectFrom('card_secrets').selectAll().where('payment_id', '=', created.id).executeTakeFirstOrThrow();
+      assert.ok(secret.cvc_ct, 'the fresh CVC is sealed like a card CVC');
+
+      await t.gateway.services.checkout.complete(pageToken(created.redirect_url));
+      const done = await getPayment(t, created.id);
+      assert.equal(done.status, 'captured');
+      assert.equal(done.payment_method.token, token);
+      const erased = await db().selectFrom('card_secrets').select('cvc_ct').where('payment_id', '=', created.id).executeTakeFirstOrThrow();
+      assert.equal(erased.cvc_ct, null);
+
+      body.payment_method = { type: 'token', token, cvc: '12' };
+      expectProblem(await t.request({ method: 'POST', url: '/payment/authorise', payload: body }), 400, 'invalid_cvc');
+      body.customer = { reference: 'someone-else' };
+      body.payment_method = { type: 'token', token };
+      expectProblem(await t.request({ method: 'POST', url: '/payment/authorise', payload: body }), 422, 'payment_method_customer_mismatch');
+    });
+
+    it('asks for a customer reference before it stores a card', async () => {
+      const body = await exampleBody({ customer: undefined });
+      const problem = expectProblem(await t.request({ method: 'POST', url: '/payment/authorise', payload: body }), 400, 'store_requires_customer_reference');
+      assert.equal(problem.param, '/customer/reference');
+    });
+
+    it("never shows or lets another merchant use a merchant's stored card", async () => {
+      const paid = await payByCard(t, { customer: 'cust-shared' });
+      const token = paid.payment_method.token as string;
+      const other = await otherMerchant(t);
+      const asOther = { 'x-secret-key': other.key };
+
+      const list = json(await t.request({ method: 'GET', url: '/customers/cust-shared/payment-methods', headers: asOther }));
+      assert.deepEqual(list.data, []);
+      expectProblem(await t.request({ method: 'GET', url: `/payment-methods/${token}`, headers: asOther }), 404, 'payment_method_not_found');
+      expectProblem(await t.request({ method: 'DELETE', url: `/payment-methods/${token}`, headers: asOther }), 404, 'payment_method_not_found');
+
+      const useMit = await mit(t, { token, previous_payment_id: paid.id, key: other.key, channel: other.channel });
+      expectProblem(useMit, 404, 'payment_method_not_found');
+      const cit = await exampleBody({ channel: other.channel, customer: { reference: 'cust-shared' }, payment_data: undefined });
+      cit.payment_method = { type: 'token', token };
+      expectProblem(await t.request({ method: 'POST', url: '/payment/authorise', payload: cit, headers: asOther }), 404, 'payment_method_not_found');
+
+      // The owner still has it, untouched.
+      const own = json(await t.request({ method: 'GET', url: `/payment-methods/${token}` }));
+      assert.equal(own.deleted, false);
+      const ownMit = await mit(t, { token, previous_payment_id: paid.id });
+      assert.equal(ownMit.statusCode, 201, ownMit.body);
+    });
+
+    it('erases the card number on DELETE, after which the token fails cleanly', async () => {
+      const paid = await payByCard(t, { customer: 'cust-delete' });
+      const token = paid.payment_method.token as string;
+
+      const del = await t.request({ method: 'DELETE', url: `/payment-methods/${token}` });
+      assert.equal(del.statusCode, 200, del.body);
+      assert.equal(json(del).deleted, true);
+      const row = await db().selectFrom('payment_methods').selectAll().where('id', '=', token).executeTakeFirstOrThrow();
+      assert.equal(row.pan_ct, null);
+      assert.equal(row.wrapped_dek, null);
+      assert.equal(row.kek_id, null);
+      const copies = await db().selectFrom('card_secrets').select('payment_id').where('payment_id', '=', paid.id).execute();
+      assert.equal(copies.length, 0, "the initial payment's copy of the card is erased too");
+
+      const list = json(await t.request({ method: 'GET', url: '/customers/cust-delete/payment-methods' }));
+      assert.deepEqual(list.data, []);
+      assert.equal((await t.request({ method: 'DELETE', url: `/payment-methods/${token}` })).statusCode, 200);
+
+      const later = await mit(t, { token, previous_payment_id: paid.id });
+      const problem = expectProblem(later, 422, 'payment_method_deleted');
+      assert.equal(problem.param, '/payment_method/token');
+      const payments = await db().selectFrom('payments').select('id').where('payment_method_id', '=', token).execute();
+      assert.deepEqual(payments.map((p) => p.id), [paid.id], 'no payment was created for the refused MIT');
+
+      // Storing the card again after deletion gives a new token.
+      const again = await payByCard(t, { customer: 'cust-delete' });
+      assert.notEqual(again.payment_method.token, token);
+    });
+  });
+}
