@@ -10,6 +10,7 @@ export const ID_PREFIX = {
   webhookEndpoint: 'we',
   delivery: 'del',
   document: 'doc',
+  audit: 'aud',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import type { AuthoriseRequest } from '../../src/ports/acquirer.js';
-import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, pageToken, payByCard } from './support.js';
+import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, payByCard } from './support.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 

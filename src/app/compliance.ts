@@ -1,0 +1,644 @@
+import { createHash } from 'node:crypto';
+import { userInfo } from 'node:os';
+import type { Kysely } from 'kysely';
+import { DomainError } from '../domain/errors.js';
+import {
+  type Approval,
+  type ComplianceState,
+  DAY_MS,
+  DOCUMENT_LABELS,
+  type DocumentType,
+  type GateFacts,
+  type MissingItem,
+  aocNowRequired,
+  approvalValidUntil,
+  cardDataRefusal,
+  checkAnnualTransactions,
+  checkDocumentDate,
+  checkPdf,
+  complianceState,
+  isDocumentType,
+  reminderDue,
+  REMINDER_DAYS_BEFORE_EXPIRY,
+} from '../domain/compliance.js';
+import type { AuditLogTable, ComplianceDocumentsTable, ComplianceProfilesTable, Schema } from '../adapters/storage/schema.js';
+import type { Trx } from '../adapters/storage/database.js';
+import type { AppContext } from './context.js';
+
+/** Who acts and from where, as the audit log records them. */
+export interface Actor {
+  who: string;
+  from: string;
+}
+
+export const WORKER_ACTOR: Actor = { who: 'system:compliance-worker', from: 'worker' };
+
+/** CLI commands run with database access, so the operating-system account is who acted. */
+export function cliActor(): Actor {
+  return { who: `operator:cli:${userInfo().username}`, from: 'cli' };
+}
+
+export type DocumentRow = Omit<ComplianceDocumentsTable, 'kek_id' | 'wrapped_dek' | 'content_ct'>;
+
+const DOCUMENT_COLUMNS = ['id', 'merchant_id', 'type', 'document_date', 'filename', 'size_bytes', 'sha256', 'status', 'uploaded_at', 'reviewed_at', 'review_reason'] as const;
+
+const MISSING_DESCRIPTIONS: Record<MissingItem, string> = {
+  annual_transactions: 'your annual number of card transactions (PUT /merchant/compliance/volume)',
+  ...DOCUMENT_LABELS,
+};
+
+const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function documentView(d: DocumentRow) {
+  return {
+    id: d.id,
+    object: 'compliance_document' as const,
+    type: d.type,
+    document_date: d.document_date,
+    filename: d.filename,
+    size_bytes: d.size_bytes,
+    sha256: d.sha256,
+    status: d.status,
+    uploaded_at: new Date(d.uploaded_at).toISOString(),
+    reviewed_at: isoOrNull(d.reviewed_at),
+    review_reason: d.review_reason,
+  };
+}
+
+function approvalOf(p: ComplianceProfilesTable | undefined): Approval | null {
+  if (!p || p.valid_until === null || p.approved_at === null || p.approved_basis === null) return null;
+  return { approvedAt: p.approved_at, validUntil: p.valid_until, basis: p.approved_basis };
+}
+
+function stateOf(p: ComplianceProfilesTable | undefined, docs: readonly DocumentRow[], now: number): ComplianceState {
+  return complianceState(
+    { declaredTransactions: p?.declared_transactions ?? null, approval: approvalOf(p), aocRequiredSince: p?.aoc_required_since ?? null, documents: docs },
+    now,
+  );
+}
+
+/** The merchant-facing summary; `documents` is left out of event payloads. */
+export function complianceView(merchantId: string, p: ComplianceProfilesTable | undefined, docs: readonly DocumentRow[], now: number) {
+  const s = stateOf(p, docs, now);
+  return {
+    object: 'compliance' as const,
+    merchant_id: merchantId,
+    status: s.status,
+    card_data_on_live_channels: s.refusal === null ? ('accepted' as const) : ('refused' as const),
+    refusal: s.refusal,
+    annual_transactions: {
+      declared: p?.declared_transactions ?? null,
+      declared_at: isoOrNull(p?.declared_at ?? null),
+      counted_last_12_months: p?.counted_transactions ?? null,
+      counted_at: isoOrNull(p?.counted_at ?? null),
+    },
+    required_documents: s.required,
+    missing: s.missing.map((item) => ({ item, description: MISSING_DESCRIPTIONS[item] })),
+    review_pending: s.reviewPending,
+    approved_at: isoOrNull(p?.approved_at ?? null),
+    expires_at: isoOrNull(p?.valid_until ?? null),
+    approved_basis: p?.approved_basis ?? null,
+    aoc_required:
+      p?.aoc_required_since != null
+        ? { since: new Date(p.aoc_required_since).toISOString(), grace_period_ends_at: isoOrNull(s.aocGraceEndsAt), reason: 'annual card transactions above 6,000,000: an SAQ no longer suffices' }
+        : null,
+    last_review: p?.last_review_outcome
+      ? { outcome: p.last_review_outcome, reason: p.last_review_reason, reviewed_at: isoOrNull(p.last_reviewed_at) }
+      : null,
+    documents: docs.slice(0, 50).map(documentView),
+  };
+}
+
+export type ComplianceView = ReturnType<typeof complianceView>;
+
+function emptyProfile(merchantId: string, now: number): ComplianceProfilesTable {
+  return {
+    merchant_id: merchantId,
+    declared_transactions: null,
+    declared_at: null,
+    approved_at: null,
+    valid_until: null,
+    approved_basis: null,
+    aoc_required_since: null,
+    counted_transactions: null,
+    counted_at: null,
+    last_review_outcome: null,
+    last_review_reason: null,
+    last_reviewed_at: null,
+    last_reviewed_by: null,
+    reminded_for: null,
+    reminded_days: null,
+    expiry_notified_for: null,
+    updated_at: now,
+  };
+}
+
+/** Keeps what a download header can carry safely; the original name is only a hint. */
+export function safeFilename(name: string | undefined, type: DocumentType): string {
+  const base = (name ?? '').split(/[\\/]/).pop() ?? '';
+  const cleaned = base.replace(/[^A-Za-z0-9._ -]/g, '_').replace(/^[.\s]+/, '').slice(0, 100).trim();
+  return cleaned || `${type}.pdf`;
+}
+
+
+const gates = new WeakMap<AppContext, ComplianceGate>();
+
+/**
+ * The live-channel check on POST /payment/authorise: one primary-key lookup, cached per
+ * merchant for a few seconds. The decision is taken against the clock on every call,
+ * so an expiry bites at its instant even while the row is cached; approvals in this
+ * process drop the cache at once, those made elsewhere (CLI) within the TTL.
+ */
+export class ComplianceGate {
+  static readonly TTL_MS = 5_000;
+  private static readonly MAX_ENTRIES = 10_000;
+  private readonly cache = new Map<string, { facts: GateFacts | null; loadedAt: number }>();
+
+  static of(ctx: AppContext): ComplianceGate {
+    let gate = gates.get(ctx);
+    if (!gate) gates.set(ctx, (gate = new ComplianceGate(ctx)));
+    return gate;
+  }
+
+  private constructor(private readonly ctx: AppContext) {}
+
+  /** Sandbox channels and stored-card tokens pass; raw card data on a live channel needs a current approval. */
+  async check(merchantId: string, channelMode: 'sandbox' | 'live', paymentMethodType: string): Promise<void> {
+    if (channelMode !== 'live' || paymentMethodType !== 'card') return;
+    const now = this.ctx.clock.now();
+    const refusal = cardDataRefusal(await this.facts(merchantId, now), now);
+    if (refusal) throw new DomainError(403, refusal.code, refusal.message, '/payment_method', { compliance_status: '/merchant/compliance' });
+  }
+
+  forget(merchantId: string): void {
+    this.cache.delete(merchantId);
+  }
+
+  private async facts(merchantId: string, now: number): Promise<GateFacts | null> {
+    const hit = this.cache.get(merchantId);
+    if (hit && now - hit.loadedAt < ComplianceGate.TTL_MS && now >= hit.loadedAt) return hit.facts;
+    const row = await this.ctx.database.db
+      .selectFrom('compliance_profiles')
+      .select(['valid_until', 'aoc_required_since'])
+      .where('merchant_id', '=', merchantId)
+      .executeTakeFirst();
+    const facts = row ? { validUntil: row.valid_until, aocRequiredSince: row.aoc_required_since } : null;
+    if (this.cache.size >= ComplianceGate.MAX_ENTRIES) this.cache.clear();
+    this.cache.set(merchantId, { facts, loadedAt: now });
+    return facts;
+  }
+}
+
+export interface DocumentUpload {
+  documentType: string | undefined;
+  documentDate: string | undefined;
+  filename: string | undefined;
+  /** As the client declared it; the bytes are checked regardless. */
+  contentType: string | undefined;
+  bytes: Buffer | undefined;
+}
+
+const PDF_MEDIA_TYPES = ['application/pdf', 'application/x-pdf', 'application/octet-stream'];
+
+type AuditWrite = (ex: Kysely<Schema>, detail?: Record<string, unknown>, subject?: { target?: string; merchantId?: string }) => Promise<void>;
+
+/**
+ * PCI DSS onboarding: documents, declared volume, operator review, annual expiry,
+ * reminders and the volume recount. Every action writes an audit row, in the same
+ * transaction as its effect when it has one, and a refusal row when it is refused.
+ */
+export class Compliance {
+  constructor(private readonly ctx: AppContext) {}
+
+  private get db() {
+    return this.ctx.database.db;
+  }
+
+  async status(merchantId: string): Promise<ComplianceView> {
+    const [profile, docs] = await Promise.all([this.profile(this.db, merchantId), this.documents(this.db, merchantId)]);
+    return complianceView(merchantId, profile, docs, this.ctx.clock.now());
+  }
+
+  async submitDocument(actor: Actor, merchantId: string, upload: DocumentUpload) {
+    return this.act(actor, 'compliance.document.upload', merchantId, null, async (audit) => {
+      const type = upload.documentType?.trim() ?? '';
+      if (!isDocumentType(type)) {
+        throw new DomainError(400, 'invalid_document_type', 'document_type must be one of asv_scan (ASV scan report), saq (Self-Assessment Questionnaire) or aoc (Attestation of Compliance)', '/document_type');
+      }
+      if (upload.documentDate === undefined) throw new DomainError(400, 'missing_field', 'document_date is required: the date printed on the document, YYYY-MM-DD', '/document_date');
+      if (upload.bytes === undefined) throw new DomainError(400, 'missing_field', 'attach the PDF as the "file" field of the multipart form', '/file');
+      const declared = upload.contentType?.split(';')[0]!.trim().toLowerCase();
+      if (declared && !PDF_MEDIA_TYPES.includes(declared)) {
+        throw new DomainError(415, 'document_not_pdf', `the file is declared as ${declared.slice(0, 80)}; only PDF documents (application/pdf) are accepted`, '/file');
+      }
+      const now = this.ctx.clock.now();
+      checkDocumentDate(type, upload.documentDate.trim(), now);
+      checkPdf(upload.bytes);
+
+      const id = this.ctx.newId('document');
+      const sealed = this.ctx.vault.sealBytes(id, upload.bytes);
+      const row: ComplianceDocumentsTable = {
+        id,
+        merchant_id: merchantId,
+        type,
+        document_date: upload.documentDate.trim(),
+        filename: safeFilename(upload.filename, type),
+        size_bytes: upload.bytes.length,
+        sha256: createHash('sha256').update(upload.bytes).digest('hex'),
+        kek_id: sealed.kek_id,
+        wrapped_dek: sealed.wrapped_dek,
+        content_ct: sealed.ct,
+        status: 'pending',
+        uploaded_at: now,
+        reviewed_at: null,
+        review_reason: null,
+      };
+      return this.ctx.database.transaction(async (trx) => {
+        await this.lockProfile(trx, merchantId, now);
+        // The newest upload of a type replaces an earlier one still waiting for review.
+        await trx.updateTable('compliance_documents').set({ status: 'superseded' }).where('merchant_id', '=', merchantId).where('type', '=', type).where('status', '=', 'pending').execute();
+        await trx.insertInto('compliance_documents').values(row).execute();
+        await audit(trx, { document_type: type, document_date: row.document_date, filename: row.filename, size_bytes: row.size_bytes, sha256: row.sha256 }, { target: id });
+        const { content_ct: _c, kek_id: _k, wrapped_dek: _w, ...doc } = row;
+        const profile = await this.profile(trx, merchantId);
+        const view = complianceView(merchantId, profile, await this.documents(trx, merchantId), now);
+        return { ...documentView(doc), compliance: { status: view.status, review_pending: view.review_pending, missing: view.missing } };
+      });
+    });
+  }
+
+  async declareVolume(actor: Actor, merchantId: string, annualTransactions: unknown): Promise<ComplianceView> {
+    const view = await this.act(actor, 'compliance.volume.declare', merchantId, null, async (audit) => {
+      const n = checkAnnualTransactions(annualTransactions);
+      const now = this.ctx.clock.now();
+      return this.ctx.database.transaction(async (trx) => {
+        const p = await this.lockProfile(trx, merchantId, now);
+        const next = { ...p, declared_transactions: n, declared_at: now, updated_at: now };
+        await trx.updateTable('compliance_profiles').set({ declared_transactions: n, declared_at: now, updated_at: now }).where('merchant_id', '=', merchantId).execute();
+        await this.updateAocRequirement(trx, next, now);
+        await audit(trx, { annual_transactions: n });
+        return complianceView(merchantId, await this.profile(trx, merchantId), await this.documents(trx, merchantId), now);
+      });
+    });
+    ComplianceGate.of(this.ctx).forget(merchantId);
+    return view;
+  }
+
+  /** The merchant's own documents only; another merchant's id answers like a missing one. */
+  async download(actor: Actor, documentId: string, merchantId: string | null): Promise<{ filename: string; sha256: string; bytes: Buffer }> {
+    return this.act(actor, 'compliance.document.download', merchantId, documentId, async (audit) => {
+      let q = this.db.selectFrom('compliance_documents').selectAll().where('id', '=', documentId);
+      if (merchantId !== null) q = q.where('merchant_id', '=', merchantId);
+      const row = await q.executeTakeFirst();
+      if (!row) throw new DomainError(404, 'document_not_found', `no compliance document ${documentId}${merchantId ? " for this secret key's merchant" : ''}`, '/id');
+      const bytes = this.ctx.vault.openBytes(row.id, { kek_id: row.kek_id, wrapped_dek: row.wrapped_dek, ct: row.content_ct });
+      if (createHash('sha256').update(bytes).digest('hex') !== row.sha256) throw new Error(`compliance document ${row.id} does not match its digest`);
+      await audit(this.db, { sha256: row.sha256 }, { merchantId: row.merchant_id });
+      return { filename: row.filename, sha256: row.sha256, bytes };
+    });
+  }
+
+  /** Merchants whose complete set of documents awaits review, oldest submission first. */
+  async listPending() {
+    const merchants = await this.db
+      .selectFrom('compliance_documents')
+      .innerJoin('merchants', 'merchants.id', 'compliance_documents.merchant_id')
+      .select(['merchants.id', 'merchants.name'])
+      .select((eb) => eb.fn.max('compliance_documents.uploaded_at').as('submitted_at'))
+      .where('compliance_documents.status', '=', 'pending')
+      .groupBy(['merchants.id', 'merchants.name'])
+      .orderBy('submitted_at')
+      .execute();
+    const out = [];
+    for (const m of merchants) {
+      const view = await this.status(m.id);
+      if (!view.review_pending) continue;
+      out.push({
+        merchant_id: m.id,
+        merchant_name: m.name,
+        submitted_at: new Date(Number(m.submitted_at)).toISOString(),
+        status: view.status,
+        annual_transactions: view.annual_transactions.declared,
+        required_documents: view.required_documents,
+        documents: view.documents.filter((d) => d.status === 'pending' || (d.status === 'approved' && view.status === 'approved')),
+      });
+    }
+    return out;
+  }
+
+  async approve(actor: Actor, merchantId: string): Promise<ComplianceView> {
+    const view = await this.act(actor, 'compliance.review.approve', merchantId, null, async (audit) => {
+      await this.requireMerchant(merchantId);
+      const now = this.ctx.clock.now();
+      return this.ctx.database.transaction(async (trx) => {
+        const p = await this.lockProfile(trx, merchantId, now);
+        const docs = await this.documents(trx, merchantId);
+        const state = stateOf(p, docs, now);
+        if (!state.reviewPending) throw this.nothingToReview(state, docs);
+        const current = approvalOf(p);
+        const set = new Map<DocumentType, DocumentRow>();
+        for (const d of docs) {
+          const eligible = d.status === 'pending' || (d.status === 'approved' && current !== null && current.validUntil > now);
+          const held = set.get(d.type);
+          // docs are newest first; a pending upload wins over an earlier approval of the same type.
+          if (eligible && (!held || (held.status === 'approved' && d.status === 'pending'))) set.set(d.type, d);
+        }
+        const basis = set.has('aoc') ? 'aoc' : 'saq';
+        const validUntil = approvalValidUntil(now);
+        const approvedIds = [...set.values()].map((d) => d.id);
+        await trx.updateTable('compliance_documents').set({ status: 'approved', reviewed_at: now, review_reason: null }).where('id', 'in', approvedIds).where('status', '=', 'pending').execute();
+        await trx
+          .updateTable('compliance_documents')
+          .set({ status: 'superseded' })
+          .where('merchant_id', '=', merchantId)
+          .where('status', 'in', ['approved', 'pending'])
+          .where('id', 'not in', approvedIds)
+          .execute();
+        await trx
+          .updateTable('compliance_profiles')
+          .set({
+            approved_at: now,
+            valid_until: validUntil,
+            approved_basis: basis,
+            aoc_required_since: null,
+            last_review_outcome: 'approved',
+            last_review_reason: null,
+            last_reviewed_at: now,
+            last_reviewed_by: actor.who,
+            updated_at: now,
+          })
+          .where('merchant_id', '=', merchantId)
+          .execute();
+        await audit(trx, { documents: approvedIds, basis, valid_until: new Date(validUntil).toISOString() });
+        const view = complianceView(merchantId, await this.profile(trx, merchantId), await this.documents(trx, merchantId), now);
+        await this.notify(trx, merchantId, 'compliance.approved', view, now);
+        return view;
+      });
+    });
+    ComplianceGate.of(this.ctx).forget(merchantId);
+    return view;
+  }
+
+  /** Rejecting a renewal leaves a current approval in force until it expires. */
+  async reject(actor: Actor, merchantId: string, reason: string | undefined): Promise<ComplianceView> {
+    const view = await this.act(actor, 'compliance.review.reject', merchantId, null, async (audit) => {
+      const why = reason?.trim() ?? '';
+      if (!why || why.length > 1000) throw new DomainError(400, 'invalid_reason', 'a rejection needs a reason of 1-1000 characters; the merchant sees it', '/reason');
+      await this.requireMerchant(merchantId);
+      const now = this.ctx.clock.now();
+      return this.ctx.database.transaction(async (trx) => {
+        await this.lockProfile(trx, merchantId, now);
+        const pending = await trx.selectFrom('compliance_documents').select('id').where('merchant_id', '=', merchantId).where('status', '=', 'pending').execute();
+        if (pending.length === 0) throw new DomainError(409, 'nothing_to_review', `merchant ${merchantId} has no documents waiting for review`);
+        const ids = pending.map((d) => d.id);
+        await trx.updateTable('compliance_documents').set({ status: 'rejected', reviewed_at: now, review_reason: why }).where('id', 'in', ids).execute();
+        await trx
+          .updateTable('compliance_profiles')
+          .set({ last_review_outcome: 'rejected', last_review_reason: why, last_reviewed_at: now, last_reviewed_by: actor.who, updated_at: now })
+          .where('merchant_id', '=', merchantId)
+          .execute();
+        await audit(trx, { documents: ids, reason: why });
+        const view = complianceView(merchantId, await this.profile(trx, merchantId), await this.documents(trx, merchantId), now);
+        await this.notify(trx, merchantId, 'compliance.rejected', view, now);
+        return view;
+      });
+    });
+    ComplianceGate.of(this.ctx).forget(merchantId);
+    return view;
+  }
+
+  /** The operator's view: the merchant's status and its recent audit trail. */
+  async show(merchantId: string) {
+    await this.requireMerchant(merchantId);
+    return { ...(await this.status(merchantId)), audit_log: await this.auditTrail(merchantId) };
+  }
+
+  async auditTrail(merchantId: string, limit = 50) {
+    const rows = await this.db.selectFrom('audit_log').selectAll().where('merchant_id', '=', merchantId).orderBy('id', 'desc').limit(limit).execute();
+    return rows.map((r) => ({ ...r, at: new Date(r.at).toISOString(), detail: r.detail === null ? null : (JSON.parse(r.detail) as unknown) }));
+  }
+
+  /** Card transactions authorised on the merchant's live channels over the last 365 days. */
+  async countedTransactions(merchantId: string, now: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('payments')
+      .innerJoin('channels', 'channels.id', 'payments.channel_id')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('payments.merchant_id', '=', merchantId)
+      .where('channels.mode', '=', 'live')
+      .where('payments.authorised_at', '>=', now - 365 * DAY_MS)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  /** Recounts volumes at most daily per merchant; an SAQ-based approval outgrown starts the AOC grace period. */
+  async recountDue(batch = 50): Promise<number> {
+    const now = this.ctx.clock.now();
+    const due = await this.db
+      .selectFrom('compliance_profiles')
+      .select('merchant_id')
+      .where((eb) => eb.or([eb('counted_at', 'is', null), eb('counted_at', '<=', now - DAY_MS)]))
+      .orderBy('merchant_id')
+      .limit(batch)
+      .execute();
+    for (const { merchant_id } of due) {
+      const counted = await this.countedTransactions(merchant_id, now);
+      await this.ctx.database.transaction(async (trx) => {
+        const p = await this.lockProfile(trx, merchant_id, now);
+        await trx.updateTable('compliance_profiles').set({ counted_transactions: counted, counted_at: now }).where('merchant_id', '=', merchant_id).execute();
+        await this.updateAocRequirement(trx, { ...p, counted_transactions: counted }, now);
+      });
+      ComplianceGate.of(this.ctx).forget(merchant_id);
+    }
+    return due.length;
+  }
+
+  /** Expiry reminders (30 and 7 days before) and the expiry notice, each sent once per expiry date. */
+  async sendDueNotices(batch = 100): Promise<number> {
+    const now = this.ctx.clock.now();
+    // Only rows that still owe a notice, so a batch never fills up with ones already sent.
+    const rows = await this.db
+      .selectFrom('compliance_profiles')
+      .select(['merchant_id', 'valid_until', 'reminded_for', 'reminded_days'])
+      .where('valid_until', 'is not', null)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('valid_until', '<=', now), eb.or([eb('expiry_notified_for', 'is', null), eb('expiry_notified_for', '<>', eb.ref('valid_until'))])]),
+          ...REMINDER_DAYS_BEFORE_EXPIRY.map((days) =>
+            eb.and([
+              eb('valid_until', '>', now),
+              eb('valid_until', '<=', now + days * DAY_MS),
+              eb.or([eb('reminded_for', 'is', null), eb('reminded_for', '<>', eb.ref('valid_until')), eb('reminded_days', '>', days)]),
+            ]),
+          ),
+        ]),
+      )
+      .orderBy('valid_until')
+      .limit(batch)
+      .execute();
+    let sent = 0;
+    for (const r of rows) {
+      const validUntil = r.valid_until!;
+      if (validUntil <= now) {
+        const claim = (trx: Trx) =>
+          trx
+            .updateTable('compliance_profiles')
+            .set({ expiry_notified_for: validUntil })
+            .where('merchant_id', '=', r.merchant_id)
+            .where('valid_until', '=', validUntil)
+            .where((eb) => eb.or([eb('expiry_notified_for', 'is', null), eb('expiry_notified_for', '<>', validUntil)]))
+            .executeTakeFirst();
+        if (await this.sendNotice(r.merchant_id, 'compliance.expired', now, claim, {})) sent++;
+        continue;
+      }
+      const already = new Set(r.reminded_for === validUntil && r.reminded_days !== null ? REMINDER_DAYS_BEFORE_EXPIRY.filter((d) => d >= r.reminded_days!) : []);
+      const days = reminderDue(validUntil, now, already);
+      if (days === null) continue;
+      const claim = (trx: Trx) =>
+        trx
+          .updateTable('compliance_profiles')
+          .set({ reminded_for: validUntil, reminded_days: days })
+          .where('merchant_id', '=', r.merchant_id)
+          .where('valid_until', '=', validUntil)
+          .where((eb) => eb.or([eb('reminded_for', 'is', null), eb('reminded_for', '<>', validUntil), eb('reminded_days', '>', days)]))
+          .executeTakeFirst();
+      if (await this.sendNotice(r.merchant_id, 'compliance.expiring', now, claim, { days_before_expiry: days })) sent++;
+    }
+    return sent;
+  }
+
+  /** Re-wraps document data keys under the active KEK (`vault rotate`). */
+  async rewrapDocuments(): Promise<number> {
+    const active = this.ctx.vault.activeKekId;
+    let count = 0;
+    for (;;) {
+      const rows = await this.db.selectFrom('compliance_documents').select(['id', 'kek_id', 'wrapped_dek']).where('kek_id', '!=', active).limit(200).execute();
+      if (rows.length === 0) return count;
+      await this.ctx.database.transaction(async (trx) => {
+        for (const r of rows) {
+          await trx.updateTable('compliance_documents').set(this.ctx.vault.rewrap(r.id, r)).where('id', '=', r.id).where('kek_id', '=', r.kek_id).execute();
+        }
+      });
+      count += rows.length;
+    }
+  }
+
+  /** For refusals that happen before a use case runs (malformed upload, bad operator credential). */
+  async recordRefusal(actor: Actor, action: string, merchantId: string | null, error: unknown): Promise<void> {
+    await this.recordFailure(actor, action, merchantId, null, error);
+  }
+
+  private async sendNotice(
+    merchantId: string,
+    type: string,
+    now: number,
+    claim: (trx: Trx) => Promise<{ numUpdatedRows: bigint }>,
+    extra: Record<string, unknown>,
+  ): Promise<boolean> {
+    return this.ctx.database.transaction(async (trx) => {
+      // The conditional update is the claim: a second worker finds nothing left to claim.
+      if (Number((await claim(trx)).numUpdatedRows) !== 1) return false;
+      const view = complianceView(merchantId, await this.profile(trx, merchantId), await this.documents(trx, merchantId), now);
+      const eventId = await this.notify(trx, merchantId, type, view, now, extra);
+      await this.writeAudit(trx, { actor: WORKER_ACTOR, action: `compliance.notice.${type.split('.')[1]}`, merchantId, target: eventId, outcome: eventId ? 'success' : 'refused', code: eventId ? null : 'no_channel', detail: extra });
+      return true;
+    });
+  }
+
+  private async updateAocRequirement(trx: Trx, p: ComplianceProfilesTable, now: number): Promise<void> {
+    const current = approvalOf(p);
+    const basis = current && current.validUntil > now ? current.basis : null;
+    const required = aocNowRequired(basis, p.declared_transactions, p.counted_transactions);
+    if (required && p.aoc_required_since === null) {
+      await trx.updateTable('compliance_profiles').set({ aoc_required_since: now, updated_at: now }).where('merchant_id', '=', p.merchant_id).execute();
+      const view = complianceView(p.merchant_id, await this.profile(trx, p.merchant_id), await this.documents(trx, p.merchant_id), now);
+      const eventId = await this.notify(trx, p.merchant_id, 'compliance.aoc_required', view, now);
+      await this.writeAudit(trx, { actor: WORKER_ACTOR, action: 'compliance.aoc_required', merchantId: p.merchant_id, target: eventId, outcome: 'success', detail: { declared: p.declared_transactions, counted: p.counted_transactions } });
+    } else if (!required && p.aoc_required_since !== null) {
+      await trx.updateTable('compliance_profiles').set({ aoc_required_since: null, updated_at: now }).where('merchant_id', '=', p.merchant_id).execute();
+    }
+  }
+
+  /**
+   * Writes an outbox event for the notification dispatcher (e-mail to the channel's
+   * notify addresses, callbacks). Compliance belongs to the merchant, not a payment, so
+   * payment_id is null and the event rides on one of its channels, a live one first.
+   */
+  private async notify(trx: Trx, merchantId: string, type: string, view: ComplianceView, now: number, extra: Record<string, unknown> = {}): Promise<string | null> {
+    const channels = await trx.selectFrom('channels').select(['id', 'mode']).where('merchant_id', '=', merchantId).orderBy('id').execute();
+    const channel = channels.find((c) => c.mode === 'live') ?? channels[0];
+    if (!channel) return null;
+    const id = this.ctx.newId('event');
+    const { documents: _d, ...object } = view;
+    const body = JSON.stringify({ id, object: 'event', type, created_at: new Date(now).toISOString(), sequence: 0, data: { object: { ...object, ...extra } } });
+    await trx.insertInto('events').values({ id, merchant_id: merchantId, channel_id: channel.id, payment_id: null, type, sequence: 0, created_at: now, body }).execute();
+    return id;
+  }
+
+  private nothingToReview(state: ComplianceState, docs: readonly DocumentRow[]): DomainError {
+    if (state.missing.length && docs.some((d) => d.status === 'pending')) {
+      return new DomainError(409, 'submission_incomplete', `the submission cannot be approved yet: missing ${state.missing.map((m) => MISSING_DESCRIPTIONS[m]).join(', ')}`);
+    }
+    return new DomainError(409, 'nothing_to_review', 'this merchant has no complete submission waiting for review');
+  }
+
+  private async requireMerchant(merchantId: string): Promise<void> {
+    const row = await this.db.selectFrom('merchants').select('id').where('id', '=', merchantId).executeTakeFirst();
+    if (!row) throw new DomainError(404, 'merchant_not_found', `no merchant ${merchantId}`, '/merchant_id');
+  }
+
+  private profile(ex: Kysely<Schema>, merchantId: string): Promise<ComplianceProfilesTable | undefined> {
+    return ex.selectFrom('compliance_profiles').selectAll().where('merchant_id', '=', merchantId).executeTakeFirst();
+  }
+
+  private documents(ex: Kysely<Schema>, merchantId: string): Promise<DocumentRow[]> {
+    return ex.selectFrom('compliance_documents').select(DOCUMENT_COLUMNS).where('merchant_id', '=', merchantId).orderBy('id', 'desc').execute();
+  }
+
+  /** Creates the profile on first use and locks it, so one merchant's compliance changes one at a time. */
+  private async lockProfile(trx: Trx, merchantId: string, now: number): Promise<ComplianceProfilesTable> {
+    await trx.insertInto('compliance_profiles').values(emptyProfile(merchantId, now)).onConflict((oc) => oc.column('merchant_id').doNothing()).execute();
+    let q = trx.selectFrom('compliance_profiles').selectAll().where('merchant_id', '=', merchantId);
+    if (this.ctx.database.caps.rowLocks) q = q.forUpdate();
+    return q.executeTakeFirstOrThrow();
+  }
+
+  private async act<T>(actor: Actor, action: string, merchantId: string | null, target: string | null, fn: (audit: AuditWrite) => Promise<T>): Promise<T> {
+    try {
+      return await fn((ex, detail, subject) =>
+        this.writeAudit(ex, { actor, action, merchantId: subject?.merchantId ?? merchantId, target: subject?.target ?? target, outcome: 'success', detail: detail ?? null }),
+      );
+    } catch (error) {
+      await this.recordFailure(actor, action, merchantId, target, error);
+      throw error;
+    }
+  }
+
+  private async recordFailure(actor: Actor, action: string, merchantId: string | null, target: string | null, error: unknown): Promise<void> {
+    const refused = error instanceof DomainError;
+    try {
+      await this.writeAudit(this.db, {
+        actor,
+        action,
+        merchantId,
+        target,
+        outcome: refused ? 'refused' : 'failed',
+        code: refused ? error.code : 'internal_error',
+        detail: refused ? { status: error.status, message: error.message } : null,
+      });
+    } catch (auditError) {
+      this.ctx.log.error({ err: auditError, action, merchantId }, 'could not write the audit row of a refused compliance action');
+    }
+  }
+
+  private async writeAudit(
+    ex: Kysely<Schema>,
+    e: { actor: Actor; action: string; merchantId: string | null; target: string | null; outcome: AuditLogTable['outcome']; code?: string | null; detail: Record<string, unknown> | null },
+  ): Promise<void> {
+    const at = this.ctx.clock.now();
+    await ex
+      .insertInto('audit_log')
+      .values({ id: this.ctx.newId('audit'), at, actor: e.actor.who, source: e.actor.from, action: e.action, merchant_id: e.merchantId, target: e.target, outcome: e.outcome, code: e.code ?? null, detail: e.detail === null ? null : JSON.stringify(e.detail) })
+      .execute();
+  }
+}

@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DAY_MS } from '../../src/domain/compliance.js';
+import { runComplianceChecks } from '../../src/workers/compliance-reminders.js';
+import { DIALECTS, type TestGateway, exampleBody } from '../support/gateway.js';
+import { assertProblem, postAuthorise } from '../support/http.js';
+import { LIVE_CHANNEL, approveMerchant, dateDaysAgo, declareVolume, expectStatus, operator, startComplianceGateway, upload } from './fixtures.js';
+
+async function liveCardPayment(t: TestGateway) {
+  return postAuthorise(t, await exampleBody({ channel: LIVE_CHANNEL }));
+}
+
+async function status(t: TestGateway) {
+  return (await expectStatus(t.request({ method: 'GET', url: '/merchant/compliance' }), 200)).json();
+}
+
+async function eventsOfType(t: TestGateway, type: string) {
+  return t.gateway.services.ctx.database.db.selectFrom('events').selectAll().where('merchant_id', '=', t.credentials.merchant_id).where('type', '=', type).orderBy('id').execute();
+}
+
+for (const dialect of DIALECTS) {
+  describe(`compliance enforcement (${dialect})`, () => {
+    describe('a live channel and card data', () => {
+      let t: TestGateway;
+      before(async () => {
+        t = await startComplianceGateway(dialect);
+      });
+      after(() => t.close());
+
+      it('refuses card data before approval with compliance_required, sandbox channels meanwhile work', async () => {
+        const refused = assertProblem(await liveCardPayment(t), 403, 'compliance_required', '/payment_method');
+        assert.match(refused.detail, /PCI DSS/);
+        const sandbox = await postAuthorise(t, await exampleBody());
+        assert.equal(sandbox.statusCode, 201, sandbox.body);
+      });
+
+      it('still refuses while the submission waits for review', async () => {
+        await expectStatus(declareVolume(t, 250_000), 200);
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 30) }), 201);
+        await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 3) }), 201);
+        assert.equal((await status(t)).status, 'pending');
+        assertProblem(await liveCardPayment(t), 403, 'compliance_required');
+      });
+
+      it('accepts card data once the operator approves, until the last millisecond of validity', async () => {
+        const approved = await expectStatus(operator(t, 'POST', `/operator/compliance/merchants/${t.credentials.merchant_id}/approve`), 200);
+        const view = approved.json();
+        assert.equal(view.status, 'approved');
+        assert.equal(view.approved_basis, 'saq');
+        const res = await liveCardPayment(t);
+        assert.equal(res.statusCode, 201, res.body);
+        assert.equal(res.json().channel, LIVE_CHANNEL);
+
+        const expiresAt = Date.parse(view.expires_at);
+        const approvedAt = Date.parse(view.approved_at);
+        assert.ok(expiresAt - approvedAt >= 365 * DAY_MS && expiresAt - approvedAt <= 366 * DAY_MS, 'valid for one year');
+        t.clock.set(expiresAt - 1);
+        const last = await liveCardPayment(t);
+        assert.equal(last.statusCode, 201, last.body);
+      });
+
+      it('refuses again with compliance_expired once the validity ends, without waiting for a cache', async () => {
+        const expiresAt = Date.parse((await status(t)).expires_at);
+        t.clock.set(expiresAt);
+        const refused = assertProblem(await liveCardPayment(t), 403, 'compliance_expired');
+        assert.match(refused.detail, /expired/);
+        const view = await status(t);
+        assert.equal(view.status, 'expired');
+        assert.equal(view.card_data_on_live_channels, 'refused');
+        assert.deepEqual(view.missing.map((m: { item: string }) => m.item), ['asv_scan', 'saq']);
+        const sandbox = await postAuthorise(t, await exampleBody());
+        assert.equal(sandbox.statusCode, 201, sandbox.body);
+      });
+    });
+
+    describe('the 6,000,000 boundary', () => {
+      let t: TestGateway;
+      before(async () => {
+        t = await startComplianceGateway(dialect);
+      });
+      after(() => t.close());
+
+      it('asks for an SAQ at 6,000,000 and an AOC at 6,000,001', async () => {
+        assert.deepEqual((await expectStatus(declareVolume(t, 6_000_000), 200)).json().required_documents, ['asv_scan', 'saq']);
+        assert.deepEqual((await expectStatus(declareVolume(t, 6_000_001), 200)).json().required_documents, ['asv_scan', 'aoc']);
+      });
+
+      it('will not approve an SAQ above 6,000,000, and approves an AOC', async () => {
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);
+        const saq = (await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 1) }), 201)).json();
+        assert.equal(saq.compliance.status, 'missing');
+        assert.deepEqual(saq.compliance.missing.map((m: { item: string }) => m.item), ['aoc']);
+        assertProblem(await operator(t, 'POST', `/operator/compliance/merchants/${t.credentials.merchant_id}/approve`), 409, 'submission_incomplete');
+        await expectStatus(upload(t, { type: 'aoc', date: dateDaysAgo(t, 1) }), 201);
+        const view = (await expectStatus(operator(t, 'POST', `/operator/compliance/merchants/${t.credentials.merchant_id}/approve`), 200)).json();
+        assert.equal(view.approved_basis, 'aoc');
+      });
+
+      it('refuses a volume that is not a whole number with a field-naming 400', async () => {
+        for (const bad of [-1, 1.5, '100']) {
+          const res = await t.request({ method: 'PUT', url: '/merchant/compliance/volume', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ annual_transactions: bad }) });
+          assertProblem(res, 400, undefined, '/annual_transactions');
+        }
+      });
+    });
+
+    describe('outgrowing an SAQ', () => {
+      let t: TestGateway;
+      before(async () => {
+        t = await startComplianceGateway(dialect);
+        await approveMerchant(t, 1000);
+      });
+      after(() => t.close());
+
+      it('tells the merchant an AOC is now required and keeps accepting cards for the grace period', async () => {
+        const view = (await expectStatus(declareVolume(t, 6_000_001), 200)).json();
+        assert.equal(view.status, 'approved');
+        assert.ok(view.aoc_required, 'aoc_required is set');
+        assert.equal(Date.parse(view.aoc_required.grace_period_ends_at) - Date.parse(view.aoc_required.since), 90 * DAY_MS);
+        assert.deepEqual(view.missing.map((m: { item: string }) => m.item), ['aoc']);
+        const events = await eventsOfType(t, 'compliance.aoc_required');
+        assert.equal(events.length, 1);
+        assert.equal(events[0]!.payment_id, null);
+        assert.equal((await liveCardPayment(t)).statusCode, 201);
+      });
+
+      it('refuses card data when the grace period ends without an AOC', async () => {
+        const view = await status(t);
+        t.clock.set(Date.parse(view.aoc_required.grace_period_ends_at));
+        const refused = assertProblem(await liveCardPayment(t), 403, 'compliance_required');
+        assert.match(refused.detail, /Attestation of Compliance/);
+      });
+
+      it('counts authorised live payments of the last 12 months, not sandbox ones', async () => {
+        const { db } = t.gateway.services.ctx.database;
+        const now = t.clock.now();
+        await db.updateTable('payments').set({ authorised_at: now - DAY_MS }).where('merchant_id', '=', t.credentials.merchant_id).execute();
+        const live = await db.selectFrom('payments').innerJoin('channels', 'channels.id', 'payments.channel_id').select('payments.id').where('channels.mode', '=', 'live').execute();
+        const sandbox = await db.selectFrom('payments').innerJoin('channels', 'channels.id', 'payments.channel_id').select('payments.id').where('channels.mode', '=', 'sandbox').execute();
+        assert.ok(live.length >= 1);
+        assert.equal(await t.gateway.services.compliance.countedTransactions(t.credentials.merchant_id, now), live.length);
+        assert.equal(sandbox.length, 0);
+        await runComplianceChecks(t.gateway.services);
+        assert.equal((await status(t)).annual_transactions.counted_last_12_months, live.length);
+        assert.equal(await t.gateway.services.compliance.countedTransactions(t.credentials.merchant_id, now + 366 * DAY_MS), 0);
+      });
+    });
+
+    describe('expiry reminders', () => {
+      let t: TestGateway;
+      let expiresAt: number;
+      before(async () => {
+        t = await startComplianceGateway(dialect);
+        await approveMerchant(t);
+        expiresAt = Date.parse((await status(t)).expires_at);
+      });
+      after(() => t.close());
+
+      it('records one reminder 30 days and one 7 days before expiry, then the expiry notice, as outbox events', async () => {
+        t.clock.set(expiresAt - 31 * DAY_MS);
+        await runComplianceChecks(t.gateway.services);
+        assert.equal((await eventsOfType(t, 'compliance.expiring')).length, 0);
+
+        t.clock.set(expiresAt - 30 * DAY_MS);
+        await runComplianceChecks(t.gateway.services);
+        await runComplianceChecks(t.gateway.services);
+        let reminders = await eventsOfType(t, 'compliance.expiring');
+        assert.equal(reminders.length, 1);
+        assert.equal(JSON.parse(reminders[0]!.body).data.object.days_before_expiry, 30);
+
+        t.clock.set(expiresAt - 7 * DAY_MS);
+        await runComplianceChecks(t.gateway.services);
+        await runComplianceChecks(t.gateway.services);
+        reminders = await eventsOfType(t, 'compliance.expiring');
+        assert.equal(reminders.length, 2);
+        const seven = reminders[1]!;
+        assert.equal(JSON.parse(seven.body).data.object.days_before_expiry, 7);
+        assert.equal(seven.payment_id, null);
+        const liveChannel = await t.gateway.services.merchants.requireChannelByReference(LIVE_CHANNEL);
+        assert.equal(seven.channel_id, liveChannel.id);
+        assert.equal(JSON.parse(seven.body).type, 'compliance.expiring');
+
+        t.clock.set(expiresAt + 1);
+        await runComplianceChecks(t.gateway.services);
+        await runComplianceChecks(t.gateway.services);
+        assert.equal((await eventsOfType(t, 'compliance.expired')).length, 1);
+        assert.equal((await eventsOfType(t, 'compliance.expiring')).length, 2);
+      });
+    });
+  });
+}

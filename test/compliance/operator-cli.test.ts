@@ -1,0 +1,122 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { ComplianceGate } from '../../src/app/compliance.js';
+import { DIALECTS, type TestGateway, exampleBody, startTestGateway } from '../support/gateway.js';
+import { assertProblem, postAuthorise } from '../support/http.js';
+import { LIVE_CHANNEL, dateDaysAgo, declareVolume, expectStatus, pdf, startComplianceGateway, upload } from './fixtures.js';
+
+const run = promisify(execFile);
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+/** The operator CLI as an operator runs it: a separate process on the same database. */
+async function cli(t: TestGateway, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', DATA_DIR: t.dataDir, LOG_LEVEL: 'silent', WORKERS: 'false' };
+  if (t.config.databaseUrl) env.DATABASE_URL = t.config.databaseUrl;
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: ROOT, env, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+for (const dialect of DIALECTS) {
+  describe(`compliance operator CLI (${dialect})`, () => {
+    let t: TestGateway;
+    let merchant: string;
+    before(async () => {
+      t = await startComplianceGateway(dialect);
+      merchant = t.credentials.merchant_id;
+      await expectStatus(declareVolume(t, 5000), 200);
+      await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 20) }), 201);
+      await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 2), file: pdf('cli-copy') }), 201);
+    });
+    after(() => t.close());
+
+    it('lists the pending submission and shows it', async () => {
+      const list = await cli(t, 'compliance', 'list', '--json');
+      assert.equal(list.code, 0, list.stderr);
+      const rows = JSON.parse(list.stdout) as Array<{ merchant_id: string; documents: Array<{ type: string }> }>;
+      assert.deepEqual(rows.map((r) => r.merchant_id), [merchant]);
+      assert.deepEqual(rows[0]!.documents.map((d) => d.type).sort(), ['asv_scan', 'saq']);
+
+      const show = await cli(t, 'compliance', 'show', merchant, '--json');
+      assert.equal(show.code, 0, show.stderr);
+      const view = JSON.parse(show.stdout);
+      assert.equal(view.status, 'pending');
+      assert.ok(view.audit_log.length >= 3);
+    });
+
+    it('writes a document to a file with its digest', async () => {
+      const view = await t.gateway.services.compliance.status(merchant);
+      const saq = view.documents.find((d) => d.type === 'saq')!;
+      const out = join(t.dataDir, 'saq-copy.pdf');
+      const res = await cli(t, 'compliance', 'download', saq.id, '--out', out, '--json');
+      assert.equal(res.code, 0, res.stderr);
+      assert.ok(readFileSync(out).equals(pdf('cli-copy')));
+      assert.equal(JSON.parse(res.stdout).sha256, saq.sha256);
+    });
+
+    it('needs --reason to reject', async () => {
+      const res = await cli(t, 'compliance', 'reject', merchant);
+      assert.equal(res.code, 2);
+      assert.match(res.stderr, /--reason is required/);
+    });
+
+    it('approves, and the running gateway accepts live card data within the gate cache TTL', async () => {
+      assertProblem(await postAuthorise(t, await exampleBody({ channel: LIVE_CHANNEL })), 403, 'compliance_required');
+      const res = await cli(t, 'compliance', 'approve', merchant, '--json');
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(JSON.parse(res.stdout).status, 'approved');
+      t.clock.advance(ComplianceGate.TTL_MS);
+      const paid = await postAuthorise(t, await exampleBody({ channel: LIVE_CHANNEL }));
+      assert.equal(paid.statusCode, 201, paid.body);
+    });
+
+    it('rejects a renewal with a reason and leaves the current approval in force', async () => {
+      await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);
+      const res = await cli(t, 'compliance', 'reject', merchant, '--reason', 'Scan report is for another domain', '--json');
+      assert.equal(res.code, 0, res.stderr);
+      const view = JSON.parse(res.stdout);
+      assert.equal(view.status, 'approved');
+      assert.equal(view.last_review.reason, 'Scan report is for another domain');
+      const nothing = await cli(t, 'compliance', 'approve', merchant);
+      assert.equal(nothing.code, 1);
+      assert.match(nothing.stderr, /no complete submission/);
+    });
+
+    it('audits CLI actions as the operating-system user, from the cli', async () => {
+      const rows = await t.gateway.services.ctx.database.db.selectFrom('audit_log').selectAll().where('source', '=', 'cli').orderBy('id').execute();
+      const who = `operator:cli:${userInfo().username}`;
+      const actions = rows.map((r) => `${r.action}:${r.outcome}`);
+      for (const a of ['compliance.document.download:success', 'compliance.review.approve:success', 'compliance.review.reject:success', 'compliance.review.approve:refused']) {
+        assert.ok(actions.includes(a), `missing ${a} in ${actions.join(', ')}`);
+      }
+      assert.ok(rows.every((r) => r.actor === who && r.merchant_id === merchant));
+    });
+  });
+
+  describe(`operator API switched off (${dialect})`, () => {
+    let t: TestGateway;
+    before(async () => {
+      t = await startTestGateway({ dialect });
+    });
+    after(() => t.close());
+
+    it('answers 404 on operator routes when OPERATOR_TOKEN is not set', async () => {
+      assert.equal(t.config.operatorToken, undefined);
+      for (const url of ['/operator/compliance/submissions', `/operator/compliance/merchants/${t.credentials.merchant_id}`]) {
+        const res = await t.app.inject({ method: 'GET', url, headers: { authorization: 'Bearer anything' } });
+        assertProblem(res, 404, 'route_not_found');
+      }
+      const merchantSide = await t.request({ method: 'GET', url: '/merchant/compliance' });
+      assert.equal(merchantSide.statusCode, 200);
+    });
+  });
+}
