@@ -32,6 +32,14 @@ export interface Config {
   webhookTimeoutMs: number;
   /** Sandbox only: allow callbacks to loopback/private addresses for local development. */
   webhookAllowPrivate: boolean;
+  /** Retry schedule for callbacks and e-mail: full-jitter exponential backoff inside a window. */
+  webhookRetryBaseMs: number;
+  webhookRetryMaxDelayMs: number;
+  webhookRetryWindowMs: number;
+  /** Callbacks and e-mails in flight at once per process. */
+  dispatchConcurrency: number;
+  /** How often the dispatcher looks for work when nothing woke it. */
+  dispatchPollMs: number;
   /** Milliseconds a group commit waits for more writes; 0 = commit what arrived in this tick. */
   groupCommitWindowMs: number;
   workersEnabled: boolean;
@@ -155,6 +163,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     mailFrom: env.MAIL_FROM || 'tZero Pay <no-reply@tzero-pay.test>',
     webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
     webhookAllowPrivate,
+    webhookRetryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_SECONDS', 30, 1, 3600) * 1000,
+    webhookRetryMaxDelayMs: int(env, 'WEBHOOK_RETRY_MAX_DELAY_SECONDS', 21_600, 1, 86_400) * 1000,
+    webhookRetryWindowMs: int(env, 'WEBHOOK_RETRY_WINDOW_HOURS', 72, 1, 168) * 60 * minute,
+    dispatchConcurrency: int(env, 'DISPATCH_CONCURRENCY', 256, 1, 1024),
+    dispatchPollMs: int(env, 'DISPATCH_POLL_MS', 1000, 10, 60_000),
     groupCommitWindowMs: int(env, 'GROUP_COMMIT_WINDOW_MS', 0, 0, 50),
     workersEnabled: bool(env, 'WORKERS', true),
     operatorToken: env.OPERATOR_TOKEN || undefined,

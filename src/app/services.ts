@@ -4,6 +4,13 @@ import { Authorise } from './authorise.js';
 import { Checkout } from './checkout.js';
 import { Idempotency } from './idempotency.js';
 import { PaymentQueries } from './payment-queries.js';
+import { OutboxSignal } from './outbox-signal.js';
+import { WebhookEndpoints } from './webhook-endpoints.js';
+import { EventQueries } from './event-queries.js';
+import { Lifecycle } from './lifecycle.js';
+import { PaymentList } from './payment-list.js';
+import { StoredCards } from './stored-cards.js';
+import { Compliance } from './compliance.js';
 
 /** The use cases, wired once over one context. */
 export interface Services {
@@ -13,10 +20,19 @@ export interface Services {
   authorise: Authorise;
   checkout: Checkout;
   payments: PaymentQueries;
+  /** Rung after commits that wrote events, so the dispatcher wakes at once. */
+  outbox: OutboxSignal;
+  webhookEndpoints: WebhookEndpoints;
+  events: EventQueries;
+  lifecycle: Lifecycle;
+  paymentList: PaymentList;
+  storedCards: StoredCards;
+  compliance: Compliance;
 }
 
 export function buildServices(ctx: AppContext): Services {
   const idempotency = new Idempotency(ctx);
+  const outbox = new OutboxSignal();
   return {
     ctx,
     merchants: new Merchants(ctx),
@@ -24,5 +40,12 @@ export function buildServices(ctx: AppContext): Services {
     authorise: new Authorise(ctx, idempotency),
     checkout: new Checkout(ctx),
     payments: new PaymentQueries(ctx),
+    outbox,
+    webhookEndpoints: new WebhookEndpoints(ctx),
+    events: new EventQueries(ctx, outbox),
+    lifecycle: new Lifecycle(ctx, idempotency),
+    paymentList: new PaymentList(ctx),
+    storedCards: new StoredCards(ctx),
+    compliance: new Compliance(ctx),
   };
 }

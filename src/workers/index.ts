@@ -1,6 +1,9 @@
 import type { Services } from '../app/services.js';
 import { Loop } from './loop.js';
 import { sweepExpired } from './expiry-sweeper.js';
+import { dispatcherLoop } from './dispatcher.js';
+import { runCaptureScheduler } from './capture-scheduler.js';
+import { runComplianceChecks } from './compliance-reminders.js';
 
 export interface Workers {
   loops: Record<string, Loop>;
@@ -11,6 +14,9 @@ export function startWorkers(services: Services): Workers {
   const log = services.ctx.log;
   const loops: Record<string, Loop> = {
     expiry: new Loop('expiry', 5_000, () => sweepExpired(services), log).start(),
+    dispatcher: dispatcherLoop(services).start(),
+    capture: new Loop('capture', 5_000, () => runCaptureScheduler(services), log).start(),
+    compliance: new Loop('compliance', 10 * 60_000, () => runComplianceChecks(services), log).start(),
   };
   return {
     loops,

@@ -118,6 +118,103 @@ export interface EventsTable {
   dispatched: Generated<number>;
 }
 
+/** One refund of a captured payment; `pending` rows reserve their amount until the acquirer answers. */
+export interface RefundsTable {
+  id: string;
+  payment_id: string;
+  merchant_id: string;
+  amount: number;
+  currency: string;
+  status: 'pending' | 'succeeded' | 'failed';
+  reason: string | null;
+  failure_code: string | null;
+  failure_message: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A merchant's callback URL; secrets are vault-sealed, the previous one kept for the rotation overlap. */
+export interface WebhookEndpointsTable {
+  id: string;
+  merchant_id: string;
+  url: string;
+  description: string | null;
+  /** JSON array of event types, or ["*"]. */
+  events: string;
+  /** Only this channel's events when set. */
+  channel_id: string | null;
+  status: 'enabled' | 'disabled';
+  disabled_reason: string | null;
+  secret_ct: string;
+  previous_secret_ct: string | null;
+  previous_secret_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
+/** One event on its way to one target: a webhook endpoint or one e-mail address. */
+export interface DeliveriesTable {
+  id: string;
+  event_id: string;
+  merchant_id: string;
+  kind: 'webhook' | 'email';
+  /** Endpoint id, or `<template>:<address>` for e-mail; unique per event. */
+  target: string;
+  endpoint_id: string | null;
+  recipient: string | null;
+  template: 'notification' | 'receipt' | null;
+  status: 'pending' | 'succeeded' | 'failed' | 'cancelled';
+  attempts: number;
+  /** Consecutive failures since the delivery was (re)scheduled; drives the backoff. */
+  failures: number;
+  next_attempt_at: number;
+  retry_until: number;
+  /** Lease: a claim expires at this time, so a crashed worker's claim is taken over. */
+  locked_until: number | null;
+  lease_token: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+}
+
+export interface DeliveryAttemptsTable {
+  delivery_id: string;
+  attempt: number;
+  event_id: string;
+  started_at: number;
+  duration_ms: number;
+  status_code: number | null;
+  error: string | null;
+  response_body: string | null;
+  succeeded: number;
+}
+
+/** A card stored for later use (`pm_…`): one merchant's, under one customer reference. Never a CVC. */
+export interface PaymentMethodsTable {
+  id: string;
+  merchant_id: string;
+  customer_reference: string;
+  /** Keyed hash of the PAN (Vault.fingerprint): the same card stored again finds this row. */
+  fingerprint: string;
+  brand: string;
+  bin: string;
+  last4: string;
+  exp_month: number;
+  exp_year: number;
+  /** The sealed PAN (envelope under this row's id); all three are null once the card is deleted. */
+  kek_id: string | null;
+  wrapped_dek: string | null;
+  pan_ct: string | null;
+  initial_payment_id: string;
+  initial_network_reference: string | null;
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
 export interface Schema {
   merchants: MerchantsTable;
   channels: ChannelsTable;
@@ -127,4 +224,66 @@ export interface Schema {
   checkout_sessions: CheckoutSessionsTable;
   idempotency_keys: IdempotencyKeysTable;
   events: EventsTable;
+  payment_methods: PaymentMethodsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  deliveries: DeliveriesTable;
+  delivery_attempts: DeliveryAttemptsTable;
+  refunds: RefundsTable;
+  compliance_profiles: ComplianceProfilesTable;
+  compliance_documents: ComplianceDocumentsTable;
+  audit_log: AuditLogTable;
+}
+
+/** One row per merchant: declared volume, the current approval and what was already notified. */
+export interface ComplianceProfilesTable {
+  merchant_id: string;
+  declared_transactions: number | null;
+  declared_at: number | null;
+  approved_at: number | null;
+  valid_until: number | null;
+  approved_basis: 'saq' | 'aoc' | null;
+  aoc_required_since: number | null;
+  counted_transactions: number | null;
+  counted_at: number | null;
+  last_review_outcome: 'approved' | 'rejected' | null;
+  last_review_reason: string | null;
+  last_reviewed_at: number | null;
+  last_reviewed_by: string | null;
+  /** The valid_until the expiry reminders were sent for, and the fewest days-before already sent. */
+  reminded_for: number | null;
+  reminded_days: number | null;
+  expiry_notified_for: number | null;
+  updated_at: number;
+}
+
+/** PDF sealed like card data (per-record data key wrapped by the KEK); the digest is of the plaintext. */
+export interface ComplianceDocumentsTable {
+  id: string;
+  merchant_id: string;
+  type: 'asv_scan' | 'saq' | 'aoc';
+  document_date: string;
+  filename: string;
+  size_bytes: number;
+  sha256: string;
+  kek_id: string;
+  wrapped_dek: string;
+  content_ct: string;
+  status: 'pending' | 'approved' | 'rejected' | 'superseded';
+  uploaded_at: number;
+  reviewed_at: number | null;
+  review_reason: string | null;
+}
+
+/** Who did what, when, from where, with what outcome. Append-only. */
+export interface AuditLogTable {
+  id: string;
+  at: number;
+  actor: string;
+  source: string;
+  action: string;
+  merchant_id: string | null;
+  target: string | null;
+  outcome: 'success' | 'refused' | 'failed';
+  code: string | null;
+  detail: string | null;
 }

@@ -1,9 +1,17 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m001 from './001-foundation.js';
+import * as m002 from './002-notifications.js';
+import * as m003 from './003-lifecycle.js';
+import * as m004 from './004-stored-cards.js';
+import * as m005 from './005-compliance.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
   '001-foundation': m001,
+  '002-notifications': m002,
+  '003-lifecycle': m003,
+  '004-stored-cards': m004,
+  '005-compliance': m005,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,126 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+
+export interface MailMessage {
+  /** The delivery id: it names the Message-ID and the .eml file, so a re-send is recognisable. */
+  id: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+  date: Date;
+}
+
+export interface MailResult {
+  /** The SMTP server's answer, or where the file went. */
+  response: string;
+  responseCode: number | null;
+}
+
+/** A refusal worth no retry (SMTP 5xx: unknown mailbox, policy rejection). */
+export class PermanentMailError extends Error {
+  override name = 'PermanentMailError';
+  constructor(
+    message: string,
+    readonly responseCode: number | null,
+  ) {
+    super(message);
+  }
+}
+
+export interface Mailer {
+  send(message: MailMessage): Promise<MailResult>;
+  close(): void;
+  /** Where messages go, for logs and the sandbox inbox page (no credentials). */
+  readonly destination: string;
+}
+
+export const MAIL_DIR = 'mail';
+
+/** Seconds are generous for SMTP, but bounded, so a stuck server cannot hold a delivery forever. */
+const SMTP_TIMEOUTS = { connectionTimeout: '10000', greetingTimeout: '10000', socketTimeout: '30000' };
+
+function messageId(id: string): string {
+  return `<${id}@tzero-pay>`;
+}
+
+type Transport = ReturnType<typeof nodemailer.createTransport>;
+
+async function build(transport: Transport, from: string, m: MailMessage) {
+  return transport.sendMail({ from, to: m.to, subject: m.subject, text: m.text, html: m.html, messageId: messageId(m.id), date: m.date });
+}
+
+/** Through SMTP_URL; options can ride on the URL's query (`?pool=true`, `?secure=true`…). */
+export class SmtpMailer implements Mailer {
+  private readonly transport: Transport;
+  readonly destination: string;
+
+  constructor(
+    smtpUrl: string,
+    private readonly from: string,
+  ) {
+    const url = new URL(smtpUrl);
+    for (const [k, v] of Object.entries(SMTP_TIMEOUTS)) if (!url.searchParams.has(k)) url.searchParams.set(k, v);
+    this.transport = nodemailer.createTransport(url.toString());
+    this.destination = `smtp ${url.hostname}:${url.port || (url.protocol === 'smtps:' ? 465 : 587)}`;
+  }
+
+  async send(message: MailMessage): Promise<MailResult> {
+    try {
+      const info = await build(this.transport, this.from, message);
+      return { response: String(info.response ?? 'accepted'), responseCode: parseCode(info.response) };
+    } catch (error) {
+      const e = error as Error & { responseCode?: number; response?: string };
+      const detail = (e.response ?? e.message).slice(0, 300);
+      if (typeof e.responseCode === 'number' && e.responseCode >= 500) throw new PermanentMailError(detail, e.responseCode);
+      throw Object.assign(new Error(detail), { responseCode: e.responseCode ?? null });
+    }
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}
+
+function parseCode(response: unknown): number | null {
+  const m = /^(\d{3})\b/.exec(String(response ?? ''));
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * The embedded default: each message becomes `DATA_DIR/mail/<delivery id>.eml`, the
+ * exact bytes SMTP would have carried, listed by the sandbox inbox page. Writing to a
+ * temporary name and renaming means the page never shows half a message, and a re-send
+ * replaces the file instead of adding a copy.
+ */
+export class FileMailer implements Mailer {
+  private readonly transport: Transport;
+  readonly destination: string;
+
+  constructor(
+    private readonly dir: string,
+    private readonly from: string,
+  ) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+    this.destination = `files in ${dir}`;
+  }
+
+  async send(message: MailMessage): Promise<MailResult> {
+    const info = (await build(this.transport, this.from, message)) as unknown as { message: Buffer };
+    const file = join(this.dir, `${message.id}.eml`);
+    const tmp = `${file}.tmp`;
+    writeFileSync(tmp, info.message, { mode: 0o600 });
+    renameSync(tmp, file);
+    return { response: `written to ${file}`, responseCode: null };
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}
+
+export function createMailer(config: { smtpUrl: string | undefined; mailFrom: string; dataDir: string }): Mailer {
+  return config.smtpUrl ? new SmtpMailer(config.smtpUrl, config.mailFrom) : new FileMailer(join(config.dataDir, MAIL_DIR), config.mailFrom);
+}

@@ -1,0 +1,210 @@
+import { DomainError } from '../domain/errors.js';
+import { hasPrefix } from '../domain/ids.js';
+import { EVENT_TYPES } from '../domain/payment-state.js';
+import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
+import type { AppContext } from './context.js';
+import type { OutboxSignal } from './outbox-signal.js';
+import { subscribes, subscriptionOf } from './webhook-endpoints.js';
+
+export interface EventListQuery {
+  limit?: number;
+  starting_after?: string;
+  ending_before?: string;
+  /** One type or a comma-separated list. */
+  type?: string;
+  payment?: string;
+}
+
+export interface AttemptView {
+  attempt: number;
+  at: string;
+  status_code: number | null;
+  duration_ms: number;
+  succeeded: boolean;
+  error: string | null;
+  response_body: string | null;
+}
+
+export interface DeliveryView {
+  id: string;
+  object: 'delivery';
+  kind: 'webhook' | 'email';
+  endpoint_id: string | null;
+  url: string | null;
+  recipient: string | null;
+  status: DeliveriesTable['status'];
+  attempt_count: number;
+  next_attempt_at: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: string;
+  completed_at: string | null;
+  attempts: AttemptView[];
+}
+
+export const DEFAULT_PAGE_SIZE = 20;
+export const MAX_PAGE_SIZE = 100;
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/**
+ * The merchant's view of the outbox: events as they were sent (the stored bytes), what
+ * happened to each delivery, and a way to send one again. Another merchant's event is
+ * reported exactly like a missing one.
+ */
+export class EventQueries {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly outbox: OutboxSignal,
+  ) {}
+
+  /** Newest first. Returns JSON text: the event bodies are embedded byte for byte. */
+  async list(merchantId: string, q: EventListQuery): Promise<string> {
+    const limit = q.limit ?? DEFAULT_PAGE_SIZE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      throw new DomainError(400, 'invalid_limit', `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}`, '/query/limit');
+    }
+    if (q.starting_after !== undefined && q.ending_before !== undefined) {
+      throw new DomainError(400, 'invalid_cursor', 'give starting_after or ending_before, not both', '/query/ending_before');
+    }
+    for (const name of ['starting_after', 'ending_before'] as const) {
+      const v = q[name];
+      if (v !== undefined && !hasPrefix(v, 'event')) throw new DomainError(400, 'invalid_cursor', `${name} must be an event id (evt_…) from a previous page`, `/query/${name}`);
+    }
+    const types = q.type?.split(',').map((t) => t.trim()).filter(Boolean);
+    for (const t of types ?? []) {
+      if (!(EVENT_TYPES as readonly string[]).includes(t)) throw new DomainError(400, 'invalid_event_type', `"${t}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/query/type');
+    }
+    let query = this.ctx.database.db.selectFrom('events').select(['id', 'body']).where('merchant_id', '=', merchantId);
+    if (types?.length) query = query.where('type', 'in', types);
+    if (q.payment) query = query.where('payment_id', '=', q.payment);
+    const backwards = q.ending_before !== undefined;
+    if (q.starting_after) query = query.where('id', '<', q.starting_after);
+    if (q.ending_before) query = query.where('id', '>', q.ending_before);
+    const rows = await query.orderBy('id', backwards ? 'asc' : 'desc').limit(limit + 1).execute();
+    const hasMore = rows.length > limit;
+    const page = rows.slice(0, limit);
+    if (backwards) page.reverse();
+    return `{"object":"list","data":[${page.map((r) => r.body).join(',')}],"has_more":${hasMore}}`;
+  }
+
+  async get(merchantId: string, id: string): Promise<Record<string, unknown>> {
+    const row = await this.requireEvent(merchantId, id);
+    return { ...(JSON.parse(row.body) as Record<string, unknown>), deliveries: await this.deliveries(id) };
+  }
+
+  /**
+   * Sends the event again to the given endpoint, or to every enabled endpoint that
+   * subscribes to it now. Each delivery starts a fresh retry schedule; its earlier
+   * attempts stay in the log.
+   */
+  async redeliver(merchantId: string, id: string, endpointId?: string): Promise<{ object: 'redelivery'; event: string; deliveries: DeliveryView[] }> {
+    const event = await this.requireEvent(merchantId, id);
+    const db = this.ctx.database.db;
+    let endpoints = await db
+      .selectFrom('webhook_endpoints')
+      .select(['id', 'events', 'channel_id', 'status'])
+      .where('merchant_id', '=', merchantId)
+      .where('deleted_at', 'is', null)
+      .$if(endpointId !== undefined, (qb) => qb.where('id', '=', endpointId!))
+      .execute();
+    if (endpointId !== undefined) {
+      const target = endpoints[0];
+      if (!target) throw new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${endpointId} for this secret key's merchant`, '/endpoint_id');
+      if (target.status !== 'enabled') throw new DomainError(409, 'webhook_endpoint_disabled', `webhook endpoint ${endpointId} is disabled; enable it with PATCH /webhook-endpoints/${endpointId} first`, '/endpoint_id');
+    } else {
+      endpoints = endpoints.filter((e) => e.status === 'enabled' && subscribes(subscriptionOf(e), event));
+      if (endpoints.length === 0) throw new DomainError(409, 'no_subscribed_endpoint', `no enabled webhook endpoint subscribes to ${event.type}; pass endpoint_id or register one`);
+    }
+    const now = this.ctx.clock.now();
+    const retryUntil = now + this.ctx.config.webhookRetryWindowMs;
+    await this.ctx.database.transaction(async (trx) => {
+      for (const endpoint of endpoints) {
+        // A delivery still leased by a worker keeps its lease: the reset takes effect
+        // when that attempt ends, so the same delivery is never sent twice at once.
+        const reset = await trx
+          .updateTable('deliveries')
+          .set({ status: 'pending', failures: 0, next_attempt_at: now, retry_until: retryUntil, completed_at: null, updated_at: now })
+          .where('event_id', '=', event.id)
+          .where('target', '=', endpoint.id)
+          .executeTakeFirst();
+        if (Number(reset.numUpdatedRows) > 0) continue;
+        await trx
+          .insertInto('deliveries')
+          .values({
+            id: this.ctx.newId('delivery'),
+            event_id: event.id,
+            merchant_id: merchantId,
+            kind: 'webhook',
+            target: endpoint.id,
+            endpoint_id: endpoint.id,
+            recipient: null,
+            template: null,
+            status: 'pending',
+            attempts: 0,
+            failures: 0,
+            next_attempt_at: now,
+            retry_until: retryUntil,
+            locked_until: null,
+            lease_token: null,
+            last_status_code: null,
+            last_error: null,
+            created_at: now,
+            updated_at: now,
+            completed_at: null,
+          })
+          .execute();
+      }
+    });
+    this.outbox.notify();
+    const wanted = new Set(endpoints.map((e) => e.id));
+    return { object: 'redelivery', event: event.id, deliveries: (await this.deliveries(event.id)).filter((d) => d.endpoint_id !== null && wanted.has(d.endpoint_id)) };
+  }
+
+  private async requireEvent(merchantId: string, id: string) {
+    const row = await this.ctx.database.db.selectFrom('events').select(['id', 'type', 'channel_id', 'body']).where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
+    if (!row) throw new DomainError(404, 'event_not_found', `no event ${id} for this secret key's merchant`, '/id');
+    return row;
+  }
+
+  private async deliveries(eventId: string): Promise<DeliveryView[]> {
+    const db = this.ctx.database.db;
+    const rows = await db
+      .selectFrom('deliveries')
+      .leftJoin('webhook_endpoints', 'webhook_endpoints.id', 'deliveries.endpoint_id')
+      .selectAll('deliveries')
+      .select('webhook_endpoints.url')
+      .where('deliveries.event_id', '=', eventId)
+      .orderBy('deliveries.id')
+      .execute();
+    const attempts = await db.selectFrom('delivery_attempts').selectAll().where('event_id', '=', eventId).orderBy('delivery_id').orderBy('attempt').execute();
+    const byDelivery = new Map<string, DeliveryAttemptsTable[]>();
+    for (const a of attempts) byDelivery.set(a.delivery_id, [...(byDelivery.get(a.delivery_id) ?? []), a]);
+    return rows.map((d) => ({
+      id: d.id,
+      object: 'delivery' as const,
+      kind: d.kind,
+      endpoint_id: d.endpoint_id,
+      url: d.url ?? null,
+      recipient: d.recipient,
+      status: d.status,
+      attempt_count: d.attempts,
+      next_attempt_at: d.status === 'pending' ? iso(d.next_attempt_at) : null,
+      last_status_code: d.last_status_code,
+      last_error: d.last_error,
+      created_at: iso(d.created_at)!,
+      completed_at: iso(d.completed_at),
+      attempts: (byDelivery.get(d.id) ?? []).map((a) => ({
+        attempt: a.attempt,
+        at: iso(a.started_at)!,
+        status_code: a.status_code,
+        duration_ms: a.duration_ms,
+        succeeded: a.succeeded === 1,
+        error: a.error,
+        response_body: a.response_body,
+      })),
+    }));
+  }
+}

@@ -1,0 +1,254 @@
+import { DomainError } from '../domain/errors.js';
+import { EVENT_TYPES } from '../domain/payment-state.js';
+import type { WebhookEndpointsTable } from '../adapters/storage/schema.js';
+import type { Trx } from '../adapters/storage/database.js';
+import { generateSecret } from '../adapters/webhooks/signer.js';
+import { checkUrl, type OutboundPolicy, resolveChecked, type Resolver, systemResolver, TargetRefused } from '../adapters/webhooks/ssrf-guard.js';
+import type { AppContext } from './context.js';
+import { channelReference } from './payment-transitions.js';
+
+export interface EndpointInput {
+  url: string;
+  events: string[];
+  /** Channel reference; only that channel's events are sent. */
+  channel?: string | null;
+  description?: string | null;
+}
+
+export interface EndpointPatch extends Partial<EndpointInput> {
+  status?: 'enabled' | 'disabled';
+}
+
+export interface EndpointView {
+  id: string;
+  object: 'webhook_endpoint';
+  url: string;
+  events: string[];
+  channel: string | null;
+  description: string | null;
+  status: 'enabled' | 'disabled';
+  disabled_reason: string | null;
+  /** Until then the previous secret also signs (rotation overlap). */
+  previous_secret_expires_at: string | null;
+  created_at: string;
+  updated_at: string;
+  /** Only in the answers to create and rotate-secret. */
+  secret?: string;
+}
+
+export const MAX_ENDPOINTS_PER_MERCHANT = 16;
+export const DEFAULT_OVERLAP_HOURS = 24;
+export const MAX_OVERLAP_HOURS = 168;
+const MAX_URL_LENGTH = 2048;
+const DNS_CHECK_TIMEOUT_MS = 5000;
+
+export function outboundPolicy(ctx: AppContext): OutboundPolicy {
+  return { allowPrivate: ctx.config.webhookAllowPrivate, requireHttps: ctx.config.mode === 'live' };
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+function normaliseEvents(events: string[]): string[] {
+  if (events.length === 0) throw new DomainError(400, 'invalid_events', 'events must name at least one event type, or ["*"] for all', '/events');
+  for (const [i, e] of events.entries()) {
+    if (e !== '*' && !(EVENT_TYPES as readonly string[]).includes(e)) {
+      throw new DomainError(400, 'invalid_events', `"${e}" is not an event type; use one of ${EVENT_TYPES.join(', ')} or "*"`, `/events/${i}`);
+    }
+  }
+  return events.includes('*') ? ['*'] : [...new Set(events)].sort();
+}
+
+/**
+ * Merchants' callback endpoints. A URL is checked when it is registered (and again on
+ * every delivery, since DNS answers change); its signing secret is stored sealed and
+ * shown only in the answers to create and rotate-secret.
+ */
+export class WebhookEndpoints {
+  private readonly secrets = new Map<string, string>();
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly resolver: Resolver = systemResolver,
+  ) {}
+
+  async create(merchantId: string, input: EndpointInput): Promise<EndpointView> {
+    const db = this.ctx.database.db;
+    const active = await db.selectFrom('webhook_endpoints').select((eb) => eb.fn.countAll<number>().as('n')).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
+    if (Number(active.n) >= MAX_ENDPOINTS_PER_MERCHANT) {
+      throw new DomainError(409, 'too_many_endpoints', `a merchant can have at most ${MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints; delete one first`);
+    }
+    const url = await this.checkTarget(input.url);
+    const events = normaliseEvents(input.events);
+    const channelId = input.channel ? await this.channelId(merchantId, input.channel) : null;
+    const now = this.ctx.clock.now();
+    const id = this.ctx.newId('webhookEndpoint');
+    const secret = generateSecret();
+    const row: WebhookEndpointsTable = {
+      id,
+      merchant_id: merchantId,
+      url,
+      description: input.description ?? null,
+      events: JSON.stringify(events),
+      channel_id: channelId,
+      status: 'enabled',
+      disabled_reason: null,
+      secret_ct: this.ctx.vault.sealString(id, secret),
+      previous_secret_ct: null,
+      previous_secret_expires_at: null,
+      created_at: now,
+      updated_at: now,
+      deleted_at: null,
+    };
+    await db.insertInto('webhook_endpoints').values(row).execute();
+    return { ...(await this.view(row)), secret };
+  }
+
+  async list(merchantId: string): Promise<EndpointView[]> {
+    const rows = await this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).orderBy('id').execute();
+    return Promise.all(rows.map((r) => this.view(r)));
+  }
+
+  async get(merchantId: string, id: string): Promise<EndpointView> {
+    return this.view(await this.require(merchantId, id));
+  }
+
+  async update(merchantId: string, id: string, patch: EndpointPatch): Promise<EndpointView> {
+    const row = await this.require(merchantId, id);
+    const changes: Partial<WebhookEndpointsTable> = { updated_at: this.ctx.clock.now() };
+    if (patch.url !== undefined) changes.url = await this.checkTarget(patch.url);
+    if (patch.events !== undefined) changes.events = JSON.stringify(normaliseEvents(patch.events));
+    if (patch.channel !== undefined) changes.channel_id = patch.channel === null ? null : await this.channelId(merchantId, patch.channel);
+    if (patch.description !== undefined) changes.description = patch.description;
+    if (patch.status !== undefined && patch.status !== row.status) {
+      changes.status = patch.status;
+      changes.disabled_reason = patch.status === 'disabled' ? 'disabled by the merchant' : null;
+    }
+    await this.ctx.database.db.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).execute();
+    return this.view({ ...row, ...changes });
+  }
+
+  /** Pending deliveries to a deleted endpoint are cancelled; its history stays visible on the events. */
+  async delete(merchantId: string, id: string): Promise<{ id: string; object: 'webhook_endpoint'; deleted: true }> {
+    const row = await this.require(merchantId, id);
+    const now = this.ctx.clock.now();
+    await this.ctx.database.transaction(async (trx) => {
+      await trx.updateTable('webhook_endpoints').set({ deleted_at: now, updated_at: now, status: 'disabled', disabled_reason: 'deleted' }).where('id', '=', row.id).execute();
+      await cancelPendingDeliveries(trx, row.id, now, 'the endpoint was deleted');
+    });
+    return { id: row.id, object: 'webhook_endpoint', deleted: true };
+  }
+
+  /**
+   * A new secret signs from now on; the old one keeps signing too (a second `v1,`
+   * signature) until the overlap ends, so receivers can switch without losing a message.
+   */
+  async rotateSecret(merchantId: string, id: string, overlapHours = DEFAULT_OVERLAP_HOURS): Promise<EndpointView> {
+    if (!Number.isInteger(overlapHours) || overlapHours < 0 || overlapHours > MAX_OVERLAP_HOURS) {
+      throw new DomainError(400, 'invalid_overlap', `overlap_hours must be a whole number from 0 to ${MAX_OVERLAP_HOURS}`, '/overlap_hours');
+    }
+    const row = await this.require(merchantId, id);
+    const now = this.ctx.clock.now();
+    const secret = generateSecret();
+    const changes: Partial<WebhookEndpointsTable> = {
+      secret_ct: this.ctx.vault.sealString(row.id, secret),
+      previous_secret_ct: overlapHours > 0 ? row.secret_ct : null,
+      previous_secret_expires_at: overlapHours > 0 ? now + overlapHours * 3_600_000 : null,
+      updated_at: now,
+    };
+    await this.ctx.database.db.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).execute();
+    return { ...(await this.view({ ...row, ...changes })), secret };
+  }
+
+  /** The secrets that sign a message sent now: the current one, and the previous during its overlap. */
+  signingSecrets(row: Pick<WebhookEndpointsTable, 'id' | 'secret_ct' | 'previous_secret_ct' | 'previous_secret_expires_at'>, now: number): string[] {
+    const out = [this.open(row.id, row.secret_ct)];
+    if (row.previous_secret_ct && row.previous_secret_expires_at !== null && row.previous_secret_expires_at > now) out.push(this.open(row.id, row.previous_secret_ct));
+    return out;
+  }
+
+  private open(id: string, sealed: string): string {
+    let secret = this.secrets.get(sealed);
+    if (secret === undefined) {
+      if (this.secrets.size >= 10_000) this.secrets.clear();
+      secret = this.ctx.vault.openString(id, sealed);
+      this.secrets.set(sealed, secret);
+    }
+    return secret;
+  }
+
+  private async require(merchantId: string, id: string): Promise<WebhookEndpointsTable> {
+    const row = await this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirst();
+    // Another merchant's endpoint is reported exactly like a missing one.
+    if (!row) throw new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${id} for this secret key's merchant`, '/id');
+    return row;
+  }
+
+  private async channelId(merchantId: string, reference: string): Promise<string> {
+    const row = await this.ctx.database.db.selectFrom('channels').select('id').where('reference', '=', reference).where('merchant_id', '=', merchantId).executeTakeFirst();
+    if (!row) throw new DomainError(404, 'channel_not_found', `no channel "${reference}" exists for this secret key's merchant`, '/channel');
+    return row.id;
+  }
+
+  private async checkTarget(raw: string): Promise<string> {
+    if (raw.length > MAX_URL_LENGTH) throw new DomainError(400, 'invalid_url', `url must be at most ${MAX_URL_LENGTH} characters`, '/url');
+    const policy = outboundPolicy(this.ctx);
+    try {
+      const url = checkUrl(raw, policy);
+      if (!policy.allowPrivate) await withTimeout(resolveChecked(url.hostname, policy, this.resolver), DNS_CHECK_TIMEOUT_MS, url.hostname);
+      return url.toString();
+    } catch (error) {
+      if (error instanceof TargetRefused) throw new DomainError(400, error.code, `url: ${error.message}`, '/url');
+      throw error;
+    }
+  }
+
+  private async view(row: WebhookEndpointsTable): Promise<EndpointView> {
+    return {
+      id: row.id,
+      object: 'webhook_endpoint',
+      url: row.url,
+      events: JSON.parse(row.events) as string[],
+      channel: row.channel_id ? await channelReference(this.ctx.database.db, row.channel_id) : null,
+      description: row.description,
+      status: row.status,
+      disabled_reason: row.disabled_reason,
+      previous_secret_expires_at: row.previous_secret_expires_at !== null && row.previous_secret_expires_at > this.ctx.clock.now() ? iso(row.previous_secret_expires_at) : null,
+      created_at: iso(row.created_at)!,
+      updated_at: iso(row.updated_at)!,
+    };
+  }
+}
+
+export async function cancelPendingDeliveries(trx: Trx, endpointId: string, now: number, reason: string): Promise<void> {
+  await trx
+    .updateTable('deliveries')
+    .set({ status: 'cancelled', last_error: reason, completed_at: now, updated_at: now, locked_until: null, lease_token: null })
+    .where('endpoint_id', '=', endpointId)
+    .where('status', '=', 'pending')
+    .execute();
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, host: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TargetRefused('url_host_unresolvable', `the host ${host} did not resolve within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export interface Subscription {
+  types: readonly string[];
+  channelId: string | null;
+}
+
+export function subscriptionOf(row: Pick<WebhookEndpointsTable, 'events' | 'channel_id'>): Subscription {
+  return { types: JSON.parse(row.events) as string[], channelId: row.channel_id };
+}
+
+/** Whether an endpoint takes an event: its type list and its optional channel filter. */
+export function subscribes(sub: Subscription, event: { type: string; channel_id: string }): boolean {
+  if (sub.channelId !== null && sub.channelId !== event.channel_id) return false;
+  return sub.types.includes('*') || sub.types.includes(event.type);
+}

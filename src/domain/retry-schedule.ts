@@ -1,0 +1,30 @@
+/**
+ * When a failed callback or e-mail is tried again: exponential backoff with full
+ * jitter (a uniformly random wait up to the exponential cap), so retries of many
+ * deliveries that failed together spread out instead of arriving as a wave. Tries stop
+ * once the next one would fall after the retry window.
+ */
+export interface RetryPolicy {
+  baseMs: number;
+  maxDelayMs: number;
+  windowMs: number;
+}
+
+/** Never retry sooner than this, so a jitter draw near zero cannot make a hot loop. */
+export const MIN_RETRY_DELAY_MS = 1000;
+
+/** The cap for the wait after `failures` consecutive failures (1 = the first). */
+export function retryCap(policy: RetryPolicy, failures: number): number {
+  const exponent = Math.min(Math.max(failures - 1, 0), 40);
+  return Math.min(policy.maxDelayMs, policy.baseMs * 2 ** exponent);
+}
+
+export function retryDelay(policy: RetryPolicy, failures: number, random: () => number = Math.random): number {
+  return Math.max(MIN_RETRY_DELAY_MS, Math.floor(random() * retryCap(policy, failures)));
+}
+
+/** The time of the next try, or null when the delivery should be given up as failed. */
+export function nextAttemptAt(policy: RetryPolicy, now: number, failures: number, retryUntil: number, random: () => number = Math.random): number | null {
+  const at = now + retryDelay(policy, failures, random);
+  return at > retryUntil ? null : at;
+}

@@ -1,0 +1,136 @@
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../../app/services.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../app/event-queries.js';
+import { Payment } from '../schemas/payment-resource.js';
+import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
+
+export const Event = Type.Object(
+  {
+    id: Type.String({ description: 'evt_…; also the `webhook-id` header of its callbacks.' }),
+    object: Type.Literal('event'),
+    type: Type.String({ description: 'payment.created, payment.authorised, payment.captured, …' }),
+    created_at: Timestamp,
+    sequence: Type.Integer({ description: 'Per-payment order: a higher sequence is a later state of the same payment.' }),
+    data: Type.Object({ object: Payment }, { description: 'The payment as it was when the event happened.' }),
+  },
+  { description: 'Exactly the body POSTed to your endpoints.' },
+);
+
+const Attempt = Type.Object({
+  attempt: Type.Integer(),
+  at: Timestamp,
+  status_code: Nullable(Type.Integer({ description: 'HTTP status (callbacks) or SMTP reply code (e-mail); null when no answer came.' })),
+  duration_ms: Type.Integer(),
+  succeeded: Type.Boolean(),
+  error: Nullable(Type.String()),
+  response_body: Nullable(Type.String({ description: 'The first 1024 characters of the response.' })),
+});
+
+const Delivery = Type.Object({
+  id: Type.String({ description: 'del_…' }),
+  object: Type.Literal('delivery'),
+  kind: Type.Union([Type.Literal('webhook'), Type.Literal('email')]),
+  endpoint_id: Nullable(Type.String()),
+  url: Nullable(Type.String()),
+  recipient: Nullable(Type.String()),
+  status: Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('cancelled')]),
+  attempt_count: Type.Integer(),
+  next_attempt_at: Nullable(Timestamp),
+  last_status_code: Nullable(Type.Integer()),
+  last_error: Nullable(Type.String()),
+  created_at: Timestamp,
+  completed_at: Nullable(Timestamp),
+  attempts: Type.Array(Attempt),
+});
+
+const ListQuery = StrictObject({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, description: `Page size (default ${DEFAULT_PAGE_SIZE}).` })),
+  starting_after: Type.Optional(Type.String({ maxLength: 64, description: 'The last event id of the previous page: the next (older) page.' })),
+  ending_before: Type.Optional(Type.String({ maxLength: 64, description: 'The first event id of the current page: the previous (newer) page.' })),
+  type: Type.Optional(Type.String({ maxLength: 512, description: 'An event type, or several separated by commas.' })),
+  payment: Type.Optional(Type.String({ maxLength: 64, description: 'Only this payment\'s events (pay_…).' })),
+});
+
+const RedeliverBody = StrictObject({
+  endpoint_id: Type.Optional(Type.String({ maxLength: 64, description: 'Only to this endpoint (we_…), even if it does not subscribe to the event type.' })),
+});
+
+const EventParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'evt_…' }) });
+
+function sendJsonText(reply: FastifyReply, text: string, status = 200): FastifyReply {
+  return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(text);
+}
+
+async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
+/**
+ * Wakes the dispatcher after every request that may have committed events, so a
+ * callback leaves within milliseconds instead of a poll interval. Registered on the
+ * root instance so it sees every route.
+ */
+export function wakeDispatcherAfterWrites(app: FastifyInstance, services: Services): void {
+  app.addHook('onResponse', async (request) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'OPTIONS') services.outbox.notify();
+  });
+}
+
+export const eventRoutes =
+  (services: Services): FastifyPluginAsync =>
+  async (app) => {
+    const events = services.events;
+    const common = { tags: ['webhooks'], security: [{ secretKey: [] }] };
+
+    app.get<{ Querystring: Static<typeof ListQuery> }>(
+      '/events',
+      {
+        onRequest: app.requireSecretKey,
+        schema: {
+          ...common,
+          summary: 'List events',
+          description: 'Newest first. Page with `starting_after` (older) or `ending_before` (newer) and `has_more`; filter by `type` and `payment`.',
+          querystring: ListQuery,
+          response: { 200: Type.Object({ object: Type.Literal('list'), data: Type.Array(Event), has_more: Type.Boolean() }), ...problemResponses(400, 401) },
+        },
+      },
+      async (request, reply) => sendJsonText(reply, await events.list(request.merchantId, request.query)),
+    );
+
+    app.get<{ Params: { id: string } }>(
+      '/events/:id',
+      {
+        onRequest: app.requireSecretKey,
+        schema: {
+          ...common,
+          summary: 'Retrieve an event with its deliveries',
+          description: 'The event, plus every delivery (callback endpoint or e-mail address) with each attempt: time, status code, latency, error and the start of the response body.',
+          params: EventParams,
+          response: { 200: Type.Composite([Event, Type.Object({ deliveries: Type.Array(Delivery) })]), ...problemResponses(401, 404) },
+        },
+      },
+      async (request, reply) => sendJsonText(reply, JSON.stringify(await events.get(request.merchantId, request.params.id))),
+    );
+
+    app.post<{ Params: { id: string }; Body: Static<typeof RedeliverBody> }>(
+      '/events/:id/redeliver',
+      {
+        onRequest: app.requireSecretKey,
+        preValidation: emptyBodyIsEmptyObject,
+        schema: {
+          ...common,
+          summary: 'Send an event again',
+          description:
+            'Queues the event again for `endpoint_id`, or for every enabled endpoint subscribed to its type; each starts a fresh retry schedule and keeps its earlier attempts. Answers 202 with those deliveries. Callbacks only: e-mails are not re-sent.',
+          params: EventParams,
+          body: RedeliverBody,
+          response: {
+            202: Type.Object({ object: Type.Literal('redelivery'), event: Type.String(), deliveries: Type.Array(Delivery) }),
+            ...problemResponses(400, 401, 404, 409),
+          },
+        },
+      },
+      async (request, reply) => sendJsonText(reply, JSON.stringify(await events.redeliver(request.merchantId, request.params.id, request.body.endpoint_id)), 202),
+    );
+  };

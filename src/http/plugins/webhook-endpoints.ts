@@ -1,0 +1,138 @@
+import { type Static, Type } from '@sinclair/typebox';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Services } from '../../app/services.js';
+import { DEFAULT_OVERLAP_HOURS, MAX_ENDPOINTS_PER_MERCHANT, MAX_OVERLAP_HOURS } from '../../app/webhook-endpoints.js';
+import { EVENT_TYPES } from '../../domain/payment-state.js';
+import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
+
+const EventType = Type.String({ maxLength: 64, description: `An event type (${EVENT_TYPES.join(', ')}) or "*" for all.` });
+const Url = Type.String({ minLength: 1, maxLength: 2048, description: 'Where callbacks are POSTed. https only in live mode; must resolve to a public address.' });
+const Description = Type.String({ maxLength: 200 });
+
+const CreateEndpoint = StrictObject({
+  url: Url,
+  events: Type.Array(EventType, { minItems: 1, maxItems: 32, description: 'Event types to receive; ["*"] for all.' }),
+  channel: Type.Optional(Nullable(Type.String({ maxLength: 64, description: 'Channel reference: only this channel\'s events. Omit for all channels.' }))),
+  description: Type.Optional(Nullable(Description)),
+});
+
+const UpdateEndpoint = StrictObject({
+  url: Type.Optional(Url),
+  events: Type.Optional(Type.Array(EventType, { minItems: 1, maxItems: 32 })),
+  channel: Type.Optional(Nullable(Type.String({ maxLength: 64 }))),
+  description: Type.Optional(Nullable(Description)),
+  status: Type.Optional(Type.Union([Type.Literal('enabled'), Type.Literal('disabled')], { description: 'Re-enable an endpoint disabled after a 410, or pause one.' })),
+});
+
+const RotateSecret = StrictObject({
+  overlap_hours: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: MAX_OVERLAP_HOURS, description: `How long the old secret keeps signing beside the new one (default ${DEFAULT_OVERLAP_HOURS}).` }),
+  ),
+});
+
+export const WebhookEndpoint = Type.Object(
+  {
+    id: Type.String({ description: 'we_…' }),
+    object: Type.Literal('webhook_endpoint'),
+    url: Type.String(),
+    events: Type.Array(Type.String()),
+    channel: Nullable(Type.String()),
+    description: Nullable(Type.String()),
+    status: Type.Union([Type.Literal('enabled'), Type.Literal('disabled')]),
+    disabled_reason: Nullable(Type.String()),
+    previous_secret_expires_at: Nullable(Timestamp),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    secret: Type.Optional(Type.String({ description: 'whsec_…: shown only when the endpoint is created and when the secret is rotated.' })),
+  },
+  { description: 'A callback endpoint.' },
+);
+
+const EndpointParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'we_…' }) });
+
+async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
+
+function sendJson(reply: FastifyReply, value: unknown, status = 200): FastifyReply {
+  return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(value));
+}
+
+/** CRUD for callback endpoints, scoped to the secret key's merchant. */
+export const webhookEndpointRoutes =
+  (services: Services): FastifyPluginAsync =>
+  async (app) => {
+    const endpoints = services.webhookEndpoints;
+    const common = { tags: ['webhooks'], security: [{ secretKey: [] }] };
+
+    app.post<{ Body: Static<typeof CreateEndpoint> }>(
+      '/webhook-endpoints',
+      {
+        onRequest: app.requireSecretKey,
+        schema: {
+          ...common,
+          summary: 'Register a callback endpoint',
+          description: `Answers 201 with the endpoint and its signing secret (\`whsec_…\`), shown only here and on rotation. Callbacks are signed per Standard Webhooks v1. At most ${MAX_ENDPOINTS_PER_MERCHANT} endpoints per merchant. 400 \`url_address_not_allowed\` for loopback, private, link-local and metadata targets (live mode).`,
+          body: CreateEndpoint,
+          response: { 201: WebhookEndpoint, ...problemResponses(400, 401, 404, 409) },
+        },
+      },
+      async (request, reply) => sendJson(reply, await endpoints.create(request.merchantId, request.body), 201),
+    );
+
+    app.get(
+      '/webhook-endpoints',
+      {
+        onRequest: app.requireSecretKey,
+        schema: { ...common, summary: 'List callback endpoints', response: { 200: Type.Object({ object: Type.Literal('list'), data: Type.Array(WebhookEndpoint) }), ...problemResponses(401) } },
+      },
+      async (request, reply) => sendJson(reply, { object: 'list', data: await endpoints.list(request.merchantId) }),
+    );
+
+    app.get<{ Params: { id: string } }>(
+      '/webhook-endpoints/:id',
+      { onRequest: app.requireSecretKey, schema: { ...common, summary: 'Retrieve a callback endpoint', params: EndpointParams, response: { 200: WebhookEndpoint, ...problemResponses(401, 404) } } },
+      async (request, reply) => sendJson(reply, await endpoints.get(request.merchantId, request.params.id)),
+    );
+
+    app.patch<{ Params: { id: string }; Body: Static<typeof UpdateEndpoint> }>(
+      '/webhook-endpoints/:id',
+      {
+        onRequest: app.requireSecretKey,
+        schema: { ...common, summary: 'Update a callback endpoint', params: EndpointParams, body: UpdateEndpoint, response: { 200: WebhookEndpoint, ...problemResponses(400, 401, 404) } },
+      },
+      async (request, reply) => sendJson(reply, await endpoints.update(request.merchantId, request.params.id, request.body)),
+    );
+
+    app.delete<{ Params: { id: string } }>(
+      '/webhook-endpoints/:id',
+      {
+        onRequest: app.requireSecretKey,
+        schema: {
+          ...common,
+          summary: 'Delete a callback endpoint',
+          description: 'Its pending deliveries are cancelled; past deliveries stay visible on the events.',
+          params: EndpointParams,
+          response: { 200: Type.Object({ id: Type.String(), object: Type.Literal('webhook_endpoint'), deleted: Type.Literal(true) }), ...problemResponses(401, 404) },
+        },
+      },
+      async (request, reply) => sendJson(reply, await endpoints.delete(request.merchantId, request.params.id)),
+    );
+
+    app.post<{ Params: { id: string }; Body: Static<typeof RotateSecret> }>(
+      '/webhook-endpoints/:id/rotate-secret',
+      {
+        onRequest: app.requireSecretKey,
+        preValidation: emptyBodyIsEmptyObject,
+        schema: {
+          ...common,
+          summary: 'Rotate the signing secret',
+          description: `Answers with the new secret. During the overlap (default ${DEFAULT_OVERLAP_HOURS} h, \`overlap_hours\` 0–${MAX_OVERLAP_HOURS}) every callback carries two \`v1,\` signatures, one per secret, so receivers verify with either.`,
+          params: EndpointParams,
+          body: RotateSecret,
+          response: { 200: WebhookEndpoint, ...problemResponses(400, 401, 404) },
+        },
+      },
+      async (request, reply) => sendJson(reply, await endpoints.rotateSecret(request.merchantId, request.params.id, request.body.overlap_hours)),
+    );
+  };

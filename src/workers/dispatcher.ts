@@ -1,0 +1,726 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Logger } from 'pino';
+import type { Services } from '../app/services.js';
+import { cancelPendingDeliveries, outboundPolicy, subscribes, subscriptionOf, type Subscription } from '../app/webhook-endpoints.js';
+import type { DeliveriesTable } from '../adapters/storage/schema.js';
+import type { Trx } from '../adapters/storage/database.js';
+import { signedHeaders } from '../adapters/webhooks/signer.js';
+import { WebhookSender } from '../adapters/webhooks/sender.js';
+import { createMailer, type Mailer, PermanentMailError } from '../adapters/mail/mailer.js';
+import { type MailTemplate, type PaymentMailInput, renderPaymentMail } from '../adapters/mail/templates.js';
+import { isEmail } from '../domain/address.js';
+import { nextAttemptAt, type RetryPolicy } from '../domain/retry-schedule.js';
+import { type Clock, systemClock } from '../ports/clock.js';
+import { Loop } from './loop.js';
+
+/**
+ * The outbox dispatcher. Two steps, both safe to run in several processes at once:
+ *
+ * 1. Fan-out: undispatched events are claimed in batches (`FOR UPDATE SKIP LOCKED` on
+ *    PostgreSQL; SQLite serialises writers) and turned, in the same transaction, into
+ *    one delivery per subscribed endpoint and one per e-mail recipient, then marked
+ *    dispatched. A crash before the commit leaves the events undispatched; the unique
+ *    (event, target) index makes a repeated fan-out harmless.
+ * 2. Delivery: due deliveries are leased (`locked_until`, a lease token) and sent
+ *    concurrently up to DISPATCH_CONCURRENCY, each on its own, so a slow endpoint holds
+ *    its slots and nothing else (one endpoint gets at most a quarter of them). A result
+ *    is written only under the lease it was sent with; a crashed worker's lease simply
+ *    runs out and the delivery is sent again (at-least-once: receivers de-duplicate by
+ *    `webhook-id`).
+ *
+ * Leases are cheap to take: fresh deliveries are leased by the fan-out that creates
+ * them, and slots freed by finished deliveries are refilled in the same commit that
+ * records their results, so a busy dispatcher pays about one commit per batch.
+ */
+export const FAN_OUT_BATCH = 500;
+const INSERT_CHUNK = 400;
+/**
+ * A callback lease covers a wait for a sending slot (at most one timeout, behind a hung
+ * request) plus its own request, plus this margin to record the result.
+ */
+const LEASE_MARGIN_MS = 5000;
+/** SMTP timeouts are 10 s + 10 s + 30 s; the lease outlasts them. */
+const MAIL_LEASE_MS = 90_000;
+/** How long stop() waits for e-mails already handed to SMTP. */
+const STOP_GRACE_MS = 2000;
+
+interface Claimed {
+  id: string;
+  event_id: string;
+  kind: DeliveriesTable['kind'];
+  endpoint_id: string | null;
+  recipient: string | null;
+  template: DeliveriesTable['template'];
+  attempts: number;
+  failures: number;
+  retry_until: number;
+  lease_token: string | null;
+  event_type: string;
+  body: string;
+  url: string | null;
+  endpoint_status: string | null;
+  endpoint_deleted_at: number | null;
+  secret_ct: string | null;
+  previous_secret_ct: string | null;
+  previous_secret_expires_at: number | null;
+  channel_name: string | null;
+  merchant_name: string | null;
+}
+
+type Outcome =
+  | { kind: 'cancel'; reason: string }
+  | {
+      kind: 'attempt';
+      startedAt: number;
+      durationMs: number;
+      statusCode: number | null;
+      error: string | null;
+      responseBody: string | null;
+      succeeded: boolean;
+      /** No point retrying (SMTP 5xx). */
+      permanent: boolean;
+      /** 410 Gone: the endpoint is disabled. */
+      gone: boolean;
+    };
+
+/** A leased delivery as slot accounting sees it. */
+interface Leased {
+  id: string;
+  endpoint_id: string | null;
+}
+
+interface EventRow {
+  id: string;
+  merchant_id: string;
+  channel_id: string;
+  type: string;
+  created_at: number;
+  body: string;
+}
+
+type PaymentInEvent = PaymentMailInput['payment'] & {
+  object?: string;
+  capture?: string;
+  capture_delay?: string | null;
+  customer?: { email?: unknown } | null;
+  billing_details?: { email?: unknown } | null;
+  payment_method?: { card?: { brand: string; last4: string } };
+};
+
+type EventObject = PaymentInEvent & { payment?: PaymentInEvent };
+
+/** The payment an event is about, and the refund when it is a refund event; null for anything else. */
+function aboutPayment(object: EventObject): { payment: PaymentInEvent; refund: { amount: number; currency: string } | null } | null {
+  if (object.object === 'payment') return { payment: object, refund: null };
+  if (object.object === 'refund' && object.payment?.object === 'payment') return { payment: object.payment, refund: { amount: object.amount, currency: object.currency } };
+  return null;
+}
+
+/** A receipt is for money taken, held or given back: not for an authorisation captured at once, which gets one on capture. */
+function receiptWorthy(type: string, payment: PaymentInEvent): boolean {
+  if (type === 'payment.captured' || type === 'payment.partially_captured' || type === 'refund.succeeded') return true;
+  return type === 'payment.authorised' && !(payment.capture === 'auto' && !payment.capture_delay);
+}
+
+function customerEmail(payment: PaymentInEvent): string | null {
+  const email = payment.customer?.email ?? payment.billing_details?.email;
+  return typeof email === 'string' && isEmail(email) ? email : null;
+}
+
+/** Runs lease-taking transactions one at a time in this process, so slot counts stay exact. */
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.catch(() => {});
+    return result;
+  }
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+export class Dispatcher {
+  /**
+   * Deliveries leased by this process, from claim until the outcome is known: up to
+   * twice the concurrency, so finished requests are replaced from `ready` at once while
+   * the next lease is being committed.
+   */
+  private readonly inFlight = new Map<string, AbortController>();
+  /** Leased deliveries per endpoint. */
+  private readonly endpointLoad = new Map<string, number>();
+  /** Leased, loaded and waiting for a sending slot. */
+  private ready: Claimed[] = [];
+  private sending = 0;
+  private readonly sendingTo = new Map<string, number>();
+  /** Requests in flight to one endpoint at most. */
+  private readonly perEndpoint: number;
+  private readonly running = new Set<Promise<void>>();
+  private readonly starting = new Set<Promise<void>>();
+  private readonly leases = new Mutex();
+  private current: Promise<number> | null = null;
+  private again = false;
+  private stopped = false;
+  private readonly sender: WebhookSender;
+  private readonly mailer: Mailer;
+  /**
+   * `webhook-timestamp` is the moment the bytes leave, on the wall clock receivers
+   * check it against; scheduling (due times, leases, the rotation overlap) uses the
+   * context clock.
+   */
+  private readonly wallClock: Clock = systemClock;
+  private readonly policy: RetryPolicy;
+  private readonly writer: ResultWriter;
+  private readonly unsubscribe: () => void;
+  private readonly log: Logger;
+
+  constructor(private readonly services: Services) {
+    const { config } = services.ctx;
+    this.log = services.ctx.log.child({ worker: 'dispatcher' });
+    this.sender = new WebhookSender(outboundPolicy(services.ctx), config.webhookTimeoutMs, config.dispatchConcurrency);
+    this.mailer = createMailer(config);
+    this.perEndpoint = Math.max(1, Math.ceil(config.dispatchConcurrency / 4));
+    this.policy = { baseMs: config.webhookRetryBaseMs, maxDelayMs: config.webhookRetryMaxDelayMs, windowMs: config.webhookRetryWindowMs };
+    this.writer = new ResultWriter(services, this.policy, this.log, {
+      exclusive: (fn) => this.leases.run(fn),
+      refill: (trx, token) => this.claimWithin(trx, token),
+      reserve: (rows) => this.reserve(rows),
+      start: (token, rows) => this.track(this.startLeased(token, rows)),
+    });
+    this.unsubscribe = services.outbox.subscribe(() => this.kick());
+  }
+
+  /** Wake up now; coalesces with a pass already running. */
+  kick(): void {
+    if (this.stopped) return;
+    this.pass().catch((err: unknown) => this.log.error({ err }, 'dispatcher pass failed'));
+  }
+
+  /** One round of fan-out and claiming; the polling loop's task. Returns the work found. */
+  pass(): Promise<number> {
+    if (this.current) {
+      this.again = true;
+      return this.current;
+    }
+    this.current = (async () => {
+      let total = 0;
+      try {
+        do {
+          this.again = false;
+          total += await this.runOnce();
+        } while (this.again && !this.stopped);
+      } finally {
+        this.current = null;
+      }
+      return total;
+    })();
+    return this.current;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe();
+    // Callbacks in flight are abandoned, not recorded: their lease runs out and they
+    // are sent again later, which at-least-once allows.
+    await this.current?.catch(() => {});
+    await Promise.allSettled([...this.starting]);
+    // Queued deliveries are left leased; like the abandoned ones, they go again later.
+    this.ready = [];
+    for (const c of this.inFlight.values()) c.abort();
+    await Promise.race([Promise.allSettled([...this.running]), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
+    await this.writer.close();
+    this.sender.close();
+    this.mailer.close();
+  }
+
+  private async runOnce(): Promise<number> {
+    if (this.stopped) return 0;
+    const token = randomUUID();
+    const fanned = await this.leases.run(async () => {
+      const r = await this.fanOut(token);
+      this.reserve(r.leased);
+      return r;
+    });
+    if (fanned.events === FAN_OUT_BATCH) this.again = true;
+    if (fanned.leased.length) await this.startLeased(token, fanned.leased);
+    const claimToken = randomUUID();
+    const claimed = await this.leases.run(async () => {
+      if (this.free() <= 0) return [];
+      const rows = await this.services.ctx.database.transaction((trx) => this.claimWithin(trx, claimToken));
+      this.reserve(rows);
+      return rows;
+    });
+    if (claimed.length) await this.startLeased(claimToken, claimed);
+    return fanned.events + claimed.length;
+  }
+
+  /** Deliveries this process may still lease. */
+  private free(): number {
+    return this.stopped ? 0 : 2 * this.services.ctx.config.dispatchConcurrency - this.inFlight.size;
+  }
+
+  private leaseUntil(kind: DeliveriesTable['kind'], now: number): number {
+    return kind === 'webhook' ? now + 2 * this.services.ctx.config.webhookTimeoutMs + LEASE_MARGIN_MS : now + MAIL_LEASE_MS;
+  }
+
+  /** Counts leased deliveries as in flight, before the transaction that leased them lets go of the lock. */
+  private reserve(rows: Leased[]): void {
+    for (const r of rows) {
+      this.inFlight.set(r.id, new AbortController());
+      if (r.endpoint_id) this.endpointLoad.set(r.endpoint_id, (this.endpointLoad.get(r.endpoint_id) ?? 0) + 1);
+    }
+  }
+
+  private release(r: Leased): void {
+    this.inFlight.delete(r.id);
+    if (r.endpoint_id) {
+      const n = (this.endpointLoad.get(r.endpoint_id) ?? 1) - 1;
+      if (n > 0) this.endpointLoad.set(r.endpoint_id, n);
+      else this.endpointLoad.delete(r.endpoint_id);
+    }
+  }
+
+  /**
+   * At most a quarter of the sending slots (and twice that in leases) go to one
+   * endpoint, so an endpoint that hangs until the timeout slows only its own deliveries.
+   */
+  private fairShare<T extends Leased>(rows: T[], free: number): T[] {
+    const load = new Map(this.endpointLoad);
+    const out: T[] = [];
+    for (const r of rows) {
+      if (out.length >= free) break;
+      if (r.endpoint_id !== null) {
+        const n = load.get(r.endpoint_id) ?? 0;
+        if (n >= 2 * this.perEndpoint) continue;
+        load.set(r.endpoint_id, n + 1);
+      }
+      out.push(r);
+    }
+    return out;
+  }
+
+  /**
+   * Turns a batch of undispatched events into deliveries, in one transaction. New
+   * deliveries are leased to this process in the same commit (as many as there are
+   * free slots), so a fresh event costs one commit before its first attempt, not two.
+   */
+  async fanOut(token: string): Promise<{ events: number; leased: Leased[] }> {
+    const { database, clock, config } = this.services.ctx;
+    return database.transaction(async (trx) => {
+      let q = trx
+        .selectFrom('events')
+        .select(['id', 'merchant_id', 'channel_id', 'type', 'created_at', 'body'])
+        .where('dispatched', '=', sql.lit(0))
+        .orderBy('id')
+        .limit(FAN_OUT_BATCH);
+      if (database.caps.rowLocks) q = q.forUpdate().skipLocked();
+      const events: EventRow[] = await q.execute();
+      if (events.length === 0) return { events: 0, leased: [] };
+      const merchantIds = [...new Set(events.map((e) => e.merchant_id))];
+      const channelIds = [...new Set(events.map((e) => e.channel_id))];
+      const endpoints = await trx
+        .selectFrom('webhook_endpoints')
+        .select(['id', 'merchant_id', 'events', 'channel_id', 'created_at'])
+        .where('merchant_id', 'in', merchantIds)
+        .where('status', '=', 'enabled')
+        .where('deleted_at', 'is', null)
+        .execute();
+      const channels = await trx.selectFrom('channels').select(['id', 'notify_emails', 'notify_events', 'customer_receipts']).where('id', 'in', channelIds).execute();
+
+      const byMerchant = new Map<string, Array<{ id: string; created_at: number; sub: Subscription }>>();
+      for (const e of endpoints) byMerchant.set(e.merchant_id, [...(byMerchant.get(e.merchant_id) ?? []), { id: e.id, created_at: e.created_at, sub: subscriptionOf(e) }]);
+      const mailRules = new Map(
+        channels.map((c) => [c.id, { emails: JSON.parse(c.notify_emails) as string[], types: JSON.parse(c.notify_events) as string[], receipts: c.customer_receipts === 1 }]),
+      );
+
+      const now = clock.now();
+      const retryUntil = now + config.webhookRetryWindowMs;
+      const rows: DeliveriesTable[] = [];
+      const add = (event: EventRow, kind: DeliveriesTable['kind'], target: string, extra: Partial<DeliveriesTable>) =>
+        rows.push({
+          id: this.services.ctx.newId('delivery'),
+          event_id: event.id,
+          merchant_id: event.merchant_id,
+          kind,
+          target,
+          endpoint_id: null,
+          recipient: null,
+          template: null,
+          status: 'pending',
+          attempts: 0,
+          failures: 0,
+          next_attempt_at: now,
+          retry_until: retryUntil,
+          locked_until: null,
+          lease_token: null,
+          last_status_code: null,
+          last_error: null,
+          created_at: now,
+          updated_at: now,
+          completed_at: null,
+          ...extra,
+        });
+      for (const event of events) {
+        // An endpoint receives the events that happen after it is registered.
+        for (const ep of byMerchant.get(event.merchant_id) ?? []) {
+          if (ep.created_at <= event.created_at && subscribes(ep.sub, event)) add(event, 'webhook', ep.id, { endpoint_id: ep.id });
+        }
+        const rules = mailRules.get(event.channel_id);
+        if (!rules) continue;
+        if (rules.types.includes('*') || rules.types.includes(event.type)) {
+          for (const email of new Set(rules.emails)) add(event, 'email', `notification:${email}`, { recipient: email, template: 'notification' });
+        }
+        if (rules.receipts) {
+          const about = aboutPayment((JSON.parse(event.body) as { data: { object: EventObject } }).data.object);
+          const email = about && receiptWorthy(event.type, about.payment) ? customerEmail(about.payment) : null;
+          if (email) add(event, 'email', `receipt:${email}`, { recipient: email, template: 'receipt' });
+        }
+      }
+      const leased = this.fairShare(rows, this.free());
+      for (const row of leased) Object.assign(row, { locked_until: this.leaseUntil(row.kind, now), lease_token: token });
+      for (const chunk of chunks(rows, INSERT_CHUNK)) {
+        await trx.insertInto('deliveries').values(chunk).onConflict((oc) => oc.columns(['event_id', 'target']).doNothing()).execute();
+      }
+      for (const ids of chunks(events.map((e) => e.id), INSERT_CHUNK)) {
+        await trx.updateTable('events').set({ dispatched: 1 }).where('id', 'in', ids).execute();
+      }
+      return { events: events.length, leased: leased.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id })) };
+    });
+  }
+
+  /** Leases as many due deliveries as there are free slots, inside the caller's transaction. */
+  private async claimWithin(trx: Trx, token: string): Promise<Leased[]> {
+    const { database, clock } = this.services.ctx;
+    const free = this.free();
+    if (free <= 0) return [];
+    const now = clock.now();
+    const exclude = [...this.inFlight.keys()];
+    const saturated = [...this.endpointLoad].filter(([, n]) => n >= 2 * this.perEndpoint).map(([id]) => id);
+    let q = trx
+      .selectFrom('deliveries')
+      .select(['id', 'kind', 'endpoint_id'])
+      .where('status', '=', sql.lit('pending'))
+      .where('next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
+      .orderBy('next_attempt_at')
+      .limit(free * 2);
+    if (exclude.length) q = q.where('id', 'not in', exclude);
+    if (saturated.length) q = q.where((eb) => eb.or([eb('endpoint_id', 'is', null), eb('endpoint_id', 'not in', saturated)]));
+    if (database.caps.rowLocks) q = q.forUpdate().skipLocked();
+    const rows = this.fairShare(await q.execute(), free);
+    for (const kind of ['webhook', 'email'] as const) {
+      const ids = rows.filter((r) => r.kind === kind).map((r) => r.id);
+      if (ids.length) await trx.updateTable('deliveries').set({ locked_until: this.leaseUntil(kind, now), lease_token: token }).where('id', 'in', ids).execute();
+    }
+    return rows.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id }));
+  }
+
+  /** Loads what the deliveries leased under `token` need and queues them for a sending slot. */
+  private async startLeased(token: string, leased: Leased[]): Promise<void> {
+    let details: Claimed[] = [];
+    try {
+      details = await this.services.ctx.database.db
+        .selectFrom('deliveries')
+        .innerJoin('events', 'events.id', 'deliveries.event_id')
+        .leftJoin('webhook_endpoints', 'webhook_endpoints.id', 'deliveries.endpoint_id')
+        .leftJoin('channels', 'channels.id', 'events.channel_id')
+        .leftJoin('merchants', 'merchants.id', 'events.merchant_id')
+        .select([
+          'deliveries.id',
+          'deliveries.event_id',
+          'deliveries.kind',
+          'deliveries.endpoint_id',
+          'deliveries.recipient',
+          'deliveries.template',
+          'deliveries.attempts',
+          'deliveries.failures',
+          'deliveries.retry_until',
+          'deliveries.lease_token',
+          'events.type as event_type',
+          'events.body',
+          'webhook_endpoints.url',
+          'webhook_endpoints.status as endpoint_status',
+          'webhook_endpoints.deleted_at as endpoint_deleted_at',
+          'webhook_endpoints.secret_ct',
+          'webhook_endpoints.previous_secret_ct',
+          'webhook_endpoints.previous_secret_expires_at',
+          'channels.name as channel_name',
+          'merchants.name as merchant_name',
+        ])
+        .where('deliveries.id', 'in', leased.map((r) => r.id))
+        .where('deliveries.lease_token', '=', token)
+        .execute();
+    } finally {
+      // Anything that cannot start now waits for its lease to run out.
+      const found = new Set(details.map((d) => d.id));
+      for (const r of leased) if (!found.has(r.id)) this.release(r);
+    }
+    this.ready.push(...details);
+    this.pump();
+  }
+
+  /** Starts waiting deliveries while there are sending slots, skipping endpoints at their share. */
+  private pump(): void {
+    const capacity = this.services.ctx.config.dispatchConcurrency;
+    if (this.stopped || this.sending >= capacity || this.ready.length === 0) return;
+    let kept = 0;
+    for (const d of this.ready) {
+      const busy = d.endpoint_id !== null && (this.sendingTo.get(d.endpoint_id) ?? 0) >= this.perEndpoint;
+      if (this.sending < capacity && !busy) this.start(d);
+      else this.ready[kept++] = d;
+    }
+    this.ready.length = kept;
+  }
+
+  private track(starting: Promise<void>): void {
+    const p = starting.catch((err: unknown) => this.log.error({ err }, 'could not start leased deliveries; their leases will expire')).finally(() => this.starting.delete(p));
+    this.starting.add(p);
+  }
+
+  private start(d: Claimed): void {
+    const signal = this.inFlight.get(d.id)!.signal;
+    this.sending++;
+    if (d.endpoint_id) this.sendingTo.set(d.endpoint_id, (this.sendingTo.get(d.endpoint_id) ?? 0) + 1);
+    const run = this.deliver(d, signal)
+      .catch((err: unknown) => this.log.error({ err, delivery_id: d.id }, 'delivery failed unexpectedly; its lease will expire and it will be retried'))
+      .finally(() => {
+        this.sending--;
+        if (d.endpoint_id) {
+          const n = (this.sendingTo.get(d.endpoint_id) ?? 1) - 1;
+          if (n > 0) this.sendingTo.set(d.endpoint_id, n);
+          else this.sendingTo.delete(d.endpoint_id);
+        }
+        this.release(d);
+        this.running.delete(run);
+        this.pump();
+      });
+    this.running.add(run);
+  }
+
+  private async deliver(d: Claimed, signal: AbortSignal): Promise<void> {
+    const outcome = d.kind === 'webhook' ? await this.sendWebhook(d, signal) : await this.sendMail(d);
+    if (signal.aborted) return;
+    // The slot frees now; the result joins the next batch, whose commit also refills the slot.
+    this.writer.record(d, outcome);
+  }
+
+  private async sendWebhook(d: Claimed, signal: AbortSignal): Promise<Outcome> {
+    if (!d.url || !d.secret_ct || d.endpoint_status !== 'enabled' || d.endpoint_deleted_at !== null) {
+      return { kind: 'cancel', reason: 'the endpoint is disabled or deleted' };
+    }
+    const { clock } = this.services.ctx;
+    const startedAt = clock.now();
+    const secrets = this.services.webhookEndpoints.signingSecrets(
+      { id: d.endpoint_id!, secret_ct: d.secret_ct, previous_secret_ct: d.previous_secret_ct, previous_secret_expires_at: d.previous_secret_expires_at },
+      startedAt,
+    );
+    const headers = signedHeaders(secrets, d.event_id, Math.floor(this.wallClock.now() / 1000), d.body);
+    const res = await this.sender.send({ url: d.url, headers: { ...headers }, body: d.body, signal });
+    const ok = res.statusCode !== null && res.statusCode >= 200 && res.statusCode < 300;
+    return {
+      kind: 'attempt',
+      startedAt,
+      durationMs: res.durationMs,
+      statusCode: res.statusCode,
+      error: ok ? null : (res.error ?? `HTTP ${res.statusCode}`),
+      responseBody: res.body,
+      succeeded: ok,
+      permanent: false,
+      gone: res.statusCode === 410,
+    };
+  }
+
+  private async sendMail(d: Claimed): Promise<Outcome> {
+    const event = JSON.parse(d.body) as { created_at: string; data: { object: EventObject } };
+    const about = aboutPayment(event.data.object);
+    const card = about?.payment.payment_method?.card;
+    if (!about || !card) return { kind: 'cancel', reason: `no e-mail template for ${d.event_type}` };
+    const { clock } = this.services.ctx;
+    const startedAt = clock.now();
+    const mail = renderPaymentMail({
+      template: (d.template ?? 'notification') as MailTemplate,
+      merchantName: d.merchant_name ?? '',
+      channelName: d.channel_name ?? '',
+      eventType: d.event_type,
+      eventId: d.event_id,
+      occurredAt: event.created_at,
+      payment: { ...about.payment, card },
+      refund: about.refund,
+    });
+    const began = performance.now();
+    try {
+      const r = await this.mailer.send({ id: d.id, to: d.recipient!, ...mail, date: new Date(startedAt) });
+      return { kind: 'attempt', startedAt, durationMs: Math.round(performance.now() - began), statusCode: r.responseCode, error: null, responseBody: r.response.slice(0, 1024), succeeded: true, permanent: false, gone: false };
+    } catch (error) {
+      const e = error as Error & { responseCode?: number | null };
+      return {
+        kind: 'attempt',
+        startedAt,
+        durationMs: Math.round(performance.now() - began),
+        statusCode: e.responseCode ?? null,
+        error: e.message.slice(0, 500),
+        responseBody: null,
+        succeeded: false,
+        permanent: error instanceof PermanentMailError,
+        gone: false,
+      };
+    }
+  }
+}
+
+interface Pending {
+  d: Claimed;
+  outcome: Outcome;
+}
+
+interface WriterHooks {
+  /** Serialises lease-taking transactions in this process. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /** Leases work for the slots the batch freed, inside the batch's transaction. */
+  refill(trx: Trx, token: string): Promise<Leased[]>;
+  reserve(rows: Leased[]): void;
+  start(token: string, rows: Leased[]): void;
+}
+
+/**
+ * Writes delivery results in batches: every result that arrived while the previous
+ * batch was committing goes into the next transaction, which also leases the next
+ * deliveries for the freed slots, so a busy dispatcher pays one commit per batch.
+ * Each update is guarded by the lease it was sent under.
+ */
+class ResultWriter {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    private readonly services: Services,
+    private readonly policy: RetryPolicy,
+    private readonly log: Logger,
+    private readonly hooks: WriterHooks,
+  ) {}
+
+  record(d: Claimed, outcome: Outcome): void {
+    this.queue.push({ d, outcome });
+    this.schedule();
+  }
+
+  /** Writes what is queued; the dispatcher has stopped leasing by then. */
+  async close(): Promise<void> {
+    while (this.flushing || this.queue.length) await (this.flushing ?? this.flush());
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private flush(): Promise<void> {
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return Promise.resolve();
+    const token = randomUUID();
+    const done = (async () => {
+      try {
+        const refilled = await this.hooks.exclusive(async () => {
+          const rows = await this.services.ctx.database.transaction(async (trx) => {
+            await this.write(trx, batch);
+            return this.hooks.refill(trx, token);
+          });
+          this.hooks.reserve(rows);
+          return rows;
+        });
+        // Starting them needs a read, not the writer: the next batch may commit meanwhile.
+        if (refilled.length) this.hooks.start(token, refilled);
+      } catch (error) {
+        // Nothing was written; the leases run out and these deliveries go again.
+        this.log.error({ err: error, deliveries: batch.length }, 'could not record delivery results');
+      }
+    })();
+    this.flushing = done.finally(() => {
+      this.flushing = null;
+      if (this.queue.length) this.schedule();
+    });
+    return this.flushing;
+  }
+
+  private async write(trx: Trx, batch: Pending[]): Promise<void> {
+    const now = this.services.ctx.clock.now();
+    const attempts = batch.flatMap(({ d, outcome: o }) =>
+      o.kind === 'attempt'
+        ? [{ delivery_id: d.id, attempt: d.attempts + 1, event_id: d.event_id, started_at: o.startedAt, duration_ms: o.durationMs, status_code: o.statusCode, error: o.error, response_body: o.responseBody, succeeded: o.succeeded ? 1 : 0 }]
+        : [],
+    );
+    for (const chunk of chunks(attempts, INSERT_CHUNK)) {
+      await trx.insertInto('delivery_attempts').values(chunk).onConflict((oc) => oc.columns(['delivery_id', 'attempt']).doNothing()).execute();
+    }
+    const release = { locked_until: null, lease_token: null, updated_at: now };
+    // Successes, the bulk of the traffic, are written a few statements per batch.
+    const succeeded = new Map<string, { token: string; statusCode: number | null; ids: string[] }>();
+    for (const { d, outcome: o } of batch) {
+      if (o.kind !== 'attempt' || !o.succeeded) continue;
+      const key = `${d.lease_token}\u0000${o.statusCode}`;
+      const group = succeeded.get(key) ?? { token: d.lease_token!, statusCode: o.statusCode, ids: [] };
+      group.ids.push(d.id);
+      succeeded.set(key, group);
+    }
+    for (const g of succeeded.values()) {
+      for (const ids of chunks(g.ids, INSERT_CHUNK)) {
+        await trx
+          .updateTable('deliveries')
+          .set((eb) => ({ ...release, attempts: eb('attempts', '+', 1), failures: 0, last_status_code: g.statusCode, last_error: null, status: 'succeeded', completed_at: now }))
+          .where('id', 'in', ids)
+          .where('lease_token', '=', g.token)
+          .where('status', '=', 'pending')
+          .execute();
+      }
+    }
+    for (const { d, outcome: o } of batch) {
+      if (o.kind === 'attempt' && o.succeeded) continue;
+      const leased = trx.updateTable('deliveries').where('id', '=', d.id).where('lease_token', '=', d.lease_token).where('status', '=', 'pending');
+      if (o.kind === 'cancel') {
+        await leased.set({ ...release, status: 'cancelled', last_error: o.reason, completed_at: now }).execute();
+        continue;
+      }
+      const last = { attempts: d.attempts + 1, last_status_code: o.statusCode, last_error: o.error };
+      const failures = d.failures + 1;
+      const next = o.permanent || o.gone ? null : nextAttemptAt(this.policy, now, failures, d.retry_until);
+      if (next === null) await leased.set({ ...release, ...last, failures, status: 'failed', completed_at: now }).execute();
+      else await leased.set({ ...release, ...last, failures, next_attempt_at: next }).execute();
+      if (o.gone && d.endpoint_id) {
+        const reason = `the endpoint answered 410 Gone on ${new Date(now).toISOString()}`;
+        await trx.updateTable('webhook_endpoints').set({ status: 'disabled', disabled_reason: reason, updated_at: now }).where('id', '=', d.endpoint_id).where('status', '=', 'enabled').execute();
+        await cancelPendingDeliveries(trx, d.endpoint_id, now, 'the endpoint was disabled after answering 410 Gone');
+      }
+    }
+  }
+}
+
+/** The dispatcher as a worker loop: polls as a safety net, and stops the dispatcher with it. */
+export class DispatcherLoop extends Loop {
+  constructor(
+    readonly dispatcher: Dispatcher,
+    pollMs: number,
+    log: Logger,
+  ) {
+    super('dispatcher', pollMs, () => dispatcher.pass(), log);
+  }
+
+  override async stop(): Promise<void> {
+    await super.stop();
+    await this.dispatcher.stop();
+  }
+}
+
+export function dispatcherLoop(services: Services): DispatcherLoop {
+  return new DispatcherLoop(new Dispatcher(services), services.ctx.config.dispatchPollMs, services.ctx.log);
+}

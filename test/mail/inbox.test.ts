@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { paidPayment, waitFor } from '../webhooks/support.js';
+
+function emlFiles(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.eml')) : [];
+}
+
+for (const dialect of DIALECTS) {
+  describe(`sandbox mail without SMTP (${dialect})`, () => {
+    let t: TestGateway;
+    let mailDir: string;
+    before(async () => {
+      t = await startTestGateway({ dialect, workers: true, env: { DISPATCH_POLL_MS: '50' } });
+      mailDir = join(t.dataDir, 'mail');
+    });
+    after(() => t.close());
+
+    it('writes each notification as an .eml file under DATA_DIR/mail', async () => {
+      const paymentId = await paidPayment(t, { reference: 'eml-1' });
+      await waitFor('two .eml files (authorised and captured)', () => emlFiles(mailDir).length >= 2);
+      const files = emlFiles(mailDir);
+      assert.ok(files.every((f) => /^del_[0-9a-f]{32}\.eml$/.test(f)), files.join(','));
+      const raw = files.map((f) => readFileSync(join(mailDir, f), 'utf8'));
+      const captured = raw.find((r) => /^Subject: .*captured/m.test(r));
+      assert.ok(captured, 'a captured notification');
+      assert.match(captured, /^To: merchant@sandbox\.test$/m);
+      assert.match(captured, /^Message-ID: <del_[0-9a-f]{32}@tzero-pay>$/m);
+      assert.match(captured, /Content-Type: multipart\/alternative/);
+      assert.ok(captured.includes(paymentId));
+      assert.ok(!captured.includes('4242424242424242'));
+    });
+
+    it('lists the messages in the sandbox inbox page and shows one', async () => {
+      await waitFor('mail to exist', () => emlFiles(mailDir).length >= 2);
+      const page = await t.app.inject({ method: 'GET', url: '/sandbox/inbox' });
+      assert.equal(page.statusCode, 200);
+      assert.match(page.headers['content-type'] as string, /text\/html/);
+      assert.match(page.headers['content-security-policy'] as string, /default-src 'none'/);
+      assert.ok(page.body.includes('[Sandbox Shop] Payment was captured: USD 1.00 (eml-1)'), page.body);
+      assert.ok(page.body.includes('merchant@sandbox.test'));
+      const link = /href="\/sandbox\/inbox\/(del_[0-9a-f]{32}\.eml)">\[Sandbox Shop\] Payment was captured/.exec(page.body);
+      assert.ok(link, 'a link to the captured message');
+
+      const one = await t.app.inject({ method: 'GET', url: `/sandbox/inbox/${link[1]}` });
+      assert.equal(one.statusCode, 200);
+      assert.ok(one.body.includes('Visa •••• 4242'));
+      assert.ok(one.body.includes('USD 1.00'));
+      const raw = await t.app.inject({ method: 'GET', url: `/sandbox/inbox/${link[1]}/raw` });
+      assert.equal(raw.statusCode, 200);
+      assert.match(raw.body, /^Message-ID: /m);
+
+      assert.equal((await t.app.inject({ method: 'GET', url: '/sandbox/inbox/del_00000000000000000000000000000000.eml' })).statusCode, 404);
+      assert.equal((await t.app.inject({ method: 'GET', url: '/sandbox/inbox/..%2Fgateway.sqlite' })).statusCode, 400);
+    });
+  });
+}
+
+// Live mode requires PostgreSQL.
+if (DIALECTS.includes('postgres')) describe('sandbox inbox outside the sandbox', () => {
+  it('does not exist in live mode', async () => {
+    const { randomBytes } = await import('node:crypto');
+    const live = await startTestGateway({ dialect: 'postgres', env: { GATEWAY_MODE: 'live', VAULT_KEK: `live1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') } });
+    try {
+      assert.equal((await live.app.inject({ method: 'GET', url: '/sandbox/inbox' })).statusCode, 404);
+    } finally {
+      await live.close();
+    }
+  });
+});

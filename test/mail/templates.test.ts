@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { maskedCard, renderPaymentMail, scrubCardNumbers, type PaymentMailInput } from '../../src/adapters/mail/templates.js';
+
+function input(overrides: Partial<PaymentMailInput> = {}, payment: Partial<PaymentMailInput['payment']> = {}): PaymentMailInput {
+  return {
+    template: 'notification',
+    merchantName: 'Acme Ltd',
+    channelName: 'Acme Shop',
+    eventType: 'payment.captured',
+    eventId: 'evt_1',
+    occurredAt: '2026-01-02T03:04:05.000Z',
+    ...overrides,
+    payment: { id: 'pay_1', status: 'captured', amount: 1050, currency: 'EUR', reference: 'order-1', card: { brand: 'mastercard', last4: '4444' }, ...payment },
+  };
+}
+
+describe('payment e-mail templates', () => {
+  it('formats the amount in major units for every exponent', () => {
+    assert.match(renderPaymentMail(input()).subject, /EUR 10\.50/);
+    assert.match(renderPaymentMail(input({}, { amount: 1050, currency: 'JPY' })).text, /JPY 1050/);
+    assert.match(renderPaymentMail(input({}, { amount: 1234, currency: 'KWD' })).text, /KWD 1\.234/);
+  });
+
+  it('shows the card as brand and last 4 only', () => {
+    assert.equal(maskedCard({ brand: 'amex', last4: '0005' }), 'American Express •••• 0005');
+    const mail = renderPaymentMail(input());
+    assert.ok(mail.text.includes('Mastercard •••• 4444'));
+    assert.ok(mail.html.includes('Mastercard •••• 4444'));
+  });
+
+  it('scrubs anything that looks like a card number from free text', () => {
+    assert.equal(scrubCardNumbers('card 4242424242424242 used'), 'card •••• 4242 used');
+    assert.equal(scrubCardNumbers('4242 4242 4242 4242'), '•••• 4242');
+    assert.equal(scrubCardNumbers('4242-4242-4242-4242'), '•••• 4242');
+    assert.equal(scrubCardNumbers('order 1234567890123'), 'order 1234567890123', 'not Luhn-valid: left alone');
+    const mail = renderPaymentMail(input({}, { reference: 'pan 5555555555554444', decline_message: 'card 378282246310005 refused' }));
+    for (const part of [mail.subject, mail.text, mail.html]) {
+      assert.ok(!part.includes('5555555555554444'));
+      assert.ok(!part.includes('378282246310005'));
+    }
+  });
+
+  it('says why a payment was declined', () => {
+    const mail = renderPaymentMail(input({ eventType: 'payment.declined' }, { status: 'declined', decline_code: 'insufficient_funds', decline_message: 'The card has insufficient funds.' }));
+    assert.match(mail.subject, /^\[Acme Shop\] Payment was declined: EUR 10\.50 \(order-1\)$/);
+    assert.match(mail.text, /Decline code: +insufficient_funds/);
+    assert.match(mail.text, /Reason: +The card has insufficient funds\./);
+  });
+
+  it('writes a receipt for the customer without merchant internals', () => {
+    const mail = renderPaymentMail(input({ template: 'receipt' }));
+    assert.equal(mail.subject, 'Your receipt from Acme Shop: EUR 10.50');
+    assert.match(mail.text, /Status: +Paid/);
+    assert.ok(!mail.text.includes('evt_1'), 'no event id');
+    assert.ok(!mail.text.includes('notification address'));
+  });
+
+  it('reports a refund with the refunded amount, to the merchant and the customer', () => {
+    const refund = { amount: 250, currency: 'EUR' };
+    const note = renderPaymentMail(input({ eventType: 'refund.succeeded', refund }, { status: 'partially_refunded', amount_refunded: 250 }));
+    assert.equal(note.subject, '[Acme Shop] Payment was refunded: EUR 2.50 (order-1)');
+    assert.match(note.text, /Refund: +EUR 2\.50/);
+    assert.match(note.text, /Payment amount: +EUR 10\.50/);
+    const receipt = renderPaymentMail(input({ template: 'receipt', eventType: 'refund.succeeded', refund }));
+    assert.equal(receipt.subject, 'Your refund from Acme Shop: EUR 2.50');
+    assert.match(receipt.text, /has refunded EUR 2\.50 to your card/);
+  });
+
+  it('escapes HTML and keeps the subject on one line', () => {
+    const mail = renderPaymentMail(input({ channelName: '<b>Shop</b>\r\nBcc: x@y.z' }));
+    assert.ok(!mail.html.includes('<b>Shop</b>'));
+    assert.ok(mail.html.includes('&#60;b&#62;Shop&#60;/b&#62;'));
+    assert.ok(!/[\r\n]/.test(mail.subject));
+  });
+});

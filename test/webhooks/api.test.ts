@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { paidPayment, registerEndpoint } from './support.js';
+
+async function otherMerchantKey(t: TestGateway): Promise<string> {
+  const m = t.gateway.services.merchants;
+  const merchant = await m.createMerchant('Other merchant');
+  await m.createChannel(merchant.id, { reference: `other-${randomBytes(3).toString('hex')}`, name: 'Other shop', mode: 'sandbox', currencies: ['USD'], returnUrls: ['/sandbox/return'], notifyEmails: [] });
+  return (await m.createSecretKey(merchant.id)).secret_key;
+}
+
+for (const dialect of DIALECTS) {
+  describe(`webhook endpoints API (${dialect})`, () => {
+    let t: TestGateway;
+    let otherKey: string;
+    before(async () => {
+      t = await startTestGateway({ dialect });
+      otherKey = await otherMerchantKey(t);
+    });
+    after(() => t.close());
+
+    it('creates, lists, reads, updates and deletes an endpoint; the secret is shown once', async () => {
+      const created = await registerEndpoint(t, 'http://127.0.0.1:9/hooks', { events: ['payment.captured', 'payment.authorised', 'payment.captured'], description: 'orders', channel: 'sandbox' });
+      assert.match(created.id, /^we_[0-9a-f]{32}$/);
+      assert.match(created.secret, /^whsec_/);
+      const got = (await t.request({ method: 'GET', url: `/webhook-endpoints/${created.id}` })).json() as Record<string, unknown>;
+      assert.deepEqual(got.events, ['payment.authorised', 'payment.captured']);
+      assert.equal(got.channel, 'sandbox');
+      assert.equal(got.status, 'enabled');
+      assert.equal(got.secret, undefined);
+      assert.ok(!JSON.stringify((await t.request({ method: 'GET', url: '/webhook-endpoints' })).json()).includes(created.secret), 'the list never shows a secret');
+
+      const patched = await t.request({ method: 'PATCH', url: `/webhook-endpoints/${created.id}`, payload: { events: ['*'], channel: null, status: 'disabled' } });
+      assert.equal(patched.statusCode, 200, patched.body);
+      assert.deepEqual(patched.json().events, ['*']);
+      assert.equal(patched.json().channel, null);
+      assert.equal(patched.json().status, 'disabled');
+      assert.equal(patched.json().disabled_reason, 'disabled by the merchant');
+
+      const deleted = await t.request({ method: 'DELETE', url: `/webhook-endpoints/${created.id}` });
+      assert.deepEqual(deleted.json(), { id: created.id, object: 'webhook_endpoint', deleted: true });
+      assert.equal((await t.request({ method: 'GET', url: `/webhook-endpoints/${created.id}` })).statusCode, 404);
+      const list = (await t.request({ method: 'GET', url: '/webhook-endpoints' })).json() as { data: Array<{ id: string }> };
+      assert.ok(!list.data.some((e) => e.id === created.id));
+    });
+
+    it('answers 400 naming the field for bad input, as problem+json', async () => {
+      const cases: Array<[Record<string, unknown>, string, string]> = [
+        [{ url: 'http://127.0.0.1/x', events: ['payment.nope'] }, 'invalid_events', '/events/0'],
+        [{ url: 'http://127.0.0.1/x', events: [] }, 'too_short', '/events'],
+        [{ url: 'not a url', events: ['*'] }, 'invalid_url', '/url'],
+        [{ url: 'ftp://example.com/', events: ['*'] }, 'url_scheme_not_allowed', '/url'],
+        [{ url: 'http://127.0.0.1/x', events: ['*'], extra: 1 }, 'unknown_field', '/extra'],
+      ];
+      for (const [payload, code, param] of cases) {
+        const res = await t.request({ method: 'POST', url: '/webhook-endpoints', payload });
+        assert.equal(res.statusCode, 400, `${JSON.stringify(payload)}: ${res.body}`);
+        assert.match(res.headers['content-type'] as string, /application\/problem\+json/);
+        const body = res.json() as { code: string; param: string };
+        assert.equal(body.param, param, JSON.stringify(body));
+        if (code !== 'too_short' && code !== 'unknown_field') assert.equal(body.code, code);
+      }
+      const unknownChannel = await t.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://127.0.0.1/x', events: ['*'], channel: 'nope' } });
+      assert.equal(unknownChannel.statusCode, 404);
+      assert.equal(unknownChannel.json().param, '/channel');
+      const badOverlap = await t.request({ method: 'POST', url: '/webhook-endpoints/we_00000000000000000000000000000000/rotate-secret', payload: { overlap_hours: 1000 } });
+      assert.equal(badOverlap.statusCode, 400);
+    });
+
+    it("reports another merchant's endpoint and event as missing", async () => {
+      const mine = await registerEndpoint(t, 'http://127.0.0.1:9/hooks');
+      const asOther = { 'x-secret-key': otherKey };
+      for (const [method, url] of [
+        ['GET', `/webhook-endpoints/${mine.id}`],
+        ['PATCH', `/webhook-endpoints/${mine.id}`],
+        ['DELETE', `/webhook-endpoints/${mine.id}`],
+        ['POST', `/webhook-endpoints/${mine.id}/rotate-secret`],
+      ] as const) {
+        const res = await t.request({ method, url, headers: asOther, ...(method === 'PATCH' ? { payload: { description: 'x' } } : {}) });
+        assert.equal(res.statusCode, 404, `${method} ${url}: ${res.body}`);
+        assert.equal(res.json().code, 'webhook_endpoint_not_found');
+      }
+      assert.equal(((await t.request({ method: 'GET', url: '/webhook-endpoints', headers: asOther })).json() as { data: unknown[] }).data.length, 0);
+
+      const paymentId = await paidPayment(t);
+      const events = (await t.request({ method: 'GET', url: `/events?payment=${paymentId}` })).json() as { data: Array<{ id: string }> };
+      const eventId = events.data[0]!.id;
+      assert.equal((await t.request({ method: 'GET', url: `/events/${eventId}`, headers: asOther })).statusCode, 404);
+      assert.equal((await t.request({ method: 'POST', url: `/events/${eventId}/redeliver`, headers: asOther })).statusCode, 404);
+      assert.equal(((await t.request({ method: 'GET', url: `/events?payment=${paymentId}`, headers: asOther })).json() as { data: unknown[] }).data.length, 0);
+      assert.equal((await t.request({ method: 'GET', url: '/events', headers: { 'x-secret-key': 'sk_nope' } })).statusCode, 401);
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${mine.id}` });
+    });
+
+    it('pages through events newest first and filters by type and payment', async () => {
+      const payments = [await paidPayment(t, { reference: 'page-1' }), await paidPayment(t, { reference: 'page-2' })];
+      const all: string[] = [];
+      let cursor: string | undefined;
+      for (;;) {
+        const res = await t.request({ method: 'GET', url: `/events?limit=2${cursor ? `&starting_after=${cursor}` : ''}` });
+        assert.equal(res.statusCode, 200, res.body);
+        const page = res.json() as { object: string; data: Array<{ id: string }>; has_more: boolean };
+        assert.equal(page.object, 'list');
+        all.push(...page.data.map((e) => e.id));
+        if (!page.has_more) break;
+        cursor = page.data.at(-1)!.id;
+      }
+      assert.deepEqual(all, [...all].sort().reverse(), 'newest first');
+      assert.equal(new Set(all).size, all.length, 'no event twice');
+      const back = (await t.request({ method: 'GET', url: `/events?limit=2&ending_before=${all[3]}` })).json() as { data: Array<{ id: string }> };
+      assert.deepEqual(back.data.map((e) => e.id), all.slice(1, 3));
+
+      const captured = (await t.request({ method: 'GET', url: `/events?type=payment.captured&payment=${payments[1]}` })).json() as { data: Array<{ type: string; data: { object: { id: string } } }> };
+      assert.equal(captured.data.length, 1);
+      assert.equal(captured.data[0]!.type, 'payment.captured');
+      assert.equal(captured.data[0]!.data.object.id, payments[1]);
+      const two = (await t.request({ method: 'GET', url: `/events?type=payment.created,payment.captured&payment=${payments[0]}` })).json() as { data: Array<{ type: string }> };
+      assert.deepEqual(two.data.map((e) => e.type).sort(), ['payment.captured', 'payment.created']);
+
+      for (const bad of ['limit=0', 'limit=101', 'starting_after=nope', 'type=payment.nope', `starting_after=${all[0]}&ending_before=${all[1]}`]) {
+        const res = await t.request({ method: 'GET', url: `/events?${bad}` });
+        assert.equal(res.statusCode, 400, `${bad}: ${res.body}`);
+      }
+    });
+
+    it('shows an event with its deliveries, and refuses a redeliver with no endpoint', async () => {
+      const paymentId = await paidPayment(t);
+      const [event] = ((await t.request({ method: 'GET', url: `/events?payment=${paymentId}&type=payment.created` })).json() as { data: Array<{ id: string }> }).data;
+      const got = (await t.request({ method: 'GET', url: `/events/${event!.id}` })).json() as { id: string; type: string; sequence: number; deliveries: unknown[]; data: { object: { id: string } } };
+      assert.equal(got.id, event!.id);
+      assert.equal(got.type, 'payment.created');
+      assert.equal(got.sequence, 1);
+      assert.equal(got.data.object.id, paymentId);
+      assert.ok(Array.isArray(got.deliveries));
+      const none = await t.request({ method: 'POST', url: `/events/${event!.id}/redeliver` });
+      assert.equal(none.statusCode, 409);
+      assert.equal(none.json().code, 'no_subscribed_endpoint');
+      assert.equal((await t.request({ method: 'GET', url: '/events/evt_00000000000000000000000000000000' })).statusCode, 404);
+    });
+
+    it('refuses private targets when private callbacks are not allowed', async () => {
+      const strict = await startTestGateway({ dialect, env: { WEBHOOK_ALLOW_PRIVATE: 'false' } });
+      try {
+        for (const url of ['http://127.0.0.1/x', 'http://[::1]/x', 'http://169.254.169.254/x', 'http://10.0.0.1/x', 'http://2130706433/x', 'http://0x7f000001/x', 'http://0177.0.0.1/x', 'http://localhost/x']) {
+          const res = await strict.request({ method: 'POST', url: '/webhook-endpoints', payload: { url, events: ['*'] } });
+          assert.equal(res.statusCode, 400, `${url}: ${res.body}`);
+          assert.equal(res.json().code, 'url_address_not_allowed', url);
+          assert.equal(res.json().param, '/url');
+        }
+      } finally {
+        await strict.close();
+      }
+    });
+  });
+}
+
+// Live mode requires PostgreSQL (DATABASE_URL), so this runs with the postgres dialect only.
+if (DIALECTS.includes('postgres')) describe('webhook endpoints in live mode (postgres)', () => {
+  it('refuses http and every private target', async () => {
+    const live = await startTestGateway({
+      dialect: 'postgres',
+      env: { GATEWAY_MODE: 'live', VAULT_KEK: `live1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') },
+    });
+    try {
+      const scheme = await live.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://example.com/x', events: ['*'] } });
+      assert.equal(scheme.statusCode, 400);
+      assert.equal(scheme.json().code, 'url_scheme_not_allowed');
+      for (const url of ['https://127.0.0.1/x', 'https://[::1]/x', 'https://169.254.169.254/x', 'https://10.0.0.1/x', 'https://2130706433/x', 'https://0x7f000001/x', 'https://0177.0.0.1/x', 'https://localhost/x', 'https://[::ffff:10.0.0.1]/x']) {
+        const res = await live.request({ method: 'POST', url: '/webhook-endpoints', payload: { url, events: ['*'] } });
+        assert.equal(res.statusCode, 400, `${url}: ${res.body}`);
+        assert.equal(res.json().code, 'url_address_not_allowed', url);
+      }
+      assert.equal(((await live.request({ method: 'GET', url: '/webhook-endpoints' })).json() as { data: unknown[] }).data.length, 0);
+    } finally {
+      await live.close();
+    }
+  });
+});

@@ -1,0 +1,263 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { advance, paidPayment, Receiver, registerEndpoint, waitFor } from './support.js';
+
+const HOUR = 3_600_000;
+
+interface EventWithDeliveries {
+  id: string;
+  type: string;
+  deliveries: Array<{ endpoint_id: string | null; kind: string; status: string; attempt_count: number; last_error: string | null; attempts: Array<{ status_code: number | null; error: string | null; succeeded: boolean; duration_ms: number }> }>;
+}
+
+async function eventsOf(t: TestGateway, paymentId: string): Promise<Array<{ id: string; type: string; sequence: number }>> {
+  const res = await t.request({ method: 'GET', url: `/events?payment=${paymentId}` });
+  assert.equal(res.statusCode, 200, res.body);
+  return (res.json() as { data: Array<{ id: string; type: string; sequence: number }> }).data;
+}
+
+async function eventDetail(t: TestGateway, id: string): Promise<EventWithDeliveries> {
+  const res = await t.request({ method: 'GET', url: `/events/${id}` });
+  assert.equal(res.statusCode, 200, res.body);
+  return res.json() as EventWithDeliveries;
+}
+
+for (const dialect of DIALECTS) {
+  describe(`webhook delivery (${dialect})`, () => {
+    let t: TestGateway;
+    const receivers: Receiver[] = [];
+    const receiver = async (secrets: string[] = []) => {
+      const r = await new Receiver(secrets).start();
+      receivers.push(r);
+      return r;
+    };
+
+    before(async () => {
+      t = await startTestGateway({ dialect, workers: true, env: { DISPATCH_POLL_MS: '50', WEBHOOK_TIMEOUT_MS: '60000' } });
+    });
+    after(async () => {
+      await Promise.all(receivers.map((r) => r.stop()));
+      await t.close();
+    });
+
+    it('delivers payment.created, authorised and captured, signed and verifiable with standardwebhooks', async () => {
+      const r = await receiver();
+      const endpoint = await registerEndpoint(t, r.url);
+      assert.match(endpoint.secret, /^whsec_[A-Za-z0-9+/]+=*$/);
+      r.secrets = [endpoint.secret];
+      const paymentId = await paidPayment(t);
+      await waitFor('three events for the payment', () => r.forPayment(paymentId).length >= 3);
+      const got = r.forPayment(paymentId).sort((a, b) => a.payload.sequence - b.payload.sequence);
+      assert.deepEqual(got.map((g) => g.type), ['payment.created', 'payment.authorised', 'payment.captured']);
+      assert.deepEqual(got.map((g) => g.payload.data.object.status), ['requires_action', 'authorised', 'captured']);
+      assert.deepEqual(got.map((g) => g.payload.sequence), [1, 2, 3]);
+      assert.equal(r.invalid.length, 0);
+      for (const g of got) {
+        assert.equal(g.id, g.payload.id, 'webhook-id is the event id');
+        assert.match(g.signature, /^v1,[A-Za-z0-9+/]+=*$/);
+        assert.ok(!g.body.includes('4242424242424242'), 'no PAN in a callback');
+      }
+      // The delivered bytes are the event as the API shows it.
+      const recorded = await eventsOf(t, paymentId);
+      assert.deepEqual(new Set(recorded.map((e) => e.id)), new Set(got.map((g) => g.id)));
+      const captured = got.find((g) => g.type === 'payment.captured')!;
+      await waitFor('the delivery to be recorded as succeeded', async () => (await eventDetail(t, captured.id)).deliveries.some((d) => d.status === 'succeeded'));
+      const detail = await eventDetail(t, captured.id);
+      const delivery = detail.deliveries.find((d) => d.endpoint_id === endpoint.id)!;
+      assert.equal(delivery.attempts.length, 1);
+      assert.equal(delivery.attempts[0]!.status_code, 200);
+      assert.equal(delivery.attempts[0]!.succeeded, true);
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+    });
+
+    it('retries after the receiver was down, once it is back', async () => {
+      const r = await receiver();
+      const port = r.port;
+      await r.stop();
+      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
+      r.secrets = [endpoint.secret];
+      const paymentId = await paidPayment(t);
+      const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
+      await waitFor('a failed first attempt', async () => {
+        const d = (await eventDetail(t, captured!.id)).deliveries.find((x) => x.endpoint_id === endpoint.id);
+        return (d?.attempts.length ?? 0) >= 1;
+      });
+      const failed = (await eventDetail(t, captured!.id)).deliveries.find((x) => x.endpoint_id === endpoint.id)!;
+      assert.equal(failed.status, 'pending');
+      assert.equal(failed.attempts[0]!.succeeded, false);
+      assert.equal(failed.attempts[0]!.status_code, null);
+      assert.match(failed.attempts[0]!.error ?? '', /ECONNREFUSED/);
+      assert.equal(r.received.length, 0);
+
+      await r.start(port);
+      advance(t, HOUR);
+      await waitFor('the event after the receiver came back', () => r.forPayment(paymentId).length === 1);
+      assert.equal(r.received[0]!.id, captured!.id);
+      await waitFor('the retry to be recorded', async () => (await eventDetail(t, captured!.id)).deliveries.find((x) => x.endpoint_id === endpoint.id)!.status === 'succeeded');
+      const done = (await eventDetail(t, captured!.id)).deliveries.find((x) => x.endpoint_id === endpoint.id)!;
+      assert.deepEqual(done.attempts.map((a) => a.succeeded), [false, true]);
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+    });
+
+    it('keeps delivering to a healthy endpoint while another one hangs', async () => {
+      const stuck = await receiver();
+      const healthy = await receiver();
+      stuck.mode = 'hang';
+      const a = await registerEndpoint(t, stuck.url);
+      const b = await registerEndpoint(t, healthy.url);
+      healthy.secrets = [b.secret];
+      const payments: string[] = [];
+      for (let i = 0; i < 6; i++) payments.push(await paidPayment(t, { reference: `hang-${i}` }));
+      await waitFor('all events at the healthy endpoint', () => payments.every((p) => healthy.forPayment(p).length === 3));
+      assert.ok(stuck.hangingCount > 0, 'the stuck endpoint still holds requests');
+      assert.equal(healthy.invalid.length, 0);
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${a.id}` });
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${b.id}` });
+      await stuck.stop();
+    });
+
+    it('keeps delivering to a healthy endpoint while another one answers 500, and retries the failing one', async () => {
+      const failing = await receiver();
+      const healthy = await receiver();
+      failing.mode = 'fail';
+      const a = await registerEndpoint(t, failing.url, { events: ['payment.captured'] });
+      const b = await registerEndpoint(t, healthy.url, { events: ['payment.captured'] });
+      failing.secrets = [a.secret];
+      healthy.secrets = [b.secret];
+      const paymentId = await paidPayment(t);
+      await waitFor('the healthy endpoint', () => healthy.forPayment(paymentId).length === 1);
+      await waitFor('the failing endpoint to be tried', () => failing.requests >= 1);
+      const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
+      await waitFor('the 500 to be recorded', async () => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === a.id)!.attempts.length === 1);
+      const d = (await eventDetail(t, captured!.id)).deliveries.find((x) => x.endpoint_id === a.id)!;
+      assert.equal(d.status, 'pending');
+      assert.equal(d.attempts[0]!.status_code, 500);
+      assert.equal(d.last_error, 'HTTP 500');
+
+      failing.mode = 'ok';
+      advance(t, HOUR);
+      await waitFor('the retry to the recovered endpoint', () => failing.forPayment(paymentId).length === 1);
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${a.id}` });
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${b.id}` });
+    });
+
+    it('gives up after the retry window and marks the delivery failed', async () => {
+      const r = await receiver();
+      r.mode = 'fail';
+      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
+      const paymentId = await paidPayment(t);
+      const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
+      const delivery = async () => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === endpoint.id);
+      // Each hop moves past the longest possible backoff (6 h) until 72 h are over.
+      for (let hop = 0; hop < 20 && (await delivery())?.status !== 'failed'; hop++) {
+        const before = r.requests;
+        advance(t, 7 * HOUR);
+        await waitFor('the next attempt', async () => r.requests > before || (await delivery())?.status === 'failed');
+        await waitFor('the attempt to be recorded', async () => ((await delivery())?.attempts.length ?? 0) >= r.requests);
+      }
+      const d = (await delivery())!;
+      assert.equal(d.status, 'failed');
+      assert.ok(d.attempts.length >= 10, `only ${d.attempts.length} attempts`);
+      assert.ok(d.attempts.every((a) => a.status_code === 500));
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+    });
+
+    it('disables an endpoint that answers 410 Gone', async () => {
+      const gone = await receiver();
+      const healthy = await receiver();
+      gone.mode = 'gone';
+      const a = await registerEndpoint(t, gone.url, { events: ['payment.captured'] });
+      const b = await registerEndpoint(t, healthy.url, { events: ['payment.captured'] });
+      healthy.secrets = [b.secret];
+      const first = await paidPayment(t);
+      await waitFor('the 410 to disable the endpoint', async () => (await t.request({ method: 'GET', url: `/webhook-endpoints/${a.id}` })).json().status === 'disabled');
+      const ep = (await t.request({ method: 'GET', url: `/webhook-endpoints/${a.id}` })).json() as { disabled_reason: string };
+      assert.match(ep.disabled_reason, /410/);
+      const [captured] = (await eventsOf(t, first)).filter((e) => e.type === 'payment.captured');
+      const d = (await eventDetail(t, captured!.id)).deliveries.find((x) => x.endpoint_id === a.id)!;
+      assert.equal(d.status, 'failed');
+      assert.equal(gone.requests, 1);
+
+      const second = await paidPayment(t);
+      await waitFor('the healthy endpoint', () => healthy.forPayment(second).length === 1);
+      const [captured2] = (await eventsOf(t, second)).filter((e) => e.type === 'payment.captured');
+      assert.equal((await eventDetail(t, captured2!.id)).deliveries.filter((x) => x.endpoint_id === a.id).length, 0, 'no delivery to a disabled endpoint');
+      assert.equal(gone.requests, 1);
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${a.id}` });
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${b.id}` });
+    });
+
+    it('redelivers an event on request, with the same webhook-id', async () => {
+      const r = await receiver();
+      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
+      r.secrets = [endpoint.secret];
+      const paymentId = await paidPayment(t);
+      await waitFor('the first delivery', () => r.forPayment(paymentId).length === 1);
+      const eventId = r.received.at(-1)!.id;
+      await waitFor('the success to be recorded', async () => (await eventDetail(t, eventId)).deliveries.find((d) => d.endpoint_id === endpoint.id)?.status === 'succeeded');
+
+      const res = await t.request({ method: 'POST', url: `/events/${eventId}/redeliver` });
+      assert.equal(res.statusCode, 202, res.body);
+      const body = res.json() as { object: string; deliveries: Array<{ endpoint_id: string; status: string }> };
+      assert.equal(body.object, 'redelivery');
+      assert.deepEqual(body.deliveries.map((d) => d.endpoint_id), [endpoint.id]);
+      await waitFor('the redelivery', () => r.ids().get(eventId) === 2);
+      await waitFor('the second attempt to be recorded', async () => (await eventDetail(t, eventId)).deliveries.find((d) => d.endpoint_id === endpoint.id)!.attempts.length === 2);
+
+      const targeted = await t.request({ method: 'POST', url: `/events/${eventId}/redeliver`, payload: { endpoint_id: endpoint.id } });
+      assert.equal(targeted.statusCode, 202, targeted.body);
+      await waitFor('the targeted redelivery', () => r.ids().get(eventId) === 3);
+
+      await t.request({ method: 'PATCH', url: `/webhook-endpoints/${endpoint.id}`, payload: { status: 'disabled' } });
+      const refused = await t.request({ method: 'POST', url: `/events/${eventId}/redeliver`, payload: { endpoint_id: endpoint.id } });
+      assert.equal(refused.statusCode, 409);
+      assert.equal(refused.json().code, 'webhook_endpoint_disabled');
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+    });
+
+    it('signs with both secrets during a rotation overlap, and with the new one only after it', async () => {
+      const r = await receiver();
+      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
+      const rotated = await t.request({ method: 'POST', url: `/webhook-endpoints/${endpoint.id}/rotate-secret`, payload: { overlap_hours: 2 } });
+      assert.equal(rotated.statusCode, 200, rotated.body);
+      const next = rotated.json() as { secret: string; previous_secret_expires_at: string };
+      assert.notEqual(next.secret, endpoint.secret);
+      assert.equal(Date.parse(next.previous_secret_expires_at), t.clock.now() + 2 * HOUR);
+      r.secrets = [endpoint.secret, next.secret];
+
+      const during = await paidPayment(t);
+      await waitFor('a callback during the overlap', () => r.forPayment(during).length === 1);
+      const overlap = r.forPayment(during)[0]!;
+      assert.equal(overlap.signature.split(' ').length, 2);
+      assert.deepEqual(overlap.validWith, [true, true], 'old and new secret both verify');
+
+      advance(t, 2 * HOUR + 1);
+      const afterwards = await paidPayment(t);
+      await waitFor('a callback after the overlap', () => r.forPayment(afterwards).length === 1);
+      const late = r.forPayment(afterwards)[0]!;
+      assert.equal(late.signature.split(' ').length, 1);
+      assert.deepEqual(late.validWith, [false, true], 'only the new secret verifies');
+      const shown = (await t.request({ method: 'GET', url: `/webhook-endpoints/${endpoint.id}` })).json() as Record<string, unknown>;
+      assert.equal(shown.previous_secret_expires_at, null);
+      assert.equal(shown.secret, undefined, 'the secret is shown at creation and rotation only');
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+    });
+
+    it('sends only subscribed types, and only events that happen after the endpoint exists', async () => {
+      const r = await receiver();
+      const before = await paidPayment(t);
+      advance(t, 1000);
+      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.authorised'] });
+      r.secrets = [endpoint.secret];
+      const afterId = await paidPayment(t);
+      await waitFor('the authorised event', () => r.forPayment(afterId).length === 1);
+      // A later payment's captured event is fanned out only once earlier ones are, so this waits for the first payment too.
+      const marker = await paidPayment(t);
+      await waitFor('the marker', () => r.forPayment(marker).length === 1);
+      assert.deepEqual(r.received.map((x) => x.type), ['payment.authorised', 'payment.authorised']);
+      assert.equal(r.forPayment(before).length, 0);
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+    });
+  });
+}

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { MIN_RETRY_DELAY_MS, nextAttemptAt, retryCap, retryDelay } from '../../src/domain/retry-schedule.js';
+
+const POLICY = { baseMs: 30_000, maxDelayMs: 6 * 3_600_000, windowMs: 72 * 3_600_000 };
+
+describe('retry schedule', () => {
+  it('doubles the cap from 30 s up to 6 h', () => {
+    assert.deepEqual([1, 2, 3, 4, 10, 11, 50].map((n) => retryCap(POLICY, n)), [30_000, 60_000, 120_000, 240_000, 15_360_000, 21_600_000, 21_600_000]);
+  });
+
+  it('draws the wait uniformly up to the cap (full jitter), never under 1 s', () => {
+    assert.equal(retryDelay(POLICY, 3, () => 0), MIN_RETRY_DELAY_MS);
+    assert.equal(retryDelay(POLICY, 3, () => 0.5), 60_000);
+    assert.equal(retryDelay(POLICY, 3, () => 0.999999), 119_999);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 100 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (failures, r) => {
+        const d = retryDelay(POLICY, failures, () => r);
+        return d >= MIN_RETRY_DELAY_MS && d <= Math.max(MIN_RETRY_DELAY_MS, retryCap(POLICY, failures));
+      }),
+    );
+  });
+
+  it('stops once the next try would fall after the window', () => {
+    const start = 1_000_000;
+    assert.equal(nextAttemptAt(POLICY, start, 1, start + 20_000, () => 0.9), null);
+    assert.equal(nextAttemptAt(POLICY, start, 1, start + 30_000, () => 0.5), start + 15_000);
+  });
+
+  it('keeps trying for about three days', () => {
+    for (const r of [0.01, 0.5, 0.99]) {
+      const start = 0;
+      const until = start + POLICY.windowMs;
+      let now = start;
+      let failures = 0;
+      for (;;) {
+        failures++;
+        const next = nextAttemptAt(POLICY, now, failures, until, () => r);
+        if (next === null) break;
+        now = next;
+      }
+      assert.ok(now > until - POLICY.maxDelayMs, `the last try (jitter ${r}) is within one cap of the end: ${now / 3_600_000} h`);
+      assert.ok(failures >= 12, `${failures} tries`);
+    }
+  });
+});
