@@ -19,9 +19,13 @@ export function createLogger(level: string, destination?: pino.DestinationStream
           'req.headers.authorization',
           'req.headers.cookie',
           'res.headers["set-cookie"]',
+          // pino has no recursive wildcard; two levels cover a logged body ({ body: { payment_method: … } }).
           '*.number',
           '*.cvc',
           '*.pan',
+          '*.*.number',
+          '*.*.cvc',
+          '*.*.pan',
           '*.secret_key',
           '*.secret',
         ],

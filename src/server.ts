@@ -9,6 +9,7 @@ import { SandboxAcquirer } from './adapters/acquirers/sandbox/sandbox-acquirer.j
 import { type AppContext, idFactory } from './app/context.js';
 import { buildServices, type Services } from './app/services.js';
 import { SANDBOX_RETURN_PATH } from './app/merchants.js';
+import { DomainError } from './domain/errors.js';
 import { buildApp } from './http/app.js';
 import { startWorkers, type Workers } from './workers/index.js';
 import { type Clock, systemClock } from './ports/clock.js';
@@ -81,14 +82,23 @@ export async function ensureSandboxCredentials(services: Services): Promise<{ cr
     return { created: false, credentials, file };
   }
   const merchant = await services.merchants.createMerchant('Sandbox merchant');
-  const { return_secret } = await services.merchants.createChannel(merchant.id, {
-    reference: 'sandbox',
-    name: 'Sandbox Shop',
-    mode: 'sandbox',
-    currencies: SANDBOX_CURRENCIES,
-    returnUrls: [SANDBOX_RETURN_PATH],
-    notifyEmails: ['merchant@sandbox.test'],
-  });
+  let return_secret: string;
+  try {
+    ({ return_secret } = await services.merchants.createChannel(merchant.id, {
+      reference: 'sandbox',
+      name: 'Sandbox Shop',
+      mode: 'sandbox',
+      currencies: SANDBOX_CURRENCIES,
+      returnUrls: [SANDBOX_RETURN_PATH],
+      notifyEmails: ['merchant@sandbox.test'],
+    }));
+  } catch (error) {
+    // Another node booting on the same empty database won the race: use its sandbox.
+    if (!(error instanceof DomainError && error.code === 'channel_reference_taken')) throw error;
+    await database.db.deleteFrom('merchants').where('id', '=', merchant.id).execute();
+    const credentials = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SandboxCredentials) : null;
+    return { created: false, credentials, file };
+  }
   const key = await services.merchants.createSecretKey(merchant.id, 'sandbox');
   const credentials: SandboxCredentials = { merchant_id: merchant.id, channel: 'sandbox', secret_key: key.secret_key, return_secret };
   writeFileSync(file, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });

@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { DomainError, type FieldError, ValidationFailed, underPointer } from '../domain/errors.js';
-import { bin, detectBrand, last4, validateCard } from '../domain/card.js';
+import { bin, detectBrand, last4 } from '../domain/card.js';
 import { validateAmount } from '../domain/money.js';
 import { parseCaptureDelay, validateCaptureDelay } from '../domain/capture-delay.js';
 import { normaliseDeviceInfo } from '../domain/device-info.js';
 import { validateParty } from '../domain/address.js';
-import { normalisePaymentData } from '../domain/payment-data.js';
 import type { ChannelsTable, PaymentsTable } from '../adapters/storage/schema.js';
 import { SensitiveCard } from '../adapters/vault/envelope.js';
 import type { AuthoriseRequestBody } from '../http/schemas/payment-request.js';
@@ -14,6 +13,9 @@ import { eventRow } from './events.js';
 import type { Idempotency, StoredResponse } from './idempotency.js';
 import { type PaymentDetails, paymentResource } from './payment-resource.js';
 import { SANDBOX_RETURN_PATH } from './merchants.js';
+import { resolvePaymentMethod } from './stored-cards.js';
+import { settleWithoutCustomer, settlesWithoutCustomer } from './merchant-initiated.js';
+import { ComplianceGate } from './compliance.js';
 
 export interface AuthoriseCommand {
   merchantId: string;
@@ -53,6 +55,8 @@ export class Authorise {
   async execute(cmd: AuthoriseCommand): Promise<StoredResponse> {
     return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, 'POST /payment/authorise', cmd.rawBody, async (record) => {
       const prepared = await this.prepare(cmd);
+      // Merchant-initiated payments and expired stored cards finish here, without a hosted page.
+      if (settlesWithoutCustomer(prepared)) return settleWithoutCustomer(this.ctx, cmd, prepared, record);
       const body = JSON.stringify(prepared.resource);
       await this.ctx.database.write(async (trx) => {
         await trx.insertInto('payments').values(prepared.payment).execute();
@@ -78,6 +82,8 @@ export class Authorise {
     const { body } = cmd;
     const now = this.ctx.clock.now();
     const channel = await this.channelFor(cmd.merchantId, body.channel);
+    // PCI DSS gate (seed step 1): raw card data on a live channel needs a current compliance approval.
+    await ComplianceGate.of(this.ctx).check(cmd.merchantId, channel.mode, body.payment_method.type);
     const errors: FieldError[] = [];
 
     errors.push(...validateAmount(body.amount, body.currency));
@@ -86,24 +92,19 @@ export class Authorise {
       throw new DomainError(422, 'currency_not_allowed', `currency ${body.currency} is not enabled on channel "${channel.reference}" (enabled: ${currencies.join(', ')})`, '/currency');
     }
 
-    const pm = body.payment_method;
-    if (pm.type !== 'card') {
-      throw new DomainError(422, 'payment_method_unsupported', 'stored-card tokens are not accepted on this endpoint yet; send the card', '/payment_method/type');
-    }
-    const cardErrors = validateCard({ number: pm.number, expiry_month: pm.expiry_month, expiry_year: pm.expiry_year, ...(pm.cvc !== undefined ? { cvc: pm.cvc } : {}) }, new Date(now));
-    errors.push(...underPointer('/payment_method', cardErrors));
-    if (pm.cvc === undefined) errors.push({ pointer: '/payment_method/cvc', code: 'missing_field', message: 'cvc is required for card payments' });
-    const storeForFutureUse = pm.store_for_future_use ?? false;
-
-    const paymentData = normalisePaymentData(body.payment_data, storeForFutureUse);
-    errors.push(...paymentData.errors);
+    // A raw card or a stored token (src/app/stored-cards.ts), with the credential-on-file rules checked.
+    const method = await resolvePaymentMethod(this.ctx, cmd.merchantId, body, now);
+    errors.push(...method.errors);
+    const pm = method.card;
+    const storeForFutureUse = method.storeForFutureUse;
+    const paymentData = method.paymentData;
 
     let deviceInfo: Record<string, unknown> | undefined;
     if (body.device_info) {
       const d = normaliseDeviceInfo(body.device_info as Record<string, unknown>);
       errors.push(...underPointer('/device_info', d.errors));
       deviceInfo = d.value as Record<string, unknown> | undefined;
-    } else if (paymentData.value.payment_type === 'cit') {
+    } else if (paymentData.payment_type === 'cit') {
       errors.push({ pointer: '/device_info', code: 'missing_field', message: 'device_info is required for customer-initiated payments (3-D Secure needs the browser or app data)' });
     }
 
@@ -122,9 +123,9 @@ export class Authorise {
     const customer = dropEmpty(body.customer);
     const billing = dropEmpty(body.billing_details);
     const shipping = dropEmpty(body.shipping_details);
-    if (customer) errors.push(...underPointer('/customer', validateParty({ ...(customer.email ? { email: customer.email } : {}) }, '/customer')));
-    if (billing) errors.push(...underPointer('/billing_details', validateParty(billing, '/billing_details')));
-    if (shipping) errors.push(...underPointer('/shipping_details', validateParty(shipping, '/shipping_details')));
+    if (customer) errors.push(...validateParty({ ...(customer.email ? { email: customer.email } : {}) }, '/customer'));
+    if (billing) errors.push(...validateParty(billing, '/billing_details'));
+    if (shipping) errors.push(...validateParty(shipping, '/shipping_details'));
 
     const returnUrls = JSON.parse(channel.return_urls) as string[];
     const returnUrl = body.return_url ?? returnUrls[0]!;
@@ -137,7 +138,7 @@ export class Authorise {
     const id = this.ctx.newId('payment');
     const token = randomBytes(32).toString('base64url');
     const details: PaymentDetails = {
-      payment_data: paymentData.value,
+      payment_data: paymentData,
       store_for_future_use: storeForFutureUse,
       return_url: resolveReturnUrl(this.ctx.config.publicUrl, returnUrl),
       ...(customer ? { customer } : {}),
@@ -159,8 +160,8 @@ export class Authorise {
       captured_amount: 0,
       refunded_amount: 0,
       reference: body.reference ?? null,
-      customer_reference: (customer?.reference as string | undefined) ?? null,
-      payment_type: paymentData.value.payment_type,
+      customer_reference: (customer?.reference as string | undefined) ?? method.customerReference,
+      payment_type: paymentData.payment_type,
       capture_mode: captureMode,
       capture_delay_ms: captureDelayMs,
       capture_at: null,
@@ -170,7 +171,7 @@ export class Authorise {
       card_exp_month: pm.expiry_month,
       card_exp_year: pm.expiry_year,
       card_fingerprint: this.ctx.vault.fingerprint(pm.number),
-      payment_method_id: null,
+      payment_method_id: method.token,
       decline_code: null,
       failure_message: null,
       authorisation_code: null,
@@ -196,7 +197,7 @@ export class Authorise {
     const redirectUrl = checkoutUrl(this.ctx.config.publicUrl, token);
     const resource = paymentResource(payment, channel.reference, details, redirectUrl);
     const event = eventRow(this.ctx, payment, 'payment.created', paymentResource(payment, channel.reference, details), now);
-    return { payment, cardSecret, session, event, resource };
+    return { payment, cardSecret, session, event, resource, method };
   }
 }
 

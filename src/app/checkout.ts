@@ -7,8 +7,14 @@ import type { AppContext } from './context.js';
 import { hashSessionToken, resolveReturnUrl } from './authorise.js';
 import { applyTransition, detailsOf, eraseCvc, loadForUpdate } from './payment-transitions.js';
 import type { PaymentDetails, RetryAdvice } from './payment-resource.js';
+import { storeCardOnApproval } from './stored-cards.js';
 
 export const MAX_CHALLENGE_ATTEMPTS = 3;
+
+/** How long an authorisation in flight holds off the page's expiry; far above any acquirer timeout. */
+export const AUTHORISATION_GRACE_MS = 2 * 60_000;
+
+class ClaimLost extends Error {}
 
 export interface CheckoutView {
   payment: PaymentsTable;
@@ -39,7 +45,7 @@ export class Checkout {
     const session = await db.selectFrom('checkout_sessions').selectAll().where('token_hash', '=', hashSessionToken(token)).executeTakeFirst();
     if (!session) return null;
     let payment = await db.selectFrom('payments').selectAll().where('id', '=', session.payment_id).executeTakeFirstOrThrow();
-    if (payment.status === 'requires_action' && session.expires_at <= this.ctx.clock.now()) {
+    if (payment.status === 'requires_action' && payment.expires_at !== null && payment.expires_at <= this.ctx.clock.now()) {
       payment = (await this.expire(payment.id)) ?? payment;
     }
     const channel = await db.selectFrom('channels').select(['name', 'reference']).where('id', '=', payment.channel_id).executeTakeFirstOrThrow();
@@ -101,11 +107,15 @@ export class Checkout {
     return (await this.load(token))!;
   }
 
-  /** Expire one payment whose page time is up; returns the new row, or undefined if it had moved on. */
+  /**
+   * Expire one payment whose page time is up; returns the row as it now stands. The time
+   * is checked again under the row lock: an authorisation in flight has pushed it back.
+   */
   async expire(paymentId: string): Promise<PaymentsTable | undefined> {
     return this.ctx.database.transaction(async (trx) => {
       const row = await loadForUpdate(trx, this.ctx, paymentId);
       if (row?.status !== 'requires_action') return row;
+      if (row.expires_at !== null && row.expires_at > this.ctx.clock.now()) return row;
       const next = await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null });
       await eraseCvc(trx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', row.id).execute();
@@ -152,13 +162,7 @@ export class Checkout {
    * submit or a second tab can never authorise twice; the loser just shows the outcome.
    */
   private async authoriseOnce(view: CheckoutView): Promise<void> {
-    const claimed = await this.ctx.database.db
-      .updateTable('checkout_sessions')
-      .set({ state: 'processing' })
-      .where('token_hash', '=', view.session.token_hash)
-      .where('state', '=', 'open')
-      .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) !== 1) return;
+    if (!(await this.claim(view))) return;
     const p = view.payment;
     const card = await this.card(p);
     let result: AuthoriseResult;
@@ -177,12 +181,53 @@ export class Checkout {
       result = { outcome: 'error', message: 'The acquirer could not be reached.' };
     }
     const capture = await this.captureIfDue(p, result);
-    await this.ctx.database.transaction(async (trx) => {
+    const recorded = await this.ctx.database.transaction(async (trx) => {
       const row = await loadForUpdate(trx, this.ctx, p.id);
-      if (!row || row.status !== 'requires_action') return;
+      if (!row || row.status !== 'requires_action') return false;
       await recordAuthorisation(trx, this.ctx, row, result, capture);
       await eraseCvc(trx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('token_hash', '=', view.session.token_hash).execute();
+      return true;
+    });
+    if (!recorded && result.outcome === 'approved') await this.releaseUnrecorded(p, result.networkReference, capture.kind === 'captured');
+  }
+
+  /**
+   * The payment ended (expired) while the acquirer was approving it: give the money back
+   * rather than hold funds no payment accounts for.
+   */
+  private async releaseUnrecorded(p: PaymentsTable, networkReference: string, captured: boolean): Promise<void> {
+    const req = { paymentId: p.id, amount: p.amount, currency: p.currency, networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 };
+    try {
+      const r = captured ? await this.ctx.acquirer.refund({ ...req, refundId: this.ctx.newId('refund') }) : await this.ctx.acquirer.void(req);
+      if (r.outcome !== 'succeeded') this.ctx.log.error({ payment_id: p.id, outcome: r.outcome }, 'could not release an approval that arrived after the payment ended');
+      else this.ctx.log.warn({ payment_id: p.id, captured }, 'released an approval that arrived after the payment ended');
+    } catch (error) {
+      this.ctx.log.error({ err: error, payment_id: p.id }, 'could not release an approval that arrived after the payment ended');
+    }
+  }
+
+  /**
+   * open → processing, and the payment's expiry pushed past the acquirer call, so that
+   * neither the page nor the sweeper expires a payment the acquirer may be approving.
+   * Fails (nothing changes) if another request claimed it or it is no longer payable.
+   */
+  private async claim(view: CheckoutView): Promise<boolean> {
+    const until = this.ctx.clock.now() + AUTHORISATION_GRACE_MS;
+    return this.ctx.database.transaction(async (trx) => {
+      const session = await trx.updateTable('checkout_sessions').set({ state: 'processing' }).where('token_hash', '=', view.session.token_hash).where('state', '=', 'open').executeTakeFirst();
+      if (Number(session.numUpdatedRows) !== 1) return false;
+      const payment = await trx
+        .updateTable('payments')
+        .set((eb) => ({ expires_at: Math.max(view.payment.expires_at ?? 0, until), version: eb('version', '+', 1) }))
+        .where('id', '=', view.payment.id)
+        .where('status', '=', 'requires_action')
+        .executeTakeFirst();
+      if (Number(payment.numUpdatedRows) !== 1) throw new ClaimLost();
+      return true;
+    }).catch((error: unknown) => {
+      if (error instanceof ClaimLost) return false;
+      throw error;
     });
   }
 
@@ -202,7 +247,10 @@ export async function recordAuthorisation(trx: Parameters<typeof applyTransition
   switch (result.outcome) {
     case 'approved': {
       const captureAt = row.capture_mode === 'auto' && row.capture_delay_ms !== null ? now + row.capture_delay_ms : null;
+      // Stored before the transition so the authorised event already carries the pm_… token.
+      const stored = await storeCardOnApproval(trx, ctx, row, result.networkReference);
       let next = await applyTransition(trx, ctx, row, 'authorised', {
+        ...stored,
         authorisation_code: result.authorisationCode,
         network_reference: result.networkReference,
         authorised_at: now,

@@ -74,6 +74,7 @@ export function paymentResource(row: PaymentsTable, channelReference: string, de
     failure_message: row.failure_message,
     authorisation_code: row.authorisation_code,
     network_reference: row.network_reference,
+    initial_network_reference: details.initial_network_reference ?? null,
     redirect_url: redirectUrl ?? null,
     return_url: details.return_url,
     sequence: row.sequence,

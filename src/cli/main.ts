@@ -6,6 +6,8 @@ import { migrate, openDatabase } from '../adapters/storage/database.js';
 import { serve } from './serve.js';
 import { withServices } from './with-services.js';
 import { rotateKek } from './rotate-kek.js';
+import { writeFileSync } from 'node:fs';
+import { cliActor } from '../app/compliance.js';
 
 const USAGE = `tZero Pay gateway
 
@@ -26,6 +28,11 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   key revoke KEY_ID                       revoke a secret key at once
   key list [--merchant ID]
   vault rotate                            re-wrap every data key under the active VAULT_KEK
+  compliance list                         PCI DSS submissions waiting for review
+  compliance show MERCHANT_ID             status, documents and audit trail
+  compliance approve MERCHANT_ID          approve the submission (valid for one year)
+  compliance reject MERCHANT_ID --reason TEXT
+  compliance download DOC_ID --out FILE   write a submitted PDF to FILE
 
 Every command prints text; add --json for JSON.`;
 
@@ -42,6 +49,8 @@ const options = {
   'customer-receipts': { type: 'string' },
   mode: { type: 'string' },
   label: { type: 'string' },
+  reason: { type: 'string' },
+  out: { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
@@ -167,8 +176,40 @@ async function run(argv: string[]): Promise<void> {
         return print(json, rows, table(rows, ['id', 'merchant_id', 'hint', 'label', 'status', 'created_at', 'revoked_at']));
       }
       case 'vault rotate': {
-        const n = await rotateKek(services);
+        const n = (await rotateKek(services)) + (await services.compliance.rewrapDocuments());
         return print(json, { rewrapped: n, kek_id: services.ctx.vault.activeKekId }, `re-wrapped ${n} data keys under ${services.ctx.vault.activeKekId}`);
+      }
+      case 'compliance list': {
+        const rows = await services.compliance.listPending();
+        const flat = rows.map((r) => ({ ...r, documents: r.documents.map((d) => `${d.type}:${d.id}`) }));
+        return print(json, rows, table(flat, ['merchant_id', 'merchant_name', 'submitted_at', 'status', 'annual_transactions', 'documents']));
+      }
+      case 'compliance show': {
+        if (!target) throw new UsageError('compliance show needs the merchant id');
+        const v = await services.compliance.show(target);
+        const summary = `${v.merchant_id}: ${v.status}; card data on live channels ${v.card_data_on_live_channels}; expires ${v.expires_at ?? '-'}; missing: ${v.missing.map((x) => x.item).join(', ') || 'nothing'}`;
+        return print(json, v, `${summary}
+
+${table(v.documents, ['id', 'type', 'document_date', 'status', 'uploaded_at', 'sha256'])}
+
+${table(v.audit_log, ['at', 'actor', 'source', 'action', 'outcome', 'code'])}`);
+      }
+      case 'compliance approve': {
+        if (!target) throw new UsageError('compliance approve needs the merchant id');
+        const v = await services.compliance.approve(cliActor(), target);
+        return print(json, v, `approved ${target} (${v.approved_basis}); valid until ${v.expires_at}`);
+      }
+      case 'compliance reject': {
+        if (!target) throw new UsageError('compliance reject needs the merchant id');
+        const v = await services.compliance.reject(cliActor(), target, required(values, 'reason'));
+        return print(json, v, `rejected the submission of ${target}; the merchant sees the reason`);
+      }
+      case 'compliance download': {
+        if (!target) throw new UsageError('compliance download needs the document id (doc_…)');
+        const out = required(values, 'out');
+        const doc = await services.compliance.download(cliActor(), target, null);
+        writeFileSync(out, doc.bytes, { mode: 0o600, flag: 'wx' });
+        return print(json, { id: target, file: out, sha256: doc.sha256 }, `wrote ${out} (sha256 ${doc.sha256})`);
       }
       default:
         throw new UsageError(`unknown command "${positionals.join(' ')}"`);

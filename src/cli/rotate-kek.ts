@@ -2,11 +2,22 @@ import type { Services } from '../app/services.js';
 
 /**
  * Re-wraps every data key under the active VAULT_KEK (old KEKs stay readable through
- * VAULT_OLD_KEKS until this has run): payment cards, stored cards and channel secrets.
- * Ciphertext is not touched.
+ * VAULT_OLD_KEKS until this has run): payment cards, stored cards, channel return secrets,
+ * hosted-page tokens and webhook signing secrets. Ciphertext is not touched.
  */
 export async function rotateKek(services: Services): Promise<number> {
-  return (await rotateCardSecrets(services)) + (await services.storedCards.rewrap()) + (await rotateChannelSecrets(services));
+  return (
+    (await rotateCardSecrets(services)) +
+    (await services.storedCards.rewrap()) +
+    (await rotateChannelSecrets(services)) +
+    (await rotatePageTokens(services)) +
+    (await rotateWebhookSecrets(services))
+  );
+}
+
+/** Whether a `sealString` value needs re-wrapping; its KEK id is the first field. */
+function stale(services: Services, packed: string | null): packed is string {
+  return packed !== null && !packed.startsWith(`${services.ctx.vault.activeKekId}|`);
 }
 
 async function rotateChannelSecrets(services: Services): Promise<number> {
@@ -14,8 +25,37 @@ async function rotateChannelSecrets(services: Services): Promise<number> {
   const rows = await database.db.selectFrom('channels').select(['id', 'return_secret_ct']).execute();
   let count = 0;
   for (const r of rows) {
-    if (r.return_secret_ct.startsWith(`${vault.activeKekId}|`)) continue;
-    await database.db.updateTable('channels').set({ return_secret_ct: vault.sealString(r.id, vault.openString(r.id, r.return_secret_ct)) }).where('id', '=', r.id).execute();
+    if (!stale(services, r.return_secret_ct)) continue;
+    await database.db.updateTable('channels').set({ return_secret_ct: vault.rewrapString(r.id, r.return_secret_ct) }).where('id', '=', r.id).execute();
+    count++;
+  }
+  return count;
+}
+
+/** Hosted-page tokens are sealed so GET /payment/{id} can show redirect_url again. */
+async function rotatePageTokens(services: Services): Promise<number> {
+  const { database, vault } = services.ctx;
+  const rows = await database.db.selectFrom('checkout_sessions').select(['token_hash', 'payment_id', 'token_ct']).execute();
+  let count = 0;
+  for (const r of rows) {
+    if (!stale(services, r.token_ct)) continue;
+    await database.db.updateTable('checkout_sessions').set({ token_ct: vault.rewrapString(r.payment_id, r.token_ct) }).where('token_hash', '=', r.token_hash).execute();
+    count++;
+  }
+  return count;
+}
+
+async function rotateWebhookSecrets(services: Services): Promise<number> {
+  const { database, vault } = services.ctx;
+  const rows = await database.db.selectFrom('webhook_endpoints').select(['id', 'secret_ct', 'previous_secret_ct']).execute();
+  let count = 0;
+  for (const r of rows) {
+    if (!stale(services, r.secret_ct) && !stale(services, r.previous_secret_ct)) continue;
+    await database.db
+      .updateTable('webhook_endpoints')
+      .set({ secret_ct: vault.rewrapString(r.id, r.secret_ct), previous_secret_ct: r.previous_secret_ct === null ? null : vault.rewrapString(r.id, r.previous_secret_ct) })
+      .where('id', '=', r.id)
+      .execute();
     count++;
   }
   return count;

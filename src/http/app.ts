@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
@@ -9,13 +8,19 @@ import type { Logger } from 'pino';
 import { DomainError } from '../domain/errors.js';
 import type { Services } from '../app/services.js';
 import { problem, sendProblem } from './problem.js';
-import { fromAjv } from './validation-errors.js';
+import { describeJsonError, fromAjv } from './validation-errors.js';
 import { Problem } from './schemas/common.js';
 import { healthRoutes } from './plugins/health.js';
 import { paymentRoutes } from './plugins/payments.js';
+import { lifecycleRoutes } from './plugins/lifecycle.js';
 import { checkoutRoutes } from './plugins/checkout.js';
+import { paymentMethodRoutes } from './plugins/payment-methods.js';
 import { sandboxRoutes } from './plugins/sandbox.js';
+import { webhookEndpointRoutes } from './plugins/webhook-endpoints.js';
+import { eventRoutes, wakeDispatcherAfterWrites } from './plugins/events.js';
+import { sandboxInboxRoutes } from './plugins/sandbox-inbox.js';
 import { docsRoutes } from './plugins/docs.js';
+import { complianceRoutes } from './plugins/compliance.js';
 import { registerAuth } from './auth.js';
 
 declare module 'fastify' {
@@ -73,10 +78,11 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     try {
       done(null, JSON.parse(text));
     } catch (error) {
-      done(new DomainError(400, 'invalid_json', `the request body is not valid JSON: ${(error as Error).message}. Comments and trailing commas are not allowed.`), undefined);
+      done(new DomainError(400, 'invalid_json', `the request body is not valid JSON: ${describeJsonError(text, error as Error)}. Comments and trailing commas are not allowed.`), undefined);
     }
   });
-  await app.register(formbody, { bodyLimit: 4096 });
+  // JSON only at the root (415 for anything else); the hosted page's plugin adds forms for itself.
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((error: FastifyError | DomainError, request, reply) => {
     if (error instanceof DomainError) {
@@ -138,10 +144,17 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   });
 
   registerAuth(app as unknown as FastifyInstance, services);
+  wakeDispatcherAfterWrites(app as unknown as FastifyInstance, services);
   await app.register(healthRoutes(services));
   await app.register(paymentRoutes(services));
+  await app.register(lifecycleRoutes(services));
+  await app.register(paymentMethodRoutes(services));
   await app.register(checkoutRoutes(services));
   await app.register(sandboxRoutes(services));
+  await app.register(webhookEndpointRoutes(services));
+  await app.register(eventRoutes(services));
+  await app.register(sandboxInboxRoutes(services));
+  await app.register(complianceRoutes(services));
   await app.register(docsRoutes());
   return app as unknown as FastifyInstance;
 }

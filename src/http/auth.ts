@@ -16,9 +16,9 @@ declare module 'fastify' {
 function presentedKey(request: FastifyRequest): string | undefined {
   const header = request.headers['x-secret-key'];
   if (typeof header === 'string') return header.trim();
-  const auth = request.headers.authorization;
-  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
-  return undefined;
+  // The auth scheme is case-insensitive (RFC 9110 §11.1).
+  const bearer = /^bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+  return bearer?.[1];
 }
 
 export function registerAuth(app: FastifyInstance, services: Services): void {

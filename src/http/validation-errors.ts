@@ -25,15 +25,21 @@ export function fromAjv(errors: FastifySchemaValidationError[], part: string): F
 function one(e: FastifySchemaValidationError, part: string): FieldError | null {
   const base = (part === 'body' ? '' : `/${part}`) + (e.instancePath ?? '');
   const params = e.params as Record<string, unknown>;
-  const name = base.split('/').pop() || part;
+  // The dotted path ("payment_method.number") says which of several same-named fields is meant.
+  const name = base.slice(1).split('/').join('.') || part;
+  // A propertyNames sub-error (Ajv sets `propertyName`) is about a key, not the object's value.
+  const key = (e as { propertyName?: string }).propertyName;
+  if (key !== undefined) {
+    return { pointer: `${base}/${escapePointer(key)}`, code: 'invalid_key', message: `${name} keys must be ${describeKeyRule(e.keyword, params)}; "${key.slice(0, 60)}" is not` };
+  }
   switch (e.keyword) {
     case 'additionalProperties': {
       const prop = String(params.additionalProperty);
-      return { pointer: `${base}/${prop}`, code: 'unknown_field', message: `"${prop}" is not a field of ${base || 'the request body'}; remove it (check the spelling against the API reference)` };
+      return { pointer: `${base}/${escapePointer(prop)}`, code: 'unknown_field', message: `"${prop.slice(0, 60)}" is not a field of ${base ? name : 'the request body'}; remove it (check the spelling against the API reference)` };
     }
     case 'required': {
       const prop = String(params.missingProperty);
-      return { pointer: `${base}/${prop}`, code: 'missing_field', message: `${prop} is required` };
+      return { pointer: `${base}/${escapePointer(prop)}`, code: 'missing_field', message: `${base ? `${name}.` : ''}${prop} is required` };
     }
     case 'type':
       return { pointer: base, code: 'invalid_type', message: `${name} must be ${article(String(params.type))}` };
@@ -73,10 +79,36 @@ function one(e: FastifySchemaValidationError, part: string): FieldError | null {
   }
 }
 
+function escapePointer(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+function describeKeyRule(keyword: string, params: Record<string, unknown>): string {
+  if (keyword === 'minLength') return `at least ${params.limit} character${params.limit === 1 ? '' : 's'} long`;
+  if (keyword === 'maxLength') return `at most ${params.limit} characters long`;
+  return 'valid names';
+}
+
 function article(t: string): string {
   if (t === 'integer') return 'a whole number (no decimals, no quotes)';
   if (t === 'object') return 'a JSON object';
   if (t === 'array') return 'a JSON array';
   if (t.includes(',')) return `one of: ${t}`;
   return `a ${t}`;
+}
+
+/**
+ * Why a body is not JSON, with its line and column. V8 quotes a slice of the input in
+ * some messages ("Unexpected token …, "…" is not valid JSON"); the body may hold card
+ * data, so only the reason and the position are kept.
+ */
+export function describeJsonError(text: string, error: Error): string {
+  const reason = error.message
+    .replace(/ (?:in JSON )?at position \d+.*$/s, '')
+    .replace(/^(Unexpected token '.*?'),.*$/s, '$1')
+    .replace(/^.*".*$/s, 'Unexpected input');
+  const position = Number(/at position (\d+)/.exec(error.message)?.[1] ?? NaN);
+  if (!Number.isInteger(position)) return reason;
+  const before = text.slice(0, position).split('\n');
+  return `${reason} at line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
 }

@@ -25,6 +25,14 @@ export async function freshPostgresDatabase(): Promise<{ url: string; drop: () =
       const c = new pg.Client({ connectionString: ADMIN_URL });
       await c.connect();
       try {
+        // pg-pool's end() resolves before its sockets have closed; forcing the drop while
+        // they linger makes those clients emit an unhandled "terminating connection" error.
+        const deadline = Date.now() + 5_000;
+        while (Date.now() < deadline) {
+          const { rows } = await c.query('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
+          if (rows[0].n === 0) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
         await c.query(`drop database if exists ${name} with (force)`);
       } finally {
         await c.end();

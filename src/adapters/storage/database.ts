@@ -86,6 +86,9 @@ function openPostgres(url: string, poolSize: number): Database {
   // int8 columns hold epoch milliseconds and minor units, both far below 2^53.
   pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // An idle client dropped by a PostgreSQL restart must not kill the process; the pool
+  // replaces it and the next query reconnects.
+  pool.on('error', () => {});
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   return {
     db,

@@ -13,12 +13,17 @@ export class SensitiveCard {
     this.#pan = pan;
     this.#cvc = cvc;
   }
+  // The log redactor copies an object onto a bare clone of its prototype and writes its
+  // censor through these accessors: on anything but a real instance they read as empty
+  // and ignore the write, so logging a card can neither throw nor reveal it.
   get pan(): string {
-    return this.#pan;
+    return #pan in this ? this.#pan : '';
   }
+  set pan(_censored: string) {}
   get cvc(): string | undefined {
-    return this.#cvc;
+    return #cvc in this ? this.#cvc : undefined;
   }
+  set cvc(_censored: string | undefined) {}
   toJSON(): string {
     return '[card redacted]';
   }
@@ -132,6 +137,15 @@ export class Vault {
     const [kek_id, wrapped_dek, ct] = packed.split('|');
     if (!kek_id || !wrapped_dek || !ct) throw new Error('sealed string is malformed');
     return this.openBytes(recordId, { kek_id, wrapped_dek, ct }).toString();
+  }
+
+  /** `rewrap` for the packed form of `sealString`; returns the value unchanged if already under the active KEK. */
+  rewrapString(recordId: string, packed: string): string {
+    const [kek_id, wrapped_dek, ct] = packed.split('|');
+    if (!kek_id || !wrapped_dek || !ct) throw new Error('sealed string is malformed');
+    if (kek_id === this.keks.active.id) return packed;
+    const next = this.rewrap(recordId, { kek_id, wrapped_dek });
+    return `${next.kek_id}|${next.wrapped_dek}|${ct}`;
   }
 
   /** Re-wrap a data key under the active KEK; the card ciphertext is untouched. */

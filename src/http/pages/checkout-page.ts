@@ -42,8 +42,9 @@ function summary(view: CheckoutView): Safe {
 <dt>Expires</dt><dd>${String(p.card_exp_month).padStart(2, '0')}/${p.card_exp_year}</dd></dl>`;
 }
 
-function cancelForm(token: string, csrf: string): Safe {
-  return html`<form class="inline" method="post" action="/pay/${token}/cancel"><input type="hidden" name="csrf" value="${csrf}"><button class="secondary" type="submit">Cancel payment</button></form>`;
+/** Inside the page's one form, so it sits beside the main button and posts the same CSRF field. */
+function cancelButton(token: string): Safe {
+  return html`<button class="secondary" type="submit" formaction="/pay/${token}/cancel" formnovalidate>Cancel payment</button>`;
 }
 
 export function openPage(view: CheckoutView, token: string, csrf: string, nonce: string, error?: string): string {
@@ -62,9 +63,8 @@ export function openPage(view: CheckoutView, token: string, csrf: string, nonce:
 <label for="otp">Verification code</label>
 <input type="text" id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="8" required aria-describedby="otp-hint" autofocus>
 <p class="hint" id="otp-hint">Sandbox: the code is <strong>${SANDBOX_CHALLENGE_CODE}</strong>.</p>
-<div class="actions"><button class="primary" type="submit">Verify and pay</button></div>
-</form>
-<div class="actions">${cancelForm(token, csrf)}</div></div>`,
+<div class="actions"><button class="primary" type="submit">Verify and pay</button>${cancelButton(token)}</div>
+</form></div>`,
     );
   }
   // Frictionless: nothing to ask the customer, so the page confirms itself where
@@ -76,9 +76,8 @@ export function openPage(view: CheckoutView, token: string, csrf: string, nonce:
 <form method="post" action="/pay/${token}/confirm" id="confirm">
 <input type="hidden" name="csrf" value="${csrf}">
 <p class="notice info" role="status">Confirming with your bank…</p>
-<div class="actions"><button class="primary" type="submit">Pay ${formatAmount(view.payment.amount, view.payment.currency)}</button></div>
-</form>
-<div class="actions">${cancelForm(token, csrf)}</div></div>
+<div class="actions"><button class="primary" type="submit">Pay ${formatAmount(view.payment.amount, view.payment.currency)}</button>${cancelButton(token)}</div>
+</form></div>
 <script nonce="${nonce}">document.getElementById('confirm').requestSubmit();</script>`,
   );
 }

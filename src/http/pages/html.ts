@@ -35,7 +35,7 @@ main{max-width:28rem;margin:2rem auto;padding:0 1rem}
 .card{background:#fff;border:1px solid var(--line);border-radius:12px;padding:1.5rem;box-shadow:0 1px 3px rgba(0,0,0,.05)}
 h1{font-size:1.25rem;margin:0 0 .25rem}.merchant{color:var(--muted);margin:0 0 1rem}
 .amount{font-size:2rem;font-weight:600;margin:.5rem 0}
-dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;margin:1rem 0}dt{color:var(--muted)}dd{margin:0;font-variant-numeric:tabular-nums}
+dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;margin:1rem 0}dt{color:var(--muted)}dd{margin:0;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
 label{display:block;font-weight:600;margin:1rem 0 .25rem}
 input[type=text]{width:100%;font-size:1.25rem;padding:.6rem .75rem;border:1px solid var(--line);border-radius:8px;letter-spacing:.2em}
 input[type=text]:focus{outline:3px solid #93c5fd;border-color:var(--accent)}
@@ -44,14 +44,13 @@ button,.button{appearance:none;border:0;border-radius:8px;padding:.7rem 1.2rem;f
 .primary{background:var(--accent);color:#fff}.secondary{background:#e8ecf3;color:var(--fg)}
 .notice{padding:.75rem 1rem;border-radius:8px;margin:1rem 0}.notice.ok{background:#dcfce7;color:var(--ok)}.notice.bad{background:#fee2e2;color:var(--bad)}.notice.info{background:#e0e7ff}
 .hint{color:var(--muted);font-size:.9rem}footer{text-align:center;color:var(--muted);font-size:.8rem;margin-top:1rem}
-form.inline{display:inline}
 `;
 
 export function page(title: string, nonce: string, body: Safe, extraHead: Safe = new Safe(''), wide = false): string {
   const style = wide ? STYLE.replace('max-width:28rem', 'max-width:60rem') : STYLE;
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>${title}</title><style nonce="${nonce}">${new Safe(style)}</style>${extraHead}</head>
+<meta name="referrer" content="no-referrer"><link rel="icon" href="data:,"><title>${title}</title><style nonce="${nonce}">${new Safe(style)}</style>${extraHead}</head>
 <body><main>${body}<footer>Secured by tZero Pay</footer></main></body></html>`.html;
 }
 

@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import formbody from '@fastify/formbody';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app/services.js';
@@ -32,6 +33,8 @@ function sameValue(a: string | undefined, b: string | undefined): boolean {
 export const checkoutRoutes =
   (services: Services): FastifyPluginAsync =>
   async (app) => {
+    // Forms are parsed here only: everywhere else a form body is a 415.
+    await app.register(formbody, { bodyLimit: 4096 });
     const { checkout, ctx } = services;
     const secureCookie = ctx.config.publicUrl.startsWith('https:');
 

@@ -6,9 +6,17 @@ interface OpenApiOperation {
   description?: string;
   tags?: string[];
   security?: unknown[];
+  parameters?: Array<{ name: string; in: string; required?: boolean; description?: string }>;
   requestBody?: { content?: Record<string, { schema?: unknown }> };
   responses?: Record<string, { description?: string }>;
 }
+
+/** Descriptions use Markdown backticks for code; everything else stays escaped text. */
+function prose(text: string | undefined): Safe[] {
+  return (text ?? '').split(/(`[^`]+`)/).map((part) => (part.startsWith('`') && part.endsWith('`') ? html`<code>${part.slice(1, -1)}</code>` : html`${part}`));
+}
+
+const DOCS_STYLE = 'section.card{margin-top:1rem}section.card h2{font-size:1.1rem;margin:0 0 .5rem}nav ul{columns:2;padding-left:1.2rem}pre{overflow:auto;font-size:.8rem;background:#f5f7fb;padding:.75rem;border-radius:8px}';
 
 /** The OpenAPI document generated from the route schemas, and a readable page built from it. */
 export const docsRoutes = (): FastifyPluginAsync => async (app) => {
@@ -17,12 +25,17 @@ export const docsRoutes = (): FastifyPluginAsync => async (app) => {
   app.get('/docs', { schema: { hide: true } }, async (_request, reply) => {
     const spec = app.swagger() as { info: { title: string; description?: string }; paths: Record<string, Record<string, OpenApiOperation>> };
     const sections: Safe[] = [];
+    const index: Safe[] = [];
     for (const [path, methods] of Object.entries(spec.paths)) {
       for (const [method, op] of Object.entries(methods)) {
+        const anchor = `${method}-${path.replace(/[^A-Za-z0-9]+/g, '-')}`;
         const body = op.requestBody?.content?.['application/json']?.schema;
-        sections.push(html`<section class="card" id="${method}-${path}">
+        const params = (op.parameters ?? []).filter((p) => p.in !== 'path');
+        index.push(html`<li><a href="#${anchor}"><code>${method.toUpperCase()} ${path}</code></a></li>`);
+        sections.push(html`<section class="card" id="${anchor}">
 <h2><code>${method.toUpperCase()} ${path}</code></h2><p>${op.summary ?? ''}${op.security?.length ? ' — needs X-Secret-Key.' : ''}</p>
-${op.description ? html`<p class="hint">${op.description}</p>` : html``}
+${op.description ? html`<p class="hint">${prose(op.description)}</p>` : html``}
+${params.length ? html`<dl>${params.map((p) => html`<dt><code>${p.name}</code> (${p.in}${p.required ? ', required' : ''})</dt><dd>${prose(p.description)}</dd>`)}</dl>` : html``}
 ${body ? html`<details><summary>Request body schema</summary><pre>${JSON.stringify(body, null, 2)}</pre></details>` : html``}
 <p class="hint">Responses: ${Object.keys(op.responses ?? {}).join(', ')}</p></section>`);
       }
@@ -33,8 +46,8 @@ ${body ? html`<details><summary>Request body schema</summary><pre>${JSON.stringi
       page(
         'tZero Pay API reference',
         nonce,
-        html`<h1>${spec.info.title}</h1><p>${spec.info.description ?? ''}</p><p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p>${sections}`,
-        undefined,
+        html`<h1>${spec.info.title}</h1><p>${prose(spec.info.description)}</p><p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p><nav aria-label="Endpoints"><ul>${index}</ul></nav>${sections}`,
+        html`<style nonce="${nonce}">${DOCS_STYLE}</style>`,
         true,
       ),
     );

@@ -82,10 +82,10 @@ export const CardMethod = StrictObject(
 export const TokenMethod = StrictObject(
   {
     type: Type.Literal('token'),
-    token: text(64, 'A stored card token, pm_…'),
-    cvc: Type.Optional(text(4, 'A fresh CVC for customer-initiated use.')),
+    token: text(64, 'A stored card token, pm_… (see GET /customers/{reference}/payment-methods).'),
+    cvc: Type.Optional(text(4, 'A fresh CVC for customer-initiated use; never on merchant-initiated payments.')),
   },
-  { title: 'token' },
+  { title: 'token', description: 'A card stored earlier with store_for_future_use. Rules: docs/stored-cards.md.' },
 );
 
 /**
@@ -112,15 +112,21 @@ export const INDUSTRY_USAGES = ['none', 'delayed_charge', 'no_show', 'reauthoris
 
 export const PaymentData = StrictObject({
   payment_type: Type.Optional(Type.Union([Type.Literal('cit'), Type.Literal('mit')], { description: 'cit: customer present; mit: merchant-initiated.' })),
-  payment_sub_type: Type.Optional(Type.Union(PAYMENT_SUB_TYPES.map((v) => Type.Literal(v)))),
-  credential_on_file: Type.Optional(Type.Boolean()),
-  industry_usage: Type.Optional(Type.Union(INDUSTRY_USAGES.map((v) => Type.Literal(v)))),
-  previous_network_reference: Type.Optional(text(64)),
-  previous_payment_id: Type.Optional(text(64)),
+  payment_sub_type: Type.Optional(
+    Type.Union(PAYMENT_SUB_TYPES.map((v) => Type.Literal(v)), {
+      description: '"-initial" sets up an agreement (cit), "-subsequent" uses it (mit). Default: one-off; unscheduled-initial when storing the card; unscheduled-subsequent for mit.',
+    }),
+  ),
+  credential_on_file: Type.Optional(Type.Boolean({ description: 'The card is (being) stored for later use. Default: true when storing, with a token, and for subsequent mit.' })),
+  industry_usage: Type.Optional(Type.Union(INDUSTRY_USAGES.map((v) => Type.Literal(v)), { description: 'mit only: an industry practice charge following one earlier payment.' })),
+  previous_network_reference: Type.Optional(text(64, 'mit: the network reference of the initial agreement (may come from another acquirer).')),
+  previous_payment_id: Type.Optional(text(64, 'mit: the pay_… that set up the agreement (or an earlier mit of it).')),
 });
 
-export const Metadata = Type.Record(Type.String({ minLength: 1, maxLength: 40 }), Type.String({ maxLength: 500 }), {
+// TypeBox drops constraints on a record's key schema, so the key bounds are stated as propertyNames.
+export const Metadata = Type.Record(Type.String(), Type.String({ maxLength: 500 }), {
   maxProperties: 50,
+  propertyNames: { minLength: 1, maxLength: 40 },
   description: 'Up to 50 keys of at most 40 characters; string values of at most 500 characters.',
 });
 

@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { loadConfig } from '../../src/config.js';
+import { createGateway, ensureSandboxCredentials } from '../../src/server.js';
+import { exampleBody } from '../support/gateway.js';
+import { runCli, type CliResult } from '../support/process.js';
+
+const ok = (r: CliResult, what: string) => assert.equal(r.code, 0, `${what} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+const json = <T = any>(r: CliResult, what: string): T => {
+  ok(r, what);
+  return JSON.parse(r.stdout) as T;
+};
+
+/**
+ * Each command runs as its own process, as an operator would run it; commands that do
+ * not depend on each other run side by side to keep the suite quick.
+ */
+describe('operator CLI (npm run cli), text and --json', () => {
+  let dataDir: string;
+  const cli = (...args: string[]) => runCli(args, { DATA_DIR: dataDir });
+
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'tzero-cli-'));
+    const migrated = await cli('migrate');
+    ok(migrated, 'migrate');
+    assert.match(migrated.stdout, /database sqlite is up to date/);
+  });
+  after(() => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  let merchantId: string;
+  let keyA: { id: string; secret_key: string; last4: string };
+  let keyB: string;
+
+  it('migrate again (a no-op) and merchant create', async () => {
+    const [migrate, text, asJson] = await Promise.all([cli('migrate', '--json'), cli('merchant', 'create', '--name', 'Acme Text Ltd'), cli('merchant', 'create', '--name', 'Acme Ltd', '--json')]);
+    assert.deepEqual(json(migrate, 'migrate --json'), { dialect: 'sqlite', applied: [] });
+    ok(text, 'merchant create');
+    assert.match(text.stdout, /^created merchant mer_[0-9a-f]{32} \(Acme Text Ltd\)\n$/);
+    const merchant = json<{ id: string; name: string; created_at: string }>(asJson, 'merchant create --json');
+    assert.match(merchant.id, /^mer_[0-9a-f]{32}$/);
+    assert.equal(merchant.name, 'Acme Ltd');
+    assert.ok(!Number.isNaN(Date.parse(merchant.created_at)));
+    merchantId = merchant.id;
+  });
+
+  it('channel create with --return-url and --notify-email; key create', async () => {
+    const common = ['--merchant', merchantId, '--currency', 'USD,EUR', '--currency', 'GBP'];
+    const [text, asJson, keyText, keyJson] = await Promise.all([
+      cli('channel', 'create', ...common, '--reference', 'acme-text', '--name', 'Acme Text', '--return-url', 'https://acme.example/text-return', '--notify-email', 'ops@acme.example'),
+      cli('channel', 'create', ...common, '--reference', 'acme-web', '--name', 'Acme Web', '--return-url', 'https://acme.example/return', '--return-url', 'https://acme.example/return2', '--notify-email', 'ops@acme.example,finance@acme.example', '--mode', 'live', '--json'),
+      cli('key', 'create', '--merchant', merchantId, '--label', 'text'),
+      cli('key', 'create', '--merchant', merchantId, '--label', 'primary', '--json'),
+    ]);
+    ok(text, 'channel create');
+    assert.match(text.stdout, /created channel "acme-text" \(ch_[0-9a-f]{32}\)/);
+    assert.match(text.stdout, /return URLs: https:\/\/acme\.example\/text-return/);
+    assert.match(text.stdout, /return-signing secret: rsk_[0-9a-f]{48}/);
+
+    const channel = json<Record<string, unknown>>(asJson, 'channel create --json');
+    assert.equal(channel.reference, 'acme-web');
+    assert.equal(channel.merchant_id, merchantId);
+    assert.equal(channel.mode, 'live');
+    assert.deepEqual(channel.currencies, ['USD', 'EUR', 'GBP']);
+    assert.deepEqual(channel.return_urls, ['https://acme.example/return', 'https://acme.example/return2']);
+    assert.deepEqual(channel.notify_emails, ['ops@acme.example', 'finance@acme.example']);
+    assert.match(String(channel.return_secret), /^rsk_[0-9a-f]{48}$/);
+
+    ok(keyText, 'key create');
+    const shown = /^created (key_[0-9a-f]{32})\nsecret key: (sk_[0-9a-f]{32})\nThis is the only time/.exec(keyText.stdout);
+    assert.ok(shown, keyText.stdout);
+    keyB = shown[1]!;
+    keyA = json(keyJson, 'key create --json');
+    assert.match(keyA.secret_key, /^sk_[0-9a-f]{32}$/);
+    assert.equal(keyA.last4, keyA.secret_key.slice(-4));
+  });
+
+  it('channel update; key list; errors exit non-zero with a message', async () => {
+    const [text, asJson, list, taken, missing] = await Promise.all([
+      cli('channel', 'update', 'acme-text', '--name', 'Acme Text Renamed', '--return-url', 'https://acme.example/new-return', '--notify-email', 'new@acme.example'),
+      cli('channel', 'update', 'acme-web', '--currency', 'JPY', '--customer-receipts', '--json'),
+      cli('key', 'list', '--merchant', merchantId),
+      cli('channel', 'create', '--merchant', merchantId, '--reference', 'acme-web', '--name', 'Again', '--currency', 'USD', '--return-url', 'https://acme.example/r'),
+      cli('channel', 'create', '--merchant', merchantId, '--name', 'No reference'),
+    ]);
+    ok(text, 'channel update');
+    assert.match(text.stdout, /updated channel "acme-text"/);
+    assert.match(text.stdout, /Acme Text Renamed/);
+    assert.match(text.stdout, /https:\/\/acme\.example\/new-return/);
+    assert.match(text.stdout, /new@acme\.example/);
+
+    const updated = json<Record<string, unknown>>(asJson, 'channel update --json');
+    assert.deepEqual(updated.currencies, ['JPY']);
+    assert.equal(updated.customer_receipts, true);
+    assert.deepEqual(updated.return_urls, ['https://acme.example/return', 'https://acme.example/return2']);
+
+    ok(list, 'key list');
+    assert.match(list.stdout, /^id\s+merchant_id\s+hint\s+label\s+status/);
+    assert.match(list.stdout, new RegExp(`${keyA.id}\\s+${merchantId}\\s+sk_…${keyA.last4}\\s+primary\\s+active`));
+    assert.doesNotMatch(list.stdout, /sk_[0-9a-f]{32}/);
+
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, /already assigned/);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--reference is required/);
+    assert.match(missing.stderr, /Usage:/);
+  });
+
+  it('key revoke, then key list --json and channel list --json show the result', async () => {
+    const [text, asJson] = await Promise.all([cli('key', 'revoke', keyA.id), cli('key', 'revoke', keyB, '--json')]);
+    ok(text, 'key revoke');
+    assert.match(text.stdout, new RegExp(`revoked ${keyA.id}; requests with it now get 401`));
+    assert.deepEqual(json(asJson, 'key revoke --json'), { id: keyB, status: 'revoked' });
+
+    const [again, keys, channels] = await Promise.all([cli('key', 'revoke', keyA.id), cli('key', 'list', '--merchant', merchantId, '--json'), cli('channel', 'list', '--merchant', merchantId, '--json')]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already revoked/);
+    const listed = json<Array<{ id: string; status: string; revoked_at: string | null }>>(keys, 'key list --json');
+    assert.deepEqual(listed.map((k) => k.status), ['revoked', 'revoked']);
+    assert.ok(listed.every((k) => k.revoked_at));
+    assert.doesNotMatch(keys.stdout, /sk_[0-9a-f]{32}/);
+    const renamed = json<Array<Record<string, unknown>>>(channels, 'channel list --json').find((c) => c.reference === 'acme-text')!;
+    assert.equal(renamed.name, 'Acme Text Renamed');
+    assert.deepEqual(renamed.return_urls, ['https://acme.example/new-return']);
+    assert.deepEqual(renamed.notify_emails, ['new@acme.example']);
+  });
+
+  it('the gateway honours what the CLI did', async () => {
+    const gateway = await createGateway(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false' }), pino({ level: 'silent' }));
+    try {
+      assert.equal(await gateway.services.merchants.authenticate(keyA.secret_key), null);
+      const fresh = await gateway.services.merchants.createSecretKey(merchantId);
+      assert.equal((await gateway.services.merchants.authenticate(fresh.secret_key))?.merchantId, merchantId);
+      assert.equal((await gateway.services.merchants.requireChannelByReference('acme-web')).merchant_id, merchantId);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
+describe('vault rotate (KEK rotation through the CLI)', () => {
+  const b64 = () => randomBytes(32).toString('base64');
+  const k1 = `k1:${b64()}`;
+  const k2 = `k2:${b64()}`;
+  const hmac = b64();
+  let dataDir: string;
+
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'tzero-rotate-'));
+  });
+  after(() => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const open = (env: Record<string, string>) =>
+    createGateway(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false', HMAC_KEY: hmac, ...env }), pino({ level: 'silent' }));
+
+  it('re-wraps cards, page tokens, channel and webhook secrets so the old KEK can be retired', async () => {
+    const before = await open({ VAULT_KEK: k1 });
+    let paymentId: string;
+    let webhookSecret: string;
+    let returnSecret: string;
+    let fingerprint: string;
+    try {
+      const { credentials } = await ensureSandboxCredentials(before.services);
+      returnSecret = credentials!.return_secret;
+      const res = await before.app.inject({
+        method: 'POST',
+        url: '/payment/authorise',
+        headers: { 'x-secret-key': credentials!.secret_key, 'content-type': 'application/json' },
+        payload: JSON.stringify(await exampleBody()),
+      });
+      assert.equal(res.statusCode, 201, res.body);
+      paymentId = res.json().id;
+      fingerprint = res.json().payment_method.card.fingerprint;
+      webhookSecret = (await before.services.webhookEndpoints.create(credentials!.merchant_id, { url: 'http://127.0.0.1:9/hook', events: ['*'] })).secret!;
+    } finally {
+      await before.close();
+    }
+
+    const rotated = await runCli(['vault', 'rotate', '--json'], { DATA_DIR: dataDir, VAULT_KEK: k2, VAULT_OLD_KEKS: k1, HMAC_KEY: hmac });
+    const summary = json<{ rewrapped: number; kek_id: string }>(rotated, 'vault rotate --json');
+    assert.equal(summary.kek_id, 'k2');
+    assert.ok(summary.rewrapped >= 4, `only ${summary.rewrapped} re-wrapped`);
+
+    const after = await open({ VAULT_KEK: k2 });
+    try {
+      const db = after.services.ctx.database.db;
+      for (const row of await db.selectFrom('card_secrets').select('kek_id').execute()) assert.equal(row.kek_id, 'k2');
+      const key = JSON.parse(readFileSync(join(dataDir, 'sandbox-credentials.json'), 'utf8')).secret_key;
+      const got = await after.app.inject({ method: 'GET', url: `/payment/${paymentId}`, headers: { 'x-secret-key': key } });
+      assert.equal(got.statusCode, 200, got.body);
+      assert.equal(got.json().payment_method.card.fingerprint, fingerprint);
+      const page = await after.app.inject({ method: 'GET', url: new URL(got.json().redirect_url).pathname });
+      assert.equal(page.statusCode, 200);
+      assert.equal(await after.services.merchants.revealReturnSecret('sandbox'), returnSecret);
+      const endpoint = await db.selectFrom('webhook_endpoints').selectAll().executeTakeFirstOrThrow();
+      assert.deepEqual(after.services.webhookEndpoints.signingSecrets(endpoint, Date.now()), [webhookSecret]);
+      const again = json<{ rewrapped: number }>(await runCli(['vault', 'rotate', '--json'], { DATA_DIR: dataDir, VAULT_KEK: k2, HMAC_KEY: hmac }), 'second vault rotate');
+      assert.equal(again.rewrapped, 0);
+    } finally {
+      await after.close();
+    }
+  });
+});

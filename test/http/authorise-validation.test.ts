@@ -1,0 +1,475 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { DIALECTS, readExample, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { assertProblem, fieldErrors, postAuthorise } from '../support/http.js';
+
+type Json = Record<string, unknown>;
+
+/** The example with `patch` merged in at any depth; `undefined` deletes a field. */
+function merge(base: Json, patch: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined) delete out[k];
+    else if (v && typeof v === 'object' && !Array.isArray(v) && out[k] && typeof out[k] === 'object') out[k] = merge(out[k] as Json, v as Json);
+    else out[k] = v;
+  }
+  return out;
+}
+
+const APP_DEVICE = {
+  type: 'app',
+  sdk_app_id: '0f8e2a44-7c1d-4b52-9a51-3d1c0e6b9a27',
+  sdk_trans_id: '5d3c2b1a-0f9e-4d8c-b7a6-95847362514f',
+  sdk_reference_number: '3DS_LOA_SDK_PPFU_020100_00007',
+  sdk_max_timeout: '05',
+  sdk_enc_data: 'eyJhbGciOiJSU0EtT0FFUC0yNTYifQ.e30.abc',
+  sdk_ephem_pub_key: { kty: 'EC', crv: 'P-256', x: 'WKn-ZIGevcwGIyyrzFoZNBdaq9_TsqzGl96oc0CWuis', y: 'y77t-RvAHRKTsSGdIYUfweuOvwrvDD-Q3Hv5J0fSKbE' },
+  device_render_options: { sdk_interface: 'both', sdk_ui_type: ['text', 'oob'] },
+};
+
+for (const dialect of DIALECTS) {
+  describe(`POST /payment/authorise validation (${dialect})`, () => {
+    let t: TestGateway;
+    let example: Json;
+
+    before(async () => {
+      t = await startTestGateway({ dialect });
+      example = await readExample();
+    });
+    after(() => t?.close());
+
+    const post = (patch: Json, headers?: Record<string, string>) => postAuthorise(t, merge(example, patch), headers);
+    const card = (patch: Json) => post({ payment_method: patch });
+    const device = (patch: Json) => post({ device_info: patch });
+
+    describe("the spec's example", () => {
+      it('gets 201 with redirect_url; the card shows brand, BIN, last 4, expiry and fingerprint only', async () => {
+        const res = await postAuthorise(t, example);
+        assert.equal(res.statusCode, 201, res.body);
+        assert.match(String(res.headers['content-type']), /^application\/json/);
+        const p = res.json();
+        assert.match(p.id, /^pay_[0-9a-f]{32}$/);
+        assert.equal(p.object, 'payment');
+        assert.equal(p.status, 'requires_action');
+        assert.equal(p.amount, 100);
+        assert.equal(p.currency, 'USD');
+        assert.equal(p.channel, 'sandbox');
+        assert.equal(p.reference, 'merchant_txn_ref');
+        assert.match(p.redirect_url, new RegExp(`^${t.config.publicUrl}/pay/[A-Za-z0-9_-]{43}$`));
+        assert.deepEqual(Object.keys(p.payment_method.card).sort(), ['bin', 'brand', 'expiry_month', 'expiry_year', 'fingerprint', 'last4', 'name']);
+        assert.deepEqual({ ...p.payment_method.card, fingerprint: undefined }, { brand: 'visa', bin: '424242', last4: '4242', expiry_month: 12, expiry_year: 2077, fingerprint: undefined, name: null });
+        assert.match(p.payment_method.card.fingerprint, /^[A-Za-z0-9_-]{22}$/);
+        assert.ok(!res.body.includes('4242424242424242'));
+        assert.ok(!res.body.includes('"012"'));
+        assert.deepEqual(p.metadata, example.metadata);
+        assert.deepEqual(p.payment_data, example.payment_data);
+        assert.equal(p.customer.email, 'customer@example.com');
+        assert.equal(p.billing_details.city, 'New York');
+        assert.equal(p.shipping_details.country, 'US');
+        for (const field of ['created_at', 'updated_at', 'expires_at']) assert.ok(!Number.isNaN(Date.parse(p[field])), field);
+
+        const again = await t.request({ method: 'GET', url: `/payment/${p.id}` });
+        assert.equal(again.statusCode, 200);
+        assert.deepEqual(again.json(), p);
+      });
+
+      it('gives the same card the same fingerprint and another card another', async () => {
+        const a = (await postAuthorise(t, example)).json().payment_method.card.fingerprint;
+        const b = (await postAuthorise(t, example)).json().payment_method.card.fingerprint;
+        const c = (await postAuthorise(t, merge(example, { payment_method: { number: '5555555555554444' } }))).json().payment_method.card.fingerprint;
+        assert.equal(a, b);
+        assert.notEqual(a, c);
+      });
+    });
+
+    describe('the body as a whole', () => {
+      it("refuses the spec's own example text (comments, trailing commas) as invalid_json", async () => {
+        const raw = await readFile(new URL('../fixtures/spec-example.txt', import.meta.url), 'utf8');
+        const body = assertProblem(await postAuthorise(t, raw), 400, 'invalid_json');
+        assert.match(body.detail, /not valid JSON/);
+        assert.match(body.detail, /[Cc]omments and trailing commas/);
+      });
+
+      it('says where the JSON breaks without quoting the body back', async () => {
+        const pan = '4242424242424242';
+        const located = assertProblem(await postAuthorise(t, `{\n  "channel": "sandbox",\n  "number": "${pan}",\n}`), 400, 'invalid_json');
+        assert.match(located.detail, /line 4, column 1/);
+        for (const raw of [`x{"number":"${pan}"}`, `{"number":"${pan}","cvc":"123", "x": tru}`, `"${pan}`, `{"a":1} {"number":"${pan}"}`]) {
+          const res = await postAuthorise(t, raw);
+          assertProblem(res, 400, 'invalid_json');
+          assert.ok(!res.body.includes(pan), `echoed: ${res.body}`);
+        }
+      });
+
+      it('refuses empty, truncated and non-object bodies', async () => {
+        assertProblem(await postAuthorise(t, ''), 400, 'invalid_json');
+        assertProblem(await postAuthorise(t, '{"channel": "sandbox"'), 400, 'invalid_json');
+        for (const raw of ['[]', 'null', '42', '"text"']) {
+          const body = assertProblem(await postAuthorise(t, raw), 400, 'invalid_type');
+          assert.equal(body.param, '');
+        }
+      });
+
+      it('answers another content type with 415', async () => {
+        for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
+          const res = await postAuthorise(t, JSON.stringify(example), { 'content-type': type });
+          const body = assertProblem(res, 415, 'unsupported_media_type', '/headers/content-type');
+          assert.ok(body.detail.includes(type));
+        }
+        assertProblem(await t.request({ method: 'POST', url: '/payment/authorise', payload: Buffer.from(JSON.stringify(example)) }), 415, 'unsupported_media_type');
+      });
+
+      it('accepts a charset parameter on application/json', async () => {
+        const res = await postAuthorise(t, example, { 'content-type': 'application/json; charset=utf-8' });
+        assert.equal(res.statusCode, 201, res.body);
+      });
+
+      it('answers a body over the limit with 413', async () => {
+        const big = merge(example, { reference: 'x'.repeat(t.config.bodyLimitBytes) });
+        const body = assertProblem(await postAuthorise(t, big), 413, 'body_too_large');
+        assert.match(body.detail, new RegExp(String(t.config.bodyLimitBytes)));
+      });
+
+      it('names unknown fields at the top level and nested, all of them', async () => {
+        assertProblem(await post({ amount_usd: 1 }), 400, 'unknown_field', '/amount_usd');
+        assertProblem(await card({ pin: '1234' }), 400, 'unknown_field', '/payment_method/pin');
+        assertProblem(await post({ billing_details: { name: { nickname: 'x' } } }), 400, 'unknown_field', '/billing_details/name/nickname');
+        assertProblem(await device({ colour: 24 }), 400, 'unknown_field', '/device_info/colour');
+        const body = assertProblem(await post({ extra: 1, shipping_details: { floor: 3 } }), 400, 'unknown_field');
+        assert.deepEqual(new Set(fieldErrors(body)), new Set([['/extra', 'unknown_field'], ['/shipping_details/floor', 'unknown_field']]));
+        assertProblem(await postAuthorise(t, JSON.stringify(example).replace('{', '{"__proto__":{"amount":1},')), 400, 'unknown_field', '/__proto__');
+      });
+
+      it('names each missing required field', async () => {
+        for (const field of ['channel', 'amount', 'currency', 'payment_method']) {
+          assertProblem(await post({ [field]: undefined }), 400, 'missing_field', `/${field}`);
+        }
+        for (const field of ['type', 'number', 'expiry_month', 'expiry_year']) {
+          assertProblem(await card({ [field]: undefined }), 400, 'missing_field', `/payment_method/${field}`);
+        }
+        assertProblem(await card({ cvc: undefined }), 400, 'missing_field', '/payment_method/cvc');
+        const body = assertProblem(await postAuthorise(t, {}), 400, 'missing_field');
+        assert.deepEqual(
+          fieldErrors(body).map(([p]) => p),
+          ['/channel', '/amount', '/currency', '/payment_method'],
+        );
+      });
+    });
+
+    describe('amount and currency', () => {
+      it('wants a positive whole number of minor units', async () => {
+        assertProblem(await post({ amount: 0 }), 400, 'out_of_range', '/amount');
+        assertProblem(await post({ amount: -100 }), 400, 'out_of_range', '/amount');
+        assertProblem(await post({ amount: 10.5 }), 400, 'invalid_type', '/amount');
+        const quoted = assertProblem(await post({ amount: '100' }), 400, 'invalid_type', '/amount');
+        assert.match(quoted.detail, /no quotes/);
+        assertProblem(await post({ amount: 1e12 }), 400, 'invalid_amount', '/amount');
+      });
+
+      it('refuses unknown currencies and hints at the upper-case code', async () => {
+        assertProblem(await post({ currency: 'XYZ' }), 400, 'invalid_currency', '/currency');
+        const lower = assertProblem(await post({ currency: 'usd' }), 400, 'invalid_currency', '/currency');
+        assert.match(lower.detail, /Did you mean USD/);
+        assertProblem(await post({ currency: 'US' }), 400, 'too_short', '/currency');
+      });
+
+      it("answers a currency the channel does not take with 422 and the channel's list", async () => {
+        const body = assertProblem(await post({ currency: 'INR' }), 422, 'currency_not_allowed', '/currency');
+        assert.match(body.detail, /USD/);
+      });
+
+      it('takes zero- and three-decimal currencies in their own minor units', async () => {
+        for (const [currency, amount] of [['JPY', 500], ['KWD', 1250]] as const) {
+          const res = await post({ currency, amount });
+          assert.equal(res.statusCode, 201, res.body);
+          assert.equal(res.json().amount, amount);
+          assert.equal(res.json().currency, currency);
+        }
+      });
+    });
+
+    describe('the card', () => {
+      it('checks the Luhn digit, the brand and the length', async () => {
+        const luhn = assertProblem(await card({ number: '4242424242424241' }), 400, 'invalid_number', '/payment_method/number');
+        assert.match(luhn.detail, /Luhn/);
+        assertProblem(await card({ number: '9000000000000008' }), 400, 'unsupported_brand', '/payment_method/number');
+        assertProblem(await card({ number: '42424242424242' }), 400, 'invalid_number', '/payment_method/number');
+        assertProblem(await card({ number: '4242 4242 4242 4242' }), 400, 'invalid_number', '/payment_method/number');
+        assertProblem(await card({ number: 4242424242424242 }), 400, 'invalid_type', '/payment_method/number');
+      });
+
+      it('accepts every scheme named in the issue', async () => {
+        for (const [number, brand, cvc] of [
+          ['5555555555554444', 'mastercard', '123'],
+          ['2223003122003222', 'mastercard', '123'],
+          ['378282246310005', 'amex', '1234'],
+          ['6011111111111117', 'discover', '123'],
+          ['3566002020360505', 'jcb', '123'],
+          ['36227206271667', 'diners', '123'],
+          ['6200000000000005', 'unionpay', '123'],
+        ] as const) {
+          const res = await card({ number, cvc });
+          assert.equal(res.statusCode, 201, `${brand}: ${res.body}`);
+          const shown = res.json().payment_method.card;
+          assert.equal(shown.brand, brand);
+          assert.equal(shown.last4, number.slice(-4));
+          assert.ok(!res.body.includes(number), 'the PAN is echoed');
+        }
+      });
+
+      it('wants a 4-digit CVC for Amex and 3 digits otherwise', async () => {
+        const amex = assertProblem(await card({ number: '378282246310005', cvc: '123' }), 400, 'invalid_cvc', '/payment_method/cvc');
+        assert.match(amex.detail, /4 digits/);
+        assertProblem(await card({ cvc: '1234' }), 400, 'invalid_cvc', '/payment_method/cvc');
+        assertProblem(await card({ cvc: '12a' }), 400, 'invalid_cvc', '/payment_method/cvc');
+        assertProblem(await card({ cvc: '12345' }), 400, 'too_long', '/payment_method/cvc');
+      });
+
+      it('checks the expiry month and year', async () => {
+        assertProblem(await card({ expiry_month: 13 }), 400, 'invalid_expiry_month', '/payment_method/expiry_month');
+        assertProblem(await card({ expiry_month: 0 }), 400, 'invalid_expiry_month', '/payment_method/expiry_month');
+        assertProblem(await card({ expiry_month: '12' }), 400, 'invalid_type', '/payment_method/expiry_month');
+        assertProblem(await card({ expiry_year: 30 }), 400, 'invalid_expiry_year', '/payment_method/expiry_year');
+        assertProblem(await card({ expiry_year: 2020 }), 400, 'card_expired', '/payment_method/expiry_year');
+      });
+
+      it('keeps a card valid through the last millisecond of its expiry month (gateway clock)', async () => {
+        const saved = t.clock.now();
+        try {
+          t.clock.set(Date.UTC(2031, 0, 31, 23, 59, 59, 999));
+          const lastMoment = await card({ expiry_month: 1, expiry_year: 2031 });
+          assert.equal(lastMoment.statusCode, 201, lastMoment.body);
+          t.clock.set(Date.UTC(2031, 1, 1));
+          const body = assertProblem(await card({ expiry_month: 1, expiry_year: 2031 }), 400, 'card_expired', '/payment_method/expiry_month');
+          assert.match(body.detail, /01\/2031/);
+          assert.equal((await card({ expiry_month: 2, expiry_year: 2031 })).statusCode, 201);
+        } finally {
+          t.clock.set(saved);
+        }
+      });
+
+      it('reports several card errors at once', async () => {
+        const body = assertProblem(await card({ number: '4242424242424241', expiry_month: 13, cvc: '1' }), 400);
+        assert.deepEqual(new Set(fieldErrors(body)), new Set([
+          ['/payment_method/number', 'invalid_number'],
+          ['/payment_method/expiry_month', 'invalid_expiry_month'],
+          ['/payment_method/cvc', 'invalid_cvc'],
+        ]));
+      });
+
+      it('knows only the card and token variants of payment_method', async () => {
+        assertProblem(await card({ type: 'iban' }), 400, 'invalid_value', '/payment_method/type');
+        assertProblem(await post({ payment_method: 'card' }), 400, 'invalid_type', '/payment_method');
+      });
+    });
+
+    describe('device_info', () => {
+      it('accepts the spec\'s string-typed browser fields and stores them as numbers', async () => {
+        const res = await post({});
+        assert.equal(res.statusCode, 201, res.body);
+        const stored = await t.gateway.services.ctx.database.db.selectFrom('payments').select('details').where('id', '=', res.json().id).executeTakeFirstOrThrow();
+        const info = JSON.parse(stored.details).device_info;
+        assert.equal(info.screen_colorDepth, 48);
+        assert.equal(info.challengeWindow, 4);
+        assert.equal(info.javaEnabled, false);
+        assert.equal(info.timezone, 60);
+      });
+
+      it('applies the EMV 3-D Secure rules to browser fields', async () => {
+        assertProblem(await device({ screen_colorDepth: '30' }), 400, 'invalid_device_info', '/device_info/screen_colorDepth');
+        assertProblem(await device({ screen_colorDepth: 12 }), 400, 'invalid_device_info', '/device_info/screen_colorDepth');
+        assertProblem(await device({ challengeWindow: '6' }), 400, 'invalid_device_info', '/device_info/challengeWindow');
+        assertProblem(await device({ challengeWindow: 0 }), 400, 'invalid_device_info', '/device_info/challengeWindow');
+        assertProblem(await device({ ip_address: '256.1.1.1' }), 400, 'invalid_device_info', '/device_info/ip_address');
+        assertProblem(await device({ ip_address: 'localhost' }), 400, 'invalid_device_info', '/device_info/ip_address');
+        assertProblem(await device({ timezone: '900' }), 400, 'invalid_device_info', '/device_info/timezone');
+        assertProblem(await device({ language: 'english language' }), 400, 'invalid_device_info', '/device_info/language');
+        assertProblem(await device({ javaEnabled: 'yes' }), 400, 'invalid_value', '/device_info/javaEnabled');
+        assertProblem(await device({ userAgent: undefined }), 400, 'missing_field', '/device_info/userAgent');
+        assert.equal((await device({ ip_address: '2001:db8::7', screen_colorDepth: 24, challengeWindow: 5 })).statusCode, 201);
+      });
+
+      it('accepts the in-app variant and checks its fields', async () => {
+        const ok = await postAuthorise(t, { ...example, device_info: APP_DEVICE });
+        assert.equal(ok.statusCode, 201, ok.body);
+        const bad = { ...APP_DEVICE, sdk_app_id: 'not-a-uuid', sdk_max_timeout: 2 };
+        const body = assertProblem(await postAuthorise(t, { ...example, device_info: bad }), 400, 'invalid_device_info');
+        assert.deepEqual(new Set(fieldErrors(body)), new Set([
+          ['/device_info/sdk_app_id', 'invalid_device_info'],
+          ['/device_info/sdk_max_timeout', 'invalid_device_info'],
+        ]));
+        const mixed = assertProblem(await postAuthorise(t, { ...example, device_info: { ...APP_DEVICE, userAgent: 'x' } }), 400, 'unknown_field', '/device_info/userAgent');
+        assert.match(mixed.detail, /browser/);
+      });
+
+      it('is required for customer-initiated payments', async () => {
+        const body = assertProblem(await post({ device_info: undefined }), 400, 'missing_field', '/device_info');
+        assert.match(body.detail, /customer-initiated/);
+      });
+    });
+
+    describe('customer, billing and shipping details', () => {
+      it('checks countries, e-mail addresses and phone numbers where they are', async () => {
+        assertProblem(await post({ billing_details: { country: 'XX' } }), 400, 'invalid_country', '/billing_details/country');
+        const lower = assertProblem(await post({ shipping_details: { country: 'us' } }), 400, 'invalid_country', '/shipping_details/country');
+        assert.match(lower.detail, /Did you mean US/);
+        assertProblem(await post({ shipping_details: { country: 'USA' } }), 400, 'too_long', '/shipping_details/country');
+        assertProblem(await post({ customer: { email: 'not-an-address' } }), 400, 'invalid_email', '/customer/email');
+        assertProblem(await post({ billing_details: { email: 'a b@example.com' } }), 400, 'invalid_email', '/billing_details/email');
+        assertProblem(await post({ billing_details: { phone: { number: 'call me' } } }), 400, 'invalid_phone', '/billing_details/phone/number');
+      });
+
+      it('stores and returns what was sent, dropping the example\'s empty strings', async () => {
+        const res = await post({ billing_details: { name: { first_name: 'Ada', last_name: 'Lovelace' } } });
+        assert.equal(res.statusCode, 201, res.body);
+        const p = res.json();
+        assert.deepEqual(p.billing_details.name, { first_name: 'Ada', last_name: 'Lovelace' });
+        assert.equal(p.billing_details.line_2_address, 'Apt 4B');
+        assert.equal(p.shipping_details.phone, undefined);
+        assert.deepEqual(p.customer, { reference: 'abc123', email: 'customer@example.com', name: 'customer name', phone: '12' });
+        assert.deepEqual(p.metadata, { key_1: 'value_1', key_2: 'value_2' });
+      });
+    });
+
+    describe('metadata', () => {
+      it('bounds the key count, key length and value length', async () => {
+        const fifty = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, 'v'.repeat(500)]));
+        assert.equal((await postAuthorise(t, { ...example, metadata: { ...fifty } })).statusCode, 201);
+        assertProblem(await postAuthorise(t, { ...example, metadata: { ...fifty, k50: 'v' } }), 400, 'too_many_fields', '/metadata');
+        assert.equal((await postAuthorise(t, { ...example, metadata: { ['k'.repeat(40)]: 'v' } })).statusCode, 201);
+        assertProblem(await postAuthorise(t, { ...example, metadata: { ['k'.repeat(41)]: 'v' } }), 400, 'invalid_key', `/metadata/${'k'.repeat(41)}`);
+        assertProblem(await postAuthorise(t, { ...example, metadata: { '': 'v' } }), 400, 'invalid_key', '/metadata/');
+        assertProblem(await postAuthorise(t, { ...example, metadata: { a: 'v'.repeat(501) } }), 400, 'too_long', '/metadata/a');
+        assertProblem(await postAuthorise(t, { ...example, metadata: { a: 1 } }), 400, 'invalid_type', '/metadata/a');
+        assertProblem(await postAuthorise(t, { ...example, metadata: { 'a/b': { nested: true } } }), 400, 'invalid_type', '/metadata/a~1b');
+      });
+    });
+
+    describe('capture and return URL', () => {
+      it('parses capture_delay and refuses it with manual capture', async () => {
+        const ok = await post({ capture_delay: '1d' });
+        assert.equal(ok.statusCode, 201, ok.body);
+        assert.equal(ok.json().capture_delay, '1d');
+        assertProblem(await post({ capture_delay: '1w' }), 400, 'invalid_capture_delay', '/capture_delay');
+        assertProblem(await post({ capture_delay: '01h' }), 400, 'invalid_capture_delay', '/capture_delay');
+        assertProblem(await post({ capture_delay: '30d' }), 400, 'capture_delay_too_long', '/capture_delay');
+        assertProblem(await post({ capture: 'manual', capture_delay: '1d' }), 400, 'capture_delay_requires_auto', '/capture_delay');
+        assertProblem(await post({ capture: 'later' }), 400, 'invalid_value', '/capture');
+        const manual = await post({ capture: 'manual' });
+        assert.equal(manual.json().capture, 'manual');
+      });
+
+      it("takes only the channel's registered return URLs", async () => {
+        const body = assertProblem(await post({ return_url: 'https://evil.example/steal' }), 400, 'return_url_not_registered', '/return_url');
+        assert.match(body.detail, /\/sandbox\/return/);
+        const ok = await post({ return_url: `${t.config.publicUrl}/sandbox/return` });
+        assert.equal(ok.statusCode, 201, ok.body);
+      });
+    });
+
+    describe('payment_data rules', () => {
+      const cases: Array<[string, Json, Json, string, string]> = [
+        ['a subsequent sub-type needs mit', { payment_sub_type: 'recurring-subsequent' }, {}, 'subsequent_requires_mit', '/payment_data/payment_sub_type'],
+        ['an initial sub-type needs credential_on_file', { credential_on_file: false }, { store_for_future_use: false }, 'initial_requires_credential_on_file', '/payment_data/credential_on_file'],
+        ['industry_usage is for mit', { payment_sub_type: 'one-off', industry_usage: 'no_show' }, {}, 'industry_usage_requires_mit', '/payment_data/industry_usage'],
+        ['mit needs an agreement', { payment_type: 'mit', payment_sub_type: 'one-off' }, { store_for_future_use: false }, 'mit_requires_agreement', '/payment_data/payment_sub_type'],
+        [
+          'mit needs the initial reference',
+          { payment_type: 'mit', payment_sub_type: 'recurring-subsequent', previous_network_reference: undefined, previous_payment_id: undefined },
+          { store_for_future_use: false },
+          'mit_requires_initial_reference',
+          '/payment_data/previous_payment_id',
+        ],
+        ['storing needs cit', { payment_type: 'mit', payment_sub_type: 'recurring-subsequent' }, { store_for_future_use: true }, 'store_requires_cit', '/payment_method/store_for_future_use'],
+      ];
+      for (const [name, data, method, code, pointer] of cases) {
+        it(name, async () => {
+          const body = assertProblem(await post({ payment_data: data, payment_method: method }), 400);
+          assert.ok(
+            fieldErrors(body).some(([p, c]) => p === pointer && c === code),
+            `expected ${code} at ${pointer}, got ${JSON.stringify(fieldErrors(body))}`,
+          );
+        });
+      }
+
+      it('refuses values outside the enumerations', async () => {
+        assertProblem(await post({ payment_data: { payment_type: 'moto' } }), 400, 'invalid_value', '/payment_data/payment_type');
+        assertProblem(await post({ payment_data: { payment_sub_type: 'weekly' } }), 400, 'invalid_value', '/payment_data/payment_sub_type');
+        assertProblem(await post({ payment_data: { credential_on_file: 'true' } }), 400, 'invalid_type', '/payment_data/credential_on_file');
+      });
+    });
+
+    describe('Idempotency-Key header', () => {
+      it('refuses a key with spaces or over 255 characters', async () => {
+        assertProblem(await post({}, { 'idempotency-key': 'has space' }), 400, 'invalid_idempotency_key', '/headers/idempotency-key');
+        assertProblem(await post({}, { 'idempotency-key': 'k'.repeat(256) }), 400, 'invalid_idempotency_key');
+      });
+    });
+
+    describe('never a 5xx', () => {
+      const expectClientAnswer = async (raw: string) => {
+        const res = await postAuthorise(t, raw);
+        assert.ok(res.statusCode < 500, `${res.statusCode} for ${raw.slice(0, 300)}: ${res.body}`);
+        if (res.statusCode !== 201) {
+          assert.ok(res.statusCode >= 400, `${res.statusCode} for ${raw.slice(0, 300)}`);
+          assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
+          const body = res.json();
+          assert.match(body.code, /^[a-z_]+$/, res.body);
+          assert.equal(body.status, res.statusCode);
+        }
+      };
+
+      it('answers random JSON with a 4xx problem', async () => {
+        await fc.assert(fc.asyncProperty(fc.jsonValue({ maxDepth: 4 }), (v) => expectClientAnswer(JSON.stringify(v))), { numRuns: 150 });
+      });
+
+      it('answers random text with a 4xx problem', async () => {
+        await fc.assert(fc.asyncProperty(fc.string({ maxLength: 200, unit: 'binary' }), expectClientAnswer), { numRuns: 100 });
+      });
+
+      it('answers random mutations of the valid example with 201 or a 4xx problem', async () => {
+        const paths = leafPaths(example);
+        const mutation = fc.record({
+          path: fc.constantFrom(...paths),
+          action: fc.oneof(
+            fc.constant({ kind: 'delete' as const }),
+            fc.jsonValue({ maxDepth: 2 }).map((value) => ({ kind: 'set' as const, value })),
+            fc.string({ maxLength: 30 }).map((key) => ({ kind: 'add' as const, key })),
+          ),
+        });
+        await fc.assert(
+          fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (mutations) => {
+            const body = structuredClone(example);
+            for (const m of mutations) mutate(body, m.path, m.action);
+            await expectClientAnswer(JSON.stringify(body));
+          }),
+          { numRuns: 200 },
+        );
+      });
+    });
+  });
+}
+
+/** Every path to a value in `v`, objects included, so a mutation can hit any level. */
+function leafPaths(v: unknown, prefix: string[] = []): string[][] {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return [prefix];
+  const nested = Object.entries(v).flatMap(([k, child]) => leafPaths(child, [...prefix, k]));
+  return prefix.length ? [prefix, ...nested] : nested;
+}
+
+function mutate(body: Json, path: string[], action: { kind: 'delete' } | { kind: 'set'; value: unknown } | { kind: 'add'; key: string }): void {
+  let parent: unknown = body;
+  for (const key of path.slice(0, -1)) {
+    if (!parent || typeof parent !== 'object') return;
+    parent = (parent as Json)[key];
+  }
+  if (!parent || typeof parent !== 'object' || Array.isArray(parent)) return;
+  const last = path[path.length - 1]!;
+  const target = parent as Json;
+  if (action.kind === 'delete') delete target[last];
+  else if (action.kind === 'set') target[last] = action.value;
+  else if (target[last] && typeof target[last] === 'object' && !Array.isArray(target[last])) (target[last] as Json)[action.key] = 'x';
+  else target[action.key] = 'x';
+}

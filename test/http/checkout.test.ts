@@ -1,0 +1,195 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { loadConfig } from '../../src/config.js';
+import { createGateway, ensureSandboxCredentials, type Gateway } from '../../src/server.js';
+import { SandboxAcquirer } from '../../src/adapters/acquirers/sandbox/sandbox-acquirer.js';
+import type { AuthoriseRequest, AuthoriseResult, CaptureRequest, SimpleResult } from '../../src/ports/acquirer.js';
+import { ManualClock } from '../../src/ports/clock.js';
+import { AUTHORISATION_GRACE_MS } from '../../src/app/checkout.js';
+import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
+import { DIALECTS, exampleBody } from '../support/gateway.js';
+import { freshPostgresDatabase } from '../support/postgres.js';
+import { eventually } from '../support/browser.js';
+
+/** The sandbox, except that the test decides when and how authorise answers. */
+class ScriptedAcquirer extends SandboxAcquirer {
+  calls = 0;
+  released: string[] = [];
+  next: ((req: AuthoriseRequest) => Promise<AuthoriseResult>) | null = null;
+  override async authorise(req: AuthoriseRequest): Promise<AuthoriseResult> {
+    this.calls++;
+    return this.next ? this.next(req) : super.authorise(req);
+  }
+  override async void(req: CaptureRequest): Promise<SimpleResult> {
+    this.released.push(`void ${req.paymentId}`);
+    return super.void(req);
+  }
+  override async refund(req: CaptureRequest & { refundId: string }): Promise<SimpleResult> {
+    this.released.push(`refund ${req.paymentId}`);
+    return super.refund(req);
+  }
+}
+
+function gate<T>() {
+  let open!: (v: T) => void;
+  const opened = new Promise<T>((r) => (open = r));
+  return { opened, open };
+}
+
+/** The customer's side without a browser: the page's cookie and CSRF field, then a form POST. */
+async function openPage(app: FastifyInstance, redirectUrl: string) {
+  const path = new URL(redirectUrl).pathname;
+  const page = await app.inject({ method: 'GET', url: path });
+  assert.equal(page.statusCode, 200, page.body);
+  return { path, cookie: String(page.headers['set-cookie']).split(';')[0]!, csrf: /name="csrf" value="([^"]+)"/.exec(page.body)![1]!, html: page.body };
+}
+
+function post(app: FastifyInstance, page: Awaited<ReturnType<typeof openPage>>, action: string, fields: Record<string, string> = {}) {
+  return app.inject({
+    method: 'POST',
+    url: `${page.path}/${action}`,
+    headers: { cookie: page.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams({ csrf: page.csrf, ...fields }).toString(),
+  });
+}
+
+for (const dialect of DIALECTS) {
+  describe(`hosted page against a scripted acquirer (${dialect})`, () => {
+    const acquirer = new ScriptedAcquirer();
+    const clock = new ManualClock(Date.UTC(2030, 5, 1));
+    let gateway: Gateway;
+    let key: string;
+    let dataDir: string;
+    let drop: (() => Promise<void>) | undefined;
+
+    before(async () => {
+      dataDir = mkdtempSync(join(tmpdir(), 'tzero-checkout-'));
+      const pgdb = dialect === 'postgres' ? await freshPostgresDatabase() : null;
+      drop = pgdb?.drop;
+      const config = loadConfig({ DATA_DIR: dataDir, WORKERS: 'false', PUBLIC_URL: 'http://127.0.0.1:9', ...(pgdb ? { DATABASE_URL: pgdb.url } : {}) });
+      gateway = await createGateway(config, pino({ level: 'silent' }), { clock, acquirer });
+      key = (await ensureSandboxCredentials(gateway.services)).credentials!.secret_key;
+    });
+    after(async () => {
+      await gateway?.close();
+      await drop?.();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    const create = async (number = '4242424242424242') => {
+      const res = await gateway.app.inject({
+        method: 'POST',
+        url: '/payment/authorise',
+        headers: { 'x-secret-key': key, 'content-type': 'application/json' },
+        payload: JSON.stringify(await exampleBody({ payment_method: { number } })),
+      });
+      assert.equal(res.statusCode, 201, res.body);
+      return res.json<{ id: string; redirect_url: string }>();
+    };
+    const payment = async (id: string) => (await gateway.app.inject({ method: 'GET', url: `/payment/${id}`, headers: { 'x-secret-key': key } })).json();
+    const events = async (id: string) =>
+      (await gateway.services.ctx.database.db.selectFrom('events').select('type').where('payment_id', '=', id).orderBy('sequence').execute()).map((e) => e.type);
+    const cvcKept = async (id: string) =>
+      (await gateway.services.ctx.database.db.selectFrom('card_secrets').select('cvc_ct').where('payment_id', '=', id).executeTakeFirstOrThrow()).cvc_ct !== null;
+
+    it('authorises once when the confirm form is submitted twice at the same time', async () => {
+      acquirer.next = null;
+      const p = await create();
+      const page = await openPage(gateway.app, p.redirect_url);
+      const before = acquirer.calls;
+      const answers = await Promise.all([post(gateway.app, page, 'confirm'), post(gateway.app, page, 'confirm'), post(gateway.app, page, 'confirm')]);
+      assert.deepEqual(answers.map((a) => a.statusCode), [303, 303, 303]);
+      assert.equal(acquirer.calls - before, 1);
+      assert.equal((await payment(p.id)).status, 'captured');
+      assert.deepEqual(await events(p.id), ['payment.created', 'payment.authorised', 'payment.captured']);
+    });
+
+    it('does not let the page expire while the acquirer is answering', async () => {
+      const p = await create();
+      const page = await openPage(gateway.app, p.redirect_url);
+      const answer = gate<AuthoriseResult>();
+      const called = gate<void>();
+      acquirer.next = async () => {
+        called.open();
+        return answer.opened;
+      };
+      // The customer confirms in the last second of the page's life…
+      clock.advance(gateway.services.ctx.config.hostedPageTtlMs - 1_000);
+      const submitted = post(gateway.app, page, 'confirm');
+      await called.opened;
+      // …and the page's time runs out while the acquirer is still answering.
+      clock.advance(2_000);
+      await sweepExpired(gateway.services);
+      const meanwhile = await gateway.app.inject({ method: 'GET', url: page.path });
+      assert.match(meanwhile.body, /Processing your payment/);
+      assert.equal((await payment(p.id)).status, 'requires_action');
+
+      answer.open({ outcome: 'approved', authorisationCode: 'A1B2C3', networkReference: '123456789012345' });
+      const done = await submitted;
+      assert.equal(done.statusCode, 303);
+      assert.match(String(done.headers.location), /status=captured/);
+      const final = await payment(p.id);
+      assert.equal(final.status, 'captured');
+      assert.equal(final.authorisation_code, 'A1B2C3');
+      assert.equal(await cvcKept(p.id), false);
+    });
+
+    it('expires a payment stuck in processing once the grace has passed, erasing its CVC', async () => {
+      const p = await create();
+      const page = await openPage(gateway.app, p.redirect_url);
+      const answer = gate<AuthoriseResult>();
+      acquirer.next = () => answer.opened;
+      const submitted = post(gateway.app, page, 'confirm');
+      await eventually(async () => (await gateway.services.ctx.database.db.selectFrom('checkout_sessions').select('state').where('payment_id', '=', p.id).executeTakeFirst())?.state === 'processing', 'the claim');
+      clock.advance(gateway.services.ctx.config.hostedPageTtlMs + AUTHORISATION_GRACE_MS + 1);
+      assert.equal(await sweepExpired(gateway.services), 1);
+      assert.equal((await payment(p.id)).status, 'expired');
+      assert.equal(await cvcKept(p.id), false);
+      // A verdict that arrives after that is not recorded over the expiry, and the money is given back.
+      answer.open({ outcome: 'approved', authorisationCode: 'LATE00', networkReference: '1' });
+      assert.equal((await submitted).statusCode, 303);
+      assert.equal((await payment(p.id)).status, 'expired');
+      assert.deepEqual(acquirer.released, [`refund ${p.id}`]);
+    });
+
+    it('records a throwing acquirer as failed, with no internals shown', async () => {
+      acquirer.next = async () => {
+        throw new Error('ECONNRESET 10.0.0.7:443 secret-acquirer-host');
+      };
+      const p = await create();
+      const done = await post(gateway.app, await openPage(gateway.app, p.redirect_url), 'confirm');
+      assert.match(String(done.headers.location), /status=failed/);
+      const final = await payment(p.id);
+      assert.equal(final.status, 'failed');
+      assert.doesNotMatch(JSON.stringify(final), /ECONNRESET|10\.0\.0\.7/);
+      assert.equal(await cvcKept(p.id), false);
+      const outcome = await gateway.app.inject({ method: 'GET', url: new URL(p.redirect_url).pathname });
+      assert.match(outcome.body, /could not be processed/);
+      assert.doesNotMatch(outcome.body, /ECONNRESET/);
+    });
+
+    it('never reports an unmapped or pending answer as a success', async () => {
+      acquirer.next = async () => ({ outcome: 'pending', message: 'The acquirer has not decided.' });
+      const p = await create();
+      await post(gateway.app, await openPage(gateway.app, p.redirect_url), 'confirm');
+      assert.equal((await payment(p.id)).status, 'failed');
+      acquirer.next = null;
+    });
+
+    it('keeps the challenge when a frictionless confirm is forged for a challenge card', async () => {
+      const p = await create('4000000000003220');
+      const page = await openPage(gateway.app, p.redirect_url);
+      const before = acquirer.calls;
+      const forged = await post(gateway.app, page, 'confirm');
+      assert.equal(forged.statusCode, 303);
+      assert.equal(new URL(String(forged.headers.location), 'http://x').pathname, page.path);
+      assert.equal(acquirer.calls, before);
+      assert.equal((await payment(p.id)).status, 'requires_action');
+    });
+  });
+}

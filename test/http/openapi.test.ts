@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+
+type Json = Record<string, any>;
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+/** JSON Schema 2020-12 is the schema dialect of OpenAPI 3.1; `discriminator` is its OpenAPI vocabulary. */
+function schemaValidator() {
+  const ajv = new Ajv2020({ strict: false, allErrors: true, discriminator: true, validateFormats: true });
+  addFormats.default(ajv);
+  return ajv;
+}
+
+/** Every `$ref` in the document, with where it was found. */
+function refs(node: unknown, path = '#'): Array<[string, string]> {
+  if (!node || typeof node !== 'object') return [];
+  if (Array.isArray(node)) return node.flatMap((v, i) => refs(v, `${path}/${i}`));
+  return Object.entries(node).flatMap(([k, v]) => (k === '$ref' && typeof v === 'string' ? [[path, v] as [string, string]] : refs(v, `${path}/${k}`)));
+}
+
+function resolvePointer(doc: Json, ref: string): unknown {
+  return ref
+    .slice(2)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce<unknown>((node, key) => (node && typeof node === 'object' ? (node as Json)[key] : undefined), doc);
+}
+
+/** Inline the document's `#/components/schemas/…` references so a schema compiles on its own. */
+function inline(doc: Json, node: unknown, depth = 0): unknown {
+  assert.ok(depth < 50, 'reference cycle');
+  if (!node || typeof node !== 'object') return node;
+  if (Array.isArray(node)) return node.map((v) => inline(doc, v, depth + 1));
+  const n = node as Json;
+  if (typeof n.$ref === 'string' && n.$ref.startsWith('#/')) return inline(doc, resolvePointer(doc, n.$ref), depth + 1);
+  return Object.fromEntries(Object.entries(n).map(([k, v]) => [k, inline(doc, v, depth + 1)]));
+}
+
+describe('OpenAPI document and reference page', () => {
+  let t: TestGateway;
+  let doc: Json;
+
+  before(async () => {
+    t = await startTestGateway();
+    const res = await t.app.inject({ method: 'GET', url: '/openapi.json' });
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /^application\/json/);
+    doc = res.json();
+  });
+  after(() => t?.close());
+
+  it('is an OpenAPI 3.1 document with the required top-level members', () => {
+    assert.equal(doc.openapi, '3.1.0');
+    assert.equal(typeof doc.info.title, 'string');
+    assert.equal(typeof doc.info.version, 'string');
+    assert.equal(doc.servers[0].url, t.config.publicUrl);
+    assert.deepEqual(doc.components.securitySchemes.secretKey, {
+      type: 'apiKey',
+      in: 'header',
+      name: 'X-Secret-Key',
+      description: doc.components.securitySchemes.secretKey.description,
+    });
+  });
+
+  it('has well-formed operations: responses, unique ids, declared security, path parameters', () => {
+    const operationIds = new Set<string>();
+    for (const [path, item] of Object.entries<Json>(doc.paths)) {
+      assert.ok(path.startsWith('/'), path);
+      const templated = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
+      for (const [method, op] of Object.entries<Json>(item)) {
+        if (!METHODS.includes(method)) continue;
+        const where = `${method.toUpperCase()} ${path}`;
+        assert.ok(op.responses && Object.keys(op.responses).length > 0, `${where} has no responses`);
+        for (const [status, response] of Object.entries<Json>(op.responses)) {
+          assert.match(status, /^([1-5]\d\d|[1-5]XX|default)$/, where);
+          assert.equal(typeof (response.description ?? resolvePointer(doc, response.$ref ?? '#/x')), 'string', `${where} ${status} has no description`);
+        }
+        if (op.operationId) {
+          assert.ok(!operationIds.has(op.operationId), `duplicate operationId ${op.operationId}`);
+          operationIds.add(op.operationId);
+        }
+        for (const s of op.security ?? []) for (const name of Object.keys(s)) assert.ok(doc.components.securitySchemes[name], `${where}: unknown security scheme ${name}`);
+        const pathParams = (op.parameters ?? []).filter((p: Json) => p.in === 'path').map((p: Json) => p.name);
+        assert.deepEqual(pathParams.sort(), [...templated].sort(), `${where}: path parameters`);
+        for (const p of op.parameters ?? []) {
+          assert.ok(['path', 'query', 'header', 'cookie'].includes(p.in), `${where}: parameter in ${p.in}`);
+          if (p.in === 'path') assert.equal(p.required, true, `${where}: path parameter ${p.name} must be required`);
+        }
+      }
+    }
+  });
+
+  it('resolves every $ref and every schema is valid JSON Schema 2020-12', () => {
+    for (const [where, ref] of refs(doc)) {
+      assert.ok(ref.startsWith('#/'), `${where}: external ref ${ref}`);
+      assert.ok(resolvePointer(doc, ref) !== undefined, `${where}: unresolved ${ref}`);
+    }
+    const ajv = schemaValidator();
+    const schemas: Array<[string, unknown]> = [];
+    for (const [path, item] of Object.entries<Json>(doc.paths)) {
+      for (const [method, op] of Object.entries<Json>(item)) {
+        if (!METHODS.includes(method)) continue;
+        for (const [type, media] of Object.entries<Json>(op.requestBody?.content ?? {})) schemas.push([`${method} ${path} request ${type}`, media.schema]);
+        for (const [status, response] of Object.entries<Json>(op.responses)) {
+          for (const [type, media] of Object.entries<Json>(response.content ?? {})) schemas.push([`${method} ${path} ${status} ${type}`, media.schema]);
+        }
+        for (const p of op.parameters ?? []) schemas.push([`${method} ${path} parameter ${p.name}`, p.schema]);
+      }
+    }
+    for (const [name, schema] of Object.entries(doc.components.schemas ?? {})) schemas.push([`components.schemas.${name}`, schema]);
+    assert.ok(schemas.length > 10);
+    for (const [where, schema] of schemas) {
+      const resolved = inline(doc, schema) as Json;
+      assert.ok(ajv.validateSchema(resolved), `${where}: ${ajv.errorsText(ajv.errors)}`);
+      assert.doesNotThrow(() => ajv.compile({ ...resolved, $id: undefined }), where);
+    }
+  });
+
+  it('describes POST /payment/authorise: secret key, Idempotency-Key, the request body and its answers', async () => {
+    const op = doc.paths['/payment/authorise'].post;
+    assert.deepEqual(op.security, [{ secretKey: [] }]);
+    assert.ok(op.parameters.some((p: Json) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key'));
+    for (const status of ['201', '400', '401', '404', '409', '413', '415', '422']) assert.ok(op.responses[status], `no ${status}`);
+
+    const ajv = schemaValidator();
+    const request = ajv.compile({ ...(inline(doc, op.requestBody.content['application/json'].schema) as Json), $id: undefined });
+    const example = await exampleBody();
+    assert.ok(request(example), ajv.errorsText(request.errors));
+    assert.equal(request({ ...example, surprise: true }), false);
+    assert.equal(request({ ...example, amount: '100' }), false);
+    assert.equal(request({ ...example, payment_method: { ...(example.payment_method as Json), type: 'cash' } }), false);
+    for (const field of ['channel', 'amount', 'currency', 'device_info', 'reference', 'metadata', 'customer', 'payment_method', 'payment_data', 'capture', 'capture_delay', 'billing_details', 'shipping_details']) {
+      assert.ok(field in op.requestBody.content['application/json'].schema.properties, `request schema lacks ${field}`);
+    }
+  });
+
+  it("matches the gateway's real answers: the Payment resource and problems", async () => {
+    const ajv = schemaValidator();
+    const created = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() });
+    assert.equal(created.statusCode, 201, created.body);
+    const paymentSchema = inline(doc, doc.paths['/payment/authorise'].post.responses['201'].content['application/json'].schema) as Json;
+    for (const field of ['id', 'object', 'status', 'amount', 'currency', 'channel', 'reference', 'payment_method', 'customer', 'billing_details', 'shipping_details', 'metadata', 'redirect_url', 'created_at', 'updated_at']) {
+      assert.ok(paymentSchema.properties[field], `Payment schema lacks ${field}`);
+    }
+    const payment = ajv.compile({ ...paymentSchema, $id: undefined });
+    assert.ok(payment(created.json()), ajv.errorsText(payment.errors));
+
+    const fetched = await t.request({ method: 'GET', url: `/payment/${created.json().id}` });
+    const getSchema = ajv.compile({ ...(inline(doc, doc.paths['/payment/{id}'].get.responses['200'].content['application/json'].schema) as Json), $id: undefined });
+    assert.ok(getSchema(fetched.json()), ajv.errorsText(getSchema.errors));
+
+    const problem = ajv.compile({ ...(inline(doc, doc.paths['/payment/authorise'].post.responses['400'].content['application/json'].schema) as Json), $id: undefined });
+    const bad = await t.request({ method: 'POST', url: '/payment/authorise', payload: { ...(await exampleBody()), amount: 0 } });
+    assert.ok(problem(bad.json()), ajv.errorsText(problem.errors));
+  });
+
+  it('renders /docs as a readable, CSP-protected HTML page', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/docs' });
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /^text\/html/);
+    assert.match(String(res.headers['content-security-policy']), /default-src 'none'/);
+    assert.match(res.body, /<h1>tZero Pay API<\/h1>/);
+    assert.match(res.body, /POST \/payment\/authorise/);
+    assert.match(res.body, /GET \/payment\/\{id\}/);
+    assert.match(res.body, /needs X-Secret-Key/);
+    assert.match(res.body, /href="\/openapi.json"/);
+    assert.ok(!/<script(?![^>]*nonce)/.test(res.body), 'a script without nonce');
+  });
+});

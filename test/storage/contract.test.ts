@@ -1,0 +1,245 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { loadConfig } from '../../src/config.js';
+import { migrate, openDatabase, type Database } from '../../src/adapters/storage/database.js';
+import { createGateway, ensureSandboxCredentials } from '../../src/server.js';
+import { hashSecretKey } from '../../src/app/merchants.js';
+import { ManualClock } from '../../src/ports/clock.js';
+import { DIALECTS, type Dialect } from '../support/gateway.js';
+import { freshPostgresDatabase } from '../support/postgres.js';
+
+/** One place to keep data between "process lifetimes": a data dir, and for PostgreSQL a database. */
+interface Store {
+  dataDir: string;
+  databaseUrl: string | undefined;
+  drop(): Promise<void>;
+}
+
+async function newStore(dialect: Dialect): Promise<Store> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tzero-contract-'));
+  const pgdb = dialect === 'postgres' ? await freshPostgresDatabase() : null;
+  return {
+    dataDir,
+    databaseUrl: pgdb?.url,
+    async drop() {
+      await pgdb?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+const env = (s: Store) => ({ DATA_DIR: s.dataDir, LOG_LEVEL: 'silent', WORKERS: 'false', ...(s.databaseUrl ? { DATABASE_URL: s.databaseUrl } : {}) });
+const silent = pino({ level: 'silent' });
+
+for (const dialect of DIALECTS) {
+  describe(`storage contract (${dialect})`, () => {
+    let store: Store;
+    let database: Database;
+
+    before(async () => {
+      store = await newStore(dialect);
+      database = await openDatabase({ dataDir: store.dataDir, databaseUrl: store.databaseUrl });
+    });
+    after(async () => {
+      await database?.close();
+      await store?.drop();
+    });
+
+    const count = async (table: 'merchants' | 'channels' | 'secret_keys' | 'payments') =>
+      Number((await database.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+
+    it('reports its dialect and capabilities', () => {
+      assert.equal(database.dialect, dialect);
+      assert.equal(database.caps.rowLocks, dialect === 'postgres');
+    });
+
+    it('applies migrations once; running them again is a no-op', async () => {
+      assert.deepEqual(await migrate(database.db), []);
+      const again = await openDatabase({ dataDir: store.dataDir, databaseUrl: store.databaseUrl });
+      await again.close();
+      const tables = await database.db.introspection.getTables();
+      for (const name of ['merchants', 'channels', 'secret_keys', 'payments', 'card_secrets', 'checkout_sessions', 'idempotency_keys', 'events']) {
+        assert.ok(tables.some((t) => t.name === name), `table ${name} is missing`);
+      }
+    });
+
+    it('round-trips epoch milliseconds and minor units as numbers', async () => {
+      const ms = Date.UTC(2099, 11, 31, 23, 59, 59, 999);
+      await database.db.insertInto('merchants').values({ id: 'mer_roundtrip', name: 'Round trip', created_at: ms }).execute();
+      const row = await database.db.selectFrom('merchants').selectAll().where('id', '=', 'mer_roundtrip').executeTakeFirstOrThrow();
+      assert.equal(row.created_at, ms);
+      assert.equal(typeof row.created_at, 'number');
+    });
+
+    it('commits a group of concurrent writes, leaving nothing of the ones that threw', async () => {
+      const before = await count('merchants');
+      const attempts = Array.from({ length: 50 }, (_, i) => i);
+      const fails = (i: number) => i % 7 === 3;
+      const results = await Promise.allSettled(
+        attempts.map((i) =>
+          database.write(async (trx) => {
+            await trx.insertInto('merchants').values({ id: `mer_group_${i}`, name: `group ${i}`, created_at: i }).execute();
+            // A failing unit writes first, so a lost savepoint would leave its row behind.
+            if (fails(i)) throw new Error(`unit ${i} fails`);
+            return i;
+          }),
+        ),
+      );
+      for (const [i, r] of results.entries()) {
+        if (fails(i)) assert.equal(r.status, 'rejected', `unit ${i}`);
+        else assert.deepEqual(r, { status: 'fulfilled', value: i });
+      }
+      const rows = await database.db.selectFrom('merchants').select('id').where('id', 'like', 'mer_group_%').execute();
+      const expected = attempts.filter((i) => !fails(i)).map((i) => `mer_group_${i}`);
+      assert.deepEqual(rows.map((r) => r.id).sort(), expected.sort());
+      assert.equal(await count('merchants'), before + expected.length);
+    });
+
+    it('keeps a unit whose SQL fails from spoiling the others in its group', async () => {
+      await database.db.insertInto('merchants').values({ id: 'mer_taken', name: 'taken', created_at: 0 }).execute();
+      const results = await Promise.allSettled([
+        database.write((trx) => trx.insertInto('merchants').values({ id: 'mer_sql_a', name: 'a', created_at: 0 }).execute()),
+        database.write((trx) => trx.insertInto('merchants').values({ id: 'mer_taken', name: 'duplicate', created_at: 0 }).execute()),
+        database.write((trx) => trx.insertInto('merchants').values({ id: 'mer_sql_b', name: 'b', created_at: 0 }).execute()),
+      ]);
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+      const rows = await database.db.selectFrom('merchants').select(['id', 'name']).where('id', 'in', ['mer_sql_a', 'mer_sql_b', 'mer_taken']).orderBy('id').execute();
+      assert.deepEqual(rows, [
+        { id: 'mer_sql_a', name: 'a' },
+        { id: 'mer_sql_b', name: 'b' },
+        { id: 'mer_taken', name: 'taken' },
+      ]);
+    });
+
+    it('rolls a transaction back as a whole', async () => {
+      await assert.rejects(
+        database.transaction(async (trx) => {
+          await trx.insertInto('merchants').values({ id: 'mer_rolled_back', name: 'x', created_at: 0 }).execute();
+          throw new Error('boom');
+        }),
+        /boom/,
+      );
+      assert.equal(await database.db.selectFrom('merchants').select('id').where('id', '=', 'mer_rolled_back').executeTakeFirst(), undefined);
+    });
+
+    it('reports its size on disk', async () => {
+      assert.ok((await database.sizeBytes()) > 0);
+    });
+  });
+
+  describe(`merchants, channels and keys across restarts (${dialect})`, () => {
+    let store: Store;
+    before(async () => {
+      store = await newStore(dialect);
+    });
+    after(() => store?.drop());
+
+    const open = async () => {
+      const clock = new ManualClock(Date.UTC(2030, 0, 1));
+      return createGateway(loadConfig(env(store)), silent, { clock });
+    };
+
+    it('keeps merchants, channels and keys after close and reopen, and stores keys as SHA-256 only', async () => {
+      const first = await open();
+      const { created, credentials } = await ensureSandboxCredentials(first.services);
+      assert.equal(created, true);
+      const m = first.services.merchants;
+      const merchant = await m.createMerchant('Persistent Ltd');
+      const { channel } = await m.createChannel(merchant.id, {
+        reference: 'persist-1',
+        name: 'Persistent shop',
+        mode: 'sandbox',
+        currencies: ['EUR', 'USD'],
+        returnUrls: ['https://persist.example/back'],
+        notifyEmails: ['ops@persist.example'],
+      });
+      const key = await m.createSecretKey(merchant.id, 'primary');
+      const revoked = await m.createSecretKey(merchant.id, 'old');
+      await m.revokeSecretKey(revoked.id);
+
+      const stored = await first.services.ctx.database.db.selectFrom('secret_keys').selectAll().execute();
+      for (const row of stored) {
+        assert.match(row.key_hash, /^[0-9a-f]{64}$/);
+        assert.ok(!Object.values(row).some((v) => typeof v === 'string' && /sk_[0-9a-f]{32}/.test(v)), 'a clear key is stored');
+      }
+      assert.equal(stored.find((r) => r.id === key.id)?.key_hash, hashSecretKey(key.secret_key));
+      await first.close();
+
+      const second = await open();
+      try {
+        const again = await ensureSandboxCredentials(second.services);
+        assert.equal(again.created, false);
+        assert.deepEqual(again.credentials, credentials);
+        const m2 = second.services.merchants;
+        assert.deepEqual(await m2.authenticate(key.secret_key), { merchantId: merchant.id, keyId: key.id });
+        assert.equal(await m2.authenticate(revoked.secret_key), null);
+        assert.equal((await m2.authenticate(credentials!.secret_key))?.merchantId, credentials!.merchant_id);
+        const [reloaded] = await m2.listChannels(merchant.id);
+        assert.deepEqual(reloaded, channel);
+        assert.equal((await m2.listMerchants()).filter((x) => x.id === merchant.id).length, 1);
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('keeps channel references unique across merchants', async () => {
+      const gw = await open();
+      try {
+        const m = gw.services.merchants;
+        const a = await m.createMerchant('A');
+        const b = await m.createMerchant('B');
+        const input = { reference: 'unique-ref', name: 'Shop', mode: 'sandbox' as const, currencies: ['USD'], returnUrls: ['https://a.example/r'], notifyEmails: [] };
+        await m.createChannel(a.id, input);
+        await assert.rejects(m.createChannel(b.id, input), (e: { status?: number; code?: string }) => e.status === 409 && e.code === 'channel_reference_taken');
+        // The database enforces it too, for writers that race past the check.
+        const db = gw.services.ctx.database.db;
+        const row = await db.selectFrom('channels').selectAll().where('reference', '=', 'unique-ref').executeTakeFirstOrThrow();
+        await assert.rejects(db.insertInto('channels').values({ ...row, id: 'ch_dup', merchant_id: b.id }).execute());
+      } finally {
+        await gw.close();
+      }
+    });
+
+    it('checks channel input', async () => {
+      const gw = await open();
+      try {
+        const m = gw.services.merchants;
+        const merchant = await m.createMerchant('Checks');
+        const base = { reference: 'checks', name: 'Shop', mode: 'live' as const, currencies: ['USD'], returnUrls: ['https://a.example/r'], notifyEmails: [] };
+        const refused = async (patch: object, param: string) =>
+          assert.rejects(m.createChannel(merchant.id, { ...base, ...patch }), (e: { status?: number; param?: string }) => e.status === 400 && e.param === param);
+        await refused({ reference: 'has space' }, '/reference');
+        await refused({ currencies: ['XXX'] }, '/currencies');
+        await refused({ currencies: [] }, '/currencies');
+        await refused({ returnUrls: ['http://a.example/r'] }, '/return_urls');
+        await refused({ returnUrls: ['/sandbox/return'] }, '/return_urls');
+        await refused({ returnUrls: ['https://user:pw@a.example/r'] }, '/return_urls');
+        await refused({ notifyEmails: ['nobody'] }, '/notify_emails');
+        const updated = await (async () => {
+          await m.createChannel(merchant.id, base);
+          return m.updateChannel('checks', { name: 'Renamed', returnUrls: ['https://a.example/r2', 'https://b.example/r'], notifyEmails: ['a@b.example'] });
+        })();
+        assert.equal(updated.name, 'Renamed');
+        assert.deepEqual(updated.return_urls, ['https://a.example/r2', 'https://b.example/r']);
+        await assert.rejects(m.updateChannel('checks', { mode: 'live', returnUrls: ['http://plain.example'] }), (e: { status?: number }) => e.status === 400);
+      } finally {
+        await gw.close();
+      }
+    });
+
+    it('answers readiness from the database', async () => {
+      const gw = await open();
+      try {
+        const res = await gw.app.inject({ method: 'GET', url: '/readyz' });
+        assert.equal(res.statusCode, 200);
+        assert.deepEqual(res.json(), { status: 'ready', database: dialect });
+      } finally {
+        await gw.close();
+      }
+    });
+  });
+}

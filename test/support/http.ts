@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import type { LightMyRequestResponse } from 'fastify';
+import type { TestGateway } from './gateway.js';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  param?: string;
+  request_id: string;
+  errors?: Array<{ param: string; code: string; message: string }>;
+  [extra: string]: unknown;
+}
+
+/**
+ * Asserts an RFC 9457 answer: the media type, the members every problem carries, and
+ * (when given) its status, code and JSON pointer. Returns the parsed body.
+ */
+export function assertProblem(res: LightMyRequestResponse, status: number, code?: string, param?: string): Problem {
+  assert.equal(res.statusCode, status, `expected ${status}, got ${res.statusCode}: ${res.body}`);
+  assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
+  const body = res.json<Problem>();
+  assert.equal(body.status, status);
+  assert.equal(typeof body.type, 'string');
+  assert.equal(typeof body.title, 'string');
+  assert.ok(body.detail.length > 0, 'detail is empty');
+  assert.match(body.request_id, /^req_[0-9a-f]{24}$/);
+  assert.match(body.code, /^[a-z_]+$/);
+  if (code !== undefined) assert.equal(body.code, code, `code: ${res.body}`);
+  if (param !== undefined) assert.equal(body.param, param, `param: ${res.body}`);
+  assert.doesNotMatch(res.body, /\bat [\w.<>]+ \(|node_modules|SQLITE_|syntax error at|insert into/i, 'a problem leaks internals');
+  return body;
+}
+
+/** The pointers and codes of every field error in a 400, for assertions that name all of them. */
+export function fieldErrors(body: Problem): Array<[string, string]> {
+  return (body.errors ?? []).map((e) => [e.param, e.code]);
+}
+
+export function postAuthorise(t: TestGateway, payload: unknown, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+  return t.request({
+    method: 'POST',
+    url: '/payment/authorise',
+    headers: { 'content-type': 'application/json', ...headers },
+    payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+  });
+}
+
+/** A second merchant with its own channel and key, made through the same use cases as the CLI. */
+export async function createMerchant(t: TestGateway, reference: string, opts: { currencies?: string[]; returnUrls?: string[] } = {}) {
+  const merchants = t.gateway.services.merchants;
+  const merchant = await merchants.createMerchant(`Merchant ${reference}`);
+  const { channel, return_secret } = await merchants.createChannel(merchant.id, {
+    reference,
+    name: `Shop ${reference}`,
+    mode: 'sandbox',
+    currencies: opts.currencies ?? ['USD', 'EUR'],
+    returnUrls: opts.returnUrls ?? ['https://shop.example/return'],
+    notifyEmails: [],
+  });
+  const key = await merchants.createSecretKey(merchant.id, 'test');
+  return { merchantId: merchant.id, channel, returnSecret: return_secret, key };
+}
