@@ -1,4 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { secureRandomBytes } from '../adapters/random.js';
+import { compiledOnce, insertRow } from '../adapters/storage/compiled.js';
 import { DomainError, type FieldError, ValidationFailed, underPointer } from '../domain/errors.js';
 import { bin, detectBrand, last4 } from '../domain/card.js';
 import { validateAmount } from '../domain/money.js';
@@ -59,10 +61,10 @@ export class Authorise {
       if (settlesWithoutCustomer(prepared)) return settleWithoutCustomer(this.ctx, cmd, prepared, record);
       const body = JSON.stringify(prepared.resource);
       await this.ctx.database.write(async (trx) => {
-        await trx.insertInto('payments').values(prepared.payment).execute();
-        await trx.insertInto('card_secrets').values(prepared.cardSecret).execute();
-        await trx.insertInto('checkout_sessions').values(prepared.session).execute();
-        await trx.insertInto('events').values(prepared.event).execute();
+        await insertRow(trx, 'payments', prepared.payment);
+        await insertRow(trx, 'card_secrets', prepared.cardSecret);
+        await insertRow(trx, 'checkout_sessions', prepared.session);
+        await insertRow(trx, 'events', prepared.event);
         await record(trx, 201, body);
       });
       return { status: 201, body };
@@ -70,7 +72,8 @@ export class Authorise {
   }
 
   private async channelFor(merchantId: string, reference: string): Promise<ChannelsTable> {
-    const row = await this.ctx.database.db.selectFrom('channels').selectAll().where('reference', '=', reference).executeTakeFirst();
+    const db = this.ctx.database.db;
+    const row = (await db.executeQuery<ChannelsTable>(channelByReference(db, reference))).rows[0];
     // Another merchant's channel is reported exactly like a missing one.
     if (!row || row.merchant_id !== merchantId) {
       throw new DomainError(404, 'channel_not_found', `no channel "${reference}" exists for this secret key's merchant`, '/channel');
@@ -136,7 +139,7 @@ export class Authorise {
 
     const brand = detectBrand(pm.number)!;
     const id = this.ctx.newId('payment');
-    const token = randomBytes(32).toString('base64url');
+    const token = secureRandomBytes(32).toString('base64url');
     const details: PaymentDetails = {
       payment_data: paymentData,
       store_for_future_use: storeForFutureUse,
@@ -200,6 +203,8 @@ export class Authorise {
     return { payment, cardSecret, session, event, resource, method };
   }
 }
+
+const channelByReference = compiledOnce((db, reference: string) => db.selectFrom('channels').selectAll().where('reference', '=', reference));
 
 export function checkoutUrl(publicUrl: string, token: string): string {
   return `${publicUrl}/pay/${token}`;

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { secureRandomBytes } from '../adapters/random.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { formatId, type IdKind } from '../domain/ids.js';
@@ -19,5 +19,5 @@ export interface AppContext {
 }
 
 export function idFactory(clock: Clock): (kind: IdKind) => string {
-  return (kind) => formatId(kind, clock.now(), randomBytes(10));
+  return (kind) => formatId(kind, clock.now(), secureRandomBytes(10));
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { DomainError } from '../domain/errors.js';
 import type { Trx } from '../adapters/storage/database.js';
+import { insertRow } from '../adapters/storage/compiled.js';
 import type { AppContext } from './context.js';
 
 /**
@@ -55,10 +56,7 @@ export class Idempotency {
     try {
       const now = this.ctx.clock.now();
       const record = async (trx: Trx, status: number, body: string) => {
-        await trx
-          .insertInto('idempotency_keys')
-          .values({ merchant_id: merchantId, key, endpoint, request_hash: hash, response_status: status, response_body: body, created_at: now, expires_at: now + this.ctx.config.idempotencyTtlMs })
-          .execute();
+        await insertRow(trx, 'idempotency_keys', { merchant_id: merchantId, key, endpoint, request_hash: hash, response_status: status, response_body: body, created_at: now, expires_at: now + this.ctx.config.idempotencyTtlMs });
       };
       try {
         const r = await effect(record);

@@ -3,8 +3,9 @@ import { DomainError } from '../domain/errors.js';
 import { isCurrency } from '../domain/money.js';
 import { isEmail } from '../domain/address.js';
 import { formatSecretKey, isWellFormedSecretKey } from '../domain/secret-key.js';
-import { EVENT_TYPES } from '../domain/payment-state.js';
-import type { ChannelsTable } from '../adapters/storage/schema.js';
+import { isEventType } from '../domain/event-types.js';
+import type { ChannelsTable, SecretKeysTable } from '../adapters/storage/schema.js';
+import { compiledOnce } from '../adapters/storage/compiled.js';
 import type { AppContext } from './context.js';
 
 export interface ChannelInput {
@@ -81,7 +82,7 @@ function checkChannelInput(input: Partial<ChannelInput>, mode: 'sandbox' | 'live
   }
   if (input.notifyEmails !== undefined) for (const e of input.notifyEmails) if (!isEmail(e)) bad('notify_emails', `"${e}" is not an e-mail address`);
   if (input.notifyEvents !== undefined) {
-    for (const e of input.notifyEvents) if (e !== '*' && !(EVENT_TYPES as readonly string[]).includes(e)) bad('notify_events', `"${e}" is not an event type`);
+    for (const e of input.notifyEvents) if (e !== '*' && !isEventType(e)) bad('notify_events', `"${e}" is not an event type`);
   }
 }
 
@@ -99,6 +100,9 @@ function checkReturnUrl(u: string, mode: 'sandbox' | 'live'): void {
   }
   if (url.username || url.password) throw new DomainError(400, 'invalid_channel', `return URL "${u}" must not contain credentials`, '/return_urls');
 }
+
+/** Every API request runs this lookup, so its SQL is compiled once. */
+const keyByHash = compiledOnce((db, hash: string) => db.selectFrom('secret_keys').select(['id', 'merchant_id', 'key_hash', 'revoked_at']).where('key_hash', '=', hash));
 
 export class Merchants {
   constructor(private readonly ctx: AppContext) {}
@@ -237,11 +241,8 @@ export class Merchants {
   async authenticate(presented: string | undefined): Promise<{ merchantId: string; keyId: string } | null> {
     if (!presented || !isWellFormedSecretKey(presented)) return null;
     const hash = hashSecretKey(presented);
-    const row = await this.ctx.database.db
-      .selectFrom('secret_keys')
-      .select(['id', 'merchant_id', 'key_hash', 'revoked_at'])
-      .where('key_hash', '=', hash)
-      .executeTakeFirst();
+    const db = this.ctx.database.db;
+    const row = (await db.executeQuery<Pick<SecretKeysTable, 'id' | 'merchant_id' | 'key_hash' | 'revoked_at'>>(keyByHash(db, hash))).rows[0];
     if (!row || row.revoked_at !== null) return null;
     if (!timingSafeEqual(Buffer.from(row.key_hash, 'hex'), Buffer.from(hash, 'hex'))) return null;
     return { merchantId: row.merchant_id, keyId: row.id };

@@ -67,7 +67,7 @@ function openSqlite(opts: OpenOptions): Database {
   raw.pragma('synchronous = FULL');
   raw.pragma('busy_timeout = 5000');
   raw.pragma('foreign_keys = ON');
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: raw }) });
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
   const committer = new GroupCommitter(db, opts.groupCommitWindowMs ?? 0);
   return {
     db,
@@ -79,6 +79,27 @@ function openSqlite(opts: OpenOptions): Database {
       return [file, `${file}-wal`].filter(existsSync).reduce((n, f) => n + statSync(f).size, 0);
     },
     close: () => db.destroy(),
+  };
+}
+
+/**
+ * Kysely prepares every query afresh; compiling SQL is a large share of a small
+ * query's cost, so statements are kept by their text. Bounded, because queries with
+ * `IN (…)` lists produce many texts.
+ */
+function withStatementCache(raw: SQLite.Database): { close(): void; prepare(sql: string): SQLite.Statement } {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => raw.close(),
+    prepare(text: string) {
+      let stmt = cache.get(text);
+      if (!stmt) {
+        if (cache.size >= 1000) cache.clear();
+        stmt = raw.prepare(text);
+        cache.set(text, stmt);
+      }
+      return stmt;
+    },
   };
 }
 

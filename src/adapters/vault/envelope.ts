@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
+import { secureRandomBytes } from '../random.js';
 import { inspect } from 'node:util';
 import type { Kek } from '../../config.js';
 
@@ -43,7 +44,7 @@ export interface SealedCard {
 }
 
 function seal(key: Buffer, plaintext: Buffer, aad: string): string {
-  const iv = randomBytes(12);
+  const iv = secureRandomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(aad));
   const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
@@ -80,7 +81,7 @@ export class Vault {
   }
 
   sealCard(recordId: string, card: SensitiveCard): SealedCard {
-    const dek = randomBytes(32);
+    const dek = secureRandomBytes(32);
     try {
       return {
         kek_id: this.keks.active.id,
@@ -106,7 +107,7 @@ export class Vault {
 
   /** Encrypt arbitrary bytes (documents, channel secrets) under a fresh data key. */
   sealBytes(recordId: string, data: Buffer): { kek_id: string; wrapped_dek: string; ct: string } {
-    const dek = randomBytes(32);
+    const dek = secureRandomBytes(32);
     try {
       return {
         kek_id: this.keks.active.id,
