@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely';
 import { DomainError } from '../domain/errors.js';
 import {
   type Approval,
+  type ComplianceEventType,
   type ComplianceState,
   DAY_MS,
   DOCUMENT_LABELS,
@@ -24,6 +25,7 @@ import {
 import type { AuditLogTable, ComplianceDocumentsTable, ComplianceProfilesTable, Schema } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { AppContext } from './context.js';
+import { iso } from './payment-resource.js';
 
 /** Who acts and from where, as the audit log records them. */
 export interface Actor {
@@ -47,8 +49,6 @@ const MISSING_DESCRIPTIONS: Record<MissingItem, string> = {
   ...DOCUMENT_LABELS,
 };
 
-const isoOrNull = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
 export function documentView(d: DocumentRow) {
   return {
     id: d.id,
@@ -60,7 +60,7 @@ export function documentView(d: DocumentRow) {
     sha256: d.sha256,
     status: d.status,
     uploaded_at: new Date(d.uploaded_at).toISOString(),
-    reviewed_at: isoOrNull(d.reviewed_at),
+    reviewed_at: iso(d.reviewed_at),
     review_reason: d.review_reason,
   };
 }
@@ -88,22 +88,22 @@ export function complianceView(merchantId: string, p: ComplianceProfilesTable | 
     refusal: s.refusal,
     annual_transactions: {
       declared: p?.declared_transactions ?? null,
-      declared_at: isoOrNull(p?.declared_at ?? null),
+      declared_at: iso(p?.declared_at ?? null),
       counted_last_12_months: p?.counted_transactions ?? null,
-      counted_at: isoOrNull(p?.counted_at ?? null),
+      counted_at: iso(p?.counted_at ?? null),
     },
     required_documents: s.required,
     missing: s.missing.map((item) => ({ item, description: MISSING_DESCRIPTIONS[item] })),
     review_pending: s.reviewPending,
-    approved_at: isoOrNull(p?.approved_at ?? null),
-    expires_at: isoOrNull(p?.valid_until ?? null),
+    approved_at: iso(p?.approved_at ?? null),
+    expires_at: iso(p?.valid_until ?? null),
     approved_basis: p?.approved_basis ?? null,
     aoc_required:
       p?.aoc_required_since != null
-        ? { since: new Date(p.aoc_required_since).toISOString(), grace_period_ends_at: isoOrNull(s.aocGraceEndsAt), reason: 'annual card transactions above 6,000,000: an SAQ no longer suffices' }
+        ? { since: new Date(p.aoc_required_since).toISOString(), grace_period_ends_at: iso(s.aocGraceEndsAt), reason: 'annual card transactions above 6,000,000: an SAQ no longer suffices' }
         : null,
     last_review: p?.last_review_outcome
-      ? { outcome: p.last_review_outcome, reason: p.last_review_reason, reviewed_at: isoOrNull(p.last_reviewed_at) }
+      ? { outcome: p.last_review_outcome, reason: p.last_review_reason, reviewed_at: iso(p.last_reviewed_at) }
       : null,
     documents: docs.slice(0, 50).map(documentView),
   };
@@ -530,7 +530,7 @@ export class Compliance {
 
   private async sendNotice(
     merchantId: string,
-    type: string,
+    type: ComplianceEventType,
     now: number,
     claim: (trx: Trx) => Promise<{ numUpdatedRows: bigint }>,
     extra: Record<string, unknown>,
@@ -564,7 +564,7 @@ export class Compliance {
    * notify addresses, callbacks). Compliance belongs to the merchant, not a payment, so
    * payment_id is null and the event rides on one of its channels, a live one first.
    */
-  private async notify(trx: Trx, merchantId: string, type: string, view: ComplianceView, now: number, extra: Record<string, unknown> = {}): Promise<string | null> {
+  private async notify(trx: Trx, merchantId: string, type: ComplianceEventType, view: ComplianceView, now: number, extra: Record<string, unknown> = {}): Promise<string | null> {
     const channels = await trx.selectFrom('channels').select(['id', 'mode']).where('merchant_id', '=', merchantId).orderBy('id').execute();
     const channel = channels.find((c) => c.mode === 'live') ?? channels[0];
     if (!channel) return null;

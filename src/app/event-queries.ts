@@ -1,9 +1,11 @@
 import { DomainError } from '../domain/errors.js';
 import { hasPrefix } from '../domain/ids.js';
-import { EVENT_TYPES } from '../domain/payment-state.js';
+import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
+import { pendingDelivery } from './delivery-rows.js';
 import type { OutboxSignal } from './outbox-signal.js';
+import { iso } from './payment-resource.js';
 import { subscribes, subscriptionOf } from './webhook-endpoints.js';
 
 export interface EventListQuery {
@@ -45,10 +47,6 @@ export interface DeliveryView {
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
 
-function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
-}
-
 /**
  * The merchant's view of the outbox: events as they were sent (the stored bytes), what
  * happened to each delivery, and a way to send one again. Another merchant's event is
@@ -75,7 +73,7 @@ export class EventQueries {
     }
     const types = q.type?.split(',').map((t) => t.trim()).filter(Boolean);
     for (const t of types ?? []) {
-      if (!(EVENT_TYPES as readonly string[]).includes(t)) throw new DomainError(400, 'invalid_event_type', `"${t}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/query/type');
+      if (!isEventType(t)) throw new DomainError(400, 'invalid_event_type', `"${t}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/query/type');
     }
     let query = this.ctx.database.db.selectFrom('events').select(['id', 'body']).where('merchant_id', '=', merchantId);
     if (types?.length) query = query.where('type', 'in', types);
@@ -133,28 +131,7 @@ export class EventQueries {
         if (Number(reset.numUpdatedRows) > 0) continue;
         await trx
           .insertInto('deliveries')
-          .values({
-            id: this.ctx.newId('delivery'),
-            event_id: event.id,
-            merchant_id: merchantId,
-            kind: 'webhook',
-            target: endpoint.id,
-            endpoint_id: endpoint.id,
-            recipient: null,
-            template: null,
-            status: 'pending',
-            attempts: 0,
-            failures: 0,
-            next_attempt_at: now,
-            retry_until: retryUntil,
-            locked_until: null,
-            lease_token: null,
-            last_status_code: null,
-            last_error: null,
-            created_at: now,
-            updated_at: now,
-            completed_at: null,
-          })
+          .values(pendingDelivery({ id: this.ctx.newId('delivery'), event_id: event.id, merchant_id: merchantId, kind: 'webhook', target: endpoint.id, endpoint_id: endpoint.id }, now, retryUntil))
           .execute();
       }
     });

@@ -1,10 +1,11 @@
 import { DomainError } from '../domain/errors.js';
-import { EVENT_TYPES } from '../domain/payment-state.js';
+import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { WebhookEndpointsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import { generateSecret } from '../adapters/webhooks/signer.js';
 import { checkUrl, type OutboundPolicy, resolveChecked, type Resolver, systemResolver, TargetRefused } from '../adapters/webhooks/ssrf-guard.js';
 import type { AppContext } from './context.js';
+import { iso } from './payment-resource.js';
 import { channelReference } from './payment-transitions.js';
 
 export interface EndpointInput {
@@ -46,14 +47,10 @@ export function outboundPolicy(ctx: AppContext): OutboundPolicy {
   return { allowPrivate: ctx.config.webhookAllowPrivate, requireHttps: ctx.config.mode === 'live' };
 }
 
-function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
-}
-
 function normaliseEvents(events: string[]): string[] {
   if (events.length === 0) throw new DomainError(400, 'invalid_events', 'events must name at least one event type, or ["*"] for all', '/events');
   for (const [i, e] of events.entries()) {
-    if (e !== '*' && !(EVENT_TYPES as readonly string[]).includes(e)) {
+    if (e !== '*' && !isEventType(e)) {
       throw new DomainError(400, 'invalid_events', `"${e}" is not an event type; use one of ${EVENT_TYPES.join(', ')} or "*"`, `/events/${i}`);
     }
   }

@@ -62,6 +62,21 @@ export function detectBrand(pan: string): CardBrand | null {
   return null;
 }
 
+const BRAND_NAMES: Record<CardBrand, string> = {
+  visa: 'Visa',
+  mastercard: 'Mastercard',
+  amex: 'American Express',
+  discover: 'Discover',
+  jcb: 'JCB',
+  diners: 'Diners Club',
+  unionpay: 'UnionPay',
+};
+
+/** The scheme as people write it ("American Express"); a brand we do not know is shown as given. */
+export function brandName(brand: string): string {
+  return Object.hasOwn(BRAND_NAMES, brand) ? BRAND_NAMES[brand as CardBrand] : brand;
+}
+
 export function cvcLength(brand: CardBrand): 3 | 4 {
   return brand === 'amex' ? 4 : 3;
 }

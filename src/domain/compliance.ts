@@ -33,6 +33,14 @@ export const MAX_ANNUAL_TRANSACTIONS = 1_000_000_000_000;
 
 export const DAY_MS = 86_400_000;
 
+/** Outbox events about a merchant's compliance; each is also e-mailed to the merchant, whatever its channel's `notify_events`. */
+export const COMPLIANCE_EVENT_TYPES = ['compliance.approved', 'compliance.rejected', 'compliance.expiring', 'compliance.expired', 'compliance.aoc_required'] as const;
+export type ComplianceEventType = (typeof COMPLIANCE_EVENT_TYPES)[number];
+
+export function isComplianceEvent(type: string): boolean {
+  return type.startsWith('compliance.');
+}
+
 export function isDocumentType(v: string): v is DocumentType {
   return (DOCUMENT_TYPES as readonly string[]).includes(v);
 }

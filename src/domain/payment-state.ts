@@ -113,7 +113,8 @@ export function eventTypeFor(status: PaymentStatus): string {
   }
 }
 
-export const EVENT_TYPES = [
+/** Payment and refund event types; `EVENT_TYPES` in event-types.ts adds the merchant-level ones. */
+export const PAYMENT_EVENT_TYPES = [
   'payment.created',
   'payment.authorised',
   'payment.captured',

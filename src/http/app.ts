@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { secureRandomBytes } from '../adapters/random.js';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -52,7 +52,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: services.ctx.config.bodyLimitBytes,
-    genReqId: () => 'req_' + randomBytes(12).toString('hex'),
+    genReqId: () => 'req_' + secureRandomBytes(12).toString('hex'),
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: true,

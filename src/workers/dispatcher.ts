@@ -8,8 +8,10 @@ import type { Trx } from '../adapters/storage/database.js';
 import { signedHeaders } from '../adapters/webhooks/signer.js';
 import { WebhookSender } from '../adapters/webhooks/sender.js';
 import { createMailer, type Mailer, PermanentMailError } from '../adapters/mail/mailer.js';
-import { type MailTemplate, type PaymentMailInput, renderPaymentMail } from '../adapters/mail/templates.js';
+import { type ComplianceMailInput, type PaymentMailInput, type RenderedMail, renderComplianceMail, renderPaymentMail } from '../adapters/mail/templates.js';
+import { pendingDelivery } from '../app/delivery-rows.js';
 import { isEmail } from '../domain/address.js';
+import { isComplianceEvent } from '../domain/compliance.js';
 import { nextAttemptAt, type RetryPolicy } from '../domain/retry-schedule.js';
 import { type Clock, systemClock } from '../ports/clock.js';
 import { Loop } from './loop.js';
@@ -341,30 +343,8 @@ export class Dispatcher {
       const now = clock.now();
       const retryUntil = now + config.webhookRetryWindowMs;
       const rows: DeliveriesTable[] = [];
-      const add = (event: EventRow, kind: DeliveriesTable['kind'], target: string, extra: Partial<DeliveriesTable>) =>
-        rows.push({
-          id: this.services.ctx.newId('delivery'),
-          event_id: event.id,
-          merchant_id: event.merchant_id,
-          kind,
-          target,
-          endpoint_id: null,
-          recipient: null,
-          template: null,
-          status: 'pending',
-          attempts: 0,
-          failures: 0,
-          next_attempt_at: now,
-          retry_until: retryUntil,
-          locked_until: null,
-          lease_token: null,
-          last_status_code: null,
-          last_error: null,
-          created_at: now,
-          updated_at: now,
-          completed_at: null,
-          ...extra,
-        });
+      const add = (event: EventRow, kind: DeliveriesTable['kind'], target: string, extra: Pick<DeliveriesTable, 'endpoint_id'> | Pick<DeliveriesTable, 'recipient' | 'template'>) =>
+        rows.push(pendingDelivery({ id: this.services.ctx.newId('delivery'), event_id: event.id, merchant_id: event.merchant_id, kind, target, ...extra }, now, retryUntil));
       for (const event of events) {
         // An endpoint receives the events that happen after it is registered.
         for (const ep of byMerchant.get(event.merchant_id) ?? []) {
@@ -372,6 +352,11 @@ export class Dispatcher {
         }
         const rules = mailRules.get(event.channel_id);
         if (!rules) continue;
+        // The merchant has to act on these, so they go out whatever the channel's notify_events say.
+        if (isComplianceEvent(event.type)) {
+          for (const email of new Set(rules.emails)) add(event, 'email', `compliance:${email}`, { recipient: email, template: 'compliance' });
+          continue;
+        }
         if (rules.types.includes('*') || rules.types.includes(event.type)) {
           for (const email of new Set(rules.emails)) add(event, 'email', `notification:${email}`, { recipient: email, template: 'notification' });
         }
@@ -535,23 +520,25 @@ export class Dispatcher {
     };
   }
 
-  private async sendMail(d: Claimed): Promise<Outcome> {
-    const event = JSON.parse(d.body) as { created_at: string; data: { object: EventObject } };
-    const about = aboutPayment(event.data.object);
+  /** The message a mail delivery carries, or null when its event has nothing an e-mail can say. */
+  private renderMail(d: Claimed): RenderedMail | null {
+    const event = JSON.parse(d.body) as { created_at: string; data: { object: unknown } };
+    const common = { merchantName: d.merchant_name ?? '', channelName: d.channel_name ?? '', eventType: d.event_type, eventId: d.event_id, occurredAt: event.created_at };
+    if (d.template === 'compliance') {
+      const compliance = event.data.object as ComplianceMailInput['compliance'] & { object?: string };
+      return compliance.object === 'compliance' ? renderComplianceMail({ ...common, compliance }) : null;
+    }
+    const about = aboutPayment(event.data.object as EventObject);
     const card = about?.payment.payment_method?.card;
-    if (!about || !card) return { kind: 'cancel', reason: `no e-mail template for ${d.event_type}` };
+    if (!about || !card) return null;
+    return renderPaymentMail({ ...common, template: d.template ?? 'notification', payment: { ...about.payment, card }, refund: about.refund });
+  }
+
+  private async sendMail(d: Claimed): Promise<Outcome> {
+    const mail = this.renderMail(d);
+    if (!mail) return { kind: 'cancel', reason: `no e-mail template for ${d.event_type}` };
     const { clock } = this.services.ctx;
     const startedAt = clock.now();
-    const mail = renderPaymentMail({
-      template: (d.template ?? 'notification') as MailTemplate,
-      merchantName: d.merchant_name ?? '',
-      channelName: d.channel_name ?? '',
-      eventType: d.event_type,
-      eventId: d.event_id,
-      occurredAt: event.created_at,
-      payment: { ...about.payment, card },
-      refund: about.refund,
-    });
     const began = performance.now();
     try {
       const r = await this.mailer.send({ id: d.id, to: d.recipient!, ...mail, date: new Date(startedAt) });

@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
+import type { ProblemBody } from '../../src/http/problem.js';
 import type { TestGateway } from './gateway.js';
 
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  param?: string;
-  request_id: string;
+/** A problem as a client reads it, with the field errors a 400 carries. */
+export interface Problem extends ProblemBody {
   errors?: Array<{ param: string; code: string; message: string }>;
-  [extra: string]: unknown;
 }
 
 /**

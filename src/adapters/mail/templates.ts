@@ -1,15 +1,18 @@
-import { luhnValid } from '../../domain/card.js';
+import { brandName, luhnValid } from '../../domain/card.js';
+import { DAY_MS, DOCUMENT_LABELS, isDocumentType, SAQ_MAX_ANNUAL_TRANSACTIONS } from '../../domain/compliance.js';
 import { formatAmount } from '../../domain/money.js';
 
 /**
- * Payment e-mails, plain text and HTML. They show the card as brand and last 4 only;
- * free text a merchant or acquirer supplied (reference, decline message) is scrubbed
- * of anything that looks like a card number before it is written into a message.
+ * Payment e-mails and compliance notices, plain text and HTML. Payment mails show the
+ * card as brand and last 4 only; compliance notices carry no card data at all. Free
+ * text that came from elsewhere (reference, decline message, a reviewer's reason, names)
+ * is scrubbed of anything that looks like a card number before it is written into a message.
  */
-export type MailTemplate = 'notification' | 'receipt';
+export type PaymentMailTemplate = 'notification' | 'receipt';
+export type MailTemplate = PaymentMailTemplate | 'compliance';
 
 export interface PaymentMailInput {
-  template: MailTemplate;
+  template: PaymentMailTemplate;
   merchantName: string;
   channelName: string;
   eventType: string;
@@ -37,16 +40,6 @@ export interface RenderedMail {
   text: string;
   html: string;
 }
-
-const BRANDS: Record<string, string> = {
-  visa: 'Visa',
-  mastercard: 'Mastercard',
-  amex: 'American Express',
-  discover: 'Discover',
-  jcb: 'JCB',
-  diners: 'Diners Club',
-  unionpay: 'UnionPay',
-};
 
 const HEADLINES: Record<string, string> = {
   'payment.created': 'is waiting for the customer',
@@ -80,7 +73,7 @@ export function scrubCardNumbers(text: string): string {
 }
 
 export function maskedCard(card: { brand: string; last4: string }): string {
-  return `${BRANDS[card.brand] ?? card.brand} •••• ${card.last4.replace(/\D/g, '').slice(-4)}`;
+  return `${brandName(card.brand)} •••• ${card.last4.replace(/\D/g, '').slice(-4)}`;
 }
 
 function amount(value: number, currency: string): string {
@@ -140,17 +133,148 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
     input.template === 'receipt'
       ? `Questions about this payment? Contact ${shop} and quote the payment ID.`
       : 'You receive these e-mails because this address is a notification address of the channel. Confirm the status with GET /payment/{id} or a signed callback before shipping goods.';
+  return compose({ subject, intro, headline: total, rows, footer });
+}
 
-  const width = Math.max(...rows.map(([k]) => k.length));
-  const text = [intro, '', ...rows.map(([k, v]) => `${(k + ':').padEnd(width + 1)} ${v}`), '', footer, '', '— tZero Pay', ''].join('\n');
-  const htmlRows = rows.map(([k, v]) => `<tr><th align="left" style="padding:4px 16px 4px 0;color:#5c677d;font-weight:normal">${escapeHtml(k)}</th><td style="padding:4px 0">${escapeHtml(v)}</td></tr>`).join('');
+/** One layout for every message: an introduction, a headline, a table of facts, what to do next, a footer. */
+function compose(m: { subject: string; intro: string; headline: string; rows: Array<[string, string]>; next?: string; footer: string }): RenderedMail {
+  const width = Math.max(...m.rows.map(([k]) => k.length));
+  const next = m.next ? ['What to do next:', m.next, ''] : [];
+  const text = [m.intro, '', ...m.rows.map(([k, v]) => `${(k + ':').padEnd(width + 1)} ${v}`), '', ...next, m.footer, '', '— tZero Pay', ''].join('\n');
+  const htmlRows = m.rows.map(([k, v]) => `<tr><th align="left" style="padding:4px 16px 4px 0;color:#5c677d;font-weight:normal">${escapeHtml(k)}</th><td style="padding:4px 0">${escapeHtml(v)}</td></tr>`).join('');
+  const htmlNext = m.next ? `<p style="margin:16px 0 4px;font-weight:600">What to do next</p><p style="margin:0">${escapeHtml(m.next)}</p>` : '';
   const html =
-    `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head>` +
+    `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(m.subject)}</title></head>` +
     `<body style="font-family:system-ui,sans-serif;color:#14213d;background:#f5f7fb;margin:0;padding:24px">` +
     `<div style="max-width:520px;margin:0 auto;background:#fff;border:1px solid #d9dee7;border-radius:12px;padding:24px">` +
-    `<p style="margin:0 0 8px">${escapeHtml(intro)}</p><p style="font-size:28px;font-weight:600;margin:8px 0 16px">${escapeHtml(total)}</p>` +
-    `<table cellspacing="0" cellpadding="0">${htmlRows}</table>` +
-    `<p style="color:#5c677d;font-size:13px;margin:16px 0 0">${escapeHtml(footer)}</p></div>` +
+    `<p style="margin:0 0 8px">${escapeHtml(m.intro)}</p><p style="font-size:28px;font-weight:600;margin:8px 0 16px">${escapeHtml(m.headline)}</p>` +
+    `<table cellspacing="0" cellpadding="0">${htmlRows}</table>${htmlNext}` +
+    `<p style="color:#5c677d;font-size:13px;margin:16px 0 0">${escapeHtml(m.footer)}</p></div>` +
     `<p style="text-align:center;color:#5c677d;font-size:12px">tZero Pay</p></body></html>`;
-  return { subject: subject.replace(/[\r\n]+/g, ' '), text, html };
+  return { subject: m.subject.replace(/[\r\n]+/g, ' '), text, html };
+}
+
+/** The `data.object` of a compliance event, as far as the notice uses it. */
+export interface ComplianceMailInput {
+  merchantName: string;
+  channelName: string;
+  eventType: string;
+  eventId: string;
+  occurredAt: string;
+  compliance: {
+    status: string;
+    card_data_on_live_channels?: string;
+    required_documents?: string[] | null;
+    missing?: Array<{ item: string; description: string }>;
+    review_pending?: boolean;
+    expires_at: string | null;
+    approved_basis?: string | null;
+    aoc_required?: { grace_period_ends_at: string | null } | null;
+    last_review?: { outcome: string; reason: string | null } | null;
+    days_before_expiry?: number;
+  };
+}
+
+const COMPLIANCE_STATUS: Record<string, string> = {
+  approved: 'Approved',
+  expired: 'Expired',
+  pending: 'Waiting for review',
+  missing: 'Not approved: documents missing',
+};
+
+const UPLOAD = 'POST /merchant/compliance/documents';
+
+/** `2027-03-31 14:05 UTC`: a deadline as a merchant reads it, without the milliseconds. */
+function utcMinute(iso: string): string {
+  return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+}
+
+function daysWord(n: number): string {
+  return n === 1 ? '1 day' : `${n} days`;
+}
+
+/** Whole days from `from` until `until`, rounded up, so a deadline later today is 1 day away, not 0. */
+function daysUntil(until: string, from: string): number {
+  return Math.max(0, Math.ceil((Date.parse(until) - Date.parse(from)) / DAY_MS));
+}
+
+function documentList(types: readonly string[]): string {
+  return types.map((t) => (isDocumentType(t) ? DOCUMENT_LABELS[t] : t)).join(', ');
+}
+
+/**
+ * A compliance notice to the merchant's notification addresses: what happened, where
+ * the approval stands, what is missing, the deadline and what to do about it.
+ */
+export function renderComplianceMail(input: ComplianceMailInput): RenderedMail {
+  const c = input.compliance;
+  const merchant = clean(input.merchantName) ?? '';
+  const shop = clean(input.channelName) ?? '';
+  const expires = c.expires_at;
+  const grace = c.aoc_required?.grace_period_ends_at ?? null;
+  const missing = (c.missing ?? []).map((m) => m.description);
+  const toUpload = missing.length ? missing.join(', ') : documentList(c.required_documents ?? ['asv_scan', 'saq']);
+  const liveAccepted = c.card_data_on_live_channels === 'accepted';
+  let subject: string;
+  let intro: string;
+  let headline: string;
+  let next: string;
+  let deadline: string | null = expires !== null && liveAccepted ? expires : null;
+  switch (input.eventType) {
+    case 'compliance.approved':
+      subject = `[${merchant}] PCI DSS compliance approved${expires ? ` until ${expires.slice(0, 10)}` : ''}`;
+      intro = `Your PCI DSS compliance documents were reviewed and approved.${expires ? ` Your live channels accept card data until ${utcMinute(expires)}.` : ''}`;
+      headline = expires ? `Approved until ${expires.slice(0, 10)}` : 'Approved';
+      next = `Nothing for now. Validation is annual: we remind you 30 and 7 days before the approval expires. Upload next year's documents (a new ASV scan report and your SAQ or AOC) with ${UPLOAD} before then.`;
+      break;
+    case 'compliance.rejected':
+      subject = `[${merchant}] PCI DSS documents rejected`;
+      intro =
+        'Your PCI DSS compliance documents were reviewed and rejected.' +
+        (liveAccepted && expires ? ` Your current approval stays in force until ${utcMinute(expires)}.` : ' Your live channels refuse card data until a new submission is approved; sandbox channels keep working.');
+      headline = 'Documents rejected';
+      next = `Correct what the reason says and upload ${toUpload} again with ${UPLOAD} (PDF, at most 10 MiB each). GET /merchant/compliance shows what is still missing; the operator reviews the submission once it is complete.`;
+      break;
+    case 'compliance.expiring': {
+      const days = expires ? daysUntil(expires, input.occurredAt) : (c.days_before_expiry ?? 0);
+      subject = `[${merchant}] PCI DSS approval expires in ${daysWord(days)}${expires ? ` (${expires.slice(0, 10)})` : ''}`;
+      intro = `Your PCI DSS compliance approval expires${expires ? ` on ${utcMinute(expires)}` : ''}, in ${daysWord(days)}. From then on your live channels refuse card data until a renewal is approved.`;
+      headline = `Expires in ${daysWord(days)}`;
+      next = c.review_pending
+        ? 'Your renewal is already waiting for review: nothing else to do. You are told by e-mail when it is decided.'
+        : `Renew now: upload ${toUpload} with ${UPLOAD} (the ASV scan report at most 90 days old, the attestation signed within the last year), and leave time for the review.`;
+      break;
+    }
+    case 'compliance.expired':
+      subject = `[${merchant}] PCI DSS approval expired: live channels refuse card data`;
+      intro = `Your PCI DSS compliance approval${expires ? ` expired on ${utcMinute(expires)}` : ' has expired'}. Your live channels refuse card data (compliance_expired) until new documents are approved; sandbox channels and stored-card tokens keep working.`;
+      headline = 'Expired';
+      next = c.review_pending ? 'Your renewal is waiting for review: card data is accepted again as soon as it is approved.' : `Upload ${toUpload} with ${UPLOAD}; card data is accepted again as soon as the operator approves them.`;
+      break;
+    case 'compliance.aoc_required':
+      subject = `[${merchant}] PCI DSS: an Attestation of Compliance (AOC) is now required`;
+      intro = `Your annual card transactions exceed ${SAQ_MAX_ANNUAL_TRANSACTIONS.toLocaleString('en-US')}, so your SAQ-based approval no longer suffices: an Attestation of Compliance (AOC) signed by a Qualified Security Assessor (QSA) is required.${grace ? ` Your live channels keep accepting card data during the grace period, until ${utcMinute(grace)}.` : ''}`;
+      headline = grace ? `AOC due by ${grace.slice(0, 10)}` : 'AOC required';
+      next = `Have a QSA assess you, then upload ${toUpload} with ${UPLOAD}${grace ? ` before ${grace.slice(0, 10)}` : ''}. After the grace period your live channels refuse card data until the AOC is approved.`;
+      deadline = grace;
+      break;
+    default:
+      subject = `[${merchant}] PCI DSS compliance update`;
+      intro = 'Your PCI DSS compliance status changed.';
+      headline = COMPLIANCE_STATUS[c.status] ?? c.status;
+      next = 'See GET /merchant/compliance for the details.';
+  }
+
+  const rows: Array<[string, string]> = [['Status', COMPLIANCE_STATUS[c.status] ?? c.status]];
+  if (c.card_data_on_live_channels) rows.push(['Card data on live channels', liveAccepted ? 'Accepted' : 'Refused']);
+  if (c.approved_basis && liveAccepted) rows.push(['Validated with', isDocumentType(c.approved_basis) ? DOCUMENT_LABELS[c.approved_basis] : c.approved_basis]);
+  if (expires) rows.push([Date.parse(expires) > Date.parse(input.occurredAt) ? 'Expires' : 'Expired', utcMinute(expires)]);
+  if (grace) rows.push(['Grace period ends', utcMinute(grace)]);
+  if (deadline && Date.parse(deadline) > Date.parse(input.occurredAt)) rows.push(['Days left', String(daysUntil(deadline, input.occurredAt))]);
+  rows.push(['Missing', missing.length ? missing.join('; ') : 'nothing']);
+  const reason = input.eventType === 'compliance.rejected' ? clean(c.last_review?.reason) : null;
+  if (reason) rows.push(['Reason', reason]);
+  rows.push(['Merchant', merchant], ['Event', `${input.eventType} (${input.eventId})`], ['Date', new Date(input.occurredAt).toUTCString()]);
+  const footer = `You receive compliance notices because this address is a notification address of your channel ${shop}; they are sent whatever its notify_events. GET /merchant/compliance shows your status at any time.`;
+  return compose({ subject, intro, headline, rows, next, footer });
 }

@@ -163,7 +163,7 @@ export interface DeliveriesTable {
   target: string;
   endpoint_id: string | null;
   recipient: string | null;
-  template: 'notification' | 'receipt' | null;
+  template: 'notification' | 'receipt' | 'compliance' | null;
   status: 'pending' | 'succeeded' | 'failed' | 'cancelled';
   attempts: number;
   /** Consecutive failures since the delivery was (re)scheduled; drives the backoff. */

@@ -1,17 +1,8 @@
 import type { CheckoutView } from '../../app/checkout.js';
+import { brandName } from '../../domain/card.js';
 import { formatAmount } from '../../domain/money.js';
 import { SANDBOX_CHALLENGE_CODE } from '../../adapters/acquirers/sandbox/test-cards.js';
 import { html, page, Safe } from './html.js';
-
-const BRAND_NAMES: Record<string, string> = {
-  visa: 'Visa',
-  mastercard: 'Mastercard',
-  amex: 'American Express',
-  discover: 'Discover',
-  jcb: 'JCB',
-  diners: 'Diners Club',
-  unionpay: 'UnionPay',
-};
 
 const OUTCOMES: Record<string, { tone: 'ok' | 'bad' | 'info'; title: string; text: string }> = {
   authorised: { tone: 'ok', title: 'Payment approved', text: 'Your payment has been approved.' },
@@ -38,7 +29,7 @@ function summary(view: CheckoutView): Safe {
   return html`<h1>Pay ${view.channelName}</h1>
 <p class="merchant">${p.reference ? `Order ${p.reference}` : 'Card payment'}</p>
 <p class="amount" aria-label="Amount">${formatAmount(p.amount, p.currency)}</p>
-<dl><dt>Card</dt><dd>${BRAND_NAMES[p.card_brand] ?? p.card_brand} •••• ${p.card_last4}</dd>
+<dl><dt>Card</dt><dd>${brandName(p.card_brand)} •••• ${p.card_last4}</dd>
 <dt>Expires</dt><dd>${String(p.card_exp_month).padStart(2, '0')}/${p.card_exp_year}</dd></dl>`;
 }
 

@@ -1,9 +1,10 @@
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../app/event-queries.js';
 import { Payment } from '../schemas/payment-resource.js';
 import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
+import { emptyBodyIsEmptyObject, sendJsonText } from '../json-reply.js';
 
 export const Event = Type.Object(
   {
@@ -57,14 +58,6 @@ const RedeliverBody = StrictObject({
 });
 
 const EventParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'evt_…' }) });
-
-function sendJsonText(reply: FastifyReply, text: string, status = 200): FastifyReply {
-  return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(text);
-}
-
-async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {};
-}
 
 /**
  * Wakes the dispatcher after every request that may have committed events, so a

@@ -1,18 +1,10 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Services } from '../../app/services.js';
 import { Payment } from '../schemas/payment-resource.js';
 import { problemResponses } from '../schemas/common.js';
 import { CaptureRequest, type CaptureRequestBody, PaymentListQuery, type PaymentListQueryString, PaymentPage, Refund, RefundList, RefundRequest, type RefundRequestBody, VoidRequest } from '../schemas/lifecycle.js';
 import { IdempotencyHeaders, PaymentIdParams, sendStored } from './payments.js';
-
-/** These bodies are all optional: a bare POST means "the whole amount". */
-async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {};
-}
-
-function sendJson(reply: FastifyReply, value: unknown): FastifyReply {
-  return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(value));
-}
+import { emptyBodyIsEmptyObject, sendJson } from '../json-reply.js';
 
 function idempotencyKey(request: FastifyRequest): string | undefined {
   return request.headers['idempotency-key'] as string | undefined;

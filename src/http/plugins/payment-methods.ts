@@ -2,6 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
 import { Nullable, Timestamp, problemResponses } from '../schemas/common.js';
+import { CardSummary } from '../schemas/payment-resource.js';
+import { sendJson } from '../json-reply.js';
 
 const PaymentMethod = Type.Object(
   {
@@ -10,12 +12,7 @@ const PaymentMethod = Type.Object(
     type: Type.Literal('card'),
     customer_reference: Type.String(),
     card: Type.Object({
-      brand: Type.String(),
-      bin: Type.String({ description: 'First 6 digits.' }),
-      last4: Type.String(),
-      expiry_month: Type.Integer(),
-      expiry_year: Type.Integer(),
-      fingerprint: Type.String({ description: 'Same card, same fingerprint (keyed hash; not reversible).' }),
+      ...CardSummary.properties,
       expired: Type.Boolean({ description: 'Past its expiry month: payments with it are declined with expired_card until it is stored again with the new expiry.' }),
     }),
     initial_payment_id: Type.String({ description: 'The customer-initiated payment that stored the card.' }),
@@ -32,10 +29,6 @@ const PaymentMethodList = Type.Object({ object: Type.Literal('list'), data: Type
 
 const CustomerParams = Type.Object({ reference: Type.String({ minLength: 1, maxLength: 128, description: 'Your customer reference (customer.reference of the payment that stored the card).' }) });
 const IdParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'pm_…' }) });
-
-function json(body: unknown): string {
-  return JSON.stringify(body);
-}
 
 /** Stored cards, always seen through the merchant whose secret key asks. */
 export const paymentMethodRoutes =
@@ -56,7 +49,7 @@ export const paymentMethodRoutes =
       },
       async (request, reply) => {
         const data = await services.storedCards.list(request.merchantId, request.params.reference);
-        return reply.header('content-type', 'application/json; charset=utf-8').send(json({ object: 'list', data }));
+        return sendJson(reply, { object: 'list', data });
       },
     );
 
@@ -68,7 +61,7 @@ export const paymentMethodRoutes =
       },
       async (request, reply) => {
         const pm = await services.storedCards.get(request.merchantId, request.params.id);
-        return reply.header('content-type', 'application/json; charset=utf-8').send(json(pm));
+        return sendJson(reply, pm);
       },
     );
 
@@ -87,7 +80,7 @@ export const paymentMethodRoutes =
       },
       async (request, reply) => {
         const pm = await services.storedCards.remove(request.merchantId, request.params.id);
-        return reply.header('content-type', 'application/json; charset=utf-8').send(json(pm));
+        return sendJson(reply, pm);
       },
     );
   };

@@ -1,9 +1,10 @@
 import { type Static, Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
 import { DEFAULT_OVERLAP_HOURS, MAX_ENDPOINTS_PER_MERCHANT, MAX_OVERLAP_HOURS } from '../../app/webhook-endpoints.js';
-import { EVENT_TYPES } from '../../domain/payment-state.js';
+import { EVENT_TYPES } from '../../domain/event-types.js';
 import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
+import { emptyBodyIsEmptyObject, sendJson } from '../json-reply.js';
 
 const EventType = Type.String({ maxLength: 64, description: `An event type (${EVENT_TYPES.join(', ')}) or "*" for all.` });
 const Url = Type.String({ minLength: 1, maxLength: 2048, description: 'Where callbacks are POSTed. https only in live mode; must resolve to a public address.' });
@@ -49,14 +50,6 @@ export const WebhookEndpoint = Type.Object(
 );
 
 const EndpointParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'we_…' }) });
-
-async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {};
-}
-
-function sendJson(reply: FastifyReply, value: unknown, status = 200): FastifyReply {
-  return reply.code(status).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(value));
-}
 
 /** CRUD for callback endpoints, scoped to the secret key's merchant. */
 export const webhookEndpointRoutes =

@@ -3,13 +3,18 @@ import { PAYMENT_STATUSES } from '../../domain/payment-state.js';
 import { Nullable, Timestamp } from './common.js';
 import { PartyDetails, Customer, PaymentData } from './payment-request.js';
 
-const Card = Type.Object({
+/** What any resource shows of a card: at most BIN and last 4. */
+export const CardSummary = Type.Object({
   brand: Type.String(),
   bin: Type.String({ description: 'First 6 digits.' }),
   last4: Type.String(),
   expiry_month: Type.Integer(),
   expiry_year: Type.Integer(),
   fingerprint: Type.String({ description: 'Same card, same fingerprint (keyed hash; not reversible).' }),
+});
+
+const Card = Type.Object({
+  ...CardSummary.properties,
   name: Nullable(Type.Object({}, { additionalProperties: true })),
 });
 

@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { type ComplianceMailInput, renderComplianceMail } from '../../src/adapters/mail/templates.js';
+import type { InboxMessage } from '../../src/adapters/mail/eml-inbox.js';
+import { DAY_MS } from '../../src/domain/compliance.js';
+import { dateDaysAgo, declareVolume, expectStatus, LIVE_CHANNEL, startComplianceGateway, upload } from '../compliance/fixtures.js';
+import { DIALECTS, type TestGateway } from '../support/gateway.js';
+import { MailSink } from '../support/smtp-sink.js';
+import { Receiver, registerEndpoint, waitFor } from '../webhooks/support.js';
+
+const OPS = 'ops@shop.example';
+const SANDBOX_NOTIFY = 'merchant@sandbox.test';
+
+interface Delivery {
+  kind: string;
+  recipient: string | null;
+  endpoint_id: string | null;
+  status: string;
+  attempts: Array<{ status_code: number | null }>;
+}
+
+async function deliveriesOf(t: TestGateway, type: string): Promise<Delivery[]> {
+  const list = (await t.request({ method: 'GET', url: `/events?type=${type}` })).json() as { data: Array<{ id: string }> };
+  assert.equal(list.data.length, 1, `one ${type} event`);
+  return ((await t.request({ method: 'GET', url: `/events/${list.data[0]!.id}` })).json() as { deliveries: Delivery[] }).deliveries;
+}
+
+function assertNoCardData(m: { text: string; html: string | null }): void {
+  for (const part of [m.text, m.html ?? '']) assert.doesNotMatch(part, /\d{12,}|•••• \d{4}|cvc/i);
+}
+
+for (const dialect of DIALECTS) {
+  describe(`compliance e-mails over SMTP (${dialect})`, () => {
+    let t: TestGateway;
+    let sink: MailSink;
+    let receiver: Receiver;
+    let typed: { id: string; secret: string };
+    let everything: { id: string; secret: string };
+    let expiresAt: string;
+
+    before(async () => {
+      sink = await new MailSink().start();
+      receiver = await new Receiver().start();
+      t = await startComplianceGateway(dialect, { SMTP_URL: `smtp://127.0.0.1:${sink.port}`, WORKERS: 'true', DISPATCH_POLL_MS: '50' });
+      // No compliance type among the live channel's notify_events: the notices go out regardless.
+      await t.gateway.services.merchants.updateChannel(LIVE_CHANNEL, { notifyEvents: ['payment.captured'] });
+      typed = await registerEndpoint(t, receiver.url, { events: ['compliance.approved', 'compliance.expiring'] });
+      everything = await registerEndpoint(t, receiver.url, { events: ['*'] });
+      receiver.secrets = [typed.secret, everything.secret];
+    });
+    after(async () => {
+      await t.close();
+      await sink.stop();
+      await receiver.stop();
+    });
+
+    it('e-mails the approval to the live channel\'s notification addresses and calls back subscribed endpoints', async () => {
+      await expectStatus(declareVolume(t, 1000), 200);
+      await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 10) }), 201);
+      await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 5) }), 201);
+      const view = await t.gateway.services.compliance.approve({ who: 'operator:test', from: 'test' }, t.credentials.merchant_id);
+      assert.equal(view.status, 'approved');
+      expiresAt = view.expires_at!;
+
+      await waitFor('the approval e-mail', () => sink.to(OPS).length >= 1);
+      const m: InboxMessage = sink.to(OPS)[0]!.message;
+      assert.equal(m.subject, `[Sandbox merchant] PCI DSS compliance approved until ${expiresAt.slice(0, 10)}`);
+      for (const expected of ['were reviewed and approved', 'Approved', `${expiresAt.slice(0, 10)} ${expiresAt.slice(11, 16)} UTC`, 'What to do next', 'compliance.approved']) {
+        assert.ok(m.text.includes(expected), `text has ${expected}`);
+        assert.ok(m.html?.includes(expected), `html has ${expected}`);
+      }
+      assert.match(m.text, /Missing: +nothing/);
+      assert.match(m.text, /Days left: +36[56]/);
+      assertNoCardData(m);
+      assert.equal(sink.to(SANDBOX_NOTIFY).length, 0, 'the event rides on the live channel, not the sandbox one');
+
+      await waitFor('both callbacks', () => receiver.received.filter((r) => r.type === 'compliance.approved').length === 2);
+      const payload = receiver.received.find((r) => r.type === 'compliance.approved')!.payload;
+      assert.equal(payload.data.object.status, 'approved');
+      assert.equal((payload.data.object as { object?: string }).object, 'compliance');
+
+      await waitFor('the deliveries to be recorded', async () => (await deliveriesOf(t, 'compliance.approved')).every((d) => d.status === 'succeeded'));
+      const deliveries = await deliveriesOf(t, 'compliance.approved');
+      const emails = deliveries.filter((d) => d.kind === 'email');
+      assert.deepEqual(emails.map((d) => d.recipient), [OPS]);
+      assert.equal(emails[0]!.attempts[0]!.status_code, 250);
+      assert.deepEqual(deliveries.filter((d) => d.kind === 'webhook').map((d) => d.endpoint_id).sort(), [typed.id, everything.id].sort());
+    });
+
+    it('sends the 30-day reminder when the reminders loop runs 30 days before expiry', async () => {
+      const before = sink.to(OPS).length;
+      t.clock.set(Date.parse(expiresAt) - 30 * DAY_MS);
+      await t.gateway.workers!.loops.compliance!.tick();
+
+      await waitFor('the reminder e-mail', () => sink.to(OPS).length === before + 1);
+      const m = sink.to(OPS).at(-1)!.message;
+      assert.equal(m.subject, `[Sandbox merchant] PCI DSS approval expires in 30 days (${expiresAt.slice(0, 10)})`);
+      assert.match(m.text, /^Days left: +30\r?$/m);
+      assert.ok(m.text.includes('Renew now: upload ASV scan report, Self-Assessment Questionnaire (SAQ) with POST /merchant/compliance/documents'));
+      assert.ok(m.html?.includes('Expires in 30 days'));
+      assertNoCardData(m);
+
+      await waitFor('the reminder callbacks', () => receiver.received.filter((r) => r.type === 'compliance.expiring').length === 2);
+      const reminder = receiver.received.find((r) => r.type === 'compliance.expiring')!.payload;
+      assert.equal((reminder.data.object as { days_before_expiry?: number }).days_before_expiry, 30);
+      assert.equal(sink.to(SANDBOX_NOTIFY).length, 0);
+    });
+  });
+}
+
+describe('compliance e-mail template', () => {
+  const occurredAt = '2026-03-01T12:00:00.000Z';
+  const input = (eventType: string, compliance: Partial<ComplianceMailInput['compliance']> = {}): ComplianceMailInput => ({
+    merchantName: 'Acme Ltd',
+    channelName: 'Acme Shop',
+    eventType,
+    eventId: 'evt_1',
+    occurredAt,
+    compliance: { status: 'approved', card_data_on_live_channels: 'accepted', expires_at: '2026-03-08T09:30:00.000Z', required_documents: ['asv_scan', 'saq'], missing: [], ...compliance },
+  });
+
+  it('tells a rejected merchant why, scrubbed, and that a current approval stands', () => {
+    const mail = renderComplianceMail(input('compliance.rejected', { last_review: { outcome: 'rejected', reason: 'scan shows 4242424242424242 in a log' } }));
+    assert.equal(mail.subject, '[Acme Ltd] PCI DSS documents rejected');
+    assert.match(mail.text, /Reason: +scan shows •••• 4242 in a log/);
+    assert.match(mail.text, /current approval stays in force until 2026-03-08 09:30 UTC/);
+    assert.ok(!mail.html.includes('4242424242424242'));
+  });
+
+  it('gives the grace period end and the days left when an AOC becomes required', () => {
+    const mail = renderComplianceMail(
+      input('compliance.aoc_required', {
+        missing: [{ item: 'aoc', description: 'Attestation of Compliance (AOC) signed by a QSA' }],
+        aoc_required: { grace_period_ends_at: '2026-05-30T12:00:00.000Z' },
+      }),
+    );
+    assert.equal(mail.subject, '[Acme Ltd] PCI DSS: an Attestation of Compliance (AOC) is now required');
+    assert.match(mail.text, /Grace period ends: +2026-05-30 12:00 UTC/);
+    assert.match(mail.text, /Days left: +90\n/);
+    assert.match(mail.text, /Missing: +Attestation of Compliance \(AOC\) signed by a QSA/);
+    assert.match(mail.text, /upload Attestation of Compliance \(AOC\) signed by a QSA with POST \/merchant\/compliance\/documents before 2026-05-30/);
+  });
+
+  it('says card data is refused once expired, and lists what to upload', () => {
+    const mail = renderComplianceMail(
+      input('compliance.expired', {
+        status: 'expired',
+        card_data_on_live_channels: 'refused',
+        expires_at: '2026-03-01T11:00:00.000Z',
+        missing: [
+          { item: 'asv_scan', description: 'ASV scan report' },
+          { item: 'saq', description: 'Self-Assessment Questionnaire (SAQ)' },
+        ],
+      }),
+    );
+    assert.equal(mail.subject, '[Acme Ltd] PCI DSS approval expired: live channels refuse card data');
+    assert.match(mail.text, /Expired: +2026-03-01 11:00 UTC/);
+    assert.match(mail.text, /Card data on live channels: +Refused/);
+    assert.doesNotMatch(mail.text, /Days left/);
+    assert.match(mail.text, /Upload ASV scan report, Self-Assessment Questionnaire \(SAQ\) with POST/);
+  });
+
+  it('counts a reminder\'s days up to the expiry and escapes HTML', () => {
+    const mail = renderComplianceMail(input('compliance.expiring', { days_before_expiry: 7 }));
+    assert.equal(mail.subject, '[Acme Ltd] PCI DSS approval expires in 7 days (2026-03-08)');
+    const evil = renderComplianceMail({ ...input('compliance.approved'), merchantName: '<b>Acme</b>\r\nBcc: x@y.z' });
+    assert.ok(!evil.html.includes('<b>Acme</b>'));
+    assert.ok(!/[\r\n]/.test(evil.subject));
+  });
+});
