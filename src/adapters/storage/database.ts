@@ -26,8 +26,9 @@ export interface Database {
   transaction<T>(fn: (trx: Trx) => Promise<T>): Promise<T>;
   /**
    * A unit of work that may share its durable commit with others arriving at the same
-   * time (group commit). Each unit runs inside its own savepoint, so one failing unit
-   * never undoes another; the promise resolves only after the shared COMMIT returns.
+   * time (group commit). One failing unit never undoes another; the promise resolves
+   * only after the shared COMMIT returns. A unit may run twice before it commits (again,
+   * isolated, when another unit of its batch failed), so it must do nothing but SQL.
    */
   write<T>(fn: (trx: Trx) => Promise<T>): Promise<T>;
   /** Bytes on disk (SQLite file + WAL, or PostgreSQL database size). */
@@ -66,6 +67,9 @@ function openSqlite(opts: OpenOptions): Database {
   raw.pragma('journal_mode = WAL');
   raw.pragma('synchronous = FULL');
   raw.pragma('busy_timeout = 5000');
+  // Savepoint (statement) journals are only for rolling back inside a live transaction,
+  // never for crash recovery; kept in memory they stop costing a temp-file write each.
+  raw.pragma('temp_store = MEMORY');
   raw.pragma('foreign_keys = ON');
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
   const committer = new GroupCommitter(db, opts.groupCommitWindowMs ?? 0);
@@ -127,6 +131,8 @@ function openPostgres(url: string, poolSize: number): Database {
   };
 }
 
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
 interface Job {
   fn: (trx: Trx) => Promise<unknown>;
   resolve: (v: unknown) => void;
@@ -171,37 +177,52 @@ class GroupCommitter {
     this.queue = [];
     if (batch.length === 0) return;
     this.running = true;
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     try {
-      await this.db.transaction().execute(async (trx) => {
-        for (const job of batch) {
-          if (batch.length === 1) {
-            outcomes.push({ ok: true, value: await job.fn(trx) });
-            continue;
-          }
-          await sql`savepoint unit`.execute(trx);
-          try {
-            const value = await job.fn(trx);
-            await sql`release savepoint unit`.execute(trx);
-            outcomes.push({ ok: true, value });
-          } catch (error) {
-            await sql`rollback to savepoint unit`.execute(trx);
-            await sql`release savepoint unit`.execute(trx);
-            outcomes.push({ ok: false, error });
-          }
-        }
-      });
+      // Units rarely fail, so the batch first runs without savepoints (they cost a
+      // journal of every page a unit touches). If one fails, the whole transaction is
+      // rolled back and the batch runs again with each unit in its own savepoint, so
+      // the failure is that unit's alone.
+      let outcomes: Outcome[];
+      try {
+        outcomes = await this.runBatch(batch, false);
+      } catch (error) {
+        if (batch.length === 1) throw error;
+        outcomes = await this.runBatch(batch, true);
+      }
       batch.forEach((job, i) => {
         const o = outcomes[i]!;
         if (o.ok) job.resolve(o.value);
         else job.reject(o.error);
       });
     } catch (error) {
-      // A lone unit's own error lands here too; either way nothing was committed.
+      // Nothing was committed: every unit learns so.
       for (const job of batch) job.reject(error);
     } finally {
       this.running = false;
       if (this.queue.length) this.schedule();
     }
+  }
+
+  private runBatch(batch: Job[], isolated: boolean): Promise<Outcome[]> {
+    return this.db.transaction().execute(async (trx) => {
+      const outcomes: Outcome[] = [];
+      for (const job of batch) {
+        if (!isolated) {
+          outcomes.push({ ok: true, value: await job.fn(trx) });
+          continue;
+        }
+        await sql`savepoint unit`.execute(trx);
+        try {
+          const value = await job.fn(trx);
+          await sql`release savepoint unit`.execute(trx);
+          outcomes.push({ ok: true, value });
+        } catch (error) {
+          await sql`rollback to savepoint unit`.execute(trx);
+          await sql`release savepoint unit`.execute(trx);
+          outcomes.push({ ok: false, error });
+        }
+      }
+      return outcomes;
+    });
   }
 }
