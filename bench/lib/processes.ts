@@ -1,0 +1,228 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+/** CPU seconds (user + system) the process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** CPU seconds all processes on the machine have used (from /proc/stat). */
+export function machineCpuSeconds(): number {
+  const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  // user nice system idle iowait irq softirq steal: everything but idle and iowait.
+  const n = fields.map(Number);
+  return (n[0]! + n[1]! + n[2]! + n[5]! + n[6]! + n[7]!) / CLOCK_TICKS;
+}
+
+export interface Usage {
+  /** Share of one core, in percent, over the window. */
+  cpuPercent: number;
+  /**
+   * CPU used by everything but the server and this load generator, in percent of one
+   * core: other work on the machine that the figures had to share it with.
+   */
+  othersPercent: number;
+  /** CPU of the `companions` (PostgreSQL backends), in percent of one core. */
+  companionsPercent: number;
+  /** CPU of this process (the load generator), in percent of one core. */
+  generatorPercent: number;
+  /** Highest resident set size sampled during the window. */
+  rssMaxBytes: number;
+  rssEndBytes: number;
+}
+
+function cpuOf(pids: number[]): number {
+  let total = 0;
+  for (const p of pids) {
+    try {
+      total += cpuSeconds(p);
+    } catch {
+      // A database backend that went away; its CPU is simply not counted.
+    }
+  }
+  return total;
+}
+
+/**
+ * Samples a process's CPU and RSS over a window: `const stop = watchUsage(pid); ...; const u = stop();`.
+ * `companions` (PostgreSQL backends serving the run) are part of the system under test,
+ * so their CPU is not counted as other work.
+ */
+export function watchUsage(pid: number, companions: number[] = []): () => Usage {
+  const t0 = performance.now();
+  const cpu0 = cpuSeconds(pid);
+  const own = [...new Set([process.pid, ...companions])].filter((p) => p !== pid);
+  const own0 = cpuOf(own);
+  const db = companions.filter((p) => p !== pid && p !== process.pid);
+  const db0 = cpuOf(db);
+  const gen0 = cpuSeconds(process.pid);
+  const machine0 = machineCpuSeconds();
+  let rssMax = rssBytes(pid);
+  const timer = setInterval(() => {
+    try {
+      rssMax = Math.max(rssMax, rssBytes(pid));
+    } catch {
+      // The process ended; the window's caller reports that.
+    }
+  }, 200);
+  return () => {
+    clearInterval(timer);
+    const seconds = (performance.now() - t0) / 1000;
+    if (!existsSync(`/proc/${pid}`)) throw new Error(`process ${pid} ended during the measurement`);
+    const rssEnd = rssBytes(pid);
+    const server = cpuSeconds(pid) - cpu0;
+    const others = machineCpuSeconds() - machine0 - server - (cpuOf(own) - own0);
+    return {
+      cpuPercent: (server / seconds) * 100,
+      othersPercent: Math.max(0, (others / seconds) * 100),
+      companionsPercent: ((cpuOf(db) - db0) / seconds) * 100,
+      generatorPercent: ((cpuSeconds(process.pid) - gen0) / seconds) * 100,
+      rssMaxBytes: Math.max(rssMax, rssEnd), rssEndBytes: rssEnd };
+  };
+}
+
+export interface Child {
+  pid: number;
+  url: string;
+  port: number;
+  /** Last lines the process wrote, for error messages. */
+  output(): string;
+  /** How the process ended, or null while it runs. */
+  ended(): string | null;
+  stop(): Promise<void>;
+}
+
+function keepTail(child: ChildProcess): { text: () => string; onLine: (fn: (line: string) => void) => void } {
+  let tail = '';
+  const listeners: Array<(line: string) => void> = [];
+  const take = (chunk: Buffer) => {
+    const s = chunk.toString();
+    tail = (tail + s).slice(-8000);
+    for (const line of s.split('\n')) for (const fn of listeners) fn(line);
+  };
+  child.stdout?.on('data', take);
+  child.stderr?.on('data', take);
+  return { text: () => tail, onLine: (fn) => listeners.push(fn) };
+}
+
+/**
+ * Starts a Node program as its own process (its own event loop and core) and waits for
+ * `readyPattern` on its output. The load generator never shares a loop with the server.
+ */
+export async function startChild(opts: { args: string[]; env: Record<string, string | undefined>; port: number; readyPattern: RegExp; timeoutMs?: number }): Promise<Child> {
+  const child = spawn(process.execPath, opts.args, { cwd: REPO, env: opts.env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = keepTail(child);
+  let ended: string | null = null;
+  const exited = new Promise<number | null>((ok) =>
+    child.once('exit', (code, signal) => {
+      ended = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      ok(code);
+    }),
+  );
+  await new Promise<void>((ok, fail) => {
+    const timer = setTimeout(() => fail(new Error(`${opts.args.join(' ')} did not start within ${opts.timeoutMs ?? 60_000} ms:\n${out.text()}`)), opts.timeoutMs ?? 60_000);
+    out.onLine((line) => {
+      if (opts.readyPattern.test(line)) {
+        clearTimeout(timer);
+        ok();
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      fail(new Error(`${opts.args.join(' ')} exited with ${code} before it was ready:\n${out.text()}`));
+    });
+  });
+  return {
+    pid: child.pid!,
+    port: opts.port,
+    url: `http://127.0.0.1:${opts.port}`,
+    output: out.text,
+    ended: () => ended,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export interface GatewayChild extends Child {
+  dataDir: string;
+  secretKey: string;
+}
+
+export interface GatewayOptions {
+  dataDir?: string;
+  databaseUrl?: string | undefined;
+  env?: Record<string, string>;
+  cpuProfDir?: string;
+}
+
+/** The real server: `node --import tsx src/cli/main.ts serve` on a free port. */
+export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayChild> {
+  const dataDir = opts.dataDir ?? tempDir('tzero-bench-');
+  const port = await freePort();
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    GATEWAY_MODE: 'sandbox',
+    DATA_DIR: dataDir,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: opts.databaseUrl,
+    ...opts.env,
+  };
+  const args = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), '--import', 'tsx', 'src/cli/main.ts', 'serve'];
+  const child = await startChild({ args, env, port, readyPattern: /listening on/ });
+  const credentials = JSON.parse(readFileSync(join(dataDir, 'sandbox-credentials.json'), 'utf8')) as { secret_key: string };
+  return { ...child, dataDir, secretKey: credentials.secret_key };
+}
+
+export async function startEcho(): Promise<Child> {
+  const port = await freePort();
+  return startChild({ args: ['--import', 'tsx', 'bench/echo-server.ts'], env: { ...process.env, PORT: String(port) }, port, readyPattern: /echo listening/ });
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
