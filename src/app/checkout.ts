@@ -181,7 +181,9 @@ export class Checkout {
       result = { outcome: 'error', message: 'The acquirer could not be reached.' };
     }
     const capture = await this.captureIfDue(p, result);
-    const recorded = await this.ctx.database.transaction(async (trx) => {
+    // Claim and record share group commits with other payments (Database.write): the
+    // customer's confirmation costs no fsync of its own under load.
+    const recorded = await this.ctx.database.write(async (trx) => {
       const row = await loadForUpdate(trx, this.ctx, p.id);
       if (!row || row.status !== 'requires_action') return false;
       await recordAuthorisation(trx, this.ctx, row, result, capture);
@@ -214,7 +216,7 @@ export class Checkout {
    */
   private async claim(view: CheckoutView): Promise<boolean> {
     const until = this.ctx.clock.now() + AUTHORISATION_GRACE_MS;
-    return this.ctx.database.transaction(async (trx) => {
+    return this.ctx.database.write(async (trx) => {
       const session = await trx.updateTable('checkout_sessions').set({ state: 'processing' }).where('token_hash', '=', view.session.token_hash).where('state', '=', 'open').executeTakeFirst();
       if (Number(session.numUpdatedRows) !== 1) return false;
       const payment = await trx
