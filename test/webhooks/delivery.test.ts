@@ -149,6 +149,9 @@ for (const dialect of DIALECTS) {
       const paymentId = await paidPayment(t);
       const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
       const delivery = async () => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === endpoint.id);
+      // Moving the clock while an attempt is still in flight would expire its lease and
+      // send it again, so every hop starts only once the previous attempt is recorded.
+      await waitFor('the first attempt to be recorded', async () => r.requests >= 1 && ((await delivery())?.attempts.length ?? 0) >= r.requests);
       // Each hop moves past the longest possible backoff (6 h) until 72 h are over.
       for (let hop = 0; hop < 20 && (await delivery())?.status !== 'failed'; hop++) {
         const before = r.requests;

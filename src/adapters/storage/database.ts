@@ -44,7 +44,7 @@ export interface OpenOptions {
 }
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
-  const database = opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize ?? 20, opts.groupCommitWindowMs ?? 0) : openSqlite(opts);
+  const database = opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize ?? 20) : openSqlite(opts);
   await migrate(database.db);
   return database;
 }
@@ -107,7 +107,7 @@ function withStatementCache(raw: SQLite.Database): { close(): void; prepare(sql:
   };
 }
 
-function openPostgres(url: string, poolSize: number, windowMs: number): Database {
+function openPostgres(url: string, poolSize: number): Database {
   // int8 columns hold epoch milliseconds and minor units, both far below 2^53.
   pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
@@ -115,16 +115,15 @@ function openPostgres(url: string, poolSize: number, windowMs: number): Database
   // replaces it and the next query reconnects.
   pool.on('error', () => {});
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
-  const lanes = Array.from({ length: Math.max(1, Math.floor(poolSize / 4)) }, () => new GroupCommitter(db, windowMs));
-  let next = 0;
   return {
     db,
     dialect: 'postgres',
     caps: { rowLocks: true },
     transaction: (fn) => db.transaction().execute(fn),
-    // Several lanes of grouped transactions: each batch pays one BEGIN/COMMIT round trip
-    // and one WAL flush, and the lanes keep the pool's connections busy in parallel.
-    write: (fn) => lanes[next++ % lanes.length]!.run(fn),
+    // Concurrent PostgreSQL commits already share WAL flushes. Grouping units into one
+    // transaction here was measured (docs/benchmarks.md): a unit waiting for a row lock
+    // stalls its whole batch, which cost the hosted-page flow far more than it saved.
+    write: (fn) => db.transaction().execute(fn),
     async sizeBytes() {
       const r = await sql<{ size: number }>`select pg_database_size(current_database())::int8 as size`.execute(db);
       return Number(r.rows[0]?.size ?? 0);
