@@ -20,7 +20,7 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Active key-encrypting key and older ones still accepted for unwrapping. */
   keks: { active: Kek; all: Map<string, Buffer> };
-  /** Keys the card fingerprint and page CSRF/return signatures are derived from. */
+  /** Keys the card fingerprints and idempotency request hashes (through HKDF sub-keys). */
   hmacKey: Buffer;
   hostedPageTtlMs: number;
   authorisationValidityMs: number;
@@ -95,7 +95,13 @@ interface SandboxKeys {
  */
 function sandboxKeys(dataDir: string): SandboxKeys {
   const file = join(dataDir, 'sandbox-keys.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as SandboxKeys;
+  if (existsSync(file)) {
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as SandboxKeys;
+    } catch {
+      throw new ConfigError(`${file} is unreadable; restore it (card data sealed under its keys cannot be read without it) or set VAULT_KEK and HMAC_KEY`);
+    }
+  }
   const keys: SandboxKeys = {
     kek: `sandbox1:${randomBytes(32).toString('base64')}`,
     hmac_key: randomBytes(32).toString('base64'),

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHmac, hkdfSync } from 'node:crypto';
 import { DomainError } from '../domain/errors.js';
 import type { Trx } from '../adapters/storage/database.js';
 import { insertRow } from '../adapters/storage/compiled.js';
@@ -18,12 +18,28 @@ export interface StoredResponse {
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 const inFlight = new Set<string>();
 
-export function requestHash(endpoint: string, rawBody: string): string {
-  return createHash('sha256').update(endpoint).update('\n').update(rawBody).digest('hex');
+/**
+ * Stored responses carry the hosted-page URL (a bearer token for the page), so they are
+ * sealed like other secrets; the record id binds each one to its merchant and key.
+ */
+export function sealStoredResponse(ctx: AppContext, merchantId: string, key: string, body: string): string {
+  return ctx.vault.sealString(`idempotency:${merchantId}:${key}`, body);
 }
 
 export class Idempotency {
-  constructor(private readonly ctx: AppContext) {}
+  /**
+   * Keyed, because an authorise body holds a card number and CVC: a plain hash of it
+   * could be brute-forced back to the card from the few unknown digits.
+   */
+  private readonly hashKey: Buffer;
+
+  constructor(private readonly ctx: AppContext) {
+    this.hashKey = Buffer.from(hkdfSync('sha256', ctx.config.hmacKey, Buffer.alloc(0), 'tzero idempotency request v1', 32));
+  }
+
+  private requestHash(endpoint: string, rawBody: string): string {
+    return createHmac('sha256', this.hashKey).update(endpoint).update('\n').update(rawBody).digest('hex');
+  }
 
   validateKey(key: string): void {
     if (!KEY_PATTERN.test(key)) {
@@ -47,7 +63,7 @@ export class Idempotency {
       return { ...r, replayed: false };
     }
     this.validateKey(key);
-    const hash = requestHash(endpoint, rawBody);
+    const hash = this.requestHash(endpoint, rawBody);
     const previous = await this.lookup(merchantId, key, hash);
     if (previous) return previous;
     const slot = `${merchantId}\u0000${key}`;
@@ -56,7 +72,7 @@ export class Idempotency {
     try {
       const now = this.ctx.clock.now();
       const record = async (trx: Trx, status: number, body: string) => {
-        await insertRow(trx, 'idempotency_keys', { merchant_id: merchantId, key, endpoint, request_hash: hash, response_status: status, response_body: body, created_at: now, expires_at: now + this.ctx.config.idempotencyTtlMs });
+        await insertRow(trx, 'idempotency_keys', { merchant_id: merchantId, key, endpoint, request_hash: hash, response_status: status, response_body: sealStoredResponse(this.ctx, merchantId, key, body), created_at: now, expires_at: now + this.ctx.config.idempotencyTtlMs });
       };
       try {
         const r = await effect(record);
@@ -90,7 +106,7 @@ export class Idempotency {
     if (row.request_hash !== hash) {
       throw new DomainError(422, 'idempotency_key_reused', 'this Idempotency-Key was already used with a different request body or endpoint; use a new key for a new request', '/headers/idempotency-key');
     }
-    return { status: row.response_status, body: row.response_body, replayed: true };
+    return { status: row.response_status, body: this.ctx.vault.openString(`idempotency:${merchantId}:${key}`, row.response_body), replayed: true };
   }
 
   /** Keys are kept at least IDEMPOTENCY_TTL_HOURS; the sweeper calls this. */

@@ -6,6 +6,7 @@ import type { CardSecretsTable, PaymentsTable } from '../adapters/storage/schema
 import type { Trx } from '../adapters/storage/database.js';
 import type { AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
+import { sealStoredResponse } from './idempotency.js';
 import { checkoutUrl, hashSessionToken } from './authorise.js';
 import { recordAuthorisation, retryAdviceFor } from './checkout.js';
 import { eventRow } from './events.js';
@@ -91,7 +92,7 @@ export async function settleWithoutCustomer(
     }
     const text = JSON.stringify(paymentResource(final, ref, detailsOf(final), redirectUrl));
     if (cmd.idempotencyKey !== undefined) {
-      await trx.updateTable('idempotency_keys').set({ response_body: text }).where('merchant_id', '=', cmd.merchantId).where('key', '=', cmd.idempotencyKey).execute();
+      await trx.updateTable('idempotency_keys').set({ response_body: sealStoredResponse(ctx, cmd.merchantId, cmd.idempotencyKey, text) }).where('merchant_id', '=', cmd.merchantId).where('key', '=', cmd.idempotencyKey).execute();
     }
     return text;
   });

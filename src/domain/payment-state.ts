@@ -49,10 +49,6 @@ export function canTransition(from: PaymentStatus, to: PaymentStatus): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
-export function isFinal(status: PaymentStatus): boolean {
-  return TRANSITIONS[status].length === 0;
-}
-
 /** Claims held while the acquirer is being asked; the scheduler takes over those whose holder died. */
 export const CLAIM_STATUSES = ['capturing', 'voiding'] as const satisfies readonly PaymentStatus[];
 

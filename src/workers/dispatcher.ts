@@ -537,7 +537,14 @@ export class Dispatcher {
   }
 
   private async sendMail(d: Claimed): Promise<Outcome> {
-    const mail = this.renderMail(d);
+    let mail: ReturnType<typeof this.renderMail>;
+    try {
+      mail = this.renderMail(d);
+    } catch (error) {
+      // A message that cannot be rendered never will be: record it as failed, not retried forever.
+      this.log.error({ err: error, delivery_id: d.id, event_type: d.event_type }, 'could not render e-mail');
+      return { kind: 'cancel', reason: `the ${d.event_type} e-mail could not be rendered` };
+    }
     if (!mail) return { kind: 'cancel', reason: `no e-mail template for ${d.event_type}` };
     const { clock } = this.services.ctx;
     const startedAt = clock.now();

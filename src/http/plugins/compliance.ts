@@ -348,7 +348,7 @@ function requireOperator(services: Services, token: string) {
   const expected = digest(token);
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const auth = request.headers.authorization;
-    const presented = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
+    const presented = /^bearer\s+(\S+)\s*$/i.exec(auth ?? '')?.[1];
     // Digests have equal length whatever was presented, so the comparison time says nothing.
     if (presented !== undefined && timingSafeEqual(digest(presented), expected)) return;
     const error = new DomainError(401, 'unauthorized', 'operator routes need the operator token in Authorization: Bearer …; merchant secret keys are not accepted here', '/headers/authorization');

@@ -3,10 +3,10 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
 import { MAIL_DIR } from '../../adapters/mail/mailer.js';
-import { listInbox, readMessage } from '../../adapters/mail/eml-inbox.js';
+import { EML_NAME, listInbox, readMessage } from '../../adapters/mail/eml-inbox.js';
 import { html, newNonce, page, securePageHeaders } from '../pages/html.js';
 
-const NameParams = Type.Object({ name: Type.String({ pattern: '^[A-Za-z0-9_-]{1,80}\\.eml$' }) });
+const NameParams = Type.Object({ name: Type.String({ pattern: EML_NAME.source }) });
 
 /**
  * Sandbox only: the e-mails the gateway would have sent, read back from the .eml files
