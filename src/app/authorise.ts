@@ -7,7 +7,7 @@ import { validateAmount } from '../domain/money.js';
 import { parseCaptureDelay, validateCaptureDelay } from '../domain/capture-delay.js';
 import { normaliseDeviceInfo } from '../domain/device-info.js';
 import { validateParty } from '../domain/address.js';
-import type { ChannelsTable, PaymentsTable } from '../adapters/storage/schema.js';
+import type { ChannelsTable, CheckoutSessionsTable, PaymentsTable } from '../adapters/storage/schema.js';
 import { SensitiveCard } from '../adapters/vault/envelope.js';
 import type { AuthoriseRequestBody } from '../http/schemas/payment-request.js';
 import type { AppContext } from './context.js';
@@ -40,6 +40,18 @@ export function dropEmpty<T>(value: T): T | undefined {
 
 export function hashSessionToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
+}
+
+/**
+ * A hosted page for a payment: 256 random bits in the URL; the database keeps the
+ * token's hash for lookup and a sealed copy so the payment can show its URL again.
+ */
+export function newCheckoutSession(ctx: AppContext, paymentId: string, now: number, expiresAt: number): { session: CheckoutSessionsTable; redirectUrl: string } {
+  const token = secureRandomBytes(32).toString('base64url');
+  return {
+    session: { token_hash: hashSessionToken(token), payment_id: paymentId, token_ct: ctx.vault.sealString(paymentId, token), state: 'open', challenge_attempts: 0, created_at: now, expires_at: expiresAt },
+    redirectUrl: checkoutUrl(ctx.config.publicUrl, token),
+  };
 }
 
 /**
@@ -139,7 +151,7 @@ export class Authorise {
 
     const brand = detectBrand(pm.number)!;
     const id = this.ctx.newId('payment');
-    const token = secureRandomBytes(32).toString('base64url');
+    const cardName = dropEmpty(pm.name);
     const details: PaymentDetails = {
       payment_data: paymentData,
       store_for_future_use: storeForFutureUse,
@@ -149,7 +161,7 @@ export class Authorise {
       ...(shipping ? { shipping_details: shipping } : {}),
       ...(body.metadata ? { metadata: body.metadata } : {}),
       ...(deviceInfo ? { device_info: deviceInfo } : {}),
-      ...(dropEmpty(pm.name) ? { card_name: dropEmpty(pm.name)! } : {}),
+      ...(cardName ? { card_name: cardName } : {}),
       ...(captureDelayMs !== null ? { capture_delay: body.capture_delay! } : {}),
     };
     const expiresAt = now + this.ctx.config.hostedPageTtlMs;
@@ -188,16 +200,7 @@ export class Authorise {
       expires_at: expiresAt,
     };
     const cardSecret = { payment_id: id, ...this.ctx.vault.sealCard(id, new SensitiveCard(pm.number, pm.cvc)) };
-    const session = {
-      token_hash: hashSessionToken(token),
-      payment_id: id,
-      token_ct: this.ctx.vault.sealString(id, token),
-      state: 'open' as const,
-      challenge_attempts: 0,
-      created_at: now,
-      expires_at: expiresAt,
-    };
-    const redirectUrl = checkoutUrl(this.ctx.config.publicUrl, token);
+    const { session, redirectUrl } = newCheckoutSession(this.ctx, id, now, expiresAt);
     const resource = paymentResource(payment, channel.reference, details, redirectUrl);
     const event = eventRow(this.ctx, payment, 'payment.created', paymentResource(payment, channel.reference, details), now);
     return { payment, cardSecret, session, event, resource, method };

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { DomainError } from '../domain/errors.js';
 import type { CardBrand } from '../domain/card.js';
 import { agreementKind, isSubsequent, type PaymentData } from '../domain/payment-data.js';
@@ -7,7 +6,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import type { AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
 import { sealStoredResponse } from './idempotency.js';
-import { checkoutUrl, hashSessionToken } from './authorise.js';
+import { newCheckoutSession } from './authorise.js';
 import { recordAuthorisation, retryAdviceFor } from './checkout.js';
 import { eventRow } from './events.js';
 import { applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
@@ -152,19 +151,16 @@ async function captureIfDue(ctx: AppContext, p: PaymentsTable, result: Authorise
  */
 async function stepUp(trx: Trx, ctx: AppContext, row: PaymentsTable, cardSecret: CardSecretsTable): Promise<{ row: PaymentsTable; redirectUrl: string }> {
   const now = ctx.clock.now();
-  const token = randomBytes(32).toString('base64url');
   const expiresAt = now + STEP_UP_PAGE_TTL_MS;
+  const { session, redirectUrl } = newCheckoutSession(ctx, row.id, now, expiresAt);
   await trx.insertInto('card_secrets').values(cardSecret).execute();
-  await trx
-    .insertInto('checkout_sessions')
-    .values({ token_hash: hashSessionToken(token), payment_id: row.id, token_ct: ctx.vault.sealString(row.id, token), state: 'open', challenge_attempts: 0, created_at: now, expires_at: expiresAt })
-    .execute();
+  await trx.insertInto('checkout_sessions').values(session).execute();
   const next: PaymentsTable = { ...row, expires_at: expiresAt, version: row.version + 1, updated_at: now };
   const res = await trx.updateTable('payments').set({ expires_at: expiresAt, version: next.version, updated_at: now }).where('id', '=', row.id).where('version', '=', row.version).executeTakeFirst();
   if (Number(res.numUpdatedRows) !== 1) {
     throw new DomainError(409, 'concurrent_modification', 'the payment was changed by another request at the same time; fetch it and retry if still needed');
   }
-  return { row: next, redirectUrl: checkoutUrl(ctx.config.publicUrl, token) };
+  return { row: next, redirectUrl };
 }
 
 /**
