@@ -119,7 +119,7 @@ export class Lifecycle {
 
   async capture(cmd: CaptureCommand): Promise<StoredResponse> {
     return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/capture`, cmd.rawBody, async (record) => {
-      const claimed = await this.ctx.database.transaction(async (trx) => {
+      const claimed = await this.ctx.database.write(async (trx) => {
         const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
         this.checkCapture(row, cmd.amount);
         return this.claimCapture(trx, row, cmd.amount ?? row.amount);
@@ -130,7 +130,7 @@ export class Lifecycle {
 
   async void(cmd: PaymentCommand): Promise<StoredResponse> {
     return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/void`, cmd.rawBody, async (record) => {
-      const claimed = await this.ctx.database.transaction(async (trx) => {
+      const claimed = await this.ctx.database.write(async (trx) => {
         const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
         if (!isVoidable(row.status as PaymentStatus)) throw notVoidable(row.status as PaymentStatus);
         return applyTransition(trx, this.ctx, row, 'voiding', {}, { silent: true });
@@ -141,7 +141,7 @@ export class Lifecycle {
 
   async refund(cmd: RefundCommand): Promise<StoredResponse> {
     return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/refund`, cmd.rawBody, async (record) => {
-      const pending = await this.ctx.database.transaction(async (trx) => {
+      const pending = await this.ctx.database.write(async (trx) => {
         const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
         const status = row.status as PaymentStatus;
         if (!isRefundable(status)) throw notRefundable(status);
@@ -301,7 +301,7 @@ export class Lifecycle {
   private async settleCapture(claimed: PaymentsTable, record?: RecordResponse): Promise<Settled> {
     const amount = (detailsOf(claimed) as ClaimDetails).pending_capture_amount ?? claimed.amount;
     const result = await this.ask('capture', claimed.id, () => this.ctx.acquirer.capture(this.acquirerRequest(claimed, amount)));
-    return this.ctx.database.transaction(async (trx): Promise<Settled> => {
+    return this.ctx.database.write(async (trx): Promise<Settled> => {
       const row = await loadForUpdate(trx, this.ctx, claimed.id);
       // Whoever took this claim over after its lease settles it; nothing more to do here.
       if (!row || row.status !== 'capturing' || row.version !== claimed.version) return { kind: 'done', status: 202, payment: row ?? claimed };
@@ -325,7 +325,7 @@ export class Lifecycle {
 
   private async settleVoid(claimed: PaymentsTable, record?: RecordResponse): Promise<Settled> {
     const result = await this.ask('void', claimed.id, () => this.ctx.acquirer.void(this.acquirerRequest(claimed, claimed.amount)));
-    return this.ctx.database.transaction(async (trx): Promise<Settled> => {
+    return this.ctx.database.write(async (trx): Promise<Settled> => {
       const row = await loadForUpdate(trx, this.ctx, claimed.id);
       if (!row || row.status !== 'voiding' || row.version !== claimed.version) return { kind: 'done', status: 202, payment: row ?? claimed };
       switch (result.outcome) {
@@ -349,7 +349,7 @@ export class Lifecycle {
   private async settleRefund(pending: RefundsTable, record?: RecordResponse): Promise<RefundsTable> {
     const payment = await this.ctx.database.db.selectFrom('payments').selectAll().where('id', '=', pending.payment_id).executeTakeFirstOrThrow();
     const result = await this.ask('refund', payment.id, () => this.ctx.acquirer.refund({ ...this.acquirerRequest(payment, pending.amount), refundId: pending.id }));
-    return this.ctx.database.transaction(async (trx) => {
+    return this.ctx.database.write(async (trx) => {
       const row = await loadForUpdate(trx, this.ctx, pending.payment_id);
       if (!row) throw new Error(`payment ${pending.payment_id} of refund ${pending.id} is missing`);
       if (result.outcome === 'pending') {
