@@ -20,7 +20,7 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Active key-encrypting key and older ones still accepted for unwrapping. */
   keks: { active: Kek; all: Map<string, Buffer> };
-  /** Keys the card fingerprints and idempotency request hashes (through HKDF sub-keys). */
+  /** Keys card fingerprints, idempotency request hashes and hosted-page tokens (through HKDF sub-keys): as secret as the KEK. */
   hmacKey: Buffer;
   hostedPageTtlMs: number;
   authorisationValidityMs: number;

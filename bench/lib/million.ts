@@ -97,8 +97,8 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
 
 /**
  * Writes `count` payments straight into the gateway's SQLite file: each a template with
- * its own time-ordered ids, reference and page-token hash (so every index grows as it
- * would in production), the sealed card bytes copied from its template (same sizes; the
+ * its own time-ordered ids and reference (so every index grows as it would in
+ * production), the sealed card bytes copied from its template (same sizes; the
  * benchmark never decrypts them). Only the commit differs from the gateway's: big
  * transactions with journal_mode=OFF and synchronous=OFF on the loader's connection —
  * this is test data — and the file is back in WAL mode before the server reopens it
@@ -126,19 +126,19 @@ async function bulkLoad(dataDir: string, count: number, tag: string): Promise<{ 
   try {
     for (let done = 0; done < count; ) {
       const n = Math.min(BATCH, count - done);
-      // One draw of randomness per batch: 4 ids of 10 bytes and a 32-byte token hash per payment.
-      const random = randomBytes(n * 72);
+      // One draw of randomness per batch: 4 ids of 10 bytes per payment.
+      const random = randomBytes(n * 40);
       const now = Date.now();
       raw.transaction(() => {
         for (let i = 0; i < n; i++) {
           const t = templates[(done + i) % TEMPLATES]!;
-          const r = random.subarray(i * 72, (i + 1) * 72);
+          const r = random.subarray(i * 40, (i + 1) * 40);
           const id = formatId('payment', now, r.subarray(0, 10));
           const reference = `bulk-${tag}-${done + i}`;
           const swap = (text: string) => text.replaceAll(t.payment.id, id).replaceAll(`"${t.payment.reference}"`, `"${reference}"`);
           insert('payments', { ...t.payment, id, reference, created_at: now, updated_at: now, authorised_at: now } as unknown as Record<string, unknown>);
           insert('card_secrets', { ...t.card, payment_id: id });
-          insert('checkout_sessions', { ...t.session, payment_id: id, token_hash: r.subarray(40, 72).toString('hex'), created_at: now });
+          insert('checkout_sessions', { ...t.session, payment_id: id, created_at: now });
           t.events.forEach((e, k) => {
             const eventId = formatId('event', now, r.subarray(10 + k * 10, 20 + k * 10));
             insert('events', { ...e, id: eventId, payment_id: id, created_at: now, body: swap((e.body as string).replaceAll(e.id as string, eventId)) });

@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
-import { secureRandomBytes } from '../adapters/random.js';
-import { compiledOnce, insertRow } from '../adapters/storage/compiled.js';
+import { compiledOnce, type RowInsert } from '../adapters/storage/compiled.js';
 import { DomainError, type FieldError, ValidationFailed, underPointer } from '../domain/errors.js';
 import { bin, detectBrand, last4 } from '../domain/card.js';
 import { validateAmount } from '../domain/money.js';
@@ -15,9 +13,11 @@ import { eventRow } from './events.js';
 import type { Idempotency, StoredResponse } from './idempotency.js';
 import { type PaymentDetails, paymentResource } from './payment-resource.js';
 import { SANDBOX_RETURN_PATH } from './merchants.js';
+import { LookupCache } from './lookup-cache.js';
 import { resolvePaymentMethod } from './stored-cards.js';
 import { settleWithoutCustomer, settlesWithoutCustomer } from './merchant-initiated.js';
 import { ComplianceGate } from './compliance.js';
+import { PageTokens } from './page-token.js';
 
 export interface AuthoriseCommand {
   merchantId: string;
@@ -38,19 +38,14 @@ export function dropEmpty<T>(value: T): T | undefined {
   return Object.keys(out).length ? (out as T) : undefined;
 }
 
-export function hashSessionToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
-
 /**
- * A hosted page for a payment: 256 random bits in the URL; the database keeps the
- * token's hash for lookup and a sealed copy so the payment can show its URL again.
+ * A hosted page for a payment. Its token is a MAC of the payment id (src/app/page-token.ts):
+ * the session row holds nothing secret and the URL can be rebuilt from the payment id.
  */
 export function newCheckoutSession(ctx: AppContext, paymentId: string, now: number, expiresAt: number): { session: CheckoutSessionsTable; redirectUrl: string } {
-  const token = secureRandomBytes(32).toString('base64url');
   return {
-    session: { token_hash: hashSessionToken(token), payment_id: paymentId, token_ct: ctx.vault.sealString(paymentId, token), state: 'open', challenge_attempts: 0, created_at: now, expires_at: expiresAt },
-    redirectUrl: checkoutUrl(ctx.config.publicUrl, token),
+    session: { payment_id: paymentId, state: 'open', challenge_attempts: 0, created_at: now, expires_at: expiresAt },
+    redirectUrl: checkoutUrl(ctx.config.publicUrl, PageTokens.of(ctx.config.hmacKey).mint(paymentId)),
   };
 }
 
@@ -71,21 +66,22 @@ export class Authorise {
       const prepared = await this.prepare(cmd);
       // Merchant-initiated payments and expired stored cards finish here, without a hosted page.
       if (settlesWithoutCustomer(prepared)) return settleWithoutCustomer(this.ctx, cmd, prepared, record);
-      const body = JSON.stringify(prepared.resource);
-      await this.ctx.database.write(async (trx) => {
-        await insertRow(trx, 'payments', prepared.payment);
-        await insertRow(trx, 'card_secrets', prepared.cardSecret);
-        await insertRow(trx, 'checkout_sessions', prepared.session);
-        await insertRow(trx, 'events', prepared.event);
-        await record(trx, 201, body);
-      });
+      const { body } = prepared;
+      const rows: RowInsert[] = [
+        { table: 'payments', row: prepared.payment },
+        { table: 'card_secrets', row: prepared.cardSecret },
+        { table: 'checkout_sessions', row: prepared.session },
+        { table: 'events', row: prepared.event },
+      ];
+      const stored = record.row(201, body);
+      if (stored) rows.push(stored);
+      await this.ctx.database.insert(rows);
       return { status: 201, body };
     });
   }
 
   private async channelFor(merchantId: string, reference: string): Promise<ChannelsTable> {
-    const db = this.ctx.database.db;
-    const row = (await db.executeQuery<ChannelsTable>(channelByReference(db, reference))).rows[0];
+    const row = await LookupCache.of(this.ctx).channel(reference, channelByReference);
     // Another merchant's channel is reported exactly like a missing one.
     if (!row || row.merchant_id !== merchantId) {
       throw new DomainError(404, 'channel_not_found', `no channel "${reference}" exists for this secret key's merchant`, '/channel');
@@ -202,11 +198,12 @@ export class Authorise {
     const cardSecret = { payment_id: id, ...this.ctx.vault.sealCard(id, new SensitiveCard(pm.number, pm.cvc)) };
     const { session, redirectUrl } = newCheckoutSession(this.ctx, id, now, expiresAt);
     const resource = paymentResource(payment, channel.reference, details, redirectUrl);
-    const event = eventRow(this.ctx, payment, 'payment.created', paymentResource(payment, channel.reference, details), now);
-    return { payment, cardSecret, session, event, resource, method };
+    const event = eventRow(this.ctx, payment, 'payment.created', resource, now);
+    return { payment, cardSecret, session, event, body: JSON.stringify(resource), method };
   }
 }
 
+/** Every authorisation needs its channel: the SQL is compiled once, the row cached (src/app/lookup-cache.ts). */
 const channelByReference = compiledOnce((db, reference: string) => db.selectFrom('channels').selectAll().where('reference', '=', reference));
 
 export function checkoutUrl(publicUrl: string, token: string): string {

@@ -4,7 +4,8 @@ import { DomainError } from '../domain/errors.js';
 import type { CheckoutSessionsTable, PaymentsTable } from '../adapters/storage/schema.js';
 import type { AcquirerCard, AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
-import { hashSessionToken, resolveReturnUrl } from './authorise.js';
+import { resolveReturnUrl } from './authorise.js';
+import { PageTokens } from './page-token.js';
 import { applyTransition, detailsOf, eraseCvc, loadForUpdate } from './payment-transitions.js';
 import type { PaymentDetails, RetryAdvice } from './payment-resource.js';
 import { storeCardOnApproval } from './stored-cards.js';
@@ -35,14 +36,21 @@ export function retryAdviceFor(declineCode: string, retryable: boolean): RetryAd
 /**
  * The customer's side of a payment: what the hosted page shows and the three things a
  * customer can do there (complete, answer a challenge, cancel). The page token is the
- * customer's only credential; it is looked up by hash.
+ * customer's only credential (src/app/page-token.ts): a malformed, forged or unknown one
+ * is simply not found.
  */
 export class Checkout {
-  constructor(private readonly ctx: AppContext) {}
+  private readonly tokens: PageTokens;
+
+  constructor(private readonly ctx: AppContext) {
+    this.tokens = PageTokens.of(ctx.config.hmacKey);
+  }
 
   async load(token: string): Promise<CheckoutView | null> {
+    const paymentId = this.tokens.paymentIdOf(token);
+    if (paymentId === null) return null;
     const db = this.ctx.database.db;
-    const session = await db.selectFrom('checkout_sessions').selectAll().where('token_hash', '=', hashSessionToken(token)).executeTakeFirst();
+    const session = await db.selectFrom('checkout_sessions').selectAll().where('payment_id', '=', paymentId).executeTakeFirst();
     if (!session) return null;
     let payment = await db.selectFrom('payments').selectAll().where('id', '=', session.payment_id).executeTakeFirstOrThrow();
     if (payment.status === 'requires_action' && payment.expires_at !== null && payment.expires_at <= this.ctx.clock.now()) {
@@ -80,14 +88,14 @@ export class Checkout {
     }
     const attempts = view.session.challenge_attempts + 1;
     await this.ctx.database.transaction(async (trx) => {
-      await trx.updateTable('checkout_sessions').set({ challenge_attempts: attempts }).where('token_hash', '=', view.session.token_hash).execute();
+      await trx.updateTable('checkout_sessions').set({ challenge_attempts: attempts }).where('payment_id', '=', view.session.payment_id).execute();
       if (attempts >= MAX_CHALLENGE_ATTEMPTS) {
         const row = await loadForUpdate(trx, this.ctx, view.payment.id);
         if (row?.status !== 'requires_action') return;
         const details = { ...detailsOf(row), decline_message: '3-D Secure authentication failed: the code was wrong three times.', retry_advice: retryAdviceFor('authentication_failed', false) };
         await applyTransition(trx, this.ctx, row, 'declined', { decline_code: 'authentication_failed', expires_at: null }, { details });
         await eraseCvc(trx, row.id);
-        await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('token_hash', '=', view.session.token_hash).execute();
+        await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
       }
     });
     return { ...(await this.load(token))!, wrongCode: attempts < MAX_CHALLENGE_ATTEMPTS };
@@ -101,7 +109,7 @@ export class Checkout {
         if (row?.status !== 'requires_action') return;
         await applyTransition(trx, this.ctx, row, 'cancelled', { expires_at: null });
         await eraseCvc(trx, row.id);
-        await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('token_hash', '=', view.session.token_hash).execute();
+        await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
       });
     }
     return (await this.load(token))!;
@@ -188,7 +196,7 @@ export class Checkout {
       if (!row || row.status !== 'requires_action') return false;
       await recordAuthorisation(trx, this.ctx, row, result, capture);
       await eraseCvc(trx, row.id);
-      await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('token_hash', '=', view.session.token_hash).execute();
+      await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
       return true;
     });
     if (!recorded && result.outcome === 'approved') await this.releaseUnrecorded(p, result.networkReference, capture.kind === 'captured');
@@ -217,7 +225,7 @@ export class Checkout {
   private async claim(view: CheckoutView): Promise<boolean> {
     const until = this.ctx.clock.now() + AUTHORISATION_GRACE_MS;
     return this.ctx.database.write(async (trx) => {
-      const session = await trx.updateTable('checkout_sessions').set({ state: 'processing' }).where('token_hash', '=', view.session.token_hash).where('state', '=', 'open').executeTakeFirst();
+      const session = await trx.updateTable('checkout_sessions').set({ state: 'processing' }).where('payment_id', '=', view.session.payment_id).where('state', '=', 'open').executeTakeFirst();
       if (Number(session.numUpdatedRows) !== 1) return false;
       const payment = await trx
         .updateTable('payments')

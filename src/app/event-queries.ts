@@ -4,6 +4,7 @@ import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
 import { pendingDelivery } from './delivery-rows.js';
+import { eventBody } from './events.js';
 import type { OutboxSignal } from './outbox-signal.js';
 import { iso } from './payment-resource.js';
 import { subscribes, subscriptionOf } from './webhook-endpoints.js';
@@ -75,22 +76,30 @@ export class EventQueries {
     for (const t of types ?? []) {
       if (!isEventType(t)) throw new DomainError(400, 'invalid_event_type', `"${t}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/query/type');
     }
-    let query = this.ctx.database.db.selectFrom('events').select(['id', 'body']).where('merchant_id', '=', merchantId);
-    if (types?.length) query = query.where('type', 'in', types);
-    if (q.payment) query = query.where('payment_id', '=', q.payment);
+    let query = this.withPayment().where('events.merchant_id', '=', merchantId);
+    if (types?.length) query = query.where('events.type', 'in', types);
+    if (q.payment) query = query.where('events.payment_id', '=', q.payment);
     const backwards = q.ending_before !== undefined;
-    if (q.starting_after) query = query.where('id', '<', q.starting_after);
-    if (q.ending_before) query = query.where('id', '>', q.ending_before);
-    const rows = await query.orderBy('id', backwards ? 'asc' : 'desc').limit(limit + 1).execute();
+    if (q.starting_after) query = query.where('events.id', '<', q.starting_after);
+    if (q.ending_before) query = query.where('events.id', '>', q.ending_before);
+    const rows = await query.orderBy('events.id', backwards ? 'asc' : 'desc').limit(limit + 1).execute();
     const hasMore = rows.length > limit;
     const page = rows.slice(0, limit);
     if (backwards) page.reverse();
-    return `{"object":"list","data":[${page.map((r) => r.body).join(',')}],"has_more":${hasMore}}`;
+    return `{"object":"list","data":[${page.map(eventBody).join(',')}],"has_more":${hasMore}}`;
   }
 
   async get(merchantId: string, id: string): Promise<Record<string, unknown>> {
     const row = await this.requireEvent(merchantId, id);
-    return { ...(JSON.parse(row.body) as Record<string, unknown>), deliveries: await this.deliveries(id) };
+    return { ...(JSON.parse(eventBody(row)) as Record<string, unknown>), deliveries: await this.deliveries(id) };
+  }
+
+  /** Events with what `eventBody` needs to give slim bodies back whole. */
+  private withPayment() {
+    return this.ctx.database.db
+      .selectFrom('events')
+      .leftJoin('payments', 'payments.id', 'events.payment_id')
+      .select(['events.id', 'events.type', 'events.channel_id', 'events.body', 'events.body_slim', 'payments.details as payment_details']);
   }
 
   /**
@@ -141,7 +150,7 @@ export class EventQueries {
   }
 
   private async requireEvent(merchantId: string, id: string) {
-    const row = await this.ctx.database.db.selectFrom('events').select(['id', 'type', 'channel_id', 'body']).where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
+    const row = await this.withPayment().where('events.id', '=', id).where('events.merchant_id', '=', merchantId).executeTakeFirst();
     if (!row) throw new DomainError(404, 'event_not_found', `no event ${id} for this secret key's merchant`, '/id');
     return row;
   }

@@ -1,7 +1,7 @@
 import { createHmac, hkdfSync } from 'node:crypto';
 import { DomainError } from '../domain/errors.js';
 import type { Trx } from '../adapters/storage/database.js';
-import { insertRow } from '../adapters/storage/compiled.js';
+import { insertRow, type RowInsert } from '../adapters/storage/compiled.js';
 import type { AppContext } from './context.js';
 
 /**
@@ -14,6 +14,14 @@ export interface StoredResponse {
   body: string;
   replayed: boolean;
 }
+
+/**
+ * Writes the stored response inside the effect's own unit of work: called with its
+ * transaction, or, for insert-only units, as one more row (null when the request had no key).
+ */
+export type Recorder = ((trx: Trx, status: number, body: string) => Promise<void>) & { row(status: number, body: string): RowInsert | null };
+
+const NOTHING_TO_RECORD: Recorder = Object.assign(async () => {}, { row: () => null });
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 const inFlight = new Set<string>();
@@ -56,10 +64,10 @@ export class Idempotency {
     key: string | undefined,
     endpoint: string,
     rawBody: string,
-    effect: (record: (trx: Trx, status: number, body: string) => Promise<void>) => Promise<{ status: number; body: string }>,
+    effect: (record: Recorder) => Promise<{ status: number; body: string }>,
   ): Promise<StoredResponse> {
     if (key === undefined) {
-      const r = await effect(async () => {});
+      const r = await effect(NOTHING_TO_RECORD);
       return { ...r, replayed: false };
     }
     this.validateKey(key);
@@ -71,9 +79,14 @@ export class Idempotency {
     inFlight.add(slot);
     try {
       const now = this.ctx.clock.now();
-      const record = async (trx: Trx, status: number, body: string) => {
-        await insertRow(trx, 'idempotency_keys', { merchant_id: merchantId, key, endpoint, request_hash: hash, response_status: status, response_body: sealStoredResponse(this.ctx, merchantId, key, body), created_at: now, expires_at: now + this.ctx.config.idempotencyTtlMs });
-      };
+      const row = (status: number, body: string): RowInsert => ({
+        table: 'idempotency_keys',
+        row: { merchant_id: merchantId, key, endpoint, request_hash: hash, response_status: status, response_body: sealStoredResponse(this.ctx, merchantId, key, body), created_at: now, expires_at: now + this.ctx.config.idempotencyTtlMs },
+      });
+      const record: Recorder = Object.assign(async (trx: Trx, status: number, body: string) => {
+        const r = row(status, body);
+        await insertRow(trx, r.table, r.row);
+      }, { row });
       try {
         const r = await effect(record);
         return { ...r, replayed: false };

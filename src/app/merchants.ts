@@ -4,9 +4,10 @@ import { isCurrency } from '../domain/money.js';
 import { isEmail } from '../domain/address.js';
 import { formatSecretKey, isWellFormedSecretKey } from '../domain/secret-key.js';
 import { isEventType } from '../domain/event-types.js';
-import type { ChannelsTable, SecretKeysTable } from '../adapters/storage/schema.js';
+import type { ChannelsTable } from '../adapters/storage/schema.js';
 import { compiledOnce } from '../adapters/storage/compiled.js';
 import type { AppContext } from './context.js';
+import { LookupCache } from './lookup-cache.js';
 
 export interface ChannelInput {
   reference: string;
@@ -101,11 +102,16 @@ function checkReturnUrl(u: string, mode: 'sandbox' | 'live'): void {
   if (url.username || url.password) throw new DomainError(400, 'invalid_channel', `return URL "${u}" must not contain credentials`, '/return_urls');
 }
 
-/** Every API request runs this lookup, so its SQL is compiled once. */
+/** Every API request runs this lookup (when the key is not cached), so its SQL is compiled once. */
 const keyByHash = compiledOnce((db, hash: string) => db.selectFrom('secret_keys').select(['id', 'merchant_id', 'key_hash', 'revoked_at']).where('key_hash', '=', hash));
 
 export class Merchants {
-  constructor(private readonly ctx: AppContext) {}
+  /** Every API request looks up its key; keys and channels written here leave it at once. */
+  private readonly lookups: LookupCache;
+
+  constructor(private readonly ctx: AppContext) {
+    this.lookups = LookupCache.of(ctx);
+  }
 
   async createMerchant(name: string): Promise<{ id: string; name: string; created_at: string }> {
     if (!name.trim() || name.length > 200) throw new DomainError(400, 'invalid_merchant', 'merchant name must be 1-200 characters', '/name');
@@ -150,6 +156,7 @@ export class Merchants {
       updated_at: now,
     };
     await this.ctx.database.db.insertInto('channels').values(row).execute();
+    this.lookups.drop();
     return { channel: channelView(row), return_secret: secret };
   }
 
@@ -167,6 +174,7 @@ export class Merchants {
     if (changes.notifyEvents !== undefined) patch.notify_events = JSON.stringify(changes.notifyEvents);
     if (changes.customerReceipts !== undefined) patch.customer_receipts = changes.customerReceipts ? 1 : 0;
     await this.ctx.database.db.updateTable('channels').set(patch).where('id', '=', row.id).execute();
+    this.lookups.drop();
     return channelView({ ...row, ...patch });
   }
 
@@ -201,6 +209,7 @@ export class Merchants {
       revoked_at: null,
     };
     await this.ctx.database.db.insertInto('secret_keys').values(row).execute();
+    this.lookups.drop();
     return { id: row.id, secret_key: key, last4: row.last4, created_at: new Date(row.created_at).toISOString() };
   }
 
@@ -217,6 +226,7 @@ export class Merchants {
         ? new DomainError(409, 'key_already_revoked', `secret key ${keyId} is already revoked`)
         : new DomainError(404, 'key_not_found', `no secret key ${keyId}`);
     }
+    this.lookups.drop();
   }
 
   async listSecretKeys(merchantId?: string) {
@@ -235,16 +245,15 @@ export class Merchants {
 
   /**
    * Resolve a presented key to its merchant, or null. The lookup is by SHA-256 of a
-   * 128-bit random key (no brute force to slow down), and the stored hash is compared
-   * again in constant time so no timing difference depends on how much of it matched.
+   * 128-bit random key (no brute force to slow down), in memory or in the database
+   * (src/app/lookup-cache.ts), and the stored hash is compared again in constant time
+   * so no timing difference depends on how much of it matched.
    */
   async authenticate(presented: string | undefined): Promise<{ merchantId: string; keyId: string } | null> {
     if (!presented || !isWellFormedSecretKey(presented)) return null;
     const hash = hashSecretKey(presented);
-    const db = this.ctx.database.db;
-    const row = (await db.executeQuery<Pick<SecretKeysTable, 'id' | 'merchant_id' | 'key_hash' | 'revoked_at'>>(keyByHash(db, hash))).rows[0];
-    if (!row || row.revoked_at !== null) return null;
-    if (!timingSafeEqual(Buffer.from(row.key_hash, 'hex'), Buffer.from(hash, 'hex'))) return null;
-    return { merchantId: row.merchant_id, keyId: row.id };
+    const key = await this.lookups.secretKey(hash, keyByHash);
+    if (!key || !timingSafeEqual(key.hash, Buffer.from(hash, 'hex'))) return null;
+    return { merchantId: key.merchantId, keyId: key.keyId };
   }
 }

@@ -25,6 +25,26 @@ export interface PaymentDetails {
   initial_network_reference?: string;
 }
 
+/**
+ * The resource fields that come from details set when the payment is created and never
+ * changed after. Events leave them out of their stored bodies and take them from the
+ * payment when read (events.ts), so each event does not keep another copy of the
+ * customer, addresses and metadata.
+ */
+export function fixedPaymentFields(details: PaymentDetails) {
+  return {
+    capture_delay: details.capture_delay ?? null,
+    payment_data: details.payment_data,
+    customer: details.customer ?? null,
+    billing_details: details.billing_details ?? null,
+    shipping_details: details.shipping_details ?? null,
+    metadata: details.metadata ?? {},
+    return_url: details.return_url,
+  };
+}
+
+export type FixedPaymentFields = ReturnType<typeof fixedPaymentFields>;
+
 export type RetryAdvice = 'do_not_retry' | 'retry_later' | 'retry_with_new_details';
 
 export function iso(ms: number | null): string | null {
@@ -37,6 +57,7 @@ export function iso(ms: number | null): string | null {
  */
 export function paymentResource(row: PaymentsTable, channelReference: string, details: PaymentDetails, redirectUrl?: string) {
   const status = row.status as PaymentStatus;
+  const fixed = fixedPaymentFields(details);
   return {
     id: row.id,
     object: 'payment' as const,
@@ -48,7 +69,7 @@ export function paymentResource(row: PaymentsTable, channelReference: string, de
     channel: channelReference,
     reference: row.reference,
     capture: row.capture_mode,
-    capture_delay: details.capture_delay ?? null,
+    capture_delay: fixed.capture_delay,
     capture_at: iso(row.capture_at),
     payment_method: {
       type: 'card' as const,
@@ -63,11 +84,11 @@ export function paymentResource(row: PaymentsTable, channelReference: string, de
         name: details.card_name ?? null,
       },
     },
-    payment_data: details.payment_data,
-    customer: details.customer ?? null,
-    billing_details: details.billing_details ?? null,
-    shipping_details: details.shipping_details ?? null,
-    metadata: details.metadata ?? {},
+    payment_data: fixed.payment_data,
+    customer: fixed.customer,
+    billing_details: fixed.billing_details,
+    shipping_details: fixed.shipping_details,
+    metadata: fixed.metadata,
     decline_code: row.decline_code,
     decline_message: details.decline_message ?? null,
     retry_advice: details.retry_advice ?? null,
@@ -76,7 +97,7 @@ export function paymentResource(row: PaymentsTable, channelReference: string, de
     network_reference: row.network_reference,
     initial_network_reference: details.initial_network_reference ?? null,
     redirect_url: redirectUrl ?? null,
-    return_url: details.return_url,
+    return_url: fixed.return_url,
     sequence: row.sequence,
     created_at: iso(row.created_at),
     updated_at: iso(row.updated_at),

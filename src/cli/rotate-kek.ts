@@ -2,15 +2,15 @@ import type { Services } from '../app/services.js';
 
 /**
  * Re-wraps every data key under the active VAULT_KEK (old KEKs stay readable through
- * VAULT_OLD_KEKS until this has run): payment cards, stored cards, channel return secrets,
- * hosted-page tokens and webhook signing secrets. Ciphertext is not touched.
+ * VAULT_OLD_KEKS until this has run): payment cards, stored cards, channel return secrets
+ * and webhook signing secrets. Ciphertext is not touched. Hosted-page tokens are MACs
+ * keyed from HMAC_KEY and nothing of them is sealed (src/app/page-token.ts).
  */
 export async function rotateKek(services: Services): Promise<number> {
   return (
     (await rotateCardSecrets(services)) +
     (await services.storedCards.rewrap()) +
     (await rotateChannelSecrets(services)) +
-    (await rotatePageTokens(services)) +
     (await rotateWebhookSecrets(services))
   );
 }
@@ -27,19 +27,6 @@ async function rotateChannelSecrets(services: Services): Promise<number> {
   for (const r of rows) {
     if (!stale(services, r.return_secret_ct)) continue;
     await database.db.updateTable('channels').set({ return_secret_ct: vault.rewrapString(r.id, r.return_secret_ct) }).where('id', '=', r.id).execute();
-    count++;
-  }
-  return count;
-}
-
-/** Hosted-page tokens are sealed so GET /payment/{id} can show redirect_url again. */
-async function rotatePageTokens(services: Services): Promise<number> {
-  const { database, vault } = services.ctx;
-  const rows = await database.db.selectFrom('checkout_sessions').select(['token_hash', 'payment_id', 'token_ct']).execute();
-  let count = 0;
-  for (const r of rows) {
-    if (!stale(services, r.token_ct)) continue;
-    await database.db.updateTable('checkout_sessions').set({ token_ct: vault.rewrapString(r.payment_id, r.token_ct) }).where('token_hash', '=', r.token_hash).execute();
     count++;
   }
   return count;

@@ -10,6 +10,7 @@ import { WebhookSender } from '../adapters/webhooks/sender.js';
 import { createMailer, type Mailer, PermanentMailError } from '../adapters/mail/mailer.js';
 import { type ComplianceMailInput, type PaymentMailInput, type RenderedMail, renderComplianceMail, renderPaymentMail } from '../adapters/mail/templates.js';
 import { pendingDelivery } from '../app/delivery-rows.js';
+import { eventBody } from '../app/events.js';
 import { isEmail } from '../domain/address.js';
 import { isComplianceEvent } from '../domain/compliance.js';
 import { nextAttemptAt, type RetryPolicy } from '../domain/retry-schedule.js';
@@ -96,9 +97,11 @@ interface EventRow {
   id: string;
   merchant_id: string;
   channel_id: string;
+  payment_id: string | null;
   type: string;
   created_at: number;
   body: string;
+  body_slim: number;
 }
 
 type PaymentInEvent = PaymentMailInput['payment'] & {
@@ -318,7 +321,7 @@ export class Dispatcher {
     return database.write(async (trx) => {
       let q = trx
         .selectFrom('events')
-        .select(['id', 'merchant_id', 'channel_id', 'type', 'created_at', 'body'])
+        .select(['id', 'merchant_id', 'channel_id', 'payment_id', 'type', 'created_at', 'body', 'body_slim'])
         .where('dispatched', '=', sql.lit(0))
         .orderBy('id')
         .limit(FAN_OUT_BATCH);
@@ -341,6 +344,12 @@ export class Dispatcher {
       const mailRules = new Map(
         channels.map((c) => [c.id, { emails: JSON.parse(c.notify_emails) as string[], types: JSON.parse(c.notify_events) as string[], receipts: c.customer_receipts === 1 }]),
       );
+      // Receipts need the customer's address, which slim event bodies take from the payment.
+      const receiptPayments = [...new Set(events.filter((e) => e.body_slim === 1 && e.payment_id !== null && mailRules.get(e.channel_id)?.receipts).map((e) => e.payment_id!))];
+      const paymentDetails = new Map<string, string>();
+      for (const ids of chunks(receiptPayments, INSERT_CHUNK)) {
+        for (const p of await trx.selectFrom('payments').select(['id', 'details']).where('id', 'in', ids).execute()) paymentDetails.set(p.id, p.details);
+      }
 
       const now = clock.now();
       const retryUntil = now + config.webhookRetryWindowMs;
@@ -363,7 +372,8 @@ export class Dispatcher {
           for (const email of new Set(rules.emails)) add(event, 'email', `notification:${email}`, { recipient: email, template: 'notification' });
         }
         if (rules.receipts) {
-          const about = aboutPayment((JSON.parse(event.body) as { data: { object: EventObject } }).data.object);
+          const whole = eventBody({ ...event, payment_details: event.payment_id === null ? null : (paymentDetails.get(event.payment_id) ?? null) });
+          const about = aboutPayment((JSON.parse(whole) as { data: { object: EventObject } }).data.object);
           const email = about && receiptWorthy(event.type, about.payment) ? customerEmail(about.payment) : null;
           if (email) add(event, 'email', `receipt:${email}`, { recipient: email, template: 'receipt' });
         }
@@ -414,6 +424,7 @@ export class Dispatcher {
       details = await this.services.ctx.database.db
         .selectFrom('deliveries')
         .innerJoin('events', 'events.id', 'deliveries.event_id')
+        .leftJoin('payments', 'payments.id', 'events.payment_id')
         .leftJoin('webhook_endpoints', 'webhook_endpoints.id', 'deliveries.endpoint_id')
         .leftJoin('channels', 'channels.id', 'events.channel_id')
         .leftJoin('merchants', 'merchants.id', 'events.merchant_id')
@@ -430,6 +441,8 @@ export class Dispatcher {
           'deliveries.lease_token',
           'events.type as event_type',
           'events.body',
+          'events.body_slim',
+          'payments.details as payment_details',
           'webhook_endpoints.url',
           'webhook_endpoints.status as endpoint_status',
           'webhook_endpoints.deleted_at as endpoint_deleted_at',
@@ -441,7 +454,8 @@ export class Dispatcher {
         ])
         .where('deliveries.id', 'in', leased.map((r) => r.id))
         .where('deliveries.lease_token', '=', token)
-        .execute();
+        .execute()
+        .then((rows) => rows.map(({ body_slim, payment_details, ...d }) => ({ ...d, body: eventBody({ body: d.body, body_slim, payment_details }) })));
     } finally {
       // Anything that cannot start now waits for its lease to run out.
       const found = new Set(details.map((d) => d.id));

@@ -69,7 +69,7 @@ for (const dialect of DIALECTS) {
       const ok = await api('/payment/authorise', { method: 'POST', body, key: credentials.secret_key });
       assert.equal(ok.status, 201);
       const payment = await ok.json();
-      assert.match(payment.redirect_url, new RegExp(`^${server!.baseUrl}/pay/[A-Za-z0-9_-]{43}$`));
+      assert.match(payment.redirect_url, new RegExp(`^${server!.baseUrl}/pay/${payment.id}-[A-Za-z0-9_-]{43}$`));
       paymentId = payment.id;
     });
 

@@ -181,6 +181,52 @@ for (const dialect of DIALECTS) {
       acquirer.next = null;
     });
 
+    it('answers a malformed, forged or borrowed token exactly like an unknown one', async () => {
+      acquirer.next = null;
+      const p = await create();
+      const other = await create();
+      const page = await openPage(gateway.app, p.redirect_url);
+      const split = (url: string) => {
+        const token = new URL(url).pathname.slice('/pay/'.length);
+        return { token, id: token.slice(0, token.indexOf('-')), mac: token.slice(token.indexOf('-') + 1) };
+      };
+      const { token, id, mac } = split(p.redirect_url);
+      const flipped = (mac[0] === 'A' ? 'B' : 'A') + mac.slice(1);
+      // The page's answer with its per-response nonce taken out.
+      const answer = async (method: 'GET' | 'POST', url: string) => {
+        const res = await gateway.app.inject({
+          method,
+          url,
+          ...(method === 'POST' ? { headers: { cookie: page.cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams({ csrf: page.csrf }).toString() } : {}),
+        });
+        const nonce = /nonce="([^"]+)"/.exec(res.body)?.[1] ?? 'none';
+        return { status: res.statusCode, type: res.headers['content-type'], csp: String(res.headers['content-security-policy']).replaceAll(nonce, 'N'), cookie: res.headers['set-cookie'], body: res.body.replaceAll(nonce, 'N') };
+      };
+      const unknown = 'A'.repeat(43);
+      const expected = { GET: await answer('GET', `/pay/${unknown}`), POST: await answer('POST', `/pay/${unknown}/cancel`) };
+      assert.equal(expected.GET.status, 404);
+      assert.match(expected.GET.body, /Payment not found/);
+      assert.deepEqual(expected.POST, expected.GET);
+      const bad = [`${id}-${flipped}`, `${id}-${split(other.redirect_url).mac}`, `${other.id}-${mac}`, token.slice(0, -1), `${token}A`, id, `${id}${mac}`, `${id}_${mac}`, `${id}--${mac}`, `${mac}-${id}`];
+      for (const t of bad) {
+        assert.deepEqual(await answer('GET', `/pay/${t}`), expected.GET, `GET ${t}`);
+        for (const action of ['confirm', 'challenge', 'cancel']) assert.deepEqual(await answer('POST', `/pay/${t}/${action}`), expected.POST, `POST ${t}/${action}`);
+      }
+      assert.equal((await payment(p.id)).status, 'requires_action');
+      assert.equal((await payment(other.id)).status, 'requires_action');
+      assert.equal((await answer('GET', `/pay/${token}`)).status, 200);
+    });
+
+    it('shows the same page URL on the payment while it awaits the customer, and none after', async () => {
+      acquirer.next = null;
+      const p = await create();
+      assert.equal((await payment(p.id)).redirect_url, p.redirect_url);
+      await post(gateway.app, await openPage(gateway.app, p.redirect_url), 'cancel');
+      const after = await payment(p.id);
+      assert.equal(after.status, 'cancelled');
+      assert.equal(after.redirect_url, null);
+    });
+
     it('keeps the challenge when a frictionless confirm is forged for a challenge card', async () => {
       const p = await create('4000000000003220');
       const page = await openPage(gateway.app, p.redirect_url);

@@ -8,6 +8,8 @@ import { loadConfig } from '../../src/config.js';
 import { migrate, openDatabase, type Database } from '../../src/adapters/storage/database.js';
 import { createGateway, ensureSandboxCredentials } from '../../src/server.js';
 import { hashSecretKey } from '../../src/app/merchants.js';
+import { isUniqueViolation } from '../../src/app/idempotency.js';
+import type { RowInsert } from '../../src/adapters/storage/compiled.js';
 import { ManualClock } from '../../src/ports/clock.js';
 import { DIALECTS, type Dialect } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
@@ -42,7 +44,7 @@ for (const dialect of DIALECTS) {
 
     before(async () => {
       store = await newStore(dialect);
-      database = await openDatabase({ dataDir: store.dataDir, databaseUrl: store.databaseUrl });
+      database = await openDatabase({ dataDir: store.dataDir, databaseUrl: store.databaseUrl, writerThread: true });
     });
     after(async () => {
       await database?.close();
@@ -113,6 +115,45 @@ for (const dialect of DIALECTS) {
         { id: 'mer_sql_b', name: 'b' },
         { id: 'mer_taken', name: 'taken' },
       ]);
+    });
+
+    it('commits insert-only units together (SQLite: on the writer thread), failing only the unit that breaks a constraint', async () => {
+      const merchant = (id: string): RowInsert => ({ table: 'merchants', row: { id, name: id, created_at: 1 } });
+      await database.insert([merchant('mer_ins_taken')]);
+      const results = await Promise.allSettled([
+        database.insert([merchant('mer_ins_a'), merchant('mer_ins_a2')]),
+        database.insert([merchant('mer_ins_b'), merchant('mer_ins_taken')]),
+        database.insert([merchant('mer_ins_c')]),
+      ]);
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+      // The violation keeps its SQL error code, which idempotency relies on to spot a lost race.
+      assert.ok(isUniqueViolation((results[1] as PromiseRejectedResult).reason), String((results[1] as PromiseRejectedResult).reason));
+      const rows = await database.db.selectFrom('merchants').select('id').where('id', 'like', 'mer_ins_%').orderBy('id').execute();
+      assert.deepEqual(rows.map((r) => r.id), ['mer_ins_a', 'mer_ins_a2', 'mer_ins_c', 'mer_ins_taken']);
+    });
+
+    it('keeps inserts and read-modify-write transactions in order when both arrive at once', async () => {
+      await database.insert([{ table: 'merchants', row: { id: 'mer_turns', name: 'v0', created_at: 0 } }]);
+      const work: Promise<unknown>[] = [];
+      for (let i = 1; i <= 20; i++) {
+        work.push(database.insert([{ table: 'merchants', row: { id: `mer_turns_${i}`, name: 'x', created_at: i } }]));
+        work.push(
+          database.transaction(async (trx) => {
+            const row = await trx
+              .selectFrom('merchants')
+              .select('name')
+              .where('id', '=', 'mer_turns')
+              .$if(database.caps.rowLocks, (q) => q.forUpdate())
+              .executeTakeFirstOrThrow();
+            await trx.updateTable('merchants').set({ name: `v${Number(row.name.slice(1)) + 1}` }).where('id', '=', 'mer_turns').execute();
+          }),
+        );
+      }
+      await Promise.all(work);
+      const row = await database.db.selectFrom('merchants').select('name').where('id', '=', 'mer_turns').executeTakeFirstOrThrow();
+      assert.equal(row.name, 'v20');
+      const inserted = await database.db.selectFrom('merchants').select('id').where('id', 'like', 'mer_turns_%').execute();
+      assert.equal(inserted.length, 20);
     });
 
     it('rolls a transaction back as a whole', async () => {

@@ -143,7 +143,7 @@ for (const dialect of DIALECTS) {
       assert.equal(res.statusCode, 201, res.body);
       const p = json(res);
       assert.equal(p.status, 'requires_action');
-      assert.match(p.redirect_url, /\/pay\/[A-Za-z0-9_-]{43}$/);
+      assert.match(p.redirect_url, new RegExp(`/pay/${p.id}-[A-Za-z0-9_-]{43}$`));
       assert.equal((await getPayment(t, p.id)).redirect_url, p.redirect_url);
 
       // The customer opens the link and confirms, as in a browser: page, CSRF cookie, form post.

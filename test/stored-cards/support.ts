@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
 import { exampleBody, type TestGateway } from '../support/gateway.js';
+import { eventBody } from '../../src/app/events.js';
 
 export type Json = Record<string, any>;
 
@@ -92,8 +93,14 @@ export async function otherMerchant(t: TestGateway): Promise<{ key: string; chan
 }
 
 export async function eventsOf(t: TestGateway, paymentId: string): Promise<Json[]> {
-  const rows = await t.gateway.services.ctx.database.db.selectFrom('events').select(['type', 'body']).where('payment_id', '=', paymentId).orderBy('sequence').execute();
-  return rows.map((r) => JSON.parse(r.body) as Json);
+  const rows = await t.gateway.services.ctx.database.db
+    .selectFrom('events')
+    .leftJoin('payments', 'payments.id', 'events.payment_id')
+    .select(['events.body', 'events.body_slim', 'payments.details as payment_details'])
+    .where('events.payment_id', '=', paymentId)
+    .orderBy('events.sequence')
+    .execute();
+  return rows.map((r) => JSON.parse(eventBody(r)) as Json);
 }
 
 export function expectProblem(res: LightMyRequestResponse, status: number, code: string): Json {

@@ -14,22 +14,70 @@ function textsFor(ex: Executor): Map<string | symbol, string> {
   return map;
 }
 
+/** One row for a table, as units of work that only insert hand them over. */
+export type RowInsert = { [T in keyof Schema & string]: { table: T; row: Insertable<Schema[T]> } }[keyof Schema & string];
+
+/** SQL text and parameters, ready for any connection of the executor's dialect. */
+export interface CompiledStatement {
+  sql: string;
+  params: unknown[];
+}
+
 /**
- * Insert one row through SQL compiled once per table and column list. The hot path
- * writes the same shapes thousands of times a second; building and compiling the
- * query each time would cost more than running it. Undefined values are left out,
- * as Kysely's own `values()` does.
+ * An insert compiled once per table and column list. The hot path writes the same
+ * shapes thousands of times a second; building and compiling the query each time would
+ * cost more than running it. Undefined values are left out, as Kysely's own `values()` does.
  */
-export async function insertRow<T extends keyof Schema & string>(ex: Executor, table: T, row: Insertable<Schema[T]>): Promise<void> {
-  const entries = Object.entries(row as Record<string, unknown>).filter(([, v]) => v !== undefined);
-  const key = `${table}(${entries.map(([k]) => k).join(',')})`;
+export function compileInsert(ex: Executor, { table, row }: RowInsert): CompiledStatement {
+  const columns: string[] = [];
+  const params: unknown[] = [];
+  for (const [k, v] of Object.entries(row as Record<string, unknown>)) {
+    if (v === undefined) continue;
+    columns.push(k);
+    params.push(v);
+  }
+  const key = `${table}(${columns.join(',')})`;
   const cache = textsFor(ex);
   let text = cache.get(key);
   if (text === undefined) {
-    text = (ex.insertInto(table).values(Object.fromEntries(entries) as never) as unknown as Compilable).compile().sql;
+    const values = Object.fromEntries(columns.map((c, i) => [c, params[i]]));
+    text = (ex.insertInto(table).values(values as never) as unknown as Compilable).compile().sql;
     cache.set(key, text);
   }
-  await ex.executeQuery(CompiledQuery.raw(text, entries.map(([, v]) => v)));
+  return { sql: text, params };
+}
+
+const combined = new Map<string, string>();
+
+/**
+ * PostgreSQL: several inserts as one statement of data-modifying CTEs, so a unit of
+ * work that only inserts costs one round trip and one implicit transaction instead of
+ * BEGIN, an INSERT per row and COMMIT. Atomic like a transaction: any failing row
+ * fails the statement.
+ */
+export function compileInsertsAsOne(ex: Executor, rows: RowInsert[]): CompiledStatement {
+  const parts = rows.map((r) => compileInsert(ex, r));
+  if (parts.length === 1) return parts[0]!;
+  const key = parts.map((p) => p.sql).join('\n');
+  let text = combined.get(key);
+  if (text === undefined) {
+    let offset = 0;
+    const ctes = parts.map((p, i) => {
+      // Compiled inserts hold identifiers and $n placeholders only, never literals.
+      const renumbered = p.sql.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + offset}`);
+      offset += p.params.length;
+      return `i${i} as (${renumbered})`;
+    });
+    text = `with ${ctes.join(', ')} select 1`;
+    if (combined.size >= 1000) combined.clear();
+    combined.set(key, text);
+  }
+  return { sql: text, params: parts.flatMap((p) => p.params) };
+}
+
+export async function insertRow<T extends keyof Schema & string>(ex: Executor, table: T, row: Insertable<Schema[T]>): Promise<void> {
+  const { sql, params } = compileInsert(ex, { table, row } as RowInsert);
+  await ex.executeQuery(CompiledQuery.raw(sql, params));
 }
 
 /**

@@ -1,10 +1,13 @@
 import { chmodSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import SQLite from 'better-sqlite3';
+import type SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction, sql } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction, sql } from 'kysely';
 import { migrationProvider } from './migrations/index.js';
 import type { Schema } from './schema.js';
+import { type CompiledStatement, type RowInsert, compileInsert, compileInsertsAsOne } from './compiled.js';
+import { openSqliteConnection, statementCache } from './sqlite-connection.js';
+import { SqliteWriteError, SqliteWriter, type UnitOutcome } from './sqlite-writer.js';
 
 export type Trx = Transaction<Schema>;
 export type DialectName = 'sqlite' | 'postgres';
@@ -31,9 +34,30 @@ export interface Database {
    * isolated, when another unit of its batch failed), so it must do nothing but SQL.
    */
   write<T>(fn: (trx: Trx) => Promise<T>): Promise<T>;
+  /**
+   * A unit of work that only inserts rows: like `write`, but because it needs no reads
+   * and no JavaScript inside the transaction, SQLite runs it on the writer thread.
+   */
+  insert(rows: RowInsert[]): Promise<void>;
+  /** The SQLite file, for components that open connections of their own (absent on PostgreSQL). */
+  readonly file?: string;
   /** Bytes on disk (SQLite file + WAL, or PostgreSQL database size). */
   sizeBytes(): Promise<number>;
+  /** Runs `fn` when the database closes, before its connections do (for components holding their own). */
+  onClose(fn: () => Promise<void>): void;
   close(): Promise<void>;
+}
+
+/** Close hooks first, newest first, then the database's own connections. */
+function closing(close: () => Promise<void>): Pick<Database, 'onClose' | 'close'> {
+  const hooks: Array<() => Promise<void>> = [];
+  return {
+    onClose: (fn) => hooks.push(fn),
+    async close() {
+      for (const fn of hooks.splice(0).reverse()) await fn();
+      await close();
+    },
+  };
 }
 
 export interface OpenOptions {
@@ -41,6 +65,8 @@ export interface OpenOptions {
   dataDir: string;
   groupCommitWindowMs?: number;
   poolSize?: number;
+  /** SQLite: run insert-only units on a writer thread (the gateway does; short-lived tools need not). */
+  writerThread?: boolean;
 }
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
@@ -58,53 +84,39 @@ export async function migrate(db: Kysely<Schema>): Promise<string[]> {
 
 function openSqlite(opts: OpenOptions): Database {
   const file = join(opts.dataDir, 'gateway.sqlite');
-  const raw = new SQLite(file);
+  const raw = openSqliteConnection(file);
   // The database holds sealed card data and key hashes: owner-only, like the keys file.
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
-  // WAL lets readers run beside the writer; synchronous=FULL fsyncs the WAL on every
-  // commit so an acknowledged payment survives a power loss, not only a process crash
-  // (see docs/decisions/0002-sqlite-durability.md).
-  raw.pragma('journal_mode = WAL');
-  raw.pragma('synchronous = FULL');
-  raw.pragma('busy_timeout = 5000');
-  // Savepoint (statement) journals are only for rolling back inside a live transaction,
-  // never for crash recovery; kept in memory they stop costing a temp-file write each.
-  raw.pragma('temp_store = MEMORY');
-  raw.pragma('foreign_keys = ON');
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
-  const committer = new GroupCommitter(db, opts.groupCommitWindowMs ?? 0);
+  const writer = opts.writerThread ? new SqliteWriter(file) : null;
+  const turns = new WriteTurns();
+  const committer = new GroupCommitter(db, opts.groupCommitWindowMs ?? 0, writer, turns);
   return {
     db,
     dialect: 'sqlite',
     caps: { rowLocks: false },
-    transaction: (fn) => db.transaction().execute(fn),
-    write: (fn) => committer.run(fn),
+    transaction: (fn) => turns.take(() => db.transaction().execute(fn)),
+    write: (fn) => committer.run({ fn }),
+    insert: (rows) => committer.run({ statements: rows.map((r) => compileInsert(db, r)) }).then(() => undefined),
+    file,
     async sizeBytes() {
       return [file, `${file}-wal`].filter(existsSync).reduce((n, f) => n + statSync(f).size, 0);
     },
-    close: () => db.destroy(),
+    ...closing(async () => {
+      await committer.drain();
+      await writer?.close();
+      await db.destroy();
+    }),
   };
 }
 
 /**
  * Kysely prepares every query afresh; compiling SQL is a large share of a small
- * query's cost, so statements are kept by their text. Bounded, because queries with
- * `IN (…)` lists produce many texts.
+ * query's cost, so statements are kept by their text.
  */
 function withStatementCache(raw: SQLite.Database): { close(): void; prepare(sql: string): SQLite.Statement } {
-  const cache = new Map<string, SQLite.Statement>();
-  return {
-    close: () => raw.close(),
-    prepare(text: string) {
-      let stmt = cache.get(text);
-      if (!stmt) {
-        if (cache.size >= 1000) cache.clear();
-        stmt = raw.prepare(text);
-        cache.set(text, stmt);
-      }
-      return stmt;
-    },
-  };
+  const prepare = statementCache(raw);
+  return { close: () => raw.close(), prepare };
 }
 
 function openPostgres(url: string, poolSize: number): Database {
@@ -124,72 +136,133 @@ function openPostgres(url: string, poolSize: number): Database {
     // transaction here was measured (docs/benchmarks.md): a unit waiting for a row lock
     // stalls its whole batch, which cost the hosted-page flow far more than it saved.
     write: (fn) => db.transaction().execute(fn),
+    insert: async (rows) => {
+      const c = compileInsertsAsOne(db, rows);
+      await db.executeQuery(CompiledQuery.raw(c.sql, c.params));
+    },
     async sizeBytes() {
       const r = await sql<{ size: number }>`select pg_database_size(current_database())::int8 as size`.execute(db);
       return Number(r.rows[0]?.size ?? 0);
     },
-    close: () => db.destroy(),
+    ...closing(() => db.destroy()),
   };
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-interface Job {
-  fn: (trx: Trx) => Promise<unknown>;
+/** A unit of work: JavaScript inside the transaction, or insert statements only. */
+type Unit = { fn: (trx: Trx) => Promise<unknown>; statements?: undefined } | { statements: CompiledStatement[]; fn?: undefined };
+
+type Job = Unit & {
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
+};
+
+/**
+ * SQLite has one writer at a time. The main connection's transactions and the writer
+ * thread's batches take turns here, so neither ever waits on the other's lock inside
+ * SQLite (a busy wait there would block the event loop). Writer-thread batches may
+ * overlap each other (the thread runs them one after another); a main-connection
+ * transaction runs alone. First come, first served.
+ */
+class WriteTurns {
+  private active = 0;
+  private exclusive = false;
+  private readonly waiting: Array<{ shared: boolean; start: () => void }> = [];
+
+  take<T>(fn: () => Promise<T>, shared = false): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.push({
+        shared,
+        start: () => {
+          fn()
+            .then(resolve, reject)
+            .finally(() => {
+              this.active--;
+              if (!shared) this.exclusive = false;
+              this.admit();
+            });
+        },
+      });
+      this.admit();
+    });
+  }
+
+  private admit(): void {
+    while (this.waiting.length) {
+      const next = this.waiting[0]!;
+      if (next.shared ? this.exclusive : this.active > 0) return;
+      this.waiting.shift();
+      this.active++;
+      if (!next.shared) this.exclusive = true;
+      next.start();
+    }
+  }
 }
 
 /**
  * Collects units of work that arrive together and commits them in one SQLite
- * transaction: one fsync for many payments instead of one each. Nothing is
- * acknowledged before its COMMIT has returned.
+ * transaction: one fsync for many payments instead of one each. Batches of insert-only
+ * units go to the writer thread; a batch with any other unit runs on the main
+ * connection. Nothing is acknowledged before its COMMIT has returned.
  */
 class GroupCommitter {
+  /**
+   * Writer-thread batches in flight at once: the next one is handed over while the
+   * thread commits the last, so neither the thread nor the event loop waits for the other.
+   */
+  private static readonly WRITER_PIPELINE = 2;
   private queue: Job[] = [];
   private scheduled = false;
-  private running = false;
+  private readonly running = new Set<Promise<void>>();
+  private onMainInFlight = false;
 
   constructor(
     private readonly db: Kysely<Schema>,
     private readonly windowMs: number,
+    private readonly writer: SqliteWriter | null,
+    private readonly turns: WriteTurns,
   ) {}
 
-  run<T>(fn: (trx: Trx) => Promise<T>): Promise<T> {
+  run<T>(unit: Unit): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ ...unit, resolve: resolve as (v: unknown) => void, reject });
       this.schedule();
     });
   }
 
+  /** Waits for queued and running batches (before closing the database). */
+  async drain(): Promise<void> {
+    while (this.running.size || this.queue.length || this.scheduled) {
+      await (this.running.size ? Promise.allSettled(this.running) : new Promise((r) => setImmediate(r)));
+    }
+  }
+
   private schedule(): void {
-    if (this.scheduled || this.running) return;
+    if (this.scheduled || this.onMainInFlight || this.running.size >= GroupCommitter.WRITER_PIPELINE) return;
     this.scheduled = true;
     const go = () => {
       this.scheduled = false;
-      void this.flush();
+      const batch = this.queue;
+      this.queue = [];
+      if (batch.length === 0) return;
+      const onWriter = this.writer !== null && batch.every((j) => j.statements);
+      if (!onWriter) this.onMainInFlight = true;
+      const flushing = this.flush(batch, onWriter).finally(() => {
+        this.running.delete(flushing);
+        if (!onWriter) this.onMainInFlight = false;
+        if (this.queue.length) this.schedule();
+      });
+      this.running.add(flushing);
+      if (this.queue.length) this.schedule();
     };
     if (this.windowMs > 0) setTimeout(go, this.windowMs);
     else setImmediate(go);
   }
 
-  private async flush(): Promise<void> {
-    const batch = this.queue;
-    this.queue = [];
-    if (batch.length === 0) return;
-    this.running = true;
+  private async flush(batch: Job[], onWriter: boolean): Promise<void> {
     try {
-      // Units rarely fail, so the batch first runs without savepoints (they cost a
-      // journal of every page a unit touches). If one fails, the whole transaction is
-      // rolled back and the batch runs again with each unit in its own savepoint, so
-      // the failure is that unit's alone.
-      let outcomes: Outcome[];
-      try {
-        outcomes = await this.runBatch(batch, false);
-      } catch (error) {
-        if (batch.length === 1) throw error;
-        outcomes = await this.runBatch(batch, true);
-      }
+      const outcomes = await (onWriter ? this.turns.take(() => this.onWriter(this.writer!, batch), true) : this.turns.take(() => this.onMain(batch)));
       batch.forEach((job, i) => {
         const o = outcomes[i]!;
         if (o.ok) job.resolve(o.value);
@@ -198,9 +271,24 @@ class GroupCommitter {
     } catch (error) {
       // Nothing was committed: every unit learns so.
       for (const job of batch) job.reject(error);
-    } finally {
-      this.running = false;
-      if (this.queue.length) this.schedule();
+    }
+  }
+
+  private async onWriter(writer: SqliteWriter, batch: Job[]): Promise<Outcome[]> {
+    const outcomes = await writer.run(batch.map((j) => j.statements!));
+    return outcomes.map((o: UnitOutcome) => (o.ok ? { ok: true, value: undefined } : { ok: false, error: new SqliteWriteError(o.message, o.code) }));
+  }
+
+  private async onMain(batch: Job[]): Promise<Outcome[]> {
+    // Units rarely fail, so the batch first runs without savepoints (they cost a
+    // journal of every page a unit touches). If one fails, the whole transaction is
+    // rolled back and the batch runs again with each unit in its own savepoint, so
+    // the failure is that unit's alone.
+    try {
+      return await this.runBatch(batch, false);
+    } catch (error) {
+      if (batch.length === 1) return [{ ok: false, error }];
+      return this.runBatch(batch, true);
     }
   }
 
@@ -209,12 +297,12 @@ class GroupCommitter {
       const outcomes: Outcome[] = [];
       for (const job of batch) {
         if (!isolated) {
-          outcomes.push({ ok: true, value: await job.fn(trx) });
+          outcomes.push({ ok: true, value: await runUnit(trx, job) });
           continue;
         }
         await sql`savepoint unit`.execute(trx);
         try {
-          const value = await job.fn(trx);
+          const value = await runUnit(trx, job);
           await sql`release savepoint unit`.execute(trx);
           outcomes.push({ ok: true, value });
         } catch (error) {
@@ -226,4 +314,10 @@ class GroupCommitter {
       return outcomes;
     });
   }
+}
+
+async function runUnit(trx: Trx, unit: Unit): Promise<unknown> {
+  if (unit.fn) return unit.fn(trx);
+  for (const s of unit.statements) await trx.executeQuery(CompiledQuery.raw(s.sql, s.params));
+  return undefined;
 }

@@ -83,10 +83,8 @@ export interface CardSecretsTable {
 }
 
 export interface CheckoutSessionsTable {
-  token_hash: string;
+  /** One session per payment; its page token is a MAC of this id (src/app/page-token.ts), never stored. */
   payment_id: string;
-  /** The page token sealed, so GET /payment/{id} can show redirect_url again. */
-  token_ct: string;
   state: 'open' | 'processing' | 'done';
   challenge_attempts: number;
   created_at: number;
@@ -112,8 +110,12 @@ export interface EventsTable {
   type: string;
   sequence: number;
   created_at: number;
-  /** The event exactly as delivered: serialised once, signed and sent as these bytes. */
+  /**
+   * The event as delivered, serialised once; when `body_slim` is 1 its payment leaves out
+   * the fields fixed at creation, which reading takes from the payment (app/events.ts).
+   */
   body: string;
+  body_slim: Generated<number>;
   /** 0 until the dispatcher has fanned the event out to deliveries and e-mails. */
   dispatched: Generated<number>;
 }
@@ -232,6 +234,13 @@ export interface Schema {
   compliance_profiles: ComplianceProfilesTable;
   compliance_documents: ComplianceDocumentsTable;
   audit_log: AuditLogTable;
+  config_versions: ConfigVersionsTable;
+}
+
+/** One row (id 1): moves with every change to merchants, channels and secret keys (migration 007). */
+export interface ConfigVersionsTable {
+  id: number;
+  version: number;
 }
 
 /** One row per merchant: declared volume, the current approval and what was already notified. */

@@ -9,7 +9,9 @@ import { forbiddenPage, notFoundPage, openPage, outcomePage } from '../pages/che
 import { newNonce, securePageHeaders } from '../pages/html.js';
 
 const CSRF_COOKIE = 'tz_csrf';
-const TokenParams = Type.Object({ token: Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' }) });
+// Only the URL-safe alphabet, for the cookie path; the token's shape is checked where it is
+// verified (src/app/page-token.ts), so a malformed token gets the same not-found page as a wrong one.
+const TokenParams = Type.Object({ token: Type.String({ pattern: '^[A-Za-z0-9_-]{1,100}$' }) });
 const FormBody = Type.Object({ csrf: Type.Optional(Type.String({ maxLength: 64 })), otp: Type.Optional(Type.String({ maxLength: 16 })) });
 
 function readCookie(request: FastifyRequest, name: string): string | undefined {

@@ -4,6 +4,9 @@ import * as m002 from './002-notifications.js';
 import * as m003 from './003-lifecycle.js';
 import * as m004 from './004-stored-cards.js';
 import * as m005 from './005-compliance.js';
+import * as m006 from './006-checkout-session-key.js';
+import * as m007 from './007-config-version.js';
+import * as m008 from './008-slim-event-bodies.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -12,6 +15,9 @@ const all: Record<string, Migration> = {
   '003-lifecycle': m003,
   '004-stored-cards': m004,
   '005-compliance': m005,
+  '006-checkout-session-key': m006,
+  '007-config-version': m007,
+  '008-slim-event-bodies': m008,
 };
 
 export const migrationProvider: MigrationProvider = {

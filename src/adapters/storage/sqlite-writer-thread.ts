@@ -1,0 +1,79 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { openSqliteConnection, statementCache } from './sqlite-connection.js';
+import type { WriterReply, WriterRequest, UnitOutcome } from './sqlite-writer.js';
+
+/**
+ * The SQLite writer thread: it runs batches of insert-only units of work in one
+ * transaction each on its own connection, so the B-tree work, the WAL writes, the fsync
+ * of every COMMIT and the checkpoints happen beside the event loop instead of on it.
+ */
+const raw = openSqliteConnection((workerData as { file: string }).file);
+const statement = statementCache(raw);
+const begin = raw.prepare('BEGIN IMMEDIATE');
+const commit = raw.prepare('COMMIT');
+const rollback = raw.prepare('ROLLBACK');
+
+const OK: UnitOutcome = { ok: true };
+
+function failure(error: unknown): UnitOutcome {
+  const e = error as { message?: unknown; code?: unknown };
+  return { ok: false, message: String(e?.message ?? error), code: typeof e?.code === 'string' ? e.code : undefined };
+}
+
+/**
+ * All units in one transaction. Units rarely fail, so the first attempt uses no
+ * savepoints (each costs a statement journal); when one fails, the batch is rolled back
+ * and run again with every unit in its own savepoint, so the failure is that unit's alone.
+ */
+function runAll(units: WriterRequest['units'], isolated: boolean): UnitOutcome[] {
+  begin.run();
+  try {
+    const outcomes: UnitOutcome[] = [];
+    for (const unit of units) {
+      if (!isolated) {
+        for (const s of unit) statement(s.sql).run(s.params);
+        outcomes.push(OK);
+        continue;
+      }
+      raw.exec('SAVEPOINT unit');
+      try {
+        for (const s of unit) statement(s.sql).run(s.params);
+        raw.exec('RELEASE unit');
+        outcomes.push(OK);
+      } catch (error) {
+        raw.exec('ROLLBACK TO unit');
+        raw.exec('RELEASE unit');
+        outcomes.push(failure(error));
+      }
+    }
+    commit.run();
+    return outcomes;
+  } catch (error) {
+    if (raw.inTransaction) rollback.run();
+    throw error;
+  }
+}
+
+function handle({ id, units }: WriterRequest): WriterReply {
+  try {
+    try {
+      return { id, outcomes: runAll(units, false) };
+    } catch (error) {
+      if (units.length === 1) return { id, outcomes: [failure(error)] };
+      return { id, outcomes: runAll(units, true) };
+    }
+  } catch (error) {
+    // Nothing of the batch was committed.
+    const { message, code } = failure(error) as { message: string; code?: string };
+    return { id, error: { message, code } };
+  }
+}
+
+parentPort!.on('message', (request: WriterRequest | 'close') => {
+  if (request === 'close') {
+    raw.close();
+    parentPort!.close();
+    return;
+  }
+  parentPort!.postMessage(handle(request));
+});

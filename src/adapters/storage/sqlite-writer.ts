@@ -1,0 +1,94 @@
+import { Worker } from 'node:worker_threads';
+import type { CompiledStatement } from './compiled.js';
+
+export type UnitOutcome = { ok: true } | { ok: false; message: string; code: string | undefined };
+
+export interface WriterRequest {
+  id: number;
+  units: CompiledStatement[][];
+}
+
+export type WriterReply = { id: number; outcomes: UnitOutcome[] } | { id: number; error: { message: string; code: string | undefined } };
+
+/** An error from the writer thread keeps SQLite's code, so callers can tell a constraint violation from the rest. */
+export class SqliteWriteError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+    this.name = 'SqliteError';
+  }
+}
+
+const fromTypeScript = import.meta.url.endsWith('.ts');
+const threadUrl = new URL(`./sqlite-writer-thread${fromTypeScript ? '.ts' : '.js'}`, import.meta.url);
+
+/**
+ * Worker threads do not inherit the tsx loader the gateway runs under (`npm start`,
+ * tests), so a TypeScript thread registers it before loading its module.
+ */
+function newThread(workerData: unknown): Worker {
+  if (!fromTypeScript) return new Worker(threadUrl, { workerData });
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(threadUrl.href)}); });`;
+  return new Worker(boot, { eval: true, workerData });
+}
+
+/**
+ * The main thread's handle on the SQLite writer thread (sqlite-writer-thread.ts). One
+ * batch at a time is sent; its promise settles after the thread's COMMIT has returned.
+ * If the thread dies, what it was doing is reported as failed (the commit may or may
+ * not have happened, as with a process crash) and the next batch starts a new thread.
+ */
+export class SqliteWriter {
+  private worker: Worker | null = null;
+  private readonly pending = new Map<number, { resolve: (o: UnitOutcome[]) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+
+  constructor(private readonly file: string) {}
+
+  run(units: CompiledStatement[][]): Promise<UnitOutcome[]> {
+    const worker = this.worker ?? this.start();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) worker.ref();
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, units } satisfies WriterRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = null;
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    // Held until the thread has closed its connection, so the WAL is left tidy.
+    worker.ref();
+    worker.postMessage('close');
+    await exited;
+  }
+
+  private start(): Worker {
+    const worker = newThread({ file: this.file });
+    // An idle writer must not keep the process alive; one with work in flight must.
+    worker.unref();
+    worker.on('message', (reply: WriterReply) => {
+      const waiter = this.pending.get(reply.id);
+      if (!waiter) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) worker.unref();
+      if ('error' in reply) waiter.reject(new SqliteWriteError(reply.error.message, reply.error.code));
+      else waiter.resolve(reply.outcomes);
+    });
+    const fail = (error: Error) => {
+      if (this.worker === worker) this.worker = null;
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the SQLite writer thread stopped (exit code ${code})`)));
+    this.worker = worker;
+    return worker;
+  }
+}

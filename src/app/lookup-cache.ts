@@ -1,0 +1,291 @@
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import type { CompiledQuery, Kysely } from 'kysely';
+import type { Database } from '../adapters/storage/database.js';
+import type { ChannelsTable, Schema, SecretKeysTable } from '../adapters/storage/schema.js';
+import type { AppContext } from './context.js';
+
+/** A secret key that may be used: its merchant, its id and its stored SHA-256 (for the constant-time check). */
+export interface ActiveKey {
+  readonly merchantId: string;
+  readonly keyId: string;
+  readonly hash: Buffer;
+}
+
+/** Keys in use: bounded by the keys in the database, capped in case there are very many. */
+const ACTIVE_KEYS_CAP = 10_000;
+/** Unknown and revoked hashes: anyone can send random keys, so these churn in a small space. */
+const REJECTED_KEYS_CAP = 1_000;
+const CHANNELS_CAP = 10_000;
+/** After losing the PostgreSQL listener, lookups go to the database and try again after this long. */
+const RELISTEN_AFTER_MS = 1_000;
+/** How often the PostgreSQL listener proves its connection alive (see PostgresListener). */
+const HEARTBEAT_MS = 5_000;
+
+/** The channel migration 007's trigger notifies on PostgreSQL. */
+const NOTIFY_CHANNEL = 'config_changed';
+
+/** A lookup's SQL, compiled once by its owner (compiledOnce), for one parameter. */
+export type Query = (db: Kysely<Schema>, param: string) => CompiledQuery;
+/** What the secret-key query must select. */
+export type KeyRow = Pick<SecretKeysTable, 'id' | 'merchant_id' | 'key_hash' | 'revoked_at'>;
+
+/** Tells the cache whether it may be used now; empties it (through a callback) when what it holds may be out of date. */
+interface Watch {
+  /** False: answer from the database and keep nothing. */
+  usable(): boolean;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * In-memory answers for the two reads every API request makes before any work: the
+ * secret key (by SHA-256 hash) and the channel (by reference). Rows handed out are
+ * shared, so callers only read them. A change, also one made by another process
+ * (the operator CLI), applies from the next request on:
+ *
+ * - Migration 007's triggers move a one-row counter (config_versions) in the same
+ *   transaction as any change to merchants, channels or secret keys, whoever makes it,
+ *   and on PostgreSQL also NOTIFY.
+ * - SQLite: each use first reads that counter (a prepared primary-key read on a
+ *   read-only connection of its own: ~3 µs, where a lookup through Kysely costs 11-20)
+ *   and empties the cache when it moved. `PRAGMA data_version` would cost the same (it
+ *   too opens a read transaction) but moves on every commit of another connection, and
+ *   the gateway's own payment writes run on one (the writer thread): under load the
+ *   cache would be emptied on nearly every request.
+ * - PostgreSQL: reading the counter would be a round trip per check, so a dedicated
+ *   client LISTENs and a notification empties the cache. PostgreSQL signals listeners
+ *   as the writer's COMMIT completes, so the notification arrives within a fraction of
+ *   a millisecond, before a CLI process has even printed its result. While the client
+ *   is not listening (starting, reconnecting, or silent past its heartbeat) lookups
+ *   bypass the cache, and it is emptied when listening resumes, because notifications
+ *   may have been missed meanwhile.
+ * - Writes through this process's services also empty it at once (`drop`), since a
+ *   notification arrives asynchronously.
+ * A lookup that began before the cache was emptied keeps its answer out of it: the row
+ * it read may be the old one.
+ */
+export class LookupCache {
+  private static readonly byDatabase = new WeakMap<Database, LookupCache>();
+
+  static of(ctx: AppContext): LookupCache {
+    let cache = LookupCache.byDatabase.get(ctx.database);
+    if (!cache) {
+      cache = new LookupCache(ctx);
+      LookupCache.byDatabase.set(ctx.database, cache);
+    }
+    return cache;
+  }
+
+  private readonly activeKeys = new Map<string, ActiveKey>();
+  private readonly rejectedKeys = new Set<string>();
+  private readonly channels = new Map<string, Readonly<ChannelsTable>>();
+  /** Moves whenever the cache is emptied, so a lookup in flight can tell. */
+  private generation = 0;
+  private watch: Watch | null = null;
+
+  private constructor(private readonly ctx: AppContext) {
+    // The watch holds a connection of its own that must close with the database (a
+    // PostgreSQL test database cannot be dropped while it is open).
+    ctx.database.onClose(async () => {
+      await this.watch?.close();
+    });
+  }
+
+  /** Begins watching for changes now rather than at the first lookup; resolves once the cache is in use. */
+  start(): Promise<void> {
+    return this.watcher().start();
+  }
+
+  /** The key with this SHA-256 (hex) if it exists and is not revoked; `query` selects a KeyRow by hash. */
+  async secretKey(hash: string, query: Query): Promise<ActiveKey | undefined> {
+    if (!this.watcher().usable()) return this.loadKey(hash, query);
+    const hit = this.activeKeys.get(hash);
+    if (hit !== undefined || this.rejectedKeys.has(hash)) return hit;
+    const generation = this.generation;
+    const key = await this.loadKey(hash, query);
+    if (generation === this.generation) {
+      if (key) remember(this.activeKeys, hash, key, ACTIVE_KEYS_CAP);
+      else {
+        if (this.rejectedKeys.size >= REJECTED_KEYS_CAP) this.rejectedKeys.delete(this.rejectedKeys.values().next().value!);
+        this.rejectedKeys.add(hash);
+      }
+    }
+    return key;
+  }
+
+  /** The channel with this reference, whichever merchant it belongs to; `query` selects it. Misses are not kept. */
+  async channel(reference: string, query: Query): Promise<Readonly<ChannelsTable> | undefined> {
+    if (!this.watcher().usable()) return this.loadChannel(reference, query);
+    const hit = this.channels.get(reference);
+    if (hit !== undefined) return hit;
+    const generation = this.generation;
+    const row = await this.loadChannel(reference, query);
+    if (row && generation === this.generation) remember(this.channels, reference, row, CHANNELS_CAP);
+    return row;
+  }
+
+  /** Forget everything: called after this process changed a key or a channel, and by the watch. */
+  drop(): void {
+    this.generation++;
+    this.activeKeys.clear();
+    this.rejectedKeys.clear();
+    this.channels.clear();
+  }
+
+  /** Entry counts, to show the caps hold. */
+  sizes(): { activeKeys: number; rejectedKeys: number; channels: number } {
+    return { activeKeys: this.activeKeys.size, rejectedKeys: this.rejectedKeys.size, channels: this.channels.size };
+  }
+
+  private watcher(): Watch {
+    if (!this.watch) {
+      const { database, config } = this.ctx;
+      const changed = () => this.drop();
+      this.watch =
+        database.dialect === 'sqlite'
+          ? new SqliteCounter(database.file!, changed)
+          : new PostgresListener(config.databaseUrl!, changed, (error) =>
+              this.ctx.log.warn({ err: error }, 'cannot LISTEN for config changes; key and channel lookups go to the database until it can'),
+            );
+    }
+    return this.watch;
+  }
+
+  private async loadKey(hash: string, query: Query): Promise<ActiveKey | undefined> {
+    const db = this.ctx.database.db;
+    const row = (await db.executeQuery<KeyRow>(query(db, hash))).rows[0];
+    if (!row || row.revoked_at !== null) return undefined;
+    return { merchantId: row.merchant_id, keyId: row.id, hash: Buffer.from(row.key_hash, 'hex') };
+  }
+
+  private async loadChannel(reference: string, query: Query): Promise<ChannelsTable | undefined> {
+    const db = this.ctx.database.db;
+    return (await db.executeQuery<ChannelsTable>(query(db, reference))).rows[0];
+  }
+}
+
+/** Oldest entry out first: Maps iterate in insertion order. */
+function remember<V>(map: Map<string, V>, key: string, value: V, cap: number): void {
+  if (map.size >= cap) map.delete(map.keys().next().value!);
+  map.set(key, value);
+}
+
+/** SQLite: compares config_versions.version with the value last seen, on every use. */
+class SqliteCounter implements Watch {
+  private readonly connection: SQLite.Database;
+  private readonly read: SQLite.Statement<[], number>;
+  /** No version is negative: the first check always counts as a change. */
+  private seen = -1;
+
+  constructor(
+    file: string,
+    private readonly changed: () => void,
+  ) {
+    // Its own read-only connection: it never sees another connection's uncommitted
+    // transaction, and a read never waits behind Kysely's connection lock.
+    this.connection = new SQLite(file, { readonly: true, fileMustExist: true });
+    this.read = this.connection.prepare<[], number>('select version from config_versions where id = 1').pluck();
+  }
+
+  usable(): boolean {
+    const version = this.read.get()!;
+    if (version !== this.seen) {
+      this.seen = version;
+      this.changed();
+    }
+    return true;
+  }
+
+  async start(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.connection.close();
+  }
+}
+
+/** PostgreSQL: a client of its own LISTENs for the triggers' NOTIFY. */
+class PostgresListener implements Watch {
+  private client: pg.Client | null = null;
+  private listening = false;
+  private closed = false;
+  private retryAt = 0;
+  private connecting: Promise<void> | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly url: string,
+    private readonly changed: () => void,
+    private readonly failed: (error: unknown) => void,
+  ) {}
+
+  usable(): boolean {
+    if (!this.listening && !this.connecting && !this.closed && Date.now() >= this.retryAt) this.start().catch(this.failed);
+    return this.listening;
+  }
+
+  start(): Promise<void> {
+    if (this.listening || this.closed) return Promise.resolve();
+    this.connecting ??= this.listen().finally(() => (this.connecting = null));
+    return this.connecting;
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url, keepAlive: true });
+    this.client = client;
+    client.on('error', (error) => this.lose(client, error));
+    client.on('end', () => this.lose(client));
+    client.on('notification', this.changed);
+    try {
+      await client.connect();
+      await client.query(`listen ${NOTIFY_CHANNEL}`);
+    } catch (error) {
+      this.lose(client);
+      if (this.closed) return;
+      throw error;
+    }
+    if (this.client !== client) return;
+    // Changes committed before LISTEN took effect sent no notification to this client.
+    this.changed();
+    this.listening = true;
+    // A connection that died without a word (an idle one dropped by a firewall or NAT)
+    // would deliver no notification and raise no error while the cache went stale. A
+    // query every few seconds that must be answered before the next one notices.
+    let answered = true;
+    this.heartbeat = setInterval(() => {
+      if (!answered) return this.lose(client, new Error(`the config change listener did not answer within ${HEARTBEAT_MS} ms`));
+      answered = false;
+      client.query('select 1').then(
+        () => (answered = true),
+        (error: unknown) => this.lose(client, error),
+      );
+    }, HEARTBEAT_MS).unref();
+  }
+
+  /** Stops trusting this client: the cache is emptied and bypassed until a new one listens. */
+  private lose(client: pg.Client, error?: unknown): void {
+    if (this.client !== client) return;
+    if (error !== undefined) this.failed(error);
+    this.client = null;
+    this.listening = false;
+    this.retryAt = Date.now() + RELISTEN_AFTER_MS;
+    this.stopHeartbeat();
+    this.changed();
+    client.end().catch(() => {});
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listening = false;
+    this.stopHeartbeat();
+    const client = this.client;
+    this.client = null;
+    await client?.end().catch(() => {});
+    await this.connecting?.catch(() => {});
+  }
+}
