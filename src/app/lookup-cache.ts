@@ -47,9 +47,10 @@ interface Watch {
  * - Migration 007's triggers move a one-row counter (config_versions) in the same
  *   transaction as any change to merchants, channels or secret keys, whoever makes it,
  *   and on PostgreSQL also NOTIFY.
- * - SQLite: each use first reads that counter (a prepared primary-key read on a
- *   read-only connection of its own: ~3 µs, where a lookup through Kysely costs 11-20)
- *   and empties the cache when it moved. `PRAGMA data_version` would cost the same (it
+ * - SQLite: lookups first read that counter (a prepared primary-key read on a
+ *   read-only connection of its own: ~3 µs, where a lookup through Kysely costs 11-20;
+ *   once per event-loop turn, shared by the requests handled in it) and empty the
+ *   cache when it moved. `PRAGMA data_version` would cost the same (it
  *   too opens a read transaction) but moves on every commit of another connection, and
  *   the gateway's own payment writes run on one (the writer thread): under load the
  *   cache would be emptied on nearly every request.
@@ -177,6 +178,7 @@ class SqliteCounter implements Watch {
   private readonly read: SQLite.Statement<[], number>;
   /** No version is negative: the first check always counts as a change. */
   private seen = -1;
+  private checkedThisTurn = false;
 
   constructor(
     file: string,
@@ -189,6 +191,13 @@ class SqliteCounter implements Watch {
   }
 
   usable(): boolean {
+    // Requests handled in one event-loop turn arrived together: one reading serves them
+    // all, so under load the read costs once per turn rather than twice per request.
+    if (this.checkedThisTurn) return true;
+    this.checkedThisTurn = true;
+    setImmediate(() => {
+      this.checkedThisTurn = false;
+    });
     const version = this.read.get()!;
     if (version !== this.seen) {
       this.seen = version;

@@ -215,7 +215,8 @@ class GroupCommitter {
   private queue: Job[] = [];
   private scheduled = false;
   private readonly running = new Set<Promise<void>>();
-  private onMainInFlight = false;
+  private writerInFlight = 0;
+  private mainInFlight = false;
 
   constructor(
     private readonly db: Kysely<Schema>,
@@ -239,25 +240,50 @@ class GroupCommitter {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.onMainInFlight || this.running.size >= GroupCommitter.WRITER_PIPELINE) return;
+    if (this.scheduled || !this.queue.some((j) => this.canStart(this.goesToWriter(j)))) return;
     this.scheduled = true;
     const go = () => {
       this.scheduled = false;
-      const batch = this.queue;
-      this.queue = [];
-      if (batch.length === 0) return;
-      const onWriter = this.writer !== null && batch.every((j) => j.statements);
-      if (!onWriter) this.onMainInFlight = true;
-      const flushing = this.flush(batch, onWriter).finally(() => {
-        this.running.delete(flushing);
-        if (!onWriter) this.onMainInFlight = false;
-        if (this.queue.length) this.schedule();
-      });
-      this.running.add(flushing);
-      if (this.queue.length) this.schedule();
+      // Insert-only units go to the writer thread even when units with JavaScript in
+      // them (which need the main connection) arrived with them; each kind waits only
+      // for its own lane.
+      const writerFree = this.canStart(true);
+      const mainFree = this.canStart(false);
+      const forWriter: Job[] = [];
+      const forMain: Job[] = [];
+      const waiting: Job[] = [];
+      for (const job of this.queue) {
+        const toWriter = this.goesToWriter(job);
+        if (toWriter && writerFree) forWriter.push(job);
+        else if (!toWriter && mainFree) forMain.push(job);
+        else waiting.push(job);
+      }
+      this.queue = waiting;
+      if (forMain.length) this.start(forMain, false);
+      if (forWriter.length) this.start(forWriter, true);
     };
     if (this.windowMs > 0) setTimeout(go, this.windowMs);
     else setImmediate(go);
+  }
+
+  private goesToWriter(job: Job): boolean {
+    return this.writer !== null && job.statements !== undefined;
+  }
+
+  private canStart(onWriter: boolean): boolean {
+    return onWriter ? this.writerInFlight < GroupCommitter.WRITER_PIPELINE : !this.mainInFlight;
+  }
+
+  private start(batch: Job[], onWriter: boolean): void {
+    if (onWriter) this.writerInFlight++;
+    else this.mainInFlight = true;
+    const flushing = this.flush(batch, onWriter).finally(() => {
+      this.running.delete(flushing);
+      if (onWriter) this.writerInFlight--;
+      else this.mainInFlight = false;
+      this.schedule();
+    });
+    this.running.add(flushing);
   }
 
   private async flush(batch: Job[], onWriter: boolean): Promise<void> {

@@ -8,7 +8,10 @@ import type { WriterReply, WriterRequest, UnitOutcome } from './sqlite-writer.js
  * of every COMMIT and the checkpoints happen beside the event loop instead of on it.
  */
 const raw = openSqliteConnection((workerData as { file: string }).file);
-const statement = statementCache(raw);
+const prepare = statementCache(raw);
+/** Statement numbers as the main thread assigned them (sqlite-writer.ts). */
+const texts = new Map<number, string>();
+const statement = (n: number) => prepare(texts.get(n)!);
 const begin = raw.prepare('BEGIN IMMEDIATE');
 const commit = raw.prepare('COMMIT');
 const rollback = raw.prepare('ROLLBACK');
@@ -31,13 +34,13 @@ function runAll(units: WriterRequest['units'], isolated: boolean): UnitOutcome[]
     const outcomes: UnitOutcome[] = [];
     for (const unit of units) {
       if (!isolated) {
-        for (const s of unit) statement(s.sql).run(s.params);
+        for (const [n, params] of unit) statement(n).run(params);
         outcomes.push(OK);
         continue;
       }
       raw.exec('SAVEPOINT unit');
       try {
-        for (const s of unit) statement(s.sql).run(s.params);
+        for (const [n, params] of unit) statement(n).run(params);
         raw.exec('RELEASE unit');
         outcomes.push(OK);
       } catch (error) {
@@ -54,7 +57,8 @@ function runAll(units: WriterRequest['units'], isolated: boolean): UnitOutcome[]
   }
 }
 
-function handle({ id, units }: WriterRequest): WriterReply {
+function handle({ id, texts: added, units }: WriterRequest): WriterReply {
+  for (const [n, text] of added) texts.set(n, text);
   try {
     try {
       return { id, outcomes: runAll(units, false) };

@@ -3,9 +3,15 @@ import type { CompiledStatement } from './compiled.js';
 
 export type UnitOutcome = { ok: true } | { ok: false; message: string; code: string | undefined };
 
+/**
+ * A batch for the writer thread. Statements travel as a number and their parameters;
+ * each SQL text crosses once, in `texts`, the first time it is used, because copying
+ * every text with every row would cost the event loop more than the row itself.
+ */
 export interface WriterRequest {
   id: number;
-  units: CompiledStatement[][];
+  texts: Array<[number, string]>;
+  units: Array<Array<[number, unknown[]]>>;
 }
 
 export type WriterReply = { id: number; outcomes: UnitOutcome[] } | { id: number; error: { message: string; code: string | undefined } };
@@ -45,17 +51,32 @@ export class SqliteWriter {
   private worker: Worker | null = null;
   private readonly pending = new Map<number, { resolve: (o: UnitOutcome[]) => void; reject: (e: Error) => void }>();
   private nextId = 1;
+  /** SQL texts the current thread has been sent; a new thread starts with none. */
+  private textIds = new Map<string, number>();
 
   constructor(private readonly file: string) {}
 
   run(units: CompiledStatement[][]): Promise<UnitOutcome[]> {
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
+    const texts: WriterRequest['texts'] = [];
+    const numbered = units.map((unit) => unit.map((s): [number, unknown[]] => [this.textId(s.sql, texts), s.params]));
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) worker.ref();
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, units } satisfies WriterRequest);
+      worker.postMessage({ id, texts, units: numbered } satisfies WriterRequest);
     });
+  }
+
+  /** The number the current thread knows `sql` by; new texts are added to the message. */
+  private textId(sql: string, texts: WriterRequest['texts']): number {
+    let n = this.textIds.get(sql);
+    if (n === undefined) {
+      n = this.textIds.size;
+      this.textIds.set(sql, n);
+      texts.push([n, sql]);
+    }
+    return n;
   }
 
   async close(): Promise<void> {
@@ -71,6 +92,7 @@ export class SqliteWriter {
 
   private start(): Worker {
     const worker = newThread({ file: this.file });
+    this.textIds = new Map();
     // An idle writer must not keep the process alive; one with work in flight must.
     worker.unref();
     worker.on('message', (reply: WriterReply) => {
