@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type SQLite from 'better-sqlite3';
@@ -138,7 +139,9 @@ function openPostgres(url: string, poolSize: number): Database {
     write: (fn) => db.transaction().execute(fn),
     insert: async (rows) => {
       const c = compileInsertsAsOne(db, rows);
-      await db.executeQuery(CompiledQuery.raw(c.sql, c.params));
+      // A named statement is parsed and planned once per connection; the authorise
+      // insert is a few kilobytes of SQL that PostgreSQL would otherwise plan every time.
+      await pool.query({ name: statementName(c.sql), text: c.sql, values: c.params });
     },
     async sizeBytes() {
       const r = await sql<{ size: number }>`select pg_database_size(current_database())::int8 as size`.execute(db);
@@ -146,6 +149,19 @@ function openPostgres(url: string, poolSize: number): Database {
     },
     ...closing(() => db.destroy()),
   };
+}
+
+const statementNames = new Map<string, string>();
+
+/** A prepared-statement name that only this SQL text gets (a name reused for another text is an error in PostgreSQL). */
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) {
+    if (statementNames.size >= 1000) statementNames.clear();
+    name = `tz_${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+    statementNames.set(text, name);
+  }
+  return name;
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
