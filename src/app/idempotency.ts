@@ -113,7 +113,7 @@ export class Idempotency {
       .executeTakeFirst();
     if (!row) return null;
     if (row.expires_at <= this.ctx.clock.now()) {
-      await this.ctx.database.db.deleteFrom('idempotency_keys').where('merchant_id', '=', merchantId).where('key', '=', key).execute();
+      await this.ctx.database.write((trx) => trx.deleteFrom('idempotency_keys').where('merchant_id', '=', merchantId).where('key', '=', key).execute());
       return null;
     }
     if (row.request_hash !== hash) {
@@ -124,7 +124,7 @@ export class Idempotency {
 
   /** Keys are kept at least IDEMPOTENCY_TTL_HOURS; the sweeper calls this. */
   async purgeExpired(): Promise<number> {
-    const r = await this.ctx.database.db.deleteFrom('idempotency_keys').where('expires_at', '<=', this.ctx.clock.now()).executeTakeFirst();
+    const r = await this.ctx.database.write((trx) => trx.deleteFrom('idempotency_keys').where('expires_at', '<=', this.ctx.clock.now()).executeTakeFirst());
     return Number(r.numDeletedRows);
   }
 }

@@ -116,7 +116,7 @@ export class Merchants {
   async createMerchant(name: string): Promise<{ id: string; name: string; created_at: string }> {
     if (!name.trim() || name.length > 200) throw new DomainError(400, 'invalid_merchant', 'merchant name must be 1-200 characters', '/name');
     const row = { id: this.ctx.newId('merchant'), name: name.trim(), created_at: this.ctx.clock.now() };
-    await this.ctx.database.db.insertInto('merchants').values(row).execute();
+    await this.ctx.database.write((trx) => trx.insertInto('merchants').values(row).execute());
     return { ...row, created_at: new Date(row.created_at).toISOString() };
   }
 
@@ -155,7 +155,7 @@ export class Merchants {
       created_at: now,
       updated_at: now,
     };
-    await this.ctx.database.db.insertInto('channels').values(row).execute();
+    await this.ctx.database.write((trx) => trx.insertInto('channels').values(row).execute());
     this.lookups.drop();
     return { channel: channelView(row), return_secret: secret };
   }
@@ -173,7 +173,7 @@ export class Merchants {
     if (changes.notifyEmails !== undefined) patch.notify_emails = JSON.stringify(changes.notifyEmails);
     if (changes.notifyEvents !== undefined) patch.notify_events = JSON.stringify(changes.notifyEvents);
     if (changes.customerReceipts !== undefined) patch.customer_receipts = changes.customerReceipts ? 1 : 0;
-    await this.ctx.database.db.updateTable('channels').set(patch).where('id', '=', row.id).execute();
+    await this.ctx.database.write((trx) => trx.updateTable('channels').set(patch).where('id', '=', row.id).execute());
     this.lookups.drop();
     return channelView({ ...row, ...patch });
   }
@@ -208,18 +208,15 @@ export class Merchants {
       created_at: this.ctx.clock.now(),
       revoked_at: null,
     };
-    await this.ctx.database.db.insertInto('secret_keys').values(row).execute();
+    await this.ctx.database.write((trx) => trx.insertInto('secret_keys').values(row).execute());
     this.lookups.drop();
     return { id: row.id, secret_key: key, last4: row.last4, created_at: new Date(row.created_at).toISOString() };
   }
 
   async revokeSecretKey(keyId: string): Promise<void> {
-    const res = await this.ctx.database.db
-      .updateTable('secret_keys')
-      .set({ revoked_at: this.ctx.clock.now() })
-      .where('id', '=', keyId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
+    const res = await this.ctx.database.write((trx) =>
+      trx.updateTable('secret_keys').set({ revoked_at: this.ctx.clock.now() }).where('id', '=', keyId).where('revoked_at', 'is', null).executeTakeFirst(),
+    );
     if (Number(res.numUpdatedRows) === 0) {
       const exists = await this.ctx.database.db.selectFrom('secret_keys').select('id').where('id', '=', keyId).executeTakeFirst();
       throw exists

@@ -231,7 +231,7 @@ export class StoredCards {
       .execute();
     for (const r of rows) {
       const next = vault.rewrap(r.id, { kek_id: r.kek_id!, wrapped_dek: r.wrapped_dek! });
-      await database.db.updateTable('payment_methods').set(next).where('id', '=', r.id).where('kek_id', '=', r.kek_id).execute();
+      await database.write((trx) => trx.updateTable('payment_methods').set(next).where('id', '=', r.id).where('kek_id', '=', r.kek_id).execute());
     }
     return rows.length;
   }

@@ -98,7 +98,7 @@ export class WebhookEndpoints {
       updated_at: now,
       deleted_at: null,
     };
-    await db.insertInto('webhook_endpoints').values(row).execute();
+    await this.ctx.database.write((trx) => trx.insertInto('webhook_endpoints').values(row).execute());
     return { ...(await this.view(row)), secret };
   }
 
@@ -122,7 +122,7 @@ export class WebhookEndpoints {
       changes.status = patch.status;
       changes.disabled_reason = patch.status === 'disabled' ? 'disabled by the merchant' : null;
     }
-    await this.ctx.database.db.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).execute();
+    await this.ctx.database.write((trx) => trx.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).execute());
     return this.view({ ...row, ...changes });
   }
 
@@ -154,7 +154,7 @@ export class WebhookEndpoints {
       previous_secret_expires_at: overlapHours > 0 ? now + overlapHours * 3_600_000 : null,
       updated_at: now,
     };
-    await this.ctx.database.db.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).execute();
+    await this.ctx.database.write((trx) => trx.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).execute());
     return { ...(await this.view({ ...row, ...changes })), secret };
   }
 
