@@ -218,9 +218,9 @@ class WriteTurns {
 
 /**
  * Collects units of work that arrive together and commits them in one SQLite
- * transaction: one fsync for many payments instead of one each. Batches of insert-only
- * units go to the writer thread; a batch with any other unit runs on the main
- * connection. Nothing is acknowledged before its COMMIT has returned.
+ * transaction: one fsync for many payments instead of one each. Insert-only units go to
+ * the writer thread, the others to the main connection, each lane batching what
+ * queued while it was busy. Nothing is acknowledged before its COMMIT has returned.
  */
 class GroupCommitter {
   /**
@@ -311,7 +311,8 @@ class GroupCommitter {
         else job.reject(o.error);
       });
     } catch (error) {
-      // Nothing was committed: every unit learns so.
+      // The batch failed as a whole: nothing was committed or, if the writer thread died
+      // under it, nobody can tell (as with a crash). Every unit learns so.
       for (const job of batch) job.reject(error);
     }
   }

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { after, before, describe, it } from 'node:test';
+import { openSqliteConnection } from '../../src/adapters/storage/sqlite-connection.js';
+import { SqliteWriter } from '../../src/adapters/storage/sqlite-writer.js';
+
+const insert = (id: string) => ({ sql: 'insert into things (id) values (?)', params: [id] });
+
+describe('SQLite writer thread', () => {
+  let dir: string;
+  let file: string;
+  let writer: SqliteWriter;
+  const ids = () => {
+    const c = openSqliteConnection(file);
+    try {
+      return c.prepare('select id from things order by id').pluck().all() as string[];
+    } finally {
+      c.close();
+    }
+  };
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tzero-writer-'));
+    file = join(dir, 'w.sqlite');
+    const setup = openSqliteConnection(file);
+    setup.exec('create table things (id text primary key)');
+    setup.close();
+    writer = new SqliteWriter(file);
+  });
+  after(async () => {
+    await writer.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('commits a batch and reports each unit, keeping a failing unit to itself', async () => {
+    const outcomes = await writer.run([[insert('a'), insert('b')], [insert('c'), insert('a')], [insert('d')]]);
+    assert.deepEqual(outcomes.map((o) => o.ok), [true, false, true]);
+    assert.equal((outcomes[1] as { code?: string }).code, 'SQLITE_CONSTRAINT_PRIMARYKEY');
+    assert.deepEqual(ids(), ['a', 'b', 'd']);
+  });
+
+  it('fails the batch a dying thread held, and starts a new thread for the next', async () => {
+    // A statement that keeps the thread busy for a while, so it is surely mid-batch when it ends.
+    const slow = {
+      sql: `insert into things (id) select 'e' where (with recursive c(x) as (select 1 union all select x + 1 from c where x < 5000000) select count(*) from c) > 0`,
+      params: [],
+    };
+    const pending = writer.run([[slow]]);
+    await new Promise((r) => setTimeout(r, 100));
+    // The thread is private; ending it here stands in for a crash.
+    await (writer as unknown as { worker: Worker }).worker.terminate();
+    await assert.rejects(pending, /writer thread stopped/);
+    const next = await writer.run([[insert('f')]]);
+    assert.deepEqual(next, [{ ok: true }]);
+    assert.ok(ids().includes('f'));
+  });
+});
