@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Services } from '../app/services.js';
 import { cancelPendingDeliveries, outboundPolicy, subscribes, subscriptionOf, type Subscription } from '../app/webhook-endpoints.js';
-import type { DeliveriesTable } from '../adapters/storage/schema.js';
+import type { DeliveriesTable, Schema } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
+import { type CompiledStatement, compileInsert, compiledOnce } from '../adapters/storage/compiled.js';
 import { signedHeaders } from '../adapters/webhooks/signer.js';
 import { WebhookSender } from '../adapters/webhooks/sender.js';
 import { createMailer, type Mailer, PermanentMailError } from '../adapters/mail/mailer.js';
@@ -144,6 +145,12 @@ class Mutex {
     this.tail = result.catch(() => {});
     return result;
   }
+}
+
+const markDispatched = compiledOnce((db, id: string) => db.updateTable('events').set({ dispatched: sql.lit(1) }).where('id', '=', id));
+
+function statement(q: { sql: string; parameters: ReadonlyArray<unknown> }): CompiledStatement {
+  return { sql: q.sql, params: [...q.parameters] };
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
@@ -318,84 +325,105 @@ export class Dispatcher {
   }
 
   /**
-   * Turns a batch of undispatched events into deliveries, in one transaction. New
-   * deliveries are leased to this process in the same commit (as many as there are
-   * free slots), so a fresh event costs one commit before its first attempt, not two.
+   * Turns a batch of undispatched events into deliveries and marks them dispatched, in
+   * one commit. New deliveries are leased to this process in the same commit (as many
+   * as there are free slots), so a fresh event costs one commit before its first
+   * attempt, not two.
    */
   async fanOut(token: string): Promise<{ events: number; leased: Leased[] }> {
+    const { database } = this.services.ctx;
+    if (database.caps.rowLocks) {
+      // Other processes fan out too: the events stay locked (SKIP LOCKED) until the
+      // transaction that marks them commits.
+      return database.write(async (trx) => {
+        const plan = await this.planFanOut(trx, token);
+        for (const chunk of chunks(plan.deliveries, INSERT_CHUNK)) {
+          await trx.insertInto('deliveries').values(chunk).onConflict((oc) => oc.columns(['event_id', 'target']).doNothing()).execute();
+        }
+        for (const ids of chunks(plan.eventIds, INSERT_CHUNK)) {
+          await trx.updateTable('events').set({ dispatched: 1 }).where('id', 'in', ids).execute();
+        }
+        return plan.result;
+      });
+    }
+    // SQLite: one process owns the file and its passes run one at a time (the lease
+    // mutex), so nothing can fan out these events between this read and the commit. The
+    // writes then share the writer thread's commit with the payments being written,
+    // instead of costing the event loop a commit and its fsync every pass.
+    const plan = await this.planFanOut(database.db, token);
+    if (plan.eventIds.length === 0) return plan.result;
+    await database.apply([
+      ...plan.deliveries.map((row) => compileInsert(database.db, { table: 'deliveries', row, onConflictDoNothing: ['event_id', 'target'] })),
+      ...plan.eventIds.map((id) => statement(markDispatched(database.db, id))),
+    ]);
+    return plan.result;
+  }
+
+  /** Reads a batch of undispatched events and works out their deliveries, writing nothing. */
+  private async planFanOut(trx: Kysely<Schema>, token: string): Promise<{ deliveries: DeliveriesTable[]; eventIds: string[]; result: { events: number; leased: Leased[] } }> {
     const { database, clock, config } = this.services.ctx;
-    // Shares the durable commit with payments being written at the same moment, so the
-    // outbox costs no fsync of its own under load.
-    return database.write(async (trx) => {
-      let q = trx
-        .selectFrom('events')
-        .select(['id', 'merchant_id', 'channel_id', 'payment_id', 'type', 'created_at', 'body', 'body_slim'])
-        .where('dispatched', '=', sql.lit(0))
-        .orderBy('id')
-        .limit(FAN_OUT_BATCH);
-      if (database.caps.rowLocks) q = q.forUpdate().skipLocked();
-      const events: EventRow[] = await q.execute();
-      if (events.length === 0) return { events: 0, leased: [] };
-      const merchantIds = [...new Set(events.map((e) => e.merchant_id))];
-      const channelIds = [...new Set(events.map((e) => e.channel_id))];
-      const endpoints = await trx
-        .selectFrom('webhook_endpoints')
-        .select(['id', 'merchant_id', 'events', 'channel_id', 'created_at'])
-        .where('merchant_id', 'in', merchantIds)
-        .where('status', '=', 'enabled')
-        .where('deleted_at', 'is', null)
-        .execute();
-      const channels = await trx.selectFrom('channels').select(['id', 'notify_emails', 'notify_events', 'customer_receipts']).where('id', 'in', channelIds).execute();
+    let q = trx
+      .selectFrom('events')
+      .select(['id', 'merchant_id', 'channel_id', 'payment_id', 'type', 'created_at', 'body', 'body_slim'])
+      .where('dispatched', '=', sql.lit(0))
+      .orderBy('id')
+      .limit(FAN_OUT_BATCH);
+    if (database.caps.rowLocks) q = q.forUpdate().skipLocked();
+    const events: EventRow[] = await q.execute();
+    if (events.length === 0) return { deliveries: [], eventIds: [], result: { events: 0, leased: [] } };
+    const merchantIds = [...new Set(events.map((e) => e.merchant_id))];
+    const channelIds = [...new Set(events.map((e) => e.channel_id))];
+    const endpoints = await trx
+      .selectFrom('webhook_endpoints')
+      .select(['id', 'merchant_id', 'events', 'channel_id', 'created_at'])
+      .where('merchant_id', 'in', merchantIds)
+      .where('status', '=', 'enabled')
+      .where('deleted_at', 'is', null)
+      .execute();
+    const channels = await trx.selectFrom('channels').select(['id', 'notify_emails', 'notify_events', 'customer_receipts']).where('id', 'in', channelIds).execute();
 
-      const byMerchant = new Map<string, Array<{ id: string; created_at: number; sub: Subscription }>>();
-      for (const e of endpoints) byMerchant.set(e.merchant_id, [...(byMerchant.get(e.merchant_id) ?? []), { id: e.id, created_at: e.created_at, sub: subscriptionOf(e) }]);
-      const mailRules = new Map(
-        channels.map((c) => [c.id, { emails: JSON.parse(c.notify_emails) as string[], types: JSON.parse(c.notify_events) as string[], receipts: c.customer_receipts === 1 }]),
-      );
-      // Receipts need the customer's address, which slim event bodies take from the payment.
-      const receiptPayments = [...new Set(events.filter((e) => e.body_slim === 1 && e.payment_id !== null && mailRules.get(e.channel_id)?.receipts).map((e) => e.payment_id!))];
-      const paymentDetails = new Map<string, string>();
-      for (const ids of chunks(receiptPayments, INSERT_CHUNK)) {
-        for (const p of await trx.selectFrom('payments').select(['id', 'details']).where('id', 'in', ids).execute()) paymentDetails.set(p.id, p.details);
-      }
+    const byMerchant = new Map<string, Array<{ id: string; created_at: number; sub: Subscription }>>();
+    for (const e of endpoints) byMerchant.set(e.merchant_id, [...(byMerchant.get(e.merchant_id) ?? []), { id: e.id, created_at: e.created_at, sub: subscriptionOf(e) }]);
+    const mailRules = new Map(
+      channels.map((c) => [c.id, { emails: JSON.parse(c.notify_emails) as string[], types: JSON.parse(c.notify_events) as string[], receipts: c.customer_receipts === 1 }]),
+    );
+    // Receipts need the customer's address, which slim event bodies take from the payment.
+    const receiptPayments = [...new Set(events.filter((e) => e.body_slim === 1 && e.payment_id !== null && mailRules.get(e.channel_id)?.receipts).map((e) => e.payment_id!))];
+    const paymentDetails = new Map<string, string>();
+    for (const ids of chunks(receiptPayments, INSERT_CHUNK)) {
+      for (const p of await trx.selectFrom('payments').select(['id', 'details']).where('id', 'in', ids).execute()) paymentDetails.set(p.id, p.details);
+    }
 
-      const now = clock.now();
-      const retryUntil = now + config.webhookRetryWindowMs;
-      const rows: DeliveriesTable[] = [];
-      const add = (event: EventRow, kind: DeliveriesTable['kind'], target: string, extra: Pick<DeliveriesTable, 'endpoint_id'> | Pick<DeliveriesTable, 'recipient' | 'template'>) =>
-        rows.push(pendingDelivery({ id: this.services.ctx.newId('delivery'), event_id: event.id, merchant_id: event.merchant_id, kind, target, ...extra }, now, retryUntil));
-      for (const event of events) {
-        // An endpoint receives the events that happen after it is registered.
-        for (const ep of byMerchant.get(event.merchant_id) ?? []) {
-          if (ep.created_at <= event.created_at && subscribes(ep.sub, event)) add(event, 'webhook', ep.id, { endpoint_id: ep.id });
-        }
-        const rules = mailRules.get(event.channel_id);
-        if (!rules) continue;
-        // The merchant has to act on these, so they go out whatever the channel's notify_events say.
-        if (isComplianceEvent(event.type)) {
-          for (const email of new Set(rules.emails)) add(event, 'email', `compliance:${email}`, { recipient: email, template: 'compliance' });
-          continue;
-        }
-        if (rules.types.includes('*') || rules.types.includes(event.type)) {
-          for (const email of new Set(rules.emails)) add(event, 'email', `notification:${email}`, { recipient: email, template: 'notification' });
-        }
-        if (rules.receipts) {
-          const whole = eventBody({ ...event, payment_details: event.payment_id === null ? null : (paymentDetails.get(event.payment_id) ?? null) });
-          const about = aboutPayment((JSON.parse(whole) as { data: { object: EventObject } }).data.object);
-          const email = about && receiptWorthy(event.type, about.payment) ? customerEmail(about.payment) : null;
-          if (email) add(event, 'email', `receipt:${email}`, { recipient: email, template: 'receipt' });
-        }
+    const now = clock.now();
+    const retryUntil = now + config.webhookRetryWindowMs;
+    const rows: DeliveriesTable[] = [];
+    const add = (event: EventRow, kind: DeliveriesTable['kind'], target: string, extra: Pick<DeliveriesTable, 'endpoint_id'> | Pick<DeliveriesTable, 'recipient' | 'template'>) =>
+      rows.push(pendingDelivery({ id: this.services.ctx.newId('delivery'), event_id: event.id, merchant_id: event.merchant_id, kind, target, ...extra }, now, retryUntil));
+    for (const event of events) {
+      // An endpoint receives the events that happen after it is registered.
+      for (const ep of byMerchant.get(event.merchant_id) ?? []) {
+        if (ep.created_at <= event.created_at && subscribes(ep.sub, event)) add(event, 'webhook', ep.id, { endpoint_id: ep.id });
       }
-      const leased = this.fairShare(rows, this.free());
-      for (const row of leased) Object.assign(row, { locked_until: this.leaseUntil(row.kind, now), lease_token: token });
-      for (const chunk of chunks(rows, INSERT_CHUNK)) {
-        await trx.insertInto('deliveries').values(chunk).onConflict((oc) => oc.columns(['event_id', 'target']).doNothing()).execute();
+      const rules = mailRules.get(event.channel_id);
+      if (!rules) continue;
+      // The merchant has to act on these, so they go out whatever the channel's notify_events say.
+      if (isComplianceEvent(event.type)) {
+        for (const email of new Set(rules.emails)) add(event, 'email', `compliance:${email}`, { recipient: email, template: 'compliance' });
+        continue;
       }
-      for (const ids of chunks(events.map((e) => e.id), INSERT_CHUNK)) {
-        await trx.updateTable('events').set({ dispatched: 1 }).where('id', 'in', ids).execute();
+      if (rules.types.includes('*') || rules.types.includes(event.type)) {
+        for (const email of new Set(rules.emails)) add(event, 'email', `notification:${email}`, { recipient: email, template: 'notification' });
       }
-      return { events: events.length, leased: leased.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id })) };
-    });
+      if (rules.receipts) {
+        const whole = eventBody({ ...event, payment_details: event.payment_id === null ? null : (paymentDetails.get(event.payment_id) ?? null) });
+        const about = aboutPayment((JSON.parse(whole) as { data: { object: EventObject } }).data.object);
+        const email = about && receiptWorthy(event.type, about.payment) ? customerEmail(about.payment) : null;
+        if (email) add(event, 'email', `receipt:${email}`, { recipient: email, template: 'receipt' });
+      }
+    }
+    const leased = this.fairShare(rows, this.free());
+    for (const row of leased) Object.assign(row, { locked_until: this.leaseUntil(row.kind, now), lease_token: token });
+    return { deliveries: rows, eventIds: events.map((e) => e.id), result: { events: events.length, leased: leased.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id })) } };
   }
 
   /** Leases as many due deliveries as there are free slots, inside the caller's transaction. */

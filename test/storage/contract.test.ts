@@ -9,7 +9,7 @@ import { migrate, openDatabase, type Database } from '../../src/adapters/storage
 import { createGateway, ensureSandboxCredentials } from '../../src/server.js';
 import { hashSecretKey } from '../../src/app/merchants.js';
 import { isUniqueViolation } from '../../src/app/idempotency.js';
-import type { RowInsert } from '../../src/adapters/storage/compiled.js';
+import { type CompiledStatement, type RowInsert, compileInsert } from '../../src/adapters/storage/compiled.js';
 import { ManualClock } from '../../src/ports/clock.js';
 import { DIALECTS, type Dialect } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
@@ -36,6 +36,11 @@ async function newStore(dialect: Dialect): Promise<Store> {
 
 const env = (s: Store) => ({ DATA_DIR: s.dataDir, LOG_LEVEL: 'silent', WORKERS: 'false', ...(s.databaseUrl ? { DATABASE_URL: s.databaseUrl } : {}) });
 const silent = pino({ level: 'silent' });
+
+function compileQuery(database: Database, build: (db: Database['db']) => { compile(): { sql: string; parameters: ReadonlyArray<unknown> } }): CompiledStatement {
+  const q = build(database.db).compile();
+  return { sql: q.sql, params: [...q.parameters] };
+}
 
 for (const dialect of DIALECTS) {
   describe(`storage contract (${dialect})`, () => {
@@ -130,6 +135,25 @@ for (const dialect of DIALECTS) {
       assert.ok(isUniqueViolation((results[1] as PromiseRejectedResult).reason), String((results[1] as PromiseRejectedResult).reason));
       const rows = await database.db.selectFrom('merchants').select('id').where('id', 'like', 'mer_ins_%').orderBy('id').execute();
       assert.deepEqual(rows.map((r) => r.id), ['mer_ins_a', 'mer_ins_a2', 'mer_ins_c', 'mer_ins_taken']);
+    });
+
+    it('applies compiled inserts and updates as one unit, skipping rows the unique key already holds when asked to', async () => {
+      const merchant = (id: string, name: string): RowInsert => ({ table: 'merchants', row: { id, name, created_at: 2 }, onConflictDoNothing: ['id'] });
+      await database.insert([merchant('mer_apply_old', 'kept')]);
+      const rename = compileQuery(database, (db) => db.updateTable('merchants').set({ name: 'renamed' }).where('id', '=', 'mer_apply_ren'));
+      await database.apply([
+        compileInsert(database.db, merchant('mer_apply_ren', 'new')),
+        compileInsert(database.db, merchant('mer_apply_old', 'overwritten?')),
+        rename,
+      ]);
+      const rows = await database.db.selectFrom('merchants').select(['id', 'name']).where('id', 'like', 'mer_apply_%').orderBy('id').execute();
+      assert.deepEqual(rows, [
+        { id: 'mer_apply_old', name: 'kept' },
+        { id: 'mer_apply_ren', name: 'renamed' },
+      ]);
+      // Without the conflict clause the same row fails its unit, and nothing of the unit stays.
+      await assert.rejects(database.apply([compileInsert(database.db, { table: 'merchants', row: { id: 'mer_apply_new', name: 'x', created_at: 2 } }), compileInsert(database.db, { table: 'merchants', row: { id: 'mer_apply_old', name: 'x', created_at: 2 } })]), (e) => isUniqueViolation(e));
+      assert.equal(await database.db.selectFrom('merchants').select('id').where('id', '=', 'mer_apply_new').executeTakeFirst(), undefined);
     });
 
     it('keeps inserts and read-modify-write transactions in order when both arrive at once', async () => {

@@ -14,8 +14,14 @@ function textsFor(ex: Executor): Map<string | symbol, string> {
   return map;
 }
 
-/** One row for a table, as units of work that only insert hand them over. */
-export type RowInsert = { [T in keyof Schema & string]: { table: T; row: Insertable<Schema[T]> } }[keyof Schema & string];
+/**
+ * One row for a table, as units of work that only insert hand them over. With
+ * `onConflictDoNothing`, a row that would break the unique key on those columns is
+ * skipped instead of failing its unit.
+ */
+export type RowInsert = {
+  [T in keyof Schema & string]: { table: T; row: Insertable<Schema[T]>; onConflictDoNothing?: ReadonlyArray<keyof Schema[T] & string> };
+}[keyof Schema & string];
 
 /** SQL text and parameters, ready for any connection of the executor's dialect. */
 export interface CompiledStatement {
@@ -28,7 +34,7 @@ export interface CompiledStatement {
  * shapes thousands of times a second; building and compiling the query each time would
  * cost more than running it. Undefined values are left out, as Kysely's own `values()` does.
  */
-export function compileInsert(ex: Executor, { table, row }: RowInsert): CompiledStatement {
+export function compileInsert(ex: Executor, { table, row, onConflictDoNothing }: RowInsert): CompiledStatement {
   const columns: string[] = [];
   const params: unknown[] = [];
   for (const [k, v] of Object.entries(row as Record<string, unknown>)) {
@@ -36,12 +42,14 @@ export function compileInsert(ex: Executor, { table, row }: RowInsert): Compiled
     columns.push(k);
     params.push(v);
   }
-  const key = `${table}(${columns.join(',')})`;
+  const key = onConflictDoNothing ? `${table}(${columns.join(',')}) unless ${onConflictDoNothing.join(',')}` : `${table}(${columns.join(',')})`;
   const cache = textsFor(ex);
   let text = cache.get(key);
   if (text === undefined) {
     const values = Object.fromEntries(columns.map((c, i) => [c, params[i]]));
-    text = (ex.insertInto(table).values(values as never) as unknown as Compilable).compile().sql;
+    const insert = ex.insertInto(table).values(values as never);
+    const query = onConflictDoNothing ? insert.onConflict((oc) => oc.columns(onConflictDoNothing as never).doNothing()) : insert;
+    text = (query as unknown as Compilable).compile().sql;
     cache.set(key, text);
   }
   return { sql: text, params };

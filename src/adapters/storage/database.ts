@@ -40,6 +40,11 @@ export interface Database {
    * and no JavaScript inside the transaction, SQLite runs it on the writer thread.
    */
   insert(rows: RowInsert[]): Promise<void>;
+  /**
+   * Like `insert`, for compiled statements whose results nobody reads (inserts, and
+   * updates by key): SQLite runs them on the writer thread too, in one unit.
+   */
+  apply(statements: CompiledStatement[]): Promise<void>;
   /** The SQLite file, for components that open connections of their own (absent on PostgreSQL). */
   readonly file?: string;
   /** Bytes on disk (SQLite file + WAL, or PostgreSQL database size). */
@@ -99,6 +104,7 @@ function openSqlite(opts: OpenOptions): Database {
     transaction: (fn) => turns.take(() => db.transaction().execute(fn)),
     write: (fn) => committer.run({ fn }),
     insert: (rows) => committer.run({ statements: rows.map((r) => compileInsert(db, r)) }).then(() => undefined),
+    apply: (statements) => committer.run({ statements }).then(() => undefined),
     file,
     async sizeBytes() {
       return [file, `${file}-wal`].filter(existsSync).reduce((n, f) => n + statSync(f).size, 0);
@@ -143,6 +149,10 @@ function openPostgres(url: string, poolSize: number): Database {
       // insert is a few kilobytes of SQL that PostgreSQL would otherwise plan every time.
       await pool.query({ name: statementName(c.sql), text: c.sql, values: c.params });
     },
+    apply: (statements) =>
+      db.transaction().execute(async (trx) => {
+        for (const s of statements) await trx.executeQuery(CompiledQuery.raw(s.sql, s.params));
+      }),
     async sizeBytes() {
       const r = await sql<{ size: number }>`select pg_database_size(current_database())::int8 as size`.execute(db);
       return Number(r.rows[0]?.size ?? 0);
@@ -166,7 +176,7 @@ function statementName(text: string): string {
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
-/** A unit of work: JavaScript inside the transaction, or insert statements only. */
+/** A unit of work: JavaScript inside the transaction, or compiled statements only. */
 type Unit = { fn: (trx: Trx) => Promise<unknown>; statements?: undefined } | { statements: CompiledStatement[]; fn?: undefined };
 
 type Job = Unit & {
