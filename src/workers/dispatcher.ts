@@ -149,6 +149,16 @@ class Mutex {
 
 const markDispatched = compiledOnce((db, id: string) => db.updateTable('events').set({ dispatched: sql.lit(1) }).where('id', '=', id));
 
+const anyDue = compiledOnce((db, dueBy: number, unlockedBy: number) =>
+  db
+    .selectFrom('deliveries')
+    .select(sql.lit(1).as('due'))
+    .where('status', '=', sql.lit('pending'))
+    .where('next_attempt_at', '<=', dueBy)
+    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', unlockedBy)]))
+    .limit(sql.lit(1)),
+);
+
 function statement(q: { sql: string; parameters: ReadonlyArray<unknown> }): CompiledStatement {
   return { sql: q.sql, params: [...q.parameters] };
 }
@@ -271,6 +281,13 @@ export class Dispatcher {
     const claimToken = randomUUID();
     const claimed = await this.leases.run(async () => {
       if (this.free() <= 0) return [];
+      // SQLite: a transaction holds up the writer thread's commits while it runs, so a
+      // pass with nothing due finds that out with a plain read first.
+      const { database, clock } = this.services.ctx;
+      if (!database.caps.rowLocks) {
+        const now = clock.now();
+        if (!(await database.db.executeQuery(anyDue(database.db, now, now))).rows.length) return [];
+      }
       const rows = await this.services.ctx.database.transaction((trx) => this.claimWithin(trx, claimToken));
       this.reserve(rows);
       return rows;
