@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { Logger } from 'pino';
+import { requestLogger } from '../logger.js';
 import { DomainError } from '../domain/errors.js';
 import type { Services } from '../app/services.js';
 import { problem, sendProblem } from './problem.js';
@@ -51,6 +52,7 @@ function ajv(coerce: boolean) {
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    childLoggerFactory: (parent, bindings, options) => requestLogger(parent as Logger, bindings, options) as FastifyBaseLogger,
     bodyLimit: services.ctx.config.bodyLimitBytes,
     genReqId: () => 'req_' + secureRandomBytes(12).toString('hex'),
     requestIdHeader: false,

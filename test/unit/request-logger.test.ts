@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { createLogger, requestLogger } from '../../src/logger.js';
+
+function capture(level: string) {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const parent = createLogger(level, sink);
+  let children = 0;
+  const child = parent.child.bind(parent);
+  parent.child = ((...args: Parameters<typeof child>) => {
+    children++;
+    return child(...args);
+  }) as typeof parent.child;
+  return { parent, lines, children: () => children };
+}
+
+// pino writes to a plain stream synchronously, but give it a turn anyway.
+const flushed = () => new Promise((r) => setImmediate(r));
+
+describe('request logger', () => {
+  it('builds no child for a request that logs nothing at the configured level', async () => {
+    const { parent, lines, children } = capture('warn');
+    const log = requestLogger(parent, { reqId: 'req_quiet' }, {});
+    log.info({ req: { id: 'req_quiet', method: 'GET', url: '/health' } }, 'incoming request');
+    log.debug('detail');
+    await flushed();
+    assert.equal(children(), 0);
+    assert.deepEqual(lines, []);
+    assert.equal(log.level, 'warn');
+  });
+
+  it('writes with the request id, through the redacting parent, once something is logged', async () => {
+    const { parent, lines, children } = capture('warn');
+    const log = requestLogger(parent, { reqId: 'req_loud' }, {});
+    log.error({ body: { payment_method: { number: '4111111111111111' } } }, 'boom');
+    log.warn('again');
+    await flushed();
+    assert.equal(children(), 1);
+    assert.deepEqual(
+      lines.map((l) => [l.reqId, l.msg]),
+      [
+        ['req_loud', 'boom'],
+        ['req_loud', 'again'],
+      ],
+    );
+    assert.equal((lines[0]!.body as { payment_method: { number: string } }).payment_method.number, '[redacted]');
+  });
+
+  it('follows the parent at info, and uses a real child when the route sets its own level', async () => {
+    const info = capture('info');
+    requestLogger(info.parent, { reqId: 'req_info' }, {}).info('incoming request');
+    const routed = capture('warn');
+    const debug = requestLogger(routed.parent, { reqId: 'req_debug' }, { level: 'debug' });
+    debug.debug('route-level debug');
+    await flushed();
+    assert.deepEqual(info.lines.map((l) => [l.reqId, l.msg]), [['req_info', 'incoming request']]);
+    assert.deepEqual(routed.lines.map((l) => [l.reqId, l.msg]), [['req_debug', 'route-level debug']]);
+    assert.equal(routed.children(), 1);
+    assert.ok(pino.levels.values[debug.level]! < pino.levels.values.warn!);
+  });
+});
