@@ -10,6 +10,7 @@ import { eventRow } from '../../src/app/events.js';
 import { paymentResource } from '../../src/app/payment-resource.js';
 import type { AuthoriseCommand } from '../../src/app/authorise.js';
 import type { PaymentsTable } from '../../src/adapters/storage/schema.js';
+import { PACKED_COLUMNS, packJson } from '../../src/adapters/storage/packed-json.js';
 import type { AuthoriseRequestBody } from '../../src/http/schemas/payment-request.js';
 import { formatId } from '../../src/domain/ids.js';
 import { bodyFactory } from './bodies.js';
@@ -99,7 +100,7 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
  * Writes `count` payments straight into the gateway's SQLite file: each a template with
  * its own time-ordered ids and reference (so every index grows as it would in
  * production), the sealed card bytes copied from its template (same sizes; the
- * benchmark never decrypts them). Only the commit differs from the gateway's: big
+ * benchmark never decrypts them), JSON columns packed one by one as the gateway packs them. Only the commit differs from the gateway's: big
  * transactions with journal_mode=OFF and synchronous=OFF on the loader's connection —
  * this is test data — and the file is back in WAL mode before the server reopens it
  * with its own synchronous=FULL.
@@ -113,6 +114,10 @@ async function bulkLoad(dataDir: string, count: number, tag: string): Promise<{ 
   raw.pragma('cache_size = -1000000');
   const statements = new Map<string, SQLite.Statement>();
   const insert = (tableName: string, row: Record<string, unknown>) => {
+    // Stored as the gateway stores it on SQLite: JSON columns it packs, packed.
+    for (const [column, dictionary] of Object.entries(PACKED_COLUMNS[tableName] ?? {})) {
+      if (typeof row[column] === 'string') row = { ...row, [column]: packJson(row[column], dictionary) };
+    }
     let st = statements.get(tableName);
     if (!st) {
       const cols = Object.keys(row);

@@ -1,5 +1,7 @@
 import type { PaymentsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
+import { insertRow } from '../adapters/storage/compiled.js';
+import { unpackJson } from '../adapters/storage/packed-json.js';
 import type { AppContext } from './context.js';
 import { type FixedPaymentFields, type PaymentDetails, type PaymentResource, fixedPaymentFields } from './payment-resource.js';
 
@@ -57,16 +59,17 @@ export function eventRow(ctx: AppContext, payment: EventSubject, type: string, o
 
 /** What reading an event needs: its row and, for slim bodies, its payment's details (a join on payment_id). */
 export interface StoredEvent {
-  body: string;
+  body: string | Uint8Array;
   body_slim: number;
   payment_details: string | null;
 }
 
 /** The whole event as delivered and listed. */
 export function eventBody(row: StoredEvent): string {
-  if (row.body_slim !== 1) return row.body;
+  const body = unpackJson(row.body);
+  if (row.body_slim !== 1) return body;
   if (row.payment_details === null) throw new Error('a slim event body needs its payment, which is never deleted');
-  const event = JSON.parse(row.body) as { data: { object: Slimmable & Record<string, unknown> } };
+  const event = JSON.parse(body) as { data: { object: Slimmable & Record<string, unknown> } };
   const object = event.data.object;
   const payment = (object.object === 'payment' ? object : object.payment) as Record<string, unknown>;
   // Assigning existing keys keeps their places: the JSON comes out as it was first built.
@@ -76,6 +79,6 @@ export function eventBody(row: StoredEvent): string {
 
 export async function appendEvent(trx: Trx, ctx: AppContext, payment: PaymentsTable, type: string, object: PaymentResource | Record<string, unknown>, now: number): Promise<string> {
   const row = eventRow(ctx, payment, type, object, now);
-  await trx.insertInto('events').values(row).execute();
+  await insertRow(trx, 'events', row);
   return row.id;
 }

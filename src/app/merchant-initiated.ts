@@ -12,6 +12,7 @@ import { eventRow } from './events.js';
 import { applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
 import { type PaymentDetails, paymentResource } from './payment-resource.js';
 import type { ResolvedMethod } from './stored-cards.js';
+import { insertRow } from '../adapters/storage/compiled.js';
 
 /**
  * A stepped-up merchant-initiated payment waits for a customer who is not on the
@@ -61,7 +62,7 @@ export async function settleWithoutCustomer(
     let body = '';
     await ctx.database.write(async (trx) => {
       await trx.insertInto('payments').values(payment).execute();
-      await trx.insertInto('events').values(created).execute();
+      await insertRow(trx, 'events', created);
       const declined = await declineExpired(trx, ctx, payment, details);
       body = JSON.stringify(paymentResource(declined, ref, detailsOf(declined)));
       await record(trx, 201, body);
@@ -71,7 +72,7 @@ export async function settleWithoutCustomer(
 
   await ctx.database.write(async (trx) => {
     await trx.insertInto('payments').values(payment).execute();
-    await trx.insertInto('events').values(created).execute();
+    await insertRow(trx, 'events', created);
     await record(trx, 201, JSON.stringify(paymentResource(payment, ref, details)));
   });
 

@@ -103,7 +103,7 @@ interface EventRow {
   payment_id: string | null;
   type: string;
   created_at: number;
-  body: string;
+  body: string | Uint8Array;
   body_slim: number;
 }
 

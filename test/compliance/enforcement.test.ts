@@ -5,6 +5,7 @@ import { runComplianceChecks } from '../../src/workers/compliance-reminders.js';
 import { DIALECTS, type TestGateway, exampleBody } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
 import { LIVE_CHANNEL, approveMerchant, dateDaysAgo, declareVolume, expectStatus, operator, startComplianceGateway, upload } from './fixtures.js';
+import { unpackJson } from '../../src/adapters/storage/packed-json.js';
 
 async function liveCardPayment(t: TestGateway) {
   return postAuthorise(t, await exampleBody({ channel: LIVE_CHANNEL }));
@@ -166,7 +167,7 @@ for (const dialect of DIALECTS) {
         await runComplianceChecks(t.gateway.services);
         let reminders = await eventsOfType(t, 'compliance.expiring');
         assert.equal(reminders.length, 1);
-        assert.equal(JSON.parse(reminders[0]!.body).data.object.days_before_expiry, 30);
+        assert.equal(JSON.parse(unpackJson(reminders[0]!.body)).data.object.days_before_expiry, 30);
 
         t.clock.set(expiresAt - 7 * DAY_MS);
         await runComplianceChecks(t.gateway.services);
@@ -174,11 +175,11 @@ for (const dialect of DIALECTS) {
         reminders = await eventsOfType(t, 'compliance.expiring');
         assert.equal(reminders.length, 2);
         const seven = reminders[1]!;
-        assert.equal(JSON.parse(seven.body).data.object.days_before_expiry, 7);
+        assert.equal(JSON.parse(unpackJson(seven.body)).data.object.days_before_expiry, 7);
         assert.equal(seven.payment_id, null);
         const liveChannel = await t.gateway.services.merchants.requireChannelByReference(LIVE_CHANNEL);
         assert.equal(seven.channel_id, liveChannel.id);
-        assert.equal(JSON.parse(seven.body).type, 'compliance.expiring');
+        assert.equal(JSON.parse(unpackJson(seven.body)).type, 'compliance.expiring');
 
         t.clock.set(expiresAt + 1);
         await runComplianceChecks(t.gateway.services);

@@ -1,4 +1,5 @@
-import { CompiledQuery, type Compilable, type Insertable, type Kysely } from 'kysely';
+import { CompiledQuery, type Compilable, type Insertable, type Kysely, SqliteAdapter } from 'kysely';
+import { PACKED_COLUMNS, packJson } from './packed-json.js';
 import type { Schema } from './schema.js';
 import type { Trx } from './database.js';
 
@@ -27,6 +28,16 @@ export type RowInsert = {
 export interface CompiledStatement {
   sql: string;
   params: unknown[];
+  /** Parameters SQLite stores packed: [index in params, dictionary] (packed-json.ts). */
+  pack?: Array<[number, number]>;
+}
+
+/** The parameters as SQLite binds them: JSON columns it stores packed are packed here. */
+export function sqliteParams({ params, pack }: CompiledStatement): unknown[] {
+  if (!pack) return params;
+  const out = params.slice();
+  for (const [i, dictionary] of pack) out[i] = packJson(out[i] as string, dictionary);
+  return out;
 }
 
 /**
@@ -37,10 +48,14 @@ export interface CompiledStatement {
 export function compileInsert(ex: Executor, { table, row, onConflictDoNothing }: RowInsert): CompiledStatement {
   const columns: string[] = [];
   const params: unknown[] = [];
+  const packed = PACKED_COLUMNS[table];
+  let pack: CompiledStatement['pack'];
   for (const [k, v] of Object.entries(row as Record<string, unknown>)) {
     if (v === undefined) continue;
     columns.push(k);
     params.push(v);
+    const dictionary = packed?.[k];
+    if (dictionary !== undefined && typeof v === 'string') (pack ??= []).push([params.length - 1, dictionary]);
   }
   const key = onConflictDoNothing ? `${table}(${columns.join(',')}) unless ${onConflictDoNothing.join(',')}` : `${table}(${columns.join(',')})`;
   const cache = textsFor(ex);
@@ -52,7 +67,7 @@ export function compileInsert(ex: Executor, { table, row, onConflictDoNothing }:
     text = (query as unknown as Compilable).compile().sql;
     cache.set(key, text);
   }
-  return { sql: text, params };
+  return pack ? { sql: text, params, pack } : { sql: text, params };
 }
 
 const combined = new Map<string, string>();
@@ -83,9 +98,14 @@ export function compileInsertsAsOne(ex: Executor, rows: RowInsert[]): CompiledSt
   return { sql: text, params: parts.flatMap((p) => p.params) };
 }
 
+/** One insert on the executor's connection, stored as its dialect stores it (packed columns on SQLite). */
 export async function insertRow<T extends keyof Schema & string>(ex: Executor, table: T, row: Insertable<Schema[T]>): Promise<void> {
-  const { sql, params } = compileInsert(ex, { table, row } as RowInsert);
-  await ex.executeQuery(CompiledQuery.raw(sql, params));
+  const statement = compileInsert(ex, { table, row } as RowInsert);
+  await ex.executeQuery(CompiledQuery.raw(statement.sql, onSqlite(ex) ? sqliteParams(statement) : statement.params));
+}
+
+function onSqlite(ex: Executor): boolean {
+  return ex.getExecutor().adapter instanceof SqliteAdapter;
 }
 
 /**

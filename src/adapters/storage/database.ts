@@ -6,7 +6,7 @@ import pg from 'pg';
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction, sql } from 'kysely';
 import { migrationProvider } from './migrations/index.js';
 import type { Schema } from './schema.js';
-import { type CompiledStatement, type RowInsert, compileInsert, compileInsertsAsOne } from './compiled.js';
+import { type CompiledStatement, type RowInsert, compileInsert, compileInsertsAsOne, sqliteParams } from './compiled.js';
 import { openSqliteConnection, statementCache } from './sqlite-connection.js';
 import { SqliteWriteError, SqliteWriter, type UnitOutcome } from './sqlite-writer.js';
 
@@ -369,8 +369,9 @@ class GroupCommitter {
   }
 }
 
+/** Runs on SQLite's main connection (the writer thread has its own loop). */
 async function runUnit(trx: Trx, unit: Unit): Promise<unknown> {
   if (unit.fn) return unit.fn(trx);
-  for (const s of unit.statements) await trx.executeQuery(CompiledQuery.raw(s.sql, s.params));
+  for (const s of unit.statements) await trx.executeQuery(CompiledQuery.raw(s.sql, sqliteParams(s)));
   return undefined;
 }

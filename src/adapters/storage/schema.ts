@@ -1,4 +1,4 @@
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /**
  * Row shapes shared by SQLite and PostgreSQL. Portable types only: times are epoch
@@ -113,8 +113,10 @@ export interface EventsTable {
   /**
    * The event as delivered, serialised once; when `body_slim` is 1 its payment leaves out
    * the fields fixed at creation, which reading takes from the payment (app/events.ts).
+   * Written as JSON text; SQLite stores it packed (packed-json.ts), so read it with
+   * `unpackJson`.
    */
-  body: string;
+  body: ColumnType<string | Uint8Array, string, string>;
   body_slim: Generated<number>;
   /** 0 until the dispatcher has fanned the event out to deliveries and e-mails. */
   dispatched: Generated<number>;

@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqliteConnection, statementCache } from './sqlite-connection.js';
+import { packJson } from './packed-json.js';
 import type { WriterReply, WriterRequest, UnitOutcome } from './sqlite-writer.js';
 
 /**
@@ -18,6 +19,14 @@ const rollback = raw.prepare('ROLLBACK');
 
 const OK: UnitOutcome = { ok: true };
 
+function runStatement([n, params, pack]: WriterRequest['units'][number][number]): void {
+  if (pack) {
+    params = params.slice();
+    for (const [i, dictionary] of pack) params[i] = packJson(params[i] as string, dictionary);
+  }
+  statement(n).run(params);
+}
+
 function failure(error: unknown): UnitOutcome {
   const e = error as { message?: unknown; code?: unknown };
   return { ok: false, message: String(e?.message ?? error), code: typeof e?.code === 'string' ? e.code : undefined };
@@ -34,13 +43,13 @@ function runAll(units: WriterRequest['units'], isolated: boolean): UnitOutcome[]
     const outcomes: UnitOutcome[] = [];
     for (const unit of units) {
       if (!isolated) {
-        for (const [n, params] of unit) statement(n).run(params);
+        for (const s of unit) runStatement(s);
         outcomes.push(OK);
         continue;
       }
       raw.exec('SAVEPOINT unit');
       try {
-        for (const [n, params] of unit) statement(n).run(params);
+        for (const s of unit) runStatement(s);
         raw.exec('RELEASE unit');
         outcomes.push(OK);
       } catch (error) {

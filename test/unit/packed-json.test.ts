@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { packJson, unpackJson, PACKED_COLUMNS } from '../../src/adapters/storage/packed-json.js';
+import { compileInsert, sqliteParams } from '../../src/adapters/storage/compiled.js';
+import { Kysely, SqliteDialect } from 'kysely';
+import SQLite from 'better-sqlite3';
+import type { Schema } from '../../src/adapters/storage/schema.js';
+
+/** A captured payment's slim event as the gateway stores it (customer, addresses and metadata left out). */
+const event =
+  '{"id":"evt_01a219e8a727cc98ff9baae0c1ffc538","object":"event","type":"payment.captured","created_at":"2026-11-26T22:10:06.074Z","sequence":3,"data":{"object":{"id":"pay_01a219e8a727fff953e2c7212c018225","object":"payment","status":"captured","amount":100,"currency":"USD","amount_captured":100,"amount_refunded":0,"channel":"sandbox","reference":"order-ü-€-17","capture":"auto","capture_delay":null,"capture_at":null,"payment_method":{"type":"card","token":null,"card":{"brand":"mastercard","bin":"222300","last4":"3222","expiry_month":12,"expiry_year":2077,"fingerprint":"9thVF_fKrUjduhm3qQ3V1T","name":null}},"payment_data":null,"customer":null,"billing_details":null,"shipping_details":null,"metadata":null,"decline_code":null,"decline_message":null,"retry_advice":null,"failure_message":null,"authorisation_code":"BDD259","network_reference":"MAS117887764312646","initial_network_reference":null,"redirect_url":null,"return_url":null,"sequence":3,"created_at":"2026-11-26T22:10:06.074Z","updated_at":"2026-11-26T22:10:06.074Z","authorised_at":"2026-11-26T22:10:06.074Z","expires_at":null}}}';
+
+describe('packed JSON', () => {
+  it('gives back exactly the text it packed, any text', () => {
+    assert.equal(unpackJson(packJson(event, PACKED_COLUMNS.events!.body!)), event);
+    fc.assert(fc.property(fc.json(), (text) => unpackJson(packJson(text, 1)) === text));
+    fc.assert(fc.property(fc.string({ unit: 'binary' }), (text) => unpackJson(packJson(text, 1)) === text));
+  });
+
+  it('passes text through, so rows written before packing (and PostgreSQL rows) read the same', () => {
+    assert.equal(unpackJson(event), event);
+  });
+
+  it('packs an event body to a fraction of its JSON', () => {
+    const packed = packJson(event, 1);
+    assert.equal(packed[0], 1);
+    assert.ok(packed.length * 4 < Buffer.byteLength(event), `${packed.length} bytes packed for ${Buffer.byteLength(event)}`);
+  });
+
+  it('refuses a value naming a dictionary it does not have', () => {
+    const packed = packJson(event, 1);
+    packed[0] = 99;
+    assert.throws(() => unpackJson(packed), /dictionary 99/);
+  });
+
+  it('marks packed columns on compiled inserts, and SQLite binds them packed', () => {
+    const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: new SQLite(':memory:') }) });
+    const row = { id: 'evt_1', merchant_id: 'mer_1', channel_id: 'ch_1', payment_id: null, type: 'payment.created', sequence: 1, created_at: 1, body: event };
+    const statement = compileInsert(db, { table: 'events', row });
+    assert.deepEqual(statement.pack, [[7, 1]]);
+    const bound = sqliteParams(statement);
+    assert.ok(bound[7] instanceof Buffer);
+    assert.equal(unpackJson(bound[7] as Buffer), event);
+    // The statement itself is untouched: PostgreSQL binds the JSON text.
+    assert.equal(statement.params[7], event);
+    assert.equal(compileInsert(db, { table: 'merchants', row: { id: 'mer_1', name: 'm', created_at: 1 } }).pack, undefined);
+  });
+});
