@@ -10,7 +10,7 @@ import { eventRow } from '../../src/app/events.js';
 import { paymentResource } from '../../src/app/payment-resource.js';
 import type { AuthoriseCommand } from '../../src/app/authorise.js';
 import type { PaymentsTable } from '../../src/adapters/storage/schema.js';
-import { PACKED_COLUMNS, packJson } from '../../src/adapters/storage/packed-json.js';
+import { PACKED_COLUMNS, packJson, unpackJson } from '../../src/adapters/storage/packed-json.js';
 import type { AuthoriseRequestBody } from '../../src/http/schemas/payment-request.js';
 import { formatId } from '../../src/domain/ids.js';
 import { bodyFactory } from './bodies.js';
@@ -59,7 +59,7 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
     for (let i = 0; i < TEMPLATES; i++) {
       const rawBody = body(i);
       const p = await authorise.prepare({ merchantId: credentials.merchant_id, body: JSON.parse(rawBody) as AuthoriseRequestBody, rawBody, idempotencyKey: undefined });
-      const details = JSON.parse(p.payment.details) as Parameters<typeof paymentResource>[2];
+      const details = JSON.parse(unpackJson(p.payment.details)) as Parameters<typeof paymentResource>[2];
       const now = p.payment.created_at;
       const card = (JSON.parse(rawBody) as { payment_method: { number: string; cvc: string } }).payment_method;
       const verdict = await ctx.acquirer.authorise({

@@ -61,7 +61,7 @@ export function eventRow(ctx: AppContext, payment: EventSubject, type: string, o
 export interface StoredEvent {
   body: string | Uint8Array;
   body_slim: number;
-  payment_details: string | null;
+  payment_details: string | Uint8Array | null;
 }
 
 /** The whole event as delivered and listed. */
@@ -73,7 +73,7 @@ export function eventBody(row: StoredEvent): string {
   const object = event.data.object;
   const payment = (object.object === 'payment' ? object : object.payment) as Record<string, unknown>;
   // Assigning existing keys keeps their places: the JSON comes out as it was first built.
-  Object.assign(payment, fixedPaymentFields(JSON.parse(row.payment_details) as PaymentDetails));
+  Object.assign(payment, fixedPaymentFields(JSON.parse(unpackJson(row.payment_details)) as PaymentDetails));
   return JSON.stringify(event);
 }
 

@@ -61,7 +61,7 @@ export async function settleWithoutCustomer(
   if (prepared.method.expired) {
     let body = '';
     await ctx.database.write(async (trx) => {
-      await trx.insertInto('payments').values(payment).execute();
+      await insertRow(trx, 'payments', payment);
       await insertRow(trx, 'events', created);
       const declined = await declineExpired(trx, ctx, payment, details);
       body = JSON.stringify(paymentResource(declined, ref, detailsOf(declined)));
@@ -71,7 +71,7 @@ export async function settleWithoutCustomer(
   }
 
   await ctx.database.write(async (trx) => {
-    await trx.insertInto('payments').values(payment).execute();
+    await insertRow(trx, 'payments', payment);
     await insertRow(trx, 'events', created);
     await record(trx, 201, JSON.stringify(paymentResource(payment, ref, details)));
   });

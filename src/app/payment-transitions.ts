@@ -5,6 +5,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import type { AppContext } from './context.js';
 import { appendEvent } from './events.js';
 import { type PaymentDetails, type PaymentResource, paymentResource } from './payment-resource.js';
+import { storedJson, unpackJson } from '../adapters/storage/packed-json.js';
 
 /** A channel's reference never changes once assigned, so it is safe to remember. */
 const channelReferences = new Map<string, string>();
@@ -24,8 +25,8 @@ export async function loadForUpdate(trx: Trx, ctx: AppContext, paymentId: string
   return q.executeTakeFirst();
 }
 
-export function detailsOf(row: PaymentsTable): PaymentDetails {
-  return JSON.parse(row.details) as PaymentDetails;
+export function detailsOf(row: Pick<PaymentsTable, 'details'>): PaymentDetails {
+  return JSON.parse(unpackJson(row.details)) as PaymentDetails;
 }
 
 export interface TransitionOptions {
@@ -62,7 +63,7 @@ export async function applyTransition(
   const next: PaymentsTable = {
     ...row,
     ...patch,
-    ...(opts.details ? { details: JSON.stringify(opts.details) } : {}),
+    ...(opts.details ? { details: storedJson(ctx.database.dialect, 'payments', 'details', JSON.stringify(opts.details)) } : {}),
     status: to,
     sequence: opts.silent ? row.sequence : row.sequence + 1,
     version: row.version + 1,

@@ -405,7 +405,7 @@ export class Dispatcher {
     );
     // Receipts need the customer's address, which slim event bodies take from the payment.
     const receiptPayments = [...new Set(events.filter((e) => e.body_slim === 1 && e.payment_id !== null && mailRules.get(e.channel_id)?.receipts).map((e) => e.payment_id!))];
-    const paymentDetails = new Map<string, string>();
+    const paymentDetails = new Map<string, string | Uint8Array>();
     for (const ids of chunks(receiptPayments, INSERT_CHUNK)) {
       for (const p of await trx.selectFrom('payments').select(['id', 'details']).where('id', 'in', ids).execute()) paymentDetails.set(p.id, p.details);
     }

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { DIALECTS, readExample, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, fieldErrors, postAuthorise } from '../support/http.js';
+import { unpackJson } from '../../src/adapters/storage/packed-json.js';
 
 type Json = Record<string, unknown>;
 
@@ -271,7 +272,7 @@ for (const dialect of DIALECTS) {
         const res = await post({});
         assert.equal(res.statusCode, 201, res.body);
         const stored = await t.gateway.services.ctx.database.db.selectFrom('payments').select('details').where('id', '=', res.json().id).executeTakeFirstOrThrow();
-        const info = JSON.parse(stored.details).device_info;
+        const info = JSON.parse(unpackJson(stored.details)).device_info;
         assert.equal(info.screen_colorDepth, 48);
         assert.equal(info.challengeWindow, 4);
         assert.equal(info.javaEnabled, false);

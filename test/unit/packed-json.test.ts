@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { packJson, unpackJson, PACKED_COLUMNS } from '../../src/adapters/storage/packed-json.js';
+import { packJson, unpackJson, PACKED_COLUMNS, storedJson } from '../../src/adapters/storage/packed-json.js';
 import { compileInsert, sqliteParams } from '../../src/adapters/storage/compiled.js';
 import { Kysely, SqliteDialect } from 'kysely';
 import SQLite from 'better-sqlite3';
@@ -10,6 +10,10 @@ import type { Schema } from '../../src/adapters/storage/schema.js';
 /** A captured payment's slim event as the gateway stores it (customer, addresses and metadata left out). */
 const event =
   '{"id":"evt_01a219e8a727cc98ff9baae0c1ffc538","object":"event","type":"payment.captured","created_at":"2026-11-26T22:10:06.074Z","sequence":3,"data":{"object":{"id":"pay_01a219e8a727fff953e2c7212c018225","object":"payment","status":"captured","amount":100,"currency":"USD","amount_captured":100,"amount_refunded":0,"channel":"sandbox","reference":"order-ü-€-17","capture":"auto","capture_delay":null,"capture_at":null,"payment_method":{"type":"card","token":null,"card":{"brand":"mastercard","bin":"222300","last4":"3222","expiry_month":12,"expiry_year":2077,"fingerprint":"9thVF_fKrUjduhm3qQ3V1T","name":null}},"payment_data":null,"customer":null,"billing_details":null,"shipping_details":null,"metadata":null,"decline_code":null,"decline_message":null,"retry_advice":null,"failure_message":null,"authorisation_code":"BDD259","network_reference":"MAS117887764312646","initial_network_reference":null,"redirect_url":null,"return_url":null,"sequence":3,"created_at":"2026-11-26T22:10:06.074Z","updated_at":"2026-11-26T22:10:06.074Z","authorised_at":"2026-11-26T22:10:06.074Z","expires_at":null}}}';
+
+/** The details authorise stores for the spec's example request. */
+const details =
+  '{"payment_data":{"payment_type":"cit","payment_sub_type":"recurring-initial","credential_on_file":true,"industry_usage":"none","previous_network_reference":"scheme_txn_id","previous_payment_id":"internal_payment_id"},"store_for_future_use":true,"return_url":"http://127.0.0.1:8080/sandbox/return","customer":{"reference":"abc123","email":"customer@example.com","name":"customer name","phone":"12"},"billing_details":{"email":"customer@example.com","address":"123 Main St","city":"New York","country":"US","line_1_address":"123 Main St","line_2_address":"Apt 4B","postal_code":"10001","state":"NY"},"shipping_details":{"email":"customer@example.com","address":"123 Main St","city":"New York","country":"US","line_1_address":"123 Main St","line_2_address":"Apt 4B","postal_code":"10001","state":"NY"},"metadata":{"key_1":"value_1","key_2":"value_2"},"device_info":{"type":"browser","ip_address":"1.2.3.4","accept_header":"text/html","screen_colorDepth":48,"javaEnabled":false,"language":"en","screenHeight":1200,"screenWidth":1600,"timezone":60,"challengeWindow":4,"userAgent":"Mozilla/4.0 (MSIE 6.0; Windows NT 5.0)"}}';
 
 describe('packed JSON', () => {
   it('gives back exactly the text it packed, any text', () => {
@@ -22,10 +26,20 @@ describe('packed JSON', () => {
     assert.equal(unpackJson(event), event);
   });
 
-  it('packs an event body to a fraction of its JSON', () => {
-    const packed = packJson(event, 1);
+  it('packs an event body and a payment\'s details to a fraction of their JSON', () => {
+    const packed = packJson(event, PACKED_COLUMNS.events!.body!);
     assert.equal(packed[0], 1);
     assert.ok(packed.length * 4 < Buffer.byteLength(event), `${packed.length} bytes packed for ${Buffer.byteLength(event)}`);
+    const packedDetails = packJson(details, PACKED_COLUMNS.payments!.details!);
+    assert.equal(packedDetails[0], 2);
+    assert.equal(unpackJson(packedDetails), details);
+    assert.ok(packedDetails.length * 3 < Buffer.byteLength(details), `${packedDetails.length} bytes packed for ${Buffer.byteLength(details)}`);
+  });
+
+  it('gives updates the stored form of their dialect', () => {
+    assert.ok(storedJson('sqlite', 'payments', 'details', details) instanceof Buffer);
+    assert.equal(storedJson('postgres', 'payments', 'details', details), details);
+    assert.throws(() => storedJson('sqlite', 'payments', 'reference', 'x'), /not a packed column/);
   });
 
   it('refuses a value naming a dictionary it does not have', () => {

@@ -28,16 +28,48 @@ const EVENT_BODY_V1 = [
 ].join('');
 
 /**
+ * A payment's details as authorise writes them (payments.details): the keys, nested
+ * objects and usual values of the spec's request, with a browser's device data.
+ */
+const PAYMENT_DETAILS_V1 = [
+  '"decline_message":"","retry_advice":"retry_with_new_details","do_not_retry","retry_later","initial_network_reference":"","pending_capture_amount":0,',
+  '"card_name":{"first_name":"","middle_name":"","last_name":""},"capture_delay":"P1D","PT1H",',
+  '"device_info":{"type":"app","sdk_interface":"native","sdk_ui_type":["text","single_select","multi_select","oob","html_other"],"sdk_app_id":"","sdk_trans_id":"","sdk_reference_number":"",',
+  '"sdk_max_timeout":5,"sdk_enc_data":"","sdk_ephem_pub_key":{"kty":"EC","crv":"P-256","x":"","y":""},"device_render_options":{"sdk_interface":"both","sdk_ui_type":[]},"ip_address":""},',
+  '{"payment_data":{"payment_type":"mit","payment_sub_type":"recurring-subsequent","unscheduled","instalment","credential_on_file":false,"industry_usage":"none",',
+  '"previous_network_reference":"","previous_payment_id":"pay_00000000000000000000000000000000"},"store_for_future_use":false,"return_url":"https://shop.example.com/checkout/return",',
+  '{"payment_data":{"payment_type":"cit","payment_sub_type":"recurring-initial","credential_on_file":true,"industry_usage":"none"},"store_for_future_use":true,',
+  '"return_url":"http://127.0.0.1:8080/sandbox/return","customer":{"reference":"","email":"@example.com","name":"","phone":""},',
+  '"billing_details":{"email":"@example.com","address":"","city":"","country":"US","line_1_address":"","line_2_address":"","postal_code":"","state":""},',
+  '"shipping_details":{"email":"@example.com","address":"","city":"","country":"US","line_1_address":"","line_2_address":"","postal_code":"","state":""},',
+  '"metadata":{"key_1":"value_1"},"device_info":{"type":"browser","ip_address":"","accept_header":"text/html,application/xhtml+xml","screen_colorDepth":24,"javaEnabled":false,"language":"en-US",',
+  '"screenHeight":1080,"screenWidth":1920,"timezone":-60,"challengeWindow":5,"userAgent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"}}',
+].join('');
+
+/**
  * Preset dictionaries by the number a packed value starts with. One in use is never
  * edited (stored values would no longer unpack): a better one gets the next number.
  */
-const DICTIONARIES = new Map<number, Buffer>([[1, Buffer.from(EVENT_BODY_V1)]]);
+const DICTIONARIES = new Map<number, Buffer>([
+  [1, Buffer.from(EVENT_BODY_V1)],
+  [2, Buffer.from(PAYMENT_DETAILS_V1)],
+]);
 
 /**
  * Columns that SQLite stores packed, with their dictionary. PostgreSQL keeps them as
  * JSON text: its columns are typed, and the values are read there with SQL too.
  */
-export const PACKED_COLUMNS: Readonly<Record<string, Readonly<Record<string, number>>>> = { events: { body: 1 } };
+export const PACKED_COLUMNS: Readonly<Record<string, Readonly<Record<string, number>>>> = { events: { body: 1 }, payments: { details: 2 } };
+
+/**
+ * A packed column's value as `dialect` stores it, for writes that do not go through
+ * compileInsert (an UPDATE of the column).
+ */
+export function storedJson(dialect: 'sqlite' | 'postgres', table: string, column: string, text: string): string | Uint8Array {
+  const dictionary = PACKED_COLUMNS[table]?.[column];
+  if (dictionary === undefined) throw new Error(`${table}.${column} is not a packed column`);
+  return dialect === 'sqlite' ? packJson(text, dictionary) : text;
+}
 
 /**
  * JSON text as stored compactly: one byte naming the dictionary, then raw deflate.

@@ -64,7 +64,11 @@ export interface PaymentsTable {
   authorisation_code: string | null;
   network_reference: string | null;
   /** JSON: customer, billing/shipping details, metadata, device info, payment_data. */
-  details: string;
+  /**
+   * PaymentDetails as JSON text; SQLite stores it packed (packed-json.ts): read it with
+   * `detailsOf` (app/payment-transitions.ts) or `unpackJson`.
+   */
+  details: string | Uint8Array;
   sequence: number;
   version: number;
   created_at: number;
