@@ -9,6 +9,7 @@ import { PageTokens } from './page-token.js';
 import { applyTransition, detailsOf, eraseCvc, loadForUpdate } from './payment-transitions.js';
 import type { PaymentDetails, RetryAdvice } from './payment-resource.js';
 import { storeCardOnApproval } from './stored-cards.js';
+import { LookupCache } from './lookup-cache.js';
 
 export const MAX_CHALLENGE_ATTEMPTS = 3;
 
@@ -56,7 +57,7 @@ export class Checkout {
     if (payment.status === 'requires_action' && payment.expires_at !== null && payment.expires_at <= this.ctx.clock.now()) {
       payment = (await this.expire(payment.id)) ?? payment;
     }
-    const channel = await db.selectFrom('channels').select(['name', 'reference']).where('id', '=', payment.channel_id).executeTakeFirstOrThrow();
+    const channel = await LookupCache.of(this.ctx).channelById(payment.channel_id);
     return {
       payment,
       details: detailsOf(payment),
@@ -134,7 +135,7 @@ export class Checkout {
   /** Where the customer goes back to, signed with the channel's return secret. */
   async returnRedirect(view: CheckoutView): Promise<string> {
     const p = view.payment;
-    const channel = await this.ctx.database.db.selectFrom('channels').select(['id', 'return_secret_ct', 'return_urls']).where('id', '=', p.channel_id).executeTakeFirstOrThrow();
+    const channel = await LookupCache.of(this.ctx).channelById(p.channel_id);
     const registered = (JSON.parse(channel.return_urls) as string[]).map((u) => resolveReturnUrl(this.ctx.config.publicUrl, u));
     // Only a URL still registered on the channel is ever a redirect target.
     const target = registered.includes(view.details.return_url) ? view.details.return_url : registered[0]!;

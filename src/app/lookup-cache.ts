@@ -4,6 +4,7 @@ import type { CompiledQuery, Kysely } from 'kysely';
 import type { Database } from '../adapters/storage/database.js';
 import type { ChannelsTable, Schema, SecretKeysTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
+import { compiledOnce } from '../adapters/storage/compiled.js';
 
 /** A secret key that may be used: its merchant, its id and its stored SHA-256 (for the constant-time check). */
 export interface ActiveKey {
@@ -81,6 +82,7 @@ export class LookupCache {
   private readonly activeKeys = new Map<string, ActiveKey>();
   private readonly rejectedKeys = new Set<string>();
   private readonly channels = new Map<string, Readonly<ChannelsTable>>();
+  private readonly channelsById = new Map<string, Readonly<ChannelsTable>>();
   /** Moves whenever the cache is emptied, so a lookup in flight can tell. */
   private generation = 0;
   private watch: Watch | null = null;
@@ -126,17 +128,33 @@ export class LookupCache {
     return row;
   }
 
+  /**
+   * The channel with this id (a payment's channel: the hosted page, its return, the
+   * outbox's e-mail rules); throws if there is none, since payments keep their channel.
+   */
+  async channelById(id: string): Promise<Readonly<ChannelsTable>> {
+    const usable = this.watcher().usable();
+    const hit = usable ? this.channelsById.get(id) : undefined;
+    if (hit !== undefined) return hit;
+    const generation = this.generation;
+    const row = await this.loadChannel(id, channelRowById);
+    if (!row) throw new Error(`channel ${id} does not exist`);
+    if (usable && generation === this.generation) remember(this.channelsById, id, row, CHANNELS_CAP);
+    return row;
+  }
+
   /** Forget everything: called after this process changed a key or a channel, and by the watch. */
   drop(): void {
     this.generation++;
     this.activeKeys.clear();
     this.rejectedKeys.clear();
     this.channels.clear();
+    this.channelsById.clear();
   }
 
   /** Entry counts, to show the caps hold. */
   sizes(): { activeKeys: number; rejectedKeys: number; channels: number } {
-    return { activeKeys: this.activeKeys.size, rejectedKeys: this.rejectedKeys.size, channels: this.channels.size };
+    return { activeKeys: this.activeKeys.size, rejectedKeys: this.rejectedKeys.size, channels: this.channels.size + this.channelsById.size };
   }
 
   private watcher(): Watch {
@@ -165,6 +183,8 @@ export class LookupCache {
     return (await db.executeQuery<ChannelsTable>(query(db, reference))).rows[0];
   }
 }
+
+const channelRowById = compiledOnce((db, id: string) => db.selectFrom('channels').selectAll().where('id', '=', id));
 
 /** Oldest entry out first: Maps iterate in insertion order. */
 function remember<V>(map: Map<string, V>, key: string, value: V, cap: number): void {

@@ -17,6 +17,7 @@ import { isComplianceEvent } from '../domain/compliance.js';
 import { nextAttemptAt, type RetryPolicy } from '../domain/retry-schedule.js';
 import { type Clock, systemClock } from '../ports/clock.js';
 import { Loop } from './loop.js';
+import { LookupCache } from '../app/lookup-cache.js';
 
 /**
  * The outbox dispatcher. Two steps, both safe to run in several processes at once:
@@ -400,7 +401,8 @@ export class Dispatcher {
       .where('status', '=', 'enabled')
       .where('deleted_at', 'is', null)
       .execute();
-    const channels = await trx.selectFrom('channels').select(['id', 'notify_emails', 'notify_events', 'customer_receipts']).where('id', 'in', channelIds).execute();
+    const channels = [];
+    for (const id of channelIds) channels.push(await LookupCache.of(this.services.ctx).channelById(id));
 
     const byMerchant = new Map<string, Array<{ id: string; created_at: number; sub: Subscription }>>();
     for (const e of endpoints) byMerchant.set(e.merchant_id, [...(byMerchant.get(e.merchant_id) ?? []), { id: e.id, created_at: e.created_at, sub: subscriptionOf(e) }]);

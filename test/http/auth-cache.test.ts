@@ -91,6 +91,21 @@ for (const dialect of DIALECTS) {
       assert.equal((await authorise(shop.key.secret_key, { ...old, currency: 'EUR', return_url: 'https://shop.example/new-return' })).statusCode, 201);
     });
 
+    it('a payment\'s channel by id comes from memory, and a CLI change reaches it (the hosted page\'s return URLs)', async () => {
+      const shop = await createMerchant(t, `cache-byid-${dialect}`, { currencies: ['USD'], returnUrls: ['https://shop.example/return'] });
+      const id = shop.channel.id;
+      assert.deepEqual(JSON.parse((await cache.channelById(id)).return_urls), ['https://shop.example/return']);
+      // The notification of this merchant's own creation may still be on its way and empty
+      // the cache once after the first lookup filled it.
+      let warm = 1;
+      for (let i = 0; i < 5 && warm > 0; i++) warm = (await lookupsDuring(() => cache.channelById(id))).channels;
+      assert.equal(warm, 0, 'the channel was not served from memory');
+
+      await cli('channel', 'update', shop.channel.reference, '--return-url', 'https://shop.example/moved');
+      assert.deepEqual(JSON.parse((await cache.channelById(id)).return_urls), ['https://shop.example/moved']);
+      await assert.rejects(cache.channelById('ch_00000000000000000000000000000000'), /does not exist/);
+    });
+
     it('a channel updated in this process applies on the next request', async () => {
       const shop = await createMerchant(t, `cache-local-${dialect}`, { currencies: ['USD'] });
       const body = { channel: shop.channel.reference, currency: 'USD', return_url: 'https://shop.example/return' };

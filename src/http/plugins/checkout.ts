@@ -7,6 +7,7 @@ import type { CheckoutView } from '../../app/checkout.js';
 import { resolveReturnUrl } from '../../app/authorise.js';
 import { forbiddenPage, notFoundPage, openPage, outcomePage } from '../pages/checkout-page.js';
 import { newNonce, securePageHeaders } from '../pages/html.js';
+import { LookupCache } from '../../app/lookup-cache.js';
 
 const CSRF_COOKIE = 'tz_csrf';
 // Only the URL-safe alphabet, for the cookie path; the token's shape is checked where it is
@@ -41,8 +42,8 @@ export const checkoutRoutes =
     const secureCookie = ctx.config.publicUrl.startsWith('https:');
 
     async function origins(view: CheckoutView): Promise<string[]> {
-      const urls = await ctx.database.db.selectFrom('channels').select('return_urls').where('id', '=', view.payment.channel_id).executeTakeFirstOrThrow();
-      return (JSON.parse(urls.return_urls) as string[]).map((u) => new URL(resolveReturnUrl(ctx.config.publicUrl, u)).origin);
+      const channel = await LookupCache.of(ctx).channelById(view.payment.channel_id);
+      return (JSON.parse(channel.return_urls) as string[]).map((u) => new URL(resolveReturnUrl(ctx.config.publicUrl, u)).origin);
     }
 
     async function render(reply: FastifyReply, token: string, view: CheckoutView, csrf: string, error?: string) {
