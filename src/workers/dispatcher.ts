@@ -5,7 +5,7 @@ import type { Services } from '../app/services.js';
 import { cancelPendingDeliveries, outboundPolicy, subscribes, subscriptionOf, type Subscription } from '../app/webhook-endpoints.js';
 import type { DeliveriesTable, Schema } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
-import { type CompiledStatement, compileInsert, compiledOnce } from '../adapters/storage/compiled.js';
+import { compileInsert, compiledOnce, statementOf } from '../adapters/storage/compiled.js';
 import { signedHeaders } from '../adapters/webhooks/signer.js';
 import { WebhookSender } from '../adapters/webhooks/sender.js';
 import { createMailer, type Mailer, PermanentMailError } from '../adapters/mail/mailer.js';
@@ -23,7 +23,7 @@ import { LookupCache } from '../app/lookup-cache.js';
  * The outbox dispatcher. Two steps, both safe to run in several processes at once:
  *
  * 1. Fan-out: undispatched events are claimed in batches (`FOR UPDATE SKIP LOCKED` on
- *    PostgreSQL; SQLite serialises writers) and turned, in the same transaction, into
+ *    PostgreSQL; on SQLite one process owns the file) and turned, in the same commit, into
  *    one delivery per subscribed endpoint and one per e-mail recipient, then marked
  *    dispatched. A crash before the commit leaves the events undispatched; the unique
  *    (event, target) index makes a repeated fan-out harmless.
@@ -163,10 +163,6 @@ const anyDue = compiledOnce((db, dueBy: number, unlockedBy: number) =>
     .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', unlockedBy)]))
     .limit(sql.lit(1)),
 );
-
-function statement(q: { sql: string; parameters: ReadonlyArray<unknown> }): CompiledStatement {
-  return { sql: q.sql, params: [...q.parameters] };
-}
 
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -375,7 +371,7 @@ export class Dispatcher {
     if (plan.eventIds.length === 0) return plan.result;
     await database.apply([
       ...plan.deliveries.map((row) => compileInsert(database.db, { table: 'deliveries', row, onConflictDoNothing: ['event_id', 'target'] })),
-      ...plan.eventIds.map((id) => statement(markDispatched(database.db, id))),
+      ...plan.eventIds.map((id) => statementOf(markDispatched(database.db, id))),
     ]);
     return plan.result;
   }

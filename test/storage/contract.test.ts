@@ -9,7 +9,7 @@ import { migrate, openDatabase, type Database } from '../../src/adapters/storage
 import { createGateway, ensureSandboxCredentials } from '../../src/server.js';
 import { hashSecretKey } from '../../src/app/merchants.js';
 import { isUniqueViolation } from '../../src/app/idempotency.js';
-import { type CompiledStatement, type RowInsert, compileInsert } from '../../src/adapters/storage/compiled.js';
+import { type RowInsert, compileInsert, statementOf } from '../../src/adapters/storage/compiled.js';
 import { ManualClock } from '../../src/ports/clock.js';
 import { DIALECTS, type Dialect } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
@@ -36,11 +36,6 @@ async function newStore(dialect: Dialect): Promise<Store> {
 
 const env = (s: Store) => ({ DATA_DIR: s.dataDir, LOG_LEVEL: 'silent', WORKERS: 'false', ...(s.databaseUrl ? { DATABASE_URL: s.databaseUrl } : {}) });
 const silent = pino({ level: 'silent' });
-
-function compileQuery(database: Database, build: (db: Database['db']) => { compile(): { sql: string; parameters: ReadonlyArray<unknown> } }): CompiledStatement {
-  const q = build(database.db).compile();
-  return { sql: q.sql, params: [...q.parameters] };
-}
 
 for (const dialect of DIALECTS) {
   describe(`storage contract (${dialect})`, () => {
@@ -140,7 +135,7 @@ for (const dialect of DIALECTS) {
     it('applies compiled inserts and updates as one unit, skipping rows the unique key already holds when asked to', async () => {
       const merchant = (id: string, name: string): RowInsert => ({ table: 'merchants', row: { id, name, created_at: 2 }, onConflictDoNothing: ['id'] });
       await database.insert([merchant('mer_apply_old', 'kept')]);
-      const rename = compileQuery(database, (db) => db.updateTable('merchants').set({ name: 'renamed' }).where('id', '=', 'mer_apply_ren'));
+      const rename = statementOf(database.db.updateTable('merchants').set({ name: 'renamed' }).where('id', '=', 'mer_apply_ren').compile());
       await database.apply([
         compileInsert(database.db, merchant('mer_apply_ren', 'new')),
         compileInsert(database.db, merchant('mer_apply_old', 'overwritten?')),

@@ -32,6 +32,11 @@ export interface CompiledStatement {
   pack?: Array<[number, number]>;
 }
 
+/** A query Kysely compiled, as a statement for `Database.apply`. */
+export function statementOf(query: { sql: string; parameters: ReadonlyArray<unknown> }): CompiledStatement {
+  return { sql: query.sql, params: [...query.parameters] };
+}
+
 /** The parameters as SQLite binds them: JSON columns it stores packed are packed here. */
 export function sqliteParams({ params, pack }: CompiledStatement): unknown[] {
   if (!pack) return params;

@@ -63,9 +63,9 @@ export interface PaymentsTable {
   failure_message: string | null;
   authorisation_code: string | null;
   network_reference: string | null;
-  /** JSON: customer, billing/shipping details, metadata, device info, payment_data. */
   /**
-   * PaymentDetails as JSON text; SQLite stores it packed (packed-json.ts): read it with
+   * PaymentDetails (customer, billing/shipping details, metadata, device info,
+   * payment_data) as JSON text; SQLite stores it packed (packed-json.ts): read it with
    * `detailsOf` (app/payment-transitions.ts) or `unpackJson`.
    */
   details: string | Uint8Array;
