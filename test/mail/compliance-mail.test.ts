@@ -26,7 +26,8 @@ async function deliveriesOf(t: TestGateway, type: string): Promise<Delivery[]> {
 }
 
 function assertNoCardData(m: { text: string; html: string | null }): void {
-  for (const part of [m.text, m.html ?? '']) assert.doesNotMatch(part, /\d{12,}|•••• \d{4}|cvc/i);
+  // Ids are left out first: their random hex digits can hold a dozen decimal digits in a row.
+  for (const part of [m.text, m.html ?? '']) assert.doesNotMatch(part.replace(/\b[a-z]{2,3}_[0-9a-f]{32}\b/g, '<id>'), /\d{12,}|•••• \d{4}|cvc/i);
 }
 
 for (const dialect of DIALECTS) {
