@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { statementCache } from '../../src/adapters/storage/sqlite-connection.js';
 import { DIALECTS, exampleBody, freePort } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 import { Receiver, waitFor } from './support.js';
@@ -64,7 +65,8 @@ async function recordedEventIds(dialect: string, dataDir: string, databaseUrl: s
   if (dialect === 'sqlite') {
     const db = new SQLite(join(dataDir, 'gateway.sqlite'), { readonly: true });
     try {
-      return (db.prepare('select id from events order by id').all() as Array<{ id: string }>).map((r) => r.id);
+      // Read as the gateway reads its file: ids are stored as bytes (stored-values.ts).
+      return (statementCache(db)('select id from events order by id').all([]) as Array<{ id: string }>).map((r) => r.id);
     } finally {
       db.close();
     }

@@ -1,4 +1,5 @@
 import SQLite from 'better-sqlite3';
+import { withStoredValues } from './stored-values.js';
 
 /**
  * The settings every connection to the gateway's SQLite file uses, the main thread's
@@ -21,7 +22,8 @@ export function openSqliteConnection(file: string): SQLite.Database {
 
 /**
  * Prepared statements kept by their text: preparing is a large share of a small
- * query's cost. Bounded, because queries with `IN (…)` lists produce many texts.
+ * query's cost. Bounded, because queries with `IN (…)` lists produce many texts. They
+ * bind and read ids and sealed values in their stored forms (stored-values.ts).
  */
 export function statementCache(raw: SQLite.Database): (text: string) => SQLite.Statement {
   const cache = new Map<string, SQLite.Statement>();
@@ -29,7 +31,7 @@ export function statementCache(raw: SQLite.Database): (text: string) => SQLite.S
     let stmt = cache.get(text);
     if (!stmt) {
       if (cache.size >= 1000) cache.clear();
-      stmt = raw.prepare(text);
+      stmt = withStoredValues(raw.prepare(text));
       cache.set(text, stmt);
     }
     return stmt;

@@ -7,6 +7,7 @@ import * as m005 from './005-compliance.js';
 import * as m006 from './006-checkout-session-key.js';
 import * as m007 from './007-config-version.js';
 import * as m008 from './008-slim-event-bodies.js';
+import * as m009 from './009-compact-values.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -18,6 +19,7 @@ const all: Record<string, Migration> = {
   '006-checkout-session-key': m006,
   '007-config-version': m007,
   '008-slim-event-bodies': m008,
+  '009-compact-values': m009,
 };
 
 export const migrationProvider: MigrationProvider = {
