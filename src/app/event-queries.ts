@@ -4,7 +4,7 @@ import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
 import { pendingDelivery } from './delivery-rows.js';
-import { eventBody } from './events.js';
+import { EVENT_READ_COLUMNS, eventBody } from './events.js';
 import type { OutboxSignal } from './outbox-signal.js';
 import { iso } from './payment-resource.js';
 import { subscribes, subscriptionOf } from './webhook-endpoints.js';
@@ -99,7 +99,7 @@ export class EventQueries {
     return this.ctx.database.db
       .selectFrom('events')
       .leftJoin('payments', 'payments.id', 'events.payment_id')
-      .select(['events.id', 'events.type', 'events.channel_id', 'events.body', 'events.body_slim', 'payments.details as payment_details']);
+      .select([...EVENT_READ_COLUMNS, 'events.channel_id']);
   }
 
   /**

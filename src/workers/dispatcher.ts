@@ -11,7 +11,7 @@ import { WebhookSender } from '../adapters/webhooks/sender.js';
 import { createMailer, type Mailer, PermanentMailError } from '../adapters/mail/mailer.js';
 import { type ComplianceMailInput, type PaymentMailInput, type RenderedMail, renderComplianceMail, renderPaymentMail } from '../adapters/mail/templates.js';
 import { pendingDelivery } from '../app/delivery-rows.js';
-import { eventBody } from '../app/events.js';
+import { EVENT_READ_COLUMNS, eventBody } from '../app/events.js';
 import { isEmail } from '../domain/address.js';
 import { isComplianceEvent } from '../domain/compliance.js';
 import { nextAttemptAt, type RetryPolicy } from '../domain/retry-schedule.js';
@@ -413,7 +413,7 @@ export class Dispatcher {
       const rows = await trx
         .selectFrom('events')
         .leftJoin('payments', 'payments.id', 'events.payment_id')
-        .select(['events.id', 'events.body', 'events.body_slim', 'payments.details as payment_details'])
+        .select(EVENT_READ_COLUMNS)
         .where('events.id', 'in', ids)
         .execute();
       for (const r of rows) wholeBodies.set(r.id, eventBody(r));
@@ -501,6 +501,9 @@ export class Dispatcher {
           'deliveries.retry_until',
           'deliveries.lease_token',
           'events.type as event_type',
+          'events.sequence as event_sequence',
+          'events.created_at as event_created_at',
+          'events.payment_id as event_payment_id',
           'events.body',
           'events.body_slim',
           'payments.details as payment_details',
@@ -516,7 +519,12 @@ export class Dispatcher {
         .where('deliveries.id', 'in', leased.map((r) => r.id))
         .where('deliveries.lease_token', '=', token)
         .execute()
-        .then((rows) => rows.map(({ body_slim, payment_details, ...d }) => ({ ...d, body: eventBody({ body: d.body, body_slim, payment_details }) })));
+        .then((rows) =>
+          rows.map(({ body_slim, payment_details, event_sequence, event_created_at, event_payment_id, ...d }) => ({
+            ...d,
+            body: eventBody({ id: d.event_id, type: d.event_type, sequence: event_sequence, created_at: event_created_at, payment_id: event_payment_id, body: d.body, body_slim, payment_details }),
+          })),
+        );
     } finally {
       // Anything that cannot start now waits for its lease to run out.
       const found = new Set(details.map((d) => d.id));

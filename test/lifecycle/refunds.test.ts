@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, countAcquirerCalls, eventTypes, getPayment, post, REFUND_FAILS } from './helpers.js';
-import { unpackJson } from '../../src/adapters/storage/packed-json.js';
+import { EVENT_READ_COLUMNS, eventBody } from '../../src/app/events.js';
 
 interface RefundJson {
   id: string;
@@ -146,8 +146,15 @@ for (const dialect of DIALECTS) {
       assert.equal(again.statusCode, 201);
       assert.equal(again.json().status, 'failed');
       assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.captured', 'refund.failed', 'refund.failed']);
-      const event = await t.gateway.services.ctx.database.db.selectFrom('events').select('body').where('payment_id', '=', p.id).where('type', '=', 'refund.failed').orderBy('sequence').executeTakeFirstOrThrow();
-      const object = JSON.parse(unpackJson(event.body)).data.object;
+      const event = await t.gateway.services.ctx.database.db
+        .selectFrom('events')
+        .leftJoin('payments', 'payments.id', 'events.payment_id')
+        .select(EVENT_READ_COLUMNS)
+        .where('events.payment_id', '=', p.id)
+        .where('events.type', '=', 'refund.failed')
+        .orderBy('events.sequence')
+        .executeTakeFirstOrThrow();
+      const object = JSON.parse(eventBody(event)).data.object;
       assert.equal(object.id, refund.id);
       assert.equal(object.payment.id, p.id);
       assert.equal(object.payment.amount_refunded, 0);

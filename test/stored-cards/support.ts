@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
 import { exampleBody, type TestGateway } from '../support/gateway.js';
-import { eventBody } from '../../src/app/events.js';
+import { EVENT_READ_COLUMNS, eventBody } from '../../src/app/events.js';
 
 export type Json = Record<string, any>;
 
@@ -96,7 +96,7 @@ export async function eventsOf(t: TestGateway, paymentId: string): Promise<Json[
   const rows = await t.gateway.services.ctx.database.db
     .selectFrom('events')
     .leftJoin('payments', 'payments.id', 'events.payment_id')
-    .select(['events.body', 'events.body_slim', 'payments.details as payment_details'])
+    .select(EVENT_READ_COLUMNS)
     .where('events.payment_id', '=', paymentId)
     .orderBy('events.sequence')
     .execute();

@@ -115,10 +115,9 @@ export interface EventsTable {
   sequence: number;
   created_at: number;
   /**
-   * The event as delivered, serialised once; when `body_slim` is 1 its payment leaves out
-   * the fields fixed at creation, which reading takes from the payment (app/events.ts).
-   * Written as JSON text; SQLite stores it packed (packed-json.ts), so read it with
-   * `unpackJson`.
+   * JSON text in the form `body_slim` names (BODY_FORM in app/events.ts): the whole event,
+   * or a payment event without what reading takes from its columns and its payment. Read
+   * it with `eventBody`; SQLite stores it packed (packed-json.ts).
    */
   body: ColumnType<string | Uint8Array, string, string>;
   body_slim: Generated<number>;
