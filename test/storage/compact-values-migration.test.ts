@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { migrationProvider } from '../../src/adapters/storage/migrations/index.js';
-import { statementCache } from '../../src/adapters/storage/sqlite-connection.js';
+import { openSqliteConnection, statementCache } from '../../src/adapters/storage/sqlite-connection.js';
 import { formatId } from '../../src/domain/ids.js';
 
 const id = (kind: Parameters<typeof formatId>[0], n: number) => formatId(kind, 1_700_000_000_000 + n, new Uint8Array(10).fill(n));
@@ -23,6 +23,8 @@ const notCanonical = `${Buffer.alloc(12, 5).toString('base64')}.QR==.${Buffer.al
 
 /** Rows as migrations 001–008 stored them: ids and sealed values as text. */
 const OLD: Record<string, Array<Record<string, unknown>>> = {
+  merchants: [{ id: merchant, name: 'Shop' }],
+  channels: [{ id: channel, merchant_id: merchant, reference: 'shop', return_secret_ct: sealed(7, 32) }],
   payments: payments.map((p, i) => ({ id: p, merchant_id: merchant, channel_id: channel, reference: i === 0 ? lookalike : `order-${i}`, status: 'captured', details: '{"a":1}' })),
   card_secrets: payments.map((p, i) => ({ payment_id: p, kek_id: 'k1', wrapped_dek: sealed(i, 32), pan_ct: i === 2 ? notCanonical : sealed(i + 10, 16) })),
   events: payments.flatMap((p, i) => [1, 2].map((s) => ({ id: id('event', 20 + i * 2 + s), merchant_id: merchant, channel_id: channel, payment_id: p, type: 'payment.created', sequence: s, body: `{"id":"${p}"}`, dispatched: s - 1 }))),
@@ -37,8 +39,9 @@ describe('migration 009: ids as bytes, payment tables without rowid (sqlite)', (
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'tzero-m009-'));
     const file = join(dataDir, 'gateway.sqlite');
-    // Migrated as the gateway migrates: through a connection that binds and reads stored forms.
-    const connection = new SQLite(file);
+    // Migrated as the gateway migrates: foreign keys on, through a connection that binds
+    // and reads stored forms.
+    const connection = openSqliteConnection(file);
     const db = new Kysely<any>({ dialect: new SqliteDialect({ database: { prepare: statementCache(connection), close: () => connection.close() } }) });
     const migrator = new Migrator({ db, provider: migrationProvider });
     assert.equal((await migrator.migrateTo('008-slim-event-bodies')).error, undefined);
@@ -60,6 +63,8 @@ describe('migration 009: ids as bytes, payment tables without rowid (sqlite)', (
     assert.deepEqual(types(`select typeof(id) t, length(id) n from payments group by 1, 2`), [{ t: 'blob', n: 17 }]);
     assert.deepEqual(types(`select typeof(merchant_id) || typeof(channel_id) || typeof(payment_id) t, length(id) n from events group by 1, 2`), [{ t: 'blobblobblob', n: 17 }]);
     assert.deepEqual(types(`select typeof(event_id) t, count(*) n from deliveries group by 1`), [{ t: 'blob', n: 1 }]);
+    assert.deepEqual(types(`select typeof(id) || typeof(merchant_id) || typeof(return_secret_ct) t, count(*) n from channels group by 1`), [{ t: 'blobblobblob', n: 1 }]);
+    assert.deepEqual(raw.prepare('pragma foreign_key_check').all(), []);
     assert.deepEqual(types(`select typeof(target) t, count(*) n from deliveries group by 1`), [{ t: 'text', n: 1 }]);
     assert.deepEqual(types(`select typeof(status) || typeof(details) t, count(*) n from payments group by 1`), [{ t: 'texttext', n: 3 }]);
     assert.deepEqual(types(`select typeof(wrapped_dek) t, sum(length(wrapped_dek)) n from card_secrets group by 1`), [{ t: 'blob', n: 3 * (1 + 12 + 16 + 32) }]);

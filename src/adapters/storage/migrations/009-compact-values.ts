@@ -31,6 +31,9 @@ interface Column {
 }
 
 async function convert(db: Kysely<unknown>): Promise<void> {
+  // A parent's key and its children's references are converted one table after the
+  // other: foreign keys are checked at COMMIT, when both sides match again.
+  await sql`pragma defer_foreign_keys = on`.execute(db);
   const tables = await sql<{ name: string; sql: string }>`
     select name, sql from sqlite_master
     where type = 'table' and name not like 'sqlite%' and name not like 'kysely%'`.execute(db);
