@@ -82,10 +82,12 @@ function storedId(column: string): RawBuilder<unknown> {
 const SEALED_GLOB = `${'?'.repeat(16)}.*.${'?'.repeat(22)}==`;
 
 async function storeSealedValues(db: Kysely<unknown>, table: string, columns: Column[], texts: string[]): Promise<void> {
-  const keys = columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk);
-  // Tables without a declared key are rowid tables.
-  const key = keys.length > 0 ? keys.map((c) => sql.ref(c.name)) : [sql.raw('rowid')];
-  const keyNames = keys.length > 0 ? keys.map((c) => c.name) : ['rowid'];
+  const key = columns
+    .filter((c) => c.pk > 0)
+    .sort((a, b) => a.pk - b.pk)
+    .map((c) => sql.ref(c.name));
+  // Every table of the schema declares its key.
+  if (key.length === 0) throw new Error(`${table} has no primary key`);
   const order = sql.join(key);
   for (const column of texts) {
     // In batches, in key order. Rows that stay text (a look-alike storedValue refuses)
@@ -103,7 +105,7 @@ async function storeSealedValues(db: Kysely<unknown>, table: string, columns: Co
           continue;
         }
         const where = sql.join(
-          keyNames.map((k, i) => sql`${k === 'rowid' ? sql.raw('rowid') : sql.ref(k)} = ${row[`k${i}`]}`),
+          key.map((k, i) => sql`${k} = ${row[`k${i}`]}`),
           sql` and `,
         );
         await sql`update ${sql.table(table)} set ${sql.ref(column)} = ${stored} where ${where}`.execute(db);
