@@ -8,7 +8,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import { compileInsert, compiledOnce, statementOf } from '../adapters/storage/compiled.js';
 import { signedHeaders } from '../adapters/webhooks/signer.js';
 import { WebhookSender } from '../adapters/webhooks/sender.js';
-import { createMailer, type Mailer, PermanentMailError } from '../adapters/mail/mailer.js';
+import { createMailer, type Mailer, PermanentMailError, SMTP_ATTEMPT_MAX_MS } from '../adapters/mail/mailer.js';
 import { type ComplianceMailInput, type PaymentMailInput, type RenderedMail, renderComplianceMail, renderPaymentMail } from '../adapters/mail/templates.js';
 import { pendingDelivery } from '../app/delivery-rows.js';
 import { EVENT_READ_COLUMNS, eventBody } from '../app/events.js';
@@ -47,14 +47,21 @@ export const FAN_OUT_BATCH = 2000;
 /** Rows per multi-row statement (PostgreSQL allows 65,535 parameters; a delivery has 14). */
 const INSERT_CHUNK = 1000;
 /**
- * A callback lease covers a wait for a sending slot (at most one timeout, behind a hung
- * request) plus its own request, plus this margin to record the result.
+ * Deliveries leased per sending slot. Sends to a local receiver take a millisecond, but
+ * the commit that records results and leases the next ones waits behind API traffic
+ * (PostgreSQL round trips under load took 100–200 ms a transaction): with only twice
+ * the slots leased, one busy endpoint drained at ~640 events/s and its lag grew by
+ * seconds. Four deep keeps the slots busy across that commit.
+ */
+export const LEASE_DEPTH = 4;
+/**
+ * A callback lease covers a wait for a sending slot (at most LEASE_DEPTH - 1 timeouts,
+ * behind hung requests to the same endpoint) plus its own request, plus this margin to
+ * record the result.
  */
 const LEASE_MARGIN_MS = 5000;
 /** Shortest time from the start of one dispatcher pass to the next while work keeps arriving. */
 const PASS_FLOOR_MS = 10;
-/** SMTP timeouts are 10 s + 10 s + 30 s; the lease outlasts them. */
-const MAIL_LEASE_MS = 90_000;
 /** How long stop() waits for e-mails already handed to SMTP. */
 const STOP_GRACE_MS = 2000;
 
@@ -173,14 +180,18 @@ function chunks<T>(items: T[], size: number): T[][] {
 export class Dispatcher {
   /**
    * Deliveries leased by this process, from claim until the outcome is known: up to
-   * twice the concurrency, so finished requests are replaced from `ready` at once while
-   * the next lease is being committed.
+   * LEASE_DEPTH times the concurrency, so finished requests are replaced from `ready`
+   * at once while the next lease is being committed.
    */
   private readonly inFlight = new Map<string, AbortController>();
   /** Leased deliveries per endpoint. */
   private readonly endpointLoad = new Map<string, number>();
-  /** Leased, loaded and waiting for a sending slot. */
-  private ready: Claimed[] = [];
+  /**
+   * Leased, loaded and waiting for a sending slot, first come first served per endpoint
+   * (e-mails under null), so a finished request finds the next one without scanning
+   * the deliveries queued for endpoints at their share.
+   */
+  private readonly ready = new Map<string | null, Claimed[]>();
   private sending = 0;
   private readonly sendingTo = new Map<string, number>();
   /** Requests in flight to one endpoint at most. */
@@ -261,7 +272,7 @@ export class Dispatcher {
     await this.current?.catch(() => {});
     await Promise.allSettled([...this.starting]);
     // Queued deliveries are left leased; like the abandoned ones, they go again later.
-    this.ready = [];
+    this.ready.clear();
     for (const c of this.inFlight.values()) c.abort();
     await Promise.race([Promise.allSettled([...this.running]), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
     await this.writer.close();
@@ -281,7 +292,11 @@ export class Dispatcher {
     if (fanned.leased.length) await this.startLeased(token, fanned.leased);
     const claimToken = randomUUID();
     const claimed = await this.leases.run(async () => {
-      if (this.free() <= 0) return [];
+      // Results waiting to be recorded mean a commit is coming that also leases due
+      // deliveries for the freed slots; claiming here as well would put another
+      // transaction between this pass and the next fan-out (under API load on
+      // PostgreSQL each costs 100 ms or more), and fresh events would wait for it.
+      if (this.free() <= 0 || this.writer.pending) return [];
       // A pass with nothing due finds that out with a plain read, not a transaction
       // (on SQLite one would hold up the writer thread's commits while it runs; on
       // PostgreSQL it costs two more round trips).
@@ -298,11 +313,12 @@ export class Dispatcher {
 
   /** Deliveries this process may still lease. */
   private free(): number {
-    return this.stopped ? 0 : 2 * this.services.ctx.config.dispatchConcurrency - this.inFlight.size;
+    return this.stopped ? 0 : LEASE_DEPTH * this.services.ctx.config.dispatchConcurrency - this.inFlight.size;
   }
 
   private leaseUntil(kind: DeliveriesTable['kind'], now: number): number {
-    return kind === 'webhook' ? now + 2 * this.services.ctx.config.webhookTimeoutMs + LEASE_MARGIN_MS : now + MAIL_LEASE_MS;
+    const attemptMaxMs = kind === 'webhook' ? this.services.ctx.config.webhookTimeoutMs : SMTP_ATTEMPT_MAX_MS;
+    return now + LEASE_DEPTH * attemptMaxMs + LEASE_MARGIN_MS;
   }
 
   /** Counts leased deliveries as in flight, before the transaction that leased them lets go of the lock. */
@@ -323,7 +339,7 @@ export class Dispatcher {
   }
 
   /**
-   * At most a quarter of the sending slots (and twice that in leases) go to one
+   * At most a quarter of the sending slots (and of the leases) go to one
    * endpoint, so an endpoint that hangs until the timeout slows only its own deliveries.
    */
   private fairShare<T extends Leased>(rows: T[], free: number): T[] {
@@ -333,7 +349,7 @@ export class Dispatcher {
       if (out.length >= free) break;
       if (r.endpoint_id !== null) {
         const n = load.get(r.endpoint_id) ?? 0;
-        if (n >= 2 * this.perEndpoint) continue;
+        if (n >= LEASE_DEPTH * this.perEndpoint) continue;
         load.set(r.endpoint_id, n + 1);
       }
       out.push(r);
@@ -457,8 +473,7 @@ export class Dispatcher {
     const free = this.free();
     if (free <= 0) return [];
     const now = clock.now();
-    const exclude = [...this.inFlight.keys()];
-    const saturated = [...this.endpointLoad].filter(([, n]) => n >= 2 * this.perEndpoint).map(([id]) => id);
+    const saturated = [...this.endpointLoad].filter(([, n]) => n >= LEASE_DEPTH * this.perEndpoint).map(([id]) => id);
     let q = trx
       .selectFrom('deliveries')
       .select(['id', 'kind', 'endpoint_id'])
@@ -467,10 +482,12 @@ export class Dispatcher {
       .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
       .orderBy('next_attempt_at')
       .limit(free * 2);
-    if (exclude.length) q = q.where('id', 'not in', exclude);
     if (saturated.length) q = q.where((eb) => eb.or([eb('endpoint_id', 'is', null), eb('endpoint_id', 'not in', saturated)]));
     if (database.caps.rowLocks) q = q.forUpdate().skipLocked();
-    const rows = this.fairShare(await q.execute(), free);
+    // A delivery still in flight here whose lease ran out (a request slower than the
+    // lease) must not go twice from this process. That is rare, so it is filtered here
+    // rather than sent as a list of every in-flight id with each claim.
+    const rows = this.fairShare((await q.execute()).filter((r) => !this.inFlight.has(r.id)), free);
     for (const kind of ['webhook', 'email'] as const) {
       const ids = rows.filter((r) => r.kind === kind).map((r) => r.id);
       if (ids.length) await trx.updateTable('deliveries').set({ locked_until: this.leaseUntil(kind, now), lease_token: token }).where('id', 'in', ids).execute();
@@ -530,21 +547,22 @@ export class Dispatcher {
       const found = new Set(details.map((d) => d.id));
       for (const r of leased) if (!found.has(r.id)) this.release(r);
     }
-    this.ready.push(...details);
+    for (const d of details) {
+      const queue = this.ready.get(d.endpoint_id);
+      if (queue) queue.push(d);
+      else this.ready.set(d.endpoint_id, [d]);
+    }
     this.pump();
   }
 
   /** Starts waiting deliveries while there are sending slots, skipping endpoints at their share. */
   private pump(): void {
     const capacity = this.services.ctx.config.dispatchConcurrency;
-    if (this.stopped || this.sending >= capacity || this.ready.length === 0) return;
-    let kept = 0;
-    for (const d of this.ready) {
-      const busy = d.endpoint_id !== null && (this.sendingTo.get(d.endpoint_id) ?? 0) >= this.perEndpoint;
-      if (this.sending < capacity && !busy) this.start(d);
-      else this.ready[kept++] = d;
+    for (const [endpoint, queue] of this.ready) {
+      if (this.stopped || this.sending >= capacity) return;
+      while (queue.length && this.sending < capacity && (endpoint === null || (this.sendingTo.get(endpoint) ?? 0) < this.perEndpoint)) this.start(queue.shift()!);
+      if (!queue.length) this.ready.delete(endpoint);
     }
-    this.ready.length = kept;
   }
 
   private track(starting: Promise<void>): void {
@@ -683,6 +701,11 @@ class ResultWriter {
     private readonly log: Logger,
     private readonly hooks: WriterHooks,
   ) {}
+
+  /** A batch is queued or being written: its commit will refill the freed slots. */
+  get pending(): boolean {
+    return this.scheduled || this.flushing !== null || this.queue.length > 0;
+  }
 
   record(d: Claimed, outcome: Outcome): void {
     this.queue.push({ d, outcome });

@@ -41,6 +41,9 @@ export const MAIL_DIR = 'mail';
 /** Seconds are generous for SMTP, but bounded, so a stuck server cannot hold a delivery forever. */
 const SMTP_TIMEOUTS = { connectionTimeout: '10000', greetingTimeout: '10000', socketTimeout: '30000' };
 
+/** The longest one attempt can take under the default timeouts (a lease must outlast it). */
+export const SMTP_ATTEMPT_MAX_MS = Object.values(SMTP_TIMEOUTS).reduce((sum, ms) => sum + Number(ms), 0);
+
 function messageId(id: string): string {
   return `<${id}@tzero-pay>`;
 }
