@@ -194,6 +194,8 @@ interface SizePoint {
   rssIdle: number;
   authorise: Measurement;
   authoriseRss: number;
+  /** Steal during the authorise window: a round the host held back is low for that reason. */
+  authoriseSteal: number;
   getOne: Measurement;
   list: Measurement | null;
 }
@@ -227,7 +229,7 @@ async function measureAt(label: string, payments: number, dataDir: string, ids: 
       opts.say(`stored payments: ${label}: GET /payments`);
       list = await runLoad({ url: gw.url, connections: opts.connections, seconds: readSeconds, requests: getEach(getHeaders, () => '/payments?limit=20'), expect: (s) => s === 200 });
     }
-    return { label, payments, rssIdle, authorise: a, authoriseRss: usage.rssMaxBytes, getOne, list };
+    return { label, payments, rssIdle, authorise: a, authoriseRss: usage.rssMaxBytes, authoriseSteal: usage.stealPercent, getOne, list };
   } catch (error) {
     throw gw?.ended() ? new Error(`the server ${gw.ended()} (not stopped by the benchmark) while measuring at ${payments} payments`) : error;
   } finally {
@@ -290,15 +292,16 @@ export async function millionSection(opts: MillionOptions): Promise<string> {
       format.whole(p.authorise.rate),
       format.ms(p.authorise.p99),
       String(p.authorise.errors),
+      format.fixed(p.authoriseSteal, 0),
       format.whole(p.getOne.rate),
       lat(p.getOne),
       lat(p.list),
     ];
-    const header = ['round', 'stored payments', 'RSS idle MB', 'RSS under load MB', 'authorise req/s', 'authorise p99 ms', 'errors', 'GET /payment/{id} req/s', 'GET /payment/{id} p50 / p99 ms', 'GET /payments p50 / p99 ms'];
+    const header = ['round', 'stored payments', 'RSS idle MB', 'RSS under load MB', 'authorise req/s', 'authorise p99 ms', 'errors', 'authorise steal %', 'GET /payment/{id} req/s', 'GET /payment/{id} p50 / p99 ms', 'GET /payments p50 / p99 ms'];
     const grid = table(
       header,
       fulls.flatMap((full, i) => [rowsFor(full, i + 1), rowsFor(empties[i]!, i + 1)]),
-      new Set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+      new Set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
     );
     const mean = (points: SizePoint[], of: (p: SizePoint) => number) => points.reduce((n, p) => n + of(p), 0) / points.length;
     const rate = (p: SizePoint) => p.authorise.rate;

@@ -43,12 +43,15 @@ export function rssBytes(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** CPU seconds all processes on the machine have used (from /proc/stat). */
-export function machineCpuSeconds(): number {
+/**
+ * CPU seconds the machine's processes have used, and seconds the hypervisor ran someone
+ * else while this virtual machine wanted a CPU (steal), from /proc/stat.
+ */
+export function machineCpuSeconds(): { used: number; stolen: number } {
   const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  // user nice system idle iowait irq softirq steal: everything but idle and iowait.
+  // user nice system idle iowait irq softirq steal
   const n = fields.map(Number);
-  return (n[0]! + n[1]! + n[2]! + n[5]! + n[6]! + n[7]!) / CLOCK_TICKS;
+  return { used: (n[0]! + n[1]! + n[2]! + n[5]! + n[6]!) / CLOCK_TICKS, stolen: n[7]! / CLOCK_TICKS };
 }
 
 export interface Usage {
@@ -59,6 +62,11 @@ export interface Usage {
    * core: other work on the machine that the figures had to share it with.
    */
   othersPercent: number;
+  /**
+   * Time the hypervisor gave this machine's CPUs to other guests while they had work, in
+   * percent of one core: on a shared host the figures drop with it though nothing here changed.
+   */
+  stealPercent: number;
   /** CPU of the `companions` (PostgreSQL backends), in percent of one core. */
   companionsPercent: number;
   /** CPU of this process (the load generator), in percent of one core. */
@@ -108,10 +116,12 @@ export function watchUsage(pid: number, companions: number[] = []): () => Usage 
     if (!existsSync(`/proc/${pid}`)) throw new Error(`process ${pid} ended during the measurement`);
     const rssEnd = rssBytes(pid);
     const server = cpuSeconds(pid) - cpu0;
-    const others = machineCpuSeconds() - machine0 - server - (cpuOf(own) - own0);
+    const machine = machineCpuSeconds();
+    const others = machine.used - machine0.used - server - (cpuOf(own) - own0);
     return {
       cpuPercent: (server / seconds) * 100,
       othersPercent: Math.max(0, (others / seconds) * 100),
+      stealPercent: ((machine.stolen - machine0.stolen) / seconds) * 100,
       companionsPercent: ((cpuOf(db) - db0) / seconds) * 100,
       generatorPercent: ((cpuSeconds(process.pid) - gen0) / seconds) * 100,
       rssMaxBytes: Math.max(rssMax, rssEnd), rssEndBytes: rssEnd };

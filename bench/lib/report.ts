@@ -8,6 +8,7 @@ export interface Row {
   m?: Measurement;
   cpuPercent?: number;
   othersPercent?: number;
+  stealPercent?: number;
   /** PostgreSQL backends serving the run. */
   dbCpuPercent?: number;
   /** The load generator (this process). */
@@ -35,7 +36,7 @@ export function table(header: string[], rows: string[][], rightAligned: Set<numb
 
 /** The main table; rows without figures say why on their own line under it. */
 export function mainTable(rows: Row[]): string {
-  const header = ['run', 'db', 'load', 'rate', 'unit', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'CPU %', 'db CPU %', 'RSS MB', 'per fsync', '÷A', '÷B', 'gen CPU %', 'other CPU %'];
+  const header = ['run', 'db', 'load', 'rate', 'unit', 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors', 'CPU %', 'db CPU %', 'RSS MB', 'per fsync', '÷A', '÷B', 'gen CPU %', 'other CPU %', 'steal %'];
   const cells = rows
     .filter((r) => !r.skipped)
     .map((r) => [
@@ -56,6 +57,7 @@ export function mainTable(rows: Row[]): string {
       fixed(r.vsB, 2),
       fixed(r.generatorPercent, 0),
       fixed(r.othersPercent, 0),
+      fixed(r.stealPercent, 0),
     ]);
   // The same remark for several storages is printed once, naming them all.
   const remarks = new Map<string, string[]>();
@@ -71,7 +73,11 @@ export function mainTable(rows: Row[]): string {
   if (busy.length) {
     notes.push(`- WARNING: other processes used more than 20 % of a core during ${busy.length} run(s) (column "other CPU %"): those figures are low and noisy; rerun on a quiet machine`);
   }
-  return table(header, cells, new Set([3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])) + (notes.length ? '\n\n' + notes.join('\n') : '');
+  const stolen = rows.filter((r) => (r.stealPercent ?? 0) > 20);
+  if (stolen.length) {
+    notes.push(`- WARNING: the hypervisor held back more than 20 % of a core during ${stolen.length} run(s) (column "steal %"): this virtual machine's CPUs were given to other guests, so those figures are low and noisy; compare ratios within a run, or rerun when the host is quieter`);
+  }
+  return table(header, cells, new Set([3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17])) + (notes.length ? '\n\n' + notes.join('\n') : '');
 }
 
 export const format = { fixed, whole, ms };
