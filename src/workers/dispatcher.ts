@@ -162,7 +162,11 @@ class Mutex {
 
 const markDispatched = compiledOnce((db, id: string) => db.updateTable('events').set({ dispatched: sql.lit(1) }).where('id', '=', id));
 
-/** PostgreSQL: marks the events dispatched and inserts the deliveries of those it marked, atomically. */
+/**
+ * PostgreSQL: marks the events dispatched and inserts the deliveries of those it marked,
+ * atomically. The rows arrive as JSON in the table's own row type, so every column must be
+ * in them (pendingDelivery fills them all): one that is missing is null, not its default.
+ */
 const claimFanOut = (eventIds: string[], deliveries: DeliveriesTable[]) => sql<{ id: string }>`
   with claimed as (
     update events set dispatched = 1 where id = any(${eventIds}::text[]) and dispatched = 0 returning id
