@@ -79,8 +79,8 @@ export class Idempotency {
     inFlight.add(slot);
     try {
       const now = this.ctx.clock.now();
-      const row = (status: number, body: string): RowInsert => ({
-        table: 'idempotency_keys',
+      const row = (status: number, body: string) => ({
+        table: 'idempotency_keys' as const,
         row: { merchant_id: merchantId, key, endpoint, request_hash: hash, response_status: status, response_body: sealStoredResponse(this.ctx, merchantId, key, body), created_at: now, expires_at: now + this.ctx.config.idempotencyTtlMs },
       });
       const record: Recorder = Object.assign(async (trx: Trx, status: number, body: string) => {

@@ -1,7 +1,8 @@
 import { DomainError } from '../domain/errors.js';
 import type { CardBrand } from '../domain/card.js';
 import { agreementKind, isSubsequent, type PaymentData } from '../domain/payment-data.js';
-import type { CardSecretsTable, PaymentsTable } from '../adapters/storage/schema.js';
+import type { PaymentsTable } from '../adapters/storage/schema.js';
+import type { SensitiveCard } from '../adapters/vault/envelope.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
@@ -24,7 +25,8 @@ export const STEP_UP_PAGE_TTL_MS = 24 * 60 * 60 * 1000;
 /** What authorise has checked and built, not yet written. */
 export interface PreparedPayment {
   payment: PaymentsTable;
-  cardSecret: CardSecretsTable;
+  /** Sealed only if the issuer steps the payment up to a hosted page. */
+  card: SensitiveCard;
   method: ResolvedMethod;
 }
 
@@ -86,7 +88,7 @@ export async function settleWithoutCustomer(
     if (row.status !== 'requires_action') {
       ctx.log.warn({ payment_id: row.id, status: row.status }, 'merchant-initiated payment moved on before its acquirer verdict was recorded');
     } else if (result.outcome === 'requires_authentication') {
-      ({ row: final, redirectUrl } = await stepUp(trx, ctx, row, prepared.cardSecret));
+      ({ row: final, redirectUrl } = await stepUp(trx, ctx, row, prepared.card));
     } else {
       final = await recordAuthorisation(trx, ctx, row, result, capture);
     }
@@ -150,11 +152,11 @@ async function captureIfDue(ctx: AppContext, p: PaymentsTable, result: Authorise
  * The issuer wants the cardholder: the payment stays `requires_action` and gets a
  * hosted page like a customer-initiated one, which the merchant sends to the customer.
  */
-async function stepUp(trx: Trx, ctx: AppContext, row: PaymentsTable, cardSecret: CardSecretsTable): Promise<{ row: PaymentsTable; redirectUrl: string }> {
+async function stepUp(trx: Trx, ctx: AppContext, row: PaymentsTable, card: SensitiveCard): Promise<{ row: PaymentsTable; redirectUrl: string }> {
   const now = ctx.clock.now();
   const expiresAt = now + STEP_UP_PAGE_TTL_MS;
   const { session, redirectUrl } = newCheckoutSession(ctx, row.id, now, expiresAt);
-  await trx.insertInto('card_secrets').values(cardSecret).execute();
+  await trx.insertInto('card_secrets').values({ payment_id: row.id, ...ctx.vault.sealCard(row.id, card) }).execute();
   await trx.insertInto('checkout_sessions').values(session).execute();
   const next: PaymentsTable = { ...row, expires_at: expiresAt, version: row.version + 1, updated_at: now };
   const res = await trx.updateTable('payments').set({ expires_at: expiresAt, version: next.version, updated_at: now }).where('id', '=', row.id).where('version', '=', row.version).executeTakeFirst();

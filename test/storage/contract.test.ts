@@ -11,6 +11,8 @@ import { hashSecretKey } from '../../src/app/merchants.js';
 import { isUniqueViolation } from '../../src/app/idempotency.js';
 import { type RowInsert, compileInsert, statementOf } from '../../src/adapters/storage/compiled.js';
 import { ManualClock } from '../../src/ports/clock.js';
+import { SensitiveCard, Vault } from '../../src/adapters/vault/envelope.js';
+import { randomBytes } from 'node:crypto';
 import { DIALECTS, type Dialect } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 
@@ -41,10 +43,11 @@ for (const dialect of DIALECTS) {
   describe(`storage contract (${dialect})`, () => {
     let store: Store;
     let database: Database;
+    const kek = { id: 'contract1', key: randomBytes(32) };
 
     before(async () => {
       store = await newStore(dialect);
-      database = await openDatabase({ dataDir: store.dataDir, databaseUrl: store.databaseUrl, writerThread: true });
+      database = await openDatabase({ dataDir: store.dataDir, databaseUrl: store.databaseUrl, writerThread: true, cardKek: kek });
     });
     after(async () => {
       await database?.close();
@@ -149,6 +152,40 @@ for (const dialect of DIALECTS) {
       // Without the conflict clause the same row fails its unit, and nothing of the unit stays.
       await assert.rejects(database.apply([compileInsert(database.db, { table: 'merchants', row: { id: 'mer_apply_new', name: 'x', created_at: 2 } }), compileInsert(database.db, { table: 'merchants', row: { id: 'mer_apply_old', name: 'x', created_at: 2 } })]), (e) => isUniqueViolation(e));
       assert.equal(await database.db.selectFrom('merchants').select('id').where('id', '=', 'mer_apply_new').executeTakeFirst(), undefined);
+    });
+
+    it('seals a card as it writes its row (SQLite: on the writer thread), so that only the vault opens it', async () => {
+      const cards = Array.from({ length: 12 }, (_, i) => ({ id: `pay_sealed_${i}`, pan: `42424242424242${String(i).padStart(2, '0')}`, cvc: i % 3 === 0 ? undefined : `${100 + i}` }));
+      await Promise.all(cards.map((c) => database.insert([{ table: 'card_secrets', paymentId: c.id, card: new SensitiveCard(c.pan, c.cvc) }])));
+      const rows = await database.db.selectFrom('card_secrets').selectAll().where('payment_id', 'like', 'pay_sealed_%').orderBy('payment_id').execute();
+      assert.equal(rows.length, cards.length);
+      const vault = new Vault({ active: kek, all: new Map([[kek.id, kek.key]]) }, randomBytes(32));
+      for (const c of cards) {
+        const row = rows.find((r) => r.payment_id === c.id)!;
+        assert.equal(row.kek_id, kek.id);
+        assert.ok(!JSON.stringify(row).includes(c.pan), 'the PAN is stored in clear');
+        assert.equal(row.cvc_ct === null, c.cvc === undefined);
+        const opened = vault.openCard(c.id, row);
+        assert.deepEqual([opened.pan, opened.cvc], [c.pan, c.cvc]);
+      }
+      // Sealed under its own id: a row moved to another payment no longer opens.
+      assert.throws(() => vault.openCard('pay_sealed_1', rows.find((r) => r.payment_id === 'pay_sealed_2')!));
+    });
+
+    it('refuses a card to seal when it was opened without the key-encrypting key, writing nothing of its unit', async () => {
+      const keyless = await openDatabase({ dataDir: store.dataDir, databaseUrl: store.databaseUrl, writerThread: true });
+      try {
+        await assert.rejects(
+          keyless.insert([
+            { table: 'merchants', row: { id: 'mer_keyless', name: 'x', created_at: 0 } },
+            { table: 'card_secrets', paymentId: 'pay_keyless', card: new SensitiveCard('4242424242424242', '123') },
+          ]),
+          /without the key-encrypting key|has no key-encrypting key/,
+        );
+      } finally {
+        await keyless.close();
+      }
+      assert.equal(await database.db.selectFrom('merchants').select('id').where('id', '=', 'mer_keyless').executeTakeFirst(), undefined);
     });
 
     it('keeps inserts and read-modify-write transactions in order when both arrive at once', async () => {

@@ -28,7 +28,7 @@ describe('SQLite writer thread', () => {
     const setup = openSqliteConnection(file);
     setup.exec('create table things (id text primary key)');
     setup.close();
-    writer = new SqliteWriter(file);
+    writer = new SqliteWriter(file, undefined);
   });
   after(async () => {
     await writer.close();

@@ -53,7 +53,7 @@ describe('packed JSON', () => {
     const row = { id: 'evt_1', merchant_id: 'mer_1', channel_id: 'ch_1', payment_id: null, type: 'payment.created', sequence: 1, created_at: 1, body: event };
     const statement = compileInsert(db, { table: 'events', row });
     assert.deepEqual(statement.pack, [[7, 1]]);
-    const bound = sqliteParams(statement);
+    const bound = sqliteParams(statement, undefined);
     assert.ok(bound[7] instanceof Buffer);
     assert.equal(unpackJson(bound[7] as Buffer), event);
     // The statement itself is untouched: PostgreSQL binds the JSON text.

@@ -1,5 +1,8 @@
 import { CompiledQuery, type Compilable, type Insertable, type Kysely, SqliteAdapter } from 'kysely';
 import { PACKED_COLUMNS, packJson } from './packed-json.js';
+import type { Kek } from '../../config.js';
+import type { SensitiveCard } from '../vault/envelope.js';
+import { type CardToSeal, SEALED_CARD_COLUMNS, paramsWithCard } from './card-to-seal.js';
 import type { Schema } from './schema.js';
 import type { Trx } from './database.js';
 
@@ -20,9 +23,11 @@ function textsFor(ex: Executor): Map<string | symbol, string> {
  * `onConflictDoNothing`, a row that would break the unique key on those columns is
  * skipped instead of failing its unit.
  */
-export type RowInsert = {
-  [T in keyof Schema & string]: { table: T; row: Insertable<Schema[T]>; onConflictDoNothing?: ReadonlyArray<keyof Schema[T] & string> };
-}[keyof Schema & string];
+export type RowInsert =
+  | {
+      [T in keyof Schema & string]: { table: T; row: Insertable<Schema[T]>; onConflictDoNothing?: ReadonlyArray<keyof Schema[T] & string> };
+    }[keyof Schema & string]
+  | CardToSeal;
 
 /** SQL text and parameters, ready for any connection of the executor's dialect. */
 export interface CompiledStatement {
@@ -30,6 +35,8 @@ export interface CompiledStatement {
   params: unknown[];
   /** Parameters SQLite stores packed: [index in params, dictionary] (packed-json.ts). */
   pack?: Array<[number, number]>;
+  /** A card sealed where the statement runs, into the parameters from `at` on (SEALED_CARD_COLUMNS). */
+  seal?: { at: number; recordId: string; card: SensitiveCard };
 }
 
 /** A query Kysely compiled, as a statement for `Database.apply`. */
@@ -37,10 +44,12 @@ export function statementOf(query: { sql: string; parameters: ReadonlyArray<unkn
   return { sql: query.sql, params: [...query.parameters] };
 }
 
-/** The parameters as SQLite binds them: JSON columns it stores packed are packed here. */
-export function sqliteParams({ params, pack }: CompiledStatement): unknown[] {
+/** The parameters as SQLite binds them: the card sealed, and JSON columns it stores packed packed. */
+export function sqliteParams(statement: CompiledStatement, kek: Kek | undefined): unknown[] {
+  const { pack } = statement;
+  const params = paramsWithCard(statement, kek);
   if (!pack) return params;
-  const out = params.slice();
+  const out = params === statement.params ? params.slice() : params;
   for (const [i, dictionary] of pack) out[i] = packJson(out[i] as string, dictionary);
   return out;
 }
@@ -50,7 +59,9 @@ export function sqliteParams({ params, pack }: CompiledStatement): unknown[] {
  * shapes thousands of times a second; building and compiling the query each time would
  * cost more than running it. Undefined values are left out, as Kysely's own `values()` does.
  */
-export function compileInsert(ex: Executor, { table, row, onConflictDoNothing }: RowInsert): CompiledStatement {
+export function compileInsert(ex: Executor, insert: RowInsert): CompiledStatement {
+  if ('card' in insert) return compileCardInsert(ex, insert);
+  const { table, row, onConflictDoNothing } = insert;
   const columns: string[] = [];
   const params: unknown[] = [];
   const packed = PACKED_COLUMNS[table];
@@ -75,6 +86,19 @@ export function compileInsert(ex: Executor, { table, row, onConflictDoNothing }:
   return pack ? { sql: text, params, pack } : { sql: text, params };
 }
 
+/** The card_secrets insert for a card sealed where it runs: the sealed columns are bound as it runs. */
+function compileCardInsert(ex: Executor, { paymentId, card }: CardToSeal): CompiledStatement {
+  const key = 'card_secrets(sealed where written)';
+  const cache = textsFor(ex);
+  let text = cache.get(key);
+  if (text === undefined) {
+    const placeholder = Object.fromEntries(SEALED_CARD_COLUMNS.map((c) => [c, '']));
+    text = (ex.insertInto('card_secrets').values({ payment_id: paymentId, ...placeholder } as never) as unknown as Compilable).compile().sql;
+    cache.set(key, text);
+  }
+  return { sql: text, params: [paymentId, ...SEALED_CARD_COLUMNS.map(() => null)], seal: { at: 1, recordId: paymentId, card } };
+}
+
 const combined = new Map<string, string>();
 
 /**
@@ -83,8 +107,11 @@ const combined = new Map<string, string>();
  * BEGIN, an INSERT per row and COMMIT. Atomic like a transaction: any failing row
  * fails the statement.
  */
-export function compileInsertsAsOne(ex: Executor, rows: RowInsert[]): CompiledStatement {
-  const parts = rows.map((r) => compileInsert(ex, r));
+export function compileInsertsAsOne(ex: Executor, rows: RowInsert[], kek: Kek | undefined): CompiledStatement {
+  const parts = rows.map((r) => {
+    const part = compileInsert(ex, r);
+    return part.seal ? { sql: part.sql, params: paramsWithCard(part, kek) } : part;
+  });
   if (parts.length === 1) return parts[0]!;
   const key = parts.map((p) => p.sql).join('\n');
   let text = combined.get(key);
@@ -106,7 +133,7 @@ export function compileInsertsAsOne(ex: Executor, rows: RowInsert[]): CompiledSt
 /** One insert on the executor's connection, stored as its dialect stores it (packed columns on SQLite). */
 export async function insertRow<T extends keyof Schema & string>(ex: Executor, table: T, row: Insertable<Schema[T]>): Promise<void> {
   const statement = compileInsert(ex, { table, row } as RowInsert);
-  await ex.executeQuery(CompiledQuery.raw(statement.sql, onSqlite(ex) ? sqliteParams(statement) : statement.params));
+  await ex.executeQuery(CompiledQuery.raw(statement.sql, onSqlite(ex) ? sqliteParams(statement, undefined) : statement.params));
 }
 
 function onSqlite(ex: Executor): boolean {

@@ -7,6 +7,8 @@ import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, type T
 import { migrationProvider } from './migrations/index.js';
 import type { Schema } from './schema.js';
 import { type CompiledStatement, type RowInsert, compileInsert, compileInsertsAsOne, sqliteParams } from './compiled.js';
+import { paramsWithCard } from './card-to-seal.js';
+import type { Kek } from '../../config.js';
 import { openSqliteConnection, statementCache } from './sqlite-connection.js';
 import { SqliteWriteError, SqliteWriter, type UnitOutcome } from './sqlite-writer.js';
 
@@ -73,10 +75,12 @@ export interface OpenOptions {
   poolSize?: number;
   /** SQLite: run insert-only units on a writer thread (the gateway does; short-lived tools need not). */
   writerThread?: boolean;
+  /** The active key-encrypting key, for cards that `insert` seals as it writes them (compiled.ts, CardToSeal). */
+  cardKek?: Kek;
 }
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
-  const database = opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize ?? 20) : openSqlite(opts);
+  const database = opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize ?? 20, opts.cardKek) : openSqlite(opts);
   await migrate(database.db);
   return database;
 }
@@ -94,9 +98,9 @@ function openSqlite(opts: OpenOptions): Database {
   // The database holds sealed card data and key hashes: owner-only, like the keys file.
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
-  const writer = opts.writerThread ? new SqliteWriter(file) : null;
+  const writer = opts.writerThread ? new SqliteWriter(file, opts.cardKek) : null;
   const turns = new WriteTurns();
-  const committer = new GroupCommitter(db, opts.groupCommitWindowMs ?? 0, writer, turns);
+  const committer = new GroupCommitter(db, opts.groupCommitWindowMs ?? 0, writer, turns, opts.cardKek);
   return {
     db,
     dialect: 'sqlite',
@@ -126,7 +130,7 @@ function withStatementCache(raw: SQLite.Database): { close(): void; prepare(sql:
   return { close: () => raw.close(), prepare };
 }
 
-function openPostgres(url: string, poolSize: number): Database {
+function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): Database {
   // int8 columns hold epoch milliseconds and minor units, both far below 2^53.
   pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
@@ -144,14 +148,14 @@ function openPostgres(url: string, poolSize: number): Database {
     // stalls its whole batch, which cost the hosted-page flow far more than it saved.
     write: (fn) => db.transaction().execute(fn),
     insert: async (rows) => {
-      const c = compileInsertsAsOne(db, rows);
+      const c = compileInsertsAsOne(db, rows, cardKek);
       // A named statement is parsed and planned once per connection; the authorise
       // insert is a few kilobytes of SQL that PostgreSQL would otherwise plan every time.
       await pool.query({ name: statementName(c.sql), text: c.sql, values: c.params });
     },
     apply: (statements) =>
       db.transaction().execute(async (trx) => {
-        for (const s of statements) await trx.executeQuery(CompiledQuery.raw(s.sql, s.params));
+        for (const s of statements) await trx.executeQuery(CompiledQuery.raw(s.sql, paramsWithCard(s, cardKek)));
       }),
     async sizeBytes() {
       const r = await sql<{ size: number }>`select pg_database_size(current_database())::int8 as size`.execute(db);
@@ -249,6 +253,7 @@ class GroupCommitter {
     private readonly windowMs: number,
     private readonly writer: SqliteWriter | null,
     private readonly turns: WriteTurns,
+    private readonly cardKek: Kek | undefined,
   ) {}
 
   run<T>(unit: Unit): Promise<T> {
@@ -350,12 +355,12 @@ class GroupCommitter {
       const outcomes: Outcome[] = [];
       for (const job of batch) {
         if (!isolated) {
-          outcomes.push({ ok: true, value: await runUnit(trx, job) });
+          outcomes.push({ ok: true, value: await runUnit(trx, job, this.cardKek) });
           continue;
         }
         await sql`savepoint unit`.execute(trx);
         try {
-          const value = await runUnit(trx, job);
+          const value = await runUnit(trx, job, this.cardKek);
           await sql`release savepoint unit`.execute(trx);
           outcomes.push({ ok: true, value });
         } catch (error) {
@@ -370,8 +375,8 @@ class GroupCommitter {
 }
 
 /** Runs on SQLite's main connection (the writer thread has its own loop). */
-async function runUnit(trx: Trx, unit: Unit): Promise<unknown> {
+async function runUnit(trx: Trx, unit: Unit, cardKek: Kek | undefined): Promise<unknown> {
   if (unit.fn) return unit.fn(trx);
-  for (const s of unit.statements) await trx.executeQuery(CompiledQuery.raw(s.sql, sqliteParams(s)));
+  for (const s of unit.statements) await trx.executeQuery(CompiledQuery.raw(s.sql, sqliteParams(s, cardKek)));
   return undefined;
 }

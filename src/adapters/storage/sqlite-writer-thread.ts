@@ -1,14 +1,17 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openSqliteConnection, statementCache } from './sqlite-connection.js';
 import { packJson } from './packed-json.js';
-import type { WriterReply, WriterRequest, UnitOutcome } from './sqlite-writer.js';
+import { fillSealedCard } from './card-to-seal.js';
+import type { WriterData, WriterReply, WriterRequest, UnitOutcome } from './sqlite-writer.js';
 
 /**
  * The SQLite writer thread: it runs batches of insert-only units of work in one
  * transaction each on its own connection, so the B-tree work, the WAL writes, the fsync
  * of every COMMIT and the checkpoints happen beside the event loop instead of on it.
  */
-const raw = openSqliteConnection((workerData as { file: string }).file);
+const data = workerData as WriterData;
+const raw = openSqliteConnection(data.file);
+const cardKek = data.cardKek && { id: data.cardKek.id, key: Buffer.from(data.cardKek.key) };
 const prepare = statementCache(raw);
 /** Statement numbers as the main thread assigned them (sqlite-writer.ts). */
 const texts = new Map<number, string>();
@@ -19,11 +22,13 @@ const rollback = raw.prepare('ROLLBACK');
 
 const OK: UnitOutcome = { ok: true };
 
-function runStatement([n, params, pack]: WriterRequest['units'][number][number]): void {
-  if (pack) {
-    params = params.slice();
-    for (const [i, dictionary] of pack) params[i] = packJson(params[i] as string, dictionary);
+function runStatement([n, params, pack, card]: WriterRequest['units'][number][number]): void {
+  if (pack || card) params = params.slice();
+  if (card) {
+    if (!cardKek) throw new Error('a card is to be sealed, but the writer thread has no key-encrypting key');
+    fillSealedCard(params, card[0], cardKek, card[1], card[2], card[3]);
   }
+  if (pack) for (const [i, dictionary] of pack) params[i] = packJson(params[i] as string, dictionary);
   statement(n).run(params);
 }
 

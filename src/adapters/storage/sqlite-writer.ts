@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { CompiledStatement } from './compiled.js';
+import type { Kek } from '../../config.js';
 
 export type UnitOutcome = { ok: true } | { ok: false; message: string; code: string | undefined };
 
@@ -11,8 +12,20 @@ export type UnitOutcome = { ok: true } | { ok: false; message: string; code: str
 export interface WriterRequest {
   id: number;
   texts: Array<[number, string]>;
-  /** Per statement: its text's number, its parameters and which of them to pack (CompiledStatement.pack). */
-  units: Array<Array<[number, unknown[], Array<[number, number]>?]>>;
+  /**
+   * Per statement: its text's number, its parameters, which of them to pack
+   * (CompiledStatement.pack) and the card to seal into them, if any (CompiledStatement.seal).
+   */
+  units: Array<Array<[number, unknown[], Array<[number, number]>?, CardForThread?]>>;
+}
+
+/** A card to seal on the thread: where its sealed columns start, the record id, PAN and CVC. */
+export type CardForThread = [at: number, recordId: string, pan: string, cvc: string | null];
+
+/** What the writer thread is started with. */
+export interface WriterData {
+  file: string;
+  cardKek: { id: string; key: Uint8Array } | undefined;
 }
 
 export type WriterReply = { id: number; outcomes: UnitOutcome[] } | { id: number; error: { message: string; code: string | undefined } };
@@ -55,19 +68,28 @@ export class SqliteWriter {
   /** SQL texts the current thread has been sent; a new thread starts with none. */
   private textIds = new Map<string, number>();
 
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly cardKek: Kek | undefined,
+  ) {}
 
   run(units: CompiledStatement[][]): Promise<UnitOutcome[]> {
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
     const texts: WriterRequest['texts'] = [];
-    // Packing JSON costs tens of microseconds a value: it happens on the thread.
-    const numbered = units.map((unit) => unit.map((s): WriterRequest['units'][number][number] => (s.pack ? [this.textId(s.sql, texts), s.params, s.pack] : [this.textId(s.sql, texts), s.params])));
+    // Packing JSON and sealing a card cost tens of microseconds each: they happen on the thread.
+    const numbered = units.map((unit) => unit.map((s) => this.forThread(s, texts)));
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) worker.ref();
       this.pending.set(id, { resolve, reject });
       worker.postMessage({ id, texts, units: numbered } satisfies WriterRequest);
     });
+  }
+
+  private forThread(s: CompiledStatement, texts: WriterRequest['texts']): WriterRequest['units'][number][number] {
+    const n = this.textId(s.sql, texts);
+    if (s.seal) return [n, s.params, s.pack, [s.seal.at, s.seal.recordId, s.seal.card.pan, s.seal.card.cvc ?? null]];
+    return s.pack ? [n, s.params, s.pack] : [n, s.params];
   }
 
   /** The number the current thread knows `sql` by; new texts are added to the message. */
@@ -93,7 +115,7 @@ export class SqliteWriter {
   }
 
   private start(): Worker {
-    const worker = newThread({ file: this.file });
+    const worker = newThread({ file: this.file, cardKek: this.cardKek } satisfies WriterData);
     this.textIds = new Map();
     // An idle writer must not keep the process alive; one with work in flight must.
     worker.unref();

@@ -61,6 +61,25 @@ function open(key: Buffer, sealed: string, aad: string): Buffer {
 }
 
 /**
+ * A card sealed under `kek` with a data key of its own. The one way card data is sealed,
+ * wherever that runs: the Vault, or the SQLite writer thread for a payment's card
+ * (src/adapters/storage/compiled.ts, CardToSeal).
+ */
+export function sealCardUnder(kek: Kek, recordId: string, pan: string, cvc: string | undefined | null): SealedCard {
+  const dek = secureRandomBytes(32);
+  try {
+    return {
+      kek_id: kek.id,
+      wrapped_dek: seal(kek.key, dek, `dek:${recordId}`),
+      pan_ct: seal(dek, Buffer.from(pan), `pan:${recordId}`),
+      cvc_ct: cvc === undefined || cvc === null ? null : seal(dek, Buffer.from(cvc), `cvc:${recordId}`),
+    };
+  } finally {
+    dek.fill(0);
+  }
+}
+
+/**
  * Envelope encryption: every record gets its own AES-256-GCM data key, and only that
  * key's KEK-wrapped form is stored. The KEK comes from configuration and never reaches
  * the database; rotating it re-wraps data keys without touching card ciphertext. The
@@ -81,17 +100,7 @@ export class Vault {
   }
 
   sealCard(recordId: string, card: SensitiveCard): SealedCard {
-    const dek = secureRandomBytes(32);
-    try {
-      return {
-        kek_id: this.keks.active.id,
-        wrapped_dek: seal(this.keks.active.key, dek, `dek:${recordId}`),
-        pan_ct: seal(dek, Buffer.from(card.pan), `pan:${recordId}`),
-        cvc_ct: card.cvc === undefined ? null : seal(dek, Buffer.from(card.cvc), `cvc:${recordId}`),
-      };
-    } finally {
-      dek.fill(0);
-    }
+    return sealCardUnder(this.keks.active, recordId, card.pan, card.cvc);
   }
 
   openCard(recordId: string, sealed: SealedCard): SensitiveCard {
