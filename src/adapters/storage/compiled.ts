@@ -54,6 +54,24 @@ export function sqliteParams(statement: CompiledStatement, kek: Kek | undefined)
   return out;
 }
 
+/** Compiled insert texts by column list: one step per column, so finding a row's text joins no strings. */
+interface ColumnStep {
+  next: Map<string, ColumnStep>;
+  text?: string;
+}
+
+const insertShapes = new WeakMap<object, Map<string, ColumnStep>>();
+
+function firstStep(ex: Executor, table: string, onConflictDoNothing: ReadonlyArray<string> | undefined): ColumnStep {
+  const adapter = ex.getExecutor().adapter;
+  let roots = insertShapes.get(adapter);
+  if (!roots) insertShapes.set(adapter, (roots = new Map()));
+  const key = onConflictDoNothing ? `${table} unless ${onConflictDoNothing.join(',')}` : table;
+  let root = roots.get(key);
+  if (!root) roots.set(key, (root = { next: new Map() }));
+  return root;
+}
+
 /**
  * An insert compiled once per table and column list. The hot path writes the same
  * shapes thousands of times a second; building and compiling the query each time would
@@ -62,26 +80,27 @@ export function sqliteParams(statement: CompiledStatement, kek: Kek | undefined)
 export function compileInsert(ex: Executor, insert: RowInsert): CompiledStatement {
   if ('card' in insert) return compileCardInsert(ex, insert);
   const { table, row, onConflictDoNothing } = insert;
-  const columns: string[] = [];
+  const values = row as Record<string, unknown>;
   const params: unknown[] = [];
   const packed = PACKED_COLUMNS[table];
   let pack: CompiledStatement['pack'];
-  for (const [k, v] of Object.entries(row as Record<string, unknown>)) {
+  let step = firstStep(ex, table, onConflictDoNothing);
+  for (const column in values) {
+    const v = values[column];
     if (v === undefined) continue;
-    columns.push(k);
     params.push(v);
-    const dictionary = packed?.[k];
+    const dictionary = packed?.[column];
     if (dictionary !== undefined && typeof v === 'string') (pack ??= []).push([params.length - 1, dictionary]);
+    let next = step.next.get(column);
+    if (!next) step.next.set(column, (next = { next: new Map() }));
+    step = next;
   }
-  const key = onConflictDoNothing ? `${table}(${columns.join(',')}) unless ${onConflictDoNothing.join(',')}` : `${table}(${columns.join(',')})`;
-  const cache = textsFor(ex);
-  let text = cache.get(key);
+  let text = step.text;
   if (text === undefined) {
-    const values = Object.fromEntries(columns.map((c, i) => [c, params[i]]));
-    const insert = ex.insertInto(table).values(values as never);
-    const query = onConflictDoNothing ? insert.onConflict((oc) => oc.columns(onConflictDoNothing as never).doNothing()) : insert;
-    text = (query as unknown as Compilable).compile().sql;
-    cache.set(key, text);
+    const defined = Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
+    const query = ex.insertInto(table).values(defined as never);
+    const compilable = onConflictDoNothing ? query.onConflict((oc) => oc.columns(onConflictDoNothing as never).doNothing()) : query;
+    text = step.text = (compilable as unknown as Compilable).compile().sql;
   }
   return pack ? { sql: text, params, pack } : { sql: text, params };
 }
