@@ -42,13 +42,26 @@ describe('SQLite writer thread', () => {
     assert.deepEqual(ids(), ['a', 'b', 'd']);
   });
 
+  // A statement that keeps the thread busy for a while, so whatever is sent next queues behind it.
+  const slow = (id: string) => ({
+    sql: `insert into things (id) select ? where (with recursive c(x) as (select 1 union all select x + 1 from c where x < 5000000) select count(*) from c) > 0`,
+    params: [id],
+  });
+
+  it('answers batches that queued behind a busy thread each with their own units, in one transaction', async () => {
+    const first = writer.run([[slow('q0')]]);
+    const queued = [writer.run([[insert('q1')], [insert('q2'), insert('q0')]]), writer.run([[insert('q3'), insert('q4')]]), writer.run([[insert('q1')], [insert('q5')], [insert('q6')]])];
+    assert.deepEqual(await first, [{ ok: true }]);
+    const outcomes = await Promise.all(queued);
+    assert.deepEqual(
+      outcomes.map((batch) => batch.map((o) => o.ok)),
+      [[true, false], [true], [false, true, true]],
+    );
+    assert.deepEqual(ids().filter((id) => id.startsWith('q')), ['q0', 'q1', 'q3', 'q4', 'q5', 'q6']);
+  });
+
   it('fails the batch a dying thread held, and starts a new thread for the next', async () => {
-    // A statement that keeps the thread busy for a while, so it is surely mid-batch when it ends.
-    const slow = {
-      sql: `insert into things (id) select 'e' where (with recursive c(x) as (select 1 union all select x + 1 from c where x < 5000000) select count(*) from c) > 0`,
-      params: [],
-    };
-    const pending = writer.run([[slow]]);
+    const pending = writer.run([[slow('e')]]);
     await new Promise((r) => setTimeout(r, 100));
     // The thread is private; ending it here stands in for a crash.
     await (writer as unknown as { worker: Worker }).worker.terminate();

@@ -238,10 +238,12 @@ class WriteTurns {
  */
 class GroupCommitter {
   /**
-   * Writer-thread batches in flight at once: the next one is handed over while the
-   * thread commits the last, so neither the thread nor the event loop waits for the other.
+   * Writer-thread batches in flight at once. Batches are handed over as they form, without
+   * waiting for the last commit to be answered (the event loop may be busy for a while
+   * before it reads the answer, and the thread would sit idle meanwhile); the thread runs
+   * the batches that queued while it was busy as one transaction.
    */
-  private static readonly WRITER_PIPELINE = 2;
+  private static readonly WRITER_PIPELINE = 8;
   private queue: Job[] = [];
   private scheduled = false;
   private readonly running = new Set<Promise<void>>();

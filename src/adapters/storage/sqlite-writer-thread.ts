@@ -1,4 +1,4 @@
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { openSqliteConnection, statementCache } from './sqlite-connection.js';
 import { packJson } from './packed-json.js';
 import { fillSealedCard } from './card-to-seal.js';
@@ -71,27 +71,51 @@ function runAll(units: WriterRequest['units'], isolated: boolean): UnitOutcome[]
   }
 }
 
-function handle({ id, texts: added, units }: WriterRequest): WriterReply {
-  for (const [n, text] of added) texts.set(n, text);
+/**
+ * Runs a batch and the batches queued behind it as one transaction: the event loop hands
+ * batches over as they form, without waiting for earlier commits, and those that arrive
+ * while the thread is busy share the next COMMIT (and its fsync) instead of each paying
+ * for their own.
+ */
+function handle(requests: WriterRequest[]): WriterReply[] {
+  const units: WriterRequest['units'] = [];
+  for (const r of requests) {
+    for (const [n, text] of r.texts) texts.set(n, text);
+    units.push(...r.units);
+  }
+  let outcomes: UnitOutcome[];
   try {
     try {
-      return { id, outcomes: runAll(units, false) };
+      outcomes = runAll(units, false);
     } catch (error) {
-      if (units.length === 1) return { id, outcomes: [failure(error)] };
-      return { id, outcomes: runAll(units, true) };
+      outcomes = units.length === 1 ? [failure(error)] : runAll(units, true);
     }
   } catch (error) {
-    // Nothing of the batch was committed.
+    // Nothing of the batches was committed.
     const { message, code } = failure(error) as { message: string; code?: string };
-    return { id, error: { message, code } };
+    return requests.map(({ id }) => ({ id, error: { message, code } }));
   }
+  let at = 0;
+  return requests.map(({ id, units: mine }) => ({ id, outcomes: outcomes.slice(at, (at += mine.length)) }));
+}
+
+function close(): void {
+  raw.close();
+  parentPort!.close();
 }
 
 parentPort!.on('message', (request: WriterRequest | 'close') => {
-  if (request === 'close') {
-    raw.close();
-    parentPort!.close();
-    return;
+  if (request === 'close') return close();
+  const requests = [request];
+  let closing = false;
+  for (let queued = receiveMessageOnPort(parentPort!); queued; queued = receiveMessageOnPort(parentPort!)) {
+    const next = queued.message as WriterRequest | 'close';
+    if (next === 'close') {
+      closing = true;
+      break;
+    }
+    requests.push(next);
   }
-  parentPort!.postMessage(handle(request));
+  for (const reply of handle(requests)) parentPort!.postMessage(reply);
+  if (closing) close();
 });

@@ -56,8 +56,9 @@ function newThread(workerData: unknown): Worker {
 }
 
 /**
- * The main thread's handle on the SQLite writer thread (sqlite-writer-thread.ts). One
- * batch at a time is sent; its promise settles after the thread's COMMIT has returned.
+ * The main thread's handle on the SQLite writer thread (sqlite-writer-thread.ts). A
+ * batch's promise settles after the COMMIT that holds it has returned; batches sent while
+ * the thread is busy share its next transaction.
  * If the thread dies, what it was doing is reported as failed (the commit may or may
  * not have happened, as with a process crash) and the next batch starts a new thread.
  */
