@@ -47,8 +47,17 @@ export type FixedPaymentFields = ReturnType<typeof fixedPaymentFields>;
 
 export type RetryAdvice = 'do_not_retry' | 'retry_later' | 'retry_with_new_details';
 
+let lastMs = NaN;
+let lastIso = '';
+
+/** A resource shows several times that are mostly the same millisecond: the last one is kept. */
 export function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
+  if (ms === null) return null;
+  if (ms !== lastMs) {
+    lastIso = new Date(ms).toISOString();
+    lastMs = ms;
+  }
+  return lastIso;
 }
 
 /**

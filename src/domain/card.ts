@@ -94,9 +94,12 @@ export function last4(pan: string): string {
   return pan.slice(-4);
 }
 
+function invalidNumber(message: string): FieldError[] {
+  return [{ pointer: '/number', code: 'invalid_number', message }];
+}
+
 function numberErrors(pan: string): FieldError[] {
-  const invalid = (message: string): FieldError[] => [{ pointer: '/number', code: 'invalid_number', message }];
-  if (!DIGITS.test(pan)) return invalid('number must contain only the digits 0-9, without spaces or dashes.');
+  if (!DIGITS.test(pan)) return invalidNumber('number must contain only the digits 0-9, without spaces or dashes.');
   const brand = detectBrand(pan);
   if (brand === null) {
     return [
@@ -109,9 +112,9 @@ function numberErrors(pan: string): FieldError[] {
   }
   const lengths = PAN_LENGTHS[brand];
   if (!lengths.includes(pan.length)) {
-    return invalid(`number has ${pan.length} digits; ${brand} card numbers have ${lengths.join(', ')} digits.`);
+    return invalidNumber(`number has ${pan.length} digits; ${brand} card numbers have ${lengths.join(', ')} digits.`);
   }
-  if (!luhnValid(pan)) return invalid('number fails the Luhn check digit: it was probably mistyped.');
+  if (!luhnValid(pan)) return invalidNumber('number fails the Luhn check digit: it was probably mistyped.');
   return [];
 }
 

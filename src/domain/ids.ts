@@ -22,8 +22,7 @@ export type IdKind = keyof typeof ID_PREFIX;
 export function formatId(kind: IdKind, nowMs: number, random: Uint8Array): string {
   if (random.length < 10) throw new RangeError('ids need 80 random bits');
   const time = Math.floor(nowMs).toString(16).padStart(12, '0');
-  let rand = '';
-  for (let i = 0; i < 10; i++) rand += random[i]!.toString(16).padStart(2, '0');
+  const rand = Buffer.from(random.buffer, random.byteOffset, 10).toString('hex');
   return `${ID_PREFIX[kind]}_${time}${rand}`;
 }
 
