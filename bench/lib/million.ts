@@ -10,6 +10,7 @@ import { eventRow } from '../../src/app/events.js';
 import { paymentResource } from '../../src/app/payment-resource.js';
 import type { AuthoriseCommand } from '../../src/app/authorise.js';
 import type { PaymentsTable } from '../../src/adapters/storage/schema.js';
+import type { SensitiveCard } from '../../src/adapters/vault/envelope.js';
 import { PACKED_COLUMNS, packJson, unpackJson } from '../../src/adapters/storage/packed-json.js';
 import type { AuthoriseRequestBody } from '../../src/http/schemas/payment-request.js';
 import { formatId } from '../../src/domain/ids.js';
@@ -23,7 +24,8 @@ import { format, table } from './report.js';
 /** What Authorise.prepare() hands to its unit of work (src/app/authorise.ts). */
 interface Prepared {
   payment: PaymentsTable;
-  cardSecret: Record<string, unknown> & { cvc_ct: string | null };
+  /** Sealed as the row is written (src/adapters/storage/card-to-seal.ts); the templates seal it the same way. */
+  card: SensitiveCard;
   session: Record<string, unknown> & { state: string };
   event: Record<string, unknown>;
 }
@@ -89,7 +91,8 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
         eventRow(ctx, authorised, 'payment.authorised', paymentResource(authorised, credentials.channel, details), now),
         eventRow(ctx, captured, 'payment.captured', paymentResource(captured, credentials.channel, details), now),
       ].map((e) => ({ ...e, dispatched: 1 }));
-      templates.push({ payment: captured, card: { ...p.cardSecret, cvc_ct: null }, session: { ...p.session, state: 'done' }, events });
+      const sealed = ctx.vault.sealCard(p.payment.id, p.card);
+      templates.push({ payment: captured, card: { ...sealed, cvc_ct: null }, session: { ...p.session, state: 'done' }, events });
     }
     return templates;
   } finally {
@@ -106,7 +109,7 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
  * this is test data — and the file is back in WAL mode before the server reopens it
  * with its own synchronous=FULL.
  */
-async function bulkLoad(dataDir: string, count: number, tag: string): Promise<{ ids: string[]; seconds: number }> {
+export async function bulkLoad(dataDir: string, count: number, tag: string): Promise<{ ids: string[]; seconds: number }> {
   const t0 = performance.now();
   const templates = await buildTemplates(dataDir, tag);
   const raw = new SQLite(join(dataDir, 'gateway.sqlite'));
