@@ -2,14 +2,13 @@ import { secureRandomBytes } from '../adapters/random.js';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Ajv } from 'ajv';
-import addFormats from 'ajv-formats';
 import type { Logger } from 'pino';
 import { requestLogger } from '../logger.js';
 import { DomainError } from '../domain/errors.js';
 import type { Services } from '../app/services.js';
 import { problem, sendProblem } from './problem.js';
 import { describeJsonError, fromAjv } from './validation-errors.js';
+import { validatorCompiler } from './validator-compiler.js';
 import { Problem } from './schemas/common.js';
 import { healthRoutes } from './plugins/health.js';
 import { paymentRoutes } from './plugins/payments.js';
@@ -31,20 +30,6 @@ declare module 'fastify' {
   }
 }
 
-function ajv(coerce: boolean) {
-  const instance = new Ajv({
-    allErrors: true,
-    coerceTypes: coerce,
-    removeAdditional: false,
-    useDefaults: false,
-    discriminator: true,
-    strict: false,
-    verbose: true,
-  });
-  addFormats.default(instance);
-  return instance;
-}
-
 /**
  * Builds the gateway's HTTP app without listening, so tests drive it with inject() and
  * the server entry point decides where it listens.
@@ -60,11 +45,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // Bodies are strict JSON with no type coercion ("100" is not 100); query strings and
-  // path params arrive as text, so they are coerced.
-  const strict = ajv(false);
-  const lenient = ajv(true);
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : lenient).compile(schema));
+  app.setValidatorCompiler(validatorCompiler());
   // Response schemas document the API; handlers send already-serialised JSON.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.addSchema(Problem);

@@ -358,7 +358,10 @@ for (const dialect of DIALECTS) {
         assertProblem(await post({ capture_delay: '01h' }), 400, 'invalid_capture_delay', '/capture_delay');
         assertProblem(await post({ capture_delay: '30d' }), 400, 'capture_delay_too_long', '/capture_delay');
         assertProblem(await post({ capture: 'manual', capture_delay: '1d' }), 400, 'capture_delay_requires_auto', '/capture_delay');
-        assertProblem(await post({ capture: 'later' }), 400, 'invalid_value', '/capture');
+        const later = await post({ capture: 'later' });
+        assertProblem(later, 400, 'invalid_value', '/capture');
+        // The message quotes the field's description, which only Ajv's verbose errors carry.
+        assert.match(later.json().detail, /capture is invalid: auto \(default\).*manual: capture with POST/);
         const manual = await post({ capture: 'manual' });
         assert.equal(manual.json().capture, 'manual');
       });
