@@ -47,17 +47,21 @@ export type FixedPaymentFields = ReturnType<typeof fixedPaymentFields>;
 
 export type RetryAdvice = 'do_not_retry' | 'retry_later' | 'retry_with_new_details';
 
-let lastMs = NaN;
-let lastIso = '';
+const recentIso = new Map<number, string>();
 
-/** A resource shows several times that are mostly the same millisecond: the last one is kept. */
+/**
+ * A resource shows several times, mostly the same few milliseconds (created, updated,
+ * expires): the last few conversions are kept.
+ */
 export function iso(ms: number | null): string | null {
   if (ms === null) return null;
-  if (ms !== lastMs) {
-    lastIso = new Date(ms).toISOString();
-    lastMs = ms;
+  let text = recentIso.get(ms);
+  if (text === undefined) {
+    if (recentIso.size >= 8) recentIso.clear();
+    text = new Date(ms).toISOString();
+    recentIso.set(ms, text);
   }
-  return lastIso;
+  return text;
 }
 
 /**

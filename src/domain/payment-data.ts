@@ -58,6 +58,10 @@ export function agreementKind(sub: PaymentSubType): AgreementKind | null {
   return sub.slice(0, sub.indexOf('-')) as AgreementKind;
 }
 
+function rule(errors: FieldError[], pointer: string, code: string, message: string): void {
+  errors.push({ pointer, code, message });
+}
+
 /**
  * Fill defaults and check the rules between fields. Defaults: a one-off customer-initiated
  * payment; a customer-initiated payment that stores the card sets up an unscheduled
@@ -85,43 +89,42 @@ export function normalisePaymentData(
   if (input?.previous_payment_id) value.previous_payment_id = input.previous_payment_id;
 
   const errors: FieldError[] = [];
-  const rule = (pointer: string, code: string, message: string) => errors.push({ pointer, code, message });
 
   if (type === 'cit' && isSubsequent(sub)) {
-    rule('/payment_data/payment_sub_type', 'subsequent_requires_mit', `payment_sub_type "${sub}" is a merchant-initiated use of a stored credential: set payment_type to "mit"`);
+    rule(errors, '/payment_data/payment_sub_type', 'subsequent_requires_mit', `payment_sub_type "${sub}" is a merchant-initiated use of a stored credential: set payment_type to "mit"`);
   }
   if (type === 'mit' && isInitial(sub)) {
-    rule('/payment_data/payment_sub_type', 'initial_requires_cit', `payment_sub_type "${sub}" sets up an agreement, which needs the customer present: set payment_type to "cit", or use "${sub.replace('-initial', '-subsequent')}" for a merchant-initiated payment`);
+    rule(errors, '/payment_data/payment_sub_type', 'initial_requires_cit', `payment_sub_type "${sub}" sets up an agreement, which needs the customer present: set payment_type to "cit", or use "${sub.replace('-initial', '-subsequent')}" for a merchant-initiated payment`);
   }
   if (type === 'mit' && sub === 'one-off' && industryUsage === 'none') {
-    rule('/payment_data/payment_sub_type', 'mit_requires_agreement', 'a merchant-initiated payment must be a "-subsequent" payment_sub_type or carry an industry_usage; "one-off" has no agreement');
+    rule(errors, '/payment_data/payment_sub_type', 'mit_requires_agreement', 'a merchant-initiated payment must be a "-subsequent" payment_sub_type or carry an industry_usage; "one-off" has no agreement');
   }
   if (isInitial(sub) && !value.credential_on_file) {
-    rule('/payment_data/credential_on_file', 'initial_requires_credential_on_file', `payment_sub_type "${sub}" sets up an agreement: credential_on_file must be true`);
+    rule(errors, '/payment_data/credential_on_file', 'initial_requires_credential_on_file', `payment_sub_type "${sub}" sets up an agreement: credential_on_file must be true`);
   }
   if (type === 'mit' && isSubsequent(sub) && !value.credential_on_file) {
-    rule('/payment_data/credential_on_file', 'mit_requires_credential_on_file', `payment_sub_type "${sub}" uses a stored credential: credential_on_file must be true`);
+    rule(errors, '/payment_data/credential_on_file', 'mit_requires_credential_on_file', `payment_sub_type "${sub}" uses a stored credential: credential_on_file must be true`);
   }
   if (storeForFutureUse && !value.credential_on_file) {
-    rule('/payment_data/credential_on_file', 'store_requires_credential_on_file', 'store_for_future_use stores the card as a credential on file: credential_on_file cannot be false');
+    rule(errors, '/payment_data/credential_on_file', 'store_requires_credential_on_file', 'store_for_future_use stores the card as a credential on file: credential_on_file cannot be false');
   }
   if (method.kind === 'token' && !value.credential_on_file) {
-    rule('/payment_data/credential_on_file', 'token_requires_credential_on_file', 'a stored card token is a credential on file: credential_on_file cannot be false');
+    rule(errors, '/payment_data/credential_on_file', 'token_requires_credential_on_file', 'a stored card token is a credential on file: credential_on_file cannot be false');
   }
   if (type === 'cit' && industryUsage !== 'none') {
-    rule('/payment_data/industry_usage', 'industry_usage_requires_mit', `industry_usage "${industryUsage}" is for merchant-initiated payments only`);
+    rule(errors, '/payment_data/industry_usage', 'industry_usage_requires_mit', `industry_usage "${industryUsage}" is for merchant-initiated payments only`);
   }
   if (type === 'mit' && !value.previous_payment_id && !value.previous_network_reference) {
-    rule('/payment_data/previous_payment_id', 'mit_requires_initial_reference', 'a merchant-initiated payment must reference the customer-initiated payment that set up the agreement: give previous_payment_id or previous_network_reference');
+    rule(errors, '/payment_data/previous_payment_id', 'mit_requires_initial_reference', 'a merchant-initiated payment must reference the customer-initiated payment that set up the agreement: give previous_payment_id or previous_network_reference');
   }
   if (storeForFutureUse && type === 'mit') {
-    rule('/payment_method/store_for_future_use', 'store_requires_cit', 'store_for_future_use needs the customer present: only customer-initiated payments can store a card');
+    rule(errors, '/payment_method/store_for_future_use', 'store_requires_cit', 'store_for_future_use needs the customer present: only customer-initiated payments can store a card');
   }
   if (storeForFutureUse && !method.customerReference) {
-    rule('/customer/reference', 'store_requires_customer_reference', 'store_for_future_use keeps the card under your customer reference: send customer.reference');
+    rule(errors, '/customer/reference', 'store_requires_customer_reference', 'store_for_future_use keeps the card under your customer reference: send customer.reference');
   }
   if (type === 'mit' && method.cvcPresent) {
-    rule('/payment_method/cvc', 'mit_cvc_not_allowed', 'a merchant-initiated payment carries no CVC: the CVC may never be stored, so leave it out');
+    rule(errors, '/payment_method/cvc', 'mit_cvc_not_allowed', 'a merchant-initiated payment carries no CVC: the CVC may never be stored, so leave it out');
   }
   return { value, errors };
 }
