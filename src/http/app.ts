@@ -54,15 +54,16 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
     request.rawBody = text;
-    if (text.trim() === '') {
-      done(new DomainError(400, 'invalid_json', 'the request body is empty; send a JSON object'), undefined);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      // Only a body that failed to parse is looked at again (trimming copies it).
+      const why = text.trim() === '' ? 'the request body is empty; send a JSON object' : `the request body is not valid JSON: ${describeJsonError(text, error as Error)}. Comments and trailing commas are not allowed.`;
+      done(new DomainError(400, 'invalid_json', why), undefined);
       return;
     }
-    try {
-      done(null, JSON.parse(text));
-    } catch (error) {
-      done(new DomainError(400, 'invalid_json', `the request body is not valid JSON: ${describeJsonError(text, error as Error)}. Comments and trailing commas are not allowed.`), undefined);
-    }
+    done(null, parsed);
   });
   // JSON only at the root (415 for anything else); the hosted page's plugin adds forms for itself.
   app.removeContentTypeParser('text/plain');

@@ -107,7 +107,8 @@ for (const dialect of DIALECTS) {
 
       it('refuses empty, truncated and non-object bodies', async () => {
         assertProblem(await postAuthorise(t, ''), 400, 'invalid_json');
-        assertProblem(await postAuthorise(t, '{"channel": "sandbox"'), 400, 'invalid_json');
+        assert.match(assertProblem(await postAuthorise(t, ' \n\t'), 400, 'invalid_json').detail, /the request body is empty/);
+        assert.match(assertProblem(await postAuthorise(t, '{"channel": "sandbox"'), 400, 'invalid_json').detail, /not valid JSON/);
         for (const raw of ['[]', 'null', '42', '"text"']) {
           const body = assertProblem(await postAuthorise(t, raw), 400, 'invalid_type');
           assert.equal(body.param, '');
