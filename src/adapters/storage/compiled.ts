@@ -54,15 +54,24 @@ export function sqliteParams(statement: CompiledStatement, kek: Kek | undefined)
   return out;
 }
 
-/** Compiled insert texts by column list: one step per column, so finding a row's text joins no strings. */
-interface ColumnStep {
-  next: Map<string, ColumnStep>;
+/**
+ * Compiled texts found by walking a sequence of strings (a row's columns, a unit's insert
+ * texts), one step each: the hot path finds its text without joining a key.
+ */
+interface TextStep {
+  next: Map<string, TextStep>;
   text?: string;
 }
 
-const insertShapes = new WeakMap<object, Map<string, ColumnStep>>();
+function stepTo(step: TextStep, key: string): TextStep {
+  let next = step.next.get(key);
+  if (!next) step.next.set(key, (next = { next: new Map() }));
+  return next;
+}
 
-function firstStep(ex: Executor, table: string, onConflictDoNothing: ReadonlyArray<string> | undefined): ColumnStep {
+const insertShapes = new WeakMap<object, Map<string, TextStep>>();
+
+function firstStep(ex: Executor, table: string, onConflictDoNothing: ReadonlyArray<string> | undefined): TextStep {
   const adapter = ex.getExecutor().adapter;
   let roots = insertShapes.get(adapter);
   if (!roots) insertShapes.set(adapter, (roots = new Map()));
@@ -91,9 +100,7 @@ export function compileInsert(ex: Executor, insert: RowInsert): CompiledStatemen
     params.push(v);
     const dictionary = packed?.[column];
     if (dictionary !== undefined && typeof v === 'string') (pack ??= []).push([params.length - 1, dictionary]);
-    let next = step.next.get(column);
-    if (!next) step.next.set(column, (next = { next: new Map() }));
-    step = next;
+    step = stepTo(step, column);
   }
   let text = step.text;
   if (text === undefined) {
@@ -118,7 +125,7 @@ function compileCardInsert(ex: Executor, { paymentId, card }: CardToSeal): Compi
   return { sql: text, params: [paymentId, ...SEALED_CARD_COLUMNS.map(() => null)], seal: { at: 1, recordId: paymentId, card } };
 }
 
-const combined = new Map<string, string>();
+const combined: TextStep = { next: new Map() };
 
 /**
  * PostgreSQL: several inserts as one statement of data-modifying CTEs, so a unit of
@@ -132,8 +139,9 @@ export function compileInsertsAsOne(ex: Executor, rows: RowInsert[], kek: Kek | 
     return part.seal ? { sql: part.sql, params: paramsWithCard(part, kek) } : part;
   });
   if (parts.length === 1) return parts[0]!;
-  const key = parts.map((p) => p.sql).join('\n');
-  let text = combined.get(key);
+  let step = combined;
+  for (const p of parts) step = stepTo(step, p.sql);
+  let text = step.text;
   if (text === undefined) {
     let offset = 0;
     const ctes = parts.map((p, i) => {
@@ -142,9 +150,7 @@ export function compileInsertsAsOne(ex: Executor, rows: RowInsert[], kek: Kek | 
       offset += p.params.length;
       return `i${i} as (${renumbered})`;
     });
-    text = `with ${ctes.join(', ')} select 1`;
-    if (combined.size >= 1000) combined.clear();
-    combined.set(key, text);
+    text = step.text = `with ${ctes.join(', ')} select 1`;
   }
   return { sql: text, params: parts.flatMap((p) => p.params) };
 }
