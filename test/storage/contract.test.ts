@@ -135,6 +135,27 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(rows.map((r) => r.id), ['mer_ins_a', 'mer_ins_a2', 'mer_ins_c', 'mer_ins_taken']);
     });
 
+    it('commits many insert-only units arriving at once (PostgreSQL: several to a statement), failing only those that break a constraint', async () => {
+      const merchant = (id: string): RowInsert => ({ table: 'merchants', row: { id, name: id, created_at: 3 } });
+      await database.insert([merchant('mer_many_taken')]);
+      const fails = (i: number) => i % 9 === 4;
+      const results = await Promise.allSettled(
+        // All of one shape, so that failing units share statements with the others.
+        Array.from({ length: 60 }, (_, i) => database.insert([merchant(fails(i) ? 'mer_many_taken' : `mer_many_${String(i).padStart(2, '0')}`)])),
+      );
+      results.forEach((r, i) => {
+        if (fails(i)) assert.ok(r.status === 'rejected' && isUniqueViolation(r.reason), `unit ${i}: ${r.status}`);
+        else assert.equal(r.status, 'fulfilled', `unit ${i}: ${(r as PromiseRejectedResult).reason}`);
+      });
+      const rows = await database.db.selectFrom('merchants').select('id').where('id', 'like', 'mer_many_%').where('id', '!=', 'mer_many_taken').orderBy('id').execute();
+      assert.deepEqual(
+        rows.map((r) => r.id),
+        Array.from({ length: 60 }, (_, i) => i)
+          .filter((i) => !fails(i))
+          .map((i) => `mer_many_${String(i).padStart(2, '0')}`),
+      );
+    });
+
     it('applies compiled inserts and updates as one unit, skipping rows the unique key already holds when asked to', async () => {
       const merchant = (id: string, name: string): RowInsert => ({ table: 'merchants', row: { id, name, created_at: 2 }, onConflictDoNothing: ['id'] });
       await database.insert([merchant('mer_apply_old', 'kept')]);

@@ -127,20 +127,30 @@ function compileCardInsert(ex: Executor, { paymentId, card }: CardToSeal): Compi
 
 const combined: TextStep = { next: new Map() };
 
-/**
- * PostgreSQL: several inserts as one statement of data-modifying CTEs, so a unit of
- * work that only inserts costs one round trip and one implicit transaction instead of
- * BEGIN, an INSERT per row and COMMIT. Atomic like a transaction: any failing row
- * fails the statement.
- */
-export function compileInsertsAsOne(ex: Executor, rows: RowInsert[], kek: Kek | undefined): CompiledStatement {
-  const parts = rows.map((r) => {
+/** A unit's inserts compiled, each with its card (if any) sealed: parts for `combineInserts`. */
+export function compileInsertParts(ex: Executor, rows: RowInsert[], kek: Kek | undefined): CompiledStatement[] {
+  return rows.map((r) => {
     const part = compileInsert(ex, r);
     return part.seal ? { sql: part.sql, params: paramsWithCard(part, kek) } : part;
   });
-  if (parts.length === 1) return parts[0]!;
+}
+
+/** The combined statement's place in its trie: the same object for parts of the same texts. */
+export function insertShape(parts: CompiledStatement[]): object {
   let step = combined;
   for (const p of parts) step = stepTo(step, p.sql);
+  return step;
+}
+
+/**
+ * PostgreSQL: several inserts as one statement of data-modifying CTEs, so a unit of
+ * work that only inserts (or several such units) costs one round trip and one implicit
+ * transaction instead of BEGIN, an INSERT per row and COMMIT. Atomic like a transaction:
+ * any failing row fails the statement.
+ */
+export function combineInserts(parts: CompiledStatement[]): CompiledStatement {
+  if (parts.length === 1) return parts[0]!;
+  const step = insertShape(parts) as TextStep;
   let text = step.text;
   if (text === undefined) {
     let offset = 0;

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction, sql } from 'kysely';
 import { migrationProvider } from './migrations/index.js';
 import type { Schema } from './schema.js';
-import { type CompiledStatement, type RowInsert, compileInsert, compileInsertsAsOne, sqliteParams } from './compiled.js';
+import { type CompiledStatement, type RowInsert, combineInserts, compileInsert, compileInsertParts, insertShape, sqliteParams } from './compiled.js';
 import { paramsWithCard } from './card-to-seal.js';
 import type { Kek } from '../../config.js';
 import { openSqliteConnection, statementCache } from './sqlite-connection.js';
@@ -138,21 +138,20 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): 
   // replaces it and the next query reconnects.
   pool.on('error', () => {});
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  // A named statement is parsed and planned once per connection; the authorise insert is
+  // a few kilobytes of SQL that PostgreSQL would otherwise plan every time.
+  const inserts = new InsertBatcher(async (c) => void (await pool.query({ name: statementName(c.sql), text: c.sql, values: c.params })));
   return {
     db,
     dialect: 'postgres',
     caps: { rowLocks: true },
     transaction: (fn) => db.transaction().execute(fn),
-    // Concurrent PostgreSQL commits already share WAL flushes. Grouping units into one
-    // transaction here was measured (docs/benchmarks.md): a unit waiting for a row lock
-    // stalls its whole batch, which cost the hosted-page flow far more than it saved.
+    // Units with JavaScript inside stay one transaction each: grouping them was measured
+    // (docs/benchmarks.md) and a unit waiting for a row lock stalled its whole batch, which
+    // cost the hosted-page flow far more than it saved. Insert-only units take no row locks
+    // and are grouped (InsertBatcher, decision 0011).
     write: (fn) => db.transaction().execute(fn),
-    insert: async (rows) => {
-      const c = compileInsertsAsOne(db, rows, cardKek);
-      // A named statement is parsed and planned once per connection; the authorise
-      // insert is a few kilobytes of SQL that PostgreSQL would otherwise plan every time.
-      await pool.query({ name: statementName(c.sql), text: c.sql, values: c.params });
-    },
+    insert: async (rows) => inserts.insert(compileInsertParts(db, rows, cardKek)),
     apply: (statements) =>
       db.transaction().execute(async (trx) => {
         for (const s of statements) await trx.executeQuery(CompiledQuery.raw(s.sql, paramsWithCard(s, cardKek)));
@@ -163,6 +162,62 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): 
     },
     ...closing(() => db.destroy()),
   };
+}
+
+type QueuedInsert = { parts: CompiledStatement[]; shape: object; resolve: () => void; reject: (e: unknown) => void };
+
+/**
+ * PostgreSQL's group commit for insert-only units (on SQLite the writer thread does this):
+ * units that queue while others are in flight go out together as one statement, one
+ * round trip and one commit for all of them. Only units of one shape share a statement,
+ * so the statements PostgreSQL prepares stay few (a shape times a count). A statement that
+ * PostgreSQL refuses is run again unit by unit, so a failure (a unique key taken) is that
+ * unit's alone; one lost with its connection fails its units, as it would unbatched.
+ */
+class InsertBatcher {
+  /** Statements in flight at once: the fewer, the more units each one carries. */
+  static readonly IN_FLIGHT = 2;
+  /** Units per statement at most (64 parameters each for authorise, far below the 65,535 a statement may bind). */
+  static readonly UNITS = 32;
+  private queue: QueuedInsert[] = [];
+  private inFlight = 0;
+
+  constructor(private readonly run: (statement: CompiledStatement) => Promise<void>) {}
+
+  insert(parts: CompiledStatement[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ parts, shape: insertShape(parts), resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && this.inFlight < InsertBatcher.IN_FLIGHT) {
+      const shape = this.queue[0]!.shape;
+      const batch: QueuedInsert[] = [];
+      const rest: QueuedInsert[] = [];
+      for (const unit of this.queue) (unit.shape === shape && batch.length < InsertBatcher.UNITS ? batch : rest).push(unit);
+      this.queue = rest;
+      this.inFlight++;
+      void this.send(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  private async send(batch: QueuedInsert[]): Promise<void> {
+    try {
+      await this.run(combineInserts(batch.flatMap((u) => u.parts)));
+      for (const u of batch) u.resolve();
+    } catch (error) {
+      if (batch.length === 1 || !(error instanceof pg.DatabaseError)) {
+        for (const u of batch) u.reject(error);
+        return;
+      }
+      await Promise.all(batch.map((u) => this.run(combineInserts(u.parts)).then(u.resolve, u.reject)));
+    }
+  }
 }
 
 const statementNames = new Map<string, string>();
