@@ -139,8 +139,12 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): 
   pool.on('error', () => {});
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   // A named statement is parsed and planned once per connection; the authorise insert is
-  // a few kilobytes of SQL that PostgreSQL would otherwise plan every time.
-  const inserts = new InsertBatcher(async (c) => void (await pool.query({ name: statementName(c.sql), text: c.sql, values: c.params })));
+  // a few kilobytes of SQL that PostgreSQL would otherwise plan every time. A batch of 32 is
+  // a plan of about 1.5 MB in its backend, so batches have connections of their own: only
+  // those backends hold them, not every connection of the pool.
+  const insertPool = new pg.Pool({ connectionString: url, max: InsertBatcher.IN_FLIGHT });
+  insertPool.on('error', () => {});
+  const inserts = new InsertBatcher(async (c) => void (await insertPool.query({ name: statementName(c.sql), text: c.sql, values: c.params })));
   return {
     db,
     dialect: 'postgres',
@@ -160,7 +164,10 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): 
       const r = await sql<{ size: number }>`select pg_database_size(current_database())::int8 as size`.execute(db);
       return Number(r.rows[0]?.size ?? 0);
     },
-    ...closing(() => db.destroy()),
+    ...closing(async () => {
+      await db.destroy();
+      await insertPool.end();
+    }),
   };
 }
 
@@ -170,14 +177,15 @@ type QueuedInsert = { parts: CompiledStatement[]; shape: object; resolve: () => 
  * PostgreSQL's group commit for insert-only units (on SQLite the writer thread does this):
  * units that queue while others are in flight go out together as one statement, one
  * round trip and one commit for all of them. Only units of one shape share a statement,
- * so the statements PostgreSQL prepares stay few (a shape times a count). A statement that
- * PostgreSQL refuses is run again unit by unit, so a failure (a unique key taken) is that
- * unit's alone; one lost with its connection fails its units, as it would unbatched.
+ * and only in counts that are powers of two, so the statements PostgreSQL prepares stay few
+ * (a shape times six counts). A statement that PostgreSQL refuses is run again unit by unit,
+ * so a failure (a unique key taken) is that unit's alone; one lost with its connection
+ * fails its units, as it would unbatched.
  */
 class InsertBatcher {
   /** Statements in flight at once: the fewer, the more units each one carries. */
   static readonly IN_FLIGHT = 2;
-  /** Units per statement at most (64 parameters each for authorise, far below the 65,535 a statement may bind). */
+  /** Units per statement at most, a power of two (about 60 parameters each for authorise; a statement may bind 65,535). */
   static readonly UNITS = 32;
   private queue: QueuedInsert[] = [];
   private inFlight = 0;
@@ -194,9 +202,12 @@ class InsertBatcher {
   private pump(): void {
     while (this.queue.length > 0 && this.inFlight < InsertBatcher.IN_FLIGHT) {
       const shape = this.queue[0]!.shape;
+      let same = 0;
+      for (const unit of this.queue) if (unit.shape === shape) same++;
+      const take = Math.min(InsertBatcher.UNITS, 2 ** Math.floor(Math.log2(same)));
       const batch: QueuedInsert[] = [];
       const rest: QueuedInsert[] = [];
-      for (const unit of this.queue) (unit.shape === shape && batch.length < InsertBatcher.UNITS ? batch : rest).push(unit);
+      for (const unit of this.queue) (unit.shape === shape && batch.length < take ? batch : rest).push(unit);
       this.queue = rest;
       this.inFlight++;
       void this.send(batch).finally(() => {
