@@ -44,7 +44,7 @@ export function statementOf(query: { sql: string; parameters: ReadonlyArray<unkn
   return { sql: query.sql, params: [...query.parameters] };
 }
 
-/** The parameters as SQLite binds them: the card sealed, and JSON columns it stores packed packed. */
+/** The parameters as SQLite binds them: the card sealed, the JSON columns it keeps packed deflated (packed-json.ts). */
 export function sqliteParams(statement: CompiledStatement, kek: Kek | undefined): unknown[] {
   const { pack } = statement;
   const params = paramsWithCard(statement, kek);
