@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -128,6 +128,23 @@ export function watchUsage(pid: number, companions: number[] = []): () => Usage 
   };
 }
 
+/**
+ * Each thread's CPU time and time spent runnable but waiting for a CPU, in seconds
+ * (`/proc/<pid>/task/<tid>/schedstat`), keyed by thread id.
+ */
+export function threadTimes(pid: number): Map<string, { cpu: number; wait: number }> {
+  const times = new Map<string, { cpu: number; wait: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [cpu, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      times.set(tid, { cpu: cpu! / 1e9, wait: wait! / 1e9 });
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return times;
+}
+
 export interface Child {
   pid: number;
   url: string;
@@ -201,6 +218,8 @@ export interface GatewayChild extends Child {
 }
 
 export interface GatewayOptions {
+  /** A checkout of the gateway to run (bench/ab.ts); this one by default. */
+  checkout?: string;
   dataDir?: string;
   databaseUrl?: string | undefined;
   env?: Record<string, string>;
@@ -222,7 +241,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayCh
     DATABASE_URL: opts.databaseUrl,
     ...opts.env,
   };
-  const args = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), '--import', 'tsx', 'src/cli/main.ts', 'serve'];
+  const main = opts.checkout ? join(resolve(opts.checkout), 'src/cli/main.ts') : 'src/cli/main.ts';
+  const args = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), '--import', 'tsx', main, 'serve'];
   const child = await startChild({ args, env, port, readyPattern: /listening on/ });
   const credentials = JSON.parse(readFileSync(join(dataDir, 'sandbox-credentials.json'), 'utf8')) as { secret_key: string };
   return { ...child, dataDir, secretKey: credentials.secret_key };

@@ -1,0 +1,61 @@
+import { freshPostgresDatabase } from './lib/postgres.js';
+import { bodyFactory } from './lib/bodies.js';
+import { jsonHeaders } from './lib/flows.js';
+import { postEach, runLoad } from './lib/load.js';
+import { removeDir, startGateway, threadTimes, watchUsage } from './lib/processes.js';
+
+/**
+ * Same-minute A/B of POST /payment/authorise between checkouts of the gateway. This
+ * machine's speed moves within minutes (docs/benchmarks.md, steal), so two runs of
+ * `npm run bench` an hour apart say little about a change; rounds measured side by side
+ * do. Rounds alternate (A B, B A, …), each with a fresh gateway and database, the
+ * benchmark's load generator and bodies, 50 connections, a 3 s warm-up, then BENCH_SECONDS.
+ *
+ *   git worktree add /tmp/before HEAD~3 && ln -s "$PWD/node_modules" /tmp/before/node_modules
+ *   npm run bench:ab -- /tmp/before .
+ *   BENCH_AB_DIALECT=postgres npm run bench:ab -- /tmp/before .
+ */
+const checkouts = process.argv.slice(2);
+if (checkouts.length < 2) {
+  process.stderr.write('usage: npm run bench:ab -- <checkout> <checkout> [...]  (BENCH_SECONDS, BENCH_ROUNDS, BENCH_AB_DIALECT=sqlite|postgres)\n');
+  process.exit(2);
+}
+const seconds = Number(process.env.BENCH_SECONDS ?? 6);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 4);
+const postgres = process.env.BENCH_AB_DIALECT === 'postgres';
+const rates = new Map<string, number[]>(checkouts.map((c) => [c, []]));
+
+for (let round = 1; round <= rounds; round++) {
+  for (const checkout of round % 2 ? checkouts : [...checkouts].reverse()) {
+    const database = postgres ? await freshPostgresDatabase() : null;
+    const gw = await startGateway({ checkout, databaseUrl: database?.url });
+    try {
+      const requests = () => postEach('/payment/authorise', jsonHeaders(gw.secretKey), bodyFactory(`ab-${round}-${Date.now()}`));
+      await runLoad({ url: gw.url, connections: 50, seconds: 3, requests: requests(), expect: (s) => s === 201 });
+      const before = threadTimes(gw.pid);
+      const stop = watchUsage(gw.pid);
+      const m = await runLoad({ url: gw.url, connections: 50, seconds, requests: requests(), expect: (s) => s === 201 });
+      const usage = stop();
+      // The two busiest threads: the event loop, and on SQLite the writer thread.
+      const busiest = [...threadTimes(gw.pid)]
+        .map(([tid, t]) => ({ cpu: (t.cpu - (before.get(tid)?.cpu ?? 0)) / m.seconds, wait: (t.wait - (before.get(tid)?.wait ?? 0)) / m.seconds }))
+        .sort((a, b) => b.cpu - a.cpu)
+        .slice(0, 2)
+        .map((t) => `${Math.round(100 * t.cpu)} % (+${Math.round(100 * t.wait)} % waiting)`);
+      rates.get(checkout)!.push(m.rate);
+      process.stdout.write(
+        `round ${round}  ${checkout}: ${Math.round(m.rate)} req/s, p99 ${m.p99.toFixed(1)} ms, ${m.errors} errors; gateway ${Math.round(usage.cpuPercent)} % CPU, busiest threads ${busiest.join(', ')}; generator ${Math.round(usage.generatorPercent)} %, steal ${Math.round(usage.stealPercent)} %\n`,
+      );
+    } finally {
+      await gw.stop();
+      removeDir(gw.dataDir);
+      await database?.drop();
+    }
+  }
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const base = mean(rates.get(checkouts[0]!)!);
+for (const [checkout, xs] of rates) {
+  process.stdout.write(`${checkout}: mean ${Math.round(mean(xs))} req/s, ${(mean(xs) / base).toFixed(3)} × ${checkouts[0]} (rounds: ${xs.map(Math.round).join(', ')})\n`);
+}
