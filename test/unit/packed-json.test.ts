@@ -42,6 +42,33 @@ describe('packed JSON', () => {
     assert.throws(() => storedJson('sqlite', 'payments', 'reference', 'x'), /not a packed column/);
   });
 
+  it('packs the same text to the same bytes whatever was packed before, on either dictionary', () => {
+    const first = packJson(details, 2);
+    packJson(event, 1);
+    packJson('{"other":"text"}', 2);
+    assert.deepEqual(packJson(details, 2), packJson(details, 2));
+    assert.equal(unpackJson(packJson(details, 2)), details);
+    assert.equal(unpackJson(first), details);
+  });
+
+  it('packs and unpacks values too big for the kept streams\' buffers', () => {
+    const big = JSON.stringify({ metadata: Array.from({ length: 6000 }, (_, i) => `€ value ${i} ${(i * 7919) % 10007}`) });
+    assert.ok(big.length > 16 * 1024 && Buffer.byteLength(big) > 64 * 1024);
+    assert.equal(unpackJson(packJson(big, 2)), big);
+    // Packs small but unpacks past the 64 KB output buffer.
+    const repetitive = JSON.stringify({ note: 'x'.repeat(200_000) });
+    const packed = packJson(repetitive, 1);
+    assert.ok(packed.length < 1000);
+    assert.equal(unpackJson(packed), repetitive);
+  });
+
+  it('throws for a damaged value, and unpacks the next one as before', () => {
+    const packed = packJson(details, 2);
+    assert.throws(() => unpackJson(packed.subarray(0, 40)), /unexpected end of file/);
+    assert.equal(unpackJson(packed), details);
+    assert.equal(unpackJson(packJson(event, 1)), event);
+  });
+
   it('refuses a value naming a dictionary it does not have', () => {
     const packed = packJson(event, 1);
     packed[0] = 99;
