@@ -165,7 +165,16 @@ export class EventQueries {
       .where('deliveries.event_id', '=', eventId)
       .orderBy('deliveries.id')
       .execute();
-    const attempts = await db.selectFrom('delivery_attempts').selectAll().where('event_id', '=', eventId).orderBy('delivery_id').orderBy('attempt').execute();
+    // By the deliveries' ids, which lead delivery_attempts' primary key: the table has no index on event_id.
+    const attempts = rows.length
+      ? await db
+          .selectFrom('delivery_attempts')
+          .selectAll()
+          .where('delivery_id', 'in', rows.map((d) => d.id))
+          .orderBy('delivery_id')
+          .orderBy('attempt')
+          .execute()
+      : [];
     const byDelivery = new Map<string, DeliveryAttemptsTable[]>();
     for (const a of attempts) byDelivery.set(a.delivery_id, [...(byDelivery.get(a.delivery_id) ?? []), a]);
     return rows.map((d) => ({

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { DomainError } from '../domain/errors.js';
 import { formatAmount } from '../domain/money.js';
 import { CLAIM_STATUSES, capturedStatus, isCapturable, isRefundable, isVoidable, refundedStatus, type PaymentStatus } from '../domain/payment-state.js';
@@ -238,7 +239,9 @@ export class Lifecycle {
     const cutoff = now - CLAIM_LEASE_MS;
     const locks = this.ctx.database.caps.rowLocks;
     const payments = await this.ctx.database.transaction(async (trx) => {
-      let q = trx.selectFrom('payments').selectAll().where('status', 'in', CLAIM_STATUSES).where('updated_at', '<=', cutoff).orderBy('updated_at').limit(limit);
+      // Literal statuses, or neither SQLite nor PostgreSQL's generic plans can prove the
+      // partial index (payments_claims) applies, and every run scans all payments.
+      let q = trx.selectFrom('payments').selectAll().where('status', 'in', CLAIM_STATUSES.map((s) => sql.lit(s))).where('updated_at', '<=', cutoff).orderBy('updated_at').limit(limit);
       if (locks) q = q.forUpdate().skipLocked();
       const out: PaymentsTable[] = [];
       for (const row of await q.execute()) {
@@ -249,7 +252,7 @@ export class Lifecycle {
       return out;
     });
     const refunds = await this.ctx.database.transaction(async (trx) => {
-      let q = trx.selectFrom('refunds').selectAll().where('status', '=', 'pending').where('updated_at', '<=', cutoff).orderBy('updated_at').limit(limit);
+      let q = trx.selectFrom('refunds').selectAll().where('status', '=', sql.lit('pending')).where('updated_at', '<=', cutoff).orderBy('updated_at').limit(limit);
       if (locks) q = q.forUpdate().skipLocked();
       const out: RefundsTable[] = [];
       for (const row of await q.execute()) {

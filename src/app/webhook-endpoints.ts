@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { DomainError } from '../domain/errors.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { WebhookEndpointsTable } from '../adapters/storage/schema.js';
@@ -223,7 +224,8 @@ export async function cancelPendingDeliveries(trx: Trx, endpointId: string, now:
     .updateTable('deliveries')
     .set({ status: 'cancelled', last_error: reason, completed_at: now, updated_at: now, locked_until: null, lease_token: null })
     .where('endpoint_id', '=', endpointId)
-    .where('status', '=', 'pending')
+    // A literal, or SQLite cannot use the partial index deliveries_endpoint_pending and scans every delivery.
+    .where('status', '=', sql.lit('pending'))
     .execute();
 }
 
