@@ -6,10 +6,10 @@ import type { Services } from '../app/services.js';
  * and webhook signing secrets. Ciphertext is not touched. Hosted-page tokens are MACs
  * keyed from HMAC_KEY and nothing of them is sealed (src/app/page-token.ts).
  */
-export async function rotateKek(services: Services): Promise<number> {
+export async function rotateKek(services: Services, batch = 500): Promise<number> {
   return (
-    (await rotateCardSecrets(services)) +
-    (await services.storedCards.rewrap()) +
+    (await rotateCardSecrets(services, batch)) +
+    (await services.storedCards.rewrap(batch)) +
     (await rotateChannelSecrets(services)) +
     (await rotateWebhookSecrets(services))
   );
@@ -48,12 +48,25 @@ async function rotateWebhookSecrets(services: Services): Promise<number> {
   return count;
 }
 
-async function rotateCardSecrets(services: Services): Promise<number> {
+/**
+ * One transaction per `batch` cards, in payment id order from where the last one stopped:
+ * every payment has a card row, so starting each batch from the top again would read the
+ * rows already re-wrapped once per batch (quadratic in the number of payments).
+ */
+async function rotateCardSecrets(services: Services, batch: number): Promise<number> {
   const { database, vault } = services.ctx;
   const active = vault.activeKekId;
   let count = 0;
+  let after = '';
   for (;;) {
-    const rows = await database.db.selectFrom('card_secrets').select(['payment_id', 'kek_id', 'wrapped_dek']).where('kek_id', '!=', active).limit(500).execute();
+    const rows = await database.db
+      .selectFrom('card_secrets')
+      .select(['payment_id', 'kek_id', 'wrapped_dek'])
+      .where('payment_id', '>', after)
+      .where('kek_id', '!=', active)
+      .orderBy('payment_id')
+      .limit(batch)
+      .execute();
     if (rows.length === 0) return count;
     await database.transaction(async (trx) => {
       for (const r of rows) {
@@ -62,5 +75,6 @@ async function rotateCardSecrets(services: Services): Promise<number> {
       }
     });
     count += rows.length;
+    after = rows[rows.length - 1]!.payment_id;
   }
 }

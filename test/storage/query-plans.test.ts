@@ -5,6 +5,7 @@ import SQLite from 'better-sqlite3';
 import { Dispatcher } from '../../src/workers/dispatcher.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
+import { rotateKek } from '../../src/cli/rotate-kek.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, post } from '../lifecycle/helpers.js';
 import { paidPayment, registerEndpoint } from '../webhooks/support.js';
@@ -87,9 +88,10 @@ describe('query plans (sqlite)', () => {
       for (const e of events.data) assert.equal((await t.request({ method: 'GET', url: `/events/${e.id}` })).statusCode, 200);
       assert.equal((await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` })).statusCode, 200);
       assert.equal((await t.request({ method: 'DELETE', url: `/payment-methods/${stored.payment_method.token}` })).statusCode, 200);
-      // The schedulers' passes.
+      // The schedulers' passes, and the operator's KEK rotation (nothing to re-wrap here, but its reads are the same).
       await runCaptureScheduler(services);
       await sweepExpired(services);
+      await rotateKek(services);
     });
     const raw = new SQLite(join(t.dataDir, 'gateway.sqlite'), { readonly: true });
     try {
