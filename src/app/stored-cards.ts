@@ -207,13 +207,15 @@ export class StoredCards {
       if (found.deleted_at !== null) return found;
       const erased = { kek_id: null, wrapped_dek: null, pan_ct: null, deleted_at: now, updated_at: now };
       await trx.updateTable('payment_methods').set(erased).where('id', '=', id).execute();
-      // A payment still on its hosted page needs its card until it finishes.
+      // A payment still on its hosted page needs its card until it finishes. Two lookups
+      // joined rather than one OR, so each has its index (payments_payment_method, the key).
       const finished = trx
         .selectFrom('payments')
         .select('id')
+        .where('payment_method_id', '=', id)
         .where('merchant_id', '=', merchantId)
-        .where((eb) => eb.or([eb('payment_method_id', '=', id), eb('id', '=', found.initial_payment_id)]))
-        .where('status', '!=', 'requires_action');
+        .where('status', '!=', 'requires_action')
+        .unionAll(trx.selectFrom('payments').select('id').where('id', '=', found.initial_payment_id).where('merchant_id', '=', merchantId).where('status', '!=', 'requires_action'));
       await trx.deleteFrom('card_secrets').where('payment_id', 'in', finished).execute();
       return { ...found, ...erased };
     });

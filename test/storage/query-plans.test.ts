@@ -99,6 +99,11 @@ describe('query plans (sqlite)', () => {
       assert.ok(reads.length > 20, `only ${reads.length} statements seen`);
       const offenders = reads.map((source) => ({ source, scans: fullScans(raw, source) })).filter((r) => r.scans.length > 0);
       assert.deepEqual(offenders, []);
+      // Not a full scan, but all of a merchant's payments: deleting a stored card finds its payments by the card.
+      const erase = reads.filter((s) => /^delete from "card_secrets"/.test(s));
+      assert.equal(erase.length, 1, 'one statement erases the card data of a deleted stored card');
+      const plan = (raw.prepare(`explain query plan ${erase[0]!}`).all(...Array<null>((erase[0]!.match(/\?/g) ?? []).length).fill(null)) as Array<{ detail: string }>).map((p) => p.detail);
+      assert.ok(plan.some((d) => d.includes('USING INDEX payments_payment_method')), plan.join('; '));
     } finally {
       raw.close();
     }

@@ -8,6 +8,7 @@ import * as m006 from './006-checkout-session-key.js';
 import * as m007 from './007-config-version.js';
 import * as m008 from './008-slim-event-bodies.js';
 import * as m009 from './009-compact-values.js';
+import * as m010 from './010-payments-by-stored-card.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -20,6 +21,7 @@ const all: Record<string, Migration> = {
   '007-config-version': m007,
   '008-slim-event-bodies': m008,
   '009-compact-values': m009,
+  '010-payments-by-stored-card': m010,
 };
 
 export const migrationProvider: MigrationProvider = {
