@@ -9,6 +9,7 @@ import type { AuthoriseRequestBody, CardMethod } from '../http/schemas/payment-r
 import type { AppContext } from './context.js';
 import { detailsOf } from './payment-transitions.js';
 import { iso } from './payment-resource.js';
+import { inKeyBatches } from './key-batches.js';
 
 export type CardMethodBody = Static<typeof CardMethod>;
 
@@ -222,34 +223,26 @@ export class StoredCards {
     return paymentMethodResource(row, now);
   }
 
-  /**
-   * Re-wraps stored cards' data keys under the active KEK (for the KEK rotation command),
-   * `batch` at a time in id order from where the last batch stopped, so a large table is
-   * read once and never held in memory whole.
-   */
-  async rewrap(batch = 500): Promise<number> {
+  /** Re-wraps stored cards' data keys under the active KEK (for the KEK rotation command), `batch` to a transaction. */
+  rewrap(batch = 500): Promise<number> {
     const { database, vault } = this.ctx;
-    let count = 0;
-    let after = '';
-    for (;;) {
-      const rows = await database.db
-        .selectFrom('payment_methods')
-        .select(['id', 'kek_id', 'wrapped_dek'])
-        .where('id', '>', after)
-        .where('kek_id', 'is not', null)
-        .where('kek_id', '!=', vault.activeKekId)
-        .orderBy('id')
-        .limit(batch)
-        .execute();
-      if (rows.length === 0) return count;
-      await database.transaction(async (trx) => {
-        for (const r of rows) {
-          const next = vault.rewrap(r.id, { kek_id: r.kek_id!, wrapped_dek: r.wrapped_dek! });
-          await trx.updateTable('payment_methods').set(next).where('id', '=', r.id).where('kek_id', '=', r.kek_id).execute();
-        }
-      });
-      count += rows.length;
-      after = rows[rows.length - 1]!.id;
-    }
+    return inKeyBatches(
+      database,
+      (after) =>
+        database.db
+          .selectFrom('payment_methods')
+          .select(['id', 'kek_id', 'wrapped_dek'])
+          .where('id', '>', after)
+          .where('kek_id', 'is not', null)
+          .where('kek_id', '!=', vault.activeKekId)
+          .orderBy('id')
+          .limit(batch)
+          .execute(),
+      (r) => r.id,
+      (trx, r) => {
+        const next = vault.rewrap(r.id, { kek_id: r.kek_id!, wrapped_dek: r.wrapped_dek! });
+        return trx.updateTable('payment_methods').set(next).where('id', '=', r.id).where('kek_id', '=', r.kek_id).execute();
+      },
+    );
   }
 }

@@ -1,4 +1,5 @@
 import type { Services } from '../app/services.js';
+import { inKeyBatches } from '../app/key-batches.js';
 
 /**
  * Re-wraps every data key under the active VAULT_KEK (old KEKs stay readable through
@@ -48,33 +49,21 @@ async function rotateWebhookSecrets(services: Services): Promise<number> {
   return count;
 }
 
-/**
- * One transaction per `batch` cards, in payment id order from where the last one stopped:
- * every payment has a card row, so starting each batch from the top again would read the
- * rows already re-wrapped once per batch (quadratic in the number of payments).
- */
-async function rotateCardSecrets(services: Services, batch: number): Promise<number> {
+/** Payment cards, `batch` to a transaction in payment id order (src/app/key-batches.ts). */
+function rotateCardSecrets(services: Services, batch: number): Promise<number> {
   const { database, vault } = services.ctx;
-  const active = vault.activeKekId;
-  let count = 0;
-  let after = '';
-  for (;;) {
-    const rows = await database.db
-      .selectFrom('card_secrets')
-      .select(['payment_id', 'kek_id', 'wrapped_dek'])
-      .where('payment_id', '>', after)
-      .where('kek_id', '!=', active)
-      .orderBy('payment_id')
-      .limit(batch)
-      .execute();
-    if (rows.length === 0) return count;
-    await database.transaction(async (trx) => {
-      for (const r of rows) {
-        const next = vault.rewrap(r.payment_id, r);
-        await trx.updateTable('card_secrets').set(next).where('payment_id', '=', r.payment_id).where('kek_id', '=', r.kek_id).execute();
-      }
-    });
-    count += rows.length;
-    after = rows[rows.length - 1]!.payment_id;
-  }
+  return inKeyBatches(
+    database,
+    (after) =>
+      database.db
+        .selectFrom('card_secrets')
+        .select(['payment_id', 'kek_id', 'wrapped_dek'])
+        .where('payment_id', '>', after)
+        .where('kek_id', '!=', vault.activeKekId)
+        .orderBy('payment_id')
+        .limit(batch)
+        .execute(),
+    (r) => r.payment_id,
+    (trx, r) => trx.updateTable('card_secrets').set(vault.rewrap(r.payment_id, r)).where('payment_id', '=', r.payment_id).where('kek_id', '=', r.kek_id).execute(),
+  );
 }
