@@ -161,7 +161,8 @@ class KeptStream {
       this.stream = undefined;
       throw stream.errored ?? new Error('zlib failed');
     }
-    const [outLeft, inLeft] = [state[0]!, state[1]!];
+    const outLeft = state[0]!;
+    const inLeft = state[1]!;
     handle.reset();
     return outLeft === 0 || inLeft !== 0 ? undefined : room - outLeft;
   }
