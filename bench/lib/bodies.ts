@@ -19,22 +19,30 @@ export function exampleBody(): Body {
 
 const MARK = '\u0000REF\u0000';
 
+export interface BodyOptions {
+  /**
+   * Each body's `customer.reference` differs too (`<runId>-<n>`). The customer-initiated
+   * flow uses it: 50 journeys at once are 50 customers, where the spec's example would
+   * make them one customer storing the same four cards, whose concurrent inserts of one
+   * stored card queue behind each other on PostgreSQL (its unique index).
+   */
+  distinctCustomers?: boolean;
+}
+
 /**
  * Request bodies that differ in `reference` and rotate through the approving cards. They
- * are spliced from pre-serialised halves so the load generator spends as little CPU per
+ * are spliced from pre-serialised parts so the load generator spends as little CPU per
  * request as possible (it shares the machine with the server).
  */
-export function bodyFactory(runId: string, change: (body: Body) => Body = (b) => b): (n: number) => string {
-  const halves = APPROVING_CARDS.map((card) => {
+export function bodyFactory(runId: string, change: (body: Body) => Body = (b) => b, opts: BodyOptions = {}): (n: number) => string {
+  const templates = APPROVING_CARDS.map((card) => {
     const body = change(exampleBody());
     body.reference = MARK;
+    const customer = body.customer as Body | undefined;
+    if (opts.distinctCustomers && customer) customer.reference = MARK;
     const pm = body.payment_method as Body | undefined;
     if (pm && pm.type === 'card') Object.assign(pm, { number: card.number, cvc: card.cvc });
-    const [before, after] = JSON.stringify(body).split(JSON.stringify(MARK));
-    return { before: before!, after: after! };
+    return JSON.stringify(body).split(JSON.stringify(MARK));
   });
-  return (n) => {
-    const h = halves[n % halves.length]!;
-    return `${h.before}"${runId}-${n}"${h.after}`;
-  };
+  return (n) => templates[n % templates.length]!.join(`"${runId}-${n}"`);
 }

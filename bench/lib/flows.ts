@@ -68,7 +68,7 @@ interface FlowContext {
  * "manual". A step that fails ends that journey (autocannon starts the next one).
  */
 export function citFlow(key: string, runId: string, manualCapture: boolean, tally: FlowTally): RequestSpec[] {
-  const body = bodyFactory(runId, (b: Body) => ({ ...b, capture: manualCapture ? 'manual' : 'auto' }));
+  const body = bodyFactory(runId, (b: Body) => ({ ...b, capture: manualCapture ? 'manual' : 'auto' }), { distinctCustomers: true });
   const json = jsonHeaders(key);
   let n = 0;
   const finish = (c: FlowContext) => {
