@@ -52,14 +52,22 @@ interface Measured {
   fsyncs: number | null;
 }
 
-/** Runs `load` while watching the server's CPU/RSS and counting the fsyncs of `fsyncPids`. */
-async function measured(pid: number, fsyncPids: number[], load: () => Promise<Measurement>): Promise<Measured> {
+/**
+ * Runs `load` while watching the server's CPU/RSS and counting the fsyncs of `fsyncPids`;
+ * `joined` lists the database's backends again at the end (see watchUsage).
+ */
+async function measured(pid: number, fsyncPids: number[], load: () => Promise<Measurement>, joined: () => Promise<number[]> = async () => []): Promise<Measured> {
   const counter = await countFsyncs(fsyncPids);
   const stop = watchUsage(pid, fsyncPids);
   const m = await load();
-  const usage = stop();
+  const usage = stop(await joined());
   const fsyncs = await counter.stop();
   return { m, usage, fsyncs };
+}
+
+/** A gateway run measured with its database's backends, on PostgreSQL those that connect during it too. */
+async function measuredRun(gw: GatewayChild, db: Db, load: () => Promise<Measurement>): Promise<Measured> {
+  return measured(gw.pid, await fsyncPidsFor(db, gw), load, async () => (db.dbName ? postgresPids(ADMIN_URL, db.dbName) : []));
 }
 
 function usageColumns(u: Usage) {
@@ -166,7 +174,7 @@ async function dialectSection(dialect: string, echo: Measurement | undefined): P
     say(`C: ${dialect} authorise, closed loop ${CONNECTIONS} connections`);
     await runLoad({ url: gw.url, connections: CONNECTIONS, seconds: WARMUP_SECONDS, requests: authoriseRequests(gw.secretKey, 'warm'), expect: created });
     const closedLoop = async (tag: string, load: string, pairedEcho: Measurement | undefined) => {
-      const c = await measured(gw!.pid, await fsyncPidsFor(db, gw!), () =>
+      const c = await measuredRun(gw!, db, () =>
         runLoad({ url: gw!.url, connections: CONNECTIONS, seconds: SECONDS, requests: authoriseRequests(gw!.secretKey, tag), expect: created }),
       );
       rows.push({
@@ -200,7 +208,7 @@ async function dialectSection(dialect: string, echo: Measurement | undefined): P
     // C: authorise at a fixed rate, half the closed-loop maximum.
     const rate = Math.max(1, Math.round(closed.rate / 2));
     say(`C: ${dialect} authorise, fixed ${rate}/s`);
-    const cf = await measured(gw.pid, await fsyncPidsFor(db, gw), () =>
+    const cf = await measuredRun(gw, db, () =>
       runLoad({ url: gw!.url, connections: CONNECTIONS, seconds: SECONDS, overallRate: rate, requests: authoriseRequests(gw!.secretKey, 'cf'), expect: created }),
     );
     rows.push({ run: 'C authorise', db: dialect, load: `fixed ${rate}/s`, unit: 'req/s', m: cf.m, ...usageColumns(cf.usage), perFsync: perFsync(cf.m.ok, cf.fsyncs) });
@@ -208,10 +216,11 @@ async function dialectSection(dialect: string, echo: Measurement | undefined): P
     // D: the customer-initiated flow.
     const manual = features.capture;
     say(`D: ${dialect} CIT flow (authorise + hosted page + ${manual ? 'manual capture' : 'capture auto'})`);
+    const cit = (tally: FlowTally, tag: string, seconds: number) =>
+      runLoad({ url: gw!.url, connections: CONNECTIONS, seconds, requests: citFlow(gw!.secretKey, `${RUN_ID}-${tag}`, manual, tally), expect: (s) => s === 200 || s === 201 || s === 303 });
+    await cit(new FlowTally(), 'citwarm', WARMUP_SECONDS);
     const tally = new FlowTally();
-    const d = await measured(gw.pid, await fsyncPidsFor(db, gw), () =>
-      runLoad({ url: gw!.url, connections: CONNECTIONS, seconds: SECONDS, requests: citFlow(gw!.secretKey, `${RUN_ID}-cit`, manual, tally), expect: (s) => s === 200 || s === 201 || s === 303 }),
-    );
+    const d = await measuredRun(gw, db, () => cit(tally, 'cit', SECONDS));
     const [p50, p99, p999] = tally.latencies.percentiles(50, 99, 99.9);
     rows.push({
       run: `D CIT flow (${manual ? 'auth+page+capture' : 'auth+page, capture auto'})`,
@@ -237,9 +246,9 @@ async function dialectSection(dialect: string, echo: Measurement | undefined): P
       rows.push({ run: 'D MIT (token, synchronous)', db: dialect, load: '', unit: 'payments/s', skipped: mit.reason });
     } else {
       const headers = jsonHeaders(gw.secretKey);
-      const mm = await measured(gw.pid, await fsyncPidsFor(db, gw), () =>
-        runLoad({ url: gw!.url, connections: CONNECTIONS, seconds: SECONDS, requests: postEach('/payment/authorise', headers, mit.body), expect: created }),
-      );
+      const merchantInitiated = (seconds: number) => runLoad({ url: gw!.url, connections: CONNECTIONS, seconds, requests: postEach('/payment/authorise', headers, mit.body), expect: created });
+      await merchantInitiated(WARMUP_SECONDS);
+      const mm = await measuredRun(gw, db, () => merchantInitiated(SECONDS));
       rows.push({
         run: 'D MIT (token, synchronous)',
         db: dialect,
@@ -290,9 +299,10 @@ async function webhookSection(dialect: string, features: Features | undefined): 
     receiver.reset(0);
     say(`E: ${dialect} callbacks: draining with the dispatcher on`);
     gw = await startGateway({ dataDir: db.dataDir, databaseUrl: db.databaseUrl });
-    const stopUsage = watchUsage(gw.pid);
+    const backends = async () => (db.dbName ? postgresPids(ADMIN_URL, db.dbName) : []);
+    const stopUsage = watchUsage(gw.pid, await backends());
     await receiver.waitFor(backlog, 15_000, Math.max(60_000, SECONDS * 10_000));
-    const usage = stopUsage();
+    const usage = stopUsage(await backends());
     const got = receiver.received;
     const drainSeconds = (receiver.last - receiver.first) / 1000;
     const drainRate = got > 1 && drainSeconds > 0 ? (got - 1) / drainSeconds : 0;
@@ -310,12 +320,12 @@ async function webhookSection(dialect: string, features: Features | undefined): 
     const rate = Math.max(1, Math.round(Math.min(1000, drainRate / 2)));
     say(`E: ${dialect} callbacks: lag at ${rate} payments/s`);
     receiver.reset(Date.now());
-    const stopUsage2 = watchUsage(gw.pid);
+    const stopUsage2 = watchUsage(gw.pid, await backends());
     const m = await runLoad({ url: gw.url, connections: CONNECTIONS, seconds: SECONDS, overallRate: rate, requests: authoriseRequests(gw.secretKey, 'lag'), expect: created });
     // Payments answered after the window closed still have events on their way: wait
     // until the stream goes quiet.
     await receiver.waitFor(Number.MAX_SAFE_INTEGER, 5_000, 60_000);
-    const usage2 = stopUsage2();
+    const usage2 = stopUsage2(await backends());
     const delivered = receiver.lags.count;
     const [p50, p99, p999] = receiver.lags.percentiles(50, 99, 99.9);
     rows.push({

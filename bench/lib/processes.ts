@@ -91,9 +91,11 @@ function cpuOf(pids: number[]): number {
 /**
  * Samples a process's CPU and RSS over a window: `const stop = watchUsage(pid); ...; const u = stop();`.
  * `companions` (PostgreSQL backends serving the run) are part of the system under test,
- * so their CPU is not counted as other work.
+ * so their CPU is not counted as other work. `stop(joined)` takes the companions as they
+ * are at the end: a backend that connected during the window (a pool growing under a new
+ * kind of load) spent all of its CPU inside it, and counts as the database's too.
  */
-export function watchUsage(pid: number, companions: number[] = []): () => Usage {
+export function watchUsage(pid: number, companions: number[] = []): (joined?: number[]) => Usage {
   const t0 = performance.now();
   const cpu0 = cpuSeconds(pid);
   const own = [...new Set([process.pid, ...companions])].filter((p) => p !== pid);
@@ -110,19 +112,20 @@ export function watchUsage(pid: number, companions: number[] = []): () => Usage 
       // The process ended; the window's caller reports that.
     }
   }, 200);
-  return () => {
+  return (joined = []) => {
     clearInterval(timer);
     const seconds = (performance.now() - t0) / 1000;
     if (!existsSync(`/proc/${pid}`)) throw new Error(`process ${pid} ended during the measurement`);
     const rssEnd = rssBytes(pid);
     const server = cpuSeconds(pid) - cpu0;
     const machine = machineCpuSeconds();
-    const others = machine.used - machine0.used - server - (cpuOf(own) - own0);
+    const newcomers = cpuOf(joined.filter((p) => p !== pid && !own.includes(p)));
+    const others = machine.used - machine0.used - server - (cpuOf(own) - own0) - newcomers;
     return {
       cpuPercent: (server / seconds) * 100,
       othersPercent: Math.max(0, (others / seconds) * 100),
       stealPercent: ((machine.stolen - machine0.stolen) / seconds) * 100,
-      companionsPercent: ((cpuOf(db) - db0) / seconds) * 100,
+      companionsPercent: ((cpuOf(db) - db0 + newcomers) / seconds) * 100,
       generatorPercent: ((cpuSeconds(process.pid) - gen0) / seconds) * 100,
       rssMaxBytes: Math.max(rssMax, rssEnd), rssEndBytes: rssEnd };
   };
