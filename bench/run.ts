@@ -7,8 +7,8 @@ import { citFlow, type Features, FlowTally, jsonHeaders, probeFeatures, setupMit
 import { countFsyncs, fsyncMethod, postgresPids } from './lib/fsync.js';
 import { type Measurement, postEach, runLoad } from './lib/load.js';
 import { millionSection } from './lib/million.js';
-import { ADMIN_URL, ensurePostgres, freshPostgresDatabase } from './lib/postgres.js';
-import { type GatewayChild, removeDir, startEcho, startGateway, tempDir, type Usage, watchUsage } from './lib/processes.js';
+import { ADMIN_URL, ensurePostgres, freshPostgresDatabase, postmasterPid } from './lib/postgres.js';
+import { type GatewayChild, removeDir, startEcho, startGateway, tempDir, treeCpuSeconds, type Usage, watchUsage } from './lib/processes.js';
 import { profileAuthorise } from './lib/profile.js';
 import { mainTable, type Row, format } from './lib/report.js';
 import { Receiver, registerEndpoint } from './lib/webhooks.js';
@@ -52,22 +52,32 @@ interface Measured {
   fsyncs: number | null;
 }
 
-/**
- * Runs `load` while watching the server's CPU/RSS and counting the fsyncs of `fsyncPids`;
- * `joined` lists the database's backends again at the end (see watchUsage).
- */
-async function measured(pid: number, fsyncPids: number[], load: () => Promise<Measurement>, joined: () => Promise<number[]> = async () => []): Promise<Measured> {
+/** Runs `load` while watching the server's CPU/RSS, the database's CPU, and counting the fsyncs of `fsyncPids`. */
+async function measured(pid: number, fsyncPids: number[], load: () => Promise<Measurement>, database: number[] | (() => number) = fsyncPids): Promise<Measured> {
   const counter = await countFsyncs(fsyncPids);
-  const stop = watchUsage(pid, fsyncPids);
+  const stop = watchUsage(pid, database);
   const m = await load();
-  const usage = stop(await joined());
+  const usage = stop();
   const fsyncs = await counter.stop();
   return { m, usage, fsyncs };
 }
 
-/** A gateway run measured with its database's backends, on PostgreSQL those that connect during it too. */
+let postmaster: Promise<number | null> | undefined;
+
+/**
+ * The database's CPU for watchUsage: on PostgreSQL the whole server's (its postmaster's
+ * process tree: backends that connect while a pool grows, or come and go, the WAL writer,
+ * the checkpointer, autovacuum), else `pids`.
+ */
+async function databaseCpu(db: Db, pids: number[]): Promise<number[] | (() => number)> {
+  if (!db.dbName) return pids;
+  const root = await (postmaster ??= postmasterPid());
+  return root === null ? pids : () => treeCpuSeconds(root);
+}
+
 async function measuredRun(gw: GatewayChild, db: Db, load: () => Promise<Measurement>): Promise<Measured> {
-  return measured(gw.pid, await fsyncPidsFor(db, gw), load, async () => (db.dbName ? postgresPids(ADMIN_URL, db.dbName) : []));
+  const pids = await fsyncPidsFor(db, gw);
+  return measured(gw.pid, pids, load, await databaseCpu(db, pids));
 }
 
 function usageColumns(u: Usage) {
@@ -299,10 +309,10 @@ async function webhookSection(dialect: string, features: Features | undefined): 
     receiver.reset(0);
     say(`E: ${dialect} callbacks: draining with the dispatcher on`);
     gw = await startGateway({ dataDir: db.dataDir, databaseUrl: db.databaseUrl });
-    const backends = async () => (db.dbName ? postgresPids(ADMIN_URL, db.dbName) : []);
-    const stopUsage = watchUsage(gw.pid, await backends());
+    const database = await databaseCpu(db, []);
+    const stopUsage = watchUsage(gw.pid, database);
     await receiver.waitFor(backlog, 15_000, Math.max(60_000, SECONDS * 10_000));
-    const usage = stopUsage(await backends());
+    const usage = stopUsage();
     const got = receiver.received;
     const drainSeconds = (receiver.last - receiver.first) / 1000;
     const drainRate = got > 1 && drainSeconds > 0 ? (got - 1) / drainSeconds : 0;
@@ -320,12 +330,12 @@ async function webhookSection(dialect: string, features: Features | undefined): 
     const rate = Math.max(1, Math.round(Math.min(1000, drainRate / 2)));
     say(`E: ${dialect} callbacks: lag at ${rate} payments/s`);
     receiver.reset(Date.now());
-    const stopUsage2 = watchUsage(gw.pid, await backends());
+    const stopUsage2 = watchUsage(gw.pid, database);
     const m = await runLoad({ url: gw.url, connections: CONNECTIONS, seconds: SECONDS, overallRate: rate, requests: authoriseRequests(gw.secretKey, 'lag'), expect: created });
     // Payments answered after the window closed still have events on their way: wait
     // until the stream goes quiet.
     await receiver.waitFor(Number.MAX_SAFE_INTEGER, 5_000, 60_000);
-    const usage2 = stopUsage2(await backends());
+    const usage2 = stopUsage2();
     const delivered = receiver.lags.count;
     const [p50, p99, p999] = receiver.lags.percentiles(50, 99, 99.9);
     rows.push({

@@ -2,6 +2,7 @@ import { readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { ADMIN_URL, freshPostgresDatabase } from '../../test/support/postgres.js';
+import { parentPid } from './processes.js';
 
 export { ADMIN_URL, freshPostgresDatabase };
 
@@ -38,4 +39,21 @@ export async function ensurePostgres(): Promise<{ version: string } | { error: s
     version = await reachable();
   }
   return version ? { version } : { error: `PostgreSQL at ${new URL(ADMIN_URL).host} did not come up` };
+}
+
+/**
+ * The PostgreSQL server's postmaster, the parent of every backend: found as the parent of
+ * a connection of ours, so null when the server is not a process of this machine.
+ */
+export async function postmasterPid(): Promise<number | null> {
+  const c = new pg.Client({ connectionString: ADMIN_URL });
+  try {
+    await c.connect();
+    const r = await c.query<{ pid: number }>('select pg_backend_pid() as pid');
+    return parentPid(r.rows[0]!.pid);
+  } catch {
+    return null;
+  } finally {
+    await c.end().catch(() => {});
+  }
 }

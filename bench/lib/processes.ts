@@ -30,12 +30,42 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** /proc/<pid>/stat's fields after the parenthesised command name (state is [0], ppid [1]). */
+function statFields(pid: number | string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+export function parentPid(pid: number): number {
+  return Number(statFields(pid)[1]);
+}
+
 /** CPU seconds (user + system) the process has used so far. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(pid);
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/**
+ * CPU seconds a process and its children have used so far: its own, its live children's,
+ * and those of children that have ended (the kernel adds them to the parent's cutime and
+ * cstime when it reaps them). For PostgreSQL's postmaster that is every backend, the WAL
+ * writer, the checkpointer and autovacuum, including connections that came and went
+ * inside a measurement window.
+ */
+export function treeCpuSeconds(root: number): number {
+  const own = statFields(root);
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = statFields(entry);
+      if (Number(fields[1]) === root) ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // A process that ended while the list was read.
+    }
+  }
+  return ticks / CLOCK_TICKS;
 }
 
 export function rssBytes(pid: number): number {
@@ -90,19 +120,16 @@ function cpuOf(pids: number[]): number {
 
 /**
  * Samples a process's CPU and RSS over a window: `const stop = watchUsage(pid); ...; const u = stop();`.
- * `companions` (PostgreSQL backends serving the run) are part of the system under test,
- * so their CPU is not counted as other work. `stop(joined)` takes the companions as they
- * are at the end: a backend that connected during the window (a pool growing under a new
- * kind of load) spent all of its CPU inside it, and counts as the database's too.
+ * `companions` (the database serving the run: PostgreSQL backends by pid, or a reading of
+ * the whole server's CPU such as treeCpuSeconds of its postmaster) are part of the system
+ * under test, so their CPU is not counted as other work.
  */
-export function watchUsage(pid: number, companions: number[] = []): (joined?: number[]) => Usage {
+export function watchUsage(pid: number, companions: number[] | (() => number) = []): () => Usage {
   const t0 = performance.now();
   const cpu0 = cpuSeconds(pid);
-  const own = [...new Set([process.pid, ...companions])].filter((p) => p !== pid);
-  const own0 = cpuOf(own);
-  const db = companions.filter((p) => p !== pid && p !== process.pid);
-  const db0 = cpuOf(db);
-  const gen0 = cpuSeconds(process.pid);
+  const dbCpu = typeof companions === 'function' ? companions : () => cpuOf(companions.filter((p) => p !== pid && p !== process.pid));
+  const db0 = dbCpu();
+  const gen0 = pid === process.pid ? 0 : cpuSeconds(process.pid);
   const machine0 = machineCpuSeconds();
   let rssMax = rssBytes(pid);
   const timer = setInterval(() => {
@@ -112,21 +139,22 @@ export function watchUsage(pid: number, companions: number[] = []): (joined?: nu
       // The process ended; the window's caller reports that.
     }
   }, 200);
-  return (joined = []) => {
+  return () => {
     clearInterval(timer);
     const seconds = (performance.now() - t0) / 1000;
     if (!existsSync(`/proc/${pid}`)) throw new Error(`process ${pid} ended during the measurement`);
     const rssEnd = rssBytes(pid);
     const server = cpuSeconds(pid) - cpu0;
     const machine = machineCpuSeconds();
-    const newcomers = cpuOf(joined.filter((p) => p !== pid && !own.includes(p)));
-    const others = machine.used - machine0.used - server - (cpuOf(own) - own0) - newcomers;
+    const database = dbCpu() - db0;
+    const generator = pid === process.pid ? 0 : cpuSeconds(process.pid) - gen0;
+    const others = machine.used - machine0.used - server - generator - database;
     return {
       cpuPercent: (server / seconds) * 100,
       othersPercent: Math.max(0, (others / seconds) * 100),
       stealPercent: ((machine.stolen - machine0.stolen) / seconds) * 100,
-      companionsPercent: ((cpuOf(db) - db0 + newcomers) / seconds) * 100,
-      generatorPercent: ((cpuSeconds(process.pid) - gen0) / seconds) * 100,
+      companionsPercent: (database / seconds) * 100,
+      generatorPercent: ((pid === process.pid ? server : generator) / seconds) * 100,
       rssMaxBytes: Math.max(rssMax, rssEnd), rssEndBytes: rssEnd };
   };
 }
