@@ -7,8 +7,8 @@ import { citFlow, type Features, FlowTally, jsonHeaders, probeFeatures, setupMit
 import { countFsyncs, fsyncMethod, postgresPids } from './lib/fsync.js';
 import { type Measurement, postEach, runLoad } from './lib/load.js';
 import { millionSection } from './lib/million.js';
-import { ADMIN_URL, ensurePostgres, freshPostgresDatabase, postmasterPid } from './lib/postgres.js';
-import { type GatewayChild, removeDir, startEcho, startGateway, tempDir, treeCpuSeconds, type Usage, watchUsage } from './lib/processes.js';
+import { ADMIN_URL, ensurePostgres, freshPostgresDatabase, postgresCpu } from './lib/postgres.js';
+import { type GatewayChild, removeDir, startEcho, startGateway, tempDir, type Usage, watchUsage } from './lib/processes.js';
 import { profileAuthorise } from './lib/profile.js';
 import { mainTable, type Row, format } from './lib/report.js';
 import { Receiver, registerEndpoint } from './lib/webhooks.js';
@@ -62,17 +62,9 @@ async function measured(pid: number, fsyncPids: number[], load: () => Promise<Me
   return { m, usage, fsyncs };
 }
 
-let postmaster: Promise<number | null> | undefined;
-
-/**
- * The database's CPU for watchUsage: on PostgreSQL the whole server's (its postmaster's
- * process tree: backends that connect while a pool grows, or come and go, the WAL writer,
- * the checkpointer, autovacuum), else `pids`.
- */
+/** The database's CPU for watchUsage: on PostgreSQL the whole server's (postgresCpu), else `pids`. */
 async function databaseCpu(db: Db, pids: number[]): Promise<number[] | (() => number)> {
-  if (!db.dbName) return pids;
-  const root = await (postmaster ??= postmasterPid());
-  return root === null ? pids : () => treeCpuSeconds(root);
+  return db.dbName ? postgresCpu(pids) : pids;
 }
 
 async function measuredRun(gw: GatewayChild, db: Db, load: () => Promise<Measurement>): Promise<Measured> {

@@ -3,8 +3,8 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { countFsyncs, postgresPids } from './fsync.js';
 import { type Measurement, Samples } from './load.js';
-import { postmasterPid } from './postgres.js';
-import { removeDir, tempDir, treeCpuSeconds, type Usage, watchUsage } from './processes.js';
+import { postgresCpu } from './postgres.js';
+import { removeDir, tempDir, type Usage, watchUsage } from './processes.js';
 
 export interface CommitMeasurement extends Measurement {
   fsyncs: number | null;
@@ -70,8 +70,7 @@ export async function postgresCommits(url: string, adminUrl: string, seconds: nu
     const latencies = new Samples();
     const backends = await postgresPids(adminUrl, database);
     const fsyncs = await countFsyncs(backends);
-    const postmaster = await postmasterPid();
-    const watch = watchUsage(process.pid, postmaster === null ? backends : () => treeCpuSeconds(postmaster));
+    const watch = watchUsage(process.pid, await postgresCpu(backends));
     const t0 = performance.now();
     const end = t0 + seconds * 1000;
     let n = 0;

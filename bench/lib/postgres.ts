@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { ADMIN_URL, freshPostgresDatabase } from '../../test/support/postgres.js';
-import { parentPid } from './processes.js';
+import { parentPid, treeCpuSeconds } from './processes.js';
 
 export { ADMIN_URL, freshPostgresDatabase };
 
@@ -56,4 +56,16 @@ export async function postmasterPid(): Promise<number | null> {
   } finally {
     await c.end().catch(() => {});
   }
+}
+
+let postmaster: Promise<number | null> | undefined;
+
+/**
+ * PostgreSQL's CPU for watchUsage: the postmaster's whole process tree (backends that
+ * connect while a pool grows or come and go, the WAL writer, the checkpointer,
+ * autovacuum), or `pids` when the server is not a process of this machine.
+ */
+export async function postgresCpu(pids: number[]): Promise<number[] | (() => number)> {
+  const root = await (postmaster ??= postmasterPid());
+  return root === null ? pids : () => treeCpuSeconds(root);
 }
