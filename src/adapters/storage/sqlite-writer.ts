@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startThread } from '../threads.js';
 import type { CompiledStatement } from './compiled.js';
 import type { Kek } from '../../config.js';
 
@@ -39,20 +40,6 @@ export class SqliteWriteError extends Error {
     super(message);
     this.name = 'SqliteError';
   }
-}
-
-const fromTypeScript = import.meta.url.endsWith('.ts');
-const threadUrl = new URL(`./sqlite-writer-thread${fromTypeScript ? '.ts' : '.js'}`, import.meta.url);
-
-/**
- * Worker threads do not inherit the tsx loader the gateway runs under (`npm start`,
- * tests), so a TypeScript thread registers it before loading its module.
- */
-function newThread(workerData: unknown): Worker {
-  if (!fromTypeScript) return new Worker(threadUrl, { workerData });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(threadUrl.href)}); });`;
-  return new Worker(boot, { eval: true, workerData });
 }
 
 /**
@@ -116,7 +103,7 @@ export class SqliteWriter {
   }
 
   private start(): Worker {
-    const worker = newThread({ file: this.file, cardKek: this.cardKek } satisfies WriterData);
+    const worker = startThread(import.meta.url, 'sqlite-writer-thread', { file: this.file, cardKek: this.cardKek } satisfies WriterData);
     this.textIds = new Map();
     // An idle writer must not keep the process alive; one with work in flight must.
     worker.unref();
