@@ -1,7 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import nodemailer from 'nodemailer';
+import { startThread } from '../threads.js';
 
 export interface MailMessage {
   /** The delivery id: it names the Message-ID and the .eml file, so a re-send is recognisable. */
@@ -67,7 +69,7 @@ export class SmtpMailer implements Mailer {
     const url = new URL(smtpUrl);
     for (const [k, v] of Object.entries(SMTP_TIMEOUTS)) if (!url.searchParams.has(k)) url.searchParams.set(k, v);
     this.transport = nodemailer.createTransport(url.toString());
-    this.destination = `smtp ${url.hostname}:${url.port || (url.protocol === 'smtps:' ? 465 : 587)}`;
+    this.destination = smtpDestination(url);
   }
 
   async send(message: MailMessage): Promise<MailResult> {
@@ -85,6 +87,10 @@ export class SmtpMailer implements Mailer {
   close(): void {
     this.transport.close();
   }
+}
+
+function smtpDestination(url: URL): string {
+  return `smtp ${url.hostname}:${url.port || (url.protocol === 'smtps:' ? 465 : 587)}`;
 }
 
 function parseCode(response: unknown): number | null {
@@ -127,6 +133,85 @@ export class FileMailer implements Mailer {
   }
 }
 
-export function createMailer(config: { smtpUrl: string | undefined; mailFrom: string; dataDir: string }): Mailer {
+export interface MailerConfig {
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  dataDir: string;
+}
+
+/** The mailer that does the work, on the thread that calls it. */
+export function directMailer(config: MailerConfig): Mailer {
   return config.smtpUrl ? new SmtpMailer(config.smtpUrl, config.mailFrom) : new FileMailer(join(config.dataDir, MAIL_DIR), config.mailFrom);
+}
+
+/** The gateway's mailer: the direct one, run on a thread of its own (ThreadedMailer). */
+export function createMailer(config: MailerConfig): Mailer {
+  return new ThreadedMailer({ smtpUrl: config.smtpUrl, mailFrom: config.mailFrom, dataDir: config.dataDir });
+}
+
+export interface MailerRequest {
+  id: number;
+  message: MailMessage;
+}
+
+export type MailerReply = { id: number; result: MailResult } | { id: number; error: { name: string; message: string; responseCode: number | null } };
+
+/**
+ * Sends through the direct mailer on a worker thread (mailer-thread.ts). Composing a
+ * message with nodemailer takes the event loop a few hundred microseconds; with two
+ * notifications per payment that was a quarter of the merchant-initiated flow's
+ * throughput (docs/benchmarks.md, eighth session). Failures keep their kind: an SMTP
+ * refusal is a PermanentMailError here as well. If the thread dies, the messages it held
+ * fail (their deliveries are retried) and the next message starts a new thread.
+ */
+export class ThreadedMailer implements Mailer {
+  readonly destination: string;
+  private worker: Worker | null = null;
+  private readonly pending = new Map<number, { resolve: (r: MailResult) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+
+  constructor(private readonly config: MailerConfig) {
+    this.destination = config.smtpUrl ? smtpDestination(new URL(config.smtpUrl)) : `files in ${join(config.dataDir, MAIL_DIR)}`;
+  }
+
+  send(message: MailMessage): Promise<MailResult> {
+    const worker = this.worker ?? this.start();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) worker.ref();
+      this.pending.set(id, { resolve, reject });
+      worker.postMessage({ id, message } satisfies MailerRequest);
+    });
+  }
+
+  close(): void {
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = null;
+    worker.postMessage('close');
+  }
+
+  private start(): Worker {
+    const worker = startThread(import.meta.url, 'mailer-thread', this.config);
+    // An idle mail thread must not keep the process alive; one with messages in flight must.
+    worker.unref();
+    worker.on('message', (reply: MailerReply) => {
+      const waiter = this.pending.get(reply.id);
+      if (!waiter) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) worker.unref();
+      if ('result' in reply) return waiter.resolve(reply.result);
+      const { name, message, responseCode } = reply.error;
+      waiter.reject(name === 'PermanentMailError' ? new PermanentMailError(message, responseCode) : Object.assign(new Error(message), { responseCode }));
+    });
+    const fail = (error: Error) => {
+      if (this.worker === worker) this.worker = null;
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the mail thread stopped (exit code ${code})`)));
+    this.worker = worker;
+    return worker;
+  }
 }
