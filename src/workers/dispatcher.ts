@@ -412,13 +412,16 @@ export class Dispatcher {
   /** Reads a batch of undispatched events and works out their deliveries, writing nothing. */
   private async planFanOut(db: Kysely<Schema>, token: string): Promise<{ deliveries: DeliveriesTable[]; eventIds: string[]; result: { events: number; leased: Leased[] } }> {
     const { clock, config } = this.services.ctx;
-    const events: EventRow[] = await db
-      .selectFrom('events')
-      .select(['id', 'merchant_id', 'channel_id', 'payment_id', 'type', 'created_at'])
-      .where('dispatched', '=', sql.lit(0))
-      .orderBy('id')
-      .limit(FAN_OUT_BATCH)
-      .execute();
+    // PostgreSQL reads through a function that skips dispatched events' dead row versions (migration 011).
+    const events: EventRow[] = this.services.ctx.database.dialect === 'postgres'
+      ? (await sql<EventRow>`select * from undispatched_events(${FAN_OUT_BATCH})`.execute(db)).rows
+      : await db
+          .selectFrom('events')
+          .select(['id', 'merchant_id', 'channel_id', 'payment_id', 'type', 'created_at'])
+          .where('dispatched', '=', sql.lit(0))
+          .orderBy('id')
+          .limit(FAN_OUT_BATCH)
+          .execute();
     if (events.length === 0) return { deliveries: [], eventIds: [], result: { events: 0, leased: [] } };
     const merchantIds = [...new Set(events.map((e) => e.merchant_id))];
     const channelIds = [...new Set(events.map((e) => e.channel_id))];

@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import SQLite from 'better-sqlite3';
+import { sql } from 'kysely';
 import { Dispatcher } from '../../src/workers/dispatcher.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
 import { rotateKek } from '../../src/cli/rotate-kek.js';
-import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, post } from '../lifecycle/helpers.js';
 import { paidPayment, registerEndpoint } from '../webhooks/support.js';
 
@@ -107,5 +108,42 @@ describe('query plans (sqlite)', () => {
     } finally {
       raw.close();
     }
+  });
+});
+
+for (const dialect of DIALECTS.filter((d) => d === 'postgres')) describe(`the fan-out read of undispatched events (${dialect})`, () => {
+  let t: TestGateway;
+  before(async () => {
+    t = await startTestGateway({ dialect });
+  });
+  after(() => t.close());
+
+  /** Buffers (pages) the dispatcher's read of undispatched events touches. */
+  async function pagesRead(): Promise<number> {
+    const { rows } = await sql<{ 'QUERY PLAN': Array<{ Plan: Record<string, number> }> }>`explain (analyze, buffers, format json) select * from undispatched_events(2000)`.execute(t.gateway.services.ctx.database.db);
+    const plan = rows[0]!['QUERY PLAN'][0]!.Plan;
+    return plan['Shared Hit Blocks']! + plan['Shared Read Blocks']!;
+  }
+
+  it('skips events already dispatched without reading their rows again', async () => {
+    const { db } = t.gateway.services.ctx.database;
+    // Events that were dispatched leave old row versions, and their index entries, until VACUUM.
+    await sql`insert into events (id, merchant_id, channel_id, payment_id, type, sequence, created_at, body, dispatched)
+      select 'evt_' || lpad(n::text, 8, '0'), 'mer_x', 'chn_x', null, 'payment.created', 1, 0, repeat('x', 500), 0 from generate_series(1, 3000) n`.execute(db);
+    await sql`update events set dispatched = 1`.execute(db);
+    await sql`insert into events (id, merchant_id, channel_id, payment_id, type, sequence, created_at, body, dispatched)
+      values ('evt_99999999', 'mer_x', 'chn_x', null, 'payment.created', 1, 0, '{}', 0)`.execute(db);
+    const { rows: size } = await sql<{ pages: number }>`select (pg_relation_size('events') / current_setting('block_size')::int)::int as pages`.execute(db);
+    const heapPages = size[0]!.pages;
+    assert.ok(heapPages > 100, `${heapPages} heap pages`);
+
+    const { rows } = await sql<{ id: string; created_at: number }>`select * from undispatched_events(2000)`.execute(db);
+    assert.deepEqual(
+      rows.map((r) => [r.id, r.created_at]),
+      [['evt_99999999', 0]],
+    );
+    // The first read marked the dead versions' entries; later reads skip them.
+    const pages = await pagesRead();
+    assert.ok(pages < heapPages / 10, `the read touched ${pages} pages; the events table has ${heapPages}`);
   });
 });

@@ -9,6 +9,7 @@ import * as m007 from './007-config-version.js';
 import * as m008 from './008-slim-event-bodies.js';
 import * as m009 from './009-compact-values.js';
 import * as m010 from './010-payments-by-stored-card.js';
+import * as m011 from './011-undispatched-events-read.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -22,6 +23,7 @@ const all: Record<string, Migration> = {
   '008-slim-event-bodies': m008,
   '009-compact-values': m009,
   '010-payments-by-stored-card': m010,
+  '011-undispatched-events-read': m011,
 };
 
 export const migrationProvider: MigrationProvider = {
