@@ -64,7 +64,7 @@ describe('SQLite writer thread', () => {
     const pending = writer.run([[slow('e')]]);
     await new Promise((r) => setTimeout(r, 100));
     // The thread is private; ending it here stands in for a crash.
-    await (writer as unknown as { worker: Worker }).worker.terminate();
+    await (writer as unknown as { thread: { worker: Worker } }).thread.worker.terminate();
     await assert.rejects(pending, /writer thread stopped/);
     const next = await writer.run([[insert('f')]]);
     assert.deepEqual(next, [{ ok: true }]);

@@ -15,7 +15,7 @@ parentPort!.on('message', (request: MailerRequest | 'close') => {
     return;
   }
   mailer.send(request.message).then(
-    (result) => parentPort!.postMessage({ id: request.id, result } satisfies MailerReply),
+    (value) => parentPort!.postMessage({ id: request.id, value } satisfies MailerReply),
     (error: Error & { responseCode?: number | null }) =>
       parentPort!.postMessage({ id: request.id, error: { name: error.name, message: error.message, responseCode: error.responseCode ?? null } } satisfies MailerReply),
   );

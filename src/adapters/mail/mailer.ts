@@ -1,9 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import nodemailer from 'nodemailer';
-import { startThread } from '../threads.js';
+import { ThreadClient, type ThreadReply } from '../threads.js';
 
 export interface MailMessage {
   /** The delivery id: it names the Message-ID and the .eml file, so a re-send is recognisable. */
@@ -154,7 +153,14 @@ export interface MailerRequest {
   message: MailMessage;
 }
 
-export type MailerReply = { id: number; result: MailResult } | { id: number; error: { name: string; message: string; responseCode: number | null } };
+/** A send that failed: the error's kind, message and SMTP reply code. */
+export interface MailerFailure {
+  name: string;
+  message: string;
+  responseCode: number | null;
+}
+
+export type MailerReply = ThreadReply<MailResult, MailerFailure>;
 
 /**
  * Sends through the direct mailer on a worker thread (mailer-thread.ts). Composing a
@@ -166,52 +172,26 @@ export type MailerReply = { id: number; result: MailResult } | { id: number; err
  */
 export class ThreadedMailer implements Mailer {
   readonly destination: string;
-  private worker: Worker | null = null;
-  private readonly pending = new Map<number, { resolve: (r: MailResult) => void; reject: (e: Error) => void }>();
-  private nextId = 1;
+  private readonly thread: ThreadClient<MailResult, MailerFailure>;
 
-  constructor(private readonly config: MailerConfig) {
+  constructor(config: MailerConfig) {
     this.destination = config.smtpUrl ? smtpDestination(new URL(config.smtpUrl)) : `files in ${join(config.dataDir, MAIL_DIR)}`;
+    this.thread = new ThreadClient({
+      base: import.meta.url,
+      name: 'mailer-thread',
+      data: config,
+      label: 'mail thread',
+      failure: ({ name, message, responseCode }) =>
+        name === 'PermanentMailError' ? new PermanentMailError(message, responseCode) : Object.assign(new Error(message), { responseCode }),
+    });
   }
 
   send(message: MailMessage): Promise<MailResult> {
-    const worker = this.worker ?? this.start();
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      if (this.pending.size === 0) worker.ref();
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, message } satisfies MailerRequest);
-    });
+    return this.thread.request((id) => ({ id, message }) satisfies MailerRequest);
   }
 
+  /** Messages in flight still finish; the process need not wait for the thread to exit. */
   close(): void {
-    const worker = this.worker;
-    if (!worker) return;
-    this.worker = null;
-    worker.postMessage('close');
-  }
-
-  private start(): Worker {
-    const worker = startThread(import.meta.url, 'mailer-thread', this.config);
-    // An idle mail thread must not keep the process alive; one with messages in flight must.
-    worker.unref();
-    worker.on('message', (reply: MailerReply) => {
-      const waiter = this.pending.get(reply.id);
-      if (!waiter) return;
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0) worker.unref();
-      if ('result' in reply) return waiter.resolve(reply.result);
-      const { name, message, responseCode } = reply.error;
-      waiter.reject(name === 'PermanentMailError' ? new PermanentMailError(message, responseCode) : Object.assign(new Error(message), { responseCode }));
-    });
-    const fail = (error: Error) => {
-      if (this.worker === worker) this.worker = null;
-      for (const waiter of this.pending.values()) waiter.reject(error);
-      this.pending.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the mail thread stopped (exit code ${code})`)));
-    this.worker = worker;
-    return worker;
+    void this.thread.close(false);
   }
 }

@@ -96,7 +96,7 @@ function handle(requests: WriterRequest[]): WriterReply[] {
     return requests.map(({ id }) => ({ id, error: { message, code } }));
   }
   let at = 0;
-  return requests.map(({ id, units: mine }) => ({ id, outcomes: outcomes.slice(at, (at += mine.length)) }));
+  return requests.map(({ id, units: mine }) => ({ id, value: outcomes.slice(at, (at += mine.length)) }));
 }
 
 function close(): void {

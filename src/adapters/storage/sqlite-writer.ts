@@ -1,5 +1,4 @@
-import type { Worker } from 'node:worker_threads';
-import { startThread } from '../threads.js';
+import { ThreadClient, type ThreadReply } from '../threads.js';
 import type { CompiledStatement } from './compiled.js';
 import type { Kek } from '../../config.js';
 
@@ -29,7 +28,13 @@ export interface WriterData {
   cardKek: { id: string; key: Uint8Array } | undefined;
 }
 
-export type WriterReply = { id: number; outcomes: UnitOutcome[] } | { id: number; error: { message: string; code: string | undefined } };
+/** A batch that failed as a whole: SQLite's message and code. */
+export interface WriterFailure {
+  message: string;
+  code: string | undefined;
+}
+
+export type WriterReply = ThreadReply<UnitOutcome[], WriterFailure>;
 
 /** An error from the writer thread keeps SQLite's code, so callers can tell a constraint violation from the rest. */
 export class SqliteWriteError extends Error {
@@ -50,27 +55,27 @@ export class SqliteWriteError extends Error {
  * not have happened, as with a process crash) and the next batch starts a new thread.
  */
 export class SqliteWriter {
-  private worker: Worker | null = null;
-  private readonly pending = new Map<number, { resolve: (o: UnitOutcome[]) => void; reject: (e: Error) => void }>();
-  private nextId = 1;
+  private readonly thread: ThreadClient<UnitOutcome[], WriterFailure>;
   /** SQL texts the current thread has been sent; a new thread starts with none. */
   private textIds = new Map<string, number>();
 
-  constructor(
-    private readonly file: string,
-    private readonly cardKek: Kek | undefined,
-  ) {}
+  constructor(file: string, cardKek: Kek | undefined) {
+    this.thread = new ThreadClient({
+      base: import.meta.url,
+      name: 'sqlite-writer-thread',
+      data: { file, cardKek } satisfies WriterData,
+      label: 'SQLite writer thread',
+      failure: (e) => new SqliteWriteError(e.message, e.code),
+      onStart: () => (this.textIds = new Map()),
+    });
+  }
 
   run(units: CompiledStatement[][]): Promise<UnitOutcome[]> {
-    const worker = this.worker ?? this.start();
-    const id = this.nextId++;
-    const texts: WriterRequest['texts'] = [];
-    // Packing JSON and sealing a card cost tens of microseconds each: they happen on the thread.
-    const numbered = units.map((unit) => unit.map((s) => this.forThread(s, texts)));
-    return new Promise((resolve, reject) => {
-      if (this.pending.size === 0) worker.ref();
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, texts, units: numbered } satisfies WriterRequest);
+    return this.thread.request((id) => {
+      const texts: WriterRequest['texts'] = [];
+      // Packing JSON and sealing a card cost tens of microseconds each: they happen on the thread.
+      const numbered = units.map((unit) => unit.map((s) => this.forThread(s, texts)));
+      return { id, texts, units: numbered } satisfies WriterRequest;
     });
   }
 
@@ -91,38 +96,8 @@ export class SqliteWriter {
     return n;
   }
 
-  async close(): Promise<void> {
-    const worker = this.worker;
-    if (!worker) return;
-    this.worker = null;
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    // Held until the thread has closed its connection, so the WAL is left tidy.
-    worker.ref();
-    worker.postMessage('close');
-    await exited;
-  }
-
-  private start(): Worker {
-    const worker = startThread(import.meta.url, 'sqlite-writer-thread', { file: this.file, cardKek: this.cardKek } satisfies WriterData);
-    this.textIds = new Map();
-    // An idle writer must not keep the process alive; one with work in flight must.
-    worker.unref();
-    worker.on('message', (reply: WriterReply) => {
-      const waiter = this.pending.get(reply.id);
-      if (!waiter) return;
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0) worker.unref();
-      if ('error' in reply) waiter.reject(new SqliteWriteError(reply.error.message, reply.error.code));
-      else waiter.resolve(reply.outcomes);
-    });
-    const fail = (error: Error) => {
-      if (this.worker === worker) this.worker = null;
-      for (const waiter of this.pending.values()) waiter.reject(error);
-      this.pending.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the SQLite writer thread stopped (exit code ${code})`)));
-    this.worker = worker;
-    return worker;
+  /** Held until the thread has closed its connection, so the WAL is left tidy. */
+  close(): Promise<void> {
+    return this.thread.close(true);
   }
 }
