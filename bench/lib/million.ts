@@ -249,7 +249,7 @@ export interface MillionOptions {
   say: (text: string) => void;
 }
 
-/** Measurements after the load, alternating between the two sizes, so a machine that speeds up or slows down over the minutes of the load moves both alike. */
+/** Measurements after the load, alternating between the two sizes (A B, B A), so a machine that speeds up or slows down over the minutes of the load moves both alike. */
 const ROUNDS = 2;
 
 /**
@@ -280,9 +280,18 @@ export async function millionSection(opts: MillionOptions): Promise<string> {
     const tables = bytesByTable(dataDir).map((t) => ({ name: t.name, bytes: t.bytes - (tablesBefore.get(t.name) ?? 0) }));
     const fulls: SizePoint[] = [];
     const empties: SizePoint[] = [];
+    // Full then nearly empty, then the other way round: what a measurement leaves behind
+    // (the file cache's writeback, a warmer or colder CPU) falls on each size alike.
     for (let round = 1; round <= ROUNDS; round++) {
-      fulls.push(await measureAt(`full-${round}`, opts.payments, dataDir, [...small.ids, ...big.ids], opts));
-      empties.push(await measureAt(`empty-${round}`, base, emptyDir, small.ids, opts));
+      const full = () => measureAt(`full-${round}`, opts.payments, dataDir, [...small.ids, ...big.ids], opts);
+      const empty = () => measureAt(`empty-${round}`, base, emptyDir, small.ids, opts);
+      if (round % 2) {
+        fulls.push(await full());
+        empties.push(await empty());
+      } else {
+        empties.push(await empty());
+        fulls.push(await full());
+      }
     }
 
     const mb = (b: number) => format.fixed(b / 1048576, 1);
