@@ -49,10 +49,16 @@ export class ThreadClient<Value, Failure> {
   request(build: (id: number) => unknown): Promise<Value> {
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
+    try {
+      worker.postMessage(build(id));
+    } catch (error) {
+      // Nothing was sent (a value that cannot be copied): nothing to wait for.
+      return Promise.reject(error);
+    }
+    // Replies arrive on a later turn of the event loop, so registering now is in time.
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) worker.ref();
       this.pending.set(id, { resolve, reject });
-      worker.postMessage(build(id));
     });
   }
 

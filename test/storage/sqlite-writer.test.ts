@@ -60,6 +60,14 @@ describe('SQLite writer thread', () => {
     assert.deepEqual(ids().filter((id) => id.startsWith('q')), ['q0', 'q1', 'q3', 'q4', 'q5', 'q6']);
   });
 
+  it('refuses a batch that cannot be sent to the thread, and goes on with the next', async () => {
+    await assert.rejects(writer.run([[{ sql: 'insert into things (id) values (?)', params: [() => 'x'] }]]), { name: 'DataCloneError' });
+    // Nothing waits for a reply that will never come (it would keep the process alive).
+    assert.equal((writer as unknown as { thread: { pending: Map<number, unknown> } }).thread.pending.size, 0);
+    assert.deepEqual(await writer.run([[insert('g')]]), [{ ok: true }]);
+    assert.ok(ids().includes('g'));
+  });
+
   it('fails the batch a dying thread held, and starts a new thread for the next', async () => {
     const pending = writer.run([[slow('e')]]);
     await new Promise((r) => setTimeout(r, 100));
