@@ -14,6 +14,12 @@ import { removeDir, startGateway, threadTimes, watchUsage } from './lib/processe
  *   git worktree add /tmp/before HEAD~3 && ln -s "$PWD/node_modules" /tmp/before/node_modules
  *   npm run bench:ab -- /tmp/before .
  *   BENCH_AB_DIALECT=postgres npm run bench:ab -- /tmp/before .
+ *   BENCH_AB_RATE=1500 npm run bench:ab -- /tmp/before .
+ *
+ * With BENCH_AB_RATE the measured window runs at that fixed rate instead of a closed loop,
+ * and rounds compare the gateway's CPU time per payment: under a closed loop the machine
+ * is saturated and a change's saving shows only as throughput, through the scheduler and
+ * the other threads' contention; below saturation it is the work itself.
  */
 const checkouts = process.argv.slice(2);
 if (checkouts.length < 2) {
@@ -23,7 +29,11 @@ if (checkouts.length < 2) {
 const seconds = Number(process.env.BENCH_SECONDS ?? 6);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 4);
 const postgres = process.env.BENCH_AB_DIALECT === 'postgres';
+const fixedRate = process.env.BENCH_AB_RATE ? Number(process.env.BENCH_AB_RATE) : undefined;
+if (fixedRate !== undefined && !(fixedRate > 0)) throw new Error(`BENCH_AB_RATE must be a positive number of requests per second, not "${process.env.BENCH_AB_RATE}"`);
 const rates = new Map<string, number[]>(checkouts.map((c) => [c, []]));
+/** Gateway CPU µs per successful payment, per round (the fixed-rate mode's measure). */
+const costs = new Map<string, number[]>(checkouts.map((c) => [c, []]));
 
 for (let round = 1; round <= rounds; round++) {
   for (const checkout of round % 2 ? checkouts : [...checkouts].reverse()) {
@@ -34,8 +44,9 @@ for (let round = 1; round <= rounds; round++) {
       await runLoad({ url: gw.url, connections: 50, seconds: 3, requests: requests(), expect: (s) => s === 201 });
       const before = threadTimes(gw.pid);
       const stop = watchUsage(gw.pid);
-      const m = await runLoad({ url: gw.url, connections: 50, seconds, requests: requests(), expect: (s) => s === 201 });
+      const m = await runLoad({ url: gw.url, connections: 50, seconds, overallRate: fixedRate, requests: requests(), expect: (s) => s === 201 });
       const usage = stop();
+      const cost = (usage.cpuPercent * 10_000) / m.rate;
       // The two busiest threads: the event loop, and on SQLite the writer thread.
       const busiest = [...threadTimes(gw.pid)]
         .map(([tid, t]) => ({ cpu: (t.cpu - (before.get(tid)?.cpu ?? 0)) / m.seconds, wait: (t.wait - (before.get(tid)?.wait ?? 0)) / m.seconds }))
@@ -43,8 +54,9 @@ for (let round = 1; round <= rounds; round++) {
         .slice(0, 2)
         .map((t) => `${Math.round(100 * t.cpu)} % (+${Math.round(100 * t.wait)} % waiting)`);
       rates.get(checkout)!.push(m.rate);
+      costs.get(checkout)!.push(cost);
       process.stdout.write(
-        `round ${round}  ${checkout}: ${Math.round(m.rate)} req/s, p99 ${m.p99.toFixed(1)} ms, ${m.errors} errors; gateway ${Math.round(usage.cpuPercent)} % CPU, busiest threads ${busiest.join(', ')}; generator ${Math.round(usage.generatorPercent)} %, steal ${Math.round(usage.stealPercent)} %\n`,
+        `round ${round}  ${checkout}: ${Math.round(m.rate)} req/s, p99 ${m.p99.toFixed(1)} ms, ${m.errors} errors; gateway ${Math.round(usage.cpuPercent)} % CPU (${Math.round(cost)} µs a payment), busiest threads ${busiest.join(', ')}; generator ${Math.round(usage.generatorPercent)} %, steal ${Math.round(usage.stealPercent)} %\n`,
       );
     } finally {
       await gw.stop();
@@ -55,7 +67,8 @@ for (let round = 1; round <= rounds; round++) {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const base = mean(rates.get(checkouts[0]!)!);
-for (const [checkout, xs] of rates) {
-  process.stdout.write(`${checkout}: mean ${Math.round(mean(xs))} req/s, ${(mean(xs) / base).toFixed(3)} × ${checkouts[0]} (rounds: ${xs.map(Math.round).join(', ')})\n`);
+const [measure, unit] = fixedRate === undefined ? [rates, 'req/s'] : [costs, 'µs a payment'];
+const base = mean(measure.get(checkouts[0]!)!);
+for (const [checkout, xs] of measure) {
+  process.stdout.write(`${checkout}: mean ${Math.round(mean(xs))} ${unit}, ${(mean(xs) / base).toFixed(3)} × ${checkouts[0]} (rounds: ${xs.map(Math.round).join(', ')})\n`);
 }
