@@ -3,6 +3,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import { insertRow } from '../adapters/storage/compiled.js';
 import { unpackJson } from '../adapters/storage/packed-json.js';
 import type { AppContext } from './context.js';
+import { needsFanOut } from './event-interest.js';
 import { type FixedPaymentFields, type PaymentDetails, type PaymentResource, fixedPaymentFields } from './payment-resource.js';
 
 type EventSubject = Pick<PaymentsTable, 'merchant_id' | 'channel_id' | 'id' | 'sequence'>;
@@ -49,11 +50,14 @@ export const BODY_FORM = { whole: 0, slim: 1, object: 2 } as const;
  * does. A payment's event is stored slim (see `slim`); `eventBody` gives the whole
  * event back, byte for byte the same every time it is read, delivered or redelivered.
  * Events never carry the hosted-page URL: it is a bearer credential for the page.
+ * An event that no endpoint and no e-mail rule can take is written already dispatched
+ * (src/app/event-interest.ts): the fan-out would only read it and mark it so.
  */
 export function eventRow(ctx: AppContext, payment: EventSubject, type: string, object: unknown, now: number) {
   const id = ctx.newId('event');
   const slimmed = slim(object);
   const body = slimmed === null ? envelope(id, type, now, payment.sequence, JSON.stringify(object)) : JSON.stringify(slimmed);
+  const dispatched = needsFanOut(ctx, { merchant_id: payment.merchant_id, channel_id: payment.channel_id, type, created_at: now }) ? 0 : 1;
   return {
     id,
     merchant_id: payment.merchant_id,
@@ -64,6 +68,7 @@ export function eventRow(ctx: AppContext, payment: EventSubject, type: string, o
     created_at: now,
     body,
     body_slim: slimmed === null ? BODY_FORM.whole : BODY_FORM.object,
+    dispatched,
   };
 }
 

@@ -1,10 +1,12 @@
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import type { CompiledQuery, Kysely } from 'kysely';
+import { type CompiledQuery, type Kysely, sql } from 'kysely';
 import type { Database } from '../adapters/storage/database.js';
-import type { ChannelsTable, Schema, SecretKeysTable } from '../adapters/storage/schema.js';
+import type { ChannelsTable, Schema, SecretKeysTable, WebhookEndpointsTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
 import { compiledOnce } from '../adapters/storage/compiled.js';
+import type { EndpointInterest } from './event-interest.js';
+import { subscriptionOf } from './webhook-endpoints.js';
 
 /** A secret key that may be used: its merchant, its id and its stored SHA-256 (for the constant-time check). */
 export interface ActiveKey {
@@ -18,12 +20,14 @@ const ACTIVE_KEYS_CAP = 10_000;
 /** Unknown and revoked hashes: anyone can send random keys, so these churn in a small space. */
 const REJECTED_KEYS_CAP = 1_000;
 const CHANNELS_CAP = 10_000;
+/** Merchants whose enabled endpoints are kept. */
+const ENDPOINT_MERCHANTS_CAP = 10_000;
 /** After losing the PostgreSQL listener, lookups go to the database and try again after this long. */
 const RELISTEN_AFTER_MS = 1_000;
 /** How often the PostgreSQL listener proves its connection alive (see PostgresListener). */
 const HEARTBEAT_MS = 5_000;
 
-/** The channel migration 007's trigger notifies on PostgreSQL. */
+/** The channel migration 007's (and 012's) triggers notify on PostgreSQL. */
 const NOTIFY_CHANNEL = 'config_changed';
 
 /** A lookup's SQL, compiled once by its owner (compiledOnce), for one parameter. */
@@ -41,13 +45,15 @@ interface Watch {
 
 /**
  * In-memory answers for the two reads every API request makes before any work: the
- * secret key (by SHA-256 hash) and the channel (by reference). Rows handed out are
- * shared, so callers only read them. A change, also one made by another process
- * (the operator CLI), applies from the next request on:
+ * secret key (by SHA-256 hash) and the channel (by reference); and for the outbox, each
+ * merchant's enabled webhook endpoints. Rows handed out are shared, so callers only
+ * read them. A change, also one made by another process (the operator CLI), applies
+ * from the next request on:
  *
  * - Migration 007's triggers move a one-row counter (config_versions) in the same
  *   transaction as any change to merchants, channels or secret keys, whoever makes it,
- *   and on PostgreSQL also NOTIFY.
+ *   and on PostgreSQL also NOTIFY; migration 012's do the same for the endpoint columns
+ *   that decide which events an endpoint takes.
  * - SQLite: lookups first read that counter (a prepared primary-key read on a
  *   read-only connection of its own: ~3 µs, where a lookup through Kysely costs 11-20;
  *   once per event-loop turn, shared by the requests handled in it) and empty the
@@ -83,6 +89,9 @@ export class LookupCache {
   private readonly rejectedKeys = new Set<string>();
   private readonly channels = new Map<string, Readonly<ChannelsTable>>();
   private readonly channelsById = new Map<string, Readonly<ChannelsTable>>();
+  private readonly endpointsByMerchant = new Map<string, readonly EndpointInterest[]>();
+  /** Endpoint loads in flight, so the events of a merchant not yet cached share one read. */
+  private readonly loadingEndpoints = new Map<string, Promise<readonly EndpointInterest[]>>();
   /** Moves whenever the cache is emptied, so a lookup in flight can tell. */
   private generation = 0;
   private watch: Watch | null = null;
@@ -124,7 +133,11 @@ export class LookupCache {
     if (hit !== undefined) return hit;
     const generation = this.generation;
     const row = await this.loadChannel(reference, query);
-    if (row && generation === this.generation) remember(this.channels, reference, row, CHANNELS_CAP);
+    if (row && generation === this.generation) {
+      remember(this.channels, reference, row, CHANNELS_CAP);
+      // The payment's event names its channel by id (the outbox's e-mail rules): the same row.
+      remember(this.channelsById, row.id, row, CHANNELS_CAP);
+    }
     return row;
   }
 
@@ -143,18 +156,50 @@ export class LookupCache {
     return row;
   }
 
-  /** Forget everything: called after this process changed a key or a channel, and by the watch. */
+  /** The merchant's enabled endpoints: whom the outbox's fan-out delivers its events to. */
+  endpoints(merchantId: string): Promise<readonly EndpointInterest[]> {
+    const usable = this.watcher().usable();
+    const hit = usable ? this.endpointsByMerchant.get(merchantId) : undefined;
+    if (hit !== undefined) return Promise.resolve(hit);
+    if (!usable) return this.loadEndpoints(merchantId);
+    let loading = this.loadingEndpoints.get(merchantId);
+    if (!loading) {
+      const generation = this.generation;
+      loading = this.loadEndpoints(merchantId)
+        .then((list) => {
+          if (generation === this.generation) remember(this.endpointsByMerchant, merchantId, list, ENDPOINT_MERCHANTS_CAP);
+          return list;
+        })
+        .finally(() => this.loadingEndpoints.delete(merchantId));
+      this.loadingEndpoints.set(merchantId, loading);
+    }
+    return loading;
+  }
+
+  /** The merchant's endpoints if they are cached and the cache can be trusted now, without waiting; otherwise undefined. */
+  cachedEndpoints(merchantId: string): readonly EndpointInterest[] | undefined {
+    return this.watcher().usable() ? this.endpointsByMerchant.get(merchantId) : undefined;
+  }
+
+  /** The channel with this id if it is cached and the cache can be trusted now, without waiting; otherwise undefined. */
+  cachedChannelById(id: string): Readonly<ChannelsTable> | undefined {
+    return this.watcher().usable() ? this.channelsById.get(id) : undefined;
+  }
+
+  /** Forget everything: called after this process changed a key, a channel or an endpoint, and by the watch. */
   drop(): void {
     this.generation++;
     this.activeKeys.clear();
     this.rejectedKeys.clear();
     this.channels.clear();
     this.channelsById.clear();
+    this.endpointsByMerchant.clear();
+    this.loadingEndpoints.clear();
   }
 
   /** Entry counts, to show the caps hold. */
-  sizes(): { activeKeys: number; rejectedKeys: number; channels: number } {
-    return { activeKeys: this.activeKeys.size, rejectedKeys: this.rejectedKeys.size, channels: this.channels.size + this.channelsById.size };
+  sizes(): { activeKeys: number; rejectedKeys: number; channels: number; endpointMerchants: number } {
+    return { activeKeys: this.activeKeys.size, rejectedKeys: this.rejectedKeys.size, channels: this.channels.size + this.channelsById.size, endpointMerchants: this.endpointsByMerchant.size };
   }
 
   private watcher(): Watch {
@@ -182,9 +227,24 @@ export class LookupCache {
     const db = this.ctx.database.db;
     return (await db.executeQuery<ChannelsTable>(query(db, reference))).rows[0];
   }
+
+  private async loadEndpoints(merchantId: string): Promise<readonly EndpointInterest[]> {
+    const db = this.ctx.database.db;
+    const rows = (await db.executeQuery<Pick<WebhookEndpointsTable, 'id' | 'events' | 'channel_id' | 'created_at'>>(enabledEndpoints(db, merchantId))).rows;
+    return rows.map((r) => ({ id: r.id, created_at: r.created_at, sub: subscriptionOf(r) }));
+  }
 }
 
 const channelRowById = compiledOnce((db, id: string) => db.selectFrom('channels').selectAll().where('id', '=', id));
+const enabledEndpoints = compiledOnce((db, merchantId: string) =>
+  db
+    .selectFrom('webhook_endpoints')
+    .select(['id', 'events', 'channel_id', 'created_at'])
+    .where('merchant_id', '=', merchantId)
+    .where('status', '=', sql.lit('enabled'))
+    .where('deleted_at', 'is', null)
+    .orderBy('id'),
+);
 
 /** Oldest entry out first: Maps iterate in insertion order. */
 function remember<V>(map: Map<string, V>, key: string, value: V, cap: number): void {

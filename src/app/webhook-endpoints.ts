@@ -8,6 +8,7 @@ import { checkUrl, type OutboundPolicy, resolveChecked, type Resolver, systemRes
 import type { AppContext } from './context.js';
 import { iso } from './payment-resource.js';
 import { channelReference } from './payment-transitions.js';
+import { LookupCache } from './lookup-cache.js';
 
 export interface EndpointInput {
   url: string;
@@ -100,6 +101,9 @@ export class WebhookEndpoints {
       deleted_at: null,
     };
     await this.ctx.database.write((trx) => trx.insertInto('webhook_endpoints').values(row).execute());
+    // The outbox decides from the cached endpoints whether an event needs fanning out:
+    // this process sees the endpoint before the merchant does (others on the trigger's notification).
+    LookupCache.of(this.ctx).drop();
     return { ...(await this.view(row)), secret };
   }
 
@@ -124,6 +128,7 @@ export class WebhookEndpoints {
       changes.disabled_reason = patch.status === 'disabled' ? 'disabled by the merchant' : null;
     }
     await this.ctx.database.write((trx) => trx.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).execute());
+    LookupCache.of(this.ctx).drop();
     return this.view({ ...row, ...changes });
   }
 
@@ -135,6 +140,7 @@ export class WebhookEndpoints {
       await trx.updateTable('webhook_endpoints').set({ deleted_at: now, updated_at: now, status: 'disabled', disabled_reason: 'deleted' }).where('id', '=', row.id).execute();
       await cancelPendingDeliveries(trx, row.id, now, 'the endpoint was deleted');
     });
+    LookupCache.of(this.ctx).drop();
     return { id: row.id, object: 'webhook_endpoint', deleted: true };
   }
 

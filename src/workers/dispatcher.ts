@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Services } from '../app/services.js';
-import { cancelPendingDeliveries, outboundPolicy, subscribes, subscriptionOf, type Subscription } from '../app/webhook-endpoints.js';
+import { cancelPendingDeliveries, outboundPolicy } from '../app/webhook-endpoints.js';
+import { type EndpointInterest, type MailRules, RECEIPT_TYPES, endpointTakes, mailRulesOf, notifiesMerchant } from '../app/event-interest.js';
 import type { DeliveriesTable, Schema } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import { compileInsert, compiledOnce, statementOf } from '../adapters/storage/compiled.js';
@@ -140,8 +141,8 @@ function aboutPayment(object: EventObject): { payment: PaymentInEvent; refund: {
 
 /** A receipt is for money taken, held or given back: not for an authorisation captured at once, which gets one on capture. */
 function receiptWorthy(type: string, payment: PaymentInEvent): boolean {
-  if (type === 'payment.captured' || type === 'payment.partially_captured' || type === 'refund.succeeded') return true;
-  return type === 'payment.authorised' && !(payment.capture === 'auto' && !payment.capture_delay);
+  if (!RECEIPT_TYPES.has(type)) return false;
+  return type !== 'payment.authorised' || !(payment.capture === 'auto' && !payment.capture_delay);
 }
 
 function customerEmail(payment: PaymentInEvent): string | null {
@@ -423,23 +424,11 @@ export class Dispatcher {
           .limit(FAN_OUT_BATCH)
           .execute();
     if (events.length === 0) return { deliveries: [], eventIds: [], result: { events: 0, leased: [] } };
-    const merchantIds = [...new Set(events.map((e) => e.merchant_id))];
-    const channelIds = [...new Set(events.map((e) => e.channel_id))];
-    const endpoints = await db
-      .selectFrom('webhook_endpoints')
-      .select(['id', 'merchant_id', 'events', 'channel_id', 'created_at'])
-      .where('merchant_id', 'in', merchantIds)
-      .where('status', '=', 'enabled')
-      .where('deleted_at', 'is', null)
-      .execute();
-    const channels = [];
-    for (const id of channelIds) channels.push(await LookupCache.of(this.services.ctx).channelById(id));
-
-    const byMerchant = new Map<string, Array<{ id: string; created_at: number; sub: Subscription }>>();
-    for (const e of endpoints) byMerchant.set(e.merchant_id, [...(byMerchant.get(e.merchant_id) ?? []), { id: e.id, created_at: e.created_at, sub: subscriptionOf(e) }]);
-    const mailRules = new Map(
-      channels.map((c) => [c.id, { emails: JSON.parse(c.notify_emails) as string[], types: JSON.parse(c.notify_events) as string[], receipts: c.customer_receipts === 1 }]),
-    );
+    const cache = LookupCache.of(this.services.ctx);
+    const byMerchant = new Map<string, readonly EndpointInterest[]>();
+    for (const id of new Set(events.map((e) => e.merchant_id))) byMerchant.set(id, await cache.endpoints(id));
+    const mailRules = new Map<string, MailRules>();
+    for (const id of new Set(events.map((e) => e.channel_id))) mailRules.set(id, mailRulesOf(await cache.channelById(id)));
     // Receipts need the customer's address: only their events' bodies are read, with the
     // payment details that slim bodies take the address from.
     const receiptEvents = events.filter((e) => e.payment_id !== null && mailRules.get(e.channel_id)?.receipts).map((e) => e.id);
@@ -460,9 +449,8 @@ export class Dispatcher {
     const add = (event: EventRow, kind: DeliveriesTable['kind'], target: string, extra: Pick<DeliveriesTable, 'endpoint_id'> | Pick<DeliveriesTable, 'recipient' | 'template'>) =>
       rows.push(pendingDelivery({ id: this.services.ctx.newId('delivery'), event_id: event.id, merchant_id: event.merchant_id, kind, target, ...extra }, now, retryUntil));
     for (const event of events) {
-      // An endpoint receives the events that happen after it is registered.
       for (const ep of byMerchant.get(event.merchant_id) ?? []) {
-        if (ep.created_at <= event.created_at && subscribes(ep.sub, event)) add(event, 'webhook', ep.id, { endpoint_id: ep.id });
+        if (endpointTakes(ep, event)) add(event, 'webhook', ep.id, { endpoint_id: ep.id });
       }
       const rules = mailRules.get(event.channel_id);
       if (!rules) continue;
@@ -471,7 +459,7 @@ export class Dispatcher {
         for (const email of new Set(rules.emails)) add(event, 'email', `compliance:${email}`, { recipient: email, template: 'compliance' });
         continue;
       }
-      if (rules.types.includes('*') || rules.types.includes(event.type)) {
+      if (notifiesMerchant(rules, event.type)) {
         for (const email of new Set(rules.emails)) add(event, 'email', `notification:${email}`, { recipient: email, template: 'notification' });
       }
       if (rules.receipts) {

@@ -1,0 +1,85 @@
+import type { ChannelsTable } from '../adapters/storage/schema.js';
+import { isComplianceEvent } from '../domain/compliance.js';
+import type { AppContext } from './context.js';
+import { LookupCache } from './lookup-cache.js';
+import { type Subscription, subscribes } from './webhook-endpoints.js';
+
+/** An enabled endpoint as the outbox needs it: whom it belongs to, what it takes, and since when. */
+export interface EndpointInterest {
+  readonly id: string;
+  readonly created_at: number;
+  readonly sub: Subscription;
+}
+
+/** A channel's e-mail rules (channels.notify_emails, notify_events, customer_receipts). */
+export interface MailRules {
+  readonly emails: readonly string[];
+  readonly types: readonly string[];
+  readonly receipts: boolean;
+}
+
+/** What an event is to the outbox: its type, its channel and when it happened. */
+export interface EventFacts {
+  readonly type: string;
+  readonly channel_id: string;
+  readonly created_at: number;
+}
+
+/** The only event types a customer receipt can be for (the dispatcher decides per payment). */
+export const RECEIPT_TYPES: ReadonlySet<string> = new Set(['payment.authorised', 'payment.captured', 'payment.partially_captured', 'refund.succeeded']);
+
+type MailColumns = Pick<ChannelsTable, 'notify_emails' | 'notify_events' | 'customer_receipts'>;
+
+/** Parsed once per channel row: the lookup cache hands out the same row until the channel changes. */
+const rulesByRow = new WeakMap<MailColumns, MailRules>();
+
+export function mailRulesOf(channel: MailColumns): MailRules {
+  let rules = rulesByRow.get(channel);
+  if (!rules) {
+    rules = { emails: JSON.parse(channel.notify_emails) as string[], types: JSON.parse(channel.notify_events) as string[], receipts: channel.customer_receipts === 1 };
+    rulesByRow.set(channel, rules);
+  }
+  return rules;
+}
+
+/** An endpoint receives the events that happen after it is registered, of the types (and channel) it subscribes to. */
+export function endpointTakes(endpoint: EndpointInterest, event: EventFacts): boolean {
+  return endpoint.created_at <= event.created_at && subscribes(endpoint.sub, event);
+}
+
+/** Whether the channel's merchant addresses are notified of an event (compliance events always are). */
+export function notifiesMerchant(rules: MailRules, type: string): boolean {
+  return isComplianceEvent(type) || rules.types.includes('*') || rules.types.includes(type);
+}
+
+/**
+ * Whether an event of this channel and type could turn into any delivery: an endpoint
+ * that takes it, a merchant notification, or a customer receipt. False only when none
+ * can: such an event is written already dispatched (src/app/events.ts).
+ */
+export function couldBeDelivered(event: EventFacts, endpoints: readonly EndpointInterest[], rules: MailRules): boolean {
+  if (endpoints.some((e) => endpointTakes(e, event))) return true;
+  if (rules.emails.length > 0 && notifiesMerchant(rules, event.type)) return true;
+  return rules.receipts && RECEIPT_TYPES.has(event.type);
+}
+
+/**
+ * Whether an event written now must go through the outbox's fan-out. Answered from the
+ * lookup cache without waiting: when the merchant's endpoints or the channel are not
+ * cached (or the cache cannot be trusted right now) the answer is yes, and the
+ * endpoints are loaded for the next event. The cache is emptied when an endpoint or a
+ * channel changes, by this process at once and by another within a notification, so an
+ * endpoint registered while an event is being written may miss that event, as it would
+ * have before; every event written after its registration has returned is seen.
+ */
+export function needsFanOut(ctx: AppContext, event: EventFacts & { merchant_id: string }): boolean {
+  const cache = LookupCache.of(ctx);
+  const endpoints = cache.cachedEndpoints(event.merchant_id);
+  const channel = cache.cachedChannelById(event.channel_id);
+  if (endpoints === undefined || channel === undefined) {
+    cache.endpoints(event.merchant_id).catch((err: unknown) => ctx.log.warn({ err }, 'loading webhook endpoints for the outbox failed'));
+    if (channel === undefined) cache.channelById(event.channel_id).catch((err: unknown) => ctx.log.warn({ err }, 'loading a channel for the outbox failed'));
+    return true;
+  }
+  return couldBeDelivered(event, endpoints, mailRulesOf(channel));
+}
