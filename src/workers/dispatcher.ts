@@ -179,6 +179,16 @@ const claimFanOut = (eventIds: string[], deliveries: DeliveriesTable[]) => sql<{
   )
   select id from claimed`;
 
+/** The next batch of undispatched events, in order (SQLite; PostgreSQL reads through migration 011's function). */
+const undispatchedBatch = compiledOnce((db) =>
+  db
+    .selectFrom('events')
+    .select(['id', 'merchant_id', 'channel_id', 'payment_id', 'type', 'created_at'])
+    .where('dispatched', '=', sql.lit(0))
+    .orderBy('id')
+    .limit(sql.lit(FAN_OUT_BATCH)),
+);
+
 const anyDue = compiledOnce((db, dueBy: number, unlockedBy: number) =>
   db
     .selectFrom('deliveries')
@@ -416,13 +426,7 @@ export class Dispatcher {
     // PostgreSQL reads through a function that skips dispatched events' dead row versions (migration 011).
     const events: EventRow[] = this.services.ctx.database.dialect === 'postgres'
       ? (await sql<EventRow>`select * from undispatched_events(${FAN_OUT_BATCH})`.execute(db)).rows
-      : await db
-          .selectFrom('events')
-          .select(['id', 'merchant_id', 'channel_id', 'payment_id', 'type', 'created_at'])
-          .where('dispatched', '=', sql.lit(0))
-          .orderBy('id')
-          .limit(FAN_OUT_BATCH)
-          .execute();
+      : (await db.executeQuery<EventRow>(undispatchedBatch(db))).rows;
     if (events.length === 0) return { deliveries: [], eventIds: [], result: { events: 0, leased: [] } };
     const cache = LookupCache.of(this.services.ctx);
     const byMerchant = new Map<string, readonly EndpointInterest[]>();
