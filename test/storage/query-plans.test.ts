@@ -142,8 +142,14 @@ for (const dialect of DIALECTS.filter((d) => d === 'postgres')) describe(`the fa
       rows.map((r) => [r.id, r.created_at]),
       [['evt_99999999', 0]],
     );
-    // The first read marked the dead versions' entries; later reads skip them.
-    const pages = await pagesRead();
+    // A read marks the dead versions' entries, and later reads skip them, once no snapshot
+    // can still see those versions: an automatic ANALYZE of the table just filled holds
+    // one for a moment, so the read is repeated for a while. A bitmap scan never gets there.
+    let pages = await pagesRead();
+    for (let attempt = 0; attempt < 30 && pages >= heapPages / 10; attempt++) {
+      await new Promise((r) => setTimeout(r, 100));
+      pages = await pagesRead();
+    }
     assert.ok(pages < heapPages / 10, `the read touched ${pages} pages; the events table has ${heapPages}`);
   });
 });
