@@ -2,7 +2,7 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { type CompiledQuery, type Kysely, sql } from 'kysely';
 import type { Database } from '../adapters/storage/database.js';
-import type { ChannelsTable, Schema, SecretKeysTable, WebhookEndpointsTable } from '../adapters/storage/schema.js';
+import type { ChannelsTable, Schema, SecretKeysTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
 import { compiledOnce } from '../adapters/storage/compiled.js';
 import type { EndpointInterest } from './event-interest.js';
@@ -156,24 +156,52 @@ export class LookupCache {
     return row;
   }
 
-  /** The merchant's enabled endpoints: whom the outbox's fan-out delivers its events to. */
+  /**
+   * The merchant's enabled endpoints: whom the outbox's fan-out delivers its events to.
+   * Loads for a merchant not cached are shared by the events that miss meanwhile.
+   */
   endpoints(merchantId: string): Promise<readonly EndpointInterest[]> {
-    const usable = this.watcher().usable();
-    const hit = usable ? this.endpointsByMerchant.get(merchantId) : undefined;
+    const hit = this.cachedEndpoints(merchantId);
     if (hit !== undefined) return Promise.resolve(hit);
-    if (!usable) return this.loadEndpoints(merchantId);
     let loading = this.loadingEndpoints.get(merchantId);
     if (!loading) {
-      const generation = this.generation;
-      loading = this.loadEndpoints(merchantId)
-        .then((list) => {
-          if (generation === this.generation) remember(this.endpointsByMerchant, merchantId, list, ENDPOINT_MERCHANTS_CAP);
-          return list;
-        })
-        .finally(() => this.loadingEndpoints.delete(merchantId));
-      this.loadingEndpoints.set(merchantId, loading);
+      const started: Promise<readonly EndpointInterest[]> = this.endpointsOf([merchantId])
+        .then((found) => found.get(merchantId)!)
+        .finally(() => {
+          if (this.loadingEndpoints.get(merchantId) === started) this.loadingEndpoints.delete(merchantId);
+        });
+      this.loadingEndpoints.set(merchantId, started);
+      loading = started;
     }
     return loading;
+  }
+
+  /** Several merchants' enabled endpoints (a fan-out batch's): the cached ones from memory, the others in one read. */
+  async endpointsOf(merchantIds: readonly string[]): Promise<Map<string, readonly EndpointInterest[]>> {
+    const usable = this.watcher().usable();
+    const found = new Map<string, EndpointInterest[]>();
+    const out = new Map<string, readonly EndpointInterest[]>();
+    for (const id of merchantIds) {
+      const hit = usable ? this.endpointsByMerchant.get(id) : undefined;
+      if (hit !== undefined) out.set(id, hit);
+      else found.set(id, []);
+    }
+    if (found.size === 0) return out;
+    const generation = this.generation;
+    const rows = await this.ctx.database.db
+      .selectFrom('webhook_endpoints')
+      .select(['merchant_id', 'id', 'events', 'channel_id', 'created_at'])
+      .where('merchant_id', 'in', [...found.keys()])
+      .where('status', '=', sql.lit('enabled'))
+      .where('deleted_at', 'is', null)
+      .orderBy('id')
+      .execute();
+    for (const r of rows) found.get(r.merchant_id)!.push({ id: r.id, created_at: r.created_at, sub: subscriptionOf(r) });
+    for (const [id, list] of found) {
+      if (usable && generation === this.generation) remember(this.endpointsByMerchant, id, list, ENDPOINT_MERCHANTS_CAP);
+      out.set(id, list);
+    }
+    return out;
   }
 
   /** The merchant's endpoints if they are cached and the cache can be trusted now, without waiting; otherwise undefined. */
@@ -227,24 +255,9 @@ export class LookupCache {
     const db = this.ctx.database.db;
     return (await db.executeQuery<ChannelsTable>(query(db, reference))).rows[0];
   }
-
-  private async loadEndpoints(merchantId: string): Promise<readonly EndpointInterest[]> {
-    const db = this.ctx.database.db;
-    const rows = (await db.executeQuery<Pick<WebhookEndpointsTable, 'id' | 'events' | 'channel_id' | 'created_at'>>(enabledEndpoints(db, merchantId))).rows;
-    return rows.map((r) => ({ id: r.id, created_at: r.created_at, sub: subscriptionOf(r) }));
-  }
 }
 
 const channelRowById = compiledOnce((db, id: string) => db.selectFrom('channels').selectAll().where('id', '=', id));
-const enabledEndpoints = compiledOnce((db, merchantId: string) =>
-  db
-    .selectFrom('webhook_endpoints')
-    .select(['id', 'events', 'channel_id', 'created_at'])
-    .where('merchant_id', '=', merchantId)
-    .where('status', '=', sql.lit('enabled'))
-    .where('deleted_at', 'is', null)
-    .orderBy('id'),
-);
 
 /** Oldest entry out first: Maps iterate in insertion order. */
 function remember<V>(map: Map<string, V>, key: string, value: V, cap: number): void {

@@ -3,7 +3,7 @@ import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Services } from '../app/services.js';
 import { cancelPendingDeliveries, outboundPolicy } from '../app/webhook-endpoints.js';
-import { type EndpointInterest, type MailRules, RECEIPT_TYPES, endpointTakes, mailRulesOf, notifiesMerchant } from '../app/event-interest.js';
+import { type MailRules, RECEIPT_TYPES, endpointTakes, mailRulesOf, notifiesMerchant } from '../app/event-interest.js';
 import type { DeliveriesTable, Schema } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import { compileInsert, compiledOnce, statementOf } from '../adapters/storage/compiled.js';
@@ -429,8 +429,7 @@ export class Dispatcher {
       : (await db.executeQuery<EventRow>(undispatchedBatch(db))).rows;
     if (events.length === 0) return { deliveries: [], eventIds: [], result: { events: 0, leased: [] } };
     const cache = LookupCache.of(this.services.ctx);
-    const byMerchant = new Map<string, readonly EndpointInterest[]>();
-    for (const id of new Set(events.map((e) => e.merchant_id))) byMerchant.set(id, await cache.endpoints(id));
+    const byMerchant = await cache.endpointsOf([...new Set(events.map((e) => e.merchant_id))]);
     const mailRules = new Map<string, MailRules>();
     for (const id of new Set(events.map((e) => e.channel_id))) mailRules.set(id, mailRulesOf(await cache.channelById(id)));
     // Receipts need the customer's address: only their events' bodies are read, with the

@@ -91,6 +91,15 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await event.deliveries(), [{ target: endpoint.id }]);
     });
 
+    it('answers several merchants\' endpoints at once, the cached from memory, and keeps the ones it read', async () => {
+      await warm();
+      const mine = cache().cachedEndpoints(t.credentials.merchant_id)!;
+      const found = await cache().endpointsOf([t.credentials.merchant_id, 'mer_nobody1', 'mer_nobody2']);
+      assert.equal(found.get(t.credentials.merchant_id), mine, 'a cached merchant comes from memory');
+      assert.deepEqual([found.get('mer_nobody1'), found.get('mer_nobody2')], [[], []]);
+      assert.equal(cache().cachedEndpoints('mer_nobody1'), found.get('mer_nobody1'), 'a merchant read is kept');
+    });
+
     it('fans out an event the channel e-mails the merchant about', async () => {
       const deleted = await db().selectFrom('webhook_endpoints').select('id').where('merchant_id', '=', t.credentials.merchant_id).where('deleted_at', 'is', null).execute();
       for (const { id } of deleted) assert.equal((await t.request({ method: 'DELETE', url: `/webhook-endpoints/${id}` })).statusCode, 200);
