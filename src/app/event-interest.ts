@@ -68,9 +68,10 @@ export function couldBeDelivered(event: EventFacts, endpoints: readonly Endpoint
  * lookup cache without waiting: when the merchant's endpoints or the channel are not
  * cached (or the cache cannot be trusted right now) the answer is yes, and the
  * endpoints are loaded for the next event. The cache is emptied when an endpoint or a
- * channel changes, by this process at once and by another within a notification, so an
- * endpoint registered while an event is being written may miss that event, as it would
- * have before; every event written after its registration has returned is seen.
+ * channel changes: by this process at once, by another at its next lookup (SQLite's
+ * config counter) or notification (PostgreSQL). So an endpoint registered while an event
+ * is being written may miss that event (decision 0014); every event written after its
+ * registration has answered is seen.
  */
 export function needsFanOut(ctx: AppContext, event: EventFacts & { merchant_id: string }): boolean {
   const cache = LookupCache.of(ctx);
