@@ -70,8 +70,8 @@ export function couldBeDelivered(event: EventFacts, endpoints: readonly Endpoint
  * endpoints are loaded for the next event. The cache is emptied when an endpoint or a
  * channel changes: by this process at once, by another at its next lookup (SQLite's
  * config counter) or notification (PostgreSQL). So an endpoint registered while an event
- * is being written may miss that event (decision 0014); every event written after its
- * registration has answered is seen.
+ * is being written may miss that event (decision 0014); every event this process writes
+ * after the registration has answered is seen, and another's after the notification.
  */
 export function needsFanOut(ctx: AppContext, event: EventFacts & { merchant_id: string }): boolean {
   const cache = LookupCache.of(ctx);
