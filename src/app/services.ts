@@ -32,7 +32,7 @@ export interface Services {
 
 export function buildServices(ctx: AppContext): Services {
   const idempotency = new Idempotency(ctx);
-  const outbox = new OutboxSignal();
+  const outbox = OutboxSignal.of(ctx.database);
   return {
     ctx,
     merchants: new Merchants(ctx),

@@ -116,3 +116,30 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+for (const dialect of DIALECTS) {
+  describe(`the outbox bell after requests (${dialect})`, () => {
+    it('rings after a request only when an event that needs the fan-out was written', async () => {
+      const t = await startTestGateway({ dialect });
+      try {
+        let rings = 0;
+        t.gateway.services.outbox.subscribe(() => rings++);
+        const cache = LookupCache.of(t.gateway.services.ctx);
+        await cache.start();
+        const channelId = (await t.gateway.services.ctx.database.db.selectFrom('channels').select('id').where('merchant_id', '=', t.credentials.merchant_id).executeTakeFirstOrThrow()).id;
+        await cache.channelById(channelId);
+        await cache.endpoints(t.credentials.merchant_id);
+        const authorise = async () => assert.equal((await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() })).statusCode, 201);
+
+        await authorise();
+        assert.equal(rings, 0, 'nobody takes payment.created: nothing for a pass to find');
+        await registerEndpoint(t, 'http://127.0.0.1:9/hooks', { events: ['payment.created'] });
+        const before = rings;
+        await authorise();
+        assert.ok(rings > before, 'the event needs the fan-out: the request rings');
+      } finally {
+        await t.close();
+      }
+    });
+  });
+}

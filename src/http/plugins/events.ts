@@ -60,13 +60,13 @@ const RedeliverBody = StrictObject({
 const EventParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'evt_…' }) });
 
 /**
- * Wakes the dispatcher after every request that may have committed events, so a
- * callback leaves within milliseconds instead of a poll interval. Registered on the
- * root instance so it sees every route.
+ * Wakes the dispatcher after every request that may have committed events that need the
+ * fan-out, so a callback leaves within milliseconds instead of a poll interval.
+ * Registered on the root instance so it sees every route.
  */
 export function wakeDispatcherAfterWrites(app: FastifyInstance, services: Services): void {
   app.addHook('onResponse', async (request) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'OPTIONS') services.outbox.notify();
+    if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'OPTIONS') services.outbox.notifyIfExpected();
   });
 }
 
