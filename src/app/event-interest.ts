@@ -4,7 +4,7 @@ import type { AppContext } from './context.js';
 import { LookupCache } from './lookup-cache.js';
 import { type Subscription, subscribes } from './webhook-endpoints.js';
 
-/** An enabled endpoint as the outbox needs it: whom it belongs to, what it takes, and since when. */
+/** An enabled endpoint as the outbox needs it: what it takes, and since when. */
 export interface EndpointInterest {
   readonly id: string;
   readonly created_at: number;
