@@ -27,7 +27,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import type { AppContext } from './context.js';
 import { iso } from './payment-resource.js';
 import { insertRow } from '../adapters/storage/compiled.js';
-import { OutboxSignal } from './outbox-signal.js';
+import { dispatchedOnWrite } from './event-interest.js';
 
 /** Who acts and from where, as the audit log records them. */
 export interface Actor {
@@ -598,8 +598,8 @@ export class Compliance {
     const id = this.ctx.newId('event');
     const { documents: _d, ...object } = view;
     const body = JSON.stringify({ id, object: 'event', type, created_at: new Date(now).toISOString(), sequence: 0, data: { object: { ...object, ...extra } } });
-    await insertRow(trx, 'events', { id, merchant_id: merchantId, channel_id: channel.id, payment_id: null, type, sequence: 0, created_at: now, body });
-    OutboxSignal.of(this.ctx.database).expect();
+    const dispatched = dispatchedOnWrite(this.ctx, { merchant_id: merchantId, channel_id: channel.id, type, created_at: now });
+    await insertRow(trx, 'events', { id, merchant_id: merchantId, channel_id: channel.id, payment_id: null, type, sequence: 0, created_at: now, body, dispatched });
     return id;
   }
 

@@ -2,6 +2,7 @@ import type { ChannelsTable } from '../adapters/storage/schema.js';
 import { isComplianceEvent } from '../domain/compliance.js';
 import type { AppContext } from './context.js';
 import { LookupCache } from './lookup-cache.js';
+import { OutboxSignal } from './outbox-signal.js';
 import { type Subscription, subscribes } from './webhook-endpoints.js';
 
 /** An enabled endpoint as the outbox needs it: what it takes, and since when. */
@@ -83,4 +84,15 @@ export function needsFanOut(ctx: AppContext, event: EventFacts & { merchant_id: 
     return true;
   }
   return couldBeDelivered(event, endpoints, mailRulesOf(channel));
+}
+
+/**
+ * The `dispatched` value an event is written with: 1 when nobody can take it, so the
+ * fan-out never sees it; 0 otherwise, and the outbox's bell is told to expect it, so the
+ * request that writes it wakes the dispatcher (src/app/outbox-signal.ts).
+ */
+export function dispatchedOnWrite(ctx: AppContext, event: EventFacts & { merchant_id: string }): 0 | 1 {
+  if (!needsFanOut(ctx, event)) return 1;
+  OutboxSignal.of(ctx.database).expect();
+  return 0;
 }

@@ -3,8 +3,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import { insertRow } from '../adapters/storage/compiled.js';
 import { unpackJson } from '../adapters/storage/packed-json.js';
 import type { AppContext } from './context.js';
-import { needsFanOut } from './event-interest.js';
-import { OutboxSignal } from './outbox-signal.js';
+import { dispatchedOnWrite } from './event-interest.js';
 import { type FixedPaymentFields, type PaymentDetails, type PaymentResource, fixedPaymentFields } from './payment-resource.js';
 
 type EventSubject = Pick<PaymentsTable, 'merchant_id' | 'channel_id' | 'id' | 'sequence'>;
@@ -58,8 +57,7 @@ export function eventRow(ctx: AppContext, payment: EventSubject, type: string, o
   const id = ctx.newId('event');
   const slimmed = slim(object);
   const body = slimmed === null ? envelope(id, type, now, payment.sequence, JSON.stringify(object)) : JSON.stringify(slimmed);
-  const dispatched = needsFanOut(ctx, { merchant_id: payment.merchant_id, channel_id: payment.channel_id, type, created_at: now }) ? 0 : 1;
-  if (dispatched === 0) OutboxSignal.of(ctx.database).expect();
+  const dispatched = dispatchedOnWrite(ctx, { merchant_id: payment.merchant_id, channel_id: payment.channel_id, type, created_at: now });
   return {
     id,
     merchant_id: payment.merchant_id,
