@@ -11,6 +11,24 @@ import { registerEndpoint, waitFor } from './support.js';
  * (src/app/event-interest.ts); these tests hold that decision to the endpoints and
  * channel rules in force, whoever changes them.
  */
+/**
+ * The outbox decides from the cache without waiting for it: load what the next event is
+ * decided with, and let the change just made reach the cache first (SQLite reads the
+ * config counter once per event-loop turn, PostgreSQL's notification arrives after the
+ * write), so it does not empty the cache again behind the test's back.
+ */
+async function warmCache(t: TestGateway): Promise<void> {
+  const cache = LookupCache.of(t.gateway.services.ctx);
+  await cache.start();
+  const channelId = (await t.gateway.services.ctx.database.db.selectFrom('channels').select('id').where('merchant_id', '=', t.credentials.merchant_id).executeTakeFirstOrThrow()).id;
+  await waitFor('the cache to hold the endpoints and the channel', async () => {
+    await cache.endpoints(t.credentials.merchant_id);
+    await cache.channelById(channelId);
+    await new Promise((r) => setTimeout(r, 50));
+    return cache.cachedEndpoints(t.credentials.merchant_id) !== undefined && cache.cachedChannelById(channelId) !== undefined;
+  });
+}
+
 for (const dialect of DIALECTS) {
   describe(`events nobody can take skip the fan-out (${dialect})`, () => {
     let t: TestGateway;
@@ -25,22 +43,7 @@ for (const dialect of DIALECTS) {
 
     const db = () => t.gateway.services.ctx.database.db;
     const cache = () => LookupCache.of(t.gateway.services.ctx);
-    /**
-     * The outbox decides from the cache without waiting for it: load what the next event
-     * is decided with, and let the change just made reach the cache first (SQLite reads
-     * the config counter once per event-loop turn, PostgreSQL's notification arrives
-     * after the write), so it does not empty the cache again behind the test's back.
-     */
-    const warm = async () => {
-      await cache().start();
-      const channelId = (await db().selectFrom('channels').select('id').where('merchant_id', '=', t.credentials.merchant_id).executeTakeFirstOrThrow()).id;
-      await waitFor('the cache to hold the endpoints and the channel', async () => {
-        await cache().endpoints(t.credentials.merchant_id);
-        await cache().channelById(channelId);
-        await new Promise((r) => setTimeout(r, 50));
-        return cache().cachedEndpoints(t.credentials.merchant_id) !== undefined && cache().cachedChannelById(channelId) !== undefined;
-      });
-    };
+    const warm = () => warmCache(t);
     /** Authorises a payment and answers its payment.created event's row and deliveries. */
     const authorise = async () => {
       const res = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() });
@@ -124,11 +127,7 @@ for (const dialect of DIALECTS) {
       try {
         let rings = 0;
         t.gateway.services.outbox.subscribe(() => rings++);
-        const cache = LookupCache.of(t.gateway.services.ctx);
-        await cache.start();
-        const channelId = (await t.gateway.services.ctx.database.db.selectFrom('channels').select('id').where('merchant_id', '=', t.credentials.merchant_id).executeTakeFirstOrThrow()).id;
-        await cache.channelById(channelId);
-        await cache.endpoints(t.credentials.merchant_id);
+        await warmCache(t);
         const authorise = async () => assert.equal((await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() })).statusCode, 201);
 
         await authorise();
