@@ -67,8 +67,11 @@ export function couldBeDelivered(event: EventFacts, endpoints: readonly Endpoint
 /**
  * Whether an event written now must go through the outbox's fan-out. Answered from the
  * lookup cache without waiting: when the merchant's endpoints or the channel are not
- * cached (or the cache cannot be trusted right now) the answer is yes, and the
- * endpoints are loaded for the next event. The cache is emptied when an endpoint or a
+ * cached (or the cache cannot be trusted right now) the answer is yes. Authorise loads
+ * the merchant's endpoints before it writes (its channel is loaded by then too), and the
+ * fan-out loads what its events need, so they are cached for the next ones; nothing is
+ * loaded from here, where a short-lived process (the CLI) would leave the read behind
+ * when it closes the database. The cache is emptied when an endpoint or a
  * channel changes: by this process at once, by another at its next lookup (SQLite's
  * config counter) or notification (PostgreSQL). So an endpoint registered while an event
  * is being written may miss that event (decision 0014); every event this process writes
@@ -78,11 +81,7 @@ export function needsFanOut(ctx: AppContext, event: EventFacts & { merchant_id: 
   const cache = LookupCache.of(ctx);
   const endpoints = cache.cachedEndpoints(event.merchant_id);
   const channel = cache.cachedChannelById(event.channel_id);
-  if (endpoints === undefined || channel === undefined) {
-    cache.endpoints(event.merchant_id).catch((err: unknown) => ctx.log.warn({ err }, 'loading webhook endpoints for the outbox failed'));
-    if (channel === undefined) cache.channelById(event.channel_id).catch((err: unknown) => ctx.log.warn({ err }, 'loading a channel for the outbox failed'));
-    return true;
-  }
+  if (endpoints === undefined || channel === undefined) return true;
   return couldBeDelivered(event, endpoints, mailRulesOf(channel));
 }
 

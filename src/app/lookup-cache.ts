@@ -161,7 +161,7 @@ export class LookupCache {
    * Loads for a merchant not cached are shared by the events that miss meanwhile.
    */
   endpoints(merchantId: string): Promise<readonly EndpointInterest[]> {
-    const hit = this.cachedEndpoints(merchantId);
+    const hit = this.watcher().usable() ? this.endpointsByMerchant.get(merchantId) : undefined;
     if (hit !== undefined) return Promise.resolve(hit);
     let loading = this.loadingEndpoints.get(merchantId);
     if (!loading) {
@@ -206,12 +206,21 @@ export class LookupCache {
 
   /** The merchant's endpoints if they are cached and the cache can be trusted now, without waiting; otherwise undefined. */
   cachedEndpoints(merchantId: string): readonly EndpointInterest[] | undefined {
-    return this.watcher().usable() ? this.endpointsByMerchant.get(merchantId) : undefined;
+    return this.trusted() ? this.endpointsByMerchant.get(merchantId) : undefined;
   }
 
   /** The channel with this id if it is cached and the cache can be trusted now, without waiting; otherwise undefined. */
   cachedChannelById(id: string): Readonly<ChannelsTable> | undefined {
-    return this.watcher().usable() ? this.channelsById.get(id) : undefined;
+    return this.trusted() ? this.channelsById.get(id) : undefined;
+  }
+
+  /**
+   * Whether what is cached may be used. Without a watch nothing has been cached, and
+   * peeking does not start one: a process that only writes events (the CLI) opens no
+   * listener or counter connection for it.
+   */
+  private trusted(): boolean {
+    return this.watch !== null && this.watch.usable();
   }
 
   /** Forget everything: called after this process changed a key, a channel or an endpoint, and by the watch. */
