@@ -94,7 +94,7 @@ export class Authorise {
     const now = this.ctx.clock.now();
     const channel = await this.channelFor(cmd.merchantId, body.channel);
     // From memory once cached: the payment's event is decided from them (src/app/event-interest.ts).
-    await LookupCache.of(this.ctx).endpoints(cmd.merchantId);
+    await LookupCache.of(this.ctx).keepEndpoints(cmd.merchantId);
     // PCI DSS gate (seed step 1): raw card data on a live channel needs a current compliance approval.
     await ComplianceGate.of(this.ctx).check(cmd.merchantId, channel.mode, body.payment_method.type);
     const errors: FieldError[] = [];

@@ -176,6 +176,15 @@ export class LookupCache {
     return loading;
   }
 
+  /**
+   * Caches the merchant's endpoints if they are not cached, for decisions made without
+   * waiting (src/app/event-interest.ts); nothing while the cache cannot be used, when the
+   * read would be thrown away.
+   */
+  async keepEndpoints(merchantId: string): Promise<void> {
+    if (this.watcher().usable() && !this.endpointsByMerchant.has(merchantId)) await this.endpoints(merchantId);
+  }
+
   /** Several merchants' enabled endpoints (a fan-out batch's): the cached ones from memory, the others in one read. */
   async endpointsOf(merchantIds: readonly string[]): Promise<Map<string, readonly EndpointInterest[]>> {
     const usable = this.watcher().usable();
