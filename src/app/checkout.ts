@@ -50,10 +50,18 @@ export class Checkout {
   async load(token: string): Promise<CheckoutView | null> {
     const paymentId = this.tokens.paymentIdOf(token);
     if (paymentId === null) return null;
-    const db = this.ctx.database.db;
-    const session = await db.selectFrom('checkout_sessions').selectAll().where('payment_id', '=', paymentId).executeTakeFirst();
-    if (!session) return null;
-    let payment = await db.selectFrom('payments').selectAll().where('id', '=', session.payment_id).executeTakeFirstOrThrow();
+    // One round trip for both rows: the page is read on every view and every form post.
+    const row = await this.ctx.database.db
+      .selectFrom('checkout_sessions as s')
+      .innerJoin('payments as p', 'p.id', 's.payment_id')
+      .selectAll('p')
+      .select(['s.state as session_state', 's.challenge_attempts as session_challenge_attempts', 's.created_at as session_created_at', 's.expires_at as session_expires_at'])
+      .where('s.payment_id', '=', paymentId)
+      .executeTakeFirst();
+    if (!row) return null;
+    const { session_state, session_challenge_attempts, session_created_at, session_expires_at, ...paymentRow } = row;
+    const session: CheckoutSessionsTable = { payment_id: paymentRow.id, state: session_state, challenge_attempts: session_challenge_attempts, created_at: session_created_at, expires_at: session_expires_at };
+    let payment: PaymentsTable = paymentRow;
     if (payment.status === 'requires_action' && payment.expires_at !== null && payment.expires_at <= this.ctx.clock.now()) {
       payment = (await this.expire(payment.id)) ?? payment;
     }
@@ -69,23 +77,25 @@ export class Checkout {
     };
   }
 
-  /** Frictionless path: the customer confirmed, authorise now. */
-  async complete(token: string): Promise<CheckoutView> {
-    const view = await this.requireOpen(token);
-    if (!view) return (await this.load(token))!;
+  /**
+   * Frictionless path: the customer confirmed, authorise now. `loaded` is the page as the
+   * caller has just read it (the HTTP action does, to check the token before the form),
+   * so it is not read again.
+   */
+  async complete(token: string, loaded?: CheckoutView): Promise<CheckoutView> {
+    const view = await this.requireOpen(token, loaded);
+    if (!view) return loaded ?? (await this.load(token))!;
     // A challenge card cannot skip its challenge; the page shows the code form instead.
     if (view.flow === 'challenge') return view;
-    await this.authoriseOnce(view);
-    return (await this.load(token))!;
+    return (await this.authoriseOnce(view)) ?? (await this.load(token))!;
   }
 
-  async answerChallenge(token: string, answer: string): Promise<CheckoutView & { wrongCode?: boolean }> {
-    const view = await this.requireOpen(token);
-    if (!view) return (await this.load(token))!;
+  async answerChallenge(token: string, answer: string, loaded?: CheckoutView): Promise<CheckoutView & { wrongCode?: boolean }> {
+    const view = await this.requireOpen(token, loaded);
+    if (!view) return loaded ?? (await this.load(token))!;
     const card = await this.card(view.payment);
     if (this.ctx.acquirer.verifyChallenge(card, answer) === 'passed') {
-      await this.authoriseOnce(view);
-      return (await this.load(token))!;
+      return (await this.authoriseOnce(view)) ?? (await this.load(token))!;
     }
     const attempts = view.session.challenge_attempts + 1;
     await this.ctx.database.transaction(async (trx) => {
@@ -102,8 +112,8 @@ export class Checkout {
     return { ...(await this.load(token))!, wrongCode: attempts < MAX_CHALLENGE_ATTEMPTS };
   }
 
-  async cancel(token: string): Promise<CheckoutView> {
-    const view = await this.requireOpen(token);
+  async cancel(token: string, loaded?: CheckoutView): Promise<CheckoutView> {
+    const view = await this.requireOpen(token, loaded);
     if (view) {
       await this.ctx.database.transaction(async (trx) => {
         const row = await loadForUpdate(trx, this.ctx, view.payment.id);
@@ -146,8 +156,8 @@ export class Checkout {
     return url.toString();
   }
 
-  private async requireOpen(token: string): Promise<CheckoutView | null> {
-    const view = await this.load(token);
+  private async requireOpen(token: string, loaded: CheckoutView | undefined): Promise<CheckoutView | null> {
+    const view = loaded ?? (await this.load(token));
     if (!view) throw new DomainError(404, 'checkout_not_found', 'this payment page does not exist');
     return view.payment.status === 'requires_action' && view.session.state === 'open' ? view : null;
   }
@@ -169,9 +179,11 @@ export class Checkout {
   /**
    * Claims the session (open → processing) before calling the acquirer, so a double
    * submit or a second tab can never authorise twice; the loser just shows the outcome.
+   * The page as this request left it when it recorded the outcome (no read needed to
+   * show it), or null when another request or the sweeper got there first.
    */
-  private async authoriseOnce(view: CheckoutView): Promise<void> {
-    if (!(await this.claim(view))) return;
+  private async authoriseOnce(view: CheckoutView): Promise<CheckoutView | null> {
+    if (!(await this.claim(view))) return null;
     const p = view.payment;
     const card = await this.card(p);
     let result: AuthoriseResult;
@@ -194,13 +206,18 @@ export class Checkout {
     // customer's confirmation costs no fsync of its own under load.
     const recorded = await this.ctx.database.write(async (trx) => {
       const row = await loadForUpdate(trx, this.ctx, p.id);
-      if (!row || row.status !== 'requires_action') return false;
-      await recordAuthorisation(trx, this.ctx, row, result, capture);
+      if (!row || row.status !== 'requires_action') return null;
+      const next = await recordAuthorisation(trx, this.ctx, row, result, capture);
       await eraseCvc(trx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
-      return true;
+      return next;
     });
-    if (!recorded && result.outcome === 'approved') await this.releaseUnrecorded(p, result.networkReference, capture.kind === 'captured');
+    if (!recorded) {
+      if (result.outcome === 'approved') await this.releaseUnrecorded(p, result.networkReference, capture.kind === 'captured');
+      return null;
+    }
+    // What load() would read back: a page no longer payable shows its outcome, never a challenge.
+    return { ...view, payment: recorded, details: detailsOf(recorded), session: { ...view.session, state: 'done' }, flow: 'frictionless' };
   }
 
   /**
@@ -272,7 +289,9 @@ export async function recordAuthorisation(trx: Parameters<typeof applyTransition
         next = await applyTransition(trx, ctx, next, 'captured', { captured_amount: next.amount, capture_at: null, expires_at: null });
       } else if (capture.kind === 'failed') {
         // The authorisation stands; the merchant can retry with POST /payment/{id}/capture.
-        await trx.updateTable('payments').set({ failure_message: `automatic capture failed: ${capture.message}` }).where('id', '=', next.id).execute();
+        const failure_message = `automatic capture failed: ${capture.message}`;
+        await trx.updateTable('payments').set({ failure_message }).where('id', '=', next.id).execute();
+        next = { ...next, failure_message };
       }
       return next;
     }

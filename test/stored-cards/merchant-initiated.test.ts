@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import type { AuthoriseRequest } from '../../src/ports/acquirer.js';
-import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, payByCard } from './support.js';
+import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, pageToken, payByCard } from './support.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -134,6 +134,29 @@ for (const dialect of DIALECTS) {
       assert.equal(p.redirect_url, null);
       assert.equal(callsFor(p.id).length, 1);
       assert.deepEqual((await eventsOf(t, p.id)).map((e) => e.type), ['payment.created', 'payment.declined']);
+    });
+
+    it('answers an automatic capture the acquirer refuses (4000 0000 0000 0259) as the payment is stored: authorised, with its failure_message', async () => {
+      calls = [];
+      const body = await exampleBody({ customer: { reference: 'cust-0259' } });
+      body.payment_method = { type: 'card', number: '4000000000000259', expiry_month: 12, expiry_year: 2077, cvc: '123', store_for_future_use: true };
+      body.payment_data = { payment_type: 'cit', payment_sub_type: 'recurring-initial', credential_on_file: true };
+      const created = json(await t.request({ method: 'POST', url: '/payment/authorise', payload: body }));
+      // The hosted page's confirm answers with the page as it recorded it, without reading it back.
+      const view = await t.gateway.services.checkout.complete(pageToken(created.redirect_url));
+      const initial = await getPayment(t, created.id);
+      assert.equal(initial.status, 'authorised');
+      assert.match(initial.failure_message, /^automatic capture failed: /);
+      assert.equal(view.payment.status, 'authorised');
+      assert.equal(view.payment.failure_message, initial.failure_message);
+      assert.equal(view.session.state, 'done');
+
+      const res = await mit(t, { token: initial.payment_method.token, previous_payment_id: initial.id });
+      assert.equal(res.statusCode, 201, res.body);
+      const p = json(res);
+      assert.equal(p.status, 'authorised');
+      assert.deepEqual(p, await getPayment(t, p.id));
+      assert.match(p.failure_message, /^automatic capture failed: /);
     });
 
     it('steps up MITs on 4000 0027 6000 3184: requires_action with a redirect_url the customer can finish', async () => {

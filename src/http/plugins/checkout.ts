@@ -71,7 +71,7 @@ export const checkoutRoutes =
     );
 
     const action =
-      (run: (token: string, body: { otp?: string }) => Promise<CheckoutView & { wrongCode?: boolean }>) =>
+      (run: (token: string, body: { otp?: string }, loaded: CheckoutView) => Promise<CheckoutView & { wrongCode?: boolean }>) =>
       async (request: FastifyRequest<{ Params: { token: string }; Body: { csrf?: string; otp?: string } }>, reply: FastifyReply) => {
         const token = request.params.token;
         const existing = await checkout.load(token);
@@ -83,7 +83,7 @@ export const checkoutRoutes =
           const nonce = newNonce();
           return securePageHeaders(reply.code(403), nonce).send(forbiddenPage(nonce));
         }
-        const view = await run(token, request.body ?? {});
+        const view = await run(token, request.body ?? {}, existing);
         if (view.payment.status === 'requires_action') {
           return reply.code(303).header('cache-control', 'no-store').header('location', `/pay/${token}${view.wrongCode ? '?error=wrong_code' : ''}`).send();
         }
@@ -91,7 +91,7 @@ export const checkoutRoutes =
       };
 
     const opts = { schema: { hide: true, params: TokenParams, body: FormBody } };
-    app.post('/pay/:token/confirm', opts, action((token) => checkout.complete(token)));
-    app.post('/pay/:token/challenge', opts, action((token, body) => checkout.answerChallenge(token, body.otp ?? '')));
-    app.post('/pay/:token/cancel', opts, action((token) => checkout.cancel(token)));
+    app.post('/pay/:token/confirm', opts, action((token, _body, loaded) => checkout.complete(token, loaded)));
+    app.post('/pay/:token/challenge', opts, action((token, body, loaded) => checkout.answerChallenge(token, body.otp ?? '', loaded)));
+    app.post('/pay/:token/cancel', opts, action((token, _body, loaded) => checkout.cancel(token, loaded)));
   };
