@@ -42,6 +42,11 @@ export function retryAdviceFor(declineCode: string, retryable: boolean): RetryAd
  */
 export class Checkout {
   private readonly tokens: PageTokens;
+  /**
+   * The card a view's flow was decided with, opened once per request: a form post that
+   * goes on to authorise uses it instead of reading and opening it again. Gone with the view.
+   */
+  private readonly cards = new WeakMap<CheckoutView, AcquirerCard>();
 
   constructor(private readonly ctx: AppContext) {
     this.tokens = PageTokens.of(ctx.config.hmacKey);
@@ -66,15 +71,18 @@ export class Checkout {
       payment = (await this.expire(payment.id)) ?? payment;
     }
     const channel = await LookupCache.of(this.ctx).channelById(payment.channel_id);
-    return {
+    const card = payment.status === 'requires_action' ? await this.card(payment) : undefined;
+    const view: CheckoutView = {
       payment,
       details: detailsOf(payment),
       session,
       channelName: channel.name,
       channelReference: channel.reference,
-      flow: payment.status === 'requires_action' ? this.ctx.acquirer.authenticationFlow(await this.card(payment)) : 'frictionless',
+      flow: card ? this.ctx.acquirer.authenticationFlow(card) : 'frictionless',
       attemptsLeft: MAX_CHALLENGE_ATTEMPTS - session.challenge_attempts,
     };
+    if (card) this.cards.set(view, card);
+    return view;
   }
 
   /**
@@ -93,7 +101,7 @@ export class Checkout {
   async answerChallenge(token: string, answer: string, loaded?: CheckoutView): Promise<CheckoutView & { wrongCode?: boolean }> {
     const view = await this.requireOpen(token, loaded);
     if (!view) return loaded ?? (await this.load(token))!;
-    const card = await this.card(view.payment);
+    const card = this.cards.get(view) ?? (await this.card(view.payment));
     if (this.ctx.acquirer.verifyChallenge(card, answer) === 'passed') {
       return (await this.authoriseOnce(view)) ?? (await this.load(token))!;
     }
@@ -185,7 +193,7 @@ export class Checkout {
   private async authoriseOnce(view: CheckoutView): Promise<CheckoutView | null> {
     if (!(await this.claim(view))) return null;
     const p = view.payment;
-    const card = await this.card(p);
+    const card = this.cards.get(view) ?? (await this.card(p));
     let result: AuthoriseResult;
     try {
       result = await this.ctx.acquirer.authorise({
