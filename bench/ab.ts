@@ -1,6 +1,6 @@
 import { freshPostgresDatabase } from './lib/postgres.js';
 import { bodyFactory } from './lib/bodies.js';
-import { FlowTally, citFlow, jsonHeaders } from './lib/flows.js';
+import { FlowTally, citFlow, jsonHeaders, setupMit } from './lib/flows.js';
 import { postEach, runLoad } from './lib/load.js';
 import { removeDir, startGateway, threadTimes, watchUsage } from './lib/processes.js';
 
@@ -16,6 +16,7 @@ import { removeDir, startGateway, threadTimes, watchUsage } from './lib/processe
  *   BENCH_AB_DIALECT=postgres npm run bench:ab -- /tmp/before .
  *   BENCH_AB_RATE=1500 npm run bench:ab -- /tmp/before .
  *   BENCH_AB_FLOW=cit npm run bench:ab -- /tmp/before .
+ *   BENCH_AB_FLOW=mit npm run bench:ab -- /tmp/before .
  *
  * With BENCH_AB_RATE the measured window runs at that fixed rate instead of a closed loop,
  * and rounds compare the gateway's CPU time per payment: under a closed loop the machine
@@ -24,7 +25,9 @@ import { removeDir, startGateway, threadTimes, watchUsage } from './lib/processe
  *
  * With BENCH_AB_FLOW=cit the load is the benchmark's customer-initiated journey instead
  * (authorise, the hosted page, confirm, manual capture; bench/lib/flows.ts), compared in
- * whole journeys a second; its p99 is that of single requests.
+ * whole journeys a second; its p99 is that of single requests. BENCH_AB_FLOW=mit posts
+ * the benchmark's merchant-initiated payments (a stored card's token, answered
+ * synchronously) after one customer-initiated payment has stored the card.
  */
 const checkouts = process.argv.slice(2);
 if (checkouts.length < 2) {
@@ -37,7 +40,7 @@ const postgres = process.env.BENCH_AB_DIALECT === 'postgres';
 const fixedRate = process.env.BENCH_AB_RATE ? Number(process.env.BENCH_AB_RATE) : undefined;
 if (fixedRate !== undefined && !(fixedRate > 0)) throw new Error(`BENCH_AB_RATE must be a positive number of requests per second, not "${process.env.BENCH_AB_RATE}"`);
 const flow = process.env.BENCH_AB_FLOW;
-if (flow !== undefined && flow !== 'cit') throw new Error(`BENCH_AB_FLOW can only be "cit", not "${flow}"`);
+if (flow !== undefined && flow !== 'cit' && flow !== 'mit') throw new Error(`BENCH_AB_FLOW can be "cit" or "mit", not "${flow}"`);
 if (flow !== undefined && fixedRate !== undefined) throw new Error('BENCH_AB_FLOW runs a closed loop: leave BENCH_AB_RATE unset');
 const rates = new Map<string, number[]>(checkouts.map((c) => [c, []]));
 /** Gateway CPU µs per successful payment, per round (the fixed-rate mode's measure). */
@@ -49,15 +52,17 @@ for (let round = 1; round <= rounds; round++) {
     const gw = await startGateway({ checkout, databaseUrl: database?.url });
     try {
       const tally = new FlowTally();
-      const requests = (t: FlowTally) =>
-        flow ? citFlow(gw.secretKey, `ab-${round}-${Date.now()}`, true, t) : postEach('/payment/authorise', jsonHeaders(gw.secretKey), bodyFactory(`ab-${round}-${Date.now()}`));
-      const expect = (s: number) => s === 201 || (flow !== undefined && (s === 200 || s === 303));
+      const mit = flow === 'mit' ? await setupMit(gw.url, gw.secretKey, `ab-${round}-${Date.now()}`) : undefined;
+      if (mit && !mit.ok) throw new Error(`${checkout}: ${mit.reason}`);
+      const body = mit?.ok ? mit.body : bodyFactory(`ab-${round}-${Date.now()}`);
+      const requests = (t: FlowTally) => (flow === 'cit' ? citFlow(gw.secretKey, `ab-${round}-${Date.now()}`, true, t) : postEach('/payment/authorise', jsonHeaders(gw.secretKey), body));
+      const expect = (s: number) => s === 201 || (flow === 'cit' && (s === 200 || s === 303));
       await runLoad({ url: gw.url, connections: 50, seconds: 3, requests: requests(new FlowTally()), expect });
       const before = threadTimes(gw.pid);
       const stop = watchUsage(gw.pid);
       const m = await runLoad({ url: gw.url, connections: 50, seconds, overallRate: fixedRate, requests: requests(tally), expect });
       const usage = stop();
-      if (flow) m.rate = tally.done / m.seconds;
+      if (flow === 'cit') m.rate = tally.done / m.seconds;
       const cost = (usage.cpuPercent * 10_000) / m.rate;
       // The two busiest threads: the event loop, and on SQLite the writer thread.
       const busiest = [...threadTimes(gw.pid)]
@@ -68,7 +73,7 @@ for (let round = 1; round <= rounds; round++) {
       rates.get(checkout)!.push(m.rate);
       costs.get(checkout)!.push(cost);
       process.stdout.write(
-        `round ${round}  ${checkout}: ${Math.round(m.rate)} ${flow ? 'journeys' : 'req'}/s${flow ? ` (${tally.failed} failed)` : ''}, p99 ${m.p99.toFixed(1)} ms, ${m.errors} errors; gateway ${Math.round(usage.cpuPercent)} % CPU (${Math.round(cost)} µs a payment), busiest threads ${busiest.join(', ')}; generator ${Math.round(usage.generatorPercent)} %, steal ${Math.round(usage.stealPercent)} %\n`,
+        `round ${round}  ${checkout}: ${Math.round(m.rate)} ${flow === 'cit' ? 'journeys' : 'req'}/s${flow === 'cit' ? ` (${tally.failed} failed)` : ''}, p99 ${m.p99.toFixed(1)} ms, ${m.errors} errors; gateway ${Math.round(usage.cpuPercent)} % CPU (${Math.round(cost)} µs a payment), busiest threads ${busiest.join(', ')}; generator ${Math.round(usage.generatorPercent)} %, steal ${Math.round(usage.stealPercent)} %\n`,
       );
     } finally {
       await gw.stop();
@@ -79,7 +84,7 @@ for (let round = 1; round <= rounds; round++) {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const [measure, unit] = fixedRate === undefined ? [rates, flow ? 'journeys/s' : 'req/s'] : [costs, 'µs a payment'];
+const [measure, unit] = fixedRate === undefined ? [rates, flow === 'cit' ? 'journeys/s' : 'req/s'] : [costs, 'µs a payment'];
 const base = mean(measure.get(checkouts[0]!)!);
 for (const [checkout, xs] of measure) {
   process.stdout.write(`${checkout}: mean ${Math.round(mean(xs))} ${unit}, ${(mean(xs) / base).toFixed(3)} × ${checkouts[0]} (rounds: ${xs.map(Math.round).join(', ')})\n`);
