@@ -6,14 +6,14 @@ import type { SensitiveCard } from '../adapters/vault/envelope.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
-import { sealStoredResponse } from './idempotency.js';
+import { type Recorder, sealStoredResponse } from './idempotency.js';
 import { newCheckoutSession } from './authorise.js';
 import { recordAuthorisation, retryAdviceFor } from './checkout.js';
 import { eventRow } from './events.js';
 import { applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
 import { type PaymentDetails, paymentResource } from './payment-resource.js';
 import type { ResolvedMethod } from './stored-cards.js';
-import { insertRow } from '../adapters/storage/compiled.js';
+import { insertRow, type RowInsert } from '../adapters/storage/compiled.js';
 
 /**
  * A stepped-up merchant-initiated payment waits for a customer who is not on the
@@ -30,7 +30,6 @@ export interface PreparedPayment {
   method: ResolvedMethod;
 }
 
-type RecordResponse = (trx: Trx, status: number, body: string) => Promise<void>;
 type CaptureOutcome = Parameters<typeof recordAuthorisation>[4];
 
 /** Payments that finish in the request itself: nobody is there to send to a hosted page. */
@@ -49,7 +48,7 @@ export async function settleWithoutCustomer(
   ctx: AppContext,
   cmd: { merchantId: string; idempotencyKey: string | undefined },
   prepared: PreparedPayment,
-  record: RecordResponse,
+  record: Recorder,
 ): Promise<{ status: number; body: string }> {
   const details = detailsOf(prepared.payment);
   if (prepared.payment.payment_type === 'mit') {
@@ -72,11 +71,15 @@ export async function settleWithoutCustomer(
     return { status: 201, body };
   }
 
-  await ctx.database.write(async (trx) => {
-    await insertRow(trx, 'payments', payment);
-    await insertRow(trx, 'events', created);
-    await record(trx, 201, JSON.stringify(paymentResource(payment, ref, details)));
-  });
+  // Rows only, so the payment shares authorise's insert batches (on SQLite the writer thread's
+  // commits): committed, as before, before the acquirer is asked.
+  const pending: RowInsert[] = [
+    { table: 'payments', row: payment },
+    { table: 'events', row: created },
+  ];
+  const stored = record.row(201, JSON.stringify(paymentResource(payment, ref, details)));
+  if (stored) pending.push(stored);
+  await ctx.database.insert(pending);
 
   const result = await authoriseNow(ctx, payment, prepared, details);
   const capture = await captureIfDue(ctx, payment, result);
