@@ -215,7 +215,7 @@ export class Checkout {
     const recorded = await this.ctx.database.write(async (trx) => {
       const row = await loadForUpdate(trx, this.ctx, p.id);
       if (!row || row.status !== 'requires_action') return null;
-      const next = await recordAuthorisation(trx, this.ctx, row, result, capture);
+      const next = await recordAuthorisation(trx, this.ctx, row, result, capture, card.pan);
       await eraseCvc(trx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
       return next;
@@ -276,15 +276,25 @@ export class Checkout {
 
 type CaptureOutcome = { kind: 'none' } | { kind: 'captured' } | { kind: 'failed'; message: string };
 
-/** Write the acquirer's verdict (and an immediate capture) as transitions with their events. */
-export async function recordAuthorisation(trx: Parameters<typeof applyTransition>[0], ctx: AppContext, row: PaymentsTable, result: AuthoriseResult, capture: CaptureOutcome): Promise<PaymentsTable> {
+/**
+ * Write the acquirer's verdict (and an immediate capture) as transitions with their events.
+ * `pan`: the card's number where the caller holds it, so storing the card does not open it again.
+ */
+export async function recordAuthorisation(
+  trx: Parameters<typeof applyTransition>[0],
+  ctx: AppContext,
+  row: PaymentsTable,
+  result: AuthoriseResult,
+  capture: CaptureOutcome,
+  pan?: string,
+): Promise<PaymentsTable> {
   const now = ctx.clock.now();
   const details = detailsOf(row);
   switch (result.outcome) {
     case 'approved': {
       const captureAt = row.capture_mode === 'auto' && row.capture_delay_ms !== null ? now + row.capture_delay_ms : null;
       // Stored before the transition so the authorised event already carries the pm_… token.
-      const stored = await storeCardOnApproval(trx, ctx, row, result.networkReference);
+      const stored = await storeCardOnApproval(trx, ctx, row, result.networkReference, pan);
       let next = await applyTransition(trx, ctx, row, 'authorised', {
         ...stored,
         authorisation_code: result.authorisationCode,

@@ -103,16 +103,18 @@ export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, 
  * asked to be stored is stored only once its payment is approved. The same card for the
  * same customer keeps its token (the keyed fingerprint finds it) and takes the newest
  * expiry, which is how a merchant updates a stored card. Returns the payment's patch.
+ * `pan` is the card's number when the caller holds it already (the hosted page opened the
+ * card to authorise it); otherwise the payment's sealed card is read and opened.
  */
-export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: PaymentsTable, networkReference: string): Promise<{ payment_method_id?: string }> {
+export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: PaymentsTable, networkReference: string, pan?: string): Promise<{ payment_method_id?: string }> {
   if (row.payment_method_id !== null || row.payment_type !== 'cit' || row.customer_reference === null) return {};
   if (!detailsOf(row).store_for_future_use) return {};
-  const sealed = await trx.selectFrom('card_secrets').selectAll().where('payment_id', '=', row.id).executeTakeFirst();
-  if (!sealed) return {};
+  const number = pan ?? (await sealedPan(trx, ctx, row.id));
+  if (number === undefined) return {};
   const now = ctx.clock.now();
   const id = ctx.newId('paymentMethod');
   // The CVC stays behind: it is never stored with a card.
-  const { kek_id, wrapped_dek, pan_ct } = ctx.vault.sealCard(id, new SensitiveCard(ctx.vault.openCard(row.id, sealed).pan, undefined));
+  const { kek_id, wrapped_dek, pan_ct } = ctx.vault.sealCard(id, new SensitiveCard(number, undefined));
   const saved = await trx
     .insertInto('payment_methods')
     .values({
@@ -143,6 +145,11 @@ export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: Paymen
     .returning('id')
     .executeTakeFirstOrThrow();
   return { payment_method_id: saved.id };
+}
+
+async function sealedPan(trx: Trx, ctx: AppContext, paymentId: string): Promise<string | undefined> {
+  const sealed = await trx.selectFrom('card_secrets').selectAll().where('payment_id', '=', paymentId).executeTakeFirst();
+  return sealed && ctx.vault.openCard(paymentId, sealed).pan;
 }
 
 export function paymentMethodResource(row: PaymentMethodsTable, now: number) {
