@@ -32,6 +32,18 @@ test('text that is not exactly an id stays text', () => {
   fc.assert(fc.property(fc.string(), (s) => assert.equal(storedValue(s) === s, !/^[a-z]{2,3}_[0-9a-f]{32}$/.test(s) || !(s.split('_')[0]! in ID_TAGS))));
 });
 
+test('an id-shaped text is stored as bytes only when every digit is lowercase hex', () => {
+  const digits = '0123456789abcdefABCDEFgz_-';
+  fc.assert(
+    fc.property(fc.constantFrom(...Object.keys(ID_TAGS)), fc.array(fc.constantFrom(...digits), { minLength: 32, maxLength: 32 }), (prefix, chars) => {
+      const text = `${prefix}_${chars.join('')}`;
+      const stored = storedValue(text);
+      assert.equal(stored !== text, /^[0-9a-f]{32}$/.test(chars.join('')), text);
+      assert.equal(textFromStored(stored) ?? stored, text);
+    }),
+  );
+});
+
 test('blobs that are not stored ids read back as they are', () => {
   for (const b of [Buffer.alloc(17, 1), Buffer.alloc(16, 0x48), Buffer.alloc(18, 0x48)]) assert.equal(textFromStored(b), undefined);
   const row = { body: Buffer.alloc(17, 2), n: 1, s: 'x' };
@@ -70,7 +82,9 @@ test('text shaped almost like a sealed value stays text', () => {
   const text = sealedOf(randomBytes(12), randomBytes(16), randomBytes(16));
   const [iv, ct, tag] = text.split('.') as [string, string, string];
   // 'QR==' has padding bits set: base64 decoders accept it, but it would come back as 'QQ=='.
-  for (const s of [`${iv}.${ct}.${tag.slice(0, -2)}`, `${iv}x.${ct}.${tag}`, `${iv}.${ct}.${tag}.`, `${iv}.${ct.slice(0, -1)}.${tag}`, `${iv}.QR==.${tag}`, text.replaceAll('.', '|')]) {
+  // The tag's last digit carries four such bits too ('R==' reads back as 'Q==').
+  const loudTag = `${tag.slice(0, 21)}R==`;
+  for (const s of [`${iv}.${ct}.${tag.slice(0, -2)}`, `${iv}x.${ct}.${tag}`, `${iv}.${ct}.${tag}.`, `${iv}.${ct.slice(0, -1)}.${tag}`, `${iv}.QR==.${tag}`, `${iv}.${ct}.${loudTag}`, text.replaceAll('.', '|')]) {
     assert.equal(storedValue(s), s, s);
   }
 });

@@ -36,31 +36,59 @@ export const ID_TAGS: Readonly<Record<string, number>> = {
 const SEALED_TAG = 0x3f;
 
 const PREFIX_BY_TAG = new Map(Object.entries(ID_TAGS).map(([prefix, tag]) => [tag, `${prefix}_`]));
+const TAG_BY_PREFIX = new Map(Object.entries(ID_TAGS));
 const ID_BYTES = 17;
-const ID_SHAPE = /^([a-z]{2,3})_([0-9a-f]{32})$/;
 const IV_BYTES = 12;
 const GCM_TAG_BYTES = 16;
+const SEALED_CT_AT = 1 + IV_BYTES + GCM_TAG_BYTES;
 const SEALED_SHAPE = /^([A-Za-z0-9+/]{16})\.([A-Za-z0-9+/]*={0,2})\.([A-Za-z0-9+/]{22}==)$/;
+/** Where a sealed value's first dot is: base64 of the 12-byte IV is 16 characters. */
+const SEALED_FIRST_DOT = 16;
 
-/** A value as SQLite stores it: an id or a sealed value as its bytes, anything else as it is. */
+/**
+ * A value as SQLite stores it: an id or a sealed value as its bytes, anything else as it is.
+ * Every bound string passes through here (on the writer thread, some sixty a payment), so
+ * the shapes are checked by character before any regular expression or allocation.
+ */
 export function storedValue(value: unknown): unknown {
   if (typeof value !== 'string') return value;
-  if (value.length === 35 || value.length === 36) {
-    const m = ID_SHAPE.exec(value);
-    const tag = m ? ID_TAGS[m[1]!] : undefined;
-    if (tag === undefined) return value;
-    const bytes = Buffer.allocUnsafe(ID_BYTES);
-    bytes[0] = tag;
-    bytes.write(m![2]!, 1, 'hex');
-    return bytes;
-  }
-  if (value.length < 42) return value;
+  if (value.length === 35 || value.length === 36) return idBytes(value) ?? value;
+  if (value.length < 42 || value.charCodeAt(SEALED_FIRST_DOT) !== 0x2e) return value;
   const m = SEALED_SHAPE.exec(value);
   if (!m) return value;
-  const [iv, ct, tag] = [m[1]!, m[2]!, m[3]!].map((part) => Buffer.from(part, 'base64'));
-  // Only the canonical spelling, or the text would not come back byte for byte.
-  if (ct!.toString('base64') !== m[2]) return value;
-  return Buffer.concat([Buffer.of(SEALED_TAG), iv!, tag!, ct!]);
+  const ct = m[2]!;
+  const bytes = Buffer.allocUnsafe(SEALED_CT_AT + Buffer.byteLength(ct, 'base64'));
+  bytes[0] = SEALED_TAG;
+  bytes.write(m[1]!, 1, 'base64');
+  bytes.write(m[3]!, 1 + IV_BYTES, 'base64');
+  bytes.write(ct, SEALED_CT_AT, 'base64');
+  // Only the canonical spelling (padding bits zero, in the ciphertext and in the tag), or
+  // the text would not come back byte for byte.
+  return textFromStored(bytes) === value ? bytes : value;
+}
+
+/** `<prefix>_` + 32 lowercase hex digits, for a prefix with a tag: its 17 bytes. */
+function idBytes(value: string): Buffer | undefined {
+  const underscore = value.length - 33;
+  if (value.charCodeAt(underscore) !== 0x5f) return undefined;
+  const tag = TAG_BY_PREFIX.get(value.slice(0, underscore));
+  if (tag === undefined) return undefined;
+  const bytes = Buffer.allocUnsafe(ID_BYTES);
+  bytes[0] = tag;
+  for (let i = 1, at = underscore + 1; i < ID_BYTES; i++, at += 2) {
+    const hi = hexDigit(value.charCodeAt(at));
+    const lo = hexDigit(value.charCodeAt(at + 1));
+    if (hi < 0 || lo < 0) return undefined;
+    bytes[i] = (hi << 4) | lo;
+  }
+  return bytes;
+}
+
+/** A lowercase hex digit's value, or -1: uppercase would read back lowercase, and the mapping is one to one. */
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
 }
 
 /** The text a stored value spells, or undefined when it is not an id or a sealed value. */
@@ -71,10 +99,9 @@ export function textFromStored(value: unknown): string | undefined {
     const prefix = PREFIX_BY_TAG.get(b[0]!);
     if (prefix !== undefined) return prefix + b.toString('hex', 1);
   }
-  if (b[0] === SEALED_TAG && b.length >= 1 + IV_BYTES + GCM_TAG_BYTES) {
+  if (b[0] === SEALED_TAG && b.length >= SEALED_CT_AT) {
     const tagAt = 1 + IV_BYTES;
-    const ctAt = tagAt + GCM_TAG_BYTES;
-    return `${b.toString('base64', 1, tagAt)}.${b.toString('base64', ctAt)}.${b.toString('base64', tagAt, ctAt)}`;
+    return `${b.toString('base64', 1, tagAt)}.${b.toString('base64', SEALED_CT_AT)}.${b.toString('base64', tagAt, SEALED_CT_AT)}`;
   }
   return undefined;
 }
