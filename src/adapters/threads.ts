@@ -23,11 +23,14 @@ export type ThreadReply<Value, Failure> = { id: number } & ({ value: Value } | {
  * (sqlite-writer.ts, mail/mailer.ts). Each request's promise settles with its reply. An
  * idle thread does not keep the process alive; one with requests in flight does. If the
  * thread stops, the requests it held fail (whatever it was doing may or may not have
- * happened, as with a crash) and the next request starts a new thread.
+ * happened, as with a crash) and the next request starts a new thread. Requests are kept
+ * per thread: a stopped thread's last events (`error`, then `exit` milliseconds later)
+ * fail only what that thread held, never what its successor has been sent meanwhile.
  */
 export class ThreadClient<Value, Failure> {
   private worker: Worker | null = null;
-  private readonly pending = new Map<number, { resolve: (v: Value) => void; reject: (e: Error) => void }>();
+  /** Requests in flight on the current thread (each thread's own map). */
+  private pending = new Map<number, Waiter<Value>>();
   private nextId = 1;
 
   constructor(
@@ -45,20 +48,26 @@ export class ThreadClient<Value, Failure> {
     },
   ) {}
 
-  /** Posts the message `build` makes for the request's number; settles with the thread's reply. */
-  request(build: (id: number) => unknown): Promise<Value> {
+  /**
+   * Posts the message `build` makes for the request's number; settles with the thread's
+   * reply. `unsent` runs when the message could not be posted at all (a value that cannot
+   * be copied), before the promise rejects: the thread never saw it.
+   */
+  request(build: (id: number) => unknown, unsent?: () => void): Promise<Value> {
     const worker = this.worker ?? this.start();
+    const pending = this.pending;
     const id = this.nextId++;
     try {
       worker.postMessage(build(id));
     } catch (error) {
-      // Nothing was sent (a value that cannot be copied): nothing to wait for.
+      // Nothing was sent: nothing to wait for.
+      unsent?.();
       return Promise.reject(error);
     }
     // Replies arrive on a later turn of the event loop, so registering now is in time.
     return new Promise((resolve, reject) => {
-      if (this.pending.size === 0) worker.ref();
-      this.pending.set(id, { resolve, reject });
+      if (pending.size === 0) worker.ref();
+      pending.set(id, { resolve, reject });
     });
   }
 
@@ -70,6 +79,7 @@ export class ThreadClient<Value, Failure> {
     const worker = this.worker;
     if (!worker) return;
     this.worker = null;
+    this.pending = new Map();
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     if (hold) worker.ref();
     worker.postMessage('close');
@@ -78,20 +88,21 @@ export class ThreadClient<Value, Failure> {
 
   private start(): Worker {
     const worker = startThread(this.thread.base, this.thread.name, this.thread.data);
+    const pending = (this.pending = new Map());
     this.thread.onStart?.();
     worker.unref();
     worker.on('message', (reply: ThreadReply<Value, Failure>) => {
-      const waiter = this.pending.get(reply.id);
+      const waiter = pending.get(reply.id);
       if (!waiter) return;
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0) worker.unref();
+      pending.delete(reply.id);
+      if (pending.size === 0) worker.unref();
       if ('error' in reply) waiter.reject(this.thread.failure(reply.error));
       else waiter.resolve(reply.value);
     });
     const fail = (error: Error) => {
       if (this.worker === worker) this.worker = null;
-      for (const waiter of this.pending.values()) waiter.reject(error);
-      this.pending.clear();
+      for (const waiter of pending.values()) waiter.reject(error);
+      pending.clear();
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`the ${this.thread.label} stopped (exit code ${code})`)));
@@ -99,3 +110,5 @@ export class ThreadClient<Value, Failure> {
     return worker;
   }
 }
+
+type Waiter<Value> = { resolve: (v: Value) => void; reject: (e: Error) => void };

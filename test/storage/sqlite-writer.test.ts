@@ -6,6 +6,8 @@ import type { Worker } from 'node:worker_threads';
 import { after, before, describe, it } from 'node:test';
 import { openSqliteConnection } from '../../src/adapters/storage/sqlite-connection.js';
 import { SqliteWriter } from '../../src/adapters/storage/sqlite-writer.js';
+import { openDatabase } from '../../src/adapters/storage/database.js';
+import { compileInsert } from '../../src/adapters/storage/compiled.js';
 
 const insert = (id: string) => ({ sql: 'insert into things (id) values (?)', params: [id] });
 
@@ -68,6 +70,28 @@ describe('SQLite writer thread', () => {
     assert.ok(ids().includes('g'));
   });
 
+  it('teaches the thread no SQL text from a batch it never received', async () => {
+    const text = 'insert or ignore into things (id) values (?)';
+    await assert.rejects(writer.run([[{ sql: text, params: [() => 'x'] }]]), { name: 'DataCloneError' });
+    // The text goes again with the next batch that uses it, or the thread could not run it.
+    assert.deepEqual(await writer.run([[{ sql: text, params: ['t1'] }]]), [{ ok: true }]);
+    assert.ok(ids().includes('t1'));
+  });
+
+  it('fails only what a thread held when it dies of an error, not what its successor is sent before its exit', async () => {
+    const worker = (writer as unknown as { thread: { worker: Worker } }).thread.worker;
+    // A message the thread cannot handle throws there: an uncaught error stands in for a crash.
+    worker.postMessage({ id: -1, texts: null, units: [] });
+    const held = writer.run([[insert('x1')]]);
+    // Sent as soon as the failure is known: the dead thread's `exit` comes milliseconds after its `error`.
+    const next = await held.then(
+      () => assert.fail('the dying thread answered'),
+      () => writer.run([[insert('x2')]]),
+    );
+    assert.deepEqual(next, [{ ok: true }]);
+    assert.ok(ids().includes('x2'));
+  });
+
   it('fails the batch a dying thread held, and starts a new thread for the next', async () => {
     const pending = writer.run([[slow('e')]]);
     await new Promise((r) => setTimeout(r, 100));
@@ -77,5 +101,28 @@ describe('SQLite writer thread', () => {
     const next = await writer.run([[insert('f')]]);
     assert.deepEqual(next, [{ ok: true }]);
     assert.ok(ids().includes('f'));
+  });
+});
+
+describe('group commit on the writer thread', () => {
+  it('refuses only the unit whose values cannot be sent, not the units of its batch', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tzero-batch-'));
+    const database = await openDatabase({ dataDir, writerThread: true });
+    try {
+      const row = (id: string) => compileInsert(database.db, { table: 'merchants', row: { id, name: id, created_at: 1 } });
+      const bad = { ...row('mer_uncopyable'), params: [() => 'x', 'x', 1] };
+      // Asked for in the same turn: one batch for the writer thread.
+      const outcomes = await Promise.allSettled([database.apply([row('mer_before')]), database.apply([bad]), database.insert([{ table: 'merchants', row: { id: 'mer_after', name: 'after', created_at: 1 } }])]);
+      assert.deepEqual(
+        outcomes.map((o) => o.status),
+        ['fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.equal(((outcomes[1] as PromiseRejectedResult).reason as Error).name, 'DataCloneError');
+      const ids = (await database.db.selectFrom('merchants').select('id').where('id', 'in', ['mer_before', 'mer_uncopyable', 'mer_after']).orderBy('id').execute()).map((r) => r.id);
+      assert.deepEqual(ids, ['mer_after', 'mer_before']);
+    } finally {
+      await database.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

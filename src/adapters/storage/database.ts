@@ -401,7 +401,15 @@ class GroupCommitter {
   }
 
   private async onWriter(writer: SqliteWriter, batch: Job[]): Promise<Outcome[]> {
-    const outcomes = await writer.run(batch.map((j) => j.statements!));
+    let outcomes: UnitOutcome[];
+    try {
+      outcomes = await writer.run(batch.map((j) => j.statements!));
+    } catch (error) {
+      // A unit whose values cannot be copied to the thread (nothing was sent) is refused
+      // alone: its batch goes again unit by unit.
+      if (batch.length === 1 || (error as Error)?.name !== 'DataCloneError') throw error;
+      return Promise.all(batch.map((job) => this.onWriter(writer, [job]).then(([o]) => o!, (e: unknown): Outcome => ({ ok: false, error: e }))));
+    }
     return outcomes.map((o: UnitOutcome) => (o.ok ? { ok: true, value: undefined } : { ok: false, error: new SqliteWriteError(o.message, o.code) }));
   }
 

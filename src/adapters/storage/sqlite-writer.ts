@@ -71,12 +71,19 @@ export class SqliteWriter {
   }
 
   run(units: CompiledStatement[][]): Promise<UnitOutcome[]> {
-    return this.thread.request((id) => {
-      const texts: WriterRequest['texts'] = [];
-      // Packing JSON and sealing a card cost tens of microseconds each: they happen on the thread.
-      const numbered = units.map((unit) => unit.map((s) => this.forThread(s, texts)));
-      return { id, texts, units: numbered } satisfies WriterRequest;
-    });
+    const texts: WriterRequest['texts'] = [];
+    return this.thread.request(
+      (id) => {
+        // Packing JSON and sealing a card cost tens of microseconds each: they happen on the thread.
+        const numbered = units.map((unit) => unit.map((s) => this.forThread(s, texts)));
+        return { id, texts, units: numbered } satisfies WriterRequest;
+      },
+      // The thread never learnt the texts this message carried: the next use sends them again
+      // (they are the newest numbers, so `textIds.size` stays the next free one).
+      () => {
+        for (const [, sql] of texts) this.textIds.delete(sql);
+      },
+    );
   }
 
   private forThread(s: CompiledStatement, texts: WriterRequest['texts']): WriterRequest['units'][number][number] {
