@@ -9,6 +9,7 @@ import type { Services } from '../app/services.js';
 import { problem, sendProblem } from './problem.js';
 import { describeJsonError, fromAjv } from './validation-errors.js';
 import { validatorCompiler } from './validator-compiler.js';
+import { illFormedTextAt } from './well-formed-text.js';
 import { Problem } from './schemas/common.js';
 import { healthRoutes } from './plugins/health.js';
 import { paymentRoutes } from './plugins/payments.js';
@@ -61,6 +62,11 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       // Only a body that failed to parse is looked at again (trimming copies it).
       const why = text.trim() === '' ? 'the request body is empty; send a JSON object' : `the request body is not valid JSON: ${describeJsonError(text, error as Error)}. Comments and trailing commas are not allowed.`;
       done(new DomainError(400, 'invalid_json', why), undefined);
+      return;
+    }
+    const illFormed = text.includes('\\u') ? illFormedTextAt(parsed) : undefined;
+    if (illFormed !== undefined) {
+      done(new DomainError(400, 'invalid_unicode', `${illFormed || 'the body'} holds an unpaired UTF-16 surrogate (a lone \\uD800–\\uDFFF escape): send well-formed Unicode text`, illFormed), undefined);
       return;
     }
     done(null, parsed);

@@ -105,6 +105,19 @@ for (const dialect of DIALECTS) {
         }
       });
 
+      it('refuses text that is not well-formed Unicode, naming where it is, since no column could store it as sent', async () => {
+        // JSON can spell an unpaired surrogate as an escape; stored, it would read back as U+FFFD.
+        const raw = JSON.stringify(merge(example, { reference: 'REF' })).replace('"REF"', '"order-\\ud800"');
+        assert.equal(assertProblem(await postAuthorise(t, raw), 400, 'invalid_unicode', '/reference').param, '/reference');
+        const key = JSON.stringify(merge(example, { metadata: { 'K/~': 'v' } })).replace('"K/~"', '"K/~\\udc00"');
+        assertProblem(await postAuthorise(t, key), 400, 'invalid_unicode', '/metadata/K~1~0\udc00');
+        // A pair written as escapes is one well-formed character.
+        const pair = JSON.stringify(merge(example, { reference: 'REF' })).replace('"REF"', '"order-\\ud83d\\ude00"');
+        const res = await postAuthorise(t, pair);
+        assert.equal(res.statusCode, 201, res.body);
+        assert.equal(res.json().reference, 'order-\u{1F600}');
+      });
+
       it('refuses empty, truncated and non-object bodies', async () => {
         assertProblem(await postAuthorise(t, ''), 400, 'invalid_json');
         assert.match(assertProblem(await postAuthorise(t, ' \n\t'), 400, 'invalid_json').detail, /the request body is empty/);
