@@ -25,7 +25,13 @@ const ENDPOINT_MERCHANTS_CAP = 10_000;
 /** After losing the PostgreSQL listener, lookups go to the database and try again after this long. */
 const RELISTEN_AFTER_MS = 1_000;
 /** How often the PostgreSQL listener proves its connection alive (see PostgresListener). */
-const HEARTBEAT_MS = 5_000;
+const HEARTBEAT_MS = 1_000;
+/**
+ * A listener whose last proof of life is older than this is not trusted: lookups bypass
+ * the cache until it answers again (or is replaced), so a connection that died without a
+ * word leaves a revoked key usable for at most this long, not two heartbeats.
+ */
+const TRUST_FOR_MS = HEARTBEAT_MS + 500;
 
 /** The channel migration 007's (and 012's) triggers notify on PostgreSQL. */
 const NOTIFY_CHANNEL = 'config_changed';
@@ -65,9 +71,9 @@ interface Watch {
  *   client LISTENs and a notification empties the cache. PostgreSQL signals listeners
  *   as the writer's COMMIT completes, so the notification arrives within a fraction of
  *   a millisecond, before a CLI process has even printed its result. While the client
- *   is not listening (starting, reconnecting, or silent past its heartbeat) lookups
- *   bypass the cache, and it is emptied when listening resumes, because notifications
- *   may have been missed meanwhile.
+ *   is not listening (starting, reconnecting, or unanswered for more than 1.5 s: it
+ *   proves itself every second) lookups bypass the cache, and it is emptied when
+ *   listening resumes, because notifications may have been missed meanwhile.
  * - Writes through this process's services also empty it at once (`drop`), since a
  *   notification arrives asynchronously.
  * A lookup that began before the cache was emptied keeps its answer out of it: the row
@@ -332,6 +338,10 @@ class PostgresListener implements Watch {
   private retryAt = 0;
   private connecting: Promise<void> | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
+  /** When the listening client last answered (LISTEN or a heartbeat). */
+  private answeredAt = 0;
+  /** Lookups found the client silent for too long; its next answer empties the cache. */
+  private distrusted = false;
 
   constructor(
     private readonly url: string,
@@ -340,8 +350,10 @@ class PostgresListener implements Watch {
   ) {}
 
   usable(): boolean {
-    if (!this.listening && !this.connecting && !this.closed && Date.now() >= this.retryAt) this.start().catch(this.failed);
-    return this.listening;
+    const now = Date.now();
+    if (!this.listening && !this.connecting && !this.closed && now >= this.retryAt) this.start().catch(this.failed);
+    if (this.listening && now - this.answeredAt > TRUST_FOR_MS) this.distrusted = true;
+    return this.listening && !this.distrusted;
   }
 
   start(): Promise<void> {
@@ -368,15 +380,25 @@ class PostgresListener implements Watch {
     // Changes committed before LISTEN took effect sent no notification to this client.
     this.changed();
     this.listening = true;
+    this.answeredAt = Date.now();
+    this.distrusted = false;
     // A connection that died without a word (an idle one dropped by a firewall or NAT)
     // would deliver no notification and raise no error while the cache went stale. A
-    // query every few seconds that must be answered before the next one notices.
+    // query every second must be answered before the next; meanwhile lookups stop
+    // trusting a client that has been silent for longer than TRUST_FOR_MS (usable()).
     let answered = true;
     this.heartbeat = setInterval(() => {
       if (!answered) return this.lose(client, new Error(`the config change listener did not answer within ${HEARTBEAT_MS} ms`));
       answered = false;
       client.query('select 1').then(
-        () => (answered = true),
+        () => {
+          answered = true;
+          if (this.client !== client) return;
+          this.answeredAt = Date.now();
+          // Lookups went to the database while it was silent; what the cache held may be old.
+          if (this.distrusted) this.changed();
+          this.distrusted = false;
+        },
         (error: unknown) => this.lose(client, error),
       );
     }, HEARTBEAT_MS).unref();

@@ -197,3 +197,33 @@ for (const dialect of DIALECTS) {
     }
   });
 }
+
+if (DIALECTS.includes('postgres')) {
+  describe('a PostgreSQL listener whose connection dies without a word (postgres)', () => {
+    it('stops serving keys from memory within about a second and a half, so a key revoked elsewhere fails', async () => {
+      const t = await startTestGateway({ dialect: 'postgres' });
+      const admin = new pg.Client({ connectionString: t.config.databaseUrl });
+      try {
+        const { merchants, ctx } = t.gateway.services;
+        const cache = LookupCache.of(ctx);
+        await cache.start();
+        const key = await merchants.createSecretKey(t.credentials.merchant_id, 'silent listener');
+        // Held in memory once the key's own notification has come and gone.
+        await eventually(async () => (await merchants.authenticate(key.secret_key)) && cache.sizes().activeKeys > 0, 'the key to be cached');
+        // The listener's socket stops delivering anything (notifications, answers) and raises
+        // nothing, as when a firewall or NAT drops an idle connection without FIN or RST.
+        const listener = (cache as unknown as { watch: { client: { connection: { stream: { pause(): void } } } } }).watch.client;
+        listener.connection.stream.pause();
+        await admin.connect();
+        await admin.query('update secret_keys set revoked_at = 1 where id = $1', [key.id]);
+        const revokedAt = Date.now();
+        await eventually(async () => !(await merchants.authenticate(key.secret_key)), 'the revoked key to fail');
+        // Before, the cache trusted a silent listener for up to two 5 s heartbeats.
+        assert.ok(Date.now() - revokedAt < 4_000, `the revoked key was accepted for ${Date.now() - revokedAt} ms`);
+      } finally {
+        await admin.end().catch(() => {});
+        await t.close();
+      }
+    });
+  });
+}
