@@ -158,6 +158,8 @@ export class ComplianceGate {
   static readonly TTL_MS = 5_000;
   private static readonly MAX_ENTRIES = 10_000;
   private readonly cache = new Map<string, { facts: GateFacts | null; loadedAt: number }>();
+  /** Moves on every forget(), so a read in flight across one does not put its old row back. */
+  private generation = 0;
 
   static of(ctx: AppContext): ComplianceGate {
     let gate = gates.get(ctx);
@@ -176,18 +178,21 @@ export class ComplianceGate {
   }
 
   forget(merchantId: string): void {
+    this.generation++;
     this.cache.delete(merchantId);
   }
 
   private async facts(merchantId: string, now: number): Promise<GateFacts | null> {
     const hit = this.cache.get(merchantId);
     if (hit && now - hit.loadedAt < ComplianceGate.TTL_MS && now >= hit.loadedAt) return hit.facts;
+    const generation = this.generation;
     const row = await this.ctx.database.db
       .selectFrom('compliance_profiles')
       .select(['valid_until', 'aoc_required_since'])
       .where('merchant_id', '=', merchantId)
       .executeTakeFirst();
     const facts = row ? { validUntil: row.valid_until, aocRequiredSince: row.aoc_required_since } : null;
+    if (generation !== this.generation) return facts;
     if (this.cache.size >= ComplianceGate.MAX_ENTRIES) this.cache.clear();
     this.cache.set(merchantId, { facts, loadedAt: now });
     return facts;

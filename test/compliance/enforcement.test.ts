@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DAY_MS } from '../../src/domain/compliance.js';
 import { runComplianceChecks } from '../../src/workers/compliance-reminders.js';
+import { ComplianceGate } from '../../src/app/compliance.js';
 import { DIALECTS, type TestGateway, exampleBody } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
 import { LIVE_CHANNEL, approveMerchant, dateDaysAgo, declareVolume, expectStatus, operator, startComplianceGateway, upload } from './fixtures.js';
@@ -71,6 +72,45 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(view.missing.map((m: { item: string }) => m.item), ['asv_scan', 'saq']);
         const sandbox = await postAuthorise(t, await exampleBody());
         assert.equal(sandbox.statusCode, 201, sandbox.body);
+      });
+    });
+
+    describe('the gate\'s cache', () => {
+      let t: TestGateway;
+      before(async () => {
+        t = await startComplianceGateway(dialect);
+      });
+      after(() => t.close());
+
+      it('does not keep a row read before a change this process made', async () => {
+        const { ctx } = t.gateway.services;
+        const gate = ComplianceGate.of(ctx);
+        const merchant = t.credentials.merchant_id;
+        const now = t.clock.now();
+        await ctx.database.db.insertInto('compliance_profiles').values({ merchant_id: merchant, approved_at: now, valid_until: now + 365 * DAY_MS, approved_basis: 'saq', updated_at: now }).execute();
+        // The gate's read is held after it has read the approval, until the approval is gone.
+        const executor = ctx.database.db.getExecutor() as unknown as { executeQuery: (...args: unknown[]) => Promise<unknown> };
+        const original = executor.executeQuery;
+        let release!: () => void;
+        const held = new Promise<void>((r) => (release = r));
+        let read!: () => void;
+        const wasRead = new Promise<void>((r) => (read = r));
+        executor.executeQuery = async function (this: unknown, ...args: unknown[]) {
+          const result = await original.apply(this, args);
+          if (/from "compliance_profiles"/.test((args[0] as { sql: string }).sql)) {
+            executor.executeQuery = original;
+            read();
+            await held;
+          }
+          return result;
+        };
+        const inFlight = gate.check(merchant, 'live', 'card');
+        await wasRead;
+        await ctx.database.db.updateTable('compliance_profiles').set({ approved_at: null, valid_until: null, approved_basis: null }).where('merchant_id', '=', merchant).execute();
+        gate.forget(merchant);
+        release();
+        await inFlight;
+        await assert.rejects(gate.check(merchant, 'live', 'card'), { code: 'compliance_required' });
       });
     });
 
