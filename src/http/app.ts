@@ -9,7 +9,7 @@ import type { Services } from '../app/services.js';
 import { problem, sendProblem } from './problem.js';
 import { describeJsonError, fromAjv } from './validation-errors.js';
 import { validatorCompiler } from './validator-compiler.js';
-import { illFormedTextAt } from './well-formed-text.js';
+import { problemOf, textProblemError, textProblemIn } from './well-formed-text.js';
 import { Problem } from './schemas/common.js';
 import { healthRoutes } from './plugins/health.js';
 import { paymentRoutes } from './plugins/payments.js';
@@ -64,9 +64,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       done(new DomainError(400, 'invalid_json', why), undefined);
       return;
     }
-    const illFormed = text.includes('\\u') ? illFormedTextAt(parsed) : undefined;
-    if (illFormed !== undefined) {
-      done(new DomainError(400, 'invalid_unicode', `${illFormed || 'the body'} holds an unpaired UTF-16 surrogate (a lone \\uD800–\\uDFFF escape): send well-formed Unicode text`, illFormed), undefined);
+    const problem = text.includes('\\u') ? textProblemIn(parsed) : undefined;
+    if (problem) {
+      done(textProblemError(problem.pointer, problem.kind), undefined);
       return;
     }
     done(null, parsed);
@@ -133,6 +133,19 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
 
+  // Path parameters and query values arrive %-decoded: the same text rules as bodies.
+  app.addHook('preValidation', (request, _reply, done) => {
+    for (const [part, values] of [['params', request.params], ['querystring', request.query]] as const) {
+      if (!values || typeof values !== 'object') continue;
+      for (const [name, value] of Object.entries(values)) {
+        for (const text of Array.isArray(value) ? value : [value]) {
+          const kind = typeof text === 'string' ? problemOf(text) : undefined;
+          if (kind) return done(textProblemError(`/${part}/${name}`, kind));
+        }
+      }
+    }
+    done();
+  });
   registerAuth(app as unknown as FastifyInstance, services);
   wakeDispatcherAfterWrites(app as unknown as FastifyInstance, services);
   await app.register(healthRoutes(services));

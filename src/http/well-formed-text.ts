@@ -1,3 +1,5 @@
+import { DomainError } from '../domain/errors.js';
+
 declare global {
   interface String {
     /** ES2024, in Node since 20; TypeScript's lib for this project's ES2022 target lacks it. */
@@ -5,21 +7,52 @@ declare global {
   }
 }
 
+export interface TextProblem {
+  /** JSON pointer of the string or key. */
+  pointer: string;
+  /** An unpaired UTF-16 surrogate, or a NUL character. */
+  kind: 'unpaired_surrogate' | 'nul';
+}
+
 /**
- * Where a parsed JSON value holds text that is not well-formed Unicode: the JSON pointer of
- * the first string (or key) with an unpaired UTF-16 surrogate, or undefined. JSON can carry
- * one as an escape (`"\ud800"`), but no database column can store it: SQLite keeps bytes that
- * read back as U+FFFD, PostgreSQL's driver writes U+FFFD, so the text would come back changed.
- * Only a body with a `\u` escape can hold one, which the caller checks first.
+ * The first string (or key) in a parsed JSON value that no column could store as sent: one
+ * with an unpaired UTF-16 surrogate (SQLite keeps bytes that read back as U+FFFD, the
+ * PostgreSQL driver writes U+FFFD) or with a NUL character (PostgreSQL refuses it in text).
+ * JSON can carry either only as a `\u` escape, so the caller looks only at bodies with one.
+ * Walked with a stack of its own: a body nested thousands deep must not overflow the call stack.
  */
-export function illFormedTextAt(value: unknown, pointer = ''): string | undefined {
-  if (typeof value === 'string') return value.isWellFormed() ? undefined : pointer;
-  if (value === null || typeof value !== 'object') return undefined;
-  for (const [key, item] of Object.entries(value)) {
-    const at = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
-    if (!key.isWellFormed()) return at;
-    const inside = illFormedTextAt(item, at);
-    if (inside !== undefined) return inside;
+export function textProblemIn(value: unknown): TextProblem | undefined {
+  const pending: Array<[unknown, string]> = [[value, '']];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [item, pointer] = next;
+    if (typeof item === 'string') {
+      const kind = problemOf(item);
+      if (kind) return { pointer, kind };
+    } else if (item !== null && typeof item === 'object') {
+      const entries = Object.entries(item);
+      // Reversed onto the stack, so the first problem in document order is the one named.
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [key, child] = entries[i]!;
+        const at = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+        const kind = problemOf(key);
+        if (kind) return { pointer: at, kind };
+        pending.push([child, at]);
+      }
+    }
   }
   return undefined;
+}
+
+/** A path parameter's or query value's problem, if any (they arrive decoded from %-escapes). */
+export function problemOf(text: string): TextProblem['kind'] | undefined {
+  if (text.includes('\u0000')) return 'nul';
+  return text.isWellFormed() ? undefined : 'unpaired_surrogate';
+}
+
+/** The 400 for text no column could store as sent, naming where it is. */
+export function textProblemError(pointer: string, kind: TextProblem['kind']): DomainError {
+  const where = pointer || 'the body';
+  return kind === 'nul'
+    ? new DomainError(400, 'invalid_character', `${where} holds a NUL character (\\u0000), which no text may contain`, pointer)
+    : new DomainError(400, 'invalid_unicode', `${where} holds an unpaired UTF-16 surrogate (a lone \\uD800–\\uDFFF escape): send well-formed Unicode text`, pointer);
 }

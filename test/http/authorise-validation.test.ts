@@ -118,6 +118,24 @@ for (const dialect of DIALECTS) {
         assert.equal(res.json().reference, 'order-\u{1F600}');
       });
 
+      it('refuses a NUL character anywhere in the body, naming where it is', async () => {
+        const raw = JSON.stringify(merge(example, { reference: 'REF' })).replace('"REF"', '"a\\u0000b"');
+        assertProblem(await postAuthorise(t, raw), 400, 'invalid_character', '/reference');
+        const nested = JSON.stringify(merge(example, { metadata: { note: 'N' } })).replace('"N"', '"x\\u0000"');
+        assertProblem(await postAuthorise(t, nested), 400, 'invalid_character', '/metadata/note');
+      });
+
+      it('looks through a body nested thousands deep without overflowing (a 400, never a 500)', async () => {
+        const deep = `{"metadata":${'['.repeat(20_000)}"\\u0041"${']'.repeat(20_000)}}`;
+        const res = await postAuthorise(t, deep);
+        assert.equal(res.statusCode, 400, res.body);
+      });
+
+      it('refuses a NUL character in a path parameter or a query value', async () => {
+        assertProblem(await t.request({ method: 'GET', url: '/payment/pay_%00' }), 400, 'invalid_character', '/params/id');
+        assertProblem(await t.request({ method: 'GET', url: '/payments?reference=a%00' }), 400, 'invalid_character', '/querystring/reference');
+      });
+
       it('refuses empty, truncated and non-object bodies', async () => {
         assertProblem(await postAuthorise(t, ''), 400, 'invalid_json');
         assert.match(assertProblem(await postAuthorise(t, ' \n\t'), 400, 'invalid_json').detail, /the request body is empty/);
