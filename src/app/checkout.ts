@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { CardBrand } from '../domain/card.js';
 import { DomainError } from '../domain/errors.js';
 import type { CheckoutSessionsTable, PaymentsTable } from '../adapters/storage/schema.js';
+import type { Trx } from '../adapters/storage/database.js';
 import type { AcquirerCard, AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
 import { resolveReturnUrl } from './authorise.js';
@@ -101,37 +102,63 @@ export class Checkout {
   async answerChallenge(token: string, answer: string, loaded?: CheckoutView): Promise<CheckoutView & { wrongCode?: boolean }> {
     const view = await this.requireOpen(token, loaded);
     if (!view) return loaded ?? (await this.load(token))!;
+    // The attempt is counted before the code is checked, so codes sent at once each use one
+    // and no more than MAX_CHALLENGE_ATTEMPTS are ever checked.
+    const attempt = await this.countAttempt(view);
+    if (attempt === null) return (await this.load(token))!;
     const card = this.cards.get(view) ?? (await this.card(view.payment));
     if (this.ctx.acquirer.verifyChallenge(card, answer) === 'passed') {
       return (await this.authoriseOnce(view)) ?? (await this.load(token))!;
     }
-    const attempts = view.session.challenge_attempts + 1;
-    await this.ctx.database.transaction(async (trx) => {
-      await trx.updateTable('checkout_sessions').set({ challenge_attempts: attempts }).where('payment_id', '=', view.session.payment_id).execute();
-      if (attempts >= MAX_CHALLENGE_ATTEMPTS) {
-        const row = await loadForUpdate(trx, this.ctx, view.payment.id);
-        if (row?.status !== 'requires_action') return;
+    if (attempt >= MAX_CHALLENGE_ATTEMPTS) {
+      await this.endOpenPage(view, (trx, row) => {
         const details = { ...detailsOf(row), decline_message: '3-D Secure authentication failed: the code was wrong three times.', retry_advice: retryAdviceFor('authentication_failed', false) };
-        await applyTransition(trx, this.ctx, row, 'declined', { decline_code: 'authentication_failed', expires_at: null }, { details });
-        await eraseCvc(trx, row.id);
-        await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
-      }
-    });
-    return { ...(await this.load(token))!, wrongCode: attempts < MAX_CHALLENGE_ATTEMPTS };
+        return applyTransition(trx, this.ctx, row, 'declined', { decline_code: 'authentication_failed', expires_at: null }, { details });
+      });
+    }
+    return { ...(await this.load(token))!, wrongCode: attempt < MAX_CHALLENGE_ATTEMPTS };
   }
 
   async cancel(token: string, loaded?: CheckoutView): Promise<CheckoutView> {
     const view = await this.requireOpen(token, loaded);
-    if (view) {
-      await this.ctx.database.transaction(async (trx) => {
-        const row = await loadForUpdate(trx, this.ctx, view.payment.id);
-        if (row?.status !== 'requires_action') return;
-        await applyTransition(trx, this.ctx, row, 'cancelled', { expires_at: null });
-        await eraseCvc(trx, row.id);
-        await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
-      });
-    }
+    if (view) await this.endOpenPage(view, (trx, row) => applyTransition(trx, this.ctx, row, 'cancelled', { expires_at: null }));
     return (await this.load(token))!;
+  }
+
+  /**
+   * One more challenge attempt, counted in the session row while the page is open and has
+   * attempts left: its number, or null when the page is no longer open or has none left.
+   */
+  private async countAttempt(view: CheckoutView): Promise<number | null> {
+    return this.ctx.database.transaction(async (trx) => {
+      // The payment's lock first, as every other change of this page takes it.
+      const row = await loadForUpdate(trx, this.ctx, view.payment.id);
+      if (row?.status !== 'requires_action') return null;
+      const counted = await trx
+        .updateTable('checkout_sessions')
+        .set((eb) => ({ challenge_attempts: eb('challenge_attempts', '+', 1) }))
+        .where('payment_id', '=', view.session.payment_id)
+        .where('state', '=', 'open')
+        .where('challenge_attempts', '<', MAX_CHALLENGE_ATTEMPTS)
+        .returning('challenge_attempts')
+        .executeTakeFirst();
+      return counted ? Number(counted.challenge_attempts) : null;
+    });
+  }
+
+  /**
+   * Ends a page the customer is still on (cancel, the last wrong code), only while it is
+   * open: once a confirm has claimed it (processing), the acquirer's answer decides.
+   */
+  private async endOpenPage(view: CheckoutView, transition: (trx: Trx, row: PaymentsTable) => Promise<PaymentsTable>): Promise<void> {
+    await this.ctx.database.transaction(async (trx) => {
+      const row = await loadForUpdate(trx, this.ctx, view.payment.id);
+      if (row?.status !== 'requires_action') return;
+      const closed = await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).where('state', '=', 'open').executeTakeFirst();
+      if (Number(closed.numUpdatedRows) !== 1) return;
+      await transition(trx, row);
+      await eraseCvc(trx, row.id);
+    });
   }
 
   /**
@@ -269,8 +296,14 @@ export class Checkout {
 
   private async captureIfDue(p: PaymentsTable, result: AuthoriseResult): Promise<CaptureOutcome> {
     if (result.outcome !== 'approved' || p.capture_mode !== 'auto' || p.capture_delay_ms !== null) return { kind: 'none' };
-    const r = await this.ctx.acquirer.capture({ paymentId: p.id, amount: p.amount, currency: p.currency, networkReference: result.networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 });
-    return r.outcome === 'succeeded' ? { kind: 'captured' } : { kind: 'failed', message: r.message };
+    try {
+      const r = await this.ctx.acquirer.capture({ paymentId: p.id, amount: p.amount, currency: p.currency, networkReference: result.networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 });
+      return r.outcome === 'succeeded' ? { kind: 'captured' } : { kind: 'failed', message: r.message };
+    } catch (error) {
+      // The approval stands and is recorded; the merchant captures again (or voids).
+      this.ctx.log.error({ err: error, payment_id: p.id }, 'acquirer capture call failed');
+      return { kind: 'failed', message: 'the acquirer could not be reached' };
+    }
   }
 }
 

@@ -10,7 +10,8 @@ import { createGateway, ensureSandboxCredentials, type Gateway } from '../../src
 import { SandboxAcquirer } from '../../src/adapters/acquirers/sandbox/sandbox-acquirer.js';
 import type { AuthoriseRequest, AuthoriseResult, CaptureRequest, SimpleResult } from '../../src/ports/acquirer.js';
 import { ManualClock } from '../../src/ports/clock.js';
-import { AUTHORISATION_GRACE_MS } from '../../src/app/checkout.js';
+import { AUTHORISATION_GRACE_MS, MAX_CHALLENGE_ATTEMPTS } from '../../src/app/checkout.js';
+import { SANDBOX_CHALLENGE_CODE } from '../../src/adapters/acquirers/sandbox/test-cards.js';
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
 import { DIALECTS, exampleBody } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
@@ -24,6 +25,12 @@ class ScriptedAcquirer extends SandboxAcquirer {
   override async authorise(req: AuthoriseRequest): Promise<AuthoriseResult> {
     this.calls++;
     return this.next ? this.next(req) : super.authorise(req);
+  }
+  captureNext: (() => Promise<SimpleResult>) | null = null;
+  override async capture(req: CaptureRequest): Promise<SimpleResult> {
+    const next = this.captureNext;
+    this.captureNext = null;
+    return next ? next() : super.capture(req);
   }
   override async void(req: CaptureRequest): Promise<SimpleResult> {
     this.released.push(`void ${req.paymentId}`);
@@ -225,6 +232,67 @@ for (const dialect of DIALECTS) {
       const after = await payment(p.id);
       assert.equal(after.status, 'cancelled');
       assert.equal(after.redirect_url, null);
+    });
+
+    it('records the approval when the automatic capture throws, instead of a 500 and a payment left behind', async () => {
+      acquirer.next = null;
+      acquirer.captureNext = () => Promise.reject(new Error('connection reset'));
+      const p = await create();
+      const done = await post(gateway.app, await openPage(gateway.app, p.redirect_url), 'confirm');
+      assert.equal(done.statusCode, 303, done.body);
+      assert.match(String(done.headers.location), /status=authorised/);
+      const after = await payment(p.id);
+      assert.equal(after.status, 'authorised');
+      assert.match(after.failure_message, /automatic capture failed/);
+      assert.equal(await cvcKept(p.id), false);
+    });
+
+    it('checks no more codes than the attempts allow, however many arrive at once', async () => {
+      acquirer.next = null;
+      const p = await create('4000000000003220');
+      const page = await openPage(gateway.app, p.redirect_url);
+      const guesses = await Promise.all(Array.from({ length: 12 }, (_, i) => post(gateway.app, page, 'challenge', { otp: String(5000 + i) })));
+      assert.ok(guesses.every((g) => g.statusCode === 303));
+      const right = await post(gateway.app, page, 'challenge', { otp: SANDBOX_CHALLENGE_CODE });
+      assert.equal(right.statusCode, 303);
+      const after = await payment(p.id);
+      assert.equal(after.status, 'declined', `after ${MAX_CHALLENGE_ATTEMPTS} wrong codes the right one must not authorise`);
+      assert.equal(after.decline_code, 'authentication_failed');
+    });
+
+    it('does not let a second tab cancel a payment whose confirm is already at the acquirer', async () => {
+      const p = await create();
+      const page = await openPage(gateway.app, p.redirect_url);
+      const answer = gate<AuthoriseResult>();
+      const called = gate<void>();
+      acquirer.next = async () => {
+        called.open();
+        return answer.opened;
+      };
+      const released = acquirer.released.length;
+      // The second tab's cancel read the page while it was still open, just before the confirm claimed it.
+      const token = page.path.split('/').pop()!;
+      const seenByOtherTab = (await gateway.services.checkout.load(token))!;
+      const confirming = post(gateway.app, page, 'confirm');
+      await called.opened;
+      await gateway.services.checkout.cancel(token, seenByOtherTab);
+      answer.open({ outcome: 'approved', authorisationCode: 'A1B2C3', networkReference: '123456789012345' });
+      assert.match(String((await confirming).headers.location), /status=captured/);
+      assert.equal((await payment(p.id)).status, 'captured');
+      assert.equal(acquirer.released.length, released, 'nothing had to be given back');
+      acquirer.next = null;
+    });
+
+    it('answers a CSRF field whose bytes differ in length from the cookie with 403, not 500', async () => {
+      const p = await create();
+      const page = await openPage(gateway.app, p.redirect_url);
+      const res = await gateway.app.inject({
+        method: 'POST',
+        url: `${page.path}/confirm`,
+        headers: { cookie: `tz_csrf=${'e'.repeat(24)}`, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ csrf: 'é'.repeat(24) }).toString(),
+      });
+      assert.equal(res.statusCode, 403, res.body);
     });
 
     it('keeps the challenge when a frictionless confirm is forged for a challenge card', async () => {

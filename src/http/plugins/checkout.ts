@@ -24,8 +24,11 @@ function readCookie(request: FastifyRequest, name: string): string | undefined {
 }
 
 function sameValue(a: string | undefined, b: string | undefined): boolean {
-  if (!a || !b || a.length !== b.length) return false;
-  return timingSafeEqual(Buffer.from(a), Buffer.from(b));
+  if (!a || !b) return false;
+  // Compared as bytes: two texts of one length in characters can differ in UTF-8 length.
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /**
