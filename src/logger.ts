@@ -5,10 +5,13 @@ export function redactUrl(url: string): string {
   return url.replace(/\/pay\/[A-Za-z0-9_-]+/, '/pay/[token]');
 }
 
-/** Card-number-like digit runs and our secret formats, wherever they appear in free text. */
+/**
+ * Card-number-like digit runs (13 or more digits, separators and neighbours allowed: logs keep
+ * no long numbers) and our secret formats, wherever they appear in free text.
+ */
 export function scrubText(text: string): string {
   return text
-    .replace(/\b(?:\d[ -]?){12,18}\d\b/g, '[digits redacted]')
+    .replace(/\d(?:[ ./-]{0,2}\d){12,}/g, '[digits redacted]')
     .replace(/\b(sk|rsk|whsec)_[A-Za-z0-9+/=_-]+/g, '$1_[redacted]')
     .replace(/\/pay\/[A-Za-z0-9_-]+/g, '/pay/[token]');
 }

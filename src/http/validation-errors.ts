@@ -1,3 +1,4 @@
+import { scrubText } from '../logger.js';
 import type { FastifySchemaValidationError } from 'fastify';
 import type { FieldError } from '../domain/errors.js';
 
@@ -30,11 +31,13 @@ function one(e: FastifySchemaValidationError, part: string): FieldError | null {
   // A propertyNames sub-error (Ajv sets `propertyName`) is about a key, not the object's value.
   const key = (e as { propertyName?: string }).propertyName;
   if (key !== undefined) {
-    return { pointer: `${base}/${escapePointer(key)}`, code: 'invalid_key', message: `${name} keys must be ${describeKeyRule(e.keyword, params)}; "${key.slice(0, 60)}" is not` };
+    const shown = scrubText(key);
+    return { pointer: `${base}/${escapePointer(shown)}`, code: 'invalid_key', message: `${name} keys must be ${describeKeyRule(e.keyword, params)}; "${shown.slice(0, 60)}" is not` };
   }
   switch (e.keyword) {
     case 'additionalProperties': {
-      const prop = String(params.additionalProperty);
+      // A name is quoted back, but never a card number sent as one.
+      const prop = scrubText(String(params.additionalProperty));
       return { pointer: `${base}/${escapePointer(prop)}`, code: 'unknown_field', message: `"${prop.slice(0, 60)}" is not a field of ${base ? name : 'the request body'}; remove it (check the spelling against the API reference)` };
     }
     case 'required': {

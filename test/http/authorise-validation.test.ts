@@ -118,6 +118,13 @@ for (const dialect of DIALECTS) {
         assert.equal(res.json().reference, 'order-\u{1F600}');
       });
 
+      it('never quotes a card number back, not even one sent as a field name', async () => {
+        const raw = JSON.stringify(example).replace('"payment_method":{', '"payment_method":{"4000056655665556":1,');
+        const res = await postAuthorise(t, raw);
+        assertProblem(res, 400, 'unknown_field');
+        assert.ok(!res.body.includes('4000056655665556'), res.body);
+      });
+
       it('refuses a NUL character anywhere in the body, naming where it is', async () => {
         const raw = JSON.stringify(merge(example, { reference: 'REF' })).replace('"REF"', '"a\\u0000b"');
         assertProblem(await postAuthorise(t, raw), 400, 'invalid_character', '/reference');

@@ -34,6 +34,12 @@ describe('payment e-mail templates', () => {
     assert.equal(scrubCardNumbers('4242 4242 4242 4242'), '•••• 4242');
     assert.equal(scrubCardNumbers('4242-4242-4242-4242'), '•••• 4242');
     assert.equal(scrubCardNumbers('order 1234567890123'), 'order 1234567890123', 'not Luhn-valid: left alone');
+    // Glued to other digits, or written with other separators, it is still a card number.
+    for (const text of ['order 4242424242424242-01', '4242 4242 4242 4242 7', 'inv-2024-4242424242424242', '4242.4242.4242.4242', '4242/4242/4242/4242', '4242  4242  4242  4242', 'x99 5555555555554444 12']) {
+      const scrubbed = scrubCardNumbers(text);
+      assert.ok(!/4242.?4242.?4242.?4242|5555555555554444/.test(scrubbed.replace(/[ ./-]/g, '')), `${text} → ${scrubbed}`);
+      assert.ok(scrubbed.includes('•••• '), `${text} → ${scrubbed}`);
+    }
     const mail = renderPaymentMail(input({}, { reference: 'pan 5555555555554444', decline_message: 'card 378282246310005 refused' }));
     for (const part of [mail.subject, mail.text, mail.html]) {
       assert.ok(!part.includes('5555555555554444'));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { createLogger, requestLogger } from '../../src/logger.js';
+import { createLogger, requestLogger, scrubText } from '../../src/logger.js';
 
 function capture(level: string) {
   const lines: Array<Record<string, unknown>> = [];
@@ -65,5 +65,16 @@ describe('request logger', () => {
     assert.deepEqual(routed.lines.map((l) => [l.reqId, l.msg]), [['req_debug', 'route-level debug']]);
     assert.equal(routed.children(), 1);
     assert.ok(pino.levels.values[debug.level]! < pino.levels.values.warn!);
+  });
+});
+
+describe('free-text scrubbing', () => {
+  it('redacts card-number-like digits however they are written or glued to their neighbours', () => {
+    for (const text of ['card4242424242424242', 'x_4242424242424242', '12345674242424242424242', '4242.4242.4242.4242', '4242/4242/4242/4242', '4242  4242  4242  4242', 'pan 4242 4242 4242 4242 used']) {
+      const scrubbed = scrubText(text);
+      assert.ok(!/\d{5}|(?:\d{4}[ ./-]{1,2}){3}\d{4}/.test(scrubbed), `${text} → ${scrubbed}`);
+      assert.match(scrubbed, /\[digits redacted\]/);
+    }
+    assert.equal(scrubText('retry 3 of 10 at 12:00'), 'retry 3 of 10 at 12:00');
   });
 });

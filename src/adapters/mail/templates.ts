@@ -64,12 +64,29 @@ const CUSTOMER_STATUS: Record<string, string> = {
   partially_refunded: 'Partly refunded',
 };
 
-/** Any 13-19 digit run (spaces or dashes allowed) that passes Luhn is shown as its last 4. */
+/**
+ * Digits with up to two separators (space, dash, dot, slash) between them, 13 or more in
+ * all: wherever a card number could hide, also glued to other digits ("order 4242…4242-01").
+ */
+const DIGIT_RUN = /\d(?:[ ./-]{0,2}\d){12,}/g;
+
+/** A digit run holding a 13-19 digit stretch that passes Luhn is shown as that stretch's last 4. */
 export function scrubCardNumbers(text: string): string {
-  return text.replace(/\d(?:[ -]?\d){12,18}/g, (run) => {
-    const digits = run.replace(/\D/g, '');
-    return luhnValid(digits) ? `•••• ${digits.slice(-4)}` : run;
+  return text.replace(DIGIT_RUN, (run) => {
+    const card = luhnStretchIn(run.replace(/\D/g, ''));
+    return card === undefined ? run : `•••• ${card.slice(-4)}`;
   });
+}
+
+/** The longest 13-19 digit stretch of `digits` that passes Luhn, if any. */
+function luhnStretchIn(digits: string): string | undefined {
+  for (let length = Math.min(19, digits.length); length >= 13; length--) {
+    for (let at = 0; at + length <= digits.length; at++) {
+      const stretch = digits.slice(at, at + length);
+      if (luhnValid(stretch)) return stretch;
+    }
+  }
+  return undefined;
 }
 
 export function maskedCard(card: { brand: string; last4: string }): string {
