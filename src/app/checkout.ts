@@ -248,26 +248,11 @@ export class Checkout {
       return next;
     });
     if (!recorded) {
-      if (result.outcome === 'approved') await this.releaseUnrecorded(p, result.networkReference, capture.kind === 'captured');
+      if (result.outcome === 'approved') await releaseUnrecorded(this.ctx, p, result.networkReference, capture.kind === 'captured');
       return null;
     }
     // What load() would read back: a page no longer payable shows its outcome, never a challenge.
     return { ...view, payment: recorded, details: detailsOf(recorded), session: { ...view.session, state: 'done' }, flow: 'frictionless' };
-  }
-
-  /**
-   * The payment ended (expired) while the acquirer was approving it: give the money back
-   * rather than hold funds no payment accounts for.
-   */
-  private async releaseUnrecorded(p: PaymentsTable, networkReference: string, captured: boolean): Promise<void> {
-    const req = { paymentId: p.id, amount: p.amount, currency: p.currency, networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 };
-    try {
-      const r = captured ? await this.ctx.acquirer.refund({ ...req, refundId: this.ctx.newId('refund') }) : await this.ctx.acquirer.void(req);
-      if (r.outcome !== 'succeeded') this.ctx.log.error({ payment_id: p.id, outcome: r.outcome }, 'could not release an approval that arrived after the payment ended');
-      else this.ctx.log.warn({ payment_id: p.id, captured }, 'released an approval that arrived after the payment ended');
-    } catch (error) {
-      this.ctx.log.error({ err: error, payment_id: p.id }, 'could not release an approval that arrived after the payment ended');
-    }
   }
 
   /**
@@ -304,6 +289,21 @@ export class Checkout {
       this.ctx.log.error({ err: error, payment_id: p.id }, 'acquirer capture call failed');
       return { kind: 'failed', message: 'the acquirer could not be reached' };
     }
+  }
+}
+
+/**
+ * The payment ended (expired) while the acquirer was approving it: give the money back
+ * rather than hold funds no payment accounts for.
+ */
+export async function releaseUnrecorded(ctx: AppContext, p: PaymentsTable, networkReference: string, captured: boolean): Promise<void> {
+  const req = { paymentId: p.id, amount: p.amount, currency: p.currency, networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 };
+  try {
+    const r = captured ? await ctx.acquirer.refund({ ...req, refundId: ctx.newId('refund') }) : await ctx.acquirer.void(req);
+    if (r.outcome !== 'succeeded') ctx.log.error({ payment_id: p.id, outcome: r.outcome }, 'could not release an approval that arrived after the payment ended');
+    else ctx.log.warn({ payment_id: p.id, captured }, 'released an approval that arrived after the payment ended');
+  } catch (error) {
+    ctx.log.error({ err: error, payment_id: p.id }, 'could not release an approval that arrived after the payment ended');
   }
 }
 

@@ -8,7 +8,7 @@ import type { AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
 import { type Recorder, sealStoredResponse } from './idempotency.js';
 import { newCheckoutSession } from './authorise.js';
-import { recordAuthorisation, retryAdviceFor } from './checkout.js';
+import { AUTHORISATION_GRACE_MS, recordAuthorisation, releaseUnrecorded, retryAdviceFor } from './checkout.js';
 import { eventRow } from './events.js';
 import { applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
 import { type PaymentDetails, paymentResource } from './payment-resource.js';
@@ -55,7 +55,9 @@ export async function settleWithoutCustomer(
     const initial = await initialNetworkReference(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment.card_fingerprint);
     if (initial !== undefined) details.initial_network_reference = initial;
   }
-  const payment: PaymentsTable = { ...prepared.payment, details: JSON.stringify(details) };
+  // Pending only while the acquirer answers (a hosted page's lifetime, as short as 30 s, is
+  // not this payment's): the sweeper expires it only if the process died in between.
+  const payment: PaymentsTable = { ...prepared.payment, details: JSON.stringify(details), expires_at: prepared.payment.created_at + AUTHORISATION_GRACE_MS };
   const ref = await channelReference(ctx.database.db, payment.channel_id);
   const created = eventRow(ctx, payment, 'payment.created', paymentResource(payment, ref, details), payment.created_at);
 
@@ -85,6 +87,7 @@ export async function settleWithoutCustomer(
   const capture = await captureIfDue(ctx, payment, result);
   // The verdict shares a group commit with other payments' (Database.write), as the hosted
   // page's does: a transaction of its own cost each payment an fsync on the event loop.
+  let unrecorded = false;
   const body = await ctx.database.write(async (trx) => {
     const row = await loadForUpdate(trx, ctx, payment.id);
     if (!row) throw new Error(`payment ${payment.id} vanished while its acquirer call was running`);
@@ -92,6 +95,7 @@ export async function settleWithoutCustomer(
     let redirectUrl: string | undefined;
     if (row.status !== 'requires_action') {
       ctx.log.warn({ payment_id: row.id, status: row.status }, 'merchant-initiated payment moved on before its acquirer verdict was recorded');
+      unrecorded = true;
     } else if (result.outcome === 'requires_authentication') {
       ({ row: final, redirectUrl } = await stepUp(trx, ctx, row, prepared.card));
     } else {
@@ -103,6 +107,7 @@ export async function settleWithoutCustomer(
     }
     return text;
   });
+  if (unrecorded && result.outcome === 'approved') await releaseUnrecorded(ctx, payment, result.networkReference, capture.kind === 'captured');
   return { status: 201, body };
 }
 

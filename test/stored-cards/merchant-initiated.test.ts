@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import type { AuthoriseRequest } from '../../src/ports/acquirer.js';
 import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, pageToken, payByCard } from './support.js';
+import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -238,6 +239,54 @@ for (const dialect of DIALECTS) {
       assert.equal(p.payment_method.token, null);
       assert.equal(p.initial_network_reference, initial.network_reference);
       expectProblem(await mit(t, { method: { ...card, cvc: '123' }, previous_payment_id: initial.id }), 400, 'mit_cvc_not_allowed');
+    });
+
+    it('is not expired while the acquirer takes longer than a hosted page lives, and an approval after expiry is given back', async () => {
+      // Its own gateway: hosted pages living 30 s, the shortest allowed.
+      const short = await startTestGateway({ dialect, env: { HOSTED_PAGE_TTL_SECONDS: '30' } });
+      try {
+        const acquirer = short.gateway.services.ctx.acquirer;
+        const { authorise, refund } = acquirer;
+        const released: string[] = [];
+        // Captured at once (capture "auto"), so giving it back is a refund.
+        acquirer.refund = async (req) => {
+          released.push(req.paymentId);
+          return refund.call(acquirer, req);
+        };
+        const slowly = async (advanceMs: number) => {
+          const initial = await payByCard(short, { customer: `cust-slow-${advanceMs}` });
+          let answer!: () => void;
+          const answered = new Promise<void>((r) => (answer = r));
+          let asked!: () => void;
+          const askedAcquirer = new Promise<void>((r) => (asked = r));
+          acquirer.authorise = async (req) => {
+            asked();
+            await answered;
+            return authorise.call(acquirer, req);
+          };
+          try {
+            const pending = mit(short, { token: initial.payment_method.token as string, previous_payment_id: initial.id, amount: 1000 });
+            const early = await Promise.race([askedAcquirer.then(() => null), pending]);
+            assert.equal(early, null, early ? `answered before asking the acquirer: ${early.statusCode} ${early.body}` : '');
+            short.clock.advance(advanceMs);
+            await sweepExpired(short.gateway.services);
+            answer();
+            return json(await pending);
+          } finally {
+            acquirer.authorise = authorise;
+          }
+        };
+        // Longer than the page's 30 s: still the acquirer's answer that counts.
+        const slow = await slowly(31_000);
+        assert.equal(slow.status, 'captured');
+        assert.equal((await getPayment(short, slow.id)).status, 'captured');
+        // Past any acquirer's time (the process might have died): expired, and the late approval released.
+        const late = await slowly(3 * 60_000);
+        assert.equal(late.status, 'expired');
+        assert.deepEqual(released, [late.id]);
+      } finally {
+        await short.close();
+      }
     });
   });
 }
