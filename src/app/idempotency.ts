@@ -19,9 +19,16 @@ export interface StoredResponse {
  * Writes the stored response inside the effect's own unit of work: called with its
  * transaction, or, for insert-only units, as one more row (null when the request had no key).
  */
-export type Recorder = ((trx: Trx, status: number, body: string) => Promise<void>) & { row(status: number, body: string): RowInsert | null };
+export type Recorder = ((trx: Trx, status: number, body: string) => Promise<void>) & {
+  row(status: number, body: string): RowInsert | null;
+  /**
+   * Replaces a response recorded earlier in the request (a provisional answer committed
+   * before the acquirer was asked) with the final one, in the transaction that settles it.
+   */
+  replace(trx: Trx, status: number, body: string): Promise<void>;
+};
 
-const NOTHING_TO_RECORD: Recorder = Object.assign(async () => {}, { row: () => null });
+const NOTHING_TO_RECORD: Recorder = Object.assign(async () => {}, { row: () => null, replace: async () => {} });
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 const inFlight = new Set<string>();
@@ -83,10 +90,18 @@ export class Idempotency {
         table: 'idempotency_keys' as const,
         row: { merchant_id: merchantId, key, endpoint, request_hash: hash, response_status: status, response_body: sealStoredResponse(this.ctx, merchantId, key, body), created_at: now, expires_at: now + this.ctx.config.idempotencyTtlMs },
       });
+      const replace = async (trx: Trx, status: number, body: string) => {
+        await trx
+          .updateTable('idempotency_keys')
+          .set({ response_status: status, response_body: sealStoredResponse(this.ctx, merchantId, key, body) })
+          .where('merchant_id', '=', merchantId)
+          .where('key', '=', key)
+          .execute();
+      };
       const record: Recorder = Object.assign(async (trx: Trx, status: number, body: string) => {
         const r = row(status, body);
         await insertRow(trx, r.table, r.row);
-      }, { row });
+      }, { row, replace });
       try {
         const r = await effect(record);
         return { ...r, replayed: false };

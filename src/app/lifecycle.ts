@@ -171,9 +171,12 @@ export class Lifecycle {
           updated_at: now,
         };
         await trx.insertInto('refunds').values(refund).execute();
+        // The key is taken with the pending refund, before the acquirer is asked: a retry (after
+        // a crash, or in another process) replays this refund instead of making a second one.
+        await record(trx, 201, JSON.stringify(refundResource(refund)));
         return refund;
       });
-      const settled = await this.settleRefund(pending, record);
+      const settled = await this.settleRefund(pending, record.replace);
       return { status: 201, body: JSON.stringify(refundResource(settled)) };
     });
   }
@@ -372,7 +375,12 @@ export class Lifecycle {
         .where('status', '=', 'pending')
         .where('updated_at', '=', pending.updated_at)
         .executeTakeFirst();
-      if (Number(res.numUpdatedRows) !== 1) return trx.selectFrom('refunds').selectAll().where('id', '=', pending.id).executeTakeFirstOrThrow();
+      if (Number(res.numUpdatedRows) !== 1) {
+        // Settled by whoever took the claim over: the stored answer shows the refund as it is.
+        const current = await trx.selectFrom('refunds').selectAll().where('id', '=', pending.id).executeTakeFirstOrThrow();
+        await record?.(trx, 201, JSON.stringify(refundResource(current)));
+        return current;
+      }
       if (done.status === 'succeeded') {
         const refunded = row.refunded_amount + done.amount;
         await applyTransition(trx, this.ctx, row, refundedStatus(refunded, row.captured_amount), { refunded_amount: refunded }, { eventType: 'refund.succeeded', eventObject: (payment) => refundEvent(done, payment) });

@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, countAcquirerCalls, eventTypes, getPayment, post, REFUND_FAILS } from './helpers.js';
 import { EVENT_READ_COLUMNS, eventBody } from '../../src/app/events.js';
+import { CLAIM_LEASE_MS } from '../../src/app/lifecycle.js';
+import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 
 interface RefundJson {
   id: string;
@@ -158,6 +160,43 @@ for (const dialect of DIALECTS) {
       assert.equal(object.id, refund.id);
       assert.equal(object.payment.id, p.id);
       assert.equal(object.payment.amount_refunded, 0);
+    });
+
+    it('replays, never repeats, a refund whose claim the scheduler took over before its owner answered', async () => {
+      const p = await authorisedPayment(t, { amount: 1000, capture: 'auto' });
+      const acquirer = t.gateway.services.ctx.acquirer;
+      const refund = acquirer.refund;
+      const asked: string[] = [];
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let holding!: () => void;
+      const held = new Promise<void>((r) => (holding = r));
+      acquirer.refund = async (req) => {
+        asked.push(req.refundId);
+        // The owner's call hangs past the claim's lease; the scheduler's goes through.
+        if (asked.length === 1) {
+          holding();
+          await released;
+        }
+        return refund.call(acquirer, req);
+      };
+      try {
+        const owner = post(t, `/payment/${p.id}/refund`, { amount: 300 }, { 'idempotency-key': 'refund-takeover' });
+        await held;
+        t.clock.advance(CLAIM_LEASE_MS);
+        await runCaptureScheduler(t.gateway.services);
+        release();
+        const first = (await owner).json() as RefundJson;
+        const retry = await post(t, `/payment/${p.id}/refund`, { amount: 300 }, { 'idempotency-key': 'refund-takeover' });
+        assert.equal(retry.statusCode, 201, retry.body);
+        assert.equal(retry.headers['idempotent-replayed'], 'true');
+        assert.equal((retry.json() as RefundJson).id, first.id);
+        assert.equal((retry.json() as RefundJson).status, 'succeeded');
+        assert.equal((await getPayment(t, p.id)).amount_refunded, 300);
+        assert.deepEqual([...new Set(asked)], [first.id]);
+      } finally {
+        acquirer.refund = refund;
+      }
     });
 
     it("answers 404 for another merchant's refunds", async () => {
