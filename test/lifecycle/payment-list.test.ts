@@ -121,6 +121,8 @@ for (const dialect of DIALECTS) {
         ['?status=paid', '/querystring/status'],
         ['?created_gte=yesterday', '/querystring/created_gte'],
         [`?created_gte=${encodeURIComponent(windowEnd)}&created_lte=${encodeURIComponent(windowStart)}`, '/querystring/created_gte'],
+        // A filter the list does not have is refused, not ignored (the whole list would come back).
+        ['?refrence=order-1', '/querystring/refrence'],
       ];
       for (const [query, param] of cases) {
         const res = await t.request({ method: 'GET', url: `/payments${query}` });

@@ -51,7 +51,7 @@ export const RefundList = Type.Object({ object: Type.Literal('list'), data: Type
 
 const Status = Type.Unsafe<PaymentStatus>({ type: 'string', enum: [...PAYMENT_STATUSES], description: 'Only payments in this status.' });
 
-export const PaymentListQuery = Type.Object({
+export const PaymentListQuery = StrictObject({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, description: `Page size, 1 to ${MAX_PAGE_SIZE}; default ${DEFAULT_PAGE_SIZE}.` })),
   starting_after: Type.Optional(Type.String({ maxLength: 64, description: 'A payment id: the page after it (use next_starting_after of the previous page).' })),
   status: Type.Optional(Status),
