@@ -197,6 +197,8 @@ export class WebhookEndpoints {
 
   private async checkTarget(raw: string): Promise<string> {
     if (raw.length > MAX_URL_LENGTH) throw new DomainError(400, 'invalid_url', `url must be at most ${MAX_URL_LENGTH} characters`, '/url');
+    // The URL parser would strip or drop these and store another URL than the one sent.
+    if (/[\s\x00-\x1f\x7f]/.test(raw)) throw new DomainError(400, 'invalid_url', 'url must not contain spaces or control characters (tabs, line breaks); percent-encode them', '/url');
     const policy = outboundPolicy(this.ctx);
     try {
       const url = checkUrl(raw, policy);

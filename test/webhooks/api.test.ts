@@ -52,6 +52,10 @@ for (const dialect of DIALECTS) {
         [{ url: 'http://127.0.0.1/x', events: [] }, 'too_short', '/events'],
         [{ url: 'not a url', events: ['*'] }, 'invalid_url', '/url'],
         [{ url: 'ftp://example.com/', events: ['*'] }, 'url_scheme_not_allowed', '/url'],
+        // Stripped or dropped by the URL parser, another URL would have been stored.
+        [{ url: ' http://127.0.0.1/x', events: ['*'] }, 'invalid_url', '/url'],
+        [{ url: 'http://127.0.0.1/ho\nok', events: ['*'] }, 'invalid_url', '/url'],
+        [{ url: 'http://127.0.\t0.1/x', events: ['*'] }, 'invalid_url', '/url'],
         [{ url: 'http://127.0.0.1/x', events: ['*'], extra: 1 }, 'unknown_field', '/extra'],
       ];
       for (const [payload, code, param] of cases) {
