@@ -44,6 +44,18 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: true,
+    // Errors Fastify raises before routing (a path that is not valid %-encoding, a path
+    // parameter over its length limit) get the API's problem+json too.
+    frameworkErrors: (error, request, reply) => {
+      const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+      const [code, detail] =
+        error.code === 'FST_ERR_BAD_URL'
+          ? ['malformed_path', 'the request path is not valid percent-encoded UTF-8']
+          : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+            ? ['path_too_long', 'a value in the request path is longer than any identifier of this API']
+            : ['bad_request', error.message];
+      void sendProblem(reply, problem(request, status, code, detail));
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler());

@@ -48,6 +48,11 @@ for (const dialect of DIALECTS) {
 
     it('validates path parameters as problems too', async () => {
       assertProblem(await t.request({ method: 'GET', url: `/payment/${'p'.repeat(65)}` }), 400, 'too_long', '/params/id');
+      // Refused by Fastify before routing: the same problem+json, with a request id.
+      const malformed = await t.request({ method: 'GET', url: '/payment/%ff' });
+      assert.ok(assertProblem(malformed, 400, 'malformed_path').request_id);
+      assert.match(malformed.headers['content-type'] as string, /application\/problem\+json/);
+      assertProblem(await t.request({ method: 'GET', url: `/payment/${'p'.repeat(200)}` }), 414, 'path_too_long');
     });
   });
 }
