@@ -35,6 +35,8 @@ declare module 'fastify' {
  * Builds the gateway's HTTP app without listening, so tests drive it with inject() and
  * the server entry point decides where it listens.
  */
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -64,8 +66,20 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   app.addSchema(Problem);
 
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = body as string;
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(request.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      done(new DomainError(415, 'unsupported_media_type', `send JSON in UTF-8 (got charset "${charset.slice(0, 40)}")`, '/headers/content-type'), undefined);
+      return;
+    }
+    let text: string;
+    try {
+      // Bytes that are not UTF-8 are refused, not stored as U+FFFD; a leading BOM is dropped.
+      text = UTF8.decode(body as Buffer);
+    } catch {
+      done(new DomainError(400, 'invalid_encoding', 'the request body is not valid UTF-8'), undefined);
+      return;
+    }
     request.rawBody = text;
     let parsed: unknown;
     try {

@@ -125,6 +125,20 @@ for (const dialect of DIALECTS) {
         assert.ok(!res.body.includes('4000056655665556'), res.body);
       });
 
+      it('refuses bytes that are not UTF-8 and other charsets, instead of storing U+FFFD; accepts a BOM', async () => {
+        const text = JSON.stringify(merge(example, { reference: 'caf_' }));
+        const at = Buffer.from(text).indexOf('caf_') + 3;
+        const latin1 = Buffer.from(text);
+        latin1[at] = 0xe9;
+        const bytes = (payload: Buffer) => t.request({ method: 'POST', url: '/payment/authorise', headers: { 'content-type': 'application/json' }, payload });
+        assertProblem(await bytes(latin1), 400, 'invalid_encoding');
+        assertProblem(await postAuthorise(t, text, { 'content-type': 'application/json; charset=iso-8859-1' }), 415, 'unsupported_media_type', '/headers/content-type');
+        assert.equal((await postAuthorise(t, text, { 'content-type': 'application/json; charset=UTF-8' })).statusCode, 201);
+        const bom = await bytes(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text.replace('caf_', 'caf_bom'))]));
+        assert.equal(bom.statusCode, 201, bom.body);
+        assert.equal(bom.json().reference, 'caf_bom');
+      });
+
       it('refuses a NUL character anywhere in the body, naming where it is', async () => {
         const raw = JSON.stringify(merge(example, { reference: 'REF' })).replace('"REF"', '"a\\u0000b"');
         assertProblem(await postAuthorise(t, raw), 400, 'invalid_character', '/reference');
