@@ -236,7 +236,7 @@ export class Checkout {
       this.ctx.log.error({ err: error, payment_id: p.id }, 'acquirer authorise call failed');
       result = { outcome: 'error', message: 'The acquirer could not be reached.' };
     }
-    const capture = await this.captureIfDue(p, result);
+    const capture = await captureIfDue(this.ctx, p, result);
     // Claim and record share group commits with other payments (Database.write): the
     // customer's confirmation costs no fsync of its own under load.
     const recorded = await this.ctx.database.write(async (trx) => {
@@ -278,18 +278,6 @@ export class Checkout {
       throw error;
     });
   }
-
-  private async captureIfDue(p: PaymentsTable, result: AuthoriseResult): Promise<CaptureOutcome> {
-    if (result.outcome !== 'approved' || p.capture_mode !== 'auto' || p.capture_delay_ms !== null) return { kind: 'none' };
-    try {
-      const r = await this.ctx.acquirer.capture({ paymentId: p.id, amount: p.amount, currency: p.currency, networkReference: result.networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 });
-      return r.outcome === 'succeeded' ? { kind: 'captured' } : { kind: 'failed', message: r.message };
-    } catch (error) {
-      // The approval stands and is recorded; the merchant captures again (or voids).
-      this.ctx.log.error({ err: error, payment_id: p.id }, 'acquirer capture call failed');
-      return { kind: 'failed', message: 'the acquirer could not be reached' };
-    }
-  }
 }
 
 /**
@@ -307,7 +295,25 @@ export async function releaseUnrecorded(ctx: AppContext, p: PaymentsTable, netwo
   }
 }
 
-type CaptureOutcome = { kind: 'none' } | { kind: 'captured' } | { kind: 'failed'; message: string };
+type CaptureOutcome = { kind: 'none' } | { kind: 'captured' } | { kind: 'failed'; message: string } | { kind: 'pending' };
+
+/**
+ * The capture of an approval with capture "auto" and no delay, asked at once. An answer
+ * still pending, or a call that threw (it may or may not have acted), is neither a success
+ * nor a refusal: the payment is left claimed (capturing) and the scheduler asks again
+ * after the claim's lease, as for a capture the merchant asked for.
+ */
+export async function captureIfDue(ctx: AppContext, p: PaymentsTable, result: AuthoriseResult): Promise<CaptureOutcome> {
+  if (result.outcome !== 'approved' || p.capture_mode !== 'auto' || p.capture_delay_ms !== null) return { kind: 'none' };
+  try {
+    const r = await ctx.acquirer.capture({ paymentId: p.id, amount: p.amount, currency: p.currency, networkReference: result.networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 });
+    if (r.outcome === 'pending') return { kind: 'pending' };
+    return r.outcome === 'succeeded' ? { kind: 'captured' } : { kind: 'failed', message: r.message };
+  } catch (error) {
+    ctx.log.error({ err: error, payment_id: p.id }, 'acquirer capture call failed; the capture is asked again after its claim lease');
+    return { kind: 'pending' };
+  }
+}
 
 /**
  * Write the acquirer's verdict (and an immediate capture) as transitions with their events.
@@ -338,6 +344,9 @@ export async function recordAuthorisation(
       });
       if (capture.kind === 'captured') {
         next = await applyTransition(trx, ctx, next, 'captured', { captured_amount: next.amount, capture_at: null, expires_at: null });
+      } else if (capture.kind === 'pending') {
+        // Claimed as a capture the merchant asked for would be (src/app/lifecycle.ts, recoverStale).
+        next = await applyTransition(trx, ctx, next, 'capturing', {}, { silent: true, details: { ...detailsOf(next), pending_capture_amount: next.amount } as PaymentDetails });
       } else if (capture.kind === 'failed') {
         // The authorisation stands; the merchant can retry with POST /payment/{id}/capture.
         const failure_message = `automatic capture failed: ${capture.message}`;

@@ -8,7 +8,7 @@ import type { AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
 import { type Recorder, sealStoredResponse } from './idempotency.js';
 import { newCheckoutSession } from './authorise.js';
-import { AUTHORISATION_GRACE_MS, recordAuthorisation, releaseUnrecorded, retryAdviceFor } from './checkout.js';
+import { AUTHORISATION_GRACE_MS, captureIfDue, recordAuthorisation, releaseUnrecorded, retryAdviceFor } from './checkout.js';
 import { eventRow } from './events.js';
 import { applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
 import { type PaymentDetails, paymentResource } from './payment-resource.js';
@@ -30,7 +30,6 @@ export interface PreparedPayment {
   method: ResolvedMethod;
 }
 
-type CaptureOutcome = Parameters<typeof recordAuthorisation>[4];
 
 /** Payments that finish in the request itself: nobody is there to send to a hosted page. */
 export function settlesWithoutCustomer(prepared: PreparedPayment): boolean {
@@ -144,17 +143,6 @@ async function authoriseNow(ctx: AppContext, payment: PaymentsTable, prepared: P
   } catch (error) {
     ctx.log.error({ err: error, payment_id: payment.id }, 'acquirer authorise call failed');
     return { outcome: 'error', message: 'The acquirer could not be reached.' };
-  }
-}
-
-async function captureIfDue(ctx: AppContext, p: PaymentsTable, result: AuthoriseResult): Promise<CaptureOutcome> {
-  if (result.outcome !== 'approved' || p.capture_mode !== 'auto' || p.capture_delay_ms !== null) return { kind: 'none' };
-  try {
-    const r = await ctx.acquirer.capture({ paymentId: p.id, amount: p.amount, currency: p.currency, networkReference: result.networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 });
-    return r.outcome === 'succeeded' ? { kind: 'captured' } : { kind: 'failed', message: r.message };
-  } catch (error) {
-    ctx.log.error({ err: error, payment_id: p.id }, 'acquirer capture call failed');
-    return { kind: 'failed', message: 'The acquirer could not be reached.' };
   }
 }
 

@@ -13,6 +13,8 @@ import { ManualClock } from '../../src/ports/clock.js';
 import { AUTHORISATION_GRACE_MS, MAX_CHALLENGE_ATTEMPTS } from '../../src/app/checkout.js';
 import { SANDBOX_CHALLENGE_CODE } from '../../src/adapters/acquirers/sandbox/test-cards.js';
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
+import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
+import { CLAIM_LEASE_MS } from '../../src/app/lifecycle.js';
 import { DIALECTS, exampleBody } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 import { eventually } from '../support/browser.js';
@@ -234,17 +236,22 @@ for (const dialect of DIALECTS) {
       assert.equal(after.redirect_url, null);
     });
 
-    it('records the approval when the automatic capture throws, instead of a 500 and a payment left behind', async () => {
+    it('records the approval when the automatic capture throws or is pending, and asks again after the lease', async () => {
       acquirer.next = null;
-      acquirer.captureNext = () => Promise.reject(new Error('connection reset'));
-      const p = await create();
-      const done = await post(gateway.app, await openPage(gateway.app, p.redirect_url), 'confirm');
-      assert.equal(done.statusCode, 303, done.body);
-      assert.match(String(done.headers.location), /status=authorised/);
-      const after = await payment(p.id);
-      assert.equal(after.status, 'authorised');
-      assert.match(after.failure_message, /automatic capture failed/);
-      assert.equal(await cvcKept(p.id), false);
+      for (const answer of [() => Promise.reject(new Error('connection reset')), () => Promise.resolve<SimpleResult>({ outcome: 'pending', message: 'queued' })]) {
+        acquirer.captureNext = answer;
+        const p = await create();
+        const done = await post(gateway.app, await openPage(gateway.app, p.redirect_url), 'confirm');
+        assert.equal(done.statusCode, 303, done.body);
+        assert.match(String(done.headers.location), /status=capturing/);
+        assert.equal((await payment(p.id)).status, 'capturing');
+        assert.equal(await cvcKept(p.id), false);
+        // The capture may have happened: the claim is kept and settled by the scheduler, never voided meanwhile.
+        assert.equal((await gateway.app.inject({ method: 'POST', url: `/payment/${p.id}/void`, headers: { 'x-secret-key': key, 'content-type': 'application/json' }, payload: '{}' })).statusCode, 409);
+        clock.advance(CLAIM_LEASE_MS);
+        await runCaptureScheduler(gateway.services);
+        assert.equal((await payment(p.id)).status, 'captured');
+      }
     });
 
     it('checks no more codes than the attempts allow, however many arrive at once', async () => {
