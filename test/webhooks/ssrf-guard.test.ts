@@ -55,6 +55,7 @@ describe('address classification', () => {
       '::ffff:127.0.0.1': /loopback \(IPv4-mapped\)/,
       '::ffff:a9fe:a9fe': /metadata \(IPv4-mapped\)/,
       '64:ff9b::a00:1': /private \(NAT64\)/,
+      '::ffff:0:7f00:1': /loopback \(IPv4-translated\)/,
       '2002:7f00:1::': /loopback \(6to4\)/,
       'fc00::1': /unique local/,
       'fd00:ec2::254': /metadata/,

@@ -81,6 +81,7 @@ const V6_RANGES: readonly Range[] = [
 /** IPv6 prefixes that carry an IPv4 address: where it sits in the 16 bytes. */
 const EMBEDDED_V4: ReadonlyArray<{ range: Range; offset: number }> = [
   { range: cidr('::ffff:0:0/96', 'IPv4-mapped'), offset: 12 },
+  { range: cidr('::ffff:0:0:0/96', 'IPv4-translated'), offset: 12 },
   { range: cidr('64:ff9b::/96', 'NAT64'), offset: 12 },
   { range: cidr('2002::/16', '6to4'), offset: 2 },
 ];
