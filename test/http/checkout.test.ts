@@ -100,6 +100,16 @@ for (const dialect of DIALECTS) {
       assert.equal(res.statusCode, 201, res.body);
       return res.json<{ id: string; redirect_url: string }>();
     };
+    /** Authorisations wait for the test's answer from now on; `called` opens when one is asked. */
+    const holdAuthorisations = () => {
+      const answer = gate<AuthoriseResult>();
+      const called = gate<void>();
+      acquirer.next = async () => {
+        called.open();
+        return answer.opened;
+      };
+      return { answer, called };
+    };
     const payment = async (id: string) => (await gateway.app.inject({ method: 'GET', url: `/payment/${id}`, headers: { 'x-secret-key': key } })).json();
     const events = async (id: string) =>
       (await gateway.services.ctx.database.db.selectFrom('events').select('type').where('payment_id', '=', id).orderBy('sequence').execute()).map((e) => e.type);
@@ -121,12 +131,7 @@ for (const dialect of DIALECTS) {
     it('does not let the page expire while the acquirer is answering', async () => {
       const p = await create();
       const page = await openPage(gateway.app, p.redirect_url);
-      const answer = gate<AuthoriseResult>();
-      const called = gate<void>();
-      acquirer.next = async () => {
-        called.open();
-        return answer.opened;
-      };
+      const { answer, called } = holdAuthorisations();
       // The customer confirms in the last second of the page's life…
       clock.advance(gateway.services.ctx.config.hostedPageTtlMs - 1_000);
       const submitted = post(gateway.app, page, 'confirm');
@@ -270,12 +275,7 @@ for (const dialect of DIALECTS) {
     it('does not let a second tab cancel a payment whose confirm is already at the acquirer', async () => {
       const p = await create();
       const page = await openPage(gateway.app, p.redirect_url);
-      const answer = gate<AuthoriseResult>();
-      const called = gate<void>();
-      acquirer.next = async () => {
-        called.open();
-        return answer.opened;
-      };
+      const { answer, called } = holdAuthorisations();
       const released = acquirer.released.length;
       // The second tab's cancel read the page while it was still open, just before the confirm claimed it.
       const token = page.path.split('/').pop()!;
