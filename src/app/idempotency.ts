@@ -26,9 +26,11 @@ export type Recorder = ((trx: Trx, status: number, body: string) => Promise<void
    * before the acquirer was asked) with the final one, in the transaction that settles it.
    */
   replace(trx: Trx, status: number, body: string): Promise<void>;
+  /** Drops that provisional response when the outcome is one that is not stored (a refusal): a retry tries again. */
+  forget(trx: Trx): Promise<void>;
 };
 
-const NOTHING_TO_RECORD: Recorder = Object.assign(async () => {}, { row: () => null, replace: async () => {} });
+const NOTHING_TO_RECORD: Recorder = Object.assign(async () => {}, { row: () => null, replace: async () => {}, forget: async () => {} });
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 const inFlight = new Set<string>();
@@ -98,10 +100,13 @@ export class Idempotency {
           .where('key', '=', key)
           .execute();
       };
+      const forget = async (trx: Trx) => {
+        await trx.deleteFrom('idempotency_keys').where('merchant_id', '=', merchantId).where('key', '=', key).execute();
+      };
       const record: Recorder = Object.assign(async (trx: Trx, status: number, body: string) => {
         const r = row(status, body);
         await insertRow(trx, r.table, r.row);
-      }, { row, replace });
+      }, { row, replace, forget });
       try {
         const r = await effect(record);
         return { ...r, replayed: false };

@@ -6,7 +6,7 @@ import type { PaymentsTable, RefundsTable } from '../adapters/storage/schema.js'
 import type { Trx } from '../adapters/storage/database.js';
 import type { CaptureRequest, SimpleResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
-import type { Idempotency, StoredResponse } from './idempotency.js';
+import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
 import { appendPaymentEvent, applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
 import { iso, type PaymentDetails, type PaymentResource, paymentResource } from './payment-resource.js';
 
@@ -18,7 +18,6 @@ import { iso, type PaymentDetails, type PaymentResource, paymentResource } from 
  */
 export const CLAIM_LEASE_MS = 2 * 60_000;
 
-type RecordResponse = (trx: Trx, status: number, body: string) => Promise<void>;
 /** The amount being captured rides on the claim, so whoever settles it (even after a restart) knows it. */
 type ClaimDetails = PaymentDetails & { pending_capture_amount?: number };
 
@@ -123,7 +122,7 @@ export class Lifecycle {
       const claimed = await this.ctx.database.write(async (trx) => {
         const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
         this.checkCapture(row, cmd.amount);
-        return this.claimCapture(trx, row, cmd.amount ?? row.amount);
+        return this.takeKey(trx, record, await this.claimCapture(trx, row, cmd.amount ?? row.amount));
       });
       return this.answer(await this.settleCapture(claimed, record), 'capture_failed', 'the acquirer refused the capture');
     });
@@ -134,7 +133,7 @@ export class Lifecycle {
       const claimed = await this.ctx.database.write(async (trx) => {
         const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
         if (!isVoidable(row.status as PaymentStatus)) throw notVoidable(row.status as PaymentStatus);
-        return applyTransition(trx, this.ctx, row, 'voiding', {}, { silent: true });
+        return this.takeKey(trx, record, await applyTransition(trx, this.ctx, row, 'voiding', {}, { silent: true }));
       });
       return this.answer(await this.settleVoid(claimed, record), 'void_failed', 'the acquirer refused to release the authorisation');
     });
@@ -176,7 +175,7 @@ export class Lifecycle {
         await record(trx, 201, JSON.stringify(refundResource(refund)));
         return refund;
       });
-      const settled = await this.settleRefund(pending, record.replace);
+      const settled = await this.settleRefund(pending, record);
       return { status: 201, body: JSON.stringify(refundResource(settled)) };
     });
   }
@@ -299,67 +298,80 @@ export class Lifecycle {
     }
   }
 
+  /**
+   * The request's Idempotency-Key is taken with the claim, before the acquirer is asked,
+   * answering 202 with the claimed payment until the settlement replaces (or, for a
+   * refusal, which is not stored, drops) it: a retry after a crash, a takeover or in
+   * another process replays instead of meeting the claim's 409.
+   */
+  private async takeKey(trx: Trx, record: Recorder, claimed: PaymentsTable): Promise<PaymentsTable> {
+    await record(trx, 202, await this.paymentBody(trx, claimed));
+    return claimed;
+  }
+
   private claimCapture(trx: Trx, row: PaymentsTable, amount: number): Promise<PaymentsTable> {
     const details: ClaimDetails = { ...detailsOf(row), pending_capture_amount: amount };
     return applyTransition(trx, this.ctx, row, 'capturing', {}, { silent: true, details });
   }
 
-  private async settleCapture(claimed: PaymentsTable, record?: RecordResponse): Promise<Settled> {
+  private async settleCapture(claimed: PaymentsTable, record?: Recorder): Promise<Settled> {
     const amount = (detailsOf(claimed) as ClaimDetails).pending_capture_amount ?? claimed.amount;
     const result = await this.ask('capture', claimed.id, () => this.ctx.acquirer.capture(this.acquirerRequest(claimed, amount)));
     return this.ctx.database.write(async (trx): Promise<Settled> => {
       const row = await loadForUpdate(trx, this.ctx, claimed.id);
       // Whoever took this claim over after its lease settles it; nothing more to do here.
-      if (!row || row.status !== 'capturing' || row.version !== claimed.version) return { kind: 'done', status: 202, payment: row ?? claimed };
+      if (!row || row.status !== 'capturing' || row.version !== claimed.version) return this.settledElsewhere(trx, row ?? claimed, record);
       switch (result.outcome) {
         case 'succeeded': {
           const next = await applyTransition(trx, this.ctx, row, capturedStatus(amount, row.amount), { captured_amount: amount, capture_at: null, expires_at: null, failure_message: null }, { details: withoutClaim(row) });
-          await record?.(trx, 200, await this.paymentBody(trx, next));
+          await record?.replace(trx, 200, await this.paymentBody(trx, next));
           return { kind: 'done', status: 200, payment: next };
         }
         case 'failed': {
           // A refused capture is not retried by itself: the merchant captures again or voids.
           const next = await applyTransition(trx, this.ctx, row, 'authorised', { capture_at: null, failure_message: `capture failed: ${result.message}` }, { details: withoutClaim(row), eventType: 'payment.capture_failed' });
+          await record?.forget(trx);
           return { kind: 'refused', payment: next, code: result.code, message: result.message };
         }
         case 'pending':
-          await record?.(trx, 202, await this.paymentBody(trx, row));
+          await record?.replace(trx, 202, await this.paymentBody(trx, row));
           return { kind: 'done', status: 202, payment: row };
       }
     });
   }
 
-  private async settleVoid(claimed: PaymentsTable, record?: RecordResponse): Promise<Settled> {
+  private async settleVoid(claimed: PaymentsTable, record?: Recorder): Promise<Settled> {
     const result = await this.ask('void', claimed.id, () => this.ctx.acquirer.void(this.acquirerRequest(claimed, claimed.amount)));
     return this.ctx.database.write(async (trx): Promise<Settled> => {
       const row = await loadForUpdate(trx, this.ctx, claimed.id);
-      if (!row || row.status !== 'voiding' || row.version !== claimed.version) return { kind: 'done', status: 202, payment: row ?? claimed };
+      if (!row || row.status !== 'voiding' || row.version !== claimed.version) return this.settledElsewhere(trx, row ?? claimed, record);
       switch (result.outcome) {
         case 'succeeded': {
           const next = await applyTransition(trx, this.ctx, row, 'voided', { capture_at: null, expires_at: null, failure_message: null });
-          await record?.(trx, 200, await this.paymentBody(trx, next));
+          await record?.replace(trx, 200, await this.paymentBody(trx, next));
           return { kind: 'done', status: 200, payment: next };
         }
         case 'failed': {
           // Nothing changed for the merchant: the authorisation stands as it was.
           const next = await applyTransition(trx, this.ctx, row, 'authorised', {}, { silent: true });
+          await record?.forget(trx);
           return { kind: 'refused', payment: next, code: result.code, message: result.message };
         }
         case 'pending':
-          await record?.(trx, 202, await this.paymentBody(trx, row));
+          await record?.replace(trx, 202, await this.paymentBody(trx, row));
           return { kind: 'done', status: 202, payment: row };
       }
     });
   }
 
-  private async settleRefund(pending: RefundsTable, record?: RecordResponse): Promise<RefundsTable> {
+  private async settleRefund(pending: RefundsTable, record?: Recorder): Promise<RefundsTable> {
     const payment = await this.ctx.database.db.selectFrom('payments').selectAll().where('id', '=', pending.payment_id).executeTakeFirstOrThrow();
     const result = await this.ask('refund', payment.id, () => this.ctx.acquirer.refund({ ...this.acquirerRequest(payment, pending.amount), refundId: pending.id }));
     return this.ctx.database.write(async (trx) => {
       const row = await loadForUpdate(trx, this.ctx, pending.payment_id);
       if (!row) throw new Error(`payment ${pending.payment_id} of refund ${pending.id} is missing`);
       if (result.outcome === 'pending') {
-        await record?.(trx, 201, JSON.stringify(refundResource(pending)));
+        await record?.replace(trx, 201, JSON.stringify(refundResource(pending)));
         return pending;
       }
       const now = this.ctx.clock.now();
@@ -378,7 +390,7 @@ export class Lifecycle {
       if (Number(res.numUpdatedRows) !== 1) {
         // Settled by whoever took the claim over: the stored answer shows the refund as it is.
         const current = await trx.selectFrom('refunds').selectAll().where('id', '=', pending.id).executeTakeFirstOrThrow();
-        await record?.(trx, 201, JSON.stringify(refundResource(current)));
+        await record?.replace(trx, 201, JSON.stringify(refundResource(current)));
         return current;
       }
       if (done.status === 'succeeded') {
@@ -387,9 +399,15 @@ export class Lifecycle {
       } else {
         await appendPaymentEvent(trx, this.ctx, row, 'refund.failed', (payment) => refundEvent(done, payment));
       }
-      await record?.(trx, 201, JSON.stringify(refundResource(done)));
+      await record?.replace(trx, 201, JSON.stringify(refundResource(done)));
       return done;
     });
+  }
+
+  /** A claim another settler took over: answered (and stored for the key) as the payment now stands. */
+  private async settledElsewhere(trx: Trx, payment: PaymentsTable, record?: Recorder): Promise<Settled> {
+    await record?.replace(trx, 202, await this.paymentBody(trx, payment));
+    return { kind: 'done', status: 202, payment };
   }
 
   private async answer(settled: Settled, code: string, what: string): Promise<{ status: number; body: string }> {

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, CAPTURE_FAILS, countAcquirerCalls, eventTypes, getPayment, post, type PaymentJson } from './helpers.js';
+import { CLAIM_LEASE_MS } from '../../src/app/lifecycle.js';
+import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 
 for (const dialect of DIALECTS) {
   describe(`capture and void (${dialect})`, () => {
@@ -150,6 +152,49 @@ for (const dialect of DIALECTS) {
       const voided = await post(t, `/payment/${p.id}/void`);
       assert.equal(voided.statusCode, 200);
       assert.equal(voided.json().status, 'voided');
+    });
+
+    it('does not store a refused capture for its key: a retry with the same key asks again', async () => {
+      const p = await authorisedPayment(t, { payment_method: { number: CAPTURE_FAILS } });
+      const headers = { 'idempotency-key': `refused-${p.id}` };
+      assert.equal((await post(t, `/payment/${p.id}/capture`, {}, headers)).statusCode, 422);
+      const again = await post(t, `/payment/${p.id}/capture`, {}, headers);
+      assert.equal(again.statusCode, 422);
+      assert.equal(again.headers['idempotent-replayed'], undefined);
+    });
+
+    it('replays, not refuses, a capture retried with its key after the scheduler took its claim over', async () => {
+      const p = await authorisedPayment(t);
+      const acquirer = t.gateway.services.ctx.acquirer;
+      const capture = acquirer.capture;
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let holding!: () => void;
+      const held = new Promise<void>((r) => (holding = r));
+      let calls = 0;
+      acquirer.capture = async (req) => {
+        // The owner's call hangs past the claim's lease; the scheduler's goes through.
+        if (++calls === 1) {
+          holding();
+          await released;
+        }
+        return capture.call(acquirer, req);
+      };
+      try {
+        const headers = { 'idempotency-key': `takeover-${p.id}` };
+        const owner = post(t, `/payment/${p.id}/capture`, {}, headers);
+        await held;
+        t.clock.advance(CLAIM_LEASE_MS);
+        await runCaptureScheduler(t.gateway.services);
+        release();
+        assert.equal((await owner).statusCode, 202);
+        const retry = await post(t, `/payment/${p.id}/capture`, {}, headers);
+        assert.equal(retry.headers['idempotent-replayed'], 'true', retry.body);
+        assert.equal((retry.json() as PaymentJson).id, p.id);
+        assert.equal((await getPayment(t, p.id)).status, 'captured');
+      } finally {
+        acquirer.capture = capture;
+      }
     });
 
     it("answers 404 for another merchant's payment, and moves nothing", async () => {
