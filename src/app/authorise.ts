@@ -95,8 +95,10 @@ export class Authorise {
     const channel = await this.channelFor(cmd.merchantId, body.channel);
     // From memory once cached: the payment's event is decided from them (src/app/event-interest.ts).
     await LookupCache.of(this.ctx).keepEndpoints(cmd.merchantId);
-    // PCI DSS gate (seed step 1): raw card data on a live channel needs a current compliance approval.
-    await ComplianceGate.of(this.ctx).check(cmd.merchantId, channel.mode, body.payment_method.type);
+    // PCI DSS gate (seed step 1): raw card data on a live channel needs a current compliance
+    // approval; a stored card's token with a fresh CVC is card data the merchant handled too.
+    const cardData = body.payment_method.type === 'card' || body.payment_method.cvc !== undefined;
+    await ComplianceGate.of(this.ctx).check(cmd.merchantId, channel.mode, cardData ? 'card' : body.payment_method.type);
     const errors: FieldError[] = [];
 
     errors.push(...validateAmount(body.amount, body.currency));
@@ -106,7 +108,7 @@ export class Authorise {
     }
 
     // A raw card or a stored token (src/app/stored-cards.ts), with the credential-on-file rules checked.
-    const method = await resolvePaymentMethod(this.ctx, cmd.merchantId, body, now);
+    const method = await resolvePaymentMethod(this.ctx, cmd.merchantId, body, now, channel.mode);
     errors.push(...method.errors);
     const pm = method.card;
     const storeForFutureUse = method.storeForFutureUse;

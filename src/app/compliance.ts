@@ -75,9 +75,18 @@ function approvalOf(p: ComplianceProfilesTable | undefined): Approval | null {
   return { approvedAt: p.approved_at, validUntil: p.valid_until, basis: p.approved_basis };
 }
 
+function outdatedAtApproval(d: DocumentRow, now: number): void {
+  try {
+    checkDocumentDate(d.type, d.document_date, now);
+  } catch (error) {
+    if (!(error instanceof DomainError)) throw error;
+    throw new DomainError(409, 'document_outdated', `cannot approve: ${d.id} is no longer current (${error.message}); ask the merchant for a new one`, undefined, { document_id: d.id });
+  }
+}
+
 function stateOf(p: ComplianceProfilesTable | undefined, docs: readonly DocumentRow[], now: number): ComplianceState {
   return complianceState(
-    { declaredTransactions: p?.declared_transactions ?? null, approval: approvalOf(p), aocRequiredSince: p?.aoc_required_since ?? null, documents: docs },
+    { declaredTransactions: p?.declared_transactions ?? null, countedTransactions: p?.counted_transactions ?? null, approval: approvalOf(p), aocRequiredSince: p?.aoc_required_since ?? null, documents: docs },
     now,
   );
 }
@@ -353,6 +362,9 @@ export class Compliance {
           // docs are newest first; a pending upload wins over an earlier approval of the same type.
           if (eligible && (!held || (held.status === 'approved' && d.status === 'pending'))) set.set(d.type, d);
         }
+        // Dates were checked at upload; a document that waited for review, or one carried over
+        // from the current approval into a renewal, must still be current at approval.
+        for (const d of set.values()) outdatedAtApproval(d, now);
         const basis = set.has('aoc') ? 'aoc' : 'saq';
         const validUntil = approvalValidUntil(now);
         const approvedIds = [...set.values()].map((d) => d.id);

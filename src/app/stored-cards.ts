@@ -51,7 +51,18 @@ async function usableStoredCard(ctx: AppContext, merchantId: string, id: string)
   return row;
 }
 
-export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, body: AuthoriseRequestBody, now: number): Promise<ResolvedMethod> {
+/** The mode of the channel whose payment first stored this card. */
+async function savedOnChannelMode(ctx: AppContext, stored: PaymentMethodsTable): Promise<string | undefined> {
+  const row = await ctx.database.db
+    .selectFrom('payments')
+    .innerJoin('channels', 'channels.id', 'payments.channel_id')
+    .select('channels.mode')
+    .where('payments.id', '=', stored.initial_payment_id)
+    .executeTakeFirst();
+  return row?.mode;
+}
+
+export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, body: AuthoriseRequestBody, now: number, channelMode: 'sandbox' | 'live'): Promise<ResolvedMethod> {
   const pm = body.payment_method;
   const type = body.payment_data?.payment_type ?? 'cit';
   const requestCustomer = body.customer?.reference || undefined;
@@ -69,6 +80,15 @@ export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, 
   }
 
   const stored = await usableStoredCard(ctx, merchantId, pm.token);
+  // A card saved through a sandbox channel came in without the compliance gate: never charged live.
+  if (channelMode === 'live' && (await savedOnChannelMode(ctx, stored)) !== 'live') {
+    throw new DomainError(
+      422,
+      'payment_method_not_live',
+      `stored card ${stored.id} was saved by a payment on a sandbox channel and cannot be charged on a live channel; store the card with a customer-initiated payment on a live channel`,
+      '/payment_method/token',
+    );
+  }
   if (requestCustomer !== undefined && requestCustomer !== stored.customer_reference) {
     throw new DomainError(422, 'payment_method_customer_mismatch', `stored card ${stored.id} belongs to another of your customers than customer.reference "${requestCustomer}"`, '/customer/reference');
   }

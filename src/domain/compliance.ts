@@ -188,6 +188,8 @@ export type MissingItem = 'annual_transactions' | DocumentType;
 
 export interface ComplianceFacts {
   declaredTransactions: number | null;
+  /** Live authorisations of the last 12 months as last counted (a declaration cannot hide them). */
+  countedTransactions?: number | null;
   approval: Approval | null;
   aocRequiredSince: number | null;
   documents: ReadonlyArray<{ type: DocumentType; status: DocumentStatus }>;
@@ -212,7 +214,7 @@ export interface ComplianceState {
 export function complianceState(f: ComplianceFacts, now: number): ComplianceState {
   const current = f.approval !== null && f.approval.validUntil > now;
   const present = new Set(f.documents.filter((d) => d.status === 'pending' || (current && d.status === 'approved')).map((d) => d.type));
-  const needsAoc = (f.declaredTransactions ?? 0) > SAQ_MAX_ANNUAL_TRANSACTIONS || f.aocRequiredSince !== null;
+  const needsAoc = Math.max(f.declaredTransactions ?? 0, f.countedTransactions ?? 0) > SAQ_MAX_ANNUAL_TRANSACTIONS || f.aocRequiredSince !== null;
   const required: DocumentType[] | null = f.declaredTransactions === null ? null : ['asv_scan', needsAoc ? 'aoc' : 'saq'];
   const missing: MissingItem[] = [];
   if (f.declaredTransactions === null) missing.push('annual_transactions');

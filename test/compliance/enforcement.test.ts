@@ -7,6 +7,7 @@ import { DIALECTS, type TestGateway, exampleBody } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
 import { LIVE_CHANNEL, approveMerchant, dateDaysAgo, declareVolume, expectStatus, operator, startComplianceGateway, upload } from './fixtures.js';
 import { unpackJson } from '../../src/adapters/storage/packed-json.js';
+import { payByCard } from '../stored-cards/support.js';
 
 async function liveCardPayment(t: TestGateway) {
   return postAuthorise(t, await exampleBody({ channel: LIVE_CHANNEL }));
@@ -111,6 +112,45 @@ for (const dialect of DIALECTS) {
         release();
         await inFlight;
         await assert.rejects(gate.check(merchant, 'live', 'card'), { code: 'compliance_required' });
+      });
+    });
+
+    describe('what an approval rests on', () => {
+      let t: TestGateway;
+      before(async () => {
+        t = await startComplianceGateway(dialect);
+      });
+      after(() => t.close());
+      const approve = () => operator(t, 'POST', `/operator/compliance/merchants/${t.credentials.merchant_id}/approve`);
+
+      it('will not approve an ASV scan that has aged past 90 days while it waited for review', async () => {
+        await expectStatus(declareVolume(t, 250_000), 200);
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 80) }), 201);
+        await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 5) }), 201);
+        t.clock.advance(20 * DAY_MS);
+        assertProblem(await approve(), 409, 'document_outdated');
+        assertProblem(await liveCardPayment(t), 403, 'compliance_required');
+      });
+
+      it('asks for an AOC when the counted live volume is above 6,000,000, whatever is declared', async () => {
+        const { ctx } = t.gateway.services;
+        await ctx.database.db.updateTable('compliance_profiles').set({ counted_transactions: 7_000_000 }).where('merchant_id', '=', t.credentials.merchant_id).execute();
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);
+        assert.deepEqual((await status(t)).required_documents, ['asv_scan', 'aoc']);
+        assertProblem(await approve(), 409, 'submission_incomplete');
+      });
+
+      it('does not let a stored card saved on a sandbox channel, or a token with a fresh CVC, take card data live without approval', async () => {
+        const stored = await payByCard(t, { customer: 'cust-sandbox-card' });
+        const token = stored.payment_method.token as string;
+        const viaToken = async (extra: Record<string, unknown>) => {
+          const body = await exampleBody({ channel: LIVE_CHANNEL });
+          delete body.customer;
+          body.payment_method = { type: 'token', token, ...extra };
+          return postAuthorise(t, body);
+        };
+        assertProblem(await viaToken({}), 422, 'payment_method_not_live');
+        assertProblem(await viaToken({ cvc: '123' }), 403, 'compliance_required');
       });
     });
 
