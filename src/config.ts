@@ -132,6 +132,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const all = new Map<string, Buffer>([[active.id, active.key]]);
   for (const old of (env.VAULT_OLD_KEKS ?? '').split(',').filter(Boolean)) {
     const k = parseKek('VAULT_OLD_KEKS', old);
+    // One id, two keys: whichever won, data sealed under the other would never open again.
+    if (all.has(k.id)) throw new ConfigError(`VAULT_OLD_KEKS repeats the key id "${k.id}" (of VAULT_KEK or an earlier old key); every key needs an id of its own`);
     all.set(k.id, k.key);
   }
   const hmacKey = Buffer.from(hmacRaw!, 'base64');

@@ -4,7 +4,9 @@ import { inKeyBatches } from '../app/key-batches.js';
 /**
  * Re-wraps every data key under the active VAULT_KEK (old KEKs stay readable through
  * VAULT_OLD_KEKS until this has run): payment cards, stored cards, channel return secrets
- * and webhook signing secrets. Ciphertext is not touched. Hosted-page tokens are MACs
+ * webhook signing secrets and stored Idempotency-Key responses. Ciphertext is not touched.
+ * Each row is written only if it still holds what was read: a value the running gateway
+ * changed meanwhile (a webhook secret rotated by the merchant) is never put back. Hosted-page tokens are MACs
  * keyed from HMAC_KEY and nothing of them is sealed (src/app/page-token.ts).
  */
 export async function rotateKek(services: Services, batch = 500): Promise<number> {
@@ -12,7 +14,8 @@ export async function rotateKek(services: Services, batch = 500): Promise<number
     (await rotateCardSecrets(services, batch)) +
     (await services.storedCards.rewrap(batch)) +
     (await rotateChannelSecrets(services)) +
-    (await rotateWebhookSecrets(services))
+    (await rotateWebhookSecrets(services)) +
+    (await rotateStoredResponses(services))
   );
 }
 
@@ -27,7 +30,7 @@ async function rotateChannelSecrets(services: Services): Promise<number> {
   let count = 0;
   for (const r of rows) {
     if (!stale(services, r.return_secret_ct)) continue;
-    await database.db.updateTable('channels').set({ return_secret_ct: vault.rewrapString(r.id, r.return_secret_ct) }).where('id', '=', r.id).execute();
+    await database.db.updateTable('channels').set({ return_secret_ct: vault.rewrapString(r.id, r.return_secret_ct) }).where('id', '=', r.id).where('return_secret_ct', '=', r.return_secret_ct).execute();
     count++;
   }
   return count;
@@ -43,6 +46,27 @@ async function rotateWebhookSecrets(services: Services): Promise<number> {
       .updateTable('webhook_endpoints')
       .set({ secret_ct: vault.rewrapString(r.id, r.secret_ct), previous_secret_ct: r.previous_secret_ct === null ? null : vault.rewrapString(r.id, r.previous_secret_ct) })
       .where('id', '=', r.id)
+      .where('secret_ct', '=', r.secret_ct)
+      .where((eb) => (r.previous_secret_ct === null ? eb('previous_secret_ct', 'is', null) : eb('previous_secret_ct', '=', r.previous_secret_ct)))
+      .execute();
+    count++;
+  }
+  return count;
+}
+
+/** Responses kept for Idempotency-Key replays (sealed: they may hold a hosted-page URL). */
+async function rotateStoredResponses(services: Services): Promise<number> {
+  const { database, vault } = services.ctx;
+  const rows = await database.db.selectFrom('idempotency_keys').select(['merchant_id', 'key', 'response_body']).execute();
+  let count = 0;
+  for (const r of rows) {
+    if (!stale(services, r.response_body)) continue;
+    await database.db
+      .updateTable('idempotency_keys')
+      .set({ response_body: vault.rewrapString(`idempotency:${r.merchant_id}:${r.key}`, r.response_body) })
+      .where('merchant_id', '=', r.merchant_id)
+      .where('key', '=', r.key)
+      .where('response_body', '=', r.response_body)
       .execute();
     count++;
   }
