@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Static } from '@sinclair/typebox';
 import { DomainError, type FieldError, underPointer } from '../domain/errors.js';
 import { cardExpired, cvcLength, validateCard, type CardBrand } from '../domain/card.js';
@@ -160,12 +161,21 @@ export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: Paymen
       oc
         .columns(['merchant_id', 'customer_reference', 'fingerprint'])
         .where('deleted_at', 'is', null)
-        .doUpdateSet({ exp_month: row.card_exp_month, exp_year: row.card_exp_year, updated_at: now }),
+        // The later expiry wins: a card presented again with an older (still valid) date
+        // must not make the stored one look expired to later merchant-initiated payments.
+        .doUpdateSet({
+          exp_month: sql<number>`case when ${LATER_EXPIRY} then excluded.exp_month else payment_methods.exp_month end`,
+          exp_year: sql<number>`case when ${LATER_EXPIRY} then excluded.exp_year else payment_methods.exp_year end`,
+          updated_at: now,
+        }),
     )
     .returning('id')
     .executeTakeFirstOrThrow();
   return { payment_method_id: saved.id };
 }
+
+/** In an upsert of payment_methods: the presented expiry is after the stored one. */
+const LATER_EXPIRY = sql<boolean>`excluded.exp_year * 12 + excluded.exp_month > payment_methods.exp_year * 12 + payment_methods.exp_month`;
 
 async function sealedPan(trx: Trx, ctx: AppContext, paymentId: string): Promise<string | undefined> {
   const sealed = await trx.selectFrom('card_secrets').selectAll().where('payment_id', '=', paymentId).executeTakeFirst();

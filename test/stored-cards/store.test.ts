@@ -77,6 +77,12 @@ for (const dialect of DIALECTS) {
       );
       assert.ok(!Number.isNaN(Date.parse(visa.created_at)));
       assert.ok(!JSON.stringify(list).includes('4242424242424242'));
+
+      // Presented again with an older (still valid) expiry: the stored card keeps the later one.
+      const older = await payByCard(t, { customer: 'cust-twice', expiry_month: 1, expiry_year: 2040 });
+      assert.equal(older.payment_method.token, first.payment_method.token);
+      const after = json(await t.request({ method: 'GET', url: `/payment-methods/${first.payment_method.token}` }));
+      assert.deepEqual([after.card.expiry_month, after.card.expiry_year], [9, 2041]);
     });
 
     it('takes a token on a customer-initiated payment through the hosted page, with a fresh CVC', async () => {
