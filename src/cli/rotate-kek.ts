@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Services } from '../app/services.js';
 import { inKeyBatches } from '../app/key-batches.js';
 
@@ -15,7 +16,7 @@ export async function rotateKek(services: Services, batch = 500): Promise<number
     (await services.storedCards.rewrap(batch)) +
     (await rotateChannelSecrets(services)) +
     (await rotateWebhookSecrets(services)) +
-    (await rotateStoredResponses(services))
+    (await rotateStoredResponses(services, batch))
   );
 }
 
@@ -54,21 +55,38 @@ async function rotateWebhookSecrets(services: Services): Promise<number> {
   return count;
 }
 
-/** Responses kept for Idempotency-Key replays (sealed: they may hold a hosted-page URL). */
-async function rotateStoredResponses(services: Services): Promise<number> {
+/**
+ * Responses kept for Idempotency-Key replays (sealed: they may hold a hosted-page URL),
+ * merchant by merchant in key order, `batch` to a transaction (the table grows with traffic).
+ */
+async function rotateStoredResponses(services: Services, batch: number): Promise<number> {
   const { database, vault } = services.ctx;
-  const rows = await database.db.selectFrom('idempotency_keys').select(['merchant_id', 'key', 'response_body']).execute();
+  const active = `${vault.activeKekId}|`;
   let count = 0;
-  for (const r of rows) {
-    if (!stale(services, r.response_body)) continue;
-    await database.db
-      .updateTable('idempotency_keys')
-      .set({ response_body: vault.rewrapString(`idempotency:${r.merchant_id}:${r.key}`, r.response_body) })
-      .where('merchant_id', '=', r.merchant_id)
-      .where('key', '=', r.key)
-      .where('response_body', '=', r.response_body)
-      .execute();
-    count++;
+  for (const { id: merchantId } of await database.db.selectFrom('merchants').select('id').orderBy('id').execute()) {
+    count += await inKeyBatches(
+      database,
+      (after) =>
+        database.db
+          .selectFrom('idempotency_keys')
+          .select(['key', 'response_body'])
+          .where('merchant_id', '=', merchantId)
+          .where('key', '>', after)
+          // Not LIKE: key ids may hold '_', a LIKE wildcard.
+          .where(sql<boolean>`substr(response_body, 1, ${active.length}) <> ${active}`)
+          .orderBy('key')
+          .limit(batch)
+          .execute(),
+      (r) => r.key,
+      (trx, r) =>
+        trx
+          .updateTable('idempotency_keys')
+          .set({ response_body: vault.rewrapString(`idempotency:${merchantId}:${r.key}`, r.response_body) })
+          .where('merchant_id', '=', merchantId)
+          .where('key', '=', r.key)
+          .where('response_body', '=', r.response_body)
+          .execute(),
+    );
   }
   return count;
 }
