@@ -18,6 +18,34 @@ export interface AppContext {
   newId(kind: IdKind): string;
 }
 
+/**
+ * Ids that sort in the order this process made them: within one millisecond (or if the clock
+ * steps back) the random part grows by a random step instead of being drawn afresh, so the
+ * events of one payment, written in the same millisecond, list and page in their order.
+ */
 export function idFactory(clock: Clock): (kind: IdKind) => string {
-  return (kind) => formatId(kind, clock.now(), secureRandomBytes(10));
+  let lastMs = -1;
+  const random = Buffer.alloc(10);
+  return (kind) => {
+    const now = clock.now();
+    if (now > lastMs || !stepUp(random)) {
+      lastMs = Math.max(now, lastMs + 1);
+      secureRandomBytes(10).copy(random);
+    }
+    return formatId(kind, lastMs, random);
+  };
+}
+
+/** Adds a random 1..2^32 to the 80-bit big-endian number; false when it would overflow. */
+function stepUp(bytes: Buffer): boolean {
+  let carry = secureRandomBytes(4).readUInt32BE(0) + 1;
+  const next = Buffer.from(bytes);
+  for (let i = next.length - 1; i >= 0 && carry > 0; i--) {
+    const sum = next[i]! + (carry % 256);
+    next[i] = sum % 256;
+    carry = Math.floor(carry / 256) + Math.floor(sum / 256);
+  }
+  if (carry > 0) return false;
+  next.copy(bytes);
+  return true;
 }
