@@ -39,7 +39,7 @@ const inFlight = new Set<string>();
  * Stored responses carry the hosted-page URL (a bearer token for the page), so they are
  * sealed like other secrets; the record id binds each one to its merchant and key.
  */
-export function sealStoredResponse(ctx: AppContext, merchantId: string, key: string, body: string): string {
+function sealStoredResponse(ctx: AppContext, merchantId: string, key: string, body: string): string {
   return ctx.vault.sealString(`idempotency:${merchantId}:${key}`, body);
 }
 

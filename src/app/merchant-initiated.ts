@@ -6,7 +6,7 @@ import type { SensitiveCard } from '../adapters/vault/envelope.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
-import { type Recorder, sealStoredResponse } from './idempotency.js';
+import type { Recorder } from './idempotency.js';
 import { newCheckoutSession } from './authorise.js';
 import { AUTHORISATION_GRACE_MS, captureIfDue, recordAuthorisation, releaseUnrecorded, retryAdviceFor } from './checkout.js';
 import { eventRow } from './events.js';
@@ -45,7 +45,7 @@ export function settlesWithoutCustomer(prepared: PreparedPayment): boolean {
  */
 export async function settleWithoutCustomer(
   ctx: AppContext,
-  cmd: { merchantId: string; idempotencyKey: string | undefined },
+  cmd: { merchantId: string },
   prepared: PreparedPayment,
   record: Recorder,
 ): Promise<{ status: number; body: string }> {
@@ -101,9 +101,7 @@ export async function settleWithoutCustomer(
       final = await recordAuthorisation(trx, ctx, row, result, capture);
     }
     const text = JSON.stringify(paymentResource(final, ref, detailsOf(final), redirectUrl));
-    if (cmd.idempotencyKey !== undefined) {
-      await trx.updateTable('idempotency_keys').set({ response_body: sealStoredResponse(ctx, cmd.merchantId, cmd.idempotencyKey, text) }).where('merchant_id', '=', cmd.merchantId).where('key', '=', cmd.idempotencyKey).execute();
-    }
+    await record.replace(trx, 201, text);
     return text;
   });
   if (unrecorded && result.outcome === 'approved') await releaseUnrecorded(ctx, payment, result.networkReference, capture.kind === 'captured');
