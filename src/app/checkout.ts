@@ -11,6 +11,7 @@ import { applyTransition, detailsOf, eraseCvc, loadForUpdate } from './payment-t
 import type { PaymentDetails, RetryAdvice } from './payment-resource.js';
 import { storeCardOnApproval } from './stored-cards.js';
 import { LookupCache } from './lookup-cache.js';
+import { queueRelease } from './releases.js';
 
 export const MAX_CHALLENGE_ATTEMPTS = 3;
 
@@ -234,23 +235,23 @@ export class Checkout {
       });
     } catch (error) {
       this.ctx.log.error({ err: error, payment_id: p.id }, 'acquirer authorise call failed');
-      result = { outcome: 'error', message: 'The acquirer could not be reached.' };
+      result = UNANSWERED;
     }
     const capture = await captureIfDue(this.ctx, p, result);
     // Claim and record share group commits with other payments (Database.write): the
     // customer's confirmation costs no fsync of its own under load.
     const recorded = await this.ctx.database.write(async (trx) => {
       const row = await loadForUpdate(trx, this.ctx, p.id);
-      if (!row || row.status !== 'requires_action') return null;
+      if (!row || row.status !== 'requires_action') {
+        await releaseLateApproval(trx, this.ctx, p, result, capture);
+        return null;
+      }
       const next = await recordAuthorisation(trx, this.ctx, row, result, capture, card.pan);
       await eraseCvc(trx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
       return next;
     });
-    if (!recorded) {
-      if (result.outcome === 'approved') await releaseUnrecorded(this.ctx, p, result.networkReference, capture.kind === 'captured');
-      return null;
-    }
+    if (!recorded) return null;
     // What load() would read back: a page no longer payable shows its outcome, never a challenge.
     return { ...view, payment: recorded, details: detailsOf(recorded), session: { ...view.session, state: 'done' }, flow: 'frictionless' };
   }
@@ -281,18 +282,20 @@ export class Checkout {
 }
 
 /**
- * The payment ended (expired) while the acquirer was approving it: give the money back
- * rather than hold funds no payment accounts for.
+ * A call to authorise that threw may or may not have reached the acquirer: it is recorded
+ * like an answer the connector could not map (failed, and reversed at the acquirer).
  */
-export async function releaseUnrecorded(ctx: AppContext, p: PaymentsTable, networkReference: string, captured: boolean): Promise<void> {
-  const req = { paymentId: p.id, amount: p.amount, currency: p.currency, networkReference, cardBin: p.card_bin, cardLast4: p.card_last4 };
-  try {
-    const r = captured ? await ctx.acquirer.refund({ ...req, refundId: ctx.newId('refund') }) : await ctx.acquirer.void(req);
-    if (r.outcome !== 'succeeded') ctx.log.error({ payment_id: p.id, outcome: r.outcome }, 'could not release an approval that arrived after the payment ended');
-    else ctx.log.warn({ payment_id: p.id, captured }, 'released an approval that arrived after the payment ended');
-  } catch (error) {
-    ctx.log.error({ err: error, payment_id: p.id }, 'could not release an approval that arrived after the payment ended');
-  }
+export const UNANSWERED: AuthoriseResult = { outcome: 'pending', message: 'The acquirer could not be reached.' };
+
+/**
+ * The payment ended (expired) while the acquirer was approving it: the money is given back
+ * rather than held with no payment accounting for it. A capture whose answer is unknown is
+ * refunded: a refund refused because nothing was captured costs only retries, a void refused
+ * because the money was taken would leave it taken.
+ */
+export async function releaseLateApproval(trx: Trx, ctx: AppContext, p: PaymentsTable, result: AuthoriseResult, capture: CaptureOutcome): Promise<void> {
+  if (result.outcome !== 'approved') return;
+  await queueRelease(trx, ctx, p, 'late_approval', result.networkReference, capture.kind === 'captured' || capture.kind === 'pending');
 }
 
 type CaptureOutcome = { kind: 'none' } | { kind: 'captured' } | { kind: 'failed'; message: string } | { kind: 'pending' };
@@ -364,8 +367,11 @@ export async function recordAuthorisation(
         details: { ...details, decline_message: result.message, retry_advice: 'retry_with_new_details' },
       });
     case 'error':
+      return applyTransition(trx, ctx, row, 'failed', { failure_message: result.message, expires_at: null });
     case 'pending':
-      // An outcome we cannot confirm is never reported as success.
+      // An outcome we cannot confirm is never reported as success, and whatever the acquirer
+      // may have approved is reversed.
+      await queueRelease(trx, ctx, row, 'unconfirmed_authorisation', null, false);
       return applyTransition(trx, ctx, row, 'failed', { failure_message: result.message, expires_at: null });
   }
 }

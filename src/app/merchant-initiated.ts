@@ -8,7 +8,7 @@ import type { AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
 import type { Recorder } from './idempotency.js';
 import { newCheckoutSession } from './authorise.js';
-import { AUTHORISATION_GRACE_MS, captureIfDue, recordAuthorisation, releaseUnrecorded, retryAdviceFor } from './checkout.js';
+import { AUTHORISATION_GRACE_MS, UNANSWERED, captureIfDue, recordAuthorisation, releaseLateApproval, retryAdviceFor } from './checkout.js';
 import { eventRow } from './events.js';
 import { applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
 import { type PaymentDetails, paymentResource } from './payment-resource.js';
@@ -86,7 +86,6 @@ export async function settleWithoutCustomer(
   const capture = await captureIfDue(ctx, payment, result);
   // The verdict shares a group commit with other payments' (Database.write), as the hosted
   // page's does: a transaction of its own cost each payment an fsync on the event loop.
-  let unrecorded = false;
   const body = await ctx.database.write(async (trx) => {
     const row = await loadForUpdate(trx, ctx, payment.id);
     if (!row) throw new Error(`payment ${payment.id} vanished while its acquirer call was running`);
@@ -94,7 +93,7 @@ export async function settleWithoutCustomer(
     let redirectUrl: string | undefined;
     if (row.status !== 'requires_action') {
       ctx.log.warn({ payment_id: row.id, status: row.status }, 'merchant-initiated payment moved on before its acquirer verdict was recorded');
-      unrecorded = true;
+      await releaseLateApproval(trx, ctx, payment, result, capture);
     } else if (result.outcome === 'requires_authentication') {
       ({ row: final, redirectUrl } = await stepUp(trx, ctx, row, prepared.card));
     } else {
@@ -104,7 +103,6 @@ export async function settleWithoutCustomer(
     await record.replace(trx, 201, text);
     return text;
   });
-  if (unrecorded && result.outcome === 'approved') await releaseUnrecorded(ctx, payment, result.networkReference, capture.kind === 'captured');
   return { status: 201, body };
 }
 
@@ -140,7 +138,7 @@ async function authoriseNow(ctx: AppContext, payment: PaymentsTable, prepared: P
     });
   } catch (error) {
     ctx.log.error({ err: error, payment_id: payment.id }, 'acquirer authorise call failed');
-    return { outcome: 'error', message: 'The acquirer could not be reached.' };
+    return UNANSWERED;
   }
 }
 

@@ -7,6 +7,7 @@ export const ID_PREFIX = {
   event: 'evt',
   paymentMethod: 'pm',
   refund: 're',
+  release: 'rel',
   webhookEndpoint: 'we',
   delivery: 'del',
   document: 'doc',

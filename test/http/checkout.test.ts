@@ -15,6 +15,7 @@ import { SANDBOX_CHALLENGE_CODE } from '../../src/adapters/acquirers/sandbox/tes
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 import { CLAIM_LEASE_MS } from '../../src/app/lifecycle.js';
+import { RELEASE_RETRY } from '../../src/app/releases.js';
 import { DIALECTS, exampleBody } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 import { eventually } from '../support/browser.js';
@@ -23,6 +24,9 @@ import { eventually } from '../support/browser.js';
 class ScriptedAcquirer extends SandboxAcquirer {
   calls = 0;
   released: string[] = [];
+  releaseRequests: Array<CaptureRequest & { refundId?: string }> = [];
+  /** Answers the next void or refund instead of the sandbox. */
+  releaseNext: (() => Promise<SimpleResult>) | null = null;
   next: ((req: AuthoriseRequest) => Promise<AuthoriseResult>) | null = null;
   override async authorise(req: AuthoriseRequest): Promise<AuthoriseResult> {
     this.calls++;
@@ -36,11 +40,18 @@ class ScriptedAcquirer extends SandboxAcquirer {
   }
   override async void(req: CaptureRequest): Promise<SimpleResult> {
     this.released.push(`void ${req.paymentId}`);
-    return super.void(req);
+    this.releaseRequests.push(req);
+    return this.answerRelease() ?? super.void(req);
   }
   override async refund(req: CaptureRequest & { refundId: string }): Promise<SimpleResult> {
     this.released.push(`refund ${req.paymentId}`);
-    return super.refund(req);
+    this.releaseRequests.push(req);
+    return this.answerRelease() ?? super.refund(req);
+  }
+  private answerRelease(): Promise<SimpleResult> | undefined {
+    const next = this.releaseNext;
+    this.releaseNext = null;
+    return next?.();
   }
 }
 
@@ -110,9 +121,24 @@ for (const dialect of DIALECTS) {
       };
       return { answer, called };
     };
+    /** A confirmed payment whose approval arrives after the sweeper expired it. */
+    const approvedTooLate = async (networkReference: string) => {
+      const p = await create();
+      const page = await openPage(gateway.app, p.redirect_url);
+      const { answer, called } = holdAuthorisations();
+      const submitted = post(gateway.app, page, 'confirm');
+      await called.opened;
+      clock.advance(gateway.services.ctx.config.hostedPageTtlMs + AUTHORISATION_GRACE_MS + 1);
+      assert.equal(await sweepExpired(gateway.services), 1);
+      answer.open({ outcome: 'approved', authorisationCode: 'LATE00', networkReference });
+      assert.equal((await submitted).statusCode, 303);
+      acquirer.next = null;
+      return p;
+    };
     const payment = async (id: string) => (await gateway.app.inject({ method: 'GET', url: `/payment/${id}`, headers: { 'x-secret-key': key } })).json();
     const events = async (id: string) =>
       (await gateway.services.ctx.database.db.selectFrom('events').select('type').where('payment_id', '=', id).orderBy('sequence').execute()).map((e) => e.type);
+    const releasesOf = (id: string) => gateway.services.ctx.database.db.selectFrom('releases').selectAll().where('payment_id', '=', id).execute();
     const cvcKept = async (id: string) =>
       (await gateway.services.ctx.database.db.selectFrom('card_secrets').select('cvc_ct').where('payment_id', '=', id).executeTakeFirstOrThrow()).cvc_ct !== null;
 
@@ -168,7 +194,75 @@ for (const dialect of DIALECTS) {
       answer.open({ outcome: 'approved', authorisationCode: 'LATE00', networkReference: '1' });
       assert.equal((await submitted).statusCode, 303);
       assert.equal((await payment(p.id)).status, 'expired');
+      const [queued] = await releasesOf(p.id);
+      assert.equal(queued?.action, 'refund', 'captured at once, so refunded');
+      assert.equal(queued.reason, 'late_approval');
+      await runCaptureScheduler(gateway.services);
       assert.deepEqual(acquirer.released, [`refund ${p.id}`]);
+      assert.equal((await releasesOf(p.id))[0]!.status, 'succeeded');
+    });
+
+    it('keeps asking for a late approval back until the acquirer gives it, under the same refund reference', async () => {
+      const p = await approvedTooLate('2');
+      const asked = acquirer.releaseRequests.length;
+
+      acquirer.releaseNext = async () => {
+        throw new Error('ECONNRESET');
+      };
+      await runCaptureScheduler(gateway.services);
+      let [release] = await releasesOf(p.id);
+      assert.equal(release!.status, 'pending');
+      assert.match(String(release!.last_error), /unreachable/);
+      // Not again before its backoff...
+      await runCaptureScheduler(gateway.services);
+      assert.equal(acquirer.releaseRequests.length, asked + 1);
+
+      // ...then refused once, then given.
+      clock.advance(61_000);
+      acquirer.releaseNext = async () => ({ outcome: 'failed', code: 'try_later', message: 'Refunds open after settlement.' });
+      await runCaptureScheduler(gateway.services);
+      assert.equal((await releasesOf(p.id))[0]!.status, 'pending');
+      clock.advance(2 * 61_000);
+      await runCaptureScheduler(gateway.services);
+      [release] = await releasesOf(p.id);
+      assert.equal(release!.status, 'succeeded');
+      assert.equal(release!.attempts, 3);
+      const sent = acquirer.releaseRequests.slice(asked);
+      assert.equal(sent.length, 3);
+      assert.deepEqual(new Set(sent.map((r) => r.refundId)), new Set([release!.id]), 'one refund reference, so the acquirer refunds once');
+      assert.equal(sent[0]!.networkReference, '2');
+    });
+
+    it('asks again for a release whose process died during the call, and keeps only one answer', async () => {
+      const p = await approvedTooLate('3');
+
+      const stuck = gate<SimpleResult>();
+      acquirer.releaseNext = () => stuck.opened;
+      const dying = runCaptureScheduler(gateway.services);
+      await eventually(async () => acquirer.releaseRequests.some((r) => r.paymentId === p.id), 'the first ask');
+      clock.advance(CLAIM_LEASE_MS + 1);
+      await runCaptureScheduler(gateway.services);
+      assert.equal((await releasesOf(p.id))[0]!.status, 'succeeded');
+      // The first holder's late answer is not recorded over the one that took over.
+      stuck.open({ outcome: 'pending', message: 'still thinking' });
+      await dying;
+      const [release] = await releasesOf(p.id);
+      assert.equal(release!.status, 'succeeded');
+      assert.equal(acquirer.releaseRequests.filter((r) => r.paymentId === p.id).length, 2);
+    });
+
+    it('gives up releasing after the retry window and says so', async () => {
+      const p = await approvedTooLate('4');
+      const refuse = async (): Promise<SimpleResult> => ({ outcome: 'failed', code: 'refund_refused', message: 'No.' });
+      acquirer.releaseNext = refuse;
+      await runCaptureScheduler(gateway.services);
+      assert.equal((await releasesOf(p.id))[0]!.status, 'pending');
+      clock.advance(RELEASE_RETRY.windowMs);
+      acquirer.releaseNext = refuse;
+      await runCaptureScheduler(gateway.services);
+      const [release] = await releasesOf(p.id);
+      assert.equal(release!.status, 'failed');
+      assert.match(String(release!.last_error), /refund_refused/);
     });
 
     it('records a throwing acquirer as failed, with no internals shown', async () => {
@@ -181,6 +275,15 @@ for (const dialect of DIALECTS) {
       const final = await payment(p.id);
       assert.equal(final.status, 'failed');
       assert.doesNotMatch(JSON.stringify(final), /ECONNRESET|10\.0\.0\.7/);
+      // The call may have reached the acquirer: whatever it approved is reversed, by our payment id.
+      acquirer.next = null;
+      await runCaptureScheduler(gateway.services);
+      const reversal = acquirer.releaseRequests.find((r) => r.paymentId === p.id);
+      assert.equal(acquirer.released.filter((r) => r === `void ${p.id}`).length, 1);
+      assert.equal(reversal?.networkReference, null);
+      const [release] = await releasesOf(p.id);
+      assert.equal(release?.reason, 'unconfirmed_authorisation');
+      assert.equal(release.status, 'succeeded');
       assert.equal(await cvcKept(p.id), false);
       const outcome = await gateway.app.inject({ method: 'GET', url: new URL(p.redirect_url).pathname });
       assert.match(outcome.body, /could not be processed/);
@@ -193,6 +296,12 @@ for (const dialect of DIALECTS) {
       await post(gateway.app, await openPage(gateway.app, p.redirect_url), 'confirm');
       assert.equal((await payment(p.id)).status, 'failed');
       acquirer.next = null;
+      // An acquirer that refuses the reversal holds nothing for it: not asked again.
+      acquirer.releaseNext = async () => ({ outcome: 'failed', code: 'not_found', message: 'No such authorisation.' });
+      await runCaptureScheduler(gateway.services);
+      const [release] = await releasesOf(p.id);
+      assert.equal(release?.action, 'void');
+      assert.equal(release.status, 'failed');
     });
 
     it('answers a malformed, forged or borrowed token exactly like an unknown one', async () => {
@@ -287,6 +396,7 @@ for (const dialect of DIALECTS) {
       assert.match(String((await confirming).headers.location), /status=captured/);
       assert.equal((await payment(p.id)).status, 'captured');
       assert.equal(acquirer.released.length, released, 'nothing had to be given back');
+      assert.deepEqual(await releasesOf(p.id), []);
       acquirer.next = null;
     });
 

@@ -12,7 +12,7 @@ import { authorisedPayment, post } from '../lifecycle/helpers.js';
 import { paidPayment, registerEndpoint } from '../webhooks/support.js';
 
 /** Tables that grow with traffic: a query that reads one of them whole gets slower every day. */
-const GROWING = ['payments', 'refunds', 'events', 'deliveries', 'delivery_attempts', 'card_secrets', 'checkout_sessions', 'idempotency_keys', 'payment_methods', 'audit_log'];
+const GROWING = ['payments', 'refunds', 'releases', 'events', 'deliveries', 'delivery_attempts', 'card_secrets', 'checkout_sessions', 'idempotency_keys', 'payment_methods', 'audit_log'];
 
 /**
  * Every SQL text the gateway prepares on SQLite in this process while `fn` runs. The

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import type { AuthoriseRequest } from '../../src/ports/acquirer.js';
 import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, pageToken, payByCard } from './support.js';
+import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -283,6 +284,7 @@ for (const dialect of DIALECTS) {
         // Past any acquirer's time (the process might have died): expired, and the late approval released.
         const late = await slowly(3 * 60_000);
         assert.equal(late.status, 'expired');
+        await runCaptureScheduler(short.gateway.services);
         assert.deepEqual(released, [late.id]);
       } finally {
         await short.close();

@@ -140,6 +140,32 @@ export interface RefundsTable {
   updated_at: number;
 }
 
+/**
+ * Money the acquirer may hold for a payment that does not account for it: an approval that
+ * arrived after its payment had ended (voided, or refunded if it was captured at once), or an
+ * authorisation whose answer never came (reversed). Written in the transaction that finds
+ * it, and asked again by the scheduler until the acquirer confirms (src/app/releases.ts).
+ */
+export interface ReleasesTable {
+  id: string;
+  payment_id: string;
+  merchant_id: string;
+  action: 'void' | 'refund';
+  reason: 'late_approval' | 'unconfirmed_authorisation';
+  amount: number;
+  currency: string;
+  network_reference: string | null;
+  card_bin: string;
+  card_last4: string;
+  status: 'pending' | 'succeeded' | 'failed';
+  attempts: number;
+  /** Also the claim's lease: an attempt pushes it past the acquirer call. */
+  next_attempt_at: number;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
 /** A merchant's callback URL; secrets are vault-sealed, the previous one kept for the rotation overlap. */
 export interface WebhookEndpointsTable {
   id: string;
@@ -236,6 +262,7 @@ export interface Schema {
   deliveries: DeliveriesTable;
   delivery_attempts: DeliveryAttemptsTable;
   refunds: RefundsTable;
+  releases: ReleasesTable;
   compliance_profiles: ComplianceProfilesTable;
   compliance_documents: ComplianceDocumentsTable;
   audit_log: AuditLogTable;

@@ -14,10 +14,12 @@ import type SQLite from 'better-sqlite3';
  * these tags reads back as that string. The mapping is one to one (base64 only in its
  * canonical spelling), so a merchant's own text that happens to look like an id (a
  * reference, say) also comes back unchanged, and ids compare and sort as they did as text
- * (their tags follow the prefixes' alphabetical order).
+ * (the first eleven tags follow their prefixes' alphabetical order; later prefixes take the
+ * next free tag, so ids of different kinds may sort apart from their text, which no query
+ * does: every id column holds one kind).
  *
  * Tags are part of the file format: never renumber one. First bytes in use: 0x01–0x3e
- * packed JSON (its dictionary number, packed-json.ts), 0x3f sealed values, 0x41–0x4b ids.
+ * packed JSON (its dictionary number, packed-json.ts), 0x3f sealed values, 0x41–0x4c ids.
  * A prefix without a tag still works, stored as text.
  */
 export const ID_TAGS: Readonly<Record<string, number>> = {
@@ -32,6 +34,7 @@ export const ID_TAGS: Readonly<Record<string, number>> = {
   pm: 0x49,
   re: 0x4a,
   we: 0x4b,
+  rel: 0x4c,
 };
 const SEALED_TAG = 0x3f;
 

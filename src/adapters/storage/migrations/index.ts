@@ -11,6 +11,7 @@ import * as m009 from './009-compact-values.js';
 import * as m010 from './010-payments-by-stored-card.js';
 import * as m011 from './011-undispatched-events-read.js';
 import * as m012 from './012-endpoint-config-version.js';
+import * as m013 from './013-releases.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -26,6 +27,7 @@ const all: Record<string, Migration> = {
   '010-payments-by-stored-card': m010,
   '011-undispatched-events-read': m011,
   '012-endpoint-config-version': m012,
+  '013-releases': m013,
 };
 
 export const migrationProvider: MigrationProvider = {
