@@ -178,9 +178,10 @@ type QueuedInsert = { parts: CompiledStatement[]; shape: object; resolve: () => 
  * units that queue while others are in flight go out together as one statement, one
  * round trip and one commit for all of them. Only units of one shape share a statement,
  * and only in counts that are powers of two, so the statements PostgreSQL prepares stay few
- * (a shape times six counts). A statement that PostgreSQL refuses is run again unit by unit,
- * so a failure (a unique key taken) is that unit's alone; one lost with its connection
- * fails its units, as it would unbatched.
+ * (a shape times six counts). A statement that PostgreSQL answers with an error (a unique
+ * key taken, or a backend terminated mid-statement: either way nothing of it committed) is
+ * run again unit by unit, so a failure is that unit's alone; one whose connection is lost
+ * with no answer fails its units, as it would unbatched, since it may have committed.
  */
 class InsertBatcher {
   /** Statements in flight at once: the fewer, the more units each one carries. */
