@@ -9,7 +9,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import { compileInsert, compiledOnce, statementOf } from '../adapters/storage/compiled.js';
 import { signedHeaders } from '../adapters/webhooks/signer.js';
 import { WebhookSender } from '../adapters/webhooks/sender.js';
-import { createMailer, type Mailer, PermanentMailError, SMTP_ATTEMPT_MAX_MS } from '../adapters/mail/mailer.js';
+import { createMailer, type Mailer, PermanentMailError, smtpAttemptMaxMs } from '../adapters/mail/mailer.js';
 import { type ComplianceMailInput, type PaymentMailInput, type RenderedMail, renderComplianceMail, renderPaymentMail } from '../adapters/mail/templates.js';
 import { pendingDelivery } from '../app/delivery-rows.js';
 import { EVENT_READ_COLUMNS, eventBody } from '../app/events.js';
@@ -57,9 +57,9 @@ const INSERT_CHUNK = 1000;
  */
 export const LEASE_DEPTH = 4;
 /**
- * A callback lease covers a wait for a sending slot (at most LEASE_DEPTH - 1 timeouts,
- * behind hung requests to the same endpoint) plus its own request, plus this margin to
- * record the result.
+ * A lease covers a wait for a sending slot (LEASE_DEPTH - 1 attempts, behind hung
+ * requests to the same endpoint; a longer wait extends it first, see holdLease) plus its
+ * own attempt, plus this margin to record the result.
  */
 const LEASE_MARGIN_MS = 5000;
 /** Shortest time from the start of one dispatcher pass to the next while work keeps arriving. */
@@ -77,6 +77,7 @@ interface Claimed {
   attempts: number;
   failures: number;
   retry_until: number;
+  locked_until: number | null;
   lease_token: string | null;
   event_type: string;
   body: string;
@@ -232,6 +233,8 @@ export class Dispatcher {
   private stopped = false;
   private readonly sender: WebhookSender;
   private readonly mailer: Mailer;
+  /** The longest one e-mail attempt can take under SMTP_URL's timeouts. */
+  private readonly mailAttemptMaxMs: number;
   /**
    * `webhook-timestamp` is the moment the bytes leave, on the wall clock receivers
    * check it against; scheduling (due times, leases, the rotation overlap) uses the
@@ -248,6 +251,7 @@ export class Dispatcher {
     this.log = services.ctx.log.child({ worker: 'dispatcher' });
     this.sender = new WebhookSender(outboundPolicy(services.ctx), config.webhookTimeoutMs, config.dispatchConcurrency);
     this.mailer = createMailer(config);
+    this.mailAttemptMaxMs = smtpAttemptMaxMs(config.smtpUrl);
     this.perEndpoint = Math.max(1, Math.ceil(config.dispatchConcurrency / 4));
     this.policy = { baseMs: config.webhookRetryBaseMs, maxDelayMs: config.webhookRetryMaxDelayMs, windowMs: config.webhookRetryWindowMs };
     this.writer = new ResultWriter(services, this.policy, this.log, {
@@ -344,9 +348,12 @@ export class Dispatcher {
     return this.stopped ? 0 : LEASE_DEPTH * this.services.ctx.config.dispatchConcurrency - this.inFlight.size;
   }
 
+  private attemptMaxMs(kind: DeliveriesTable['kind']): number {
+    return kind === 'webhook' ? this.services.ctx.config.webhookTimeoutMs : this.mailAttemptMaxMs;
+  }
+
   private leaseUntil(kind: DeliveriesTable['kind'], now: number): number {
-    const attemptMaxMs = kind === 'webhook' ? this.services.ctx.config.webhookTimeoutMs : SMTP_ATTEMPT_MAX_MS;
-    return now + LEASE_DEPTH * attemptMaxMs + LEASE_MARGIN_MS;
+    return now + LEASE_DEPTH * this.attemptMaxMs(kind) + LEASE_MARGIN_MS;
   }
 
   /** Counts leased deliveries as in flight, before the transaction that leased them lets go of the lock. */
@@ -529,6 +536,7 @@ export class Dispatcher {
           'deliveries.attempts',
           'deliveries.failures',
           'deliveries.retry_until',
+          'deliveries.locked_until',
           'deliveries.lease_token',
           'events.type as event_type',
           'events.sequence as event_sequence',
@@ -604,10 +612,27 @@ export class Dispatcher {
   }
 
   private async deliver(d: Claimed, signal: AbortSignal): Promise<void> {
+    if (!(await this.holdLease(d)) || signal.aborted) return;
     const outcome = d.kind === 'webhook' ? await this.sendWebhook(d, signal) : await this.sendMail(d);
     if (signal.aborted) return;
     // The slot frees now; the result joins the next batch, whose commit also refills the slot.
     this.writer.record(d, outcome);
+  }
+
+  /**
+   * Slots are shared: a delivery can wait behind slow sends to other endpoints or slow
+   * e-mails longer than its lease foresaw, and once the lease can run out before this
+   * attempt ends, another process may lease and send it as well. The lease is then
+   * extended first, under its token; false when it is no longer this process's to send.
+   */
+  private async holdLease(d: Claimed): Promise<boolean> {
+    const { clock, database } = this.services.ctx;
+    const until = clock.now() + this.attemptMaxMs(d.kind) + LEASE_MARGIN_MS;
+    if (d.locked_until !== null && d.locked_until >= until) return true;
+    const held = await database.write((trx) =>
+      trx.updateTable('deliveries').set({ locked_until: until }).where('id', '=', d.id).where('lease_token', '=', d.lease_token).where('status', '=', 'pending').executeTakeFirst(),
+    );
+    return Number(held.numUpdatedRows) > 0;
   }
 
   private async sendWebhook(d: Claimed, signal: AbortSignal): Promise<Outcome> {
@@ -802,16 +827,23 @@ class ResultWriter {
     for (const { d, outcome: o } of batch) {
       if (o.kind === 'attempt' && o.succeeded) continue;
       const leased = trx.updateTable('deliveries').where('id', '=', d.id).where('lease_token', '=', d.lease_token).where('status', '=', 'pending');
+      // A redelivery asked for while this attempt ran gave the delivery a fresh schedule
+      // (new window, no failures, due at once). That schedule must stand, or a failure
+      // judged against the old window would drop the redelivery: the attempt is logged
+      // and the lease released, nothing more.
+      const asClaimed = leased.where('retry_until', '=', d.retry_until).where('failures', '=', d.failures);
+      const last = o.kind === 'attempt' ? { attempts: d.attempts + 1, last_status_code: o.statusCode, last_error: o.error } : {};
+      let written;
       if (o.kind === 'cancel') {
-        await leased.set({ ...release, status: 'cancelled', last_error: o.reason, completed_at: now }).execute();
-        continue;
+        written = await asClaimed.set({ ...release, status: 'cancelled', last_error: o.reason, completed_at: now }).executeTakeFirst();
+      } else {
+        const failures = d.failures + 1;
+        const next = o.permanent || o.gone ? null : nextAttemptAt(this.policy, now, failures, d.retry_until);
+        if (next === null) written = await asClaimed.set({ ...release, ...last, failures, status: 'failed', completed_at: now }).executeTakeFirst();
+        else written = await asClaimed.set({ ...release, ...last, failures, next_attempt_at: next }).executeTakeFirst();
       }
-      const last = { attempts: d.attempts + 1, last_status_code: o.statusCode, last_error: o.error };
-      const failures = d.failures + 1;
-      const next = o.permanent || o.gone ? null : nextAttemptAt(this.policy, now, failures, d.retry_until);
-      if (next === null) await leased.set({ ...release, ...last, failures, status: 'failed', completed_at: now }).execute();
-      else await leased.set({ ...release, ...last, failures, next_attempt_at: next }).execute();
-      if (o.gone && d.endpoint_id) {
+      if (Number(written.numUpdatedRows) === 0) await leased.set({ ...release, ...last }).execute();
+      if (o.kind === 'attempt' && o.gone && d.endpoint_id) {
         const reason = `the endpoint answered 410 Gone on ${new Date(now).toISOString()}`;
         await trx.updateTable('webhook_endpoints').set({ status: 'disabled', disabled_reason: reason, updated_at: now }).where('id', '=', d.endpoint_id).where('status', '=', 'enabled').execute();
         await cancelPendingDeliveries(trx, d.endpoint_id, now, 'the endpoint was disabled after answering 410 Gone');

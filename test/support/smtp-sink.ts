@@ -12,6 +12,9 @@ export class MailSink {
   readonly messages: Captured[] = [];
   /** Recipient → SMTP code to refuse it with (once for 4xx, always for 5xx). */
   readonly refuse = new Map<string, number>();
+  /** While true, each message's DATA goes unanswered until release(): a slow mail server. */
+  hold = false;
+  private readonly held: Array<() => void> = [];
   private server: SMTPServer | null = null;
   port = 0;
 
@@ -30,14 +33,29 @@ export class MailSink {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
-          this.messages.push({ to: session.envelope.rcptTo.map((r) => r.address), message: parseMessage('smtp.eml', Buffer.concat(chunks).toString('utf8')) });
-          callback();
+          const accept = () => {
+            this.messages.push({ to: session.envelope.rcptTo.map((r) => r.address), message: parseMessage('smtp.eml', Buffer.concat(chunks).toString('utf8')) });
+            callback();
+          };
+          if (this.hold) this.held.push(accept);
+          else accept();
         });
       },
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', () => resolve()));
     this.port = ((this.server as unknown as { server: { address(): AddressInfo } }).server.address()).port;
     return this;
+  }
+
+  /** Messages waiting for release(). */
+  get holding(): number {
+    return this.held.length;
+  }
+
+  /** Stops holding and accepts every held message. */
+  release(): void {
+    this.hold = false;
+    for (const accept of this.held.splice(0)) accept();
   }
 
   to(address: string): Captured[] {

@@ -219,6 +219,33 @@ for (const dialect of DIALECTS) {
       await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
     });
 
+    it('attempts a redelivery asked for while an attempt past the retry window is running, when that attempt fails', async () => {
+      const r = await receiver();
+      r.mode = 'fail';
+      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
+      r.secrets = [endpoint.secret];
+      const paymentId = await paidPayment(t);
+      const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
+      const delivery = async () => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === endpoint.id)!;
+      await waitFor('the first failure to be recorded', async () => (await eventDetail(t, captured!.id)).deliveries.some((d) => d.endpoint_id === endpoint.id && d.attempts.length === 1));
+
+      // The retry falls after the 72-hour window and hangs; the merchant asks for a redelivery meanwhile.
+      r.mode = 'hang';
+      advance(t, 73 * HOUR);
+      await waitFor('the late retry to be in flight', () => r.hangingCount === 1);
+      const res = await t.request({ method: 'POST', url: `/events/${captured!.id}/redeliver`, payload: { endpoint_id: endpoint.id } });
+      assert.equal(res.statusCode, 202, res.body);
+
+      r.mode = 'ok';
+      r.answerHanging(500);
+      await waitFor('the late retry to be recorded', async () => (await delivery()).attempts.length >= 2);
+      assert.notEqual((await delivery()).status, 'failed', 'the redelivery is still to be attempted');
+      await waitFor('the redelivery', () => r.ids().get(captured!.id) === 1);
+      await waitFor('the redelivery to be recorded', async () => (await delivery()).status === 'succeeded');
+      assert.deepEqual((await delivery()).attempts.map((a) => a.status_code), [500, 500, 200]);
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+    });
+
     it('signs with both secrets during a rotation overlap, and with the new one only after it', async () => {
       const r = await receiver();
       const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });

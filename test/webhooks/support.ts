@@ -50,6 +50,12 @@ export class Receiver {
     return this;
   }
 
+  /** Answers every request held so far with `status`, as a receiver that was slow and then failed. */
+  answerHanging(status: number): void {
+    for (const res of this.hanging) res.writeHead(status).end('receiver failing on purpose');
+    this.hanging.clear();
+  }
+
   /** Stop listening (connections are refused) but keep the counts. */
   async stop(): Promise<void> {
     const server = this.server;

@@ -43,8 +43,23 @@ export const MAIL_DIR = 'mail';
 /** Seconds are generous for SMTP, but bounded, so a stuck server cannot hold a delivery forever. */
 const SMTP_TIMEOUTS = { connectionTimeout: '10000', greetingTimeout: '10000', socketTimeout: '30000' };
 
-/** The longest one attempt can take under the default timeouts (a lease must outlast it). */
-export const SMTP_ATTEMPT_MAX_MS = Object.values(SMTP_TIMEOUTS).reduce((sum, ms) => sum + Number(ms), 0);
+/** What nodemailer waits when SMTP_URL gives a timeout of 0; the lease assumes it too for a value that is not a number. */
+const NODEMAILER_TIMEOUTS: Record<keyof typeof SMTP_TIMEOUTS, number> = { connectionTimeout: 120_000, greetingTimeout: 30_000, socketTimeout: 600_000 };
+
+/**
+ * The longest one attempt can take under the timeouts SMTP_URL sets, ours where it sets
+ * none. A delivery's lease must outlast it, or another process could send the same
+ * message while this one still is.
+ */
+export function smtpAttemptMaxMs(smtpUrl: string | undefined): number {
+  const query = smtpUrl ? new URL(smtpUrl).searchParams : new URLSearchParams();
+  let sum = 0;
+  for (const [k, fallback] of Object.entries(SMTP_TIMEOUTS) as Array<[keyof typeof SMTP_TIMEOUTS, string]>) {
+    const ms = Number(query.get(k) ?? fallback);
+    sum += Number.isFinite(ms) && ms > 0 ? ms : NODEMAILER_TIMEOUTS[k];
+  }
+  return sum;
+}
 
 function messageId(id: string): string {
   return `<${id}@tzero-pay>`;
