@@ -24,7 +24,7 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
                  [--mode ..] [--notify-event ..] [--customer-receipts true|false]
   channel list [--merchant ID]
   channel secret REF                      show the channel's return-signing secret
-  key create --merchant ID [--label TEXT] create a secret key (shown once)
+  key create --merchant ID [--label TEXT] create a secret key (shown once); label 1-200 characters
   key revoke KEY_ID                       revoke a secret key at once
   key list [--merchant ID]
   vault rotate                            re-wrap every data key under the active VAULT_KEK
@@ -34,6 +34,7 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   compliance reject MERCHANT_ID --reason TEXT
   compliance download DOC_ID --out FILE   write a submitted PDF to FILE
 
+A value given twice to --currency, --return-url, --notify-email or --notify-event is refused.
 Every command prints text; add --json for JSON.`;
 
 const options = {
@@ -55,8 +56,27 @@ const options = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
 
-function list(v: string[] | undefined): string[] | undefined {
-  return v?.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+type ListOption = 'currency' | 'return-url' | 'notify-email' | 'notify-event';
+
+/** An option's values, comma-separated or repeated; one given twice is a typo to report, not a value to keep twice. */
+function list(values: Values, name: ListOption): string[] | undefined {
+  const items = values[name]?.flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
+  const seen = new Set<string>();
+  for (const item of items ?? []) {
+    // Addresses differing only in case reach one mailbox, which would get every e-mail twice.
+    const key = name === 'notify-email' ? item.toLowerCase() : item;
+    if (seen.has(key)) throw new UsageError(`--${name} lists "${item}" more than once`);
+    seen.add(key);
+  }
+  return items;
+}
+
+/** As long as the API's free-text fields may be (a webhook endpoint's description). */
+const MAX_LABEL = 200;
+
+function label(v: string | undefined): string | undefined {
+  if (v !== undefined && (v.trim() === '' || v.length > MAX_LABEL)) throw new UsageError(`--label must be 1-${MAX_LABEL} characters, got ${v.length}`);
+  return v;
 }
 
 function required(values: Values, name: keyof Values): string {
@@ -126,10 +146,10 @@ async function run(argv: string[]): Promise<void> {
           reference: required(values, 'reference'),
           name: required(values, 'name'),
           mode: mode(values.mode) ?? 'sandbox',
-          currencies: list(values.currency) ?? [],
-          returnUrls: list(values['return-url']) ?? [],
-          notifyEmails: list(values['notify-email']) ?? [],
-          ...(values['notify-event'] ? { notifyEvents: list(values['notify-event'])! } : {}),
+          currencies: list(values, 'currency') ?? [],
+          returnUrls: list(values, 'return-url') ?? [],
+          notifyEmails: list(values, 'notify-email') ?? [],
+          ...(values['notify-event'] ? { notifyEvents: list(values, 'notify-event')! } : {}),
           ...(flag(values['customer-receipts']) !== undefined ? { customerReceipts: flag(values['customer-receipts'])! } : {}),
         });
         return print(
@@ -145,10 +165,10 @@ async function run(argv: string[]): Promise<void> {
         const channel = await m.updateChannel(target, {
           ...(values.name ? { name: values.name } : {}),
           ...(mode(values.mode) ? { mode: mode(values.mode)! } : {}),
-          ...(values.currency ? { currencies: list(values.currency)! } : {}),
-          ...(values['return-url'] ? { returnUrls: list(values['return-url'])! } : {}),
-          ...(values['notify-email'] ? { notifyEmails: list(values['notify-email'])! } : {}),
-          ...(values['notify-event'] ? { notifyEvents: list(values['notify-event'])! } : {}),
+          ...(values.currency ? { currencies: list(values, 'currency')! } : {}),
+          ...(values['return-url'] ? { returnUrls: list(values, 'return-url')! } : {}),
+          ...(values['notify-email'] ? { notifyEmails: list(values, 'notify-email')! } : {}),
+          ...(values['notify-event'] ? { notifyEvents: list(values, 'notify-event')! } : {}),
           ...(flag(values['customer-receipts']) !== undefined ? { customerReceipts: flag(values['customer-receipts'])! } : {}),
         });
         return print(json, channel, `updated channel "${channel.reference}"\n${table([channel as unknown as Record<string, unknown>], ['reference', 'name', 'mode', 'currencies', 'return_urls', 'notify_emails'])}`);
@@ -163,7 +183,7 @@ async function run(argv: string[]): Promise<void> {
         return print(json, { channel: target, return_secret: secret }, secret);
       }
       case 'key create': {
-        const key = await m.createSecretKey(required(values, 'merchant'), values.label);
+        const key = await m.createSecretKey(required(values, 'merchant'), label(values.label));
         return print(json, key, `created ${key.id}\nsecret key: ${key.secret_key}\nThis is the only time the key is shown; it is stored as a hash.`);
       }
       case 'key revoke': {

@@ -9,11 +9,23 @@ import type { FieldError } from '../domain/errors.js';
 export function fromAjv(errors: FastifySchemaValidationError[], part: string): FieldError[] {
   const out: FieldError[] = [];
   const seen = new Set<string>();
+  // A nullable field (Nullable(): the field's schema or null) is reported by its own rule, as
+  // the same field without null would be (too_long, not the union's "is invalid").
+  const nullUnions = new Set<string>();
+  const nullBranches: string[] = [];
+  for (const e of errors) {
+    const branch = e.keyword === 'anyOf' ? nullBranchOf(e) : -1;
+    if (branch < 0) continue;
+    nullUnions.add(e.schemaPath);
+    nullBranches.push(`${e.schemaPath}/${branch}/`);
+  }
+  const nullable = new Set(errors.filter((e) => nullUnions.has(e.schemaPath)).map((e) => e.instancePath));
   // A union's own error says it all; its branches' type errors would only contradict each other.
-  const unions = new Set(errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => e.instancePath));
+  const unions = new Set(errors.filter((e) => (e.keyword === 'anyOf' || e.keyword === 'oneOf') && !nullUnions.has(e.schemaPath)).map((e) => e.instancePath));
   for (const e of errors) {
     if (unions.has(e.instancePath) && e.keyword !== 'anyOf' && e.keyword !== 'oneOf') continue;
-    const fe = one(e, part);
+    if (nullUnions.has(e.schemaPath) || nullBranches.some((b) => e.schemaPath.startsWith(b))) continue;
+    const fe = one(e, part, nullable.has(e.instancePath));
     if (!fe) continue;
     const key = fe.pointer + fe.code;
     if (seen.has(key)) continue;
@@ -23,7 +35,13 @@ export function fromAjv(errors: FastifySchemaValidationError[], part: string): F
   return out;
 }
 
-function one(e: FastifySchemaValidationError, part: string): FieldError | null {
+/** The index of the null branch of a two-branch union with one (Nullable()), or -1. */
+function nullBranchOf(e: FastifySchemaValidationError): number {
+  const branches = (e as { parentSchema?: { anyOf?: Array<{ type?: unknown }> } }).parentSchema?.anyOf;
+  return branches?.length === 2 ? branches.findIndex((b) => b.type === 'null') : -1;
+}
+
+function one(e: FastifySchemaValidationError, part: string, orNull: boolean): FieldError | null {
   const base = (part === 'body' ? '' : `/${part}`) + (e.instancePath ?? '');
   const params = e.params as Record<string, unknown>;
   // The dotted path ("payment_method.number") says which of several same-named fields is meant.
@@ -45,7 +63,7 @@ function one(e: FastifySchemaValidationError, part: string): FieldError | null {
       return { pointer: `${base}/${escapePointer(prop)}`, code: 'missing_field', message: `${base ? `${name}.` : ''}${prop} is required` };
     }
     case 'type':
-      return { pointer: base, code: 'invalid_type', message: `${name} must be ${article(String(params.type))}` };
+      return { pointer: base, code: 'invalid_type', message: `${name} must be ${article(String(params.type))}${orNull ? ' or null' : ''}` };
     case 'enum':
       return { pointer: base, code: 'invalid_value', message: `${name} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
     case 'const':

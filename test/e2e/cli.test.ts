@@ -112,6 +112,37 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.match(missing.stderr, /Usage:/);
   });
 
+  it('refuses an option given the same value twice and a label out of bounds, naming the option', async () => {
+    const create = (...extra: string[]) => cli('channel', 'create', '--merchant', merchantId, '--name', 'Twice', '--return-url', 'https://acme.example/r', ...extra);
+    const [currency, currencyAcross, returnUrl, email, event, update, longLabel, emptyLabel] = await Promise.all([
+      create('--reference', 'twice-currency', '--currency', 'USD,EUR,USD'),
+      create('--reference', 'twice-currency-across', '--currency', 'USD', '--currency', 'USD'),
+      create('--reference', 'twice-url', '--currency', 'USD', '--return-url', 'https://acme.example/r'),
+      create('--reference', 'twice-email', '--currency', 'USD', '--notify-email', 'ops@acme.example,OPS@acme.example'),
+      create('--reference', 'twice-event', '--currency', 'USD', '--notify-event', 'payment.captured', '--notify-event', 'payment.captured'),
+      cli('channel', 'update', 'acme-web', '--currency', 'JPY,JPY'),
+      cli('key', 'create', '--merchant', merchantId, '--label', 'x'.repeat(201)),
+      cli('key', 'create', '--merchant', merchantId, '--label', ''),
+    ]);
+    const refused = (r: CliResult, option: string, value: string) => {
+      assert.equal(r.code, 2, `${option}: exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^error: ${option} `));
+      assert.ok(r.stderr.includes(value), r.stderr);
+    };
+    refused(currency, '--currency', '"USD"');
+    refused(currencyAcross, '--currency', '"USD"');
+    refused(returnUrl, '--return-url', '"https://acme.example/r"');
+    refused(email, '--notify-email', '"OPS@acme.example"');
+    refused(event, '--notify-event', '"payment.captured"');
+    refused(update, '--currency', '"JPY"');
+    refused(longLabel, '--label', '200');
+    refused(emptyLabel, '--label', '200');
+    const [channels, keys] = await Promise.all([cli('channel', 'list', '--json'), cli('key', 'list', '--merchant', merchantId, '--json')]);
+    assert.deepEqual(json<Array<{ reference: string }>>(channels, 'channel list').filter((c) => c.reference.startsWith('twice')), []);
+    assert.deepEqual(json<Array<{ currencies: string[]; reference: string }>>(channels, 'channel list').find((c) => c.reference === 'acme-web')?.currencies, ['JPY']);
+    assert.equal(json<unknown[]>(keys, 'key list').length, 2, 'no key was created');
+  });
+
   it('key revoke, then key list --json and channel list --json show the result', async () => {
     const [text, asJson] = await Promise.all([cli('key', 'revoke', keyA.id), cli('key', 'revoke', keyB, '--json')]);
     ok(text, 'key revoke');

@@ -73,6 +73,32 @@ for (const dialect of DIALECTS) {
       assert.equal(badOverlap.statusCode, 400);
     });
 
+    it('reports an over-long description or channel as too_long naming the field, on create and update', async () => {
+      const created = await registerEndpoint(t, 'http://127.0.0.1:9/long');
+      const requests: Array<[string, string, Record<string, unknown>, string, number]> = [
+        ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x', events: ['*'], description: 'd'.repeat(201) }, '/description', 200],
+        ['PATCH', `/webhook-endpoints/${created.id}`, { description: 'd'.repeat(201) }, '/description', 200],
+        ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x', events: ['*'], channel: 'c'.repeat(65) }, '/channel', 64],
+        ['PATCH', `/webhook-endpoints/${created.id}`, { channel: 'c'.repeat(65) }, '/channel', 64],
+      ];
+      for (const [method, url, payload, param, limit] of requests) {
+        const res = await t.request({ method: method as 'POST' | 'PATCH', url, payload });
+        assert.equal(res.statusCode, 400, `${method} ${param}: ${res.body}`);
+        const body = res.json() as { code: string; param: string; detail: string };
+        assert.deepEqual([body.code, body.param], ['too_long', param], res.body);
+        assert.match(body.detail, new RegExp(`^${param.slice(1)} must be at most ${limit} characters`), res.body);
+      }
+      const wrongType = await t.request({ method: 'PATCH', url: `/webhook-endpoints/${created.id}`, payload: { description: 5 } });
+      assert.equal(wrongType.statusCode, 400, wrongType.body);
+      assert.deepEqual([wrongType.json().code, wrongType.json().param], ['invalid_type', '/description'], wrongType.body);
+      assert.match(wrongType.json().detail, /description must be a string or null/);
+      const cleared = await t.request({ method: 'PATCH', url: `/webhook-endpoints/${created.id}`, payload: { description: null } });
+      assert.equal(cleared.statusCode, 200, cleared.body);
+      assert.equal(cleared.json().description, null);
+      // Later tests count on the merchant having no endpoint.
+      assert.equal((await t.request({ method: 'DELETE', url: `/webhook-endpoints/${created.id}` })).statusCode, 200);
+    });
+
     it("reports another merchant's endpoint and event as missing", async () => {
       const mine = await registerEndpoint(t, 'http://127.0.0.1:9/hooks');
       const asOther = { 'x-secret-key': otherKey };
