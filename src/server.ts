@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { openDatabase } from './adapters/storage/database.js';
 import { Vault } from './adapters/vault/envelope.js';
+import { checkKeks } from './app/kek-check.js';
 import { SandboxAcquirer } from './adapters/acquirers/sandbox/sandbox-acquirer.js';
 import { type AppContext, idFactory } from './app/context.js';
 import { buildServices, type Services } from './app/services.js';
@@ -30,10 +31,18 @@ export interface GatewayOptions {
 export async function createContext(config: Readonly<Config>, log: Logger, opts: GatewayOptions = {}): Promise<AppContext> {
   const clock = opts.clock ?? systemClock;
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, groupCommitWindowMs: config.groupCommitWindowMs, writerThread: true, cardKek: config.keks.active });
+  const vault = new Vault(config.keks, config.hmacKey);
+  try {
+    await checkKeks(database.db, config.keks, vault, clock.now());
+  } catch (error) {
+    // Its writer thread or pool would keep a process that cannot start alive.
+    await database.close();
+    throw error;
+  }
   return {
     config,
     database,
-    vault: new Vault(config.keks, config.hmacKey),
+    vault,
     acquirer: opts.acquirer ?? new SandboxAcquirer(),
     clock,
     log,

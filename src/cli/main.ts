@@ -6,6 +6,7 @@ import { migrate, openDatabase } from '../adapters/storage/database.js';
 import { serve } from './serve.js';
 import { withServices } from './with-services.js';
 import { rotateKek } from './rotate-kek.js';
+import { retireKekIds } from '../app/kek-check.js';
 import { writeFileSync } from 'node:fs';
 import { cliActor } from '../app/compliance.js';
 
@@ -197,6 +198,7 @@ async function run(argv: string[]): Promise<void> {
       }
       case 'vault rotate': {
         const n = (await rotateKek(services)) + (await services.compliance.rewrapDocuments());
+        await retireKekIds(services.ctx.database.db, services.ctx.vault.activeKekId);
         return print(json, { rewrapped: n, kek_id: services.ctx.vault.activeKekId }, `re-wrapped ${n} data keys under ${services.ctx.vault.activeKekId}`);
       }
       case 'compliance list': {

@@ -243,4 +243,17 @@ describe('vault rotate (KEK rotation through the CLI)', () => {
       await after.close();
     }
   });
+
+  it('refuses to run a command without a key id the database holds, naming it', async () => {
+    const k3 = `k3:${b64()}`;
+    const [rotate, list] = await Promise.all([
+      runCli(['vault', 'rotate'], { DATA_DIR: dataDir, VAULT_KEK: k3, HMAC_KEY: hmac }),
+      runCli(['channel', 'list'], { DATA_DIR: dataDir, VAULT_KEK: k3, VAULT_OLD_KEKS: `k2:${b64()}`, HMAC_KEY: hmac }),
+    ]);
+    assert.equal(rotate.code, 2, `${rotate.stdout}\n${rotate.stderr}`);
+    assert.match(rotate.stderr, /^error: .*"k2".*VAULT_OLD_KEKS/);
+    assert.doesNotMatch(rotate.stderr, /"k1"/, 'vault rotate moved everything off k1 and retired it');
+    assert.equal(list.code, 2, `${list.stdout}\n${list.stderr}`);
+    assert.match(list.stderr, /^error: .*"k2".*cannot open/);
+  });
 });

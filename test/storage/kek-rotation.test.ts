@@ -6,8 +6,12 @@ import { createGateway, type Gateway } from '../../src/server.js';
 import { rotateKek } from '../../src/cli/rotate-kek.js';
 import { Vault } from '../../src/adapters/vault/envelope.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { type Config, ConfigError, loadConfig } from '../../src/config.js';
 import { authorisedPayment } from '../lifecycle/helpers.js';
+import { registerEndpoint } from '../webhooks/support.js';
+import type { Kysely } from 'kysely';
+import { up as createVaultKeys } from '../../src/adapters/storage/migrations/014-vault-keys.js';
+import { dateDaysAgo, expectStatus, upload } from '../compliance/fixtures.js';
 
 for (const dialect of DIALECTS) {
   describe(`KEK rotation in batches (${dialect})`, () => {
@@ -72,3 +76,82 @@ describe('key-encrypting key configuration', () => {
     assert.equal(loadConfig({ ...env, VAULT_KEK: key('k2'), VAULT_OLD_KEKS: key('k1') }).keks.all.size, 2);
   });
 });
+
+for (const dialect of DIALECTS) {
+  describe(`key-encrypting keys checked at boot (${dialect})`, () => {
+    const k1 = randomBytes(32);
+    const k2 = randomBytes(32);
+    let t: TestGateway;
+    /** A gateway over the same database with these keys; closed again at once if it starts. */
+    const boot = async (keks: Config['keks']) => {
+      const g = await createGateway({ ...t.config, keks }, pino({ level: 'silent' }), { clock: t.clock });
+      await g.close();
+    };
+    const onlyK1 = { active: { id: 'k1', key: k1 }, all: new Map([['k1', k1]]) };
+    before(async () => {
+      t = await startTestGateway({ dialect, env: { VAULT_KEK: `k1:${k1.toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') } });
+      // Something sealed in every table that keeps a key id: a card, a stored card, a
+      // compliance document, the sandbox channel's return secret and a webhook secret.
+      await authorisedPayment(t, { reference: 'boot-check', customer: { reference: 'boot-customer', email: 'customer@example.com', name: 'customer name', phone: '12' } });
+      await registerEndpoint(t, 'http://127.0.0.1:9/hooks');
+      await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 3) }), 201);
+      await t.gateway.close();
+      t.gateway.close = async () => {};
+    });
+    after(() => t.close());
+
+    it('refuses to start without a key id the database holds, naming it', async () => {
+      await assert.rejects(boot({ active: { id: 'k2', key: k2 }, all: new Map([['k2', k2]]) }), (error: Error) => {
+        assert.ok(error instanceof ConfigError, String(error));
+        assert.match(error.message, /"k1"/);
+        assert.match(error.message, /VAULT_OLD_KEKS/);
+        return true;
+      });
+    });
+
+    it('refuses a key whose configured bytes do not open what it wrapped, naming it', async () => {
+      const wrongK1 = randomBytes(32);
+      await assert.rejects(boot({ active: { id: 'k2', key: k2 }, all: new Map([['k2', k2], ['k1', wrongK1]]) }), (error: Error) => {
+        assert.ok(error instanceof ConfigError, String(error));
+        assert.match(error.message, /"k1"/);
+        assert.match(error.message, /cannot open/);
+        assert.doesNotMatch(error.message, /"k2"/, 'k2 wraps nothing yet: there is nothing to find wrong with it');
+        return true;
+      });
+    });
+
+    it('starts with the key the data was sealed under, active or old', async () => {
+      // The refused boots above left no key id of theirs behind.
+      await boot(onlyK1);
+      await boot({ active: { id: 'k2', key: k2 }, all: new Map([['k2', k2], ['k1', k1]]) });
+    });
+
+    it('finds the key ids already in use in every table when the registry is first made', async () => {
+      const g = await createGateway({ ...t.config, keks: { active: { id: 'k1', key: k1 }, all: new Map([['k1', k1], ['k2', k2]]) } }, pino({ level: 'silent' }), { clock: t.clock });
+      try {
+        const db = g.services.ctx.database.db;
+        await db.updateTable('card_secrets').set({ kek_id: 'card-kek' }).execute();
+        await db.updateTable('payment_methods').set({ kek_id: 'stored-kek' }).execute();
+        await db.updateTable('compliance_documents').set({ kek_id: 'doc-kek' }).execute();
+        const swap = (id: string, packed: string) => `${id}${packed.slice(packed.indexOf('|'))}`;
+        for (const c of await db.selectFrom('channels').select(['id', 'return_secret_ct']).execute()) {
+          await db.updateTable('channels').set({ return_secret_ct: swap('channel-kek', c.return_secret_ct) }).where('id', '=', c.id).execute();
+        }
+        for (const w of await db.selectFrom('webhook_endpoints').select(['id', 'secret_ct']).execute()) {
+          await db.updateTable('webhook_endpoints').set({ secret_ct: swap('webhook-kek', w.secret_ct) }).where('id', '=', w.id).execute();
+        }
+        // A database from before the registry: migration 014 makes it from what is stored.
+        await db.schema.dropTable('vault_keys').execute();
+        await createVaultKeys(db as unknown as Kysely<unknown>);
+      } finally {
+        await g.close();
+      }
+      await assert.rejects(boot(onlyK1), (error: Error) => {
+        assert.ok(error instanceof ConfigError, String(error));
+        for (const id of ['card-kek', 'stored-kek', 'doc-kek', 'channel-kek', 'webhook-kek']) assert.match(error.message, new RegExp(`"${id}"`));
+        assert.doesNotMatch(error.message, /"k1"/, 'nothing is sealed under k1 any more');
+        return true;
+      });
+    });
+  });
+}

@@ -267,6 +267,15 @@ export interface Schema {
   compliance_documents: ComplianceDocumentsTable;
   audit_log: AuditLogTable;
   config_versions: ConfigVersionsTable;
+  vault_keys: VaultKeysTable;
+}
+
+/** A key id data may be sealed under, with a value sealed by its key to check the configured bytes against. */
+export interface VaultKeysTable {
+  kek_id: string;
+  /** Null for an id found in the data by migration 014 until a gateway with its key boots. */
+  check_ct: string | null;
+  created_at: number;
 }
 
 /** One row (id 1): moves with every change to merchants, channels and secret keys (migration 007). */

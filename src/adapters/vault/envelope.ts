@@ -43,12 +43,21 @@ export interface SealedCard {
   cvc_ct: string | null;
 }
 
+const KEK_CHECK_TEXT = 'tzero-pay key check';
+
 function seal(key: Buffer, plaintext: Buffer, aad: string): string {
   const iv = secureRandomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(aad));
   const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
   return `${iv.toString('base64')}.${ct.toString('base64')}.${cipher.getAuthTag().toString('base64')}`;
+}
+
+/** The parts of a `Vault.sealString` value: its KEK id comes first. */
+export function sealedStringParts(packed: string): { kek_id: string; wrapped_dek: string; ct: string } {
+  const [kek_id, wrapped_dek, ct] = packed.split('|');
+  if (!kek_id || !wrapped_dek || !ct) throw new Error('sealed string is malformed');
+  return { kek_id, wrapped_dek, ct };
 }
 
 function open(key: Buffer, sealed: string, aad: string): Buffer {
@@ -144,15 +153,12 @@ export class Vault {
   }
 
   openString(recordId: string, packed: string): string {
-    const [kek_id, wrapped_dek, ct] = packed.split('|');
-    if (!kek_id || !wrapped_dek || !ct) throw new Error('sealed string is malformed');
-    return this.openBytes(recordId, { kek_id, wrapped_dek, ct }).toString();
+    return this.openBytes(recordId, sealedStringParts(packed)).toString();
   }
 
   /** `rewrap` for the packed form of `sealString`; returns the value unchanged if already under the active KEK. */
   rewrapString(recordId: string, packed: string): string {
-    const [kek_id, wrapped_dek, ct] = packed.split('|');
-    if (!kek_id || !wrapped_dek || !ct) throw new Error('sealed string is malformed');
+    const { kek_id, wrapped_dek, ct } = sealedStringParts(packed);
     if (kek_id === this.keks.active.id) return packed;
     const next = this.rewrap(recordId, { kek_id, wrapped_dek });
     return `${next.kek_id}|${next.wrapped_dek}|${ct}`;
@@ -165,6 +171,34 @@ export class Vault {
       return { kek_id: this.keks.active.id, wrapped_dek: seal(this.keks.active.key, dek, `dek:${recordId}`) };
     } finally {
       dek.fill(0);
+    }
+  }
+
+  /** A value only the key configured under `kekId` opens: what the boot check compares later configurations against. */
+  kekCheck(kekId: string): string {
+    const key = this.keks.all.get(kekId);
+    if (!key) throw new Error(`key-encrypting key "${kekId}" is not configured`);
+    return seal(key, Buffer.from(KEK_CHECK_TEXT), `kek-check:${kekId}`);
+  }
+
+  /** Whether the key configured under `kekId` opens that id's check value (false too when none is). */
+  opensKekCheck(kekId: string, check: string): boolean {
+    const key = this.keks.all.get(kekId);
+    if (!key) return false;
+    try {
+      return open(key, check, `kek-check:${kekId}`).toString() === KEK_CHECK_TEXT;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether the KEK configured under the data key's KEK id opens it (false too when none is). */
+  opensDataKey(recordId: string, sealed: { kek_id: string; wrapped_dek: string }): boolean {
+    try {
+      this.unwrap(recordId, sealed).fill(0);
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -12,6 +12,7 @@ import * as m010 from './010-payments-by-stored-card.js';
 import * as m011 from './011-undispatched-events-read.js';
 import * as m012 from './012-endpoint-config-version.js';
 import * as m013 from './013-releases.js';
+import * as m014 from './014-vault-keys.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -28,6 +29,7 @@ const all: Record<string, Migration> = {
   '011-undispatched-events-read': m011,
   '012-endpoint-config-version': m012,
   '013-releases': m013,
+  '014-vault-keys': m014,
 };
 
 export const migrationProvider: MigrationProvider = {
