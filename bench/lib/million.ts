@@ -10,7 +10,6 @@ import { eventRow } from '../../src/app/events.js';
 import { paymentResource } from '../../src/app/payment-resource.js';
 import type { AuthoriseCommand } from '../../src/app/authorise.js';
 import type { PaymentsTable } from '../../src/adapters/storage/schema.js';
-import type { SensitiveCard } from '../../src/adapters/vault/envelope.js';
 import { PACKED_COLUMNS, packJson, unpackJson } from '../../src/adapters/storage/packed-json.js';
 import type { AuthoriseRequestBody } from '../../src/http/schemas/payment-request.js';
 import { formatId } from '../../src/domain/ids.js';
@@ -24,15 +23,12 @@ import { format, table } from './report.js';
 /** What Authorise.prepare() hands to its unit of work (src/app/authorise.ts). */
 interface Prepared {
   payment: PaymentsTable;
-  /** Sealed as the row is written (src/adapters/storage/card-to-seal.ts); the templates seal it the same way. */
-  card: SensitiveCard;
   session: Record<string, unknown> & { state: string };
   event: Record<string, unknown>;
 }
 
 interface BulkRow {
   payment: PaymentsTable;
-  card: Record<string, unknown>;
   session: Record<string, unknown>;
   events: Array<Record<string, unknown>>;
 }
@@ -46,8 +42,8 @@ const SAMPLE_IDS = 10_000;
  * Finished card payments as the gateway writes them: Authorise.prepare() validates the
  * spec's example and seals the card exactly as POST /payment/authorise does, the sandbox
  * acquirer approves it, and the authorised and captured states with their outbox events
- * are made the way recordAuthorisation()/applyTransition() make them (CVC erased, page
- * done, events already dispatched).
+ * are made the way recordAuthorisation()/applyTransition() make them (the card erased
+ * with the page, page done, events already dispatched).
  */
 async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> {
   const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false', PORT: '8080' });
@@ -91,8 +87,7 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
         eventRow(ctx, authorised, 'payment.authorised', paymentResource(authorised, credentials.channel, details), now),
         eventRow(ctx, captured, 'payment.captured', paymentResource(captured, credentials.channel, details), now),
       ].map((e) => ({ ...e, dispatched: 1 }));
-      const sealed = ctx.vault.sealCard(p.payment.id, p.card);
-      templates.push({ payment: captured, card: { ...sealed, cvc_ct: null }, session: { ...p.session, state: 'done' }, events });
+      templates.push({ payment: captured, session: { ...p.session, state: 'done' }, events });
     }
     return templates;
   } finally {
@@ -150,7 +145,6 @@ export async function bulkLoad(dataDir: string, count: number, tag: string): Pro
           const reference = `bulk-${tag}-${done + i}`;
           const swap = (text: string) => text.replaceAll(t.payment.id, id).replaceAll(`"${t.payment.reference}"`, `"${reference}"`);
           insert('payments', { ...t.payment, id, reference, created_at: now, updated_at: now, authorised_at: now } as unknown as Record<string, unknown>);
-          insert('card_secrets', { ...t.card, payment_id: id });
           insert('checkout_sessions', { ...t.session, payment_id: id, created_at: now });
           t.events.forEach((e, k) => {
             const eventId = formatId('event', now, r.subarray(10 + k * 10, 20 + k * 10));
@@ -327,7 +321,7 @@ export async function millionSection(opts: MillionOptions): Promise<string> {
       .map((t) => `${t.name} ${format.fixed(t.bytes / rest, 0)}`)
       .join(', ');
     return [
-      `Stored payments (SQLite): ${stored} finished card payments (captured, 3 outbox events each, CVC erased) bulk-loaded in ${format.fixed(small.seconds + big.seconds, 0)} s`,
+      `Stored payments (SQLite): ${stored} finished card payments (captured, 3 outbox events each, their cards erased with their pages) bulk-loaded in ${format.fixed(small.seconds + big.seconds, 0)} s`,
       '',
       grid,
       '',

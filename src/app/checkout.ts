@@ -7,7 +7,7 @@ import type { AcquirerCard, AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
 import { resolveReturnUrl } from './authorise.js';
 import { PageTokens } from './page-token.js';
-import { applyTransition, detailsOf, eraseCvc, loadForUpdate } from './payment-transitions.js';
+import { applyTransition, detailsOf, eraseCard, loadForUpdate } from './payment-transitions.js';
 import type { PaymentDetails, RetryAdvice } from './payment-resource.js';
 import { storeCardOnApproval } from './stored-cards.js';
 import { LookupCache } from './lookup-cache.js';
@@ -55,6 +55,16 @@ export class Checkout {
   }
 
   async load(token: string): Promise<CheckoutView | null> {
+    const view = await this.read(token);
+    // The page ended between reading the payment and reading its card, which ends with it
+    // (another tab's confirm, the sweeper): read again, it shows its outcome and needs no card.
+    if (view !== 'ended') return view;
+    const again = await this.read(token);
+    if (again === 'ended') throw new Error('a payment is on its page without its card');
+    return again;
+  }
+
+  private async read(token: string): Promise<CheckoutView | null | 'ended'> {
     const paymentId = this.tokens.paymentIdOf(token);
     if (paymentId === null) return null;
     // One round trip for both rows: the page is read on every view and every form post.
@@ -74,6 +84,7 @@ export class Checkout {
     }
     const channel = await LookupCache.of(this.ctx).channelById(payment.channel_id);
     const card = payment.status === 'requires_action' ? await this.card(payment) : undefined;
+    if (payment.status === 'requires_action' && !card) return 'ended';
     const view: CheckoutView = {
       payment,
       details: detailsOf(payment),
@@ -108,6 +119,7 @@ export class Checkout {
     const attempt = await this.countAttempt(view);
     if (attempt === null) return (await this.load(token))!;
     const card = this.cards.get(view) ?? (await this.card(view.payment));
+    if (!card) return (await this.load(token))!;
     if (this.ctx.acquirer.verifyChallenge(card, answer) === 'passed') {
       return (await this.authoriseOnce(view)) ?? (await this.load(token))!;
     }
@@ -158,7 +170,7 @@ export class Checkout {
       const closed = await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).where('state', '=', 'open').executeTakeFirst();
       if (Number(closed.numUpdatedRows) !== 1) return;
       await transition(trx, row);
-      await eraseCvc(trx, row.id);
+      await eraseCard(trx, row.id);
     });
   }
 
@@ -172,7 +184,7 @@ export class Checkout {
       if (row?.status !== 'requires_action') return row;
       if (row.expires_at !== null && row.expires_at > this.ctx.clock.now()) return row;
       const next = await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null });
-      await eraseCvc(trx, row.id);
+      await eraseCard(trx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', row.id).execute();
       return next;
     });
@@ -198,8 +210,10 @@ export class Checkout {
     return view.payment.status === 'requires_action' && view.session.state === 'open' ? view : null;
   }
 
-  private async card(payment: PaymentsTable): Promise<AcquirerCard> {
-    const sealed = await this.ctx.database.db.selectFrom('card_secrets').selectAll().where('payment_id', '=', payment.id).executeTakeFirstOrThrow();
+  /** Undefined once the page has ended: the card is erased with it (eraseCard). */
+  private async card(payment: PaymentsTable): Promise<AcquirerCard | undefined> {
+    const sealed = await this.ctx.database.db.selectFrom('card_secrets').selectAll().where('payment_id', '=', payment.id).executeTakeFirst();
+    if (!sealed) return undefined;
     const card = this.ctx.vault.openCard(payment.id, sealed);
     const name = detailsOf(payment).card_name;
     return {
@@ -222,6 +236,8 @@ export class Checkout {
     if (!(await this.claim(view))) return null;
     const p = view.payment;
     const card = this.cards.get(view) ?? (await this.card(p));
+    // The claim holds the page open, and the card with it, until this request records the outcome.
+    if (!card) throw new Error(`payment ${p.id} was claimed without its card`);
     let result: AuthoriseResult;
     try {
       result = await this.ctx.acquirer.authorise({
@@ -247,7 +263,7 @@ export class Checkout {
         return null;
       }
       const next = await recordAuthorisation(trx, this.ctx, row, result, capture, card.pan);
-      await eraseCvc(trx, row.id);
+      await eraseCard(trx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
       return next;
     });

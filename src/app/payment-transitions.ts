@@ -103,7 +103,12 @@ export async function appendPaymentEvent(trx: Trx, ctx: AppContext, row: Payment
   return next;
 }
 
-/** The CVC must not outlive authorisation: erased on success, failure, cancel and expiry alike. */
-export async function eraseCvc(trx: Trx, paymentId: string): Promise<void> {
-  await trx.updateTable('card_secrets').set({ cvc_ct: null }).where('payment_id', '=', paymentId).execute();
+/**
+ * A payment's sealed card (number and CVC) serves its hosted page only: nothing after it
+ * (capture, void, refund, a merchant-initiated payment) needs more than BIN, last 4 and the
+ * network reference, and a card kept for later is copied into payment_methods at approval. So
+ * it is erased when the page ends: on approval, decline, failure, cancel and expiry alike.
+ */
+export async function eraseCard(trx: Trx, paymentId: string): Promise<void> {
+  await trx.deleteFrom('card_secrets').where('payment_id', '=', paymentId).execute();
 }

@@ -234,8 +234,9 @@ export class StoredCards {
 
   /**
    * Erases the sealed card number (the wrapped data key with it, so no copy of the
-   * ciphertext can be opened either) and the per-payment copies of payments made with
-   * this card that no longer need them. Deleting twice answers like the first time.
+   * ciphertext can be opened either). A payment's own copy lives only while its hosted page
+   * is open (eraseCard), which one made with this card may still be. Deleting twice answers
+   * like the first time.
    */
   async remove(merchantId: string, id: string): Promise<PaymentMethodResource> {
     const now = this.ctx.clock.now();
@@ -245,16 +246,6 @@ export class StoredCards {
       if (found.deleted_at !== null) return found;
       const erased = { kek_id: null, wrapped_dek: null, pan_ct: null, deleted_at: now, updated_at: now };
       await trx.updateTable('payment_methods').set(erased).where('id', '=', id).execute();
-      // A payment still on its hosted page needs its card until it finishes. Two lookups
-      // joined rather than one OR, so each has its index (payments_payment_method, the key).
-      const finished = trx
-        .selectFrom('payments')
-        .select('id')
-        .where('payment_method_id', '=', id)
-        .where('merchant_id', '=', merchantId)
-        .where('status', '!=', 'requires_action')
-        .unionAll(trx.selectFrom('payments').select('id').where('id', '=', found.initial_payment_id).where('merchant_id', '=', merchantId).where('status', '!=', 'requires_action'));
-      await trx.deleteFrom('card_secrets').where('payment_id', 'in', finished).execute();
       return { ...found, ...erased };
     });
     return paymentMethodResource(row, now);

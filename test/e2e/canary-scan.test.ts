@@ -202,9 +202,8 @@ for (const dialect of DIALECTS) {
         }
       }
       assert.deepEqual(leaks, []);
-      const secrets = await db.selectFrom('card_secrets').select(['cvc_ct', 'pan_ct']).execute();
-      assert.equal(secrets.length, canaries.length);
-      assert.ok(secrets.every((s) => s.cvc_ct === null && s.pan_ct.length > 0));
+      // Every canary payment has finished: none keeps its card.
+      assert.deepEqual(await db.selectFrom('card_secrets').select(['cvc_ct', 'pan_ct']).execute(), []);
     });
 
     if (dialect === 'sqlite') {

@@ -226,7 +226,8 @@ describe('vault rotate (KEK rotation through the CLI)', () => {
     const after = await open({ VAULT_KEK: k2 });
     try {
       const db = after.services.ctx.database.db;
-      for (const row of await db.selectFrom('card_secrets').select('kek_id').execute()) assert.equal(row.kek_id, 'k2');
+      const cards = await db.selectFrom('card_secrets').select('kek_id').execute();
+      assert.deepEqual(cards.map((c) => c.kek_id), ['k2'], "the open payment's card, re-wrapped");
       const key = JSON.parse(readFileSync(join(dataDir, 'sandbox-credentials.json'), 'utf8')).secret_key;
       const got = await after.app.inject({ method: 'GET', url: `/payment/${paymentId}`, headers: { 'x-secret-key': key } });
       assert.equal(got.statusCode, 200, got.body);

@@ -27,7 +27,7 @@ describe('hosted payment page in Chromium', () => {
       const payment = async (id: string) => (await t.request({ method: 'GET', url: `/payment/${id}` })).json();
       const eventTypes = async (id: string) =>
         (await db().selectFrom('events').select('type').where('payment_id', '=', id).orderBy('sequence').execute()).map((e) => e.type);
-      const cvcSealed = async (id: string) => (await db().selectFrom('card_secrets').select('cvc_ct').where('payment_id', '=', id).executeTakeFirstOrThrow()).cvc_ct !== null;
+      const cvcSealed = async (id: string) => (await db().selectFrom('card_secrets').select('cvc_ct').where('payment_id', '=', id).executeTakeFirst())?.cvc_ct != null;
 
       it('frictionless 4242…: back on the return page with a valid signature, then captured', async () => {
         const { id, redirectUrl } = await createPayment(t, { number: '4242424242424242' });
@@ -174,9 +174,7 @@ describe('hosted payment page in Chromium', () => {
         const p = await payment(id);
         assert.equal(p.status, 'expired');
         assert.equal(p.redirect_url, null);
-        const secrets = await db().selectFrom('card_secrets').selectAll().where('payment_id', '=', id).executeTakeFirstOrThrow();
-        assert.equal(secrets.cvc_ct, null);
-        assert.ok(secrets.pan_ct.length > 0);
+        assert.deepEqual(await db().selectFrom('card_secrets').selectAll().where('payment_id', '=', id).execute(), [], 'the card ends with its page');
       });
 
       it('reopening a finished page shows the outcome and never charges again', async () => {

@@ -19,6 +19,7 @@ for (const dialect of DIALECTS) {
     const k2 = randomBytes(32);
     let t: TestGateway;
     let rotated: Gateway;
+    /** Payments left on their pages, whose cards (kept only until the page ends) are re-wrapped. */
     const payments: string[] = [];
     /** Authorised with an Idempotency-Key and left on its page: a card and a stored response to re-wrap. */
     let keptPayment = '';
@@ -28,7 +29,10 @@ for (const dialect of DIALECTS) {
       // payment_methods has as many rows to re-wrap.
       for (let i = 0; i < 7; i++) {
         const customer = { reference: `rotate-customer-${i}`, email: 'customer@example.com', name: 'customer name', phone: '12' };
-        payments.push((await authorisedPayment(t, { reference: `rotate-${i}`, customer })).id);
+        await authorisedPayment(t, { reference: `rotate-${i}`, customer });
+        const open = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ reference: `rotate-open-${i}` }) });
+        assert.equal(open.statusCode, 201, open.body);
+        payments.push(open.json<{ id: string }>().id);
       }
       // A response kept for Idempotency-Key replays is sealed too.
       const kept = await t.request({ method: 'POST', url: '/payment/authorise', headers: { 'idempotency-key': 'rotate-replay' }, payload: await exampleBody() });
@@ -90,9 +94,11 @@ for (const dialect of DIALECTS) {
     const onlyK1 = { active: { id: 'k1', key: k1 }, all: new Map([['k1', k1]]) };
     before(async () => {
       t = await startTestGateway({ dialect, env: { VAULT_KEK: `k1:${k1.toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') } });
-      // Something sealed in every table that keeps a key id: a card, a stored card, a
-      // compliance document, the sandbox channel's return secret and a webhook secret.
+      // Something sealed in every table that keeps a key id: a card (of a payment still on its
+      // page), a stored card, a compliance document, the sandbox channel's return secret and a
+      // webhook secret.
       await authorisedPayment(t, { reference: 'boot-check', customer: { reference: 'boot-customer', email: 'customer@example.com', name: 'customer name', phone: '12' } });
+      assert.equal((await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ reference: 'boot-check-open' }) })).statusCode, 201);
       await registerEndpoint(t, 'http://127.0.0.1:9/hooks');
       await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 3) }), 201);
       await t.gateway.close();

@@ -104,8 +104,7 @@ for (const dialect of DIALECTS) {
       const done = await getPayment(t, created.id);
       assert.equal(done.status, 'captured');
       assert.equal(done.payment_method.token, token);
-      const erased = await db().selectFrom('card_secrets').select('cvc_ct').where('payment_id', '=', created.id).executeTakeFirstOrThrow();
-      assert.equal(erased.cvc_ct, null);
+      assert.deepEqual(await db().selectFrom('card_secrets').select('cvc_ct').where('payment_id', '=', created.id).execute(), [], 'number and CVC end with the page');
 
       body.payment_method = { type: 'token', token, cvc: '12' };
       expectProblem(await t.request({ method: 'POST', url: '/payment/authorise', payload: body }), 400, 'invalid_cvc');
@@ -155,8 +154,6 @@ for (const dialect of DIALECTS) {
       assert.equal(row.pan_ct, null);
       assert.equal(row.wrapped_dek, null);
       assert.equal(row.kek_id, null);
-      const copies = await db().selectFrom('card_secrets').select('payment_id').where('payment_id', '=', paid.id).execute();
-      assert.equal(copies.length, 0, "the initial payment's copy of the card is erased too");
 
       const list = json(await t.request({ method: 'GET', url: '/customers/cust-delete/payment-methods' }));
       assert.deepEqual(list.data, []);

@@ -13,6 +13,7 @@ import * as m011 from './011-undispatched-events-read.js';
 import * as m012 from './012-endpoint-config-version.js';
 import * as m013 from './013-releases.js';
 import * as m014 from './014-vault-keys.js';
+import * as m015 from './015-erase-finished-cards.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -30,6 +31,7 @@ const all: Record<string, Migration> = {
   '012-endpoint-config-version': m012,
   '013-releases': m013,
   '014-vault-keys': m014,
+  '015-erase-finished-cards': m015,
 };
 
 export const migrationProvider: MigrationProvider = {
