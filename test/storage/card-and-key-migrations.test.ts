@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { migrate } from '../../src/adapters/storage/database.js';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { authorisedPayment } from '../lifecycle/helpers.js';
+
+for (const dialect of DIALECTS) {
+  describe(`migrations 014 and 015 on a database with payments (${dialect})`, () => {
+    let t: TestGateway;
+    let open = '';
+    let finished = '';
+    before(async () => {
+      t = await startTestGateway({ dialect });
+      finished = (await authorisedPayment(t, { reference: 'm015-finished' })).id;
+      const res = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ reference: 'm015-open' }) });
+      assert.equal(res.statusCode, 201, res.body);
+      open = res.json<{ id: string }>().id;
+      const db = t.gateway.services.ctx.database.db;
+      // As a database from before 015 holds it: the finished payment's card kept, under an
+      // id 014 has not registered yet.
+      const card = await db.selectFrom('card_secrets').selectAll().where('payment_id', '=', open).executeTakeFirstOrThrow();
+      await db.insertInto('card_secrets').values({ ...card, payment_id: finished, kek_id: 'before-014' }).execute();
+      await db.schema.dropTable('vault_keys').execute();
+      await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), 'in', ['014-vault-keys', '015-erase-finished-cards']).execute();
+    });
+    after(() => t.close());
+
+    it('registers the key ids in use and erases the cards of finished payments only', async () => {
+      const db = t.gateway.services.ctx.database.db;
+      assert.deepEqual(await migrate(db), ['014-vault-keys', '015-erase-finished-cards']);
+      const cards = await db.selectFrom('card_secrets').select('payment_id').execute();
+      assert.deepEqual(cards.map((c) => c.payment_id), [open], 'the open page keeps its card, the finished payment none');
+      const keys = await db.selectFrom('vault_keys').select(['kek_id', 'check_ct']).orderBy('kek_id').execute();
+      const active = t.config.keks.active.id;
+      assert.deepEqual(keys, [active, 'before-014'].sort().map((kek_id) => ({ kek_id, check_ct: null })));
+    });
+  });
+}
