@@ -184,6 +184,11 @@ export class Checkout {
       if (row?.status !== 'requires_action') return row;
       if (row.expires_at !== null && row.expires_at > this.ctx.clock.now()) return row;
       const next = await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null });
+      // A confirm (session processing) or a merchant-initiated payment (no page) had asked
+      // the acquirer and never recorded its answer, past the grace: its process may have
+      // died after an approval. Reversed like an authorisation whose answer never came.
+      const session = await trx.selectFrom('checkout_sessions').select('state').where('payment_id', '=', row.id).executeTakeFirst();
+      if (session?.state !== 'open') await queueRelease(trx, this.ctx, row, 'unconfirmed_authorisation', null, false);
       await eraseCard(trx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', row.id).execute();
       return next;
@@ -280,15 +285,18 @@ export class Checkout {
   private async claim(view: CheckoutView): Promise<boolean> {
     const until = this.ctx.clock.now() + AUTHORISATION_GRACE_MS;
     return this.ctx.database.write(async (trx) => {
-      const session = await trx.updateTable('checkout_sessions').set({ state: 'processing' }).where('payment_id', '=', view.session.payment_id).where('state', '=', 'open').executeTakeFirst();
-      if (Number(session.numUpdatedRows) !== 1) return false;
+      // The payment's row first, as every other change of this page locks it: in the other
+      // order a confirm and the sweeper's expiry could deadlock on PostgreSQL.
       const payment = await trx
         .updateTable('payments')
         .set((eb) => ({ expires_at: Math.max(view.payment.expires_at ?? 0, until), version: eb('version', '+', 1) }))
         .where('id', '=', view.payment.id)
         .where('status', '=', 'requires_action')
         .executeTakeFirst();
-      if (Number(payment.numUpdatedRows) !== 1) throw new ClaimLost();
+      if (Number(payment.numUpdatedRows) !== 1) return false;
+      const session = await trx.updateTable('checkout_sessions').set({ state: 'processing' }).where('payment_id', '=', view.session.payment_id).where('state', '=', 'open').executeTakeFirst();
+      // Rolls the payment's update back: another request holds the page.
+      if (Number(session.numUpdatedRows) !== 1) throw new ClaimLost();
       return true;
     }).catch((error: unknown) => {
       if (error instanceof ClaimLost) return false;
@@ -311,7 +319,10 @@ export const UNANSWERED: AuthoriseResult = { outcome: 'pending', message: 'The a
  */
 export async function releaseLateApproval(trx: Trx, ctx: AppContext, p: PaymentsTable, result: AuthoriseResult, capture: CaptureOutcome): Promise<void> {
   if (result.outcome !== 'approved') return;
-  await queueRelease(trx, ctx, p, 'late_approval', result.networkReference, capture.kind === 'captured' || capture.kind === 'pending');
+  const captured = capture.kind === 'captured' || capture.kind === 'pending';
+  // Its expiry already queued a reversal of the authorisation; only captured money needs more.
+  if (!captured && (await trx.selectFrom('releases').select('id').where('payment_id', '=', p.id).executeTakeFirst())) return;
+  await queueRelease(trx, ctx, p, 'late_approval', result.networkReference, captured);
 }
 
 type CaptureOutcome = { kind: 'none' } | { kind: 'captured' } | { kind: 'failed'; message: string } | { kind: 'pending' };

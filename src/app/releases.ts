@@ -78,6 +78,7 @@ async function attemptRelease(ctx: AppContext, claimed: ReleasesTable): Promise<
   if (Number(updated.numUpdatedRows) !== 1) return 'pending';
   const log = { payment_id: claimed.payment_id, release_id: claimed.id, action: claimed.action, reason: claimed.reason, attempts: claimed.attempts };
   if (next.status === 'succeeded') ctx.log.warn(log, 'released money the acquirer held for a payment that does not account for it');
+  else if (next.status === 'nothing_held') ctx.log.info({ ...log, last_error: next.last_error }, 'the acquirer held nothing for an authorisation whose answer never came');
   else if (next.status === 'failed') ctx.log.error({ ...log, last_error: next.last_error }, 'gave up releasing money at the acquirer; an operator must release it');
   return next.status;
 }
@@ -92,7 +93,7 @@ function settle(claimed: ReleasesTable, result: SimpleResult, now: number): Pick
     case 'failed': {
       const last_error = `${result.code}: ${result.message}`;
       // An acquirer that refuses to reverse an authorisation whose answer we never had holds nothing for it.
-      if (claimed.reason === 'unconfirmed_authorisation' && result.code !== 'unreachable') return { status: 'failed', next_attempt_at: claimed.next_attempt_at, last_error };
+      if (claimed.reason === 'unconfirmed_authorisation' && result.code !== 'unreachable') return { status: 'nothing_held', next_attempt_at: claimed.next_attempt_at, last_error };
       const at = nextAttemptAt(RELEASE_RETRY, now, claimed.attempts, claimed.created_at + RELEASE_RETRY.windowMs);
       return at === null ? { status: 'failed', next_attempt_at: claimed.next_attempt_at, last_error } : { status: 'pending', next_attempt_at: at, last_error };
     }

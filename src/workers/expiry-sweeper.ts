@@ -1,8 +1,8 @@
 import type { Services } from '../app/services.js';
 
 /**
- * Expires payment pages whose time is up (erasing their CVC) even if the customer
- * never comes back, so no CVC outlives the page; and authorisations never captured
+ * Expires payment pages whose time is up (erasing their card) even if the customer
+ * never comes back, so no card number or CVC outlives the page; and authorisations never captured
  * within their validity, releasing them.
  */
 export async function sweepExpired(services: Services, batch = 100): Promise<number> {

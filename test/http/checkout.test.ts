@@ -130,6 +130,8 @@ for (const dialect of DIALECTS) {
       await called.opened;
       clock.advance(gateway.services.ctx.config.hostedPageTtlMs + AUTHORISATION_GRACE_MS + 1);
       assert.equal(await sweepExpired(gateway.services), 1);
+      // The expiry's reversal of the authorisation, settled before the approval arrives.
+      await runCaptureScheduler(gateway.services);
       answer.open({ outcome: 'approved', authorisationCode: 'LATE00', networkReference });
       assert.equal((await submitted).statusCode, 303);
       acquirer.next = null;
@@ -138,7 +140,8 @@ for (const dialect of DIALECTS) {
     const payment = async (id: string) => (await gateway.app.inject({ method: 'GET', url: `/payment/${id}`, headers: { 'x-secret-key': key } })).json();
     const events = async (id: string) =>
       (await gateway.services.ctx.database.db.selectFrom('events').select('type').where('payment_id', '=', id).orderBy('sequence').execute()).map((e) => e.type);
-    const releasesOf = (id: string) => gateway.services.ctx.database.db.selectFrom('releases').selectAll().where('payment_id', '=', id).execute();
+    const releasesOf = (id: string, reason: 'late_approval' | 'unconfirmed_authorisation' = 'late_approval') =>
+      gateway.services.ctx.database.db.selectFrom('releases').selectAll().where('payment_id', '=', id).where('reason', '=', reason).execute();
     /** Whether any of the payment's card (number or CVC) is still kept. */
     const cardKept = async (id: string) => (await gateway.services.ctx.database.db.selectFrom('card_secrets').select('payment_id').where('payment_id', '=', id).executeTakeFirst()) !== undefined;
 
@@ -190,7 +193,10 @@ for (const dialect of DIALECTS) {
       assert.equal(await sweepExpired(gateway.services), 1);
       assert.equal((await payment(p.id)).status, 'expired');
       assert.equal(await cardKept(p.id), false);
-      // A verdict that arrives after that is not recorded over the expiry, and the money is given back.
+      // Its process may have died after an approval: the authorisation is reversed.
+      const [reversal] = await releasesOf(p.id, 'unconfirmed_authorisation');
+      assert.deepEqual([reversal?.action, reversal?.network_reference], ['void', null]);
+      // A verdict that arrives after that is not recorded over the expiry, and captured money is given back.
       answer.open({ outcome: 'approved', authorisationCode: 'LATE00', networkReference: '1' });
       assert.equal((await submitted).statusCode, 303);
       assert.equal((await payment(p.id)).status, 'expired');
@@ -198,7 +204,7 @@ for (const dialect of DIALECTS) {
       assert.equal(queued?.action, 'refund', 'captured at once, so refunded');
       assert.equal(queued.reason, 'late_approval');
       await runCaptureScheduler(gateway.services);
-      assert.deepEqual(acquirer.released, [`refund ${p.id}`]);
+      assert.deepEqual(acquirer.released.filter((r) => r.endsWith(p.id)).sort(), [`refund ${p.id}`, `void ${p.id}`]);
       assert.equal((await releasesOf(p.id))[0]!.status, 'succeeded');
     });
 
@@ -239,7 +245,8 @@ for (const dialect of DIALECTS) {
       const stuck = gate<SimpleResult>();
       acquirer.releaseNext = () => stuck.opened;
       const dying = runCaptureScheduler(gateway.services);
-      await eventually(async () => acquirer.releaseRequests.some((r) => r.paymentId === p.id), 'the first ask');
+      const refunds = () => acquirer.releaseRequests.filter((r) => r.paymentId === p.id && r.refundId !== undefined);
+      await eventually(async () => refunds().length === 1, 'the first ask');
       clock.advance(CLAIM_LEASE_MS + 1);
       await runCaptureScheduler(gateway.services);
       assert.equal((await releasesOf(p.id))[0]!.status, 'succeeded');
@@ -248,7 +255,7 @@ for (const dialect of DIALECTS) {
       await dying;
       const [release] = await releasesOf(p.id);
       assert.equal(release!.status, 'succeeded');
-      assert.equal(acquirer.releaseRequests.filter((r) => r.paymentId === p.id).length, 2);
+      assert.equal(refunds().length, 2);
     });
 
     it('gives up releasing after the retry window and says so', async () => {
@@ -281,7 +288,7 @@ for (const dialect of DIALECTS) {
       const reversal = acquirer.releaseRequests.find((r) => r.paymentId === p.id);
       assert.equal(acquirer.released.filter((r) => r === `void ${p.id}`).length, 1);
       assert.equal(reversal?.networkReference, null);
-      const [release] = await releasesOf(p.id);
+      const [release] = await releasesOf(p.id, 'unconfirmed_authorisation');
       assert.equal(release?.reason, 'unconfirmed_authorisation');
       assert.equal(release.status, 'succeeded');
       assert.equal(await cardKept(p.id), false);
@@ -299,9 +306,9 @@ for (const dialect of DIALECTS) {
       // An acquirer that refuses the reversal holds nothing for it: not asked again.
       acquirer.releaseNext = async () => ({ outcome: 'failed', code: 'not_found', message: 'No such authorisation.' });
       await runCaptureScheduler(gateway.services);
-      const [release] = await releasesOf(p.id);
+      const [release] = await releasesOf(p.id, 'unconfirmed_authorisation');
       assert.equal(release?.action, 'void');
-      assert.equal(release.status, 'failed');
+      assert.equal(release.status, 'nothing_held');
     });
 
     it('answers a malformed, forged or borrowed token exactly like an unknown one', async () => {
@@ -396,7 +403,7 @@ for (const dialect of DIALECTS) {
       assert.match(String((await confirming).headers.location), /status=captured/);
       assert.equal((await payment(p.id)).status, 'captured');
       assert.equal(acquirer.released.length, released, 'nothing had to be given back');
-      assert.deepEqual(await releasesOf(p.id), []);
+      assert.deepEqual([...(await releasesOf(p.id)), ...(await releasesOf(p.id, 'unconfirmed_authorisation'))], []);
       acquirer.next = null;
     });
 

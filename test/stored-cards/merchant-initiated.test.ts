@@ -286,6 +286,9 @@ for (const dialect of DIALECTS) {
         assert.equal(late.status, 'expired');
         await runCaptureScheduler(short.gateway.services);
         assert.deepEqual(released, [late.id]);
+        // Its expiry, with the acquirer's answer still out, had queued a reversal of the authorisation.
+        const reversals = await short.gateway.services.ctx.database.db.selectFrom('releases').select('action').where('payment_id', '=', late.id).where('reason', '=', 'unconfirmed_authorisation').execute();
+        assert.deepEqual(reversals, [{ action: 'void' }]);
       } finally {
         await short.close();
       }

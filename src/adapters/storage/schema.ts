@@ -157,7 +157,8 @@ export interface ReleasesTable {
   network_reference: string | null;
   card_bin: string;
   card_last4: string;
-  status: 'pending' | 'succeeded' | 'failed';
+  /** nothing_held: a reversal the acquirer refused because it holds nothing for the payment. */
+  status: 'pending' | 'succeeded' | 'failed' | 'nothing_held';
   attempts: number;
   /** Also the claim's lease: an attempt pushes it past the acquirer call. */
   next_attempt_at: number;
