@@ -26,6 +26,12 @@ export interface Gateway {
 export interface GatewayOptions {
   clock?: Clock;
   acquirer?: Acquirer;
+  /**
+   * Whether this process registers its active key (src/app/kek-check.ts): every gateway
+   * does; an operator command only if it seals, so trying a new VAULT_KEK on a read-only
+   * command does not make gateways still on the old one refuse to restart.
+   */
+  registerKek?: boolean;
 }
 
 export async function createContext(config: Readonly<Config>, log: Logger, opts: GatewayOptions = {}): Promise<AppContext> {
@@ -33,7 +39,7 @@ export async function createContext(config: Readonly<Config>, log: Logger, opts:
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, groupCommitWindowMs: config.groupCommitWindowMs, writerThread: true, cardKek: config.keks.active });
   const vault = new Vault(config.keks, config.hmacKey);
   try {
-    await checkKeks(database.db, config.keks, vault, clock.now());
+    await checkKeks(database.db, config.keks, vault, clock.now(), opts.registerKek ?? true);
   } catch (error) {
     // Its writer thread or pool would keep a process that cannot start alive.
     await database.close();

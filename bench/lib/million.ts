@@ -46,7 +46,9 @@ const SAMPLE_IDS = 10_000;
  * with the page, page done, events already dispatched).
  */
 async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> {
-  const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false', PORT: '8080' });
+  // The keys the benchmark's gateway runs with, from its environment when set there.
+  const keys = Object.fromEntries(['VAULT_KEK', 'VAULT_OLD_KEKS', 'HMAC_KEY'].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
+  const config = loadConfig({ ...keys, DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false', PORT: '8080' });
   const ctx = await createContext(config, pino({ level: 'silent' }));
   try {
     const services = buildServices(ctx);
@@ -98,8 +100,8 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
 /**
  * Writes `count` payments straight into the gateway's SQLite file: each a template with
  * its own time-ordered ids and reference (so every index grows as it would in
- * production), the sealed card bytes copied from its template (same sizes; the
- * benchmark never decrypts them), JSON columns packed one by one as the gateway packs them. Only the commit differs from the gateway's: big
+ * production), no card (the gateway erases it when the page ends), JSON columns packed one
+ * by one as the gateway packs them. Only the commit differs from the gateway's: big
  * transactions with journal_mode=OFF and synchronous=OFF on the loader's connection —
  * this is test data — and the file is back in WAL mode before the server reopens it
  * with its own synchronous=FULL.

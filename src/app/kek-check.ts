@@ -23,11 +23,17 @@ interface WrappedKey {
  * tables that grow with every payment. Ids found in the data by the migration have no
  * check value yet: their key is tried once on one data key wrapped under them.
  */
-export async function checkKeks(db: Kysely<Schema>, keks: Config['keks'], vault: Vault, now: number): Promise<void> {
+export async function checkKeks(db: Kysely<Schema>, keks: Config['keks'], vault: Vault, now: number, register = true): Promise<void> {
   const problems: string[] = [];
   for (const row of await db.selectFrom('vault_keys').selectAll().orderBy('kek_id').execute()) {
     const id = row.kek_id;
     if (!keks.all.has(id)) {
+      // Found by migration 014 and never confirmed: if nothing is sealed under it any more
+      // (its key was dropped once nothing needed it), it is no reason to refuse.
+      if (row.check_ct === null && !(await firstWrappedUnder(db, id))) {
+        await db.deleteFrom('vault_keys').where('kek_id', '=', id).where('check_ct', 'is', null).execute();
+        continue;
+      }
       problems.push(`key-encrypting key id "${id}" is not configured, yet data is sealed under it: add its key to VAULT_OLD_KEKS (id:base64), then \`vault rotate\` can retire it`);
       continue;
     }
@@ -43,6 +49,7 @@ export async function checkKeks(db: Kysely<Schema>, keks: Config['keks'], vault:
     await db.updateTable('vault_keys').set({ check_ct: vault.kekCheck(id) }).where('kek_id', '=', id).where('check_ct', 'is', null).execute();
   }
   if (problems.length > 0) throw new ConfigError(`VAULT_KEK / VAULT_OLD_KEKS (configured ids: ${[...keks.all.keys()].join(', ')}): ${problems.join('; ')}`);
+  if (!register) return;
   // Only a gateway that may start registers its key: one refused must not leave an id behind.
   const active = keks.active.id;
   await db
@@ -50,6 +57,11 @@ export async function checkKeks(db: Kysely<Schema>, keks: Config['keks'], vault:
     .values({ kek_id: active, check_ct: vault.kekCheck(active), created_at: now })
     .onConflict((oc) => oc.column('kek_id').doNothing())
     .execute();
+  // Another process starting at the same moment may have registered the same id with other bytes.
+  const registered = await db.selectFrom('vault_keys').select('check_ct').where('kek_id', '=', active).executeTakeFirst();
+  if (registered?.check_ct != null && !vault.opensKekCheck(active, registered.check_ct)) {
+    throw new ConfigError(`VAULT_KEK: ${wrongBytes(active, 'its check value, registered by another gateway starting at the same time')}`);
+  }
 }
 
 function wrongBytes(id: string, what: string): string {

@@ -38,6 +38,9 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
 A value given twice to --currency, --return-url, --notify-email or --notify-event is refused.
 Every command prints text; add --json for JSON.`;
 
+/** The commands that seal something under the active key, and so register it (src/app/kek-check.ts). */
+const SEALING_COMMANDS = new Set(['channel create', 'vault rotate']);
+
 const options = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -131,9 +134,11 @@ async function run(argv: string[]): Promise<void> {
     print(json, { dialect: database.dialect, applied }, `database ${database.dialect} is up to date`);
     return;
   }
+  const command = `${group} ${action ?? ''}`.trim();
+  const sealing = { registerKek: SEALING_COMMANDS.has(command) };
   await withServices(config, createLogger('warn'), async (services) => {
     const m = services.merchants;
-    switch (`${group} ${action ?? ''}`.trim()) {
+    switch (command) {
       case 'merchant create': {
         const merchant = await m.createMerchant(required(values, 'name'));
         return print(json, merchant, `created merchant ${merchant.id} (${merchant.name})`);
@@ -236,7 +241,7 @@ ${table(v.audit_log, ['at', 'actor', 'source', 'action', 'outcome', 'code'])}`);
       default:
         throw new UsageError(`unknown command "${positionals.join(' ')}"`);
     }
-  });
+  }, sealing);
 }
 
 run(process.argv.slice(2)).catch((error: unknown) => {

@@ -257,4 +257,13 @@ describe('vault rotate (KEK rotation through the CLI)', () => {
     assert.equal(list.code, 2, `${list.stdout}\n${list.stderr}`);
     assert.match(list.stderr, /^error: .*"k2".*cannot open/);
   });
+
+  it('registers a new key only from a command that seals with it', async () => {
+    const k4 = `k4:${b64()}`;
+    const tried = await runCli(['key', 'list'], { DATA_DIR: dataDir, VAULT_KEK: k4, VAULT_OLD_KEKS: k2, HMAC_KEY: hmac });
+    assert.equal(tried.code, 0, tried.stderr);
+    // Trying the new key on a read-only command left nothing that the running configuration lacks.
+    const back = await runCli(['channel', 'list'], { DATA_DIR: dataDir, VAULT_KEK: k2, HMAC_KEY: hmac });
+    assert.equal(back.code, 0, back.stderr);
+  });
 });
