@@ -7,7 +7,7 @@ import type { AcquirerCard, AuthoriseResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
 import { resolveReturnUrl } from './authorise.js';
 import { PageTokens } from './page-token.js';
-import { applyTransition, detailsOf, eraseCard, loadForUpdate } from './payment-transitions.js';
+import { appendPaymentEvent, applyTransition, detailsOf, eraseCard, loadForUpdate } from './payment-transitions.js';
 import type { PaymentDetails, RetryAdvice } from './payment-resource.js';
 import { storeCardOnApproval } from './stored-cards.js';
 import { LookupCache } from './lookup-cache.js';
@@ -320,8 +320,10 @@ export const UNANSWERED: AuthoriseResult = { outcome: 'pending', message: 'The a
 export async function releaseLateApproval(trx: Trx, ctx: AppContext, p: PaymentsTable, result: AuthoriseResult, capture: CaptureOutcome): Promise<void> {
   if (result.outcome !== 'approved') return;
   const captured = capture.kind === 'captured' || capture.kind === 'pending';
-  // Its expiry already queued a reversal of the authorisation; only captured money needs more.
-  if (!captured && (await trx.selectFrom('releases').select('id').where('payment_id', '=', p.id).executeTakeFirst())) return;
+  // Its expiry queued a reversal of the authorisation: only captured money needs more, unless
+  // that reversal found nothing to reverse (asked before the acquirer had recorded this approval).
+  const reversing = await trx.selectFrom('releases').select('id').where('payment_id', '=', p.id).where('status', 'in', ['pending', 'succeeded']).executeTakeFirst();
+  if (!captured && reversing) return;
   await queueRelease(trx, ctx, p, 'late_approval', result.networkReference, captured);
 }
 
@@ -378,10 +380,11 @@ export async function recordAuthorisation(
         // Claimed as a capture the merchant asked for would be (src/app/lifecycle.ts, recoverStale).
         next = await applyTransition(trx, ctx, next, 'capturing', {}, { silent: true, details: { ...detailsOf(next), pending_capture_amount: next.amount } as PaymentDetails });
       } else if (capture.kind === 'failed') {
-        // The authorisation stands; the merchant can retry with POST /payment/{id}/capture.
+        // The authorisation stands; the merchant can retry with POST /payment/{id}/capture,
+        // told by payment.capture_failed as for a refused delayed or manual capture.
         const failure_message = `automatic capture failed: ${capture.message}`;
         await trx.updateTable('payments').set({ failure_message }).where('id', '=', next.id).execute();
-        next = { ...next, failure_message };
+        next = await appendPaymentEvent(trx, ctx, { ...next, failure_message }, 'payment.capture_failed', (payment) => payment);
       }
       return next;
     }

@@ -258,6 +258,34 @@ for (const dialect of DIALECTS) {
       assert.equal(refunds().length, 2);
     });
 
+    it('voids a late approval whose authorisation the expiry found nothing to reverse for', async () => {
+      const res = await gateway.app.inject({
+        method: 'POST',
+        url: '/payment/authorise',
+        headers: { 'x-secret-key': key, 'content-type': 'application/json' },
+        payload: JSON.stringify(await exampleBody({ capture: 'manual' })),
+      });
+      assert.equal(res.statusCode, 201, res.body);
+      const p = res.json<{ id: string; redirect_url: string }>();
+      const page = await openPage(gateway.app, p.redirect_url);
+      const { answer, called } = holdAuthorisations();
+      const submitted = post(gateway.app, page, 'confirm');
+      await called.opened;
+      clock.advance(gateway.services.ctx.config.hostedPageTtlMs + AUTHORISATION_GRACE_MS + 1);
+      assert.equal(await sweepExpired(gateway.services), 1);
+      // The acquirer had not recorded the slow authorisation yet when the reversal reached it.
+      acquirer.releaseNext = async () => ({ outcome: 'failed', code: 'not_found', message: 'No such authorisation.' });
+      await runCaptureScheduler(gateway.services);
+      assert.equal((await releasesOf(p.id, 'unconfirmed_authorisation'))[0]!.status, 'nothing_held');
+      answer.open({ outcome: 'approved', authorisationCode: 'LATE05', networkReference: '5' });
+      await submitted;
+      acquirer.next = null;
+      const [late] = await releasesOf(p.id);
+      assert.deepEqual([late?.action, late?.network_reference], ['void', '5']);
+      await runCaptureScheduler(gateway.services);
+      assert.equal((await releasesOf(p.id))[0]!.status, 'succeeded');
+    });
+
     it('gives up releasing after the retry window and says so', async () => {
       const p = await approvedTooLate('4');
       const refuse = async (): Promise<SimpleResult> => ({ outcome: 'failed', code: 'refund_refused', message: 'No.' });

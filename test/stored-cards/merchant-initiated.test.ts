@@ -152,6 +152,10 @@ for (const dialect of DIALECTS) {
       assert.equal(view.payment.status, 'authorised');
       assert.equal(view.payment.failure_message, initial.failure_message);
       assert.equal(view.session.state, 'done');
+      // Told as a refused delayed or manual capture is: the merchant captures again or voids.
+      const told = (await eventsOf(t, created.id)).map((e) => e.type);
+      assert.deepEqual(told, ['payment.created', 'payment.authorised', 'payment.capture_failed']);
+      assert.match((await eventsOf(t, created.id)).at(-1)!.data.object.failure_message, /^automatic capture failed: /);
 
       const res = await mit(t, { token: initial.payment_method.token, previous_payment_id: initial.id });
       assert.equal(res.statusCode, 201, res.body);
