@@ -74,6 +74,14 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   throw new ConfigError(`${name} must be true or false, got "${raw}"`);
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function logLevel(raw: string | undefined): string {
+  if (raw === undefined || raw === '') return 'info';
+  if (!LOG_LEVELS.includes(raw)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${raw}"`);
+  return raw;
+}
+
 /** `id:base64key`; the key must be exactly 32 bytes (AES-256). */
 function parseKek(name: string, raw: string): Kek {
   const m = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/=]+)$/.exec(raw.trim());
@@ -166,7 +174,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     authorisationValidityMs: int(env, 'AUTHORISATION_VALIDITY_DAYS', 7, 1, 30) * 24 * 60 * minute,
     idempotencyTtlMs: int(env, 'IDEMPOTENCY_TTL_HOURS', 24, 24, 720) * 60 * minute,
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 65_536, 1024, 10_485_760),
-    logLevel: env.LOG_LEVEL || 'info',
+    logLevel: logLevel(env.LOG_LEVEL),
     smtpUrl: env.SMTP_URL || undefined,
     mailFrom: env.MAIL_FROM || 'tZero Pay <no-reply@tzero-pay.test>',
     webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),

@@ -63,18 +63,18 @@ export class EventQueries {
   async list(merchantId: string, q: EventListQuery): Promise<string> {
     const limit = q.limit ?? DEFAULT_PAGE_SIZE;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
-      throw new DomainError(400, 'invalid_limit', `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}`, '/query/limit');
+      throw new DomainError(400, 'invalid_limit', `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}`, '/querystring/limit');
     }
     if (q.starting_after !== undefined && q.ending_before !== undefined) {
-      throw new DomainError(400, 'invalid_cursor', 'give starting_after or ending_before, not both', '/query/ending_before');
+      throw new DomainError(400, 'invalid_cursor', 'give starting_after or ending_before, not both', '/querystring/ending_before');
     }
     for (const name of ['starting_after', 'ending_before'] as const) {
       const v = q[name];
-      if (v !== undefined && !hasPrefix(v, 'event')) throw new DomainError(400, 'invalid_cursor', `${name} must be an event id (evt_…) from a previous page`, `/query/${name}`);
+      if (v !== undefined && !hasPrefix(v, 'event')) throw new DomainError(400, 'invalid_cursor', `${name} must be an event id (evt_…) from a previous page`, `/querystring/${name}`);
     }
     const types = q.type?.split(',').map((t) => t.trim()).filter(Boolean);
     for (const t of types ?? []) {
-      if (!isEventType(t)) throw new DomainError(400, 'invalid_event_type', `"${t}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/query/type');
+      if (!isEventType(t)) throw new DomainError(400, 'invalid_event_type', `"${t}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/querystring/type');
     }
     let query = this.withPayment().where('events.merchant_id', '=', merchantId);
     if (types?.length) query = query.where('events.type', 'in', types);

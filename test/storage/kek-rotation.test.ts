@@ -72,6 +72,12 @@ for (const dialect of DIALECTS) {
 }
 
 describe('key-encrypting key configuration', () => {
+  it('refuses a LOG_LEVEL pino does not know, naming it', () => {
+    const env = { DATA_DIR: '/tmp/unused', VAULT_KEK: `k1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') };
+    assert.throws(() => loadConfig({ ...env, LOG_LEVEL: 'verbose' }), (e: Error) => e instanceof ConfigError && /LOG_LEVEL must be one of .*"verbose"/.test(e.message));
+    assert.equal(loadConfig({ ...env, LOG_LEVEL: 'warn' }).logLevel, 'warn');
+  });
+
   it('refuses an old key with the id of the active one or of another old key', () => {
     const key = (id: string) => `${id}:${randomBytes(32).toString('base64')}`;
     const env = { DATA_DIR: '/tmp/unused', HMAC_KEY: randomBytes(32).toString('base64') };

@@ -149,9 +149,18 @@ for (const dialect of DIALECTS) {
       const two = (await t.request({ method: 'GET', url: `/events?type=payment.created,payment.captured&payment=${payments[0]}` })).json() as { data: Array<{ type: string }> };
       assert.deepEqual(two.data.map((e) => e.type).sort(), ['payment.captured', 'payment.created']);
 
-      for (const bad of ['limit=0', 'limit=101', 'starting_after=nope', 'type=payment.nope', `starting_after=${all[0]}&ending_before=${all[1]}`]) {
+      const refused: Array<[string, string]> = [
+        ['limit=0', '/querystring/limit'],
+        ['limit=101', '/querystring/limit'],
+        ['starting_after=nope', '/querystring/starting_after'],
+        ['type=payment.nope', '/querystring/type'],
+        [`starting_after=${all[0]}&ending_before=${all[1]}`, '/querystring/ending_before'],
+      ];
+      for (const [bad, param] of refused) {
         const res = await t.request({ method: 'GET', url: `/events?${bad}` });
         assert.equal(res.statusCode, 400, `${bad}: ${res.body}`);
+        // The same pointers as GET /payments and every schema error give.
+        assert.equal(res.json<{ param: string }>().param, param, bad);
       }
     });
 

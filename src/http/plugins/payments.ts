@@ -32,7 +32,7 @@ export const paymentRoutes =
           security: [{ secretKey: [] }],
           headers: IdempotencyHeaders,
           body: AuthoriseRequest,
-          response: { 201: Payment, ...problemResponses(400, 401, 404, 409, 413, 415, 422) },
+          response: { 201: Payment, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 422) },
         },
       },
       async (request, reply) => {

@@ -3,6 +3,10 @@ import { PAYMENT_STATUSES } from '../../domain/payment-state.js';
 import { Nullable, Timestamp } from './common.js';
 import { PartyDetails, Customer, PaymentData } from './payment-request.js';
 
+/** As sent back: every field given or defaulted, except the previous_* references only merchant-initiated payments carry. */
+const { previous_network_reference, previous_payment_id, ...always } = PaymentData.properties;
+const PaymentDataResource = Type.Object({ ...Type.Required(Type.Object(always)).properties, previous_network_reference, previous_payment_id });
+
 /** What any resource shows of a card: at most BIN and last 4. */
 export const CardSummary = Type.Object({
   brand: Type.String(),
@@ -33,7 +37,7 @@ export const Payment = Type.Object(
     capture_delay: Nullable(Type.String()),
     capture_at: Nullable(Timestamp),
     payment_method: Type.Object({ type: Type.Literal('card'), token: Nullable(Type.String({ description: 'pm_… when the card was stored.' })), card: Card }),
-    payment_data: Type.Required(PaymentData),
+    payment_data: PaymentDataResource,
     customer: Nullable(Customer),
     billing_details: Nullable(PartyDetails),
     shipping_details: Nullable(PartyDetails),
