@@ -1,6 +1,7 @@
 import { secureRandomBytes } from '../adapters/random.js';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
+import { finishOpenApi } from './openapi-finish.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { requestLogger } from '../logger.js';
@@ -157,6 +158,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       },
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+    transformObject: finishOpenApi,
   });
 
   // Path parameters and query values arrive %-decoded: the same text rules as bodies.

@@ -63,6 +63,8 @@ describe('OpenAPI document and reference page', () => {
       name: 'X-Secret-Key',
       description: doc.components.securitySchemes.secretKey.description,
     });
+    // The same key as a bearer token (src/http/auth.ts), offered wherever X-Secret-Key is.
+    assert.deepEqual([doc.components.securitySchemes.bearer.type, doc.components.securitySchemes.bearer.scheme], ['http', 'bearer']);
   });
 
   it('has well-formed operations: responses, unique ids, declared security, path parameters', () => {
@@ -121,9 +123,9 @@ describe('OpenAPI document and reference page', () => {
 
   it('describes POST /payment/authorise: secret key, Idempotency-Key, the request body and its answers', async () => {
     const op = doc.paths['/payment/authorise'].post;
-    assert.deepEqual(op.security, [{ secretKey: [] }]);
+    assert.deepEqual(op.security, [{ secretKey: [] }, { bearer: [] }]);
     assert.ok(op.parameters.some((p: Json) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key'));
-    for (const status of ['201', '400', '401', '404', '409', '413', '415', '422']) assert.ok(op.responses[status], `no ${status}`);
+    for (const status of ['201', '400', '401', '403', '404', '409', '413', '415', '422']) assert.ok(op.responses[status], `no ${status}`);
 
     const ajv = schemaValidator();
     const request = ajv.compile({ ...(inline(doc, op.requestBody.content['application/json'].schema) as Json), $id: undefined });
@@ -152,7 +154,8 @@ describe('OpenAPI document and reference page', () => {
     const getSchema = ajv.compile({ ...(inline(doc, doc.paths['/payment/{id}'].get.responses['200'].content['application/json'].schema) as Json), $id: undefined });
     assert.ok(getSchema(fetched.json()), ajv.errorsText(getSchema.errors));
 
-    const problem = ajv.compile({ ...(inline(doc, doc.paths['/payment/authorise'].post.responses['400'].content['application/json'].schema) as Json), $id: undefined });
+    // Errors are described with the media type they are sent with.
+    const problem = ajv.compile({ ...(inline(doc, doc.paths['/payment/authorise'].post.responses['400'].content['application/problem+json'].schema) as Json), $id: undefined });
     const bad = await t.request({ method: 'POST', url: '/payment/authorise', payload: { ...(await exampleBody()), amount: 0 } });
     assert.ok(problem(bad.json()), ajv.errorsText(problem.errors));
   });

@@ -173,7 +173,7 @@ const ComplianceDocument = Type.Object(
 
 const Missing = Type.Array(Type.Object({ item: Type.String({ description: 'annual_transactions, asv_scan, saq or aoc' }), description: Type.String() }));
 
-const ComplianceStatus = Type.Object(
+export const ComplianceStatus = Type.Object(
   {
     object: Type.Literal('compliance'),
     merchant_id: Type.String(),
@@ -324,7 +324,7 @@ const merchantRoutes =
           description: 'The PDF as uploaded; `Repr-Digest` carries its SHA-256.',
           security: [{ secretKey: [] }],
           params: DocumentParams,
-          response: { ...problemResponses(401, 404) },
+          response: { 200: { description: 'The PDF as uploaded.', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } }, ...problemResponses(401, 404) },
         },
       },
       async (request, reply) => sendPdf(reply, await compliance.download(merchantActor(request), request.params.id, request.merchantId)),

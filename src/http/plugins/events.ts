@@ -3,6 +3,8 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../app/event-queries.js';
 import { Payment } from '../schemas/payment-resource.js';
+import { Refund } from '../schemas/lifecycle.js';
+import { ComplianceStatus } from './compliance.js';
 import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
 import { emptyBodyIsEmptyObject, sendJsonText } from '../json-reply.js';
 
@@ -13,7 +15,10 @@ export const Event = Type.Object(
     type: Type.String({ description: 'payment.created, payment.authorised, payment.captured, …' }),
     created_at: Timestamp,
     sequence: Type.Integer({ description: 'Per-payment order: a higher sequence is a later state of the same payment.' }),
-    data: Type.Object({ object: Payment }, { description: 'The payment as it was when the event happened.' }),
+    data: Type.Object(
+      { object: Type.Union([Payment, Type.Composite([Refund, Type.Object({ payment: Payment })]), ComplianceStatus]) },
+      { description: 'payment.*: the payment as it was when the event happened; refund.*: the refund, with the payment after it under `payment`; compliance.*: your compliance status.' },
+    ),
   },
   { description: 'Exactly the body POSTed to your endpoints.' },
 );

@@ -30,7 +30,7 @@ export const lifecycleRoutes =
           headers: IdempotencyHeaders,
           params: PaymentIdParams,
           body: CaptureRequest,
-          response: { 200: Payment, 202: Payment, ...problemResponses(400, 401, 404, 409, 422) },
+          response: { 200: Payment, 202: Payment, ...problemResponses(400, 401, 404, 409, 413, 415, 422) },
         },
       },
       async (request, reply) => {
@@ -58,7 +58,7 @@ export const lifecycleRoutes =
           headers: IdempotencyHeaders,
           params: PaymentIdParams,
           body: VoidRequest,
-          response: { 200: Payment, 202: Payment, ...problemResponses(400, 401, 404, 409, 422) },
+          response: { 200: Payment, 202: Payment, ...problemResponses(400, 401, 404, 409, 413, 415, 422) },
         },
       },
       async (request, reply) => {
@@ -81,7 +81,7 @@ export const lifecycleRoutes =
           headers: IdempotencyHeaders,
           params: PaymentIdParams,
           body: RefundRequest,
-          response: { 201: Refund, ...problemResponses(400, 401, 404, 409, 422) },
+          response: { 201: Refund, ...problemResponses(400, 401, 404, 409, 413, 415, 422) },
         },
       },
       async (request, reply) => {
