@@ -101,12 +101,12 @@ for (const dialect of DIALECTS) {
       rmSync(dataDir, { recursive: true, force: true });
     });
 
-    const create = async (number = '4242424242424242') => {
+    const create = async (number = '4242424242424242', overrides: Record<string, unknown> = {}) => {
       const res = await gateway.app.inject({
         method: 'POST',
         url: '/payment/authorise',
         headers: { 'x-secret-key': key, 'content-type': 'application/json' },
-        payload: JSON.stringify(await exampleBody({ payment_method: { number } })),
+        payload: JSON.stringify(await exampleBody({ payment_method: { number }, ...overrides })),
       });
       assert.equal(res.statusCode, 201, res.body);
       return res.json<{ id: string; redirect_url: string }>();
@@ -121,15 +121,20 @@ for (const dialect of DIALECTS) {
       };
       return { answer, called };
     };
-    /** A confirmed payment whose approval arrives after the sweeper expired it. */
-    const approvedTooLate = async (networkReference: string) => {
-      const p = await create();
+    /** A confirmed payment whose acquirer call is still out when the sweeper expires it. */
+    const expiredWhileAsking = async (overrides: Record<string, unknown> = {}) => {
+      const p = await create(undefined, overrides);
       const page = await openPage(gateway.app, p.redirect_url);
       const { answer, called } = holdAuthorisations();
       const submitted = post(gateway.app, page, 'confirm');
       await called.opened;
       clock.advance(gateway.services.ctx.config.hostedPageTtlMs + AUTHORISATION_GRACE_MS + 1);
       assert.equal(await sweepExpired(gateway.services), 1);
+      return { p, answer, submitted };
+    };
+    /** A confirmed payment whose approval arrives after the sweeper expired it. */
+    const approvedTooLate = async (networkReference: string) => {
+      const { p, answer, submitted } = await expiredWhileAsking();
       // The expiry's reversal of the authorisation, settled before the approval arrives.
       await runCaptureScheduler(gateway.services);
       answer.open({ outcome: 'approved', authorisationCode: 'LATE00', networkReference });
@@ -259,20 +264,7 @@ for (const dialect of DIALECTS) {
     });
 
     it('voids a late approval whose authorisation the expiry found nothing to reverse for', async () => {
-      const res = await gateway.app.inject({
-        method: 'POST',
-        url: '/payment/authorise',
-        headers: { 'x-secret-key': key, 'content-type': 'application/json' },
-        payload: JSON.stringify(await exampleBody({ capture: 'manual' })),
-      });
-      assert.equal(res.statusCode, 201, res.body);
-      const p = res.json<{ id: string; redirect_url: string }>();
-      const page = await openPage(gateway.app, p.redirect_url);
-      const { answer, called } = holdAuthorisations();
-      const submitted = post(gateway.app, page, 'confirm');
-      await called.opened;
-      clock.advance(gateway.services.ctx.config.hostedPageTtlMs + AUTHORISATION_GRACE_MS + 1);
-      assert.equal(await sweepExpired(gateway.services), 1);
+      const { p, answer, submitted } = await expiredWhileAsking({ capture: 'manual' });
       // The acquirer had not recorded the slow authorisation yet when the reversal reached it.
       acquirer.releaseNext = async () => ({ outcome: 'failed', code: 'not_found', message: 'No such authorisation.' });
       await runCaptureScheduler(gateway.services);
