@@ -349,7 +349,7 @@ export async function captureIfDue(ctx: AppContext, p: PaymentsTable, result: Au
 
 /**
  * Write the acquirer's verdict (and an immediate capture) as transitions with their events.
- * `pan`: the card's number where the caller holds it, so storing the card does not open it again.
+ * `pan`: the card's number as the hosted page opened it, for storing the card (merchant-initiated payments pass none).
  */
 export async function recordAuthorisation(
   trx: Parameters<typeof applyTransition>[0],

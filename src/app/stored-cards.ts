@@ -124,18 +124,17 @@ export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, 
  * asked to be stored is stored only once its payment is approved. The same card for the
  * same customer keeps its token (the keyed fingerprint finds it) and takes the newest
  * expiry, which is how a merchant updates a stored card. Returns the payment's patch.
- * `pan` is the card's number when the caller holds it already (the hosted page opened the
- * card to authorise it); otherwise the payment's sealed card is read and opened.
+ * `pan` is the card's number as the hosted page opened it to authorise it: a
+ * customer-initiated payment is only ever approved there, and merchant-initiated ones
+ * (which pass none) never store a card.
  */
 export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: PaymentsTable, networkReference: string, pan?: string): Promise<{ payment_method_id?: string }> {
   if (row.payment_method_id !== null || row.payment_type !== 'cit' || row.customer_reference === null) return {};
-  if (!detailsOf(row).store_for_future_use) return {};
-  const number = pan ?? (await sealedPan(trx, ctx, row.id));
-  if (number === undefined) return {};
+  if (!detailsOf(row).store_for_future_use || pan === undefined) return {};
   const now = ctx.clock.now();
   const id = ctx.newId('paymentMethod');
   // The CVC stays behind: it is never stored with a card.
-  const { kek_id, wrapped_dek, pan_ct } = ctx.vault.sealCard(id, new SensitiveCard(number, undefined));
+  const { kek_id, wrapped_dek, pan_ct } = ctx.vault.sealCard(id, new SensitiveCard(pan, undefined));
   const saved = await trx
     .insertInto('payment_methods')
     .values({
@@ -176,11 +175,6 @@ export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: Paymen
 
 /** In an upsert of payment_methods: the presented expiry is after the stored one. */
 const LATER_EXPIRY = sql<boolean>`excluded.exp_year * 12 + excluded.exp_month > payment_methods.exp_year * 12 + payment_methods.exp_month`;
-
-async function sealedPan(trx: Trx, ctx: AppContext, paymentId: string): Promise<string | undefined> {
-  const sealed = await trx.selectFrom('card_secrets').selectAll().where('payment_id', '=', paymentId).executeTakeFirst();
-  return sealed && ctx.vault.openCard(paymentId, sealed).pan;
-}
 
 export function paymentMethodResource(row: PaymentMethodsTable, now: number) {
   return {
