@@ -1,22 +1,15 @@
 import { sql } from 'kysely';
 import { DomainError } from '../domain/errors.js';
 import { formatAmount } from '../domain/money.js';
-import { CLAIM_STATUSES, capturedStatus, isCapturable, isRefundable, isVoidable, refundedStatus, type PaymentStatus } from '../domain/payment-state.js';
+import { CLAIM_LEASE_MS, CLAIM_STATUSES, capturedStatus, isCapturable, isRefundable, isVoidable, refundedStatus, type PaymentStatus } from '../domain/payment-state.js';
 import type { PaymentsTable, RefundsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { CaptureRequest, SimpleResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
 import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
 import { appendPaymentEvent, applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
+import { queueRelease } from './releases.js';
 import { iso, type PaymentDetails, type PaymentResource, paymentResource } from './payment-resource.js';
-
-/**
- * How long a claim (a payment in `capturing`/`voiding`, a `pending` refund) may wait for
- * the acquirer's answer before the scheduler takes its holder for dead and asks the
- * acquirer again. Connectors send our payment or refund id as the acquirer's
- * idempotency reference, so asking twice never moves money twice.
- */
-export const CLAIM_LEASE_MS = 2 * 60_000;
 
 /** The amount being captured rides on the claim, so whoever settles it (even after a restart) knows it. */
 type ClaimDetails = PaymentDetails & { pending_capture_amount?: number };
@@ -207,9 +200,11 @@ export class Lifecycle {
   }
 
   /**
-   * Authorisations past their validity are expired and released. One with a delayed
-   * capture still pending is left to the scheduler: its capture time lies within the
-   * validity, so it is captured, not expired.
+   * Authorisations past their validity are expired, and their release (a void) is queued
+   * with the expiry: the issuer drops a lapsed hold by itself, the void only frees the
+   * customer's funds sooner, but it is asked for durably like any other release rather
+   * than once after the commit. One with a delayed capture still pending is left to the
+   * scheduler: its capture time lies within the validity, so it is captured, not expired.
    */
   async expireDue(limit: number): Promise<number> {
     const now = this.ctx.clock.now();
@@ -224,14 +219,12 @@ export class Lifecycle {
         .limit(limit);
       if (this.ctx.database.caps.rowLocks) q = q.forUpdate().skipLocked();
       const out: PaymentsTable[] = [];
-      for (const row of await q.execute()) out.push(await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null }));
+      for (const row of await q.execute()) {
+        out.push(await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null }));
+        await queueRelease(trx, this.ctx, row, 'lapsed_authorisation', row.network_reference, false);
+      }
       return out;
     });
-    // The issuer drops a lapsed authorisation by itself; the void only frees the funds sooner.
-    for (const p of expired) {
-      const r = await this.ask('void', p.id, () => this.ctx.acquirer.void(this.acquirerRequest(p, p.amount)));
-      if (r.outcome !== 'succeeded') this.ctx.log.warn({ payment_id: p.id, outcome: r.outcome }, 'releasing an expired authorisation did not succeed; it lapses at the issuer');
-    }
     return expired.length;
   }
 

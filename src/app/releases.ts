@@ -1,10 +1,10 @@
 import { sql } from 'kysely';
 import type { PaymentsTable, ReleasesTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
+import { CLAIM_LEASE_MS } from '../domain/payment-state.js';
 import { nextAttemptAt, type RetryPolicy } from '../domain/retry-schedule.js';
 import type { CaptureRequest, SimpleResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
-import { CLAIM_LEASE_MS } from './lifecycle.js';
 
 /**
  * How long a release is asked for: an authorisation lapses at the issuer within days, but
@@ -78,7 +78,7 @@ async function attemptRelease(ctx: AppContext, claimed: ReleasesTable): Promise<
   if (Number(updated.numUpdatedRows) !== 1) return 'pending';
   const log = { payment_id: claimed.payment_id, release_id: claimed.id, action: claimed.action, reason: claimed.reason, attempts: claimed.attempts };
   if (next.status === 'succeeded') ctx.log.warn(log, 'released money the acquirer held for a payment that does not account for it');
-  else if (next.status === 'nothing_held') ctx.log.info({ ...log, last_error: next.last_error }, 'the acquirer held nothing for an authorisation whose answer never came');
+  else if (next.status === 'nothing_held') ctx.log.info({ ...log, last_error: next.last_error }, 'the acquirer held nothing to release for this payment');
   else if (next.status === 'failed') ctx.log.error({ ...log, last_error: next.last_error }, 'gave up releasing money at the acquirer; an operator must release it');
   return next.status;
 }
@@ -92,8 +92,9 @@ function settle(claimed: ReleasesTable, result: SimpleResult, now: number): Pick
       return { status: now > claimed.created_at + RELEASE_RETRY.windowMs ? 'failed' : 'pending', next_attempt_at: claimed.next_attempt_at, last_error: result.message };
     case 'failed': {
       const last_error = `${result.code}: ${result.message}`;
-      // An acquirer that refuses to reverse an authorisation whose answer we never had holds nothing for it.
-      if (claimed.reason === 'unconfirmed_authorisation' && result.code !== 'unreachable') return { status: 'nothing_held', next_attempt_at: claimed.next_attempt_at, last_error };
+      // An acquirer that refuses to reverse an authorisation whose answer we never had, or one
+      // past its validity, holds nothing for it. A late approval is known to be held: asked again.
+      if (claimed.reason !== 'late_approval' && result.code !== 'unreachable') return { status: 'nothing_held', next_attempt_at: claimed.next_attempt_at, last_error };
       const at = nextAttemptAt(RELEASE_RETRY, now, claimed.attempts, claimed.created_at + RELEASE_RETRY.windowMs);
       return at === null ? { status: 'failed', next_attempt_at: claimed.next_attempt_at, last_error } : { status: 'pending', next_attempt_at: at, last_error };
     }

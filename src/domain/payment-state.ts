@@ -49,6 +49,14 @@ export function canTransition(from: PaymentStatus, to: PaymentStatus): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
+/**
+ * How long a claim (a payment in `capturing`/`voiding`, a `pending` refund) may wait for
+ * the acquirer's answer before the scheduler takes its holder for dead and asks the
+ * acquirer again. Connectors send our payment or refund id as the acquirer's
+ * idempotency reference, so asking twice never moves money twice.
+ */
+export const CLAIM_LEASE_MS = 2 * 60_000;
+
 /** Claims held while the acquirer is being asked; the scheduler takes over those whose holder died. */
 export const CLAIM_STATUSES = ['capturing', 'voiding'] as const satisfies readonly PaymentStatus[];
 

@@ -14,7 +14,7 @@ import { AUTHORISATION_GRACE_MS, MAX_CHALLENGE_ATTEMPTS } from '../../src/app/ch
 import { SANDBOX_CHALLENGE_CODE } from '../../src/adapters/acquirers/sandbox/test-cards.js';
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
-import { CLAIM_LEASE_MS } from '../../src/app/lifecycle.js';
+import { CLAIM_LEASE_MS } from '../../src/domain/payment-state.js';
 import { RELEASE_RETRY } from '../../src/app/releases.js';
 import { DIALECTS, exampleBody } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';

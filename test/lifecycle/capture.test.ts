@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, CAPTURE_FAILS, countAcquirerCalls, eventTypes, getPayment, post, type PaymentJson } from './helpers.js';
-import { CLAIM_LEASE_MS } from '../../src/app/lifecycle.js';
+import { CLAIM_LEASE_MS } from '../../src/domain/payment-state.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 
 for (const dialect of DIALECTS) {

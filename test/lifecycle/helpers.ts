@@ -17,6 +17,7 @@ export interface PaymentJson {
   capture_at: string | null;
   expires_at: string | null;
   failure_message: string | null;
+  network_reference: string | null;
   sequence: number;
 }
 

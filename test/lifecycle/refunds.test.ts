@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, countAcquirerCalls, eventTypes, getPayment, post, REFUND_FAILS } from './helpers.js';
 import { EVENT_READ_COLUMNS, eventBody } from '../../src/app/events.js';
-import { CLAIM_LEASE_MS } from '../../src/app/lifecycle.js';
+import { CLAIM_LEASE_MS } from '../../src/domain/payment-state.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 
 interface RefundJson {

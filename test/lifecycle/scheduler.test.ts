@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Gateway } from '../../src/server.js';
 import type { Acquirer, CaptureRequest, SimpleResult } from '../../src/ports/acquirer.js';
-import { CLAIM_LEASE_MS } from '../../src/app/lifecycle.js';
+import { CLAIM_LEASE_MS } from '../../src/domain/payment-state.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
@@ -11,6 +11,10 @@ import { authorisedPayment, CAPTURE_FAILS, countAcquirerCalls, eventTypes, getPa
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
+
+function releasesOf(t: TestGateway, paymentId: string) {
+  return t.gateway.services.ctx.database.db.selectFrom('releases').selectAll().where('payment_id', '=', paymentId).execute();
+}
 
 function captures(events: string[]): number {
   return events.filter((e) => e === 'payment.captured').length;
@@ -226,11 +230,43 @@ for (const dialect of DIALECTS) {
       const after = await getPayment(t, p.id);
       assert.equal(after.status, 'expired');
       assert.equal(after.expires_at, null);
-      assert.equal(acquirer.count('void', p.id), 1);
       assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.expired']);
+      // The void is queued with the expiry and asked by the scheduler, once.
+      assert.deepEqual((await releasesOf(t, p.id)).map((r) => [r.reason, r.action, r.status, r.network_reference]), [['lapsed_authorisation', 'void', 'pending', after.network_reference]]);
+      await runCaptureScheduler(t.gateway.services);
+      assert.equal(acquirer.count('void', p.id), 1);
+      assert.equal((await releasesOf(t, p.id))[0]!.status, 'succeeded');
+      t.clock.advance(HOUR);
+      await runCaptureScheduler(t.gateway.services);
+      assert.equal(acquirer.count('void', p.id), 1);
       const capture = await post(t, `/payment/${p.id}/capture`);
       assert.equal(capture.statusCode, 409);
       assert.equal(capture.json().code, 'payment_not_capturable');
+    });
+
+    it('asks again for the void of an expired authorisation when the acquirer was unreachable, and stops at a refusal', async () => {
+      const acquirer = countAcquirerCalls([t.gateway]);
+      const reached = acquirer.void;
+      const p = await authorisedPayment(t);
+      const q = await authorisedPayment(t);
+      t.clock.advance(t.config.authorisationValidityMs);
+      await sweepExpired(t.gateway.services);
+      acquirer.void = async (req) => {
+        if (req.paymentId === p.id) throw new Error('connect ECONNREFUSED');
+        return { outcome: 'failed', code: 'not_found', message: 'No such authorisation.' };
+      };
+      await runCaptureScheduler(t.gateway.services);
+      const [down] = await releasesOf(t, p.id);
+      assert.deepEqual([down!.status, down!.attempts, down!.last_error], ['pending', 1, 'unreachable: The acquirer could not be reached.']);
+      // Lapsed at the acquirer already: nothing to release, and not asked again.
+      assert.equal((await releasesOf(t, q.id))[0]!.status, 'nothing_held');
+
+      acquirer.void = reached;
+      t.clock.advance(MINUTE);
+      await runCaptureScheduler(t.gateway.services);
+      assert.equal((await releasesOf(t, p.id))[0]!.status, 'succeeded');
+      assert.equal(acquirer.count('void', p.id), 1);
+      assert.equal(acquirer.count('void', q.id), 0);
     });
 
     it('a delayed capture due at the end of the validity is captured, not expired', async () => {

@@ -151,7 +151,7 @@ export interface ReleasesTable {
   payment_id: string;
   merchant_id: string;
   action: 'void' | 'refund';
-  reason: 'late_approval' | 'unconfirmed_authorisation';
+  reason: 'late_approval' | 'unconfirmed_authorisation' | 'lapsed_authorisation';
   amount: number;
   currency: string;
   network_reference: string | null;
