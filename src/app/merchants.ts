@@ -173,7 +173,32 @@ export class Merchants {
     if (changes.notifyEmails !== undefined) patch.notify_emails = JSON.stringify(changes.notifyEmails);
     if (changes.notifyEvents !== undefined) patch.notify_events = JSON.stringify(changes.notifyEvents);
     if (changes.customerReceipts !== undefined) patch.customer_receipts = changes.customerReceipts ? 1 : 0;
-    await this.ctx.database.write((trx) => trx.updateTable('channels').set(patch).where('id', '=', row.id).execute());
+    const updated = await this.ctx.database.write(async (trx) => {
+      let update = trx.updateTable('channels').set(patch).where('id', '=', row.id);
+      // Payments take their meaning from their channel's mode (PCI DSS volume counts live ones
+      // only; a card stored on a sandbox channel is never charged live), so the mode is fixed
+      // once there is one. The update checks it itself; an authorisation already in flight
+      // (it read the mode before) can still land just after: a window of milliseconds.
+      if (changes.mode !== undefined) {
+        update = update.where((eb) =>
+          eb.or([
+            eb('mode', '=', mode),
+            // By merchant first: payments have no index on channel_id, one on (merchant_id, id).
+            eb.not(eb.exists(eb.selectFrom('payments').select('payments.id').where('payments.merchant_id', '=', row.merchant_id).where('payments.channel_id', '=', row.id))),
+          ]),
+        );
+      }
+      return Number((await update.executeTakeFirst()).numUpdatedRows);
+    });
+    // Channels are never deleted: only the mode condition leaves the row unchanged.
+    if (updated === 0) {
+      throw new DomainError(
+        409,
+        'channel_mode_fixed',
+        `the mode of channel "${reference}" cannot change from ${row.mode}: it has taken payments, which would then count as the other mode (PCI DSS volume, stored cards); create a new channel for ${mode} payments instead`,
+        '/mode',
+      );
+    }
     this.lookups.drop();
     return channelView({ ...row, ...patch });
   }

@@ -36,6 +36,7 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   compliance download DOC_ID --out FILE   write a submitted PDF to FILE
 
 A value given twice to --currency, --return-url, --notify-email or --notify-event is refused.
+A channel's --mode is fixed once it has taken a payment: create a new channel for live payments.
 Every command prints text; add --json for JSON.`;
 
 /** The commands that seal something under the active key, and so register it (src/app/kek-check.ts). */

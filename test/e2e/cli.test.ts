@@ -162,6 +162,33 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.deepEqual(renamed.notify_emails, ['new@acme.example']);
   });
 
+  it('channel update --mode is refused, naming the option, once the channel has taken a payment', async () => {
+    const gateway = await createGateway(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false' }), pino({ level: 'silent' }));
+    try {
+      const key = await gateway.services.merchants.createSecretKey(merchantId);
+      const res = await gateway.app.inject({
+        method: 'POST',
+        url: '/payment/authorise',
+        headers: { 'x-secret-key': key.secret_key, 'content-type': 'application/json' },
+        payload: JSON.stringify(await exampleBody({ channel: 'acme-text' })),
+      });
+      assert.equal(res.statusCode, 201, res.body);
+    } finally {
+      await gateway.close();
+    }
+    const [switched, same, unpaid] = await Promise.all([
+      cli('channel', 'update', 'acme-text', '--mode', 'live'),
+      cli('channel', 'update', 'acme-text', '--mode', 'sandbox', '--json'),
+      cli('channel', 'update', 'acme-web', '--mode', 'sandbox', '--json'),
+    ]);
+    assert.equal(switched.code, 1, `${switched.stdout}\n${switched.stderr}`);
+    assert.match(switched.stderr, /^error: .*mode.*new channel/);
+    assert.equal(json<{ mode: string }>(same, 'channel update --mode sandbox (unchanged)').mode, 'sandbox');
+    assert.equal(json<{ mode: string }>(unpaid, 'channel update --mode sandbox (no payments)').mode, 'sandbox');
+    const channels = json<Array<{ reference: string; mode: string }>>(await cli('channel', 'list', '--json'), 'channel list');
+    assert.equal(channels.find((c) => c.reference === 'acme-text')?.mode, 'sandbox');
+  });
+
   it('the gateway honours what the CLI did', async () => {
     const gateway = await createGateway(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false' }), pino({ level: 'silent' }));
     try {

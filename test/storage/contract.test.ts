@@ -13,7 +13,8 @@ import { type RowInsert, compileInsert, statementOf } from '../../src/adapters/s
 import { ManualClock } from '../../src/ports/clock.js';
 import { SensitiveCard, Vault } from '../../src/adapters/vault/envelope.js';
 import { randomBytes } from 'node:crypto';
-import { DIALECTS, type Dialect } from '../support/gateway.js';
+import { DIALECTS, type Dialect, exampleBody } from '../support/gateway.js';
+import { DomainError } from '../../src/domain/errors.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 
 /** One place to keep data between "process lifetimes": a data dir, and for PostgreSQL a database. */
@@ -344,6 +345,45 @@ for (const dialect of DIALECTS) {
         assert.equal(updated.name, 'Renamed');
         assert.deepEqual(updated.return_urls, ['https://a.example/r2', 'https://b.example/r']);
         await assert.rejects(m.updateChannel('checks', { mode: 'live', returnUrls: ['http://plain.example'] }), (e: { status?: number }) => e.status === 400);
+      } finally {
+        await gw.close();
+      }
+    });
+
+    it("fixes a channel's mode once the channel has taken a payment", async () => {
+      const gw = await open();
+      try {
+        const m = gw.services.merchants;
+        const merchant = await m.createMerchant('Going live');
+        const base = { name: 'Shop', mode: 'sandbox' as const, currencies: ['USD'], returnUrls: ['https://live.example/r'], notifyEmails: [] };
+        await m.createChannel(merchant.id, { ...base, reference: 'mode-paid' });
+        await m.createChannel(merchant.id, { ...base, reference: 'mode-unpaid' });
+        const key = await m.createSecretKey(merchant.id);
+        const paid = await gw.app.inject({
+          method: 'POST',
+          url: '/payment/authorise',
+          headers: { 'x-secret-key': key.secret_key, 'content-type': 'application/json' },
+          payload: JSON.stringify(await exampleBody({ channel: 'mode-paid' })),
+        });
+        assert.equal(paid.statusCode, 201, paid.body);
+
+        await assert.rejects(m.updateChannel('mode-paid', { mode: 'live', name: 'Renamed' }), (e: unknown) => {
+          assert.ok(e instanceof DomainError, String(e));
+          assert.deepEqual([e.status, e.code, e.param], [409, 'channel_mode_fixed', '/mode']);
+          assert.match(e.message, /new channel/);
+          return true;
+        });
+        const db = gw.services.ctx.database.db;
+        const row = () => db.selectFrom('channels').select(['mode', 'name']).where('reference', '=', 'mode-paid').executeTakeFirstOrThrow();
+        assert.deepEqual(await row(), { mode: 'sandbox', name: 'Shop' }, 'nothing of the refused update was written');
+
+        const same = await m.updateChannel('mode-paid', { mode: 'sandbox', name: 'Renamed' });
+        assert.deepEqual([same.mode, same.name], ['sandbox', 'Renamed']);
+        assert.deepEqual(await row(), { mode: 'sandbox', name: 'Renamed' });
+
+        // Another channel of the same merchant has taken none: it may still go live.
+        assert.equal((await m.updateChannel('mode-unpaid', { mode: 'live' })).mode, 'live');
+        assert.equal((await db.selectFrom('channels').select('mode').where('reference', '=', 'mode-unpaid').executeTakeFirstOrThrow()).mode, 'live');
       } finally {
         await gw.close();
       }

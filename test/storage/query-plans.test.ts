@@ -93,6 +93,8 @@ describe('query plans (sqlite)', () => {
       await runCaptureScheduler(services);
       await sweepExpired(services);
       await rotateKek(services);
+      // The operator's channel update: a mode given looks for the channel's payments.
+      await services.merchants.updateChannel('sandbox', { mode: 'sandbox' });
     });
     const raw = new SQLite(join(t.dataDir, 'gateway.sqlite'), { readonly: true });
     try {
