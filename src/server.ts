@@ -84,18 +84,35 @@ export interface SandboxCredentials {
 export const SANDBOX_CURRENCIES = ['USD', 'EUR', 'GBP', 'JPY', 'CHF', 'CAD', 'AUD', 'SEK', 'NOK', 'DKK', 'PLN', 'KWD'];
 
 /**
+ * Where a sandbox's credentials are kept: one file per database, so a PostgreSQL sandbox
+ * started with the same DATA_DIR as the SQLite one never overwrites the SQLite key (stored
+ * only as a hash, it could not be shown again).
+ */
+export function sandboxCredentialsFile(config: Pick<Config, 'dataDir' | 'databaseUrl'>): string {
+  if (!config.databaseUrl) return join(config.dataDir, 'sandbox-credentials.json');
+  const url = new URL(config.databaseUrl);
+  const database = `${url.hostname}-${url.port || '5432'}-${decodeURIComponent(url.pathname.slice(1)) || 'postgres'}`.replace(/[^A-Za-z0-9_.-]/g, '_');
+  return join(config.dataDir, `sandbox-credentials.postgres-${database}.json`);
+}
+
+/** The credentials kept in `file`, if they are of this database's merchant (a database dropped and made again has others). */
+async function keptCredentials(services: Services, file: string): Promise<SandboxCredentials | null> {
+  if (!existsSync(file)) return null;
+  const credentials = JSON.parse(readFileSync(file, 'utf8')) as SandboxCredentials;
+  const merchant = await services.ctx.database.db.selectFrom('merchants').select('id').where('id', '=', credentials.merchant_id).executeTakeFirst();
+  return merchant ? credentials : null;
+}
+
+/**
  * First boot of an empty sandbox: create a merchant, a channel and a key so a newcomer
  * can post a payment at once. The key is written (0600) next to the database because
  * it is stored there only as a hash and could not be shown again.
  */
 export async function ensureSandboxCredentials(services: Services): Promise<{ created: boolean; credentials: SandboxCredentials | null; file: string }> {
   const { config, database } = services.ctx;
-  const file = join(config.dataDir, 'sandbox-credentials.json');
+  const file = sandboxCredentialsFile(config);
   const anyMerchant = await database.db.selectFrom('merchants').select('id').limit(1).executeTakeFirst();
-  if (anyMerchant) {
-    const credentials = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SandboxCredentials) : null;
-    return { created: false, credentials, file };
-  }
+  if (anyMerchant) return { created: false, credentials: await keptCredentials(services, file), file };
   const merchant = await services.merchants.createMerchant('Sandbox merchant');
   let return_secret: string;
   try {
@@ -111,8 +128,7 @@ export async function ensureSandboxCredentials(services: Services): Promise<{ cr
     // Another node booting on the same empty database won the race: use its sandbox.
     if (!(error instanceof DomainError && error.code === 'channel_reference_taken')) throw error;
     await database.db.deleteFrom('merchants').where('id', '=', merchant.id).execute();
-    const credentials = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SandboxCredentials) : null;
-    return { created: false, credentials, file };
+    return { created: false, credentials: await keptCredentials(services, file), file };
   }
   const key = await services.merchants.createSecretKey(merchant.id, 'sandbox');
   const credentials: SandboxCredentials = { merchant_id: merchant.id, channel: 'sandbox', secret_key: key.secret_key, return_secret };

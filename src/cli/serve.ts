@@ -14,10 +14,13 @@ export async function serve(): Promise<void> {
           `    merchant_id:  ${credentials.merchant_id}\n    channel:      ${credentials.channel}\n    secret_key:   ${credentials.secret_key}\n` +
           `    return_secret: ${credentials.return_secret}\n\n`,
       );
+    } else {
+      process.stdout.write(`\n  tZero Pay sandbox: this database has merchants but ${file} holds no credentials of theirs; create a key with: npm run cli -- key create --merchant mer_…\n\n`);
     }
   }
-  await gateway.app.listen({ host: config.host, port: config.port });
-  process.stdout.write(`  tZero Pay (${config.mode}, ${gateway.services.ctx.database.dialect}) listening on ${config.publicUrl}  — API reference: ${config.publicUrl}/docs\n\n`);
+  const address = await gateway.app.listen({ host: config.host, port: config.port });
+  const publicly = config.publicUrl === address ? '' : ` (public URL ${config.publicUrl})`;
+  process.stdout.write(`  tZero Pay (${config.mode}, ${gateway.services.ctx.database.dialect}) listening on ${address}${publicly}  — API reference: ${config.publicUrl}/docs\n\n`);
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'shutting down');
     await gateway.close();

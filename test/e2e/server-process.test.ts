@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { DIALECTS, freePort, readExample } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 import { startServer, type ServerProcess } from '../support/process.js';
+import { sandboxCredentialsFile } from '../../src/server.js';
 
 const KEY_PATTERN = /sk_[0-9a-f]{32}/;
 
@@ -42,7 +43,7 @@ for (const dialect of DIALECTS) {
 
     it('boots on an empty data directory, creates sandbox credentials and answers health checks', async () => {
       server = await startServer(env);
-      const file = join(dataDir, 'sandbox-credentials.json');
+      const file = sandboxCredentialsFile({ dataDir, databaseUrl: env.DATABASE_URL });
       assert.equal(statSync(file).mode & 0o777, 0o600);
       credentials = JSON.parse(readFileSync(file, 'utf8'));
       assert.match(credentials.merchant_id, /^mer_[0-9a-f]{32}$/);
@@ -97,7 +98,7 @@ for (const dialect of DIALECTS) {
       assert.equal(await server!.stop(), 0);
       server = await startServer(env);
       assert.match(server.output(), /reusing/);
-      assert.deepEqual(JSON.parse(readFileSync(join(dataDir, 'sandbox-credentials.json'), 'utf8')).secret_key, credentials.secret_key);
+      assert.deepEqual(JSON.parse(readFileSync(sandboxCredentialsFile({ dataDir, databaseUrl: env.DATABASE_URL }), 'utf8')).secret_key, credentials.secret_key);
       const got = await api(`/payment/${paymentId}`, { key: credentials.secret_key });
       assert.equal(got.status, 200);
       assert.equal((await got.json()).id, paymentId);
@@ -106,7 +107,7 @@ for (const dialect of DIALECTS) {
       assert.equal((await api('/payment/pay_x', { key: 'sk_' + '0'.repeat(32) })).status, 401);
     });
 
-    it('leaves no secret key (but in sandbox-credentials.json) and no card number in the data directory; files are owner-only', async () => {
+    it('leaves no secret key (but in its sandbox credentials file) and no card number in the data directory; files are owner-only', async () => {
       assert.equal(await server!.stop(), 0);
       server = undefined;
       const files = filesUnder(dataDir);
@@ -114,7 +115,7 @@ for (const dialect of DIALECTS) {
       for (const file of files) {
         const name = file.slice(dataDir.length + 1);
         assert.equal(statSync(file).mode & 0o077, 0, `${name} is readable by others`);
-        if (name === 'sandbox-credentials.json') continue;
+        if (file === sandboxCredentialsFile({ dataDir, databaseUrl: env.DATABASE_URL })) continue;
         const text = readFileSync(file).toString('latin1');
         assert.ok(!text.includes('4242424242424242'), `${name} holds the card number`);
         assert.ok(!text.includes(credentials.secret_key), `${name} holds the secret key`);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -397,6 +397,43 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(res.json(), { status: 'ready', database: dialect });
       } finally {
         await gw.close();
+      }
+    });
+  });
+}
+
+if (DIALECTS.includes('postgres')) {
+  describe('sandbox credentials in one data directory', () => {
+    it('keeps a SQLite and a PostgreSQL sandbox each to its own credentials, and shows none of another database', async () => {
+      const sqlite = await newStore('sqlite');
+      const postgres = await newStore('postgres');
+      const boot = async (databaseUrl: string | undefined) => {
+        const gw = await createGateway(loadConfig(env({ ...sqlite, databaseUrl })), silent);
+        try {
+          const kept = await ensureSandboxCredentials(gw.services);
+          const merchant = kept.credentials && (await gw.services.merchants.authenticate(kept.credentials.secret_key))?.merchantId;
+          return { ...kept, merchant };
+        } finally {
+          await gw.close();
+        }
+      };
+      try {
+        const lite = await boot(undefined);
+        const pg = await boot(postgres.databaseUrl);
+        assert.deepEqual([lite.created, pg.created], [true, true]);
+        assert.notEqual(lite.file, pg.file);
+        assert.equal(lite.file, join(sqlite.dataDir, 'sandbox-credentials.json'));
+        const [liteAgain, pgAgain] = [await boot(undefined), await boot(postgres.databaseUrl)];
+        assert.deepEqual([liteAgain.created, liteAgain.credentials, liteAgain.merchant], [false, lite.credentials, lite.credentials!.merchant_id]);
+        assert.deepEqual([pgAgain.created, pgAgain.credentials, pgAgain.merchant], [false, pg.credentials, pg.credentials!.merchant_id]);
+
+        // A file whose merchant this database does not have (another database's) is not offered as its own.
+        writeFileSync(lite.file, JSON.stringify(pg.credentials));
+        const stale = await boot(undefined);
+        assert.deepEqual([stale.created, stale.credentials], [false, null]);
+      } finally {
+        await sqlite.drop();
+        await postgres.drop();
       }
     });
   });

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { statementCache } from '../../src/adapters/storage/sqlite-connection.js';
+import { sandboxCredentialsFile } from '../../src/server.js';
 import { DIALECTS, exampleBody, freePort } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 import { Receiver, waitFor } from './support.js';
@@ -105,7 +106,7 @@ for (const dialect of DIALECTS) {
       let gateway = spawnGateway(env);
       try {
         await waitReady(base, gateway);
-        const { secret_key: key } = JSON.parse(readFileSync(join(dataDir, 'sandbox-credentials.json'), 'utf8')) as { secret_key: string };
+        const { secret_key: key } = JSON.parse(readFileSync(sandboxCredentialsFile({ dataDir, databaseUrl: database?.url }), 'utf8')) as { secret_key: string };
         const api = (path: string, body: unknown) =>
           fetch(`${base}${path}`, { method: 'POST', headers: { 'x-secret-key': key, 'content-type': 'application/json' }, body: JSON.stringify(body) });
         const endpoint = await api('/webhook-endpoints', { url: receiver.url, events: ['*'] });
