@@ -82,6 +82,32 @@ function logLevel(raw: string | undefined): string {
   return raw;
 }
 
+/**
+ * An SMTP server's URL, checked at boot rather than at the first e-mail. The value is never
+ * echoed: it usually carries the server's password.
+ */
+function smtpUrl(raw: string | undefined): string | undefined {
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('SMTP_URL must be a URL such as smtp://user:password@mail.example.com:587 (or smtps://… for TLS from the start)');
+  }
+  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') throw new ConfigError(`SMTP_URL must start with smtp:// or smtps://, got "${url.protocol}//"`);
+  if (!url.hostname) throw new ConfigError('SMTP_URL names no host');
+  return raw;
+}
+
+/** A sender for the From header: an address, alone or after a display name; one line, so no header can be smuggled in. */
+const MAIL_FROM = /^(?:[^\r\n<>]*<[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$/;
+
+function mailFrom(raw: string | undefined): string {
+  if (!raw) return 'tZero Pay <no-reply@tzero-pay.test>';
+  if (!MAIL_FROM.test(raw)) throw new ConfigError(`MAIL_FROM must be an e-mail address, alone or as "Name <address>", got "${raw.slice(0, 100)}"`);
+  return raw;
+}
+
 /** `id:base64key`; the key must be exactly 32 bytes (AES-256). */
 function parseKek(name: string, raw: string): Kek {
   const m = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/=]+)$/.exec(raw.trim());
@@ -175,8 +201,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     idempotencyTtlMs: int(env, 'IDEMPOTENCY_TTL_HOURS', 24, 24, 720) * 60 * minute,
     bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 65_536, 1024, 10_485_760),
     logLevel: logLevel(env.LOG_LEVEL),
-    smtpUrl: env.SMTP_URL || undefined,
-    mailFrom: env.MAIL_FROM || 'tZero Pay <no-reply@tzero-pay.test>',
+    smtpUrl: smtpUrl(env.SMTP_URL),
+    mailFrom: mailFrom(env.MAIL_FROM),
     webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
     webhookAllowPrivate,
     webhookRetryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_SECONDS', 30, 1, 3600) * 1000,

@@ -48,7 +48,7 @@ export async function checkKeks(db: Kysely<Schema>, keks: Config['keks'], vault:
     }
     await db.updateTable('vault_keys').set({ check_ct: vault.kekCheck(id) }).where('kek_id', '=', id).where('check_ct', 'is', null).execute();
   }
-  if (problems.length > 0) throw new ConfigError(`VAULT_KEK / VAULT_OLD_KEKS (configured ids: ${[...keks.all.keys()].join(', ')}): ${problems.join('; ')}`);
+  if (problems.length > 0) throw new ConfigError(`VAULT_KEK / VAULT_OLD_KEKS (configured ids: ${[...keks.all.keys()].join(', ')}): ${problems.join('; ')}. ${SAME_KEYS}`);
   if (!register) return;
   // Only a gateway that may start registers its key: one refused must not leave an id behind.
   const active = keks.active.id;
@@ -60,9 +60,13 @@ export async function checkKeks(db: Kysely<Schema>, keks: Config['keks'], vault:
   // Another process starting at the same moment may have registered the same id with other bytes.
   const registered = await db.selectFrom('vault_keys').select('check_ct').where('kek_id', '=', active).executeTakeFirst();
   if (registered?.check_ct != null && !vault.opensKekCheck(active, registered.check_ct)) {
-    throw new ConfigError(`VAULT_KEK: ${wrongBytes(active, 'its check value, registered by another gateway starting at the same time')}`);
+    throw new ConfigError(`VAULT_KEK: ${wrongBytes(active, 'its check value, registered by another gateway starting at the same time')}. ${SAME_KEYS}`);
   }
 }
+
+/** The usual cause: a second gateway on one database that generated sandbox keys of its own. */
+const SAME_KEYS =
+  'Every gateway on one database needs the same VAULT_KEK, VAULT_OLD_KEKS and HMAC_KEY; a sandbox without them uses DATA_DIR/sandbox-keys.json, so give each one a copy of the first one\'s file (or set the variables)';
 
 function wrongBytes(id: string, what: string): string {
   return `the key configured for key-encrypting key id "${id}" cannot open ${what}: configure the bytes that id had when it sealed`;

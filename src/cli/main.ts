@@ -246,7 +246,12 @@ ${table(v.audit_log, ['at', 'actor', 'source', 'action', 'outcome', 'code'])}`);
 }
 
 run(process.argv.slice(2)).catch((error: unknown) => {
-  if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+  if (error instanceof ConfigError) {
+    // The command was right: what is wrong is the environment, which the usage text does not cover.
+    process.stderr.write(`error: ${error.message}\n(settings are environment variables: see "Configuration" in README.md)\n`);
+    process.exit(2);
+  }
+  if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`error: ${(error as Error).message}\n\n${USAGE}\n`);
     process.exit(2);
   }

@@ -112,6 +112,18 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.match(missing.stderr, /Usage:/);
   });
 
+  it('names a bad setting without the usage text, and never echoes an SMTP password', async () => {
+    const [port, smtp] = await Promise.all([runCli(['merchant', 'list'], { DATA_DIR: dataDir, PORT: 'abc' }), runCli(['merchant', 'list'], { DATA_DIR: dataDir, SMTP_URL: 'mail.example:25 pass=hunter2' })]);
+    for (const r of [port, smtp]) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.doesNotMatch(r.stderr, /Usage:/);
+      assert.match(r.stderr, /Configuration" in README\.md/);
+    }
+    assert.match(port.stderr, /^error: PORT /);
+    assert.match(smtp.stderr, /^error: SMTP_URL /);
+    assert.doesNotMatch(smtp.stderr, /hunter2/);
+  });
+
   it('refuses an option given the same value twice and a label out of bounds, naming the option', async () => {
     const create = (...extra: string[]) => cli('channel', 'create', '--merchant', merchantId, '--name', 'Twice', '--return-url', 'https://acme.example/r', ...extra);
     const [currency, currencyAcross, returnUrl, email, event, update, longLabel, emptyLabel] = await Promise.all([

@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const env = { DATA_DIR: '/tmp/unused', VAULT_KEK: `k1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') };
+const refused = (extra: Record<string, string>, pattern: RegExp) =>
+  assert.throws(() => loadConfig({ ...env, ...extra }), (e: Error) => e instanceof ConfigError && pattern.test(e.message), JSON.stringify(extra));
+
+describe('mail settings', () => {
+  it('refuses an SMTP_URL that is not an smtp:// or smtps:// URL with a host, without echoing it', () => {
+    refused({ SMTP_URL: 'notaurl' }, /^SMTP_URL must be a URL such as smtp:\/\//);
+    refused({ SMTP_URL: 'https://user:s3cret@mail.example.com' }, /^SMTP_URL must start with smtp:\/\/ or smtps:\/\/, got "https:\/\/"$/);
+    refused({ SMTP_URL: 'smtp://' }, /^SMTP_URL names no host$/);
+    assert.throws(() => loadConfig({ ...env, SMTP_URL: 'ftp://user:s3cret@host' }), (e: Error) => !e.message.includes('s3cret'));
+  });
+
+  it('accepts smtp:// and smtps:// URLs with their options', () => {
+    for (const url of ['smtp://127.0.0.1:2525', 'smtps://user:pass@mail.example.com:465?pool=true']) assert.equal(loadConfig({ ...env, SMTP_URL: url }).smtpUrl, url);
+    assert.equal(loadConfig(env).smtpUrl, undefined);
+  });
+
+  it('refuses a MAIL_FROM that is not one address, alone or after a name', () => {
+    for (const from of ['payments', 'Shop <payments>', 'a@b.example\r\nBcc: x@y.example', 'a@b.example, c@d.example', '<a@b.example'])
+      refused({ MAIL_FROM: from }, /^MAIL_FROM must be an e-mail address/);
+    for (const from of ['payments@shop.example', 'Acme Payments <payments@shop.example>', '"Acme, Ltd" <payments@shop.example>']) assert.equal(loadConfig({ ...env, MAIL_FROM: from }).mailFrom, from);
+    assert.equal(loadConfig(env).mailFrom, 'tZero Pay <no-reply@tzero-pay.test>');
+  });
+});
