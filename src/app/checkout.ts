@@ -111,9 +111,11 @@ export class Checkout {
     return (await this.authoriseOnce(view)) ?? (await this.load(token))!;
   }
 
-  async answerChallenge(token: string, answer: string, loaded?: CheckoutView): Promise<CheckoutView & { wrongCode?: boolean }> {
+  async answerChallenge(token: string, answer: string, loaded?: CheckoutView): Promise<CheckoutView & { wrongCode?: boolean; noCode?: boolean }> {
     const view = await this.requireOpen(token, loaded);
     if (!view) return loaded ?? (await this.load(token))!;
+    // A form sent with nothing in it (the browser's own check bypassed) is not a guess at the code.
+    if (answer.trim() === '') return { ...view, noCode: true };
     // The attempt is counted before the code is checked, so codes sent at once each use one
     // and no more than MAX_CHALLENGE_ATTEMPTS are ever checked.
     const attempt = await this.countAttempt(view);

@@ -408,6 +408,22 @@ for (const dialect of DIALECTS) {
       assert.equal(after.decline_code, 'authentication_failed');
     });
 
+    it('asks again for a challenge code sent empty, without using an attempt', async () => {
+      acquirer.next = null;
+      const p = await create('4000000000003220');
+      const page = await openPage(gateway.app, p.redirect_url);
+      for (const otp of ['', '   ']) {
+        const empty = await post(gateway.app, page, 'challenge', { otp });
+        assert.equal(empty.statusCode, 303);
+        assert.equal(empty.headers.location, `${page.path}?error=no_code`);
+      }
+      const shown = await gateway.app.inject({ method: 'GET', url: `${page.path}?error=no_code`, headers: { cookie: page.cookie } });
+      assert.match(shown.body, /Enter the code your bank sent you/);
+      const token = page.path.split('/').pop()!;
+      assert.equal((await gateway.services.checkout.load(token))!.attemptsLeft, MAX_CHALLENGE_ATTEMPTS);
+      assert.equal((await payment(p.id)).status, 'requires_action');
+    });
+
     it('does not let a second tab cancel a payment whose confirm is already at the acquirer', async () => {
       const p = await create();
       const page = await openPage(gateway.app, p.redirect_url);

@@ -43,7 +43,12 @@ export function openPage(view: CheckoutView, token: string, csrf: string, nonce:
     return page('Processing payment', nonce, html`<div class="card">${summary(view)}<p class="notice info" role="status">Processing your payment… this page refreshes by itself.</p></div>`, html`<meta http-equiv="refresh" content="1">`);
   }
   if (view.flow === 'challenge') {
-    const wrong = error === 'wrong_code' ? html`<p class="notice bad" role="alert">That code is not right. ${view.attemptsLeft} attempt${view.attemptsLeft === 1 ? '' : 's'} left.</p>` : html``;
+    const wrong =
+      error === 'wrong_code'
+        ? html`<p class="notice bad" role="alert">That code is not right. ${view.attemptsLeft} attempt${view.attemptsLeft === 1 ? '' : 's'} left.</p>`
+        : error === 'no_code'
+          ? html`<p class="notice bad" role="alert">Enter the code your bank sent you.</p>`
+          : html``;
     return page(
       'Verify your payment',
       nonce,

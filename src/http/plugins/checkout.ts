@@ -74,7 +74,7 @@ export const checkoutRoutes =
     );
 
     const action =
-      (run: (token: string, body: { otp?: string }, loaded: CheckoutView) => Promise<CheckoutView & { wrongCode?: boolean }>) =>
+      (run: (token: string, body: { otp?: string }, loaded: CheckoutView) => Promise<CheckoutView & { wrongCode?: boolean; noCode?: boolean }>) =>
       async (request: FastifyRequest<{ Params: { token: string }; Body: { csrf?: string; otp?: string } }>, reply: FastifyReply) => {
         const token = request.params.token;
         const existing = await checkout.load(token);
@@ -88,7 +88,8 @@ export const checkoutRoutes =
         }
         const view = await run(token, request.body ?? {}, existing);
         if (view.payment.status === 'requires_action') {
-          return reply.code(303).header('cache-control', 'no-store').header('location', `/pay/${token}${view.wrongCode ? '?error=wrong_code' : ''}`).send();
+          const error = view.wrongCode ? '?error=wrong_code' : view.noCode ? '?error=no_code' : '';
+          return reply.code(303).header('cache-control', 'no-store').header('location', `/pay/${token}${error}`).send();
         }
         return reply.code(303).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('location', await checkout.returnRedirect(view)).send();
       };
