@@ -1,17 +1,21 @@
 import pino, { type Logger } from 'pino';
 
-/** Page tokens in URLs are bearer credentials for a payment page: keep them out of logs. */
+/**
+ * A URL as logged: page tokens are bearer credentials for a payment page, and a card number
+ * pasted into a path or query (`GET /payment/4242…`) is card data like any other.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/\/pay\/[A-Za-z0-9_-]+/, '/pay/[token]');
+  return scrubText(url);
 }
 
 /**
- * Card-number-like digit runs (13 or more digits, separators and neighbours allowed: logs keep
- * no long numbers) and our secret formats, wherever they appear in free text.
+ * Card-number-like digit runs (13 or more digits, separators and neighbours allowed, also
+ * as a URL writes them: logs keep no long numbers) and our secret formats, wherever they
+ * appear in free text.
  */
 export function scrubText(text: string): string {
   return text
-    .replace(/\d(?:[ ./-]{0,2}\d){12,}/g, '[digits redacted]')
+    .replace(/\d(?:(?:[ ./+-]|%2[0dDeEfF]){0,2}\d){12,}/g, '[digits redacted]')
     .replace(/\b(sk|rsk|whsec)_[A-Za-z0-9+/=_-]+/g, '$1_[redacted]')
     .replace(/\/pay\/[A-Za-z0-9_-]+/g, '/pay/[token]');
 }

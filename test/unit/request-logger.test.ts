@@ -77,4 +77,16 @@ describe('free-text scrubbing', () => {
     }
     assert.equal(scrubText('retry 3 of 10 at 12:00'), 'retry 3 of 10 at 12:00');
   });
+
+  it('keeps card numbers pasted into a URL out of the request log', async () => {
+    const lines: Array<{ req?: { url: string } }> = [];
+    const log = createLogger('info', { write: (line: string) => lines.push(JSON.parse(line)) });
+    for (const url of ['/payment/4242424242424242', '/payments?reference=4242+4242+4242+4242', '/payments?reference=4242%204242%204242%204242&limit=5', '/pay/tok_abc-def/confirm']) {
+      log.info({ req: { id: 'r1', method: 'GET', url } }, 'incoming request');
+    }
+    assert.deepEqual(
+      lines.map((l) => l.req?.url),
+      ['/payment/[digits redacted]', '/payments?reference=[digits redacted]', '/payments?reference=[digits redacted]&limit=5', '/pay/[token]/confirm'],
+    );
+  });
 });

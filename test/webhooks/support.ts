@@ -50,9 +50,9 @@ export class Receiver {
     return this;
   }
 
-  /** Answers every request held so far with `status`, as a receiver that was slow and then failed. */
-  answerHanging(status: number): void {
-    for (const res of this.hanging) res.writeHead(status).end('receiver failing on purpose');
+  /** Answers every request held so far with `status`, as a receiver that was slow and then failed (or answered `body`). */
+  answerHanging(status: number, body: string | Buffer = 'receiver failing on purpose'): void {
+    for (const res of this.hanging) res.writeHead(status).end(body);
     this.hanging.clear();
   }
 
