@@ -369,7 +369,9 @@ class PostgresListener implements Watch {
     client.on('end', () => this.lose(client));
     client.on('notification', this.changed);
     try {
-      await client.connect();
+      // pg never settles a connect that end() interrupts (close() while connecting), which
+      // would hold close() for ever; the client's 'end' comes either way.
+      await Promise.race([client.connect(), new Promise<never>((_, reject) => client.once('end', () => reject(new Error('the listener closed while connecting'))))]);
       await client.query(`listen ${NOTIFY_CHANNEL}`);
     } catch (error) {
       this.lose(client);

@@ -199,6 +199,16 @@ for (const dialect of DIALECTS) {
 }
 
 if (DIALECTS.includes('postgres')) {
+  describe('a PostgreSQL listener closed while it connects (postgres)', () => {
+    it('lets the gateway close', async () => {
+      const t = await startTestGateway({ dialect: 'postgres' });
+      // pg never settles a connect that end() interrupts: closing must not wait for it.
+      const starting = LookupCache.of(t.gateway.services.ctx).start();
+      await t.close();
+      assert.equal(await starting, undefined);
+    });
+  });
+
   describe('a PostgreSQL listener whose connection dies without a word (postgres)', () => {
     it('stops serving keys from memory within about a second and a half, so a key revoked elsewhere fails', async () => {
       const t = await startTestGateway({ dialect: 'postgres' });
