@@ -1,5 +1,5 @@
 import { DomainError } from '../domain/errors.js';
-import { hasPrefix } from '../domain/ids.js';
+import { hasPrefix, quotedId } from '../domain/ids.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
@@ -119,7 +119,7 @@ export class EventQueries {
       .execute();
     if (endpointId !== undefined) {
       const target = endpoints[0];
-      if (!target) throw new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${endpointId} for this secret key's merchant`, '/endpoint_id');
+      if (!target) throw new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${quotedId(endpointId, 'webhookEndpoint')} for this secret key's merchant`, '/endpoint_id');
       if (target.status !== 'enabled') throw new DomainError(409, 'webhook_endpoint_disabled', `webhook endpoint ${endpointId} is disabled; enable it with PATCH /webhook-endpoints/${endpointId} first`, '/endpoint_id');
     } else {
       endpoints = endpoints.filter((e) => e.status === 'enabled' && subscribes(subscriptionOf(e), event));
@@ -151,7 +151,7 @@ export class EventQueries {
 
   private async requireEvent(merchantId: string, id: string) {
     const row = await this.withPayment().where('events.id', '=', id).where('events.merchant_id', '=', merchantId).executeTakeFirst();
-    if (!row) throw new DomainError(404, 'event_not_found', `no event ${id} for this secret key's merchant`, '/id');
+    if (!row) throw new DomainError(404, 'event_not_found', `no event ${quotedId(id, 'event')} for this secret key's merchant`, '/id');
     return row;
   }
 

@@ -1,4 +1,5 @@
 import { DomainError } from '../domain/errors.js';
+import { quotedId } from '../domain/ids.js';
 import type { CardBrand } from '../domain/card.js';
 import { agreementKind, isSubsequent, type PaymentData } from '../domain/payment-data.js';
 import type { PaymentsTable } from '../adapters/storage/schema.js';
@@ -172,7 +173,7 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
 
   // Another merchant's payment is reported exactly like a missing one.
   const prev = await ctx.database.db.selectFrom('payments').selectAll().where('id', '=', previousId).where('merchant_id', '=', merchantId).executeTakeFirst();
-  if (!prev) throw refuse('initial_payment_not_found', `no payment ${previousId} for this secret key's merchant: previous_payment_id must name one of your own earlier payments`);
+  if (!prev) throw refuse('initial_payment_not_found', `no payment ${quotedId(previousId, 'payment')} for this secret key's merchant: previous_payment_id must name one of your own earlier payments`);
   const prevDetails = detailsOf(prev);
   const prevData = prevDetails.payment_data;
   if (prev.card_fingerprint !== fingerprint) {

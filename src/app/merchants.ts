@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { DomainError } from '../domain/errors.js';
+import { quotedId } from '../domain/ids.js';
 import { isCurrency } from '../domain/money.js';
 import { isEmail } from '../domain/address.js';
 import { formatSecretKey, isWellFormedSecretKey } from '../domain/secret-key.js';
@@ -127,7 +128,7 @@ export class Merchants {
 
   async requireMerchant(id: string) {
     const row = await this.ctx.database.db.selectFrom('merchants').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw new DomainError(404, 'merchant_not_found', `no merchant ${id}`, '/merchant_id');
+    if (!row) throw new DomainError(404, 'merchant_not_found', `no merchant ${quotedId(id, 'merchant')}`, '/merchant_id');
     return row;
   }
 
@@ -246,7 +247,7 @@ export class Merchants {
       const exists = await this.ctx.database.db.selectFrom('secret_keys').select('id').where('id', '=', keyId).executeTakeFirst();
       throw exists
         ? new DomainError(409, 'key_already_revoked', `secret key ${keyId} is already revoked`)
-        : new DomainError(404, 'key_not_found', `no secret key ${keyId}`);
+        : new DomainError(404, 'key_not_found', `no secret key ${quotedId(keyId, 'secretKey')}`);
     }
     this.lookups.drop();
   }

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Static } from '@sinclair/typebox';
 import { DomainError, type FieldError, underPointer } from '../domain/errors.js';
+import { quotedId } from '../domain/ids.js';
 import { cardExpired, cvcLength, validateCard, type CardBrand } from '../domain/card.js';
 import { normalisePaymentData, type PaymentData } from '../domain/payment-data.js';
 import type { PaymentMethodsTable, PaymentsTable } from '../adapters/storage/schema.js';
@@ -34,7 +35,7 @@ export interface ResolvedMethod {
 }
 
 function paymentMethodNotFound(id: string, pointer?: string): DomainError {
-  return new DomainError(404, 'payment_method_not_found', `no stored card ${id} for this secret key's merchant`, pointer);
+  return new DomainError(404, 'payment_method_not_found', `no stored card ${quotedId(id, 'paymentMethod')} for this secret key's merchant`, pointer);
 }
 
 /** Reads the merchant's live stored card; another merchant's token is reported exactly like a missing one. */

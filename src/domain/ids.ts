@@ -30,3 +30,12 @@ export function formatId(kind: IdKind, nowMs: number, random: Uint8Array): strin
 export function hasPrefix(id: string, kind: IdKind): boolean {
   return new RegExp(`^${ID_PREFIX[kind]}_[0-9a-f]{32}$`).test(id);
 }
+
+/**
+ * An id as a message or an audit row may quote it back: one of ours as it is; anything
+ * else not at all, since a value in an id's place can be anything, a card number pasted
+ * by mistake included.
+ */
+export function quotedId(value: string, kind: IdKind): string {
+  return hasPrefix(value, kind) ? value : `with that id (not a ${ID_PREFIX[kind]}_ id)`;
+}

@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger';
 import { finishOpenApi } from './openapi-finish.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
-import { requestLogger } from '../logger.js';
+import { requestLogger, scrubText } from '../logger.js';
 import { DomainError } from '../domain/errors.js';
 import type { Services } from '../app/services.js';
 import { problem, sendProblem } from './problem.js';
@@ -139,7 +139,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   });
 
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problem(request, 404, 'route_not_found', `no route ${request.method} ${request.url.split('?')[0]}; see /docs for the API reference`)),
+    sendProblem(reply, problem(request, 404, 'route_not_found', `no route ${request.method} ${scrubText(request.url.split('?')[0]!)}; see /docs for the API reference`)),
   );
 
   await app.register(swagger, {

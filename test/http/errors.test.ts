@@ -46,6 +46,20 @@ for (const dialect of DIALECTS) {
       assertProblem(await postAuthorise(t, `{"reference":"${'x'.repeat(t.config.bodyLimitBytes)}"}`), 413, 'body_too_large');
     });
 
+    it('never quotes back a card number sent in an id\'s place', async () => {
+      const pan = '4242424242424242';
+      for (const url of [`/payment/${pan}`, `/payment/${pan}/refunds`, `/payment-methods/${pan}`, `/webhook-endpoints/${pan}`, `/events/${pan}`, `/merchant/compliance/documents/${pan}`, `/no-route/${pan}`]) {
+        const body = assertProblem(await t.request({ method: 'GET', url }), 404);
+        assert.ok(!body.detail.includes('4242424242'), `${url}: ${body.detail}`);
+      }
+      const unknown = `pay_${'0'.repeat(32)}`;
+      assert.match(assertProblem(await t.request({ method: 'GET', url: `/payment/${unknown}` }), 404, 'payment_not_found', '/id').detail, new RegExp(unknown));
+      const audited = await t.gateway.services.ctx.database.db.selectFrom('audit_log').select(['target', 'detail']).where('action', '=', 'compliance.document.download').execute();
+      assert.equal(audited.length, 1);
+      assert.equal(audited[0]!.target, null);
+      assert.ok(!String(audited[0]!.detail).includes('4242424242'));
+    });
+
     it('validates path parameters as problems too', async () => {
       assertProblem(await t.request({ method: 'GET', url: `/payment/${'p'.repeat(65)}` }), 400, 'too_long', '/params/id');
       // Refused by Fastify before routing: the same problem+json, with a request id.
