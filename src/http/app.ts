@@ -47,6 +47,11 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: true,
+    // Fastify turns Node's limit off by default: a client that sends headers and then
+    // stalls its body would hold a connection (and up to a body's bytes) for ever. A whole
+    // request gets a minute (the largest, a 10 MB compliance upload, needs ~1.4 Mbit/s);
+    // then Node answers 408 and closes the connection.
+    requestTimeout: 60_000,
     // Errors Fastify raises before routing (a path that is not valid %-encoding, a path
     // parameter over its length limit) get the API's problem+json too.
     frameworkErrors: (error, request, reply) => {
@@ -87,7 +92,12 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       parsed = JSON.parse(text);
     } catch (error) {
       // Only a body that failed to parse is looked at again (trimming copies it).
-      const why = text.trim() === '' ? 'the request body is empty; send a JSON object' : `the request body is not valid JSON: ${describeJsonError(text, error as Error)}. Comments and trailing commas are not allowed.`;
+      const empty = text.trim() === '';
+      if (empty && request.routeOptions.config.optionalBody) {
+        done(null, undefined);
+        return;
+      }
+      const why = empty ? 'the request body is empty; send a JSON object' : `the request body is not valid JSON: ${describeJsonError(text, error as Error)}. Comments and trailing commas are not allowed.`;
       done(new DomainError(400, 'invalid_json', why), undefined);
       return;
     }

@@ -9,7 +9,24 @@ export function sendJson(reply: FastifyReply, value: unknown, status = 200): Fas
   return sendJsonText(reply, JSON.stringify(value), status);
 }
 
-/** For POSTs whose body is optional: a bare request validates as `{}`. */
-export async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
-  if (request.body === undefined || request.body === null) request.body = {};
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route takes no body as `{}`, also an empty one sent as JSON (src/http/app.ts's parser). */
+    optionalBody?: boolean;
+  }
 }
+
+/**
+ * For POSTs whose body is optional: a bare request, an empty JSON body, `{}` and `{ }` all
+ * validate as `{}`, and are one and the same request to Idempotency-Key.
+ */
+async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
+  const body = request.body;
+  if (body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0)) {
+    request.body = {};
+    request.rawBody = '';
+  }
+}
+
+/** Route options of a POST whose body is optional. */
+export const optionalJsonBody = { preValidation: emptyBodyIsEmptyObject, config: { optionalBody: true } };

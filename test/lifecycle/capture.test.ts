@@ -135,6 +135,22 @@ for (const dialect of DIALECTS) {
       assert.equal(second.body, first.body);
     });
 
+    it('takes an empty JSON body, {} and no body as one request, also to Idempotency-Key', async () => {
+      const p = await authorisedPayment(t);
+      const json = { 'idempotency-key': `empty-${p.id}`, 'content-type': 'application/json' };
+      const voids = [
+        await t.request({ method: 'POST', url: `/payment/${p.id}/void`, headers: json, payload: '' }),
+        await t.request({ method: 'POST', url: `/payment/${p.id}/void`, headers: json, payload: '{ }' }),
+        await t.request({ method: 'POST', url: `/payment/${p.id}/void`, headers: json, payload: '{}' }),
+        await post(t, `/payment/${p.id}/void`, undefined, { 'idempotency-key': `empty-${p.id}` }),
+      ];
+      assert.deepEqual(voids.map((r) => [r.statusCode, r.headers['idempotent-replayed']]), [[200, undefined], [200, 'true'], [200, 'true'], [200, 'true']], voids.map((r) => r.body).join('\n'));
+      assert.equal((await getPayment(t, p.id)).status, 'voided');
+      // A body with something in it is still read and checked as sent.
+      const other = await t.request({ method: 'POST', url: `/payment/${p.id}/void`, headers: json, payload: '{"x":1}' });
+      assert.equal(other.statusCode, 400);
+    });
+
     it('reports a refused capture (test card 4000 0000 0000 0259) without changing the balance', async () => {
       const p = await authorisedPayment(t, { payment_method: { number: CAPTURE_FAILS } });
       assert.equal(p.status, 'authorised');

@@ -6,7 +6,7 @@ import { Payment } from '../schemas/payment-resource.js';
 import { Refund } from '../schemas/lifecycle.js';
 import { ComplianceStatus } from './compliance.js';
 import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
-import { emptyBodyIsEmptyObject, sendJsonText } from '../json-reply.js';
+import { optionalJsonBody, sendJsonText } from '../json-reply.js';
 
 export const Event = Type.Object(
   {
@@ -115,7 +115,7 @@ export const eventRoutes =
       '/events/:id/redeliver',
       {
         onRequest: app.requireSecretKey,
-        preValidation: emptyBodyIsEmptyObject,
+        ...optionalJsonBody,
         schema: {
           ...common,
           summary: 'Send an event again',

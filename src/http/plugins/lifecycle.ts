@@ -4,7 +4,7 @@ import { Payment } from '../schemas/payment-resource.js';
 import { problemResponses } from '../schemas/common.js';
 import { CaptureRequest, type CaptureRequestBody, PaymentListQuery, type PaymentListQueryString, PaymentPage, Refund, RefundList, RefundRequest, type RefundRequestBody, VoidRequest } from '../schemas/lifecycle.js';
 import { IdempotencyHeaders, PaymentIdParams, sendStored } from './payments.js';
-import { emptyBodyIsEmptyObject, sendJson } from '../json-reply.js';
+import { optionalJsonBody, sendJson } from '../json-reply.js';
 
 function idempotencyKey(request: FastifyRequest): string | undefined {
   return request.headers['idempotency-key'] as string | undefined;
@@ -20,7 +20,7 @@ export const lifecycleRoutes =
       '/payment/:id/capture',
       {
         onRequest: app.requireSecretKey,
-        preValidation: emptyBodyIsEmptyObject,
+        ...optionalJsonBody,
         schema: {
           tags: ['payments'],
           summary: 'Capture an authorised payment',
@@ -49,7 +49,7 @@ export const lifecycleRoutes =
       '/payment/:id/void',
       {
         onRequest: app.requireSecretKey,
-        preValidation: emptyBodyIsEmptyObject,
+        ...optionalJsonBody,
         schema: {
           tags: ['payments'],
           summary: 'Void (release) an uncaptured authorisation',
@@ -71,7 +71,7 @@ export const lifecycleRoutes =
       '/payment/:id/refund',
       {
         onRequest: app.requireSecretKey,
-        preValidation: emptyBodyIsEmptyObject,
+        ...optionalJsonBody,
         schema: {
           tags: ['refunds'],
           summary: 'Refund a captured payment',

@@ -4,7 +4,7 @@ import type { Services } from '../../app/services.js';
 import { DEFAULT_OVERLAP_HOURS, MAX_ENDPOINTS_PER_MERCHANT, MAX_OVERLAP_HOURS } from '../../app/webhook-endpoints.js';
 import { EVENT_TYPES } from '../../domain/event-types.js';
 import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
-import { emptyBodyIsEmptyObject, sendJson } from '../json-reply.js';
+import { optionalJsonBody, sendJson } from '../json-reply.js';
 
 const EventType = Type.String({ maxLength: 64, description: `An event type (${EVENT_TYPES.join(', ')}) or "*" for all.` });
 const Url = Type.String({ minLength: 1, maxLength: 2048, description: 'Where callbacks are POSTed. https only in live mode; must resolve to a public address.' });
@@ -116,7 +116,7 @@ export const webhookEndpointRoutes =
       '/webhook-endpoints/:id/rotate-secret',
       {
         onRequest: app.requireSecretKey,
-        preValidation: emptyBodyIsEmptyObject,
+        ...optionalJsonBody,
         schema: {
           ...common,
           summary: 'Rotate the signing secret',
