@@ -782,8 +782,14 @@ class ResultWriter {
         // Starting them needs a read, not the writer: the next batch may commit meanwhile.
         if (refilled.length) this.hooks.start(token, refilled);
       } catch (error) {
-        // Nothing was written; the leases run out and these deliveries go again.
-        this.log.error({ err: error, deliveries: batch.length }, 'could not record delivery results');
+        // Nothing was written. A delivery whose result stays unwritten goes again once its lease runs out.
+        const lost = (err: unknown, d: Claimed) => this.log.error({ err, delivery_id: d.id }, 'could not record a delivery result; its lease will run out and it will go again');
+        if (batch.length === 1) return lost(error, batch[0]!.d);
+        // One result the database refuses must not cost the others theirs (they would be
+        // sent again, and again while it keeps refusing): each is written again on its own,
+        // one after another, as results for one endpoint can lock the same rows. The next
+        // pass refills the freed slots.
+        for (const p of batch) await this.services.ctx.database.write((trx) => this.write(trx, [p])).catch((err: unknown) => lost(err, p.d));
       }
     })();
     this.flushing = done.finally(() => {

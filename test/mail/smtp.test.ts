@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { InboxMessage } from '../../src/adapters/mail/eml-inbox.js';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
@@ -9,12 +10,50 @@ interface Delivery {
   kind: string;
   recipient: string | null;
   status: string;
-  attempts: Array<{ status_code: number | null; succeeded: boolean; error: string | null }>;
+  attempts: Array<{ status_code: number | null; succeeded: boolean; error: string | null; response_body: string | null }>;
 }
 
 async function deliveriesOf(t: TestGateway, paymentId: string, type: string): Promise<Delivery[]> {
   const list = (await t.request({ method: 'GET', url: `/events?payment=${paymentId}&type=${type}` })).json() as { data: Array<{ id: string }> };
   return ((await t.request({ method: 'GET', url: `/events/${list.data[0]!.id}` })).json() as { deliveries: Delivery[] }).deliveries;
+}
+
+/**
+ * An SMTP server whose answers carry NUL bytes: it refuses `refused@…` and accepts other
+ * recipients' messages. smtp-server (MailSink) replaces control characters in what it sends.
+ */
+async function nulAnsweringSmtp(): Promise<Server> {
+  const server = createServer((socket) => {
+    let pending = '';
+    let inData = false;
+    const reply = (line: string): string | Buffer => {
+      if (inData) {
+        if (line !== '.') return '';
+        inData = false;
+        return Buffer.from('250 queued\0as 1\r\n');
+      }
+      const verb = line.slice(0, 4).toUpperCase();
+      if (verb === 'RCPT' && /refused@/i.test(line)) return Buffer.from('550 no\0such\0mailbox\r\n');
+      if (verb === 'DATA') {
+        inData = true;
+        return '354 go on\r\n';
+      }
+      if (verb === 'QUIT') return '221 bye\r\n';
+      return '250 ok\r\n';
+    };
+    socket.write('220 nul.test ESMTP\r\n');
+    socket.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('latin1');
+      for (let end = pending.indexOf('\r\n'); end >= 0; end = pending.indexOf('\r\n')) {
+        const answer = reply(pending.slice(0, end));
+        pending = pending.slice(end + 2);
+        if (answer.length) socket.write(answer);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
 }
 
 function assertNoCardNumber(m: InboxMessage): void {
@@ -87,6 +126,24 @@ for (const dialect of DIALECTS) {
       await waitFor('the retried notification', () => sink.to('merchant@sandbox.test').length === before + 1);
       assert.ok(sink.to('merchant@sandbox.test').at(-1)!.message.subject.includes('order-43'));
       assert.equal(sink.to('gone@sandbox.test').length, 0);
+    });
+
+    it('records SMTP answers that carry NUL bytes, with U+FFFD in their place', async () => {
+      const smtp = await nulAnsweringSmtp();
+      const own = await startTestGateway({ dialect, workers: true, env: { SMTP_URL: `smtp://127.0.0.1:${(smtp.address() as AddressInfo).port}`, DISPATCH_POLL_MS: '50' } });
+      try {
+        await own.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['ok@sandbox.test', 'refused@sandbox.test'], notifyEvents: ['payment.captured'], customerReceipts: false });
+        const paymentId = await paidPayment(own);
+        const attempts = async (recipient: string) => (await deliveriesOf(own, paymentId, 'payment.captured')).find((d) => d.recipient === recipient)?.attempts ?? [];
+        await waitFor('both answers to be recorded', async () => (await attempts('ok@sandbox.test')).length > 0 && (await attempts('refused@sandbox.test')).length > 0);
+        const [accepted] = await attempts('ok@sandbox.test');
+        assert.deepEqual([accepted!.succeeded, accepted!.status_code, accepted!.response_body], [true, 250, '250 queued\uFFFDas 1']);
+        const [refused] = await attempts('refused@sandbox.test');
+        assert.deepEqual([refused!.succeeded, refused!.status_code, refused!.error], [false, 550, '550 no\uFFFDsuch\uFFFDmailbox']);
+      } finally {
+        await own.close();
+        await new Promise((resolve) => smtp.close(resolve));
+      }
     });
   });
 }

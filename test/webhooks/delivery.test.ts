@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { advance, paidPayment, Receiver, registerEndpoint, waitFor } from './support.js';
 
@@ -8,7 +9,7 @@ const HOUR = 3_600_000;
 interface EventWithDeliveries {
   id: string;
   type: string;
-  deliveries: Array<{ endpoint_id: string | null; kind: string; status: string; attempt_count: number; last_error: string | null; attempts: Array<{ status_code: number | null; error: string | null; succeeded: boolean; duration_ms: number }> }>;
+  deliveries: Array<{ endpoint_id: string | null; kind: string; status: string; attempt_count: number; last_error: string | null; attempts: Array<{ status_code: number | null; error: string | null; succeeded: boolean; duration_ms: number; response_body: string | null }> }>;
 }
 
 async function eventsOf(t: TestGateway, paymentId: string): Promise<Array<{ id: string; type: string; sequence: number }>> {
@@ -140,6 +141,58 @@ for (const dialect of DIALECTS) {
       await waitFor('the retry to the recovered endpoint', () => failing.forPayment(paymentId).length === 1);
       await t.request({ method: 'DELETE', url: `/webhook-endpoints/${a.id}` });
       await t.request({ method: 'DELETE', url: `/webhook-endpoints/${b.id}` });
+    });
+
+    /**
+     * Two endpoints' callbacks for one payment, answered 200 with these bodies in one tick,
+     * so both results are written in the same batch; the endpoints are deleted afterwards.
+     */
+    async function answeredTogether(bodies: [string | Buffer, string | Buffer], check: (delivery: (n: 0 | 1) => Promise<EventWithDeliveries['deliveries'][number]>) => Promise<void>) {
+      const receivers = [await receiver(), await receiver()];
+      const endpoints: string[] = [];
+      try {
+        for (const r of receivers) {
+          r.mode = 'hang';
+          endpoints.push((await registerEndpoint(t, r.url, { events: ['payment.captured'] })).id);
+        }
+        const paymentId = await paidPayment(t);
+        await waitFor('both callbacks in flight', () => receivers.every((r) => r.hangingCount === 1));
+        receivers.forEach((r, i) => r.answerHanging(200, bodies[i]!));
+        const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
+        await check(async (n) => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === endpoints[n])!);
+      } finally {
+        for (const id of endpoints) await t.request({ method: 'DELETE', url: `/webhook-endpoints/${id}` });
+      }
+    }
+
+    it('records an answer with NUL bytes in its body, and the results written with it', async () => {
+      await answeredTogether([Buffer.from('ok\0\0nul'), 'ok'], async (delivery) => {
+        await waitFor('both results to be recorded', async () => (await delivery(0)).status === 'succeeded' && (await delivery(1)).status === 'succeeded');
+        assert.deepEqual((await delivery(0)).attempts.map((a) => a.response_body), ['ok\uFFFD\uFFFDnul']);
+        assert.deepEqual((await delivery(1)).attempts.map((a) => a.response_body), ['ok']);
+      });
+    });
+
+    it('records the other results of a batch when the database refuses one', async () => {
+      const { db } = t.gateway.services.ctx.database;
+      const refuse =
+        dialect === 'postgres'
+          ? [
+              `create function refuse_poison() returns trigger language plpgsql as $$ begin raise exception 'refused by the test'; end $$`,
+              `create trigger refuse_poison before insert on delivery_attempts for each row when (new.response_body = 'poison') execute function refuse_poison()`,
+            ]
+          : [`create trigger refuse_poison before insert on delivery_attempts when new.response_body = 'poison' begin select raise(abort, 'refused by the test'); end`];
+      for (const statement of refuse) await sql.raw(statement).execute(db);
+      try {
+        await answeredTogether(['poison', 'ok'], async (delivery) => {
+          await waitFor('the other result to be recorded', async () => (await delivery(1)).status === 'succeeded');
+          const refused = await delivery(0);
+          assert.equal(refused.status, 'pending');
+          assert.equal(refused.attempts.length, 0);
+        });
+      } finally {
+        await sql.raw(dialect === 'postgres' ? 'drop function refuse_poison() cascade' : 'drop trigger refuse_poison').execute(db);
+      }
     });
 
     it('gives up after the retry window and marks the delivery failed', async () => {

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
+import { storableText } from '../../domain/storable-text.js';
 import { ThreadClient, type ThreadReply } from '../threads.js';
 
 export interface MailMessage {
@@ -15,7 +16,7 @@ export interface MailMessage {
 }
 
 export interface MailResult {
-  /** The SMTP server's answer, or where the file went. */
+  /** The SMTP server's answer as storable text (storableText, as a refusal's message is), or where the file went. */
   response: string;
   responseCode: number | null;
 }
@@ -96,10 +97,10 @@ export class SmtpMailer implements Mailer {
   async send(message: MailMessage): Promise<MailResult> {
     try {
       const info = await build(this.transport, this.from, message);
-      return { response: String(info.response ?? 'accepted'), responseCode: parseCode(info.response) };
+      return { response: storableText(String(info.response ?? 'accepted')), responseCode: parseCode(info.response) };
     } catch (error) {
       const e = error as Error & { responseCode?: number; response?: string };
-      const detail = (e.response ?? e.message).slice(0, 300);
+      const detail = storableText((e.response ?? e.message).slice(0, 300));
       if (typeof e.responseCode === 'number' && e.responseCode >= 500) throw new PermanentMailError(detail, e.responseCode);
       throw Object.assign(new Error(detail), { responseCode: e.responseCode ?? null });
     }

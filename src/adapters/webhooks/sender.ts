@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
+import { storableText } from '../../domain/storable-text.js';
 import { checkUrl, guardedLookup, type OutboundPolicy, type Resolver, systemResolver, TargetRefused } from './ssrf-guard.js';
 
 export interface WebhookRequest {
@@ -14,8 +15,9 @@ export interface WebhookResponse {
   /** null when no HTTP response arrived (refused, timed out, connection error). */
   statusCode: number | null;
   durationMs: number;
-  /** The start of the response body, for the attempt log. */
+  /** The start of the response body, for the attempt log, with NUL and unpaired surrogates as U+FFFD (storableText). */
   body: string | null;
+  /** Storable text as well: it can quote the receiver. */
   error: string | null;
 }
 
@@ -100,7 +102,7 @@ export class WebhookSender {
               kept += chunk.length;
             }
           });
-          const text = () => truncate(Buffer.concat(chunks).toString('utf8'));
+          const text = () => storedBody(Buffer.concat(chunks).toString('utf8'));
           res.on('end', () => finish({ statusCode: res.statusCode ?? null, body: text(), error: null }));
           res.on('error', (error) => finish({ statusCode: res.statusCode ?? null, body: text(), error: describe(error) }));
           res.on('aborted', () => finish({ statusCode: res.statusCode ?? null, body: text(), error: 'the response was cut off' }));
@@ -116,14 +118,16 @@ export class WebhookSender {
   }
 }
 
-function truncate(s: string): string {
-  return s.length > RESPONSE_BODY_LIMIT ? s.slice(0, RESPONSE_BODY_LIMIT) : s;
+/** Cut first, then made storable: the cut can fall between the halves of a surrogate pair. */
+function storedBody(s: string): string {
+  return storableText(s.length > RESPONSE_BODY_LIMIT ? s.slice(0, RESPONSE_BODY_LIMIT) : s);
 }
 
+/** Storable too: a TLS error quotes the receiver's certificate, and others may quote what it sent. */
 function describe(error: Error): string {
   if (error instanceof TargetRefused) return `refused: ${error.message}`;
   if (error.name === 'AbortError') return 'aborted';
   const code = (error as NodeJS.ErrnoException).code;
-  const message = error.message.slice(0, 300);
+  const message = storableText(error.message.slice(0, 300));
   return code && !message.includes(code) ? `${code}: ${message}` : message;
 }
