@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { DomainError } from '../domain/errors.js';
+import { quotedId } from '../domain/ids.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { WebhookEndpointsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
@@ -73,11 +74,6 @@ export class WebhookEndpoints {
   ) {}
 
   async create(merchantId: string, input: EndpointInput): Promise<EndpointView> {
-    const db = this.ctx.database.db;
-    const active = await db.selectFrom('webhook_endpoints').select((eb) => eb.fn.countAll<number>().as('n')).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
-    if (Number(active.n) >= MAX_ENDPOINTS_PER_MERCHANT) {
-      throw new DomainError(409, 'too_many_endpoints', `a merchant can have at most ${MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints; delete one first`);
-    }
     const url = await this.checkTarget(input.url);
     const events = normaliseEvents(input.events);
     const channelId = input.channel ? await this.channelId(merchantId, input.channel) : null;
@@ -100,7 +96,18 @@ export class WebhookEndpoints {
       updated_at: now,
       deleted_at: null,
     };
-    await this.ctx.database.write((trx) => trx.insertInto('webhook_endpoints').values(row).execute());
+    const { database } = this.ctx;
+    const created = await database.write(async (trx) => {
+      // Counted in the transaction that inserts, after the merchant's row is locked where the
+      // database can (SQLite runs one write at a time), so creates arriving together cannot
+      // all see room for one more. NO KEY: payments' foreign keys to the merchant still pass.
+      if (database.caps.rowLocks) await trx.selectFrom('merchants').select('id').where('id', '=', merchantId).forNoKeyUpdate().execute();
+      const active = await trx.selectFrom('webhook_endpoints').select((eb) => eb.fn.countAll<number>().as('n')).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
+      if (Number(active.n) >= MAX_ENDPOINTS_PER_MERCHANT) return false;
+      await trx.insertInto('webhook_endpoints').values(row).execute();
+      return true;
+    });
+    if (!created) throw new DomainError(409, 'too_many_endpoints', `a merchant can have at most ${MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints; delete one first`);
     // The outbox decides from the cached endpoints whether an event needs fanning out:
     // this process sees the endpoint before the merchant does (others on the trigger's notification).
     LookupCache.of(this.ctx).drop();
@@ -185,7 +192,7 @@ export class WebhookEndpoints {
   private async require(merchantId: string, id: string): Promise<WebhookEndpointsTable> {
     const row = await this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirst();
     // Another merchant's endpoint is reported exactly like a missing one.
-    if (!row) throw new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${id} for this secret key's merchant`, '/id');
+    if (!row) throw new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${quotedId(id, 'webhookEndpoint')} for this secret key's merchant`, '/id');
     return row;
   }
 
@@ -202,8 +209,11 @@ export class WebhookEndpoints {
     const policy = outboundPolicy(this.ctx);
     try {
       const url = checkUrl(raw, policy);
+      const stored = url.toString();
+      // What is stored is percent-encoded: one "é" sent is six characters kept.
+      if (stored.length > MAX_URL_LENGTH) throw new DomainError(400, 'invalid_url', `url must be at most ${MAX_URL_LENGTH} characters once normalised (characters outside ASCII count percent-encoded, "é" as "%C3%A9")`, '/url');
       if (!policy.allowPrivate) await withTimeout(resolveChecked(url.hostname, policy, this.resolver), DNS_CHECK_TIMEOUT_MS, url.hostname);
-      return url.toString();
+      return stored;
     } catch (error) {
       if (error instanceof TargetRefused) throw new DomainError(400, error.code, `url: ${error.message}`, '/url');
       throw error;

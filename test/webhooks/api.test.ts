@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { MAX_ENDPOINTS_PER_MERCHANT } from '../../src/app/webhook-endpoints.js';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { paidPayment, registerEndpoint } from './support.js';
 
@@ -97,6 +98,36 @@ for (const dialect of DIALECTS) {
       assert.equal(cleared.json().description, null);
       // Later tests count on the merchant having no endpoint.
       assert.equal((await t.request({ method: 'DELETE', url: `/webhook-endpoints/${created.id}` })).statusCode, 200);
+    });
+
+    it('holds the endpoint limit when creates arrive all at once', async () => {
+      const key = await otherMerchantKey(t);
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => t.request({ method: 'POST', url: '/webhook-endpoints', headers: { 'x-secret-key': key }, payload: { url: `http://127.0.0.1:9/race-${i}`, events: ['*'] } })),
+      );
+      const outcomes = answers.map((r) => (r.statusCode === 201 ? '201' : `${r.statusCode} ${r.json<{ code: string }>().code}`));
+      assert.equal(outcomes.filter((o) => o === '201').length, MAX_ENDPOINTS_PER_MERCHANT, outcomes.join(', '));
+      assert.deepEqual(new Set(outcomes.filter((o) => o !== '201')), new Set(['409 too_many_endpoints']));
+      const listed = (await t.request({ method: 'GET', url: '/webhook-endpoints', headers: { 'x-secret-key': key } })).json() as { data: unknown[] };
+      assert.equal(listed.data.length, MAX_ENDPOINTS_PER_MERCHANT);
+    });
+
+    it('counts the url limit on the url as stored, with non-ASCII characters percent-encoded', async () => {
+      // "é" is stored as %C3%A9, six characters for one: 17 + 6 × 338 = 2045 fits, 2051 does not.
+      const fits = `http://127.0.0.1/${'é'.repeat(338)}`;
+      const over = `http://127.0.0.1/${'é'.repeat(339)}`;
+      const asOther = { 'x-secret-key': await otherMerchantKey(t) };
+      const created = await registerEndpoint(t, fits, {}, asOther);
+      assert.equal(created.url.length, 2045);
+      for (const [method, url] of [
+        ['POST', '/webhook-endpoints'],
+        ['PATCH', `/webhook-endpoints/${created.id}`],
+      ] as const) {
+        const res = await t.request({ method, url, headers: asOther, payload: { url: over, ...(method === 'POST' ? { events: ['*'] } : {}) } });
+        assert.equal(res.statusCode, 400, method);
+        assert.deepEqual([res.json().code, res.json().param], ['invalid_url', '/url'], res.body);
+      }
+      assert.equal((await t.request({ method: 'GET', url: `/webhook-endpoints/${created.id}`, headers: asOther })).json().url, created.url);
     });
 
     it("reports another merchant's endpoint and event as missing", async () => {
