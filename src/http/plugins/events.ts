@@ -30,7 +30,7 @@ const Attempt = Type.Object({
   duration_ms: Type.Integer(),
   succeeded: Type.Boolean(),
   error: Nullable(Type.String()),
-  response_body: Nullable(Type.String({ description: 'The first 1024 characters of the response.' })),
+  response_body: Nullable(Type.String({ description: 'The first 1024 characters of the response, a NUL or a byte that is not UTF-8 shown as U+FFFD.' })),
 });
 
 const Delivery = Type.Object({

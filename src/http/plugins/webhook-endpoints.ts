@@ -7,7 +7,7 @@ import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/
 import { optionalJsonBody, sendJson } from '../json-reply.js';
 
 const EventType = Type.String({ maxLength: 64, description: `An event type (${EVENT_TYPES.join(', ')}) or "*" for all.` });
-const Url = Type.String({ minLength: 1, maxLength: 2048, description: 'Where callbacks are POSTed. https only in live mode; must resolve to a public address.' });
+const Url = Type.String({ minLength: 1, maxLength: 2048, description: 'Where callbacks are POSTed. https only in live mode; must resolve to a public address. At most 2048 characters also as stored, with characters outside ASCII percent-encoded.' });
 const Description = Type.String({ maxLength: 200 });
 
 const CreateEndpoint = StrictObject({
