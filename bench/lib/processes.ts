@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sandboxCredentialsFile } from '../../src/server.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -275,7 +276,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<GatewayCh
   const main = opts.checkout ? join(resolve(opts.checkout), 'src/cli/main.ts') : 'src/cli/main.ts';
   const args = [...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : []), '--import', 'tsx', main, 'serve'];
   const child = await startChild({ args, env, port, readyPattern: /listening on/ });
-  const credentials = JSON.parse(readFileSync(join(dataDir, 'sandbox-credentials.json'), 'utf8')) as { secret_key: string };
+  // A checkout older than per-database credential files (bench:ab) wrote this one name for both databases.
+  const file = [sandboxCredentialsFile({ dataDir, databaseUrl: opts.databaseUrl }), join(dataDir, 'sandbox-credentials.json')].find((f) => existsSync(f))!;
+  const credentials = JSON.parse(readFileSync(file, 'utf8')) as { secret_key: string };
   return { ...child, dataDir, secretKey: credentials.secret_key };
 }
 

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import pg from 'pg';
 import { postmasterPid } from '../../bench/lib/postgres.js';
-import { cpuSeconds, treeCpuSeconds, watchUsage } from '../../bench/lib/processes.js';
-import { ADMIN_URL } from '../support/postgres.js';
+import { cpuSeconds, startGateway, treeCpuSeconds, watchUsage } from '../../bench/lib/processes.js';
+import { DIALECTS } from '../support/gateway.js';
+import { ADMIN_URL, freshPostgresDatabase } from '../support/postgres.js';
 
 /** Runs a child process that uses `ms` of CPU and exits; resolves once it has been reaped. */
 async function childBurning(ms: number): Promise<void> {
@@ -58,4 +59,22 @@ describe('benchmark CPU accounting', () => {
     assert.ok(backend >= 0.05, `the query used ${backend} s`);
     assert.ok(after - before >= backend - 0.02, `the tree grew ${after - before} s, the backend used ${backend} s`);
   });
+});
+
+/** The benchmark's gateway runs on both databases with the sandbox key it reads back (the PostgreSQL rows once lost it). */
+describe('benchmark gateway processes', () => {
+  for (const dialect of DIALECTS) {
+    it(`starts on ${dialect} and authenticates with the sandbox key`, async () => {
+      const db = dialect === 'postgres' ? await freshPostgresDatabase() : null;
+      const gateway = await startGateway({ databaseUrl: db?.url });
+      try {
+        const res = await fetch(`${gateway.url}/payments?limit=1`, { headers: { 'x-secret-key': gateway.secretKey } });
+        assert.equal(res.status, 200, await res.text());
+      } finally {
+        await gateway.stop();
+        await db?.drop();
+        rmSync(gateway.dataDir, { recursive: true, force: true });
+      }
+    });
+  }
 });
