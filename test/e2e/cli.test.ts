@@ -8,6 +8,7 @@ import pino from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { createGateway, ensureSandboxCredentials } from '../../src/server.js';
 import { exampleBody } from '../support/gateway.js';
+import { authoriseExampleOn } from '../support/http.js';
 import { runCli, type CliResult } from '../support/process.js';
 
 const ok = (r: CliResult, what: string) => assert.equal(r.code, 0, `${what} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
@@ -178,13 +179,7 @@ describe('operator CLI (npm run cli), text and --json', () => {
     const gateway = await createGateway(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false' }), pino({ level: 'silent' }));
     try {
       const key = await gateway.services.merchants.createSecretKey(merchantId);
-      const res = await gateway.app.inject({
-        method: 'POST',
-        url: '/payment/authorise',
-        headers: { 'x-secret-key': key.secret_key, 'content-type': 'application/json' },
-        payload: JSON.stringify(await exampleBody({ channel: 'acme-text' })),
-      });
-      assert.equal(res.statusCode, 201, res.body);
+      await authoriseExampleOn(gateway.app, key.secret_key, 'acme-text');
     } finally {
       await gateway.close();
     }

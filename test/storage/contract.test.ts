@@ -13,7 +13,8 @@ import { type RowInsert, compileInsert, statementOf } from '../../src/adapters/s
 import { ManualClock } from '../../src/ports/clock.js';
 import { SensitiveCard, Vault } from '../../src/adapters/vault/envelope.js';
 import { randomBytes } from 'node:crypto';
-import { DIALECTS, type Dialect, exampleBody } from '../support/gateway.js';
+import { DIALECTS, type Dialect } from '../support/gateway.js';
+import { authoriseExampleOn } from '../support/http.js';
 import { DomainError } from '../../src/domain/errors.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 
@@ -359,13 +360,7 @@ for (const dialect of DIALECTS) {
         await m.createChannel(merchant.id, { ...base, reference: 'mode-paid' });
         await m.createChannel(merchant.id, { ...base, reference: 'mode-unpaid' });
         const key = await m.createSecretKey(merchant.id);
-        const paid = await gw.app.inject({
-          method: 'POST',
-          url: '/payment/authorise',
-          headers: { 'x-secret-key': key.secret_key, 'content-type': 'application/json' },
-          payload: JSON.stringify(await exampleBody({ channel: 'mode-paid' })),
-        });
-        assert.equal(paid.statusCode, 201, paid.body);
+        await authoriseExampleOn(gw.app, key.secret_key, 'mode-paid');
 
         await assert.rejects(m.updateChannel('mode-paid', { mode: 'live', name: 'Renamed' }), (e: unknown) => {
           assert.ok(e instanceof DomainError, String(e));

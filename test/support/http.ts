@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import type { LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import type { ProblemBody } from '../../src/http/problem.js';
-import type { TestGateway } from './gateway.js';
+import { exampleBody, type TestGateway } from './gateway.js';
 
 /** A problem as a client reads it, with the field errors a 400 carries. */
 export interface Problem extends ProblemBody {
@@ -56,4 +56,16 @@ export async function createMerchant(t: TestGateway, reference: string, opts: { 
   });
   const key = await merchants.createSecretKey(merchant.id, 'test');
   return { merchantId: merchant.id, channel, returnSecret: return_secret, key };
+}
+
+/** The spec's example authorised on `channel` with `secretKey`, through any gateway's app; the 201 is checked. */
+export async function authoriseExampleOn(app: FastifyInstance, secretKey: string, channel: string): Promise<LightMyRequestResponse> {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/payment/authorise',
+    headers: { 'x-secret-key': secretKey, 'content-type': 'application/json' },
+    payload: JSON.stringify(await exampleBody({ channel })),
+  });
+  assert.equal(res.statusCode, 201, res.body);
+  return res;
 }
