@@ -8,12 +8,15 @@ export async function serve(): Promise<void> {
   const gateway = await createGateway(config, log);
   if (config.mode === 'sandbox') {
     const { created, credentials, file } = await ensureSandboxCredentials(gateway.services);
-    if (credentials) {
+    if (credentials && created) {
       process.stdout.write(
-        `\n  tZero Pay sandbox ${created ? 'created' : 'reusing'} credentials (${file}):\n` +
+        `\n  tZero Pay sandbox created credentials (${file}):\n` +
           `    merchant_id:  ${credentials.merchant_id}\n    channel:      ${credentials.channel}\n    secret_key:   ${credentials.secret_key}\n` +
           `    return_secret: ${credentials.return_secret}\n\n`,
       );
+    } else if (credentials) {
+      // Shown once, when made: output that process managers keep as logs gets no secrets on every boot.
+      process.stdout.write(`\n  tZero Pay sandbox reusing credentials: merchant ${credentials.merchant_id}, channel ${credentials.channel}; the keys are in ${file}\n\n`);
     } else {
       process.stdout.write(`\n  tZero Pay sandbox: this database has merchants but ${file} holds no credentials of theirs; create a key with: npm run cli -- key create --merchant mer_…\n\n`);
     }

@@ -23,7 +23,7 @@ for (const dialect of DIALECTS) {
     let env: Record<string, string> & { PORT: string };
     let dropDatabase: (() => Promise<void>) | undefined;
     let server: ServerProcess | undefined;
-    let credentials: { merchant_id: string; channel: string; secret_key: string };
+    let credentials: { merchant_id: string; channel: string; secret_key: string; return_secret: string };
     let paymentId: string;
 
     before(async () => {
@@ -98,6 +98,7 @@ for (const dialect of DIALECTS) {
       assert.equal(await server!.stop(), 0);
       server = await startServer(env);
       assert.match(server.output(), /reusing/);
+      assert.ok(!server.output().includes(credentials.secret_key) && !server.output().includes(credentials.return_secret), 'a later boot prints no secret');
       assert.deepEqual(JSON.parse(readFileSync(sandboxCredentialsFile({ dataDir, databaseUrl: env.DATABASE_URL }), 'utf8')).secret_key, credentials.secret_key);
       const got = await api(`/payment/${paymentId}`, { key: credentials.secret_key });
       assert.equal(got.status, 200);
