@@ -24,6 +24,8 @@ import { sandboxInboxRoutes } from './plugins/sandbox-inbox.js';
 import { docsRoutes } from './plugins/docs.js';
 import { complianceRoutes } from './plugins/compliance.js';
 import { registerAuth } from './auth.js';
+import { trackAllowedMethods } from './allowed-methods.js';
+import { clientErrorHandler } from './client-errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -32,18 +34,21 @@ declare module 'fastify' {
   }
 }
 
+const newRequestId = () => 'req_' + secureRandomBytes(12).toString('hex');
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /**
  * Builds the gateway's HTTP app without listening, so tests drive it with inject() and
  * the server entry point decides where it listens.
  */
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     childLoggerFactory: (parent, bindings, options) => requestLogger(parent as Logger, bindings, options) as FastifyBaseLogger,
     bodyLimit: services.ctx.config.bodyLimitBytes,
-    genReqId: () => 'req_' + secureRandomBytes(12).toString('hex'),
+    genReqId: newRequestId,
+    clientErrorHandler: clientErrorHandler(newRequestId),
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: true,
@@ -148,9 +153,14 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     return sendProblem(reply, problem(request, 500, 'internal_error', `something went wrong on our side; quote request_id ${request.id} to support`));
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, problem(request, 404, 'route_not_found', `no route ${request.method} ${scrubText(request.url.split('?')[0]!)}; see /docs for the API reference`)),
-  );
+  const allowedMethods = trackAllowedMethods(app as unknown as FastifyInstance);
+  app.setNotFoundHandler((request, reply) => {
+    const path = scrubText(request.url.split('?')[0]!);
+    const allow = allowedMethods(request.url);
+    if (allow.length === 0) return sendProblem(reply, problem(request, 404, 'route_not_found', `no route ${request.method} ${path}; see /docs for the API reference`));
+    void reply.header('allow', allow.join(', '));
+    return sendProblem(reply, problem(request, 405, 'method_not_allowed', `${path} takes ${allow.join(', ')}, not ${request.method}`));
+  });
 
   await app.register(swagger, {
     openapi: {

@@ -18,22 +18,28 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
   414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
 
 export const PROBLEM_TYPE_BASE = 'https://docs.tzero-pay.test/errors/';
 
+export function statusTitle(status: number): string {
+  return TITLES[status] ?? 'Error';
+}
+
 export function problem(request: FastifyRequest, status: number, code: string, detail: string, param?: string, extra?: Record<string, unknown>): ProblemBody {
   return {
     type: PROBLEM_TYPE_BASE + code,
-    title: TITLES[status] ?? 'Error',
+    title: statusTitle(status),
     status,
     detail,
     code,

@@ -2,6 +2,22 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
+import { connect } from 'node:net';
+
+/** Bytes as sent, answer as received, for requests no HTTP client would send. */
+function rawExchange(url: URL, request: string): Promise<{ head: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname, () => socket.end(request));
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const split = received.indexOf('\r\n\r\n');
+      resolve({ head: received.slice(0, split + 2), body: received.slice(split + 4) });
+    });
+  });
+}
 
 for (const dialect of DIALECTS) {
   describe(`errors are RFC 9457 problems (${dialect})`, () => {
@@ -20,11 +36,43 @@ for (const dialect of DIALECTS) {
       assert.equal(ready.json().database, dialect);
     });
 
-    it('answers unknown routes and methods with route_not_found', async () => {
+    it('answers unknown routes with route_not_found', async () => {
       const body = assertProblem(await t.app.inject({ method: 'GET', url: '/no-such-thing?x=1' }), 404, 'route_not_found');
       assert.match(body.detail, /GET \/no-such-thing/);
       assert.ok(!body.detail.includes('x=1'));
-      assertProblem(await t.app.inject({ method: 'DELETE', url: '/payment/authorise' }), 404, 'route_not_found');
+      assertProblem(await t.app.inject({ method: 'DELETE', url: '/payment/authorise/extra' }), 404, 'route_not_found');
+    });
+
+    it('answers a known path with a method it does not take with 405 and the methods it does', async () => {
+      const cases: Array<[string, string, string]> = [
+        ['DELETE', '/payment/authorise', 'POST'],
+        ['GET', `/payment/pay_${'0a'.repeat(16)}/capture?x=1`, 'POST'],
+        ['POST', `/payment/pay_${'0a'.repeat(16)}`, 'GET, HEAD'],
+        ['PUT', '/webhook-endpoints', 'GET, HEAD, POST'],
+      ];
+      for (const [method, url, allow] of cases) {
+        const res = await t.app.inject({ method: method as 'GET', url });
+        const body = assertProblem(res, 405, 'method_not_allowed');
+        assert.equal(res.headers.allow, allow, `${method} ${url}`);
+        assert.equal(body.detail, `${url.split('?')[0]} takes ${allow}, not ${method}`);
+      }
+      const pan = '4242424242424242';
+      const scrubbed = assertProblem(await t.app.inject({ method: 'POST', url: `/payment/${pan}` }), 405, 'method_not_allowed');
+      assert.ok(!scrubbed.detail.includes('4242424242'), scrubbed.detail);
+    });
+
+    it('answers requests Node refuses before routing (headers too large, not HTTP) with problems too', async () => {
+      const url = new URL(await t.listen());
+      const huge = await rawExchange(url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: ${'a'.repeat(20_000)}\r\n\r\n`);
+      assert.match(huge.head, /^HTTP\/1\.1 431 /);
+      assert.match(huge.head, /\r\ncontent-type: application\/problem\+json; charset=utf-8\r\n/i);
+      const tooLarge = JSON.parse(huge.body) as Record<string, unknown>;
+      assert.equal(tooLarge.code, 'headers_too_large');
+      assert.equal(tooLarge.status, 431);
+      assert.match(String(tooLarge.request_id), /^req_[0-9a-f]{24}$/);
+      const garbage = await rawExchange(url, 'HELLO THERE\r\n\r\n');
+      assert.match(garbage.head, /^HTTP\/1\.1 400 /);
+      assert.equal((JSON.parse(garbage.body) as Record<string, unknown>).code, 'malformed_request');
     });
 
     it('gives every problem its own request id', async () => {
