@@ -310,7 +310,7 @@ export class Compliance {
       let q = this.db.selectFrom('compliance_documents').selectAll().where('id', '=', documentId);
       if (merchantId !== null) q = q.where('merchant_id', '=', merchantId);
       const row = await q.executeTakeFirst();
-      if (!row) throw new DomainError(404, 'document_not_found', `no compliance document ${quotedId(documentId, 'document')}${merchantId ? " for this secret key's merchant" : ''}`, '/id');
+      if (!row) throw new DomainError(404, 'document_not_found', `no compliance document ${quotedId(documentId, 'document')}${merchantId ? " for this secret key's merchant" : ''}`, '/params/id');
       const bytes = this.ctx.vault.openBytes(row.id, { kek_id: row.kek_id, wrapped_dek: row.wrapped_dek, ct: row.content_ct });
       if (createHash('sha256').update(bytes).digest('hex') !== row.sha256) throw new Error(`compliance document ${row.id} does not match its digest`);
       await audit(this.db, { sha256: row.sha256 }, { merchantId: row.merchant_id });
@@ -630,7 +630,7 @@ export class Compliance {
 
   private async requireMerchant(merchantId: string): Promise<void> {
     const row = await this.db.selectFrom('merchants').select('id').where('id', '=', merchantId).executeTakeFirst();
-    if (!row) throw new DomainError(404, 'merchant_not_found', `no merchant ${quotedId(merchantId, 'merchant')}`, '/merchant_id');
+    if (!row) throw new DomainError(404, 'merchant_not_found', `no merchant ${quotedId(merchantId, 'merchant')}`, '/params/merchantId');
   }
 
   private profile(ex: Kysely<Schema>, merchantId: string): Promise<ComplianceProfilesTable | undefined> {

@@ -151,7 +151,7 @@ export class EventQueries {
 
   private async requireEvent(merchantId: string, id: string) {
     const row = await this.withPayment().where('events.id', '=', id).where('events.merchant_id', '=', merchantId).executeTakeFirst();
-    if (!row) throw new DomainError(404, 'event_not_found', `no event ${quotedId(id, 'event')} for this secret key's merchant`, '/id');
+    if (!row) throw new DomainError(404, 'event_not_found', `no event ${quotedId(id, 'event')} for this secret key's merchant`, '/params/id');
     return row;
   }
 

@@ -177,7 +177,7 @@ export class Lifecycle {
   async listRefunds(merchantId: string, paymentId: string): Promise<{ object: 'list'; data: RefundResource[]; has_more: false }> {
     const db = this.ctx.database.db;
     const payment = await db.selectFrom('payments').select('id').where('id', '=', paymentId).where('merchant_id', '=', merchantId).executeTakeFirst();
-    if (!payment) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/id');
+    if (!payment) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/params/id');
     const rows = await db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).orderBy('created_at').orderBy('id').execute();
     return { object: 'list', data: rows.map(refundResource), has_more: false };
   }
@@ -271,7 +271,7 @@ export class Lifecycle {
   /** Locked, and another merchant's payment is reported exactly like a missing one. */
   private async owned(trx: Trx, merchantId: string, paymentId: string): Promise<PaymentsTable> {
     const row = await loadForUpdate(trx, this.ctx, paymentId);
-    if (!row || row.merchant_id !== merchantId) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/id');
+    if (!row || row.merchant_id !== merchantId) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/params/id');
     return row;
   }
 

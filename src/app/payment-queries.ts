@@ -17,7 +17,7 @@ export class PaymentQueries {
   async get(merchantId: string, paymentId: string): Promise<PaymentResource> {
     const db = this.ctx.database.db;
     const row = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).where('merchant_id', '=', merchantId).executeTakeFirst();
-    if (!row) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/id');
+    if (!row) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/params/id');
     let redirectUrl: string | undefined;
     // A merchant-initiated payment awaits its acquirer without a page until it is stepped up.
     if (row.status === 'requires_action') {

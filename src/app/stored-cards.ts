@@ -223,7 +223,7 @@ export class StoredCards {
 
   async get(merchantId: string, id: string): Promise<PaymentMethodResource> {
     const row = await this.ctx.database.db.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
-    if (!row) throw paymentMethodNotFound(id, '/id');
+    if (!row) throw paymentMethodNotFound(id, '/params/id');
     return paymentMethodResource(row, this.ctx.clock.now());
   }
 
@@ -237,7 +237,7 @@ export class StoredCards {
     const now = this.ctx.clock.now();
     const row = await this.ctx.database.transaction(async (trx) => {
       const found = await trx.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
-      if (!found) throw paymentMethodNotFound(id, '/id');
+      if (!found) throw paymentMethodNotFound(id, '/params/id');
       if (found.deleted_at !== null) return found;
       const erased = { kek_id: null, wrapped_dek: null, pan_ct: null, deleted_at: now, updated_at: now };
       await trx.updateTable('payment_methods').set(erased).where('id', '=', id).execute();

@@ -192,7 +192,7 @@ export class WebhookEndpoints {
   private async require(merchantId: string, id: string): Promise<WebhookEndpointsTable> {
     const row = await this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirst();
     // Another merchant's endpoint is reported exactly like a missing one.
-    if (!row) throw new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${quotedId(id, 'webhookEndpoint')} for this secret key's merchant`, '/id');
+    if (!row) throw new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${quotedId(id, 'webhookEndpoint')} for this secret key's merchant`, '/params/id');
     return row;
   }
 

@@ -101,11 +101,28 @@ for (const dialect of DIALECTS) {
         assert.ok(!body.detail.includes('4242424242'), `${url}: ${body.detail}`);
       }
       const unknown = `pay_${'0'.repeat(32)}`;
-      assert.match(assertProblem(await t.request({ method: 'GET', url: `/payment/${unknown}` }), 404, 'payment_not_found', '/id').detail, new RegExp(unknown));
+      assert.match(assertProblem(await t.request({ method: 'GET', url: `/payment/${unknown}` }), 404, 'payment_not_found', '/params/id').detail, new RegExp(unknown));
       const audited = await t.gateway.services.ctx.database.db.selectFrom('audit_log').select(['target', 'detail']).where('action', '=', 'compliance.document.download').execute();
       assert.equal(audited.length, 1);
       assert.equal(audited[0]!.target, null);
       assert.ok(!String(audited[0]!.detail).includes('4242424242'));
+    });
+
+    it('points at the path parameter when an id names nothing, as when it is malformed', async () => {
+      const hex = '0a'.repeat(16);
+      const cases: Array<[string, string, string]> = [
+        ['GET', `/payment/pay_${hex}`, 'payment_not_found'],
+        ['GET', `/payment/pay_${hex}/refunds`, 'payment_not_found'],
+        ['POST', `/payment/pay_${hex}/void`, 'payment_not_found'],
+        ['GET', `/payment-methods/pm_${hex}`, 'payment_method_not_found'],
+        ['GET', `/webhook-endpoints/we_${hex}`, 'webhook_endpoint_not_found'],
+        ['GET', `/events/evt_${hex}`, 'event_not_found'],
+        ['GET', `/merchant/compliance/documents/doc_${hex}`, 'document_not_found'],
+      ];
+      for (const [method, url, code] of cases) {
+        const body = assertProblem(await t.request({ method: method as 'GET', url, ...(method === 'POST' ? { payload: {} } : {}) }), 404, code, '/params/id');
+        assert.match(body.detail, new RegExp(hex), url);
+      }
     });
 
     it('validates path parameters as problems too', async () => {
