@@ -240,8 +240,12 @@ const IP_RULE = 'an IPv4 or IPv6 address, such as 203.0.113.7 or 2001:db8::7';
 const ipAddress = (raw: unknown): string | undefined =>
   typeof raw === 'string' && isIpAddress(raw) ? raw : undefined;
 
-/** A BCP 47 primary language subtag and optional subtags, within EMV 2.2's 8 characters. */
-const LANGUAGE = /^(?=.{1,8}$)[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/;
+/**
+ * A BCP 47 tag as navigator.language gives it (language, script, region, variants,
+ * extensions, private use), within EMV 3DS 2.3's 35 characters: 2.2's 8 would refuse
+ * browsers that report zh-Hant-TW or de-DE-u-co-phonebk.
+ */
+const LANGUAGE = /^(?=.{2,35}$)[A-Za-z]{2,3}(-[A-Za-z]{4})?(-(?:[A-Za-z]{2}|[0-9]{3}))?(-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*(-[A-WYZa-wyz0-9](-[A-Za-z0-9]{2,8})+)*(-[xX](-[A-Za-z0-9]{1,8})+)?$/;
 const UUID = /^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$/;
 const UUID_RULE = 'a UUID such as 0f8e2a44-7c1d-4b52-9a51-3d1c0e6b9a27';
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
@@ -258,7 +262,7 @@ const BROWSER: Spec<Omit<BrowserDeviceInfo, 'type'>> = {
   javascriptEnabled: scalar(OPTIONAL, 'true or false', boolean),
   language: scalar(
     REQUIRED,
-    'a BCP 47 language tag of at most 8 characters (navigator.language), such as en or en-US',
+    'a BCP 47 language tag of at most 35 characters (navigator.language), such as en, en-US or zh-Hant-TW',
     matching(LANGUAGE),
   ),
   screenHeight: scalar(REQUIRED, 'an integer from 1 to 999999 (pixels)', integerIn(1, 999_999)),

@@ -80,6 +80,15 @@ describe('browser device_info', () => {
     assert.equal(value.challengeWindow, 5);
   });
 
+  it('takes the language tags browsers report, longer than 8 characters too (EMV 3DS 2.3: up to 35)', () => {
+    for (const language of ['en', 'en-US', 'es-419', 'zh-Hant-TW', 'sr-Latn-RS', 'de-DE-u-co-phonebk', 'en-GB-oxendict']) {
+      const { value, errors } = normaliseDeviceInfo({ ...SPEC_EXAMPLE, language });
+      assert.deepEqual(errors, [], language);
+      assert.ok(value?.type === 'browser');
+      assert.equal(value.language, language);
+    }
+  });
+
   it('defaults challengeWindow to full screen and treats null as absent', () => {
     const { challengeWindow: _, ...rest } = SPEC_EXAMPLE;
     const value = normaliseDeviceInfo(rest).value;
@@ -114,6 +123,8 @@ describe('browser device_info', () => {
     ['language', 'english-uk', /BCP 47/],
     ['language', 'e', /BCP 47/],
     ['language', 'en_US', /BCP 47/],
+    ['language', 'en-', /BCP 47/],
+    ['language', 'zh-Hant-TW-x-abcdefgh-abcdefgh-abcdefgh', /at most 35/],
     ['screenHeight', 0, /1 to 999999/],
     ['screenHeight', '1000000', /1 to 999999/],
     ['screenWidth', '12px', /1 to 999999/],

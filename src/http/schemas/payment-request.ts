@@ -42,7 +42,7 @@ export const DeviceInfo = StrictObject(
     screen_colorDepth: Type.Optional(NumberOrString('Bits per pixel: 1, 4, 8, 15, 16, 24, 32 or 48.')),
     javaEnabled: Type.Optional(BoolOrString('Whether Java is enabled in the browser.')),
     javascriptEnabled: Type.Optional(BoolOrString('Whether JavaScript is enabled in the browser.')),
-    language: Type.Optional(text(35, 'BCP 47 language tag, e.g. en-GB.')),
+    language: Type.Optional(text(35, 'BCP 47 language tag as navigator.language gives it, e.g. en-GB or zh-Hant-TW (at most 35 characters, EMV 3DS 2.3).')),
     screenHeight: Type.Optional(NumberOrString('Screen height in pixels.')),
     screenWidth: Type.Optional(NumberOrString('Screen width in pixels.')),
     timezone: Type.Optional(NumberOrString('Offset from UTC in minutes (JavaScript getTimezoneOffset), -840 to 720.')),
