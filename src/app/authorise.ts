@@ -135,7 +135,7 @@ export class Authorise {
       }
     }
 
-    const customer = dropEmpty(body.customer);
+    const customer = withCustomerReference(dropEmpty(body.customer), method.customerReference);
     const billing = dropEmpty(body.billing_details);
     const shipping = dropEmpty(body.shipping_details);
     if (customer) errors.push(...validateParty({ ...(customer.email ? { email: customer.email } : {}) }, '/customer'));
@@ -175,7 +175,7 @@ export class Authorise {
       captured_amount: 0,
       refunded_amount: 0,
       reference: body.reference ?? null,
-      customer_reference: (customer?.reference as string | undefined) ?? method.customerReference,
+      customer_reference: customer?.reference ?? null,
       payment_type: paymentData.payment_type,
       capture_mode: captureMode,
       capture_delay_ms: captureDelayMs,
@@ -206,6 +206,15 @@ export class Authorise {
     const event = eventRow(this.ctx, payment, 'payment.created', resource, now);
     return { payment, card, session, event, body: JSON.stringify(resource), method };
   }
+}
+
+/**
+ * A stored card's payment belongs to the card's customer (it is listed under that
+ * reference) even when the request names no customer: the resource says so too.
+ */
+function withCustomerReference<T extends { reference?: string }>(customer: T | undefined, reference: string | null): T | undefined {
+  if (reference === null || customer?.reference !== undefined) return customer;
+  return { reference, ...customer } as T;
 }
 
 /** Every authorisation needs its channel: the SQL is compiled once, the row cached (src/app/lookup-cache.ts). */

@@ -42,6 +42,8 @@ for (const dialect of DIALECTS) {
       assert.equal(p.payment_method.token, token);
       assert.equal(p.initial_network_reference, initial.network_reference);
       assert.ok(p.network_reference && p.network_reference !== initial.network_reference);
+      // The stored card's customer, by whom the payment is also listed.
+      assert.deepEqual(p.customer, { reference: 'cust-mit' });
 
       const [call] = callsFor(p.id);
       assert.equal(call?.initiator, 'mit');
@@ -51,6 +53,7 @@ for (const dialect of DIALECTS) {
 
       const again = await getPayment(t, p.id);
       assert.equal(again.initial_network_reference, initial.network_reference);
+      assert.deepEqual(again.customer, { reference: 'cust-mit' });
       assert.deepEqual((await eventsOf(t, p.id)).map((e) => e.type), ['payment.created', 'payment.authorised', 'payment.captured']);
 
       // A later MIT may follow the previous one: the agreement's initial reference is carried on.
