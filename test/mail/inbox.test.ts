@@ -32,6 +32,15 @@ for (const dialect of DIALECTS) {
       assert.match(captured, /Content-Type: multipart\/alternative/);
       assert.ok(captured.includes(paymentId));
       assert.ok(!captured.includes('4242424242424242'));
+
+      // The delivery's record points the merchant at the inbox page, not at the server's disk.
+      const [event] = (await t.request({ method: 'GET', url: `/events?payment=${paymentId}&type=payment.captured` })).json().data as Array<{ id: string }>;
+      type Delivery = { id: string; kind: string; attempts: Array<{ response_body: string | null }> };
+      const emailDelivery = async () => ((await t.request({ method: 'GET', url: `/events/${event!.id}` })).json().deliveries as Delivery[]).find((d) => d.kind === 'email');
+      await waitFor('the e-mail attempt to be recorded', async () => ((await emailDelivery())?.attempts.length ?? 0) > 0);
+      const email = (await emailDelivery())!;
+      assert.equal(email.attempts[0]!.response_body, `saved as ${email.id}.eml (sandbox inbox: /sandbox/inbox/${email.id}.eml)`);
+      assert.ok(files.includes(`${email.id}.eml`));
     });
 
     it('lists the messages in the sandbox inbox page and shows one', async () => {

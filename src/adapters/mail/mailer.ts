@@ -143,11 +143,13 @@ export class FileMailer implements Mailer {
 
   async send(message: MailMessage): Promise<MailResult> {
     const info = (await build(this.transport, this.from, message)) as unknown as { message: Buffer };
-    const file = join(this.dir, `${message.id}.eml`);
+    const name = `${message.id}.eml`;
+    const file = join(this.dir, name);
     const tmp = `${file}.tmp`;
     await writeFile(tmp, info.message, { mode: 0o600 });
     await rename(tmp, file);
-    return { response: `written to ${file}`, responseCode: null };
+    // Merchants read this in the delivery's attempts: the inbox page, not the server's disk.
+    return { response: `saved as ${name} (sandbox inbox: /sandbox/inbox/${name})`, responseCode: null };
   }
 
   close(): void {
