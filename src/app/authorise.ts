@@ -2,6 +2,7 @@ import { compiledOnce, type RowInsert } from '../adapters/storage/compiled.js';
 import { DomainError, type FieldError, ValidationFailed, underPointer } from '../domain/errors.js';
 import { bin, detectBrand, last4 } from '../domain/card.js';
 import { validateAmount } from '../domain/money.js';
+import { cardNumbersInText } from '../domain/card-number-in-text.js';
 import { parseCaptureDelay, validateCaptureDelay } from '../domain/capture-delay.js';
 import { normaliseDeviceInfo } from '../domain/device-info.js';
 import { validateParty } from '../domain/address.js';
@@ -99,8 +100,7 @@ export class Authorise {
     // approval; a stored card's token with a fresh CVC is card data the merchant handled too.
     const cardData = body.payment_method.type === 'card' || body.payment_method.cvc !== undefined;
     await ComplianceGate.of(this.ctx).check(cmd.merchantId, channel.mode, cardData ? 'card' : body.payment_method.type);
-    const errors: FieldError[] = [];
-
+    const errors: FieldError[] = cardNumbersInText(body, CARD_NUMBER_FIELDS);
     errors.push(...validateAmount(body.amount, body.currency));
     const currencies = JSON.parse(channel.currencies) as string[];
     if (errors.length === 0 && !currencies.includes(body.currency)) {
@@ -216,6 +216,9 @@ function withCustomerReference<T extends { reference?: string }>(customer: T | u
   if (reference === null || customer?.reference !== undefined) return customer;
   return { reference, ...customer } as T;
 }
+
+/** The one field of an authorisation that may hold a card number (it is sealed, never stored in clear). */
+const CARD_NUMBER_FIELDS: ReadonlySet<string> = new Set(['/payment_method/number']);
 
 /** Every authorisation needs its channel: the SQL is compiled once, the row cached (src/app/lookup-cache.ts). */
 const channelByReference = compiledOnce((db, reference: string) => db.selectFrom('channels').selectAll().where('reference', '=', reference));

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { refuseCardNumbers } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
 import { formatAmount } from '../domain/money.js';
@@ -134,6 +135,7 @@ export class Lifecycle {
   }
 
   async refund(cmd: RefundCommand): Promise<StoredResponse> {
+    refuseCardNumbers({ reason: cmd.reason });
     return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/refund`, cmd.rawBody, async (record) => {
       const pending = await this.ctx.database.write(async (trx) => {
         const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { refuseCardNumbers } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
@@ -74,6 +75,7 @@ export class WebhookEndpoints {
   ) {}
 
   async create(merchantId: string, input: EndpointInput): Promise<EndpointView> {
+    refuseCardNumbers({ url: input.url, description: input.description });
     const url = await this.checkTarget(input.url);
     const events = normaliseEvents(input.events);
     const channelId = input.channel ? await this.channelId(merchantId, input.channel) : null;
@@ -124,6 +126,7 @@ export class WebhookEndpoints {
   }
 
   async update(merchantId: string, id: string, patch: EndpointPatch): Promise<EndpointView> {
+    refuseCardNumbers({ url: patch.url, description: patch.description });
     const row = await this.require(merchantId, id);
     const changes: Partial<WebhookEndpointsTable> = { updated_at: this.ctx.clock.now() };
     if (patch.url !== undefined) changes.url = await this.checkTarget(patch.url);

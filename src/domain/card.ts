@@ -72,6 +72,12 @@ const BRAND_NAMES: Record<CardBrand, string> = {
   unionpay: 'UnionPay',
 };
 
+/** Whether a string of digits is one a scheme could have issued: known prefix, its length, Luhn. */
+export function isCardNumber(digits: string): boolean {
+  const brand = detectBrand(digits);
+  return brand !== null && PAN_LENGTHS[brand].includes(digits.length) && luhnValid(digits);
+}
+
 /** The scheme as people write it ("American Express"); a brand we do not know is shown as given. */
 export function brandName(brand: string): string {
   return Object.hasOwn(BRAND_NAMES, brand) ? BRAND_NAMES[brand as CardBrand] : brand;

@@ -3,7 +3,7 @@
  * collect it with JavaScript (or a 3DS SDK) and often send numbers and booleans as
  * strings, so both spellings are accepted and normalised before they reach the 3DS server.
  */
-import { type FieldError, underPointer } from './errors.js';
+import { type FieldError, escapePointer, underPointer } from './errors.js';
 
 const COLOR_DEPTHS = [1, 4, 8, 15, 16, 24, 32, 48] as const;
 export type ColorDepth = (typeof COLOR_DEPTHS)[number];
@@ -183,7 +183,6 @@ interface ObjectRules {
 /** Case, `_` and `-` are the usual slips between `screen_colorDepth` and `screenHeight`. */
 const squash = (s: string): string => s.toLowerCase().replace(/[_-]/g, '');
 
-const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
 
 function unknownField(key: string, known: readonly string[], rules: ObjectRules): FieldError {
   const near = known.find((k) => squash(k) === squash(key));

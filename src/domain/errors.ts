@@ -11,6 +11,11 @@ export interface FieldError {
   message: string;
 }
 
+/** A key as one step of a JSON pointer (RFC 6901). */
+export function escapePointer(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
 /** Prefix every pointer of `errors` with `base` (e.g. `/payment_method`). */
 export function underPointer(base: string, errors: FieldError[]): FieldError[] {
   return errors.map((e) => ({ ...e, pointer: base + e.pointer }));

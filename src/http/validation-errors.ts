@@ -1,6 +1,6 @@
 import { scrubText } from '../logger.js';
 import type { FastifySchemaValidationError } from 'fastify';
-import type { FieldError } from '../domain/errors.js';
+import { type FieldError, escapePointer } from '../domain/errors.js';
 
 /**
  * Turns Ajv's errors into field errors with a JSON pointer to the field itself (the
@@ -98,10 +98,6 @@ function one(e: FastifySchemaValidationError, part: string, orNull: boolean): Fi
     default:
       return { pointer: base, code: 'invalid_value', message: `${name} ${e.message ?? 'is invalid'}` };
   }
-}
-
-function escapePointer(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 function describeKeyRule(keyword: string, params: Record<string, unknown>): string {

@@ -376,6 +376,29 @@ for (const dialect of DIALECTS) {
         assertProblem(await post({ billing_details: { phone: { number: 'call me' } } }), 400, 'invalid_phone', '/billing_details/phone/number');
       });
 
+      it('refuses a card number in free text, wherever it is, without quoting it back', async () => {
+        const cases: Array<[Json, string]> = [
+          [{ reference: 'order 4242 4242 4242 4242' }, '/reference'],
+          [{ metadata: { note: 'card 5555-5555-5555-4444 exp 12/30' } }, '/metadata/note'],
+          [{ metadata: { '4000056655665556': 'x' } }, '/metadata/4000056655665556'],
+          [{ payment_method: { name: { first_name: '4242424242424242' } } }, '/payment_method/name/first_name'],
+          [{ billing_details: { line_2_address: 'amex 378282246310005' } }, '/billing_details/line_2_address'],
+          [{ customer: { name: 'x 6011111111111117 y' } }, '/customer/name'],
+        ];
+        for (const [patch, pointer] of cases) {
+          const res = await post(patch);
+          const body = assertProblem(res, 400, 'card_number_in_text', pointer.startsWith('/metadata/4') ? '/metadata' : pointer);
+          assert.ok(!/\d{4}[ -]?\d{4}[ -]?\d{4}/.test(res.body), res.body);
+          assert.match(body.detail, /payment_method\.number/);
+        }
+        // Long numbers that are not card numbers (a timestamp, a failed check digit, no scheme, too long) are kept.
+        for (const reference of ['1732750000009', '4242424242424241', '9999999999999995', '42424242424242424242424']) {
+          const res = await post({ reference });
+          assert.equal(res.statusCode, 201, `${reference}: ${res.body}`);
+          assert.equal(res.json().reference, reference);
+        }
+      });
+
       it('stores and returns what was sent, dropping the example\'s empty strings', async () => {
         const res = await post({ billing_details: { name: { first_name: 'Ada', last_name: 'Lovelace' } } });
         assert.equal(res.statusCode, 201, res.body);

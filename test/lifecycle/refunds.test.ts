@@ -107,6 +107,7 @@ for (const dialect of DIALECTS) {
         [{ reason: 'x'.repeat(501) }, '/reason'],
         [{ reason: 7 }, '/reason'],
         [{ amount: 1, note: 'x' }, '/note'],
+        [{ reason: 'refund to 4242 4242 4242 4242' }, '/reason'],
       ];
       for (const [body, pointer] of cases) {
         const res = await post(t, `/payment/${p.id}/refund`, body);

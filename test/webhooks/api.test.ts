@@ -89,6 +89,16 @@ for (const dialect of DIALECTS) {
         assert.deepEqual([body.code, body.param], ['too_long', param], res.body);
         assert.match(body.detail, new RegExp(`^${param.slice(1)} must be at most ${limit} characters`), res.body);
       }
+      for (const [method, url, payload, param] of [
+        ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x', events: ['*'], description: 'card 4242424242424242' }, '/description'],
+        ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x?card=4242424242424242', events: ['*'] }, '/url'],
+        ['PATCH', `/webhook-endpoints/${created.id}`, { description: '5555 5555 5555 4444' }, '/description'],
+      ] as const) {
+        const res = await t.request({ method, url, payload });
+        assert.equal(res.statusCode, 400, `${method} ${param}: ${res.body}`);
+        assert.deepEqual([res.json().code, res.json().param], ['card_number_in_text', param], res.body);
+        assert.ok(!/4242424242|5555 5555/.test(res.body), res.body);
+      }
       const wrongType = await t.request({ method: 'PATCH', url: `/webhook-endpoints/${created.id}`, payload: { description: 5 } });
       assert.equal(wrongType.statusCode, 400, wrongType.body);
       assert.deepEqual([wrongType.json().code, wrongType.json().param], ['invalid_type', '/description'], wrongType.body);

@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { cardNumbersInText, holdsCardNumber } from '../../src/domain/card-number-in-text.js';
+
+describe('card numbers in free text', () => {
+  it('finds them as people write them: unbroken, spaced, dashed, among other words and digits', () => {
+    for (const text of ['4242424242424242', 'pan 4242 4242 4242 4242 thanks', '5555-5555-5555-4444', '378282246310005', '4242 4242 4242 4242 12/30', 'ref 7 4242 4242 4242 4242', '4000056655665556.', 'x3056930009020004y']) {
+      assert.equal(holdsCardNumber(text), true, text);
+    }
+  });
+
+  it('leaves numbers that no scheme could have issued', () => {
+    for (const text of ['', 'order 12345', '4242424242424241', '9999999999999995', '1732750000009', '42424242424242424242424', '4242  4242  4242  4242', '+44 20 7946 0958 ext 12']) {
+      assert.equal(holdsCardNumber(text), false, text);
+    }
+  });
+
+  it('names each field holding one, a key by its object, and skips the fields meant for one', () => {
+    const body = { payment_method: { number: '4242424242424242', name: { first_name: '4242424242424242' } }, metadata: { '5555555555554444': 'x', 'a/b': '6011 1111 1111 1117' }, reference: 'fine' };
+    assert.deepEqual(
+      cardNumbersInText(body, new Set(['/payment_method/number'])).map((e) => [e.pointer, e.code]),
+      [
+        ['/payment_method/name/first_name', 'card_number_in_text'],
+        ['/metadata', 'card_number_in_text'],
+        ['/metadata/a~1b', 'card_number_in_text'],
+      ],
+    );
+  });
+});
