@@ -455,6 +455,30 @@ for (const dialect of DIALECTS) {
       assert.equal(res.statusCode, 403, res.body);
     });
 
+    it('answers a form post it cannot read with a page for the customer, not JSON', async () => {
+      const p = await create();
+      const page = await openPage(gateway.app, p.redirect_url);
+      const sent: Array<[Record<string, string>, string, number]> = [
+        [{ 'content-type': 'text/plain' }, 'csrf=x', 415],
+        [{ 'content-type': 'application/json' }, '', 400],
+        [{ 'content-type': 'application/x-www-form-urlencoded' }, `csrf=${'x'.repeat(5000)}`, 413],
+      ];
+      for (const [headers, payload, status] of sent) {
+        const res = await gateway.app.inject({ method: 'POST', url: `${page.path}/confirm`, headers: { cookie: page.cookie, ...headers }, payload });
+        assert.equal(res.statusCode, status, res.body);
+        assert.match(String(res.headers['content-type']), /^text\/html/, res.body);
+        assert.match(String(res.headers['content-security-policy']), /default-src 'none'/);
+        assert.match(res.body, /Reload the payment page/);
+        assert.match(res.body, new RegExp(`href="${page.path}"`));
+      }
+      assert.equal((await payment(p.id)).status, 'requires_action');
+      for (const path of ['/pay/not.a.token', '/pay/not!a!token/confirm']) {
+        const res = await gateway.app.inject({ method: path.endsWith('confirm') ? 'POST' : 'GET', url: path });
+        assert.equal(res.statusCode, 404, res.body);
+        assert.match(res.body, /Payment not found/);
+      }
+    });
+
     it('keeps the challenge when a frictionless confirm is forged for a challenge card', async () => {
       const p = await create('4000000000003220');
       const page = await openPage(gateway.app, p.redirect_url);

@@ -102,3 +102,14 @@ export function forbiddenPage(nonce: string): string {
     html`<div class="card"><h1>Please try again</h1><p class="notice bad">We could not verify that this request came from the payment page (it may have been open in another window). Reload the page and try again. You have not been charged.</p></div>`,
   );
 }
+
+/** A request to the page that could not be read (or failed on our side): the page itself shows where the payment stands. */
+export function requestFailedPage(nonce: string, pagePath: string, ourSide: boolean): string {
+  const what = ourSide ? 'Something went wrong on our side.' : 'We could not read what your browser sent.';
+  return page(
+    'Please try again',
+    nonce,
+    html`<div class="card"><h1>Please try again</h1><p class="notice bad">${what} Reload the payment page to see where your payment stands and try again.</p>
+<div class="actions"><a class="button primary" href="${pagePath}">Back to the payment page</a></div></div>`,
+  );
+}

@@ -5,14 +5,16 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app/services.js';
 import type { CheckoutView } from '../../app/checkout.js';
 import { resolveReturnUrl } from '../../app/authorise.js';
-import { forbiddenPage, notFoundPage, openPage, outcomePage } from '../pages/checkout-page.js';
+import { forbiddenPage, notFoundPage, openPage, outcomePage, requestFailedPage } from '../pages/checkout-page.js';
+import { DomainError } from '../../domain/errors.js';
 import { newNonce, securePageHeaders } from '../pages/html.js';
 import { LookupCache } from '../../app/lookup-cache.js';
 
 const CSRF_COOKIE = 'tz_csrf';
 // Only the URL-safe alphabet, for the cookie path; the token's shape is checked where it is
 // verified (src/app/page-token.ts), so a malformed token gets the same not-found page as a wrong one.
-const TokenParams = Type.Object({ token: Type.String({ pattern: '^[A-Za-z0-9_-]{1,100}$' }) });
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{1,100}$/;
+const TokenParams = Type.Object({ token: Type.String({ pattern: TOKEN_SHAPE.source }) });
 const FormBody = Type.Object({ csrf: Type.Optional(Type.String({ maxLength: 64 })), otp: Type.Optional(Type.String({ maxLength: 16 })) });
 
 function readCookie(request: FastifyRequest, name: string): string | undefined {
@@ -43,6 +45,18 @@ export const checkoutRoutes =
     await app.register(formbody, { bodyLimit: 4096 });
     const { checkout, ctx } = services;
     const secureCookie = ctx.config.publicUrl.startsWith('https:');
+
+    // The customer's browser gets a page, never the API's problem+json: a form that cannot
+    // be read (wrong content type, too large, not a form) or a failure on our side.
+    app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+      const status = error instanceof DomainError ? error.status : error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+      if (status >= 500) request.log.error({ err: error }, 'hosted page error');
+      const nonce = newNonce();
+      const token = (request.params as { token?: string }).token ?? '';
+      // A token of the wrong shape names no page, like a token no page has.
+      if (!TOKEN_SHAPE.test(token)) return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
+      return securePageHeaders(reply.code(status), nonce).send(requestFailedPage(nonce, `/pay/${token}`, status >= 500));
+    });
 
     async function origins(view: CheckoutView): Promise<string[]> {
       const channel = await LookupCache.of(ctx).channelById(view.payment.channel_id);
