@@ -2,7 +2,7 @@ import { compiledOnce, type RowInsert } from '../adapters/storage/compiled.js';
 import { DomainError, type FieldError, ValidationFailed, underPointer } from '../domain/errors.js';
 import { bin, detectBrand, last4 } from '../domain/card.js';
 import { validateAmount } from '../domain/money.js';
-import { cardNumbersInText } from '../domain/card-number-in-text.js';
+import { type CardNumberFields, cardNumbersInText } from '../domain/card-number-in-text.js';
 import { parseCaptureDelay, validateCaptureDelay } from '../domain/capture-delay.js';
 import { normaliseDeviceInfo } from '../domain/device-info.js';
 import { validateParty } from '../domain/address.js';
@@ -218,7 +218,7 @@ function withCustomerReference<T extends { reference?: string }>(customer: T | u
 }
 
 /** The one field of an authorisation that may hold a card number (it is sealed, never stored in clear). */
-const CARD_NUMBER_FIELDS: ReadonlySet<string> = new Set(['/payment_method/number']);
+const CARD_NUMBER_FIELDS: CardNumberFields = { payment_method: { number: true } };
 
 /** Every authorisation needs its channel: the SQL is compiled once, the row cached (src/app/lookup-cache.ts). */
 const channelByReference = compiledOnce((db, reference: string) => db.selectFrom('channels').selectAll().where('reference', '=', reference));

@@ -18,7 +18,7 @@ describe('card numbers in free text', () => {
   it('names each field holding one, a key by its object, and skips the fields meant for one', () => {
     const body = { payment_method: { number: '4242424242424242', name: { first_name: '4242424242424242' } }, metadata: { '5555555555554444': 'x', 'a/b': '6011 1111 1111 1117' }, reference: 'fine' };
     assert.deepEqual(
-      cardNumbersInText(body, new Set(['/payment_method/number'])).map((e) => [e.pointer, e.code]),
+      cardNumbersInText(body, { payment_method: { number: true } }).map((e) => [e.pointer, e.code]),
       [
         ['/payment_method/name/first_name', 'card_number_in_text'],
         ['/metadata', 'card_number_in_text'],
