@@ -34,6 +34,8 @@ declare module 'fastify' {
   }
 }
 
+const MAX_PATH_PARAM_LENGTH = 256;
+
 const newRequestId = () => 'req_' + secureRandomBytes(12).toString('hex');
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -57,6 +59,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     // request gets a minute (the largest, a 10 MB compliance upload, needs ~1.4 Mbit/s);
     // then Node answers 408 and closes the connection.
     requestTimeout: 60_000,
+    // Above every path parameter's own limit (a customer reference: 128 characters), so a
+    // value over it gets the schema's too_long naming the parameter; twice that is a 414.
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
     // Errors Fastify raises before routing (a path that is not valid %-encoding, a path
     // parameter over its length limit) get the API's problem+json too.
     frameworkErrors: (error, request, reply) => {
@@ -153,7 +158,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     return sendProblem(reply, problem(request, 500, 'internal_error', `something went wrong on our side; quote request_id ${request.id} to support`));
   });
 
-  const allowedMethods = trackAllowedMethods(app as unknown as FastifyInstance);
+  const allowedMethods = trackAllowedMethods(app as unknown as FastifyInstance, MAX_PATH_PARAM_LENGTH);
   app.setNotFoundHandler((request, reply) => {
     const path = scrubText(request.url.split('?')[0]!);
     const allow = allowedMethods(request.url);

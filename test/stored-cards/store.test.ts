@@ -85,6 +85,18 @@ for (const dialect of DIALECTS) {
       assert.deepEqual([after.card.expiry_month, after.card.expiry_year], [9, 2041]);
     });
 
+    it('lists the cards of a customer reference as long as the API allows (128 characters, any script)', async () => {
+      for (const customer of ['c'.repeat(128), 'é'.repeat(128)]) {
+        const paid = await payByCard(t, { customer });
+        const res = await t.request({ method: 'GET', url: `/customers/${encodeURIComponent(customer)}/payment-methods` });
+        assert.equal(res.statusCode, 200, res.body);
+        assert.deepEqual(json(res).data.map((pm: { id: string }) => pm.id), [paid.payment_method.token]);
+      }
+      const tooLong = await t.request({ method: 'GET', url: `/customers/${'c'.repeat(129)}/payment-methods` });
+      assert.equal(tooLong.statusCode, 400, tooLong.body);
+      assert.equal(json(tooLong).param, '/params/reference');
+    });
+
     it('takes a token on a customer-initiated payment through the hosted page, with a fresh CVC', async () => {
       const stored = await payByCard(t, { customer: 'cust-cit' });
       const token = stored.payment_method.token as string;
