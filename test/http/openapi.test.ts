@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { dateDaysAgo, declareVolume, upload } from '../compliance/fixtures.js';
 
 type Json = Record<string, any>;
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
@@ -158,6 +159,20 @@ describe('OpenAPI document and reference page', () => {
     const problem = ajv.compile({ ...(inline(doc, doc.paths['/payment/authorise'].post.responses['400'].content['application/problem+json'].schema) as Json), $id: undefined });
     const bad = await t.request({ method: 'POST', url: '/payment/authorise', payload: { ...(await exampleBody()), amount: 0 } });
     assert.ok(problem(bad.json()), ajv.errorsText(problem.errors));
+  });
+
+  it("matches the gateway's real events: a payment's and a compliance review's", async () => {
+    const ajv = schemaValidator();
+    const event = ajv.compile({ ...(inline(doc, doc.paths['/events/{id}'].get.responses['200'].content['application/json'].schema) as Json), $id: undefined });
+    assert.equal((await declareVolume(t, 1000)).statusCode, 200);
+    for (const type of ['asv_scan', 'saq']) assert.equal((await upload(t, { type, date: dateDaysAgo(t, 3) })).statusCode, 201);
+    await t.gateway.services.compliance.reject({ who: 'test', from: 'test' }, t.credentials.merchant_id, 'The ASV report is not signed.');
+    const listed = (await t.request({ method: 'GET', url: '/events?type=compliance.rejected,payment.created' })).json().data as Json[];
+    assert.deepEqual([...new Set(listed.map((e) => e.type))].sort(), ['compliance.rejected', 'payment.created']);
+    for (const { id } of listed) {
+      const one = (await t.request({ method: 'GET', url: `/events/${id}` })).json();
+      assert.ok(event(one), `${one.type}: ${ajv.errorsText(event.errors)}`);
+    }
   });
 
   it('renders /docs as a readable, CSP-protected HTML page', async () => {

@@ -16,8 +16,8 @@ export const Event = Type.Object(
     created_at: Timestamp,
     sequence: Type.Integer({ description: 'Per-payment order: a higher sequence is a later state of the same payment.' }),
     data: Type.Object(
-      { object: Type.Union([Payment, Type.Composite([Refund, Type.Object({ payment: Payment })]), ComplianceStatus]) },
-      { description: 'payment.*: the payment as it was when the event happened; refund.*: the refund, with the payment after it under `payment`; compliance.*: your compliance status.' },
+      { object: Type.Union([Payment, Type.Composite([Refund, Type.Object({ payment: Payment })]), Type.Omit(ComplianceStatus, ['documents'])]) },
+      { description: 'payment.*: the payment as it was when the event happened; refund.*: the refund, with the payment after it under `payment`; compliance.*: your compliance status, without the document list.' },
     ),
   },
   { description: 'Exactly the body POSTed to your endpoints.' },
