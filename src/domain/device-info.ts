@@ -341,6 +341,13 @@ const APP: Spec<Omit<AppDeviceInfo, 'type'>> = {
   ip_address: scalar(OPTIONAL, IP_RULE, ipAddress),
 };
 
+/** The fields a device_info of each type must have (for the API reference; the rules above decide). */
+export function requiredDeviceFields(type: 'browser' | 'app'): string[] {
+  return Object.entries<{ required: boolean }>(type === 'browser' ? BROWSER : APP)
+    .filter(([, field]) => field.required)
+    .map(([name]) => name);
+}
+
 export function normaliseDeviceInfo(input: Record<string, unknown>): { value?: DeviceInfo; errors: FieldError[] } {
   const type = Object.hasOwn(input, 'type') ? input['type'] : undefined;
   if (type === undefined || type === null || type === 'browser') {

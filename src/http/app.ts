@@ -1,7 +1,7 @@
 import { secureRandomBytes } from '../adapters/random.js';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
-import { finishOpenApi } from './openapi-finish.js';
+import { finishOpenApi, markRoutesForOpenApi } from './openapi-finish.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { requestLogger, scrubText } from '../logger.js';
@@ -159,6 +159,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   });
 
   const allowedMethods = trackAllowedMethods(app as unknown as FastifyInstance, MAX_PATH_PARAM_LENGTH);
+  markRoutesForOpenApi(app as unknown as FastifyInstance);
   app.setNotFoundHandler((request, reply) => {
     const path = scrubText(request.url.split('?')[0]!);
     const allow = allowedMethods(request.url);

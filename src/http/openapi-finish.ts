@@ -1,27 +1,130 @@
 import type { SwaggerTransformObject } from '@fastify/swagger';
+import type { FastifyInstance } from 'fastify';
+import { statusTitle } from './problem.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The JSON Schema of a multipart/form-data body that a content-type parser reads, for the API reference. */
+    requestForm?: unknown;
+  }
+}
+
+interface Response {
+  description?: string;
+  content?: Record<string, unknown>;
+  headers?: Record<string, unknown>;
+}
 
 interface Operation {
+  operationId?: string;
   security?: Array<Record<string, string[]>>;
-  responses?: Record<string, { content?: Record<string, unknown> }>;
+  parameters?: Array<{ in: string; name: string }>;
+  requestBody?: { required?: boolean; content?: Record<string, unknown> };
+  responses?: Record<string, Response>;
+  [OPTIONAL_BODY]?: boolean;
+  [REQUEST_FORM]?: unknown;
 }
+
+/** Route schema markers (`x-` keys are copied to the operation) that this step turns into OpenAPI. */
+const OPTIONAL_BODY = 'x-body-optional';
+const REQUEST_FORM = 'x-request-form';
+
+/**
+ * Copies what the API reference needs from a route's config into its schema, where the
+ * OpenAPI generator sees it. Registered before the generator, whose own hook reads routes.
+ */
+export function markRoutesForOpenApi(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    if (!route.schema) return;
+    const marked: Record<string, unknown> = { ...route.schema };
+    if (route.config?.optionalBody) marked[OPTIONAL_BODY] = true;
+    if (route.config?.requestForm) marked[REQUEST_FORM] = route.config.requestForm;
+    route.schema = marked;
+  });
+}
+
+/** Names for generated clients, one per operation. */
+const OPERATION_IDS: Record<string, string> = {
+  'GET /healthz': 'checkHealth',
+  'GET /readyz': 'checkReadiness',
+  'POST /payment/authorise': 'authorisePayment',
+  'GET /payment/{id}': 'getPayment',
+  'POST /payment/{id}/capture': 'capturePayment',
+  'POST /payment/{id}/void': 'voidPayment',
+  'POST /payment/{id}/refund': 'refundPayment',
+  'GET /payment/{id}/refunds': 'listRefunds',
+  'GET /payments': 'listPayments',
+  'GET /customers/{reference}/payment-methods': 'listPaymentMethods',
+  'GET /payment-methods/{id}': 'getPaymentMethod',
+  'DELETE /payment-methods/{id}': 'deletePaymentMethod',
+  'GET /sandbox/test-cards': 'listTestCards',
+  'GET /sandbox/inbox': 'showSandboxInbox',
+  'POST /webhook-endpoints': 'createWebhookEndpoint',
+  'GET /webhook-endpoints': 'listWebhookEndpoints',
+  'GET /webhook-endpoints/{id}': 'getWebhookEndpoint',
+  'PATCH /webhook-endpoints/{id}': 'updateWebhookEndpoint',
+  'DELETE /webhook-endpoints/{id}': 'deleteWebhookEndpoint',
+  'POST /webhook-endpoints/{id}/rotate-secret': 'rotateWebhookEndpointSecret',
+  'GET /events': 'listEvents',
+  'GET /events/{id}': 'getEvent',
+  'POST /events/{id}/redeliver': 'redeliverEvent',
+  'GET /merchant/compliance': 'getComplianceStatus',
+  'PUT /merchant/compliance/volume': 'declareAnnualVolume',
+  'POST /merchant/compliance/documents': 'uploadComplianceDocument',
+  'GET /merchant/compliance/documents/{id}': 'downloadComplianceDocument',
+};
+
+const SUCCESS: Record<string, string> = { 200: 'OK', 201: 'Created', 202: 'Accepted: the acquirer has not confirmed yet; the resource says where it stands', 204: 'No Content' };
+
+const REPLAYED_HEADER = {
+  'Idempotent-Replayed': {
+    description: 'Present, as `true`, when this answer is the replay of an earlier request with the same Idempotency-Key.',
+    schema: { type: 'string', enum: ['true'] },
+  },
+};
 
 /**
  * What the routes' schemas cannot say in the served OpenAPI document: errors are sent as
- * `application/problem+json` (src/http/problem.ts), and the secret key is accepted as a
- * bearer token as well as in X-Secret-Key (src/http/auth.ts).
+ * `application/problem+json` (src/http/problem.ts); the secret key is accepted as a bearer
+ * token as well as in X-Secret-Key (src/http/auth.ts); the answers every operation of a kind
+ * can get (a malformed path value, a body that is not JSON or too large) without each route
+ * listing them; replays under Idempotency-Key; bodies that may be left out; form uploads.
  */
 export const finishOpenApi: SwaggerTransformObject = (document) => {
   if (!('openapiObject' in document)) return document.swaggerObject;
   const doc = document.openapiObject;
   const schemes = (doc.components ??= {}).securitySchemes ?? {};
   doc.components.securitySchemes = { ...schemes, bearer: { type: 'http', scheme: 'bearer', description: 'The same secret key, as Authorization: Bearer sk_….' } };
-  for (const item of Object.values(doc.paths ?? {})) {
-    for (const op of Object.values(item ?? {}) as Operation[]) {
+  const problem = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const [method, op] of Object.entries(item ?? {}) as Array<[string, Operation]>) {
       if (!op || typeof op !== 'object' || !op.responses) continue;
+      op.operationId ??= OPERATION_IDS[`${method.toUpperCase()} ${path}`];
       if (op.security?.some((s) => 'secretKey' in s)) op.security = [...op.security, { bearer: [] }];
-      for (const [status, response] of Object.entries(op.responses)) {
+      const responses = op.responses;
+      for (const [status, response] of Object.entries(responses)) {
         const json = response.content?.['application/json'];
         if (Number(status) >= 400 && json) response.content = { 'application/problem+json': json };
+        if (response.description === 'Default Response') response.description = SUCCESS[status] ?? statusTitle(Number(status));
+      }
+      const sometimes = (status: number, why: string) => {
+        responses[status] ??= { description: `${statusTitle(status)}: ${why}`, content: problem };
+      };
+      if (op.parameters?.some((p) => p.in === 'path')) {
+        sometimes(400, 'a path value that is malformed or over its length limit');
+        sometimes(414, 'a path value far over any limit');
+      }
+      if (op.requestBody?.content?.['application/json']) {
+        sometimes(400, 'a body that is not JSON or breaks a rule; `param` names the field');
+        sometimes(413, 'a body over the size limit');
+        sometimes(415, 'a body that is not application/json in UTF-8');
+      }
+      if (op[OPTIONAL_BODY] && op.requestBody) op.requestBody.required = false;
+      delete op[OPTIONAL_BODY];
+      if (op[REQUEST_FORM]) op.requestBody = { required: true, content: { 'multipart/form-data': { schema: op[REQUEST_FORM] } } };
+      delete op[REQUEST_FORM];
+      if (op.parameters?.some((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key')) {
+        for (const [status, response] of Object.entries(responses)) if (Number(status) < 300) response.headers = { ...response.headers, ...REPLAYED_HEADER };
       }
     }
   }

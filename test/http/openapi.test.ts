@@ -96,6 +96,35 @@ describe('OpenAPI document and reference page', () => {
     }
   });
 
+  it('names every operation and lists the answers any operation of its kind can get', () => {
+    for (const [path, item] of Object.entries<Json>(doc.paths)) {
+      for (const [method, op] of Object.entries<Json>(item)) {
+        if (!METHODS.includes(method)) continue;
+        const where = `${method.toUpperCase()} ${path}`;
+        assert.match(String(op.operationId), /^[a-z][A-Za-z]+$/, `${where} has no operationId`);
+        const statuses = Object.keys(op.responses);
+        if ((op.parameters ?? []).some((p: Json) => p.in === 'path')) assert.ok(['400', '414'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
+        if (op.requestBody?.content?.['application/json']) assert.ok(['400', '413', '415'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
+        for (const status of statuses.filter((s) => Number(s) >= 400)) assert.ok(op.responses[status].content['application/problem+json'], `${where} ${status}`);
+        assert.ok(!Object.keys(op).some((k) => k.startsWith('x-')), `${where} keeps a marker`);
+      }
+    }
+  });
+
+  it('says which bodies may be left out, how documents are uploaded, and when an answer is a replay', () => {
+    for (const path of ['/payment/{id}/capture', '/payment/{id}/void', '/payment/{id}/refund', '/events/{id}/redeliver', '/webhook-endpoints/{id}/rotate-secret']) {
+      assert.equal(doc.paths[path].post.requestBody.required, false, path);
+    }
+    assert.equal(doc.paths['/payment/authorise'].post.requestBody.required, true);
+    const form = doc.paths['/merchant/compliance/documents'].post.requestBody.content['multipart/form-data'].schema;
+    assert.deepEqual(Object.keys(form.properties).sort(), ['document_date', 'document_type', 'file']);
+    assert.deepEqual([...form.required].sort(), ['document_date', 'document_type', 'file']);
+    assert.ok(doc.paths['/payment/authorise'].post.responses['201'].headers['Idempotent-Replayed']);
+    assert.equal(doc.paths['/payment/{id}'].get.responses['200'].headers, undefined);
+    const device = (inline(doc, doc.paths['/payment/authorise'].post.requestBody.content['application/json'].schema) as Json).properties.device_info;
+    assert.match(device.description, /requires ip_address, accept_header, .*userAgent; in-app .* requires sdk_app_id/);
+  });
+
   it('resolves every $ref and every schema is valid JSON Schema 2020-12', () => {
     for (const [where, ref] of refs(doc)) {
       assert.ok(ref.startsWith('#/'), `${where}: external ref ${ref}`);

@@ -198,6 +198,12 @@ export const ComplianceStatus = Type.Object(
   },
 );
 
+const UploadForm = Type.Object({
+  document_type: DocumentTypeSchema,
+  document_date: Type.String({ format: 'date', description: 'The date printed on the document (YYYY-MM-DD).' }),
+  file: Type.String({ contentMediaType: 'application/pdf', description: 'The PDF, at most 10 MiB.' }),
+});
+
 const UploadedDocument = Type.Object({
   ...ComplianceDocument.properties,
   compliance: Type.Object({ status: Type.String(), review_pending: Type.Boolean(), missing: Missing }),
@@ -249,6 +255,7 @@ const merchantRoutes =
       '/merchant/compliance/documents',
       {
         onRequest: app.requireSecretKey,
+        config: { requestForm: UploadForm },
         schema: {
           tags: ['compliance'],
           summary: 'Upload a PCI DSS document',

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { requiredDeviceFields } from '../../domain/device-info.js';
 import { BoolOrString, NumberOrString, StrictObject } from './common.js';
 
 const text = (max: number, description?: string) => Type.String({ maxLength: max, ...(description ? { description } : {}) });
@@ -11,7 +12,7 @@ const Name = StrictObject({
 
 const Phone = StrictObject({
   country: Type.Optional(text(4, 'Calling code ("44", "+44") or ISO 3166-1 alpha-2 country.')),
-  number: Type.Optional(text(24, 'Digits, optionally with a leading + and spaces.')),
+  number: Type.Optional(text(24, '1 to 20 digits, optionally with a leading + and spaces.')),
 });
 
 export const PartyDetails = StrictObject({
@@ -63,7 +64,12 @@ export const DeviceInfo = StrictObject(
       }),
     ),
   },
-  { description: 'EMV 3-D Secure device data. Browser fields for web checkouts, sdk_* fields with type "app" for in-app.' },
+  {
+    description:
+      'EMV 3-D Secure device data, required for customer-initiated payments. ' +
+      `Browser (type "browser", the default) requires ${requiredDeviceFields('browser').join(', ')}; ` +
+      `in-app (type "app") requires ${requiredDeviceFields('app').join(', ')}. A missing one is 400 missing_field naming it.`,
+  },
 );
 
 export const CardMethod = StrictObject(
