@@ -26,6 +26,7 @@ import { complianceRoutes } from './plugins/compliance.js';
 import { registerAuth } from './auth.js';
 import { trackAllowedMethods } from './allowed-methods.js';
 import { clientErrorHandler } from './client-errors.js';
+import { refuseUnnamedQueryParameters } from './strict-query.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -160,6 +161,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
 
   const allowedMethods = trackAllowedMethods(app as unknown as FastifyInstance, MAX_PATH_PARAM_LENGTH);
   markRoutesForOpenApi(app as unknown as FastifyInstance);
+  refuseUnnamedQueryParameters(app as unknown as FastifyInstance);
   app.setNotFoundHandler((request, reply) => {
     const path = scrubText(request.url.split('?')[0]!);
     const allow = allowedMethods(request.url);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
 import { connect } from 'node:net';
 
@@ -73,6 +73,16 @@ for (const dialect of DIALECTS) {
       const garbage = await rawExchange(url, 'HELLO THERE\r\n\r\n');
       assert.match(garbage.head, /^HTTP\/1\.1 400 /);
       assert.equal((JSON.parse(garbage.body) as Record<string, unknown>).code, 'malformed_request');
+    });
+
+    it('refuses query parameters an operation does not take, on every API route', async () => {
+      const created = (await postAuthorise(t, await exampleBody())).json();
+      for (const url of [`/payment/${created.id}?expand=x`, `/payment/${created.id}/refunds?limit=1`, '/customers/abc123/payment-methods?limit=1', '/webhook-endpoints?bogus=1', '/merchant/compliance?bogus=1', '/payments?bogus=1', '/events?bogus=1']) {
+        const param = `/querystring/${new URL(url, 'http://x').searchParams.keys().next().value}`;
+        const body = assertProblem(await t.request({ method: 'GET', url }), 400, 'unknown_field', param);
+        assert.match(body.detail, /is not a/, url);
+      }
+      assert.equal((await t.request({ method: 'GET', url: '/payments?limit=1' })).statusCode, 200);
     });
 
     it('gives every problem its own request id', async () => {
