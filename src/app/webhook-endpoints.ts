@@ -206,7 +206,7 @@ export class WebhookEndpoints {
   }
 
   private async checkTarget(raw: string): Promise<string> {
-    if (raw.length > MAX_URL_LENGTH) throw new DomainError(400, 'invalid_url', `url must be at most ${MAX_URL_LENGTH} characters`, '/url');
+    if (raw.length > MAX_URL_LENGTH) throw new DomainError(400, 'too_long', `url must be at most ${MAX_URL_LENGTH} characters`, '/url');
     // The URL parser would strip or drop these and store another URL than the one sent.
     if (/[\s\x00-\x1f\x7f]/.test(raw)) throw new DomainError(400, 'invalid_url', 'url must not contain spaces or control characters (tabs, line breaks); percent-encode them', '/url');
     const policy = outboundPolicy(this.ctx);
@@ -214,7 +214,7 @@ export class WebhookEndpoints {
       const url = checkUrl(raw, policy);
       const stored = url.toString();
       // What is stored is percent-encoded: one "é" sent is six characters kept.
-      if (stored.length > MAX_URL_LENGTH) throw new DomainError(400, 'invalid_url', `url must be at most ${MAX_URL_LENGTH} characters once normalised (characters outside ASCII count percent-encoded, "é" as "%C3%A9")`, '/url');
+      if (stored.length > MAX_URL_LENGTH) throw new DomainError(400, 'too_long', `url must be at most ${MAX_URL_LENGTH} characters once normalised (characters outside ASCII count percent-encoded, "é" as "%C3%A9")`, '/url');
       if (!policy.allowPrivate) await withTimeout(resolveChecked(url.hostname, policy, this.resolver), DNS_CHECK_TIMEOUT_MS, url.hostname);
       return stored;
     } catch (error) {

@@ -58,6 +58,7 @@ for (const dialect of DIALECTS) {
         [{ url: 'http://127.0.0.1/ho\nok', events: ['*'] }, 'invalid_url', '/url'],
         [{ url: 'http://127.0.\t0.1/x', events: ['*'] }, 'invalid_url', '/url'],
         [{ url: 'http://127.0.0.1/x', events: ['*'], extra: 1 }, 'unknown_field', '/extra'],
+        [{ url: `http://127.0.0.1/${'x'.repeat(2048)}`, events: ['*'] }, 'too_long', '/url'],
       ];
       for (const [payload, code, param] of cases) {
         const res = await t.request({ method: 'POST', url: '/webhook-endpoints', payload });
@@ -135,7 +136,7 @@ for (const dialect of DIALECTS) {
       ] as const) {
         const res = await t.request({ method, url, headers: asOther, payload: { url: over, ...(method === 'POST' ? { events: ['*'] } : {}) } });
         assert.equal(res.statusCode, 400, method);
-        assert.deepEqual([res.json().code, res.json().param], ['invalid_url', '/url'], res.body);
+        assert.deepEqual([res.json().code, res.json().param], ['too_long', '/url'], res.body);
       }
       assert.equal((await t.request({ method: 'GET', url: `/webhook-endpoints/${created.id}`, headers: asOther })).json().url, created.url);
     });
