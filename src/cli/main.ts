@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { DomainError } from '../domain/errors.js';
-import { migrate, openDatabase } from '../adapters/storage/database.js';
+import { databaseLocation, migrate, openDatabase } from '../adapters/storage/database.js';
 import { serve } from './serve.js';
 import { withServices } from './with-services.js';
 import { rotateKek } from './rotate-kek.js';
@@ -129,10 +129,11 @@ async function run(argv: string[]): Promise<void> {
   if (group === 'serve') return serve();
   const config = loadConfig();
   if (group === 'migrate') {
-    const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
-    const applied = await migrate(database.db);
-    await database.close();
-    print(json, { dialect: database.dialect, applied }, `database ${database.dialect} is up to date`);
+    const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false });
+    const applied = await migrate(database.db).finally(() => database.close());
+    const where = `${database.dialect} ${databaseLocation(config)}`;
+    const done = applied.length === 0 ? `${where} is up to date; no migration to apply` : `applied ${applied.length} migration${applied.length === 1 ? '' : 's'} (${applied.length === 1 ? applied[0] : `${applied[0]} … ${applied.at(-1)}`}) to ${where}; it is up to date`;
+    print(json, { dialect: database.dialect, database: databaseLocation(config), applied }, done);
     return;
   }
   const command = `${group} ${action ?? ''}`.trim();

@@ -29,7 +29,8 @@ describe('operator CLI (npm run cli), text and --json', () => {
     dataDir = mkdtempSync(join(tmpdir(), 'tzero-cli-'));
     const migrated = await cli('migrate');
     ok(migrated, 'migrate');
-    assert.match(migrated.stdout, /database sqlite is up to date/);
+    // Which database, and what was done to it: a fresh one gets every migration.
+    assert.match(migrated.stdout, new RegExp(`^applied \\d+ migrations \\(001-[a-z0-9-]+ … \\d{3}-[a-z0-9-]+\\) to sqlite ${join(dataDir, 'gateway.sqlite').replace(/[.]/g, '\\.')}; it is up to date\n$`));
   });
   after(() => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
@@ -41,7 +42,7 @@ describe('operator CLI (npm run cli), text and --json', () => {
 
   it('migrate again (a no-op) and merchant create', async () => {
     const [migrate, text, asJson] = await Promise.all([cli('migrate', '--json'), cli('merchant', 'create', '--name', 'Acme Text Ltd'), cli('merchant', 'create', '--name', 'Acme Ltd', '--json')]);
-    assert.deepEqual(json(migrate, 'migrate --json'), { dialect: 'sqlite', applied: [] });
+    assert.deepEqual(json(migrate, 'migrate --json'), { dialect: 'sqlite', database: join(dataDir, 'gateway.sqlite'), applied: [] });
     ok(text, 'merchant create');
     assert.match(text.stdout, /^created merchant mer_[0-9a-f]{32} \(Acme Text Ltd\)\n$/);
     const merchant = json<{ id: string; name: string; created_at: string }>(asJson, 'merchant create --json');

@@ -68,6 +68,8 @@ function closing(close: () => Promise<void>): Pick<Database, 'onClose' | 'close'
   };
 }
 
+const SQLITE_FILE = 'gateway.sqlite';
+
 export interface OpenOptions {
   databaseUrl?: string | undefined;
   dataDir: string;
@@ -77,12 +79,22 @@ export interface OpenOptions {
   writerThread?: boolean;
   /** The active key-encrypting key, for cards that `insert` seals as it writes them (compiled.ts, CardToSeal). */
   cardKek?: Kek;
+  /** False for the one caller that migrates itself and reports what it applied (`npm run migrate`). */
+  migrate?: boolean;
 }
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
   const database = opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize ?? 20, opts.cardKek) : openSqlite(opts);
-  await migrate(database.db);
+  if (opts.migrate !== false) await migrate(database.db);
   return database;
+}
+
+/** Where a database is, for operators: the SQLite file, or the PostgreSQL URL without its password. */
+export function databaseLocation(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDir'>): string {
+  if (!opts.databaseUrl) return join(opts.dataDir, SQLITE_FILE);
+  const url = new URL(opts.databaseUrl);
+  url.password = '';
+  return url.toString();
 }
 
 export async function migrate(db: Kysely<Schema>): Promise<string[]> {
@@ -93,7 +105,7 @@ export async function migrate(db: Kysely<Schema>): Promise<string[]> {
 }
 
 function openSqlite(opts: OpenOptions): Database {
-  const file = join(opts.dataDir, 'gateway.sqlite');
+  const file = join(opts.dataDir, SQLITE_FILE);
   const raw = openSqliteConnection(file);
   // The database holds sealed card data and key hashes: owner-only, like the keys file.
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
