@@ -199,7 +199,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     hostedPageTtlMs: int(env, 'HOSTED_PAGE_TTL_SECONDS', 900, 30, 86_400) * 1000,
     authorisationValidityMs: int(env, 'AUTHORISATION_VALIDITY_DAYS', 7, 1, 30) * 24 * 60 * minute,
     idempotencyTtlMs: int(env, 'IDEMPOTENCY_TTL_HOURS', 24, 24, 720) * 60 * minute,
-    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 65_536, 1024, 10_485_760),
+    bodyLimitBytes: int(env, 'BODY_LIMIT_BYTES', 131_072, 1024, 10_485_760),
     logLevel: logLevel(env.LOG_LEVEL),
     smtpUrl: smtpUrl(env.SMTP_URL),
     mailFrom: mailFrom(env.MAIL_FROM),

@@ -60,6 +60,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     // request gets a minute (the largest, a 10 MB compliance upload, needs ~1.4 Mbit/s);
     // then Node answers 408 and closes the connection.
     requestTimeout: 60_000,
+    // Node enforces it when it looks, every 30 s by default: a stalled request lasted up to 90 s.
+    http: { connectionsCheckingInterval: 5_000 },
     // Above every path parameter's own limit (a customer reference: 128 characters), so a
     // value over it gets the schema's too_long naming the parameter; twice that is a 414.
     routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },

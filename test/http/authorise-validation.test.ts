@@ -346,6 +346,11 @@ for (const dialect of DIALECTS) {
         assert.equal((await device({ ip_address: '2001:db8::7', screen_colorDepth: 24, challengeWindow: 5 })).statusCode, 201);
       });
 
+      it('takes an in-app payment whose SDK data is as long as EMV 3DS allows (64,000 characters) within the default body limit', async () => {
+        const res = await postAuthorise(t, { ...example, device_info: { ...APP_DEVICE, sdk_enc_data: 'e'.repeat(64_000) } });
+        assert.equal(res.statusCode, 201, res.body.slice(0, 300));
+      });
+
       it('accepts the in-app variant and checks its fields', async () => {
         const ok = await postAuthorise(t, { ...example, device_info: APP_DEVICE });
         assert.equal(ok.statusCode, 201, ok.body);
