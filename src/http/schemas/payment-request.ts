@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { requiredDeviceFields } from '../../domain/device-info.js';
+import { MAX_AMOUNT_MINOR } from '../../domain/money.js';
 import { BoolOrString, NumberOrString, StrictObject } from './common.js';
 
 const text = (max: number, description?: string) => Type.String({ maxLength: max, ...(description ? { description } : {}) });
@@ -139,7 +140,7 @@ export const Metadata = Type.Record(Type.String(), Type.String({ maxLength: 500 
 export const AuthoriseRequest = StrictObject(
   {
     channel: Type.String({ minLength: 1, maxLength: 64, description: 'The channel reference assigned by tZero Pay.' }),
-    amount: Type.Integer({ minimum: 1, description: 'Minor units of the currency: 1050 is 10.50 USD, 100 is 100 JPY.' }),
+    amount: Type.Integer({ minimum: 1, maximum: MAX_AMOUNT_MINOR, description: 'Minor units of the currency: 1050 is 10.50 USD, 100 is 100 JPY.' }),
     currency: Type.String({ minLength: 3, maxLength: 3, description: 'ISO 4217 code, e.g. USD.' }),
     device_info: Type.Optional(DeviceInfo),
     reference: Type.Optional(text(128, 'Your order or transaction reference.')),
