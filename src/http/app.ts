@@ -62,8 +62,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     requestTimeout: 60_000,
     // Node enforces it when it looks, every 30 s by default: a stalled request lasted up to 90 s.
     http: { connectionsCheckingInterval: 5_000 },
-    // Above every path parameter's own limit (a customer reference: 128 characters), so a
-    // value over it gets the schema's too_long naming the parameter; twice that is a 414.
+    // Path values up to 256 characters reach the routes' schemas, above every parameter's
+    // own limit (a customer reference: 128), so a value over its limit gets too_long naming
+    // the parameter; longer ones get 414.
     routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
     // Errors Fastify raises before routing (a path that is not valid %-encoding, a path
     // parameter over its length limit) get the API's problem+json too.
