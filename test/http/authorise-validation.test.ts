@@ -394,7 +394,8 @@ for (const dialect of DIALECTS) {
         for (const [patch, pointer] of cases) {
           const res = await post(patch);
           const body = assertProblem(res, 400, 'card_number_in_text', pointer.startsWith('/metadata/4') ? '/metadata' : pointer);
-          assert.ok(!/\d{4}[ -]?\d{4}[ -]?\d{4}/.test(res.body), res.body);
+          const sent = JSON.stringify(patch).match(/\d[\d -]{11,}\d/)![0];
+          for (const shown of [sent, sent.replace(/[ -]/g, '')]) assert.ok(!res.body.includes(shown), res.body);
           assert.match(body.detail, /payment_method\.number/);
         }
         // Long numbers that are not card numbers (a timestamp, a failed check digit, no scheme, too long) are kept.
