@@ -41,7 +41,7 @@ export function buildServices(ctx: AppContext): Services {
     checkout: new Checkout(ctx),
     payments: new PaymentQueries(ctx),
     outbox,
-    webhookEndpoints: new WebhookEndpoints(ctx),
+    webhookEndpoints: new WebhookEndpoints(ctx, idempotency),
     events: new EventQueries(ctx, outbox),
     lifecycle: new Lifecycle(ctx, idempotency),
     paymentList: new PaymentList(ctx),

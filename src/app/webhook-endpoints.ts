@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
 import { refuseCardNumbers } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
@@ -66,15 +67,32 @@ function normaliseEvents(events: string[]): string[] {
  * every delivery, since DNS answers change); its signing secret is stored sealed and
  * shown only in the answers to create and rotate-secret.
  */
+/** What makes a request safe to retry (src/app/idempotency.ts); none for callers that never retry. */
+export interface Retry {
+  idempotencyKey: string | undefined;
+  rawBody: string;
+}
+
+const NO_RETRY: Retry = { idempotencyKey: undefined, rawBody: '' };
+
 export class WebhookEndpoints {
   private readonly secrets = new Map<string, string>();
 
   constructor(
     private readonly ctx: AppContext,
+    private readonly idempotency: Idempotency,
     private readonly resolver: Resolver = systemResolver,
   ) {}
 
-  async create(merchantId: string, input: EndpointInput): Promise<EndpointView> {
+  /** Under Idempotency-Key, a retried create answers with the endpoint (and secret) the first one made. */
+  async create(merchantId: string, input: EndpointInput, retry: Retry = NO_RETRY): Promise<StoredResponse> {
+    return this.idempotency.run(merchantId, retry.idempotencyKey, 'POST /webhook-endpoints', retry.rawBody, async (record) => {
+      const view = await this.register(merchantId, input, record);
+      return { status: 201, body: JSON.stringify(view) };
+    });
+  }
+
+  private async register(merchantId: string, input: EndpointInput, record: Recorder): Promise<EndpointView> {
     refuseCardNumbers({ url: input.url, description: input.description });
     const url = await this.checkTarget(input.url);
     const events = normaliseEvents(input.events);
@@ -99,6 +117,7 @@ export class WebhookEndpoints {
       deleted_at: null,
     };
     const { database } = this.ctx;
+    const view = { ...(await this.view(row)), secret };
     const created = await database.write(async (trx) => {
       // Counted in the transaction that inserts, after the merchant's row is locked where the
       // database can (SQLite runs one write at a time), so creates arriving together cannot
@@ -107,13 +126,14 @@ export class WebhookEndpoints {
       const active = await trx.selectFrom('webhook_endpoints').select((eb) => eb.fn.countAll<number>().as('n')).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
       if (Number(active.n) >= MAX_ENDPOINTS_PER_MERCHANT) return false;
       await trx.insertInto('webhook_endpoints').values(row).execute();
+      await record(trx, 201, JSON.stringify(view));
       return true;
     });
     if (!created) throw new DomainError(409, 'too_many_endpoints', `a merchant can have at most ${MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints; delete one first`);
     // The outbox decides from the cached endpoints whether an event needs fanning out:
     // this process sees the endpoint before the merchant does (others on the trigger's notification).
     LookupCache.of(this.ctx).drop();
-    return { ...(await this.view(row)), secret };
+    return view;
   }
 
   async list(merchantId: string): Promise<EndpointView[]> {
@@ -157,22 +177,51 @@ export class WebhookEndpoints {
   /**
    * A new secret signs from now on; the old one keeps signing too (a second `v1,`
    * signature) until the overlap ends, so receivers can switch without losing a message.
+   * That end is a promise: while it stands, another rotation with an overlap is refused
+   * (it would drop the old secret at once), and one with overlap_hours 0 ends it on purpose.
+   * Under Idempotency-Key, a retried rotation answers with the secret the first one made.
    */
-  async rotateSecret(merchantId: string, id: string, overlapHours = DEFAULT_OVERLAP_HOURS): Promise<EndpointView> {
+  async rotateSecret(merchantId: string, id: string, overlapHours = DEFAULT_OVERLAP_HOURS, retry: Retry = NO_RETRY): Promise<StoredResponse> {
     if (!Number.isInteger(overlapHours) || overlapHours < 0 || overlapHours > MAX_OVERLAP_HOURS) {
       throw new DomainError(400, 'invalid_overlap', `overlap_hours must be a whole number from 0 to ${MAX_OVERLAP_HOURS}`, '/overlap_hours');
     }
-    const row = await this.require(merchantId, id);
-    const now = this.ctx.clock.now();
-    const secret = generateSecret();
-    const changes: Partial<WebhookEndpointsTable> = {
-      secret_ct: this.ctx.vault.sealString(row.id, secret),
-      previous_secret_ct: overlapHours > 0 ? row.secret_ct : null,
-      previous_secret_expires_at: overlapHours > 0 ? now + overlapHours * 3_600_000 : null,
-      updated_at: now,
-    };
-    await this.ctx.database.write((trx) => trx.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).execute());
-    return { ...(await this.view({ ...row, ...changes })), secret };
+    return this.idempotency.run(merchantId, retry.idempotencyKey, `POST /webhook-endpoints/${id}/rotate-secret`, retry.rawBody, async (record) => {
+      const row = await this.require(merchantId, id);
+      const now = this.ctx.clock.now();
+      const secret = generateSecret();
+      const changes: Partial<WebhookEndpointsTable> = {
+        secret_ct: this.ctx.vault.sealString(row.id, secret),
+        previous_secret_ct: overlapHours > 0 ? row.secret_ct : null,
+        previous_secret_expires_at: overlapHours > 0 ? now + overlapHours * 3_600_000 : null,
+        updated_at: now,
+      };
+      const body = JSON.stringify({ ...(await this.view({ ...row, ...changes })), secret });
+      const rotated = await this.ctx.database.write(async (trx) => {
+        // Checked by the UPDATE itself, so two rotations at once cannot both pass.
+        let update = trx.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).where('secret_ct', '=', row.secret_ct);
+        if (overlapHours > 0) update = update.where((eb) => eb.or([eb('previous_secret_expires_at', 'is', null), eb('previous_secret_expires_at', '<=', now)]));
+        const result = await update.executeTakeFirst();
+        if (Number(result.numUpdatedRows) === 0) return false;
+        await record(trx, 200, body);
+        return true;
+      });
+      if (!rotated) throw await this.rotationInProgress(merchantId, id);
+      return { status: 200, body };
+    });
+  }
+
+  private async rotationInProgress(merchantId: string, id: string): Promise<DomainError> {
+    const current = await this.require(merchantId, id);
+    if (current.previous_secret_expires_at === null || current.previous_secret_expires_at <= this.ctx.clock.now()) {
+      return new DomainError(409, 'concurrent_modification', 'another request rotated this secret at the same moment; read the endpoint and rotate again if you still need to');
+    }
+    const until = iso(current.previous_secret_expires_at);
+    return new DomainError(
+      409,
+      'rotation_in_progress',
+      `the secret before the current one is still accepted until ${until}: rotating again now would drop it at once. Rotate after then, or send overlap_hours 0 to end the overlap now`,
+      '/overlap_hours',
+    );
   }
 
   /** The secrets that sign a message sent now: the current one, and the previous during its overlap. */

@@ -247,7 +247,7 @@ describe('vault rotate (KEK rotation through the CLI)', () => {
       paymentId = res.json().id;
       redirectUrl = res.json().redirect_url;
       fingerprint = res.json().payment_method.card.fingerprint;
-      webhookSecret = (await before.services.webhookEndpoints.create(credentials!.merchant_id, { url: 'http://127.0.0.1:9/hook', events: ['*'] })).secret!;
+      webhookSecret = JSON.parse((await before.services.webhookEndpoints.create(credentials!.merchant_id, { url: 'http://127.0.0.1:9/hook', events: ['*'] })).body).secret;
     } finally {
       await before.close();
     }

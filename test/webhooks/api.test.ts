@@ -75,6 +75,42 @@ for (const dialect of DIALECTS) {
       assert.equal(badOverlap.statusCode, 400);
     });
 
+    it('keeps a rotation\'s promise: a retried rotation replays its secret, a second one waits for the overlap or ends it explicitly', async () => {
+      const created = await registerEndpoint(t, 'http://127.0.0.1:9/rotations');
+      const rotate = (payload: Record<string, unknown>, key?: string) =>
+        t.request({ method: 'POST', url: `/webhook-endpoints/${created.id}/rotate-secret`, payload, headers: key ? { 'idempotency-key': key } : {} });
+      const first = await rotate({ overlap_hours: 24 }, 'rotation-1');
+      assert.equal(first.statusCode, 200, first.body);
+      const retried = await rotate({ overlap_hours: 24 }, 'rotation-1');
+      assert.equal(retried.statusCode, 200, retried.body);
+      assert.equal(retried.headers['idempotent-replayed'], 'true');
+      assert.equal(retried.json().secret, first.json().secret);
+
+      // The first secret was promised until previous_secret_expires_at: another rotation would end it at once.
+      const second = await rotate({ overlap_hours: 24 });
+      assert.equal(second.statusCode, 409, second.body);
+      assert.equal(second.json().code, 'rotation_in_progress');
+      assert.ok(second.json().detail.includes(first.json().previous_secret_expires_at), second.json().detail);
+      const shown = (await t.request({ method: 'GET', url: `/webhook-endpoints/${created.id}` })).json();
+      assert.equal(shown.previous_secret_expires_at, first.json().previous_secret_expires_at);
+      const ended = await rotate({ overlap_hours: 0 });
+      assert.equal(ended.statusCode, 200, ended.body);
+      assert.equal(ended.json().previous_secret_expires_at, null);
+      assert.notEqual(ended.json().secret, first.json().secret);
+
+      const payload = { url: 'http://127.0.0.1:9/once', events: ['*'] };
+      const [a, b] = [
+        await t.request({ method: 'POST', url: '/webhook-endpoints', payload, headers: { 'idempotency-key': 'endpoint-1' } }),
+        await t.request({ method: 'POST', url: '/webhook-endpoints', payload, headers: { 'idempotency-key': 'endpoint-1' } }),
+      ];
+      assert.equal(a.statusCode, 201, a.body);
+      assert.equal(b.statusCode, 201, b.body);
+      assert.equal(b.headers['idempotent-replayed'], 'true');
+      assert.deepEqual([b.json().id, b.json().secret], [a.json().id, a.json().secret]);
+      // Later tests count on the merchant having no endpoint.
+      for (const id of [created.id, a.json().id]) assert.equal((await t.request({ method: 'DELETE', url: `/webhook-endpoints/${id}` })).statusCode, 200);
+    });
+
     it('reports an over-long description or channel as too_long naming the field, on create and update', async () => {
       const created = await registerEndpoint(t, 'http://127.0.0.1:9/long');
       const requests: Array<[string, string, Record<string, unknown>, string, number]> = [

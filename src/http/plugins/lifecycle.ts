@@ -1,14 +1,10 @@
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
 import { Payment } from '../schemas/payment-resource.js';
 import { problemResponses } from '../schemas/common.js';
 import { CaptureRequest, type CaptureRequestBody, PaymentListQuery, type PaymentListQueryString, PaymentPage, Refund, RefundList, RefundRequest, type RefundRequestBody, VoidRequest } from '../schemas/lifecycle.js';
-import { IdempotencyHeaders, PaymentIdParams, sendStored } from './payments.js';
+import { IdempotencyHeaders, PaymentIdParams, idempotencyKey, sendStored } from './payments.js';
 import { optionalJsonBody, sendJson } from '../json-reply.js';
-
-function idempotencyKey(request: FastifyRequest): string | undefined {
-  return request.headers['idempotency-key'] as string | undefined;
-}
 
 /** After the customer has left: capture, void, refund, and finding payments again. */
 export const lifecycleRoutes =

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app/services.js';
 import type { StoredResponse } from '../../app/idempotency.js';
 import { AuthoriseRequest, type AuthoriseRequestBody } from '../schemas/payment-request.js';
@@ -9,6 +9,10 @@ import { problemResponses } from '../schemas/common.js';
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ description: 'Makes the request safe to retry: the same key and body replay the first response for 24 hours.' })),
 });
+
+export function idempotencyKey(request: FastifyRequest): string | undefined {
+  return request.headers['idempotency-key'] as string | undefined;
+}
 
 export function sendStored(reply: FastifyReply, stored: StoredResponse): FastifyReply {
   if (stored.replayed) reply.header('idempotent-replayed', 'true');
@@ -40,7 +44,7 @@ export const paymentRoutes =
           merchantId: request.merchantId,
           body: request.body,
           rawBody: request.rawBody ?? '',
-          idempotencyKey: request.headers['idempotency-key'] as string | undefined,
+          idempotencyKey: idempotencyKey(request),
         });
         return sendStored(reply, stored);
       },

@@ -5,6 +5,7 @@ import { DEFAULT_OVERLAP_HOURS, MAX_ENDPOINTS_PER_MERCHANT, MAX_OVERLAP_HOURS } 
 import { EVENT_TYPES } from '../../domain/event-types.js';
 import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
 import { optionalJsonBody, sendJson } from '../json-reply.js';
+import { IdempotencyHeaders, idempotencyKey, sendStored } from './payments.js';
 
 const EventType = Type.String({ maxLength: 64, description: `An event type (${EVENT_TYPES.join(', ')}) or "*" for all.` });
 const Url = Type.String({ minLength: 1, maxLength: 2048, description: 'Where callbacks are POSTed. https only in live mode; must resolve to a public address. At most 2048 characters also as stored, with characters outside ASCII percent-encoded.' });
@@ -66,11 +67,12 @@ export const webhookEndpointRoutes =
           ...common,
           summary: 'Register a callback endpoint',
           description: `Answers 201 with the endpoint and its signing secret (\`whsec_…\`), shown only here and on rotation. Callbacks are signed per Standard Webhooks v1. At most ${MAX_ENDPOINTS_PER_MERCHANT} endpoints per merchant. 400 \`url_address_not_allowed\` for loopback, private, link-local and metadata targets (live mode).`,
+          headers: IdempotencyHeaders,
           body: CreateEndpoint,
           response: { 201: WebhookEndpoint, ...problemResponses(400, 401, 404, 409) },
         },
       },
-      async (request, reply) => sendJson(reply, await endpoints.create(request.merchantId, request.body), 201),
+      async (request, reply) => sendStored(reply, await endpoints.create(request.merchantId, request.body, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' })),
     );
 
     app.get(
@@ -120,12 +122,16 @@ export const webhookEndpointRoutes =
         schema: {
           ...common,
           summary: 'Rotate the signing secret',
-          description: `Answers with the new secret. During the overlap (default ${DEFAULT_OVERLAP_HOURS} h, \`overlap_hours\` 0–${MAX_OVERLAP_HOURS}) every callback carries two \`v1,\` signatures, one per secret, so receivers verify with either.`,
+          description:
+            `Answers with the new secret. During the overlap (default ${DEFAULT_OVERLAP_HOURS} h, \`overlap_hours\` 0–${MAX_OVERLAP_HOURS}) every callback carries two \`v1,\` signatures, one per secret, so receivers verify with either. ` +
+            'While an earlier overlap runs, another rotation is 409 `rotation_in_progress` (it would drop the old secret before the time promised); `overlap_hours` 0 ends the overlap at once. Send Idempotency-Key to retry safely: a retry answers with the same secret.',
+          headers: IdempotencyHeaders,
           params: EndpointParams,
           body: RotateSecret,
-          response: { 200: WebhookEndpoint, ...problemResponses(400, 401, 404) },
+          response: { 200: WebhookEndpoint, ...problemResponses(400, 401, 404, 409) },
         },
       },
-      async (request, reply) => sendJson(reply, await endpoints.rotateSecret(request.merchantId, request.params.id, request.body.overlap_hours)),
+      async (request, reply) =>
+        sendStored(reply, await endpoints.rotateSecret(request.merchantId, request.params.id, request.body.overlap_hours, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' })),
     );
   };
