@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { CardBrand } from '../domain/card.js';
 import { DomainError } from '../domain/errors.js';
 import type { CheckoutSessionsTable, PaymentsTable } from '../adapters/storage/schema.js';
@@ -422,4 +422,19 @@ export interface ReturnParams {
 export function signReturn(secret: string, p: ReturnParams): ReturnParams & { signature: string } {
   const signature = createHmac('sha256', secret).update(`${p.timestamp}.${p.payment_id}.${p.status}.${p.reference}`).digest('hex');
   return { ...p, signature };
+}
+
+/** How old a return may be when the merchant checks it (the documented verifier's tolerance). */
+export const RETURN_TOLERANCE_SECONDS = 600;
+
+/**
+ * The merchant's check, as the README gives it: the signature over the parameters, compared
+ * as bytes of equal length (a signature with characters outside ASCII is simply wrong), and a
+ * timestamp within the tolerance of `now`.
+ */
+export function checkReturn(secret: string, p: ReturnParams & { signature: string }, now: number): 'valid' | 'invalid' | 'expired' {
+  const expected = Buffer.from(signReturn(secret, p).signature);
+  const sent = Buffer.from(p.signature);
+  if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) return 'invalid';
+  return Math.abs(now / 1000 - Number(p.timestamp)) <= RETURN_TOLERANCE_SECONDS ? 'valid' : 'expired';
 }

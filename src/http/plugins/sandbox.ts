@@ -1,8 +1,7 @@
-import { timingSafeEqual } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
-import { signReturn } from '../../app/checkout.js';
+import { RETURN_TOLERANCE_SECONDS, checkReturn } from '../../app/checkout.js';
 import { SANDBOX_CHALLENGE_CODE, TEST_CARDS } from '../../adapters/acquirers/sandbox/test-cards.js';
 import { html, newNonce, page, securePageHeaders } from '../pages/html.js';
 
@@ -15,6 +14,13 @@ const ReturnQuery = Type.Object({
 });
 
 /** Sandbox-only helpers: the test card table and a return page that checks the signature like a merchant would. */
+const VERDICTS = {
+  valid: 'The signature is valid: this return came from tZero Pay.',
+  invalid: 'The signature could not be verified: do not trust this status.',
+  expired: `The signature is genuine but more than ${RETURN_TOLERANCE_SECONDS / 60} minutes old: the documented check refuses it, so do not trust this status.`,
+  unknown: 'The signature could not be verified: do not trust this status.',
+} as const;
+
 export const sandboxRoutes =
   (services: Services): FastifyPluginAsync =>
   async (app) => {
@@ -33,7 +39,7 @@ export const sandboxRoutes =
 
     app.get<{ Querystring: Record<string, string | undefined> }>('/sandbox/return', { schema: { hide: true, querystring: ReturnQuery } }, async (request, reply) => {
       const q = request.query;
-      let verdict: 'valid' | 'invalid' | 'unknown' = 'unknown';
+      let verdict: 'valid' | 'invalid' | 'expired' | 'unknown' = 'unknown';
       if (q.payment_id && q.signature && q.timestamp && q.status !== undefined) {
         const row = await services.ctx.database.db
           .selectFrom('payments')
@@ -43,8 +49,8 @@ export const sandboxRoutes =
           .executeTakeFirst();
         if (row) {
           const secret = services.ctx.vault.openString(row.channel_id, row.return_secret_ct);
-          const expected = signReturn(secret, { payment_id: q.payment_id, reference: q.reference ?? '', status: q.status, timestamp: q.timestamp }).signature;
-          verdict = expected.length === q.signature.length && timingSafeEqual(Buffer.from(expected), Buffer.from(q.signature)) ? 'valid' : 'invalid';
+          const sent = { payment_id: q.payment_id, reference: q.reference ?? '', status: q.status, timestamp: q.timestamp, signature: q.signature };
+          verdict = checkReturn(secret, sent, services.ctx.clock.now());
         } else {
           verdict = 'invalid';
         }
@@ -60,7 +66,7 @@ export const sandboxRoutes =
 <p class="merchant">This is the sandbox channel's return page. A real merchant checks the signature the same way before trusting the status.</p>
 <dl><dt>Payment</dt><dd id="payment-id">${q.payment_id ?? '—'}</dd><dt>Reference</dt><dd>${q.reference || '—'}</dd>
 <dt>Status</dt><dd id="status">${q.status ?? '—'}</dd><dt>Signature</dt><dd id="signature-verdict" data-verdict="${verdict}">${verdict}</dd></dl>
-<p class="notice ${tone}" role="status">${verdict === 'valid' ? 'The signature is valid: this return came from tZero Pay.' : 'The signature could not be verified: do not trust this status.'}</p>
+<p class="notice ${tone}" role="status">${VERDICTS[verdict]}</p>
 <p class="hint">Always confirm with GET /payment/{id} or the callback before shipping goods.</p></div>`,
         ),
       );
