@@ -204,6 +204,18 @@ describe('OpenAPI document and reference page', () => {
     }
   });
 
+  it('describes the answer that shows a webhook signing secret with the secret required', async () => {
+    const ajv = schemaValidator();
+    const schema = inline(doc, doc.paths['/webhook-endpoints'].post.responses['201'].content['application/json'].schema) as Json;
+    assert.ok(schema.required.includes('secret'));
+    const created = await t.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://127.0.0.1:9/spec', events: ['*'] } });
+    assert.equal(created.statusCode, 201, created.body);
+    const valid = ajv.compile({ ...schema, $id: undefined });
+    assert.ok(valid(created.json()), ajv.errorsText(valid.errors));
+    const rotated = inline(doc, doc.paths['/webhook-endpoints/{id}/rotate-secret'].post.responses['200'].content['application/json'].schema) as Json;
+    assert.ok(rotated.required.includes('secret'));
+  });
+
   it('renders /docs as a readable, CSP-protected HTML page', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/docs' });
     assert.equal(res.statusCode, 200);

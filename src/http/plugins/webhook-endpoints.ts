@@ -50,6 +50,11 @@ export const WebhookEndpoint = Type.Object(
   { description: 'A callback endpoint.' },
 );
 
+/** The answers that show the signing secret (create, rotate): there it is always present. */
+const WebhookEndpointWithSecret = Type.Composite([Type.Omit(WebhookEndpoint, ['secret']), Type.Object({ secret: Type.String({ description: 'whsec_…: keep it, it is not shown again.' }) })], {
+  description: 'A callback endpoint with its signing secret.',
+});
+
 const EndpointParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'we_…' }) });
 
 /** CRUD for callback endpoints, scoped to the secret key's merchant. */
@@ -69,7 +74,7 @@ export const webhookEndpointRoutes =
           description: `Answers 201 with the endpoint and its signing secret (\`whsec_…\`), shown only here and on rotation. Callbacks are signed per Standard Webhooks v1. At most ${MAX_ENDPOINTS_PER_MERCHANT} endpoints per merchant. 400 \`url_address_not_allowed\` for loopback, private, link-local and metadata targets (live mode).`,
           headers: IdempotencyHeaders,
           body: CreateEndpoint,
-          response: { 201: WebhookEndpoint, ...problemResponses(400, 401, 404, 409) },
+          response: { 201: WebhookEndpointWithSecret, ...problemResponses(400, 401, 404, 409) },
         },
       },
       async (request, reply) => sendStored(reply, await endpoints.create(request.merchantId, request.body, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' })),
@@ -128,7 +133,7 @@ export const webhookEndpointRoutes =
           headers: IdempotencyHeaders,
           params: EndpointParams,
           body: RotateSecret,
-          response: { 200: WebhookEndpoint, ...problemResponses(400, 401, 404, 409) },
+          response: { 200: WebhookEndpointWithSecret, ...problemResponses(400, 401, 404, 409) },
         },
       },
       async (request, reply) =>
