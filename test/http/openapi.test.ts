@@ -183,6 +183,12 @@ describe('OpenAPI document and reference page', () => {
     const fetched = await t.request({ method: 'GET', url: `/payment/${created.json().id}` });
     const getSchema = ajv.compile({ ...(inline(doc, doc.paths['/payment/{id}'].get.responses['200'].content['application/json'].schema) as Json), $id: undefined });
     assert.ok(getSchema(fetched.json()), ajv.errorsText(getSchema.errors));
+    const example = await exampleBody();
+    const named = await t.request({ method: 'POST', url: '/payment/authorise', payload: { ...example, payment_method: { ...(example.payment_method as Json), name: { first_name: 'Ada', last_name: 'Lovelace' } } } });
+    assert.deepEqual(named.json().payment_method.card.name, { first_name: 'Ada', last_name: 'Lovelace' });
+    assert.ok(payment(named.json()), ajv.errorsText(payment.errors));
+    const cardName = (inline(doc, doc.components.schemas.Payment ?? paymentSchema) as Json).properties.payment_method;
+    assert.match(JSON.stringify(cardName), /first_name/);
 
     // Errors are described with the media type they are sent with.
     const problem = ajv.compile({ ...(inline(doc, doc.paths['/payment/authorise'].post.responses['400'].content['application/problem+json'].schema) as Json), $id: undefined });

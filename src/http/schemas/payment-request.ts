@@ -5,7 +5,7 @@ import { BoolOrString, NumberOrString, StrictObject } from './common.js';
 
 const text = (max: number, description?: string) => Type.String({ maxLength: max, ...(description ? { description } : {}) });
 
-const Name = StrictObject({
+export const Name = StrictObject({
   first_name: Type.Optional(text(100)),
   middle_name: Type.Optional(text(100)),
   last_name: Type.Optional(text(100)),

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { PAYMENT_STATUSES } from '../../domain/payment-state.js';
 import { Nullable, Timestamp } from './common.js';
-import { PartyDetails, Customer, PaymentData } from './payment-request.js';
+import { PartyDetails, Customer, Name, PaymentData } from './payment-request.js';
 
 /** As sent back: every field given or defaulted, except the previous_* references only merchant-initiated payments carry. */
 const { previous_network_reference, previous_payment_id, ...always } = PaymentData.properties;
@@ -19,7 +19,7 @@ export const CardSummary = Type.Object({
 
 const Card = Type.Object({
   ...CardSummary.properties,
-  name: Nullable(Type.Object({}, { additionalProperties: true })),
+  name: Nullable(Type.Object(Name.properties, { description: 'The cardholder name as sent, empty parts left out.' })),
 });
 
 export const Payment = Type.Object(
