@@ -89,12 +89,16 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
   return database;
 }
 
-/** Where a database is, for operators: the SQLite file, or the PostgreSQL URL without its password. */
+/**
+ * Where a database is, for operators: the SQLite file, or the PostgreSQL server and database
+ * with its user, never a password (neither the URL's nor a `?password=` or `sslpassword`
+ * parameter: the query is left out).
+ */
 export function databaseLocation(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDir'>): string {
   if (!opts.databaseUrl) return join(opts.dataDir, SQLITE_FILE);
   const url = new URL(opts.databaseUrl);
-  url.password = '';
-  return url.toString();
+  const user = url.username ? `${url.username}@` : '';
+  return `${url.protocol}//${user}${url.host}${url.pathname}`;
 }
 
 export async function migrate(db: Kysely<Schema>): Promise<string[]> {
