@@ -62,11 +62,6 @@ function normaliseEvents(events: string[]): string[] {
   return events.includes('*') ? ['*'] : [...new Set(events)].sort();
 }
 
-/**
- * Merchants' callback endpoints. A URL is checked when it is registered (and again on
- * every delivery, since DNS answers change); its signing secret is stored sealed and
- * shown only in the answers to create and rotate-secret.
- */
 /** What makes a request safe to retry (src/app/idempotency.ts); none for callers that never retry. */
 export interface Retry {
   idempotencyKey: string | undefined;
@@ -75,6 +70,11 @@ export interface Retry {
 
 const NO_RETRY: Retry = { idempotencyKey: undefined, rawBody: '' };
 
+/**
+ * Merchants' callback endpoints. A URL is checked when it is registered (and again on
+ * every delivery, since DNS answers change); its signing secret is stored sealed and
+ * shown only in the answers to create and rotate-secret.
+ */
 export class WebhookEndpoints {
   private readonly secrets = new Map<string, string>();
 
