@@ -54,7 +54,7 @@ export const checkoutRoutes =
       const nonce = newNonce();
       const token = (request.params as { token?: string }).token ?? '';
       // A token of the wrong shape names no page, like a token no page has.
-      if (!TOKEN_SHAPE.test(token)) return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
+      if (status === 404 || !TOKEN_SHAPE.test(token)) return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
       return securePageHeaders(reply.code(status), nonce).send(requestFailedPage(nonce, `/pay/${token}`, status >= 500));
     });
 

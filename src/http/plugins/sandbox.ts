@@ -13,7 +13,6 @@ const ReturnQuery = Type.Object({
   signature: Type.Optional(Type.String({ maxLength: 128 })),
 });
 
-/** Sandbox-only helpers: the test card table and a return page that checks the signature like a merchant would. */
 const VERDICTS = {
   valid: 'The signature is valid: this return came from tZero Pay.',
   invalid: 'The signature could not be verified: do not trust this status.',
@@ -21,6 +20,7 @@ const VERDICTS = {
   unknown: 'The signature could not be verified: do not trust this status.',
 } as const;
 
+/** Sandbox-only helpers: the test card table and a return page that checks the signature like a merchant would. */
 export const sandboxRoutes =
   (services: Services): FastifyPluginAsync =>
   async (app) => {
