@@ -128,5 +128,37 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
       }
     }
   }
+  const webhook = callbackOperation(doc.paths?.['/events/{id}']?.get as Operation | undefined);
+  if (webhook) (doc as { webhooks?: unknown }).webhooks = { event: { post: webhook } };
   return doc;
 };
+
+/**
+ * The callbacks the gateway POSTs to merchants' endpoints (OpenAPI 3.1 `webhooks`): the body
+ * is the event as `GET /events/{id}` shows it, without its deliveries.
+ */
+function callbackOperation(getEvent: Operation | undefined): unknown {
+  const shown = getEvent?.responses?.['200']?.content?.['application/json'] as { schema?: { properties?: Record<string, unknown>; required?: string[] } } | undefined;
+  if (!shown?.schema?.properties) return undefined;
+  const { deliveries: _, ...properties } = shown.schema.properties;
+  const header = (name: string, description: string) => ({ in: 'header', name, required: true, description, schema: { type: 'string' } });
+  return {
+    operationId: 'receiveEvent',
+    summary: 'An event, POSTed to each endpoint that subscribes to its type',
+    description: 'Signed per Standard Webhooks v1 (docs/webhooks.md). Answer 2xx within 10 s; anything else is retried with backoff for 72 hours; 410 disables the endpoint.',
+    parameters: [
+      header('webhook-id', 'The event id: the same on every retry and redelivery, to drop duplicates.'),
+      header('webhook-timestamp', 'Unix seconds when this attempt was signed.'),
+      header('webhook-signature', 'Space-separated `v1,<base64 HMAC-SHA256>`: two during a secret rotation.'),
+    ],
+    requestBody: {
+      required: true,
+      content: { 'application/json': { schema: { ...shown.schema, properties, required: (shown.schema.required ?? []).filter((r) => r !== 'deliveries'), description: 'Exactly the body POSTed to your endpoints.' } } },
+    },
+    responses: {
+      '2XX': { description: 'Received: the delivery succeeded.' },
+      '410': { description: 'Gone: the endpoint is disabled and its pending deliveries cancelled.' },
+      default: { description: 'Any other answer (or none within 10 s) is retried.' },
+    },
+  };
+}

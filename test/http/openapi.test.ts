@@ -204,9 +204,15 @@ describe('OpenAPI document and reference page', () => {
     await t.gateway.services.compliance.reject({ who: 'test', from: 'test' }, t.credentials.merchant_id, 'The ASV report is not signed.');
     const listed = (await t.request({ method: 'GET', url: '/events?type=compliance.rejected,payment.created' })).json().data as Json[];
     assert.deepEqual([...new Set(listed.map((e) => e.type))].sort(), ['compliance.rejected', 'payment.created']);
+    // The callbacks' own description (OpenAPI 3.1 webhooks): the same event without its deliveries.
+    const callback = doc.webhooks.event.post;
+    assert.deepEqual(callback.parameters.map((p: Json) => p.name), ['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+    const body = ajv.compile({ ...(inline(doc, callback.requestBody.content['application/json'].schema) as Json), $id: undefined });
     for (const { id } of listed) {
       const one = (await t.request({ method: 'GET', url: `/events/${id}` })).json();
       assert.ok(event(one), `${one.type}: ${ajv.errorsText(event.errors)}`);
+      const { deliveries: _, ...sent } = one;
+      assert.ok(body(sent), `${one.type} as sent: ${ajv.errorsText(body.errors)}`);
     }
   });
 
