@@ -209,7 +209,7 @@ describe('OpenAPI document and reference page', () => {
     assert.deepEqual(callback.parameters.map((p: Json) => p.name), ['webhook-id', 'webhook-timestamp', 'webhook-signature']);
     const body = ajv.compile({ ...(inline(doc, callback.requestBody.content['application/json'].schema) as Json), $id: undefined });
     for (const { id } of listed) {
-      const one = (await t.request({ method: 'GET', url: `/events/${id}` })).json();
+      const one: Json = (await t.request({ method: 'GET', url: `/events/${id}` })).json();
       assert.ok(event(one), `${one.type}: ${ajv.errorsText(event.errors)}`);
       const { deliveries: _, ...sent } = one;
       assert.ok(body(sent), `${one.type} as sent: ${ajv.errorsText(body.errors)}`);
