@@ -92,6 +92,9 @@ export class Authorise {
 
   private async prepare(cmd: AuthoriseCommand) {
     const { body } = cmd;
+    // Before anything that could quote a value back (an unknown channel, a customer mismatch).
+    const cardNumbers = cardNumbersInText(body, NOT_FREE_TEXT);
+    if (cardNumbers.length) throw new ValidationFailed(cardNumbers);
     const now = this.ctx.clock.now();
     const channel = await this.channelFor(cmd.merchantId, body.channel);
     // From memory once cached: the payment's event is decided from them (src/app/event-interest.ts).
@@ -100,8 +103,7 @@ export class Authorise {
     // approval; a stored card's token with a fresh CVC is card data the merchant handled too.
     const cardData = body.payment_method.type === 'card' || body.payment_method.cvc !== undefined;
     await ComplianceGate.of(this.ctx).check(cmd.merchantId, channel.mode, cardData ? 'card' : body.payment_method.type);
-    const errors: FieldError[] = cardNumbersInText(body, CARD_NUMBER_FIELDS);
-    errors.push(...validateAmount(body.amount, body.currency));
+    const errors: FieldError[] = validateAmount(body.amount, body.currency);
     const currencies = JSON.parse(channel.currencies) as string[];
     if (errors.length === 0 && !currencies.includes(body.currency)) {
       throw new DomainError(422, 'currency_not_allowed', `currency ${body.currency} is not enabled on channel "${channel.reference}" (enabled: ${currencies.join(', ')})`, '/currency');
@@ -217,8 +219,18 @@ function withCustomerReference<T extends { reference?: string }>(customer: T | u
   return { reference, ...customer } as T;
 }
 
-/** The one field of an authorisation that may hold a card number (it is sealed, never stored in clear). */
-const CARD_NUMBER_FIELDS: CardNumberFields = { payment_method: { number: true } };
+/**
+ * What the free-text scan leaves out: the card number's own field (sealed, never stored in
+ * clear), identifiers we or the scheme issued (a stored card's token, an earlier payment's id
+ * and network reference, which are digits a scheme could have made), and the device data the
+ * browser or the 3DS SDK produced (bounded formats; the SDK's JWE alone is up to 64,000
+ * characters).
+ */
+const NOT_FREE_TEXT: CardNumberFields = {
+  payment_method: { number: true, token: true },
+  payment_data: { previous_payment_id: true, previous_network_reference: true },
+  device_info: true,
+};
 
 /** Every authorisation needs its channel: the SQL is compiled once, the row cached (src/app/lookup-cache.ts). */
 const channelByReference = compiledOnce((db, reference: string) => db.selectFrom('channels').selectAll().where('reference', '=', reference));

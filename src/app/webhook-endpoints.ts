@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { scrubText } from '../logger.js';
 import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
 import { refuseCardNumbers } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
@@ -56,7 +57,7 @@ function normaliseEvents(events: string[]): string[] {
   if (events.length === 0) throw new DomainError(400, 'invalid_events', 'events must name at least one event type, or ["*"] for all', '/events');
   for (const [i, e] of events.entries()) {
     if (e !== '*' && !isEventType(e)) {
-      throw new DomainError(400, 'invalid_events', `"${e}" is not an event type; use one of ${EVENT_TYPES.join(', ')} or "*"`, `/events/${i}`);
+      throw new DomainError(400, 'invalid_events', `"${scrubText(e)}" is not an event type; use one of ${EVENT_TYPES.join(', ')} or "*"`, `/events/${i}`);
     }
   }
   return events.includes('*') ? ['*'] : [...new Set(events)].sort();
@@ -93,7 +94,7 @@ export class WebhookEndpoints {
   }
 
   private async register(merchantId: string, input: EndpointInput, record: Recorder): Promise<EndpointView> {
-    refuseCardNumbers({ url: input.url, description: input.description });
+    refuseCardNumbers({ url: input.url, description: input.description, channel: input.channel, events: input.events });
     const url = await this.checkTarget(input.url);
     const events = normaliseEvents(input.events);
     const channelId = input.channel ? await this.channelId(merchantId, input.channel) : null;
@@ -146,7 +147,7 @@ export class WebhookEndpoints {
   }
 
   async update(merchantId: string, id: string, patch: EndpointPatch): Promise<EndpointView> {
-    refuseCardNumbers({ url: patch.url, description: patch.description });
+    refuseCardNumbers({ url: patch.url, description: patch.description, channel: patch.channel, events: patch.events });
     const row = await this.require(merchantId, id);
     const changes: Partial<WebhookEndpointsTable> = { updated_at: this.ctx.clock.now() };
     if (patch.url !== undefined) changes.url = await this.checkTarget(patch.url);

@@ -1,8 +1,12 @@
-import { isCardNumber } from './card.js';
+import { detectBrand, isCardNumber } from './card.js';
 import { type FieldError, ValidationFailed, escapePointer } from './errors.js';
 
-/** Digits with at most one space or dash between neighbours, as people write card numbers. */
-const DIGIT_RUN = /\d(?:[ -]?\d)*/g;
+/**
+ * Digits with at most one space or dash between neighbours, standing on their own: a run
+ * touching a letter or another digit is part of a word or an identifier (an IBAN's
+ * "DE57 4327…", a hex id's "f4109205794964b"), not a card number someone typed.
+ */
+const DIGIT_RUN = /(?<![\p{L}\p{N}_]|\p{N}[ -])\d(?:[ -]?\d)*(?![\p{L}\p{N}_])/gu;
 const SEPARATOR = /[ -]/;
 
 function digitCount(text: string): number {
@@ -15,9 +19,38 @@ function digitCount(text: string): number {
 }
 
 /**
- * Whether a text holds a card number: a run of 13 to 19 digits (or consecutive groups of
- * a spaced run adding up to that) that a scheme could have issued. Longer unbroken runs
- * (timestamps, ids) and numbers failing the Luhn digit are not card numbers.
+ * Whether consecutive groups of a run, from `first`, are a card number as printed: one
+ * group of 13–19 digits, groups of four with a shorter last one (4-4-4-4, 4-4-4-4-3), or
+ * American Express's and Diners Club's 4-6-5 and 4-6-4. Any other grouping (phone numbers,
+ * bank details) is not looked at, which keeps the work to a few checks a group.
+ */
+function cardAt(groups: string[], first: number): boolean {
+  const head = groups[first]!;
+  if (head.length >= 13) return head.length <= 19 && isCardNumber(head);
+  // Every grouping starts with four digits whose prefix names a scheme: most runs stop here.
+  if (head.length !== 4 || detectBrand(head) === null) return false;
+  const six = groups[first + 1];
+  if (six?.length === 6) {
+    const tail = groups[first + 2];
+    if (tail !== undefined && (tail.length === 5 || tail.length === 4) && isCardNumber(head + six + tail)) return true;
+  }
+  let digits = head;
+  for (let i = first + 1; i < groups.length && digits.length < 16; i++) {
+    const group = groups[i]!;
+    if (group.length > 4) return false;
+    digits += group;
+    if (digits.length >= 13 && isCardNumber(digits)) return true;
+    if (group.length < 4) return false;
+  }
+  // A 19-digit card printed 4-4-4-4-3.
+  const last = groups[first + 4];
+  return digits.length === 16 && last?.length === 3 && isCardNumber(digits + last);
+}
+
+/**
+ * Whether a text holds a card number as people write one: on its own (not inside a word or
+ * an identifier), unbroken or grouped as cards are printed, with a scheme's prefix and length
+ * and a valid Luhn digit. Longer unbroken runs (timestamps, ids) are not card numbers.
  */
 export function holdsCardNumber(text: string): boolean {
   // Nearly every text has fewer than 13 digits: counting them is cheaper than matching runs.
@@ -25,13 +58,7 @@ export function holdsCardNumber(text: string): boolean {
   for (const [run] of text.matchAll(DIGIT_RUN)) {
     if (run.length < 13) continue;
     const groups = run.split(SEPARATOR);
-    for (let first = 0; first < groups.length; first++) {
-      let digits = '';
-      for (let last = first; last < groups.length && digits.length < 19; last++) {
-        digits += groups[last];
-        if (digits.length >= 13 && digits.length <= 19 && isCardNumber(digits)) return true;
-      }
-    }
+    for (let first = 0; first < groups.length; first++) if (cardAt(groups, first)) return true;
   }
   return false;
 }

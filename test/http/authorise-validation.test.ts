@@ -398,8 +398,14 @@ for (const dialect of DIALECTS) {
           for (const shown of [sent, sent.replace(/[ -]/g, '')]) assert.ok(!res.body.includes(shown), res.body);
           assert.match(body.detail, /payment_method\.number/);
         }
+        // Checked before anything that quotes a value back (an unknown channel, a token's customer).
+        for (const patch of [{ channel: '4111 1111 1111 1111' }, { payment_method: { type: 'token', token: 'pm_x' }, customer: { reference: '4111111111111111' } }] as Json[]) {
+          const res = await postAuthorise(t, { ...merge(example, patch), ...(patch.payment_method ? { payment_method: patch.payment_method } : {}) });
+          assertProblem(res, 400, 'card_number_in_text');
+          assert.ok(!/4111.?1111.?1111.?1111/.test(res.body), res.body);
+        }
         // Long numbers that are not card numbers (a timestamp, a failed check digit, no scheme, too long) are kept.
-        for (const reference of ['1732750000009', '4242424242424241', '9999999999999995', '42424242424242424242424']) {
+        for (const reference of ['1732750000009', '4242424242424241', '9999999999999995', '42424242424242424242424', 'DE57 4327 8814 9982 4333 90', 'inv-f4109205794964b']) {
           const res = await post({ reference });
           assert.equal(res.statusCode, 201, `${reference}: ${res.body}`);
           assert.equal(res.json().reference, reference);

@@ -85,6 +85,9 @@ for (const dialect of DIALECTS) {
       assert.equal(p.status, 'captured');
       assert.equal(p.initial_network_reference, '123456789012345');
       assert.equal(callsFor(p.id)[0]?.previousNetworkReference, '123456789012345');
+      // Scheme references are digits that can look like a card number (this one passes Luhn with a Diners prefix): never refused as one.
+      const cardShaped = await mit(t, { token: initial.payment_method.token, previous_network_reference: '381234567890128', sub_type: 'unscheduled-subsequent' });
+      assert.equal(cardShaped.statusCode, 201, cardShaped.body);
     });
 
     it('refuses an MIT without a valid initial agreement, naming the rule', async () => {

@@ -3,16 +3,47 @@ import { describe, it } from 'node:test';
 import { cardNumbersInText, holdsCardNumber } from '../../src/domain/card-number-in-text.js';
 
 describe('card numbers in free text', () => {
-  it('finds them as people write them: unbroken, spaced, dashed, among other words and digits', () => {
-    for (const text of ['4242424242424242', 'pan 4242 4242 4242 4242 thanks', '5555-5555-5555-4444', '378282246310005', '4242 4242 4242 4242 12/30', 'ref 7 4242 4242 4242 4242', '4000056655665556.', 'x3056930009020004y']) {
+  it('finds them as people write them: unbroken, in groups of four, 4-6-5 and 4-6-4, among other words and digits', () => {
+    for (const text of [
+      '4242424242424242',
+      'pan 4242 4242 4242 4242 thanks',
+      '5555-5555-5555-4444',
+      '378282246310005',
+      '3782 822463 10005',
+      '3056 930902 0004',
+      '4242 4242 4242 4242 12/30',
+      'ref 7 4242 4242 4242 4242',
+      '4000056655665556.',
+      '(6011111111111117)',
+      '4000 0000 0000 0000 006',
+    ]) {
       assert.equal(holdsCardNumber(text), true, text);
     }
   });
 
-  it('leaves numbers that no scheme could have issued', () => {
-    for (const text of ['', 'order 12345', '4242424242424241', '9999999999999995', '1732750000009', '42424242424242424242424', '4242  4242  4242  4242', '+44 20 7946 0958 ext 12']) {
+  it('leaves numbers that no scheme could have issued, and digits inside words and identifiers', () => {
+    for (const text of [
+      '',
+      'order 12345',
+      '4242424242424241',
+      '9999999999999995',
+      '1732750000009',
+      '42424242424242424242424',
+      '4242  4242  4242  4242',
+      '+44 20 7946 0958 ext 12',
+      'x3056930009020004y',
+      'DE57 4327 8814 9982 4333 90',
+      'PL12 4216 2803 3852 5207 2340 7590',
+      'pm_01a21feee7108f4109205794964b49ef',
+      '4242 42424 2424 242',
+    ]) {
       assert.equal(holdsCardNumber(text), false, text);
     }
+  });
+
+  it('finds none in long digit-dense text that holds none', () => {
+    assert.equal(holdsCardNumber('1 '.repeat(32_000)), false);
+    assert.equal(holdsCardNumber('1234 '.repeat(16_000)), false);
   });
 
   it('names each field holding one, a key by its object, and skips the fields meant for one', () => {

@@ -130,6 +130,8 @@ for (const dialect of DIALECTS) {
         ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x', events: ['*'], description: 'card 4242424242424242' }, '/description'],
         ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x?card=4242424242424242', events: ['*'] }, '/url'],
         ['PATCH', `/webhook-endpoints/${created.id}`, { description: '5555 5555 5555 4444' }, '/description'],
+        ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x', events: ['*'], channel: '4242424242424242' }, '/channel'],
+        ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x', events: ['4242424242424242'] }, '/events/0'],
       ] as const) {
         const res = await t.request({ method, url, payload });
         assert.equal(res.statusCode, 400, `${method} ${param}: ${res.body}`);
