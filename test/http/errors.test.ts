@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 
 /** Bytes as sent, answer as received, for requests no HTTP client would send. */
 function rawExchange(url: URL, request: string): Promise<{ head: string; body: string }> {
@@ -73,6 +73,38 @@ for (const dialect of DIALECTS) {
       const garbage = await rawExchange(url, 'HELLO THERE\r\n\r\n');
       assert.match(garbage.head, /^HTTP\/1\.1 400 /);
       assert.equal((JSON.parse(garbage.body) as Record<string, unknown>).code, 'malformed_request');
+    });
+
+    it('answers a request timeout with a problem, unless the connection was already answered', async () => {
+      const url = new URL(await t.listen());
+      const serverSide: Socket[] = [];
+      const onConnection = (socket: Socket) => serverSide.push(socket);
+      t.app.server.on('connection', onConnection);
+      const timeout = Object.assign(new Error('request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' });
+      const stall = async (request: string, waitFor: RegExp | null) => {
+        const client = connect(Number(url.port), url.hostname);
+        let received = '';
+        client.setEncoding('utf8');
+        client.on('data', (chunk: string) => (received += chunk));
+        const closed = new Promise<void>((resolve) => client.on('close', () => resolve()));
+        await new Promise<void>((resolve) => client.on('connect', () => resolve()));
+        client.write(request);
+        while (waitFor && !waitFor.test(received)) await new Promise((r) => setTimeout(r, 5));
+        while (serverSide.length === 0) await new Promise((r) => setTimeout(r, 5));
+        const before = received.length;
+        // What Node's connection check emits once a request has taken longer than requestTimeout.
+        t.app.server.emit('clientError', timeout, serverSide.shift()!);
+        await closed;
+        return received.slice(before);
+      };
+      // Headers sent, body stalled, nothing answered yet: a 408 problem.
+      const unanswered = await stall('POST /payment/authorise HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\nX-Secret-Key: sk_\r\n', null);
+      assert.match(unanswered, /^HTTP\/1\.1 408 /);
+      assert.match(unanswered, /"code":"request_timeout"/);
+      // Answered at once (401, no key) and then stalled: nothing more is written on that connection.
+      const late = await stall('POST /payment/authorise HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":', /"code":"unauthorized"/);
+      assert.equal(late, '');
+      t.app.server.off('connection', onConnection);
     });
 
     it('refuses query parameters an operation does not take, on every API route', async () => {
