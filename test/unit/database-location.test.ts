@@ -13,6 +13,7 @@ describe('where a database is, as operators are told', () => {
       ['postgres://tzero:p%40ss@db.internal/pay', 'postgres://tzero@db.internal/pay'],
       ['postgres://tzero@db.internal/pay?password=s3cret&sslmode=require', 'postgres://tzero@db.internal/pay'],
       ['postgresql://db.internal/pay?sslpassword=s3cret', 'postgresql://db.internal/pay'],
+      ['postgresql://tzero:s3cret@/pay?host=/run/postgresql', 'the PostgreSQL database of DATABASE_URL'],
     ];
     for (const [url, shown] of cases) {
       assert.equal(databaseLocation({ databaseUrl: url, dataDir: '/x' }), shown);

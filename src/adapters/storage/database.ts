@@ -96,6 +96,8 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
  */
 export function databaseLocation(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDir'>): string {
   if (!opts.databaseUrl) return join(opts.dataDir, SQLITE_FILE);
+  // pg also takes forms a URL parser refuses (postgresql://user@/db?host=/run/postgresql).
+  if (!URL.canParse(opts.databaseUrl)) return 'the PostgreSQL database of DATABASE_URL';
   const url = new URL(opts.databaseUrl);
   const user = url.username ? `${url.username}@` : '';
   return `${url.protocol}//${user}${url.host}${url.pathname}`;
