@@ -1,5 +1,5 @@
 import { secureRandomBytes } from '../adapters/random.js';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import { finishOpenApi, markRoutesForOpenApi } from './openapi-finish.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -24,6 +24,8 @@ import { sandboxInboxRoutes } from './plugins/sandbox-inbox.js';
 import { docsRoutes } from './plugins/docs.js';
 import { complianceRoutes } from './plugins/compliance.js';
 import { registerAuth } from './auth.js';
+import { notFoundPage } from './pages/checkout-page.js';
+import { newNonce, securePageHeaders } from './pages/html.js';
 import { trackAllowedMethods } from './allowed-methods.js';
 import { clientErrorHandler } from './client-errors.js';
 import { refuseUnnamedQueryParameters } from './strict-query.js';
@@ -69,6 +71,11 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     // Errors Fastify raises before routing (a path that is not valid %-encoding, a path
     // parameter over its length limit) get the API's problem+json too.
     frameworkErrors: (error, request, reply) => {
+      // A payment page's URL that cannot be a page's: the customer's browser gets the page's answer.
+      if (request.url.startsWith('/pay/')) {
+        const nonce = newNonce();
+        return void securePageHeaders((reply as unknown as FastifyReply).code(404), nonce).send(notFoundPage(nonce));
+      }
       const status = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
       const [code, detail] =
         error.code === 'FST_ERR_BAD_URL'

@@ -472,7 +472,7 @@ for (const dialect of DIALECTS) {
         assert.match(res.body, new RegExp(`href="${page.path}"`));
       }
       assert.equal((await payment(p.id)).status, 'requires_action');
-      for (const path of ['/pay/not.a.token', '/pay/not!a!token/confirm']) {
+      for (const path of ['/pay/not.a.token', '/pay/not!a!token/confirm', '/pay/%zz', `/pay/${'t'.repeat(300)}`]) {
         const res = await gateway.app.inject({ method: path.endsWith('confirm') ? 'POST' : 'GET', url: path });
         assert.equal(res.statusCode, 404, res.body);
         assert.match(res.body, /Payment not found/);
