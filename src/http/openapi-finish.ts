@@ -110,6 +110,8 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
       const sometimes = (status: number, why: string) => {
         responses[status] ??= { description: `${statusTitle(status)}: ${why}`, content: problem };
       };
+      // Every API operation refuses query parameters it does not name (src/http/strict-query.ts).
+      if (op.security) sometimes(400, 'a query parameter the operation does not take, or a value that breaks a rule');
       if (op.parameters?.some((p) => p.in === 'path')) {
         sometimes(400, 'a path value that is malformed or over its length limit');
         sometimes(414, 'a path value far over any limit');

@@ -148,8 +148,8 @@ export class FileMailer implements Mailer {
     const tmp = `${file}.tmp`;
     await writeFile(tmp, info.message, { mode: 0o600 });
     await rename(tmp, file);
-    // Merchants read this in the delivery's attempts: the inbox page, not the server's disk.
-    return { response: `saved as ${name} (sandbox inbox: /sandbox/inbox/${name})`, responseCode: null };
+    // Merchants read this in the delivery's attempts: the file's name, not the server's disk.
+    return { response: `saved as ${name} in the gateway's mail folder (a sandbox gateway shows it at /sandbox/inbox/${name})`, responseCode: null };
   }
 
   close(): void {
