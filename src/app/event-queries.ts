@@ -1,5 +1,4 @@
 import { DomainError } from '../domain/errors.js';
-import { scrubText } from '../logger.js';
 import { hasPrefix, quotedId } from '../domain/ids.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
@@ -75,7 +74,7 @@ export class EventQueries {
     }
     const types = q.type?.split(',').map((t) => t.trim()).filter(Boolean);
     for (const t of types ?? []) {
-      if (!isEventType(t)) throw new DomainError(400, 'invalid_event_type', `"${scrubText(t)}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/querystring/type');
+      if (!isEventType(t)) throw new DomainError(400, 'invalid_event_type', `"${t}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/querystring/type');
     }
     let query = this.withPayment().where('events.merchant_id', '=', merchantId);
     if (types?.length) query = query.where('events.type', 'in', types);

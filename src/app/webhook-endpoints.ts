@@ -1,5 +1,4 @@
 import { sql } from 'kysely';
-import { scrubText } from '../logger.js';
 import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
 import { refuseCardNumbers } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
@@ -57,7 +56,7 @@ function normaliseEvents(events: string[]): string[] {
   if (events.length === 0) throw new DomainError(400, 'invalid_events', 'events must name at least one event type, or ["*"] for all', '/events');
   for (const [i, e] of events.entries()) {
     if (e !== '*' && !isEventType(e)) {
-      throw new DomainError(400, 'invalid_events', `"${scrubText(e)}" is not an event type; use one of ${EVENT_TYPES.join(', ')} or "*"`, `/events/${i}`);
+      throw new DomainError(400, 'invalid_events', `"${e}" is not an event type; use one of ${EVENT_TYPES.join(', ')} or "*"`, `/events/${i}`);
     }
   }
   return events.includes('*') ? ['*'] : [...new Set(events)].sort();

@@ -55,12 +55,20 @@ function cardAt(groups: string[], first: number): boolean {
 export function holdsCardNumber(text: string): boolean {
   // Nearly every text has fewer than 13 digits: counting them is cheaper than matching runs.
   if (text.length < 13 || digitCount(text) < 13) return false;
-  for (const [run] of text.matchAll(DIGIT_RUN)) {
-    if (run.length < 13) continue;
-    const groups = run.split(SEPARATOR);
-    for (let first = 0; first < groups.length; first++) if (cardAt(groups, first)) return true;
-  }
+  for (const [run] of text.matchAll(DIGIT_RUN)) if (runHoldsCard(run)) return true;
   return false;
+}
+
+function runHoldsCard(run: string): boolean {
+  if (run.length < 13) return false;
+  const groups = run.split(SEPARATOR);
+  for (let first = 0; first < groups.length; first++) if (cardAt(groups, first)) return true;
+  return false;
+}
+
+/** The text with each digit run that holds a card number replaced, for messages that quote what they were sent. */
+export function redactCardNumbers(text: string): string {
+  return holdsCardNumber(text) ? text.replace(DIGIT_RUN, (run) => (runHoldsCard(run) ? '[card number]' : run)) : text;
 }
 
 /** The fields meant for a card number, as nested keys: `{ payment_method: { number: true } }`. */

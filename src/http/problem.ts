@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { redactCardNumbers } from '../domain/card-number-in-text.js';
 
 /** RFC 9457 problem details, the one error shape of the whole API. */
 export interface ProblemBody {
@@ -41,7 +42,8 @@ export function problem(request: FastifyRequest, status: number, code: string, d
     type: PROBLEM_TYPE_BASE + code,
     title: statusTitle(status),
     status,
-    detail,
+    // Messages quote what was sent (an unknown channel, an event type): never a card number.
+    detail: redactCardNumbers(detail),
     code,
     ...(param !== undefined ? { param } : {}),
     request_id: request.id,

@@ -151,6 +151,19 @@ for (const dialect of DIALECTS) {
       assert.ok(!String(audited[0]!.detail).includes('4242424242'));
     });
 
+    it('never quotes a card number back in a message that quotes what it was sent', async () => {
+      const sent: Array<[Parameters<TestGateway['request']>[0], number, string]> = [
+        [{ method: 'GET', url: '/events?type=4111%201111%201111%201111' }, 400, 'invalid_event_type'],
+        [{ method: 'PATCH', url: `/webhook-endpoints/we_${'0a'.repeat(16)}`, payload: { events: ['x 4111-1111-1111-1111'] } }, 400, 'card_number_in_text'],
+      ];
+      for (const [request, status, code] of sent) {
+        const res = await t.request(request);
+        const body = assertProblem(res, status, code);
+        assert.ok(!/4111.?1111.?1111.?1111/.test(res.body), res.body);
+        if (code === 'invalid_event_type') assert.match(body.detail, /\[card number\]/);
+      }
+    });
+
     it('points at the path parameter when an id names nothing, as when it is malformed', async () => {
       const hex = '0a'.repeat(16);
       const cases: Array<[string, string, string]> = [

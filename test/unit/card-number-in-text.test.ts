@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { cardNumbersInText, holdsCardNumber } from '../../src/domain/card-number-in-text.js';
+import { cardNumbersInText, holdsCardNumber, redactCardNumbers } from '../../src/domain/card-number-in-text.js';
 
 describe('card numbers in free text', () => {
   it('finds them as people write them: unbroken, in groups of four, 4-6-5 and 4-6-4, among other words and digits', () => {
@@ -44,6 +44,11 @@ describe('card numbers in free text', () => {
   it('finds none in long digit-dense text that holds none', () => {
     assert.equal(holdsCardNumber('1 '.repeat(32_000)), false);
     assert.equal(holdsCardNumber('1234 '.repeat(16_000)), false);
+  });
+
+  it('redacts the card numbers of a message and nothing else', () => {
+    assert.equal(redactCardNumbers('no channel "4242 4242 4242 4242" for pay_0a4242424242424242b, ref 1732750000009'), 'no channel "[card number]" for pay_0a4242424242424242b, ref 1732750000009');
+    assert.equal(redactCardNumbers('nothing to hide'), 'nothing to hide');
   });
 
   it('names each field holding one, a key by its object, and skips the fields meant for one', () => {
