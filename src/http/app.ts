@@ -11,6 +11,7 @@ import { problem, sendProblem } from './problem.js';
 import { describeJsonError, fromAjv } from './validation-errors.js';
 import { validatorCompiler } from './validator-compiler.js';
 import { problemOf, textProblemError, textProblemIn } from './well-formed-text.js';
+import { duplicateNameIn } from './duplicate-names.js';
 import { Problem } from './schemas/common.js';
 import { healthRoutes } from './plugins/health.js';
 import { paymentRoutes } from './plugins/payments.js';
@@ -120,6 +121,12 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       }
       const why = empty ? 'the request body is empty; send a JSON object' : `the request body is not valid JSON: ${describeJsonError(text, error as Error)}. Comments and trailing commas are not allowed.`;
       done(new DomainError(400, 'invalid_json', why), undefined);
+      return;
+    }
+    const repeated = duplicateNameIn(text, parsed);
+    if (repeated !== undefined) {
+      const why = `${repeated} is sent twice in its object; send each name once (JSON parsers disagree on which of the two counts)`;
+      done(new DomainError(400, 'duplicate_key', why, repeated), undefined);
       return;
     }
     const problem = text.includes('\\u') ? textProblemIn(parsed) : undefined;

@@ -42,10 +42,11 @@ export function problem(request: FastifyRequest, status: number, code: string, d
     type: PROBLEM_TYPE_BASE + code,
     title: statusTitle(status),
     status,
-    // Messages quote what was sent (an unknown channel, an event type): never a card number.
+    // Messages quote what was sent (an unknown channel, an event type) and pointers name the
+    // keys sent: never a card number.
     detail: redactCardNumbers(detail),
     code,
-    ...(param !== undefined ? { param } : {}),
+    ...(param !== undefined ? { param: redactCardNumbers(param) } : {}),
     request_id: request.id,
     ...extra,
   };

@@ -125,6 +125,19 @@ for (const dialect of DIALECTS) {
         assert.ok(!res.body.includes('4000056655665556'), res.body);
       });
 
+      it('refuses a name sent twice in one object, naming it, since parsers disagree on which counts', async () => {
+        const raw = JSON.stringify(merge(example, { amount: 100 })).replace('"amount":100', '"amount":100,"amount":100000');
+        const body = assertProblem(await postAuthorise(t, raw), 400, 'duplicate_key', '/amount');
+        assert.match(body.detail, /\/amount is sent twice/);
+        const nested = JSON.stringify(example).replace('"payment_method":{', '"payment_method":{"number":"4000056655665556",');
+        const card = await postAuthorise(t, nested);
+        assertProblem(card, 400, 'duplicate_key', '/payment_method/number');
+        const named = JSON.stringify(merge(example, { metadata: { '4000056655665556': 'a' } })).replace('"4000056655665556":"a"', '"4000056655665556":"a","4000056655665556":"b"');
+        const res = await postAuthorise(t, named);
+        assertProblem(res, 400, 'duplicate_key');
+        assert.ok(!res.body.includes('4000056655665556'), res.body);
+      });
+
       it('refuses bytes that are not UTF-8 and other charsets, instead of storing U+FFFD; accepts a BOM', async () => {
         const text = JSON.stringify(merge(example, { reference: 'caf_' }));
         const at = Buffer.from(text).indexOf('caf_') + 3;
