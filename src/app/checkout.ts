@@ -172,7 +172,7 @@ export class Checkout {
       const closed = await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).where('state', '=', 'open').executeTakeFirst();
       if (Number(closed.numUpdatedRows) !== 1) return;
       await transition(trx, row);
-      await eraseCard(trx, row.id);
+      await eraseCard(trx, this.ctx, row.id);
     });
   }
 
@@ -191,7 +191,7 @@ export class Checkout {
       // died after an approval. Reversed like an authorisation whose answer never came.
       const session = await trx.selectFrom('checkout_sessions').select('state').where('payment_id', '=', row.id).executeTakeFirst();
       if (session?.state !== 'open') await queueRelease(trx, this.ctx, row, 'unconfirmed_authorisation', null, false);
-      await eraseCard(trx, row.id);
+      await eraseCard(trx, this.ctx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', row.id).execute();
       return next;
     });
@@ -270,7 +270,7 @@ export class Checkout {
         return null;
       }
       const next = await recordAuthorisation(trx, this.ctx, row, result, capture, card.pan);
-      await eraseCard(trx, row.id);
+      await eraseCard(trx, this.ctx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
       return next;
     });

@@ -109,6 +109,7 @@ export async function appendPaymentEvent(trx: Trx, ctx: AppContext, row: Payment
  * network reference, and a card kept for later is copied into payment_methods at approval. So
  * it is erased when the page ends: on approval, decline, failure, cancel and expiry alike.
  */
-export async function eraseCard(trx: Trx, paymentId: string): Promise<void> {
+export async function eraseCard(trx: Trx, ctx: AppContext, paymentId: string): Promise<void> {
   await trx.deleteFrom('card_secrets').where('payment_id', '=', paymentId).execute();
+  ctx.database.shredErased();
 }

@@ -241,6 +241,7 @@ export class StoredCards {
       if (found.deleted_at !== null) return found;
       const erased = { kek_id: null, wrapped_dek: null, pan_ct: null, deleted_at: now, updated_at: now };
       await trx.updateTable('payment_methods').set(erased).where('id', '=', id).execute();
+      this.ctx.database.shredErased();
       return { ...found, ...erased };
     });
     return paymentMethodResource(row, now);

@@ -87,6 +87,20 @@ for (const dialect of DIALECTS) {
     ];
     /** Refused requests carry canaries too: error messages must not echo them. */
     const rejected: Canary = { pan: canaryPan('4', 16), cvc: canaryCvc(3), challenge: false };
+    /**
+     * Each canary's sealed card values (number, CVC, wrapped data key) as SQLite writes them:
+     * the IV and the GCM tag side by side (stored-values.ts), 28 random bytes no other value has.
+     */
+    const sealedFootprints: Buffer[] = [];
+    const footprintsOf = async (paymentId: string) => {
+      const row = await gateway.services.ctx.database.db.selectFrom('card_secrets').selectAll().where('payment_id', '=', paymentId).executeTakeFirstOrThrow();
+      const sealed = Object.values(row).filter((v): v is string => typeof v === 'string' && /^[A-Za-z0-9+/]{16}\.[A-Za-z0-9+/]*={0,2}\.[A-Za-z0-9+/]{22}==$/.test(v));
+      assert.ok(sealed.length >= 3, `expected a sealed number, CVC and data key, got ${sealed.length}`);
+      return sealed.map((v) => {
+        const [iv, , tag] = v.split('.');
+        return Buffer.concat([Buffer.from(iv!, 'base64'), Buffer.from(tag!, 'base64')]);
+      });
+    };
 
     before(async () => {
       dataDir = mkdtempSync(join(tmpdir(), 'tzero-canary-'));
@@ -113,6 +127,7 @@ for (const dialect of DIALECTS) {
         outputs.push([`authorise ${res.statusCode}`, res.rawPayload]);
         assert.equal(res.statusCode, 201, res.body);
         const { id, redirect_url: url } = res.json();
+        if (dialect === 'sqlite') sealedFootprints.push(...(await footprintsOf(id)));
         const tab = await openTab(browser);
         tab.page.on('response', async (r) => {
           const buf = await r.body().catch(() => null);
@@ -207,6 +222,22 @@ for (const dialect of DIALECTS) {
     });
 
     if (dialect === 'sqlite') {
+      /** Files of the data directory holding any canary's sealed values. */
+      const holdingSealed = () =>
+        filesUnder(dataDir).flatMap((f) => {
+          const bytes = readFileSync(f);
+          return sealedFootprints.some((footprint) => bytes.includes(footprint)) ? [f.slice(dataDir.length + 1)] : [];
+        });
+
+      it("no file keeps an erased card's sealed number, CVC or data key for more than about a second", async () => {
+        assert.equal(sealedFootprints.length, canaries.length * 3);
+        let holding = holdingSealed();
+        for (const started = Date.now(); holding.length > 0 && Date.now() - started < 5000; holding = holdingSealed()) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.deepEqual(holding, []);
+      });
+
       it('no file of the data directory (database, WAL, keys) holds a PAN or CVC, open or closed', async () => {
         const scan = () => {
           const files = filesUnder(dataDir);
@@ -217,6 +248,7 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(scan(), []);
         await gateway.close();
         assert.deepEqual(scan(), []);
+        assert.deepEqual(holdingSealed(), []);
       });
     }
   });

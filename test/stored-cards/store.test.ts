@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, pageToken, payByCard } from './support.js';
@@ -159,6 +161,7 @@ for (const dialect of DIALECTS) {
       const paid = await payByCard(t, { customer: 'cust-delete' });
       const token = paid.payment_method.token as string;
 
+      const sealed = (await db().selectFrom('payment_methods').select('pan_ct').where('id', '=', token).executeTakeFirstOrThrow()).pan_ct!;
       const del = await t.request({ method: 'DELETE', url: `/payment-methods/${token}` });
       assert.equal(del.statusCode, 200, del.body);
       assert.equal(json(del).deleted, true);
@@ -166,6 +169,17 @@ for (const dialect of DIALECTS) {
       assert.equal(row.pan_ct, null);
       assert.equal(row.wrapped_dek, null);
       assert.equal(row.kek_id, null);
+
+      if (dialect === 'sqlite') {
+        // As SQLite writes a sealed value: its IV and GCM tag side by side (stored-values.ts).
+        const [iv, , tag] = sealed.split('.');
+        const footprint = Buffer.concat([Buffer.from(iv!, 'base64'), Buffer.from(tag!, 'base64')]);
+        const holding = () => readdirSync(t.dataDir).filter((f) => f.startsWith('gateway.sqlite') && readFileSync(join(t.dataDir, f)).includes(footprint));
+        assert.ok(holding().length > 0, 'the sealed number should be in the files before the shredder runs');
+        const started = Date.now();
+        while (holding().length > 0 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.deepEqual(holding(), [], 'an erased card number stays readable in the database files');
+      }
 
       const list = json(await t.request({ method: 'GET', url: '/customers/cust-delete/payment-methods' }));
       assert.deepEqual(list.data, []);

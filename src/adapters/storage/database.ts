@@ -47,6 +47,13 @@ export interface Database {
    * updates by key): SQLite runs them on the writer thread too, in one unit.
    */
   apply(statements: CompiledStatement[]): Promise<void>;
+  /**
+   * Card data (a sealed number, a CVC, a wrapped data key) has just been deleted: on SQLite,
+   * the WAL frames that still hold it are checkpointed and the WAL truncated within about a
+   * second (ErasedDataShredder). PostgreSQL keeps dead rows and WAL segments beyond the
+   * gateway's reach: there, retiring the KEK is what makes them unreadable (decision 0017).
+   */
+  shredErased(): void;
   /** The SQLite file, for components that open connections of their own (absent on PostgreSQL). */
   readonly file?: string;
   /** Bytes on disk (SQLite file + WAL, or PostgreSQL database size). */
@@ -119,6 +126,7 @@ function openSqlite(opts: OpenOptions): Database {
   const writer = opts.writerThread ? new SqliteWriter(file, opts.cardKek) : null;
   const turns = new WriteTurns();
   const committer = new GroupCommitter(db, opts.groupCommitWindowMs ?? 0, writer, turns, opts.cardKek);
+  const shredder = new ErasedDataShredder(() => turns.take(async () => (raw.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>)[0]?.busy === 0));
   return {
     db,
     dialect: 'sqlite',
@@ -127,16 +135,56 @@ function openSqlite(opts: OpenOptions): Database {
     write: (fn) => committer.run({ fn }),
     insert: (rows) => committer.run({ statements: rows.map((r) => compileInsert(db, r)) }).then(() => undefined),
     apply: (statements) => committer.run({ statements }).then(() => undefined),
+    shredErased: () => shredder.schedule(),
     file,
     async sizeBytes() {
       return [file, `${file}-wal`].filter(existsSync).reduce((n, f) => n + statSync(f).size, 0);
     },
     ...closing(async () => {
       await committer.drain();
+      await shredder.close();
       await writer?.close();
       await db.destroy();
     }),
   };
+}
+
+/**
+ * SQLite's WAL keeps every committed version of a page until a checkpoint resets it and
+ * later commits happen to overwrite those frames, which under little load can be days: a
+ * deleted card's sealed number and CVC would stay there, readable with the KEK. After an
+ * erasure, a TRUNCATE checkpoint (in a write turn of its own, so no transaction is open)
+ * copies the pages, as secure_delete left them zeroed, into the file and empties the WAL.
+ * One runs at most a second after the first erasure, so under load it costs one
+ * checkpoint a second, not one a page.
+ */
+class ErasedDataShredder {
+  static readonly DELAY_MS = 1000;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> = Promise.resolve();
+
+  /** `checkpoint` answers false when a reader still needed the WAL: it is tried again. */
+  constructor(private readonly checkpoint: () => Promise<boolean>) {}
+
+  schedule(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.running = this.checkpoint().then(
+        (done) => void (done || this.schedule()),
+        () => this.schedule(),
+      );
+    }, ErasedDataShredder.DELAY_MS);
+  }
+
+  /** One last checkpoint for erasures still waiting, before the connections close. */
+  async close(): Promise<void> {
+    await this.running;
+    if (!this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    await this.checkpoint().catch(() => false);
+  }
 }
 
 /**
@@ -168,6 +216,8 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): 
     dialect: 'postgres',
     caps: { rowLocks: true },
     transaction: (fn) => db.transaction().execute(fn),
+    // Dead rows wait for VACUUM and WAL segments for recycling, neither the gateway's to hurry.
+    shredErased: () => {},
     // Units with JavaScript inside stay one transaction each: grouping them was measured
     // (docs/benchmarks.md) and a unit waiting for a row lock stalled its whole batch, which
     // cost the hosted-page flow far more than it saved. Insert-only units take no row locks

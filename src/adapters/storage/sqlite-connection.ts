@@ -17,6 +17,10 @@ export function openSqliteConnection(file: string): SQLite.Database {
   // never for crash recovery; kept in memory they stop costing a temp-file write each.
   raw.pragma('temp_store = MEMORY');
   raw.pragma('foreign_keys = ON');
+  // Deleted rows and freed pages are overwritten with zeros, not left in the file's free
+  // space: an erased card's sealed number and CVC must not be readable from the file (the
+  // WAL's older frames are the shredder's, database.ts).
+  raw.pragma('secure_delete = ON');
   return raw;
 }
 
