@@ -91,7 +91,10 @@ export class Checkout {
       session,
       channelName: channel.name,
       channelReference: channel.reference,
-      flow: card ? this.ctx.acquirer.authenticationFlow(card) : 'frictionless',
+      // A merchant-initiated payment is on a page only because its issuer asked for the
+      // cardholder, and its link travels by e-mail or message, where scanners and link
+      // previews open it: it waits for the customer's own answer, never confirms itself.
+      flow: !card ? 'frictionless' : payment.payment_type === 'mit' ? 'challenge' : this.ctx.acquirer.authenticationFlow(card),
       attemptsLeft: MAX_CHALLENGE_ATTEMPTS - session.challenge_attempts,
     };
     if (card) this.cards.set(view, card);
