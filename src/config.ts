@@ -174,10 +174,13 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (hmacKey.length < 32) throw new ConfigError('HMAC_KEY must be base64 of at least 32 bytes');
 
   const publicUrl = (env.PUBLIC_URL || `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, '');
-  try {
-    new URL(publicUrl);
-  } catch {
-    throw new ConfigError(`PUBLIC_URL must be an absolute URL, got "${publicUrl}"`);
+  const publicScheme = URL.canParse(publicUrl) ? new URL(publicUrl).protocol : undefined;
+  if (publicScheme !== 'https:' && publicScheme !== 'http:') {
+    throw new ConfigError(`PUBLIC_URL must be an absolute http:// or https:// URL, got "${publicUrl.slice(0, 200)}"`);
+  }
+  // A payment page's URL is its only credential, and its CSRF cookie is Secure only on HTTPS.
+  if (mode === 'live' && publicScheme !== 'https:') {
+    throw new ConfigError('PUBLIC_URL must be an https:// URL in live mode: the payment page links it makes are credentials');
   }
   const databaseUrl = env.DATABASE_URL || undefined;
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -212,6 +215,17 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     dispatchPollMs: int(env, 'DISPATCH_POLL_MS', 1000, 10, 60_000),
     groupCommitWindowMs: int(env, 'GROUP_COMMIT_WINDOW_MS', 0, 0, 50),
     workersEnabled: bool(env, 'WORKERS', true),
-    operatorToken: env.OPERATOR_TOKEN || undefined,
+    operatorToken: operatorToken(env.OPERATOR_TOKEN, mode),
   });
+}
+
+const MIN_LIVE_OPERATOR_TOKEN = 32;
+
+/** The operator API's bearer token: in live mode long enough that guessing it is hopeless. */
+function operatorToken(raw: string | undefined, mode: Config['mode']): string | undefined {
+  if (!raw) return undefined;
+  if (mode === 'live' && raw.length < MIN_LIVE_OPERATOR_TOKEN) {
+    throw new ConfigError(`OPERATOR_TOKEN must be at least ${MIN_LIVE_OPERATOR_TOKEN} characters in live mode (e.g. openssl rand -hex 32)`);
+  }
+  return raw;
 }

@@ -206,6 +206,16 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     transformObject: finishOpenApi,
   });
 
+  // Answers hold payment page links (bearer credentials) and personal data: no cache keeps
+  // them unless a route says otherwise. Live mode is HTTPS only (config.ts): browsers are
+  // told never to try plain HTTP on this host.
+  const hsts = services.ctx.config.mode === 'live';
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.header('cache-control', 'no-store');
+    if (hsts) reply.header('strict-transport-security', 'max-age=31536000');
+    done();
+  });
+
   // Path parameters and query values arrive %-decoded: the same text rules as bodies.
   app.addHook('preValidation', (request, _reply, done) => {
     for (const [part, values] of [['params', request.params], ['querystring', request.query]] as const) {

@@ -36,6 +36,21 @@ for (const dialect of DIALECTS) {
       assert.equal(ready.json().database, dialect);
     });
 
+    it('lets no cache keep an answer: they hold payment links and personal data', async () => {
+      const created = await postAuthorise(t, await exampleBody());
+      assert.equal(created.statusCode, 201, created.body);
+      const answers = [
+        created,
+        await t.request({ method: 'GET', url: `/payment/${created.json().id}` }),
+        await t.request({ method: 'GET', url: '/payments?limit=1' }),
+        await t.app.inject({ method: 'GET', url: '/payments' }),
+        await t.request({ method: 'GET', url: '/no-such-thing' }),
+      ];
+      assert.deepEqual(answers.map((r) => [r.statusCode, r.headers['cache-control']]), [[201, 'no-store'], [200, 'no-store'], [200, 'no-store'], [401, 'no-store'], [404, 'no-store']]);
+      // HTTPS is promised in live mode only (a sandbox runs on plain loopback HTTP).
+      assert.equal(created.headers['strict-transport-security'], undefined);
+    });
+
     it('answers unknown routes with route_not_found', async () => {
       const body = assertProblem(await t.app.inject({ method: 'GET', url: '/no-such-thing?x=1' }), 404, 'route_not_found');
       assert.match(body.detail, /GET \/no-such-thing/);

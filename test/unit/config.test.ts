@@ -27,3 +27,23 @@ describe('mail settings', () => {
     assert.equal(loadConfig(env).mailFrom, 'tZero Pay <no-reply@tzero-pay.test>');
   });
 });
+
+describe('live mode', () => {
+  const live = { GATEWAY_MODE: 'live', DATABASE_URL: 'postgres://gateway@127.0.0.1:5432/gateway', PUBLIC_URL: 'https://pay.example.com' };
+
+  it('serves payment pages over HTTPS only: their links are credentials', () => {
+    refused({ ...live, PUBLIC_URL: 'http://pay.example.com' }, /^PUBLIC_URL must be an https:\/\/ URL in live mode/);
+    assert.equal(loadConfig({ ...env, ...live }).publicUrl, 'https://pay.example.com');
+  });
+
+  it('takes only http(s) public URLs in any mode', () => {
+    for (const url of ['ftp://pay.example.com', 'javascript:alert(1)', 'pay.example.com']) refused({ PUBLIC_URL: url }, /^PUBLIC_URL must be an absolute http:\/\/ or https:\/\/ URL/);
+    assert.equal(loadConfig({ ...env, PUBLIC_URL: 'http://127.0.0.1:8080/' }).publicUrl, 'http://127.0.0.1:8080');
+  });
+
+  it('wants an operator token no one could guess', () => {
+    refused({ ...live, OPERATOR_TOKEN: 'a' }, /^OPERATOR_TOKEN must be at least 32 characters in live mode/);
+    assert.equal(loadConfig({ ...env, ...live, OPERATOR_TOKEN: 'x'.repeat(32) }).operatorToken, 'x'.repeat(32));
+    assert.equal(loadConfig({ ...env, OPERATOR_TOKEN: 'a' }).operatorToken, 'a');
+  });
+});

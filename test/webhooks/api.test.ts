@@ -280,12 +280,14 @@ if (DIALECTS.includes('postgres')) describe('webhook endpoints in live mode (pos
   it('refuses http and every private target', async () => {
     const live = await startTestGateway({
       dialect: 'postgres',
-      env: { GATEWAY_MODE: 'live', VAULT_KEK: `live1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') },
+      env: { GATEWAY_MODE: 'live', PUBLIC_URL: 'https://pay.example.com', VAULT_KEK: `live1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') },
     });
     try {
       const scheme = await live.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://example.com/x', events: ['*'] } });
       assert.equal(scheme.statusCode, 400);
       assert.equal(scheme.json().code, 'url_scheme_not_allowed');
+      // Live mode is HTTPS only: browsers are told so on every answer.
+      assert.equal(scheme.headers['strict-transport-security'], 'max-age=31536000');
       for (const url of ['https://127.0.0.1/x', 'https://[::1]/x', 'https://169.254.169.254/x', 'https://10.0.0.1/x', 'https://2130706433/x', 'https://0x7f000001/x', 'https://0177.0.0.1/x', 'https://localhost/x', 'https://[::ffff:10.0.0.1]/x']) {
         const res = await live.request({ method: 'POST', url: '/webhook-endpoints', payload: { url, events: ['*'] } });
         assert.equal(res.statusCode, 400, `${url}: ${res.body}`);
