@@ -67,8 +67,10 @@ export async function createGateway(config: Readonly<Config>, log: Logger, opts:
     services,
     workers,
     async close() {
-      await workers?.stop();
+      // Requests first: no new payment starts, the ones under way finish and are answered,
+      // and their commits stop waking the workers, which then finish what they hold.
       await app.close();
+      await workers?.stop();
       await ctx.database.close();
     },
   };

@@ -231,6 +231,7 @@ export class Dispatcher {
   private current: Promise<number> | null = null;
   private again = false;
   private stopped = false;
+  private stopping: Promise<void> | null = null;
   private readonly sender: WebhookSender;
   private readonly mailer: Mailer;
   /** The longest one e-mail attempt can take under SMTP_URL's timeouts. */
@@ -296,20 +297,42 @@ export class Dispatcher {
     return this.current;
   }
 
-  async stop(): Promise<void> {
+  /** Stops once, however many callers ask (the loop and the gateway's close). */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutDown();
+    return this.stopping;
+  }
+
+  private async shutDown(): Promise<void> {
     this.stopped = true;
     this.unsubscribe();
-    // Callbacks in flight are abandoned, not recorded: their lease runs out and they
-    // are sent again later, which at-least-once allows.
     await this.current?.catch(() => {});
     await Promise.allSettled([...this.starting]);
-    // Queued deliveries are left leased; like the abandoned ones, they go again later.
+    // Leased but never started: handed back now, so another process (or this one's
+    // successor) sends them at once instead of when their leases run out.
+    const unsent = [...this.ready.values()].flat();
     this.ready.clear();
-    for (const c of this.inFlight.values()) c.abort();
+    await this.giveBack(unsent).catch((err: unknown) => this.log.warn({ err, deliveries: unsent.length }, 'could not hand back unsent deliveries; they go again when their leases run out'));
+    // Requests under way get a grace to finish and have their outcome recorded (not sent
+    // again); those still out after it are abandoned: their lease runs out and they are
+    // sent again later, which at-least-once allows.
     await Promise.race([Promise.allSettled([...this.running]), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
+    for (const c of this.inFlight.values()) c.abort();
     await this.writer.close();
     this.sender.close();
     this.mailer.close();
+  }
+
+  private async giveBack(unsent: Claimed[]): Promise<void> {
+    const byToken = new Map<string, string[]>();
+    for (const d of unsent) if (d.lease_token !== null) byToken.set(d.lease_token, [...(byToken.get(d.lease_token) ?? []), d.id]);
+    for (const [token, ids] of byToken) {
+      for (const chunk of chunks(ids, 500)) {
+        await this.services.ctx.database.write((trx) =>
+          trx.updateTable('deliveries').set({ locked_until: null, lease_token: null }).where('id', 'in', chunk).where('lease_token', '=', token).where('status', '=', 'pending').execute(),
+        );
+      }
+    }
   }
 
   private async runOnce(): Promise<number> {
@@ -868,9 +891,13 @@ export class DispatcherLoop extends Loop {
     super('dispatcher', pollMs, () => dispatcher.pass(), log);
   }
 
+  /**
+   * The dispatcher stops first: under load every commit wakes it, and a pass runs for as
+   * long as wake-ups keep coming, so waiting for the loop's pass before stopping it waited
+   * for the traffic to end.
+   */
   override async stop(): Promise<void> {
-    await super.stop();
-    await this.dispatcher.stop();
+    await Promise.all([this.dispatcher.stop(), super.stop()]);
   }
 }
 
