@@ -44,7 +44,13 @@ export interface Config {
   groupCommitWindowMs: number;
   workersEnabled: boolean;
   operatorToken: string | undefined;
+  /** Who authorises: the connector payments are sent to (this build has the sandbox simulator only). */
+  acquirer: AcquirerName;
 }
+
+/** Acquirer connectors in this build; a real one implements src/ports/acquirer.ts. */
+export const ACQUIRERS = ['sandbox'] as const;
+export type AcquirerName = (typeof ACQUIRERS)[number];
 
 export interface Kek {
   id: string;
@@ -216,7 +222,21 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     groupCommitWindowMs: int(env, 'GROUP_COMMIT_WINDOW_MS', 0, 0, 50),
     workersEnabled: bool(env, 'WORKERS', true),
     operatorToken: operatorToken(env.OPERATOR_TOKEN, mode),
+    acquirer: acquirer(env.ACQUIRER, mode),
   });
+}
+
+/**
+ * Live mode names its acquirer: the only connector here is the sandbox simulator, which
+ * approves test cards and moves no money, and no live gateway may end up on it by default.
+ */
+function acquirer(raw: string | undefined, mode: Config['mode']): AcquirerName {
+  if (!raw) {
+    if (mode === 'live') throw new ConfigError(`live mode needs ACQUIRER (one of: ${ACQUIRERS.join(', ')}); "sandbox" is a simulator that moves no money`);
+    return 'sandbox';
+  }
+  if (!(ACQUIRERS as readonly string[]).includes(raw)) throw new ConfigError(`ACQUIRER must be one of: ${ACQUIRERS.join(', ')} (got "${raw.slice(0, 40)}")`);
+  return raw as AcquirerName;
 }
 
 const MIN_LIVE_OPERATOR_TOKEN = 32;

@@ -2,7 +2,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import type { AcquirerName, Config } from './config.js';
 import { openDatabase } from './adapters/storage/database.js';
 import { Vault } from './adapters/vault/envelope.js';
 import { checkKeks } from './app/kek-check.js';
@@ -15,6 +15,10 @@ import { buildApp } from './http/app.js';
 import { startWorkers, type Workers } from './workers/index.js';
 import { type Clock, systemClock } from './ports/clock.js';
 import type { Acquirer } from './ports/acquirer.js';
+
+
+/** The connector for each ACQUIRER value (config.ts). */
+const CONNECTORS: Record<AcquirerName, () => Acquirer> = { sandbox: () => new SandboxAcquirer() };
 
 export interface Gateway {
   app: FastifyInstance;
@@ -49,7 +53,7 @@ export async function createContext(config: Readonly<Config>, log: Logger, opts:
     config,
     database,
     vault,
-    acquirer: opts.acquirer ?? new SandboxAcquirer(),
+    acquirer: opts.acquirer ?? CONNECTORS[config.acquirer](),
     clock,
     log,
     newId: idFactory(clock),

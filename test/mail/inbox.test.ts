@@ -72,7 +72,7 @@ for (const dialect of DIALECTS) {
 if (DIALECTS.includes('postgres')) describe('sandbox inbox outside the sandbox', () => {
   it('does not exist in live mode', async () => {
     const { randomBytes } = await import('node:crypto');
-    const live = await startTestGateway({ dialect: 'postgres', env: { GATEWAY_MODE: 'live', PUBLIC_URL: 'https://pay.example.com', VAULT_KEK: `live1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') } });
+    const live = await startTestGateway({ dialect: 'postgres', env: { GATEWAY_MODE: 'live', ACQUIRER: 'sandbox', PUBLIC_URL: 'https://pay.example.com', VAULT_KEK: `live1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') } });
     try {
       assert.equal((await live.app.inject({ method: 'GET', url: '/sandbox/inbox' })).statusCode, 404);
     } finally {

@@ -29,7 +29,14 @@ describe('mail settings', () => {
 });
 
 describe('live mode', () => {
-  const live = { GATEWAY_MODE: 'live', DATABASE_URL: 'postgres://gateway@127.0.0.1:5432/gateway', PUBLIC_URL: 'https://pay.example.com' };
+  const live = { GATEWAY_MODE: 'live', ACQUIRER: 'sandbox', DATABASE_URL: 'postgres://gateway@127.0.0.1:5432/gateway', PUBLIC_URL: 'https://pay.example.com' };
+
+  it('names its acquirer: a live gateway never lands on the simulator by default', () => {
+    refused({ ...live, ACQUIRER: '' }, /^live mode needs ACQUIRER \(one of: sandbox\); "sandbox" is a simulator that moves no money$/);
+    refused({ ACQUIRER: 'stripe' }, /^ACQUIRER must be one of: sandbox \(got "stripe"\)$/);
+    assert.equal(loadConfig({ ...env, ...live }).acquirer, 'sandbox');
+    assert.equal(loadConfig(env).acquirer, 'sandbox');
+  });
 
   it('serves payment pages over HTTPS only: their links are credentials', () => {
     refused({ ...live, PUBLIC_URL: 'http://pay.example.com' }, /^PUBLIC_URL must be an https:\/\/ URL in live mode/);

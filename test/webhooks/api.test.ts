@@ -280,7 +280,7 @@ if (DIALECTS.includes('postgres')) describe('webhook endpoints in live mode (pos
   it('refuses http and every private target', async () => {
     const live = await startTestGateway({
       dialect: 'postgres',
-      env: { GATEWAY_MODE: 'live', PUBLIC_URL: 'https://pay.example.com', VAULT_KEK: `live1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') },
+      env: { GATEWAY_MODE: 'live', ACQUIRER: 'sandbox', PUBLIC_URL: 'https://pay.example.com', VAULT_KEK: `live1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') },
     });
     try {
       const scheme = await live.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://example.com/x', events: ['*'] } });
