@@ -795,11 +795,12 @@ class ResultWriter {
     const done = (async () => {
       try {
         const refilled = await this.hooks.exclusive(async () => {
-          const rows = await this.services.ctx.database.write(async (trx) => {
-            await this.write(trx, batch);
-            return this.hooks.refill(trx, token);
+          const { rows, gaveUp } = await this.services.ctx.database.write(async (trx) => {
+            const gaveUp = await this.write(trx, batch);
+            return { rows: await this.hooks.refill(trx, token), gaveUp };
           });
           this.hooks.reserve(rows);
+          this.logFailures(batch, gaveUp);
           return rows;
         });
         // Starting them needs a read, not the writer: the next batch may commit meanwhile.
@@ -812,7 +813,12 @@ class ResultWriter {
         // sent again, and again while it keeps refusing): each is written again on its own,
         // one after another, as results for one endpoint can lock the same rows. The next
         // pass refills the freed slots.
-        for (const p of batch) await this.services.ctx.database.write((trx) => this.write(trx, [p])).catch((err: unknown) => lost(err, p.d));
+        for (const p of batch) {
+          await this.services.ctx.database
+            .write((trx) => this.write(trx, [p]))
+            .then((gaveUp) => this.logFailures([p], gaveUp))
+            .catch((err: unknown) => lost(err, p.d));
+        }
       }
     })();
     this.flushing = done.finally(() => {
@@ -822,7 +828,23 @@ class ResultWriter {
     return this.flushing;
   }
 
-  private async write(trx: Trx, batch: Pending[]): Promise<void> {
+  /**
+   * Failed attempts and given-up deliveries, once recorded: an operator sees a merchant's
+   * endpoint or the mail server failing in the log, not only in that merchant's events.
+   * The endpoint's URL is left out (merchants put secrets in query strings).
+   */
+  private logFailures(batch: Pending[], gaveUp: ReadonlySet<string>): void {
+    for (const { d, outcome: o } of batch) {
+      if (o.kind !== 'attempt' || o.succeeded) continue;
+      const fields = { delivery_id: d.id, event_id: d.event_id, endpoint_id: d.endpoint_id, kind: d.kind, attempt: d.attempts + 1, status_code: o.statusCode, error: o.error };
+      if (gaveUp.has(d.id)) this.log.error(fields, `gave up on a ${d.kind === 'webhook' ? 'callback' : 'notification e-mail'}: no more attempts`);
+      else this.log.warn(fields, `${d.kind === 'webhook' ? 'callback' : 'notification e-mail'} attempt failed; it will be tried again`);
+    }
+  }
+
+  /** Records the batch's outcomes; answers the deliveries given up on (marked failed). */
+  private async write(trx: Trx, batch: Pending[]): Promise<Set<string>> {
+    const gaveUp = new Set<string>();
     const now = this.services.ctx.clock.now();
     const attempts = batch.flatMap(({ d, outcome: o }) =>
       o.kind === 'attempt'
@@ -868,8 +890,10 @@ class ResultWriter {
       } else {
         const failures = d.failures + 1;
         const next = o.permanent || o.gone ? null : nextAttemptAt(this.policy, now, failures, d.retry_until);
-        if (next === null) written = await asClaimed.set({ ...release, ...last, failures, status: 'failed', completed_at: now }).executeTakeFirst();
-        else written = await asClaimed.set({ ...release, ...last, failures, next_attempt_at: next }).executeTakeFirst();
+        if (next === null) {
+          written = await asClaimed.set({ ...release, ...last, failures, status: 'failed', completed_at: now }).executeTakeFirst();
+          if (Number(written.numUpdatedRows) > 0) gaveUp.add(d.id);
+        } else written = await asClaimed.set({ ...release, ...last, failures, next_attempt_at: next }).executeTakeFirst();
       }
       if (Number(written.numUpdatedRows) === 0) await leased.set({ ...release, ...last }).execute();
       if (o.kind === 'attempt' && o.gone && d.endpoint_id) {
@@ -878,6 +902,7 @@ class ResultWriter {
         await cancelPendingDeliveries(trx, d.endpoint_id, now, 'the endpoint was disabled after answering 410 Gone');
       }
     }
+    return gaveUp;
   }
 }
 

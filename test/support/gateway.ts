@@ -32,6 +32,8 @@ export interface TestGatewayOptions {
   env?: Record<string, string>;
   clock?: ManualClock;
   workers?: boolean;
+  /** The gateway's logger (default: pino at LOG_LEVEL, silent in tests). */
+  log?: pino.Logger;
 }
 
 /**
@@ -53,7 +55,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     ...opts.env,
   };
   const config = loadConfig(env);
-  const log = pino({ level: env.LOG_LEVEL ?? 'silent' });
+  const log = opts.log ?? pino({ level: env.LOG_LEVEL ?? 'silent' });
   const gateway = await createGateway(config, log, { clock });
   const { credentials } = await ensureSandboxCredentials(gateway.services);
   let baseUrl: string | null = null;
