@@ -123,6 +123,15 @@ function parseKek(name: string, raw: string): Kek {
   return { id: m[1]!, key };
 }
 
+/** A JSON file's value, or null when it cannot be read or parsed. */
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  } catch {
+    return null;
+  }
+}
+
 interface SandboxKeys {
   kek: string;
   hmac_key: string;
@@ -133,21 +142,21 @@ interface SandboxKeys {
  * 0600 file beside (never inside) the database, so the KEK still lives apart from the
  * ciphertext it protects.
  */
-function sandboxKeys(dataDir: string): SandboxKeys {
+function sandboxKeys(dataDir: string): SandboxKeys & { file: string } {
   const file = join(dataDir, 'sandbox-keys.json');
   if (existsSync(file)) {
-    try {
-      return JSON.parse(readFileSync(file, 'utf8')) as SandboxKeys;
-    } catch {
-      throw new ConfigError(`${file} is unreadable; restore it (card data sealed under its keys cannot be read without it) or set VAULT_KEK and HMAC_KEY`);
+    const kept = readJson(file) as Partial<Record<keyof SandboxKeys, unknown>> | null;
+    if (typeof kept?.kek !== 'string' || typeof kept.hmac_key !== 'string') {
+      throw new ConfigError(`${file} is unreadable or damaged (it needs "kek" and "hmac_key"); restore it (card data sealed under its keys cannot be read without it) or set VAULT_KEK and HMAC_KEY`);
     }
+    return { kek: kept.kek, hmac_key: kept.hmac_key, file };
   }
   const keys: SandboxKeys = {
     kek: `sandbox1:${randomBytes(32).toString('base64')}`,
     hmac_key: randomBytes(32).toString('base64'),
   };
   writeFileSync(file, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-  return keys;
+  return { ...keys, file };
 }
 
 export function loadConfig(env: Env = process.env): Readonly<Config> {
@@ -160,15 +169,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
   let kekRaw = env.VAULT_KEK;
   let hmacRaw = env.HMAC_KEY;
+  // Where each key came from, so an error names what the operator has to fix.
+  let kekSource = 'VAULT_KEK';
+  let hmacSource = 'HMAC_KEY';
   if (mode === 'live') {
     const missing = ['VAULT_KEK', 'HMAC_KEY', 'DATABASE_URL', 'PUBLIC_URL'].filter((n) => !env[n]);
     if (missing.length) throw new ConfigError(`live mode needs ${missing.join(', ')}; refusing to start`);
   } else if (!kekRaw || !hmacRaw) {
     const generated = sandboxKeys(dataDir);
-    kekRaw ||= generated.kek;
-    hmacRaw ||= generated.hmac_key;
+    if (!kekRaw) [kekRaw, kekSource] = [generated.kek, `"kek" in ${generated.file}`];
+    if (!hmacRaw) [hmacRaw, hmacSource] = [generated.hmac_key, `"hmac_key" in ${generated.file}`];
   }
-  const active = parseKek('VAULT_KEK', kekRaw!);
+  const active = parseKek(kekSource, kekRaw!);
   const all = new Map<string, Buffer>([[active.id, active.key]]);
   for (const old of (env.VAULT_OLD_KEKS ?? '').split(',').filter(Boolean)) {
     const k = parseKek('VAULT_OLD_KEKS', old);
@@ -176,8 +188,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     if (all.has(k.id)) throw new ConfigError(`VAULT_OLD_KEKS repeats the key id "${k.id}" (of VAULT_KEK or an earlier old key); every key needs an id of its own`);
     all.set(k.id, k.key);
   }
-  const hmacKey = Buffer.from(hmacRaw!, 'base64');
-  if (hmacKey.length < 32) throw new ConfigError('HMAC_KEY must be base64 of at least 32 bytes');
+  const hmacKey = Buffer.from(hmacRaw!.trim(), 'base64');
+  // Hex digits are base64 characters too: a hex key would be taken, decoded as something else.
+  if (/^[0-9a-f]+$/i.test(hmacRaw!.trim()) || hmacKey.toString('base64') !== hmacRaw!.trim() || hmacKey.length < 32) {
+    throw new ConfigError(`${hmacSource} must be base64 of at least 32 bytes (e.g. openssl rand -base64 32)`);
+  }
 
   const publicUrl = (env.PUBLIC_URL || `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, '');
   const publicScheme = URL.canParse(publicUrl) ? new URL(publicUrl).protocol : undefined;

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { DomainError } from '../domain/errors.js';
-import { databaseLocation, migrate, openDatabase } from '../adapters/storage/database.js';
+import { DatabaseUnavailableError, databaseLocation, migrate, openDatabase } from '../adapters/storage/database.js';
 import { serve } from './serve.js';
 import { withServices } from './with-services.js';
 import { rotateKek } from './rotate-kek.js';
@@ -130,7 +130,9 @@ async function run(argv: string[]): Promise<void> {
   const config = loadConfig();
   if (group === 'migrate') {
     const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false });
-    const applied = await migrate(database.db).finally(() => database.close());
+    const applied = await migrate(database.db)
+      .catch((error: unknown) => Promise.reject(new DatabaseUnavailableError(config, error)))
+      .finally(() => database.close());
     const where = `${database.dialect} ${databaseLocation(config)}`;
     const done = applied.length === 0 ? `${where} is up to date; no migration to apply` : `applied ${applied.length} migration${applied.length === 1 ? '' : 's'} (${applied.length === 1 ? applied[0] : `${applied[0]} … ${applied.at(-1)}`}) to ${where}; it is up to date`;
     print(json, { dialect: database.dialect, database: databaseLocation(config), applied }, done);
@@ -255,6 +257,10 @@ run(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`error: ${(error as Error).message}\n\n${USAGE}\n`);
     process.exit(2);
+  }
+  if (error instanceof DatabaseUnavailableError) {
+    process.stderr.write(`error: ${error.message}\n`);
+    process.exit(1);
   }
   if (error instanceof DomainError) {
     process.stderr.write(`error: ${error.message}\n`);

@@ -126,6 +126,16 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.doesNotMatch(smtp.stderr, /hunter2/);
   });
 
+  it('says which database it could not open, without a stack trace or a password', async () => {
+    const down = 'postgres://gateway:hunter2@127.0.0.1:1/payments';
+    const [serve, migrate] = await Promise.all([runCli(['serve'], { DATA_DIR: dataDir, DATABASE_URL: down, PORT: '0' }), runCli(['migrate'], { DATA_DIR: dataDir, DATABASE_URL: down })]);
+    for (const r of [serve, migrate]) {
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^error: could not open or migrate the database postgres:\/\/gateway@127\.0\.0\.1:1\/payments \(DATABASE_URL\): .*ECONNREFUSED/);
+      assert.doesNotMatch(r.stderr, /hunter2|\n\s+at /);
+    }
+  });
+
   it('refuses an option given the same value twice and a label out of bounds, naming the option', async () => {
     const create = (...extra: string[]) => cli('channel', 'create', '--merchant', merchantId, '--name', 'Twice', '--return-url', 'https://acme.example/r', ...extra);
     const [currency, currencyAcross, returnUrl, email, event, update, longLabel, emptyLabel] = await Promise.all([

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
@@ -52,5 +55,24 @@ describe('live mode', () => {
     refused({ ...live, OPERATOR_TOKEN: 'a' }, /^OPERATOR_TOKEN must be at least 32 characters in live mode/);
     assert.equal(loadConfig({ ...env, ...live, OPERATOR_TOKEN: 'x'.repeat(32) }).operatorToken, 'x'.repeat(32));
     assert.equal(loadConfig({ ...env, OPERATOR_TOKEN: 'a' }).operatorToken, 'a');
+  });
+});
+
+describe('keys', () => {
+  it('wants HMAC_KEY as base64, and says so for a hex key it would otherwise decode as something else', () => {
+    refused({ HMAC_KEY: randomBytes(32).toString('hex') }, /^HMAC_KEY must be base64 of at least 32 bytes/);
+    refused({ HMAC_KEY: 'not base64 at all, not even close!!' }, /^HMAC_KEY must be base64 of at least 32 bytes/);
+    refused({ HMAC_KEY: randomBytes(16).toString('base64') }, /^HMAC_KEY must be base64 of at least 32 bytes/);
+  });
+
+  it("names the sandbox's key file, not a variable nobody set, when that file is damaged", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tzero-keys-'));
+    const file = join(dir, 'sandbox-keys.json');
+    for (const damaged of ['{}', 'not json', '{"kek": 1, "hmac_key": "x"}']) {
+      writeFileSync(file, damaged);
+      assert.throws(() => loadConfig({ DATA_DIR: dir }), (e: Error) => e instanceof ConfigError && e.message === `${file} is unreadable or damaged (it needs "kek" and "hmac_key"); restore it (card data sealed under its keys cannot be read without it) or set VAULT_KEK and HMAC_KEY`, damaged);
+    }
+    writeFileSync(file, JSON.stringify({ kek: 'sandbox1:short', hmac_key: randomBytes(32).toString('base64') }));
+    assert.throws(() => loadConfig({ DATA_DIR: dir }), (e: Error) => e instanceof ConfigError && e.message.startsWith(`"kek" in ${file}: key "sandbox1" must decode to 32 bytes`));
   });
 });

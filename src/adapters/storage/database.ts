@@ -90,9 +90,31 @@ export interface OpenOptions {
   migrate?: boolean;
 }
 
+/** The database could not be reached or brought up to date; says which one, never a password. */
+export class DatabaseUnavailableError extends Error {
+  override name = 'DatabaseUnavailableError';
+
+  constructor(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDir'>, cause: unknown) {
+    const where = opts.databaseUrl ? `${databaseLocation(opts)} (DATABASE_URL)` : `${databaseLocation(opts)} (DATA_DIR)`;
+    super(`could not open or migrate the database ${where}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
-  const database = opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize ?? 20, opts.cardKek) : openSqlite(opts);
-  if (opts.migrate !== false) await migrate(database.db);
+  let database: Database;
+  try {
+    database = opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize ?? 20, opts.cardKek) : openSqlite(opts);
+  } catch (error) {
+    throw new DatabaseUnavailableError(opts, error);
+  }
+  if (opts.migrate !== false) {
+    try {
+      await migrate(database.db);
+    } catch (error) {
+      await database.close().catch(() => {});
+      throw new DatabaseUnavailableError(opts, error);
+    }
+  }
   return database;
 }
 
