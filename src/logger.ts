@@ -8,14 +8,17 @@ export function redactUrl(url: string): string {
   return scrubText(url);
 }
 
+/** `%34%32…` is `42…` to anyone reading the log: percent-encoded digits are scrubbed as digits. */
+const ENCODED_DIGIT = /%3([0-9])/g;
+
 /**
- * Card-number-like digit runs (13 or more digits, separators and neighbours allowed, also
- * as a URL writes them: logs keep no long numbers) and our secret formats, wherever they
- * appear in free text.
+ * Card-number-like digit runs (13 or more digits with at most two separators of any kind
+ * between two of them, also %-encoded: logs keep no long numbers however they were written)
+ * and our secret formats, wherever they appear in free text.
  */
 export function scrubText(text: string): string {
-  return text
-    .replace(/\d(?:(?:[ ./+-]|%2[0dDeEfF]){0,2}\d){12,}/g, '[digits redacted]')
+  return (text.includes('%3') ? text.replace(ENCODED_DIGIT, '$1') : text)
+    .replace(/\d(?:(?:%[0-9a-fA-F]{2}|[^\p{L}\p{N}%]){0,2}\d){12,}/gu, '[digits redacted]')
     .replace(/\b(sk|rsk|whsec)_[A-Za-z0-9+/=_-]+/g, '$1_[redacted]')
     .replace(/\/pay\/[A-Za-z0-9_-]+/g, '/pay/[token]');
 }

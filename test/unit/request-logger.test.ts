@@ -70,12 +70,26 @@ describe('request logger', () => {
 
 describe('free-text scrubbing', () => {
   it('redacts card-number-like digits however they are written or glued to their neighbours', () => {
-    for (const text of ['card4242424242424242', 'x_4242424242424242', '12345674242424242424242', '4242.4242.4242.4242', '4242/4242/4242/4242', '4242  4242  4242  4242', 'pan 4242 4242 4242 4242 used']) {
+    for (const text of [
+      'card4242424242424242',
+      'x_4242424242424242',
+      '12345674242424242424242',
+      '4242.4242.4242.4242',
+      '4242/4242/4242/4242',
+      '4242  4242  4242  4242',
+      'pan 4242 4242 4242 4242 used',
+      '/nothing/4242_4242_4242_4242',
+      '4242,4242,4242,4242',
+      '4242%2C4242%2C4242%2C4242',
+      '/payment/%34%32%34%32%34%32%34%32%34%32%34%32%34%32%34%32',
+      '4242\u00a04242\u00a04242\u00a04242',
+    ]) {
       const scrubbed = scrubText(text);
-      assert.ok(!/\d{5}|(?:\d{4}[ ./-]{1,2}){3}\d{4}/.test(scrubbed), `${text} → ${scrubbed}`);
+      assert.ok(!/\d{5}|(?:\d{4}\D{1,3}){3}\d{4}|(?:%3\d){5}/.test(scrubbed), `${text} → ${scrubbed}`);
       assert.match(scrubbed, /\[digits redacted\]/);
     }
     assert.equal(scrubText('retry 3 of 10 at 12:00'), 'retry 3 of 10 at 12:00');
+    assert.equal(scrubText('/payments?created_after=2026-11-28T03:45:00.000Z&limit=20'), '/payments?created_after=2026-11-28T03:45:00.000Z&limit=20');
   });
 
   it('keeps card numbers pasted into a URL out of the request log', async () => {
