@@ -22,25 +22,39 @@ export interface TextProblem {
  * Walked with a stack of its own: a body nested thousands deep must not overflow the call stack.
  */
 export function textProblemIn(value: unknown): TextProblem | undefined {
-  const pending: Array<[unknown, string]> = [[value, '']];
+  // Each entry knows its parent and key; the pointer is spelled only for the one problem
+  // found (spelling one per level cost a body nested 65,000 deep about 0.4 s).
+  const pending: Item[] = [{ value, parent: null, key: '' }];
   for (let next = pending.pop(); next; next = pending.pop()) {
-    const [item, pointer] = next;
+    const item = next.value;
     if (typeof item === 'string') {
       const kind = problemOf(item);
-      if (kind) return { pointer, kind };
+      if (kind) return { pointer: pointerOf(next), kind };
     } else if (item !== null && typeof item === 'object') {
       const entries = Object.entries(item);
       // Reversed onto the stack, so the first problem in document order is the one named.
       for (let i = entries.length - 1; i >= 0; i--) {
         const [key, child] = entries[i]!;
-        const at = `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+        const entry: Item = { value: child, parent: next, key };
         const kind = problemOf(key);
-        if (kind) return { pointer: at, kind };
-        pending.push([child, at]);
+        if (kind) return { pointer: pointerOf(entry), kind };
+        pending.push(entry);
       }
     }
   }
   return undefined;
+}
+
+interface Item {
+  value: unknown;
+  parent: Item | null;
+  key: string;
+}
+
+function pointerOf(item: Item): string {
+  const keys: string[] = [];
+  for (let at: Item | null = item; at?.parent; at = at.parent) keys.push(at.key.replaceAll('~', '~0').replaceAll('/', '~1'));
+  return keys.reverse().map((k) => `/${k}`).join('');
 }
 
 /** A path parameter's or query value's problem, if any (they arrive decoded from %-escapes). */
