@@ -209,7 +209,12 @@ export class Checkout {
     const target = registered.includes(view.details.return_url) ? view.details.return_url : registered[0]!;
     const secret = this.ctx.vault.openString(channel.id, channel.return_secret_ct);
     const url = new URL(target);
-    const params = signReturn(secret, { payment_id: p.id, reference: p.reference ?? '', status: p.status, timestamp: String(Math.floor(this.ctx.clock.now() / 1000)) });
+    // An open page's redirect is signed as it is sent. A finished page shows its outcome for
+    // as long as its link is kept (history, a forwarded e-mail): its return carries the time
+    // the payment last changed, so an old link can never mint a return fresh enough to pass
+    // the merchant's 600-second check.
+    const signedAt = p.status === 'requires_action' ? this.ctx.clock.now() : p.updated_at;
+    const params = signReturn(secret, { payment_id: p.id, reference: p.reference ?? '', status: p.status, timestamp: String(Math.floor(signedAt / 1000)) });
     for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
     return url.toString();
   }

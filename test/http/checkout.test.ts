@@ -331,6 +331,23 @@ for (const dialect of DIALECTS) {
       assert.equal(release.status, 'nothing_held');
     });
 
+    it("signs a finished page's return with the time the payment changed, however late the page is opened again", async () => {
+      const p = await create();
+      const page = await openPage(gateway.app, p.redirect_url);
+      const done = await post(gateway.app, page, 'confirm');
+      assert.equal(done.statusCode, 303);
+      const redirected = new URL(String(done.headers.location));
+      assert.equal(redirected.searchParams.get('timestamp'), String(Math.floor(clock.now() / 1000)));
+      clock.advance(3_600_000);
+      const later = await gateway.app.inject({ method: 'GET', url: page.path });
+      assert.equal(later.statusCode, 200);
+      const link = new URL(/class="button primary" href="([^"]+)"/.exec(later.body)![1]!.replaceAll('&amp;', '&'));
+      assert.equal(link.searchParams.get('status'), 'captured');
+      // The moment it was captured, an hour ago: the merchant's 600-second check refuses it.
+      assert.equal(link.searchParams.get('timestamp'), redirected.searchParams.get('timestamp'));
+      assert.equal(link.searchParams.get('signature'), redirected.searchParams.get('signature'));
+    });
+
     it('answers a malformed, forged or borrowed token exactly like an unknown one', async () => {
       acquirer.next = null;
       const p = await create();
