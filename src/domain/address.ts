@@ -53,8 +53,9 @@ export function isEmail(s: string): boolean {
 /** E.164 allows 15 digits; the slack covers national prefixes and extensions. */
 const MAX_PHONE_DIGITS = 20;
 
+/** Digits as people write them: spaces, hyphens, dots and brackets between them are kept as sent. */
 function isPhoneNumber(s: string): boolean {
-  if (!/^\+?[\d ]+$/.test(s)) return false;
+  if (!/^\+?[\d ().-]+$/.test(s)) return false;
   const digits = s.replace(/\D/g, '').length;
   return digits >= 1 && digits <= MAX_PHONE_DIGITS;
 }
@@ -98,7 +99,7 @@ export function validateParty(
     errors.push({
       pointer: '/phone/number',
       code: 'invalid_phone',
-      message: `phone.number must be 1 to ${MAX_PHONE_DIGITS} digits, optionally with spaces and a leading +.`,
+      message: `phone.number must be 1 to ${MAX_PHONE_DIGITS} digits, optionally with a leading + and spaces, hyphens, dots or brackets between them.`,
     });
   }
   if (phone?.country !== undefined && !isPhoneCountry(phone.country)) {

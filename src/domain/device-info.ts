@@ -5,7 +5,11 @@
  */
 import { type FieldError, escapePointer, underPointer } from './errors.js';
 
-const COLOR_DEPTHS = [1, 4, 8, 15, 16, 24, 32, 48] as const;
+/**
+ * EMV 3DS's list, with the 30 and 36 bits that wide-gamut (10- and 12-bit) screens report
+ * for `screen.colorDepth`: refusing them refused those customers' payments outright.
+ */
+const COLOR_DEPTHS = [1, 4, 8, 15, 16, 24, 30, 32, 36, 48] as const;
 export type ColorDepth = (typeof COLOR_DEPTHS)[number];
 
 const CHALLENGE_WINDOWS = [1, 2, 3, 4, 5] as const;

@@ -347,7 +347,9 @@ for (const dialect of DIALECTS) {
       });
 
       it('applies the EMV 3-D Secure rules to browser fields', async () => {
-        assertProblem(await device({ screen_colorDepth: '30' }), 400, 'invalid_device_info', '/device_info/screen_colorDepth');
+        assertProblem(await device({ screen_colorDepth: '31' }), 400, 'invalid_device_info', '/device_info/screen_colorDepth');
+        // 10- and 12-bit screens report 30 and 36: their customers must be able to pay.
+        for (const depth of ['30', 36]) assert.equal((await device({ screen_colorDepth: depth })).statusCode, 201, String(depth));
         assertProblem(await device({ screen_colorDepth: 12 }), 400, 'invalid_device_info', '/device_info/screen_colorDepth');
         assertProblem(await device({ challengeWindow: '6' }), 400, 'invalid_device_info', '/device_info/challengeWindow');
         assertProblem(await device({ challengeWindow: 0 }), 400, 'invalid_device_info', '/device_info/challengeWindow');
@@ -393,6 +395,13 @@ for (const dialect of DIALECTS) {
         assertProblem(await post({ customer: { email: 'not-an-address' } }), 400, 'invalid_email', '/customer/email');
         assertProblem(await post({ billing_details: { email: 'a b@example.com' } }), 400, 'invalid_email', '/billing_details/email');
         assertProblem(await post({ billing_details: { phone: { number: 'call me' } } }), 400, 'invalid_phone', '/billing_details/phone/number');
+        assertProblem(await post({ billing_details: { phone: { number: '+1 (212) 555-01x0' } } }), 400, 'invalid_phone', '/billing_details/phone/number');
+        // As checkout forms pass them on: kept as sent.
+        for (const number of ['555-123-4567', '+1 (212) 555-0100', '212.555.0100']) {
+          const res = await post({ billing_details: { phone: { number } }, shipping_details: { phone: { number } } });
+          assert.equal(res.statusCode, 201, `${number}: ${res.body}`);
+          assert.equal(res.json().billing_details.phone.number, number);
+        }
       });
 
       it('refuses a card number in free text, wherever it is, without quoting it back', async () => {
