@@ -12,13 +12,16 @@ declare module 'fastify' {
   }
 }
 
-/** The spec shows X-Secret-Key; `Authorization: Bearer sk_…` is accepted as well. */
+/**
+ * The spec's example header is X-Secret-Key, and its text says "in the Authorization
+ * header": `Authorization: Bearer sk_…` and a bare `Authorization: sk_…` are taken as well.
+ */
 function presentedKey(request: FastifyRequest): string | undefined {
   const header = request.headers['x-secret-key'];
   if (typeof header === 'string') return header.trim();
   // The auth scheme is case-insensitive (RFC 9110 §11.1).
-  const bearer = /^bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
-  return bearer?.[1];
+  const authorization = /^(?:bearer\s+)?(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+  return authorization?.[1];
 }
 
 export function registerAuth(app: FastifyInstance, services: Services): void {

@@ -94,7 +94,7 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
   if (!('openapiObject' in document)) return document.swaggerObject;
   const doc = document.openapiObject;
   const schemes = (doc.components ??= {}).securitySchemes ?? {};
-  doc.components.securitySchemes = { ...schemes, bearer: { type: 'http', scheme: 'bearer', description: 'The same secret key, as Authorization: Bearer sk_….' } };
+  doc.components.securitySchemes = { ...schemes, bearer: { type: 'http', scheme: 'bearer', description: 'The same secret key, as Authorization: Bearer sk_… (the key alone in Authorization is taken too).' } };
   const problem = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     for (const [method, op] of Object.entries(item ?? {}) as Array<[string, Operation]>) {

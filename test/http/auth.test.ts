@@ -37,6 +37,11 @@ for (const dialect of DIALECTS) {
       assertProblem(await get('/payment/pay_x', { authorization: `Basic ${t.credentials.secret_key}` }), 401, 'unauthorized');
     });
 
+    it('accepts the key alone in Authorization, as the merchant page words it', async () => {
+      assertProblem(await get('/payment/pay_x', { authorization: t.credentials.secret_key }), 404, 'payment_not_found');
+      assertProblem(await get('/payment/pay_x', { authorization: UNKNOWN_KEY }), 401, 'unauthorized');
+    });
+
     it('answers a missing key with 401 problem+json and a challenge header', async () => {
       const res = await t.app.inject({ method: 'POST', url: '/payment/authorise', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(await exampleBody()) });
       const body = assertProblem(res, 401, 'unauthorized', '/headers/x-secret-key');
