@@ -20,6 +20,7 @@ import {
   checkPdf,
   complianceState,
   isDocumentType,
+  parseDocumentDate,
   reminderDue,
   REMINDER_DAYS_BEFORE_EXPIRY,
 } from '../domain/compliance.js';
@@ -367,7 +368,8 @@ export class Compliance {
         // from the current approval into a renewal, must still be current at approval.
         for (const d of set.values()) outdatedAtApproval(d, now);
         const basis = set.has('aoc') ? 'aoc' : 'saq';
-        const validUntil = approvalValidUntil(now);
+        const attestedOn = [...set.values()].filter((d) => d.type === 'saq' || d.type === 'aoc').map((d) => parseDocumentDate(d.document_date)!);
+        const validUntil = approvalValidUntil(now, attestedOn);
         const approvedIds = [...set.values()].map((d) => d.id);
         await trx.updateTable('compliance_documents').set({ status: 'approved', reviewed_at: now, review_reason: null }).where('id', 'in', approvedIds).where('status', '=', 'pending').execute();
         await trx

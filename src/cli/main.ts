@@ -31,7 +31,7 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   vault rotate                            re-wrap every data key under the active VAULT_KEK
   compliance list                         PCI DSS submissions waiting for review
   compliance show MERCHANT_ID             status, documents and audit trail
-  compliance approve MERCHANT_ID          approve the submission (valid for one year)
+  compliance approve MERCHANT_ID          approve the submission (valid a year, at most a year after the SAQ or AOC)
   compliance reject MERCHANT_ID --reason TEXT
   compliance download DOC_ID --out FILE   write a submitted PDF to FILE
 

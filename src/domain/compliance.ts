@@ -62,12 +62,21 @@ export function checkAnnualTransactions(n: unknown): number {
 }
 
 /** One calendar year later (UTC); 29 February falls back to 28 February. */
-export function approvalValidUntil(approvedAt: number): number {
-  const d = new Date(approvedAt);
+function aYearAfter(at: number): number {
+  const d = new Date(at);
   const month = d.getUTCMonth();
   d.setUTCFullYear(d.getUTCFullYear() + 1);
   if (d.getUTCMonth() !== month) d.setUTCDate(0);
   return d.getTime();
+}
+
+/**
+ * A year from approval, but never more than a year after the attestation (SAQ or AOC) it
+ * rests on was signed: validation is annual, and an SAQ signed 364 days before its review
+ * would otherwise have carried card data for almost two years.
+ */
+export function approvalValidUntil(approvedAt: number, attestedOn: readonly number[] = []): number {
+  return Math.min(aYearAfter(approvedAt), ...attestedOn.map(aYearAfter));
 }
 
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;

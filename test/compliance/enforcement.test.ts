@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DAY_MS } from '../../src/domain/compliance.js';
+import { DAY_MS, approvalValidUntil } from '../../src/domain/compliance.js';
 import { runComplianceChecks } from '../../src/workers/compliance-reminders.js';
 import { ComplianceGate } from '../../src/app/compliance.js';
 import { DIALECTS, type TestGateway, exampleBody } from '../support/gateway.js';
@@ -54,9 +54,11 @@ for (const dialect of DIALECTS) {
         assert.equal(res.statusCode, 201, res.body);
         assert.equal(res.json().channel, LIVE_CHANNEL);
 
+        // Annual validation: a year after the SAQ (signed 3 days before) was signed, not after the review.
         const expiresAt = Date.parse(view.expires_at);
-        const approvedAt = Date.parse(view.approved_at);
-        assert.ok(expiresAt - approvedAt >= 365 * DAY_MS && expiresAt - approvedAt <= 366 * DAY_MS, 'valid for one year');
+        const saq = view.documents.find((d: { type: string; status: string }) => d.type === 'saq' && d.status === 'approved');
+        assert.equal(expiresAt, approvalValidUntil(Date.parse(saq.document_date)), 'valid for one year from the SAQ');
+        assert.ok(expiresAt - Date.parse(view.approved_at) < 363 * DAY_MS);
         t.clock.set(expiresAt - 1);
         const last = await liveCardPayment(t);
         assert.equal(last.statusCode, 201, last.body);

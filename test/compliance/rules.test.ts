@@ -112,6 +112,13 @@ describe('validity', () => {
     assert.equal(approvalValidUntil(Date.UTC(2025, 2, 10, 8)), Date.UTC(2026, 2, 10, 8));
     assert.equal(approvalValidUntil(Date.UTC(2024, 1, 29, 12)), Date.UTC(2025, 1, 28, 12));
   });
+
+  it('ends no later than a year after the attestation it rests on was signed', () => {
+    const approvedAt = Date.UTC(2026, 10, 28, 3);
+    assert.equal(approvalValidUntil(approvedAt, [Date.UTC(2025, 10, 29)]), Date.UTC(2026, 10, 29));
+    assert.equal(approvalValidUntil(approvedAt, [Date.UTC(2026, 10, 20), Date.UTC(2026, 5, 1)]), Date.UTC(2027, 5, 1));
+    assert.equal(approvalValidUntil(approvedAt, [Date.UTC(2026, 10, 28)]), Date.UTC(2027, 10, 28));
+  });
 });
 
 describe('card data on live channels', () => {
