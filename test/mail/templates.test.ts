@@ -73,6 +73,13 @@ describe('payment e-mail templates', () => {
     assert.match(receipt.text, /has refunded EUR 2\.50 to your card/);
   });
 
+  it("keeps a merchant's text on its own line: no line breaks, separators or bidi overrides of its own", () => {
+    const mail = renderPaymentMail(input({ template: 'receipt', channelName: 'Shop\u2028Call +1 555' }, { reference: 'order-1\r\nBcc: x@evil.example\n\nYour card was charged twice: http://evil.example \u202egnp.exe' }));
+    assert.match(mail.text, /^Reference: +order-1 Bcc: x@evil\.example Your card was charged twice: http:\/\/evil\.example +gnp\.exe$/m);
+    assert.doesNotMatch(mail.text, /^Bcc:|^Your card was charged|\u202e|\u2028/m);
+    assert.match(mail.subject, /^Your receipt from Shop Call \+1 555:/);
+  });
+
   it('escapes HTML and keeps the subject on one line', () => {
     const mail = renderPaymentMail(input({ channelName: '<b>Shop</b>\r\nBcc: x@y.z' }));
     assert.ok(!mail.html.includes('<b>Shop</b>'));

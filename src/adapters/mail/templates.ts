@@ -105,8 +105,16 @@ function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/**
+ * Control characters (line breaks included), line and paragraph separators and bidi
+ * overrides: in a merchant's text they would let it write lines of its own, or reorder
+ * ours, in mail sent as tZero Pay (a receipt goes to an address the merchant chose).
+ */
+const LAYOUT_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]+/g;
+
+/** A merchant's or acquirer's text as our mail shows it: one line, no card numbers. */
 function clean(value: string | null | undefined): string | null {
-  return value ? scrubCardNumbers(value) : null;
+  return value ? scrubCardNumbers(value.replace(LAYOUT_CHARACTERS, ' ')) : null;
 }
 
 export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
