@@ -60,7 +60,7 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
     for (let i = 0; i < TEMPLATES; i++) {
       const rawBody = body(i);
       const p = await authorise.prepare({ merchantId: credentials.merchant_id, body: JSON.parse(rawBody) as AuthoriseRequestBody, rawBody, idempotencyKey: undefined });
-      const details = JSON.parse(unpackJson(p.payment.details)) as Parameters<typeof paymentResource>[2];
+      const details = JSON.parse(unpackJson(p.payment.details)) as Parameters<typeof paymentResource>[3];
       const now = p.payment.created_at;
       const card = (JSON.parse(rawBody) as { payment_method: { number: string; cvc: string } }).payment_method;
       const verdict = await ctx.acquirer.authorise({
@@ -86,8 +86,8 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
       const captured: PaymentsTable = { ...authorised, status: 'captured', captured_amount: authorised.amount, expires_at: null, sequence: 3, version: 3 };
       const events = [
         p.event,
-        eventRow(ctx, authorised, 'payment.authorised', paymentResource(authorised, credentials.channel, details), now),
-        eventRow(ctx, captured, 'payment.captured', paymentResource(captured, credentials.channel, details), now),
+        eventRow(ctx, authorised, 'payment.authorised', paymentResource(ctx.vault, authorised, credentials.channel, details), now),
+        eventRow(ctx, captured, 'payment.captured', paymentResource(ctx.vault, captured, credentials.channel, details), now),
       ].map((e) => ({ ...e, dispatched: 1 }));
       templates.push({ payment: captured, session: { ...p.session, state: 'done' }, events });
     }

@@ -417,7 +417,7 @@ export class Lifecycle {
   }
 
   private async paymentBody(ex: Trx | AppContext['database']['db'], row: PaymentsTable): Promise<string> {
-    return JSON.stringify(paymentResource(row, await channelReference(ex, row.channel_id), withoutClaim(row)));
+    return JSON.stringify(paymentResource(this.ctx.vault, row, await channelReference(ex, row.channel_id), withoutClaim(row)));
   }
 
   private logRefusal(s: Settled, message: string): void {

@@ -59,7 +59,7 @@ export async function settleWithoutCustomer(
   // not this payment's): the sweeper expires it only if the process died in between.
   const payment: PaymentsTable = { ...prepared.payment, details: JSON.stringify(details), expires_at: prepared.payment.created_at + AUTHORISATION_GRACE_MS };
   const ref = await channelReference(ctx.database.db, payment.channel_id);
-  const created = eventRow(ctx, payment, 'payment.created', paymentResource(payment, ref, details), payment.created_at);
+  const created = eventRow(ctx, payment, 'payment.created', paymentResource(ctx.vault, payment, ref, details), payment.created_at);
 
   if (prepared.method.expired) {
     let body = '';
@@ -67,7 +67,7 @@ export async function settleWithoutCustomer(
       await insertRow(trx, 'payments', payment);
       await insertRow(trx, 'events', created);
       const declined = await declineExpired(trx, ctx, payment, details);
-      body = JSON.stringify(paymentResource(declined, ref, detailsOf(declined)));
+      body = JSON.stringify(paymentResource(ctx.vault, declined, ref, detailsOf(declined)));
       await record(trx, 201, body);
     });
     return { status: 201, body };
@@ -79,7 +79,7 @@ export async function settleWithoutCustomer(
     { table: 'payments', row: payment },
     { table: 'events', row: created },
   ];
-  const stored = record.row(201, JSON.stringify(paymentResource(payment, ref, details)));
+  const stored = record.row(201, JSON.stringify(paymentResource(ctx.vault, payment, ref, details)));
   if (stored) pending.push(stored);
   await ctx.database.insert(pending);
 
@@ -100,7 +100,7 @@ export async function settleWithoutCustomer(
     } else {
       final = await recordAuthorisation(trx, ctx, row, result, capture);
     }
-    const text = JSON.stringify(paymentResource(final, ref, detailsOf(final), redirectUrl));
+    const text = JSON.stringify(paymentResource(ctx.vault, final, ref, detailsOf(final), redirectUrl));
     await record.replace(trx, 201, text);
     return text;
   });

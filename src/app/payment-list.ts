@@ -98,7 +98,7 @@ export class PaymentList {
     }
     const data: PaymentListItem[] = [];
     for (const row of page) {
-      data.push({ ...paymentResource(row, await channelReference(db, row.channel_id), detailsOf(row)), timeline: timelines.get(row.id)! });
+      data.push({ ...paymentResource(this.ctx.vault, row, await channelReference(db, row.channel_id), detailsOf(row)), timeline: timelines.get(row.id)! });
     }
     const hasMore = rows.length > limit;
     return { object: 'list', data, has_more: hasMore, next_starting_after: hasMore ? page[page.length - 1]!.id : null };

@@ -24,6 +24,6 @@ export class PaymentQueries {
       const session = await db.selectFrom('checkout_sessions').select('payment_id').where('payment_id', '=', row.id).executeTakeFirst();
       if (session) redirectUrl = checkoutUrl(this.ctx.config.publicUrl, this.tokens.mint(row.id));
     }
-    return paymentResource(row, await channelReference(db, row.channel_id), detailsOf(row), redirectUrl);
+    return paymentResource(this.ctx.vault, row, await channelReference(db, row.channel_id), detailsOf(row), redirectUrl);
   }
 }

@@ -64,11 +64,16 @@ export function iso(ms: number | null): string | null {
   return text;
 }
 
+/** The card fingerprint a merchant is shown: its own view of the one stored (Vault). */
+export interface FingerprintView {
+  shownFingerprint(merchantId: string, stored: string): string;
+}
+
 /**
  * The payment as merchants see it: in the API, in webhooks and in replays alike. It
  * shows BIN and last 4 at most, never anything that could rebuild the card number.
  */
-export function paymentResource(row: PaymentsTable, channelReference: string, details: PaymentDetails, redirectUrl?: string) {
+export function paymentResource(fingerprints: FingerprintView, row: PaymentsTable, channelReference: string, details: PaymentDetails, redirectUrl?: string) {
   const status = row.status as PaymentStatus;
   const fixed = fixedPaymentFields(details);
   return {
@@ -93,7 +98,7 @@ export function paymentResource(row: PaymentsTable, channelReference: string, de
         last4: row.card_last4,
         expiry_month: row.card_exp_month,
         expiry_year: row.card_exp_year,
-        fingerprint: row.card_fingerprint,
+        fingerprint: fingerprints.shownFingerprint(row.merchant_id, row.card_fingerprint),
         name: details.card_name ?? null,
       },
     },

@@ -76,7 +76,7 @@ export async function applyTransition(
   }
   if (opts.silent) return next;
   const ref = await channelReference(trx, row.channel_id);
-  const resource = paymentResource(next, ref, details);
+  const resource = paymentResource(ctx.vault, next, ref, details);
   await appendEvent(trx, ctx, next, opts.eventType ?? eventTypeFor(to), opts.eventObject?.(resource) ?? resource, now);
   for (const extra of opts.extraEvents ?? []) await appendEvent(trx, ctx, next, extra.type, extra.object, now);
   return next;
@@ -98,7 +98,7 @@ export async function appendPaymentEvent(trx: Trx, ctx: AppContext, row: Payment
   if (Number(res.numUpdatedRows) !== 1) {
     throw new DomainError(409, 'concurrent_modification', 'the payment was changed by another request at the same time; fetch it and retry if still needed');
   }
-  const resource = paymentResource(next, await channelReference(trx, row.channel_id), detailsOf(next));
+  const resource = paymentResource(ctx.vault, next, await channelReference(trx, row.channel_id), detailsOf(next));
   await appendEvent(trx, ctx, next, type, object(resource), now);
   return next;
 }

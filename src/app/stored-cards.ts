@@ -10,7 +10,7 @@ import { SensitiveCard } from '../adapters/vault/envelope.js';
 import type { AuthoriseRequestBody, CardMethod } from '../http/schemas/payment-request.js';
 import type { AppContext } from './context.js';
 import { detailsOf } from './payment-transitions.js';
-import { iso } from './payment-resource.js';
+import { type FingerprintView, iso } from './payment-resource.js';
 import { inKeyBatches } from './key-batches.js';
 
 export type CardMethodBody = Static<typeof CardMethod>;
@@ -177,7 +177,7 @@ export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: Paymen
 /** In an upsert of payment_methods: the presented expiry is after the stored one. */
 const LATER_EXPIRY = sql<boolean>`excluded.exp_year * 12 + excluded.exp_month > payment_methods.exp_year * 12 + payment_methods.exp_month`;
 
-export function paymentMethodResource(row: PaymentMethodsTable, now: number) {
+export function paymentMethodResource(fingerprints: FingerprintView, row: PaymentMethodsTable, now: number) {
   return {
     id: row.id,
     object: 'payment_method' as const,
@@ -189,7 +189,7 @@ export function paymentMethodResource(row: PaymentMethodsTable, now: number) {
       last4: row.last4,
       expiry_month: row.exp_month,
       expiry_year: row.exp_year,
-      fingerprint: row.fingerprint,
+      fingerprint: fingerprints.shownFingerprint(row.merchant_id, row.fingerprint),
       expired: cardExpired(row.exp_month, row.exp_year, new Date(now)),
     },
     initial_payment_id: row.initial_payment_id,
@@ -218,13 +218,13 @@ export class StoredCards {
       .orderBy('id')
       .execute();
     const now = this.ctx.clock.now();
-    return rows.map((r) => paymentMethodResource(r, now));
+    return rows.map((r) => paymentMethodResource(this.ctx.vault, r, now));
   }
 
   async get(merchantId: string, id: string): Promise<PaymentMethodResource> {
     const row = await this.ctx.database.db.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
     if (!row) throw paymentMethodNotFound(id, '/params/id');
-    return paymentMethodResource(row, this.ctx.clock.now());
+    return paymentMethodResource(this.ctx.vault, row, this.ctx.clock.now());
   }
 
   /**
@@ -244,7 +244,7 @@ export class StoredCards {
       this.ctx.database.shredErased();
       return { ...found, ...erased };
     });
-    return paymentMethodResource(row, now);
+    return paymentMethodResource(this.ctx.vault, row, now);
   }
 
   /** Re-wraps stored cards' data keys under the active KEK (for the KEK rotation command), `batch` to a transaction. */

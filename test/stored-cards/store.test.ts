@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, pageToken, payByCard } from './support.js';
+import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, pageToken, payByCard, type Json } from './support.js';
 
 for (const dialect of DIALECTS) {
   describe(`stored cards (${dialect})`, () => {
@@ -131,6 +131,24 @@ for (const dialect of DIALECTS) {
       const body = await exampleBody({ customer: undefined });
       const problem = expectProblem(await t.request({ method: 'POST', url: '/payment/authorise', payload: body }), 400, 'store_requires_customer_reference');
       assert.equal(problem.param, '/customer/reference');
+    });
+
+    it('shows each merchant a fingerprint of its own for the same card: one across its payments, stored cards and events', async () => {
+      const other = await otherMerchant(t);
+      const mine = await payByCard(t, { customer: 'cust-fp', number: '5555555555554444' });
+      const theirs = await payByCard(t, { customer: 'cust-fp', number: '5555555555554444', key: other.key, channel: other.channel });
+      const shown = (p: Json) => (p.payment_method as { card: { fingerprint: string } }).card.fingerprint;
+      assert.match(shown(mine), /^[A-Za-z0-9_-]{22}$/);
+      // Unrelated between merchants: neither can link the cardholder or test a number against the other's.
+      assert.notEqual(shown(mine), shown(theirs));
+      const stored = await db().selectFrom('payments').select('card_fingerprint').where('id', 'in', [mine.id as string, theirs.id as string]).execute();
+      assert.equal(new Set(stored.map((r) => r.card_fingerprint)).size, 1, 'the stored fingerprint is one per card');
+      assert.ok(![shown(mine), shown(theirs)].includes(stored[0]!.card_fingerprint), 'the stored fingerprint is never shown');
+      // One value per merchant wherever it shows the card.
+      const again = await payByCard(t, { customer: 'cust-fp-2', number: '5555555555554444' });
+      const card = json(await t.request({ method: 'GET', url: `/payment-methods/${mine.payment_method.token}` })).card as { fingerprint: string };
+      const events = await eventsOf(t, mine.id as string);
+      assert.deepEqual(new Set([shown(again), card.fingerprint, ...events.map((e) => shown((e.data as { object: Json }).object))]), new Set([shown(mine)]));
     });
 
     it("never shows or lets another merchant use a merchant's stored card", async () => {

@@ -96,12 +96,14 @@ export function sealCardUnder(kek: Kek, recordId: string, pan: string, cvc: stri
  */
 export class Vault {
   private readonly fingerprintKey: Buffer;
+  private readonly shownFingerprintKey: Buffer;
 
   constructor(
     private readonly keks: { active: Kek; all: Map<string, Buffer> },
     hmacKey: Buffer,
   ) {
     this.fingerprintKey = Buffer.from(hkdfSync('sha256', hmacKey, Buffer.alloc(0), 'tzero card fingerprint v1', 32));
+    this.shownFingerprintKey = Buffer.from(hkdfSync('sha256', hmacKey, Buffer.alloc(0), 'tzero card fingerprint per merchant v1', 32));
   }
 
   get activeKekId(): string {
@@ -202,9 +204,25 @@ export class Vault {
     }
   }
 
-  /** Keyed so that a stolen table of fingerprints cannot be brute-forced back to PANs. */
+  /**
+   * The fingerprint stored with a card: the same card gives the same value for every
+   * merchant, so it finds a stored card again and checks a merchant-initiated payment's
+   * card against its initial payment's. Keyed so that a stolen table of fingerprints cannot
+   * be brute-forced back to PANs. Never shown as it is (shownFingerprint).
+   */
   fingerprint(pan: string): string {
     return createHmac('sha256', this.fingerprintKey).update(pan).digest('base64url').slice(0, 22);
+  }
+
+  /**
+   * The fingerprint a merchant sees: its own keyed view of the stored one (decision 0018).
+   * Equal for one card across a merchant's payments and stored cards, unrelated between
+   * merchants, so two merchants cannot link a cardholder, and one cannot use authorise as
+   * an oracle that turns another merchant's leaked fingerprint (with BIN and last 4) into
+   * the card number.
+   */
+  shownFingerprint(merchantId: string, stored: string): string {
+    return createHmac('sha256', this.shownFingerprintKey).update(merchantId).update('\u0000').update(stored).digest('base64url').slice(0, 22);
   }
 
   private unwrap(recordId: string, sealed: { kek_id: string; wrapped_dek: string }): Buffer {
