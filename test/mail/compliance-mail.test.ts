@@ -71,7 +71,8 @@ for (const dialect of DIALECTS) {
         assert.ok(m.html?.includes(expected), `html has ${expected}`);
       }
       assert.match(m.text, /Missing: +nothing/);
-      assert.match(m.text, /Days left: +36[56]/);
+      // A year from the SAQ, signed 5 days before the approval (annual validation).
+      assert.match(m.text, /Days left: +3(59|60)\r?$/m);
       assertNoCardData(m);
       assert.equal(sink.to(SANDBOX_NOTIFY).length, 0, 'the event rides on the live channel, not the sandbox one');
 

@@ -65,7 +65,7 @@ describe('validateParty', () => {
 
   it('points each error under base', () => {
     assert.deepEqual(
-      summary({ email: 'nope', country: 'UK', phone: { country: '4444', number: '12-34' } }, '/shipping_details'),
+      summary({ email: 'nope', country: 'UK', phone: { country: '4444', number: '12/34' } }, '/shipping_details'),
       [
         '/shipping_details/email invalid_email',
         '/shipping_details/country invalid_country',
@@ -89,7 +89,9 @@ describe('validateParty', () => {
     assert.deepEqual(summary({ phone: { number: '+' } }), ['/customer/phone/number invalid_phone']);
     assert.deepEqual(summary({ phone: { number: '   ' } }), ['/customer/phone/number invalid_phone']);
     assert.deepEqual(summary({ phone: { number: '44+20' } }), ['/customer/phone/number invalid_phone']);
-    assert.deepEqual(summary({ phone: { number: '(020) 7946' } }), ['/customer/phone/number invalid_phone']);
+    assert.deepEqual(summary({ phone: { number: '020 7946 ext 5' } }), ['/customer/phone/number invalid_phone']);
+    // Written as forms take them: hyphens, dots and brackets between the digits.
+    for (const number of ['(020) 7946 0958', '+1 (212) 555-0100', '212.555.0100', '555-123-4567']) assert.deepEqual(summary({ phone: { number } }), [], number);
   });
 
   it('takes a calling code or an alpha-2 country as phone.country', () => {
