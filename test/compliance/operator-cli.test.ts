@@ -102,6 +102,25 @@ for (const dialect of DIALECTS) {
     });
   });
 
+  describe(`refused operator requests (${dialect})`, () => {
+    let t: TestGateway;
+    before(async () => {
+      t = await startComplianceGateway(dialect);
+    });
+    after(() => t.close());
+
+    it('audits ten a minute one by one and counts the rest in the log: nobody can grow the audit table', async () => {
+      const db = t.gateway.services.ctx.database.db;
+      const refusals = async () => (await db.selectFrom('audit_log').select('id').where('action', '=', 'operator.authenticate').execute()).length;
+      const guess = (i: number) => t.app.inject({ method: 'GET', url: '/operator/compliance/submissions', headers: { authorization: `Bearer guess-${i}` } });
+      for (let i = 0; i < 50; i++) assertProblem(await guess(i), 401, 'unauthorized');
+      assert.equal(await refusals(), 10);
+      t.clock.advance(60_000);
+      assertProblem(await guess(50), 401, 'unauthorized');
+      assert.equal(await refusals(), 11, 'a new minute audits again');
+    });
+  });
+
   describe(`operator API switched off (${dialect})`, () => {
     let t: TestGateway;
     before(async () => {

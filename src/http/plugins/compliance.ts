@@ -351,15 +351,45 @@ function operatorActor(request: FastifyRequest): Actor {
   return { who: `operator:api${suffix}`, from: `ip:${request.ip}` };
 }
 
+/**
+ * Refused operator requests are audited, but anyone can send them: past a few a minute they
+ * are counted in the log instead, so the audit table cannot be grown without bound.
+ */
+class RefusalBudget {
+  static readonly PER_MINUTE = 10;
+  private windowStart = 0;
+  private used = 0;
+  private skipped = 0;
+
+  constructor(private readonly log: Services['ctx']['log']) {}
+
+  /** Whether this refusal gets an audit row of its own. */
+  take(now: number): boolean {
+    if (now - this.windowStart >= 60_000) {
+      if (this.skipped > 0) this.log.warn({ refused: this.skipped }, 'refused operator requests beyond the audit budget (10 a minute), not audited one by one');
+      this.windowStart = now;
+      this.used = 0;
+      this.skipped = 0;
+    }
+    if (this.used < RefusalBudget.PER_MINUTE) {
+      this.used++;
+      return true;
+    }
+    this.skipped++;
+    return false;
+  }
+}
+
 function requireOperator(services: Services, token: string) {
   const expected = digest(token);
+  const budget = new RefusalBudget(services.ctx.log);
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const auth = request.headers.authorization;
     const presented = /^bearer\s+(\S+)\s*$/i.exec(auth ?? '')?.[1];
     // Digests have equal length whatever was presented, so the comparison time says nothing.
     if (presented !== undefined && timingSafeEqual(digest(presented), expected)) return;
     const error = new DomainError(401, 'unauthorized', 'operator routes need the operator token in Authorization: Bearer …; merchant secret keys are not accepted here', '/headers/authorization');
-    await services.compliance.recordRefusal({ who: 'unknown', from: `ip:${request.ip}` }, 'operator.authenticate', null, error);
+    if (budget.take(services.ctx.clock.now())) await services.compliance.recordRefusal({ who: 'unknown', from: `ip:${request.ip}` }, 'operator.authenticate', null, error);
     reply.header('www-authenticate', 'Bearer realm="operator"');
     await sendProblem(reply, problem(request, 401, error.code, error.message, error.param));
   };
