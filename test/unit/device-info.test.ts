@@ -101,11 +101,11 @@ describe('browser device_info', () => {
   });
 
   it('names the allowed screen_colorDepth values', () => {
-    assert.deepEqual(normaliseDeviceInfo({ ...SPEC_EXAMPLE, screen_colorDepth: '30' }).errors, [
+    assert.deepEqual(normaliseDeviceInfo({ ...SPEC_EXAMPLE, screen_colorDepth: '31' }).errors, [
       {
         pointer: '/screen_colorDepth',
         code: 'invalid_device_info',
-        message: 'screen_colorDepth must be one of 1, 4, 8, 15, 16, 24, 32, 48 (bits per pixel).',
+        message: 'screen_colorDepth must be one of 1, 4, 8, 15, 16, 24, 30, 32, 36, 48 (bits per pixel).',
       },
     ]);
   });
