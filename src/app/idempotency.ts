@@ -43,6 +43,9 @@ function sealStoredResponse(ctx: AppContext, merchantId: string, key: string, bo
   return ctx.vault.sealString(`idempotency:${merchantId}:${key}`, body);
 }
 
+/** A `"cvc"` member's string value, as sent (escapes included). */
+const CVC_VALUE = /("cvc"\s*:\s*)"(?:[^"\\]|\\.)*"/g;
+
 export class Idempotency {
   /**
    * Keyed, because an authorise body holds a card number and CVC: a plain hash of it
@@ -54,7 +57,23 @@ export class Idempotency {
     this.hashKey = Buffer.from(hkdfSync('sha256', ctx.config.hmacKey, Buffer.alloc(0), 'tzero idempotency request v1', 32));
   }
 
+  /**
+   * What a retry is compared by, kept as long as the key. The CVC's value is left out: it must
+   * not outlive the authorisation in any form (PCI DSS 3.3.1), and with the hash key its three
+   * or four digits would be found by trying them all. A retry that differs in the CVC alone
+   * is the same request.
+   */
   private requestHash(endpoint: string, rawBody: string): string {
+    const compared = rawBody.includes('"cvc"') ? rawBody.replace(CVC_VALUE, '$1""') : rawBody;
+    return createHmac('sha256', this.hashKey).update(endpoint).update('\n').update(compared).digest('hex');
+  }
+
+  /**
+   * Keys stored before the CVC was left out hold a hash of the whole body; until they expire
+   * (IDEMPOTENCY_TTL_HOURS after that change) a retry of one is compared that way too, or it
+   * would be refused as another request and tempt a second payment under a new key.
+   */
+  private wholeBodyHash(endpoint: string, rawBody: string): string {
     return createHmac('sha256', this.hashKey).update(endpoint).update('\n').update(rawBody).digest('hex');
   }
 
@@ -81,7 +100,7 @@ export class Idempotency {
     }
     this.validateKey(key);
     const hash = this.requestHash(endpoint, rawBody);
-    const previous = await this.lookup(merchantId, key, hash);
+    const previous = await this.lookup(merchantId, key, hash, endpoint, rawBody);
     if (previous) return previous;
     const slot = `${merchantId}\u0000${key}`;
     if (inFlight.has(slot)) throw conflict();
@@ -113,7 +132,7 @@ export class Idempotency {
       } catch (error) {
         // Another process may have committed the same key first: answer as it did.
         if (isUniqueViolation(error)) {
-          const winner = await this.lookup(merchantId, key, hash);
+          const winner = await this.lookup(merchantId, key, hash, endpoint, rawBody);
           if (winner) return winner;
           throw conflict();
         }
@@ -124,7 +143,7 @@ export class Idempotency {
     }
   }
 
-  private async lookup(merchantId: string, key: string, hash: string): Promise<StoredResponse | null> {
+  private async lookup(merchantId: string, key: string, hash: string, endpoint: string, rawBody: string): Promise<StoredResponse | null> {
     const row = await this.ctx.database.db
       .selectFrom('idempotency_keys')
       .select(['request_hash', 'response_status', 'response_body', 'expires_at'])
@@ -136,7 +155,7 @@ export class Idempotency {
       await this.ctx.database.write((trx) => trx.deleteFrom('idempotency_keys').where('merchant_id', '=', merchantId).where('key', '=', key).execute());
       return null;
     }
-    if (row.request_hash !== hash) {
+    if (row.request_hash !== hash && row.request_hash !== this.wholeBodyHash(endpoint, rawBody)) {
       throw new DomainError(422, 'idempotency_key_reused', 'this Idempotency-Key was already used with a different request body or endpoint; use a new key for a new request', '/headers/idempotency-key');
     }
     return { status: row.response_status, body: this.ctx.vault.openString(`idempotency:${merchantId}:${key}`, row.response_body), replayed: true };

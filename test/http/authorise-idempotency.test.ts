@@ -61,6 +61,33 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await paymentsWithReference(key), [first.json().id]);
     });
 
+    it('keeps nothing of the CVC, not even in the hash a retry is compared by: a retry differing in it alone is the same request', async () => {
+      const key = newKey();
+      const withCvc = (cvc: string) => ({ ...body, reference: key, payment_method: { ...(body.payment_method as object), cvc } });
+      const first = await postAuthorise(t, withCvc('123'), { 'idempotency-key': key });
+      assert.equal(first.statusCode, 201, first.body);
+      const retried = await postAuthorise(t, withCvc('987'), { 'idempotency-key': key });
+      assert.equal(retried.statusCode, 201, retried.body);
+      assert.equal(retried.headers['idempotent-replayed'], 'true');
+      assert.deepEqual(await paymentsWithReference(key), [first.json().id]);
+    });
+
+    it('compares a key stored before the CVC was left out by the whole body, until it expires', async () => {
+      const key = newKey();
+      const payload = { ...body, reference: key };
+      assert.equal((await postAuthorise(t, payload, { 'idempotency-key': key })).statusCode, 201);
+      // As such a key was stored: the keyed hash of the endpoint and the whole body, CVC included.
+      const { createHmac, hkdfSync } = await import('node:crypto');
+      const hashKey = Buffer.from(hkdfSync('sha256', t.config.hmacKey, Buffer.alloc(0), 'tzero idempotency request v1', 32));
+      const whole = createHmac('sha256', hashKey).update('POST /payment/authorise').update('\n').update(JSON.stringify(payload)).digest('hex');
+      const stored = db().updateTable('idempotency_keys').set({ request_hash: whole }).where('merchant_id', '=', t.credentials.merchant_id).where('key', '=', key);
+      assert.equal(Number((await stored.executeTakeFirst()).numUpdatedRows), 1);
+      const retried = await postAuthorise(t, payload, { 'idempotency-key': key });
+      assert.equal(retried.statusCode, 201, retried.body);
+      assert.equal(retried.headers['idempotent-replayed'], 'true');
+      assertProblem(await postAuthorise(t, { ...payload, amount: 999 }, { 'idempotency-key': key }), 422, 'idempotency_key_reused');
+    });
+
     it('does not remember a rejected request: the fixed body goes through under the same key', async () => {
       const key = newKey();
       const bad = await postAuthorise(t, { ...body, reference: key, amount: 0 }, { 'idempotency-key': key });
