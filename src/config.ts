@@ -211,6 +211,11 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (mode === 'live' && webhookAllowPrivate) throw new ConfigError('WEBHOOK_ALLOW_PRIVATE cannot be enabled in live mode');
 
   const minute = 60_000;
+  const webhookRetryBaseMs = int(env, 'WEBHOOK_RETRY_BASE_SECONDS', 30, 1, 3600) * 1000;
+  const webhookRetryMaxDelayMs = int(env, 'WEBHOOK_RETRY_MAX_DELAY_SECONDS', 21_600, 1, 86_400) * 1000;
+  if (webhookRetryBaseMs > webhookRetryMaxDelayMs) {
+    throw new ConfigError('WEBHOOK_RETRY_BASE_SECONDS must not exceed WEBHOOK_RETRY_MAX_DELAY_SECONDS (the first wait is capped by the longest one)');
+  }
   return Object.freeze({
     mode,
     host,
@@ -229,8 +234,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     mailFrom: mailFrom(env.MAIL_FROM),
     webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 60_000),
     webhookAllowPrivate,
-    webhookRetryBaseMs: int(env, 'WEBHOOK_RETRY_BASE_SECONDS', 30, 1, 3600) * 1000,
-    webhookRetryMaxDelayMs: int(env, 'WEBHOOK_RETRY_MAX_DELAY_SECONDS', 21_600, 1, 86_400) * 1000,
+    webhookRetryBaseMs,
+    webhookRetryMaxDelayMs,
     webhookRetryWindowMs: int(env, 'WEBHOOK_RETRY_WINDOW_HOURS', 72, 1, 168) * 60 * minute,
     dispatchConcurrency: int(env, 'DISPATCH_CONCURRENCY', 256, 1, 1024),
     dispatchPollMs: int(env, 'DISPATCH_POLL_MS', 1000, 10, 60_000),

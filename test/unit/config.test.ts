@@ -76,3 +76,10 @@ describe('keys', () => {
     assert.throws(() => loadConfig({ DATA_DIR: dir }), (e: Error) => e instanceof ConfigError && e.message.startsWith(`"kek" in ${file}: key "sandbox1" must decode to 32 bytes`));
   });
 });
+
+describe('retry schedule', () => {
+  it('refuses a first wait longer than the longest wait', () => {
+    refused({ WEBHOOK_RETRY_BASE_SECONDS: '600', WEBHOOK_RETRY_MAX_DELAY_SECONDS: '60' }, /^WEBHOOK_RETRY_BASE_SECONDS must not exceed WEBHOOK_RETRY_MAX_DELAY_SECONDS/);
+    assert.equal(loadConfig({ ...env, WEBHOOK_RETRY_BASE_SECONDS: '60', WEBHOOK_RETRY_MAX_DELAY_SECONDS: '60' }).webhookRetryBaseMs, 60_000);
+  });
+});
