@@ -58,6 +58,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: true,
+    // One access-log line a request, written when it is answered (below), not two.
+    disableRequestLogging: true,
     // Fastify turns Node's limit off by default: a client that sends headers and then
     // stalls its body would hold a connection (and up to a body's bytes) for ever. A whole
     // request gets a minute (the largest, a 10 MB compliance upload, needs ~1.4 Mbit/s);
@@ -205,6 +207,16 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     transformObject: finishOpenApi,
   });
+
+  // The access log: one line a request, when it is answered, with method, URL (card numbers
+  // and page tokens scrubbed by the serialiser), status and time; no hook at all when info
+  // lines are not written.
+  if (logger.isLevelEnabled('info')) {
+    app.addHook('onResponse', (request, reply, done) => {
+      request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+      done();
+    });
+  }
 
   // Answers hold payment page links (bearer credentials) and personal data: no cache keeps
   // them unless a route says otherwise. Live mode is HTTPS only (config.ts): browsers are

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createLogger } from '../../src/logger.js';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
@@ -223,5 +224,27 @@ describe('a failing database', () => {
     const body = assertProblem(api, 500, 'internal_error');
     assert.ok(body.detail.includes(body.request_id));
     assert.doesNotMatch(api.body, /destroy|driver|kysely|sqlite/i);
+  });
+});
+
+describe('the access log', () => {
+  it('writes one line a request, when it is answered, with method, scrubbed URL, status and time', async () => {
+    const lines: Array<{ level: number; msg: string; reqId?: string; req?: { method: string; url: string }; res?: { statusCode: number }; responseTime?: number }> = [];
+    // The gateway's own logger, as `npm start` makes it.
+    const log = createLogger('info', { write: (text: string) => void lines.push(JSON.parse(text)) });
+    const t = await startTestGateway({ log });
+    try {
+      lines.length = 0;
+      const res = await t.request({ method: 'GET', url: '/payment/4242424242424242' });
+      assert.equal(res.statusCode, 404);
+      const requestLines = lines.filter((l) => l.reqId !== undefined);
+      assert.equal(requestLines.length, 1, JSON.stringify(requestLines));
+      const [line] = requestLines;
+      assert.equal(line!.msg, 'request completed');
+      assert.deepEqual([line!.req?.method, line!.req?.url, line!.res?.statusCode], ['GET', '/payment/[digits redacted]', 404]);
+      assert.equal(typeof line!.responseTime, 'number');
+    } finally {
+      await t.close();
+    }
   });
 });
