@@ -153,7 +153,10 @@ function emptyProfile(merchantId: string, now: number): ComplianceProfilesTable 
 export function safeFilename(name: string | undefined, type: DocumentType): string {
   const base = (name ?? '').split(/[\\/]/).pop() ?? '';
   const cleaned = base.replace(/[^A-Za-z0-9._ -]/g, '_').replace(/^[.\s]+/, '').slice(0, 100).trim();
-  return cleaned || `${type}.pdf`;
+  if (!cleaned) return `${type}.pdf`;
+  // Only PDFs are taken, and a file that is also HTML (a polyglot) must not open as a page
+  // on the reviewer's machine because of the name it was uploaded under.
+  return /\.pdf$/i.test(cleaned) ? cleaned : `${cleaned}.pdf`;
 }
 
 

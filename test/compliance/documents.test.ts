@@ -35,6 +35,14 @@ for (const dialect of DIALECTS) {
         assert.match(assertProblem(res, 415, 'document_not_pdf').detail, /image\/png/);
       });
 
+      it('keeps a PDF named as something else from opening as it: the name always ends in .pdf', async () => {
+        const res = await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1), file: pdf(), filename: 'scan.html' }), 201);
+        const doc = res.json();
+        assert.equal(doc.filename, 'scan.html.pdf');
+        const download = await t.request({ method: 'GET', url: `/merchant/compliance/documents/${doc.id}` });
+        assert.equal(download.headers['content-disposition'], 'attachment; filename="scan.html.pdf"');
+      });
+
       it('refuses a truncated PDF', async () => {
         const res = await upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1), file: Buffer.from('%PDF-1.4\n1 0 obj\n<<') });
         assertProblem(res, 422, 'document_incomplete', '/file');
