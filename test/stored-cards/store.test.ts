@@ -134,7 +134,7 @@ for (const dialect of DIALECTS) {
     });
 
     it('shows each merchant a fingerprint of its own for the same card: one across its payments, stored cards and events', async () => {
-      const other = await otherMerchant(t);
+      const other = await otherMerchant(t, 'fingerprint-shop');
       const mine = await payByCard(t, { customer: 'cust-fp', number: '5555555555554444' });
       const theirs = await payByCard(t, { customer: 'cust-fp', number: '5555555555554444', key: other.key, channel: other.channel });
       const shown = (p: Json) => (p.payment_method as { card: { fingerprint: string } }).card.fingerprint;

@@ -84,12 +84,13 @@ export async function mit(t: TestGateway, o: MitOptions): Promise<LightMyRequest
 }
 
 /** A second merchant with its own channel and key, to prove stored cards never cross merchants. */
-export async function otherMerchant(t: TestGateway): Promise<{ key: string; channel: string }> {
+/** Another merchant with a sandbox channel of its own; `channel` tells two of them apart in one gateway. */
+export async function otherMerchant(t: TestGateway, channel = 'other-shop'): Promise<{ key: string; channel: string }> {
   const m = t.gateway.services.merchants;
   const merchant = await m.createMerchant('Other shop');
-  await m.createChannel(merchant.id, { reference: 'other-shop', name: 'Other shop', mode: 'sandbox', currencies: ['USD'], returnUrls: ['/sandbox/return'], notifyEmails: [] });
+  await m.createChannel(merchant.id, { reference: channel, name: 'Other shop', mode: 'sandbox', currencies: ['USD'], returnUrls: ['/sandbox/return'], notifyEmails: [] });
   const key = await m.createSecretKey(merchant.id, 'other');
-  return { key: key.secret_key, channel: 'other-shop' };
+  return { key: key.secret_key, channel };
 }
 
 export async function eventsOf(t: TestGateway, paymentId: string): Promise<Json[]> {
