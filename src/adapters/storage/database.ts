@@ -9,7 +9,7 @@ import type { Schema } from './schema.js';
 import { type CompiledStatement, type RowInsert, combineInserts, compileInsert, compileInsertParts, insertShape, sqliteParams } from './compiled.js';
 import { paramsWithCard } from './card-to-seal.js';
 import type { Kek } from '../../config.js';
-import { openSqliteConnection, statementCache } from './sqlite-connection.js';
+import { BUSY_TIMEOUT_MS, openSqliteConnection, statementCache } from './sqlite-connection.js';
 import { SqliteWriteError, SqliteWriter, type UnitOutcome } from './sqlite-writer.js';
 
 export type Trx = Transaction<Schema>;
@@ -142,13 +142,14 @@ export async function migrate(db: Kysely<Schema>): Promise<string[]> {
 function openSqlite(opts: OpenOptions): Database {
   const file = join(opts.dataDir, SQLITE_FILE);
   const raw = openSqliteConnection(file);
+  scrubFreeSpaceOnce(raw);
   // The database holds sealed card data and key hashes: owner-only, like the keys file.
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
   const writer = opts.writerThread ? new SqliteWriter(file, opts.cardKek) : null;
   const turns = new WriteTurns();
   const committer = new GroupCommitter(db, opts.groupCommitWindowMs ?? 0, writer, turns, opts.cardKek);
-  const shredder = new ErasedDataShredder(() => turns.take(async () => (raw.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>)[0]?.busy === 0));
+  const shredder = new ErasedDataShredder(() => turns.take(async () => truncateWal(raw)));
   return {
     db,
     dialect: 'sqlite',
@@ -182,30 +183,72 @@ function openSqlite(opts: OpenOptions): Database {
  */
 class ErasedDataShredder {
   static readonly DELAY_MS = 1000;
+  /** Another connection's reader (a CLI, a backup) can hold the WAL for long: tries back off to this. */
+  static readonly MAX_DELAY_MS = 60_000;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> = Promise.resolve();
+  private delay = ErasedDataShredder.DELAY_MS;
+  private closed = false;
 
-  /** `checkpoint` answers false when a reader still needed the WAL: it is tried again. */
+  /** `checkpoint` answers false when a reader still needed the WAL: it is tried again later. */
   constructor(private readonly checkpoint: () => Promise<boolean>) {}
 
   schedule(): void {
-    if (this.timer) return;
+    if (this.timer || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.running = this.checkpoint().then(
-        (done) => void (done || this.schedule()),
-        () => this.schedule(),
-      );
-    }, ErasedDataShredder.DELAY_MS);
+      this.running = this.checkpoint()
+        .catch(() => false)
+        .then((done) => {
+          this.delay = done ? ErasedDataShredder.DELAY_MS : Math.min(this.delay * 2, ErasedDataShredder.MAX_DELAY_MS);
+          if (!done) this.schedule();
+        });
+    }, this.delay);
+    // Closing runs the last one; a waiting try never keeps a process alive.
+    this.timer.unref();
   }
 
   /** One last checkpoint for erasures still waiting, before the connections close. */
   async close(): Promise<void> {
+    this.closed = true;
     await this.running;
     if (!this.timer) return;
     clearTimeout(this.timer);
     this.timer = null;
     await this.checkpoint().catch(() => false);
+  }
+}
+
+/** `PRAGMA user_version` once a file's free space holds nothing deleted before secure_delete. */
+const SCRUBBED_VERSION = 1;
+
+/**
+ * A file written before every connection ran with secure_delete (decision 0017) keeps the
+ * cards erased until then in its free space: VACUUM, once, rewrites it without that space,
+ * and the TRUNCATE checkpoint after it empties the WAL a crashed process may have left. On
+ * a large file this costs one slow boot (the file is copied once; it needs as much free
+ * disk again); `user_version` records that it was done.
+ */
+function scrubFreeSpaceOnce(raw: SQLite.Database): void {
+  if ((raw.pragma('user_version', { simple: true }) as number) >= SCRUBBED_VERSION) return;
+  if ((raw.pragma('page_count', { simple: true }) as number) > 0) {
+    raw.exec('VACUUM');
+    raw.pragma('wal_checkpoint(TRUNCATE)');
+  }
+  raw.pragma(`user_version = ${SCRUBBED_VERSION}`);
+}
+
+/**
+ * A TRUNCATE checkpoint that never waits for other connections' readers: its busy handler
+ * would sleep the event loop until they leave the WAL (up to the busy timeout, again and
+ * again). It tries once and answers whether the WAL is empty now.
+ */
+function truncateWal(raw: SQLite.Database): boolean {
+  raw.pragma('busy_timeout = 0');
+  try {
+    return (raw.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>)[0]?.busy === 0;
+  } finally {
+    raw.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   }
 }
 

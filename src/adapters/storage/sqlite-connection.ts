@@ -5,6 +5,9 @@ import { withStoredValues } from './stored-values.js';
  * The settings every connection to the gateway's SQLite file uses, the main thread's
  * and the writer thread's alike.
  */
+/** How long a statement waits for another connection's lock before SQLITE_BUSY. */
+export const BUSY_TIMEOUT_MS = 5000;
+
 export function openSqliteConnection(file: string): SQLite.Database {
   const raw = new SQLite(file);
   // WAL lets readers run beside the writer; synchronous=FULL fsyncs the WAL on every
@@ -12,7 +15,7 @@ export function openSqliteConnection(file: string): SQLite.Database {
   // (see docs/decisions/0002-sqlite-durability.md).
   raw.pragma('journal_mode = WAL');
   raw.pragma('synchronous = FULL');
-  raw.pragma('busy_timeout = 5000');
+  raw.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   // Savepoint (statement) journals are only for rolling back inside a live transaction,
   // never for crash recovery; kept in memory they stop costing a temp-file write each.
   raw.pragma('temp_store = MEMORY');

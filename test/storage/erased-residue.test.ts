@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import SQLite from 'better-sqlite3';
+import { openDatabase } from '../../src/adapters/storage/database.js';
+
+/** Files of the data directory holding `bytes`. */
+const holding = (dir: string, bytes: Buffer) => readdirSync(dir).filter((f) => readFileSync(join(dir, f)).includes(bytes));
+
+describe('SQLite files written before secure_delete (decision 0017)', () => {
+  it('keep nothing deleted back then once the gateway has opened them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tzero-residue-'));
+    const file = join(dir, 'gateway.sqlite');
+    // A file as an earlier version left it: rows deleted without secure_delete, bytes in free space.
+    const marker = randomBytes(28);
+    const old = new SQLite(file);
+    old.pragma('journal_mode = WAL');
+    old.pragma('secure_delete = OFF');
+    old.exec('CREATE TABLE erased (v BLOB)');
+    const insert = old.prepare('INSERT INTO erased (v) VALUES (?)');
+    for (let i = 0; i < 200; i++) insert.run(Buffer.concat([marker, randomBytes(100)]));
+    old.exec('DELETE FROM erased');
+    old.pragma('wal_checkpoint(TRUNCATE)');
+    old.close();
+    assert.deepEqual(holding(dir, marker), ['gateway.sqlite'], 'control: the deleted rows are still in the file');
+
+    const database = await openDatabase({ dataDir: dir, writerThread: true });
+    try {
+      assert.deepEqual(holding(dir, marker), []);
+    } finally {
+      await database.close();
+    }
+    assert.deepEqual(holding(dir, marker), []);
+    // Done once: the next opening finds the file scrubbed and does not copy it again.
+    const again = new SQLite(file);
+    assert.equal(again.pragma('user_version', { simple: true }), 1);
+    again.close();
+  });
+});
+
+describe("the WAL shredder beside another connection's reader", () => {
+  it('never holds the event loop waiting for the reader to leave the WAL: it tries again later', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tzero-shred-'));
+    const database = await openDatabase({ dataDir: dir, writerThread: true });
+    // An operator's CLI or a backup reading the file while the gateway runs.
+    const reader = new SQLite(join(dir, 'gateway.sqlite'));
+    try {
+      reader.exec('BEGIN');
+      reader.prepare('SELECT count(*) FROM sqlite_master').get();
+      database.shredErased();
+      let longest = 0;
+      let last = Date.now();
+      const ticker = setInterval(() => {
+        longest = Math.max(longest, Date.now() - last);
+        last = Date.now();
+      }, 20);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      clearInterval(ticker);
+      // Waiting for the reader would have blocked for the whole busy timeout (5 s).
+      assert.ok(longest < 1000, `the event loop stood still for ${longest} ms`);
+    } finally {
+      reader.exec('COMMIT');
+      reader.close();
+      await database.close();
+    }
+  });
+});
