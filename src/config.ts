@@ -46,6 +46,8 @@ export interface Config {
   operatorToken: string | undefined;
   /** Who authorises: the connector payments are sent to (this build has the sandbox simulator only). */
   acquirer: AcquirerName;
+  /** Settings that work but deserve the operator's attention, logged at boot. */
+  notices: readonly string[];
 }
 
 /** Acquirer connectors in this build; a real one implements src/ports/acquirer.ts. */
@@ -189,9 +191,15 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     all.set(k.id, k.key);
   }
   const hmacKey = Buffer.from(hmacRaw!.trim(), 'base64');
-  // Hex digits are base64 characters too: a hex key would be taken, decoded as something else.
-  if (/^[0-9a-f]+$/i.test(hmacRaw!.trim()) || hmacKey.toString('base64') !== hmacRaw!.trim() || hmacKey.length < 32) {
-    throw new ConfigError(`${hmacSource} must be base64 of at least 32 bytes (e.g. openssl rand -base64 32)`);
+  if (hmacKey.length < 32) throw new ConfigError(`${hmacSource} must be base64 of at least 32 bytes (e.g. openssl rand -base64 32)`);
+  const notices: string[] = [];
+  // Hex digits, base64url and missing padding are read as the base64 they spell, as they
+  // always were: refusing such a key now would make its deployment change it, which ends
+  // open page links, every fingerprint and idempotency comparison. The operator is told.
+  if (/^[0-9a-f]+$/i.test(hmacRaw!.trim()) || hmacKey.toString('base64') !== hmacRaw!.trim()) {
+    notices.push(
+      `${hmacSource} is not written as canonical base64 (hex digits, base64url or missing padding); it is read as the base64 it spells. Keep it as it is (changing it ends open payment page links, changes every card fingerprint and idempotency comparison); make new keys with openssl rand -base64 32`,
+    );
   }
 
   const publicUrl = (env.PUBLIC_URL || `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, '');
@@ -243,6 +251,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     workersEnabled: bool(env, 'WORKERS', true),
     operatorToken: operatorToken(env.OPERATOR_TOKEN, mode),
     acquirer: acquirer(env.ACQUIRER, mode),
+    notices,
   });
 }
 

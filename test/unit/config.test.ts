@@ -59,10 +59,18 @@ describe('live mode', () => {
 });
 
 describe('keys', () => {
-  it('wants HMAC_KEY as base64, and says so for a hex key it would otherwise decode as something else', () => {
-    refused({ HMAC_KEY: randomBytes(32).toString('hex') }, /^HMAC_KEY must be base64 of at least 32 bytes/);
-    refused({ HMAC_KEY: 'not base64 at all, not even close!!' }, /^HMAC_KEY must be base64 of at least 32 bytes/);
+  it('reads HMAC_KEY as base64 as it always did, and tells the operator when it is not written as such', () => {
     refused({ HMAC_KEY: randomBytes(16).toString('base64') }, /^HMAC_KEY must be base64 of at least 32 bytes/);
+    refused({ HMAC_KEY: 'too short' }, /^HMAC_KEY must be base64 of at least 32 bytes/);
+    // A deployment with such a key must keep it: changing it ends page links and fingerprints.
+    for (const key of [randomBytes(32).toString('hex'), randomBytes(32).toString('base64url')]) {
+      const config = loadConfig({ ...env, HMAC_KEY: key });
+      assert.deepEqual(config.hmacKey, Buffer.from(key, 'base64'));
+      assert.equal(config.notices.length, 1);
+      assert.match(config.notices[0]!, /^HMAC_KEY is not written as canonical base64/);
+      assert.ok(!config.notices[0]!.includes(key), 'a notice never shows the key');
+    }
+    assert.deepEqual(loadConfig(env).notices, []);
   });
 
   it("names the sandbox's key file, not a variable nobody set, when that file is damaged", () => {
