@@ -371,8 +371,12 @@ export class Compliance {
         // from the current approval into a renewal, must still be current at approval.
         for (const d of set.values()) outdatedAtApproval(d, now);
         const basis = set.has('aoc') ? 'aoc' : 'saq';
-        const attestedOn = [...set.values()].filter((d) => d.type === 'saq' || d.type === 'aoc').map((d) => parseDocumentDate(d.document_date)!);
-        const validUntil = approvalValidUntil(now, attestedOn);
+        // The attestation the approval rests on: an AOC stands alone, an SAQ beside it is not its basis.
+        const attestation = set.get(basis)!;
+        const validUntil = approvalValidUntil(now, [parseDocumentDate(attestation.document_date)!]);
+        if (validUntil <= now) {
+          throw new DomainError(409, 'document_outdated', `cannot approve: ${attestation.id} was signed a year ago or more, so annual validation needs a new one; ask the merchant for it`, undefined, { document_id: attestation.id });
+        }
         const approvedIds = [...set.values()].map((d) => d.id);
         await trx.updateTable('compliance_documents').set({ status: 'approved', reviewed_at: now, review_reason: null }).where('id', 'in', approvedIds).where('status', '=', 'pending').execute();
         await trx

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { DAY_MS, approvalValidUntil } from '../../src/domain/compliance.js';
 import { runComplianceChecks } from '../../src/workers/compliance-reminders.js';
 import { ComplianceGate } from '../../src/app/compliance.js';
@@ -114,6 +114,35 @@ for (const dialect of DIALECTS) {
         release();
         await inFlight;
         await assert.rejects(gate.check(merchant, 'live', 'card'), { code: 'compliance_required' });
+      });
+    });
+
+    describe('how long an approval lasts', () => {
+      let t: TestGateway;
+      beforeEach(async () => {
+        t = await startComplianceGateway(dialect);
+      });
+      afterEach(() => t.close());
+      const approve = () => operator(t, 'POST', `/operator/compliance/merchants/${t.credentials.merchant_id}/approve`);
+
+      it('will not approve on an SAQ signed a year ago: it would expire as it is approved', async () => {
+        await expectStatus(declareVolume(t, 250_000), 200);
+        await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 360) }), 201);
+        t.clock.advance(5 * DAY_MS);
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);
+        assertProblem(await approve(), 409, 'document_outdated');
+        assertProblem(await liveCardPayment(t), 403, 'compliance_required');
+      });
+
+      it('counts the year from the AOC an approval rests on, not from an older SAQ sent beside it', async () => {
+        await expectStatus(declareVolume(t, 7_000_000), 200);
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);
+        await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 300) }), 201);
+        const aocDate = dateDaysAgo(t, 2);
+        await expectStatus(upload(t, { type: 'aoc', date: aocDate }), 201);
+        const view = (await expectStatus(approve(), 200)).json();
+        assert.equal(view.approved_basis, 'aoc');
+        assert.equal(Date.parse(view.expires_at), approvalValidUntil(Date.parse(aocDate)));
       });
     });
 
