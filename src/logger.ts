@@ -12,13 +12,24 @@ export function redactUrl(url: string): string {
 const ENCODED_DIGIT = /%3([0-9])/g;
 
 /**
- * Card-number-like digit runs (13 or more digits with at most two separators of any kind
- * between two of them, also %-encoded: logs keep no long numbers however they were written)
- * and our secret formats, wherever they appear in free text.
+ * 13 or more digits with at most two separators between two of them, also %-encoded: logs
+ * keep no long numbers however they were written. A colon does not separate them: it sits
+ * in times and `host:port`, which operators need, and nobody writes a card number with it.
  */
+const DIGIT_RUN = /\d(?:(?:%[0-9a-fA-F]{2}|[^\p{L}\p{N}%:]){0,2}\d){12,}/gu;
+
+function scrubDigits(text: string): string {
+  const scrubbed = text.replace(DIGIT_RUN, '[digits redacted]');
+  if (!text.includes('%3')) return scrubbed;
+  // Read with its %-encoded digits as digits; the text is shown as sent unless that finds more.
+  const decoded = scrubbed.replace(ENCODED_DIGIT, '$1');
+  const again = decoded.replace(DIGIT_RUN, '[digits redacted]');
+  return again === decoded ? scrubbed : again;
+}
+
+/** Card-number-like digit runs and our secret formats, wherever they appear in free text. */
 export function scrubText(text: string): string {
-  return (text.includes('%3') ? text.replace(ENCODED_DIGIT, '$1') : text)
-    .replace(/\d(?:(?:%[0-9a-fA-F]{2}|[^\p{L}\p{N}%]){0,2}\d){12,}/gu, '[digits redacted]')
+  return scrubDigits(text)
     .replace(/\b(sk|rsk|whsec)_[A-Za-z0-9+/=_-]+/g, '$1_[redacted]')
     .replace(/\/pay\/[A-Za-z0-9_-]+/g, '/pay/[token]');
 }
