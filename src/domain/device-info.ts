@@ -5,12 +5,23 @@
  */
 import { type FieldError, escapePointer, underPointer } from './errors.js';
 
-/**
- * EMV 3DS's list, with the 30 and 36 bits that wide-gamut (10- and 12-bit) screens report
- * for `screen.colorDepth`: refusing them refused those customers' payments outright.
- */
-const COLOR_DEPTHS = [1, 4, 8, 15, 16, 24, 30, 32, 36, 48] as const;
+/** EMV 3DS's browserColorDepth values. */
+const COLOR_DEPTHS = [1, 4, 8, 15, 16, 24, 32, 48] as const;
 export type ColorDepth = (typeof COLOR_DEPTHS)[number];
+
+/**
+ * What wide-gamut (10- and 12-bit) screens report for `screen.colorDepth`, which EMV does not
+ * list: refusing them refused those customers' payments outright, and sent as they are they
+ * would make an invalid 3DS request. They are taken as the listed value below them.
+ */
+const DEEPER_THAN_LISTED: Readonly<Record<number, ColorDepth>> = { 30: 24, 36: 32 };
+const TAKEN_COLOR_DEPTHS = [...COLOR_DEPTHS, ...Object.keys(DEEPER_THAN_LISTED).map(Number)].sort((a, b) => a - b);
+
+function colorDepth(raw: unknown): ColorDepth | undefined {
+  const v = integer(raw);
+  if (v === undefined) return undefined;
+  return DEEPER_THAN_LISTED[v] ?? COLOR_DEPTHS.find((d) => d === v);
+}
 
 const CHALLENGE_WINDOWS = [1, 2, 3, 4, 5] as const;
 export type ChallengeWindow = (typeof CHALLENGE_WINDOWS)[number];
@@ -258,8 +269,8 @@ const BROWSER: Spec<Omit<BrowserDeviceInfo, 'type'>> = {
   accept_header: scalar(REQUIRED, "the browser's Accept header, 1 to 2048 characters", text(1, 2048)),
   screen_colorDepth: scalar(
     REQUIRED,
-    `one of ${listed(COLOR_DEPTHS)} (bits per pixel)`,
-    oneOf(COLOR_DEPTHS, integer),
+    `one of ${listed(TAKEN_COLOR_DEPTHS)} (bits per pixel)`,
+    colorDepth,
   ),
   javaEnabled: scalar(REQUIRED, 'true or false (navigator.javaEnabled())', boolean),
   javascriptEnabled: scalar(OPTIONAL, 'true or false', boolean),

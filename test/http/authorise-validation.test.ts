@@ -348,8 +348,14 @@ for (const dialect of DIALECTS) {
 
       it('applies the EMV 3-D Secure rules to browser fields', async () => {
         assertProblem(await device({ screen_colorDepth: '31' }), 400, 'invalid_device_info', '/device_info/screen_colorDepth');
-        // 10- and 12-bit screens report 30 and 36: their customers must be able to pay.
-        for (const depth of ['30', 36]) assert.equal((await device({ screen_colorDepth: depth })).statusCode, 201, String(depth));
+        // 10- and 12-bit screens report 30 and 36: their customers must be able to pay, and 3-D
+        // Secure gets the listed depth below (EMV lists neither).
+        for (const [depth, listed] of [['30', 24], [36, 32]] as const) {
+          const res = await device({ screen_colorDepth: depth });
+          assert.equal(res.statusCode, 201, String(depth));
+          const stored = await t.gateway.services.ctx.database.db.selectFrom('payments').select('details').where('id', '=', res.json().id).executeTakeFirstOrThrow();
+          assert.equal(JSON.parse(unpackJson(stored.details)).device_info.screen_colorDepth, listed);
+        }
         assertProblem(await device({ screen_colorDepth: 12 }), 400, 'invalid_device_info', '/device_info/screen_colorDepth');
         assertProblem(await device({ challengeWindow: '6' }), 400, 'invalid_device_info', '/device_info/challengeWindow');
         assertProblem(await device({ challengeWindow: 0 }), 400, 'invalid_device_info', '/device_info/challengeWindow');

@@ -41,7 +41,7 @@ export const DeviceInfo = StrictObject(
     type: Type.Optional(Type.Union([Type.Literal('browser'), Type.Literal('app')], { description: 'browser (default) or app (EMV 3DS app-based).' })),
     ip_address: Type.Optional(text(45, 'IPv4 or IPv6 address of the customer.')),
     accept_header: Type.Optional(text(2048)),
-    screen_colorDepth: Type.Optional(NumberOrString('Bits per pixel, as `screen.colorDepth` gives it: 1, 4, 8, 15, 16, 24, 30, 32, 36 or 48.')),
+    screen_colorDepth: Type.Optional(NumberOrString('Bits per pixel, as `screen.colorDepth` gives it: 1, 4, 8, 15, 16, 24, 32 or 48 (EMV 3DS), or 30 and 36, stored as 24 and 32.')),
     javaEnabled: Type.Optional(BoolOrString('Whether Java is enabled in the browser.')),
     javascriptEnabled: Type.Optional(BoolOrString('Whether JavaScript is enabled in the browser.')),
     language: Type.Optional(text(35, 'BCP 47 language tag as navigator.language gives it, e.g. en-GB or zh-Hant-TW (at most 35 characters, EMV 3DS 2.3).')),
