@@ -53,9 +53,14 @@ export function isEmail(s: string): boolean {
 /** E.164 allows 15 digits; the slack covers national prefixes and extensions. */
 const MAX_PHONE_DIGITS = 20;
 
-/** Digits as people write them: spaces, hyphens, dots and brackets between them are kept as sent. */
+/**
+ * Digits as people write them, kept as sent: a leading +, one bracketed group (an area code),
+ * and single spaces, hyphens or dots between digits.
+ */
+const PHONE_NUMBER = /^(?=[+(\d])\+?\d*(?: ?\(\d{1,5}\))?(?:[ .-]?\d)+$/;
+
 function isPhoneNumber(s: string): boolean {
-  if (!/^\+?[\d ().-]+$/.test(s)) return false;
+  if (!PHONE_NUMBER.test(s)) return false;
   const digits = s.replace(/\D/g, '').length;
   return digits >= 1 && digits <= MAX_PHONE_DIGITS;
 }
@@ -99,7 +104,7 @@ export function validateParty(
     errors.push({
       pointer: '/phone/number',
       code: 'invalid_phone',
-      message: `phone.number must be 1 to ${MAX_PHONE_DIGITS} digits, optionally with a leading + and spaces, hyphens, dots or brackets between them.`,
+      message: `phone.number must be 1 to ${MAX_PHONE_DIGITS} digits, optionally with a leading +, one bracketed area code and single spaces, hyphens or dots between digits.`,
     });
   }
   if (phone?.country !== undefined && !isPhoneCountry(phone.country)) {
