@@ -366,17 +366,23 @@ class RefusalBudget {
   /** Whether this refusal gets an audit row of its own. */
   take(now: number): boolean {
     if (now - this.windowStart >= 60_000) {
-      if (this.skipped > 0) this.log.warn({ refused: this.skipped }, 'refused operator requests beyond the audit budget (10 a minute), not audited one by one');
+      this.report();
       this.windowStart = now;
       this.used = 0;
-      this.skipped = 0;
     }
     if (this.used < RefusalBudget.PER_MINUTE) {
       this.used++;
       return true;
     }
-    this.skipped++;
+    // The count is written when the minute ends, whether or not anything follows it.
+    if (this.skipped++ === 0) setTimeout(() => this.report(), Math.max(0, this.windowStart + 60_000 - now)).unref();
     return false;
+  }
+
+  private report(): void {
+    if (this.skipped === 0) return;
+    this.log.warn({ refused: this.skipped, since: new Date(this.windowStart).toISOString() }, 'refused operator requests beyond the audit budget (10 a minute), not audited one by one');
+    this.skipped = 0;
   }
 }
 
