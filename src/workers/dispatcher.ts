@@ -307,20 +307,26 @@ export class Dispatcher {
     this.stopped = true;
     this.unsubscribe();
     await this.current?.catch(() => {});
-    await Promise.allSettled([...this.starting]);
     // Leased but never started: handed back now, so another process (or this one's
     // successor) sends them at once instead of when their leases run out.
-    const unsent = [...this.ready.values()].flat();
-    this.ready.clear();
-    await this.giveBack(unsent).catch((err: unknown) => this.log.warn({ err, deliveries: unsent.length }, 'could not hand back unsent deliveries; they go again when their leases run out'));
+    await this.giveBackUnsent();
     // Requests under way get a grace to finish and have their outcome recorded (not sent
     // again); those still out after it are abandoned: their lease runs out and they are
     // sent again later, which at-least-once allows.
     await Promise.race([Promise.allSettled([...this.running]), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
     for (const c of this.inFlight.values()) c.abort();
     await this.writer.close();
+    // A result commit under way when the stop began may have leased more with it (its refill).
+    await this.giveBackUnsent();
     this.sender.close();
     this.mailer.close();
+  }
+
+  private async giveBackUnsent(): Promise<void> {
+    await Promise.allSettled([...this.starting]);
+    const unsent = [...this.ready.values()].flat();
+    this.ready.clear();
+    await this.giveBack(unsent).catch((err: unknown) => this.log.warn({ err, deliveries: unsent.length }, 'could not hand back unsent deliveries; they go again when their leases run out'));
   }
 
   private async giveBack(unsent: Claimed[]): Promise<void> {
