@@ -49,6 +49,8 @@ describe('OpenAPI document and reference page', () => {
     const res = await t.app.inject({ method: 'GET', url: '/openapi.json' });
     assert.equal(res.statusCode, 200);
     assert.match(String(res.headers['content-type']), /^application\/json/);
+    // Public and the same for everyone: the one answer caches may keep.
+    assert.equal(res.headers['cache-control'], 'public, max-age=300');
     doc = res.json();
   });
   after(() => t?.close());

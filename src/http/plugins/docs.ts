@@ -20,7 +20,10 @@ const DOCS_STYLE = 'section.card{margin-top:1rem}section.card h2{font-size:1.1re
 
 /** The OpenAPI document generated from the route schemas, and a readable page built from it. */
 export const docsRoutes = (): FastifyPluginAsync => async (app) => {
-  app.get('/openapi.json', { schema: { hide: true } }, async (_request, reply) => reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(app.swagger())));
+  // Public and the same for everyone until the gateway is upgraded: caches may keep it a while.
+  app.get('/openapi.json', { schema: { hide: true } }, async (_request, reply) =>
+    reply.header('content-type', 'application/json; charset=utf-8').header('cache-control', 'public, max-age=300').send(JSON.stringify(app.swagger())),
+  );
 
   app.get('/docs', { schema: { hide: true } }, async (_request, reply) => {
     const spec = app.swagger() as { info: { title: string; description?: string }; paths: Record<string, Record<string, OpenApiOperation>> };
