@@ -57,7 +57,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     clientErrorHandler: clientErrorHandler(newRequestId),
     requestIdHeader: false,
     trustProxy: false,
-    return503OnClosing: true,
+    // Requests that arrive while the gateway closes get our 503 problem (below), not Fastify's JSON.
+    return503OnClosing: false,
     // One access-log line a request, written when it is answered (below), not two.
     disableRequestLogging: true,
     // Fastify turns Node's limit off by default: a client that sends headers and then
@@ -222,10 +223,21 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   // them unless a route says otherwise. Live mode is HTTPS only (config.ts): browsers are
   // told never to try plain HTTP on this host.
   const hsts = services.ctx.config.mode === 'live';
-  app.addHook('onRequest', (_request, reply, done) => {
+  // A request that reaches a closing gateway (pipelined, or on a connection still busy with
+  // another) is refused, not started: nothing may begin that the shutdown could cut short.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('cache-control', 'no-store');
     if (hsts) reply.header('strict-transport-security', 'max-age=31536000');
-    done();
+    if (!closing) return done();
+    void sendProblem(
+      reply.header('retry-after', '1'),
+      problem(request, 503, 'shutting_down', 'this gateway process is shutting down and started nothing for this request: send it again (with the same Idempotency-Key) and another process, or this one restarted, answers'),
+    );
   });
 
   // Path parameters and query values arrive %-decoded: the same text rules as bodies.

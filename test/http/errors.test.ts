@@ -248,3 +248,36 @@ describe('the access log', () => {
     }
   });
 });
+
+describe('a request reaching a gateway that is closing', () => {
+  it('is refused with a 503 problem, Retry-After and the connection closed; the request under way is answered', async () => {
+    const t = await startTestGateway();
+    const url = new URL(await t.listen());
+    const socket = connect(Number(url.port), url.hostname);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    const ended = new Promise((resolve) => socket.once('close', resolve));
+    const key = t.credentials.secret_key;
+    // A request under way (its body half sent) keeps the connection busy while the gateway starts closing.
+    const body = JSON.stringify({ url: 'http://127.0.0.1:9/hook', events: ['*'] });
+    socket.write(`POST /webhook-endpoints HTTP/1.1\r\nHost: x\r\nX-Secret-Key: ${key}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closing = t.gateway.app.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The rest of its body, and a second request pipelined behind it.
+    socket.write(`${body.slice(10)}GET /payments HTTP/1.1\r\nHost: x\r\nX-Secret-Key: ${key}\r\n\r\n`);
+    await ended;
+    await closing;
+    await t.close();
+    const answers = received.split(/(?=HTTP\/1\.1 )/);
+    assert.equal(answers.length, 2, received);
+    assert.match(answers[0]!, /^HTTP\/1\.1 201 /);
+    assert.match(answers[1]!, /^HTTP\/1\.1 503 /);
+    assert.match(answers[1]!, /\r\ncontent-type: application\/problem\+json/i);
+    assert.match(answers[1]!, /\r\nretry-after: 1\r\n/i);
+    assert.match(answers[1]!, /\r\nconnection: close\r\n/i);
+    assert.match(answers[1]!, /"code":"shutting_down"/);
+  });
+});
