@@ -370,9 +370,12 @@ export class Compliance {
         // Dates were checked at upload; a document that waited for review, or one carried over
         // from the current approval into a renewal, must still be current at approval.
         for (const d of set.values()) outdatedAtApproval(d, now);
-        const basis = set.has('aoc') ? 'aoc' : 'saq';
-        // The attestation the approval rests on: an AOC stands alone, an SAQ beside it is not its basis.
-        const attestation = set.get(basis)!;
+        // The attestation the approval rests on: the AOC when the volume asks for one; otherwise
+        // whichever of SAQ and AOC was signed last (a fresh SAQ renews beside an older AOC).
+        const saq = set.get('saq');
+        const aoc = set.get('aoc');
+        const attestation = state.required?.includes('aoc') || !saq ? aoc! : !aoc || saq.document_date >= aoc.document_date ? saq : aoc;
+        const basis = attestation.type as 'saq' | 'aoc';
         const validUntil = approvalValidUntil(now, [parseDocumentDate(attestation.document_date)!]);
         if (validUntil <= now) {
           throw new DomainError(409, 'document_outdated', `cannot approve: ${attestation.id} was signed a year ago or more, so annual validation needs a new one; ask the merchant for it`, undefined, { document_id: attestation.id });

@@ -134,6 +134,19 @@ for (const dialect of DIALECTS) {
         assertProblem(await liveCardPayment(t), 403, 'compliance_required');
       });
 
+      it('renews on a fresh SAQ beside an older approved AOC when the volume asks only for an SAQ', async () => {
+        await expectStatus(declareVolume(t, 250_000), 200);
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);
+        await expectStatus(upload(t, { type: 'aoc', date: dateDaysAgo(t, 200) }), 201);
+        await expectStatus(approve(), 200);
+        t.clock.advance(60 * DAY_MS);
+        const saqDate = dateDaysAgo(t, 1);
+        await expectStatus(upload(t, { type: 'saq', date: saqDate }), 201);
+        const view = (await expectStatus(approve(), 200)).json();
+        assert.equal(view.approved_basis, 'saq');
+        assert.equal(Date.parse(view.expires_at), approvalValidUntil(Date.parse(saqDate)));
+      });
+
       it('counts the year from the AOC an approval rests on, not from an older SAQ sent beside it', async () => {
         await expectStatus(declareVolume(t, 7_000_000), 200);
         await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);
