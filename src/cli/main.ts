@@ -29,6 +29,8 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   key revoke KEY_ID                       revoke a secret key at once
   key list [--merchant ID]
   vault rotate                            re-wrap every data key under the active VAULT_KEK
+  database scrub                          SQLite, gateway stopped: rewrite the file without the free
+                                          space where versions before decision 0017 left erased cards
   compliance list                         PCI DSS submissions waiting for review
   compliance show MERCHANT_ID             status, documents and audit trail
   compliance approve MERCHANT_ID          approve the submission (valid a year, at most a year after the SAQ or AOC)
@@ -128,6 +130,19 @@ async function run(argv: string[]): Promise<void> {
   }
   if (group === 'serve') return serve();
   const config = loadConfig();
+  if (group === 'database' && action === 'scrub') {
+    const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+    try {
+      const before = await database.sizeBytes();
+      const emptied = await database.scrubFreeSpace();
+      if (emptied === null) return print(json, { dialect: database.dialect, scrubbed: false }, 'nothing to do on PostgreSQL: dead rows and WAL segments are beyond the gateway (README "Card data": rotate the KEK)');
+      const after = await database.sizeBytes();
+      if (!emptied) throw new DomainError(409, 'database_in_use', `the file was rewritten but another connection kept its WAL from being emptied: stop the gateway (and anything reading ${databaseLocation(config)}) and run this again`);
+      return print(json, { dialect: database.dialect, scrubbed: true, bytes_before: before, bytes_after: after }, `rewrote ${databaseLocation(config)} without its free space (${before} → ${after} bytes)`);
+    } finally {
+      await database.close();
+    }
+  }
   if (group === 'migrate') {
     const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false });
     const applied = await migrate(database.db)

@@ -6,12 +6,13 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import SQLite from 'better-sqlite3';
 import { openDatabase } from '../../src/adapters/storage/database.js';
+import { runCli } from '../support/process.js';
 
 /** Files of the data directory holding `bytes`. */
 const holding = (dir: string, bytes: Buffer) => readdirSync(dir).filter((f) => readFileSync(join(dir, f)).includes(bytes));
 
 describe('SQLite files written before secure_delete (decision 0017)', () => {
-  it('keep nothing deleted back then once the gateway has opened them', async () => {
+  it('keep nothing deleted back then once an operator has run database scrub', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tzero-residue-'));
     const file = join(dir, 'gateway.sqlite');
     // A file as an earlier version left it: rows deleted without secure_delete, bytes in free space.
@@ -27,17 +28,15 @@ describe('SQLite files written before secure_delete (decision 0017)', () => {
     old.close();
     assert.deepEqual(holding(dir, marker), ['gateway.sqlite'], 'control: the deleted rows are still in the file');
 
+    // Opening the file leaves its free space as it is: copying a large file is the operator's call.
     const database = await openDatabase({ dataDir: dir, writerThread: true });
-    try {
-      assert.deepEqual(holding(dir, marker), []);
-    } finally {
-      await database.close();
-    }
+    await database.close();
+    assert.deepEqual(holding(dir, marker), ['gateway.sqlite']);
+
+    const scrub = await runCli(['database', 'scrub', '--json'], { DATA_DIR: dir });
+    assert.equal(scrub.code, 0, scrub.stderr);
+    assert.equal(JSON.parse(scrub.stdout).scrubbed, true);
     assert.deepEqual(holding(dir, marker), []);
-    // Done once: the next opening finds the file scrubbed and does not copy it again.
-    const again = new SQLite(file);
-    assert.equal(again.pragma('user_version', { simple: true }), 1);
-    again.close();
   });
 });
 

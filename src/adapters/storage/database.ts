@@ -54,6 +54,12 @@ export interface Database {
    * gateway's reach: there, retiring the KEK is what makes them unreadable (decision 0017).
    */
   shredErased(): void;
+  /**
+   * SQLite: rewrites the file without its free space, where a file written before decision
+   * 0017 keeps cards erased back then (an operator's command, gateway stopped); false when
+   * another connection kept the WAL from being emptied. PostgreSQL: nothing to do here (null).
+   */
+  scrubFreeSpace(): Promise<boolean | null>;
   /** The SQLite file, for components that open connections of their own (absent on PostgreSQL). */
   readonly file?: string;
   /** Bytes on disk (SQLite file + WAL, or PostgreSQL database size). */
@@ -142,7 +148,6 @@ export async function migrate(db: Kysely<Schema>): Promise<string[]> {
 function openSqlite(opts: OpenOptions): Database {
   const file = join(opts.dataDir, SQLITE_FILE);
   const raw = openSqliteConnection(file);
-  scrubFreeSpaceOnce(raw);
   // The database holds sealed card data and key hashes: owner-only, like the keys file.
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: withStatementCache(raw) }) });
@@ -159,6 +164,7 @@ function openSqlite(opts: OpenOptions): Database {
     insert: (rows) => committer.run({ statements: rows.map((r) => compileInsert(db, r)) }).then(() => undefined),
     apply: (statements) => committer.run({ statements }).then(() => undefined),
     shredErased: () => shredder.schedule(),
+    scrubFreeSpace: () => turns.take(async () => scrubFreeSpace(raw)),
     file,
     async sizeBytes() {
       return [file, `${file}-wal`].filter(existsSync).reduce((n, f) => n + statSync(f).size, 0);
@@ -219,23 +225,22 @@ class ErasedDataShredder {
   }
 }
 
-/** `PRAGMA user_version` once a file's free space holds nothing deleted before secure_delete. */
-const SCRUBBED_VERSION = 1;
-
 /**
  * A file written before every connection ran with secure_delete (decision 0017) keeps the
- * cards erased until then in its free space: VACUUM, once, rewrites it without that space,
- * and the TRUNCATE checkpoint after it empties the WAL a crashed process may have left. On
- * a large file this costs one slow boot (the file is copied once; it needs as much free
- * disk again); `user_version` records that it was done.
+ * cards erased until then in its free space: VACUUM rewrites it without that space (its copy
+ * in temporary files, not memory: a file of gigabytes would otherwise need as much RAM), and
+ * the TRUNCATE checkpoint after it empties the WAL. An operator runs it once, gateway stopped
+ * (`npm run cli -- database scrub`): it copies the whole file and holds the write lock while
+ * it does. Answers whether the WAL is empty afterwards.
  */
-function scrubFreeSpaceOnce(raw: SQLite.Database): void {
-  if ((raw.pragma('user_version', { simple: true }) as number) >= SCRUBBED_VERSION) return;
-  if ((raw.pragma('page_count', { simple: true }) as number) > 0) {
+function scrubFreeSpace(raw: SQLite.Database): boolean {
+  raw.pragma('temp_store = FILE');
+  try {
     raw.exec('VACUUM');
-    raw.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    raw.pragma('temp_store = MEMORY');
   }
-  raw.pragma(`user_version = ${SCRUBBED_VERSION}`);
+  return (raw.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>)[0]?.busy === 0;
 }
 
 /**
@@ -283,6 +288,7 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): 
     transaction: (fn) => db.transaction().execute(fn),
     // Dead rows wait for VACUUM and WAL segments for recycling, neither the gateway's to hurry.
     shredErased: () => {},
+    scrubFreeSpace: async () => null,
     // Units with JavaScript inside stay one transaction each: grouping them was measured
     // (docs/benchmarks.md) and a unit waiting for a row lock stalled its whole batch, which
     // cost the hosted-page flow far more than it saved. Insert-only units take no row locks
