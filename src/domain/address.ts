@@ -54,13 +54,14 @@ export function isEmail(s: string): boolean {
 const MAX_PHONE_DIGITS = 20;
 
 /**
- * Digits as people write them, kept as sent: a leading +, one bracketed group (an area code),
- * and single spaces, hyphens or dots between digits.
+ * Digits as people and checkout forms write them, kept as sent: spaces, hyphens, dots and
+ * brackets anywhere (`+52 1 (55) 1234 5678`, `555 - 1234`), and one + first or just inside the
+ * first bracket (`(+44) 20 …`). A stricter shape refused real numbers, and with them payments.
  */
-const PHONE_NUMBER = /^(?=[+(\d])\+?\d*(?: ?\(\d{1,5}\))?(?:[ .-]?\d)+$/;
-
 function isPhoneNumber(s: string): boolean {
-  if (!PHONE_NUMBER.test(s)) return false;
+  if (!/^[\d ().+-]+$/.test(s)) return false;
+  const plus = s.indexOf('+');
+  if (plus !== -1 && (s.lastIndexOf('+') !== plus || !/^ *\(?$/.test(s.slice(0, plus)))) return false;
   const digits = s.replace(/\D/g, '').length;
   return digits >= 1 && digits <= MAX_PHONE_DIGITS;
 }
@@ -104,7 +105,7 @@ export function validateParty(
     errors.push({
       pointer: '/phone/number',
       code: 'invalid_phone',
-      message: `phone.number must be 1 to ${MAX_PHONE_DIGITS} digits, optionally with a leading +, one bracketed area code and single spaces, hyphens or dots between digits.`,
+      message: `phone.number must be 1 to ${MAX_PHONE_DIGITS} digits, with spaces, hyphens, dots or brackets among them if you like, and a + only first (or just inside the first bracket).`,
     });
   }
   if (phone?.country !== undefined && !isPhoneCountry(phone.country)) {

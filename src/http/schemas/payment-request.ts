@@ -13,7 +13,7 @@ export const Name = StrictObject({
 
 const Phone = StrictObject({
   country: Type.Optional(text(4, 'Calling code ("44", "+44") or ISO 3166-1 alpha-2 country.')),
-  number: Type.Optional(text(24, '1 to 20 digits, optionally with a leading +, one bracketed area code and single spaces, hyphens or dots between digits, as in +1 (212) 555-0100 (kept as sent).')),
+  number: Type.Optional(text(24, '1 to 20 digits, with spaces, hyphens, dots or brackets among them and a + first (or just inside the first bracket) if you like, as in +1 (212) 555-0100 (kept as sent).')),
 });
 
 export const PartyDetails = StrictObject({
