@@ -40,7 +40,7 @@ export interface GatewayOptions {
 
 export async function createContext(config: Readonly<Config>, log: Logger, opts: GatewayOptions = {}): Promise<AppContext> {
   const clock = opts.clock ?? systemClock;
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, groupCommitWindowMs: config.groupCommitWindowMs, writerThread: true, cardKek: config.keks.active });
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, groupCommitWindowMs: config.groupCommitWindowMs, writerThread: true, cardKek: config.keks.active, log });
   const vault = new Vault(config.keks, config.hmacKey);
   try {
     await checkKeks(database.db, config.keks, vault, clock.now(), opts.registerKek ?? true);

@@ -3,6 +3,7 @@ import { chmodSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type SQLite from 'better-sqlite3';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction, sql } from 'kysely';
 import { migrationProvider } from './migrations/index.js';
 import type { Schema } from './schema.js';
@@ -94,6 +95,8 @@ export interface OpenOptions {
   cardKek?: Kek;
   /** False for the one caller that migrates itself and reports what it applied (`npm run migrate`). */
   migrate?: boolean;
+  /** Where the database says what an operator must know (the gateway's logger). */
+  log?: Pick<Logger, 'warn' | 'info'>;
 }
 
 /** The database could not be reached or brought up to date; says which one, never a password. */
@@ -154,7 +157,7 @@ function openSqlite(opts: OpenOptions): Database {
   const writer = opts.writerThread ? new SqliteWriter(file, opts.cardKek) : null;
   const turns = new WriteTurns();
   const committer = new GroupCommitter(db, opts.groupCommitWindowMs ?? 0, writer, turns, opts.cardKek);
-  const shredder = new ErasedDataShredder(() => turns.take(async () => truncateWal(raw)));
+  const shredder = new ErasedDataShredder(() => turns.take(async () => truncateWal(raw)), opts.log);
   return {
     db,
     dialect: 'sqlite',
@@ -196,8 +199,14 @@ class ErasedDataShredder {
   private delay = ErasedDataShredder.DELAY_MS;
   private closed = false;
 
+  /** Tries in a row that found the WAL still read by another connection. */
+  private failures = 0;
+
   /** `checkpoint` answers false when a reader still needed the WAL: it is tried again later. */
-  constructor(private readonly checkpoint: () => Promise<boolean>) {}
+  constructor(
+    private readonly checkpoint: () => Promise<boolean>,
+    private readonly log?: Pick<Logger, 'warn' | 'info'>,
+  ) {}
 
   schedule(): void {
     if (this.timer || this.closed) return;
@@ -207,6 +216,15 @@ class ErasedDataShredder {
         .catch(() => false)
         .then((done) => {
           this.delay = done ? ErasedDataShredder.DELAY_MS : Math.min(this.delay * 2, ErasedDataShredder.MAX_DELAY_MS);
+          // The promise that erased card data leaves the files within a second is not kept
+          // while another connection reads the WAL: the operator hears of it, once, and when it ends.
+          if (!done && ++this.failures === 1) {
+            this.log?.warn('erased card data is still in the SQLite WAL: another connection (a backup, a shell) keeps reading it; trying again with backoff');
+          }
+          if (done && this.failures > 0) {
+            this.log?.info({ tries: this.failures + 1 }, 'erased card data is out of the SQLite WAL again');
+            this.failures = 0;
+          }
           if (!done) this.schedule();
         });
     }, this.delay);
