@@ -1,5 +1,5 @@
 import { secureRandomBytes } from '../adapters/random.js';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
 import { finishOpenApi, markRoutesForOpenApi } from './openapi-finish.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -60,7 +60,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     // Requests that arrive while the gateway closes get our 503 problem (below), not Fastify's JSON.
     return503OnClosing: false,
     // One access-log line a request, written when it is answered (below), not two.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // Fastify turns Node's limit off by default: a client that sends headers and then
     // stalls its body would hold a connection (and up to a body's bytes) for ever. A whole
     // request gets a minute (the largest, a 10 MB compliance upload, needs ~1.4 Mbit/s);
