@@ -67,7 +67,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     // then Node answers 408 and closes the connection.
     requestTimeout: 60_000,
     // Node enforces it when it looks, every 30 s by default: a stalled request lasted up to 90 s.
-    http: { connectionsCheckingInterval: 5_000 },
+    // Node answers an HTTP/1.1 request without Host itself, with a bare 400 and no body:
+    // the onRequest hook below names the header in a problem instead.
+    http: { connectionsCheckingInterval: 5_000, requireHostHeader: false },
     // Path values up to 256 characters reach the routes' schemas, above every parameter's
     // own limit (a customer reference: 128), so a value over its limit gets too_long naming
     // the parameter; longer ones get 414.
@@ -233,6 +235,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('cache-control', 'no-store');
     if (hsts) reply.header('strict-transport-security', 'max-age=31536000');
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      return void sendProblem(reply, problem(request, 400, 'missing_header', 'an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)', '/headers/host'));
+    }
     if (!closing) return done();
     void sendProblem(
       reply.header('retry-after', '1'),

@@ -92,6 +92,19 @@ for (const dialect of DIALECTS) {
       assert.equal((JSON.parse(garbage.body) as Record<string, unknown>).code, 'malformed_request');
     });
 
+    it('names the Host header an HTTP/1.1 request left out, in a problem', async () => {
+      const url = new URL(await t.listen());
+      const hostless = await rawExchange(url, 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n');
+      assert.match(hostless.head, /^HTTP\/1\.1 400 /);
+      assert.match(hostless.head, /\r\ncontent-type: application\/problem\+json; charset=utf-8\r\n/i);
+      const body = JSON.parse(hostless.body) as Record<string, unknown>;
+      assert.deepEqual([body.code, body.param], ['missing_header', '/headers/host']);
+      assert.match(String(body.detail), /Host/);
+      // HTTP/1.0 has no Host rule: its requests are answered as before.
+      const old = await rawExchange(url, 'GET /healthz HTTP/1.0\r\n\r\n');
+      assert.match(old.head, /^HTTP\/1\.1 200 /);
+    });
+
     it('answers a request timeout with a problem, unless the connection was already answered', async () => {
       const url = new URL(await t.listen());
       const serverSide: Socket[] = [];
