@@ -13,13 +13,24 @@ const ENCODED_DIGIT = /%3([0-9])/g;
 
 /**
  * 13 or more digits with at most two separators between two of them, also %-encoded: logs
- * keep no long numbers however they were written. A colon does not separate them: it sits
- * in times and `host:port`, which operators need, and nobody writes a card number with it.
+ * keep no long numbers however they were written. A colon does not separate them here: it
+ * sits in times and `host:port`, which operators need (COLON_GROUPS below).
  */
 const DIGIT_RUN = /\d(?:(?:%[0-9a-fA-F]{2}|[^\p{L}\p{N}%:]){0,2}\d){12,}/gu;
 
+/**
+ * Groups of 3 to 6 digits joined by colons, as a card number's 4-4-4-4 or 4-6-5 groups could
+ * be written; times (2-digit groups) and `address:port` (one colon after a dotted address) are
+ * never this shape.
+ */
+const COLON_GROUPS = /(?<![\d.])\d{3,6}(?::\d{3,6}){2,}(?![\d.])/g;
+
+function scrubColonGroups(match: string): string {
+  return match.length - (match.split(':').length - 1) >= 13 ? '[digits redacted]' : match;
+}
+
 function scrubDigits(text: string): string {
-  const scrubbed = text.replace(DIGIT_RUN, '[digits redacted]');
+  const scrubbed = text.replace(DIGIT_RUN, '[digits redacted]').replace(COLON_GROUPS, scrubColonGroups);
   if (!text.includes('%3')) return scrubbed;
   // Read with its %-encoded digits as digits; the text is shown as sent unless that finds more.
   const decoded = scrubbed.replace(ENCODED_DIGIT, '$1');

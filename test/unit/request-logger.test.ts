@@ -83,6 +83,9 @@ describe('free-text scrubbing', () => {
       '4242%2C4242%2C4242%2C4242',
       '/payment/%34%32%34%32%34%32%34%32%34%32%34%32%34%32%34%32',
       '4242\u00a04242\u00a04242\u00a04242',
+      'card 4242:4242:4242:4242 declined',
+      '3782:822463:10005',
+      '4242%3A4242%3A4242%3A4242',
     ]) {
       const scrubbed = scrubText(text);
       assert.ok(!/\d{5}|(?:\d{4}\D{1,3}){3}\d{4}|(?:%3\d){5}/.test(scrubbed), `${text} → ${scrubbed}`);
@@ -94,6 +97,8 @@ describe('free-text scrubbing', () => {
       '/payments?created_after=2026-11-28T03:45:00.000Z&limit=20',
       'timeout at 2026-11-28 03:45:00.123',
       'connect ECONNREFUSED 10.120.130.140:5432',
+      'connect ECONNREFUSED [2001:4860:4860::8888]:5432',
+      'took 00:01:02:345 from 12:00:00',
       '/payments?created_after=2026-11-28%2003:45:00&reference=%31%32',
     ]) {
       assert.equal(scrubText(kept), kept);
