@@ -83,6 +83,13 @@ const REPLAYED_HEADER = {
   },
 };
 
+const LOCATION_HEADER = {
+  Location: { description: 'Where the created resource is read: its path on this gateway.', schema: { type: 'string' } },
+};
+
+/** Operations whose created resource has a path of its own (a refund is read with its payment). */
+const CREATED_AT = new Set(['authorisePayment', 'createWebhookEndpoint', 'uploadComplianceDocument']);
+
 /**
  * What the routes' schemas cannot say in the served OpenAPI document: errors are sent as
  * `application/problem+json` (src/http/problem.ts); the secret key is accepted as a bearer
@@ -128,6 +135,8 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
       if (op.parameters?.some((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key')) {
         for (const [status, response] of Object.entries(responses)) if (Number(status) < 300) response.headers = { ...response.headers, ...REPLAYED_HEADER };
       }
+      const created = responses[201];
+      if (created && CREATED_AT.has(op.operationId ?? '')) created.headers = { ...created.headers, ...LOCATION_HEADER };
     }
   }
   const webhook = callbackOperation(doc.paths?.['/events/{id}']?.get as Operation | undefined);

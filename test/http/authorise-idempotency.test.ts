@@ -37,6 +37,7 @@ for (const dialect of DIALECTS) {
       assert.equal(second.statusCode, 201);
       assert.equal(second.headers['idempotent-replayed'], 'true');
       assert.equal(second.body, first.body);
+      assert.deepEqual([first.headers.location, second.headers.location], [`/payment/${first.json().id}`, `/payment/${first.json().id}`]);
       assert.deepEqual(await paymentsWithReference(key), [first.json().id]);
       assert.equal(await eventCount(first.json().id), 1);
     });

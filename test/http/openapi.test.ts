@@ -123,6 +123,11 @@ describe('OpenAPI document and reference page', () => {
     assert.deepEqual(Object.keys(form.properties).sort(), ['document_date', 'document_type', 'file']);
     assert.deepEqual([...form.required].sort(), ['document_date', 'document_type', 'file']);
     assert.ok(doc.paths['/payment/authorise'].post.responses['201'].headers['Idempotent-Replayed']);
+    // A created resource's path, where it has one of its own (a refund is read with its payment).
+    for (const path of ['/payment/authorise', '/webhook-endpoints', '/merchant/compliance/documents']) {
+      assert.equal(doc.paths[path].post.responses['201'].headers.Location.schema.type, 'string', path);
+    }
+    assert.equal(doc.paths['/payment/{id}/refund'].post.responses['201'].headers.Location, undefined);
     assert.equal(doc.paths['/payment/{id}'].get.responses['200'].headers, undefined);
     const device = (inline(doc, doc.paths['/payment/authorise'].post.requestBody.content['application/json'].schema) as Json).properties.device_info;
     assert.match(device.description, /requires ip_address, accept_header, .*userAgent; in-app .* requires sdk_app_id/);

@@ -107,6 +107,7 @@ for (const dialect of DIALECTS) {
       assert.equal(b.statusCode, 201, b.body);
       assert.equal(b.headers['idempotent-replayed'], 'true');
       assert.deepEqual([b.json().id, b.json().secret], [a.json().id, a.json().secret]);
+      assert.deepEqual([a.headers.location, b.headers.location], [`/webhook-endpoints/${a.json().id}`, `/webhook-endpoints/${a.json().id}`]);
       // Later tests count on the merchant having no endpoint.
       for (const id of [created.id, a.json().id]) assert.equal((await t.request({ method: 'DELETE', url: `/webhook-endpoints/${id}` })).statusCode, 200);
     });

@@ -14,8 +14,17 @@ export function idempotencyKey(request: FastifyRequest): string | undefined {
   return request.headers['idempotency-key'] as string | undefined;
 }
 
-export function sendStored(reply: FastifyReply, stored: StoredResponse): FastifyReply {
+const ID_OPENING = '{"id":"';
+
+/**
+ * A stored answer as first sent; a 201 names where the created resource is read
+ * (`collection` + its id, the body's first member, taken without parsing it).
+ */
+export function sendStored(reply: FastifyReply, stored: StoredResponse, collection?: string): FastifyReply {
   if (stored.replayed) reply.header('idempotent-replayed', 'true');
+  if (collection !== undefined && stored.status === 201 && stored.body.startsWith(ID_OPENING)) {
+    reply.header('location', collection + stored.body.slice(ID_OPENING.length, stored.body.indexOf('"', ID_OPENING.length)));
+  }
   return reply.code(stored.status).header('content-type', 'application/json; charset=utf-8').send(stored.body);
 }
 
@@ -46,7 +55,7 @@ export const paymentRoutes =
           rawBody: request.rawBody ?? '',
           idempotencyKey: idempotencyKey(request),
         });
-        return sendStored(reply, stored);
+        return sendStored(reply, stored, '/payment/');
       },
     );
 

@@ -77,7 +77,7 @@ export const webhookEndpointRoutes =
           response: { 201: WebhookEndpointWithSecret, ...problemResponses(400, 401, 404, 409) },
         },
       },
-      async (request, reply) => sendStored(reply, await endpoints.create(request.merchantId, request.body, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' })),
+      async (request, reply) => sendStored(reply, await endpoints.create(request.merchantId, request.body, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' }), '/webhook-endpoints/'),
     );
 
     app.get(
