@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { ComplianceGate } from '../../src/app/compliance.js';
 import { DIALECTS, type TestGateway, exampleBody, startTestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
-import { LIVE_CHANNEL, dateDaysAgo, declareVolume, expectStatus, pdf, startComplianceGateway, upload } from './fixtures.js';
+import pino from 'pino';
+import { LIVE_CHANNEL, OPERATOR_TOKEN, dateDaysAgo, declareVolume, expectStatus, pdf, startComplianceGateway, upload } from './fixtures.js';
 
 const run = promisify(execFile);
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -118,6 +119,17 @@ for (const dialect of DIALECTS) {
       t.clock.advance(60_000);
       assertProblem(await guess(50), 401, 'unauthorized');
       assert.equal(await refusals(), 11, 'a new minute audits again');
+    });
+
+    it('writes the count of refusals not audited when the gateway stops within their minute', async () => {
+      const lines: Array<{ msg: string; refused?: number }> = [];
+      const log = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+      const stopping = await startTestGateway({ dialect, env: { OPERATOR_TOKEN }, log });
+      for (let i = 0; i < 13; i++) {
+        assertProblem(await stopping.app.inject({ method: 'GET', url: '/operator/compliance/submissions', headers: { authorization: `Bearer guess-${i}` } }), 401, 'unauthorized');
+      }
+      await stopping.close();
+      assert.deepEqual(lines.filter((l) => /beyond the audit budget/.test(l.msg)).map((l) => l.refused), [3]);
     });
   });
 

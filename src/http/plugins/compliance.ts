@@ -379,16 +379,16 @@ class RefusalBudget {
     return false;
   }
 
-  private report(): void {
+  /** Writes the count not yet written: at the minute's end, or when the gateway stops before it. */
+  report(): void {
     if (this.skipped === 0) return;
     this.log.warn({ refused: this.skipped, since: new Date(this.windowStart).toISOString() }, 'refused operator requests beyond the audit budget (10 a minute), not audited one by one');
     this.skipped = 0;
   }
 }
 
-function requireOperator(services: Services, token: string) {
+function requireOperator(services: Services, token: string, budget: RefusalBudget) {
   const expected = digest(token);
-  const budget = new RefusalBudget(services.ctx.log);
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const auth = request.headers.authorization;
     const presented = /^bearer\s+(\S+)\s*$/i.exec(auth ?? '')?.[1];
@@ -405,7 +405,12 @@ const operatorRoutes =
   (services: Services, token: string): FastifyPluginAsync =>
   async (app: FastifyInstance) => {
     const compliance = services.compliance;
-    app.addHook('onRequest', requireOperator(services, token));
+    const budget = new RefusalBudget(services.ctx.log);
+    app.addHook('onRequest', requireOperator(services, token, budget));
+    app.addHook('onClose', (_instance, done) => {
+      budget.report();
+      done();
+    });
     const hidden = { hide: true, tags: ['operator'] };
 
     app.get('/operator/compliance/submissions', { schema: hidden }, async (_request, reply) => sendJson(reply, 200, { object: 'list', data: await compliance.listPending() }));
