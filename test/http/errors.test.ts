@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
 import { connect, type Socket } from 'node:net';
+import { Dispatcher } from '../../src/workers/dispatcher.js';
 
 /** Bytes as sent, answer as received, for requests no HTTP client would send. */
 function rawExchange(url: URL, request: string): Promise<{ head: string; body: string }> {
@@ -34,7 +35,27 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(health.json(), { status: 'ok' });
       const ready = await t.app.inject({ method: 'GET', url: '/readyz' });
       assert.equal(ready.statusCode, 200);
-      assert.equal(ready.json().database, dialect);
+      assert.deepEqual(ready.json(), { status: 'ready', database: dialect, deliveries_behind_seconds: 0 });
+    });
+
+    it('says in /readyz how far behind callbacks and e-mails are (this test gateway runs no workers)', async () => {
+      const endpoint = await t.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://127.0.0.1:9/readyz', events: ['*'] } });
+      assert.equal(endpoint.statusCode, 201, endpoint.body);
+      const behind = async () => (await t.app.inject({ method: 'GET', url: '/readyz' })).json().deliveries_behind_seconds;
+      try {
+        assert.equal((await postAuthorise(t, await exampleBody())).statusCode, 201);
+        t.clock.advance(42_000);
+        // An event no dispatcher has fanned out yet counts from when it happened.
+        assert.equal(await behind(), 42);
+        await new Dispatcher(t.gateway.services).fanOut('readyz-test');
+        t.clock.advance(3_000);
+        // Its deliveries count from when they were due: the fan-out made them due at once.
+        assert.equal(await behind(), 3);
+      } finally {
+        await t.gateway.services.ctx.database.db.updateTable('deliveries').set({ status: 'cancelled' }).where('status', '=', 'pending').execute();
+        await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.json().id}` });
+      }
+      assert.equal(await behind(), 0);
     });
 
     it('lets no cache keep an answer: they hold payment links and personal data', async () => {

@@ -1,17 +1,33 @@
+import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import type { FastifyPluginAsync } from 'fastify';
+import { deliveriesBehindSeconds } from '../../app/delivery-backlog.js';
 import type { Services } from '../../app/services.js';
 import { problem, sendProblem } from '../problem.js';
+import { problemResponses } from '../schemas/common.js';
+
+const Ready = Type.Object({
+  status: Type.Literal('ready'),
+  database: Type.Union([Type.Literal('sqlite'), Type.Literal('postgres')]),
+  deliveries_behind_seconds: Type.Integer({
+    minimum: 0,
+    description: 'How long the oldest callback or e-mail due to go out has waited (0: none). It does not make the gateway unready: payments go on while deliveries catch up.',
+  }),
+});
 
 export const healthRoutes =
   (services: Services): FastifyPluginAsync =>
   async (app) => {
-    app.get('/healthz', { schema: { tags: ['operations'], summary: 'The process is up' } }, async () => ({ status: 'ok' }));
+    app.get(
+      '/healthz',
+      { schema: { tags: ['operations'], summary: 'The process is up', response: { 200: Type.Object({ status: Type.Literal('ok') }) } } },
+      async () => ({ status: 'ok' as const }),
+    );
 
-    app.get('/readyz', { schema: { tags: ['operations'], summary: 'The database answers' } }, async (request, reply) => {
+    app.get('/readyz', { schema: { tags: ['operations'], summary: 'The database answers', response: { 200: Ready, ...problemResponses(503) } } }, async (request, reply) => {
       try {
         await sql`select 1`.execute(services.ctx.database.db);
-        return { status: 'ready', database: services.ctx.database.dialect };
+        return { status: 'ready', database: services.ctx.database.dialect, deliveries_behind_seconds: await deliveriesBehindSeconds(services.ctx) };
       } catch (error) {
         request.log.warn({ err: error }, 'readiness check failed');
         return sendProblem(reply, problem(request, 503, 'database_unavailable', 'the database is not reachable'));
