@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 
 /**
@@ -44,6 +45,8 @@ export interface Config {
   groupCommitWindowMs: number;
   workersEnabled: boolean;
   operatorToken: string | undefined;
+  /** Proxies whose X-Forwarded-For names the client (addresses, CIDR ranges, proxy-addr's keywords); false: none. */
+  trustProxy: string[] | false;
   /** Who authorises: the connector payments are sent to (this build has the sandbox simulator only). */
   acquirer: AcquirerName;
   /** Settings that work but deserve the operator's attention, logged at boot. */
@@ -250,6 +253,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     groupCommitWindowMs: int(env, 'GROUP_COMMIT_WINDOW_MS', 0, 0, 50),
     workersEnabled: bool(env, 'WORKERS', true),
     operatorToken: operatorToken(env.OPERATOR_TOKEN, mode),
+    trustProxy: trustProxy(env.TRUST_PROXY),
     acquirer: acquirer(env.ACQUIRER, mode),
     notices,
   });
@@ -266,6 +270,27 @@ function acquirer(raw: string | undefined, mode: Config['mode']): AcquirerName {
   }
   if (!(ACQUIRERS as readonly string[]).includes(raw)) throw new ConfigError(`ACQUIRER must be one of: ${ACQUIRERS.join(', ')} (got "${raw.slice(0, 40)}")`);
   return raw as AcquirerName;
+}
+
+const PROXY_KEYWORDS = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * The proxies in front of the gateway, by address: the client address audits and the access
+ * log record is taken from X-Forwarded-For only when it arrives from one of them. Trusting
+ * every sender would let any client write that address, so `true` and `*` are refused.
+ */
+function trustProxy(raw: string | undefined): string[] | false {
+  if (raw === undefined || raw.trim() === '') return false;
+  const entries = raw.split(',').map((entry) => entry.trim());
+  for (const entry of entries) {
+    const [address = '', prefix, extra] = entry.split('/');
+    const family = isIP(address);
+    const validPrefix = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
+    if (!PROXY_KEYWORDS.has(entry) && (family === 0 || !validPrefix || extra !== undefined)) {
+      throw new ConfigError(`TRUST_PROXY lists the addresses of the proxies in front of the gateway, comma-separated: IP addresses, CIDR ranges (10.0.0.0/8) or loopback, linklocal, uniquelocal; got "${entry.slice(0, 60)}"`);
+    }
+  }
+  return entries;
 }
 
 const MIN_LIVE_OPERATOR_TOKEN = 32;

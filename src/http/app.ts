@@ -56,7 +56,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     genReqId: newRequestId,
     clientErrorHandler: clientErrorHandler(newRequestId),
     requestIdHeader: false,
-    trustProxy: false,
+    trustProxy: services.ctx.config.trustProxy,
     // Requests that arrive while the gateway closes get our 503 problem (below), not Fastify's JSON.
     return503OnClosing: false,
     // One access-log line a request, written when it is answered (below), not two.
@@ -216,7 +216,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   // lines are not written.
   if (logger.isLevelEnabled('info')) {
     app.addHook('onResponse', (request, reply, done) => {
-      request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+      request.log.info({ req: request, res: reply, remote_address: request.ip, responseTime: reply.elapsedTime }, 'request completed');
       done();
     });
   }

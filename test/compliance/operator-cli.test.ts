@@ -131,6 +131,24 @@ for (const dialect of DIALECTS) {
       await stopping.close();
       assert.deepEqual(lines.filter((l) => /beyond the audit budget/.test(l.msg)).map((l) => l.refused), [3]);
     });
+
+    it("records the client's address behind a trusted proxy, and the sender's when it is not trusted", async () => {
+      const lines: Array<{ msg: string; remote_address?: string }> = [];
+      const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+      for (const [trust, expected] of [['127.0.0.1', '203.0.113.9'], ['10.0.0.0/8', '127.0.0.1']] as const) {
+        lines.length = 0;
+        const proxied = await startTestGateway({ dialect, env: { OPERATOR_TOKEN, TRUST_PROXY: trust }, log });
+        try {
+          const refusedRequest = await proxied.app.inject({ method: 'GET', url: '/operator/compliance/submissions', remoteAddress: '127.0.0.1', headers: { authorization: 'Bearer guess', 'x-forwarded-for': '203.0.113.9' } });
+          assertProblem(refusedRequest, 401, 'unauthorized');
+          const audit = await proxied.gateway.services.ctx.database.db.selectFrom('audit_log').select('source').where('action', '=', 'operator.authenticate').execute();
+          assert.deepEqual(audit.map((r) => r.source), [`ip:${expected}`], trust);
+          assert.deepEqual(lines.filter((l) => l.msg === 'request completed').map((l) => l.remote_address), [expected], trust);
+        } finally {
+          await proxied.close();
+        }
+      }
+    });
   });
 
   describe(`operator API switched off (${dialect})`, () => {

@@ -91,3 +91,16 @@ describe('retry schedule', () => {
     assert.equal(loadConfig({ ...env, WEBHOOK_RETRY_BASE_SECONDS: '60', WEBHOOK_RETRY_MAX_DELAY_SECONDS: '60' }).webhookRetryBaseMs, 60_000);
   });
 });
+
+describe('proxies', () => {
+  it('trusts X-Forwarded-For only from the proxies named in TRUST_PROXY', () => {
+    assert.equal(loadConfig(env).trustProxy, false);
+    assert.deepEqual(loadConfig({ ...env, TRUST_PROXY: ' 10.0.0.0/8, 127.0.0.1,loopback,fd00::/8 ' }).trustProxy, ['10.0.0.0/8', '127.0.0.1', 'loopback', 'fd00::/8']);
+    // Trusting every sender lets any client write the address audits and logs record.
+    refused({ TRUST_PROXY: 'true' }, /^TRUST_PROXY lists the addresses .* got "true"/);
+    refused({ TRUST_PROXY: '*' }, /^TRUST_PROXY lists/);
+    refused({ TRUST_PROXY: '10.0.0.0/33' }, /got "10\.0\.0\.0\/33"/);
+    refused({ TRUST_PROXY: '10.0.0.1,,10.0.0.2' }, /got ""/);
+    refused({ TRUST_PROXY: 'proxy.internal' }, /got "proxy\.internal"/);
+  });
+});
