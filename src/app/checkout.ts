@@ -191,9 +191,13 @@ export class Checkout {
       const next = await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null });
       // A confirm (session processing) or a merchant-initiated payment (no page) had asked
       // the acquirer and never recorded its answer, past the grace: its process may have
-      // died after an approval. Reversed like an authorisation whose answer never came.
+      // died after an approval, and, with an immediate capture, after that capture too.
+      // Both are reversed: the one that finds nothing to release ends nothing_held.
       const session = await trx.selectFrom('checkout_sessions').select('state').where('payment_id', '=', row.id).executeTakeFirst();
-      if (session?.state !== 'open') await queueRelease(trx, this.ctx, row, 'unconfirmed_authorisation', null, false);
+      if (session?.state !== 'open') {
+        await queueRelease(trx, this.ctx, row, 'unconfirmed_authorisation', null, false);
+        if (row.capture_mode === 'auto' && row.capture_delay_ms === null) await queueRelease(trx, this.ctx, row, 'unconfirmed_authorisation', null, true);
+      }
       await eraseCard(trx, this.ctx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', row.id).execute();
       return next;
@@ -293,7 +297,8 @@ export class Checkout {
    * Fails (nothing changes) if another request claimed it or it is no longer payable.
    */
   private async claim(view: CheckoutView): Promise<boolean> {
-    const until = this.ctx.clock.now() + AUTHORISATION_GRACE_MS;
+    const now = this.ctx.clock.now();
+    const until = now + AUTHORISATION_GRACE_MS;
     return this.ctx.database.write(async (trx) => {
       // The payment's row first, as every other change of this page locks it: in the other
       // order a confirm and the sweeper's expiry could deadlock on PostgreSQL.
@@ -302,6 +307,8 @@ export class Checkout {
         .set((eb) => ({ expires_at: Math.max(view.payment.expires_at ?? 0, until), version: eb('version', '+', 1) }))
         .where('id', '=', view.payment.id)
         .where('status', '=', 'requires_action')
+        // A page whose time ran out since it was read is not claimed: it is expired on reload.
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
         .executeTakeFirst();
       if (Number(payment.numUpdatedRows) !== 1) return false;
       const session = await trx.updateTable('checkout_sessions').set({ state: 'processing' }).where('payment_id', '=', view.session.payment_id).where('state', '=', 'open').executeTakeFirst();
