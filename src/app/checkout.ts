@@ -337,10 +337,20 @@ export const UNANSWERED: AuthoriseResult = { outcome: 'pending', message: 'The a
 export async function releaseLateApproval(trx: Trx, ctx: AppContext, p: PaymentsTable, result: AuthoriseResult, capture: CaptureOutcome): Promise<void> {
   if (result.outcome !== 'approved') return;
   const captured = capture.kind === 'captured' || capture.kind === 'pending';
-  // Its expiry queued a reversal of the authorisation: only captured money needs more, unless
-  // that reversal found nothing to reverse (asked before the acquirer had recorded this approval).
-  const reversing = await trx.selectFrom('releases').select('id').where('payment_id', '=', p.id).where('status', 'in', ['pending', 'succeeded']).executeTakeFirst();
-  if (!captured && reversing) return;
+  // Its expiry queued a reversal of the authorisation (and, for a capture asked at once, a
+  // refund): what is still to come or done covers this approval, unless it found nothing to
+  // release (asked before the acquirer had recorded this approval).
+  const queued = await trx.selectFrom('releases').select(['id', 'action', 'status']).where('payment_id', '=', p.id).where('status', 'in', ['pending', 'succeeded']).execute();
+  if (!captured && queued.length > 0) return;
+  const refund = queued.find((r) => r.action === 'refund');
+  if (captured && refund?.status === 'succeeded') return;
+  if (captured && refund) {
+    // The expiry's refund, not asked yet or being asked, now refunds money known to be taken:
+    // with this approval's reference, and asked again until given (one refund reference, so
+    // the acquirer never refunds twice).
+    await trx.updateTable('releases').set({ reason: 'late_approval', network_reference: result.networkReference ?? null, updated_at: ctx.clock.now() }).where('id', '=', refund.id).execute();
+    return;
+  }
   await queueRelease(trx, ctx, p, 'late_approval', result.networkReference, captured);
 }
 

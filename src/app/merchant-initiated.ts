@@ -82,6 +82,11 @@ export async function settleWithoutCustomer(
   const stored = record.row(201, JSON.stringify(paymentResource(ctx.vault, payment, ref, details)));
   if (stored) pending.push(stored);
   await ctx.database.insert(pending);
+  // The request read the stored card before this payment existed: a DELETE answered since
+  // then refuses it, as it refuses every later payment on the token.
+  if (await storedCardDeleted(ctx.database.db, prepared.method)) {
+    return { status: 201, body: await declineDeletedCard(ctx, payment.id, ref, record) };
+  }
 
   const result = await authoriseNow(ctx, payment, prepared, details);
   const capture = await captureIfDue(ctx, payment, result);
@@ -96,7 +101,9 @@ export async function settleWithoutCustomer(
       ctx.log.warn({ payment_id: row.id, status: row.status }, 'merchant-initiated payment moved on before its acquirer verdict was recorded');
       await releaseLateApproval(trx, ctx, payment, result, capture);
     } else if (result.outcome === 'requires_authentication') {
-      ({ row: final, redirectUrl } = await stepUp(trx, ctx, row, prepared.card));
+      // A card deleted while the issuer answered is not sealed again for a step-up page.
+      if (await storedCardDeleted(trx, prepared.method)) final = await declineWithoutAcquirer(trx, ctx, row, 'payment_method_deleted', DELETED_CARD_MESSAGE);
+      else ({ row: final, redirectUrl } = await stepUp(trx, ctx, row, prepared.card));
     } else {
       final = await recordAuthorisation(trx, ctx, row, result, capture);
     }
@@ -109,12 +116,33 @@ export async function settleWithoutCustomer(
 
 async function declineExpired(trx: Trx, ctx: AppContext, payment: PaymentsTable, details: PaymentDetails): Promise<PaymentsTable> {
   const mm = String(payment.card_exp_month).padStart(2, '0');
-  return applyTransition(trx, ctx, payment, 'declined', { decline_code: 'expired_card', expires_at: null }, {
-    details: {
-      ...details,
-      decline_message: `The stored card expired at the end of ${mm}/${payment.card_exp_year}; the acquirer was not asked. Ask the customer to pay with their current card in a customer-initiated payment with store_for_future_use.`,
-      retry_advice: retryAdviceFor('expired_card', false),
-    },
+  return declineWithoutAcquirer(trx, ctx, payment, 'expired_card', `The stored card expired at the end of ${mm}/${payment.card_exp_year}; the acquirer was not asked. Ask the customer to pay with their current card in a customer-initiated payment with store_for_future_use.`, details);
+}
+
+function declineWithoutAcquirer(trx: Trx, ctx: AppContext, payment: PaymentsTable, code: string, message: string, details = detailsOf(payment)): Promise<PaymentsTable> {
+  return applyTransition(trx, ctx, payment, 'declined', { decline_code: code, expires_at: null }, {
+    details: { ...details, decline_message: message, retry_advice: retryAdviceFor(code, false) },
+  });
+}
+
+const DELETED_CARD_MESSAGE = 'The stored card was deleted (DELETE /payment-methods/{id}) while this payment was being made; nothing was charged.';
+
+/** Whether the stored card a payment names has been deleted since the request read it. */
+async function storedCardDeleted(db: Trx | AppContext['database']['db'], method: ResolvedMethod): Promise<boolean> {
+  if (!method.storedCard) return false;
+  const row = await db.selectFrom('payment_methods').select('deleted_at').where('id', '=', method.storedCard.id).executeTakeFirst();
+  return row?.deleted_at !== null && row?.deleted_at !== undefined;
+}
+
+/** The payment, committed and not yet sent to the acquirer, declined because its card was deleted. */
+async function declineDeletedCard(ctx: AppContext, paymentId: string, ref: string, record: Recorder): Promise<string> {
+  return ctx.database.write(async (trx) => {
+    const row = await loadForUpdate(trx, ctx, paymentId);
+    if (!row) throw new Error(`payment ${paymentId} vanished before its acquirer call`);
+    const final = row.status === 'requires_action' ? await declineWithoutAcquirer(trx, ctx, row, 'payment_method_deleted', DELETED_CARD_MESSAGE) : row;
+    const text = JSON.stringify(paymentResource(ctx.vault, final, ref, detailsOf(final)));
+    await record.replace(trx, 201, text);
+    return text;
   });
 }
 
