@@ -26,6 +26,8 @@ export interface CheckoutView {
   session: CheckoutSessionsTable;
   channelName: string;
   channelReference: string;
+  /** A sandbox channel's page may say what the sandbox wants; a live channel's never does. */
+  sandbox: boolean;
   flow: 'frictionless' | 'challenge';
   attemptsLeft: number;
 }
@@ -91,6 +93,7 @@ export class Checkout {
       session,
       channelName: channel.name,
       channelReference: channel.reference,
+      sandbox: channel.mode === 'sandbox',
       // A merchant-initiated payment is on a page only because its issuer asked for the
       // cardholder, and its link travels by e-mail or message, where scanners and link
       // previews open it: it waits for the customer's own answer, never confirms itself.

@@ -19,6 +19,7 @@ import { RELEASE_RETRY } from '../../src/app/releases.js';
 import { DIALECTS, exampleBody } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 import { eventually } from '../support/browser.js';
+import { merchantReturnAfter } from '../support/http.js';
 
 /** The sandbox, except that the test decides when and how authorise answers. */
 class ScriptedAcquirer extends SandboxAcquirer {
@@ -187,7 +188,7 @@ for (const dialect of DIALECTS) {
       answer.open({ outcome: 'approved', authorisationCode: 'A1B2C3', networkReference: '123456789012345' });
       const done = await submitted;
       assert.equal(done.statusCode, 303);
-      assert.match(String(done.headers.location), /status=captured/);
+      assert.equal((await merchantReturnAfter(gateway.app, done)).searchParams.get('status'), 'captured');
       const final = await payment(p.id);
       assert.equal(final.status, 'captured');
       assert.equal(final.authorisation_code, 'A1B2C3');
@@ -308,7 +309,7 @@ for (const dialect of DIALECTS) {
       };
       const p = await create();
       const done = await post(gateway.app, await openPage(gateway.app, p.redirect_url), 'confirm');
-      assert.match(String(done.headers.location), /status=failed/);
+      assert.equal((await merchantReturnAfter(gateway.app, done)).searchParams.get('status'), 'failed');
       const final = await payment(p.id);
       assert.equal(final.status, 'failed');
       assert.doesNotMatch(JSON.stringify(final), /ECONNRESET|10\.0\.0\.7/);
@@ -346,12 +347,12 @@ for (const dialect of DIALECTS) {
       const page = await openPage(gateway.app, p.redirect_url);
       const done = await post(gateway.app, page, 'confirm');
       assert.equal(done.statusCode, 303);
-      const redirected = new URL(String(done.headers.location));
+      const redirected = await merchantReturnAfter(gateway.app, done);
       assert.equal(redirected.searchParams.get('timestamp'), String(Math.floor(clock.now() / 1000)));
       clock.advance(3_600_000);
       const later = await gateway.app.inject({ method: 'GET', url: page.path });
       assert.equal(later.statusCode, 200);
-      const link = new URL(/class="button primary" href="([^"]+)"/.exec(later.body)![1]!.replaceAll('&amp;', '&'));
+      const link = new URL(/id="return" href="([^"]+)"/.exec(later.body)![1]!.replaceAll('&amp;', '&'));
       assert.equal(link.searchParams.get('status'), 'captured');
       // The moment it was captured, an hour ago: the merchant's 600-second check refuses it.
       assert.equal(link.searchParams.get('timestamp'), redirected.searchParams.get('timestamp'));
@@ -411,7 +412,7 @@ for (const dialect of DIALECTS) {
         const p = await create();
         const done = await post(gateway.app, await openPage(gateway.app, p.redirect_url), 'confirm');
         assert.equal(done.statusCode, 303, done.body);
-        assert.match(String(done.headers.location), /status=capturing/);
+        assert.equal((await merchantReturnAfter(gateway.app, done)).searchParams.get('status'), 'capturing');
         assert.equal((await payment(p.id)).status, 'capturing');
         assert.equal(await cardKept(p.id), false);
         // The capture may have happened: the claim is kept and settled by the scheduler, never voided meanwhile.
@@ -463,7 +464,7 @@ for (const dialect of DIALECTS) {
       await called.opened;
       await gateway.services.checkout.cancel(token, seenByOtherTab);
       answer.open({ outcome: 'approved', authorisationCode: 'A1B2C3', networkReference: '123456789012345' });
-      assert.match(String((await confirming).headers.location), /status=captured/);
+      assert.equal((await merchantReturnAfter(gateway.app, await confirming)).searchParams.get('status'), 'captured');
       assert.equal((await payment(p.id)).status, 'captured');
       assert.equal(acquirer.released.length, released, 'nothing had to be given back');
       assert.deepEqual([...(await releasesOf(p.id)), ...(await releasesOf(p.id, 'unconfirmed_authorisation'))], []);

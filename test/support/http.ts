@@ -69,3 +69,19 @@ export async function authoriseExampleOn(app: FastifyInstance, secretKey: string
   assert.equal(res.statusCode, 201, res.body);
   return res;
 }
+
+const ENTITIES: Record<string, string> = { '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#39;': "'" };
+
+/**
+ * Where the hosted page sends the customer after one of its forms finished the payment: the
+ * form's 303 lands on the page itself, which links (and goes on) to the merchant's return URL.
+ */
+export async function merchantReturnAfter(app: FastifyInstance, posted: LightMyRequestResponse): Promise<URL> {
+  assert.equal(posted.statusCode, 303, posted.body);
+  const landing = await app.inject({ method: 'GET', url: String(posted.headers.location) });
+  assert.equal(landing.statusCode, 200, landing.body);
+  const href = /id="return" href="([^"]+)"/.exec(landing.body)?.[1];
+  assert.ok(href, `no return link on ${landing.body}`);
+  assert.match(landing.body, /location\.replace\(document\.getElementById\('return'\)\.href\)/);
+  return new URL(href.replace(/&(?:amp|lt|gt|quot|#39);/g, (e) => ENTITIES[e]!));
+}

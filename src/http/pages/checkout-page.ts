@@ -17,6 +17,8 @@ const OUTCOMES: Record<string, { tone: 'ok' | 'bad' | 'info'; title: string; tex
   cancelled: { tone: 'info', title: 'Payment cancelled', text: 'You cancelled this payment. You have not been charged.' },
 };
 
+const PROCESSING_REFRESH_SECONDS = 3;
+
 const DECLINE_TEXT: Record<string, string> = {
   insufficient_funds: 'The card has insufficient funds.',
   expired_card: 'The card has expired.',
@@ -29,8 +31,7 @@ function summary(view: CheckoutView): Safe {
   return html`<h1>Pay ${view.channelName}</h1>
 <p class="merchant">${p.reference ? `Order ${p.reference}` : 'Card payment'}</p>
 <p class="amount" aria-label="Amount">${formatAmount(p.amount, p.currency)}</p>
-<dl><dt>Card</dt><dd>${brandName(p.card_brand)} •••• ${p.card_last4}</dd>
-<dt>Expires</dt><dd>${String(p.card_exp_month).padStart(2, '0')}/${p.card_exp_year}</dd></dl>`;
+<dl><dt>Card</dt><dd>${brandName(p.card_brand)} •••• ${p.card_last4}</dd></dl>`;
 }
 
 /** Inside the page's one form, so it sits beside the main button and posts the same CSRF field. */
@@ -40,25 +41,35 @@ function cancelButton(token: string): Safe {
 
 export function openPage(view: CheckoutView, token: string, csrf: string, nonce: string, error?: string): string {
   if (view.session.state === 'processing') {
-    return page('Processing payment', nonce, html`<div class="card">${summary(view)}<p class="notice info" role="status">Processing your payment… this page refreshes by itself.</p></div>`, html`<meta http-equiv="refresh" content="1">`);
+    // Slow enough for a screen reader to read the page between refreshes, with a way to look now.
+    return page(
+      'Processing payment',
+      nonce,
+      html`<div class="card">${summary(view)}<p class="notice info" role="status">Processing your payment… this page checks again every ${PROCESSING_REFRESH_SECONDS} seconds.</p>
+<div class="actions"><a class="button secondary" href="/pay/${token}">Check now</a></div></div>`,
+      html`<meta http-equiv="refresh" content="${PROCESSING_REFRESH_SECONDS}">`,
+    );
   }
   if (view.flow === 'challenge') {
     const wrong =
       error === 'wrong_code'
-        ? html`<p class="notice bad" role="alert">That code is not right. ${view.attemptsLeft} attempt${view.attemptsLeft === 1 ? '' : 's'} left.</p>`
+        ? html`<p class="notice bad" role="alert" id="otp-error">That code is not right. ${view.attemptsLeft} attempt${view.attemptsLeft === 1 ? '' : 's'} left.</p>`
         : error === 'no_code'
-          ? html`<p class="notice bad" role="alert">Enter the code your bank sent you.</p>`
-          : html``;
+          ? html`<p class="notice bad" role="alert" id="otp-error">Enter the code your bank sent you.</p>`
+          : undefined;
+    // The field itself says it was wrong and why: an alert present as the page loads is often not read out.
+    const describedBy = [wrong ? 'otp-error' : '', view.sandbox ? 'otp-hint' : ''].filter(Boolean).join(' ');
+    const hint = view.sandbox ? html`<p class="hint" id="otp-hint">Sandbox: the code is <strong>${SANDBOX_CHALLENGE_CODE}</strong>.</p>` : html``;
     return page(
       'Verify your payment',
       nonce,
       html`<div class="card">${summary(view)}
-<p>Your bank asks you to confirm this payment (3-D Secure).</p>${wrong}
+<p>Your bank asks you to confirm this payment (3-D Secure).</p>${wrong ?? html``}
 <form method="post" action="/pay/${token}/challenge" id="challenge">
 <input type="hidden" name="csrf" value="${csrf}">
 <label for="otp">Verification code</label>
-<input type="text" id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="8" required aria-describedby="otp-hint" autofocus>
-<p class="hint" id="otp-hint">Sandbox: the code is <strong>${SANDBOX_CHALLENGE_CODE}</strong>.</p>
+<input type="text" id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" maxlength="8" required${describedBy ? html` aria-describedby="${describedBy}"` : html``}${wrong ? html` aria-invalid="true"` : html``} autofocus>
+${hint}
 <div class="actions"><button class="primary" type="submit">Verify and pay</button>${cancelButton(token)}</div>
 </form></div>`,
     );
@@ -78,16 +89,26 @@ export function openPage(view: CheckoutView, token: string, csrf: string, nonce:
   );
 }
 
-export function outcomePage(view: CheckoutView, returnUrl: string, nonce: string): string {
+/**
+ * A finished payment. Right after the customer's own action (`returning`) the page goes on to
+ * the merchant by itself, replacing itself in the history so Back does not bounce the customer
+ * to the merchant again; opened later, it only offers the link.
+ */
+export function outcomePage(view: CheckoutView, returnUrl: string, nonce: string, returning = false): string {
   const status = view.payment.status;
   const o = OUTCOMES[status] ?? { tone: 'info' as const, title: 'Payment status', text: `Status: ${status}` };
   const reason = status === 'declined' && view.payment.decline_code ? DECLINE_TEXT[view.payment.decline_code] : undefined;
+  const onward = returning
+    ? html`<p class="hint">Taking you back to ${view.channelName}…</p>
+<script nonce="${nonce}">location.replace(document.getElementById('return').href);</script>`
+    : html``;
   return page(
     o.title,
     nonce,
     html`<div class="card">${summary(view)}
 <p class="notice ${o.tone}" role="status"><strong>${o.title}.</strong> ${o.text}${reason ? ` ${reason}` : ''}</p>
-<div class="actions"><a class="button primary" href="${returnUrl}">Return to ${view.channelName}</a></div></div>`,
+<div class="actions"><a class="button primary" id="return" href="${returnUrl}">Return to ${view.channelName}</a></div>${onward}</div>`,
+    returning ? html`<noscript><meta http-equiv="refresh" content="0;url=${returnUrl}"></noscript>` : undefined,
   );
 }
 
@@ -95,11 +116,12 @@ export function notFoundPage(nonce: string): string {
   return page('Payment not found', nonce, html`<div class="card"><h1>Payment not found</h1><p>This payment link is not valid. Please return to the shop and start again.</p></div>`);
 }
 
-export function forbiddenPage(nonce: string): string {
+export function forbiddenPage(nonce: string, pagePath: string): string {
   return page(
     'Session check failed',
     nonce,
-    html`<div class="card"><h1>Please try again</h1><p class="notice bad">We could not verify that this request came from the payment page (it may have been open in another window). Reload the page and try again. You have not been charged.</p></div>`,
+    html`<div class="card"><h1>Please try again</h1><p class="notice bad">We could not verify that this request came from the payment page (it may have been open in another window). Go back to the payment page and try again. You have not been charged.</p>
+<div class="actions"><a class="button primary" href="${pagePath}">Back to the payment page</a></div></div>`,
   );
 }
 

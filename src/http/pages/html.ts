@@ -33,7 +33,7 @@ const STYLE = `
 *{box-sizing:border-box}body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
 main{max-width:28rem;margin:2rem auto;padding:0 1rem}
 .card{background:#fff;border:1px solid var(--line);border-radius:12px;padding:1.5rem;box-shadow:0 1px 3px rgba(0,0,0,.05)}
-h1{font-size:1.25rem;margin:0 0 .25rem}.merchant{color:var(--muted);margin:0 0 1rem}
+h1{font-size:1.25rem;margin:0 0 .25rem;overflow-wrap:anywhere}.merchant{color:var(--muted);margin:0 0 1rem;overflow-wrap:anywhere}
 .amount{font-size:2rem;font-weight:600;margin:.5rem 0}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;margin:1rem 0}dt{color:var(--muted)}dd{margin:0;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
 label{display:block;font-weight:600;margin:1rem 0 .25rem}

@@ -1,6 +1,6 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import formbody from '@fastify/formbody';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app/services.js';
 import type { CheckoutView } from '../../app/checkout.js';
@@ -15,6 +15,12 @@ const CSRF_COOKIE = 'tz_csrf';
 // verified (src/app/page-token.ts), so a malformed token gets the same not-found page as a wrong one.
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{1,100}$/;
 const TokenParams = Type.Object({ token: Type.String({ pattern: TOKEN_SHAPE.source }) });
+const PageQuery = Type.Object({
+  error: Type.Optional(Type.String({ maxLength: 32 })),
+  /** Set by the page's own forms once the payment has finished: go on to the merchant. */
+  return: Type.Optional(Type.Literal('1')),
+});
+type PageQuery = Static<typeof PageQuery>;
 const FormBody = Type.Object({ csrf: Type.Optional(Type.String({ maxLength: 64 })), otp: Type.Optional(Type.String({ maxLength: 16 })) });
 
 function readCookie(request: FastifyRequest, name: string): string | undefined {
@@ -35,8 +41,10 @@ function sameValue(a: string | undefined, b: string | undefined): boolean {
 
 /**
  * The unique URL of a payment: the customer's 3-D Secure style finalisation page.
- * POSTs are guarded by a double-submit CSRF cookie (SameSite=Strict) and answer with
- * 303, so reloads and the back button never resubmit.
+ * POSTs are guarded by a double-submit CSRF cookie and answer with 303, so reloads and the
+ * back button never resubmit. The cookie is SameSite=Lax: a cross-site POST never carries
+ * it, while the page opened again from the merchant's site (a second tab) reads the one it
+ * set instead of replacing it, which would leave the first tab's form unable to submit.
  */
 export const checkoutRoutes =
   (services: Services): FastifyPluginAsync =>
@@ -63,18 +71,18 @@ export const checkoutRoutes =
       return (JSON.parse(channel.return_urls) as string[]).map((u) => new URL(resolveReturnUrl(ctx.config.publicUrl, u)).origin);
     }
 
-    async function render(reply: FastifyReply, token: string, view: CheckoutView, csrf: string, error?: string) {
+    async function render(reply: FastifyReply, token: string, view: CheckoutView, csrf: string, query: PageQuery) {
       const nonce = newNonce();
       securePageHeaders(reply, nonce, await origins(view));
       if (view.payment.status !== 'requires_action') {
-        return reply.send(outcomePage(view, await checkout.returnRedirect(view), nonce));
+        return reply.send(outcomePage(view, await checkout.returnRedirect(view), nonce, query.return === '1'));
       }
-      return reply.send(openPage(view, token, csrf, nonce, error));
+      return reply.send(openPage(view, token, csrf, nonce, query.error));
     }
 
-    app.get<{ Params: { token: string }; Querystring: { error?: string } }>(
+    app.get<{ Params: { token: string }; Querystring: PageQuery }>(
       '/pay/:token',
-      { schema: { hide: true, params: TokenParams, querystring: Type.Object({ error: Type.Optional(Type.String({ maxLength: 32 })) }) } },
+      { schema: { hide: true, params: TokenParams, querystring: PageQuery } },
       async (request, reply) => {
         const view = await checkout.load(request.params.token);
         if (!view) {
@@ -82,8 +90,8 @@ export const checkoutRoutes =
           return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
         }
         const csrf = readCookie(request, CSRF_COOKIE) ?? randomBytes(18).toString('base64url');
-        reply.header('set-cookie', `${CSRF_COOKIE}=${csrf}; Path=/pay/${request.params.token}; HttpOnly; SameSite=Strict${secureCookie ? '; Secure' : ''}`);
-        return render(reply, request.params.token, view, csrf, request.query.error);
+        reply.header('set-cookie', `${CSRF_COOKIE}=${csrf}; Path=/pay/${request.params.token}; HttpOnly; SameSite=Lax${secureCookie ? '; Secure' : ''}`);
+        return render(reply, request.params.token, view, csrf, request.query);
       },
     );
 
@@ -98,14 +106,17 @@ export const checkoutRoutes =
         }
         if (!sameValue(readCookie(request, CSRF_COOKIE), request.body?.csrf)) {
           const nonce = newNonce();
-          return securePageHeaders(reply.code(403), nonce).send(forbiddenPage(nonce));
+          return securePageHeaders(reply.code(403), nonce).send(forbiddenPage(nonce, `/pay/${token}`));
         }
         const view = await run(token, request.body ?? {}, existing);
         if (view.payment.status === 'requires_action') {
           const error = view.wrongCode ? '?error=wrong_code' : view.noCode ? '?error=no_code' : '';
           return reply.code(303).header('cache-control', 'no-store').header('location', `/pay/${token}${error}`).send();
         }
-        return reply.code(303).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('location', await checkout.returnRedirect(view)).send();
+        // The form's redirects end on this page, which then sends the customer to the merchant:
+        // browsers hold every redirect after a form POST to the page's form-action, so a return
+        // URL that redirects elsewhere (http to https, apex to www) would strand the customer.
+        return reply.code(303).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('location', `/pay/${token}?return=1`).send();
       };
 
     const opts = { schema: { hide: true, params: TokenParams, body: FormBody } };
