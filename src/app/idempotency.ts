@@ -136,6 +136,13 @@ export class Idempotency {
           if (winner) return winner;
           throw conflict();
         }
+        // A retry that reached another process while the first was under way is refused by
+        // the first one's effect (the payment is already capturing, nothing is left to
+        // refund): once that has committed with its key, the retry gets its answer instead.
+        if (error instanceof DomainError && error.status < 500) {
+          const first = await this.lookup(merchantId, key, hash, endpoint, rawBody);
+          if (first) return first;
+        }
         throw error;
       }
     } finally {
