@@ -221,10 +221,6 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     });
   }
 
-  // Answers hold payment page links (bearer credentials) and personal data: no cache keeps
-  // them unless a route says otherwise. Live mode is HTTPS only (config.ts): browsers are
-  // told never to try plain HTTP on this host.
-  const hsts = services.ctx.config.mode === 'live';
   // A request that reaches a closing gateway (pipelined, or on a connection still busy with
   // another) is refused, not started: nothing may begin that the shutdown could cut short.
   let closing = false;
@@ -232,7 +228,11 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     closing = true;
     done();
   });
+  const hsts = services.ctx.config.mode === 'live';
   app.addHook('onRequest', (request, reply, done) => {
+    // Answers hold payment page links (bearer credentials) and personal data: no cache keeps
+    // them unless a route says otherwise. Live mode is HTTPS only (config.ts): browsers are
+    // told never to try plain HTTP on this host.
     reply.header('cache-control', 'no-store');
     if (hsts) reply.header('strict-transport-security', 'max-age=31536000');
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
