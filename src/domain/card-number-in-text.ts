@@ -2,12 +2,13 @@ import { detectBrand, isCardNumber } from './card.js';
 import { type FieldError, ValidationFailed, escapePointer } from './errors.js';
 
 /**
- * Digits with at most one space or dash between neighbours, standing on their own: a run
- * touching a letter or another digit is part of a word or an identifier (an IBAN's
- * "DE57 4327…", a hex id's "f4109205794964b"), not a card number someone typed.
+ * Digits with at most one separator between neighbours (a space, a no-break space, a dash,
+ * a dot or a slash, as card numbers get typed), standing on their own: a run touching a
+ * letter or another digit is part of a word or an identifier (an IBAN's "DE57 4327…", a hex
+ * id's "f4109205794964b"), not a card number someone typed.
  */
-const DIGIT_RUN = /(?<![\p{L}\p{N}_]|\p{N}[ -])\d(?:[ -]?\d)*(?![\p{L}\p{N}_])/gu;
-const SEPARATOR = /[ -]/;
+const DIGIT_RUN = /(?<![\p{L}\p{N}_]|\p{N}[ \u00a0\-./])\d(?:[ \u00a0\-./]?\d)*(?![\p{L}\p{N}_])/gu;
+const SEPARATOR = /[ \u00a0\-./]/;
 
 function digitCount(text: string): number {
   let n = 0;

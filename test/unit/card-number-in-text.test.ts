@@ -16,6 +16,10 @@ describe('card numbers in free text', () => {
       '4000056655665556.',
       '(6011111111111117)',
       '4000 0000 0000 0000 006',
+      'card 4242.4242.4242.4242 exp',
+      '5555/5555/5555/4444',
+      '4242\u00a04242\u00a04242\u00a04242',
+      '3782.822463.10005',
     ]) {
       assert.equal(holdsCardNumber(text), true, text);
     }
@@ -36,6 +40,9 @@ describe('card numbers in free text', () => {
       'PL12 4216 2803 3852 5207 2340 7590',
       'pm_01a21feee7108f4109205794964b49ef',
       '4242 42424 2424 242',
+      'version 4242.4242.4242.4241',
+      'on 2026.11.28 at 12/30/2026',
+      '192.168.100.200/4242',
     ]) {
       assert.equal(holdsCardNumber(text), false, text);
     }
