@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { AcquirerName, Config } from './config.js';
 import { openDatabase } from './adapters/storage/database.js';
 import { Vault } from './adapters/vault/envelope.js';
+import { checkSmtp } from './adapters/mail/mailer.js';
 import { checkKeks } from './app/kek-check.js';
 import { SandboxAcquirer } from './adapters/acquirers/sandbox/sandbox-acquirer.js';
 import { type AppContext, idFactory } from './app/context.js';
@@ -66,6 +67,7 @@ export async function createGateway(config: Readonly<Config>, log: Logger, opts:
   const services = buildServices(ctx);
   const app = await buildApp(services, log);
   const workers = config.workersEnabled ? startWorkers(services) : null;
+  if (workers && config.smtpUrl) void checkSmtp(config.smtpUrl, log);
   return {
     app,
     services,

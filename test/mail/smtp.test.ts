@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server } from 'node:net';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { SMTPServer } from 'smtp-server';
 import type { InboxMessage } from '../../src/adapters/mail/eml-inbox.js';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { MailSink } from '../support/smtp-sink.js';
@@ -54,6 +57,63 @@ async function nulAnsweringSmtp(): Promise<Server> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return server;
+}
+
+/** The replies a scripted server gives where they differ from plain acceptance. */
+interface SmtpScript {
+  greeting?: string;
+  mailFrom?: string;
+  rcptTo?: string;
+  /** The answer to the message, after its closing dot. */
+  data?: string;
+}
+
+/** An SMTP server that answers as `script()` says at the moment it is asked. */
+async function scriptedSmtp(script: () => SmtpScript): Promise<Server> {
+  const server = createServer((socket) => {
+    const s = script();
+    let pending = '';
+    let inData = false;
+    const reply = (line: string): string => {
+      if (inData) {
+        if (line !== '.') return '';
+        inData = false;
+        return `${s.data ?? '250 queued'}\r\n`;
+      }
+      const verb = line.slice(0, 4).toUpperCase();
+      if (verb === 'MAIL') return `${s.mailFrom ?? '250 ok'}\r\n`;
+      if (verb === 'RCPT') return `${s.rcptTo ?? '250 ok'}\r\n`;
+      if (verb === 'DATA') {
+        inData = true;
+        return '354 go on\r\n';
+      }
+      if (verb === 'QUIT') return '221 bye\r\n';
+      return '250 ok\r\n';
+    };
+    socket.write(`${s.greeting ?? '220 scripted.test ESMTP'}\r\n`);
+    socket.on('data', (chunk: Buffer) => {
+      pending += chunk.toString('latin1');
+      for (let end = pending.indexOf('\r\n'); end >= 0; end = pending.indexOf('\r\n')) {
+        const answer = reply(pending.slice(0, end));
+        pending = pending.slice(end + 2);
+        if (answer) socket.write(answer);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+/** A pino logger whose lines land, parsed, in `lines`. */
+function capturingLog(lines: Array<Record<string, unknown>>): pino.Logger {
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return pino({ level: 'info' }, sink);
 }
 
 function assertNoCardNumber(m: InboxMessage): void {
@@ -126,6 +186,81 @@ for (const dialect of DIALECTS) {
       await waitFor('the retried notification', () => sink.to('merchant@sandbox.test').length === before + 1);
       assert.ok(sink.to('merchant@sandbox.test').at(-1)!.message.subject.includes('order-43'));
       assert.equal(sink.to('gone@sandbox.test').length, 0);
+    });
+
+    it('retries while the server refuses the gateway\'s own login, and says so at boot without the password', async () => {
+      let loginAccepted = false;
+      const received: string[] = [];
+      const smtp = new SMTPServer({
+        authOptional: false,
+        allowInsecureAuth: true,
+        disabledCommands: ['STARTTLS'],
+        logger: false,
+        onAuth: (auth, _session, callback) =>
+          loginAccepted ? callback(null, { user: auth.username }) : callback(Object.assign(new Error('Authentication credentials invalid'), { responseCode: 535 })),
+        onData: (stream, session, callback) => {
+          stream.resume();
+          stream.on('end', () => {
+            received.push(...session.envelope.rcptTo.map((r) => r.address));
+            callback();
+          });
+        },
+      });
+      await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', () => resolve()));
+      const port = (smtp.server.address() as AddressInfo).port;
+      const lines: Array<Record<string, unknown>> = [];
+      const password = 'Rotated-S3cret';
+      const own = await startTestGateway({ dialect, workers: true, log: capturingLog(lines), env: { SMTP_URL: `smtp://mailer:${password}@127.0.0.1:${port}`, DISPATCH_POLL_MS: '50' } });
+      try {
+        await waitFor('the boot check to be logged', () => lines.some((l) => String(l.msg).startsWith('SMTP check failed')));
+        const check = lines.find((l) => String(l.msg).startsWith('SMTP check failed'))!;
+        assert.equal(check.level, 50);
+        assert.match(String(check.msg), /refused the login/);
+        assert.deepEqual([check.code, check.response_code, check.smtp], ['EAUTH', 535, `smtp 127.0.0.1:${port}`]);
+
+        await own.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['payment.captured'], customerReceipts: false });
+        const paymentId = await paidPayment(own);
+        const notification = async () => (await deliveriesOf(own, paymentId, 'payment.captured')).find((d) => d.kind === 'email');
+        await waitFor('the first attempt', async () => ((await notification())?.attempts.length ?? 0) > 0);
+        const first = (await notification())!;
+        assert.equal(first.status, 'pending', 'a refused login is the gateway\'s problem, not the message\'s: it is retried');
+        assert.equal(first.attempts[0]!.status_code, 535);
+
+        loginAccepted = true;
+        advance(own, 3_600_000);
+        await waitFor('the retried notification', async () => (await notification())!.status === 'succeeded');
+        assert.deepEqual(received, ['merchant@sandbox.test']);
+        assert.ok(!lines.some((l) => JSON.stringify(l).includes(password)), 'no log line carries the SMTP password');
+      } finally {
+        await own.close();
+        await new Promise<void>((resolve) => smtp.close(() => resolve()));
+      }
+    });
+
+    it('retries refusals about the session (554 greeting, 530 to MAIL FROM or RCPT TO) and gives up on a 554 to the message', async () => {
+      let script: SmtpScript = {};
+      const smtp = await scriptedSmtp(() => script);
+      const own = await startTestGateway({ dialect, workers: true, env: { SMTP_URL: `smtp://127.0.0.1:${(smtp.address() as AddressInfo).port}`, DISPATCH_POLL_MS: '50' } });
+      try {
+        await own.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['payment.captured'], customerReceipts: false });
+        const cases: Array<[SmtpScript, number, string]> = [
+          [{ greeting: '554 5.3.2 not accepting mail now' }, 554, 'pending'],
+          [{ mailFrom: '530 5.7.0 Must issue a STARTTLS command first' }, 530, 'pending'],
+          [{ rcptTo: '530 5.7.0 Authentication required' }, 530, 'pending'],
+          [{ data: '554 5.6.0 message content rejected' }, 554, 'failed'],
+        ];
+        for (const [answers, code, status] of cases) {
+          script = answers;
+          const paymentId = await paidPayment(own);
+          const notification = async () => (await deliveriesOf(own, paymentId, 'payment.captured')).find((d) => d.kind === 'email');
+          await waitFor(`the attempt under ${JSON.stringify(answers)}`, async () => ((await notification())?.attempts.length ?? 0) > 0);
+          const d = (await notification())!;
+          assert.deepEqual([d.status, d.attempts[0]!.status_code], [status, code], JSON.stringify(answers));
+        }
+      } finally {
+        await own.close();
+        await new Promise((resolve) => smtp.close(resolve));
+      }
     });
 
     it('records SMTP answers that carry NUL bytes, with U+FFFD in their place', async () => {

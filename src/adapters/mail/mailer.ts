@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
+import type { Logger } from 'pino';
 import { storableText } from '../../domain/storable-text.js';
 import { ThreadClient, type ThreadReply } from '../threads.js';
 
@@ -21,7 +22,7 @@ export interface MailResult {
   responseCode: number | null;
 }
 
-/** A refusal worth no retry (SMTP 5xx: unknown mailbox, policy rejection). */
+/** A refusal worth no retry: a 5xx answer about this message or its recipient (unknown mailbox, content rejected). */
 export class PermanentMailError extends Error {
   override name = 'PermanentMailError';
   constructor(
@@ -88,8 +89,7 @@ export class SmtpMailer implements Mailer {
     smtpUrl: string,
     private readonly from: string,
   ) {
-    const url = new URL(smtpUrl);
-    for (const [k, v] of Object.entries(SMTP_TIMEOUTS)) if (!url.searchParams.has(k)) url.searchParams.set(k, v);
+    const url = withTimeouts(smtpUrl);
     this.transport = nodemailer.createTransport(url.toString());
     this.destination = smtpDestination(url);
   }
@@ -99,9 +99,9 @@ export class SmtpMailer implements Mailer {
       const info = await build(this.transport, this.from, message);
       return { response: storableText(String(info.response ?? 'accepted')), responseCode: parseCode(info.response) };
     } catch (error) {
-      const e = error as Error & { responseCode?: number; response?: string };
+      const e = error as SmtpError;
       const detail = storableText((e.response ?? e.message).slice(0, 300));
-      if (typeof e.responseCode === 'number' && e.responseCode >= 500) throw new PermanentMailError(detail, e.responseCode);
+      if (refusesThisMessage(e)) throw new PermanentMailError(detail, e.responseCode!);
       throw Object.assign(new Error(detail), { responseCode: e.responseCode ?? null });
     }
   }
@@ -109,6 +109,75 @@ export class SmtpMailer implements Mailer {
   close(): void {
     this.transport.close();
   }
+}
+
+/** What nodemailer adds to the errors it gives (smtp-connection's _formatError). */
+type SmtpError = Error & { code?: string; command?: string; responseCode?: number; response?: string };
+
+/**
+ * Only a 5xx answer to a recipient (RCPT TO) or to the message (DATA) condemns this
+ * e-mail. Any other refusal is the server's about the gateway itself (535 to its login, a
+ * 554 greeting, a sender refused at MAIL FROM, and 530, "authenticate" or "STARTTLS
+ * first", which a server may give to any command): it would refuse every message alike
+ * until the operator mends the configuration, so giving up would drop every e-mail sent
+ * meanwhile. Those, like timeouts and lost connections, are retried.
+ */
+function refusesThisMessage(e: SmtpError): boolean {
+  if (typeof e.responseCode !== 'number' || e.responseCode < 500 || e.responseCode === 530) return false;
+  return (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') && (e.command === 'RCPT TO' || e.command === 'DATA');
+}
+
+function withTimeouts(smtpUrl: string): URL {
+  const url = new URL(smtpUrl);
+  for (const [k, v] of Object.entries(SMTP_TIMEOUTS)) if (!url.searchParams.has(k)) url.searchParams.set(k, v);
+  return url;
+}
+
+const CHECK_FAILED: Record<string, string> = {
+  EAUTH: 'the mail server refused the login: check the user and password in SMTP_URL',
+  ETLS: 'TLS with the mail server failed',
+  ECONNECTION: 'could not connect to the mail server',
+  ESOCKET: 'could not connect to the mail server',
+  EDNS: 'could not resolve the mail server',
+  ETIMEDOUT: 'the mail server did not answer in time',
+};
+
+/**
+ * Connects and logs in once as the gateway starts: a wrong password, port or TLS setting
+ * in SMTP_URL is reported at boot, not discovered later in every e-mail's failed attempts
+ * (which are retried, so nothing is lost while the operator mends it). It never delays the
+ * start and never rejects.
+ */
+export async function checkSmtp(smtpUrl: string, log: Logger): Promise<void> {
+  const url = withTimeouts(smtpUrl);
+  const smtp = smtpDestination(url);
+  let transport: Transport | undefined;
+  try {
+    transport = nodemailer.createTransport(url.toString());
+    await transport.verify();
+    log.info({ smtp }, 'SMTP server reached and the login accepted');
+  } catch (error) {
+    const e = error as SmtpError;
+    log.error(
+      { smtp, code: e.code ?? null, command: e.command ?? null, response_code: e.responseCode ?? null, error: withoutPassword(storableText(String(e.message).slice(0, 300)), url) },
+      `SMTP check failed: ${CHECK_FAILED[e.code ?? ''] ?? (e.code ? 'the mail server refused the session' : 'SMTP_URL could not be used')}; e-mails are retried meanwhile`,
+    );
+  } finally {
+    transport?.close();
+  }
+}
+
+/** A server may quote what it was sent: the log must never carry the password, as written in the URL or as sent. */
+function withoutPassword(text: string, url: URL): string {
+  let sent = url.password;
+  try {
+    sent = decodeURIComponent(url.password);
+  } catch {
+    // A malformed escape goes to the server as written.
+  }
+  let out = text;
+  for (const form of [url.password, sent]) if (form) out = out.replaceAll(form, '***');
+  return out;
 }
 
 function smtpDestination(url: URL): string {
