@@ -27,7 +27,8 @@ export const RESPONSE_BODY_LIMIT = 1024;
 
 /**
  * POSTs one signed callback. Redirects are not followed (a 3xx is a failed attempt like
- * any other non-2xx), the whole exchange is bounded by the timeout, and every new
+ * any other non-2xx), the whole exchange is bounded by the timeout, the response is read
+ * no further than the attempt log keeps (the connection is then closed), and every new
  * connection goes through the SSRF guard's lookup so it reaches only checked addresses.
  * Connections are kept alive: a busy endpoint costs one TLS handshake, not one per event.
  */
@@ -96,13 +97,17 @@ export class WebhookSender {
         (res) => {
           const chunks: Buffer[] = [];
           let kept = 0;
+          const text = () => storedBody(Buffer.concat(chunks).toString('utf8'));
           res.on('data', (chunk: Buffer) => {
-            if (kept < RESPONSE_BODY_LIMIT) {
-              chunks.push(chunk);
-              kept += chunk.length;
+            chunks.push(chunk);
+            kept += chunk.length;
+            // The status decides the attempt and the log keeps no more than this: reading on
+            // would let a receiver make the gateway download whatever it sends until the timeout.
+            if (kept > RESPONSE_BODY_LIMIT) {
+              finish({ statusCode: res.statusCode ?? null, body: text(), error: null });
+              res.destroy();
             }
           });
-          const text = () => storedBody(Buffer.concat(chunks).toString('utf8'));
           res.on('end', () => finish({ statusCode: res.statusCode ?? null, body: text(), error: null }));
           res.on('error', (error) => finish({ statusCode: res.statusCode ?? null, body: text(), error: describe(error) }));
           res.on('aborted', () => finish({ statusCode: res.statusCode ?? null, body: text(), error: 'the response was cut off' }));
