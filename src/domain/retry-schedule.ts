@@ -1,8 +1,9 @@
 /**
  * When a failed callback or e-mail is tried again: exponential backoff with full
  * jitter (a uniformly random wait up to the exponential cap), so retries of many
- * deliveries that failed together spread out instead of arriving as a wave. Tries stop
- * once the next one would fall after the retry window.
+ * deliveries that failed together spread out instead of arriving as a wave. A wait that
+ * would end past the retry window is cut to the window's end, so the last try is made
+ * there, as promised, and tries stop once a failure comes at or after it.
  */
 export interface RetryPolicy {
   baseMs: number;
@@ -25,6 +26,6 @@ export function retryDelay(policy: RetryPolicy, failures: number, random: () => 
 
 /** The time of the next try, or null when the delivery should be given up as failed. */
 export function nextAttemptAt(policy: RetryPolicy, now: number, failures: number, retryUntil: number, random: () => number = Math.random): number | null {
-  const at = now + retryDelay(policy, failures, random);
-  return at > retryUntil ? null : at;
+  if (now >= retryUntil) return null;
+  return Math.min(now + retryDelay(policy, failures, random), retryUntil);
 }

@@ -9,7 +9,16 @@ const HOUR = 3_600_000;
 interface EventWithDeliveries {
   id: string;
   type: string;
-  deliveries: Array<{ endpoint_id: string | null; kind: string; status: string; attempt_count: number; last_error: string | null; attempts: Array<{ status_code: number | null; error: string | null; succeeded: boolean; duration_ms: number; response_body: string | null }> }>;
+  deliveries: Array<{
+    endpoint_id: string | null;
+    kind: string;
+    status: string;
+    attempt_count: number;
+    last_error: string | null;
+    created_at: string;
+    next_attempt_at: string | null;
+    attempts: Array<{ at: string; status_code: number | null; error: string | null; succeeded: boolean; duration_ms: number; response_body: string | null }>;
+  }>;
 }
 
 async function eventsOf(t: TestGateway, paymentId: string): Promise<Array<{ id: string; type: string; sequence: number }>> {
@@ -217,6 +226,30 @@ for (const dialect of DIALECTS) {
       assert.ok(d.attempts.length >= 10, `only ${d.attempts.length} attempts`);
       assert.ok(d.attempts.every((a) => a.status_code === 500));
       await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+    });
+
+    it('makes the last attempt at the end of the 72 hours, not before', async () => {
+      const r = await receiver();
+      r.mode = 'fail';
+      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
+      const paymentId = await paidPayment(t);
+      const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
+      const delivery = async () => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === endpoint.id);
+      try {
+        await waitFor('the first attempt to be recorded', async () => r.requests >= 1 && ((await delivery())?.attempts.length ?? 0) >= r.requests);
+        // Each hop goes to exactly the time the delivery is due next, so the attempts follow the schedule.
+        for (let hop = 0; hop < 60 && (await delivery())?.status === 'pending'; hop++) {
+          const before = r.requests;
+          advance(t, Date.parse((await delivery())!.next_attempt_at!) - t.clock.now());
+          await waitFor('the next attempt', async () => r.requests > before);
+          await waitFor('the attempt to be recorded', async () => ((await delivery())?.attempts.length ?? 0) >= r.requests);
+        }
+        const d = (await delivery())!;
+        assert.equal(d.status, 'failed');
+        assert.equal(Date.parse(d.attempts.at(-1)!.at) - Date.parse(d.created_at), 72 * HOUR, 'the last attempt is at the end of the window');
+      } finally {
+        await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+      }
     });
 
     it('disables an endpoint that answers 410 Gone', async () => {

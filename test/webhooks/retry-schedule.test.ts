@@ -22,14 +22,17 @@ describe('retry schedule', () => {
     );
   });
 
-  it('stops once the next try would fall after the window', () => {
+  it('makes the last try at the window\'s end when the wait would go past it, and stops after it', () => {
     const start = 1_000_000;
-    assert.equal(nextAttemptAt(POLICY, start, 1, start + 20_000, () => 0.9), null);
+    assert.equal(nextAttemptAt(POLICY, start, 1, start + 20_000, () => 0.9), start + 20_000);
+    assert.equal(nextAttemptAt(POLICY, start, 1, start + 500, () => 0), start + 500, 'even sooner than the 1 s floor, once');
     assert.equal(nextAttemptAt(POLICY, start, 1, start + 30_000, () => 0.5), start + 15_000);
+    assert.equal(nextAttemptAt(POLICY, start + 20_000, 2, start + 20_000, () => 0.5), null);
+    assert.equal(nextAttemptAt(POLICY, start + 25_000, 2, start + 20_000, () => 0.5), null);
   });
 
-  it('keeps trying for about three days', () => {
-    for (const r of [0.01, 0.5, 0.99]) {
+  it('keeps trying for the whole three days, the last try at their end', () => {
+    for (const r of [0.01, 0.5, 0.8, 0.99]) {
       const start = 0;
       const until = start + POLICY.windowMs;
       let now = start;
@@ -40,7 +43,7 @@ describe('retry schedule', () => {
         if (next === null) break;
         now = next;
       }
-      assert.ok(now > until - POLICY.maxDelayMs, `the last try (jitter ${r}) is within one cap of the end: ${now / 3_600_000} h`);
+      assert.equal(now, until, `the last try (jitter ${r}) is at the window's end, not ${now / 3_600_000} h`);
       assert.ok(failures >= 12, `${failures} tries`);
     }
   });
