@@ -289,11 +289,13 @@ if (DIALECTS.includes('postgres')) describe('webhook endpoints in live mode (pos
       assert.equal(scheme.json().code, 'url_scheme_not_allowed');
       // Live mode is HTTPS only: browsers are told so on every answer.
       assert.equal(scheme.headers['strict-transport-security'], 'max-age=31536000');
-      for (const url of ['https://127.0.0.1/x', 'https://[::1]/x', 'https://169.254.169.254/x', 'https://10.0.0.1/x', 'https://2130706433/x', 'https://0x7f000001/x', 'https://0177.0.0.1/x', 'https://localhost/x', 'https://[::ffff:10.0.0.1]/x']) {
+      for (const url of ['https://127.0.0.1/x', 'https://[::1]/x', 'https://169.254.169.254/x', 'https://10.0.0.1/x', 'https://2130706433/x', 'https://0x7f000001/x', 'https://0177.0.0.1/x', 'https://localhost/x', 'https://[::ffff:10.0.0.1]/x', 'https://[2001:2::1]/x', 'https://[3fff::1]/x', 'https://[2001:20::1]/x', 'https://[2001:10::1]/x', 'https://[5f00::1]/x', 'https://[100::1]/x']) {
         const res = await live.request({ method: 'POST', url: '/webhook-endpoints', payload: { url, events: ['*'] } });
         assert.equal(res.statusCode, 400, `${url}: ${res.body}`);
         assert.equal(res.json().code, 'url_address_not_allowed', url);
       }
+      const unspecified = await live.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'https://[::]/x', events: ['*'] } });
+      assert.equal(unspecified.json().detail, 'url: :: is an unspecified address; callbacks only go to public internet addresses');
       assert.equal(((await live.request({ method: 'GET', url: '/webhook-endpoints' })).json() as { data: unknown[] }).data.length, 0);
     } finally {
       await live.close();

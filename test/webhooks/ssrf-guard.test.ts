@@ -62,12 +62,21 @@ describe('address classification', () => {
       'fe80::1': /link-local/,
       'ff02::1': /multicast/,
       '2001:db8::1': /documentation/,
+      '3fff::1': /documentation/,
+      '3fff:fff:ffff::1': /documentation/,
+      '2001:2::1': /benchmarking/,
+      '2001:10::1': /ORCHID \(deprecated\)/,
+      '2001:1f::1': /ORCHID \(deprecated\)/,
+      '2001:20::1': /ORCHIDv2/,
+      '2001:2f:ffff::1': /ORCHIDv2/,
+      '5f00::1': /SRv6/,
+      '100::1': /discard-only/,
     };
     for (const [address, reason] of Object.entries(cases)) assert.match(blockedReason(address) ?? 'allowed', reason, address);
   });
 
   it('lets public addresses through', () => {
-    for (const address of ['93.184.215.14', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808']) {
+    for (const address of ['93.184.215.14', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2001:3::1', '2001:30::1', '3fff:1000::1', '5f01::1', '100:0:0:1::1']) {
       assert.equal(blockedReason(address), null, address);
     }
   });
@@ -88,6 +97,14 @@ describe('URL checks in live mode', () => {
     ]) {
       refused(() => checkUrl(url, LIVE), 'url_address_not_allowed', /callbacks only go to public/);
     }
+  });
+
+  it('names the kind of address refused, with the right article', () => {
+    refused(() => checkUrl('https://[::]/', LIVE), 'url_address_not_allowed', /^:: is an unspecified address;/);
+    refused(() => checkUrl('https://[2001:20::1]/', LIVE), 'url_address_not_allowed', /is an ORCHIDv2 address/);
+    refused(() => checkUrl('https://192.0.0.8/', LIVE), 'url_address_not_allowed', /is an IETF protocol assignment address/);
+    refused(() => checkUrl('https://[fc00::1]/', LIVE), 'url_address_not_allowed', /is a unique local \(private\) address/);
+    refused(() => checkUrl('https://[3fff::1]/', LIVE), 'url_address_not_allowed', /is a documentation address/);
   });
 
   it('wants https in live mode, http allowed in sandbox', () => {

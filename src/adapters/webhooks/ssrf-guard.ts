@@ -71,7 +71,12 @@ const V6_RANGES: readonly Range[] = [
   cidr('64:ff9b:1::/48', 'local-use NAT64'),
   cidr('100::/64', 'discard-only'),
   cidr('2001::/32', 'Teredo tunnel'),
+  cidr('2001:2::/48', 'benchmarking'),
+  cidr('2001:10::/28', 'ORCHID (deprecated)'),
+  cidr('2001:20::/28', 'ORCHIDv2'),
   cidr('2001:db8::/32', 'documentation'),
+  cidr('3fff::/20', 'documentation'),
+  cidr('5f00::/16', 'segment routing (SRv6 SID)'),
   cidr('fc00::/7', 'unique local (private)'),
   cidr('fe80::/10', 'link-local'),
   cidr('fec0::/10', 'site-local'),
@@ -194,7 +199,12 @@ function isIpLiteral(host: string): boolean {
 
 function refuseAddress(host: string, address: string, reason: string): never {
   const via = host === address ? '' : ` (${host} resolves to it)`;
-  throw new TargetRefused('url_address_not_allowed', `${address} is a ${reason} address${via}; callbacks only go to public internet addresses`);
+  throw new TargetRefused('url_address_not_allowed', `${address} is ${article(reason)} ${reason} address${via}; callbacks only go to public internet addresses`);
+}
+
+/** The labels above that start with a vowel sound ("unspecified", "IETF…", "ORCHID"), except "unique local". */
+function article(label: string): string {
+  return /^(?!uni)[aeiou]/i.test(label) ? 'an' : 'a';
 }
 
 /** Syntax, scheme and literal-address checks, no DNS: returns the URL as it will be called. */
@@ -213,7 +223,9 @@ export function checkUrl(raw: string, policy: OutboundPolicy): URL {
   if (url.hash) throw new TargetRefused('invalid_url', 'the URL must not contain a #fragment');
   if (!policy.allowPrivate && isIpLiteral(url.hostname)) {
     const reason = blockedReason(url.hostname);
-    if (reason) refuseAddress(url.hostname, url.hostname.replace(/^\[|\]$/g, ''), reason);
+    // The address without brackets as host too: an IPv6 literal resolves to nothing.
+    const bare = url.hostname.replace(/^\[|\]$/g, '');
+    if (reason) refuseAddress(bare, bare, reason);
   }
   return url;
 }
