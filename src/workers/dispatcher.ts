@@ -31,7 +31,7 @@ import { LookupCache } from '../app/lookup-cache.js';
  *    harmless.
  * 2. Delivery: due deliveries are leased (`locked_until`, a lease token) and sent
  *    concurrently up to DISPATCH_CONCURRENCY, each on its own, so a slow endpoint holds
- *    its slots and nothing else (one endpoint gets at most a quarter of them). A result
+ *    its slots and nothing else (see mayTake for how slots and leases are shared). A result
  *    is written only under the lease it was sent with; a crashed worker's lease simply
  *    runs out and the delivery is sent again (at-least-once: receivers de-duplicate by
  *    `webhook-id`).
@@ -72,6 +72,7 @@ interface Claimed {
   event_id: string;
   kind: DeliveriesTable['kind'];
   endpoint_id: string | null;
+  merchant_id: string;
   recipient: string | null;
   template: DeliveriesTable['template'];
   attempts: number;
@@ -111,6 +112,72 @@ type Outcome =
 interface Leased {
   id: string;
   endpoint_id: string | null;
+  merchant_id: string;
+}
+
+/**
+ * Sending slots or leases held, per target (an endpoint; null for the mail server, which
+ * every e-mail goes through) and per group (a merchant's endpoints together; null for the
+ * mail server again, whatever merchant an e-mail is for).
+ */
+class Holdings {
+  total = 0;
+  readonly targets = new Map<string | null, { group: string | null; n: number }>();
+  readonly groups = new Map<string | null, number>();
+
+  static groupOf(r: Leased): string | null {
+    return r.endpoint_id === null ? null : r.merchant_id;
+  }
+
+  target(r: Leased): number {
+    return this.targets.get(r.endpoint_id)?.n ?? 0;
+  }
+
+  group(r: Leased): number {
+    return this.groups.get(Holdings.groupOf(r)) ?? 0;
+  }
+
+  change(r: Leased, by: 1 | -1): void {
+    const group = Holdings.groupOf(r);
+    this.total += by;
+    const t = (this.targets.get(r.endpoint_id)?.n ?? 0) + by;
+    if (t > 0) this.targets.set(r.endpoint_id, { group, n: t });
+    else this.targets.delete(r.endpoint_id);
+    const g = (this.groups.get(group) ?? 0) + by;
+    if (g > 0) this.groups.set(group, g);
+    else this.groups.delete(group);
+  }
+
+  copy(): Holdings {
+    const c = new Holdings();
+    c.total = this.total;
+    for (const [k, v] of this.targets) c.targets.set(k, { ...v });
+    for (const [k, v] of this.groups) c.groups.set(k, v);
+    return c;
+  }
+}
+
+/**
+ * Whether a target holding `target` units, in a group holding `group`, may take one more
+ * while `free` are left; units are sending slots (`depth` 1) or leases (`depth`
+ * LEASE_DEPTH, so every number is counted in slots' worth of leases). `share` is a quarter
+ * of DISPATCH_CONCURRENCY.
+ *
+ * - A target holds at most a share: one hanging endpoint, or a mail server that never
+ *   answers, holds a quarter of the slots and leases.
+ * - Beyond its first slot's worth, a target takes more only while its group holds less
+ *   than a share: one merchant's hanging endpoints hold about a share between them, plus
+ *   one slot's worth for each of its other endpoints (16 at most), so its healthy ones
+ *   still find room.
+ * - A group that holds anything takes more only while more than a share is free: the last
+ *   quarter goes, one slot's worth each, to merchants (or the mail server) holding
+ *   nothing. A merchant with one callback due finds a slot unless a share's number of
+ *   other merchants (64 with the defaults) each got a stuck request into that quarter first.
+ *
+ * A lone endpoint with a backlog still gets its whole share (what the drain benchmark needs).
+ */
+function mayTake(share: number, depth: number, free: number, target: number, group: number): boolean {
+  return free > 0 && target < depth * share && (target < depth || group < depth * share) && (group < depth || free > depth * share);
 }
 
 interface EventRow {
@@ -213,18 +280,18 @@ export class Dispatcher {
    * at once while the next lease is being committed.
    */
   private readonly inFlight = new Map<string, AbortController>();
-  /** Leased deliveries per endpoint. */
-  private readonly endpointLoad = new Map<string, number>();
+  /** The deliveries in `inFlight`, counted per target and group. */
+  private readonly leased = new Holdings();
   /**
    * Leased, loaded and waiting for a sending slot, first come first served per endpoint
    * (e-mails under null), so a finished request finds the next one without scanning
-   * the deliveries queued for endpoints at their share.
+   * the deliveries queued for endpoints at their share. Targets take turns: one that
+   * started a request moves to the back.
    */
   private readonly ready = new Map<string | null, Claimed[]>();
-  private sending = 0;
-  private readonly sendingTo = new Map<string, number>();
-  /** Requests in flight to one endpoint at most. */
-  private readonly perEndpoint: number;
+  private readonly sending = new Holdings();
+  /** A quarter of the sending slots: see mayTake. */
+  private readonly share: number;
   private readonly running = new Set<Promise<void>>();
   private readonly starting = new Set<Promise<void>>();
   private readonly leases = new Mutex();
@@ -253,7 +320,7 @@ export class Dispatcher {
     this.sender = new WebhookSender(outboundPolicy(services.ctx), config.webhookTimeoutMs, config.dispatchConcurrency);
     this.mailer = createMailer(config);
     this.mailAttemptMaxMs = smtpAttemptMaxMs(config.smtpUrl);
-    this.perEndpoint = Math.max(1, Math.ceil(config.dispatchConcurrency / 4));
+    this.share = Math.max(1, Math.ceil(config.dispatchConcurrency / 4));
     this.policy = { baseMs: config.webhookRetryBaseMs, maxDelayMs: config.webhookRetryMaxDelayMs, windowMs: config.webhookRetryWindowMs };
     this.writer = new ResultWriter(services, this.policy, this.log, {
       exclusive: (fn) => this.leases.run(fn),
@@ -389,33 +456,22 @@ export class Dispatcher {
   private reserve(rows: Leased[]): void {
     for (const r of rows) {
       this.inFlight.set(r.id, new AbortController());
-      if (r.endpoint_id) this.endpointLoad.set(r.endpoint_id, (this.endpointLoad.get(r.endpoint_id) ?? 0) + 1);
+      this.leased.change(r, 1);
     }
   }
 
   private release(r: Leased): void {
-    this.inFlight.delete(r.id);
-    if (r.endpoint_id) {
-      const n = (this.endpointLoad.get(r.endpoint_id) ?? 1) - 1;
-      if (n > 0) this.endpointLoad.set(r.endpoint_id, n);
-      else this.endpointLoad.delete(r.endpoint_id);
-    }
+    if (this.inFlight.delete(r.id)) this.leased.change(r, -1);
   }
 
-  /**
-   * At most a quarter of the sending slots (and of the leases) go to one
-   * endpoint, so an endpoint that hangs until the timeout slows only its own deliveries.
-   */
+  /** The rows this process may lease now, in order, under mayTake's rules. */
   private fairShare<T extends Leased>(rows: T[], free: number): T[] {
-    const load = new Map(this.endpointLoad);
+    const load = this.leased.copy();
     const out: T[] = [];
     for (const r of rows) {
       if (out.length >= free) break;
-      if (r.endpoint_id !== null) {
-        const n = load.get(r.endpoint_id) ?? 0;
-        if (n >= LEASE_DEPTH * this.perEndpoint) continue;
-        load.set(r.endpoint_id, n + 1);
-      }
+      if (!mayTake(this.share, LEASE_DEPTH, free - out.length, load.target(r), load.group(r))) continue;
+      load.change(r, 1);
       out.push(r);
     }
     return out;
@@ -510,7 +566,7 @@ export class Dispatcher {
     }
     const leased = this.fairShare(rows, this.free());
     for (const row of leased) Object.assign(row, { locked_until: this.leaseUntil(row.kind, now), lease_token: token });
-    return { deliveries: rows, eventIds: events.map((e) => e.id), result: { events: events.length, leased: leased.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id })) } };
+    return { deliveries: rows, eventIds: events.map((e) => e.id), result: { events: events.length, leased: leased.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id, merchant_id: r.merchant_id })) } };
   }
 
   /** Leases as many due deliveries as there are free slots, inside the caller's transaction. */
@@ -519,19 +575,29 @@ export class Dispatcher {
     const free = this.free();
     if (free <= 0) return [];
     const now = clock.now();
-    const saturated = [...this.endpointLoad].filter(([, n]) => n >= LEASE_DEPTH * this.perEndpoint).map(([id]) => id);
+    // Targets and merchants that may take nothing more are left out by the query: read
+    // oldest first, their backlog would fill every claim and a merchant with one callback
+    // due would never be reached.
+    const fullTargets: (string | null)[] = [];
+    for (const [target, { group, n }] of this.leased.targets) {
+      if (!mayTake(this.share, LEASE_DEPTH, free, n, this.leased.groups.get(group) ?? 0)) fullTargets.push(target);
+    }
+    const fullMerchants = [...this.leased.groups].filter(([group, n]) => group !== null && !mayTake(this.share, LEASE_DEPTH, free, 0, n)).map(([group]) => group!);
+    const fullEndpoints = fullTargets.filter((t) => t !== null);
     let q = trx
       .selectFrom('deliveries')
-      .select(['id', 'kind', 'endpoint_id'])
+      .select(['id', 'kind', 'endpoint_id', 'merchant_id'])
       .where('status', '=', sql.lit('pending'))
       .where('next_attempt_at', '<=', now)
       .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)]))
       .orderBy('next_attempt_at')
-      // No endpoint may take more than its share, so reading more rows than one share
+      // No target may take more than its share, so reading more rows than one share
       // (or than the free slots) only reads rows to skip: with one busy endpoint, twice
       // the free slots was ~1,800 rows read for ~120 leased, 9 ms of the event loop.
-      .limit(Math.min(free, LEASE_DEPTH * this.perEndpoint));
-    if (saturated.length) q = q.where((eb) => eb.or([eb('endpoint_id', 'is', null), eb('endpoint_id', 'not in', saturated)]));
+      .limit(Math.min(free, LEASE_DEPTH * this.share));
+    if (fullTargets.includes(null)) q = q.where('endpoint_id', 'is not', null);
+    if (fullEndpoints.length) q = q.where((eb) => eb.or([eb('endpoint_id', 'is', null), eb('endpoint_id', 'not in', fullEndpoints)]));
+    if (fullMerchants.length) q = q.where((eb) => eb.or([eb('endpoint_id', 'is', null), eb('merchant_id', 'not in', fullMerchants)]));
     if (database.caps.rowLocks) q = q.forUpdate().skipLocked();
     // A delivery still in flight here whose lease ran out (a request slower than the
     // lease) must not go twice from this process. That is rare, so it is filtered here
@@ -541,7 +607,7 @@ export class Dispatcher {
       const ids = rows.filter((r) => r.kind === kind).map((r) => r.id);
       if (ids.length) await trx.updateTable('deliveries').set({ locked_until: this.leaseUntil(kind, now), lease_token: token }).where('id', 'in', ids).execute();
     }
-    return rows.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id }));
+    return rows.map((r) => ({ id: r.id, endpoint_id: r.endpoint_id, merchant_id: r.merchant_id }));
   }
 
   /** Loads what the deliveries leased under `token` need and queues them for a sending slot. */
@@ -560,6 +626,7 @@ export class Dispatcher {
           'deliveries.event_id',
           'deliveries.kind',
           'deliveries.endpoint_id',
+          'deliveries.merchant_id',
           'deliveries.recipient',
           'deliveries.template',
           'deliveries.attempts',
@@ -605,13 +672,16 @@ export class Dispatcher {
     this.pump();
   }
 
-  /** Starts waiting deliveries while there are sending slots, skipping endpoints at their share. */
+  /** Starts waiting deliveries while there are sending slots, target by target as mayTake allows. */
   private pump(): void {
     const capacity = this.services.ctx.config.dispatchConcurrency;
-    for (const [endpoint, queue] of this.ready) {
-      if (this.stopped || this.sending >= capacity) return;
-      while (queue.length && this.sending < capacity && (endpoint === null || (this.sendingTo.get(endpoint) ?? 0) < this.perEndpoint)) this.start(queue.shift()!);
-      if (!queue.length) this.ready.delete(endpoint);
+    for (const [target, queue] of [...this.ready]) {
+      if (this.stopped || this.sending.total >= capacity) return;
+      const before = queue.length;
+      while (queue.length && mayTake(this.share, 1, capacity - this.sending.total, this.sending.target(queue[0]!), this.sending.group(queue[0]!))) this.start(queue.shift()!);
+      if (queue.length === before) continue;
+      this.ready.delete(target);
+      if (queue.length) this.ready.set(target, queue);
     }
   }
 
@@ -622,17 +692,11 @@ export class Dispatcher {
 
   private start(d: Claimed): void {
     const signal = this.inFlight.get(d.id)!.signal;
-    this.sending++;
-    if (d.endpoint_id) this.sendingTo.set(d.endpoint_id, (this.sendingTo.get(d.endpoint_id) ?? 0) + 1);
+    this.sending.change(d, 1);
     const run = this.deliver(d, signal)
       .catch((err: unknown) => this.log.error({ err, delivery_id: d.id }, 'delivery failed unexpectedly; its lease will expire and it will be retried'))
       .finally(() => {
-        this.sending--;
-        if (d.endpoint_id) {
-          const n = (this.sendingTo.get(d.endpoint_id) ?? 1) - 1;
-          if (n > 0) this.sendingTo.set(d.endpoint_id, n);
-          else this.sendingTo.delete(d.endpoint_id);
-        }
+        this.sending.change(d, -1);
         this.release(d);
         this.running.delete(run);
         this.pump();
