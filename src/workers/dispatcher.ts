@@ -102,7 +102,7 @@ type Outcome =
       error: string | null;
       responseBody: string | null;
       succeeded: boolean;
-      /** No point retrying (SMTP 5xx). */
+      /** No point retrying: the mail server refused this message or its recipient (PermanentMailError). */
       permanent: boolean;
       /** 410 Gone: the endpoint is disabled. */
       gone: boolean;
