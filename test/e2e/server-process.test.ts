@@ -54,7 +54,7 @@ for (const dialect of DIALECTS) {
 
       assert.equal((await api('/healthz')).status, 200);
       const ready = await (await api('/readyz')).json();
-      assert.deepEqual(ready, { status: 'ready', database: dialect });
+      assert.deepEqual(ready, { status: 'ready', database: dialect, deliveries_behind_seconds: 0 });
       const openapi = await api('/openapi.json');
       assert.equal(openapi.status, 200);
       assert.equal((await openapi.json()).openapi, '3.1.0');
@@ -87,7 +87,9 @@ for (const dialect of DIALECTS) {
         redirect: 'manual',
       });
       assert.equal(confirm.status, 303);
-      const back = new URL(confirm.headers.get('location')!);
+      // The form lands on the page, which sends the browser on to the return URL.
+      const landing = await (await fetch(new URL(confirm.headers.get('location')!, got.redirect_url))).text();
+      const back = new URL(/id="return" href="([^"]+)"/.exec(landing)![1]!.replaceAll('&amp;', '&'));
       assert.equal(back.origin + back.pathname, `${server!.baseUrl}/sandbox/return`);
       assert.equal(back.searchParams.get('status'), 'captured');
       assert.match(await (await fetch(back)).text(), /data-verdict="valid"/);
