@@ -24,6 +24,16 @@ export function retryDelay(policy: RetryPolicy, failures: number, random: () => 
   return Math.max(MIN_RETRY_DELAY_MS, Math.floor(random() * retryCap(policy, failures)));
 }
 
+/**
+ * A receiver that answered 429 or 503 with Retry-After asked for no try before `askedFor`
+ * (Standard Webhooks: it should be taken into account): the next try is pushed back to
+ * then, never further than the longest wait or past the window.
+ */
+export function honourRetryAfter(policy: RetryPolicy, now: number, next: number | null, askedFor: number | null, retryUntil: number): number | null {
+  if (next === null || askedFor === null || askedFor <= next) return next;
+  return Math.min(askedFor, now + policy.maxDelayMs, retryUntil);
+}
+
 /** The time of the next try, or null when the delivery should be given up as failed. */
 export function nextAttemptAt(policy: RetryPolicy, now: number, failures: number, retryUntil: number, random: () => number = Math.random): number | null {
   if (now >= retryUntil) return null;

@@ -15,7 +15,7 @@ import { pendingDelivery } from '../app/delivery-rows.js';
 import { EVENT_READ_COLUMNS, eventBody } from '../app/events.js';
 import { isEmail } from '../domain/address.js';
 import { isComplianceEvent } from '../domain/compliance.js';
-import { nextAttemptAt, type RetryPolicy } from '../domain/retry-schedule.js';
+import { honourRetryAfter, nextAttemptAt, type RetryPolicy } from '../domain/retry-schedule.js';
 import { type Clock, systemClock } from '../ports/clock.js';
 import { Loop } from './loop.js';
 import { LookupCache } from '../app/lookup-cache.js';
@@ -106,6 +106,8 @@ type Outcome =
       permanent: boolean;
       /** 410 Gone: the endpoint is disabled. */
       gone: boolean;
+      /** No retry before this time: the receiver's Retry-After on a 429 or 503. */
+      notBefore: number | null;
     };
 
 /** A leased delivery as slot accounting sees it. */
@@ -751,6 +753,7 @@ export class Dispatcher {
       succeeded: ok,
       permanent: false,
       gone: res.statusCode === 410,
+      notBefore: res.retryAfterMs === null ? null : clock.now() + res.retryAfterMs,
     };
   }
 
@@ -783,7 +786,7 @@ export class Dispatcher {
     const began = performance.now();
     try {
       const r = await this.mailer.send({ id: d.id, to: d.recipient!, ...mail, date: new Date(startedAt) });
-      return { kind: 'attempt', startedAt, durationMs: Math.round(performance.now() - began), statusCode: r.responseCode, error: null, responseBody: r.response.slice(0, 1024), succeeded: true, permanent: false, gone: false };
+      return { kind: 'attempt', startedAt, durationMs: Math.round(performance.now() - began), statusCode: r.responseCode, error: null, responseBody: r.response.slice(0, 1024), succeeded: true, permanent: false, gone: false, notBefore: null };
     } catch (error) {
       const e = error as Error & { responseCode?: number | null };
       return {
@@ -796,6 +799,7 @@ export class Dispatcher {
         succeeded: false,
         permanent: error instanceof PermanentMailError,
         gone: false,
+        notBefore: null,
       };
     }
   }
@@ -959,7 +963,7 @@ class ResultWriter {
         written = await asClaimed.set({ ...release, status: 'cancelled', last_error: o.reason, completed_at: now }).executeTakeFirst();
       } else {
         const failures = d.failures + 1;
-        const next = o.permanent || o.gone ? null : nextAttemptAt(this.policy, now, failures, d.retry_until);
+        const next = o.permanent || o.gone ? null : honourRetryAfter(this.policy, now, nextAttemptAt(this.policy, now, failures, d.retry_until), o.notBefore, d.retry_until);
         if (next === null) {
           written = await asClaimed.set({ ...release, ...last, failures, status: 'failed', completed_at: now }).executeTakeFirst();
           if (Number(written.numUpdatedRows) > 0) gaveUp.add(d.id);

@@ -252,6 +252,24 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it("waits as long as a 429's Retry-After asks before trying again", async () => {
+      const r = await receiver();
+      r.mode = 'busy';
+      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
+      const paymentId = await paidPayment(t);
+      const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
+      const delivery = async () => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === endpoint.id);
+      try {
+        await waitFor('the first attempt to be recorded', async () => ((await delivery())?.attempts.length ?? 0) >= 1);
+        const d = (await delivery())!;
+        assert.deepEqual([d.status, d.attempts[0]!.status_code], ['pending', 429]);
+        // Retry-After: 3600 against a first backoff of at most 30 s.
+        assert.ok(Date.parse(d.next_attempt_at!) - Date.parse(d.attempts[0]!.at) >= HOUR, `next attempt ${d.next_attempt_at} after ${d.attempts[0]!.at}`);
+      } finally {
+        await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+      }
+    });
+
     it('disables an endpoint that answers 410 Gone', async () => {
       const gone = await receiver();
       const healthy = await receiver();

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { MIN_RETRY_DELAY_MS, nextAttemptAt, retryCap, retryDelay } from '../../src/domain/retry-schedule.js';
+import { MIN_RETRY_DELAY_MS, honourRetryAfter, nextAttemptAt, retryCap, retryDelay } from '../../src/domain/retry-schedule.js';
+import { retryAfterMs } from '../../src/adapters/webhooks/sender.js';
 
 const POLICY = { baseMs: 30_000, maxDelayMs: 6 * 3_600_000, windowMs: 72 * 3_600_000 };
 
@@ -46,5 +47,26 @@ describe('retry schedule', () => {
       assert.equal(now, until, `the last try (jitter ${r}) is at the window's end, not ${now / 3_600_000} h`);
       assert.ok(failures >= 12, `${failures} tries`);
     }
+  });
+});
+
+describe("a receiver's Retry-After", () => {
+  it('is read as seconds or as an HTTP date, on 429 and 503 only', () => {
+    const now = Date.UTC(2026, 10, 28, 12, 0, 0);
+    assert.equal(retryAfterMs(429, '120', now), 120_000);
+    assert.equal(retryAfterMs(503, new Date(now + 90_000).toUTCString(), now), 90_000);
+    assert.equal(retryAfterMs(503, new Date(now - 90_000).toUTCString(), now), 0);
+    assert.equal(retryAfterMs(500, '120', now), null);
+    assert.equal(retryAfterMs(429, undefined, now), null);
+    assert.equal(retryAfterMs(429, 'soon', now), null);
+  });
+
+  it('pushes the next try back to the time asked for, never past the longest wait or the window', () => {
+    const start = 1_000_000;
+    assert.equal(honourRetryAfter(POLICY, start, start + 5_000, start + 8_000, start + 100_000), start + 8_000);
+    assert.equal(honourRetryAfter(POLICY, start, start + 5_000, start + 2_000, start + 100_000), start + 5_000, 'never sooner than the schedule');
+    assert.equal(honourRetryAfter(POLICY, start, start + 5_000, start + 10 * POLICY.maxDelayMs, start + 100 * POLICY.maxDelayMs), start + POLICY.maxDelayMs);
+    assert.equal(honourRetryAfter(POLICY, start, start + 5_000, start + 50_000, start + 20_000), start + 20_000);
+    assert.equal(honourRetryAfter(POLICY, start, null, start + 8_000, start + 100_000), null, 'a delivery given up stays given up');
   });
 });

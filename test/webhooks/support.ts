@@ -5,7 +5,7 @@ import { Webhook } from 'standardwebhooks';
 import { exampleBody, type TestGateway } from '../support/gateway.js';
 
 /** A merchant's callback receiver on 127.0.0.1: verifies like a merchant would, counts, and misbehaves on request. */
-export type ReceiverMode = 'ok' | 'fail' | 'hang' | 'gone';
+export type ReceiverMode = 'ok' | 'fail' | 'hang' | 'gone' | 'busy';
 
 export interface Received {
   id: string;
@@ -89,6 +89,7 @@ export class Receiver {
     }
     if (this.mode === 'fail') return void res.writeHead(500).end('receiver failing on purpose');
     if (this.mode === 'gone') return void res.writeHead(410).end('gone');
+    if (this.mode === 'busy') return void res.writeHead(429, { 'retry-after': '3600' }).end('come back in an hour');
     const headers = { 'webhook-id': String(req.headers['webhook-id']), 'webhook-timestamp': String(req.headers['webhook-timestamp']), 'webhook-signature': String(req.headers['webhook-signature']) };
     const validWith = this.secrets.map((secret) => {
       try {

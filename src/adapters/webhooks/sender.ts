@@ -19,6 +19,17 @@ export interface WebhookResponse {
   body: string | null;
   /** Storable text as well: it can quote the receiver. */
   error: string | null;
+  /** How long a 429 or 503 asked us to wait (Retry-After, in seconds or as a date); null otherwise. */
+  retryAfterMs: number | null;
+}
+
+/** Retry-After as RFC 9110 allows it: a number of seconds or an HTTP date. */
+export function retryAfterMs(statusCode: number | undefined, header: string | undefined, nowMs: number): number | null {
+  if ((statusCode !== 429 && statusCode !== 503) || header === undefined) return null;
+  const value = header.trim();
+  if (/^\d{1,10}$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
 }
 
 export const USER_AGENT = 'tZeroPay-Webhooks/1.0 (+https://docs.tzero-pay.test/webhooks)';
@@ -57,7 +68,7 @@ export class WebhookSender {
     try {
       url = checkUrl(req.url, this.policy);
     } catch (error) {
-      return { statusCode: null, durationMs: 0, body: null, error: describe(error as Error) };
+      return { statusCode: null, durationMs: 0, body: null, error: describe(error as Error), retryAfterMs: null };
     }
     const first = await this.exchange(url, req, started);
     // A kept-alive socket the server closed while idle fails at once; that says nothing
@@ -97,6 +108,7 @@ export class WebhookSender {
         (res) => {
           const chunks: Buffer[] = [];
           let kept = 0;
+          const answered = { statusCode: res.statusCode ?? null, retryAfterMs: retryAfterMs(res.statusCode, res.headers['retry-after'], Date.now()) };
           const text = () => storedBody(Buffer.concat(chunks).toString('utf8'));
           res.on('data', (chunk: Buffer) => {
             chunks.push(chunk);
@@ -104,19 +116,19 @@ export class WebhookSender {
             // The status decides the attempt and the log keeps no more than this: reading on
             // would let a receiver make the gateway download whatever it sends until the timeout.
             if (kept > RESPONSE_BODY_LIMIT) {
-              finish({ statusCode: res.statusCode ?? null, body: text(), error: null });
+              finish({ ...answered, body: text(), error: null });
               res.destroy();
             }
           });
-          res.on('end', () => finish({ statusCode: res.statusCode ?? null, body: text(), error: null }));
-          res.on('error', (error) => finish({ statusCode: res.statusCode ?? null, body: text(), error: describe(error) }));
-          res.on('aborted', () => finish({ statusCode: res.statusCode ?? null, body: text(), error: 'the response was cut off' }));
+          res.on('end', () => finish({ ...answered, body: text(), error: null }));
+          res.on('error', (error) => finish({ ...answered, body: text(), error: describe(error) }));
+          res.on('aborted', () => finish({ ...answered, body: text(), error: 'the response was cut off' }));
         },
       );
       timer = setTimeout(() => request.destroy(new Error(`no complete response within ${this.timeoutMs} ms`)), this.timeoutMs);
       request.on('error', (error: NodeJS.ErrnoException) => {
         const stale = request.reusedSocket && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
-        finish({ statusCode: null, body: null, error: describe(error), ...(stale ? { staleSocket: true } : {}) });
+        finish({ statusCode: null, body: null, error: describe(error), retryAfterMs: null, ...(stale ? { staleSocket: true } : {}) });
       });
       request.end(body);
     });
