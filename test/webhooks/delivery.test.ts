@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { advance, paidPayment, Receiver, registerEndpoint, waitFor } from './support.js';
+import { advance, paidPayment, Receiver, type ReceiverMode, registerEndpoint, waitFor } from './support.js';
 
 const HOUR = 3_600_000;
 
@@ -46,6 +46,16 @@ for (const dialect of DIALECTS) {
     before(async () => {
       t = await startTestGateway({ dialect, workers: true, env: { DISPATCH_POLL_MS: '50', WEBHOOK_TIMEOUT_MS: '60000' } });
     });
+    /** A receiver answering as `mode` says, subscribed to payment.captured, and the delivery of one such event to it. */
+    const capturedDeliveryTo = async (mode: ReceiverMode) => {
+      const r = await receiver();
+      r.mode = mode;
+      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
+      const paymentId = await paidPayment(t);
+      const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
+      const delivery = async () => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === endpoint.id);
+      return { r, endpoint, delivery };
+    };
     after(async () => {
       await Promise.all(receivers.map((r) => r.stop()));
       await t.close();
@@ -205,12 +215,7 @@ for (const dialect of DIALECTS) {
     });
 
     it('gives up after the retry window and marks the delivery failed', async () => {
-      const r = await receiver();
-      r.mode = 'fail';
-      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
-      const paymentId = await paidPayment(t);
-      const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
-      const delivery = async () => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === endpoint.id);
+      const { r, endpoint, delivery } = await capturedDeliveryTo('fail');
       // Moving the clock while an attempt is still in flight would expire its lease and
       // send it again, so every hop starts only once the previous attempt is recorded.
       await waitFor('the first attempt to be recorded', async () => r.requests >= 1 && ((await delivery())?.attempts.length ?? 0) >= r.requests);
@@ -229,12 +234,7 @@ for (const dialect of DIALECTS) {
     });
 
     it('makes the last attempt at the end of the 72 hours, not before', async () => {
-      const r = await receiver();
-      r.mode = 'fail';
-      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
-      const paymentId = await paidPayment(t);
-      const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
-      const delivery = async () => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === endpoint.id);
+      const { r, endpoint, delivery } = await capturedDeliveryTo('fail');
       try {
         await waitFor('the first attempt to be recorded', async () => r.requests >= 1 && ((await delivery())?.attempts.length ?? 0) >= r.requests);
         // Each hop goes to exactly the time the delivery is due next, so the attempts follow the schedule.
@@ -253,12 +253,7 @@ for (const dialect of DIALECTS) {
     });
 
     it("waits as long as a 429's Retry-After asks before trying again", async () => {
-      const r = await receiver();
-      r.mode = 'busy';
-      const endpoint = await registerEndpoint(t, r.url, { events: ['payment.captured'] });
-      const paymentId = await paidPayment(t);
-      const [captured] = (await eventsOf(t, paymentId)).filter((e) => e.type === 'payment.captured');
-      const delivery = async () => (await eventDetail(t, captured!.id)).deliveries.find((d) => d.endpoint_id === endpoint.id);
+      const { endpoint, delivery } = await capturedDeliveryTo('busy');
       try {
         await waitFor('the first attempt to be recorded', async () => ((await delivery())?.attempts.length ?? 0) >= 1);
         const d = (await delivery())!;
