@@ -344,14 +344,21 @@ export async function releaseLateApproval(trx: Trx, ctx: AppContext, p: Payments
   // refund): what is still to come or done covers this approval, unless it found nothing to
   // release (asked before the acquirer had recorded this approval).
   const queued = await trx.selectFrom('releases').select(['id', 'action', 'status']).where('payment_id', '=', p.id).where('status', 'in', ['pending', 'succeeded']).execute();
-  if (!captured && queued.length > 0) return;
+  // A refund releases no authorisation: only a void still to come or done covers one.
+  if (!captured && queued.some((r) => r.action === 'void')) return;
   const refund = queued.find((r) => r.action === 'refund');
   if (captured && refund?.status === 'succeeded') return;
   if (captured && refund) {
     // The expiry's refund, not asked yet or being asked, now refunds money known to be taken:
     // with this approval's reference, and asked again until given (one refund reference, so
-    // the acquirer never refunds twice).
-    await trx.updateTable('releases').set({ reason: 'late_approval', network_reference: result.networkReference ?? null, updated_at: ctx.clock.now() }).where('id', '=', refund.id).execute();
+    // the acquirer never refunds twice). Its attempt count moves on, so the answer to an ask
+    // already under way (made before the capture, when nothing was taken) is not recorded.
+    const now = ctx.clock.now();
+    await trx
+      .updateTable('releases')
+      .set((eb) => ({ reason: 'late_approval', network_reference: result.networkReference ?? null, attempts: eb('attempts', '+', 1), next_attempt_at: now, updated_at: now }))
+      .where('id', '=', refund.id)
+      .execute();
     return;
   }
   await queueRelease(trx, ctx, p, 'late_approval', result.networkReference, captured);

@@ -4,11 +4,9 @@ import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../su
 import { getPayment } from '../lifecycle/helpers.js';
 
 /**
- * The confirm form reads the page (load), then claims it. The claim (Checkout.claim) only
- * checks status = requires_action and pushes expires_at forward: it never checks that the
- * page's time is not already up. A confirm whose load happened just before expires_at and
- * whose claim lands after it (event loop stall, a slow write turn) authorises a payment that
- * was already past its expiry, one the sweeper would have expired a moment later.
+ * The confirm form reads the page (load), then claims it. A confirm whose load happened just
+ * before expires_at and whose claim lands after it (an event-loop stall, a slow write) must not
+ * authorise a payment already past its expiry: the claim checks the page's time too.
  */
 for (const dialect of DIALECTS) {
   describe(`hosted-page confirm racing its expiry (${dialect})`, () => {

@@ -9,13 +9,11 @@ import { getPayment } from '../lifecycle/helpers.js';
 import { mit, payByCard } from '../stored-cards/support.js';
 
 /**
- * capture "auto" (the default): the hosted page's confirm asks the acquirer to authorise AND
+ * capture "auto" (the default): the hosted page's confirm asks the acquirer to authorise and
  * to capture, then records both in one transaction. If the process dies (or the database
  * write fails) after the capture succeeded and before that transaction commits, the sweeper
- * later expires the payment and queues an 'unconfirmed_authorisation' release that is always
- * a VOID. A void of captured money is refused (or is no refund): the release ends
- * 'nothing_held' and the customer's money stays taken for a payment shown as "expired".
- * releaseLateApproval() already refunds when the capture's outcome is unknown; this path does not.
+ * later expires the payment: besides the reversal of the authorisation (a void, which an
+ * acquirer refuses for captured money), the captured amount must be refunded.
  */
 for (const dialect of DIALECTS) {
   describe(`crash between the immediate capture and its record (${dialect})`, () => {

@@ -6,8 +6,9 @@ import { json, mit, payByCard } from './support.js';
 
 /**
  * A merchant-initiated payment reads its stored card, writes the payment, asks the acquirer,
- * then records the verdict. A DELETE of the card answered anywhere in between must not be
- * followed by a charge, nor by the erased number sealed again for a step-up page.
+ * then records the verdict. A DELETE of the card answered before the acquirer is asked stops
+ * the payment; one answered while the acquirer answers lets its verdict stand (the payment was
+ * sent before the deletion), but never lets a step-up seal the erased number again.
  */
 for (const dialect of DIALECTS) {
   describe(`a merchant-initiated payment racing the DELETE of its stored card (${dialect})`, () => {
@@ -67,5 +68,19 @@ for (const dialect of DIALECTS) {
         assert.equal((await mit(t, { token, previous_payment_id: initial.id })).statusCode, 422);
       });
     }
+
+    it('lets the acquirer\'s approval stand when the DELETE is answered while the acquirer answers', async () => {
+      const initial = await payByCard(t, { customer: 'cust-race-approved' });
+      const token = initial.payment_method.token as string;
+      hooks.duringAuthorise = async () => {
+        assert.equal((await t.request({ method: 'DELETE', url: `/payment-methods/${token}` })).statusCode, 200);
+      };
+      acquirerCalls.length = 0;
+      const res = await mit(t, { token, previous_payment_id: initial.id });
+      assert.equal(res.statusCode, 201, res.body);
+      assert.equal(json(res).status, 'captured');
+      assert.deepEqual(acquirerCalls, ['authorise', 'capture']);
+      assert.equal((await mit(t, { token, previous_payment_id: initial.id })).statusCode, 422);
+    });
   });
 }
