@@ -285,8 +285,11 @@ function trustProxy(raw: string | undefined): string[] | false {
   for (const entry of entries) {
     const [address = '', prefix, extra] = entry.split('/');
     const family = isIP(address);
-    const validPrefix = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
-    if (!PROXY_KEYWORDS.has(entry) && (family === 0 || !validPrefix || extra !== undefined)) {
+    // A range of every address (/0), or of every IPv4 address as a dual-stack socket sees it
+    // (::ffff:0:0/96), is `true` by another name.
+    const validPrefix = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= (family === 6 ? 128 : 32));
+    const mapped = family === 6 && /^::ffff:/i.test(address) && prefix !== undefined;
+    if (!PROXY_KEYWORDS.has(entry) && (family === 0 || !validPrefix || mapped || extra !== undefined)) {
       throw new ConfigError(`TRUST_PROXY lists the addresses of the proxies in front of the gateway, comma-separated: IP addresses, CIDR ranges (10.0.0.0/8) or loopback, linklocal, uniquelocal; got "${entry.slice(0, 60)}"`);
     }
   }

@@ -20,10 +20,10 @@ const DIGIT_RUN = /\d(?:(?:%[0-9a-fA-F]{2}|[^\p{L}\p{N}%:]){0,2}\d){12,}/gu;
 
 /**
  * Groups of 3 to 6 digits joined by colons, as a card number's 4-4-4-4 or 4-6-5 groups could
- * be written; times (2-digit groups) and `address:port` (one colon after a dotted address) are
- * never this shape.
+ * be written; times (2-digit groups), `address:port` (one colon after a dotted address) and
+ * IPv6 addresses (more groups, or `::`, beside them) are never this shape.
  */
-const COLON_GROUPS = /(?<![\d.])\d{3,6}(?::\d{3,6}){2,}(?![\d.])/g;
+const COLON_GROUPS = /(?<![\d.]|[\d:]:)\d{3,6}(?::\d{3,6}){2,}(?![\d.]|:[\d:])/g;
 
 function scrubColonGroups(match: string): string {
   return match.length - (match.split(':').length - 1) >= 13 ? '[digits redacted]' : match;

@@ -100,6 +100,7 @@ describe('proxies', () => {
     refused({ TRUST_PROXY: 'true' }, /^TRUST_PROXY lists the addresses .* got "true"/);
     refused({ TRUST_PROXY: '*' }, /^TRUST_PROXY lists/);
     refused({ TRUST_PROXY: '10.0.0.0/33' }, /got "10\.0\.0\.0\/33"/);
+    for (const everyone of ['0.0.0.0/0', '::/0', '10.0.0.1/0', '::ffff:0.0.0.0/96']) refused({ TRUST_PROXY: everyone }, /^TRUST_PROXY lists/);
     refused({ TRUST_PROXY: '10.0.0.1,,10.0.0.2' }, /got ""/);
     refused({ TRUST_PROXY: 'proxy.internal' }, /got "proxy\.internal"/);
   });

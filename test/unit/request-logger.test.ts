@@ -84,6 +84,7 @@ describe('free-text scrubbing', () => {
       '/payment/%34%32%34%32%34%32%34%32%34%32%34%32%34%32%34%32',
       '4242\u00a04242\u00a04242\u00a04242',
       'card 4242:4242:4242:4242 declined',
+      'pan:4242:4242:4242:4242',
       '3782:822463:10005',
       '4242%3A4242%3A4242%3A4242',
     ]) {
@@ -98,6 +99,8 @@ describe('free-text scrubbing', () => {
       'timeout at 2026-11-28 03:45:00.123',
       'connect ECONNREFUSED 10.120.130.140:5432',
       'connect ECONNREFUSED [2001:4860:4860::8888]:5432',
+      'connect ECONNREFUSED 2001:1234:5678:9012::1',
+      'connect ECONNREFUSED fe80::1234:5678:9012:3456',
       'took 00:01:02:345 from 12:00:00',
       '/payments?created_after=2026-11-28%2003:45:00&reference=%31%32',
     ]) {

@@ -59,6 +59,7 @@ describe("a receiver's Retry-After", () => {
     assert.equal(retryAfterMs(500, '120', now), null);
     assert.equal(retryAfterMs(429, undefined, now), null);
     assert.equal(retryAfterMs(429, 'soon', now), null);
+    for (const loose of ['-5', '1.5', '2026-11-28']) assert.equal(retryAfterMs(429, loose, now), null, loose);
   });
 
   it('pushes the next try back to the time asked for, never past the longest wait or the window', () => {

@@ -23,11 +23,15 @@ export interface WebhookResponse {
   retryAfterMs: number | null;
 }
 
+/** RFC 9110's preferred date form (IMF-fixdate); Date.parse alone takes "1.5" as a date in 2001. */
+const IMF_FIXDATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
 /** Retry-After as RFC 9110 allows it: a number of seconds or an HTTP date. */
 export function retryAfterMs(statusCode: number | undefined, header: string | undefined, nowMs: number): number | null {
   if ((statusCode !== 429 && statusCode !== 503) || header === undefined) return null;
   const value = header.trim();
   if (/^\d{1,10}$/.test(value)) return Number(value) * 1000;
+  if (!IMF_FIXDATE.test(value)) return null;
   const at = Date.parse(value);
   return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
 }
