@@ -237,7 +237,7 @@ for (const dialect of DIALECTS) {
       }
     });
 
-    it('retries refusals about the session (554 greeting, 530 to MAIL FROM or RCPT TO) and gives up on a 554 to the message', async () => {
+    it('retries refusals about the session (554 greeting, 530 to MAIL FROM or RCPT TO, relaying denied) and gives up on a 554 to the message', async () => {
       let script: SmtpScript = {};
       const smtp = await scriptedSmtp(() => script);
       const own = await startTestGateway({ dialect, workers: true, env: { SMTP_URL: `smtp://127.0.0.1:${(smtp.address() as AddressInfo).port}`, DISPATCH_POLL_MS: '50' } });
@@ -247,6 +247,8 @@ for (const dialect of DIALECTS) {
           [{ greeting: '554 5.3.2 not accepting mail now' }, 554, 'pending'],
           [{ mailFrom: '530 5.7.0 Must issue a STARTTLS command first' }, 530, 'pending'],
           [{ rcptTo: '530 5.7.0 Authentication required' }, 530, 'pending'],
+          // The server will not relay for an unauthenticated gateway: every recipient alike.
+          [{ rcptTo: '554 5.7.1 <merchant@sandbox.test>: Relay access denied' }, 554, 'pending'],
           [{ data: '554 5.6.0 message content rejected' }, 554, 'failed'],
         ];
         for (const [answers, code, status] of cases) {

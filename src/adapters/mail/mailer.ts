@@ -117,13 +117,15 @@ type SmtpError = Error & { code?: string; command?: string; responseCode?: numbe
 /**
  * Only a 5xx answer to a recipient (RCPT TO) or to the message (DATA) condemns this
  * e-mail. Any other refusal is the server's about the gateway itself (535 to its login, a
- * 554 greeting, a sender refused at MAIL FROM, and 530, "authenticate" or "STARTTLS
- * first", which a server may give to any command): it would refuse every message alike
- * until the operator mends the configuration, so giving up would drop every e-mail sent
- * meanwhile. Those, like timeouts and lost connections, are retried.
+ * 554 greeting, a sender refused at MAIL FROM, 530, "authenticate" or "STARTTLS first",
+ * which a server may give to any command, and "relay access denied" to a recipient, given
+ * to every recipient of a gateway the server does not relay for): it would refuse every
+ * message alike until the operator mends the configuration, so giving up would drop every
+ * e-mail sent meanwhile. Those, like timeouts and lost connections, are retried.
  */
 function refusesThisMessage(e: SmtpError): boolean {
   if (typeof e.responseCode !== 'number' || e.responseCode < 500 || e.responseCode === 530) return false;
+  if (e.command === 'RCPT TO' && /\brelay(ing)?\b.*\b(denied|not permitted|not allowed)\b/i.test(e.response ?? '')) return false;
   return (e.code === 'EENVELOPE' || e.code === 'EMESSAGE') && (e.command === 'RCPT TO' || e.command === 'DATA');
 }
 
