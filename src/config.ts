@@ -45,6 +45,8 @@ export interface Config {
   groupCommitWindowMs: number;
   workersEnabled: boolean;
   operatorToken: string | undefined;
+  /** Where the operator API listens instead of beside the payment API (OPERATOR_PORT); undefined: beside it. */
+  operatorListen: { host: string; port: number } | undefined;
   /** Proxies whose X-Forwarded-For names the client (addresses, CIDR ranges, proxy-addr's keywords); false: none. */
   trustProxy: string[] | false;
   /** Who authorises: the connector payments are sent to (this build has the sandbox simulator only). */
@@ -253,6 +255,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     groupCommitWindowMs: int(env, 'GROUP_COMMIT_WINDOW_MS', 0, 0, 50),
     workersEnabled: bool(env, 'WORKERS', true),
     operatorToken: operatorToken(env.OPERATOR_TOKEN, mode),
+    operatorListen: operatorListen(env, port),
     trustProxy: trustProxy(env.TRUST_PROXY),
     acquirer: acquirer(env.ACQUIRER, mode),
     notices,
@@ -305,4 +308,16 @@ function operatorToken(raw: string | undefined, mode: Config['mode']): string | 
     throw new ConfigError(`OPERATOR_TOKEN must be at least ${MIN_LIVE_OPERATOR_TOKEN} characters in live mode (e.g. openssl rand -hex 32)`);
   }
   return raw;
+}
+
+/** OPERATOR_PORT moves the operator API to a listener of its own, on loopback unless OPERATOR_HOST says otherwise. */
+function operatorListen(env: Env, publicPort: number): Config['operatorListen'] {
+  if (!env.OPERATOR_PORT) {
+    if (env.OPERATOR_HOST) throw new ConfigError('OPERATOR_HOST needs OPERATOR_PORT: without it the operator API listens beside the payment API');
+    return undefined;
+  }
+  if (!env.OPERATOR_TOKEN) throw new ConfigError('OPERATOR_PORT needs OPERATOR_TOKEN: without a token there is no operator API to serve');
+  const port = int(env, 'OPERATOR_PORT', 0, 0, 65535);
+  if (port !== 0 && port === publicPort) throw new ConfigError(`OPERATOR_PORT must differ from PORT (${publicPort}): the operator API gets a listener of its own`);
+  return { host: env.OPERATOR_HOST || '127.0.0.1', port };
 }

@@ -23,6 +23,8 @@ const CONNECTORS: Record<AcquirerName, () => Acquirer> = { sandbox: () => new Sa
 
 export interface Gateway {
   app: FastifyInstance;
+  /** The operator API's own app when OPERATOR_PORT is set (it is then not on `app`). */
+  operatorApp: FastifyInstance | null;
   services: Services;
   workers: Workers | null;
   close(): Promise<void>;
@@ -66,16 +68,18 @@ export async function createGateway(config: Readonly<Config>, log: Logger, opts:
   const ctx = await createContext(config, log, opts);
   const services = buildServices(ctx);
   const app = await buildApp(services, log);
+  const operatorApp = config.operatorListen ? await buildApp(services, log, 'operator') : null;
   const workers = config.workersEnabled ? startWorkers(services) : null;
   if (workers && config.smtpUrl) void checkSmtp(config.smtpUrl, log);
   return {
     app,
+    operatorApp,
     services,
     workers,
     async close() {
       // Requests first: no new payment starts, the ones under way finish and are answered,
       // and their commits stop waking the workers, which then finish what they hold.
-      await app.close();
+      await Promise.all([app.close(), operatorApp?.close()]);
       await workers?.stop();
       await ctx.database.close();
     },

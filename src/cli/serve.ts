@@ -24,6 +24,10 @@ export async function serve(): Promise<void> {
   const address = await gateway.app.listen({ host: config.host, port: config.port });
   const publicly = config.publicUrl === address ? '' : ` (public URL ${config.publicUrl})`;
   process.stdout.write(`  tZero Pay (${config.mode}, ${gateway.services.ctx.database.dialect}) listening on ${address}${publicly}  — API reference: ${config.publicUrl}/docs\n\n`);
+  if (gateway.operatorApp && config.operatorListen) {
+    const operatorAddress = await gateway.operatorApp.listen(config.operatorListen);
+    process.stdout.write(`  operator API (/operator/…) listening on ${operatorAddress}, not on ${address}\n\n`);
+  }
   for (const notice of config.notices) log.warn(notice);
   if (config.mode === 'live' && config.acquirer === 'sandbox') {
     log.warn({ acquirer: config.acquirer }, 'live mode with the sandbox acquirer: payments are simulated and no money moves');

@@ -23,7 +23,7 @@ import { webhookEndpointRoutes } from './plugins/webhook-endpoints.js';
 import { eventRoutes, wakeDispatcherAfterWrites } from './plugins/events.js';
 import { sandboxInboxRoutes } from './plugins/sandbox-inbox.js';
 import { docsRoutes } from './plugins/docs.js';
-import { complianceRoutes } from './plugins/compliance.js';
+import { complianceRoutes, operatorRoutes } from './plugins/compliance.js';
 import { registerAuth } from './auth.js';
 import { notFoundPage } from './pages/checkout-page.js';
 import { newNonce, securePageHeaders } from './pages/html.js';
@@ -44,11 +44,14 @@ const newRequestId = () => 'req_' + secureRandomBytes(12).toString('hex');
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
+/** What an app serves: the payment API (and the operator's beside it, unless OPERATOR_PORT), or the operator API alone. */
+export type AppSurface = 'payments' | 'operator';
+
 /**
  * Builds the gateway's HTTP app without listening, so tests drive it with inject() and
  * the server entry point decides where it listens.
  */
-export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
+export async function buildApp(services: Services, logger: Logger, surface: AppSurface = 'payments'): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     childLoggerFactory: (parent, bindings, options) => requestLogger(parent as Logger, bindings, options) as FastifyBaseLogger,
@@ -261,6 +264,12 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   registerAuth(app as unknown as FastifyInstance, services);
   wakeDispatcherAfterWrites(app as unknown as FastifyInstance, services);
   await app.register(healthRoutes(services));
+  if (surface === 'operator') {
+    const token = services.ctx.config.operatorToken;
+    if (!token) throw new Error('the operator API needs OPERATOR_TOKEN');
+    await app.register(operatorRoutes(services, token));
+    return app as unknown as FastifyInstance;
+  }
   await app.register(paymentRoutes(services));
   await app.register(lifecycleRoutes(services));
   await app.register(paymentMethodRoutes(services));

@@ -56,6 +56,16 @@ describe('live mode', () => {
     assert.equal(loadConfig({ ...env, ...live, OPERATOR_TOKEN: 'x'.repeat(32) }).operatorToken, 'x'.repeat(32));
     assert.equal(loadConfig({ ...env, OPERATOR_TOKEN: 'a' }).operatorToken, 'a');
   });
+
+  it('puts the operator API on a listener of its own when asked, on loopback unless told otherwise', () => {
+    assert.equal(loadConfig({ ...env, OPERATOR_TOKEN: 'a' }).operatorListen, undefined);
+    assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKEN: 'a', OPERATOR_PORT: '9090' }).operatorListen, { host: '127.0.0.1', port: 9090 });
+    assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKEN: 'a', OPERATOR_PORT: '9090', OPERATOR_HOST: '10.0.0.5' }).operatorListen, { host: '10.0.0.5', port: 9090 });
+    refused({ OPERATOR_PORT: '9090' }, /^OPERATOR_PORT needs OPERATOR_TOKEN/);
+    refused({ OPERATOR_TOKEN: 'a', OPERATOR_HOST: '127.0.0.1' }, /^OPERATOR_HOST needs OPERATOR_PORT/);
+    refused({ OPERATOR_TOKEN: 'a', PORT: '9090', OPERATOR_PORT: '9090' }, /^OPERATOR_PORT must differ from PORT \(9090\)/);
+    refused({ OPERATOR_TOKEN: 'a', OPERATOR_PORT: 'nine' }, /^OPERATOR_PORT must be a whole number/);
+  });
 });
 
 describe('keys', () => {

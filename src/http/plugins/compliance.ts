@@ -401,7 +401,8 @@ function requireOperator(services: Services, token: string, budget: RefusalBudge
   };
 }
 
-const operatorRoutes =
+/** The operator API: beside the payment API, or on a listener of its own (OPERATOR_PORT). */
+export const operatorRoutes =
   (services: Services, token: string): FastifyPluginAsync =>
   async (app: FastifyInstance) => {
     const compliance = services.compliance;
@@ -434,11 +435,14 @@ const operatorRoutes =
     );
   };
 
-/** Merchant compliance routes always; operator routes only when OPERATOR_TOKEN is set (404 otherwise). */
+/**
+ * Merchant compliance routes always; the operator's beside them only when OPERATOR_TOKEN is
+ * set and OPERATOR_PORT is not (404 otherwise).
+ */
 export const complianceRoutes =
   (services: Services): FastifyPluginAsync =>
   async (app) => {
     await app.register(merchantRoutes(services));
-    const token = services.ctx.config.operatorToken;
-    if (token) await app.register(operatorRoutes(services, token));
+    const { operatorToken, operatorListen } = services.ctx.config;
+    if (operatorToken && !operatorListen) await app.register(operatorRoutes(services, operatorToken));
   };

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { DIALECTS, freePort, type TestGateway } from '../support/gateway.js';
+import { startServer, type ServerProcess } from '../support/process.js';
+import { assertProblem } from '../support/http.js';
+import { OPERATOR_TOKEN, startComplianceGateway } from './fixtures.js';
+
+const bearer = { authorization: `Bearer ${OPERATOR_TOKEN}` };
+
+for (const dialect of DIALECTS) {
+  describe(`the operator API on a listener of its own: OPERATOR_PORT (${dialect})`, () => {
+    let t: TestGateway;
+    before(async () => {
+      t = await startComplianceGateway(dialect, { OPERATOR_PORT: String(await freePort()) });
+    });
+    after(() => t?.close());
+
+    it('serves the operator routes there, with the token, and not beside the payment API', async () => {
+      const operatorApp = t.gateway.operatorApp;
+      assert.ok(operatorApp, 'an operator app is built');
+      const url = `/operator/compliance/merchants/${t.credentials.merchant_id}`;
+      const shown = await operatorApp.inject({ method: 'GET', url, headers: bearer });
+      assert.equal(shown.statusCode, 200, shown.body);
+      assert.equal(shown.json().merchant_id, t.credentials.merchant_id);
+      assertProblem(await operatorApp.inject({ method: 'GET', url }), 401, 'unauthorized');
+      // The payment API's listener does not know the operator routes at all.
+      assertProblem(await t.app.inject({ method: 'GET', url, headers: bearer }), 404, 'route_not_found');
+      assertProblem(await t.app.inject({ method: 'POST', url: `${url}/approve`, headers: bearer }), 404, 'route_not_found');
+    });
+
+    it('serves nothing of the payment API on the operator listener but health checks', async () => {
+      const operatorApp = t.gateway.operatorApp!;
+      assert.equal((await operatorApp.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
+      const authorise = await operatorApp.inject({ method: 'POST', url: '/payment/authorise', headers: { 'x-secret-key': t.credentials.secret_key, 'content-type': 'application/json' }, payload: '{}' });
+      assertProblem(authorise, 404, 'route_not_found');
+      assertProblem(await operatorApp.inject({ method: 'GET', url: '/merchant/compliance', headers: { 'x-secret-key': t.credentials.secret_key } }), 404, 'route_not_found');
+    });
+  });
+}
+
+describe("the operator API on its own port: npm start's command", () => {
+  let dataDir: string;
+  let server: ServerProcess | undefined;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'tzero-operator-'));
+  });
+  after(async () => {
+    await server?.stop().catch(() => {});
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('listens on OPERATOR_PORT (loopback) for the operator, and the public port answers 404 there', async () => {
+    const operatorPort = await freePort();
+    server = await startServer({ DATA_DIR: dataDir, PORT: String(await freePort()), OPERATOR_TOKEN, OPERATOR_PORT: String(operatorPort) });
+    const path = '/operator/compliance/submissions';
+    const own = await fetch(`http://127.0.0.1:${operatorPort}${path}`, { headers: bearer });
+    assert.equal(own.status, 200, await own.clone().text());
+    assert.deepEqual(await own.json(), { object: 'list', data: [] });
+    const beside = await fetch(`${server.baseUrl}${path}`, { headers: bearer });
+    assert.equal(beside.status, 404);
+    assert.match(server.output(), new RegExp(`operator API \\(/operator/…\\) listening on http://127\\.0\\.0\\.1:${operatorPort}`));
+    assert.equal(await server.stop(), 0, 'both listeners close on SIGTERM');
+    server = undefined;
+  });
+});
