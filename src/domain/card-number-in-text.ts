@@ -2,21 +2,37 @@ import { detectBrand, isCardNumber } from './card.js';
 import { type FieldError, ValidationFailed, escapePointer } from './errors.js';
 
 /**
- * Digits with at most one separator between neighbours (a space, a no-break space, a dash,
- * a dot or a slash, as card numbers get typed), standing on their own: a run touching a
- * letter or another digit is part of a word or an identifier (an IBAN's "DE57 4327…", a hex
- * id's "f4109205794964b"), not a card number someone typed.
+ * Digits with up to three separators between neighbours (spaces, no-break and ideographic
+ * spaces, hyphens and dashes, dots, slashes: "4242 4242", "4242  4242", "4242 - 4242", as
+ * card numbers get typed and pasted), standing on their own: a run touching a letter or
+ * another digit is part of a word or an identifier (an IBAN's "DE57 4327…", a hex id's
+ * "f4109205794964b"), not a card number someone typed. Full-width digits are read as the
+ * digits they are (holdsCardNumber).
  */
-const DIGIT_RUN = /(?<![\p{L}\p{N}_]|\p{N}[ \u00a0\-./])\d(?:[ \u00a0\-./]?\d)*(?![\p{L}\p{N}_])/gu;
-const SEPARATOR = /[ \u00a0\-./]/;
+const SEPARATOR = /[ \u00a0\u3000\-\u2010-\u2015./]{1,3}/;
+const DIGIT_RUN = /(?<![\p{L}\p{N}_]|\p{N}[ \u00a0\u3000\-\u2010-\u2015./]{1,3})\d(?:[ \u00a0\u3000\-\u2010-\u2015./]{0,3}\d)*(?![\p{L}\p{N}_])/gu;
 
-function digitCount(text: string): number {
-  let n = 0;
+const FULL_WIDTH_ZERO = 0xff10;
+const FULL_WIDTH_NINE = 0xff19;
+
+/** ASCII digits, and whether full-width ones (an East Asian keyboard's) were among them. */
+function digitCount(text: string): { digits: number; fullWidth: boolean } {
+  let digits = 0;
+  let fullWidth = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) n++;
+    if (c >= 48 && c <= 57) digits++;
+    else if (c >= FULL_WIDTH_ZERO && c <= FULL_WIDTH_NINE) {
+      digits++;
+      fullWidth = true;
+    }
   }
-  return n;
+  return { digits, fullWidth };
+}
+
+/** Full-width digits as ASCII ones; one UTF-16 unit each way, so positions stay where they were. */
+function asciiDigits(text: string): string {
+  return text.replace(/[\uff10-\uff19]/g, (d) => String.fromCharCode(d.charCodeAt(0) - FULL_WIDTH_ZERO + 48));
 }
 
 /**
@@ -55,8 +71,10 @@ function cardAt(groups: string[], first: number): boolean {
  */
 export function holdsCardNumber(text: string): boolean {
   // Nearly every text has fewer than 13 digits: counting them is cheaper than matching runs.
-  if (text.length < 13 || digitCount(text) < 13) return false;
-  for (const [run] of text.matchAll(DIGIT_RUN)) if (runHoldsCard(run)) return true;
+  if (text.length < 13) return false;
+  const { digits, fullWidth } = digitCount(text);
+  if (digits < 13) return false;
+  for (const [run] of (fullWidth ? asciiDigits(text) : text).matchAll(DIGIT_RUN)) if (runHoldsCard(run)) return true;
   return false;
 }
 
@@ -69,7 +87,16 @@ function runHoldsCard(run: string): boolean {
 
 /** The text with each digit run that holds a card number replaced, for messages that quote what they were sent. */
 export function redactCardNumbers(text: string): string {
-  return holdsCardNumber(text) ? text.replace(DIGIT_RUN, (run) => (runHoldsCard(run) ? '[card number]' : run)) : text;
+  if (!holdsCardNumber(text)) return text;
+  // Runs are found in the ASCII spelling and cut from the text as sent (same positions).
+  let out = '';
+  let from = 0;
+  for (const match of asciiDigits(text).matchAll(DIGIT_RUN)) {
+    if (!runHoldsCard(match[0])) continue;
+    out += text.slice(from, match.index) + '[card number]';
+    from = match.index + match[0].length;
+  }
+  return out + text.slice(from);
 }
 
 /** The fields meant for a card number, as nested keys: `{ payment_method: { number: true } }`. */

@@ -20,6 +20,12 @@ describe('card numbers in free text', () => {
       '5555/5555/5555/4444',
       '4242\u00a04242\u00a04242\u00a04242',
       '3782.822463.10005',
+      '4242  4242  4242  4242',
+      '4242 - 4242 - 4242 - 4242',
+      '5555\u20135555\u20135555\u20134444',
+      '4242\u30004242\u30004242\u30004242',
+      '\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12',
+      '\u30ab\u30fc\u30c9 \uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12',
     ]) {
       assert.equal(holdsCardNumber(text), true, text);
     }
@@ -33,8 +39,8 @@ describe('card numbers in free text', () => {
       '9999999999999995',
       '1732750000009',
       '42424242424242424242424',
-      '4242  4242  4242  4242',
       '+44 20 7946 0958 ext 12',
+      '\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff12\uff14\uff11',
       'x3056930009020004y',
       'DE57 4327 8814 9982 4333 90',
       'PL12 4216 2803 3852 5207 2340 7590',
@@ -56,6 +62,7 @@ describe('card numbers in free text', () => {
   it('redacts the card numbers of a message and nothing else', () => {
     assert.equal(redactCardNumbers('no channel "4242 4242 4242 4242" for pay_0a4242424242424242b, ref 1732750000009'), 'no channel "[card number]" for pay_0a4242424242424242b, ref 1732750000009');
     assert.equal(redactCardNumbers('nothing to hide'), 'nothing to hide');
+    assert.equal(redactCardNumbers('\u756a\u53f7 \uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12 \uff14\uff12\uff14\uff12 \u3067\u3059 1234'), '\u756a\u53f7 [card number] \u3067\u3059 1234');
   });
 
   it('names each field holding one, a key by its object, and skips the fields meant for one', () => {
