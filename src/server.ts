@@ -13,6 +13,7 @@ import { buildServices, type Services } from './app/services.js';
 import { SANDBOX_RETURN_PATH } from './app/merchants.js';
 import { DomainError } from './domain/errors.js';
 import { buildApp } from './http/app.js';
+import { Metrics } from './app/metrics.js';
 import { startWorkers, type Workers } from './workers/index.js';
 import { type Clock, systemClock } from './ports/clock.js';
 import type { Acquirer } from './ports/acquirer.js';
@@ -59,6 +60,7 @@ export async function createContext(config: Readonly<Config>, log: Logger, opts:
     acquirer: opts.acquirer ?? CONNECTORS[config.acquirer](),
     clock,
     log,
+    metrics: new Metrics(),
     newId: idFactory(clock),
   };
 }

@@ -6,6 +6,7 @@ import type { Database } from '../adapters/storage/database.js';
 import type { Vault } from '../adapters/vault/envelope.js';
 import type { Acquirer } from '../ports/acquirer.js';
 import type { Clock } from '../ports/clock.js';
+import type { Metrics } from './metrics.js';
 
 /** What every use case may touch; built once at boot (or per test) and passed down. */
 export interface AppContext {
@@ -15,6 +16,8 @@ export interface AppContext {
   acquirer: Acquirer;
   clock: Clock;
   log: Logger;
+  /** This process's counters for GET /operator/metrics. */
+  metrics: Metrics;
   newId(kind: IdKind): string;
 }
 

@@ -224,6 +224,14 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     });
   }
 
+  // Every answer counts, on either listener: by route template (never the URL, which may hold
+  // a card number), method and status.
+  const metrics = services.ctx.metrics;
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
+
   // A request that reaches a closing gateway (pipelined, or on a connection still busy with
   // another) is refused, not started: nothing may begin that the shutdown could cut short.
   let closing = false;

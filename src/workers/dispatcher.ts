@@ -874,7 +874,7 @@ class ResultWriter {
             return { rows: await this.hooks.refill(trx, token), gaveUp };
           });
           this.hooks.reserve(rows);
-          this.logFailures(batch, gaveUp);
+          this.report(batch, gaveUp);
           return rows;
         });
         // Starting them needs a read, not the writer: the next batch may commit meanwhile.
@@ -890,7 +890,7 @@ class ResultWriter {
         for (const p of batch) {
           await this.services.ctx.database
             .write((trx) => this.write(trx, [p]))
-            .then((gaveUp) => this.logFailures([p], gaveUp))
+            .then((gaveUp) => this.report([p], gaveUp))
             .catch((err: unknown) => lost(err, p.d));
         }
       }
@@ -903,13 +903,20 @@ class ResultWriter {
   }
 
   /**
-   * Failed attempts and given-up deliveries, once recorded: an operator sees a merchant's
-   * endpoint or the mail server failing in the log, not only in that merchant's events.
-   * The endpoint's URL is left out (merchants put secrets in query strings).
+   * Outcomes once recorded, counted for the operator's metrics; failed attempts and given-up
+   * deliveries also logged: an operator sees a merchant's endpoint or the mail server failing
+   * in the log, not only in that merchant's events. The endpoint's URL is left out (merchants
+   * put secrets in query strings).
    */
-  private logFailures(batch: Pending[], gaveUp: ReadonlySet<string>): void {
+  private report(batch: Pending[], gaveUp: ReadonlySet<string>): void {
+    const metrics = this.services.ctx.metrics;
     for (const { d, outcome: o } of batch) {
-      if (o.kind !== 'attempt' || o.succeeded) continue;
+      if (o.kind !== 'attempt') {
+        metrics.countDelivery(d.kind, 'cancelled');
+        continue;
+      }
+      metrics.countDelivery(d.kind, o.succeeded ? 'succeeded' : gaveUp.has(d.id) ? 'failed' : 'retrying', o.durationMs / 1000);
+      if (o.succeeded) continue;
       const fields = { delivery_id: d.id, event_id: d.event_id, endpoint_id: d.endpoint_id, kind: d.kind, attempt: d.attempts + 1, status_code: o.statusCode, error: o.error };
       if (gaveUp.has(d.id)) this.log.error(fields, `gave up on a ${d.kind === 'webhook' ? 'callback' : 'notification e-mail'}: no more attempts`);
       else this.log.warn(fields, `${d.kind === 'webhook' ? 'callback' : 'notification e-mail'} attempt failed; it will be tried again`);

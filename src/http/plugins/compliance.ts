@@ -7,6 +7,7 @@ import type { Actor } from '../../app/compliance.js';
 import { DOCUMENT_TYPES, MAX_ANNUAL_TRANSACTIONS, MAX_DOCUMENT_BYTES } from '../../domain/compliance.js';
 import { DomainError } from '../../domain/errors.js';
 import { problem, sendProblem } from '../problem.js';
+import { metricsRoute } from './metrics.js';
 import { Nullable, StrictObject, Timestamp, problemResponses } from '../schemas/common.js';
 
 /* ---------- multipart/form-data (RFC 7578), parsed here so no dependency is needed ---------- */
@@ -413,6 +414,7 @@ export const operatorRoutes =
       done();
     });
     const hidden = { hide: true, tags: ['operator'] };
+    await app.register(metricsRoute(services));
 
     app.get('/operator/compliance/submissions', { schema: hidden }, async (_request, reply) => sendJson(reply, 200, { object: 'list', data: await compliance.listPending() }));
 

@@ -1,0 +1,128 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { DeliveriesTable } from '../adapters/storage/schema.js';
+
+/** Upper bounds in seconds: a payment's answer sits in the low milliseconds, a callback's in tens to thousands. */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+class Histogram {
+  /** Per bucket, not cumulative: observing touches one slot; rendering adds them up. */
+  readonly counts = new Float64Array(DURATION_BUCKETS.length);
+  sum = 0;
+  count = 0;
+
+  observe(seconds: number): void {
+    this.sum += seconds;
+    this.count++;
+    for (let i = 0; i < DURATION_BUCKETS.length; i++) {
+      if (seconds <= DURATION_BUCKETS[i]!) {
+        this.counts[i]!++;
+        return;
+      }
+    }
+  }
+
+  lines(name: string, labels: string): string[] {
+    const out: string[] = [];
+    let cumulative = 0;
+    DURATION_BUCKETS.forEach((le, i) => {
+      cumulative += this.counts[i]!;
+      out.push(`${name}_bucket{${labels},le="${le}"} ${cumulative}`);
+    });
+    out.push(`${name}_bucket{${labels},le="+Inf"} ${this.count}`, `${name}_sum{${labels}} ${this.sum}`, `${name}_count{${labels}} ${this.count}`);
+    return out;
+  }
+}
+
+interface RouteSeries {
+  duration: Histogram;
+  statuses: Map<number, number>;
+}
+
+export type DeliveryKind = DeliveriesTable['kind'];
+export type DeliveryOutcome = 'succeeded' | 'retrying' | 'failed' | 'cancelled';
+
+export interface Gauge {
+  name: string;
+  help: string;
+  value: number;
+}
+
+/** A label value as the text format wants it (backslash, quote and newline escaped). */
+function label(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
+}
+
+function header(name: string, type: 'counter' | 'gauge' | 'histogram', help: string): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
+}
+
+/**
+ * What this process has done since it started, for an operator's Prometheus (text format
+ * 0.0.4, GET /operator/metrics). Kept in memory per process: each gateway process is
+ * scraped on its own. Routes are labelled by their template, never by the URL asked for
+ * (which could hold a card number, and has no bound).
+ */
+export class Metrics {
+  private readonly routes = new Map<string, Map<string, RouteSeries>>();
+  private readonly deliveries = new Map<string, number>();
+  private readonly deliveryDurations = new Map<DeliveryKind, Histogram>();
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  private readonly startedAt = Date.now();
+
+  constructor() {
+    this.loopDelay.enable();
+  }
+
+  /** One answered request; `route` is undefined when no route matched. */
+  observeRequest(method: string, route: string | undefined, status: number, seconds: number): void {
+    const key = route ?? 'unmatched';
+    let byMethod = this.routes.get(key);
+    if (!byMethod) this.routes.set(key, (byMethod = new Map()));
+    let series = byMethod.get(method);
+    if (!series) byMethod.set(method, (series = { duration: new Histogram(), statuses: new Map() }));
+    series.duration.observe(seconds);
+    series.statuses.set(status, (series.statuses.get(status) ?? 0) + 1);
+  }
+
+  /** A callback's or e-mail's attempt once its result is recorded, or its cancellation. */
+  countDelivery(kind: DeliveryKind, outcome: DeliveryOutcome, seconds?: number): void {
+    const key = `kind="${kind}",outcome="${outcome}"`;
+    this.deliveries.set(key, (this.deliveries.get(key) ?? 0) + 1);
+    if (seconds === undefined) return;
+    let histogram = this.deliveryDurations.get(kind);
+    if (!histogram) this.deliveryDurations.set(kind, (histogram = new Histogram()));
+    histogram.observe(seconds);
+  }
+
+  /** The text a scrape gets; `gauges` are read at the scrape (the database's, say). */
+  render(gauges: readonly Gauge[]): string {
+    const lines: string[] = [];
+    lines.push(...header('tzero_http_requests_total', 'counter', 'Requests answered, by route template, method and status code.'));
+    for (const [route, byMethod] of this.routes) {
+      for (const [method, series] of byMethod) {
+        for (const [status, n] of series.statuses) lines.push(`tzero_http_requests_total{method="${label(method)}",route="${label(route)}",status="${status}"} ${n}`);
+      }
+    }
+    lines.push(...header('tzero_http_request_duration_seconds', 'histogram', 'Time from a request read to its answer sent, by route template and method.'));
+    for (const [route, byMethod] of this.routes) {
+      for (const [method, series] of byMethod) lines.push(...series.duration.lines('tzero_http_request_duration_seconds', `method="${label(method)}",route="${label(route)}"`));
+    }
+    lines.push(...header('tzero_deliveries_total', 'counter', 'Callback and e-mail attempts recorded (succeeded, failed for good, or to be retried) and deliveries cancelled, by kind.'));
+    for (const [labels, n] of this.deliveries) lines.push(`tzero_deliveries_total{${labels}} ${n}`);
+    lines.push(...header('tzero_delivery_attempt_duration_seconds', 'histogram', 'Time a callback or e-mail attempt took, by kind.'));
+    for (const [kind, histogram] of this.deliveryDurations) lines.push(...histogram.lines('tzero_delivery_attempt_duration_seconds', `kind="${kind}"`));
+
+    const memory = process.memoryUsage();
+    const own: Gauge[] = [
+      { name: 'process_start_time_seconds', help: 'When this process started (Unix time).', value: Math.floor(this.startedAt / 1000) },
+      { name: 'process_resident_memory_bytes', help: 'Resident set size.', value: memory.rss },
+      { name: 'nodejs_heap_used_bytes', help: 'V8 heap in use.', value: memory.heapUsed },
+      // Since the previous scrape: a loop held up by a long task shows here first.
+      { name: 'nodejs_eventloop_delay_p99_seconds', help: '99th percentile of event-loop delay since the previous scrape.', value: this.loopDelay.count ? this.loopDelay.percentile(99) / 1e9 : 0 },
+      { name: 'nodejs_eventloop_delay_max_seconds', help: 'Longest event-loop delay since the previous scrape.', value: this.loopDelay.count ? this.loopDelay.max / 1e9 : 0 },
+    ];
+    this.loopDelay.reset();
+    for (const g of [...gauges, ...own]) lines.push(...header(g.name, 'gauge', g.help), `${g.name} ${g.value}`);
+    return lines.join('\n') + '\n';
+  }
+}

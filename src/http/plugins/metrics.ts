@@ -1,0 +1,31 @@
+import { sql } from 'kysely';
+import type { FastifyPluginAsync } from 'fastify';
+import { deliveriesBehindSeconds } from '../../app/delivery-backlog.js';
+import type { Gauge } from '../../app/metrics.js';
+import type { Services } from '../../app/services.js';
+
+/** The database's part of a scrape: whether it answers, and how far callbacks and e-mails are behind. */
+async function databaseGauges(services: Services): Promise<Gauge[]> {
+  const up = { name: 'tzero_database_up', help: 'Whether the database answered this scrape (1) or not (0).' };
+  try {
+    await sql`select 1`.execute(services.ctx.database.db);
+    const behind = await deliveriesBehindSeconds(services.ctx);
+    return [
+      { ...up, value: 1 },
+      { name: 'tzero_deliveries_behind_seconds', help: 'How long the oldest callback or e-mail due to go out has waited (0: none).', value: behind },
+    ];
+  } catch (error) {
+    services.ctx.log.warn({ err: error }, 'metrics: the database did not answer');
+    return [{ ...up, value: 0 }];
+  }
+}
+
+/** GET /operator/metrics, inside the operator API (its token, its listener). */
+export const metricsRoute =
+  (services: Services): FastifyPluginAsync =>
+  async (app) => {
+    app.get('/operator/metrics', { schema: { hide: true, tags: ['operator'] } }, async (_request, reply) => {
+      const text = services.ctx.metrics.render(await databaseGauges(services));
+      return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(text);
+    });
+  };
