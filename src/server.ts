@@ -117,6 +117,15 @@ async function keptCredentials(services: Services, file: string): Promise<Sandbo
   return merchant ? credentials : null;
 }
 
+/** After `channel rotate-secret`: the sandbox's credentials file keeps the channel's secret current. Answers whether it held that channel. */
+export async function keepSandboxReturnSecret(services: Services, channel: string, returnSecret: string): Promise<boolean> {
+  const file = sandboxCredentialsFile(services.ctx.config);
+  const credentials = await keptCredentials(services, file);
+  if (credentials?.channel !== channel) return false;
+  writeFileSync(file, JSON.stringify({ ...credentials, return_secret: returnSecret }, null, 2) + '\n', { mode: 0o600 });
+  return true;
+}
+
 /**
  * First boot of an empty sandbox: create a merchant, a channel and a key so a newcomer
  * can post a payment at once. The key is written (0600) next to the database because

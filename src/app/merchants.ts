@@ -106,6 +106,10 @@ function checkReturnUrl(u: string, mode: 'sandbox' | 'live'): void {
 /** Every API request runs this lookup (when the key is not cached), so its SQL is compiled once. */
 const keyByHash = compiledOnce((db, hash: string) => db.selectFrom('secret_keys').select(['id', 'merchant_id', 'key_hash', 'revoked_at']).where('key_hash', '=', hash));
 
+function newReturnSecret(): string {
+  return 'rsk_' + randomBytes(24).toString('hex');
+}
+
 export class Merchants {
   /** Every API request looks up its key; keys and channels written here leave it at once. */
   private readonly lookups: LookupCache;
@@ -140,7 +144,7 @@ export class Merchants {
     if (taken) throw new DomainError(409, 'channel_reference_taken', `channel reference "${input.reference}" is already assigned`, '/reference');
     const now = this.ctx.clock.now();
     const id = this.ctx.newId('channel');
-    const secret = 'rsk_' + randomBytes(24).toString('hex');
+    const secret = newReturnSecret();
     const row: ChannelsTable = {
       id,
       merchant_id: merchantId,
@@ -214,6 +218,19 @@ export class Merchants {
     let q = this.ctx.database.db.selectFrom('channels').selectAll().orderBy('id');
     if (merchantId) q = q.where('merchant_id', '=', merchantId);
     return (await q.execute()).map(channelView);
+  }
+
+  /**
+   * A new return-signing secret, in use at once (every process's cached channel is dropped):
+   * for a secret that leaked. Returns signed just before still carry the old one.
+   */
+  async rotateReturnSecret(reference: string): Promise<string> {
+    const row = await this.requireChannelByReference(reference);
+    const secret = newReturnSecret();
+    const sealed = this.ctx.vault.sealString(row.id, secret);
+    await this.ctx.database.write((trx) => trx.updateTable('channels').set({ return_secret_ct: sealed, updated_at: this.ctx.clock.now() }).where('id', '=', row.id).execute());
+    this.lookups.drop();
+    return secret;
   }
 
   async revealReturnSecret(reference: string): Promise<string> {

@@ -9,6 +9,7 @@ import { rotateKek } from './rotate-kek.js';
 import { retireKekIds } from '../app/kek-check.js';
 import { writeFileSync } from 'node:fs';
 import { cliActor } from '../app/compliance.js';
+import { keepSandboxReturnSecret, sandboxCredentialsFile } from '../server.js';
 
 const USAGE = `tZero Pay gateway
 
@@ -25,6 +26,7 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
                  [--mode ..] [--notify-event ..] [--customer-receipts true|false]
   channel list [--merchant ID]
   channel secret REF                      show the channel's return-signing secret
+  channel rotate-secret REF               replace it (in use at once, e.g. after a leak); shows the new one
   key create --merchant ID [--label TEXT] create a secret key (shown once); label 1-200 characters
   key revoke KEY_ID                       revoke a secret key at once
   key list [--merchant ID]
@@ -42,7 +44,7 @@ A channel's --mode is fixed once it has taken a payment: create a new channel fo
 Every command prints text; add --json for JSON.`;
 
 /** The commands that seal something under the active key, and so register it (src/app/kek-check.ts). */
-const SEALING_COMMANDS = new Set(['channel create', 'vault rotate']);
+const SEALING_COMMANDS = new Set(['channel create', 'channel rotate-secret', 'vault rotate']);
 
 const options = {
   json: { type: 'boolean' },
@@ -206,6 +208,16 @@ async function run(argv: string[]): Promise<void> {
         if (!target) throw new UsageError('channel secret needs the channel reference');
         const secret = await m.revealReturnSecret(target);
         return print(json, { channel: target, return_secret: secret }, secret);
+      }
+      case 'channel rotate-secret': {
+        if (!target) throw new UsageError('channel rotate-secret needs the channel reference');
+        const secret = await m.rotateReturnSecret(target);
+        const kept = await keepSandboxReturnSecret(services, target, secret);
+        return print(
+          json,
+          { channel: target, return_secret: secret },
+          `${secret}\nin use now: returns are signed with it from this moment. Let the merchant's check accept the old secret too for 10 minutes after it deploys this one (returns signed before the rotation).${kept ? `\n${sandboxCredentialsFile(services.ctx.config)} holds it too.` : ''}`,
+        );
       }
       case 'key create': {
         const key = await m.createSecretKey(required(values, 'merchant'), label(values.label));

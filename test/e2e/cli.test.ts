@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -214,6 +214,53 @@ describe('operator CLI (npm run cli), text and --json', () => {
       const fresh = await gateway.services.merchants.createSecretKey(merchantId);
       assert.equal((await gateway.services.merchants.authenticate(fresh.secret_key))?.merchantId, merchantId);
       assert.equal((await gateway.services.merchants.requireChannelByReference('acme-web')).merchant_id, merchantId);
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
+describe('channel rotate-secret (a leaked return-signing secret)', () => {
+  let dataDir: string;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'tzero-return-secret-'));
+  });
+  after(() => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** The README's check of a return redirect. */
+  const signedWith = (url: URL, secret: string) => {
+    const q = Object.fromEntries(url.searchParams);
+    return createHmac('sha256', secret).update(`${q.timestamp}.${q.payment_id}.${q.status}.${q.reference ?? ''}`).digest('hex') === q.signature;
+  };
+
+  it('signs returns with the new secret at once, in a gateway already running, and keeps the sandbox credentials file current', async () => {
+    const gateway = await createGateway(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false' }), pino({ level: 'silent' }));
+    try {
+      const { credentials, file } = await ensureSandboxCredentials(gateway.services);
+      const returnAfterPaying = async () => {
+        const created = (await authoriseExampleOn(gateway.app, credentials!.secret_key, 'sandbox')).json<{ redirect_url: string }>();
+        const view = await gateway.services.checkout.complete(new URL(created.redirect_url).pathname.split('/').pop()!);
+        return new URL(await gateway.services.checkout.returnRedirect(view));
+      };
+      assert.ok(signedWith(await returnAfterPaying(), credentials!.return_secret), 'signed with the secret the sandbox was created with');
+
+      const rotated = await runCli(['channel', 'rotate-secret', 'sandbox'], { DATA_DIR: dataDir });
+      ok(rotated, 'channel rotate-secret');
+      const secret = rotated.stdout.split('\n')[0]!;
+      assert.match(secret, /^rsk_[0-9a-f]{48}$/);
+      assert.notEqual(secret, credentials!.return_secret);
+      assert.match(rotated.stdout, /in use now/);
+      assert.equal(JSON.parse(readFileSync(file, 'utf8')).return_secret, secret);
+      assert.equal((await runCli(['channel', 'secret', 'sandbox'], { DATA_DIR: dataDir })).stdout.trim(), secret);
+
+      const after = await returnAfterPaying();
+      assert.ok(signedWith(after, secret), 'the running gateway signs with the new secret');
+      assert.ok(!signedWith(after, credentials!.return_secret));
+      const missing = await runCli(['channel', 'rotate-secret', 'nope'], { DATA_DIR: dataDir });
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /no channel with reference "nope"/);
     } finally {
       await gateway.close();
     }
