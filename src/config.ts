@@ -44,7 +44,8 @@ export interface Config {
   /** Milliseconds a group commit waits for more writes; 0 = commit what arrived in this tick. */
   groupCommitWindowMs: number;
   workersEnabled: boolean;
-  operatorToken: string | undefined;
+  /** Who may use the operator API: OPERATOR_TOKEN (shared, name null) and OPERATOR_TOKENS (one a person). Empty: no operator API. */
+  operatorTokens: readonly OperatorToken[];
   /** Where the operator API listens instead of beside the payment API (OPERATOR_PORT); undefined: beside it. */
   operatorListen: { host: string; port: number } | undefined;
   /** Proxies whose X-Forwarded-For names the client (addresses, CIDR ranges, proxy-addr's keywords); false: none. */
@@ -53,6 +54,12 @@ export interface Config {
   acquirer: AcquirerName;
   /** Settings that work but deserve the operator's attention, logged at boot. */
   notices: readonly string[];
+}
+
+export interface OperatorToken {
+  /** The operator the token belongs to, recorded in the audit log; null for the shared OPERATOR_TOKEN. */
+  name: string | null;
+  token: string;
 }
 
 /** Acquirer connectors in this build; a real one implements src/ports/acquirer.ts. */
@@ -254,7 +261,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     dispatchPollMs: int(env, 'DISPATCH_POLL_MS', 1000, 10, 60_000),
     groupCommitWindowMs: int(env, 'GROUP_COMMIT_WINDOW_MS', 0, 0, 50),
     workersEnabled: bool(env, 'WORKERS', true),
-    operatorToken: operatorToken(env.OPERATOR_TOKEN, mode),
+    operatorTokens: operatorTokens(env, mode),
     operatorListen: operatorListen(env, port),
     trustProxy: trustProxy(env.TRUST_PROXY),
     acquirer: acquirer(env.ACQUIRER, mode),
@@ -301,13 +308,39 @@ function trustProxy(raw: string | undefined): string[] | false {
 
 const MIN_LIVE_OPERATOR_TOKEN = 32;
 
-/** The operator API's bearer token: in live mode long enough that guessing it is hopeless. */
-function operatorToken(raw: string | undefined, mode: Config['mode']): string | undefined {
-  if (!raw) return undefined;
-  if (mode === 'live' && raw.length < MIN_LIVE_OPERATOR_TOKEN) {
-    throw new ConfigError(`OPERATOR_TOKEN must be at least ${MIN_LIVE_OPERATOR_TOKEN} characters in live mode (e.g. openssl rand -hex 32)`);
+const OPERATOR_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
+
+/**
+ * The operator API's bearer tokens: the shared OPERATOR_TOKEN and OPERATOR_TOKENS'
+ * `name=token` pairs, one a person, so the audit log says who acted (PCI DSS 8.2.1, 10.2.1)
+ * rather than what a header claimed. In live mode each is long enough that guessing it is
+ * hopeless. Messages name the entry, never its token.
+ */
+function operatorTokens(env: Env, mode: Config['mode']): OperatorToken[] {
+  const tokens: OperatorToken[] = [];
+  const long = (token: string, what: string) => {
+    if (mode === 'live' && token.length < MIN_LIVE_OPERATOR_TOKEN) {
+      throw new ConfigError(`${what} must be at least ${MIN_LIVE_OPERATOR_TOKEN} characters in live mode (e.g. openssl rand -hex 32)`);
+    }
+  };
+  if (env.OPERATOR_TOKEN) {
+    long(env.OPERATOR_TOKEN, 'OPERATOR_TOKEN');
+    tokens.push({ name: null, token: env.OPERATOR_TOKEN });
   }
-  return raw;
+  for (const [i, entry] of (env.OPERATOR_TOKENS ?? '').split(',').entries()) {
+    if (entry.trim() === '') continue;
+    const at = entry.indexOf('=');
+    const name = entry.slice(0, Math.max(at, 0)).trim();
+    const token = entry.slice(at + 1).trim();
+    const which = `OPERATOR_TOKENS entry ${i + 1}`;
+    if (at < 0 || !OPERATOR_NAME.test(name)) throw new ConfigError(`${which} must be name=token, the name 1-64 of A-Z a-z 0-9 . _ @ - (e.g. alice=$(openssl rand -hex 32))`);
+    if (token === '' || /\s/.test(token)) throw new ConfigError(`${which} (${name}) needs a token without spaces after "="`);
+    long(token, `${which}'s token (${name})`);
+    if (tokens.some((t) => t.name === name)) throw new ConfigError(`${which} repeats the name "${name}"; every operator gets one token`);
+    if (tokens.some((t) => t.token === token)) throw new ConfigError(`${which}'s token (${name}) is also another operator's or OPERATOR_TOKEN: the audit log could not tell them apart`);
+    tokens.push({ name, token });
+  }
+  return tokens;
 }
 
 /** OPERATOR_PORT moves the operator API to a listener of its own, on loopback unless OPERATOR_HOST says otherwise. */
@@ -316,7 +349,7 @@ function operatorListen(env: Env, publicPort: number): Config['operatorListen'] 
     if (env.OPERATOR_HOST) throw new ConfigError('OPERATOR_HOST needs OPERATOR_PORT: without it the operator API listens beside the payment API');
     return undefined;
   }
-  if (!env.OPERATOR_TOKEN) throw new ConfigError('OPERATOR_PORT needs OPERATOR_TOKEN: without a token there is no operator API to serve');
+  if (!env.OPERATOR_TOKEN && !env.OPERATOR_TOKENS) throw new ConfigError('OPERATOR_PORT needs OPERATOR_TOKEN or OPERATOR_TOKENS: without a token there is no operator API to serve');
   const port = int(env, 'OPERATOR_PORT', 0, 0, 65535);
   if (port !== 0 && port === publicPort) throw new ConfigError(`OPERATOR_PORT must differ from PORT (${publicPort}): the operator API gets a listener of its own`);
   return { host: env.OPERATOR_HOST || '127.0.0.1', port };

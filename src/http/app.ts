@@ -273,9 +273,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
   wakeDispatcherAfterWrites(app as unknown as FastifyInstance, services);
   await app.register(healthRoutes(services));
   if (surface === 'operator') {
-    const token = services.ctx.config.operatorToken;
-    if (!token) throw new Error('the operator API needs OPERATOR_TOKEN');
-    await app.register(operatorRoutes(services, token));
+    await app.register(operatorRoutes(services, services.ctx.config.operatorTokens));
     return app as unknown as FastifyInstance;
   }
   await app.register(paymentRoutes(services));

@@ -159,7 +159,7 @@ for (const dialect of DIALECTS) {
     after(() => t.close());
 
     it('answers 404 on operator routes when OPERATOR_TOKEN is not set', async () => {
-      assert.equal(t.config.operatorToken, undefined);
+      assert.deepEqual(t.config.operatorTokens, []);
       for (const url of ['/operator/compliance/submissions', `/operator/compliance/merchants/${t.credentials.merchant_id}`]) {
         const res = await t.app.inject({ method: 'GET', url, headers: { authorization: 'Bearer anything' } });
         assertProblem(res, 404, 'route_not_found');

@@ -53,15 +53,36 @@ describe('live mode', () => {
 
   it('wants an operator token no one could guess', () => {
     refused({ ...live, OPERATOR_TOKEN: 'a' }, /^OPERATOR_TOKEN must be at least 32 characters in live mode/);
-    assert.equal(loadConfig({ ...env, ...live, OPERATOR_TOKEN: 'x'.repeat(32) }).operatorToken, 'x'.repeat(32));
-    assert.equal(loadConfig({ ...env, OPERATOR_TOKEN: 'a' }).operatorToken, 'a');
+    assert.deepEqual(loadConfig({ ...env, ...live, OPERATOR_TOKEN: 'x'.repeat(32) }).operatorTokens, [{ name: null, token: 'x'.repeat(32) }]);
+    assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKEN: 'a' }).operatorTokens, [{ name: null, token: 'a' }]);
+  });
+
+  it('takes a token a person (OPERATOR_TOKENS), never echoing one in its messages', () => {
+    const a = 'a'.repeat(32);
+    const b = 'b'.repeat(32);
+    assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKENS: `alice=${a}, bob.ops@acme=${b},` }).operatorTokens, [
+      { name: 'alice', token: a },
+      { name: 'bob.ops@acme', token: b },
+    ]);
+    assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKEN: 'shared', OPERATOR_TOKENS: `alice=${a}` }).operatorTokens.map((t) => t.name), [null, 'alice']);
+    refused({ OPERATOR_TOKENS: a }, /^OPERATOR_TOKENS entry 1 must be name=token/);
+    refused({ OPERATOR_TOKENS: `alice=${a},bad name=${b}` }, /^OPERATOR_TOKENS entry 2 must be name=token/);
+    refused({ OPERATOR_TOKENS: 'alice=' }, /^OPERATOR_TOKENS entry 1 \(alice\) needs a token/);
+    refused({ OPERATOR_TOKENS: `alice=${a},alice=${b}` }, /^OPERATOR_TOKENS entry 2 repeats the name "alice"/);
+    refused({ OPERATOR_TOKENS: `alice=${a},bob=${a}` }, /^OPERATOR_TOKENS entry 2's token \(bob\) is also another operator's/);
+    refused({ OPERATOR_TOKEN: a, OPERATOR_TOKENS: `bob=${a}` }, /^OPERATOR_TOKENS entry 1's token \(bob\) is also another operator's or OPERATOR_TOKEN/);
+    refused({ ...live, OPERATOR_TOKENS: 'alice=short' }, /^OPERATOR_TOKENS entry 1's token \(alice\) must be at least 32 characters in live mode/);
+    assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKENS: `alice=${a}`, OPERATOR_PORT: '9090' }).operatorListen, { host: '127.0.0.1', port: 9090 });
+    for (const secret of [a, 'short']) {
+      assert.throws(() => loadConfig({ ...env, ...live, OPERATOR_TOKENS: `alice=${secret},alice=${secret}x` }), (e: Error) => e instanceof ConfigError && !e.message.includes(secret));
+    }
   });
 
   it('puts the operator API on a listener of its own when asked, on loopback unless told otherwise', () => {
     assert.equal(loadConfig({ ...env, OPERATOR_TOKEN: 'a' }).operatorListen, undefined);
     assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKEN: 'a', OPERATOR_PORT: '9090' }).operatorListen, { host: '127.0.0.1', port: 9090 });
     assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKEN: 'a', OPERATOR_PORT: '9090', OPERATOR_HOST: '10.0.0.5' }).operatorListen, { host: '10.0.0.5', port: 9090 });
-    refused({ OPERATOR_PORT: '9090' }, /^OPERATOR_PORT needs OPERATOR_TOKEN/);
+    refused({ OPERATOR_PORT: '9090' }, /^OPERATOR_PORT needs OPERATOR_TOKEN or OPERATOR_TOKENS/);
     refused({ OPERATOR_TOKEN: 'a', OPERATOR_HOST: '127.0.0.1' }, /^OPERATOR_HOST needs OPERATOR_PORT/);
     refused({ OPERATOR_TOKEN: 'a', PORT: '9090', OPERATOR_PORT: '9090' }, /^OPERATOR_PORT must differ from PORT \(9090\)/);
     refused({ OPERATOR_TOKEN: 'a', OPERATOR_PORT: 'nine' }, /^OPERATOR_PORT must be a whole number/);

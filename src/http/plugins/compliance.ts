@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app/services.js';
+import type { OperatorToken } from '../../config.js';
 import type { Actor } from '../../app/compliance.js';
 import { DOCUMENT_TYPES, MAX_ANNUAL_TRANSACTIONS, MAX_DOCUMENT_BYTES } from '../../domain/compliance.js';
 import { DomainError } from '../../domain/errors.js';
@@ -345,8 +346,12 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-/** An optional self-declared name for the audit log; the token is the credential. */
-function operatorActor(request: FastifyRequest): Actor {
+/**
+ * Who acted, for the audit log: the operator a personal token (OPERATOR_TOKENS) belongs to;
+ * with the shared OPERATOR_TOKEN, an optional self-declared X-Operator-Name label.
+ */
+function actorOf(request: FastifyRequest, tokenName: string | null): Actor {
+  if (tokenName !== null) return { who: `operator:api:${tokenName}`, from: `ip:${request.ip}` };
   const name = request.headers['x-operator-name'];
   const suffix = typeof name === 'string' && /^[A-Za-z0-9._@-]{1,64}$/.test(name) ? `:${name}` : '';
   return { who: `operator:api${suffix}`, from: `ip:${request.ip}` };
@@ -388,13 +393,22 @@ class RefusalBudget {
   }
 }
 
-function requireOperator(services: Services, token: string, budget: RefusalBudget) {
-  const expected = digest(token);
+/** The operator whose token a request carries (null: the shared token), as the auth hook found it. */
+type TokenNames = WeakMap<FastifyRequest, string | null>;
+
+function requireOperator(services: Services, tokens: readonly OperatorToken[], names: TokenNames, budget: RefusalBudget) {
+  const expected = tokens.map((t) => ({ name: t.name, digest: digest(t.token) }));
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const auth = request.headers.authorization;
     const presented = /^bearer\s+(\S+)\s*$/i.exec(auth ?? '')?.[1];
-    // Digests have equal length whatever was presented, so the comparison time says nothing.
-    if (presented !== undefined && timingSafeEqual(digest(presented), expected)) return;
+    if (presented !== undefined) {
+      // Digests have equal length whatever was presented, and every token is compared, so
+      // the time taken says neither what matched nor which.
+      const given = digest(presented);
+      let match: { name: string | null } | undefined;
+      for (const e of expected) if (timingSafeEqual(given, e.digest)) match = e;
+      if (match) return void names.set(request, match.name);
+    }
     const error = new DomainError(401, 'unauthorized', 'operator routes need the operator token in Authorization: Bearer …; merchant secret keys are not accepted here', '/headers/authorization');
     if (budget.take(services.ctx.clock.now())) await services.compliance.recordRefusal({ who: 'unknown', from: `ip:${request.ip}` }, 'operator.authenticate', null, error);
     reply.header('www-authenticate', 'Bearer realm="operator"');
@@ -404,11 +418,13 @@ function requireOperator(services: Services, token: string, budget: RefusalBudge
 
 /** The operator API: beside the payment API, or on a listener of its own (OPERATOR_PORT). */
 export const operatorRoutes =
-  (services: Services, token: string): FastifyPluginAsync =>
+  (services: Services, tokens: readonly OperatorToken[]): FastifyPluginAsync =>
   async (app: FastifyInstance) => {
     const compliance = services.compliance;
     const budget = new RefusalBudget(services.ctx.log);
-    app.addHook('onRequest', requireOperator(services, token, budget));
+    const names: TokenNames = new WeakMap();
+    const operatorActor = (request: FastifyRequest) => actorOf(request, names.get(request) ?? null);
+    app.addHook('onRequest', requireOperator(services, tokens, names, budget));
     app.addHook('onClose', (_instance, done) => {
       budget.report();
       done();
@@ -438,13 +454,13 @@ export const operatorRoutes =
   };
 
 /**
- * Merchant compliance routes always; the operator's beside them only when OPERATOR_TOKEN is
- * set and OPERATOR_PORT is not (404 otherwise).
+ * Merchant compliance routes always; the operator's beside them only when an operator token
+ * is set (OPERATOR_TOKEN, OPERATOR_TOKENS) and OPERATOR_PORT is not (404 otherwise).
  */
 export const complianceRoutes =
   (services: Services): FastifyPluginAsync =>
   async (app) => {
     await app.register(merchantRoutes(services));
-    const { operatorToken, operatorListen } = services.ctx.config;
-    if (operatorToken && !operatorListen) await app.register(operatorRoutes(services, operatorToken));
+    const { operatorTokens, operatorListen } = services.ctx.config;
+    if (operatorTokens.length && !operatorListen) await app.register(operatorRoutes(services, operatorTokens));
   };

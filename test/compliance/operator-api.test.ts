@@ -41,6 +41,30 @@ for (const dialect of DIALECTS) {
   });
 }
 
+for (const dialect of DIALECTS) {
+  describe(`personal operator tokens: OPERATOR_TOKENS (${dialect})`, () => {
+    const bob = 'bob_' + 'b'.repeat(40);
+    let t: TestGateway;
+    before(async () => {
+      t = await startComplianceGateway(dialect, { OPERATOR_TOKENS: `alice=alice_${'a'.repeat(40)},bob=${bob}` });
+    });
+    after(() => t?.close());
+
+    it("audits the token's owner, whatever X-Operator-Name claims; the shared token keeps its label", async () => {
+      const approve = (authorization: string, name: string) =>
+        t.app.inject({ method: 'POST', url: `/operator/compliance/merchants/${t.credentials.merchant_id}/approve`, headers: { authorization, 'x-operator-name': name } });
+      assertProblem(await approve(`Bearer ${bob}`, 'alice'), 409, 'nothing_to_review');
+      assertProblem(await approve(`Bearer ${OPERATOR_TOKEN}`, 'carol'), 409, 'nothing_to_review');
+      assertProblem(await approve(`Bearer ${bob}x`, 'bob'), 401, 'unauthorized');
+      const rows = await t.gateway.services.ctx.database.db.selectFrom('audit_log').select(['action', 'actor']).orderBy('id').execute();
+      assert.deepEqual(
+        rows.map((r) => `${r.action} ${r.actor}`),
+        ['compliance.review.approve operator:api:bob', 'compliance.review.approve operator:api:carol', 'operator.authenticate unknown'],
+      );
+    });
+  });
+}
+
 describe("the operator API on its own port: npm start's command", () => {
   let dataDir: string;
   let server: ServerProcess | undefined;
