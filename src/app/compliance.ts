@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { userInfo } from 'node:os';
 import type { Kysely } from 'kysely';
 import { DomainError } from '../domain/errors.js';
 import { hasPrefix, quotedId } from '../domain/ids.js';
@@ -24,25 +23,15 @@ import {
   reminderDue,
   REMINDER_DAYS_BEFORE_EXPIRY,
 } from '../domain/compliance.js';
-import type { AuditLogTable, ComplianceDocumentsTable, ComplianceProfilesTable, Schema } from '../adapters/storage/schema.js';
+import type { ComplianceDocumentsTable, ComplianceProfilesTable, Schema } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { AppContext } from './context.js';
+import { type Actor, auditTrail, writeAudit } from './audit.js';
 import { iso } from './payment-resource.js';
 import { insertRow } from '../adapters/storage/compiled.js';
 import { dispatchedOnWrite } from './event-interest.js';
 
-/** Who acts and from where, as the audit log records them. */
-export interface Actor {
-  who: string;
-  from: string;
-}
-
 export const WORKER_ACTOR: Actor = { who: 'system:compliance-worker', from: 'worker' };
-
-/** CLI commands run with database access, so the operating-system account is who acted. */
-export function cliActor(): Actor {
-  return { who: `operator:cli:${userInfo().username}`, from: 'cli' };
-}
 
 export type DocumentRow = Omit<ComplianceDocumentsTable, 'kek_id' | 'wrapped_dek' | 'content_ct'>;
 
@@ -445,12 +434,7 @@ export class Compliance {
   /** The operator's view: the merchant's status and its recent audit trail. */
   async show(merchantId: string) {
     await this.requireMerchant(merchantId);
-    return { ...(await this.status(merchantId)), audit_log: await this.auditTrail(merchantId) };
-  }
-
-  async auditTrail(merchantId: string, limit = 50) {
-    const rows = await this.db.selectFrom('audit_log').selectAll().where('merchant_id', '=', merchantId).orderBy('id', 'desc').limit(limit).execute();
-    return rows.map((r) => ({ ...r, at: new Date(r.at).toISOString(), detail: r.detail === null ? null : (JSON.parse(r.detail) as unknown) }));
+    return { ...(await this.status(merchantId)), audit_log: await auditTrail(this.ctx, merchantId) };
   }
 
   /**
@@ -597,7 +581,7 @@ export class Compliance {
       if (Number((await claim(trx)).numUpdatedRows) !== 1) return false;
       const view = complianceView(merchantId, await this.profile(trx, merchantId), await this.documents(trx, merchantId), now);
       const eventId = await this.notify(trx, merchantId, type, view, now, extra);
-      await this.writeAudit(trx, { actor: WORKER_ACTOR, action: `compliance.notice.${type.split('.')[1]}`, merchantId, target: eventId, outcome: eventId ? 'success' : 'refused', code: eventId ? null : 'no_channel', detail: extra });
+      await writeAudit(this.ctx, trx, { actor: WORKER_ACTOR, action: `compliance.notice.${type.split('.')[1]}`, merchantId, target: eventId, outcome: eventId ? 'success' : 'refused', code: eventId ? null : 'no_channel', detail: extra });
       return true;
     });
   }
@@ -610,7 +594,7 @@ export class Compliance {
       await trx.updateTable('compliance_profiles').set({ aoc_required_since: now, updated_at: now }).where('merchant_id', '=', p.merchant_id).execute();
       const view = complianceView(p.merchant_id, await this.profile(trx, p.merchant_id), await this.documents(trx, p.merchant_id), now);
       const eventId = await this.notify(trx, p.merchant_id, 'compliance.aoc_required', view, now);
-      await this.writeAudit(trx, { actor: WORKER_ACTOR, action: 'compliance.aoc_required', merchantId: p.merchant_id, target: eventId, outcome: 'success', detail: { declared: p.declared_transactions, counted: p.counted_transactions } });
+      await writeAudit(this.ctx, trx, { actor: WORKER_ACTOR, action: 'compliance.aoc_required', merchantId: p.merchant_id, target: eventId, outcome: 'success', detail: { declared: p.declared_transactions, counted: p.counted_transactions } });
     } else if (!required && p.aoc_required_since !== null) {
       await trx.updateTable('compliance_profiles').set({ aoc_required_since: null, updated_at: now }).where('merchant_id', '=', p.merchant_id).execute();
     }
@@ -664,7 +648,7 @@ export class Compliance {
   private async act<T>(actor: Actor, action: string, merchantId: string | null, target: string | null, fn: (audit: AuditWrite) => Promise<T>): Promise<T> {
     try {
       return await fn((ex, detail, subject) =>
-        this.writeAudit(ex, { actor, action, merchantId: subject?.merchantId ?? merchantId, target: subject?.target ?? target, outcome: 'success', detail: detail ?? null }),
+        writeAudit(this.ctx, ex, { actor, action, merchantId: subject?.merchantId ?? merchantId, target: subject?.target ?? target, outcome: 'success', detail: detail ?? null }),
       );
     } catch (error) {
       await this.recordFailure(actor, action, merchantId, target, error);
@@ -675,7 +659,7 @@ export class Compliance {
   private async recordFailure(actor: Actor, action: string, merchantId: string | null, target: string | null, error: unknown): Promise<void> {
     const refused = error instanceof DomainError;
     try {
-      await this.writeAudit(this.db, {
+      await writeAudit(this.ctx, this.db, {
         actor,
         action,
         merchantId,
@@ -689,14 +673,5 @@ export class Compliance {
     }
   }
 
-  private async writeAudit(
-    ex: Kysely<Schema>,
-    e: { actor: Actor; action: string; merchantId: string | null; target: string | null; outcome: AuditLogTable['outcome']; code?: string | null; detail: Record<string, unknown> | null },
-  ): Promise<void> {
-    const at = this.ctx.clock.now();
-    await ex
-      .insertInto('audit_log')
-      .values({ id: this.ctx.newId('audit'), at, actor: e.actor.who, source: e.actor.from, action: e.action, merchant_id: e.merchantId, target: e.target, outcome: e.outcome, code: e.code ?? null, detail: e.detail === null ? null : JSON.stringify(e.detail) })
-      .execute();
-  }
+
 }

@@ -5,10 +5,12 @@ import { isCurrency } from '../domain/money.js';
 import { isEmail } from '../domain/address.js';
 import { formatSecretKey, isWellFormedSecretKey } from '../domain/secret-key.js';
 import { isEventType } from '../domain/event-types.js';
-import type { ChannelsTable } from '../adapters/storage/schema.js';
+import type { ChannelsTable, Schema } from '../adapters/storage/schema.js';
 import { compiledOnce } from '../adapters/storage/compiled.js';
 import type { AppContext } from './context.js';
 import { LookupCache } from './lookup-cache.js';
+import { type Actor, GATEWAY_ACTOR, writeAudit } from './audit.js';
+import type { Kysely } from 'kysely';
 
 export interface ChannelInput {
   reference: string;
@@ -114,14 +116,33 @@ export class Merchants {
   /** Every API request looks up its key; keys and channels written here leave it at once. */
   private readonly lookups: LookupCache;
 
-  constructor(private readonly ctx: AppContext) {
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly actor: Actor = GATEWAY_ACTOR,
+  ) {
     this.lookups = LookupCache.of(ctx);
+  }
+
+  /** The same use cases, their changes audited as `actor`'s (the CLI's operating-system user). */
+  actingAs(actor: Actor): Merchants {
+    return new Merchants(this.ctx, actor);
+  }
+
+  /**
+   * Changes to merchants, channels and credentials are audited in their own transaction
+   * (PCI DSS 10.2.1.2 and 10.2.1.5: administrators' actions, credentials made and revoked).
+   */
+  private audit(ex: Kysely<Schema>, action: string, merchantId: string, target: string, detail: Record<string, unknown> | null = null): Promise<void> {
+    return writeAudit(this.ctx, ex, { actor: this.actor, action, merchantId, target, outcome: 'success', detail });
   }
 
   async createMerchant(name: string): Promise<{ id: string; name: string; created_at: string }> {
     if (!name.trim() || name.length > 200) throw new DomainError(400, 'invalid_merchant', 'merchant name must be 1-200 characters', '/name');
     const row = { id: this.ctx.newId('merchant'), name: name.trim(), created_at: this.ctx.clock.now() };
-    await this.ctx.database.write((trx) => trx.insertInto('merchants').values(row).execute());
+    await this.ctx.database.write(async (trx) => {
+      await trx.insertInto('merchants').values(row).execute();
+      await this.audit(trx, 'merchant.create', row.id, row.id, { name: row.name });
+    });
     return { ...row, created_at: new Date(row.created_at).toISOString() };
   }
 
@@ -160,7 +181,10 @@ export class Merchants {
       created_at: now,
       updated_at: now,
     };
-    await this.ctx.database.write((trx) => trx.insertInto('channels').values(row).execute());
+    await this.ctx.database.write(async (trx) => {
+      await trx.insertInto('channels').values(row).execute();
+      await this.audit(trx, 'channel.create', merchantId, id, { reference: row.reference, mode: row.mode });
+    });
     this.lookups.drop();
     return { channel: channelView(row), return_secret: secret };
   }
@@ -193,7 +217,9 @@ export class Merchants {
           ]),
         );
       }
-      return Number((await update.executeTakeFirst()).numUpdatedRows);
+      const n = Number((await update.executeTakeFirst()).numUpdatedRows);
+      if (n > 0) await this.audit(trx, 'channel.update', row.merchant_id, row.id, { reference, changed: Object.keys(changes).map((k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)).sort(), ...(changes.mode ? { mode: changes.mode } : {}) });
+      return n;
     });
     // Channels are never deleted: only the mode condition leaves the row unchanged.
     if (updated === 0) {
@@ -228,13 +254,18 @@ export class Merchants {
     const row = await this.requireChannelByReference(reference);
     const secret = newReturnSecret();
     const sealed = this.ctx.vault.sealString(row.id, secret);
-    await this.ctx.database.write((trx) => trx.updateTable('channels').set({ return_secret_ct: sealed, updated_at: this.ctx.clock.now() }).where('id', '=', row.id).execute());
+    await this.ctx.database.write(async (trx) => {
+      await trx.updateTable('channels').set({ return_secret_ct: sealed, updated_at: this.ctx.clock.now() }).where('id', '=', row.id).execute();
+      await this.audit(trx, 'channel.return_secret.rotate', row.merchant_id, row.id, { reference });
+    });
     this.lookups.drop();
     return secret;
   }
 
   async revealReturnSecret(reference: string): Promise<string> {
     const row = await this.requireChannelByReference(reference);
+    // Reading a credential is recorded too: who has seen the secret, should it leak.
+    await this.ctx.database.write((trx) => this.audit(trx, 'channel.return_secret.reveal', row.merchant_id, row.id, { reference }));
     return this.ctx.vault.openString(row.id, row.return_secret_ct);
   }
 
@@ -251,16 +282,21 @@ export class Merchants {
       created_at: this.ctx.clock.now(),
       revoked_at: null,
     };
-    await this.ctx.database.write((trx) => trx.insertInto('secret_keys').values(row).execute());
+    await this.ctx.database.write(async (trx) => {
+      await trx.insertInto('secret_keys').values(row).execute();
+      await this.audit(trx, 'secret_key.create', merchantId, row.id, row.label === null ? null : { label: row.label });
+    });
     this.lookups.drop();
     return { id: row.id, secret_key: key, last4: row.last4, created_at: new Date(row.created_at).toISOString() };
   }
 
   async revokeSecretKey(keyId: string): Promise<void> {
-    const res = await this.ctx.database.write((trx) =>
-      trx.updateTable('secret_keys').set({ revoked_at: this.ctx.clock.now() }).where('id', '=', keyId).where('revoked_at', 'is', null).executeTakeFirst(),
-    );
-    if (Number(res.numUpdatedRows) === 0) {
+    const revoked = await this.ctx.database.write(async (trx) => {
+      const row = await trx.updateTable('secret_keys').set({ revoked_at: this.ctx.clock.now() }).where('id', '=', keyId).where('revoked_at', 'is', null).returning('merchant_id').executeTakeFirst();
+      if (row) await this.audit(trx, 'secret_key.revoke', row.merchant_id, keyId);
+      return row !== undefined;
+    });
+    if (!revoked) {
       const exists = await this.ctx.database.db.selectFrom('secret_keys').select('id').where('id', '=', keyId).executeTakeFirst();
       throw exists
         ? new DomainError(409, 'key_already_revoked', `secret key ${keyId} is already revoked`)

@@ -8,7 +8,7 @@ import { withServices } from './with-services.js';
 import { rotateKek } from './rotate-kek.js';
 import { retireKekIds } from '../app/kek-check.js';
 import { writeFileSync } from 'node:fs';
-import { cliActor } from '../app/compliance.js';
+import { auditTrail, cliActor, writeAudit } from '../app/audit.js';
 import { keepSandboxReturnSecret, sandboxCredentialsFile } from '../server.js';
 
 const USAGE = `tZero Pay gateway
@@ -33,6 +33,7 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   vault rotate                            re-wrap every data key under the active VAULT_KEK
   database scrub                          SQLite, gateway stopped: rewrite the file without the free
                                           space where versions before decision 0017 left erased cards
+  audit list [--merchant ID]              the newest 100 audit rows: keys, channels, secrets, vault, compliance
   compliance list                         PCI DSS submissions waiting for review
   compliance show MERCHANT_ID             status, documents and audit trail
   compliance approve MERCHANT_ID          approve the submission (valid a year, at most a year after the SAQ or AOC)
@@ -158,7 +159,7 @@ async function run(argv: string[]): Promise<void> {
   const command = `${group} ${action ?? ''}`.trim();
   const sealing = { registerKek: SEALING_COMMANDS.has(command) };
   await withServices(config, createLogger('warn'), async (services) => {
-    const m = services.merchants;
+    const m = services.merchants.actingAs(cliActor());
     switch (command) {
       case 'merchant create': {
         const merchant = await m.createMerchant(required(values, 'name'));
@@ -235,7 +236,12 @@ async function run(argv: string[]): Promise<void> {
       case 'vault rotate': {
         const n = (await rotateKek(services)) + (await services.compliance.rewrapDocuments());
         await retireKekIds(services.ctx.database.db, services.ctx.vault.activeKekId);
+        await writeAudit(services.ctx, services.ctx.database.db, { actor: cliActor(), action: 'vault.rotate', merchantId: null, target: services.ctx.vault.activeKekId, outcome: 'success', detail: { rewrapped: n } });
         return print(json, { rewrapped: n, kek_id: services.ctx.vault.activeKekId }, `re-wrapped ${n} data keys under ${services.ctx.vault.activeKekId}`);
+      }
+      case 'audit list': {
+        const rows = await auditTrail(services.ctx, values.merchant, 100);
+        return print(json, rows, table(rows, ['at', 'actor', 'source', 'action', 'merchant_id', 'target', 'outcome', 'code']));
       }
       case 'compliance list': {
         const rows = await services.compliance.listPending();

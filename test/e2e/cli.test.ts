@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
@@ -205,6 +205,32 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.equal(json<{ mode: string }>(unpaid, 'channel update --mode sandbox (no payments)').mode, 'sandbox');
     const channels = json<Array<{ reference: string; mode: string }>>(await cli('channel', 'list', '--json'), 'channel list');
     assert.equal(channels.find((c) => c.reference === 'acme-text')?.mode, 'sandbox');
+  });
+
+  it('audits every change to merchants, channels and keys, and every secret shown, as the operating-system user', async () => {
+    ok(await cli('channel', 'secret', 'acme-web'), 'channel secret');
+    const rows = json<Array<{ actor: string; source: string; action: string; merchant_id: string; target: string; outcome: string; detail: unknown }>>(
+      await cli('audit', 'list', '--merchant', merchantId, '--json'),
+      'audit list --json',
+    );
+    // The other rows are the gateway's own: a test above made a key through it.
+    const byCli = rows.filter((r) => r.source === 'cli');
+    assert.deepEqual(rows.filter((r) => r.source !== 'cli').map((r) => `${r.actor} ${r.action}`), ['system:gateway secret_key.create']);
+    const user = userInfo().username;
+    assert.ok(byCli.every((r) => r.actor === `operator:cli:${user}` && r.merchant_id === merchantId && r.outcome === 'success'), JSON.stringify(byCli));
+    const count = (action: string) => byCli.filter((r) => r.action === action).length;
+    assert.deepEqual(
+      ['merchant.create', 'channel.create', 'channel.update', 'secret_key.create', 'secret_key.revoke', 'channel.return_secret.reveal'].map(count),
+      [1, 2, 4, 2, 2, 1],
+    );
+    const renamed = byCli.find((r) => r.action === 'channel.update' && (r.detail as { changed: string[] }).changed.includes('name'))!;
+    assert.deepEqual(renamed.detail, { reference: 'acme-text', changed: ['name', 'notify_emails', 'return_urls'] });
+    const revoked = byCli.filter((r) => r.action === 'secret_key.revoke').map((r) => r.target).sort();
+    assert.deepEqual(revoked, [keyA.id, keyB].sort());
+    assert.ok(!JSON.stringify(rows).includes('rsk_') && !/sk_[0-9a-f]{32}/.test(JSON.stringify(rows)), 'no secret in the audit log');
+    const text = await cli('audit', 'list');
+    ok(text, 'audit list');
+    assert.match(text.stdout, /^at\s+actor\s+source\s+action\s+merchant_id\s+target\s+outcome\s+code/);
   });
 
   it('the gateway honours what the CLI did', async () => {

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app/services.js';
 import type { OperatorToken } from '../../config.js';
-import type { Actor } from '../../app/compliance.js';
+import type { Actor } from '../../app/audit.js';
 import { DOCUMENT_TYPES, MAX_ANNUAL_TRANSACTIONS, MAX_DOCUMENT_BYTES } from '../../domain/compliance.js';
 import { DomainError } from '../../domain/errors.js';
 import { problem, sendProblem } from '../problem.js';
