@@ -167,6 +167,30 @@ for (const dialect of DIALECTS) {
       for (const d of emails) assert.equal(d.attempts[0]!.status_code, 250);
     });
 
+    it('tells the customer and the merchant what a partial capture took, not the amount authorised', async () => {
+      await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['payment.partially_captured', 'refund.succeeded'], customerReceipts: true });
+      const paymentId = await paidPayment(t, { reference: 'order-partial', amount: 1000, capture: 'manual' });
+      const capture = await t.request({ method: 'POST', url: `/payment/${paymentId}/capture`, payload: { amount: 600 } });
+      assert.equal(capture.statusCode, 200, capture.body);
+      assert.equal(capture.json().status, 'partially_captured');
+      const refund = await t.request({ method: 'POST', url: `/payment/${paymentId}/refund`, payload: { amount: 100 } });
+      assert.equal(refund.statusCode, 201, refund.body);
+      t.gateway.services.outbox.notify();
+      const about = (to: string) => sink.to(to).filter((m) => m.message.text.includes(paymentId)).map((m) => m.message);
+      await waitFor('the capture and refund mails', () => about('merchant@sandbox.test').length >= 2 && about('customer@example.com').length >= 3);
+
+      const receipt = about('customer@example.com').find((m) => m.subject.startsWith('Your receipt') && m.text.includes('Paid'))!;
+      assert.equal(receipt.subject, 'Your receipt from Sandbox Shop: USD 6.00');
+      assert.ok(!receipt.text.includes('USD 10.00'), receipt.text);
+      const refunded = about('customer@example.com').find((m) => m.subject.startsWith('Your refund'))!;
+      assert.equal(refunded.subject, 'Your refund from Sandbox Shop: USD 1.00');
+      assert.match(refunded.text, /Payment amount: +USD 6\.00/);
+      const note = about('merchant@sandbox.test').find((m) => m.subject.includes('partly captured'))!;
+      assert.equal(note.subject, '[Sandbox Shop] Payment was partly captured: USD 6.00 (order-partial)');
+      assert.match(note.text, /Captured: +USD 6\.00/);
+      assert.match(note.text, /Authorised: +USD 10\.00/);
+    });
+
     it('retries a temporary SMTP refusal and gives up on a permanent one', async () => {
       await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test', 'gone@sandbox.test'], notifyEvents: ['payment.captured'], customerReceipts: false });
       sink.refuse.set('merchant@sandbox.test', 451);

@@ -120,7 +120,11 @@ function clean(value: string | null | undefined): string | null {
 export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   const p = input.payment;
   const refund = input.refund ?? null;
-  const total = refund ? amount(refund.amount, refund.currency) : amount(p.amount, p.currency);
+  // A capture may take less than was authorised: its mails are about the money taken, and
+  // a customer refunded after a partial capture had paid that, not the authorised amount.
+  const paid = p.amount_captured || p.amount;
+  const captureEvent = input.eventType === 'payment.captured' || input.eventType === 'payment.partially_captured';
+  const total = refund ? amount(refund.amount, refund.currency) : amount(captureEvent ? paid : p.amount, p.currency);
   const reference = clean(p.reference);
   const shop = clean(input.channelName) ?? '';
   const when = new Date(input.occurredAt).toUTCString();
@@ -130,7 +134,7 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   if (input.template === 'receipt' && refund) {
     subject = `Your refund from ${shop}: ${total}`;
     intro = `${shop} has refunded ${total} to your card.`;
-    rows.push(['Refund', total], ['Payment amount', amount(p.amount, p.currency)]);
+    rows.push(['Refund', total], ['Payment amount', amount(paid, p.currency)]);
   } else if (input.template === 'receipt') {
     subject = `Your receipt from ${shop}: ${total}`;
     intro = `Thank you for your payment to ${shop}.`;
@@ -139,9 +143,10 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
     const headline = HEADLINES[input.eventType] ?? `changed (${input.eventType})`;
     subject = `[${shop}] Payment ${headline}: ${total}${reference ? ` (${reference})` : ''}`;
     intro = `A payment on your channel ${shop} ${headline}.`;
-    if (refund) rows.push(['Refund', total], ['Payment amount', amount(p.amount, p.currency)]);
+    if (refund) rows.push(['Refund', total], ['Payment amount', amount(paid, p.currency)]);
     else rows.push(['Amount', total]);
     rows.push(['Status', p.status]);
+    if (p.amount_captured && p.amount_captured !== p.amount) rows.push(['Authorised', amount(p.amount, p.currency)]);
     if (p.amount_captured) rows.push(['Captured', amount(p.amount_captured, p.currency)]);
     if (p.amount_refunded) rows.push(['Refunded', amount(p.amount_refunded, p.currency)]);
   }
