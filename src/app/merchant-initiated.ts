@@ -15,6 +15,7 @@ import { applyTransition, channelReference, detailsOf, loadForUpdate } from './p
 import { type PaymentDetails, paymentResource } from './payment-resource.js';
 import type { ResolvedMethod } from './stored-cards.js';
 import { insertRow, type RowInsert } from '../adapters/storage/compiled.js';
+import { LookupCache } from './lookup-cache.js';
 
 /**
  * A stepped-up merchant-initiated payment waits for a customer who is not on the
@@ -52,7 +53,7 @@ export async function settleWithoutCustomer(
 ): Promise<{ status: number; body: string }> {
   const details = detailsOf(prepared.payment);
   if (prepared.payment.payment_type === 'mit') {
-    const initial = await initialNetworkReference(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment.card_fingerprint);
+    const initial = await initialNetworkReference(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment.card_fingerprint, prepared.payment.channel_id);
     if (initial !== undefined) details.initial_network_reference = initial;
   }
   // Pending only while the acquirer answers (a hosted page's lifetime, as short as 30 s, is
@@ -194,7 +195,7 @@ async function stepUp(trx: Trx, ctx: AppContext, row: PaymentsTable, card: Sensi
  * that set it up when the merchant names one (docs/payment-data.md, "Initial agreement").
  * A bare previous_network_reference may come from another acquirer and is taken as given.
  */
-export async function initialNetworkReference(ctx: AppContext, merchantId: string, data: PaymentData, fingerprint: string): Promise<string | undefined> {
+export async function initialNetworkReference(ctx: AppContext, merchantId: string, data: PaymentData, fingerprint: string, channelId: string): Promise<string | undefined> {
   const previousId = data.previous_payment_id;
   if (previousId === undefined) return data.previous_network_reference;
   const refuse = (code: string, message: string) => new DomainError(422, code, message, '/payment_data/previous_payment_id');
@@ -204,6 +205,11 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
   if (!prev) throw refuse('initial_payment_not_found', `no payment ${quotedId(previousId, 'payment')} for this secret key's merchant: previous_payment_id must name one of your own earlier payments`);
   const prevDetails = detailsOf(prev);
   const prevData = prevDetails.payment_data;
+  // A sandbox payment's consent and network reference never reached a scheme: no live charge can rest on them.
+  const channels = LookupCache.of(ctx);
+  if ((await channels.channelById(channelId)).mode === 'live' && (await channels.channelById(prev.channel_id)).mode !== 'live') {
+    throw refuse('initial_payment_not_live', `payment ${previousId} was made on a sandbox channel and set up no agreement a live payment can follow; name a payment made on a live channel`);
+  }
   if (prev.card_fingerprint !== fingerprint) {
     throw refuse('initial_payment_card_mismatch', `payment ${previousId} was made with another card than this payment_method`);
   }

@@ -198,6 +198,38 @@ for (const dialect of DIALECTS) {
       });
     });
 
+    describe('merchant-initiated payments on a live channel', () => {
+      let t: TestGateway;
+      before(async () => {
+        t = await startComplianceGateway(dialect);
+        await approveMerchant(t);
+      });
+      after(() => t.close());
+
+      /** A live MIT with the card the merchant keeps itself, following `previous`. */
+      const liveMit = async (previous: string) => {
+        const body = await exampleBody({ channel: LIVE_CHANNEL });
+        delete body.device_info;
+        delete body.customer;
+        body.payment_method = { type: 'card', number: '4242424242424242', expiry_month: 12, expiry_year: 2077 };
+        body.payment_data = { payment_type: 'mit', payment_sub_type: 'recurring-subsequent', previous_payment_id: previous };
+        return postAuthorise(t, body);
+      };
+
+      it('refuses to follow an agreement set up on a sandbox channel, whose consent and network reference the schemes never saw', async () => {
+        const sandboxInitial = await payByCard(t, { customer: 'cust-sandbox-agreement', store: false });
+        const refused = assertProblem(await liveMit(sandboxInitial.id), 422, 'initial_payment_not_live', '/payment_data/previous_payment_id');
+        assert.match(refused.detail, /sandbox/);
+        const made = await t.gateway.services.ctx.database.db.selectFrom('payments').select('id').where('payment_type', '=', 'mit').execute();
+        assert.equal(made.length, 0, 'nothing written');
+
+        const liveInitial = await payByCard(t, { customer: 'cust-live-agreement', store: false, channel: LIVE_CHANNEL });
+        const charged = await liveMit(liveInitial.id);
+        assert.equal(charged.statusCode, 201, charged.body);
+        assert.equal(charged.json().initial_network_reference, liveInitial.network_reference);
+      });
+    });
+
     describe('the 6,000,000 boundary', () => {
       let t: TestGateway;
       before(async () => {
