@@ -53,15 +53,23 @@ async function usableStoredCard(ctx: AppContext, merchantId: string, id: string)
   return row;
 }
 
-/** The mode of the channel whose payment first stored this card. */
-async function savedOnChannelMode(ctx: AppContext, stored: PaymentMethodsTable): Promise<string | undefined> {
+/**
+ * Whether a payment on a live channel stored this card: the one that first stored it, or a
+ * later one that stored it again and was given the same token. A live payment names the
+ * token only once it was stored that way (approval sets it, and live token payments are
+ * refused before), so any live payment naming it will do.
+ */
+async function savedOnLiveChannel(ctx: AppContext, stored: PaymentMethodsTable): Promise<boolean> {
   const row = await ctx.database.db
     .selectFrom('payments')
     .innerJoin('channels', 'channels.id', 'payments.channel_id')
-    .select('channels.mode')
-    .where('payments.id', '=', stored.initial_payment_id)
+    .select('payments.id')
+    .where('payments.payment_method_id', '=', stored.id)
+    .where('payments.merchant_id', '=', stored.merchant_id)
+    .where('channels.mode', '=', 'live')
+    .limit(1)
     .executeTakeFirst();
-  return row?.mode;
+  return row !== undefined;
 }
 
 export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, body: AuthoriseRequestBody, now: number, channelMode: 'sandbox' | 'live'): Promise<ResolvedMethod> {
@@ -83,7 +91,7 @@ export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, 
 
   const stored = await usableStoredCard(ctx, merchantId, pm.token);
   // A card saved through a sandbox channel came in without the compliance gate: never charged live.
-  if (channelMode === 'live' && (await savedOnChannelMode(ctx, stored)) !== 'live') {
+  if (channelMode === 'live' && !(await savedOnLiveChannel(ctx, stored))) {
     throw new DomainError(
       422,
       'payment_method_not_live',

@@ -228,6 +228,23 @@ for (const dialect of DIALECTS) {
         assert.equal(charged.statusCode, 201, charged.body);
         assert.equal(charged.json().initial_network_reference, liveInitial.network_reference);
       });
+
+      it('charges live a card stored again through a live channel after it was first stored through a sandbox one', async () => {
+        const customer = 'cust-sandbox-then-live';
+        const inSandbox = await payByCard(t, { customer, number: '5555555555554444' });
+        const token = inSandbox.payment_method.token as string;
+        const live = await payByCard(t, { customer, number: '5555555555554444', channel: LIVE_CHANNEL });
+        assert.equal(live.payment_method.token, token, 'the same card for the same customer keeps its token');
+
+        const body = await exampleBody({ channel: LIVE_CHANNEL });
+        delete body.device_info;
+        delete body.customer;
+        body.payment_method = { type: 'token', token };
+        body.payment_data = { payment_type: 'mit', payment_sub_type: 'recurring-subsequent', previous_payment_id: live.id };
+        const charged = await postAuthorise(t, body);
+        assert.equal(charged.statusCode, 201, charged.body);
+        assert.equal(charged.json().status, 'captured');
+      });
     });
 
     describe('the 6,000,000 boundary', () => {
