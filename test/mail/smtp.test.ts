@@ -8,6 +8,7 @@ import type { InboxMessage } from '../../src/adapters/mail/eml-inbox.js';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { MailSink } from '../support/smtp-sink.js';
 import { advance, paidPayment, waitFor } from '../webhooks/support.js';
+import { mit, payByCard } from '../stored-cards/support.js';
 
 interface Delivery {
   kind: string;
@@ -189,6 +190,21 @@ for (const dialect of DIALECTS) {
       assert.equal(note.subject, '[Sandbox Shop] Payment was partly captured: USD 6.00 (order-partial)');
       assert.match(note.text, /Captured: +USD 6\.00/);
       assert.match(note.text, /Authorised: +USD 10\.00/);
+    });
+
+    it('does not tell the merchant a merchant-initiated payment waits for the customer', async () => {
+      await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['payment.created'], customerReceipts: false });
+      const initial = await payByCard(t, { customer: 'cust-mit-mail' });
+      const charged = await mit(t, { token: initial.payment_method.token, previous_payment_id: initial.id });
+      assert.equal(charged.statusCode, 201, charged.body);
+      const mitId = charged.json().id as string;
+      t.gateway.services.outbox.notify();
+      const about = (id: string) => sink.to('merchant@sandbox.test').filter((m) => m.message.text.includes(id)).map((m) => m.message);
+      await waitFor('both payment.created mails', () => about(initial.id).length >= 1 && about(mitId).length >= 1);
+      assert.match(about(initial.id)[0]!.subject, /^\[Sandbox Shop\] Payment is waiting for the customer: /);
+      const created = about(mitId)[0]!;
+      assert.equal(created.subject, '[Sandbox Shop] Payment was created as a merchant-initiated payment: USD 25.00 (merchant_txn_ref)');
+      assert.doesNotMatch(created.text, /waiting for the customer/);
     });
 
     it('retries a temporary SMTP refusal and gives up on a permanent one', async () => {

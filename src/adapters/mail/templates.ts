@@ -30,6 +30,7 @@ export interface PaymentMailInput {
     decline_code?: string | null;
     decline_message?: string | null;
     failure_message?: string | null;
+    payment_data?: { payment_type?: string } | null;
   };
   /** Set for refund events: what was given back. */
   refund?: { amount: number; currency: string } | null;
@@ -140,7 +141,9 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
     intro = `Thank you for your payment to ${shop}.`;
     rows.push(['Amount', total], ['Status', CUSTOMER_STATUS[p.status] ?? p.status]);
   } else {
-    const headline = HEADLINES[input.eventType] ?? `changed (${input.eventType})`;
+    // A merchant-initiated payment is created with nobody to wait for: its acquirer is asked at once.
+    const headline =
+      input.eventType === 'payment.created' && p.payment_data?.payment_type === 'mit' ? 'was created as a merchant-initiated payment' : (HEADLINES[input.eventType] ?? `changed (${input.eventType})`);
     subject = `[${shop}] Payment ${headline}: ${total}${reference ? ` (${reference})` : ''}`;
     intro = `A payment on your channel ${shop} ${headline}.`;
     if (refund) rows.push(['Refund', total], ['Payment amount', amount(paid, p.currency)]);
