@@ -9,7 +9,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import type { CaptureRequest, SimpleResult } from '../ports/acquirer.js';
 import type { AppContext } from './context.js';
 import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
-import { appendPaymentEvent, applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
+import { appendPaymentEvent, applyTransition, channelReference, detailsOf, eraseCard, loadForUpdate } from './payment-transitions.js';
 import { queueRelease } from './releases.js';
 import { iso, type PaymentDetails, type PaymentResource, paymentResource } from './payment-resource.js';
 
@@ -78,7 +78,7 @@ function notCapturable(status: PaymentStatus): DomainError {
 
 function notVoidable(status: PaymentStatus): DomainError {
   const why: Partial<Record<PaymentStatus, string>> = {
-    requires_action: 'the customer has not finished this payment yet',
+    requires_action: 'the acquirer is being asked to authorise this payment; void it once it has answered',
     capturing: 'a capture of this payment is in progress',
     voiding: 'this payment is already being voided',
     partially_captured: 'this payment has been captured; refund it instead',
@@ -127,9 +127,11 @@ export class Lifecycle {
     return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/void`, cmd.rawBody, async (record) => {
       const claimed = await this.ctx.database.write(async (trx) => {
         const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
+        if (row.status === 'requires_action') return { withdrawn: await this.withdrawPage(trx, record, row) };
         if (!isVoidable(row.status as PaymentStatus)) throw notVoidable(row.status as PaymentStatus);
         return this.takeKey(trx, record, await applyTransition(trx, this.ctx, row, 'voiding', {}, { silent: true }));
       });
+      if ('withdrawn' in claimed) return { status: 200, body: claimed.withdrawn };
       return this.answer(await this.settleVoid(claimed, record), 'void_failed', 'the acquirer refused to release the authorisation');
     });
   }
@@ -292,6 +294,22 @@ export class Lifecycle {
         { amount_capturable: row.amount },
       );
     }
+  }
+
+  /**
+   * A payment whose page is still open holds nothing at the acquirer, and a stepped-up
+   * merchant-initiated payment's link stays payable for a day after the merchant sent it:
+   * voiding closes the page, so the customer can no longer pay. A page already confirmed
+   * (processing), or a payment whose acquirer is being asked without one, is left to that answer.
+   */
+  private async withdrawPage(trx: Trx, record: Recorder, row: PaymentsTable): Promise<string> {
+    const closed = await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', row.id).where('state', '=', 'open').executeTakeFirst();
+    if (Number(closed.numUpdatedRows) !== 1) throw notVoidable('requires_action');
+    const next = await applyTransition(trx, this.ctx, row, 'cancelled', { expires_at: null });
+    await eraseCard(trx, this.ctx, row.id);
+    const body = await this.paymentBody(trx, next);
+    await record(trx, 200, body);
+    return body;
   }
 
   /**

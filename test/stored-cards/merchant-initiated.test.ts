@@ -208,6 +208,38 @@ for (const dialect of DIALECTS) {
       assert.equal(done.payment_method.token, initial.payment_method.token);
     });
 
+    it('lets the merchant withdraw a stepped-up MIT with void: its link then pays nothing', async () => {
+      calls = [];
+      const initial = await payByCard(t, { customer: 'cust-3184-withdrawn', number: '4000002760003184' });
+      const p = json(await mit(t, { token: initial.payment_method.token, previous_payment_id: initial.id }));
+      assert.equal(p.status, 'requires_action');
+
+      const withdraw = () => t.request({ method: 'POST', url: `/payment/${p.id}/void`, headers: { 'idempotency-key': `withdraw-${p.id}` } });
+      const res = await withdraw();
+      assert.equal(res.statusCode, 200, res.body);
+      const withdrawn = json(res);
+      assert.equal(withdrawn.status, 'cancelled');
+      assert.equal(withdrawn.redirect_url, null);
+      assert.equal(withdrawn.expires_at, null);
+      const again = await withdraw();
+      assert.equal(again.headers['idempotent-replayed'], 'true');
+      assert.equal(again.body, res.body);
+
+      // The customer opens the link the merchant had already sent and answers the challenge.
+      const view = await t.gateway.services.checkout.answerChallenge(pageToken(p.redirect_url), '1234');
+      assert.equal(view.payment.status, 'cancelled');
+      const page = await t.app.inject({ method: 'GET', url: new URL(p.redirect_url).pathname });
+      assert.match(page.body, /This payment was cancelled/);
+      assert.equal(callsFor(p.id).length, 1, 'the acquirer was asked once, for the MIT the issuer stepped up');
+      const after = await getPayment(t, p.id);
+      assert.equal(after.status, 'cancelled');
+      assert.equal(after.redirect_url, null);
+      assert.deepEqual((await eventsOf(t, p.id)).map((e) => e.type), ['payment.created', 'payment.cancelled']);
+      const sealed = await t.gateway.services.ctx.database.db.selectFrom('card_secrets').select('payment_id').where('payment_id', '=', p.id).execute();
+      assert.equal(sealed.length, 0, 'the card sealed for the page is erased with it');
+      expectProblem(await t.request({ method: 'POST', url: `/payment/${p.id}/void` }), 409, 'payment_not_voidable');
+    });
+
     it('declines an expired stored card with expired_card without asking the acquirer, until the card is updated', async () => {
       const now = new Date(t.clock.now());
       const month = now.getUTCMonth() + 1;

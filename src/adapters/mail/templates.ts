@@ -51,7 +51,7 @@ const HEADLINES: Record<string, string> = {
   'payment.declined': 'was declined',
   'payment.failed': 'failed',
   'payment.expired': 'expired',
-  'payment.cancelled': 'was cancelled by the customer',
+  'payment.cancelled': 'was cancelled',
   'payment.voided': 'was voided',
   'refund.succeeded': 'was refunded',
   'refund.failed': 'could not be refunded',

@@ -14,7 +14,7 @@ const OUTCOMES: Record<string, { tone: 'ok' | 'bad' | 'info'; title: string; tex
   declined: { tone: 'bad', title: 'Payment declined', text: 'Your card issuer declined this payment. You have not been charged.' },
   failed: { tone: 'bad', title: 'Payment failed', text: 'The payment could not be processed. You have not been charged; please try again later.' },
   expired: { tone: 'bad', title: 'Payment link expired', text: 'This payment page has expired. You have not been charged; return to the shop to try again.' },
-  cancelled: { tone: 'info', title: 'Payment cancelled', text: 'You cancelled this payment. You have not been charged.' },
+  cancelled: { tone: 'info', title: 'Payment cancelled', text: 'This payment was cancelled. You have not been charged.' },
 };
 
 const PROCESSING_REFRESH_SECONDS = 3;
