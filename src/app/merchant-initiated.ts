@@ -1,5 +1,6 @@
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
+import { formatAmount } from '../domain/money.js';
 import type { CardBrand } from '../domain/card.js';
 import { agreementKind, isSubsequent, type PaymentData } from '../domain/payment-data.js';
 import type { PaymentsTable } from '../adapters/storage/schema.js';
@@ -53,7 +54,7 @@ export async function settleWithoutCustomer(
 ): Promise<{ status: number; body: string }> {
   const details = detailsOf(prepared.payment);
   if (prepared.payment.payment_type === 'mit') {
-    const initial = await initialNetworkReference(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment.card_fingerprint, prepared.payment.channel_id);
+    const initial = await initialNetworkReference(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
     if (initial !== undefined) details.initial_network_reference = initial;
   }
   // Pending only while the acquirer answers (a hosted page's lifetime, as short as 30 s, is
@@ -195,7 +196,7 @@ async function stepUp(trx: Trx, ctx: AppContext, row: PaymentsTable, card: Sensi
  * that set it up when the merchant names one (docs/payment-data.md, "Initial agreement").
  * A bare previous_network_reference may come from another acquirer and is taken as given.
  */
-export async function initialNetworkReference(ctx: AppContext, merchantId: string, data: PaymentData, fingerprint: string, channelId: string): Promise<string | undefined> {
+export async function initialNetworkReference(ctx: AppContext, merchantId: string, data: PaymentData, payment: PaymentsTable): Promise<string | undefined> {
   const previousId = data.previous_payment_id;
   if (previousId === undefined) return data.previous_network_reference;
   const refuse = (code: string, message: string) => new DomainError(422, code, message, '/payment_data/previous_payment_id');
@@ -207,14 +208,22 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
   const prevData = prevDetails.payment_data;
   // A sandbox payment's consent and network reference never reached a scheme: no live charge can rest on them.
   const channels = LookupCache.of(ctx);
-  if ((await channels.channelById(channelId)).mode === 'live' && (await channels.channelById(prev.channel_id)).mode !== 'live') {
+  if ((await channels.channelById(payment.channel_id)).mode === 'live' && (await channels.channelById(prev.channel_id)).mode !== 'live') {
     throw refuse('initial_payment_not_live', `payment ${previousId} was made on a sandbox channel and set up no agreement a live payment can follow; name a payment made on a live channel`);
   }
-  if (prev.card_fingerprint !== fingerprint) {
+  if (prev.card_fingerprint !== payment.card_fingerprint) {
     throw refuse('initial_payment_card_mismatch', `payment ${previousId} was made with another card than this payment_method`);
+  }
+  // An industry-practice MIT carries on the one transaction it names, in that transaction's
+  // currency; a resubmission asks again for money the issuer declined, never for more.
+  if (data.industry_usage !== 'none' && payment.currency !== prev.currency) {
+    throw new DomainError(422, 'industry_usage_currency_mismatch', `industry_usage "${data.industry_usage}" carries on payment ${previousId}, which is in ${prev.currency}: send currency ${prev.currency}`, '/currency');
   }
   if (data.industry_usage === 'resubmission') {
     if (prev.status !== 'declined') throw refuse('resubmission_requires_declined_payment', `industry_usage "resubmission" retries a declined payment, and payment ${previousId} is "${prev.status}"`);
+    if (payment.amount > prev.amount) {
+      throw new DomainError(422, 'resubmission_amount_exceeds_declined', `a resubmission asks again for what payment ${previousId} was declined, ${formatAmount(prev.amount, prev.currency)}, and no more`, '/amount');
+    }
   } else if (prev.authorised_at === null) {
     throw refuse('initial_payment_not_authorised', `payment ${previousId} was never approved (status "${prev.status}"), so it set up no agreement to charge under`);
   }

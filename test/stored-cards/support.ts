@@ -61,11 +61,12 @@ export interface MitOptions {
   channel?: string;
   idempotencyKey?: string;
   amount?: number;
+  currency?: string;
 }
 
 /** POST /payment/authorise for a merchant-initiated payment (no customer present). */
 export async function mit(t: TestGateway, o: MitOptions): Promise<LightMyRequestResponse> {
-  const body = await exampleBody({ channel: o.channel ?? 'sandbox', amount: o.amount ?? 2500 });
+  const body = await exampleBody({ channel: o.channel ?? 'sandbox', amount: o.amount ?? 2500, currency: o.currency ?? 'USD' });
   delete body.device_info;
   // The stored card knows its customer; the example's "abc123" would be another one.
   delete body.customer;
