@@ -207,6 +207,18 @@ for (const dialect of DIALECTS) {
       assert.doesNotMatch(created.text, /waiting for the customer/);
     });
 
+    it('tells the customer when a delayed capture will charge them', async () => {
+      await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: [], customerReceipts: true });
+      const paymentId = await paidPayment(t, { capture_delay: '1d' });
+      const payment = (await t.request({ method: 'GET', url: `/payment/${paymentId}` })).json() as { status: string; capture_at: string };
+      assert.equal(payment.status, 'authorised');
+      const receipts = () => sink.to('customer@example.com').filter((m) => m.message.text.includes(paymentId)).map((m) => m.message);
+      await waitFor('the receipt of the authorisation', () => receipts().length >= 1);
+      const day = new Date(payment.capture_at).toUTCString().slice(0, 16);
+      assert.match(receipts()[0]!.text, new RegExp(`Status: +Authorised — you will be charged on ${day}`));
+      assert.doesNotMatch(receipts()[0]!.text, /when the order ships/);
+    });
+
     it('retries a temporary SMTP refusal and gives up on a permanent one', async () => {
       await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test', 'gone@sandbox.test'], notifyEvents: ['payment.captured'], customerReceipts: false });
       sink.refuse.set('merchant@sandbox.test', 451);

@@ -31,6 +31,7 @@ export interface PaymentMailInput {
     decline_message?: string | null;
     failure_message?: string | null;
     payment_data?: { payment_type?: string } | null;
+    capture_at?: string | null;
   };
   /** Set for refund events: what was given back. */
   refund?: { amount: number; currency: string } | null;
@@ -139,7 +140,9 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   } else if (input.template === 'receipt') {
     subject = `Your receipt from ${shop}: ${total}`;
     intro = `Thank you for your payment to ${shop}.`;
-    rows.push(['Amount', total], ['Status', CUSTOMER_STATUS[p.status] ?? p.status]);
+    // A delayed capture charges on its own date, whenever the order ships.
+    const status = p.status === 'authorised' && p.capture_at ? `Authorised — you will be charged on ${new Date(p.capture_at).toUTCString().slice(0, 16)}` : (CUSTOMER_STATUS[p.status] ?? p.status);
+    rows.push(['Amount', total], ['Status', status]);
   } else {
     // A merchant-initiated payment is created with nobody to wait for: its acquirer is asked at once.
     const headline =
