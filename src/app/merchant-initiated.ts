@@ -221,6 +221,10 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
   }
   if (data.industry_usage === 'resubmission') {
     if (prev.status !== 'declined') throw refuse('resubmission_requires_declined_payment', `industry_usage "resubmission" retries a declined payment, and payment ${previousId} is "${prev.status}"`);
+    // Schemes charge for, and may bar, retries of a decline the issuer will never turn into an approval.
+    if (prevDetails.retry_advice === 'do_not_retry') {
+      throw refuse('resubmission_not_retryable', `payment ${previousId} was declined with ${prev.decline_code} and retry_advice "do_not_retry": the issuer will not approve it again, so it cannot be resubmitted`);
+    }
     if (payment.amount > prev.amount) {
       throw new DomainError(422, 'resubmission_amount_exceeds_declined', `a resubmission asks again for what payment ${previousId} was declined, ${formatAmount(prev.amount, prev.currency)}, and no more`, '/amount');
     }

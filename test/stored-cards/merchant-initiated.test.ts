@@ -133,26 +133,38 @@ for (const dialect of DIALECTS) {
 
     it('keeps an industry-practice MIT to the currency of the payment it follows, and a resubmission to the amount declined', async () => {
       calls = [];
-      const initial = await payByCard(t, { customer: 'cust-resubmit', number: '4000000000000341' });
-      const token = initial.payment_method.token as string;
-      const declined = json(await mit(t, { token, previous_payment_id: initial.id, amount: 2500 }));
-      assert.equal(declined.status, 'declined');
-      const resubmit = (o: { amount?: number; currency?: string }) => mit(t, { token, previous_payment_id: declined.id, industry_usage: 'resubmission', sub_type: 'one-off', ...o });
+      // Declined for insufficient funds: worth asking again, with the card the merchant keeps.
+      const declined = await payByCard(t, { customer: 'cust-resubmit', number: '4000000000009995', store: false });
+      assert.equal(declined.retry_advice, 'retry_later');
+      const card = { type: 'card', number: '4000000000009995', expiry_month: 12, expiry_year: 2077 };
+      const resubmit = (o: { amount: number; currency?: string }) => mit(t, { method: card, previous_payment_id: declined.id, industry_usage: 'resubmission', sub_type: 'one-off', ...o });
 
-      const more = expectProblem(await resubmit({ amount: 2600 }), 422, 'resubmission_amount_exceeds_declined');
+      const more = expectProblem(await resubmit({ amount: 101 }), 422, 'resubmission_amount_exceeds_declined');
       assert.equal(more.param, '/amount');
-      assert.match(more.detail, /USD 25\.00/);
-      const elsewhere = expectProblem(await resubmit({ amount: 2500, currency: 'EUR' }), 422, 'industry_usage_currency_mismatch');
+      assert.match(more.detail, /USD 1\.00/);
+      const elsewhere = expectProblem(await resubmit({ amount: 100, currency: 'EUR' }), 422, 'industry_usage_currency_mismatch');
       assert.equal(elsewhere.param, '/currency');
-      expectProblem(await mit(t, { token, previous_payment_id: initial.id, industry_usage: 'no_show', sub_type: 'one-off', currency: 'EUR' }), 422, 'industry_usage_currency_mismatch');
-      assert.equal(calls.filter((c) => c.initiator === 'mit').length, 1, 'only the first MIT reached the acquirer');
+      const visa = await payByCard(t, { customer: 'cust-no-show' });
+      expectProblem(await mit(t, { token: visa.payment_method.token, previous_payment_id: visa.id, industry_usage: 'no_show', sub_type: 'one-off', currency: 'EUR' }), 422, 'industry_usage_currency_mismatch');
+      assert.equal(calls.filter((c) => c.initiator === 'mit').length, 0, 'nothing refused reached the acquirer');
 
-      for (const amount of [2500, 1000]) assert.equal((await resubmit({ amount })).statusCode, 201);
+      for (const amount of [100, 50]) assert.equal(json(await resubmit({ amount })).decline_code, 'insufficient_funds');
       // A reauthorisation or a delayed charge may be for another amount than the payment it follows.
-      const visa = await payByCard(t, { customer: 'cust-reauthorise' });
       const reauthorised = json(await mit(t, { token: visa.payment_method.token, previous_payment_id: visa.id, industry_usage: 'reauthorisation', sub_type: 'one-off', amount: 150 }));
       assert.equal(reauthorised.status, 'captured');
       assert.equal(reauthorised.initial_network_reference, visa.network_reference);
+    });
+
+    it('refuses to resubmit a payment whose decline it advised never to retry', async () => {
+      calls = [];
+      const initial = await payByCard(t, { customer: 'cust-no-retry', number: '4000000000000341' });
+      const token = initial.payment_method.token as string;
+      const declined = json(await mit(t, { token, previous_payment_id: initial.id }));
+      assert.deepEqual([declined.decline_code, declined.retry_advice], ['do_not_honor', 'do_not_retry']);
+      const refused = expectProblem(await mit(t, { token, previous_payment_id: declined.id, industry_usage: 'resubmission', sub_type: 'one-off', amount: declined.amount }), 422, 'resubmission_not_retryable');
+      assert.equal(refused.param, '/payment_data/previous_payment_id');
+      assert.match(refused.detail, /do_not_honor/);
+      assert.equal(calls.filter((c) => c.initiator === 'mit').length, 1, 'only the declined MIT reached the acquirer');
     });
 
     it('declines MITs on the decline-later card 4000 0000 0000 0341, after approving its CIT', async () => {
