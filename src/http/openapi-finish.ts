@@ -83,6 +83,11 @@ const REPLAYED_HEADER = {
   },
 };
 
+/** Sent with every 401 (src/http/auth.ts), as RFC 9110 requires of one. */
+const AUTHENTICATE_HEADER = {
+  'WWW-Authenticate': { description: 'How to authenticate: `X-Secret-Key`, the header your secret key goes in.', required: true, schema: { type: 'string' } },
+};
+
 const LOCATION_HEADER = {
   Location: { description: 'Where the created resource is read: its path on this gateway.', schema: { type: 'string' } },
 };
@@ -128,6 +133,7 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
         sometimes(413, 'a body over the size limit');
         sometimes(415, 'a body that is not application/json in UTF-8');
       }
+      if (responses[401] && op.security?.some((s) => 'secretKey' in s)) responses[401].headers = { ...responses[401].headers, ...AUTHENTICATE_HEADER };
       if (op[OPTIONAL_BODY] && op.requestBody) op.requestBody.required = false;
       delete op[OPTIONAL_BODY];
       if (op[REQUEST_FORM]) op.requestBody = { required: true, content: { 'multipart/form-data': { schema: op[REQUEST_FORM] } } };
