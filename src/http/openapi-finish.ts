@@ -139,6 +139,9 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
       if (op[REQUEST_FORM]) op.requestBody = { required: true, content: { 'multipart/form-data': { schema: op[REQUEST_FORM] } } };
       delete op[REQUEST_FORM];
       if (op.parameters?.some((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key')) {
+        // src/app/idempotency.ts, wherever a key is taken.
+        sometimes(409, 'a request with this Idempotency-Key is still being processed (`idempotency_key_in_use`)');
+        sometimes(422, 'this Idempotency-Key was used with another body or endpoint (`idempotency_key_reused`)');
         for (const [status, response] of Object.entries(responses)) if (Number(status) < 300) response.headers = { ...response.headers, ...REPLAYED_HEADER };
       }
       const created = responses[201];

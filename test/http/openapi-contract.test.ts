@@ -234,6 +234,7 @@ for (const dialect of DIALECTS) {
     it('webhook endpoints and events', async () => {
       const created = await call({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://127.0.0.1:9/contract', events: ['*'] }, headers: { 'idempotency-key': 'contract-we' } }, 201);
       await call({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://127.0.0.1:9/contract', events: ['*'] }, headers: { 'idempotency-key': 'contract-we' } }, 201);
+      await call({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://127.0.0.1:9/other', events: ['*'] }, headers: { 'idempotency-key': 'contract-we' } }, 422);
       await call({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://127.0.0.1:9/contract', events: [] } }, 400);
       await call({ method: 'POST', url: '/webhook-endpoints', payload: 'x', headers: { 'content-type': 'text/plain' } }, 415);
       await call({ method: 'POST', url: '/webhook-endpoints', payload: JSON.stringify({ url: 'http://127.0.0.1:9/' + 'x'.repeat(t.config.bodyLimitBytes), events: ['*'] }), headers: { 'content-type': 'application/json' } }, 413);
@@ -247,6 +248,7 @@ for (const dialect of DIALECTS) {
       await call({ method: 'PATCH', url: '/webhook-endpoints/we_unknown', payload: {} }, 404);
       await call({ method: 'POST', url: `/webhook-endpoints/${id}/rotate-secret`, headers: { 'idempotency-key': 'contract-rotate' } }, 200);
       await call({ method: 'POST', url: `/webhook-endpoints/${id}/rotate-secret`, headers: { 'idempotency-key': 'contract-rotate' } }, 200);
+      await call({ method: 'POST', url: `/webhook-endpoints/${id}/rotate-secret`, payload: { overlap_hours: 0 }, headers: { 'idempotency-key': 'contract-rotate' } }, 422);
       await call({ method: 'POST', url: `/webhook-endpoints/${id}/rotate-secret` }, 409);
       await call({ method: 'POST', url: `/webhook-endpoints/${id}/rotate-secret`, payload: { overlap_hours: -1 } }, 400);
       await call({ method: 'POST', url: '/webhook-endpoints/we_unknown/rotate-secret' }, 404);

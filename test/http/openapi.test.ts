@@ -108,6 +108,7 @@ describe('OpenAPI document and reference page', () => {
         if ((op.parameters ?? []).some((p: Json) => p.in === 'path')) assert.ok(['400', '414'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
         if (op.security) assert.ok(statuses.includes('400'), `${where}: unknown query parameters are a 400`);
         if (op.requestBody?.content?.['application/json']) assert.ok(['400', '413', '415'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
+        if ((op.parameters ?? []).some((p: Json) => p.name.toLowerCase() === 'idempotency-key')) assert.ok(['409', '422'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
         for (const status of statuses.filter((s) => Number(s) >= 400)) assert.ok(op.responses[status].content['application/problem+json'], `${where} ${status}`);
         assert.ok(!Object.keys(op).some((k) => k.startsWith('x-')), `${where} keeps a marker`);
       }
