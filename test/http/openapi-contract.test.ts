@@ -289,6 +289,7 @@ for (const dialect of DIALECTS) {
       await call({ method: 'POST', url: '/merchant/compliance/documents', payload: { document_type: 'saq' } }, 415);
       const huge = multipart([{ name: 'file', value: Buffer.concat([pdf(), Buffer.alloc(11 * 1024 * 1024)]), filename: 'big.pdf', contentType: 'application/pdf' }]);
       await call({ method: 'POST', url: '/merchant/compliance/documents', payload: huge.payload, headers: { 'content-type': huge.contentType } }, 413);
+      await call({ method: 'GET', url: String(uploaded.headers.location) }, 200);
       await call({ method: 'GET', url: '/merchant/compliance/documents/doc_unknown' }, 404);
       await anonymous({ method: 'GET', url: '/merchant/compliance' }, 401);
       contract.assertNone();

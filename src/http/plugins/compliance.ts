@@ -333,7 +333,17 @@ const merchantRoutes =
           description: 'The PDF as uploaded; `Repr-Digest` carries its SHA-256.',
           security: [{ secretKey: [] }],
           params: DocumentParams,
-          response: { 200: { description: 'The PDF as uploaded.', content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } }, ...problemResponses(401, 404) },
+          response: {
+            200: {
+              description: 'The PDF as uploaded.',
+              headers: {
+                'Content-Disposition': { type: 'string', description: 'attachment, with the filename it was uploaded under.' },
+                'Repr-Digest': { type: 'string', description: '`sha-256=:…:` (RFC 9530): the document\'s `sha256`, in base64, to check the bytes against.' },
+              },
+              content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } },
+            },
+            ...problemResponses(401, 404),
+          },
         },
       },
       async (request, reply) => sendPdf(reply, await compliance.download(merchantActor(request), request.params.id, request.merchantId)),
