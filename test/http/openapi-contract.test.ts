@@ -294,5 +294,11 @@ for (const dialect of DIALECTS) {
       await anonymous({ method: 'GET', url: '/merchant/compliance' }, 401);
       contract.assertNone();
     });
+
+    it('sandbox helpers', async () => {
+      await anonymous({ method: 'GET', url: '/sandbox/test-cards' }, 200);
+      await anonymous({ method: 'GET', url: '/sandbox/inbox' }, 200);
+      contract.assertNone();
+    });
   });
 }

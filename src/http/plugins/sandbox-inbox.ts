@@ -20,7 +20,8 @@ export const sandboxInboxRoutes =
     if (config.mode !== 'sandbox') return;
     const dir = join(config.dataDir, MAIL_DIR);
 
-    app.get('/sandbox/inbox', { schema: { tags: ['sandbox'], summary: 'Sandbox inbox: e-mails written as .eml files' } }, async (_request, reply) => {
+    const Page = { description: 'A page for a browser, linking each message.', content: { 'text/html': { schema: { type: 'string' } } } };
+    app.get('/sandbox/inbox', { schema: { tags: ['sandbox'], summary: 'Sandbox inbox: e-mails written as .eml files', response: { 200: Page } } }, async (_request, reply) => {
       const entries = listInbox(dir);
       const nonce = newNonce();
       securePageHeaders(reply, nonce);

@@ -13,6 +13,20 @@ const ReturnQuery = Type.Object({
   signature: Type.Optional(Type.String({ maxLength: 128 })),
 });
 
+const TestCardList = Type.Object({
+  object: Type.Literal('list'),
+  challenge_code: Type.String({ description: 'The code that passes a 3-D Secure challenge on the payment page.' }),
+  data: Type.Array(
+    Type.Object({
+      number: Type.String(),
+      brand: Type.String(),
+      authentication: Type.Union([Type.Literal('frictionless'), Type.Literal('challenge')]),
+      outcome: Type.String(),
+    }),
+  ),
+  other_cards: Type.String(),
+});
+
 const VERDICTS = {
   valid: 'The signature is valid: this return came from tZero Pay.',
   invalid: 'The signature could not be verified: do not trust this status.',
@@ -28,7 +42,7 @@ export const sandboxRoutes =
 
     app.get(
       '/sandbox/test-cards',
-      { schema: { tags: ['sandbox'], summary: 'Test cards and the outcome each one produces' } },
+      { schema: { tags: ['sandbox'], summary: 'Test cards and the outcome each one produces', response: { 200: TestCardList } } },
       async () => ({
         object: 'list',
         challenge_code: SANDBOX_CHALLENGE_CODE,
