@@ -201,7 +201,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
       info: {
         title: 'tZero Pay API',
         version: '1.0.0',
-        description: 'Server-to-server card payments: authorise with card data, redirect the customer to finalise, receive callbacks. Errors are RFC 9457 problem+json.',
+        description: 'Server-to-server card payments: authorise with card data, redirect the customer to finalise, receive callbacks. Errors are RFC 9457 problem+json. A path asked with a method it does not take answers 405 with `Allow` (components.responses.MethodNotAllowed).',
       },
       servers: [{ url: services.ctx.config.publicUrl }],
       components: {

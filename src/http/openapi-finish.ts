@@ -108,6 +108,15 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
   const schemes = (doc.components ??= {}).securitySchemes ?? {};
   doc.components.securitySchemes = { ...schemes, bearer: { type: 'http', scheme: 'bearer', description: 'The same secret key, as Authorization: Bearer sk_… (the key alone in Authorization is taken too).' } };
   const problem = { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } };
+  // The answer to a method no operation of a path takes (src/http/app.ts): no operation can list it.
+  doc.components.responses = {
+    ...doc.components.responses,
+    MethodNotAllowed: {
+      description: `${statusTitle(405)}: the path exists, but not with this method.`,
+      headers: { Allow: { description: 'The methods the path takes.', required: true, schema: { type: 'string' } } },
+      content: problem,
+    },
+  };
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     for (const [method, op] of Object.entries(item ?? {}) as Array<[string, Operation]>) {
       if (!op || typeof op !== 'object' || !op.responses) continue;

@@ -69,15 +69,17 @@ class Contract {
     const fail = (why: string): void => void this.mismatches.push(`${where}: ${why}`);
     if (!path) return fail('no documented path');
     const op: Json | undefined = this.doc.paths[path][m];
-    if (!op) {
-      // A path known under other methods: the client reads the 405 from the path's description.
+    let response: Json | undefined;
+    if (op) {
+      const status = String(res.statusCode);
+      response = op.responses[status] ?? op.responses[`${status[0]}XX`] ?? op.responses.default;
+      if (!response) return fail(`status not listed for ${m.toUpperCase()} ${path} (lists ${Object.keys(op.responses).join(', ')})`);
+    } else {
+      // A method no operation of the path takes: no operation can list its answer, the document's shared one describes it.
       if (res.statusCode !== 405) return fail(`${method} is not an operation of ${path}`);
-      if (!Object.values<Json>(this.doc.paths[path]).some((o) => o?.responses?.['405'])) fail(`405 is not described for ${path}`);
-      return;
+      response = this.doc.components.responses?.MethodNotAllowed;
+      if (!response) return fail('405 is not described (components.responses.MethodNotAllowed)');
     }
-    const status = String(res.statusCode);
-    const response: Json | undefined = op.responses[status] ?? op.responses[`${status[0]}XX`] ?? op.responses.default;
-    if (!response) return fail(`status not listed for ${m.toUpperCase()} ${path} (lists ${Object.keys(op.responses).join(', ')})`);
 
     const described = Object.fromEntries(Object.entries<Json>(response.headers ?? {}).map(([name, h]) => [name.toLowerCase(), h]));
     for (const name of ['location', 'retry-after', 'allow', 'www-authenticate', 'idempotent-replayed', 'repr-digest', 'content-disposition']) {
@@ -101,7 +103,7 @@ class Contract {
     } catch {
       return fail('body is not JSON');
     }
-    const validate = this.schema(`${m} ${path} ${status} ${sentType}`, media.schema);
+    const validate = this.schema(`${op ? m : '*'} ${path} ${res.statusCode} ${sentType}`, media.schema);
     if (!validate(body)) fail(`body does not match the schema: ${this.ajv.errorsText(validate.errors, { separator: '; ' })}`);
   }
 
@@ -298,6 +300,13 @@ for (const dialect of DIALECTS) {
     it('sandbox helpers', async () => {
       await anonymous({ method: 'GET', url: '/sandbox/test-cards' }, 200);
       await anonymous({ method: 'GET', url: '/sandbox/inbox' }, 200);
+      contract.assertNone();
+    });
+
+    it('a known path asked with a method it does not take', async () => {
+      await call({ method: 'DELETE', url: '/payment/authorise' }, 405);
+      await call({ method: 'PUT', url: '/payments' }, 405);
+      await anonymous({ method: 'POST', url: '/payment-methods/pm_x' }, 405);
       contract.assertNone();
     });
   });
