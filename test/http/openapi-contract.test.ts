@@ -6,6 +6,7 @@ import addFormats from 'ajv-formats';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { dateDaysAgo, multipart, pdf, upload } from '../compliance/fixtures.js';
 import { mit, payByCard } from '../stored-cards/support.js';
+import { paidPayment, Receiver, registerEndpoint, waitFor } from '../webhooks/support.js';
 
 type Json = Record<string, any>;
 
@@ -44,6 +45,11 @@ class Contract {
       this.compiled.set(key, v);
     }
     return v;
+  }
+
+  /** A schema of the document with its references inlined, to compile on its own. */
+  resolve(schema: unknown): unknown {
+    return this.inline(schema);
   }
 
   private inline(node: unknown, depth = 0): unknown {
@@ -183,6 +189,10 @@ for (const dialect of DIALECTS) {
       await call({ method: 'POST', url: '/payment/pay_unknown/refund' }, 404);
       await call({ method: 'GET', url: `/payment/${id}/refunds` }, 200);
       await call({ method: 'GET', url: '/payment/pay_unknown/refunds' }, 404);
+      await call({ method: 'GET', url: `/events?payment=${id}&type=refund.succeeded` }, 200);
+      const refundFails = await payByCard(t, { store: false, number: '4000000000005126' });
+      await call({ method: 'POST', url: `/payment/${refundFails.id}/refund` }, 201);
+      await call({ method: 'POST', url: '/payment/authorise', payload: { ...(await exampleBody()), currency: 'XXX' } });
 
       const manual = await payByCard(t, { store: false, number: '5555555555554444' });
       const manualBody = await exampleBody({ capture: 'manual' });
@@ -267,6 +277,9 @@ for (const dialect of DIALECTS) {
       await call({ method: 'POST', url: `/events/${events[0]!.id}/redeliver`, payload: { endpoint_id: id } }, 202);
       await call({ method: 'POST', url: `/events/${events[0]!.id}/redeliver`, payload: { endpoint_id: 'we_unknown' } });
       await call({ method: 'POST', url: '/events/evt_unknown/redeliver' }, 404);
+      await call({ method: 'GET', url: `/events/${events[0]!.id}` }, 200);
+      await call({ method: 'PATCH', url: `/webhook-endpoints/${id}`, payload: { status: 'disabled' } }, 200);
+      await call({ method: 'POST', url: `/events/${events[0]!.id}/redeliver`, payload: { endpoint_id: id } }, 409);
 
       await call({ method: 'DELETE', url: `/webhook-endpoints/${id}` }, 200);
       await call({ method: 'DELETE', url: `/webhook-endpoints/${id}` }, 404);
@@ -294,6 +307,7 @@ for (const dialect of DIALECTS) {
       await call({ method: 'GET', url: String(uploaded.headers.location) }, 200);
       await call({ method: 'GET', url: '/merchant/compliance/documents/doc_unknown' }, 404);
       await anonymous({ method: 'GET', url: '/merchant/compliance' }, 401);
+      await call({ method: 'GET', url: '/merchant/compliance' }, 200);
       contract.assertNone();
     });
 
@@ -311,3 +325,38 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('the callbacks a merchant receives are the ones the document describes', () => {
+  let t: TestGateway;
+  const receivers: Receiver[] = [];
+  after(async () => {
+    for (const r of receivers) await r.stop();
+    await t?.close();
+  });
+
+  it('bodies as POSTed, and the events with their delivery attempts', async () => {
+    t = await startTestGateway({ workers: true, env: { DISPATCH_POLL_MS: '50' } });
+    const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const contract = new Contract(doc);
+    const ok = await new Receiver().start();
+    const failing = await new Receiver().start();
+    failing.mode = 'fail';
+    receivers.push(ok, failing);
+    ok.secrets.push((await registerEndpoint(t, ok.url)).secret);
+    await registerEndpoint(t, failing.url);
+    const paymentId = await paidPayment(t);
+    assert.equal((await t.request({ method: 'POST', url: `/payment/${paymentId}/refund`, payload: { amount: 10 } })).statusCode, 201);
+    await waitFor('the refund callback', () => ok.received.some((r) => r.type === 'refund.succeeded') && failing.requests > 0);
+
+    const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });
+    addFormats.default(ajv);
+    const callback = doc.webhooks.event.post;
+    const body = ajv.compile({ ...(contract.resolve(callback.requestBody.content['application/json'].schema) as Json), $id: undefined });
+    for (const r of ok.received) assert.ok(body(r.payload), `${r.type}: ${ajv.errorsText(body.errors)}`);
+    for (const r of ok.received) {
+      const url = `/events/${r.id}`;
+      contract.check('GET', url, await t.request({ method: 'GET', url }));
+    }
+    contract.assertNone();
+  });
+});
