@@ -88,6 +88,10 @@ const AUTHENTICATE_HEADER = {
   'WWW-Authenticate': { description: 'How to authenticate: `X-Secret-Key`, the header your secret key goes in.', required: true, schema: { type: 'string' } },
 };
 
+const RETRY_AFTER_HEADER = {
+  'Retry-After': { description: 'Seconds to wait before sending the request again, when this process is shutting down.', schema: { type: 'string' } },
+};
+
 const LOCATION_HEADER = {
   Location: { description: 'Where the created resource is read: its path on this gateway.', schema: { type: 'string' } },
 };
@@ -131,6 +135,10 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
       const sometimes = (status: number, why: string) => {
         responses[status] ??= { description: `${statusTitle(status)}: ${why}`, content: problem };
       };
+      // Any request, whatever its operation, may meet a failure of ours or a process that is stopping (src/http/app.ts).
+      sometimes(500, 'something failed on our side; quote `request_id` to support');
+      sometimes(503, 'this process is shutting down and started nothing for the request (`shutting_down`): send it again, with the same Idempotency-Key');
+      responses[503]!.headers = { ...responses[503]!.headers, ...RETRY_AFTER_HEADER };
       // Every API operation refuses query parameters it does not name (src/http/strict-query.ts).
       if (op.security) sometimes(400, 'a query parameter the operation does not take, or a value that breaks a rule');
       if (op.parameters?.some((p) => p.in === 'path')) {

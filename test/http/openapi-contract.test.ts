@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -9,6 +10,8 @@ import { mit, payByCard } from '../stored-cards/support.js';
 import { paidPayment, Receiver, registerEndpoint, waitFor } from '../webhooks/support.js';
 
 type Json = Record<string, any>;
+/** What the check reads of an answer, injected or read off a socket. */
+type Answer = Pick<LightMyRequestResponse, 'statusCode' | 'headers' | 'body' | 'rawPayload'>;
 
 /**
  * Every answer below is held against the OpenAPI document the gateway serves, as a client
@@ -68,7 +71,7 @@ class Contract {
   }
 
   /** Records every way `res`, the answer to `method url`, differs from the document. */
-  check(method: string, url: string, res: LightMyRequestResponse): void {
+  check(method: string, url: string, res: Answer): void {
     const m = method.toLowerCase();
     const path = this.pathOf(url, m);
     const where = `${method} ${url} → ${res.statusCode}`;
@@ -317,6 +320,18 @@ for (const dialect of DIALECTS) {
       contract.assertNone();
     });
 
+    it('a failure on our side', async () => {
+      const payments = t.gateway.services.payments;
+      const get = payments.get;
+      payments.get = () => Promise.reject(new Error('the database went away'));
+      try {
+        await call({ method: 'GET', url: '/payment/pay_any' }, 500);
+      } finally {
+        payments.get = get;
+      }
+      contract.assertNone();
+    });
+
     it('a known path asked with a method it does not take', async () => {
       await call({ method: 'DELETE', url: '/payment/authorise' }, 405);
       await call({ method: 'PUT', url: '/payments' }, 405);
@@ -358,5 +373,45 @@ describe('the callbacks a merchant receives are the ones the document describes'
       contract.check('GET', url, await t.request({ method: 'GET', url }));
     }
     contract.assertNone();
+  });
+});
+
+/** The answer to the request pipelined behind one still under way when the gateway starts closing. */
+async function answerWhileClosing(t: TestGateway, request: string): Promise<Answer> {
+  const url = new URL(await t.listen());
+  const socket = connect(Number(url.port), url.hostname);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const ended = new Promise((resolve) => socket.once('close', resolve));
+  const body = JSON.stringify({ url: 'http://127.0.0.1:9/hook', events: ['*'] });
+  socket.write(`POST /webhook-endpoints HTTP/1.1\r\nHost: x\r\nX-Secret-Key: ${t.credentials.secret_key}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const closing = t.gateway.app.close();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  socket.write(`${body.slice(10)}${request}`);
+  await ended;
+  await closing;
+  const second = Buffer.concat(chunks).toString('utf8').split(/(?=HTTP\/1\.1 )/)[1];
+  assert.ok(second, 'no second answer');
+  const [head, text = ''] = second.split('\r\n\r\n');
+  const [statusLine, ...lines] = head!.split('\r\n');
+  const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+  return { statusCode: Number(statusLine!.split(' ')[1]), headers, body: text, rawPayload: Buffer.from(text) };
+}
+
+describe('a request reaching a gateway that is closing', () => {
+  it('gets the 503 the document describes, with Retry-After', async () => {
+    const t = await startTestGateway();
+    try {
+      const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+      const contract = new Contract(doc);
+      const res = await answerWhileClosing(t, `GET /payments HTTP/1.1\r\nHost: x\r\nX-Secret-Key: ${t.credentials.secret_key}\r\n\r\n`);
+      assert.equal(res.statusCode, 503, res.body);
+      contract.check('GET', '/payments', res);
+      contract.assertNone();
+    } finally {
+      await t.close();
+    }
   });
 });
