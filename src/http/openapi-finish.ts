@@ -150,6 +150,8 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
         sometimes(413, 'a body over the size limit');
         sometimes(415, 'a body that is not application/json in UTF-8');
       }
+      // Whatever the operation: no Host header, or a query value with a NUL or a lone surrogate (src/http/app.ts).
+      sometimes(400, 'a request without Host, or a query value that breaks the text rules');
       if (responses[401] && op.security?.some((s) => 'secretKey' in s)) responses[401].headers = { ...responses[401].headers, ...AUTHENTICATE_HEADER };
       if (op[OPTIONAL_BODY] && op.requestBody) op.requestBody.required = false;
       delete op[OPTIONAL_BODY];

@@ -147,6 +147,8 @@ for (const dialect of DIALECTS) {
     it('health probes', async () => {
       await anonymous({ method: 'GET', url: '/healthz' }, 200);
       await anonymous({ method: 'GET', url: '/readyz' }, 200);
+      // Query values follow the text rules of bodies on every route, the probes' included.
+      await anonymous({ method: 'GET', url: '/healthz?probe=%00' }, 400);
       contract.assertNone();
     });
 
@@ -317,6 +319,7 @@ for (const dialect of DIALECTS) {
     it('sandbox helpers', async () => {
       await anonymous({ method: 'GET', url: '/sandbox/test-cards' }, 200);
       await anonymous({ method: 'GET', url: '/sandbox/inbox' }, 200);
+      await anonymous({ method: 'GET', url: '/sandbox/test-cards?x=%00' }, 400);
       contract.assertNone();
     });
 
