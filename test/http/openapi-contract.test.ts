@@ -214,7 +214,19 @@ for (const dialect of DIALECTS) {
       await t.gateway.services.checkout.complete(new URL(failing.redirect_url).pathname.split('/').pop()!);
       await call({ method: 'POST', url: `/payment/${failing.id}/capture` }, 422);
 
+      // Every outcome a card can have, each read back as a merchant would.
+      for (const number of ['4000000000000002', '4000000000009995', '4000000000000119', '4000000000000341', '4000002760003184', '378282246310005']) {
+        const body = await exampleBody({ payment_method: { number, cvc: number.length === 15 ? '0123' : '012' } });
+        const created = (await call({ method: 'POST', url: '/payment/authorise', payload: body }, 201)).json();
+        await t.gateway.services.checkout.complete(new URL(created.redirect_url).pathname.split('/').pop()!);
+        await call({ method: 'GET', url: `/payment/${created.id}` }, 200);
+      }
+      const delayed = (await call({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ capture_delay: '1d' }) }, 201)).json();
+      await t.gateway.services.checkout.complete(new URL(delayed.redirect_url).pathname.split('/').pop()!);
+      await call({ method: 'GET', url: `/payment/${delayed.id}` }, 200);
+      await call({ method: 'POST', url: `/payment/${delayed.id}/capture` }, 200);
       const page = (await call({ method: 'GET', url: '/payments?limit=2' }, 200)).json();
+      await call({ method: 'GET', url: '/payments?limit=100' }, 200);
       await call({ method: 'GET', url: `/payments?limit=2&starting_after=${page.next_starting_after}` }, 200);
       await call({ method: 'GET', url: `/payments?status=captured&channel=sandbox&reference=merchant_txn_ref&customer_reference=cust-1` }, 200);
       await call({ method: 'GET', url: `/payments?created_gte=2000-01-01T00:00:00Z&created_lte=2999-01-01T00:00:00Z` }, 200);
@@ -243,6 +255,13 @@ for (const dialect of DIALECTS) {
       await call({ method: 'DELETE', url: `/payment-methods/${token}` }, 200);
       await call({ method: 'DELETE', url: `/payment-methods/${token}` }, 200);
       await call({ method: 'DELETE', url: '/payment-methods/pm_unknown' }, 404);
+      for (const number of ['4000000000000341', '4000002760003184']) {
+        const agreed = await payByCard(t, { customer: 'contract-mit', number });
+        const res = await mit(t, { token: agreed.payment_method.token, previous_payment_id: agreed.id });
+        contract.check('POST', '/payment/authorise', res);
+        await call({ method: 'GET', url: `/payment/${res.json().id}` }, 200);
+      }
+      await call({ method: 'GET', url: '/customers/contract-mit/payment-methods' }, 200);
       const gone = await mit(t, { token, previous_payment_id: first.id });
       contract.check('POST', '/payment/authorise', gone);
       contract.assertNone();
