@@ -1,6 +1,7 @@
 import type { SwaggerTransformObject } from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { statusTitle } from './problem.js';
+import { Problem } from './schemas/common.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -130,7 +131,8 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
       for (const [status, response] of Object.entries(responses)) {
         const json = response.content?.['application/json'];
         if (Number(status) >= 400 && json) response.content = { 'application/problem+json': json };
-        if (response.description === 'Default Response') response.description = SUCCESS[status] ?? statusTitle(Number(status));
+        // The generator's placeholder, or the description of the Problem schema it found behind the response.
+        if (response.description === 'Default Response' || response.description === Problem.description) response.description = SUCCESS[status] ?? statusTitle(Number(status));
       }
       const sometimes = (status: number, why: string) => {
         responses[status] ??= { description: `${statusTitle(status)}: ${why}`, content: problem };

@@ -111,7 +111,11 @@ describe('OpenAPI document and reference page', () => {
         assert.ok(op.responses['503'].headers['Retry-After'], `${where}: 503 without Retry-After`);
         if (op.requestBody?.content?.['application/json']) assert.ok(['400', '413', '415'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
         if ((op.parameters ?? []).some((p: Json) => p.name.toLowerCase() === 'idempotency-key')) assert.ok(['409', '422'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
-        for (const status of statuses.filter((s) => Number(s) >= 400)) assert.ok(op.responses[status].content['application/problem+json'], `${where} ${status}`);
+        for (const status of statuses.filter((s) => Number(s) >= 400)) {
+          assert.ok(op.responses[status].content['application/problem+json'], `${where} ${status}`);
+          // Named by what the status means, not by the error format every one of them shares.
+          assert.doesNotMatch(op.responses[status].description, /RFC 9457/, `${where} ${status}`);
+        }
         assert.ok(!Object.keys(op).some((k) => k.startsWith('x-')), `${where} keeps a marker`);
       }
     }
@@ -131,6 +135,8 @@ describe('OpenAPI document and reference page', () => {
       assert.equal(doc.paths[path].post.responses['201'].headers.Location.schema.type, 'string', path);
     }
     assert.equal(doc.paths['/payment/{id}/refund'].post.responses['201'].headers.Location, undefined);
+    // A 202 means the acquirer has not confirmed only where a payment is settled.
+    assert.doesNotMatch(doc.paths['/events/{id}/redeliver'].post.responses['202'].description, /acquirer/);
     assert.equal(doc.paths['/payment/{id}'].get.responses['200'].headers, undefined);
     const device = (inline(doc, doc.paths['/payment/authorise'].post.requestBody.content['application/json'].schema) as Json).properties.device_info;
     assert.match(device.description, /requires ip_address, accept_header, .*userAgent; in-app .* requires sdk_app_id/);

@@ -124,7 +124,10 @@ export const eventRoutes =
           params: EventParams,
           body: RedeliverBody,
           response: {
-            202: Type.Object({ object: Type.Literal('redelivery'), event: Type.String(), deliveries: Type.Array(Delivery) }),
+            202: Type.Object(
+              { object: Type.Literal('redelivery'), event: Type.String(), deliveries: Type.Array(Delivery) },
+              { description: 'Accepted: the deliveries queued to carry the event again.' },
+            ),
             ...problemResponses(400, 401, 404, 409),
           },
         },
