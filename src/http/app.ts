@@ -123,7 +123,9 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     } catch (error) {
       // Only a body that failed to parse is looked at again (trimming copies it).
       const empty = text.trim() === '';
-      if (empty && request.routeOptions.config.optionalBody) {
+      // A route that takes no body (a DELETE) has none described: an empty one is none, whatever
+      // Content-Type a client sends on every request.
+      if (empty && (request.routeOptions.config.optionalBody || !request.routeOptions.schema?.body)) {
         done(null, undefined);
         return;
       }
