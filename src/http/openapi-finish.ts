@@ -183,6 +183,11 @@ function callbackOperation(getEvent: Operation | undefined): unknown {
   if (!shown?.schema?.properties) return undefined;
   const { deliveries: _, ...properties } = shown.schema.properties;
   const header = (name: string, description: string) => ({ in: 'header', name, required: true, description, schema: { type: 'string' } });
+  // src/domain/retry-schedule.ts: the next try waits as long as the receiver asks.
+  const backOff = (title: string) => ({
+    description: `${title}: retried, and with Retry-After no sooner than it asks (within the retry window).`,
+    headers: { 'Retry-After': { description: 'Seconds, or an HTTP date.', schema: { type: 'string' } } },
+  });
   return {
     operationId: 'receiveEvent',
     summary: 'An event, POSTed to each endpoint that subscribes to its type',
@@ -199,6 +204,8 @@ function callbackOperation(getEvent: Operation | undefined): unknown {
     responses: {
       '2XX': { description: 'Received: the delivery succeeded.' },
       '410': { description: 'Gone: the endpoint is disabled and its pending deliveries cancelled.' },
+      '429': backOff('Too Many Requests'),
+      '503': backOff('Service Unavailable'),
       default: { description: 'Any other answer (or none within 10 s) is retried.' },
     },
   };

@@ -224,6 +224,8 @@ describe('OpenAPI document and reference page', () => {
     // The callbacks' own description (OpenAPI 3.1 webhooks): the same event without its deliveries.
     const callback = doc.webhooks.event.post;
     assert.deepEqual(callback.parameters.map((p: Json) => p.name), ['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+    // A busy receiver may ask for time (docs/webhooks.md), and is given it.
+    for (const status of ['429', '503']) assert.ok(callback.responses[status].headers['Retry-After'], status);
     const body = ajv.compile({ ...(inline(doc, callback.requestBody.content['application/json'].schema) as Json), $id: undefined });
     for (const { id } of listed) {
       const one: Json = (await t.request({ method: 'GET', url: `/events/${id}` })).json();
