@@ -32,7 +32,7 @@ export type Recorder = ((trx: Trx, status: number, body: string) => Promise<void
 
 const NOTHING_TO_RECORD: Recorder = Object.assign(async () => {}, { row: () => null, replace: async () => {}, forget: async () => {} });
 
-const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 const inFlight = new Set<string>();
 
 /**
@@ -78,7 +78,7 @@ export class Idempotency {
   }
 
   validateKey(key: string): void {
-    if (!KEY_PATTERN.test(key)) {
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new DomainError(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1-255 printable ASCII characters without spaces', '/headers/idempotency-key');
     }
   }

@@ -2,6 +2,7 @@ import type { SwaggerTransformObject } from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
 import { statusTitle } from './problem.js';
 import { Problem } from './schemas/common.js';
+import { IDEMPOTENCY_KEY_PATTERN } from '../app/idempotency.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -19,7 +20,7 @@ interface Response {
 interface Operation {
   operationId?: string;
   security?: Array<Record<string, string[]>>;
-  parameters?: Array<{ in: string; name: string }>;
+  parameters?: Array<{ in: string; name: string; schema?: Record<string, unknown> }>;
   requestBody?: { required?: boolean; content?: Record<string, unknown> };
   responses?: Record<string, Response>;
   [OPTIONAL_BODY]?: boolean;
@@ -159,8 +160,10 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
       delete op[OPTIONAL_BODY];
       if (op[REQUEST_FORM]) op.requestBody = { required: true, content: { 'multipart/form-data': { schema: op[REQUEST_FORM] } } };
       delete op[REQUEST_FORM];
-      if (op.parameters?.some((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key')) {
-        // src/app/idempotency.ts, wherever a key is taken.
+      const key = op.parameters?.find((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key');
+      if (key) {
+        // src/app/idempotency.ts, wherever a key is taken; it checks the key itself (400 invalid_idempotency_key).
+        key.schema = { ...key.schema, pattern: IDEMPOTENCY_KEY_PATTERN.source };
         sometimes(409, 'a request with this Idempotency-Key is still being processed (`idempotency_key_in_use`)');
         sometimes(422, 'this Idempotency-Key was used with another body or endpoint (`idempotency_key_reused`)');
         for (const [status, response] of Object.entries(responses)) if (Number(status) < 300) response.headers = { ...response.headers, ...REPLAYED_HEADER };

@@ -171,7 +171,9 @@ describe('OpenAPI document and reference page', () => {
   it('describes POST /payment/authorise: secret key, Idempotency-Key, the request body and its answers', async () => {
     const op = doc.paths['/payment/authorise'].post;
     assert.deepEqual(op.security, [{ secretKey: [] }, { bearer: [] }]);
-    assert.ok(op.parameters.some((p: Json) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key'));
+    const key = op.parameters.find((p: Json) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key');
+    const keyValid = schemaValidator().compile(key.schema);
+    assert.deepEqual(['k-1', 'k'.repeat(255), 'has space', 'k'.repeat(256), ''].map((k) => keyValid(k)), [true, true, false, false, false]);
     for (const status of ['201', '400', '401', '403', '404', '409', '413', '415', '422']) assert.ok(op.responses[status], `no ${status}`);
 
     const ajv = schemaValidator();
