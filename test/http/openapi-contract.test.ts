@@ -286,6 +286,7 @@ for (const dialect of DIALECTS) {
       await call({ method: 'POST', url: `/webhook-endpoints/${id}/rotate-secret`, headers: { 'idempotency-key': 'contract-rotate' } }, 200);
       await call({ method: 'POST', url: `/webhook-endpoints/${id}/rotate-secret`, payload: { overlap_hours: 0 }, headers: { 'idempotency-key': 'contract-rotate' } }, 422);
       await call({ method: 'POST', url: `/webhook-endpoints/${id}/rotate-secret` }, 409);
+      await call({ method: 'GET', url: `/webhook-endpoints/${id}` }, 200);
       await call({ method: 'POST', url: `/webhook-endpoints/${id}/rotate-secret`, payload: { overlap_hours: -1 } }, 400);
       await call({ method: 'POST', url: '/webhook-endpoints/we_unknown/rotate-secret' }, 404);
 
@@ -333,6 +334,10 @@ for (const dialect of DIALECTS) {
       await call({ method: 'GET', url: '/merchant/compliance/documents/doc_unknown' }, 404);
       await anonymous({ method: 'GET', url: '/merchant/compliance' }, 401);
       await call({ method: 'GET', url: '/merchant/compliance' }, 200);
+      assert.equal((await upload(t, { type: 'saq', date: dateDaysAgo(t, 3) })).statusCode, 201);
+      await t.gateway.services.compliance.approve({ who: 'test', from: 'test' }, t.credentials.merchant_id);
+      await call({ method: 'GET', url: '/merchant/compliance' }, 200);
+      await call({ method: 'GET', url: '/events?type=compliance.approved' }, 200);
       contract.assertNone();
     });
 
@@ -378,10 +383,13 @@ describe('the callbacks a merchant receives are the ones the document describes'
     const contract = new Contract(doc);
     const ok = await new Receiver().start();
     const failing = await new Receiver().start();
+    const gone = await new Receiver().start();
     failing.mode = 'fail';
-    receivers.push(ok, failing);
+    gone.mode = 'gone';
+    receivers.push(ok, failing, gone);
     ok.secrets.push((await registerEndpoint(t, ok.url)).secret);
     await registerEndpoint(t, failing.url);
+    const disabled = await registerEndpoint(t, gone.url);
     const paymentId = await paidPayment(t);
     assert.equal((await t.request({ method: 'POST', url: `/payment/${paymentId}/refund`, payload: { amount: 10 } })).statusCode, 201);
     await waitFor('the refund callback', () => ok.received.some((r) => r.type === 'refund.succeeded') && failing.requests > 0);
@@ -395,6 +403,11 @@ describe('the callbacks a merchant receives are the ones the document describes'
       const url = `/events/${r.id}`;
       contract.check('GET', url, await t.request({ method: 'GET', url }));
     }
+    // The endpoint that answered 410, disabled with its reason.
+    const read = () => t.request({ method: 'GET', url: `/webhook-endpoints/${disabled.id}` });
+    await waitFor('the endpoint answering 410 to be disabled', async () => (await read()).json().status === 'disabled');
+    const endpoint = await read();
+    contract.check('GET', `/webhook-endpoints/${disabled.id}`, endpoint);
     contract.assertNone();
   });
 });
