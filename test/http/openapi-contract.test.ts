@@ -94,7 +94,12 @@ class Contract {
     for (const name of ['location', 'retry-after', 'allow', 'www-authenticate', 'idempotent-replayed', 'repr-digest', 'content-disposition']) {
       if (res.headers[name] !== undefined && !described[name]) fail(`header ${name} is sent but not described`);
     }
-    for (const [name, h] of Object.entries<Json>(described)) if (h.required && res.headers[name] === undefined) fail(`required header ${name} not sent`);
+    for (const [name, h] of Object.entries<Json>(described)) {
+      const value = res.headers[name];
+      if (value === undefined) {
+        if (h.required) fail(`required header ${name} not sent`);
+      } else if (!this.schema(`header ${JSON.stringify(h.schema)}`, h.schema)(value)) fail(`header ${name}: ${String(value)} is not as described`);
+    }
 
     const sentType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
     const content: Json | undefined = response.content;
