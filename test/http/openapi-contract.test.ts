@@ -176,6 +176,9 @@ for (const dialect of DIALECTS) {
       await call({ method: 'POST', url: '/payment/authorise', payload: JSON.stringify({ ...body, metadata: { big: 'x'.repeat(t.config.bodyLimitBytes) } }), headers: { 'content-type': 'application/json' } }, 413);
       await call({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ payment_method: { number: '4000000000000002' } }) }, 201);
       await call({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ payment_method: { type: 'token', token: 'pm_unknown' } }) });
+      // Card data on a live channel before the merchant's PCI DSS review.
+      await t.gateway.services.merchants.createChannel(t.credentials.merchant_id, { reference: 'live-shop', name: 'Live Shop', mode: 'live', currencies: ['USD'], returnUrls: ['https://shop.example/return'], notifyEmails: [] });
+      await call({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ channel: 'live-shop' }) }, 403);
       contract.assertNone();
     });
 
