@@ -95,7 +95,7 @@ const RETRY_AFTER_HEADER = {
 };
 
 const LOCATION_HEADER = {
-  Location: { description: 'Where the created resource is read: its path on this gateway.', schema: { type: 'string' } },
+  Location: { description: 'Where the created resource is read: its path on this gateway.', required: true, schema: { type: 'string' } },
 };
 
 /** Operations whose created resource has a path of its own (a refund is read with its payment). */

@@ -132,7 +132,7 @@ describe('OpenAPI document and reference page', () => {
     assert.ok(doc.paths['/payment/authorise'].post.responses['201'].headers['Idempotent-Replayed']);
     // A created resource's path, where it has one of its own (a refund is read with its payment).
     for (const path of ['/payment/authorise', '/webhook-endpoints', '/merchant/compliance/documents']) {
-      assert.equal(doc.paths[path].post.responses['201'].headers.Location.schema.type, 'string', path);
+      assert.deepEqual([doc.paths[path].post.responses['201'].headers.Location.schema.type, doc.paths[path].post.responses['201'].headers.Location.required], ['string', true], path);
     }
     assert.equal(doc.paths['/payment/{id}/refund'].post.responses['201'].headers.Location, undefined);
     // A 202 means the acquirer has not confirmed only where a payment is settled.
