@@ -213,7 +213,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
       },
     },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
-    transformObject: finishOpenApi,
+    transformObject: finishOpenApi(services.ctx.config),
   });
 
   // The access log: one line a request, when it is answered, with method, URL (card numbers

@@ -1,5 +1,6 @@
 import type { SwaggerTransformObject } from '@fastify/swagger';
 import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
 import { statusTitle } from './problem.js';
 import { Problem } from './schemas/common.js';
 import { IDEMPOTENCY_KEY_PATTERN } from '../app/idempotency.js';
@@ -20,7 +21,7 @@ interface Response {
 interface Operation {
   operationId?: string;
   security?: Array<Record<string, string[]>>;
-  parameters?: Array<{ in: string; name: string; schema?: Record<string, unknown> }>;
+  parameters?: Array<{ in: string; name: string; description?: string; schema?: Record<string, unknown> }>;
   requestBody?: { required?: boolean; content?: Record<string, unknown> };
   responses?: Record<string, Response>;
   [OPTIONAL_BODY]?: boolean;
@@ -101,14 +102,18 @@ const LOCATION_HEADER = {
 /** Operations whose created resource has a path of its own (a refund is read with its payment). */
 const CREATED_AT = new Set(['authorisePayment', 'createWebhookEndpoint', 'uploadComplianceDocument']);
 
+export type DocumentedLimits = Pick<Config, 'webhookTimeoutMs' | 'webhookRetryWindowMs' | 'idempotencyTtlMs'>;
+
 /**
  * What the routes' schemas cannot say in the served OpenAPI document: errors are sent as
  * `application/problem+json` (src/http/problem.ts); the secret key is accepted as a bearer
  * token as well as in X-Secret-Key (src/http/auth.ts); the answers every operation of a kind
  * can get (a malformed path value, a body that is not JSON or too large) without each route
  * listing them; replays under Idempotency-Key; bodies that may be left out; form uploads.
+ * The limits it states are this gateway's (config.ts), not the defaults: the document is
+ * served by the gateway it describes.
  */
-export const finishOpenApi: SwaggerTransformObject = (document) => {
+export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject => (document) => {
   if (!('openapiObject' in document)) return document.swaggerObject;
   const doc = document.openapiObject;
   const schemes = (doc.components ??= {}).securitySchemes ?? {};
@@ -164,6 +169,7 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
       if (key) {
         // src/app/idempotency.ts, wherever a key is taken; it checks the key itself (400 invalid_idempotency_key).
         key.schema = { ...key.schema, pattern: IDEMPOTENCY_KEY_PATTERN.source };
+        key.description = `Makes the request safe to retry: the same key and body replay the first response for ${hours(limits.idempotencyTtlMs)} hours.`;
         sometimes(409, 'a request with this Idempotency-Key is still being processed (`idempotency_key_in_use`)');
         sometimes(422, 'this Idempotency-Key was used with another body or endpoint (`idempotency_key_reused`)');
         for (const [status, response] of Object.entries(responses)) if (Number(status) < 300) response.headers = { ...response.headers, ...REPLAYED_HEADER };
@@ -172,7 +178,7 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
       if (created && CREATED_AT.has(op.operationId ?? '')) created.headers = { ...created.headers, ...LOCATION_HEADER };
     }
   }
-  const webhook = callbackOperation(doc.paths?.['/events/{id}']?.get as Operation | undefined);
+  const webhook = callbackOperation(doc.paths?.['/events/{id}']?.get as Operation | undefined, limits);
   if (webhook) (doc as { webhooks?: unknown }).webhooks = { event: { post: webhook } };
   return doc;
 };
@@ -181,10 +187,11 @@ export const finishOpenApi: SwaggerTransformObject = (document) => {
  * The callbacks the gateway POSTs to merchants' endpoints (OpenAPI 3.1 `webhooks`): the body
  * is the event as `GET /events/{id}` shows it, without its deliveries.
  */
-function callbackOperation(getEvent: Operation | undefined): unknown {
+function callbackOperation(getEvent: Operation | undefined, limits: DocumentedLimits): unknown {
   const shown = getEvent?.responses?.['200']?.content?.['application/json'] as { schema?: { properties?: Record<string, unknown>; required?: string[] } } | undefined;
   if (!shown?.schema?.properties) return undefined;
   const { deliveries: _, ...properties } = shown.schema.properties;
+  const timeout = `${limits.webhookTimeoutMs / 1000} s`;
   const header = (name: string, description: string) => ({ in: 'header', name, required: true, description, schema: { type: 'string' } });
   // src/domain/retry-schedule.ts: the next try waits as long as the receiver asks.
   const backOff = (title: string) => ({
@@ -194,7 +201,7 @@ function callbackOperation(getEvent: Operation | undefined): unknown {
   return {
     operationId: 'receiveEvent',
     summary: 'An event, POSTed to each endpoint that subscribes to its type',
-    description: 'Signed per Standard Webhooks v1 (docs/webhooks.md). Answer 2xx within 10 s; anything else is retried with backoff for 72 hours; 410 disables the endpoint.',
+    description: `Signed per Standard Webhooks v1 (docs/webhooks.md). Answer 2xx within ${timeout}; anything else is retried with backoff for ${hours(limits.webhookRetryWindowMs)} hours; 410 disables the endpoint.`,
     parameters: [
       header('webhook-id', 'The event id: the same on every retry and redelivery, to drop duplicates.'),
       header('webhook-timestamp', 'Unix seconds when this attempt was signed.'),
@@ -209,7 +216,9 @@ function callbackOperation(getEvent: Operation | undefined): unknown {
       '410': { description: 'Gone: the endpoint is disabled and its pending deliveries cancelled.' },
       '429': backOff('Too Many Requests'),
       '503': backOff('Service Unavailable'),
-      default: { description: 'Any other answer (or none within 10 s) is retried.' },
+      default: { description: `Any other answer (or none within ${timeout}) is retried.` },
     },
   };
 }
+
+const hours = (ms: number) => ms / 3_600_000;

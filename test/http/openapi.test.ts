@@ -249,6 +249,20 @@ describe('OpenAPI document and reference page', () => {
     assert.ok(rotated.required.includes('secret'));
   });
 
+  it("states this gateway's own limits: the callback timeout, the retry window, how long a key is kept", async () => {
+    const other = await startTestGateway({ env: { WEBHOOK_TIMEOUT_MS: '5000', WEBHOOK_RETRY_WINDOW_HOURS: '24', IDEMPOTENCY_TTL_HOURS: '48' } });
+    try {
+      const served = (await other.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+      const callback = served.webhooks.event.post;
+      assert.match(callback.description, /within 5 s; .* for 24 hours/);
+      assert.match(callback.responses.default.description, /within 5 s/);
+      const key = served.paths['/payment/authorise'].post.parameters.find((p: Json) => p.name.toLowerCase() === 'idempotency-key');
+      assert.match(key.description, /for 48 hours/);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('renders /docs as a readable, CSP-protected HTML page', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/docs' });
     assert.equal(res.statusCode, 200);

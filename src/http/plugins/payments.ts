@@ -7,7 +7,8 @@ import { Payment } from '../schemas/payment-resource.js';
 import { problemResponses } from '../schemas/common.js';
 
 export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ description: 'Makes the request safe to retry: the same key and body replay the first response for 24 hours.' })),
+  // Described in the served document (src/http/openapi-finish.ts), with this gateway's IDEMPOTENCY_TTL_HOURS.
+  'idempotency-key': Type.Optional(Type.String()),
 });
 
 export function idempotencyKey(request: FastifyRequest): string | undefined {
