@@ -143,7 +143,10 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       const sometimes = (status: number, why: string) => {
         responses[status] ??= { description: `${statusTitle(status)}: ${why}`, content: problem };
       };
-      // Any request, whatever its operation, may meet a failure of ours or a process that is stopping (src/http/app.ts).
+      // Any request, whatever its operation, may be refused before routing (src/http/client-errors.ts),
+      // or meet a failure of ours or a process that is stopping (src/http/app.ts).
+      sometimes(408, 'the request did not arrive in full within 60 s; the connection is closed');
+      sometimes(431, 'the request line and headers are over 16 KB; the connection is closed');
       sometimes(500, 'something failed on our side; quote `request_id` to support');
       sometimes(503, 'this process is shutting down and started nothing for the request (`shutting_down`): send it again, with the same Idempotency-Key');
       responses[503]!.headers = { ...responses[503]!.headers, ...RETRY_AFTER_HEADER };

@@ -356,6 +356,13 @@ for (const dialect of DIALECTS) {
       contract.assertNone();
     });
 
+    it('headers larger than Node takes, refused before any route', async () => {
+      const res = await rawAnswer(t, `GET /payments HTTP/1.1\r\nHost: x\r\nX-Secret-Key: ${t.credentials.secret_key}\r\nX-Padding: ${'p'.repeat(20_000)}\r\n\r\n`);
+      assert.equal(res.statusCode, 431, res.body);
+      contract.check('GET', '/payments', res);
+      contract.assertNone();
+    });
+
     it('a failure on our side', async () => {
       const payments = t.gateway.services.payments;
       const get = payments.get;
@@ -438,10 +445,28 @@ async function answerWhileClosing(t: TestGateway, request: string): Promise<Answ
   await closing;
   const second = Buffer.concat(chunks).toString('utf8').split(/(?=HTTP\/1\.1 )/)[1];
   assert.ok(second, 'no second answer');
-  const [head, text = ''] = second.split('\r\n\r\n');
+  return parseAnswer(second);
+}
+
+/** One HTTP/1.1 answer read off a socket (a body of Content-Length, no chunks). */
+function parseAnswer(raw: string): Answer {
+  const [head, text = ''] = raw.split('\r\n\r\n');
   const [statusLine, ...lines] = head!.split('\r\n');
   const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
   return { statusCode: Number(statusLine!.split(' ')[1]), headers, body: text, rawPayload: Buffer.from(text) };
+}
+
+/** The answer to `request` sent as raw bytes, read until the gateway closes the connection. */
+async function rawAnswer(t: TestGateway, request: string): Promise<Answer> {
+  const url = new URL(await t.listen());
+  const socket = connect(Number(url.port), url.hostname);
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  socket.on('error', () => undefined);
+  const ended = new Promise((resolve) => socket.once('close', resolve));
+  socket.write(request);
+  await ended;
+  return parseAnswer(Buffer.concat(chunks).toString('utf8'));
 }
 
 describe('a request reaching a gateway that is closing', () => {

@@ -106,8 +106,9 @@ describe('OpenAPI document and reference page', () => {
         assert.match(String(op.operationId), /^[a-z][A-Za-z]+$/, `${where} has no operationId`);
         const statuses = Object.keys(op.responses);
         if ((op.parameters ?? []).some((p: Json) => p.in === 'path')) assert.ok(['400', '414'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
-        // A request without Host or with a NUL in a query value, a failure of ours, a process shutting down.
-        assert.ok(['400', '500', '503'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
+        // A request without Host or with a NUL in a query value, one too slow or with too much header,
+        // a failure of ours, a process shutting down.
+        assert.ok(['400', '408', '431', '500', '503'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
         assert.ok(op.responses['503'].headers['Retry-After'], `${where}: 503 without Retry-After`);
         if (op.requestBody?.content?.['application/json']) assert.ok(['400', '413', '415'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
         if ((op.parameters ?? []).some((p: Json) => p.name.toLowerCase() === 'idempotency-key')) assert.ok(['409', '422'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
