@@ -21,11 +21,13 @@ type Answer = Pick<LightMyRequestResponse, 'statusCode' | 'headers' | 'body' | '
  */
 class Contract {
   readonly mismatches: string[] = [];
+  /** The operations answers were checked for, `METHOD /path`. */
+  readonly exercised = new Set<string>();
   private readonly ajv = new Ajv2020({ strict: false, allErrors: true, discriminator: true, validateFormats: true });
   private readonly compiled = new Map<string, ValidateFunction>();
   private readonly templates: Array<{ path: string; pattern: RegExp; params: number }>;
 
-  constructor(private readonly doc: Json) {
+  constructor(readonly doc: Json) {
     addFormats.default(this.ajv);
     this.templates = Object.keys(doc.paths).map((path) => ({
       path,
@@ -80,6 +82,7 @@ class Contract {
     const op: Json | undefined = this.doc.paths[path][m];
     let response: Json | undefined;
     if (op) {
+      this.exercised.add(`${method.toUpperCase()} ${path}`);
       const status = String(res.statusCode);
       response = op.responses[status] ?? op.responses[`${status[0]}XX`] ?? op.responses.default;
       if (!response) return fail(`status not listed for ${m.toUpperCase()} ${path} (lists ${Object.keys(op.responses).join(', ')})`);
@@ -380,6 +383,11 @@ for (const dialect of DIALECTS) {
       await call({ method: 'PUT', url: '/payments' }, 405);
       await anonymous({ method: 'POST', url: '/payment-methods/pm_x' }, 405);
       contract.assertNone();
+    });
+
+    it('has held an answer of every documented operation against the document', () => {
+      const documented = Object.entries<Json>(contract.doc.paths).flatMap(([path, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${path}`));
+      assert.deepEqual(documented.filter((op) => !contract.exercised.has(op)), []);
     });
   });
 }
