@@ -177,7 +177,8 @@ for (const dialect of DIALECTS) {
       await call({ method: 'POST', url: '/payment/authorise', payload: 'amount=1', headers: { 'content-type': 'text/plain' } }, 415);
       await call({ method: 'POST', url: '/payment/authorise', payload: JSON.stringify(body), headers: { 'content-type': 'application/json; charset=latin1' } }, 415);
       await call({ method: 'POST', url: '/payment/authorise', payload: JSON.stringify({ ...body, metadata: { big: 'x'.repeat(t.config.bodyLimitBytes) } }), headers: { 'content-type': 'application/json' } }, 413);
-      await call({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ payment_method: { number: '4000000000000002' } }) }, 201);
+      // No content negotiation: an Accept the gateway cannot meet still gets JSON, never a 406.
+      await call({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ payment_method: { number: '4000000000000002' } }), headers: { accept: 'application/xml' } }, 201);
       await call({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ payment_method: { type: 'token', token: 'pm_unknown' } }) });
       // Card data on a live channel before the merchant's PCI DSS review.
       await t.gateway.services.merchants.createChannel(t.credentials.merchant_id, { reference: 'live-shop', name: 'Live Shop', mode: 'live', currencies: ['USD'], returnUrls: ['https://shop.example/return'], notifyEmails: [] });
