@@ -288,16 +288,22 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): 
   // int8 columns hold epoch milliseconds and minor units, both far below 2^53.
   pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
-  // An idle client dropped by a PostgreSQL restart must not kill the process; the pool
-  // replaces it and the next query reconnects.
-  pool.on('error', () => {});
+  // A connection lost (a PostgreSQL restart, a terminated backend) must not kill the
+  // process. Idle, the pool hears of it ('error') and replaces it; checked out, pg fails its
+  // query and then emits 'error' on the client, which nobody else listens to then: the pool
+  // drops it when it comes back unqueryable, and the next query reconnects.
+  const survive = (p: pg.Pool) => {
+    p.on('error', () => {});
+    p.on('connect', (client) => client.on('error', () => {}));
+  };
+  survive(pool);
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
   // A named statement is parsed and planned once per connection; the authorise insert is
   // a few kilobytes of SQL that PostgreSQL would otherwise plan every time. A batch of 32 is
   // a plan of about 1.5 MB in its backend, so batches have connections of their own: only
   // those backends hold them, not every connection of the pool.
   const insertPool = new pg.Pool({ connectionString: url, max: InsertBatcher.IN_FLIGHT });
-  insertPool.on('error', () => {});
+  survive(insertPool);
   const inserts = new InsertBatcher(async (c) => void (await insertPool.query({ name: statementName(c.sql), text: c.sql, values: c.params })));
   return {
     db,

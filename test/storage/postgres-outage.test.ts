@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { LookupCache } from '../../src/app/lookup-cache.js';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { postAuthorise } from '../support/http.js';
+import { freshPostgresDatabase } from '../support/postgres.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
+import { eventually } from '../support/browser.js';
+
+/**
+ * The gateway on PostgreSQL whose connections break: every answer meanwhile is a 503 with
+ * Retry-After, within seconds, and the gateway carries on by itself once the server is back.
+ * The server is reached through a proxy that the test breaks (others share the server).
+ */
+if (DIALECTS.includes('postgres')) {
+  describe('PostgreSQL going away and coming back (postgres)', () => {
+    let proxy: TcpProxy;
+    let drop: () => Promise<void>;
+    let t: TestGateway;
+
+    before(async () => {
+      const db = await freshPostgresDatabase();
+      drop = db.drop;
+      proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(db.url).port || 5432) });
+      t = await startTestGateway({ env: { DATABASE_URL: proxy.url(db.url) } });
+      await LookupCache.of(t.gateway.services.ctx).start();
+    });
+    after(async () => {
+      await t?.close();
+      await proxy?.close();
+      await drop?.();
+    });
+
+    const authorise = async () => postAuthorise(t, await exampleBody(), { 'idempotency-key': `k-${Math.random()}` });
+
+    async function assertRecovers() {
+      await eventually(async () => (await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 'ready again', 15_000);
+      const res = await authorise();
+      assert.equal(res.statusCode, 201, res.body);
+      const read = await t.request({ method: 'GET', url: `/payment/${res.json<{ id: string }>().id}` });
+      assert.equal(read.statusCode, 200, read.body);
+    }
+
+    it('fails only the query whose connection is lost mid-way, and keeps the process up', async () => {
+      const { db } = t.gateway.services.ctx.database;
+      const sleeping = sql`select pg_sleep(2)`.execute(db);
+      await new Promise((r) => setTimeout(r, 300));
+      proxy.cut();
+      proxy.resume();
+      await assert.rejects(sleeping, /ECONNRESET|Connection terminated/);
+      // An 'error' nobody listened for would have ended the process by now.
+      await new Promise((r) => setTimeout(r, 200));
+      await assertRecovers();
+    });
+  });
+}
