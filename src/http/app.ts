@@ -6,8 +6,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { requestLogger, scrubText } from '../logger.js';
 import { DomainError } from '../domain/errors.js';
+import { isDatabaseUnavailable } from '../adapters/storage/unavailable.js';
 import type { Services } from '../app/services.js';
-import { problem, sendProblem } from './problem.js';
+import { DATABASE_RETRY_AFTER_S, databaseUnavailable, problem, sendProblem } from './problem.js';
 import { describeJsonError, fromAjv } from './validation-errors.js';
 import { validatorCompiler } from './validator-compiler.js';
 import { problemOf, textProblemError, textProblemIn } from './well-formed-text.js';
@@ -180,6 +181,10 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     }
     if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
       return sendProblem(reply, problem(request, fe.statusCode, 'bad_request', fe.message));
+    }
+    if (isDatabaseUnavailable(error)) {
+      request.log.warn({ err: error }, 'database unavailable');
+      return sendProblem(reply.header('retry-after', String(DATABASE_RETRY_AFTER_S)), databaseUnavailable(request));
     }
     // Internals (stack, SQL, driver messages) stay in the log, keyed by request id.
     request.log.error({ err: error }, 'unhandled error');

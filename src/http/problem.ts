@@ -55,3 +55,19 @@ export function problem(request: FastifyRequest, status: number, code: string, d
 export function sendProblem(reply: FastifyReply, body: ProblemBody): FastifyReply {
   return reply.code(body.status).header('content-type', 'application/problem+json; charset=utf-8').send(JSON.stringify(body));
 }
+
+/** What a client is told to wait before trying again while the database is out of reach. */
+export const DATABASE_RETRY_AFTER_S = 5;
+
+/**
+ * The database could not serve the request. A write cut off at its COMMIT may or may not
+ * have taken effect: the stored response commits with the effect, so the same request
+ * sent again under its Idempotency-Key answers with what happened.
+ */
+export const databaseUnavailable = (request: FastifyRequest) =>
+  problem(
+    request,
+    503,
+    'database_unavailable',
+    'our database cannot be reached right now; send the request again after Retry-After, with the same Idempotency-Key: if it took effect, that answers with its result',
+  );

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
 import { LookupCache } from '../../src/app/lookup-cache.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { postAuthorise } from '../support/http.js';
+import { assertProblem, postAuthorise } from '../support/http.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { eventually } from '../support/browser.js';
@@ -34,8 +35,24 @@ if (DIALECTS.includes('postgres')) {
 
     const authorise = async () => postAuthorise(t, await exampleBody(), { 'idempotency-key': `k-${Math.random()}` });
 
+    /** The request's answer and how long it took. */
+    async function timed(fn: () => Promise<LightMyRequestResponse>): Promise<{ res: LightMyRequestResponse; ms: number }> {
+      const began = Date.now();
+      const res = await fn();
+      return { res, ms: Date.now() - began };
+    }
+
+    function assertOutage(res: LightMyRequestResponse, ms: number, within: number) {
+      assertProblem(res, 503, 'database_unavailable');
+      assert.match(String(res.headers['retry-after']), /^\d+$/);
+      assert.ok(ms < within, `answered after ${ms} ms`);
+    }
+
     async function assertRecovers() {
       await eventually(async () => (await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 'ready again', 15_000);
+      // The cache's listener is back too: it answers from memory again.
+      const watch = (LookupCache.of(t.gateway.services.ctx) as unknown as { watch: { usable(): boolean } }).watch;
+      await eventually(async () => watch.usable(), 'the config listener back', 15_000);
       const res = await authorise();
       assert.equal(res.statusCode, 201, res.body);
       const read = await t.request({ method: 'GET', url: `/payment/${res.json<{ id: string }>().id}` });
@@ -51,6 +68,23 @@ if (DIALECTS.includes('postgres')) {
       await assert.rejects(sleeping, /ECONNRESET|Connection terminated/);
       // An 'error' nobody listened for would have ended the process by now.
       await new Promise((r) => setTimeout(r, 200));
+      await assertRecovers();
+    });
+
+    it('answers 503 with Retry-After while the server resets every connection, and recovers', async () => {
+      const before = await authorise();
+      assert.equal(before.statusCode, 201, before.body);
+      const id = before.json<{ id: string }>().id;
+      proxy.cut();
+      try {
+        const pay = await timed(authorise);
+        assertOutage(pay.res, pay.ms, 5_000);
+        const read = await timed(() => t.request({ method: 'GET', url: `/payment/${id}` }));
+        assertOutage(read.res, read.ms, 5_000);
+        assertProblem(await t.app.inject({ method: 'GET', url: '/readyz' }), 503, 'database_unavailable');
+      } finally {
+        proxy.resume();
+      }
       await assertRecovers();
     });
   });

@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { FastifyPluginAsync } from 'fastify';
 import { deliveriesBehindSeconds } from '../../app/delivery-backlog.js';
 import type { Services } from '../../app/services.js';
-import { problem, sendProblem } from '../problem.js';
+import { DATABASE_RETRY_AFTER_S, problem, sendProblem } from '../problem.js';
 import { problemResponses } from '../schemas/common.js';
 
 const Ready = Type.Object({
@@ -30,7 +30,7 @@ export const healthRoutes =
         return { status: 'ready', database: services.ctx.database.dialect, deliveries_behind_seconds: await deliveriesBehindSeconds(services.ctx) };
       } catch (error) {
         request.log.warn({ err: error }, 'readiness check failed');
-        return sendProblem(reply, problem(request, 503, 'database_unavailable', 'the database is not reachable'));
+        return sendProblem(reply.header('retry-after', String(DATABASE_RETRY_AFTER_S)), problem(request, 503, 'database_unavailable', 'the database is not reachable'));
       }
     });
   };
