@@ -22,6 +22,13 @@ import type { Acquirer } from './ports/acquirer.js';
 /** The connector for each ACQUIRER value (config.ts). */
 const CONNECTORS: Record<AcquirerName, () => Acquirer> = { sandbox: () => new SandboxAcquirer() };
 
+/**
+ * A PostgreSQL query unanswered this long is given up and its connection dropped (database.ts):
+ * far above any query the gateway runs on a healthy server, well below the many minutes TCP
+ * takes to notice a peer that is gone.
+ */
+const QUERY_DEADLINE_MS = 15_000;
+
 export interface Gateway {
   app: FastifyInstance;
   /** The operator API's own app when OPERATOR_PORT is set (it is then not on `app`). */
@@ -44,7 +51,7 @@ export interface GatewayOptions {
 
 export async function createContext(config: Readonly<Config>, log: Logger, opts: GatewayOptions = {}): Promise<AppContext> {
   const clock = opts.clock ?? systemClock;
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, groupCommitWindowMs: config.groupCommitWindowMs, writerThread: true, cardKek: config.keks.active, log });
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, groupCommitWindowMs: config.groupCommitWindowMs, writerThread: true, cardKek: config.keks.active, log, queryDeadlineMs: QUERY_DEADLINE_MS });
   const vault = new Vault(config.keks, config.hmacKey);
   try {
     await checkKeks(database.db, config.keks, vault, clock.now(), opts.registerKek ?? true);

@@ -1,7 +1,7 @@
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { type CompiledQuery, type Kysely, sql } from 'kysely';
-import type { Database } from '../adapters/storage/database.js';
+import { type Database, PG_CONNECT_TIMEOUT_MS } from '../adapters/storage/database.js';
 import type { ChannelsTable, Schema, SecretKeysTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
 import { compiledOnce } from '../adapters/storage/compiled.js';
@@ -363,7 +363,9 @@ class PostgresListener implements Watch {
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url, keepAlive: true });
+    // A server that cannot be reached would leave connect() or LISTEN unsettled for ever, and
+    // with them `connecting`: no new try would start once the server was back.
+    const client = new pg.Client({ connectionString: this.url, keepAlive: true, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, query_timeout: PG_CONNECT_TIMEOUT_MS });
     this.client = client;
     client.on('error', (error) => this.lose(client, error));
     client.on('end', () => this.lose(client));

@@ -87,5 +87,23 @@ if (DIALECTS.includes('postgres')) {
       }
       await assertRecovers();
     });
+
+    it('answers 503 within seconds, not never, while the server cannot be reached', async () => {
+      // Connections left open in the pools: the next requests take them, and they go silent.
+      assert.equal((await authorise()).statusCode, 201);
+      proxy.pause();
+      try {
+        const pay = await timed(authorise);
+        assertOutage(pay.res, pay.ms, 20_000);
+        // No connection left in the pools: a new one is never answered.
+        const again = await timed(authorise);
+        assertOutage(again.res, again.ms, 10_000);
+        const ready = await timed(() => t.app.inject({ method: 'GET', url: '/readyz' }));
+        assertOutage(ready.res, ready.ms, 5_000);
+      } finally {
+        proxy.resume();
+      }
+      await assertRecovers();
+    });
   });
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction, sql } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, type PostgresPool, type PostgresPoolClient, SqliteDialect, type Transaction, sql } from 'kysely';
 import { migrationProvider } from './migrations/index.js';
 import type { Schema } from './schema.js';
 import { type CompiledStatement, type RowInsert, combineInserts, compileInsert, compileInsertParts, insertShape, sqliteParams } from './compiled.js';
@@ -12,6 +12,7 @@ import { paramsWithCard } from './card-to-seal.js';
 import type { Kek } from '../../config.js';
 import { BUSY_TIMEOUT_MS, openSqliteConnection, statementCache } from './sqlite-connection.js';
 import { SqliteWriteError, SqliteWriter, type UnitOutcome } from './sqlite-writer.js';
+import { DatabaseDeadlineError } from './unavailable.js';
 
 export type Trx = Transaction<Schema>;
 export type DialectName = 'sqlite' | 'postgres';
@@ -97,6 +98,11 @@ export interface OpenOptions {
   migrate?: boolean;
   /** Where the database says what an operator must know (the gateway's logger). */
   log?: Pick<Logger, 'warn' | 'info'>;
+  /**
+   * PostgreSQL: how long a query may wait for its answer before its connection is taken for
+   * dead and dropped (0, the default: for ever). Migrations are never cut short.
+   */
+  queryDeadlineMs?: number;
 }
 
 /** The database could not be reached or brought up to date; says which one, never a password. */
@@ -111,8 +117,9 @@ export class DatabaseUnavailableError extends Error {
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
   let database: Database;
+  let migrating = opts.migrate !== false;
   try {
-    database = opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize ?? 20, opts.cardKek) : openSqlite(opts);
+    database = opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.poolSize ?? 20, opts.cardKek, () => (migrating ? 0 : (opts.queryDeadlineMs ?? 0))) : openSqlite(opts);
   } catch (error) {
     throw new DatabaseUnavailableError(opts, error);
   }
@@ -123,6 +130,7 @@ export async function openDatabase(opts: OpenOptions): Promise<Database> {
       await database.close().catch(() => {});
       throw new DatabaseUnavailableError(opts, error);
     }
+    migrating = false;
   }
   return database;
 }
@@ -284,10 +292,17 @@ function withStatementCache(raw: SQLite.Database): { close(): void; prepare(sql:
   return { close: () => raw.close(), prepare };
 }
 
-function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): Database {
+/**
+ * A server that cannot be reached never answers a connection attempt, and a pool whose
+ * connections are all taken queues requests for ever: both give up after this long, so a
+ * request is answered (503) rather than left hanging.
+ */
+export const PG_CONNECT_TIMEOUT_MS = 5_000;
+
+function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined, deadlineMs: () => number): Database {
   // int8 columns hold epoch milliseconds and minor units, both far below 2^53.
   pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
-  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, keepAlive: true });
   // A connection lost (a PostgreSQL restart, a terminated backend) must not kill the
   // process. Idle, the pool hears of it ('error') and replaces it; checked out, pg fails its
   // query and then emits 'error' on the client, which nobody else listens to then: the pool
@@ -297,14 +312,25 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): 
     p.on('connect', (client) => client.on('error', () => {}));
   };
   survive(pool);
-  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool: withDeadline(pool, deadlineMs) }) });
   // A named statement is parsed and planned once per connection; the authorise insert is
   // a few kilobytes of SQL that PostgreSQL would otherwise plan every time. A batch of 32 is
   // a plan of about 1.5 MB in its backend, so batches have connections of their own: only
   // those backends hold them, not every connection of the pool.
-  const insertPool = new pg.Pool({ connectionString: url, max: InsertBatcher.IN_FLIGHT });
+  const insertPool = new pg.Pool({ connectionString: url, max: InsertBatcher.IN_FLIGHT, connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS, keepAlive: true });
   survive(insertPool);
-  const inserts = new InsertBatcher(async (c) => void (await insertPool.query({ name: statementName(c.sql), text: c.sql, values: c.params })));
+  // As insertPool.query would, but with the other queries' deadline: a client whose query
+  // failed is dropped, not pooled.
+  const inserts = new InsertBatcher(async (c) => {
+    const client = await insertPool.connect();
+    try {
+      await answeredWithin(client, client.query({ name: statementName(c.sql), text: c.sql, values: c.params }), deadlineMs());
+    } catch (error) {
+      client.release(true);
+      throw error;
+    }
+    client.release();
+  });
   return {
     db,
     dialect: 'postgres',
@@ -332,6 +358,49 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined): 
       await insertPool.end();
     }),
   };
+}
+
+/**
+ * A connection that goes silent in the middle of a query (the server's host gone, a route
+ * dropped, a proxy stalled) would hold its request, and its pool slot, until TCP gives up
+ * many minutes later. After `deadlineMs()` the query fails, so its request gets an answer,
+ * and the connection is dropped rather than handed to the next request (it may still be
+ * busy with the abandoned query). Whether a COMMIT cut short took effect cannot be known:
+ * the caller is told the database was unavailable and retries under its idempotency key.
+ */
+function withDeadline(pool: pg.Pool, deadlineMs: () => number): PostgresPool {
+  return {
+    async connect(): Promise<PostgresPoolClient> {
+      const client = await pool.connect();
+      let dead = false;
+      return {
+        query: ((sqlText: string, parameters: unknown[]) => {
+          if (dead) return Promise.reject(new DatabaseDeadlineError(deadlineMs()));
+          return answeredWithin(client, client.query(sqlText, parameters), deadlineMs()).catch((error: unknown) => {
+            if (error instanceof DatabaseDeadlineError) dead = true;
+            throw error;
+          });
+        }) as PostgresPoolClient['query'],
+        release: (destroy) => client.release(dead || destroy === true),
+      };
+    },
+    end: () => pool.end(),
+  };
+}
+
+/** `query`'s answer, or a DatabaseDeadlineError (its connection's socket destroyed) after `ms` without one (0: no limit). */
+function answeredWithin<T>(client: pg.PoolClient, query: Promise<T>, ms: number): Promise<T> {
+  if (ms <= 0) return query;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      // The pool would end it politely, waiting for an answer that is not coming.
+      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      reject(new DatabaseDeadlineError(ms));
+    }, ms);
+  });
+  query.catch(() => {});
+  return Promise.race([query, late]).finally(() => clearTimeout(timer));
 }
 
 type QueuedInsert = { parts: CompiledStatement[]; shape: object; resolve: () => void; reject: (e: unknown) => void };

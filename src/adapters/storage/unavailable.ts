@@ -5,6 +5,7 @@
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof DatabaseDeadlineError) return true;
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && unavailableCode(code)) return true;
     // pg raises these without a code: the socket closed, or no connection came in time.
@@ -23,4 +24,13 @@ function unavailableCode(code: string): boolean {
     // SQLite: disk full, a read-only file or directory, I/O errors, a lock held elsewhere too long.
     /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY)/.test(code)
   );
+}
+
+/** A query whose connection went silent for longer than the gateway waits (database.ts). */
+export class DatabaseDeadlineError extends Error {
+  override name = 'DatabaseDeadlineError';
+
+  constructor(ms: number) {
+    super(`the database did not answer within ${ms} ms; the connection was dropped`);
+  }
 }

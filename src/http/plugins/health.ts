@@ -6,6 +6,9 @@ import type { Services } from '../../app/services.js';
 import { DATABASE_RETRY_AFTER_S, problem, sendProblem } from '../problem.js';
 import { problemResponses } from '../schemas/common.js';
 
+/** How long /readyz waits for the database before it answers 503. */
+const READY_WITHIN_MS = 3_000;
+
 const Ready = Type.Object({
   status: Type.Literal('ready'),
   database: Type.Union([Type.Literal('sqlite'), Type.Literal('postgres')]),
@@ -25,12 +28,25 @@ export const healthRoutes =
     );
 
     app.get('/readyz', { schema: { tags: ['operations'], summary: 'The database answers', response: { 200: Ready, ...problemResponses(503) } } }, async (request, reply) => {
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await sql`select 1`.execute(services.ctx.database.db);
-        return { status: 'ready', database: services.ctx.database.dialect, deliveries_behind_seconds: await deliveriesBehindSeconds(services.ctx) };
+        // A database gone silent gets a 503 within seconds, not a probe left hanging until the
+        // query's own deadline (15 s, database.ts) or the prober's timeout.
+        const late = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the database did not answer within ${READY_WITHIN_MS} ms`)), READY_WITHIN_MS);
+        });
+        const check = (async () => {
+          await sql`select 1`.execute(services.ctx.database.db);
+          return deliveriesBehindSeconds(services.ctx);
+        })();
+        check.catch(() => {});
+        const behind = await Promise.race([check, late]);
+        return { status: 'ready', database: services.ctx.database.dialect, deliveries_behind_seconds: behind };
       } catch (error) {
         request.log.warn({ err: error }, 'readiness check failed');
         return sendProblem(reply.header('retry-after', String(DATABASE_RETRY_AFTER_S)), problem(request, 503, 'database_unavailable', 'the database is not reachable'));
+      } finally {
+        clearTimeout(timer);
       }
     });
   };
