@@ -74,9 +74,14 @@ if (DIALECTS.includes('postgres')) {
     it('answers 503 with Retry-After while the server resets every connection, and recovers', async () => {
       const before = await authorise();
       assert.equal(before.statusCode, 201, before.body);
-      const id = before.json<{ id: string }>().id;
+      const { id, redirect_url } = before.json<{ id: string; redirect_url: string }>();
       proxy.cut();
       try {
+        // The customer's browser gets the page's own answer, saying the same.
+        const page = await t.app.inject({ method: 'GET', url: new URL(redirect_url).pathname });
+        assert.equal(page.statusCode, 503, page.body);
+        assert.match(String(page.headers['content-type']), /^text\/html/);
+        assert.match(String(page.headers['retry-after']), /^\d+$/);
         const pay = await timed(authorise);
         assertOutage(pay.res, pay.ms, 5_000);
         const read = await timed(() => t.request({ method: 'GET', url: `/payment/${id}` }));

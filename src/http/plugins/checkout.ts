@@ -9,6 +9,8 @@ import { forbiddenPage, notFoundPage, openPage, outcomePage, requestFailedPage }
 import { DomainError } from '../../domain/errors.js';
 import { newNonce, securePageHeaders } from '../pages/html.js';
 import { LookupCache } from '../../app/lookup-cache.js';
+import { isDatabaseUnavailable } from '../../adapters/storage/unavailable.js';
+import { DATABASE_RETRY_AFTER_S } from '../problem.js';
 
 const CSRF_COOKIE = 'tz_csrf';
 // Only the URL-safe alphabet, for the cookie path; the token's shape is checked where it is
@@ -57,8 +59,12 @@ export const checkoutRoutes =
     // The customer's browser gets a page, never the API's problem+json: a form that cannot
     // be read (wrong content type, too large, not a form) or a failure on our side.
     app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
-      const status = error instanceof DomainError ? error.status : error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-      if (status >= 500) request.log.error({ err: error }, 'hosted page error');
+      const unavailable = isDatabaseUnavailable(error);
+      const status = error instanceof DomainError ? error.status : error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : unavailable ? 503 : 500;
+      if (unavailable) {
+        request.log.warn({ err: error }, 'database unavailable');
+        void reply.header('retry-after', String(DATABASE_RETRY_AFTER_S));
+      } else if (status >= 500) request.log.error({ err: error }, 'hosted page error');
       const nonce = newNonce();
       const token = (request.params as { token?: string }).token ?? '';
       // A token of the wrong shape names no page, like a token no page has.
