@@ -8,6 +8,7 @@ import { assertProblem, postAuthorise } from '../support/http.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { eventually } from '../support/browser.js';
+import { Receiver, paidPayment, registerEndpoint, waitFor } from '../webhooks/support.js';
 
 /**
  * The gateway on PostgreSQL whose connections break: every answer meanwhile is a 503 with
@@ -109,6 +110,32 @@ if (DIALECTS.includes('postgres')) {
         proxy.resume();
       }
       await assertRecovers();
+    });
+  });
+
+  describe('the workers across a PostgreSQL outage (postgres)', () => {
+    it('deliver callbacks again once the server is back, without a restart', async () => {
+      const db = await freshPostgresDatabase();
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(db.url).port || 5432) });
+      const t = await startTestGateway({ workers: true, env: { DATABASE_URL: proxy.url(db.url), DISPATCH_POLL_MS: '100' } });
+      const receiver = await new Receiver().start();
+      try {
+        receiver.secrets.push((await registerEndpoint(t, receiver.url)).secret);
+        const first = await paidPayment(t);
+        await waitFor('the first callback', () => receiver.forPayment(first).length > 0);
+        proxy.cut();
+        // Long enough for every polling worker to fail a round or more.
+        await new Promise((r) => setTimeout(r, 6_000));
+        proxy.resume();
+        await eventually(async () => (await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 'ready again', 15_000);
+        const second = await paidPayment(t);
+        await waitFor('the callback after the outage', () => receiver.forPayment(second).length > 0);
+      } finally {
+        await receiver.stop();
+        await t.close();
+        await proxy.close();
+        await db.drop();
+      }
     });
   });
 }
