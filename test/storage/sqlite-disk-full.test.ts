@@ -57,9 +57,15 @@ if (DIALECTS.includes('sqlite')) {
         // What was committed before can still be read.
         const read = await fetch(`${server!.baseUrl}/payment/${kept}`, { headers: { 'x-secret-key': key } });
         assert.equal(read.status, 200);
+        // Readiness says so too, though the database still answers reads.
+        const ready = await fetch(`${server!.baseUrl}/readyz`);
+        assert.equal(ready.status, 503);
+        assert.equal(((await ready.json()) as { code: string }).code, 'database_unavailable');
       } finally {
         limitFileSize(server!.child.pid!, 'unlimited');
       }
+      // Ready again as soon as there is room, before any request has written.
+      assert.equal((await fetch(`${server!.baseUrl}/readyz`)).status, 200);
 
       // The same request again, under its key, now goes through: it was not recorded before.
       const retried = await authorise('during');

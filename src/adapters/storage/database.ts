@@ -12,7 +12,7 @@ import { paramsWithCard } from './card-to-seal.js';
 import type { Kek } from '../../config.js';
 import { BUSY_TIMEOUT_MS, openSqliteConnection, statementCache } from './sqlite-connection.js';
 import { SqliteWriteError, SqliteWriter, type UnitOutcome } from './sqlite-writer.js';
-import { DatabaseDeadlineError } from './unavailable.js';
+import { DatabaseDeadlineError, isDatabaseUnavailable } from './unavailable.js';
 
 export type Trx = Transaction<Schema>;
 export type DialectName = 'sqlite' | 'postgres';
@@ -62,6 +62,13 @@ export interface Database {
    * another connection kept the WAL from being emptied. PostgreSQL: nothing to do here (null).
    */
   scrubFreeSpace(): Promise<boolean | null>;
+  /**
+   * Resolves when writes can be expected to commit; rejects with the storage's error when the
+   * last write failed for want of it (SQLite: a full or read-only disk) and a write tried now
+   * fails too. Costs nothing while writes succeed. PostgreSQL: resolves (a server that takes
+   * no connections shows in reads already).
+   */
+  writable(): Promise<void>;
   /** The SQLite file, for components that open connections of their own (absent on PostgreSQL). */
   readonly file?: string;
   /** Bytes on disk (SQLite file + WAL, or PostgreSQL database size). */
@@ -166,14 +173,33 @@ function openSqlite(opts: OpenOptions): Database {
   const turns = new WriteTurns();
   const committer = new GroupCommitter(db, opts.groupCommitWindowMs ?? 0, writer, turns, opts.cardKek);
   const shredder = new ErasedDataShredder(() => turns.take(async () => truncateWal(raw)), opts.log);
+  // The last write that failed because the file could not be written, until one succeeds.
+  let cannotWrite: unknown = null;
+  const watched = <T>(write: Promise<T>): Promise<T> =>
+    write.then(
+      (value) => {
+        cannotWrite = null;
+        return value;
+      },
+      (error: unknown) => {
+        if (isDatabaseUnavailable(error)) cannotWrite = error;
+        throw error;
+      },
+    );
   return {
     db,
     dialect: 'sqlite',
     caps: { rowLocks: false },
-    transaction: (fn) => turns.take(() => db.transaction().execute(fn)),
-    write: (fn) => committer.run({ fn }),
-    insert: (rows) => committer.run({ statements: rows.map((r) => compileInsert(db, r)) }).then(() => undefined),
-    apply: (statements) => committer.run({ statements }).then(() => undefined),
+    transaction: (fn) => watched(turns.take(() => db.transaction().execute(fn))),
+    write: (fn) => watched(committer.run({ fn })),
+    insert: (rows) => watched(committer.run({ statements: rows.map((r) => compileInsert(db, r)) })).then(() => undefined),
+    apply: (statements) => watched(committer.run({ statements })).then(() => undefined),
+    // Reads go on while the disk is full, so only a write can tell when it has room again:
+    // the file's header rewritten with the value it has (one page, no table touched).
+    writable: async () => {
+      if (cannotWrite === null) return;
+      await watched(turns.take(async () => void raw.pragma(`user_version = ${Number(raw.pragma('user_version', { simple: true }))}`)));
+    },
     shredErased: () => shredder.schedule(),
     scrubFreeSpace: () => turns.take(async () => scrubFreeSpace(raw)),
     file,
@@ -339,6 +365,7 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined, d
     // Dead rows wait for VACUUM and WAL segments for recycling, neither the gateway's to hurry.
     shredErased: () => {},
     scrubFreeSpace: async () => null,
+    writable: async () => {},
     // Units with JavaScript inside stay one transaction each: grouping them was measured
     // (docs/benchmarks.md) and a unit waiting for a row lock stalled its whole batch, which
     // cost the hosted-page flow far more than it saved. Insert-only units take no row locks

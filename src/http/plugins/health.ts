@@ -37,6 +37,7 @@ export const healthRoutes =
         });
         const check = (async () => {
           await sql`select 1`.execute(services.ctx.database.db);
+          await services.ctx.database.writable();
           return deliveriesBehindSeconds(services.ctx);
         })();
         check.catch(() => {});
@@ -44,7 +45,7 @@ export const healthRoutes =
         return { status: 'ready', database: services.ctx.database.dialect, deliveries_behind_seconds: behind };
       } catch (error) {
         request.log.warn({ err: error }, 'readiness check failed');
-        return sendProblem(reply.header('retry-after', String(DATABASE_RETRY_AFTER_S)), problem(request, 503, 'database_unavailable', 'the database is not reachable'));
+        return sendProblem(reply.header('retry-after', String(DATABASE_RETRY_AFTER_S)), problem(request, 503, 'database_unavailable', 'the database is not reachable, or cannot be written'));
       } finally {
         clearTimeout(timer);
       }
