@@ -1,7 +1,7 @@
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { type CompiledQuery, type Kysely, sql } from 'kysely';
-import { type Database, PG_CONNECT_TIMEOUT_MS } from '../adapters/storage/database.js';
+import { type Database, PG_CONNECT_TIMEOUT_MS, endWithin } from '../adapters/storage/database.js';
 import type { ChannelsTable, Schema, SecretKeysTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
 import { compiledOnce } from '../adapters/storage/compiled.js';
@@ -32,6 +32,9 @@ const HEARTBEAT_MS = 1_000;
  * word leaves a revoked key usable for at most this long, not two heartbeats.
  */
 const TRUST_FOR_MS = HEARTBEAT_MS + 500;
+
+/** How long the listener's server has to answer its goodbye before the socket is dropped. */
+const END_WITHIN_MS = 1_000;
 
 /** The channel migration 007's (and 012's) triggers notify on PostgreSQL. */
 const NOTIFY_CHANNEL = 'config_changed';
@@ -417,7 +420,7 @@ class PostgresListener implements Watch {
     this.retryAt = Date.now() + RELISTEN_AFTER_MS;
     this.stopHeartbeat();
     this.changed();
-    client.end().catch(() => {});
+    void endWithin(client, END_WITHIN_MS);
   }
 
   private stopHeartbeat(): void {
@@ -431,7 +434,7 @@ class PostgresListener implements Watch {
     this.stopHeartbeat();
     const client = this.client;
     this.client = null;
-    await client?.end().catch(() => {});
+    if (client) await endWithin(client, END_WITHIN_MS);
     await this.connecting?.catch(() => {});
   }
 }

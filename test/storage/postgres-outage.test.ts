@@ -113,6 +113,27 @@ if (DIALECTS.includes('postgres')) {
     });
   });
 
+  describe('a gateway stopped while PostgreSQL is silent (postgres)', () => {
+    it('closes within seconds, not when TCP gives up', async () => {
+      const db = await freshPostgresDatabase();
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(db.url).port || 5432) });
+      const t = await startTestGateway({ workers: true, env: { DATABASE_URL: proxy.url(db.url) } });
+      try {
+        await LookupCache.of(t.gateway.services.ctx).start();
+        assert.equal((await postAuthorise(t, await exampleBody())).statusCode, 201);
+        proxy.pause();
+        const began = Date.now();
+        const closed = await Promise.race([t.gateway.close().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 20_000))]);
+        assert.ok(closed, 'still closing after 20 s');
+        assert.ok(Date.now() - began < 10_000, `closed after ${Date.now() - began} ms`);
+      } finally {
+        proxy.resume();
+        await proxy.close();
+        await db.drop();
+      }
+    });
+  });
+
   describe('the workers across a PostgreSQL outage (postgres)', () => {
     it('deliver callbacks again once the server is back, without a restart', async () => {
       const db = await freshPostgresDatabase();

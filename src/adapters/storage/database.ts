@@ -422,12 +422,33 @@ function answeredWithin<T>(client: pg.PoolClient, query: Promise<T>, ms: number)
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       // The pool would end it politely, waiting for an answer that is not coming.
-      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      destroySocket(client);
       reject(new DatabaseDeadlineError(ms));
     }, ms);
   });
   query.catch(() => {});
   return Promise.race([query, late]).finally(() => clearTimeout(timer));
+}
+
+/** pg has no public way to drop a connection without a goodbye the server must answer. */
+function destroySocket(client: pg.ClientBase): void {
+  (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+}
+
+/**
+ * Ends a client politely, or, when its server has not answered within `ms` (a connection
+ * gone silent would keep end() waiting for ever, and a shutdown with it), drops its socket.
+ */
+export async function endWithin(client: pg.Client, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      destroySocket(client);
+      resolve();
+    }, ms);
+  });
+  await Promise.race([client.end().catch(() => {}), late]);
+  clearTimeout(timer);
 }
 
 type QueuedInsert = { parts: CompiledStatement[]; shape: object; resolve: () => void; reject: (e: unknown) => void };
