@@ -17,6 +17,7 @@ import { isEmail } from '../domain/address.js';
 import { isComplianceEvent } from '../domain/compliance.js';
 import { honourRetryAfter, nextAttemptAt, type RetryPolicy } from '../domain/retry-schedule.js';
 import { type Clock, systemClock } from '../ports/clock.js';
+import { isDatabaseUnavailable } from '../adapters/storage/unavailable.js';
 import { Loop } from './loop.js';
 import { LookupCache } from '../app/lookup-cache.js';
 
@@ -336,7 +337,10 @@ export class Dispatcher {
   /** Wake up now; coalesces with a pass already running. */
   kick(): void {
     if (this.stopped) return;
-    this.pass().catch((err: unknown) => this.log.error({ err }, 'dispatcher pass failed'));
+    this.pass().catch((err: unknown) => {
+      // The polling loop says when the database is out of reach, once (loop.ts).
+      if (!isDatabaseUnavailable(err)) this.log.error({ err }, 'dispatcher pass failed');
+    });
   }
 
   /** One round of fan-out and claiming; the polling loop's task. Returns the work found. */

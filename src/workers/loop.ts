@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isDatabaseUnavailable } from '../adapters/storage/unavailable.js';
 
 /**
  * A background task that runs, sleeps `intervalMs`, and runs again until stopped. A
@@ -8,6 +9,8 @@ export class Loop {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
+  /** Runs have failed because the database could not serve since this time (null: they have not). */
+  private unavailableSince: number | null = null;
 
   constructor(
     private readonly name: string,
@@ -30,9 +33,20 @@ export class Loop {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.running = this.task()
-        .then((done) => this.schedule(done > 0 ? 0 : this.intervalMs))
+        .then((done) => {
+          if (this.unavailableSince !== null) {
+            this.log.info({ worker: this.name, unavailable_ms: Date.now() - this.unavailableSince }, 'worker runs again: the database is back');
+            this.unavailableSince = null;
+          }
+          this.schedule(done > 0 ? 0 : this.intervalMs);
+        })
         .catch((err: unknown) => {
-          this.log.error({ err, worker: this.name }, 'worker run failed');
+          // An outage is said once, and its end: not an error with a stack every interval.
+          if (!isDatabaseUnavailable(err)) this.log.error({ err, worker: this.name }, 'worker run failed');
+          else if (this.unavailableSince === null) {
+            this.unavailableSince = Date.now();
+            this.log.warn({ err, worker: this.name }, `worker cannot reach the database; trying again every ${this.intervalMs} ms`);
+          }
           this.schedule(this.intervalMs);
         });
     }, delay);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
+import pino from 'pino';
 import { LookupCache } from '../../src/app/lookup-cache.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
@@ -138,12 +139,15 @@ if (DIALECTS.includes('postgres')) {
     it('deliver callbacks again once the server is back, without a restart', async () => {
       const db = await freshPostgresDatabase();
       const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(db.url).port || 5432) });
-      const t = await startTestGateway({ workers: true, env: { DATABASE_URL: proxy.url(db.url), DISPATCH_POLL_MS: '100' } });
+      const lines: Array<{ level: number; msg: string; worker?: string }> = [];
+      const log = pino({ level: 'info' }, { write: (text: string) => void lines.push(JSON.parse(text)) });
+      const t = await startTestGateway({ workers: true, log, env: { DATABASE_URL: proxy.url(db.url), DISPATCH_POLL_MS: '100' } });
       const receiver = await new Receiver().start();
       try {
         receiver.secrets.push((await registerEndpoint(t, receiver.url)).secret);
         const first = await paidPayment(t);
         await waitFor('the first callback', () => receiver.forPayment(first).length > 0);
+        lines.length = 0;
         proxy.cut();
         // Long enough for every polling worker to fail a round or more.
         await new Promise((r) => setTimeout(r, 6_000));
@@ -151,6 +155,14 @@ if (DIALECTS.includes('postgres')) {
         await eventually(async () => (await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 'ready again', 15_000);
         const second = await paidPayment(t);
         await waitFor('the callback after the outage', () => receiver.forPayment(second).length > 0);
+        // The operator reads that each worker lost the database, once, and that it came back;
+        // not an error with a stack every round.
+        assert.deepEqual(lines.filter((l) => l.level >= 50).map((l) => l.msg), []);
+        const said = (msg: RegExp) => lines.filter((l) => msg.test(l.msg)).map((l) => l.worker).sort();
+        const warned = said(/cannot reach the database/);
+        assert.ok(warned.includes('dispatcher'), JSON.stringify(lines));
+        assert.deepEqual(warned, [...new Set(warned)], 'a worker said it more than once');
+        await waitFor('the dispatcher to say it runs again', () => said(/database is back/).includes('dispatcher'));
       } finally {
         await receiver.stop();
         await t.close();
