@@ -54,6 +54,13 @@ if (DIALECTS.includes('sqlite')) {
         assert.match(String(refused.headers.get('content-type')), /application\/problem\+json/);
         assert.equal((JSON.parse(text) as { code: string }).code, 'database_unavailable');
         assert.match(String(refused.headers.get('retry-after')), /^\d+$/);
+        // A write with reads inside it (on the main connection, not the writer thread) too.
+        const endpoint = await fetch(`${server!.baseUrl}/webhook-endpoints`, {
+          method: 'POST',
+          headers: { 'x-secret-key': key, 'content-type': 'application/json' },
+          body: JSON.stringify({ url: 'https://shop.example/hooks', events: ['*'] }),
+        });
+        assert.equal(endpoint.status, 503, await endpoint.text());
         // What was committed before can still be read.
         const read = await fetch(`${server!.baseUrl}/payment/${kept}`, { headers: { 'x-secret-key': key } });
         assert.equal(read.status, 200);

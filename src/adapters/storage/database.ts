@@ -315,7 +315,11 @@ function truncateWal(raw: SQLite.Database): boolean {
  */
 function withStatementCache(raw: SQLite.Database): { close(): void; prepare(sql: string): SQLite.Statement } {
   const prepare = statementCache(raw);
-  return { close: () => raw.close(), prepare };
+  // SQLite rolls a transaction back itself when a write fails for want of disk (SQLITE_FULL,
+  // SQLITE_IOERR): Kysely's ROLLBACK after it would fail, and its "no transaction is active"
+  // would reach the caller instead of the error that says what happened.
+  const nothing = raw.prepare('select 0 where 0');
+  return { close: () => raw.close(), prepare: (text) => (text === 'rollback' && !raw.inTransaction ? nothing : prepare(text)) };
 }
 
 /**
@@ -702,7 +706,9 @@ class GroupCommitter {
     try {
       return await this.runBatch(batch, false);
     } catch (error) {
-      if (batch.length === 1) return [{ ok: false, error }];
+      // A file that cannot be written fails every unit alike (and SQLite has already rolled
+      // back the transaction the savepoints would need).
+      if (batch.length === 1 || isDatabaseUnavailable(error)) return batch.map(() => ({ ok: false, error }));
       return this.runBatch(batch, true);
     }
   }
