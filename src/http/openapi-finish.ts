@@ -148,7 +148,13 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       sometimes(408, 'the request did not arrive in full within 60 s; the connection is closed');
       sometimes(431, 'the request line and headers are over 16 KB; the connection is closed');
       sometimes(500, 'something failed on our side; quote `request_id` to support');
-      sometimes(503, 'this process is shutting down and started nothing for the request (`shutting_down`): send it again, with the same Idempotency-Key');
+      // An API operation's database may also be out of reach: a 503 too, never a 500.
+      sometimes(
+        503,
+        op.security
+          ? '`database_unavailable` (the database cannot be reached or written) or `shutting_down` (this process is stopping and started nothing for the request): send it again after Retry-After, with the same Idempotency-Key'
+          : 'this process is shutting down and started nothing for the request (`shutting_down`): send it again, with the same Idempotency-Key',
+      );
       responses[503]!.headers = { ...responses[503]!.headers, ...RETRY_AFTER_HEADER };
       // Every API operation refuses query parameters it does not name (src/http/strict-query.ts).
       if (op.security) sometimes(400, 'a query parameter the operation does not take, or a value that breaks a rule');

@@ -110,6 +110,7 @@ describe('OpenAPI document and reference page', () => {
         // a failure of ours, a process shutting down.
         assert.ok(['400', '408', '431', '500', '503'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
         assert.ok(op.responses['503'].headers['Retry-After'], `${where}: 503 without Retry-After`);
+        if (op.security) assert.match(op.responses['503'].description, /database_unavailable/, `${where}: a database outage is a 503`);
         if (op.requestBody?.content?.['application/json']) assert.ok(['400', '413', '415'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
         if ((op.parameters ?? []).some((p: Json) => p.name.toLowerCase() === 'idempotency-key')) assert.ok(['409', '422'].every((s) => statuses.includes(s)), `${where}: ${statuses}`);
         for (const status of statuses.filter((s) => Number(s) >= 400)) {
