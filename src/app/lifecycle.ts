@@ -366,10 +366,14 @@ export class Lifecycle {
           return { kind: 'done', status: 200, payment: next };
         }
         case 'failed': {
-          // Nothing changed for the merchant: the authorisation stands as it was.
-          const next = await applyTransition(trx, this.ctx, row, 'authorised', {}, { silent: true });
+          // The authorisation stands as it was, but a delayed capture does not: the merchant
+          // asked for the money to be released, not taken when the delay ends. The payment
+          // stays authorised until it is captured, voided again or expires (and is released).
+          const calledOff = row.capture_at !== null;
+          const next = await applyTransition(trx, this.ctx, row, 'authorised', calledOff ? { capture_at: null } : {}, { silent: true });
           await record?.forget(trx);
-          return { kind: 'refused', payment: next, code: result.code, message: result.message };
+          const message = calledOff ? `${result.message} Its delayed capture is called off: capture it yourself, or it is released when it expires.` : result.message;
+          return { kind: 'refused', payment: next, code: result.code, message };
         }
         case 'pending':
           await record?.replace(trx, 202, await this.paymentBody(trx, row));

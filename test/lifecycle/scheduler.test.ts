@@ -83,6 +83,28 @@ for (const dialect of DIALECTS) {
       assert.equal(acquirer.count('capture', p.id), 0);
     });
 
+    it('a void the acquirer refuses still calls the delayed capture off: the merchant wanted the money released', async () => {
+      const inner = t.gateway.services.ctx.acquirer;
+      t.gateway.services.ctx.acquirer = Object.assign(Object.create(inner) as Acquirer, {
+        void: async (_req: CaptureRequest): Promise<SimpleResult> => ({ outcome: 'failed', code: 'void_refused', message: 'past the cut-off for voids.' }),
+      });
+      const acquirer = countAcquirerCalls([t.gateway]);
+      const p = await authorisedPayment(t, { capture: 'auto', capture_delay: '12h' });
+      const res = await post(t, `/payment/${p.id}/void`);
+      assert.equal(res.statusCode, 422, res.body);
+      assert.equal(res.json().code, 'void_failed');
+      assert.match(res.json().detail, /delayed capture is called off/);
+      const after = await getPayment(t, p.id);
+      assert.equal(after.status, 'authorised');
+      assert.equal((after as unknown as { capture_at: string | null }).capture_at, null);
+      t.clock.advance(12 * HOUR);
+      await runCaptureScheduler(t.gateway.services);
+      assert.equal((await getPayment(t, p.id)).status, 'authorised');
+      assert.equal(acquirer.count('capture', p.id), 0);
+      // The merchant can still take the money itself.
+      assert.equal((await post(t, `/payment/${p.id}/capture`)).statusCode, 200);
+    });
+
     it('a restart while a delayed capture is pending still captures it, once', async () => {
       const p = await authorisedPayment(t, { capture: 'auto', capture_delay: '1h' });
       const g2 = await restart(t);
