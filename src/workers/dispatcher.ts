@@ -201,12 +201,14 @@ type PaymentInEvent = PaymentMailInput['payment'] & {
   payment_method?: { card?: { brand: string; last4: string } };
 };
 
-type EventObject = PaymentInEvent & { payment?: PaymentInEvent };
+type EventObject = PaymentInEvent & { payment?: PaymentInEvent; failure_code?: string | null };
 
 /** The payment an event is about, and the refund when it is a refund event; null for anything else. */
-function aboutPayment(object: EventObject): { payment: PaymentInEvent; refund: { amount: number; currency: string } | null } | null {
+function aboutPayment(object: EventObject): { payment: PaymentInEvent; refund: PaymentMailInput['refund'] } | null {
   if (object.object === 'payment') return { payment: object, refund: null };
-  if (object.object === 'refund' && object.payment?.object === 'payment') return { payment: object.payment, refund: { amount: object.amount, currency: object.currency } };
+  if (object.object === 'refund' && object.payment?.object === 'payment') {
+    return { payment: object.payment, refund: { amount: object.amount, currency: object.currency, failure_code: object.failure_code ?? null, failure_message: object.failure_message ?? null } };
+  }
   return null;
 }
 

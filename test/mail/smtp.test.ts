@@ -192,6 +192,20 @@ for (const dialect of DIALECTS) {
       assert.match(note.text, /Authorised: +USD 10\.00/);
     });
 
+    it("tells the merchant why a refund failed, not the payment's own story", async () => {
+      await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['refund.failed'], customerReceipts: false });
+      const paymentId = await paidPayment(t, { reference: 'order-refund-fails', payment_method: { number: '4000000000005126' } });
+      const refund = await t.request({ method: 'POST', url: `/payment/${paymentId}/refund`, payload: { amount: 100 } });
+      assert.equal(refund.json().status, 'failed', refund.body);
+      t.gateway.services.outbox.notify();
+      const about = () => sink.to('merchant@sandbox.test').filter((m) => m.message.text.includes(paymentId)).map((m) => m.message);
+      await waitFor('the refund.failed mail', () => about().length >= 1);
+      const note = about()[0]!;
+      assert.equal(note.subject, '[Sandbox Shop] Payment could not be refunded: USD 1.00 (order-refund-fails)');
+      assert.match(note.text, /Failure code: +refund_failed/);
+      assert.match(note.text, new RegExp(`Reason: +${refund.json().failure_message.replace(/[.()]/g, '\\$&')}`));
+    });
+
     it('does not tell the merchant a merchant-initiated payment waits for the customer', async () => {
       await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['payment.created'], customerReceipts: false });
       const initial = await payByCard(t, { customer: 'cust-mit-mail' });

@@ -33,8 +33,8 @@ export interface PaymentMailInput {
     payment_data?: { payment_type?: string } | null;
     capture_at?: string | null;
   };
-  /** Set for refund events: what was given back. */
-  refund?: { amount: number; currency: string } | null;
+  /** Set for refund events: what was given back, or why it could not be. */
+  refund?: { amount: number; currency: string; failure_code?: string | null; failure_message?: string | null } | null;
 }
 
 export interface RenderedMail {
@@ -160,8 +160,10 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   if (reference) rows.push(['Reference', reference]);
   rows.push(['Card', maskedCard(p.card)], ['Payment ID', p.id], ['Date', when]);
   if (input.template === 'notification') {
-    const reason = clean(p.decline_message) ?? clean(p.failure_message);
-    if (p.decline_code) rows.push(['Decline code', p.decline_code]);
+    // A refund event's reason is the refund's own; the payment's decline is another story.
+    const reason = refund ? clean(refund.failure_message) : (clean(p.decline_message) ?? clean(p.failure_message));
+    if (refund?.failure_code) rows.push(['Failure code', refund.failure_code]);
+    else if (!refund && p.decline_code) rows.push(['Decline code', p.decline_code]);
     if (reason) rows.push(['Reason', reason]);
     rows.push(['Event', `${input.eventType} (${input.eventId})`]);
   }
