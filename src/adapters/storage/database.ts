@@ -224,7 +224,7 @@ function openSqlite(opts: OpenOptions): Database {
  * One runs at most a second after the first erasure, so under load it costs one
  * checkpoint a second, not one a page.
  */
-class ErasedDataShredder {
+export class ErasedDataShredder {
   static readonly DELAY_MS = 1000;
   /** Another connection's reader (a CLI, a backup) can hold the WAL for long: tries back off to this. */
   static readonly MAX_DELAY_MS = 60_000;
@@ -246,14 +246,20 @@ class ErasedDataShredder {
     if (this.timer || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = null;
+      let failed: unknown;
       this.running = this.checkpoint()
-        .catch(() => false)
+        .catch((error: unknown) => {
+          failed = error;
+          return false;
+        })
         .then((done) => {
           this.delay = done ? ErasedDataShredder.DELAY_MS : Math.min(this.delay * 2, ErasedDataShredder.MAX_DELAY_MS);
           // The promise that erased card data leaves the files within a second is not kept
-          // while another connection reads the WAL: the operator hears of it, once, and when it ends.
+          // while another connection reads the WAL (or the checkpoint fails: a full disk):
+          // the operator hears of it, once, and when it ends.
           if (!done && ++this.failures === 1) {
-            this.log?.warn('erased card data is still in the SQLite WAL: another connection (a backup, a shell) keeps reading it; trying again with backoff');
+            if (failed === undefined) this.log?.warn('erased card data is still in the SQLite WAL: another connection (a backup, a shell) keeps reading it; trying again with backoff');
+            else this.log?.warn({ err: failed }, 'erased card data is still in the SQLite WAL: the checkpoint failed; trying again with backoff');
           }
           if (done && this.failures > 0) {
             this.log?.info({ tries: this.failures + 1 }, 'erased card data is out of the SQLite WAL again');
