@@ -172,3 +172,29 @@ if (DIALECTS.includes('postgres')) {
     });
   });
 }
+
+if (DIALECTS.includes('postgres')) {
+  describe('a Prometheus scrape while PostgreSQL is silent (postgres)', () => {
+    it('answers within seconds with tzero_database_up 0, as /readyz answers 503', async () => {
+      const token = 'op_' + 'q'.repeat(40);
+      const db = await freshPostgresDatabase();
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(db.url).port || 5432) });
+      const t = await startTestGateway({ env: { DATABASE_URL: proxy.url(db.url), OPERATOR_TOKEN: token } });
+      try {
+        assert.equal((await postAuthorise(t, await exampleBody())).statusCode, 201);
+        proxy.pause();
+        const began = Date.now();
+        const res = await t.app.inject({ method: 'GET', url: '/operator/metrics', headers: { authorization: `Bearer ${token}` } });
+        const ms = Date.now() - began;
+        assert.equal(res.statusCode, 200, res.body);
+        assert.match(res.body, /^tzero_database_up 0$/m);
+        assert.ok(ms < 6_000, `scraped after ${ms} ms: longer than a scrape's timeout, so the outage shows as no figures at all`);
+      } finally {
+        proxy.resume();
+        await t.close();
+        await proxy.close();
+        await db.drop();
+      }
+    });
+  });
+}

@@ -18,6 +18,29 @@ const Ready = Type.Object({
   }),
 });
 
+/**
+ * How far deliveries are behind, once the database has answered and can be written; rejects
+ * within READY_WITHIN_MS otherwise. A database gone silent is told within seconds, not after
+ * the query's own deadline (15 s, database.ts) or the prober's (or scraper's) timeout.
+ */
+export async function databaseReadiness(services: Services): Promise<number> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the database did not answer within ${READY_WITHIN_MS} ms`)), READY_WITHIN_MS);
+    });
+    const check = (async () => {
+      await sql`select 1`.execute(services.ctx.database.db);
+      await services.ctx.database.writable();
+      return deliveriesBehindSeconds(services.ctx);
+    })();
+    check.catch(() => {});
+    return await Promise.race([check, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export const healthRoutes =
   (services: Services): FastifyPluginAsync =>
   async (app) => {
@@ -28,26 +51,12 @@ export const healthRoutes =
     );
 
     app.get('/readyz', { schema: { tags: ['operations'], summary: 'The database answers', response: { 200: Ready, ...problemResponses(503) } } }, async (request, reply) => {
-      let timer: NodeJS.Timeout | undefined;
       try {
-        // A database gone silent gets a 503 within seconds, not a probe left hanging until the
-        // query's own deadline (15 s, database.ts) or the prober's timeout.
-        const late = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the database did not answer within ${READY_WITHIN_MS} ms`)), READY_WITHIN_MS);
-        });
-        const check = (async () => {
-          await sql`select 1`.execute(services.ctx.database.db);
-          await services.ctx.database.writable();
-          return deliveriesBehindSeconds(services.ctx);
-        })();
-        check.catch(() => {});
-        const behind = await Promise.race([check, late]);
+        const behind = await databaseReadiness(services);
         return { status: 'ready', database: services.ctx.database.dialect, deliveries_behind_seconds: behind };
       } catch (error) {
         request.log.warn({ err: error }, 'readiness check failed');
         return sendProblem(reply.header('retry-after', String(DATABASE_RETRY_AFTER_S)), problem(request, 503, 'database_unavailable', 'the database is not reachable, or cannot be written'));
-      } finally {
-        clearTimeout(timer);
       }
     });
   };
