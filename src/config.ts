@@ -178,6 +178,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (mode !== 'sandbox' && mode !== 'live') throw new ConfigError(`GATEWAY_MODE must be sandbox or live, got "${mode}"`);
   const host = env.HOST || '127.0.0.1';
   const port = int(env, 'PORT', 8080, 0, 65535);
+  const tokens = operatorTokens(env, mode);
   const dataDir = resolve(env.DATA_DIR || './data');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 
@@ -261,8 +262,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     dispatchPollMs: int(env, 'DISPATCH_POLL_MS', 1000, 10, 60_000),
     groupCommitWindowMs: int(env, 'GROUP_COMMIT_WINDOW_MS', 0, 0, 50),
     workersEnabled: bool(env, 'WORKERS', true),
-    operatorTokens: operatorTokens(env, mode),
-    operatorListen: operatorListen(env, port),
+    operatorTokens: tokens,
+    operatorListen: operatorListen(env, port, tokens),
     trustProxy: trustProxy(env.TRUST_PROXY),
     acquirer: acquirer(env.ACQUIRER, mode),
     notices,
@@ -344,12 +345,13 @@ function operatorTokens(env: Env, mode: Config['mode']): OperatorToken[] {
 }
 
 /** OPERATOR_PORT moves the operator API to a listener of its own, on loopback unless OPERATOR_HOST says otherwise. */
-function operatorListen(env: Env, publicPort: number): Config['operatorListen'] {
+function operatorListen(env: Env, publicPort: number, tokens: readonly OperatorToken[]): Config['operatorListen'] {
   if (!env.OPERATOR_PORT) {
     if (env.OPERATOR_HOST) throw new ConfigError('OPERATOR_HOST needs OPERATOR_PORT: without it the operator API listens beside the payment API');
     return undefined;
   }
-  if (!env.OPERATOR_TOKEN && !env.OPERATOR_TOKENS) throw new ConfigError('OPERATOR_PORT needs OPERATOR_TOKEN or OPERATOR_TOKENS: without a token there is no operator API to serve');
+  // The tokens as read, not the variables: OPERATOR_TOKENS=' , ' names nobody.
+  if (tokens.length === 0) throw new ConfigError('OPERATOR_PORT needs OPERATOR_TOKEN or OPERATOR_TOKENS: without a token there is no operator API to serve');
   const port = int(env, 'OPERATOR_PORT', 0, 0, 65535);
   if (port !== 0 && port === publicPort) throw new ConfigError(`OPERATOR_PORT must differ from PORT (${publicPort}): the operator API gets a listener of its own`);
   return { host: env.OPERATOR_HOST || '127.0.0.1', port };

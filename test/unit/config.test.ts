@@ -83,6 +83,8 @@ describe('live mode', () => {
     assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKEN: 'a', OPERATOR_PORT: '9090' }).operatorListen, { host: '127.0.0.1', port: 9090 });
     assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKEN: 'a', OPERATOR_PORT: '9090', OPERATOR_HOST: '10.0.0.5' }).operatorListen, { host: '10.0.0.5', port: 9090 });
     refused({ OPERATOR_PORT: '9090' }, /^OPERATOR_PORT needs OPERATOR_TOKEN or OPERATOR_TOKENS/);
+    // Set but naming no operator: a listener where every request is refused.
+    refused({ OPERATOR_PORT: '9090', OPERATOR_TOKENS: ' , ' }, /^OPERATOR_PORT needs OPERATOR_TOKEN or OPERATOR_TOKENS/);
     refused({ OPERATOR_TOKEN: 'a', OPERATOR_HOST: '127.0.0.1' }, /^OPERATOR_HOST needs OPERATOR_PORT/);
     refused({ OPERATOR_TOKEN: 'a', PORT: '9090', OPERATOR_PORT: '9090' }, /^OPERATOR_PORT must differ from PORT \(9090\)/);
     refused({ OPERATOR_TOKEN: 'a', OPERATOR_PORT: 'nine' }, /^OPERATOR_PORT must be a whole number/);
