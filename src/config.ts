@@ -335,10 +335,11 @@ function operatorTokens(env: Env, mode: Config['mode']): OperatorToken[] {
     const token = entry.slice(at + 1).trim();
     const which = `OPERATOR_TOKENS entry ${i + 1}`;
     if (at < 0 || !OPERATOR_NAME.test(name)) throw new ConfigError(`${which} must be name=token, the name 1-64 of A-Z a-z 0-9 . _ @ - (e.g. alice=$(openssl rand -hex 32))`);
-    if (token === '' || /\s/.test(token)) throw new ConfigError(`${which} (${name}) needs a token without spaces after "="`);
-    long(token, `${which}'s token (${name})`);
-    if (tokens.some((t) => t.name === name)) throw new ConfigError(`${which} repeats the name "${name}"; every operator gets one token`);
-    if (tokens.some((t) => t.token === token)) throw new ConfigError(`${which}'s token (${name}) is also another operator's or OPERATOR_TOKEN: the audit log could not tell them apart`);
+    // The name is not quoted either: an entry written token=name holds the token there.
+    if (token === '' || /\s/.test(token)) throw new ConfigError(`${which} needs a token without spaces after "="`);
+    long(token, `${which}'s token`);
+    if (tokens.some((t) => t.name === name)) throw new ConfigError(`${which} repeats an earlier entry's name; every operator gets one token`);
+    if (tokens.some((t) => t.token === token)) throw new ConfigError(`${which}'s token is also another operator's or OPERATOR_TOKEN: the audit log could not tell them apart`);
     tokens.push({ name, token });
   }
   return tokens;

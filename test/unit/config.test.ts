@@ -67,12 +67,17 @@ describe('live mode', () => {
     assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKEN: 'shared', OPERATOR_TOKENS: `alice=${a}` }).operatorTokens.map((t) => t.name), [null, 'alice']);
     refused({ OPERATOR_TOKENS: a }, /^OPERATOR_TOKENS entry 1 must be name=token/);
     refused({ OPERATOR_TOKENS: `alice=${a},bad name=${b}` }, /^OPERATOR_TOKENS entry 2 must be name=token/);
-    refused({ OPERATOR_TOKENS: 'alice=' }, /^OPERATOR_TOKENS entry 1 \(alice\) needs a token/);
-    refused({ OPERATOR_TOKENS: `alice=${a},alice=${b}` }, /^OPERATOR_TOKENS entry 2 repeats the name "alice"/);
-    refused({ OPERATOR_TOKENS: `alice=${a},bob=${a}` }, /^OPERATOR_TOKENS entry 2's token \(bob\) is also another operator's/);
-    refused({ OPERATOR_TOKEN: a, OPERATOR_TOKENS: `bob=${a}` }, /^OPERATOR_TOKENS entry 1's token \(bob\) is also another operator's or OPERATOR_TOKEN/);
-    refused({ ...live, OPERATOR_TOKENS: 'alice=short' }, /^OPERATOR_TOKENS entry 1's token \(alice\) must be at least 32 characters in live mode/);
+    refused({ OPERATOR_TOKENS: 'alice=' }, /^OPERATOR_TOKENS entry 1 needs a token/);
+    refused({ OPERATOR_TOKENS: `alice=${a},alice=${b}` }, /^OPERATOR_TOKENS entry 2 repeats an earlier entry's name/);
+    refused({ OPERATOR_TOKENS: `alice=${a},bob=${a}` }, /^OPERATOR_TOKENS entry 2's token is also another operator's/);
+    refused({ OPERATOR_TOKEN: a, OPERATOR_TOKENS: `bob=${a}` }, /^OPERATOR_TOKENS entry 1's token is also another operator's or OPERATOR_TOKEN/);
+    refused({ ...live, OPERATOR_TOKENS: 'alice=short' }, /^OPERATOR_TOKENS entry 1's token must be at least 32 characters in live mode/);
     assert.deepEqual(loadConfig({ ...env, OPERATOR_TOKENS: `alice=${a}`, OPERATOR_PORT: '9090' }).operatorListen, { host: '127.0.0.1', port: 9090 });
+    // `openssl rand -hex 32` is 64 characters a name may hold: written the wrong way round,
+    // token=name, the token is read as the name and must not be quoted back.
+    const hex = 'c0ffee'.repeat(10) + 'beef';
+    assert.throws(() => loadConfig({ ...env, ...live, OPERATOR_TOKENS: `${hex}=alice` }), (e: Error) => e instanceof ConfigError && !e.message.includes(hex));
+    assert.throws(() => loadConfig({ ...env, OPERATOR_TOKENS: `${hex}=` }), (e: Error) => e instanceof ConfigError && !e.message.includes(hex));
     for (const secret of [a, 'short']) {
       assert.throws(() => loadConfig({ ...env, ...live, OPERATOR_TOKENS: `alice=${secret},alice=${secret}x` }), (e: Error) => e instanceof ConfigError && !e.message.includes(secret));
     }
