@@ -90,6 +90,7 @@ export async function createGateway(config: Readonly<Config>, log: Logger, opts:
       // and their commits stop waking the workers, which then finish what they hold.
       await Promise.all([app.close(), operatorApp?.close()]);
       await workers?.stop();
+      ctx.metrics.close();
       await ctx.database.close();
     },
   };

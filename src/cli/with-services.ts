@@ -9,6 +9,7 @@ export async function withServices<T>(config: Readonly<Config>, log: Logger, fn:
   try {
     return await fn(buildServices(ctx));
   } finally {
+    ctx.metrics.close();
     await ctx.database.close();
   }
 }

@@ -80,3 +80,14 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('the metrics of a closed gateway', () => {
+  it('stop sampling the event loop: a closed gateway leaves no timer running', async () => {
+    const t = await startTestGateway({ env: { OPERATOR_TOKEN: TOKEN } });
+    await t.close();
+    const loop = (t.gateway.services.ctx.metrics as unknown as { loopDelay: { count: number } }).loopDelay;
+    const before = loop.count;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(loop.count, before, 'the event-loop monitor still samples after close');
+  });
+});
