@@ -264,9 +264,10 @@ export class Merchants {
 
   async revealReturnSecret(reference: string): Promise<string> {
     const row = await this.requireChannelByReference(reference);
+    const secret = this.ctx.vault.openString(row.id, row.return_secret_ct);
     // Reading a credential is recorded too: who has seen the secret, should it leak.
     await this.ctx.database.write((trx) => this.audit(trx, 'channel.return_secret.reveal', row.merchant_id, row.id, { reference }));
-    return this.ctx.vault.openString(row.id, row.return_secret_ct);
+    return secret;
   }
 
   /** The plaintext key exists only in this return value; the database keeps its hash. */

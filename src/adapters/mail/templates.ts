@@ -162,7 +162,7 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   if (input.template === 'notification') {
     // A refund event's reason is the refund's own; the payment's decline is another story.
     const reason = refund ? clean(refund.failure_message) : (clean(p.decline_message) ?? clean(p.failure_message));
-    if (refund?.failure_code) rows.push(['Failure code', refund.failure_code]);
+    if (refund?.failure_code) rows.push(['Failure code', clean(refund.failure_code)!]);
     else if (!refund && p.decline_code) rows.push(['Decline code', p.decline_code]);
     if (reason) rows.push(['Reason', reason]);
     rows.push(['Event', `${input.eventType} (${input.eventId})`]);
