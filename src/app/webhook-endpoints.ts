@@ -8,6 +8,7 @@ import type { WebhookEndpointsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import { generateSecret } from '../adapters/webhooks/signer.js';
 import { checkUrl, type OutboundPolicy, resolveChecked, type Resolver, systemResolver, TargetRefused } from '../adapters/webhooks/ssrf-guard.js';
+import { type Actor, writeAudit } from './audit.js';
 import type { AppContext } from './context.js';
 import { iso } from './payment-resource.js';
 import { channelReference } from './payment-transitions.js';
@@ -85,14 +86,14 @@ export class WebhookEndpoints {
   ) {}
 
   /** Under Idempotency-Key, a retried create answers with the endpoint (and secret) the first one made. */
-  async create(merchantId: string, input: EndpointInput, retry: Retry = NO_RETRY): Promise<StoredResponse> {
+  async create(actor: Actor, merchantId: string, input: EndpointInput, retry: Retry = NO_RETRY): Promise<StoredResponse> {
     return this.idempotency.run(merchantId, retry.idempotencyKey, 'POST /webhook-endpoints', retry.rawBody, async (record) => {
-      const view = await this.register(merchantId, input, record);
+      const view = await this.register(actor, merchantId, input, record);
       return { status: 201, body: JSON.stringify(view) };
     });
   }
 
-  private async register(merchantId: string, input: EndpointInput, record: Recorder): Promise<EndpointView> {
+  private async register(actor: Actor, merchantId: string, input: EndpointInput, record: Recorder): Promise<EndpointView> {
     refuseCardNumbers({ url: input.url, description: input.description, channel: input.channel, events: input.events });
     const url = await this.checkTarget(input.url);
     const events = normaliseEvents(input.events);
@@ -126,6 +127,7 @@ export class WebhookEndpoints {
       const active = await trx.selectFrom('webhook_endpoints').select((eb) => eb.fn.countAll<number>().as('n')).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
       if (Number(active.n) >= MAX_ENDPOINTS_PER_MERCHANT) return false;
       await trx.insertInto('webhook_endpoints').values(row).execute();
+      await this.audit(trx, actor, 'webhook_endpoint.create', row, { url: urlOrigin(url), events, channel: input.channel ?? null });
       await record(trx, 201, JSON.stringify(view));
       return true;
     });
@@ -145,7 +147,7 @@ export class WebhookEndpoints {
     return this.view(await this.require(merchantId, id));
   }
 
-  async update(merchantId: string, id: string, patch: EndpointPatch): Promise<EndpointView> {
+  async update(actor: Actor, merchantId: string, id: string, patch: EndpointPatch): Promise<EndpointView> {
     refuseCardNumbers({ url: patch.url, description: patch.description, channel: patch.channel, events: patch.events });
     const row = await this.require(merchantId, id);
     const changes: Partial<WebhookEndpointsTable> = { updated_at: this.ctx.clock.now() };
@@ -157,18 +159,26 @@ export class WebhookEndpoints {
       changes.status = patch.status;
       changes.disabled_reason = patch.status === 'disabled' ? 'disabled by the merchant' : null;
     }
-    await this.ctx.database.write((trx) => trx.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).execute());
+    await this.ctx.database.write(async (trx) => {
+      await trx.updateTable('webhook_endpoints').set(changes).where('id', '=', row.id).execute();
+      await this.audit(trx, actor, 'webhook_endpoint.update', row, {
+        changed: Object.keys(patch).sort(),
+        ...(changes.url !== undefined && { url: urlOrigin(changes.url) }),
+        ...(changes.status !== undefined && { status: changes.status }),
+      });
+    });
     LookupCache.of(this.ctx).drop();
     return this.view({ ...row, ...changes });
   }
 
   /** Pending deliveries to a deleted endpoint are cancelled; its history stays visible on the events. */
-  async delete(merchantId: string, id: string): Promise<{ id: string; object: 'webhook_endpoint'; deleted: true }> {
+  async delete(actor: Actor, merchantId: string, id: string): Promise<{ id: string; object: 'webhook_endpoint'; deleted: true }> {
     const row = await this.require(merchantId, id);
     const now = this.ctx.clock.now();
     await this.ctx.database.transaction(async (trx) => {
       await trx.updateTable('webhook_endpoints').set({ deleted_at: now, updated_at: now, status: 'disabled', disabled_reason: 'deleted' }).where('id', '=', row.id).execute();
       await cancelPendingDeliveries(trx, row.id, now, 'the endpoint was deleted');
+      await this.audit(trx, actor, 'webhook_endpoint.delete', row, { url: urlOrigin(row.url) });
     });
     LookupCache.of(this.ctx).drop();
     return { id: row.id, object: 'webhook_endpoint', deleted: true };
@@ -181,7 +191,7 @@ export class WebhookEndpoints {
    * (it would drop the old secret at once), and one with overlap_hours 0 ends it on purpose.
    * Under Idempotency-Key, a retried rotation answers with the secret the first one made.
    */
-  async rotateSecret(merchantId: string, id: string, overlapHours = DEFAULT_OVERLAP_HOURS, retry: Retry = NO_RETRY): Promise<StoredResponse> {
+  async rotateSecret(actor: Actor, merchantId: string, id: string, overlapHours = DEFAULT_OVERLAP_HOURS, retry: Retry = NO_RETRY): Promise<StoredResponse> {
     if (!Number.isInteger(overlapHours) || overlapHours < 0 || overlapHours > MAX_OVERLAP_HOURS) {
       throw new DomainError(400, 'invalid_overlap', `overlap_hours must be a whole number from 0 to ${MAX_OVERLAP_HOURS}`, '/overlap_hours');
     }
@@ -202,12 +212,22 @@ export class WebhookEndpoints {
         if (overlapHours > 0) update = update.where((eb) => eb.or([eb('previous_secret_expires_at', 'is', null), eb('previous_secret_expires_at', '<=', now)]));
         const result = await update.executeTakeFirst();
         if (Number(result.numUpdatedRows) === 0) return false;
+        await this.audit(trx, actor, 'webhook_endpoint.secret.rotate', row, { overlap_hours: overlapHours });
         await record(trx, 200, body);
         return true;
       });
       if (!rotated) throw await this.rotationInProgress(merchantId, id);
       return { status: 200, body };
     });
+  }
+
+  /**
+   * Where a merchant's callbacks go, and who can sign them, is theirs to change with any of
+   * their keys: the audit log says which key did it, from where (PCI DSS 10.2.1.2). A URL is
+   * recorded as its origin only, since merchants put tokens in paths and queries.
+   */
+  private audit(trx: Trx, actor: Actor, action: string, row: WebhookEndpointsTable, detail: Record<string, unknown>): Promise<void> {
+    return writeAudit(this.ctx, trx, { actor, action, merchantId: row.merchant_id, target: row.id, outcome: 'success', detail });
   }
 
   private async rotationInProgress(merchantId: string, id: string): Promise<DomainError> {
@@ -287,6 +307,10 @@ export class WebhookEndpoints {
       updated_at: iso(row.updated_at)!,
     };
   }
+}
+
+function urlOrigin(url: string): string {
+  return new URL(url).origin;
 }
 
 export async function cancelPendingDeliveries(trx: Trx, endpointId: string, now: number, reason: string): Promise<void> {

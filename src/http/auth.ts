@@ -1,10 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Actor } from '../app/audit.js';
 import type { Services } from '../app/services.js';
 import { problem, sendProblem } from './problem.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     merchantId: string;
+    /** The id (`key_…`) of the secret key the request authenticated with. */
+    secretKeyId: string;
   }
   interface FastifyInstance {
     /** preHandler for merchant API routes: resolves X-Secret-Key to a merchant or answers 401. */
@@ -26,6 +29,7 @@ function presentedKey(request: FastifyRequest): string | undefined {
 
 export function registerAuth(app: FastifyInstance, services: Services): void {
   app.decorateRequest('merchantId', '');
+  app.decorateRequest('secretKeyId', '');
   app.decorate('requireSecretKey', async (request: FastifyRequest, reply: FastifyReply) => {
     const key = presentedKey(request);
     const found = await services.merchants.authenticate(key);
@@ -37,5 +41,15 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
       return;
     }
     request.merchantId = found.merchantId;
+    request.secretKeyId = found.keyId;
   });
+}
+
+/**
+ * The merchant as the audit log records it: with the key that acted, so a leaked key's
+ * doings can be told from the merchant's own (PCI DSS 10.2.1, 10.2.2).
+ */
+export function merchantActor(request: FastifyRequest): Actor {
+  const key = request.secretKeyId ? `/${request.secretKeyId}` : '';
+  return { who: `merchant:${request.merchantId}${key}`, from: `ip:${request.ip}` };
 }

@@ -227,17 +227,20 @@ for (const dialect of DIALECTS) {
           assert.ok(seen.has(expected), `no audit row for ${expected}; have ${[...seen].join(', ')}`);
         }
         const merchant = t.credentials.merchant_id;
+        const keys = await t.gateway.services.ctx.database.db.selectFrom('secret_keys').select('id').where('merchant_id', '=', merchant).execute();
+        assert.equal(keys.length, 1);
+        const merchantKey = `merchant:${merchant}/${keys[0]!.id}`;
         const reject = rows.find((r) => r.action === 'compliance.review.reject' && r.outcome === 'success')!;
         assert.equal(reject.actor, 'operator:api:alice');
         assert.equal(reject.source, 'ip:127.0.0.1');
         assert.equal(reject.merchant_id, merchant);
         assert.equal(typeof reject.at, 'number');
         const uploadOk = rows.find((r) => r.action === 'compliance.document.upload' && r.outcome === 'success')!;
-        assert.equal(uploadOk.actor, `merchant:${merchant}`);
+        assert.equal(uploadOk.actor, merchantKey, 'the row names the key that acted');
         assert.match(uploadOk.target ?? '', /^doc_/);
         const tooOld = rows.find((r) => r.code === 'asv_scan_too_old')!;
         assert.equal(tooOld.outcome, 'refused');
-        assert.equal(tooOld.actor, `merchant:${merchant}`);
+        assert.equal(tooOld.actor, merchantKey);
         const operatorDownload = rows.find((r) => r.action === 'compliance.document.download' && r.actor === 'operator:api:alice')!;
         assert.equal(operatorDownload.merchant_id, merchant);
         assert.ok(rows.some((r) => r.action === 'compliance.document.upload' && r.code === 'document_too_large'), 'the 413 from the body limit is recorded');

@@ -5,6 +5,7 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
+import { GATEWAY_ACTOR } from '../../src/app/audit.js';
 import { loadConfig } from '../../src/config.js';
 import { createGateway, ensureSandboxCredentials } from '../../src/server.js';
 import { exampleBody } from '../support/gateway.js';
@@ -330,7 +331,7 @@ describe('vault rotate (KEK rotation through the CLI)', () => {
       paymentId = res.json().id;
       redirectUrl = res.json().redirect_url;
       fingerprint = res.json().payment_method.card.fingerprint;
-      webhookSecret = JSON.parse((await before.services.webhookEndpoints.create(credentials!.merchant_id, { url: 'http://127.0.0.1:9/hook', events: ['*'] })).body).secret;
+      webhookSecret = JSON.parse((await before.services.webhookEndpoints.create(GATEWAY_ACTOR, credentials!.merchant_id, { url: 'http://127.0.0.1:9/hook', events: ['*'] })).body).secret;
     } finally {
       await before.close();
     }

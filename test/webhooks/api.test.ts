@@ -47,6 +47,45 @@ for (const dialect of DIALECTS) {
       assert.ok(!list.data.some((e) => e.id === created.id));
     });
 
+    it('audits who registered, changed, re-keyed and deleted an endpoint, with the key and the URL\'s origin only', async () => {
+      const db = t.gateway.services.ctx.database.db;
+      const merchant = t.credentials.merchant_id;
+      const created = await registerEndpoint(t, 'http://127.0.0.1:9/hooks/tok3n?auth=s3cret', { events: ['payment.captured'] });
+      assert.equal((await t.request({ method: 'PATCH', url: `/webhook-endpoints/${created.id}`, payload: { url: 'http://127.0.0.2:9/moved/s3cret', status: 'disabled' } })).statusCode, 200);
+      assert.equal((await t.request({ method: 'POST', url: `/webhook-endpoints/${created.id}/rotate-secret`, payload: { overlap_hours: 0 } })).statusCode, 200);
+      assert.equal((await t.request({ method: 'DELETE', url: `/webhook-endpoints/${created.id}` })).statusCode, 200);
+      const rows = await db.selectFrom('audit_log').selectAll().where('target', '=', created.id).orderBy('id').execute();
+      assert.deepEqual(
+        rows.map((r) => r.action),
+        ['webhook_endpoint.create', 'webhook_endpoint.update', 'webhook_endpoint.secret.rotate', 'webhook_endpoint.delete'],
+      );
+      const keys = await db.selectFrom('secret_keys').select('id').where('merchant_id', '=', merchant).where('revoked_at', 'is', null).execute();
+      for (const r of rows) {
+        assert.ok(keys.some((k) => r.actor === `merchant:${merchant}/${k.id}`), r.actor);
+        assert.equal(r.source, 'ip:127.0.0.1');
+        assert.equal(r.merchant_id, merchant);
+        assert.equal(r.outcome, 'success');
+        assert.ok(!(r.detail ?? '').includes('s3cret') && !(r.detail ?? '').includes(created.secret), `no URL path, query or secret in ${r.detail}`);
+      }
+      assert.deepEqual(JSON.parse(rows[0]!.detail!), { url: 'http://127.0.0.1:9', events: ['payment.captured'], channel: null });
+      assert.deepEqual(JSON.parse(rows[1]!.detail!), { changed: ['status', 'url'], url: 'http://127.0.0.2:9', status: 'disabled' });
+      assert.deepEqual(JSON.parse(rows[2]!.detail!), { overlap_hours: 0 });
+    });
+
+    it('writes no audit row for a change that was refused, and one for an idempotent retry\'s first answer only', async () => {
+      const db = t.gateway.services.ctx.database.db;
+      const before = (await db.selectFrom('audit_log').select('id').where('action', 'like', 'webhook_endpoint.%').execute()).length;
+      assert.equal((await t.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'ftp://example.com/', events: ['*'] } })).statusCode, 400);
+      const headers = { 'idempotency-key': `audit-${randomBytes(4).toString('hex')}` };
+      const first = await registerEndpoint(t, 'http://127.0.0.1:9/once', {}, headers);
+      const again = await registerEndpoint(t, 'http://127.0.0.1:9/once', {}, headers);
+      assert.equal(again.id, first.id);
+      const after = await db.selectFrom('audit_log').select('target').where('action', 'like', 'webhook_endpoint.%').execute();
+      assert.equal(after.length, before + 1);
+      assert.ok(after.some((r) => r.target === first.id));
+      await t.request({ method: 'DELETE', url: `/webhook-endpoints/${first.id}` });
+    });
+
     it('answers 400 naming the field for bad input, as problem+json', async () => {
       const cases: Array<[Record<string, unknown>, string, string]> = [
         [{ url: 'http://127.0.0.1/x', events: ['payment.nope'] }, 'invalid_events', '/events/0'],

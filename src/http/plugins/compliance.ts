@@ -8,6 +8,7 @@ import type { Actor } from '../../app/audit.js';
 import { DOCUMENT_TYPES, MAX_ANNUAL_TRANSACTIONS, MAX_DOCUMENT_BYTES } from '../../domain/compliance.js';
 import { DomainError } from '../../domain/errors.js';
 import { problem, sendProblem } from '../problem.js';
+import { merchantActor } from '../auth.js';
 import { metricsRoute } from './metrics.js';
 import { Nullable, StrictObject, Timestamp, problemResponses } from '../schemas/common.js';
 
@@ -234,8 +235,6 @@ function sendPdf(reply: FastifyReply, doc: { filename: string; sha256: string; b
     .header('cache-control', 'no-store')
     .send(doc.bytes);
 }
-
-const merchantActor = (request: FastifyRequest): Actor => ({ who: `merchant:${request.merchantId}`, from: `ip:${request.ip}` });
 
 const merchantRoutes =
   (services: Services): FastifyPluginAsync =>

@@ -4,6 +4,7 @@ import type { Services } from '../../app/services.js';
 import { DEFAULT_OVERLAP_HOURS, MAX_ENDPOINTS_PER_MERCHANT, MAX_OVERLAP_HOURS } from '../../app/webhook-endpoints.js';
 import { EVENT_TYPES } from '../../domain/event-types.js';
 import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
+import { merchantActor } from '../auth.js';
 import { optionalJsonBody, sendJson } from '../json-reply.js';
 import { IdempotencyHeaders, idempotencyKey, sendStored } from './payments.js';
 
@@ -77,7 +78,7 @@ export const webhookEndpointRoutes =
           response: { 201: WebhookEndpointWithSecret, ...problemResponses(400, 401, 404, 409) },
         },
       },
-      async (request, reply) => sendStored(reply, await endpoints.create(request.merchantId, request.body, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' }), '/webhook-endpoints/'),
+      async (request, reply) => sendStored(reply, await endpoints.create(merchantActor(request), request.merchantId, request.body, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' }), '/webhook-endpoints/'),
     );
 
     app.get(
@@ -101,7 +102,7 @@ export const webhookEndpointRoutes =
         onRequest: app.requireSecretKey,
         schema: { ...common, summary: 'Update a callback endpoint', params: EndpointParams, body: UpdateEndpoint, response: { 200: WebhookEndpoint, ...problemResponses(400, 401, 404) } },
       },
-      async (request, reply) => sendJson(reply, await endpoints.update(request.merchantId, request.params.id, request.body)),
+      async (request, reply) => sendJson(reply, await endpoints.update(merchantActor(request), request.merchantId, request.params.id, request.body)),
     );
 
     app.delete<{ Params: { id: string } }>(
@@ -116,7 +117,7 @@ export const webhookEndpointRoutes =
           response: { 200: Type.Object({ id: Type.String(), object: Type.Literal('webhook_endpoint'), deleted: Type.Literal(true) }), ...problemResponses(401, 404) },
         },
       },
-      async (request, reply) => sendJson(reply, await endpoints.delete(request.merchantId, request.params.id)),
+      async (request, reply) => sendJson(reply, await endpoints.delete(merchantActor(request), request.merchantId, request.params.id)),
     );
 
     app.post<{ Params: { id: string }; Body: Static<typeof RotateSecret> }>(
@@ -137,6 +138,6 @@ export const webhookEndpointRoutes =
         },
       },
       async (request, reply) =>
-        sendStored(reply, await endpoints.rotateSecret(request.merchantId, request.params.id, request.body.overlap_hours, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' })),
+        sendStored(reply, await endpoints.rotateSecret(merchantActor(request), request.merchantId, request.params.id, request.body.overlap_hours, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' })),
     );
   };
