@@ -261,6 +261,29 @@ describe('a failing database', () => {
   });
 });
 
+describe('a database that cannot be written for a while', () => {
+  it('answers 503 on /readyz at every probe but logs the outage once, and its end', async () => {
+    const lines: Array<{ level: number; msg: string; failed_probes?: number }> = [];
+    const log = createLogger('info', { write: (text: string) => void lines.push(JSON.parse(text)) });
+    const t = await startTestGateway({ log });
+    const database = t.gateway.services.ctx.database;
+    const writable = database.writable.bind(database);
+    try {
+      database.writable = () => Promise.reject(new Error('SQLITE_FULL: database or disk is full'));
+      for (let i = 0; i < 3; i++) assertProblem(await t.app.inject({ method: 'GET', url: '/readyz' }), 503, 'database_unavailable');
+      assert.deepEqual(lines.filter((l) => /not ready/.test(l.msg)).map((l) => l.level), [40], 'one warning for three failed probes');
+      database.writable = writable;
+      assert.equal((await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
+      assert.equal((await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
+      const back = lines.filter((l) => /ready again/.test(l.msg));
+      assert.deepEqual(back.map((l) => l.failed_probes), [3], 'one line when it is back, with the probes it failed');
+    } finally {
+      database.writable = writable;
+      await t.close();
+    }
+  });
+});
+
 describe('the access log', () => {
   it('writes one line a request, when it is answered, with method, scrubbed URL, status and time', async () => {
     const lines: Array<{ level: number; msg: string; reqId?: string; req?: { method: string; url: string }; res?: { statusCode: number }; responseTime?: number }> = [];

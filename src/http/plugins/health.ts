@@ -50,12 +50,24 @@ export const healthRoutes =
       async () => ({ status: 'ok' as const }),
     );
 
+    // Probers ask every few seconds: an outage is logged when it starts and when it ends, with
+    // how many probes it failed, not as a warning with a stack at every probe.
+    let unreadySince: number | null = null;
+    let failedProbes = 0;
     app.get('/readyz', { schema: { tags: ['operations'], summary: 'The database answers', response: { 200: Ready, ...problemResponses(503) } } }, async (request, reply) => {
       try {
         const behind = await databaseReadiness(services);
+        if (unreadySince !== null) {
+          request.log.info({ unready_ms: Date.now() - unreadySince, failed_probes: failedProbes }, 'ready again: the database answers and can be written');
+          unreadySince = null;
+        }
         return { status: 'ready', database: services.ctx.database.dialect, deliveries_behind_seconds: behind };
       } catch (error) {
-        request.log.warn({ err: error }, 'readiness check failed');
+        failedProbes = unreadySince === null ? 1 : failedProbes + 1;
+        if (unreadySince === null) {
+          unreadySince = Date.now();
+          request.log.warn({ err: error }, 'not ready: the database does not answer or cannot be written; logged again when it is back');
+        }
         return sendProblem(reply.header('retry-after', String(DATABASE_RETRY_AFTER_S)), problem(request, 503, 'database_unavailable', 'the database is not reachable, or cannot be written'));
       }
     });
