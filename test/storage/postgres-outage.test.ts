@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
+import pg from 'pg';
 import pino from 'pino';
 import { LookupCache } from '../../src/app/lookup-cache.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
-import { freshPostgresDatabase } from '../support/postgres.js';
+import { ADMIN_URL, freshPostgresDatabase } from '../support/postgres.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { eventually } from '../support/browser.js';
 import { Receiver, paidPayment, registerEndpoint, waitFor } from '../webhooks/support.js';
@@ -193,6 +194,38 @@ if (DIALECTS.includes('postgres')) {
         proxy.resume();
         await t.close();
         await proxy.close();
+        await db.drop();
+      }
+    });
+  });
+}
+
+if (DIALECTS.includes('postgres')) {
+  describe('a PostgreSQL server that answers but takes no writes (postgres)', () => {
+    it('is not ready while it is read-only (a standby after a failover), and ready again after', async () => {
+      const db = await freshPostgresDatabase();
+      const name = new URL(db.url).pathname.slice(1);
+      const admin = new pg.Client({ connectionString: ADMIN_URL });
+      await admin.connect();
+      const t = await startTestGateway({ env: { DATABASE_URL: db.url } });
+      // The setting applies to new sessions: the gateway's are ended, and its pools reconnect.
+      const readOnly = async (on: boolean) => {
+        await admin.query(`alter database ${name} set default_transaction_read_only = ${on ? 'on' : 'off'}`);
+        await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
+      };
+      try {
+        assert.equal((await postAuthorise(t, await exampleBody())).statusCode, 201);
+        await readOnly(true);
+        await eventually(async () => (await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode === 503, 'unready on a read-only server', 15_000);
+        assertProblem(await t.app.inject({ method: 'GET', url: '/readyz' }), 503, 'database_unavailable');
+        assertProblem(await postAuthorise(t, await exampleBody()), 503, 'database_unavailable');
+        await readOnly(false);
+        await eventually(async () => (await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 'ready again', 15_000);
+        assert.equal((await postAuthorise(t, await exampleBody())).statusCode, 201);
+      } finally {
+        await t.close();
+        await admin.query(`alter database ${name} reset default_transaction_read_only`);
+        await admin.end();
         await db.drop();
       }
     });

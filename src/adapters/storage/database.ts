@@ -65,8 +65,8 @@ export interface Database {
   /**
    * Resolves when writes can be expected to commit; rejects with the storage's error when the
    * last write failed for want of it (SQLite: a full or read-only disk) and a write tried now
-   * fails too. Costs nothing while writes succeed. PostgreSQL: resolves (a server that takes
-   * no connections shows in reads already).
+   * fails too. Costs nothing while writes succeed. PostgreSQL: rejects when the server takes
+   * no writes (read-only); a server that takes no connections shows in reads already.
    */
   writable(): Promise<void>;
   /** The SQLite file, for components that open connections of their own (absent on PostgreSQL). */
@@ -375,7 +375,12 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined, d
     // Dead rows wait for VACUUM and WAL segments for recycling, neither the gateway's to hurry.
     shredErased: () => {},
     scrubFreeSpace: async () => null,
-    writable: async () => {},
+    // A server that answers but takes no writes (a standby after a failover, a database made
+    // read-only) fails every payment while reads go on: that is not ready.
+    writable: async () => {
+      const r = await sql<{ ro: string }>`select current_setting('transaction_read_only') as ro`.execute(db);
+      if (r.rows[0]?.ro === 'on') throw Object.assign(new Error('the PostgreSQL server takes no writes here (a standby, or the database is read-only)'), { code: '25006' });
+    },
     // Units with JavaScript inside stay one transaction each: grouping them was measured
     // (docs/benchmarks.md) and a unit waiting for a row lock stalled its whole batch, which
     // cost the hosted-page flow far more than it saved. Insert-only units take no row locks
