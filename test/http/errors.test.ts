@@ -262,21 +262,24 @@ describe('a failing database', () => {
 });
 
 describe('a database that cannot be written for a while', () => {
-  it('answers 503 on /readyz at every probe but logs the outage once, and its end', async () => {
-    const lines: Array<{ level: number; msg: string; failed_probes?: number }> = [];
+  it('answers 503 on /readyz at every probe and 0 to every scrape, but logs the outage once, and its end', async () => {
+    const lines: Array<{ level: number; msg: string; failed_checks?: number }> = [];
     const log = createLogger('info', { write: (text: string) => void lines.push(JSON.parse(text)) });
-    const t = await startTestGateway({ log });
+    const token = 'op_' + 'r'.repeat(40);
+    const t = await startTestGateway({ log, env: { OPERATOR_TOKEN: token } });
     const database = t.gateway.services.ctx.database;
     const writable = database.writable.bind(database);
     try {
       database.writable = () => Promise.reject(new Error('SQLITE_FULL: database or disk is full'));
       for (let i = 0; i < 3; i++) assertProblem(await t.app.inject({ method: 'GET', url: '/readyz' }), 503, 'database_unavailable');
-      assert.deepEqual(lines.filter((l) => /not ready/.test(l.msg)).map((l) => l.level), [40], 'one warning for three failed probes');
+      const scrape = await t.app.inject({ method: 'GET', url: '/operator/metrics', headers: { authorization: `Bearer ${token}` } });
+      assert.match(scrape.body, /^tzero_database_up 0$/m);
+      assert.deepEqual(lines.filter((l) => l.level >= 40).map((l) => l.msg), ['not ready: the database does not answer or cannot be written; logged again when it is back'], 'one warning for four failed checks');
       database.writable = writable;
       assert.equal((await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
       assert.equal((await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
       const back = lines.filter((l) => /ready again/.test(l.msg));
-      assert.deepEqual(back.map((l) => l.failed_probes), [3], 'one line when it is back, with the probes it failed');
+      assert.deepEqual(back.map((l) => l.failed_checks), [4], 'one line when it is back, with the checks it failed');
     } finally {
       database.writable = writable;
       await t.close();

@@ -23,7 +23,7 @@ const Ready = Type.Object({
  * within READY_WITHIN_MS otherwise. A database gone silent is told within seconds, not after
  * the query's own deadline (15 s, database.ts) or the prober's (or scraper's) timeout.
  */
-export async function databaseReadiness(services: Services): Promise<number> {
+async function checkDatabase(services: Services): Promise<number> {
   let timer: NodeJS.Timeout | undefined;
   try {
     const late = new Promise<never>((_, reject) => {
@@ -41,6 +41,40 @@ export async function databaseReadiness(services: Services): Promise<number> {
   }
 }
 
+interface Outage {
+  since: number;
+  failedChecks: number;
+}
+
+/** Per process (its services), shared by /readyz on every listener and the metrics scrape. */
+const outages = new WeakMap<Services, Outage>();
+
+/**
+ * checkDatabase, with an outage logged when it starts and when it ends (with how many checks
+ * it failed): probers and scrapers ask every few seconds, and a warning with a stack at each
+ * would bury everything else in the log.
+ */
+export async function databaseReadiness(services: Services): Promise<number> {
+  const { log } = services.ctx;
+  try {
+    const behind = await checkDatabase(services);
+    const outage = outages.get(services);
+    if (outage) {
+      outages.delete(services);
+      log.info({ unready_ms: Date.now() - outage.since, failed_checks: outage.failedChecks }, 'ready again: the database answers and can be written');
+    }
+    return behind;
+  } catch (error) {
+    const outage = outages.get(services);
+    if (outage) outage.failedChecks++;
+    else {
+      outages.set(services, { since: Date.now(), failedChecks: 1 });
+      log.warn({ err: error }, 'not ready: the database does not answer or cannot be written; logged again when it is back');
+    }
+    throw error;
+  }
+}
+
 export const healthRoutes =
   (services: Services): FastifyPluginAsync =>
   async (app) => {
@@ -50,24 +84,11 @@ export const healthRoutes =
       async () => ({ status: 'ok' as const }),
     );
 
-    // Probers ask every few seconds: an outage is logged when it starts and when it ends, with
-    // how many probes it failed, not as a warning with a stack at every probe.
-    let unreadySince: number | null = null;
-    let failedProbes = 0;
     app.get('/readyz', { schema: { tags: ['operations'], summary: 'The database answers', response: { 200: Ready, ...problemResponses(503) } } }, async (request, reply) => {
       try {
         const behind = await databaseReadiness(services);
-        if (unreadySince !== null) {
-          request.log.info({ unready_ms: Date.now() - unreadySince, failed_probes: failedProbes }, 'ready again: the database answers and can be written');
-          unreadySince = null;
-        }
         return { status: 'ready', database: services.ctx.database.dialect, deliveries_behind_seconds: behind };
-      } catch (error) {
-        failedProbes = unreadySince === null ? 1 : failedProbes + 1;
-        if (unreadySince === null) {
-          unreadySince = Date.now();
-          request.log.warn({ err: error }, 'not ready: the database does not answer or cannot be written; logged again when it is back');
-        }
+      } catch {
         return sendProblem(reply.header('retry-after', String(DATABASE_RETRY_AFTER_S)), problem(request, 503, 'database_unavailable', 'the database is not reachable, or cannot be written'));
       }
     });
