@@ -3,7 +3,7 @@ import { refuseCardNumbers } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
 import { formatAmount } from '../domain/money.js';
-import { CLAIM_LEASE_MS, CLAIM_STATUSES, capturedStatus, isCapturable, isRefundable, isVoidable, refundedStatus, type PaymentStatus } from '../domain/payment-state.js';
+import { CLAIM_LEASE_MS, CLAIM_STATUSES, LATE_CAPTURE_GRACE_MS, capturedStatus, isCapturable, isRefundable, isVoidable, refundedStatus, type PaymentStatus } from '../domain/payment-state.js';
 import type { PaymentsTable, RefundsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { CaptureRequest, SimpleResult } from '../ports/acquirer.js';
@@ -190,11 +190,20 @@ export class Lifecycle {
    * Claims delayed captures that are due and captures them. On PostgreSQL `SKIP LOCKED`
    * lets several processes share the work: a row another process is claiming is
    * skipped, and once claimed it is no longer `authorised`, so nobody claims it again.
+   * One whose authorisation lapsed more than LATE_CAPTURE_GRACE_MS ago (the scheduler was
+   * stopped that long) is not captured: the expiry sweeper expires and releases it.
    */
   async captureDue(limit: number): Promise<number> {
     const now = this.ctx.clock.now();
     const claimed = await this.ctx.database.transaction(async (trx) => {
-      let q = trx.selectFrom('payments').selectAll().where('status', '=', 'authorised').where('capture_at', '<=', now).orderBy('capture_at').limit(limit);
+      let q = trx
+        .selectFrom('payments')
+        .selectAll()
+        .where('status', '=', 'authorised')
+        .where('capture_at', '<=', now)
+        .where('expires_at', '>', now - LATE_CAPTURE_GRACE_MS)
+        .orderBy('capture_at')
+        .limit(limit);
       if (this.ctx.database.caps.rowLocks) q = q.forUpdate().skipLocked();
       const out: PaymentsTable[] = [];
       for (const row of await q.execute()) out.push(await this.claimCapture(trx, row, row.amount));
@@ -209,7 +218,8 @@ export class Lifecycle {
    * with the expiry: the issuer drops a lapsed hold by itself, the void only frees the
    * customer's funds sooner, but it is asked for durably like any other release rather
    * than once after the commit. One with a delayed capture still pending is left to the
-   * scheduler: its capture time lies within the validity, so it is captured, not expired.
+   * scheduler for LATE_CAPTURE_GRACE_MS (a capture due at the end of the validity is
+   * captured, not expired); after that it expires too, and says that its capture was not made.
    */
   async expireDue(limit: number): Promise<number> {
     const now = this.ctx.clock.now();
@@ -219,13 +229,14 @@ export class Lifecycle {
         .selectAll()
         .where('status', '=', 'authorised')
         .where('expires_at', '<=', now)
-        .where('capture_at', 'is', null)
+        .where((eb) => eb.or([eb('capture_at', 'is', null), eb('expires_at', '<=', now - LATE_CAPTURE_GRACE_MS)]))
         .orderBy('expires_at')
         .limit(limit);
       if (this.ctx.database.caps.rowLocks) q = q.forUpdate().skipLocked();
       const out: PaymentsTable[] = [];
       for (const row of await q.execute()) {
-        out.push(await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null }));
+        const missed = row.capture_at === null ? {} : { failure_message: `the delayed capture due at ${iso(row.capture_at)} was not made before the authorisation expired at ${iso(row.expires_at)}; nothing was taken` };
+        out.push(await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null, capture_at: null, ...missed }));
         await queueRelease(trx, this.ctx, row, 'lapsed_authorisation', row.network_reference, false);
       }
       return out;

@@ -57,6 +57,15 @@ export function canTransition(from: PaymentStatus, to: PaymentStatus): boolean {
  */
 export const CLAIM_LEASE_MS = 2 * 60_000;
 
+/**
+ * How late the scheduler may still make a delayed capture after the authorisation's
+ * validity has ended. A capture due exactly at the end of the validity (a delay as long as
+ * the validity) is always a few seconds late, as is one caught in a backlog or a restart;
+ * a scheduler that was stopped for longer would take money on a lapsed authorisation, so
+ * past this the payment expires instead (docs/decisions/0023-delayed-capture-within-validity.md).
+ */
+export const LATE_CAPTURE_GRACE_MS = 15 * 60_000;
+
 /** Claims held while the acquirer is being asked; the scheduler takes over those whose holder died. */
 export const CLAIM_STATUSES = ['capturing', 'voiding'] as const satisfies readonly PaymentStatus[];
 

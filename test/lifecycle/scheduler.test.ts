@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Gateway } from '../../src/server.js';
 import type { Acquirer, CaptureRequest, SimpleResult } from '../../src/ports/acquirer.js';
-import { CLAIM_LEASE_MS } from '../../src/domain/payment-state.js';
+import { CLAIM_LEASE_MS, LATE_CAPTURE_GRACE_MS } from '../../src/domain/payment-state.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
@@ -289,6 +289,39 @@ for (const dialect of DIALECTS) {
       assert.equal((await releasesOf(t, p.id))[0]!.status, 'succeeded');
       assert.equal(acquirer.count('void', p.id), 1);
       assert.equal(acquirer.count('void', q.id), 0);
+    });
+
+    it('a scheduler stopped for longer than the validity lets the authorisations expire instead of capturing them on restart', async () => {
+      const p = await authorisedPayment(t, { capture: 'auto', capture_delay: '1d' });
+      const atEnd = await authorisedPayment(t, { capture: 'auto', capture_delay: '7d' });
+      const g2 = await restart(t);
+      extra.push(g2);
+      const acquirer = countAcquirerCalls([g2]);
+      t.clock.advance(8 * DAY);
+      // The capture loop may well run before the expiry loop in the restarted process.
+      assert.equal(await runCaptureScheduler(g2.services), 0);
+      await sweepExpired(g2.services);
+      for (const q of [p, atEnd]) {
+        const after = await getPayment(t, q.id, g2);
+        assert.equal(after.status, 'expired');
+        assert.equal(after.amount_captured, 0);
+        assert.equal(after.capture_at, null);
+        assert.match(after.failure_message ?? '', /delayed capture due at .* was not made before the authorisation expired/);
+        assert.deepEqual(await eventTypes(t, q.id, g2), ['payment.created', 'payment.authorised', 'payment.expired']);
+      }
+      await runCaptureScheduler(g2.services);
+      assert.equal(acquirer.count('capture', p.id) + acquirer.count('capture', atEnd.id), 0);
+      assert.equal(acquirer.count('void', p.id), 1);
+      assert.equal(acquirer.count('void', atEnd.id), 1);
+    });
+
+    it('a delayed capture a little late past the end of the validity is still captured, not expired', async () => {
+      const p = await authorisedPayment(t, { capture: 'auto', capture_delay: '7d' });
+      t.clock.advance(7 * DAY + LATE_CAPTURE_GRACE_MS - 1);
+      await sweepExpired(t.gateway.services);
+      assert.equal((await getPayment(t, p.id)).status, 'authorised');
+      assert.equal(await runCaptureScheduler(t.gateway.services), 1);
+      assert.equal((await getPayment(t, p.id)).status, 'captured');
     });
 
     it('a delayed capture due at the end of the validity is captured, not expired', async () => {
