@@ -400,7 +400,11 @@ export async function recordAuthorisation(
   const details = detailsOf(row);
   switch (result.outcome) {
     case 'approved': {
-      const captureAt = row.capture_mode === 'auto' && row.capture_delay_ms !== null ? now + row.capture_delay_ms : null;
+      const expiresAt = now + ctx.config.authorisationValidityMs;
+      // The delay was checked against the validity when the payment was created; a validity
+      // lowered since (the page stays open for up to a day) must not push the capture past
+      // the authorisation's end, where it would be taken on a lapsed hold or never at all.
+      const captureAt = row.capture_mode === 'auto' && row.capture_delay_ms !== null ? Math.min(now + row.capture_delay_ms, expiresAt) : null;
       // Stored before the transition so the authorised event already carries the pm_… token.
       const stored = await storeCardOnApproval(trx, ctx, row, result.networkReference, pan);
       let next = await applyTransition(trx, ctx, row, 'authorised', {
@@ -409,7 +413,7 @@ export async function recordAuthorisation(
         network_reference: result.networkReference,
         authorised_at: now,
         capture_at: captureAt,
-        expires_at: now + ctx.config.authorisationValidityMs,
+        expires_at: expiresAt,
       });
       if (capture.kind === 'captured') {
         next = await applyTransition(trx, ctx, next, 'captured', { captured_amount: next.amount, capture_at: null, expires_at: null });

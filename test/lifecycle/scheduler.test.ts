@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { Gateway } from '../../src/server.js';
+import pino from 'pino';
+import { createGateway, type Gateway } from '../../src/server.js';
 import type { Acquirer, CaptureRequest, SimpleResult } from '../../src/ports/acquirer.js';
 import { CLAIM_LEASE_MS, LATE_CAPTURE_GRACE_MS } from '../../src/domain/payment-state.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
-import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, CAPTURE_FAILS, countAcquirerCalls, eventTypes, getPayment, post, restart, secondGateway } from './helpers.js';
 
 const MINUTE = 60_000;
@@ -322,6 +323,29 @@ for (const dialect of DIALECTS) {
       assert.equal((await getPayment(t, p.id)).status, 'authorised');
       assert.equal(await runCaptureScheduler(t.gateway.services), 1);
       assert.equal((await getPayment(t, p.id)).status, 'captured');
+    });
+
+    it('a validity lowered while the payment page was open brings its delayed capture forward to the end of the new validity', async () => {
+      const res = await post(t, '/payment/authorise', await exampleBody({ capture: 'auto', capture_delay: '7d' }));
+      assert.equal(res.statusCode, 201, res.body);
+      const token = (res.json() as { redirect_url: string }).redirect_url.split('/').pop()!;
+      await t.gateway.close();
+      t.gateway.close = async () => {};
+      const g2 = await createGateway({ ...t.config, authorisationValidityMs: 2 * DAY }, pino({ level: 'silent' }), { clock: t.clock });
+      extra.push(g2);
+      const acquirer = countAcquirerCalls([g2]);
+      await g2.services.checkout.complete(token);
+      const p = await getPayment(t, res.json().id, g2);
+      assert.equal(p.status, 'authorised');
+      assert.equal(p.expires_at, new Date(t.clock.now() + 2 * DAY).toISOString());
+      assert.equal(p.capture_at, p.expires_at);
+
+      t.clock.advance(2 * DAY);
+      await sweepExpired(g2.services);
+      assert.equal(await runCaptureScheduler(g2.services), 1);
+      const after = await getPayment(t, p.id, g2);
+      assert.equal(after.status, 'captured');
+      assert.equal(acquirer.count('capture', p.id), 1);
     });
 
     it('a delayed capture due at the end of the validity is captured, not expired', async () => {
