@@ -380,10 +380,12 @@ export class Lifecycle {
           // The authorisation stands as it was, but a delayed capture does not: the merchant
           // asked for the money to be released, not taken when the delay ends. The payment
           // stays authorised until it is captured, voided again or expires (and is released).
+          // An event says so: a void answered 202 and refused later (after a takeover) has
+          // no 422 to tell the merchant, who would otherwise wait for payment.voided.
           const calledOff = row.capture_at !== null;
-          const next = await applyTransition(trx, this.ctx, row, 'authorised', calledOff ? { capture_at: null } : {}, { silent: true });
-          await record?.forget(trx);
           const message = calledOff ? `${result.message} Its delayed capture is called off: capture it yourself, or it is released when it expires.` : result.message;
+          const next = await applyTransition(trx, this.ctx, row, 'authorised', { capture_at: null, failure_message: `void failed: ${message}` }, { eventType: 'payment.void_failed' });
+          await record?.forget(trx);
           return { kind: 'refused', payment: next, code: result.code, message };
         }
         case 'pending':

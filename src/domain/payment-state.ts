@@ -138,6 +138,7 @@ export const PAYMENT_EVENT_TYPES = [
   'payment.expired',
   'payment.cancelled',
   'payment.voided',
+  'payment.void_failed',
   'refund.succeeded',
   'refund.failed',
 ] as const;

@@ -97,6 +97,7 @@ for (const dialect of DIALECTS) {
       assert.match(res.json().detail, /delayed capture is called off/);
       const after = await getPayment(t, p.id);
       assert.equal(after.status, 'authorised');
+      assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.void_failed']);
       assert.equal((after as unknown as { capture_at: string | null }).capture_at, null);
       t.clock.advance(12 * HOUR);
       await runCaptureScheduler(t.gateway.services);
@@ -104,6 +105,34 @@ for (const dialect of DIALECTS) {
       assert.equal(acquirer.count('capture', p.id), 0);
       // The merchant can still take the money itself.
       assert.equal((await post(t, `/payment/${p.id}/capture`)).statusCode, 200);
+    });
+
+    it('a void refused after it was answered 202 tells the merchant with payment.void_failed, and its delayed capture stays called off', async () => {
+      const inner = t.gateway.services.ctx.acquirer;
+      let answer: SimpleResult = { outcome: 'pending', message: 'queued at the acquirer' };
+      t.gateway.services.ctx.acquirer = Object.assign(Object.create(inner) as Acquirer, {
+        void: async (_req: CaptureRequest): Promise<SimpleResult> => answer,
+      });
+      const acquirer = countAcquirerCalls([t.gateway]);
+      const p = await authorisedPayment(t, { capture: 'auto', capture_delay: '12h' });
+      const res = await post(t, `/payment/${p.id}/void`);
+      assert.equal(res.statusCode, 202, res.body);
+      assert.equal(res.json().status, 'voiding');
+
+      answer = { outcome: 'failed', code: 'void_refused', message: 'past the cut-off for voids.' };
+      t.clock.advance(CLAIM_LEASE_MS);
+      assert.equal(await runCaptureScheduler(t.gateway.services), 1);
+      const after = await getPayment(t, p.id);
+      assert.equal(after.status, 'authorised');
+      assert.equal(after.capture_at, null);
+      assert.match(after.failure_message ?? '', /void failed: past the cut-off for voids\. Its delayed capture is called off/);
+      assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.void_failed']);
+      const [event] = await t.gateway.services.ctx.database.db.selectFrom('events').select(['sequence']).where('payment_id', '=', p.id).where('type', '=', 'payment.void_failed').execute();
+      assert.equal(event!.sequence, after.sequence);
+
+      t.clock.advance(12 * HOUR);
+      await runCaptureScheduler(t.gateway.services);
+      assert.equal(acquirer.count('capture', p.id), 0);
     });
 
     it('a restart while a delayed capture is pending still captures it, once', async () => {

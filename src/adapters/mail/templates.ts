@@ -54,6 +54,7 @@ const HEADLINES: Record<string, string> = {
   'payment.expired': 'expired',
   'payment.cancelled': 'was cancelled',
   'payment.voided': 'was voided',
+  'payment.void_failed': 'could not be voided',
   'refund.succeeded': 'was refunded',
   'refund.failed': 'could not be refunded',
 };

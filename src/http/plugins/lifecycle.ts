@@ -49,7 +49,7 @@ export const lifecycleRoutes =
         schema: {
           tags: ['payments'],
           summary: 'Void (release) an uncaptured authorisation',
-          description: 'Releases the funds of an `authorised` payment and cancels a pending delayed capture; the payment becomes `voided`. A payment still waiting for its customer on its page (`requires_action`, e.g. a stepped-up merchant-initiated payment) is withdrawn instead: it becomes `cancelled` and its page pays nothing. 409 `payment_not_voidable` once it is captured (refund instead), while a capture is in progress, or while the acquirer is answering its authorisation.',
+          description: 'Releases the funds of an `authorised` payment and cancels a pending delayed capture; the payment becomes `voided`. A payment still waiting for its customer on its page (`requires_action`, e.g. a stepped-up merchant-initiated payment) is withdrawn instead: it becomes `cancelled` and its page pays nothing. 409 `payment_not_voidable` once it is captured (refund instead), while a capture is in progress, or while the acquirer is answering its authorisation. 422 `void_failed` when the acquirer refuses: the authorisation stands, a pending delayed capture is called off, and `payment.void_failed` is sent (also for a refusal that comes after a 202 `voiding`).',
           security: [{ secretKey: [] }],
           headers: IdempotencyHeaders,
           params: PaymentIdParams,
