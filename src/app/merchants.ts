@@ -39,7 +39,22 @@ export interface ChannelView {
   updated_at: string;
 }
 
-export const DEFAULT_NOTIFY_EVENTS = ['payment.captured', 'payment.authorised', 'payment.declined', 'payment.failed', 'payment.expired', 'payment.cancelled'];
+/**
+ * Whatever ends a payment, and whatever leaves money not taken or not returned as asked: a
+ * merchant told "authorised" and never "could not be captured" would ship unpaid goods.
+ */
+export const DEFAULT_NOTIFY_EVENTS = [
+  'payment.authorised',
+  'payment.captured',
+  'payment.partially_captured',
+  'payment.capture_failed',
+  'payment.void_failed',
+  'payment.declined',
+  'payment.failed',
+  'payment.expired',
+  'payment.cancelled',
+  'refund.failed',
+];
 
 /** The gateway's own sandbox page; kept relative so it follows PUBLIC_URL. */
 export const SANDBOX_RETURN_PATH = '/sandbox/return';

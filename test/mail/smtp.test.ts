@@ -192,6 +192,19 @@ for (const dialect of DIALECTS) {
       assert.match(note.text, /Authorised: +USD 10\.00/);
     });
 
+    it('tells the merchant by default when money was not taken as authorised: a refused capture, a partial capture', async () => {
+      const merchant = t.credentials.merchant_id;
+      // A channel as `channel create` makes it without --notify-event: the defaults.
+      await t.gateway.services.merchants.createChannel(merchant, { reference: 'defaults', name: 'Defaults Shop', mode: 'sandbox', currencies: ['USD'], returnUrls: ['/sandbox/return'], notifyEmails: ['defaults@sandbox.test'] });
+      const refused = await paidPayment(t, { channel: 'defaults', reference: 'order-refused', payment_method: { number: '4000000000000259' } });
+      const partial = await paidPayment(t, { channel: 'defaults', reference: 'order-part', amount: 1000, capture: 'manual' });
+      assert.equal((await t.request({ method: 'POST', url: `/payment/${partial}/capture`, payload: { amount: 400 } })).statusCode, 200);
+      t.gateway.services.outbox.notify();
+      const subjects = (id: string) => sink.to('defaults@sandbox.test').filter((m) => m.message.text.includes(id)).map((m) => m.message.subject);
+      await waitFor('the refused capture\'s mail', () => subjects(refused).some((s) => s.includes('could not be captured')));
+      await waitFor('the partial capture\'s mail', () => subjects(partial).some((s) => s.includes('partly captured')));
+    });
+
     it("tells the merchant why a refund failed, not the payment's own story", async () => {
       await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['refund.failed'], customerReceipts: false });
       const paymentId = await paidPayment(t, { reference: 'order-refund-fails', payment_method: { number: '4000000000005126' } });
