@@ -17,7 +17,7 @@ import { Problem } from './schemas/common.js';
 import { healthRoutes } from './plugins/health.js';
 import { paymentRoutes } from './plugins/payments.js';
 import { lifecycleRoutes } from './plugins/lifecycle.js';
-import { checkoutRoutes } from './plugins/checkout.js';
+import { answerStrayPageRequest, checkoutRoutes } from './plugins/checkout.js';
 import { paymentMethodRoutes } from './plugins/payment-methods.js';
 import { sandboxRoutes } from './plugins/sandbox.js';
 import { webhookEndpointRoutes } from './plugins/webhook-endpoints.js';
@@ -197,6 +197,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
   app.setNotFoundHandler((request, reply) => {
     const path = scrubText(request.url.split('?')[0]!);
     const allow = allowedMethods(request.url);
+    if (surface === 'payments' && request.url.startsWith('/pay/')) return answerStrayPageRequest(request, reply, allow);
     if (allow.length === 0) return sendProblem(reply, problem(request, 404, 'route_not_found', `no route ${request.method} ${path}; see /docs for the API reference`));
     void reply.header('allow', allow.join(', '));
     return sendProblem(reply, problem(request, 405, 'method_not_allowed', `${path} takes ${allow.join(', ')}, not ${request.method}`));

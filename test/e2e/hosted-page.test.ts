@@ -282,6 +282,37 @@ describe('hosted payment page in Chromium', () => {
         }
       });
 
+      it("answers every other address under a page's URL with a page of its own, never the API's JSON", async () => {
+        const { id, redirectUrl } = await createPayment(t, { number: '4242424242424242' });
+        const pageHeaders = (h: Record<string, string>, what: string) => {
+          assert.match(h['content-type']!, /^text\/html/, what);
+          assert.match(h['content-security-policy']!, /frame-ancestors 'none'/, what);
+          assert.equal(h['x-frame-options'], 'DENY', what);
+          assert.equal(h['referrer-policy'], 'no-referrer', what);
+          assert.equal(h['cache-control'], 'no-store', what);
+        };
+        const tab = await openTab(browser);
+        try {
+          // A form's address typed again (or copied from the 403 page's address bar) leads to the page itself.
+          await tab.page.goto(`${redirectUrl}/confirm`);
+          assert.equal((await returnPageOutcome(tab.page)).status, 'captured');
+
+          const stray = await tab.page.goto(`${redirectUrl}/receipt`);
+          assert.equal(stray?.status(), 404);
+          pageHeaders(stray!.headers(), 'GET /receipt');
+          assert.match((await tab.page.locator('h1').textContent())!, /not found/i);
+        } finally {
+          await tab.close();
+        }
+        for (const [method, url, status] of [['POST', redirectUrl, 405], ['PUT', `${redirectUrl}/cancel`, 405], ['DELETE', `${redirectUrl}/x`, 404]] as const) {
+          const res = await fetch(url, { method, redirect: 'manual' });
+          assert.equal(res.status, status, `${method} ${url}`);
+          pageHeaders(Object.fromEntries(res.headers), `${method} ${url}`);
+          if (status === 405) assert.match(await res.text(), new RegExp(`href="${new URL(redirectUrl).pathname}"`));
+        }
+        assert.equal((await payment(id)).status, 'captured');
+      });
+
       it('works without JavaScript: one click on Pay', async () => {
         const { id, redirectUrl } = await createPayment(t, { number: '4242424242424242' });
         const tab = await openTab(browser, { javaScriptEnabled: false });

@@ -41,6 +41,26 @@ function sameValue(a: string | undefined, b: string | undefined): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** A page's URL, or one of its forms' (or the page's with a trailing slash): `[token, rest]`. */
+const PAGE_PATH = /^\/pay\/([^/?]+)(\/(?:confirm|challenge|cancel)?)?(?:\?|$)/;
+
+/**
+ * Any other request under a page's URL (the app's not-found handler hands them here): the
+ * customer's browser gets a page with the page's headers, never the API's problem+json. A
+ * form's address opened by hand (typed again, copied from the address bar of the 403 page,
+ * which the form's POST left there) goes to the page, which shows where the payment stands.
+ */
+export function answerStrayPageRequest(request: FastifyRequest, reply: FastifyReply, allow: string[]): FastifyReply {
+  const [, token = '', rest] = PAGE_PATH.exec(request.url) ?? [];
+  const valid = TOKEN_SHAPE.test(token);
+  if (valid && rest !== undefined && (request.method === 'GET' || request.method === 'HEAD')) {
+    return reply.code(303).header('referrer-policy', 'no-referrer').header('location', `/pay/${token}`).send();
+  }
+  const nonce = newNonce();
+  if (!valid || allow.length === 0) return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
+  return securePageHeaders(reply.code(405).header('allow', allow.join(', ')), nonce).send(requestFailedPage(nonce, `/pay/${token}`, false));
+}
+
 /**
  * The unique URL of a payment: the customer's 3-D Secure style finalisation page.
  * POSTs are guarded by a double-submit CSRF cookie and answer with 303, so reloads and the
