@@ -423,6 +423,35 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it('tells the customer in words, never a status code, while the acquirer captures or voids', async () => {
+      acquirer.next = null;
+      const shown = async (path: string) => {
+        const res = await gateway.app.inject({ method: 'GET', url: path });
+        assert.equal(res.statusCode, 200);
+        return /role="status"><strong>([^<]*)<\/strong>([^<]*)</.exec(res.body)?.slice(1).join('') ?? res.body;
+      };
+      acquirer.captureNext = () => Promise.resolve<SimpleResult>({ outcome: 'pending', message: 'queued' });
+      const capturing = await create();
+      const page = await openPage(gateway.app, capturing.redirect_url);
+      await post(gateway.app, page, 'confirm');
+      assert.equal((await payment(capturing.id)).status, 'capturing');
+      assert.equal(await shown(page.path), 'Payment approved. Your payment has been approved.');
+      clock.advance(CLAIM_LEASE_MS);
+      await runCaptureScheduler(gateway.services);
+
+      const voiding = await create(undefined, { capture: 'manual' });
+      const manual = await openPage(gateway.app, voiding.redirect_url);
+      await post(gateway.app, manual, 'confirm');
+      const held = gate<SimpleResult>();
+      acquirer.releaseNext = () => held.opened;
+      const voided = gateway.app.inject({ method: 'POST', url: `/payment/${voiding.id}/void`, headers: { 'x-secret-key': key, 'content-type': 'application/json' }, payload: '{}' });
+      await eventually(async () => (await payment(voiding.id)).status === 'voiding', 'the void claim');
+      assert.doesNotMatch(await shown(manual.path), /voiding|Status:/);
+      assert.match(await shown(manual.path), /^Payment being cancelled\. The merchant is cancelling this payment\.$/);
+      held.open({ outcome: 'succeeded' });
+      assert.equal((await voided).statusCode, 200);
+    });
+
     it('checks no more codes than the attempts allow, however many arrive at once', async () => {
       acquirer.next = null;
       const p = await create('4000000000003220');

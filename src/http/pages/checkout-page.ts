@@ -1,11 +1,21 @@
 import type { CheckoutView } from '../../app/checkout.js';
 import { brandName } from '../../domain/card.js';
 import { formatAmount } from '../../domain/money.js';
+import type { PaymentStatus } from '../../domain/payment-state.js';
 import { SANDBOX_CHALLENGE_CODE } from '../../adapters/acquirers/sandbox/test-cards.js';
 import { html, page, Safe } from './html.js';
 
-const OUTCOMES: Record<string, { tone: 'ok' | 'bad' | 'info'; title: string; text: string }> = {
-  authorised: { tone: 'ok', title: 'Payment approved', text: 'Your payment has been approved.' },
+type Outcome = { tone: 'ok' | 'bad' | 'info'; title: string; text: string };
+
+const APPROVED: Outcome = { tone: 'ok', title: 'Payment approved', text: 'Your payment has been approved.' };
+
+/** Every status a finished page can show, so none reaches the customer as its bare code. */
+const OUTCOMES: Record<Exclude<PaymentStatus, 'requires_action'>, Outcome> = {
+  authorised: APPROVED,
+  // A capture whose answer is still out: the approval stands whatever the acquirer says.
+  capturing: APPROVED,
+  // A void the acquirer is answering may be refused, leaving the payment approved: nothing is promised.
+  voiding: { tone: 'info', title: 'Payment being cancelled', text: 'The merchant is cancelling this payment.' },
   captured: { tone: 'ok', title: 'Payment complete', text: 'Your payment is complete.' },
   partially_captured: { tone: 'ok', title: 'Payment complete', text: 'Your payment is complete.' },
   partially_refunded: { tone: 'ok', title: 'Payment complete', text: 'This payment was completed and has since been partly refunded.' },
@@ -96,7 +106,7 @@ ${hint}
  */
 export function outcomePage(view: CheckoutView, returnUrl: string, nonce: string, returning = false): string {
   const status = view.payment.status;
-  const o = OUTCOMES[status] ?? { tone: 'info' as const, title: 'Payment status', text: `Status: ${status}` };
+  const o = OUTCOMES[status as keyof typeof OUTCOMES];
   const reason = status === 'declined' && view.payment.decline_code ? DECLINE_TEXT[view.payment.decline_code] : undefined;
   const onward = returning
     ? html`<p class="hint">Taking you back to ${view.channelName}…</p>
