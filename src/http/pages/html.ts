@@ -56,15 +56,16 @@ export function page(title: string, nonce: string, body: Safe, extraHead: Safe =
 
 /**
  * Headers every gateway page carries: no framing, no caching, no referrer leaking the
- * page token, and a CSP that allows only this response's nonce for style and script.
+ * page token, and a CSP that allows only this response's nonce for style and script. Forms
+ * post to this origin only: the hosted page's forms end on the page, which then sends the
+ * customer on by script (decision 0020), so no merchant origin needs to receive a form.
  */
-export function securePageHeaders(reply: FastifyReply, nonce: string, formTargets: string[] = []): FastifyReply {
-  const formAction = ["'self'", ...formTargets].join(' ');
+export function securePageHeaders(reply: FastifyReply, nonce: string): FastifyReply {
   return reply
     .header('content-type', 'text/html; charset=utf-8')
     .header(
       'content-security-policy',
-      `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+      `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
     )
     .header('x-frame-options', 'DENY')
     .header('referrer-policy', 'no-referrer')

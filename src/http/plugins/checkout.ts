@@ -4,11 +4,9 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app/services.js';
 import type { CheckoutView } from '../../app/checkout.js';
-import { resolveReturnUrl } from '../../app/authorise.js';
 import { forbiddenPage, notFoundPage, openPage, outcomePage, requestFailedPage } from '../pages/checkout-page.js';
 import { DomainError } from '../../domain/errors.js';
 import { newNonce, securePageHeaders } from '../pages/html.js';
-import { LookupCache } from '../../app/lookup-cache.js';
 import { isDatabaseUnavailable } from '../../adapters/storage/unavailable.js';
 import { DATABASE_RETRY_AFTER_S } from '../problem.js';
 
@@ -92,14 +90,9 @@ export const checkoutRoutes =
       return securePageHeaders(reply.code(status), nonce).send(requestFailedPage(nonce, `/pay/${token}`, status >= 500));
     });
 
-    async function origins(view: CheckoutView): Promise<string[]> {
-      const channel = await LookupCache.of(ctx).channelById(view.payment.channel_id);
-      return (JSON.parse(channel.return_urls) as string[]).map((u) => new URL(resolveReturnUrl(ctx.config.publicUrl, u)).origin);
-    }
-
     async function render(reply: FastifyReply, token: string, view: CheckoutView, csrf: string, query: PageQuery) {
       const nonce = newNonce();
-      securePageHeaders(reply, nonce, await origins(view));
+      securePageHeaders(reply, nonce);
       if (view.payment.status !== 'requires_action') {
         return reply.send(outcomePage(view, await checkout.returnRedirect(view), nonce, query.return === '1'));
       }
