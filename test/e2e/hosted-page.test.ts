@@ -89,6 +89,10 @@ describe('hosted payment page in Chromium', () => {
           // Nothing of the card beyond its last 4 (and brand): not its expiry either.
           assert.doesNotMatch((await tab.page.locator('main').textContent())!, /Expires|\b\d{2}\/\d{4}\b/);
           assert.equal(await otp.getAttribute('aria-invalid'), null);
+          // What a screen reader reads: the amount under its name (not a name that stands in for it), the card's end in words, not four bullets.
+          const summary = await tab.page.locator('main').ariaSnapshot();
+          assert.match(summary, /- paragraph: "?Amount: USD 1\.00"?\n/, summary);
+          assert.match(summary, /- definition: Visa ending in 3220\n/, summary);
           if (dialect === DIALECTS[0]) await tab.page.screenshot({ path: SCREENSHOT, fullPage: true });
           await otp.fill('1234');
           await tab.page.getByRole('button', { name: /verify/i }).click();

@@ -40,8 +40,8 @@ function summary(view: CheckoutView): Safe {
   const p = view.payment;
   return html`<h1>Pay ${view.channelName}</h1>
 <p class="merchant">${p.reference ? `Order ${p.reference}` : 'Card payment'}</p>
-<p class="amount" aria-label="Amount">${formatAmount(p.amount, p.currency)}</p>
-<dl><dt>Card</dt><dd>${brandName(p.card_brand)} •••• ${p.card_last4}</dd></dl>`;
+<p class="amount"><span class="sr-only">Amount: </span>${formatAmount(p.amount, p.currency)}</p>
+<dl><dt>Card</dt><dd>${brandName(p.card_brand)} <span aria-hidden="true">••••</span><span class="sr-only">ending in</span> ${p.card_last4}</dd></dl>`;
 }
 
 /** Inside the page's one form, so it sits beside the main button and posts the same CSRF field. */

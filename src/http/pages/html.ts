@@ -43,6 +43,7 @@ input[type=text]:focus{outline:3px solid #93c5fd;border-color:var(--accent)}
 button,.button{appearance:none;border:0;border-radius:8px;padding:.7rem 1.2rem;font:inherit;font-weight:600;cursor:pointer;text-decoration:none;display:inline-block}
 .primary{background:var(--accent);color:#fff}.secondary{background:#e8ecf3;color:var(--fg)}
 .notice{padding:.75rem 1rem;border-radius:8px;margin:1rem 0}.notice.ok{background:#dcfce7;color:var(--ok)}.notice.bad{background:#fee2e2;color:var(--bad)}.notice.info{background:#e0e7ff}
+.sr-only{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}
 .hint{color:var(--muted);font-size:.9rem}footer{text-align:center;color:var(--muted);font-size:.8rem;margin-top:1rem}
 `;
 
