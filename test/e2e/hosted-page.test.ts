@@ -277,6 +277,50 @@ describe('hosted payment page in Chromium', () => {
         assert.deepEqual(await eventTypes(id), ['payment.created']);
       });
 
+      it('lets a customer whose browser keeps no cookie pay, and still refuses a form another site posts', async () => {
+        // Without JavaScript, which would confirm a frictionless payment before the test acts.
+        const paid = await createPayment(t, { number: '4242424242424242' });
+        const tab = await openTab(browser, { javaScriptEnabled: false });
+        try {
+          await tab.page.goto(paid.redirectUrl);
+          // Cookies blocked: the page's cookie is not kept, the form still carries its field.
+          await tab.context.clearCookies();
+          await tab.page.getByRole('button', { name: /^Pay USD 1\.00$/ }).click();
+          assert.equal((await returnPageOutcome(tab.page)).status, 'captured');
+        } finally {
+          await tab.close();
+        }
+
+        const planted = await createPayment(t, { number: '4242424242424242' });
+        const again = await openTab(browser, { javaScriptEnabled: false });
+        try {
+          const { hostname, pathname } = new URL(planted.redirectUrl);
+          await again.context.addCookies([{ name: 'tz_csrf', value: '', domain: hostname, path: pathname }]);
+          await again.page.goto(planted.redirectUrl);
+          await again.page.getByRole('button', { name: /^Pay USD 1\.00$/ }).click();
+          assert.equal((await returnPageOutcome(again.page)).status, 'captured', 'an empty cookie is replaced, not matched');
+        } finally {
+          await again.close();
+        }
+
+        const target = await createPayment(t, { number: '4242424242424242' });
+        const elsewhere = createServer((_req, res) => {
+          res.setHeader('content-type', 'text/html');
+          res.end(`<form method="post" action="${target.redirectUrl}/cancel"><input name="csrf" value="x"></form><script>document.forms[0].submit()</script>`);
+        });
+        await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+        const attacked = await openTab(browser);
+        try {
+          const answered = attacked.page.waitForResponse((r) => r.url().endsWith('/cancel'));
+          await attacked.page.goto(`http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/`);
+          assert.equal((await answered).status(), 403);
+        } finally {
+          await attacked.close();
+          elsewhere.close();
+        }
+        assert.equal((await payment(target.id)).status, 'requires_action');
+      });
+
       it('shows a not-found page for an unknown token', async () => {
         const tab = await openTab(browser);
         try {

@@ -31,6 +31,21 @@ function readCookie(request: FastifyRequest, name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether a POST comes from the page's own form: its CSRF field matches the cookie the page
+ * set. A browser that kept no cookie (cookies blocked) would otherwise never let its customer
+ * pay: there the browser's own word that the form was sent from this origin stands in
+ * (Sec-Fetch-Site, or Origin from browsers that do not send it), which a cross-site form
+ * cannot forge. A request that says neither is refused.
+ */
+function fromThisPage(request: FastifyRequest<{ Body: { csrf?: string } }>, ownOrigin: string): boolean {
+  const cookie = readCookie(request, CSRF_COOKIE);
+  if (cookie) return sameValue(cookie, request.body?.csrf);
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin';
+  return request.headers.origin === ownOrigin;
+}
+
 function sameValue(a: string | undefined, b: string | undefined): boolean {
   if (!a || !b) return false;
   // Compared as bytes: two texts of one length in characters can differ in UTF-8 length.
@@ -73,6 +88,7 @@ export const checkoutRoutes =
     await app.register(formbody, { bodyLimit: 4096 });
     const { checkout, ctx } = services;
     const secureCookie = ctx.config.publicUrl.startsWith('https:');
+    const ownOrigin = new URL(ctx.config.publicUrl).origin;
 
     // The customer's browser gets a page, never the API's problem+json: a form that cannot
     // be read (wrong content type, too large, not a form) or a failure on our side.
@@ -108,7 +124,8 @@ export const checkoutRoutes =
           const nonce = newNonce();
           return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
         }
-        const csrf = readCookie(request, CSRF_COOKIE) ?? randomBytes(18).toString('base64url');
+        // An empty cookie (planted, or cut by a proxy) would make an empty field that never matches.
+        const csrf = readCookie(request, CSRF_COOKIE) || randomBytes(18).toString('base64url');
         reply.header('set-cookie', `${CSRF_COOKIE}=${csrf}; Path=/pay/${request.params.token}; HttpOnly; SameSite=Lax${secureCookie ? '; Secure' : ''}`);
         return render(reply, request.params.token, view, csrf, request.query);
       },
@@ -123,7 +140,7 @@ export const checkoutRoutes =
           const nonce = newNonce();
           return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
         }
-        if (!sameValue(readCookie(request, CSRF_COOKIE), request.body?.csrf)) {
+        if (!fromThisPage(request, ownOrigin)) {
           const nonce = newNonce();
           return securePageHeaders(reply.code(403), nonce).send(forbiddenPage(nonce, `/pay/${token}`));
         }
