@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -130,8 +130,19 @@ export async function keepSandboxReturnSecret(services: Services, channel: strin
   const file = sandboxCredentialsFile(services.ctx.config);
   const credentials = await keptCredentials(services, file);
   if (credentials?.channel !== channel) return false;
-  writeFileSync(file, JSON.stringify({ ...credentials, return_secret: returnSecret }, null, 2) + '\n', { mode: 0o600 });
+  writeCredentials(file, { ...credentials, return_secret: returnSecret });
   return true;
+}
+
+/**
+ * Whole or not at all: another gateway starting on the same DATA_DIR reads this file as
+ * soon as it sees the database's merchant, possibly while it is being written.
+ */
+function writeCredentials(file: string, credentials: SandboxCredentials): void {
+  const partial = `${file}.${process.pid}.tmp`;
+  writeFileSync(partial, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(partial, 0o600);
+  renameSync(partial, file);
 }
 
 /**
@@ -163,7 +174,6 @@ export async function ensureSandboxCredentials(services: Services): Promise<{ cr
   }
   const key = await services.merchants.createSecretKey(merchant.id, 'sandbox');
   const credentials: SandboxCredentials = { merchant_id: merchant.id, channel: 'sandbox', secret_key: key.secret_key, return_secret };
-  writeFileSync(file, JSON.stringify(credentials, null, 2) + '\n', { mode: 0o600 });
-  chmodSync(file, 0o600);
+  writeCredentials(file, credentials);
   return { created: true, credentials, file };
 }

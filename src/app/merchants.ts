@@ -11,6 +11,11 @@ import type { AppContext } from './context.js';
 import { LookupCache } from './lookup-cache.js';
 import { type Actor, GATEWAY_ACTOR, writeAudit } from './audit.js';
 import type { Kysely } from 'kysely';
+import { isUniqueViolation } from './idempotency.js';
+
+function referenceTaken(reference: string): DomainError {
+  return new DomainError(409, 'channel_reference_taken', `channel reference "${reference}" is already assigned`, '/reference');
+}
 
 export interface ChannelInput {
   reference: string;
@@ -177,7 +182,7 @@ export class Merchants {
     await this.requireMerchant(merchantId);
     checkChannelInput(input, input.mode);
     const taken = await this.ctx.database.db.selectFrom('channels').select('id').where('reference', '=', input.reference).executeTakeFirst();
-    if (taken) throw new DomainError(409, 'channel_reference_taken', `channel reference "${input.reference}" is already assigned`, '/reference');
+    if (taken) throw referenceTaken(input.reference);
     const now = this.ctx.clock.now();
     const id = this.ctx.newId('channel');
     const secret = newReturnSecret();
@@ -196,10 +201,16 @@ export class Merchants {
       created_at: now,
       updated_at: now,
     };
-    await this.ctx.database.write(async (trx) => {
-      await trx.insertInto('channels').values(row).execute();
-      await this.audit(trx, 'channel.create', merchantId, id, { reference: row.reference, mode: row.mode });
-    });
+    try {
+      await this.ctx.database.write(async (trx) => {
+        await trx.insertInto('channels').values(row).execute();
+        await this.audit(trx, 'channel.create', merchantId, id, { reference: row.reference, mode: row.mode });
+      });
+    } catch (error) {
+      // Created by another process since the check above (two gateways' first boot on one empty database).
+      if (isUniqueViolation(error)) throw referenceTaken(input.reference);
+      throw error;
+    }
     this.lookups.drop();
     return { channel: channelView(row), return_secret: secret };
   }

@@ -1,0 +1,40 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { loadConfig } from '../../src/config.js';
+import { createGateway, ensureSandboxCredentials, type Gateway } from '../../src/server.js';
+import { DIALECTS } from '../support/gateway.js';
+import { freshPostgresDatabase } from '../support/postgres.js';
+
+// Several gateways on one database, as an operator scaling out runs them.
+if (DIALECTS.includes('postgres')) {
+  describe('several gateways starting at once on one empty database (postgres)', () => {
+    it('all start on the one sandbox the first of them creates', async () => {
+      const pgdb = await freshPostgresDatabase();
+      const dataDir = mkdtempSync(join(tmpdir(), 'tzero-several-'));
+      const gateways: Gateway[] = [];
+      try {
+        const config = loadConfig({ DATA_DIR: dataDir, DATABASE_URL: pgdb.url, WORKERS: 'false', LOG_LEVEL: 'silent' });
+        for (let i = 0; i < 3; i++) gateways.push(await createGateway(config, pino({ level: 'silent' })));
+        // Their first boots reach the sandbox's creation together, each seeing no merchant yet.
+        const booted = await Promise.allSettled(gateways.map((g) => ensureSandboxCredentials(g.services)));
+        assert.deepEqual(booted.filter((b) => b.status === 'rejected'), [], 'no gateway fails to start');
+        const created = booted.flatMap((b) => (b.status === 'fulfilled' && b.value.created ? [b.value.credentials!] : []));
+        assert.equal(created.length, 1, 'one of them creates the sandbox');
+
+        const db = gateways[0]!.services.ctx.database.db;
+        assert.deepEqual((await db.selectFrom('merchants').select('id').execute()).map((m) => m.id), [created[0]!.merchant_id], 'the others leave no merchant of theirs behind');
+        assert.equal((await db.selectFrom('channels').select('id').execute()).length, 1);
+        const file = booted.find((b) => b.status === 'fulfilled')!.value.file;
+        assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), created[0]);
+      } finally {
+        await Promise.all(gateways.map((g) => g.close()));
+        await pgdb.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+}
