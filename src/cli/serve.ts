@@ -1,10 +1,12 @@
 import { loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { createGateway, ensureSandboxCredentials } from '../server.js';
+import { holdDataDir } from '../adapters/storage/data-dir-lock.js';
 
 export async function serve(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
+  const hold = config.databaseUrl ? null : holdDataDir(config.dataDir);
   const gateway = await createGateway(config, log);
   if (config.mode === 'sandbox') {
     const { created, credentials, file } = await ensureSandboxCredentials(gateway.services);
@@ -36,6 +38,7 @@ export async function serve(): Promise<void> {
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'shutting down');
     await gateway.close();
+    hold?.release();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));

@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { createGateway, ensureSandboxCredentials, type Gateway } from '../../src/server.js';
-import { DIALECTS } from '../support/gateway.js';
+import { DIALECTS, freePort } from '../support/gateway.js';
+import { runCli, startServer } from '../support/process.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 
 // Several gateways on one database, as an operator scaling out runs them.
@@ -33,6 +34,40 @@ if (DIALECTS.includes('postgres')) {
       } finally {
         await Promise.all(gateways.map((g) => g.close()));
         await pgdb.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+if (DIALECTS.includes('sqlite')) {
+  describe('a second gateway on the same SQLite data directory (sqlite)', () => {
+    it('is refused with a message naming the directory, while the first serves on and operator commands work beside it', async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'tzero-several-'));
+      const first = await startServer({ PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+      try {
+        const second = await startServer({ PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'warn' }).then(
+          async (s) => {
+            await s.stop();
+            return null;
+          },
+          (error: Error) => error.message,
+        );
+        assert.ok(second !== null, 'the second gateway did not start');
+        assert.match(second, new RegExp(`another gateway is already running on DATA_DIR ${dataDir}`));
+
+        const credentials = JSON.parse(readFileSync(join(dataDir, 'sandbox-credentials.json'), 'utf8')) as { merchant_id: string; secret_key: string };
+        const created = await runCli(['key', 'create', '--merchant', credentials.merchant_id, '--json'], { DATA_DIR: dataDir });
+        assert.equal(created.code, 0, created.stderr);
+        const key = JSON.parse(created.stdout) as { secret_key: string };
+        const res = await fetch(`${first.baseUrl}/payments`, { headers: { 'x-secret-key': key.secret_key } });
+        assert.equal(res.status, 200);
+        assert.equal(await first.stop(), 0);
+
+        const again = await startServer({ PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+        assert.equal(await again.stop(), 0, 'the directory is free again once the first gateway stopped');
+      } finally {
+        await first.stop().catch(() => {});
         rmSync(dataDir, { recursive: true, force: true });
       }
     });
