@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, PostgresAdapter, sql } from 'kysely';
 import { ConfigError, type Config } from '../config.js';
 import type { Schema } from '../adapters/storage/schema.js';
 import { sealedStringParts, type Vault } from '../adapters/vault/envelope.js';
@@ -24,6 +24,17 @@ interface WrappedKey {
  * check value yet: their key is tried once on one data key wrapped under them.
  */
 export async function checkKeks(db: Kysely<Schema>, keks: Config['keks'], vault: Vault, now: number, register = true): Promise<void> {
+  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return checkAndRegister(db, keks, vault, now, register);
+  // Gateways starting at the same moment with different new keys each passed the check
+  // before the other had registered, then sealed what the other cannot open. Taken in
+  // turn, the second sees the first's key and is refused. Reads of the table go on.
+  await db.transaction().execute(async (trx) => {
+    await sql`lock table vault_keys in share row exclusive mode`.execute(trx);
+    await checkAndRegister(trx, keks, vault, now, register);
+  });
+}
+
+async function checkAndRegister(db: Kysely<Schema>, keks: Config['keks'], vault: Vault, now: number, register: boolean): Promise<void> {
   const problems: string[] = [];
   for (const row of await db.selectFrom('vault_keys').selectAll().orderBy('kek_id').execute()) {
     const id = row.kek_id;

@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { loadConfig } from '../../src/config.js';
+import { randomBytes } from 'node:crypto';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { openDatabase } from '../../src/adapters/storage/database.js';
+import { Vault } from '../../src/adapters/vault/envelope.js';
+import { checkKeks } from '../../src/app/kek-check.js';
 import { createGateway, ensureSandboxCredentials, type Gateway } from '../../src/server.js';
 import { DIALECTS, freePort } from '../support/gateway.js';
 import { runCli, startServer } from '../support/process.js';
@@ -33,6 +37,29 @@ if (DIALECTS.includes('postgres')) {
         assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), created[0]);
       } finally {
         await Promise.all(gateways.map((g) => g.close()));
+        await pgdb.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    });
+
+    it('with different new vault keys: one passes the boot check, the other is refused naming the key it lacks', async () => {
+      const pgdb = await freshPostgresDatabase();
+      const dataDir = mkdtempSync(join(tmpdir(), 'tzero-several-'));
+      const hmac = randomBytes(32).toString('base64');
+      const configs = ['k2', 'k3'].map((kek) => loadConfig({ DATA_DIR: dataDir, DATABASE_URL: pgdb.url, VAULT_KEK: `${kek}:${randomBytes(32).toString('base64')}`, HMAC_KEY: hmac }));
+      // Each with its own pool, as two processes: both reach the check together, after their migrations.
+      const databases = await Promise.all(configs.map((c) => openDatabase({ databaseUrl: c.databaseUrl, dataDir })));
+      try {
+        const checked = await Promise.allSettled(configs.map((c, i) => checkKeks(databases[i]!.db, c.keks, new Vault(c.keks, c.hmacKey), Date.now())));
+        const passed = configs.filter((_, i) => checked[i]!.status === 'fulfilled').map((c) => c.keks.active.id);
+        assert.equal(passed.length, 1, 'only one of them may start: each would seal what the other cannot open');
+        const refused = checked.find((s) => s.status === 'rejected')!.reason as Error;
+        assert.ok(refused instanceof ConfigError, String(refused));
+        assert.match(refused.message, new RegExp(`key-encrypting key id "${passed[0]}" is not configured`));
+        const ids = await databases[0]!.db.selectFrom('vault_keys').select('kek_id').execute();
+        assert.deepEqual(ids.map((r) => r.kek_id), passed, 'the refused one registered nothing');
+      } finally {
+        await Promise.all(databases.map((d) => d.close()));
         await pgdb.drop();
         rmSync(dataDir, { recursive: true, force: true });
       }
