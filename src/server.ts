@@ -54,7 +54,7 @@ export async function createContext(config: Readonly<Config>, log: Logger, opts:
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, groupCommitWindowMs: config.groupCommitWindowMs, writerThread: true, cardKek: config.keks.active, log, queryDeadlineMs: QUERY_DEADLINE_MS });
   const vault = new Vault(config.keks, config.hmacKey);
   try {
-    await checkKeks(database.db, config.keks, vault, clock.now(), opts.registerKek ?? true);
+    await checkKeks(database.db, config.keks, vault, config.hmacKey, clock.now(), opts.registerKek ?? true);
   } catch (error) {
     // Its writer thread or pool would keep a process that cannot start alive.
     await database.close();

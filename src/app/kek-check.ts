@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import { type Kysely, PostgresAdapter, sql } from 'kysely';
 import { ConfigError, type Config } from '../config.js';
 import type { Schema } from '../adapters/storage/schema.js';
@@ -23,15 +24,36 @@ interface WrappedKey {
  * tables that grow with every payment. Ids found in the data by the migration have no
  * check value yet: their key is tried once on one data key wrapped under them.
  */
-export async function checkKeks(db: Kysely<Schema>, keks: Config['keks'], vault: Vault, now: number, register = true): Promise<void> {
-  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return checkAndRegister(db, keks, vault, now, register);
+export async function checkKeks(db: Kysely<Schema>, keks: Config['keks'], vault: Vault, hmacKey: Buffer, now: number, register = true): Promise<void> {
+  const check = async (ex: Kysely<Schema>) => {
+    await checkAndRegister(ex, keks, vault, now, register);
+    await checkHmacKey(ex, hmacKey, now, register);
+  };
+  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return check(db);
   // Gateways starting at the same moment with different new keys each passed the check
   // before the other had registered, then sealed what the other cannot open. Taken in
   // turn, the second sees the first's key and is refused. Reads of the table go on.
   await db.transaction().execute(async (trx) => {
     await sql`lock table vault_keys in share row exclusive mode`.execute(trx);
-    await checkAndRegister(trx, keks, vault, now, register);
+    await check(trx);
   });
+}
+
+/**
+ * HMAC_KEY seals nothing, so no data key can be tried with it: the database keeps a value
+ * derived from it instead (one-way: it tells nothing of the key). A gateway with another key
+ * would send customers to page links the others refuse, and take an Idempotency-Key retry
+ * reaching another process as a new payment: it is refused. The first gateway to boot
+ * registers its key; a read-only operator command only compares.
+ */
+async function checkHmacKey(db: Kysely<Schema>, hmacKey: Buffer, now: number, register: boolean): Promise<void> {
+  const mine = Buffer.from(hkdfSync('sha256', hmacKey, Buffer.alloc(0), 'tzero hmac key check v1', 32)).toString('hex');
+  if (register) await db.insertInto('hmac_key_check').values({ id: 1, check_value: mine, created_at: now }).onConflict((oc) => oc.column('id').doNothing()).execute();
+  const registered = await db.selectFrom('hmac_key_check').select('check_value').where('id', '=', 1).executeTakeFirst();
+  if (registered === undefined || registered.check_value === mine) return;
+  throw new ConfigError(
+    `HMAC_KEY is not the key this database is used with: payment page links, card fingerprints and Idempotency-Key comparisons made with it would not match the other gateways'. ${SAME_KEYS}`,
+  );
 }
 
 async function checkAndRegister(db: Kysely<Schema>, keks: Config['keks'], vault: Vault, now: number, register: boolean): Promise<void> {

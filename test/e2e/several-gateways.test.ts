@@ -50,7 +50,7 @@ if (DIALECTS.includes('postgres')) {
       // Each with its own pool, as two processes: both reach the check together, after their migrations.
       const databases = await Promise.all(configs.map((c) => openDatabase({ databaseUrl: c.databaseUrl, dataDir })));
       try {
-        const checked = await Promise.allSettled(configs.map((c, i) => checkKeks(databases[i]!.db, c.keks, new Vault(c.keks, c.hmacKey), Date.now())));
+        const checked = await Promise.allSettled(configs.map((c, i) => checkKeks(databases[i]!.db, c.keks, new Vault(c.keks, c.hmacKey), c.hmacKey, Date.now())));
         const passed = configs.filter((_, i) => checked[i]!.status === 'fulfilled').map((c) => c.keks.active.id);
         assert.equal(passed.length, 1, 'only one of them may start: each would seal what the other cannot open');
         const refused = checked.find((s) => s.status === 'rejected')!.reason as Error;

@@ -138,6 +138,40 @@ for (const dialect of DIALECTS) {
       await boot({ active: { id: 'k2', key: k2 }, all: new Map([['k2', k2], ['k1', k1]]) });
     });
 
+    it('refuses a gateway, or an operator command, with another HMAC_KEY than the database is used with', async () => {
+      const other = randomBytes(32);
+      // The boots above registered k2: both keys are needed from now on.
+      const bothKeys = { active: { id: 'k2', key: k2 }, all: new Map([['k2', k2], ['k1', k1]]) };
+      for (const registerKek of [true, false]) {
+        await assert.rejects(
+          createGateway({ ...t.config, keks: bothKeys, hmacKey: other }, pino({ level: 'silent' }), { clock: t.clock, registerKek }).then((g) => g.close()),
+          (error: Error) => {
+            assert.ok(error instanceof ConfigError, String(error));
+            assert.match(error.message, /^HMAC_KEY is not the key this database is used with/);
+            assert.ok(!error.message.includes(other.toString('base64')) && !error.message.includes(t.config.hmacKey.toString('base64')), 'no key in the message');
+            return true;
+          },
+        );
+      }
+      await boot(bothKeys);
+    });
+
+    it('registers the HMAC_KEY of the first gateway to boot on a database from before the check', async () => {
+      const bothKeys = { active: { id: 'k2', key: k2 }, all: new Map([['k2', k2], ['k1', k1]]) };
+      const g = await createGateway({ ...t.config, keks: bothKeys }, pino({ level: 'silent' }), { clock: t.clock });
+      try {
+        const row = await g.services.ctx.database.db.selectFrom('hmac_key_check').selectAll().execute();
+        assert.equal(row.length, 1);
+        assert.match(row[0]!.check_value, /^[0-9a-f]{64}$/);
+        assert.ok(!row[0]!.check_value.includes(t.config.hmacKey.toString('hex')), 'a value derived from the key, not the key');
+        await g.services.ctx.database.db.deleteFrom('hmac_key_check').execute();
+      } finally {
+        await g.close();
+      }
+      await boot(bothKeys);
+      await assert.rejects(createGateway({ ...t.config, keks: bothKeys, hmacKey: randomBytes(32) }, pino({ level: 'silent' }), { clock: t.clock }).then((x) => x.close()), /HMAC_KEY/);
+    });
+
     it('finds the key ids already in use in every table when the registry is first made', async () => {
       const g = await createGateway({ ...t.config, keks: { active: { id: 'k1', key: k1 }, all: new Map([['k1', k1], ['k2', k2]]) } }, pino({ level: 'silent' }), { clock: t.clock });
       try {

@@ -269,6 +269,15 @@ export interface Schema {
   audit_log: AuditLogTable;
   config_versions: ConfigVersionsTable;
   vault_keys: VaultKeysTable;
+  hmac_key_check: HmacKeyCheckTable;
+}
+
+/** The one HMAC_KEY the database is used with, as a value derived from it (migration 016). */
+export interface HmacKeyCheckTable {
+  /** Always 1: one row. */
+  id: number;
+  check_value: string;
+  created_at: number;
 }
 
 /** A key id data may be sealed under, with a value sealed by its key to check the configured bytes against. */

@@ -14,6 +14,7 @@ import * as m012 from './012-endpoint-config-version.js';
 import * as m013 from './013-releases.js';
 import * as m014 from './014-vault-keys.js';
 import * as m015 from './015-erase-finished-cards.js';
+import * as m016 from './016-hmac-key-check.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -32,6 +33,7 @@ const all: Record<string, Migration> = {
   '013-releases': m013,
   '014-vault-keys': m014,
   '015-erase-finished-cards': m015,
+  '016-hmac-key-check': m016,
 };
 
 export const migrationProvider: MigrationProvider = {
