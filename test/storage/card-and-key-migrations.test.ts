@@ -24,13 +24,14 @@ for (const dialect of DIALECTS) {
       const card = await db.selectFrom('card_secrets').selectAll().where('payment_id', '=', open).executeTakeFirstOrThrow();
       await db.insertInto('card_secrets').values({ ...card, payment_id: finished, kek_id: 'before-014' }).execute();
       await db.schema.dropTable('vault_keys').execute();
-      await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), 'in', ['014-vault-keys', '015-erase-finished-cards']).execute();
+      await db.schema.dropTable('hmac_key_check').execute();
+      await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), 'in', ['014-vault-keys', '015-erase-finished-cards', '016-hmac-key-check']).execute();
     });
     after(() => t.close());
 
     it('registers the key ids in use and erases the cards of finished payments only', async () => {
       const db = t.gateway.services.ctx.database.db;
-      assert.deepEqual(await migrate(db), ['014-vault-keys', '015-erase-finished-cards']);
+      assert.deepEqual(await migrate(db), ['014-vault-keys', '015-erase-finished-cards', '016-hmac-key-check']);
       const cards = await db.selectFrom('card_secrets').select('payment_id').execute();
       assert.deepEqual(cards.map((c) => c.payment_id), [open], 'the open page keeps its card, the finished payment none');
       const keys = await db.selectFrom('vault_keys').select(['kek_id', 'check_ct']).orderBy('kek_id').execute();
