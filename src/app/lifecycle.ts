@@ -63,6 +63,11 @@ function withoutClaim(row: PaymentsTable): PaymentDetails {
   return details;
 }
 
+/** "an expired", "a declined": the messages below are read by people. */
+function aStatus(status: PaymentStatus): string {
+  return `${/^[aeiou]/.test(status) ? 'an' : 'a'} ${status}`;
+}
+
 function notCapturable(status: PaymentStatus): DomainError {
   const why: Partial<Record<PaymentStatus, string>> = {
     requires_action: 'the customer has not finished this payment yet',
@@ -73,7 +78,7 @@ function notCapturable(status: PaymentStatus): DomainError {
     partially_refunded: 'this payment has already been captured',
     refunded: 'this payment has already been captured',
   };
-  return new DomainError(409, 'payment_not_capturable', why[status] ?? `a ${status} payment cannot be captured`, undefined, { payment_status: status });
+  return new DomainError(409, 'payment_not_capturable', why[status] ?? `${aStatus(status)} payment cannot be captured`, undefined, { payment_status: status });
 }
 
 function notVoidable(status: PaymentStatus): DomainError {
@@ -86,7 +91,7 @@ function notVoidable(status: PaymentStatus): DomainError {
     partially_refunded: 'this payment has been captured; refund it instead',
     refunded: 'this payment has been captured and refunded',
   };
-  return new DomainError(409, 'payment_not_voidable', why[status] ?? `a ${status} payment cannot be voided`, undefined, { payment_status: status });
+  return new DomainError(409, 'payment_not_voidable', why[status] ?? `${aStatus(status)} payment cannot be voided`, undefined, { payment_status: status });
 }
 
 function notRefundable(status: PaymentStatus): DomainError {
@@ -95,7 +100,7 @@ function notRefundable(status: PaymentStatus): DomainError {
     capturing: 'a capture of this payment is still in progress',
     refunded: 'this payment has already been refunded in full',
   };
-  return new DomainError(409, 'payment_not_refundable', why[status] ?? `a ${status} payment has taken no money to refund`, undefined, { payment_status: status });
+  return new DomainError(409, 'payment_not_refundable', why[status] ?? `${aStatus(status)} payment has taken no money to refund`, undefined, { payment_status: status });
 }
 
 /**

@@ -294,6 +294,8 @@ for (const dialect of DIALECTS) {
       const capture = await post(t, `/payment/${p.id}/capture`);
       assert.equal(capture.statusCode, 409);
       assert.equal(capture.json().code, 'payment_not_capturable');
+      assert.equal(capture.json().detail, 'an expired payment cannot be captured');
+      assert.equal((await post(t, `/payment/${p.id}/refund`, { amount: 1 })).json().detail, 'an expired payment has taken no money to refund');
     });
 
     it('asks again for the void of an expired authorisation when the acquirer was unreachable, and stops at a refusal', async () => {
