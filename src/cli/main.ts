@@ -10,6 +10,7 @@ import { retireKekIds } from '../app/kek-check.js';
 import { writeFileSync } from 'node:fs';
 import { auditTrail, cliActor, writeAudit } from '../app/audit.js';
 import { keepSandboxReturnSecret, sandboxCredentialsFile } from '../server.js';
+import { holdDataDir } from '../adapters/storage/data-dir-lock.js';
 
 const USAGE = `tZero Pay gateway
 
@@ -134,6 +135,8 @@ async function run(argv: string[]): Promise<void> {
   if (group === 'serve') return serve();
   const config = loadConfig();
   if (group === 'database' && action === 'scrub') {
+    // It rewrites the file: a gateway writing meanwhile would have its writes wait or fail.
+    const hold = config.databaseUrl ? null : holdDataDir(config.dataDir, 'database scrub rewrites its file: stop the gateway first, then run it again');
     const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
     try {
       const before = await database.sizeBytes();
@@ -144,6 +147,7 @@ async function run(argv: string[]): Promise<void> {
       return print(json, { dialect: database.dialect, scrubbed: true, bytes_before: before, bytes_after: after }, `rewrote ${databaseLocation(config)} without its free space (${before} → ${after} bytes)`);
     } finally {
       await database.close();
+      hold?.release();
     }
   }
   if (group === 'migrate') {

@@ -89,6 +89,10 @@ if (DIALECTS.includes('sqlite')) {
         const key = JSON.parse(created.stdout) as { secret_key: string };
         const res = await fetch(`${first.baseUrl}/payments`, { headers: { 'x-secret-key': key.secret_key } });
         assert.equal(res.status, 200);
+        // Except the one that rewrites the file under the gateway.
+        const scrub = await runCli(['database', 'scrub'], { DATA_DIR: dataDir });
+        assert.equal(scrub.code, 2, scrub.stdout);
+        assert.match(scrub.stderr, /database scrub rewrites its file: stop the gateway first/);
         assert.equal(await first.stop(), 0);
 
         const again = await startServer({ PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'warn' });

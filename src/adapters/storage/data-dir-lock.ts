@@ -4,7 +4,8 @@ import SQLite from 'better-sqlite3';
 import { ConfigError } from '../../config.js';
 
 /**
- * Holds DATA_DIR for one gateway process on SQLite, until `release` or the process's end.
+ * Holds DATA_DIR for one gateway process on SQLite (or a command that must run without one:
+ * `database scrub`), until `release` or the process's end; `refusal` says what to do instead.
  *
  * The gateway's SQLite code relies on being the file's only gateway: its fan-out plans
  * from a read outside the write (another gateway planning the same events would send
@@ -15,7 +16,7 @@ import { ConfigError } from '../../config.js';
  * POSIX lock the kernel drops when the process dies, even killed, so nothing stale is left
  * to clean up (the journal is kept in memory: no file beside it either).
  */
-export function holdDataDir(dataDir: string): { release(): void } {
+export function holdDataDir(dataDir: string, refusal = 'stop that one first, or run several on PostgreSQL (DATABASE_URL). Operator commands (npm run cli) work beside it'): { release(): void } {
   const file = join(dataDir, 'gateway.lock');
   const lock = new SQLite(file, { timeout: 0 });
   try {
@@ -27,7 +28,7 @@ export function holdDataDir(dataDir: string): { release(): void } {
     lock.close();
     if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
     throw new ConfigError(
-      `another gateway is already running on DATA_DIR ${dataDir} (it holds ${file}). On SQLite one gateway process serves a data directory; stop that one first, or run several on PostgreSQL (DATABASE_URL). Operator commands (npm run cli) work beside it`,
+      `another gateway is already running on DATA_DIR ${dataDir} (it holds ${file}). On SQLite one gateway process serves a data directory; ${refusal}`,
     );
   }
   return {
