@@ -224,7 +224,7 @@ for (const dialect of DIALECTS) {
       const path = new URL(p.redirect_url).pathname;
       const page = await t.app.inject({ method: 'GET', url: path });
       assert.equal(page.statusCode, 200);
-      assert.match(page.body, /•••• 3184/);
+      assert.match(page.body, /Visa <span aria-hidden="true">••••<\/span><span class="sr-only">ending in<\/span> 3184/);
       assert.doesNotMatch(page.body, /requestSubmit/);
       assert.match(page.body, /action="\/pay\/[^"]+\/challenge"/);
       const cookie = String(page.headers['set-cookie']).split(';')[0]!;
