@@ -218,6 +218,19 @@ export class Merchants {
   async updateChannel(reference: string, changes: Partial<Omit<ChannelInput, 'reference'>>): Promise<ChannelView> {
     const row = await this.requireChannelByReference(reference);
     const mode = changes.mode ?? row.mode;
+    const modeFixed = () =>
+      new DomainError(
+        409,
+        'channel_mode_fixed',
+        `the mode of channel "${reference}" cannot change from ${row.mode}: it has taken payments, which would then count as the other mode (PCI DSS volume, stored cards); create a new channel for ${mode} payments instead`,
+        '/mode',
+      );
+    const hasPayments = (ex: Kysely<Schema>) =>
+      // By merchant first: payments have no index on channel_id, one on (merchant_id, id).
+      ex.selectFrom('payments').select('payments.id').where('payments.merchant_id', '=', row.merchant_id).where('payments.channel_id', '=', row.id);
+    // Said before the settings' own checks: a sandbox channel's relative return URL is no
+    // reason to give when no mode change could be made at all.
+    if (mode !== row.mode && (await hasPayments(this.ctx.database.db).executeTakeFirst())) throw modeFixed();
     checkChannelInput(changes, mode);
     if (changes.mode && changes.returnUrls === undefined) checkChannelInput({ returnUrls: JSON.parse(row.return_urls) as string[] }, mode);
     const patch: Partial<ChannelsTable> = { updated_at: this.ctx.clock.now() };
@@ -238,8 +251,7 @@ export class Merchants {
         update = update.where((eb) =>
           eb.or([
             eb('mode', '=', mode),
-            // By merchant first: payments have no index on channel_id, one on (merchant_id, id).
-            eb.not(eb.exists(eb.selectFrom('payments').select('payments.id').where('payments.merchant_id', '=', row.merchant_id).where('payments.channel_id', '=', row.id))),
+            eb.not(eb.exists(hasPayments(trx))),
           ]),
         );
       }
@@ -248,14 +260,7 @@ export class Merchants {
       return n;
     });
     // Channels are never deleted: only the mode condition leaves the row unchanged.
-    if (updated === 0) {
-      throw new DomainError(
-        409,
-        'channel_mode_fixed',
-        `the mode of channel "${reference}" cannot change from ${row.mode}: it has taken payments, which would then count as the other mode (PCI DSS volume, stored cards); create a new channel for ${mode} payments instead`,
-        '/mode',
-      );
-    }
+    if (updated === 0) throw modeFixed();
     this.lookups.drop();
     return channelView({ ...row, ...patch });
   }

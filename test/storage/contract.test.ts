@@ -368,6 +368,10 @@ for (const dialect of DIALECTS) {
           assert.match(e.message, /new channel/);
           return true;
         });
+        // A sandbox channel's relative return URL would not do in live mode either: the mode is what to be told.
+        await m.createChannel(merchant.id, { ...base, reference: 'mode-relative', returnUrls: ['/sandbox/return'] });
+        await authoriseExampleOn(gw.app, key.secret_key, 'mode-relative');
+        await assert.rejects(m.updateChannel('mode-relative', { mode: 'live' }), (e: unknown) => e instanceof DomainError && e.code === 'channel_mode_fixed');
         const db = gw.services.ctx.database.db;
         const row = () => db.selectFrom('channels').select(['mode', 'name']).where('reference', '=', 'mode-paid').executeTakeFirstOrThrow();
         assert.deepEqual(await row(), { mode: 'sandbox', name: 'Shop' }, 'nothing of the refused update was written');
