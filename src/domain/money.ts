@@ -58,12 +58,14 @@ function majorUnits(amount: number, exponent: number): string {
   return (amount < 0 ? '-' : '') + (exponent === 0 ? whole : `${whole}.${fraction}`);
 }
 
-/** E.g. `USD 10.50`, `JPY 100`, `KWD 1.234`. Throws for an unvalidated amount or currency. */
+/** E.g. `USD 10.50`, `JPY 1,050`, `KWD 1.234`. Throws for an unvalidated amount or currency. */
 export function formatAmount(amount: number, currency: string): string {
   const exponent = currencyExponent(currency);
   if (exponent === undefined) throw new RangeError(`Unknown currency ${JSON.stringify(currency)}`);
   if (!Number.isSafeInteger(amount)) throw new RangeError(`Amount ${amount} is not an integer number of minor units`);
-  return `${currency} ${majorUnits(amount, exponent)}`;
+  // Whole units grouped by thousands, as the pages and e-mails (in English) are read: USD 1,234,567.89.
+  const [whole = '', fraction] = majorUnits(amount, exponent).split('.');
+  return `${currency} ${whole.replace(/\B(?=(\d{3})+$)/g, ',')}${fraction === undefined ? '' : `.${fraction}`}`;
 }
 
 export function validateAmount(amount: unknown, currency: string): FieldError[] {

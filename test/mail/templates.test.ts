@@ -18,7 +18,7 @@ function input(overrides: Partial<PaymentMailInput> = {}, payment: Partial<Payme
 describe('payment e-mail templates', () => {
   it('formats the amount in major units for every exponent', () => {
     assert.match(renderPaymentMail(input()).subject, /EUR 10\.50/);
-    assert.match(renderPaymentMail(input({}, { amount: 1050, currency: 'JPY' })).text, /JPY 1050/);
+    assert.match(renderPaymentMail(input({}, { amount: 1050, currency: 'JPY' })).text, /JPY 1,050/);
     assert.match(renderPaymentMail(input({}, { amount: 1234, currency: 'KWD' })).text, /KWD 1\.234/);
   });
 

@@ -9,11 +9,11 @@ const CURRENCIES = ALL_CODES.filter(isCurrency);
 
 /** Reads `formatAmount` output back into minor units, independently of the formatter. */
 function parseFormatted(s: string): { currency: string; minor: number } {
-  const match = /^([A-Z]{3}) (\d+)(?:\.(\d+))?$/.exec(s);
+  const match = /^([A-Z]{3}) (\d{1,3}(?:,\d{3})*)(?:\.(\d+))?$/.exec(s);
   assert.ok(match, `unexpected format ${s}`);
   const [, currency = '', whole = '', fraction = ''] = match;
   assert.equal(fraction.length, currencyExponent(currency));
-  return { currency, minor: Number(whole + fraction) };
+  return { currency, minor: Number(whole.replaceAll(',', '') + fraction) };
 }
 
 describe('currency table', () => {
@@ -43,14 +43,19 @@ describe('currency table', () => {
 });
 
 describe('formatAmount', () => {
-  it('places the decimal point by the exponent', () => {
+  it('places the decimal point by the exponent and groups thousands', () => {
     assert.equal(formatAmount(1050, 'USD'), 'USD 10.50');
     assert.equal(formatAmount(5, 'USD'), 'USD 0.05');
     assert.equal(formatAmount(100, 'JPY'), 'JPY 100');
     assert.equal(formatAmount(1234, 'KWD'), 'KWD 1.234');
     assert.equal(formatAmount(1, 'CLF'), 'CLF 0.0001');
-    assert.equal(formatAmount(MAX_AMOUNT_MINOR, 'EUR'), 'EUR 999999999.99');
+    assert.equal(formatAmount(MAX_AMOUNT_MINOR, 'EUR'), 'EUR 999,999,999.99');
     assert.equal(formatAmount(-1050, 'USD'), 'USD -10.50');
+    assert.equal(formatAmount(-123456789, 'USD'), 'USD -1,234,567.89');
+    assert.equal(formatAmount(100000, 'USD'), 'USD 1,000.00');
+    assert.equal(formatAmount(99999, 'USD'), 'USD 999.99');
+    assert.equal(formatAmount(1050, 'JPY'), 'JPY 1,050');
+    assert.equal(formatAmount(1234567, 'KWD'), 'KWD 1,234.567');
   });
 
   it('throws for an unknown currency or a fractional amount', () => {
