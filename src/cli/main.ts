@@ -10,7 +10,7 @@ import { retireKekIds } from '../app/kek-check.js';
 import { writeFileSync } from 'node:fs';
 import { auditTrail, cliActor, writeAudit } from '../app/audit.js';
 import { keepSandboxReturnSecret, sandboxCredentialsFile } from '../server.js';
-import { holdDataDir } from '../adapters/storage/data-dir-lock.js';
+import { DataDirInUseError, holdDataDir } from '../adapters/storage/data-dir-lock.js';
 
 const USAGE = `tZero Pay gateway
 
@@ -288,7 +288,8 @@ ${table(v.audit_log, ['at', 'actor', 'source', 'action', 'outcome', 'code'])}`);
 run(process.argv.slice(2)).catch((error: unknown) => {
   if (error instanceof ConfigError) {
     // The command was right: what is wrong is the environment, which the usage text does not cover.
-    process.stderr.write(`error: ${error.message}\n(settings are environment variables: see "Configuration" in README.md)\n`);
+    const hint = error instanceof DataDirInUseError ? '' : '(settings are environment variables: see "Configuration" in README.md)\n';
+    process.stderr.write(`error: ${error.message}\n${hint}`);
     process.exit(2);
   }
   if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

@@ -93,6 +93,7 @@ if (DIALECTS.includes('sqlite')) {
         const scrub = await runCli(['database', 'scrub'], { DATA_DIR: dataDir });
         assert.equal(scrub.code, 2, scrub.stdout);
         assert.match(scrub.stderr, /database scrub rewrites its file: stop the gateway first/);
+        assert.doesNotMatch(scrub.stderr, /settings are environment variables/, 'nothing in the settings is wrong');
         assert.equal(await first.stop(), 0);
 
         const again = await startServer({ PORT: String(await freePort()), DATA_DIR: dataDir, LOG_LEVEL: 'warn' });

@@ -16,6 +16,11 @@ import { ConfigError } from '../../config.js';
  * POSIX lock the kernel drops when the process dies, even killed, so nothing stale is left
  * to clean up (the journal is kept in memory: no file beside it either).
  */
+/** The data directory is another process's: nothing in the settings to change. */
+export class DataDirInUseError extends ConfigError {
+  override name = 'DataDirInUseError';
+}
+
 export function holdDataDir(dataDir: string, refusal = 'stop that one first, or run several on PostgreSQL (DATABASE_URL). Operator commands (npm run cli) work beside it'): { release(): void } {
   const file = join(dataDir, 'gateway.lock');
   const lock = new SQLite(file, { timeout: 0 });
@@ -27,7 +32,7 @@ export function holdDataDir(dataDir: string, refusal = 'stop that one first, or 
   } catch (error) {
     lock.close();
     if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
-    throw new ConfigError(
+    throw new DataDirInUseError(
       `another gateway is already running on DATA_DIR ${dataDir} (it holds ${file}). On SQLite one gateway process serves a data directory; ${refusal}`,
     );
   }
