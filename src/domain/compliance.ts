@@ -23,8 +23,6 @@ export type ComplianceStatus = 'approved' | 'expired' | 'pending' | 'missing';
 /** Up to and including this many card transactions a year an SAQ suffices; above it an AOC is needed. */
 export const SAQ_MAX_ANNUAL_TRANSACTIONS = 6_000_000;
 export const ASV_SCAN_MAX_AGE_DAYS = 90;
-/** An SAQ or AOC is itself an annual attestation: one older than a year cannot validate this year. */
-export const ATTESTATION_MAX_AGE_DAYS = 365;
 /** Time to obtain an AOC once volume outgrows an SAQ-based approval, before card data is refused. */
 export const AOC_GRACE_PERIOD_DAYS = 90;
 export const REMINDER_DAYS_BEFORE_EXPIRY = [30, 7] as const;
@@ -79,6 +77,8 @@ export function approvalValidUntil(approvedAt: number, attestedOn: readonly numb
   return Math.min(aYearAfter(approvedAt), ...attestedOn.map(aYearAfter));
 }
 
+const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 /** `YYYY-MM-DD` as midnight UTC, or null when it is not a real calendar date. */
@@ -95,9 +95,12 @@ function startOfUtcDay(ms: number): number {
 
 /**
  * The date printed on the document: the scan's completion date for an ASV report, the
- * signature date for an SAQ or AOC. Age counts whole days before the submission day, so
- * a scan exactly 90 days old is accepted and one 91 days old is not. A date one day
- * ahead is tolerated because the merchant's time zone may already be there.
+ * signature date for an SAQ or AOC. A scan's age counts whole days before the submission
+ * day, so one exactly 90 days old is accepted and one 91 days old is not. An SAQ or AOC
+ * is an annual attestation, current until the same calendar day a year after its signature
+ * (the day an approval resting on it ends): one whose year has ended could only ever be
+ * refused at review. A date one day ahead is tolerated because the merchant's time zone
+ * may already be there.
  */
 export function checkDocumentDate(type: DocumentType, date: string, now: number): number {
   const day = parseDocumentDate(date);
@@ -113,8 +116,13 @@ export function checkDocumentDate(type: DocumentType, date: string, now: number)
       '/document_date',
     );
   }
-  if (type !== 'asv_scan' && ageDays > ATTESTATION_MAX_AGE_DAYS) {
-    throw new DomainError(422, 'document_too_old', `the ${DOCUMENT_LABELS[type]} is dated ${date}, ${ageDays} days ago; an annual validation needs one signed within the last ${ATTESTATION_MAX_AGE_DAYS} days`, '/document_date');
+  if (type !== 'asv_scan' && aYearAfter(day) <= now) {
+    throw new DomainError(
+      422,
+      'document_too_old',
+      `the ${DOCUMENT_LABELS[type]} is dated ${date}, ${ageDays} days ago; it was current for annual validation until ${iso(aYearAfter(day))}. Upload one signed within the last year`,
+      '/document_date',
+    );
   }
   return day;
 }
@@ -155,8 +163,6 @@ export interface Refusal {
   code: 'compliance_required' | 'compliance_expired';
   message: string;
 }
-
-const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export function aocGraceEndsAt(aocRequiredSince: number | null): number | null {
   return aocRequiredSince === null ? null : aocRequiredSince + AOC_GRACE_PERIOD_DAYS * DAY_MS;

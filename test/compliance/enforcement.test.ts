@@ -134,6 +134,17 @@ for (const dialect of DIALECTS) {
         assertProblem(await liveCardPayment(t), 403, 'compliance_required');
       });
 
+      it('refuses at upload an SAQ whose year has ended, instead of taking a submission no review can approve', async () => {
+        t.clock.set(Date.UTC(2025, 1, 28, 9));
+        await expectStatus(declareVolume(t, 250_000), 200);
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);
+        const refused = assertProblem(await upload(t, { type: 'saq', date: '2024-02-29' }), 422, 'document_too_old', '/document_date');
+        assert.match(refused.detail, /until 2025-02-28/);
+        const view = await status(t);
+        assert.equal(view.review_pending, false);
+        assert.deepEqual(view.missing.map((m: { item: string }) => m.item), ['saq']);
+      });
+
       it('renews on a fresh SAQ beside an older approved AOC when the volume asks only for an SAQ', async () => {
         await expectStatus(declareVolume(t, 250_000), 200);
         await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);

@@ -64,9 +64,22 @@ describe('document dates', () => {
     assert.equal(e.param, '/document_date');
   });
 
-  it('lets an SAQ or AOC be up to a year old, not more', () => {
-    assert.doesNotThrow(() => checkDocumentDate('saq', daysAgo(365), NOW));
+  it('lets an SAQ or AOC be used until its year ends, the day an approval resting on it would end', () => {
+    assert.doesNotThrow(() => checkDocumentDate('saq', daysAgo(364), NOW));
+    // Signed on this calendar day last year: its year ended at midnight, so no review could approve it.
+    const e = refusedWith(() => checkDocumentDate('saq', daysAgo(365), NOW), 422, 'document_too_old');
+    assert.match(e.message, /until 2025-06-15/);
+    assert.equal(approvalValidUntil(NOW, [Date.parse(daysAgo(365))]) <= NOW, true, 'the approval would have ended before it began');
     refusedWith(() => checkDocumentDate('aoc', daysAgo(366), NOW), 422, 'document_too_old');
+  });
+
+  it('counts the year in calendar days across 29 February', () => {
+    // Signed on 29 February: current until 28 February next year, 365 days later.
+    assert.doesNotThrow(() => checkDocumentDate('saq', '2024-02-29', Date.UTC(2025, 1, 27, 23, 59)));
+    refusedWith(() => checkDocumentDate('saq', '2024-02-29', Date.UTC(2025, 1, 28)), 422, 'document_too_old');
+    // A year spanning 29 February has 366 days: signed on 1 March, current through the next 29 February.
+    assert.doesNotThrow(() => checkDocumentDate('aoc', '2023-03-01', Date.UTC(2024, 1, 29, 23, 59)));
+    refusedWith(() => checkDocumentDate('aoc', '2023-03-01', Date.UTC(2024, 2, 1)), 422, 'document_too_old');
   });
 
   it('refuses future dates beyond the time-zone day and impossible dates', () => {
