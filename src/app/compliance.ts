@@ -66,12 +66,14 @@ function approvalOf(p: ComplianceProfilesTable | undefined): Approval | null {
   return { approvedAt: p.approved_at, validUntil: p.valid_until, basis: p.approved_basis };
 }
 
-function outdatedAtApproval(d: DocumentRow, now: number): void {
+/** The 409 for a document past its age on the day of review; null while it is current. */
+function outdatedAtApproval(d: DocumentRow, now: number): DomainError | null {
   try {
     checkDocumentDate(d.type, d.document_date, now);
+    return null;
   } catch (error) {
     if (!(error instanceof DomainError)) throw error;
-    throw new DomainError(409, 'document_outdated', `cannot approve: ${d.id} is no longer current (${error.message}); ask the merchant for a new one`, undefined, { document_id: d.id });
+    return new DomainError(409, 'document_outdated', `cannot approve: ${d.id} is no longer current (${error.message}); ask the merchant for a new one`, undefined, { document_id: d.id });
   }
 }
 
@@ -347,7 +349,7 @@ export class Compliance {
         const p = await this.lockProfile(trx, merchantId, now);
         const docs = await this.documents(trx, merchantId);
         const state = stateOf(p, docs, now);
-        if (!state.reviewPending) throw this.nothingToReview(state, docs);
+        if (!state.reviewPending) throw this.nothingToReview(state, docs, now);
         const current = approvalOf(p);
         const set = new Map<DocumentType, DocumentRow>();
         for (const d of docs) {
@@ -358,7 +360,10 @@ export class Compliance {
         }
         // Dates were checked at upload; a document that waited for review, or one carried over
         // from the current approval into a renewal, must still be current at approval.
-        for (const d of set.values()) outdatedAtApproval(d, now);
+        for (const d of set.values()) {
+          const outdated = outdatedAtApproval(d, now);
+          if (outdated) throw outdated;
+        }
         // The attestation the approval rests on: the AOC when the volume asks for one; otherwise
         // whichever of SAQ and AOC was signed last (a fresh SAQ renews beside an older AOC).
         const saq = set.get('saq');
@@ -393,7 +398,7 @@ export class Compliance {
           })
           .where('merchant_id', '=', merchantId)
           .execute();
-        await audit(trx, { documents: approvedIds, basis, valid_until: new Date(validUntil).toISOString() });
+        await audit(trx, { documents: approvedIds, basis, valid_until: new Date(validUntil).toISOString()});
         const view = complianceView(merchantId, await this.profile(trx, merchantId), await this.documents(trx, merchantId), now);
         await this.notify(trx, merchantId, 'compliance.approved', view, now);
         return view;
@@ -617,7 +622,13 @@ export class Compliance {
     return id;
   }
 
-  private nothingToReview(state: ComplianceState, docs: readonly DocumentRow[]): DomainError {
+  private nothingToReview(state: ComplianceState, docs: readonly DocumentRow[], now: number): DomainError {
+    // A submission incomplete because one of its own documents aged while waiting names that document.
+    for (const d of docs) {
+      if (d.status !== 'pending' || !(state.missing as readonly string[]).includes(d.type)) continue;
+      const outdated = outdatedAtApproval(d, now);
+      if (outdated) return outdated;
+    }
     if (state.missing.length && docs.some((d) => d.status === 'pending')) {
       return new DomainError(409, 'submission_incomplete', `the submission cannot be approved yet: missing ${state.missing.map((m) => MISSING_DESCRIPTIONS[m]).join(', ')}`);
     }

@@ -105,11 +105,23 @@ function startOfUtcDay(ms: number): number {
 export function checkDocumentDate(type: DocumentType, date: string, now: number): number {
   const day = parseDocumentDate(date);
   if (day === null) throw new DomainError(400, 'invalid_document_date', 'document_date must be a calendar date written YYYY-MM-DD, e.g. 2025-03-31', '/document_date');
+  const problem = datedProblem(type, date, day, now);
+  if (problem) throw problem;
+  return day;
+}
+
+/** Whether a document still counts towards an approval made at `now`: the ages hold on the day of review too. */
+export function documentCurrent(type: DocumentType, date: string, now: number): boolean {
+  const day = parseDocumentDate(date);
+  return day !== null && datedProblem(type, date, day, now) === null;
+}
+
+function datedProblem(type: DocumentType, date: string, day: number, now: number): DomainError | null {
   const today = startOfUtcDay(now);
-  if (day > today + DAY_MS) throw new DomainError(422, 'document_date_in_future', `document_date ${date} is in the future`, '/document_date');
+  if (day > today + DAY_MS) return new DomainError(422, 'document_date_in_future', `document_date ${date} is in the future`, '/document_date');
   const ageDays = Math.max(0, Math.round((today - day) / DAY_MS));
   if (type === 'asv_scan' && ageDays > ASV_SCAN_MAX_AGE_DAYS) {
-    throw new DomainError(
+    return new DomainError(
       422,
       'asv_scan_too_old',
       `the ASV scan report is dated ${date}, ${ageDays} days ago; it must be at most ${ASV_SCAN_MAX_AGE_DAYS} days old when submitted. Run a new scan with your Approved Scanning Vendor and upload that report`,
@@ -117,14 +129,14 @@ export function checkDocumentDate(type: DocumentType, date: string, now: number)
     );
   }
   if (type !== 'asv_scan' && aYearAfter(day) <= now) {
-    throw new DomainError(
+    return new DomainError(
       422,
       'document_too_old',
       `the ${DOCUMENT_LABELS[type]} is dated ${date}, ${ageDays} days ago; it was current for annual validation until ${iso(aYearAfter(day))}. Upload one signed within the last year`,
       '/document_date',
     );
   }
-  return day;
+  return null;
 }
 
 const PDF_MAGIC = Buffer.from('%PDF-');
@@ -207,7 +219,7 @@ export interface ComplianceFacts {
   countedTransactions?: number | null;
   approval: Approval | null;
   aocRequiredSince: number | null;
-  documents: ReadonlyArray<{ type: DocumentType; status: DocumentStatus }>;
+  documents: ReadonlyArray<{ type: DocumentType; status: DocumentStatus; document_date: string }>;
 }
 
 export interface ComplianceState {
@@ -223,12 +235,16 @@ export interface ComplianceState {
 
 /**
  * Approved documents count only while their approval is current: annual validation
- * needs fresh documents once it lapses. An AOC satisfies an SAQ requirement (it is the
- * stronger attestation), never the reverse.
+ * needs fresh documents once it lapses. Any document counts only while it is within its
+ * age, as an approval requires: an approved ASV scan older than 90 days is missing from a
+ * renewal, which would otherwise look complete to the merchant and yet never be approvable.
+ * An AOC satisfies an SAQ requirement (it is the stronger attestation), never the reverse.
  */
 export function complianceState(f: ComplianceFacts, now: number): ComplianceState {
   const current = f.approval !== null && f.approval.validUntil > now;
-  const present = new Set(f.documents.filter((d) => d.status === 'pending' || (current && d.status === 'approved')).map((d) => d.type));
+  const present = new Set(
+    f.documents.filter((d) => (d.status === 'pending' || (current && d.status === 'approved')) && documentCurrent(d.type, d.document_date, now)).map((d) => d.type),
+  );
   const needsAoc = Math.max(f.declaredTransactions ?? 0, f.countedTransactions ?? 0) > SAQ_MAX_ANNUAL_TRANSACTIONS || f.aocRequiredSince !== null;
   const required: DocumentType[] | null = f.declaredTransactions === null ? null : ['asv_scan', needsAoc ? 'aoc' : 'saq'];
   const missing: MissingItem[] = [];

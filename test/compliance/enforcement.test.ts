@@ -145,6 +145,25 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(view.missing.map((m: { item: string }) => m.item), ['saq']);
       });
 
+      it('does not call a renewal complete while the approved ASV scan it would carry over is past 90 days', async () => {
+        await approveMerchant(t);
+        t.clock.advance(300 * DAY_MS);
+        await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 1) }), 201);
+        let view = await status(t);
+        assert.equal(view.status, 'approved');
+        assert.deepEqual(view.missing.map((m: { item: string }) => m.item), ['asv_scan'], 'the merchant is told to upload a new scan');
+        assert.equal(view.review_pending, false);
+        const listed = (await expectStatus(operator(t, 'GET', '/operator/compliance/submissions'), 200)).json();
+        assert.deepEqual(listed.data, [], 'nothing the operator could approve is listed for review');
+        assert.match(assertProblem(await approve(), 409, 'submission_incomplete').detail, /ASV scan report/);
+
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 2) }), 201);
+        view = await status(t);
+        assert.deepEqual(view.missing, []);
+        assert.equal(view.review_pending, true);
+        await expectStatus(approve(), 200);
+      });
+
       it('renews on a fresh SAQ beside an older approved AOC when the volume asks only for an SAQ', async () => {
         await expectStatus(declareVolume(t, 250_000), 200);
         await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);

@@ -174,17 +174,17 @@ describe('status', () => {
   });
 
   it('is pending once a complete set waits for review, and an AOC covers the SAQ', () => {
-    const partial = complianceState({ ...base, declaredTransactions: 1000, documents: [{ type: 'asv_scan', status: 'pending' }] }, NOW);
+    const partial = complianceState({ ...base, declaredTransactions: 1000, documents: [{ type: 'asv_scan', status: 'pending', document_date: daysAgo(5) }] }, NOW);
     assert.equal(partial.status, 'missing');
     assert.deepEqual(partial.missing, ['saq']);
-    const complete = complianceState({ ...base, declaredTransactions: 1000, documents: [{ type: 'asv_scan', status: 'pending' }, { type: 'aoc', status: 'pending' }] }, NOW);
+    const complete = complianceState({ ...base, declaredTransactions: 1000, documents: [{ type: 'asv_scan', status: 'pending', document_date: daysAgo(5) }, { type: 'aoc', status: 'pending', document_date: daysAgo(5) }] }, NOW);
     assert.equal(complete.status, 'pending');
     assert.equal(complete.reviewPending, true);
     assert.deepEqual(complete.missing, []);
   });
 
   it('does not let an SAQ stand in for an AOC above 6,000,000', () => {
-    const s = complianceState({ ...base, declaredTransactions: 6_000_001, documents: [{ type: 'asv_scan', status: 'pending' }, { type: 'saq', status: 'pending' }] }, NOW);
+    const s = complianceState({ ...base, declaredTransactions: 6_000_001, documents: [{ type: 'asv_scan', status: 'pending', document_date: daysAgo(5) }, { type: 'saq', status: 'pending', document_date: daysAgo(5) }] }, NOW);
     assert.equal(s.status, 'missing');
     assert.deepEqual(s.missing, ['aoc']);
   });
@@ -194,7 +194,7 @@ describe('status', () => {
       ...base,
       declaredTransactions: 1000,
       approval: { approvedAt: NOW - DAY_MS, validUntil: NOW + DAY_MS, basis: 'saq' },
-      documents: [{ type: 'asv_scan', status: 'approved' }, { type: 'saq', status: 'approved' }],
+      documents: [{ type: 'asv_scan', status: 'approved', document_date: daysAgo(5) }, { type: 'saq', status: 'approved', document_date: daysAgo(5) }],
     };
     assert.equal(complianceState(facts, NOW).status, 'approved');
     const later = complianceState(facts, NOW + DAY_MS);
@@ -203,13 +203,33 @@ describe('status', () => {
     assert.equal(later.refusal?.code, 'compliance_expired');
   });
 
+  it('counts a document only within its age, so a renewal beside an aged ASV scan is not complete', () => {
+    const facts: ComplianceFacts = {
+      ...base,
+      declaredTransactions: 1000,
+      approval: { approvedAt: NOW - 100 * DAY_MS, validUntil: NOW + 200 * DAY_MS, basis: 'saq' },
+      documents: [
+        { type: 'saq', status: 'pending', document_date: daysAgo(1) },
+        { type: 'asv_scan', status: 'approved', document_date: daysAgo(91) },
+        { type: 'saq', status: 'approved', document_date: daysAgo(101) },
+      ],
+    };
+    const s = complianceState(facts, NOW);
+    assert.equal(s.status, 'approved', 'the approval itself stands');
+    assert.deepEqual(s.missing, ['asv_scan']);
+    assert.equal(s.reviewPending, false);
+    const waited = complianceState({ ...base, declaredTransactions: 1000, documents: [{ type: 'asv_scan', status: 'pending', document_date: daysAgo(91) }, { type: 'saq', status: 'pending', document_date: daysAgo(1) }] }, NOW);
+    assert.equal(waited.status, 'missing');
+    assert.deepEqual(waited.missing, ['asv_scan']);
+  });
+
   it('shows the AOC as missing during the grace period without refusing yet', () => {
     const s = complianceState(
       {
         declaredTransactions: 6_000_001,
         approval: { approvedAt: NOW - DAY_MS, validUntil: NOW + 300 * DAY_MS, basis: 'saq' },
         aocRequiredSince: NOW,
-        documents: [{ type: 'asv_scan', status: 'approved' }, { type: 'saq', status: 'approved' }],
+        documents: [{ type: 'asv_scan', status: 'approved', document_date: daysAgo(5) }, { type: 'saq', status: 'approved', document_date: daysAgo(5) }],
       },
       NOW + DAY_MS,
     );

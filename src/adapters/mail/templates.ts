@@ -279,9 +279,10 @@ export function renderComplianceMail(input: ComplianceMailInput): RenderedMail {
       subject = `[${merchant}] PCI DSS approval expires in ${daysWord(days)}${expires ? ` (${expires.slice(0, 10)})` : ''}`;
       intro = `Your PCI DSS compliance approval expires${expires ? ` on ${utcMinute(expires)}` : ''}, in ${daysWord(days)}. From then on your live channels refuse card data until a renewal is approved.`;
       headline = `Expires in ${daysWord(days)}`;
+      // A renewal needs every document afresh, not only what `missing` lists: an approval cannot outlast the attestation it rests on.
       next = c.review_pending
         ? 'Your renewal is already waiting for review: nothing else to do. You are told by e-mail when it is decided.'
-        : `Renew now: upload ${toUpload} with ${UPLOAD} (the ASV scan report at most 90 days old, the attestation signed within the last year), and leave time for the review.`;
+        : `Renew now: upload ${documentList(c.required_documents ?? ['asv_scan', 'saq'])} with ${UPLOAD} (the ASV scan report at most 90 days old, the attestation signed within the last year), and leave time for the review.`;
       break;
     }
     case 'compliance.expired':

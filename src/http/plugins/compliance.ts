@@ -174,7 +174,9 @@ const ComplianceDocument = Type.Object(
   },
 );
 
-const Missing = Type.Array(Type.Object({ item: Type.String({ description: 'annual_transactions, asv_scan, saq or aoc' }), description: Type.String() }));
+const Missing = Type.Array(Type.Object({ item: Type.String({ description: 'annual_transactions, asv_scan, saq or aoc' }), description: Type.String() }), {
+  description: 'What an approvable submission still needs. A document counts only within its age on the day: an ASV scan past 90 days, or an SAQ or AOC past its year, is listed again (also during a current approval, for the renewal).',
+});
 
 export const ComplianceStatus = Type.Object(
   {
