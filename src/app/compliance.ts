@@ -77,6 +77,28 @@ function outdatedAtApproval(d: DocumentRow, now: number): DomainError | null {
   }
 }
 
+/**
+ * Every document waiting for review must be among those the operator names, and each named
+ * one must still be waiting or approved (carried over from the current approval, as the
+ * operator's list shows them). Nothing pending is left to the usual nothing_to_review: a
+ * decision already taken is not a changed submission.
+ */
+function unchangedSinceReview(docs: readonly DocumentRow[], reviewed: readonly string[] | undefined): void {
+  if (reviewed === undefined) return;
+  const pending = docs.filter((d) => d.status === 'pending');
+  if (pending.length === 0) return;
+  const named = new Set(reviewed);
+  const standing = new Set(docs.filter((d) => d.status === 'pending' || d.status === 'approved').map((d) => d.id));
+  if (pending.every((d) => named.has(d.id)) && reviewed.every((id) => standing.has(id))) return;
+  throw new DomainError(
+    409,
+    'submission_changed',
+    `the submission changed since it was reviewed: it now holds ${pending.map((d) => `${d.type} ${d.id}`).join(', ')}; review those documents and name them again`,
+    '/documents',
+    { pending_documents: pending.map((d) => d.id) },
+  );
+}
+
 function stateOf(p: ComplianceProfilesTable | undefined, docs: readonly DocumentRow[], now: number): ComplianceState {
   return complianceState(
     { declaredTransactions: p?.declared_transactions ?? null, countedTransactions: p?.counted_transactions ?? null, approval: approvalOf(p), aocRequiredSince: p?.aoc_required_since ?? null, documents: docs },
@@ -341,13 +363,19 @@ export class Compliance {
     return out;
   }
 
-  async approve(actor: Actor, merchantId: string): Promise<ComplianceView> {
+  /**
+   * `reviewed`, when given, names the documents waiting for review that the operator looked
+   * at: a submission that changed since (a document uploaded or replaced meanwhile) is refused
+   * rather than approved unseen.
+   */
+  async approve(actor: Actor, merchantId: string, reviewed?: readonly string[]): Promise<ComplianceView> {
     const view = await this.act(actor, 'compliance.review.approve', merchantId, null, async (audit) => {
       await this.requireMerchant(merchantId);
       const now = this.ctx.clock.now();
       return this.ctx.database.transaction(async (trx) => {
         const p = await this.lockProfile(trx, merchantId, now);
         const docs = await this.documents(trx, merchantId);
+        unchangedSinceReview(docs, reviewed);
         const state = stateOf(p, docs, now);
         if (!state.reviewPending) throw this.nothingToReview(state, docs, now);
         const current = approvalOf(p);
@@ -398,7 +426,7 @@ export class Compliance {
           })
           .where('merchant_id', '=', merchantId)
           .execute();
-        await audit(trx, { documents: approvedIds, basis, valid_until: new Date(validUntil).toISOString()});
+        await audit(trx, { documents: approvedIds, basis, valid_until: new Date(validUntil).toISOString(), reviewed_documents_named: reviewed !== undefined });
         const view = complianceView(merchantId, await this.profile(trx, merchantId), await this.documents(trx, merchantId), now);
         await this.notify(trx, merchantId, 'compliance.approved', view, now);
         return view;
@@ -408,8 +436,8 @@ export class Compliance {
     return view;
   }
 
-  /** Rejecting a renewal leaves a current approval in force until it expires. */
-  async reject(actor: Actor, merchantId: string, reason: string | undefined): Promise<ComplianceView> {
+  /** Rejecting a renewal leaves a current approval in force until it expires; `reviewed` as for approve. */
+  async reject(actor: Actor, merchantId: string, reason: string | undefined, reviewed?: readonly string[]): Promise<ComplianceView> {
     const view = await this.act(actor, 'compliance.review.reject', merchantId, null, async (audit) => {
       const why = reason?.trim() ?? '';
       if (!why || why.length > 1000) throw new DomainError(400, 'invalid_reason', 'a rejection needs a reason of 1-1000 characters; the merchant sees it', '/reason');
@@ -417,6 +445,7 @@ export class Compliance {
       const now = this.ctx.clock.now();
       return this.ctx.database.transaction(async (trx) => {
         await this.lockProfile(trx, merchantId, now);
+        unchangedSinceReview(await this.documents(trx, merchantId), reviewed);
         const pending = await trx.selectFrom('compliance_documents').select('id').where('merchant_id', '=', merchantId).where('status', '=', 'pending').execute();
         if (pending.length === 0) throw new DomainError(409, 'nothing_to_review', `merchant ${merchantId} has no documents waiting for review`);
         const ids = pending.map((d) => d.id);

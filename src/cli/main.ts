@@ -37,8 +37,10 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   audit list [--merchant ID]              the newest 100 audit rows: keys, channels, secrets, vault, compliance
   compliance list                         PCI DSS submissions waiting for review
   compliance show MERCHANT_ID             status, documents and audit trail
-  compliance approve MERCHANT_ID          approve the submission (valid a year, at most a year after the SAQ or AOC)
-  compliance reject MERCHANT_ID --reason TEXT
+  compliance approve MERCHANT_ID [--documents DOC_ID,...]
+                                          approve the submission (valid a year, at most a year after the SAQ or AOC);
+                                          with --documents, only if exactly those documents wait for review
+  compliance reject MERCHANT_ID --reason TEXT [--documents DOC_ID,...]
   compliance download DOC_ID --out FILE   write a submitted PDF to FILE
 
 A value given twice to --currency, --return-url, --notify-email or --notify-event is refused.
@@ -63,11 +65,12 @@ const options = {
   label: { type: 'string' },
   reason: { type: 'string' },
   out: { type: 'string' },
+  documents: { type: 'string', multiple: true },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
 
-type ListOption = 'currency' | 'return-url' | 'notify-email' | 'notify-event';
+type ListOption = 'currency' | 'return-url' | 'notify-email' | 'notify-event' | 'documents';
 
 /** An option's values, comma-separated or repeated; one given twice is a typo to report, not a value to keep twice. */
 function list(values: Values, name: ListOption): string[] | undefined {
@@ -264,12 +267,12 @@ ${table(v.audit_log, ['at', 'actor', 'source', 'action', 'outcome', 'code'])}`);
       }
       case 'compliance approve': {
         if (!target) throw new UsageError('compliance approve needs the merchant id');
-        const v = await services.compliance.approve(cliActor(), target);
+        const v = await services.compliance.approve(cliActor(), target, list(values, 'documents'));
         return print(json, v, `approved ${target} (${v.approved_basis}); valid until ${v.expires_at}`);
       }
       case 'compliance reject': {
         if (!target) throw new UsageError('compliance reject needs the merchant id');
-        const v = await services.compliance.reject(cliActor(), target, required(values, 'reason'));
+        const v = await services.compliance.reject(cliActor(), target, required(values, 'reason'), list(values, 'documents'));
         return print(json, v, `rejected the submission of ${target}; the merchant sees the reason`);
       }
       case 'compliance download': {

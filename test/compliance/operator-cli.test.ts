@@ -70,9 +70,24 @@ for (const dialect of DIALECTS) {
       assert.match(res.stderr, /--reason is required/);
     });
 
+    it('refuses to approve or reject when the documents waiting are no longer those named with --documents', async () => {
+      const list = await cli(t, 'compliance', 'list', '--json');
+      const seen = (JSON.parse(list.stdout) as Array<{ documents: Array<{ id: string }> }>)[0]!.documents.map((d) => d.id);
+      const replaced = (await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 1), file: pdf('cli-copy') }), 201)).json();
+      for (const args of [['approve', merchant], ['reject', merchant, '--reason', 'unsigned']]) {
+        const res = await cli(t, 'compliance', ...args, '--documents', seen.join(','));
+        assert.equal(res.code, 1, res.stdout);
+        assert.match(res.stderr, new RegExp(`submission changed since it was reviewed: .*${replaced.id}`));
+      }
+      const view = await t.gateway.services.compliance.status(merchant);
+      assert.equal(view.status, 'pending');
+      assert.equal(view.last_review, null);
+    });
+
     it('approves, and the running gateway accepts live card data within the gate cache TTL', async () => {
       assertProblem(await postAuthorise(t, await exampleBody({ channel: LIVE_CHANNEL })), 403, 'compliance_required');
-      const res = await cli(t, 'compliance', 'approve', merchant, '--json');
+      const pending = (await t.gateway.services.compliance.status(merchant)).documents.filter((d) => d.status === 'pending').map((d) => d.id);
+      const res = await cli(t, 'compliance', 'approve', merchant, '--documents', pending.join(','), '--json');
       assert.equal(res.code, 0, res.stderr);
       assert.equal(JSON.parse(res.stdout).status, 'approved');
       t.clock.advance(ComplianceGate.TTL_MS);

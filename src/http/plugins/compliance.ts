@@ -220,7 +220,14 @@ const VolumeBody = StrictObject({
 
 const DocumentParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'doc_…' }) });
 const MerchantParams = Type.Object({ merchantId: Type.String({ maxLength: 64 }) });
-const RejectBody = StrictObject({ reason: Type.String({ minLength: 1, maxLength: 1000 }) });
+const ReviewedDocuments = Type.Array(Type.String({ maxLength: 64 }), {
+  minItems: 1,
+  maxItems: 16,
+  uniqueItems: true,
+  description: 'The ids (doc_…) of the documents waiting for review that you reviewed; a submission that changed since is refused with 409 submission_changed.',
+});
+const ApproveBody = StrictObject({ documents: Type.Optional(ReviewedDocuments) });
+const RejectBody = StrictObject({ reason: Type.String({ minLength: 1, maxLength: 1000 }), documents: Type.Optional(ReviewedDocuments) });
 
 /* ---------- routes ---------- */
 
@@ -453,14 +460,22 @@ export const operatorRoutes =
       sendPdf(reply, await compliance.download(operatorActor(request), request.params.id, null)),
     );
 
-    app.post<{ Params: { merchantId: string } }>('/operator/compliance/merchants/:merchantId/approve', { schema: { ...hidden, params: MerchantParams } }, async (request, reply) =>
-      sendJson(reply, 200, await compliance.approve(operatorActor(request), request.params.merchantId)),
+    app.post<{ Params: { merchantId: string }; Body: { documents?: string[] } }>(
+      '/operator/compliance/merchants/:merchantId/approve',
+      {
+        schema: { ...hidden, params: MerchantParams, body: ApproveBody },
+        // The body is optional: without `documents`, whatever waits when the request arrives is approved.
+        preValidation: async (request) => {
+          request.body ??= {};
+        },
+      },
+      async (request, reply) => sendJson(reply, 200, await compliance.approve(operatorActor(request), request.params.merchantId, request.body.documents)),
     );
 
-    app.post<{ Params: { merchantId: string }; Body: { reason: string } }>(
+    app.post<{ Params: { merchantId: string }; Body: { reason: string; documents?: string[] } }>(
       '/operator/compliance/merchants/:merchantId/reject',
       { schema: { ...hidden, params: MerchantParams, body: RejectBody } },
-      async (request, reply) => sendJson(reply, 200, await compliance.reject(operatorActor(request), request.params.merchantId, request.body.reason)),
+      async (request, reply) => sendJson(reply, 200, await compliance.reject(operatorActor(request), request.params.merchantId, request.body.reason, request.body.documents)),
     );
   };
 
