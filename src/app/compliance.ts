@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { DomainError } from '../domain/errors.js';
+import { refuseCardNumbers } from '../domain/card-number-in-text.js';
 import { hasPrefix, quotedId } from '../domain/ids.js';
 import {
   type Approval,
@@ -441,6 +442,8 @@ export class Compliance {
     const view = await this.act(actor, 'compliance.review.reject', merchantId, null, async (audit) => {
       const why = reason?.trim() ?? '';
       if (!why || why.length > 1000) throw new DomainError(400, 'invalid_reason', 'a rejection needs a reason of 1-1000 characters; the merchant sees it', '/reason');
+      // The reason goes out in callbacks and the merchant's API view, and is kept in the audit log, all in clear.
+      refuseCardNumbers({ reason: why });
       await this.requireMerchant(merchantId);
       const now = this.ctx.clock.now();
       return this.ctx.database.transaction(async (trx) => {

@@ -70,6 +70,15 @@ for (const dialect of DIALECTS) {
       assert.equal(view.documents.find((d: Doc) => d.id === renewal.id).status, 'approved');
     });
 
+    it('refuses a rejection reason quoting a card number, which callbacks, the API and the audit log would carry in clear', async () => {
+      const refused = assertProblem(await operator(t, 'POST', `${base}/reject`, { reason: 'The SAQ shows a test card 4242 4242 4242 4242 in a screenshot.' }), 400, 'card_number_in_text', '/reason');
+      assert.doesNotMatch(JSON.stringify(refused), /4242 4242/);
+      assert.equal((await merchantView()).last_review, null, 'nothing was rejected');
+      const audit = await t.gateway.services.ctx.database.db.selectFrom('audit_log').selectAll().where('action', '=', 'compliance.review.reject').execute();
+      assert.equal(audit.length, 1);
+      assert.doesNotMatch(JSON.stringify(audit), /4242 ?4242/);
+    });
+
     it('rejects exactly the documents named, and names a bad list as the field', async () => {
       assertProblem(await operator(t, 'POST', `${base}/approve`, { documents: 'doc_1' }), 400, undefined, '/documents');
       assertProblem(await operator(t, 'POST', `${base}/approve`, { documents: [] }), 400, undefined, '/documents');
