@@ -29,7 +29,25 @@ export async function checkKeks(db: Kysely<Schema>, keks: Config['keks'], vault:
     await checkAndRegister(ex, keks, vault, now, register);
     await checkHmacKey(ex, hmacKey, now, register);
   };
-  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) return check(db);
+  // All or nothing: a process refused by the HMAC_KEY check, after the vault keys passed and its
+  // new active key was registered, would otherwise leave that id behind, and every gateway
+  // configured as before would then be refused for not having it.
+  if (!(db.getExecutor().adapter instanceof PostgresAdapter)) {
+    // IMMEDIATE: the write lock before the first read. A deferred transaction beside a serving
+    // gateway (an operator command) would fail with SQLITE_BUSY on its first write whenever
+    // the gateway had committed since its reads, without waiting out the busy timeout.
+    await db.connection().execute(async (conn) => {
+      await sql`begin immediate`.execute(conn);
+      try {
+        await check(conn);
+      } catch (error) {
+        await sql`rollback`.execute(conn);
+        throw error;
+      }
+      await sql`commit`.execute(conn);
+    });
+    return;
+  }
   // Gateways starting at the same moment with different new keys each passed the check
   // before the other had registered, then sealed what the other cannot open. Taken in
   // turn, the second sees the first's key and is refused. Reads of the table go on.

@@ -201,3 +201,29 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+for (const dialect of DIALECTS) {
+  describe(`a gateway refused at boot for its HMAC_KEY (${dialect})`, () => {
+    it('leaves behind no vault key id of its own, so the gateways configured as before still start', async () => {
+      const k1 = randomBytes(32);
+      const t = await startTestGateway({ dialect, env: { VAULT_KEK: `k1:${k1.toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') } });
+      try {
+        await t.gateway.close();
+        t.gateway.close = async () => {};
+        // A rotation's first step (a new active key, the old one kept) with a mistyped HMAC_KEY.
+        const rotating = { active: { id: 'k2', key: randomBytes(32) }, all: new Map([['k1', k1]]) };
+        rotating.all.set('k2', rotating.active.key);
+        await assert.rejects(createGateway({ ...t.config, keks: rotating, hmacKey: randomBytes(32) }, pino({ level: 'silent' }), { clock: t.clock }).then((g) => g.close()), (error: Error) => error instanceof ConfigError && error.message.startsWith('HMAC_KEY is not the key'));
+        const g = await createGateway(t.config, pino({ level: 'silent' }), { clock: t.clock });
+        try {
+          const ids = await g.services.ctx.database.db.selectFrom('vault_keys').select('kek_id').execute();
+          assert.deepEqual(ids.map((r) => r.kek_id), ['k1']);
+        } finally {
+          await g.close();
+        }
+      } finally {
+        await t.close();
+      }
+    });
+  });
+}
