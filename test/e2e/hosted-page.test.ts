@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Browser } from 'playwright-core';
-import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { type Browser, chromium } from 'playwright-core';
+import { DIALECTS, exampleBody, freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { createPayment, launchBrowser, openTab, returnPageOutcome } from '../support/browser.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -237,7 +237,7 @@ describe('hosted payment page in Chromium', () => {
           // The forms end on the page itself (decision 0020): no other origin may receive a form, nor its CSRF field.
           assert.match(csp, /form-action 'self';/);
           assert.equal(h['x-frame-options'], 'DENY');
-          assert.equal(h['referrer-policy'], 'no-referrer');
+          assert.equal(h['referrer-policy'], 'same-origin');
           assert.equal(h['cache-control'], 'no-store');
           assert.equal(h['x-content-type-options'], 'nosniff');
           const cookie = (await res!.headerValue('set-cookie'))!;
@@ -338,7 +338,7 @@ describe('hosted payment page in Chromium', () => {
           assert.match(h['content-type']!, /^text\/html/, what);
           assert.match(h['content-security-policy']!, /frame-ancestors 'none'/, what);
           assert.equal(h['x-frame-options'], 'DENY', what);
-          assert.equal(h['referrer-policy'], 'no-referrer', what);
+          assert.equal(h['referrer-policy'], 'same-origin', what);
           assert.equal(h['cache-control'], 'no-store', what);
         };
         const tab = await openTab(browser);
@@ -519,4 +519,37 @@ describe('hosted payment page in Chromium', () => {
       });
     });
   }
+});
+
+describe('hosted payment page on an address Chromium does not count as secure (plain http, not loopback)', () => {
+  it('lets a customer whose browser keeps no cookie pay, on the Origin its form sends', async () => {
+    const port = await freePort();
+    // A sandbox reached by a name over plain http: no Sec-Fetch-Site is sent there, so the
+    // form's Origin is all that says it came from the page.
+    const t = await startTestGateway({ env: { PUBLIC_URL: `http://pay.test:${port}` } });
+    await t.gateway.app.listen({ host: '127.0.0.1', port });
+    const browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--host-resolver-rules=MAP pay.test 127.0.0.1'],
+    });
+    try {
+      const paid = await createPayment(t, { number: '4242424242424242' });
+      const tab = await openTab(browser, { javaScriptEnabled: false });
+      try {
+        await tab.page.goto(paid.redirectUrl);
+        await tab.context.clearCookies();
+        const answered = tab.page.waitForResponse((r) => r.request().method() === 'POST');
+        await tab.page.getByRole('button', { name: /^Pay USD 1\.00$/ }).click();
+        const post = await answered;
+        assert.equal((await post.request().allHeaders())['sec-fetch-site'], undefined, 'the case under test: no Sec-Fetch-Site');
+        assert.equal(post.status(), 303, 'taken, not the 403 page');
+        assert.equal((await returnPageOutcome(tab.page)).status, 'captured');
+      } finally {
+        await tab.close();
+      }
+    } finally {
+      await browser.close();
+      await t.close();
+    }
+  });
 });

@@ -51,13 +51,16 @@ export function page(title: string, nonce: string, body: Safe, extraHead: Safe =
   const style = wide ? STYLE.replace('max-width:28rem', 'max-width:60rem') : STYLE;
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><link rel="icon" href="data:,"><title>${title}</title><style nonce="${nonce}">${new Safe(style)}</style>${extraHead}</head>
+<meta name="referrer" content="same-origin"><link rel="icon" href="data:,"><title>${title}</title><style nonce="${nonce}">${new Safe(style)}</style>${extraHead}</head>
 <body><main>${body}<footer>Secured by tZero Pay</footer></main></body></html>`.html;
 }
 
 /**
  * Headers every gateway page carries: no framing, no caching, no referrer leaking the
- * page token, and a CSP that allows only this response's nonce for style and script. Forms
+ * page token to another origin, and a CSP that allows only this response's nonce for style
+ * and script. `same-origin`, not `no-referrer`: under `no-referrer` a browser sends its form's
+ * POST with `Origin: null`, and a customer whose browser keeps no cookie and sends no
+ * Sec-Fetch-Site (plain http, older browsers) could never pay (plugins/checkout.ts). Forms
  * post to this origin only: the hosted page's forms end on the page, which then sends the
  * customer on by script (decision 0020), so no merchant origin needs to receive a form.
  */
@@ -69,7 +72,7 @@ export function securePageHeaders(reply: FastifyReply, nonce: string): FastifyRe
       `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
     )
     .header('x-frame-options', 'DENY')
-    .header('referrer-policy', 'no-referrer')
+    .header('referrer-policy', 'same-origin')
     .header('cache-control', 'no-store')
     .header('x-content-type-options', 'nosniff');
 }
