@@ -25,13 +25,14 @@ for (const dialect of DIALECTS) {
       await db.insertInto('card_secrets').values({ ...card, payment_id: finished, kek_id: 'before-014' }).execute();
       await db.schema.dropTable('vault_keys').execute();
       await db.schema.dropTable('hmac_key_check').execute();
-      await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), 'in', ['014-vault-keys', '015-erase-finished-cards', '016-hmac-key-check']).execute();
+      // Migrations run in order: those after 015 run again too (016 makes its table anew).
+      await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), '>=', '014').execute();
     });
     after(() => t.close());
 
     it('registers the key ids in use and erases the cards of finished payments only', async () => {
       const db = t.gateway.services.ctx.database.db;
-      assert.deepEqual(await migrate(db), ['014-vault-keys', '015-erase-finished-cards', '016-hmac-key-check']);
+      assert.deepEqual((await migrate(db)).slice(0, 3), ['014-vault-keys', '015-erase-finished-cards', '016-hmac-key-check']);
       const cards = await db.selectFrom('card_secrets').select('payment_id').execute();
       assert.deepEqual(cards.map((c) => c.payment_id), [open], 'the open page keeps its card, the finished payment none');
       const keys = await db.selectFrom('vault_keys').select(['kek_id', 'check_ct']).orderBy('kek_id').execute();

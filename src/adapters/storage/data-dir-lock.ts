@@ -33,7 +33,7 @@ export function holdDataDir(dataDir: string, refusal = 'stop that one first, or 
     lock.close();
     if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
     throw new DataDirInUseError(
-      `another gateway is already running on DATA_DIR ${dataDir} (it holds ${file}). On SQLite one gateway process serves a data directory; ${refusal}`,
+      `another gateway (or database scrub) is already running on DATA_DIR ${dataDir} (it holds ${file}). On SQLite one gateway process serves a data directory; ${refusal}`,
     );
   }
   return {

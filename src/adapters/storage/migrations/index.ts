@@ -15,6 +15,7 @@ import * as m013 from './013-releases.js';
 import * as m014 from './014-vault-keys.js';
 import * as m015 from './015-erase-finished-cards.js';
 import * as m016 from './016-hmac-key-check.js';
+import * as m017 from './017-notify-defaults.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -34,6 +35,7 @@ const all: Record<string, Migration> = {
   '014-vault-keys': m014,
   '015-erase-finished-cards': m015,
   '016-hmac-key-check': m016,
+  '017-notify-defaults': m017,
 };
 
 export const migrationProvider: MigrationProvider = {
