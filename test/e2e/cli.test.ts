@@ -174,9 +174,19 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.match(text.stdout, new RegExp(`revoked ${keyA.id}; requests with it now get 401`));
     assert.deepEqual(json(asJson, 'key revoke --json'), { id: keyB, status: 'revoked' });
 
-    const [again, keys, channels] = await Promise.all([cli('key', 'revoke', keyA.id), cli('key', 'list', '--merchant', merchantId, '--json'), cli('channel', 'list', '--merchant', merchantId, '--json')]);
+    const [again, againJson, keys, channels] = await Promise.all([
+      cli('key', 'revoke', keyA.id),
+      cli('key', 'revoke', keyB, '--json'),
+      cli('key', 'list', '--merchant', merchantId, '--json'),
+      cli('channel', 'list', '--merchant', merchantId, '--json'),
+    ]);
     assert.equal(again.code, 1);
-    assert.match(again.stderr, /already revoked/);
+    assert.match(again.stderr, /^error: .*already revoked.* \[\w+\]\n$/, 'the refusal with its code');
+    assert.equal(againJson.code, 1);
+    const refusal = (JSON.parse(againJson.stderr) as { error: { status: number; code: string; message: string } }).error;
+    assert.match(refusal.message, /already revoked/);
+    assert.equal(refusal.code, /\[(\w+)\]\n$/.exec(again.stderr)![1]);
+    assert.equal(typeof refusal.status, 'number');
     const listed = json<Array<{ id: string; status: string; revoked_at: string | null }>>(keys, 'key list --json');
     assert.deepEqual(listed.map((k) => k.status), ['revoked', 'revoked']);
     assert.ok(listed.every((k) => k.revoked_at));
