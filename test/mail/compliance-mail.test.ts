@@ -110,6 +110,27 @@ for (const dialect of DIALECTS) {
   });
 }
 
+describe('compliance e-mails when the first live channel has no notification addresses (sqlite)', () => {
+  it('go to the addresses of another live channel', async () => {
+    const sink = await new MailSink().start();
+    const t = await startComplianceGateway('sqlite', { SMTP_URL: `smtp://127.0.0.1:${sink.port}`, WORKERS: 'true', DISPATCH_POLL_MS: '50' });
+    try {
+      const m = t.gateway.services.merchants;
+      await m.updateChannel(LIVE_CHANNEL, { notifyEmails: [] });
+      await m.createChannel(t.credentials.merchant_id, { reference: 'second-live', name: 'Second Shop', mode: 'live', currencies: ['USD'], returnUrls: ['https://second.example/return'], notifyEmails: ['finance@second.example'] });
+      await expectStatus(declareVolume(t, 1000), 200);
+      await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 10) }), 201);
+      await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 5) }), 201);
+      await t.gateway.services.compliance.approve({ who: 'operator:test', from: 'test' }, t.credentials.merchant_id);
+      await waitFor('the approval e-mail', () => sink.to('finance@second.example').length >= 1);
+      assert.match(sink.to('finance@second.example')[0]!.message.subject, /PCI DSS compliance approved/);
+    } finally {
+      await t.close();
+      await sink.stop();
+    }
+  });
+});
+
 describe('compliance e-mail template', () => {
   const occurredAt = '2026-03-01T12:00:00.000Z';
   const input = (eventType: string, compliance: Partial<ComplianceMailInput['compliance']> = {}): ComplianceMailInput => ({
