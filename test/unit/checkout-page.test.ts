@@ -24,10 +24,10 @@ describe('the hosted page', () => {
     assert.match(openPage(view({ sandbox: false }), 'tok', 'csrf', 'nonce', 'wrong_code'), /aria-describedby="otp-error" aria-invalid="true"/);
   });
 
-  it('refreshes a payment being processed every few seconds, with a way to look now', () => {
+  it('refreshes a payment being processed every few seconds, with a way to look now, then goes on to the merchant', () => {
     const processing = openPage(view({}, 'processing'), 'tok', 'csrf', 'nonce');
-    assert.match(processing, /<meta http-equiv="refresh" content="3">/);
-    assert.match(processing, /href="\/pay\/tok">Check now</);
+    assert.match(processing, /<meta http-equiv="refresh" content="3;url=\/pay\/tok\?return=1">/);
+    assert.match(processing, /href="\/pay\/tok\?return=1">Check now</);
     assert.doesNotMatch(processing, /12\/2031|Expires/);
   });
 });

@@ -52,12 +52,14 @@ function cancelButton(token: string): Safe {
 export function openPage(view: CheckoutView, token: string, csrf: string, nonce: string, error?: string): string {
   if (view.session.state === 'processing') {
     // Slow enough for a screen reader to read the page between refreshes, with a way to look now.
+    // Only a customer who has just confirmed (and reloaded, or came back while the bank answers)
+    // sees it: once the payment has finished they go on to the merchant, as after the form itself.
     return page(
       'Processing payment',
       nonce,
       html`<div class="card">${summary(view)}<p class="notice info" role="status">Processing your payment… this page checks again every ${PROCESSING_REFRESH_SECONDS} seconds.</p>
-<div class="actions"><a class="button secondary" href="/pay/${token}">Check now</a></div></div>`,
-      html`<meta http-equiv="refresh" content="${PROCESSING_REFRESH_SECONDS}">`,
+<div class="actions"><a class="button secondary" href="/pay/${token}?return=1">Check now</a></div></div>`,
+      html`<meta http-equiv="refresh" content="${PROCESSING_REFRESH_SECONDS};url=/pay/${token}?return=1">`,
     );
   }
   if (view.flow === 'challenge') {
