@@ -38,7 +38,7 @@ for (const dialect of DIALECTS) {
       assert.equal(count(events, (e) => e === 'payment.captured' || e === 'payment.partially_captured'), 1);
     });
 
-    it('10 captures at once with one Idempotency-Key: one capture, the rest replay or wait', async () => {
+    it('10 captures at once with one Idempotency-Key: one capture, the rest replay (the claim or the result) or wait', async () => {
       const p = await authorisedPayment(t);
       const headers = { 'idempotency-key': `same-${p.id}` };
       const results = await Promise.all(Array.from({ length: 10 }, () => post(t, `/payment/${p.id}/capture`, {}, headers)));
@@ -46,6 +46,13 @@ for (const dialect of DIALECTS) {
       assert.ok(ok.length >= 1);
       for (const r of ok) assert.equal(r.body, ok[0]!.body);
       for (const r of results.filter((x) => x.statusCode !== 200)) {
+        // The key is taken with the claim, before the acquirer answers: a request arriving
+        // between the two replays the claim's 202 (capturing) rather than meeting a 409.
+        if (r.statusCode === 202) {
+          assert.equal(r.headers['idempotent-replayed'], 'true', r.body);
+          assert.equal(r.json().status, 'capturing');
+          continue;
+        }
         assert.equal(r.statusCode, 409);
         assert.equal(r.json().code, 'idempotency_key_in_use', r.body);
       }
