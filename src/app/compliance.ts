@@ -641,13 +641,15 @@ export class Compliance {
    * Writes an outbox event for the notification dispatcher (e-mail to the channel's
    * notify addresses, callbacks). Compliance belongs to the merchant, not a payment, so
    * payment_id is null and the event rides on one of its channels: a live one with
-   * notification addresses first, then any with addresses, so the merchant's first live
-   * channel having none does not leave its reminders unsent while another channel has some.
+   * notification addresses first, so the merchant's first live channel having none does not
+   * leave its reminders unsent while another live channel has some. Any live channel comes
+   * before a sandbox one with addresses: the notices are about live card data, and an
+   * endpoint filtered to the live channel (as webhooks.md advises) must still be called.
    */
   private async notify(trx: Trx, merchantId: string, type: ComplianceEventType, view: ComplianceView, now: number, extra: Record<string, unknown> = {}): Promise<string | null> {
     const channels = await trx.selectFrom('channels').select(['id', 'mode', 'notify_emails']).where('merchant_id', '=', merchantId).orderBy('id').execute();
     const addressed = channels.filter((c) => (JSON.parse(c.notify_emails) as string[]).length > 0);
-    const channel = addressed.find((c) => c.mode === 'live') ?? addressed[0] ?? channels.find((c) => c.mode === 'live') ?? channels[0];
+    const channel = addressed.find((c) => c.mode === 'live') ?? channels.find((c) => c.mode === 'live') ?? addressed[0] ?? channels[0];
     if (!channel) return null;
     const id = this.ctx.newId('event');
     const { documents: _d, ...object } = view;

@@ -131,6 +131,34 @@ describe('compliance e-mails when the first live channel has no notification add
   });
 });
 
+describe('compliance notices when the live channel has no notification addresses but the sandbox one has (sqlite)', () => {
+  it('still ride the live channel, so an endpoint subscribed to that channel is called back', async () => {
+    const receiver = await new Receiver().start();
+    const t = await startComplianceGateway('sqlite', { WORKERS: 'true', DISPATCH_POLL_MS: '50' });
+    try {
+      await t.gateway.services.merchants.updateChannel(LIVE_CHANNEL, { notifyEmails: [] });
+      // As webhooks.md tells a merchant to: compliance events ride the live channel.
+      const live = await registerEndpoint(t, receiver.url, { events: ['compliance.approved'], channel: LIVE_CHANNEL });
+      receiver.secrets = [live.secret];
+      await expectStatus(declareVolume(t, 1000), 200);
+      await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 10) }), 201);
+      await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 5) }), 201);
+      await t.gateway.services.compliance.approve({ who: 'operator:test', from: 'test' }, t.credentials.merchant_id);
+      const event = await t.gateway.services.ctx.database.db
+        .selectFrom('events')
+        .innerJoin('channels', 'channels.id', 'events.channel_id')
+        .select('channels.reference')
+        .where('events.type', '=', 'compliance.approved')
+        .executeTakeFirstOrThrow();
+      assert.equal(event.reference, LIVE_CHANNEL, 'not the sandbox channel, whose addresses are a developer\'s');
+      await waitFor('the callback', () => receiver.received.some((r) => r.type === 'compliance.approved'));
+    } finally {
+      await t.close();
+      await receiver.stop();
+    }
+  });
+});
+
 describe('compliance e-mail template', () => {
   const occurredAt = '2026-03-01T12:00:00.000Z';
   const input = (eventType: string, compliance: Partial<ComplianceMailInput['compliance']> = {}): ComplianceMailInput => ({
