@@ -45,7 +45,7 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
 
 A value given twice to --currency, --return-url, --notify-email or --notify-event is refused.
 A channel's --mode is fixed once it has taken a payment: create a new channel for live payments.
-Every command prints text; add --json for JSON (a refusal too: {"error":{"status","code","message"}} on stderr).`;
+Every command prints text; add --json for JSON (a refusal too: {"error":{"status","code","message",...}} on stderr).`;
 
 /** The commands that seal something under the active key, and so register it (src/app/kek-check.ts). */
 const SEALING_COMMANDS = new Set(['channel create', 'channel rotate-secret', 'vault rotate']);
@@ -304,8 +304,9 @@ run(process.argv.slice(2)).catch((error: unknown) => {
     process.exit(1);
   }
   if (error instanceof DomainError) {
-    // Scripts asked for JSON tell refusals apart by code, as API clients do.
-    const refusal = { status: error.status, code: error.code, message: error.message, ...(error.param === undefined ? {} : { param: error.param }) };
+    // Scripts asked for JSON tell refusals apart by code, and act on their details (a changed
+    // submission's pending_documents, each field of a ValidationFailed), as API clients do.
+    const refusal = { status: error.status, code: error.code, message: error.message, ...(error.param === undefined ? {} : { param: error.param }), ...error.extra };
     process.stderr.write(process.argv.includes('--json') ? `${JSON.stringify({ error: refusal })}\n` : `error: ${error.message} [${error.code}]\n`);
     process.exit(1);
   }

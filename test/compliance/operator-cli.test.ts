@@ -78,6 +78,12 @@ for (const dialect of DIALECTS) {
         const res = await cli(t, 'compliance', ...args, '--documents', seen.join(','));
         assert.equal(res.code, 1, res.stdout);
         assert.match(res.stderr, new RegExp(`submission changed since it was reviewed: .*${replaced.id}`));
+        // A script reviews what waits now from the refusal, as an API client does from the 409.
+        const asJson = await cli(t, 'compliance', ...args, '--documents', seen.join(','), '--json');
+        assert.equal(asJson.code, 1, asJson.stdout);
+        const refusal = (JSON.parse(asJson.stderr) as { error: { code: string; pending_documents?: string[] } }).error;
+        assert.equal(refusal.code, 'submission_changed');
+        assert.ok(refusal.pending_documents?.includes(replaced.id), asJson.stderr);
       }
       const view = await t.gateway.services.compliance.status(merchant);
       assert.equal(view.status, 'pending');
