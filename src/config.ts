@@ -50,10 +50,18 @@ export interface Config {
   operatorListen: { host: string; port: number } | undefined;
   /** Proxies whose X-Forwarded-For names the client (addresses, CIDR ranges, proxy-addr's keywords); false: none. */
   trustProxy: string[] | false;
+  /** Requests a second (and at once) each merchant's secret keys may make to this process; undefined: no limit. */
+  merchantRateLimit: MerchantRateLimit | undefined;
   /** Who authorises: the connector payments are sent to (this build has the sandbox simulator only). */
   acquirer: AcquirerName;
   /** Settings that work but deserve the operator's attention, logged at boot. */
   notices: readonly string[];
+}
+
+/** A token bucket's settings: requests a second on average, and at once after a quiet spell. */
+export interface MerchantRateLimit {
+  perSecond: number;
+  burst: number;
 }
 
 export interface OperatorToken {
@@ -265,9 +273,20 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     operatorTokens: tokens,
     operatorListen: operatorListen(env, port, tokens),
     trustProxy: trustProxy(env.TRUST_PROXY),
+    merchantRateLimit: merchantRateLimit(env),
     acquirer: acquirer(env.ACQUIRER, mode),
     notices,
   });
+}
+
+/** RATE_LIMIT_PER_SECOND 0 (the default) is no limit; a burst alone would limit nothing. */
+function merchantRateLimit(env: Env): MerchantRateLimit | undefined {
+  const perSecond = int(env, 'RATE_LIMIT_PER_SECOND', 0, 0, 1_000_000);
+  if (perSecond === 0) {
+    if (env.RATE_LIMIT_BURST) throw new ConfigError('RATE_LIMIT_BURST needs RATE_LIMIT_PER_SECOND (the rate the burst refills at)');
+    return undefined;
+  }
+  return { perSecond, burst: int(env, 'RATE_LIMIT_BURST', perSecond, 1, 1_000_000) };
 }
 
 /**

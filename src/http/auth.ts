@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Actor } from '../app/audit.js';
 import type { Services } from '../app/services.js';
+import { MerchantRateLimiter } from './merchant-rate-limit.js';
 import { problem, sendProblem } from './problem.js';
 
 declare module 'fastify' {
@@ -30,6 +31,8 @@ function presentedKey(request: FastifyRequest): string | undefined {
 export function registerAuth(app: FastifyInstance, services: Services): void {
   app.decorateRequest('merchantId', '');
   app.decorateRequest('secretKeyId', '');
+  const limit = services.ctx.config.merchantRateLimit;
+  const limiter = limit && new MerchantRateLimiter(limit);
   app.decorate('requireSecretKey', async (request: FastifyRequest, reply: FastifyReply) => {
     const key = presentedKey(request);
     const found = await services.merchants.authenticate(key);
@@ -38,6 +41,14 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
       const detail = key === undefined ? 'send your secret key in the X-Secret-Key header' : 'the secret key is not valid (malformed, unknown or revoked)';
       reply.header('www-authenticate', 'X-Secret-Key');
       await sendProblem(reply, problem(request, 401, 'unauthorized', detail, '/headers/x-secret-key'));
+      return;
+    }
+    const waitMs = limiter?.take(found.merchantId);
+    if (waitMs !== undefined) {
+      // Refused before the body is read and before any Idempotency-Key is claimed: nothing was done.
+      const detail = `this merchant's requests are over ${limit!.perSecond} a second (bursts of ${limit!.burst}) to this gateway; nothing was done: send it again after Retry-After, with the same Idempotency-Key`;
+      reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
+      await sendProblem(reply, problem(request, 429, 'rate_limited', detail));
       return;
     }
     request.merchantId = found.merchantId;

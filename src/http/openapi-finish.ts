@@ -102,7 +102,7 @@ const LOCATION_HEADER = {
 /** Operations whose created resource has a path of its own (a refund is read with its payment). */
 const CREATED_AT = new Set(['authorisePayment', 'createWebhookEndpoint', 'uploadComplianceDocument']);
 
-export type DocumentedLimits = Pick<Config, 'webhookTimeoutMs' | 'webhookRetryWindowMs' | 'idempotencyTtlMs'>;
+export type DocumentedLimits = Pick<Config, 'webhookTimeoutMs' | 'webhookRetryWindowMs' | 'idempotencyTtlMs' | 'merchantRateLimit'>;
 
 /**
  * What the routes' schemas cannot say in the served OpenAPI document: errors are sent as
@@ -170,6 +170,11 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       // Whatever the operation: no Host header, or a query value with a NUL or a lone surrogate (src/http/app.ts).
       sometimes(400, 'a request without Host, or a query value that breaks the text rules');
       if (responses[401] && op.security?.some((s) => 'secretKey' in s)) responses[401].headers = { ...responses[401].headers, ...AUTHENTICATE_HEADER };
+      const rate = limits.merchantRateLimit;
+      if (rate && op.security?.some((s) => 'secretKey' in s)) {
+        sometimes(429, `\`rate_limited\`: this merchant's requests (all its keys) are over ${rate.perSecond} a second, in bursts of up to ${rate.burst}; nothing was done: send it again after Retry-After, with the same Idempotency-Key`);
+        responses[429]!.headers = { ...responses[429]!.headers, 'Retry-After': { description: 'Seconds until the merchant may send a request again.', required: true, schema: { type: 'string' } } };
+      }
       if (op[OPTIONAL_BODY] && op.requestBody) op.requestBody.required = false;
       delete op[OPTIONAL_BODY];
       if (op[REQUEST_FORM]) op.requestBody = { required: true, content: { 'multipart/form-data': { schema: op[REQUEST_FORM] } } };

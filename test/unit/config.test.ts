@@ -143,3 +143,15 @@ describe('proxies', () => {
     refused({ TRUST_PROXY: 'proxy.internal' }, /got "proxy\.internal"/);
   });
 });
+
+describe('merchant rate limit', () => {
+  it('is off unless RATE_LIMIT_PER_SECOND is set; the burst defaults to one second of it and needs the rate', () => {
+    assert.equal(loadConfig(env).merchantRateLimit, undefined);
+    assert.equal(loadConfig({ ...env, RATE_LIMIT_PER_SECOND: '0' }).merchantRateLimit, undefined);
+    assert.deepEqual(loadConfig({ ...env, RATE_LIMIT_PER_SECOND: '50' }).merchantRateLimit, { perSecond: 50, burst: 50 });
+    assert.deepEqual(loadConfig({ ...env, RATE_LIMIT_PER_SECOND: '50', RATE_LIMIT_BURST: '200' }).merchantRateLimit, { perSecond: 50, burst: 200 });
+    refused({ RATE_LIMIT_BURST: '10' }, /^RATE_LIMIT_BURST needs RATE_LIMIT_PER_SECOND/);
+    refused({ RATE_LIMIT_PER_SECOND: '10', RATE_LIMIT_BURST: '0' }, /^RATE_LIMIT_BURST must be between 1 and/);
+    refused({ RATE_LIMIT_PER_SECOND: '2.5' }, /^RATE_LIMIT_PER_SECOND must be a whole number/);
+  });
+});
