@@ -17,7 +17,7 @@ import { Problem } from './schemas/common.js';
 import { healthRoutes } from './plugins/health.js';
 import { paymentRoutes } from './plugins/payments.js';
 import { lifecycleRoutes } from './plugins/lifecycle.js';
-import { answerStrayPageRequest, checkoutRoutes } from './plugins/checkout.js';
+import { answerPageWhileClosing, answerStrayPageRequest, checkoutRoutes } from './plugins/checkout.js';
 import { paymentMethodRoutes } from './plugins/payment-methods.js';
 import { sandboxRoutes } from './plugins/sandbox.js';
 import { webhookEndpointRoutes } from './plugins/webhook-endpoints.js';
@@ -258,6 +258,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
       return void sendProblem(reply, problem(request, 400, 'missing_header', 'an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)', '/headers/host'));
     }
     if (!closing) return done();
+    if (surface === 'payments' && request.url.startsWith('/pay/')) return void answerPageWhileClosing(request, reply);
     void sendProblem(
       reply.header('retry-after', '1'),
       problem(request, 503, 'shutting_down', 'this gateway process is shutting down and started nothing for this request: send it again (with the same Idempotency-Key) and another process, or this one restarted, answers'),

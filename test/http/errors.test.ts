@@ -310,8 +310,8 @@ describe('the access log', () => {
 });
 
 describe('a request reaching a gateway that is closing', () => {
-  it('is refused with a 503 problem, Retry-After and the connection closed; the request under way is answered', async () => {
-    const t = await startTestGateway();
+  /** The answers to a request under way (its body half sent when the gateway starts closing) and to `pipelined`, sent behind it. */
+  async function answersWhileClosing(t: TestGateway, pipelined: (key: string) => string): Promise<string[]> {
     const url = new URL(await t.listen());
     const socket = connect(Number(url.port), url.hostname);
     await new Promise((resolve) => socket.once('connect', resolve));
@@ -320,24 +320,48 @@ describe('a request reaching a gateway that is closing', () => {
     socket.on('data', (chunk: string) => (received += chunk));
     const ended = new Promise((resolve) => socket.once('close', resolve));
     const key = t.credentials.secret_key;
-    // A request under way (its body half sent) keeps the connection busy while the gateway starts closing.
     const body = JSON.stringify({ url: 'http://127.0.0.1:9/hook', events: ['*'] });
     socket.write(`POST /webhook-endpoints HTTP/1.1\r\nHost: x\r\nX-Secret-Key: ${key}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
     const closing = t.gateway.app.close();
     await new Promise((resolve) => setTimeout(resolve, 100));
-    // The rest of its body, and a second request pipelined behind it.
-    socket.write(`${body.slice(10)}GET /payments HTTP/1.1\r\nHost: x\r\nX-Secret-Key: ${key}\r\n\r\n`);
+    socket.write(`${body.slice(10)}${pipelined(key)}`);
     await ended;
     await closing;
-    await t.close();
     const answers = received.split(/(?=HTTP\/1\.1 )/);
     assert.equal(answers.length, 2, received);
     assert.match(answers[0]!, /^HTTP\/1\.1 201 /);
-    assert.match(answers[1]!, /^HTTP\/1\.1 503 /);
-    assert.match(answers[1]!, /\r\ncontent-type: application\/problem\+json/i);
-    assert.match(answers[1]!, /\r\nretry-after: 1\r\n/i);
-    assert.match(answers[1]!, /\r\nconnection: close\r\n/i);
-    assert.match(answers[1]!, /"code":"shutting_down"/);
+    return answers;
+  }
+
+  it('is refused with a 503 problem, Retry-After and the connection closed; the request under way is answered', async () => {
+    const t = await startTestGateway();
+    try {
+      const [, refused] = await answersWhileClosing(t, (key) => `GET /payments HTTP/1.1\r\nHost: x\r\nX-Secret-Key: ${key}\r\n\r\n`);
+      assert.match(refused!, /^HTTP\/1\.1 503 /);
+      assert.match(refused!, /\r\ncontent-type: application\/problem\+json/i);
+      assert.match(refused!, /\r\nretry-after: 1\r\n/i);
+      assert.match(refused!, /\r\nconnection: close\r\n/i);
+      assert.match(refused!, /"code":"shutting_down"/);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("gives a customer's browser on a payment page a page to reload, not the API's JSON", async () => {
+    const t = await startTestGateway();
+    try {
+      const created = await postAuthorise(t, await exampleBody());
+      const pagePath = new URL(created.json().redirect_url as string).pathname;
+      const [, refused] = await answersWhileClosing(t, () => `POST ${pagePath}/confirm HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 6\r\n\r\ncsrf=x`);
+      assert.match(refused!, /^HTTP\/1\.1 503 /);
+      assert.match(refused!, /\r\ncontent-type: text\/html/i);
+      assert.match(refused!, /\r\ncontent-security-policy: /i);
+      assert.match(refused!, /\r\nretry-after: 1\r\n/i);
+      assert.match(refused!, new RegExp(`href="${pagePath}"`), 'links back to the payment page');
+      assert.doesNotMatch(refused!, /shutting_down/);
+    } finally {
+      await t.close();
+    }
   });
 });

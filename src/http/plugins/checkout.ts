@@ -75,6 +75,18 @@ export function answerStrayPageRequest(request: FastifyRequest, reply: FastifyRe
 }
 
 /**
+ * A page request reaching a process that is shutting down: the customer's browser gets a
+ * page too. Nothing was started; reloaded, the page is served by another process or this one
+ * restarted.
+ */
+export function answerPageWhileClosing(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const [, token = ''] = PAGE_PATH.exec(request.url) ?? [];
+  const nonce = newNonce();
+  if (!TOKEN_SHAPE.test(token)) return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
+  return securePageHeaders(reply.code(503).header('retry-after', '1'), nonce).send(requestFailedPage(nonce, `/pay/${token}`, true));
+}
+
+/**
  * The unique URL of a payment: the customer's 3-D Secure style finalisation page.
  * POSTs are guarded by a double-submit CSRF cookie and answer with 303, so reloads and the
  * back button never resubmit. The cookie is SameSite=Lax: a cross-site POST never carries
