@@ -38,6 +38,8 @@ export type DocumentRow = Omit<ComplianceDocumentsTable, 'kek_id' | 'wrapped_dek
 
 /** Payments one query of the yearly transaction count reads (about 10 ms of SQLite each). */
 const COUNT_CHUNK = 10_000;
+/** Replaced, never-reviewed documents kept a merchant (forgetOldSuperseded). */
+export const KEPT_SUPERSEDED_DOCUMENTS = 10;
 
 const DOCUMENT_COLUMNS = ['id', 'merchant_id', 'type', 'document_date', 'filename', 'size_bytes', 'sha256', 'status', 'uploaded_at', 'reviewed_at', 'review_reason'] as const;
 
@@ -295,6 +297,7 @@ export class Compliance {
         await this.lockProfile(trx, merchantId, now);
         // The newest upload of a type replaces an earlier one still waiting for review.
         await trx.updateTable('compliance_documents').set({ status: 'superseded' }).where('merchant_id', '=', merchantId).where('type', '=', type).where('status', '=', 'pending').execute();
+        await this.forgetOldSuperseded(trx, merchantId);
         await trx.insertInto('compliance_documents').values(row).execute();
         await audit(trx, { document_type: type, document_date: row.document_date, filename: row.filename, size_bytes: row.size_bytes, sha256: row.sha256 }, { target: id });
         const { content_ct: _c, kek_id: _k, wrapped_dek: _w, ...doc } = row;
@@ -683,6 +686,22 @@ export class Compliance {
 
   private documents(ex: Kysely<Schema>, merchantId: string): Promise<DocumentRow[]> {
     return ex.selectFrom('compliance_documents').select(DOCUMENT_COLUMNS).where('merchant_id', '=', merchantId).orderBy('id', 'desc').execute();
+  }
+
+  /**
+   * Replaced documents nobody reviewed are kept for reference, the newest few only: a merchant
+   * uploading in a loop would otherwise fill the disk 10 MB at a time, and every compliance
+   * view reads all its rows. Each upload's digest, size and file name stay in the audit log.
+   */
+  private async forgetOldSuperseded(trx: Trx, merchantId: string): Promise<void> {
+    const kept = trx
+      .selectFrom('compliance_documents')
+      .select('id')
+      .where('merchant_id', '=', merchantId)
+      .where('status', '=', 'superseded')
+      .orderBy('id', 'desc')
+      .limit(KEPT_SUPERSEDED_DOCUMENTS);
+    await trx.deleteFrom('compliance_documents').where('merchant_id', '=', merchantId).where('status', '=', 'superseded').where('id', 'not in', kept).execute();
   }
 
   /** Creates the profile on first use and locks it, so one merchant's compliance changes one at a time. */

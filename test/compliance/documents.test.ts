@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { KEPT_SUPERSEDED_DOCUMENTS } from '../../src/app/compliance.js';
 import { MAX_DOCUMENT_BYTES } from '../../src/domain/compliance.js';
 import { DIALECTS, type TestGateway } from '../support/gateway.js';
 import { assertProblem, createMerchant } from '../support/http.js';
@@ -98,6 +99,34 @@ for (const dialect of DIALECTS) {
           const res = await t.request({ method: 'POST', url: '/merchant/compliance/documents', headers: { 'content-type': contentType }, payload });
           assert.equal(res.statusCode, 400, `${contentType}: ${res.body}`);
         }
+      });
+    });
+
+    describe('replaced documents', () => {
+      it('keeps the newest replaced ones only; the audit log keeps every upload', async () => {
+        const other = await createMerchant(t, 'loop-' + randomBytes(3).toString('hex'));
+        const headers = { 'x-secret-key': other.key.secret_key };
+        const ids: string[] = [];
+        for (let i = 0; i < KEPT_SUPERSEDED_DOCUMENTS + 3; i++) {
+          ids.push((await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 2), file: pdf(`upload ${i}`) }, headers), 201)).json().id);
+        }
+        const view = (await expectStatus(t.request({ method: 'GET', url: '/merchant/compliance', headers }), 200)).json();
+        const listed = (view.documents as Array<{ id: string; status: string }>).map((d) => `${d.id}:${d.status}`);
+        const expected = ids.slice(2).reverse().map((id, n) => `${id}:${n === 0 ? 'pending' : 'superseded'}`);
+        assert.deepEqual(listed, expected, 'the waiting one and the newest replaced ones, newest first');
+        for (const [n, id] of ids.entries()) {
+          const res = await t.request({ method: 'GET', url: `/merchant/compliance/documents/${id}`, headers });
+          assert.equal(res.statusCode, n < 2 ? 404 : 200, `upload ${n}`);
+          if (n >= 2) assert.ok(res.rawPayload.equals(pdf(`upload ${n}`)));
+        }
+        const audited = await t.gateway.services.ctx.database.db
+          .selectFrom('audit_log')
+          .select('target')
+          .where('merchant_id', '=', other.merchantId)
+          .where('action', '=', 'compliance.document.upload')
+          .where('outcome', '=', 'success')
+          .execute();
+        assert.deepEqual(audited.map((r) => r.target).sort(), [...ids].sort());
       });
     });
 
