@@ -11,6 +11,7 @@ import { Lifecycle } from './lifecycle.js';
 import { PaymentList } from './payment-list.js';
 import { StoredCards } from './stored-cards.js';
 import { Compliance } from './compliance.js';
+import { PaymentSupport } from './payment-support.js';
 
 /** The use cases, wired once over one context. */
 export interface Services {
@@ -28,24 +29,29 @@ export interface Services {
   paymentList: PaymentList;
   storedCards: StoredCards;
   compliance: Compliance;
+  /** The operator's view of one payment, its events and deliveries. */
+  support: PaymentSupport;
 }
 
 export function buildServices(ctx: AppContext): Services {
   const idempotency = new Idempotency(ctx);
   const outbox = OutboxSignal.of(ctx.database);
+  const payments = new PaymentQueries(ctx);
+  const events = new EventQueries(ctx, outbox);
   return {
     ctx,
     merchants: new Merchants(ctx),
     idempotency,
     authorise: new Authorise(ctx, idempotency),
     checkout: new Checkout(ctx),
-    payments: new PaymentQueries(ctx),
+    payments,
     outbox,
     webhookEndpoints: new WebhookEndpoints(ctx, idempotency),
-    events: new EventQueries(ctx, outbox),
+    events,
     lifecycle: new Lifecycle(ctx, idempotency),
     paymentList: new PaymentList(ctx),
     storedCards: new StoredCards(ctx),
     compliance: new Compliance(ctx),
+    support: new PaymentSupport(ctx, payments, events),
   };
 }

@@ -11,6 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { auditTrail, cliActor, writeAudit } from '../app/audit.js';
 import { keepSandboxReturnSecret, sandboxCredentialsFile } from '../server.js';
 import { DataDirInUseError, holdDataDir } from '../adapters/storage/data-dir-lock.js';
+import { paymentSupportText } from './payment-text.js';
 
 const USAGE = `tZero Pay gateway
 
@@ -34,7 +35,9 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   vault rotate                            re-wrap every data key under the active VAULT_KEK
   database scrub                          SQLite, gateway stopped: rewrite the file without the free
                                           space where versions before decision 0017 left erased cards
-  audit list [--merchant ID]              the newest 100 audit rows: keys, channels, secrets, vault, compliance
+  payment show PAYMENT_ID                 a payment as its merchant sees it (card: BIN and last 4), its events and
+                                          what became of each callback and e-mail; the look is audited
+  audit list [--merchant ID]              the newest 100 audit rows: keys, channels, secrets, vault, compliance, payment looks
   compliance list                         PCI DSS submissions waiting for review
   compliance show MERCHANT_ID             status, documents and audit trail
   compliance approve MERCHANT_ID [--documents DOC_ID,...]
@@ -245,6 +248,11 @@ async function run(argv: string[]): Promise<void> {
         await retireKekIds(services.ctx.database.db, services.ctx.vault.activeKekId);
         await writeAudit(services.ctx, services.ctx.database.db, { actor: cliActor(), action: 'vault.rotate', merchantId: null, target: services.ctx.vault.activeKekId, outcome: 'success', detail: { rewrapped: n } });
         return print(json, { rewrapped: n, kek_id: services.ctx.vault.activeKekId }, `re-wrapped ${n} data keys under ${services.ctx.vault.activeKekId}`);
+      }
+      case 'payment show': {
+        if (!target) throw new UsageError('payment show needs the payment id (pay_…)');
+        const view = await services.support.show(cliActor(), target);
+        return print(json, view, paymentSupportText(view));
       }
       case 'audit list': {
         const rows = await auditTrail(services.ctx, values.merchant, 100);

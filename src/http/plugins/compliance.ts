@@ -10,6 +10,7 @@ import { DomainError } from '../../domain/errors.js';
 import { problem, sendProblem } from '../problem.js';
 import { merchantActor } from '../auth.js';
 import { metricsRoute } from './metrics.js';
+import { PaymentIdParams } from './payments.js';
 import { Nullable, StrictObject, Timestamp, problemResponses } from '../schemas/common.js';
 
 /* ---------- multipart/form-data (RFC 7578), parsed here so no dependency is needed ---------- */
@@ -449,6 +450,11 @@ export const operatorRoutes =
     });
     const hidden = { hide: true, tags: ['operator'] };
     await app.register(metricsRoute(services));
+
+    // Support: a payment, its events and their deliveries, whichever merchant's (PaymentSupport).
+    app.get<{ Params: { id: string } }>('/operator/payments/:id', { schema: { ...hidden, params: PaymentIdParams } }, async (request, reply) =>
+      sendJson(reply, 200, await services.support.show(operatorActor(request), request.params.id)),
+    );
 
     app.get('/operator/compliance/submissions', { schema: hidden }, async (_request, reply) => sendJson(reply, 200, { object: 'list', data: await compliance.listPending() }));
 

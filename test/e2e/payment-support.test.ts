@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
+import { after, before, describe, it } from 'node:test';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { assertProblem } from '../support/http.js';
+import { runCli } from '../support/process.js';
+import { paidPayment, Receiver, registerEndpoint, waitFor } from '../webhooks/support.js';
+
+const OPERATOR_TOKEN = 'op_' + randomBytes(24).toString('hex');
+const CARD = '4242424242424242';
+
+interface SupportView {
+  merchant_id: string;
+  payment: { id: string; status: string; page_open: boolean; redirect_url?: unknown; payment_method: { card: { bin: string; last4: string } } };
+  events: Array<{ id: string; type: string; deliveries: Array<{ kind: string; status: string; url: string | null; recipient: string | null; attempt_count: number; last_status_code: number | null }> }>;
+  older_events_left_out: boolean;
+}
+
+/**
+ * A merchant asks "what happened to pay_…?": the operator answers from the CLI or the
+ * operator API, without the merchant's key, seeing what the merchant would see.
+ */
+for (const dialect of DIALECTS) {
+  describe(`payment show, for support (${dialect})`, () => {
+    let t: TestGateway;
+    let receiver: Receiver;
+    let paid: string;
+    let open: string;
+
+    before(async () => {
+      t = await startTestGateway({ dialect, workers: true, env: { OPERATOR_TOKEN, DISPATCH_POLL_MS: '50' } });
+      receiver = await new Receiver().start();
+      receiver.mode = 'fail';
+      await registerEndpoint(t, receiver.url, { events: ['payment.captured'] });
+      paid = await paidPayment(t);
+      const created = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() });
+      open = created.json().id;
+      const captured = (await t.request({ method: 'GET', url: `/events?payment=${paid}&type=payment.captured` })).json().data[0].id as string;
+      await waitFor('the failing callback tried and recorded', async () => {
+        const { deliveries } = (await t.request({ method: 'GET', url: `/events/${captured}` })).json() as SupportView['events'][number];
+        return deliveries.some((d) => d.kind === 'webhook' && d.last_status_code === 500);
+      });
+    });
+    after(async () => {
+      await receiver?.stop();
+      await t?.close();
+    });
+
+    const operator = (url: string, token = OPERATOR_TOKEN) => t.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } });
+
+    it('shows the payment as its merchant sees it, its events oldest first and what became of each delivery', async () => {
+      const res = await operator(`/operator/payments/${paid}`);
+      assert.equal(res.statusCode, 200, res.body);
+      const view = res.json() as SupportView;
+      assert.equal(view.merchant_id, t.credentials.merchant_id);
+      assert.equal(view.payment.status, 'captured');
+      assert.equal(view.payment.page_open, false);
+      assert.deepEqual([view.payment.payment_method.card.bin, view.payment.payment_method.card.last4], [CARD.slice(0, 6), CARD.slice(-4)]);
+      assert.deepEqual(view.events.map((e) => e.type), ['payment.created', 'payment.authorised', 'payment.captured']);
+      const callback = view.events[2]!.deliveries.find((d) => d.kind === 'webhook');
+      assert.equal(callback?.url, receiver.url);
+      assert.equal(callback?.last_status_code, 500, 'the failing answer is shown');
+      assert.ok(view.events.some((e) => e.deliveries.some((d) => d.kind === 'email' && d.recipient === 'merchant@sandbox.test')), 'the sandbox e-mails are listed');
+      assert.equal(view.older_events_left_out, false);
+      assert.ok(!res.body.includes(CARD) && !res.body.includes(CARD.slice(0, 8)), 'no more of the card than BIN and last 4');
+    });
+
+    it("never shows the open payment page's link, only that one is open", async () => {
+      const res = await operator(`/operator/payments/${open}`);
+      assert.equal(res.statusCode, 200, res.body);
+      const view = res.json() as SupportView;
+      assert.equal(view.payment.status, 'requires_action');
+      assert.equal(view.payment.page_open, true);
+      assert.equal('redirect_url' in view.payment, false);
+      assert.ok(!res.body.includes('/pay/'), res.body);
+    });
+
+    it('needs the operator token, names an unknown payment, and audits every look', async () => {
+      assertProblem(await operator(`/operator/payments/${paid}`, t.credentials.secret_key), 401, 'unauthorized');
+      assertProblem(await operator('/operator/payments/pay_00000000000000000000000000000000'), 404, 'payment_not_found');
+      const looks = await t.gateway.services.ctx.database.db.selectFrom('audit_log').select(['actor', 'merchant_id', 'target']).where('action', '=', 'payment.view').execute();
+      assert.deepEqual(
+        looks.map((r) => `${r.actor} ${r.merchant_id} ${r.target}`).sort(),
+        [paid, open].map((id) => `operator:api ${t.credentials.merchant_id} ${id}`).sort(),
+      );
+    });
+
+    if (dialect === 'sqlite') {
+      it('npm run cli -- payment show, as text and --json, audited as the operating-system user', async () => {
+        const env = { DATA_DIR: t.dataDir };
+        const [text, asJson, missing] = await Promise.all([runCli(['payment', 'show', paid], env), runCli(['payment', 'show', paid, '--json'], env), runCli(['payment', 'show', 'pay_00000000000000000000000000000000'], env)]);
+        assert.equal(text.code, 0, text.stderr);
+        assert.match(text.stdout, new RegExp(`^${paid}  captured\\n`));
+        assert.match(text.stdout, /card visa 424242…4242, expires 12\/2077/);
+        assert.match(text.stdout, /events, oldest first:\n {2}\S+ {2}payment\.created/);
+        assert.match(text.stdout, new RegExp(`webhook ${receiver.url.replace(/[.]/g, '\\.')}: (pending|failed) after \\d+ tr(y|ies), last answer 500`));
+        assert.equal((JSON.parse(asJson.stdout) as SupportView).payment.id, paid);
+        assert.equal(missing.code, 1);
+        assert.match(missing.stderr, /^error: no payment pay_0{32} \[payment_not_found\]/);
+        const looks = await t.gateway.services.ctx.database.db.selectFrom('audit_log').select('actor').where('action', '=', 'payment.view').where('source', '=', 'cli').execute();
+        assert.deepEqual(looks.map((r) => r.actor), [`operator:cli:${userInfo().username}`, `operator:cli:${userInfo().username}`]);
+      });
+    }
+  });
+}
