@@ -534,6 +534,7 @@ export class Dispatcher {
     for (const id of new Set(events.map((e) => e.channel_id))) mailRules.set(id, mailRulesOf(await cache.channelById(id)));
     // Receipts need the customer's address: only their events' bodies are read, with the
     // payment details that slim bodies take the address from.
+    const complianceAddresses = await liveNotifyAddresses(db, [...new Set(events.filter((e) => isComplianceEvent(e.type)).map((e) => e.merchant_id))]);
     const receiptEvents = events.filter((e) => e.payment_id !== null && mailRules.get(e.channel_id)?.receipts).map((e) => e.id);
     const wholeBodies = new Map<string, string>();
     for (const ids of chunks(receiptEvents, INSERT_CHUNK)) {
@@ -557,9 +558,10 @@ export class Dispatcher {
       }
       const rules = mailRules.get(event.channel_id);
       if (!rules) continue;
-      // The merchant has to act on these, so they go out whatever the channel's notify_events say.
+      // The merchant has to act on these, so they go out whatever the channels' notify_events
+      // say, and to every live channel's addresses: compliance is the merchant's, not one shop's.
       if (isComplianceEvent(event.type)) {
-        for (const email of new Set(rules.emails)) add(event, 'email', `compliance:${email}`, { recipient: email, template: 'compliance' });
+        for (const email of complianceAddresses.get(event.merchant_id) ?? new Set(rules.emails)) add(event, 'email', `compliance:${email}`, { recipient: email, template: 'compliance' });
         continue;
       }
       if (notifiesMerchant(rules, event.type)) {
@@ -1015,4 +1017,20 @@ export class DispatcherLoop extends Loop {
 
 export function dispatcherLoop(services: Services): DispatcherLoop {
   return new DispatcherLoop(new Dispatcher(services), services.ctx.config.dispatchPollMs, services.ctx.log);
+}
+
+/**
+ * The notification addresses of each merchant's live channels, once each whatever its case;
+ * merchants without a live channel are left out (their notices go to the channel they ride).
+ */
+async function liveNotifyAddresses(db: Kysely<Schema>, merchantIds: string[]): Promise<Map<string, Set<string>>> {
+  if (merchantIds.length === 0) return new Map();
+  const byMerchant = new Map<string, Map<string, string>>();
+  const rows = await db.selectFrom('channels').select(['merchant_id', 'notify_emails']).where('merchant_id', 'in', merchantIds).where('mode', '=', 'live').orderBy('id').execute();
+  for (const row of rows) {
+    const addresses = byMerchant.get(row.merchant_id) ?? new Map<string, string>();
+    for (const email of JSON.parse(row.notify_emails) as string[]) if (!addresses.has(email.toLowerCase())) addresses.set(email.toLowerCase(), email);
+    byMerchant.set(row.merchant_id, addresses);
+  }
+  return new Map([...byMerchant].map(([merchant, addresses]) => [merchant, new Set(addresses.values())]));
 }

@@ -131,6 +131,37 @@ describe('compliance e-mails when the first live channel has no notification add
   });
 });
 
+for (const dialect of DIALECTS) {
+  describe(`compliance e-mails of a merchant with several live channels (${dialect})`, () => {
+    it("go to every live channel's addresses, once each, and not to the sandbox channel's", async () => {
+      const sink = await new MailSink().start();
+      const t = await startComplianceGateway(dialect, { SMTP_URL: `smtp://127.0.0.1:${sink.port}`, WORKERS: 'true', DISPATCH_POLL_MS: '50' });
+      try {
+        await t.gateway.services.merchants.createChannel(t.credentials.merchant_id, {
+          reference: 'second-live',
+          name: 'Second Shop',
+          mode: 'live',
+          currencies: ['USD'],
+          returnUrls: ['https://second.example/return'],
+          notifyEmails: ['finance@second.example', OPS.toUpperCase()],
+        });
+        await expectStatus(declareVolume(t, 1000), 200);
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 10) }), 201);
+        await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 5) }), 201);
+        await t.gateway.services.compliance.approve({ who: 'operator:test', from: 'test' }, t.credentials.merchant_id);
+        await waitFor('the approval e-mails to both live channels', () => sink.to(OPS).length >= 1 && sink.to('finance@second.example').length >= 1);
+        await waitFor('the deliveries to be recorded', async () => (await deliveriesOf(t, 'compliance.approved')).every((d) => d.status === 'succeeded'));
+        const recipients = (await deliveriesOf(t, 'compliance.approved')).filter((d) => d.kind === 'email').map((d) => d.recipient!.toLowerCase());
+        assert.deepEqual(recipients.sort(), ['finance@second.example', OPS]);
+        assert.equal(sink.to(SANDBOX_NOTIFY).length, 0);
+      } finally {
+        await t.close();
+        await sink.stop();
+      }
+    });
+  });
+}
+
 describe('compliance notices when the live channel has no notification addresses but the sandbox one has (sqlite)', () => {
   it('still ride the live channel, so an endpoint subscribed to that channel is called back', async () => {
     const receiver = await new Receiver().start();
