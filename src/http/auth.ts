@@ -43,11 +43,12 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
       await sendProblem(reply, problem(request, 401, 'unauthorized', detail, '/headers/x-secret-key'));
       return;
     }
-    const waitMs = limiter?.take(found.merchantId);
-    if (waitMs !== undefined) {
+    const refused = limiter?.take(found.merchantId);
+    if (refused) {
+      if (refused.report) request.log.warn({ merchant_id: found.merchantId, per_second: limit!.perSecond, burst: limit!.burst }, 'merchant over its request rate: answering 429 (logged once a minute a merchant)');
       // Refused before the body is read and before any Idempotency-Key is claimed: nothing was done.
       const detail = `this merchant's requests are over ${limit!.perSecond} a second (bursts of ${limit!.burst}) to this gateway; nothing was done: send it again after Retry-After, with the same Idempotency-Key`;
-      reply.header('retry-after', String(Math.ceil(waitMs / 1000)));
+      reply.header('retry-after', String(Math.ceil(refused.waitMs / 1000)));
       await sendProblem(reply, problem(request, 429, 'rate_limited', detail));
       return;
     }

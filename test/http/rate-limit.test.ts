@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MerchantRateLimiter } from '../../src/http/merchant-rate-limit.js';
+import { createLogger } from '../../src/logger.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, createMerchant, postAuthorise } from '../support/http.js';
 
@@ -8,24 +9,38 @@ describe('merchant rate limiter (token bucket)', () => {
   it('lets a burst through, then one request per 1/rate seconds, each merchant on its own', () => {
     let now = 0;
     const limiter = new MerchantRateLimiter({ perSecond: 4, burst: 3 }, () => now);
-    assert.deepEqual([1, 2, 3].map(() => limiter.take('mer_a')), [undefined, undefined, undefined]);
-    assert.equal(limiter.take('mer_a'), 250);
-    assert.equal(limiter.take('mer_b'), undefined, 'another merchant has a bucket of its own');
+    const wait = (merchant: string) => limiter.take(merchant)?.waitMs;
+    assert.deepEqual([1, 2, 3].map(() => wait('mer_a')), [undefined, undefined, undefined]);
+    assert.equal(wait('mer_a'), 250);
+    assert.equal(wait('mer_b'), undefined, 'another merchant has a bucket of its own');
     now = 100;
-    assert.equal(limiter.take('mer_a'), 150, 'a refused request takes no token');
+    assert.equal(wait('mer_a'), 150, 'a refused request takes no token');
     now = 250;
-    assert.equal(limiter.take('mer_a'), undefined);
-    assert.equal(limiter.take('mer_a'), 250);
+    assert.equal(wait('mer_a'), undefined);
+    assert.equal(wait('mer_a'), 250);
     now = 60_000;
-    assert.deepEqual([1, 2, 3, 4].map(() => limiter.take('mer_a') === undefined), [true, true, true, false], 'a quiet spell refills the burst, not more');
+    assert.deepEqual([1, 2, 3, 4].map(() => wait('mer_a') === undefined), [true, true, true, false], 'a quiet spell refills the burst, not more');
+  });
+
+  it("asks for a merchant's refusals to be reported once a minute, not each", () => {
+    let now = 0;
+    const limiter = new MerchantRateLimiter({ perSecond: 1, burst: 1 }, () => now);
+    const reports = () => [1, 2, 3].map(() => limiter.take('mer_a')?.report);
+    assert.deepEqual(reports(), [undefined, true, false]);
+    now = 30_000;
+    assert.deepEqual(reports(), [undefined, false, false]);
+    now = 60_001;
+    assert.deepEqual(reports(), [undefined, true, false]);
   });
 });
 
 for (const dialect of DIALECTS) {
   describe(`merchant rate limit over HTTP (${dialect})`, () => {
     let t: TestGateway;
+    const lines: Array<{ level: number; msg: string; merchant_id?: string }> = [];
     before(async () => {
-      t = await startTestGateway({ dialect, env: { RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '3' } });
+      const log = createLogger('warn', { write: (text: string) => void lines.push(JSON.parse(text)) });
+      t = await startTestGateway({ dialect, log, env: { RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '3' } });
     });
     after(() => t?.close());
 
@@ -43,6 +58,8 @@ for (const dialect of DIALECTS) {
       assert.equal(limited[0]!.headers['retry-after'], '1');
       const calm = await t.app.inject({ method: 'GET', url: '/payments', headers: { 'x-secret-key': other.key.secret_key } });
       assert.equal(calm.statusCode, 200, calm.body);
+      const warned = lines.filter((l) => l.msg.startsWith('merchant over its request rate'));
+      assert.deepEqual(warned.map((l) => [l.level, l.merchant_id]), [[40, t.credentials.merchant_id]], 'the operator is told once, not at each refusal');
     });
 
     it('does nothing for a refused request: the same Idempotency-Key authorises once the merchant may send again', async () => {
