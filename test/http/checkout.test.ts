@@ -359,6 +359,22 @@ for (const dialect of DIALECTS) {
       assert.equal(link.searchParams.get('signature'), redirected.searchParams.get('signature'));
     });
 
+    it('shows a finished page with the amount the customer was charged, not the larger one authorised', async () => {
+      const p = await create(undefined, { amount: 1000, currency: 'KWD', capture: 'manual' });
+      const page = await openPage(gateway.app, p.redirect_url);
+      assert.match(page.html, /KWD 1\.000/);
+      assert.equal((await post(gateway.app, page, 'confirm')).statusCode, 303);
+      const shownAmount = async () => /class="amount"><span class="sr-only">Amount: <\/span>([^<]*)</.exec((await gateway.app.inject({ method: 'GET', url: page.path })).body)?.[1];
+      assert.equal(await shownAmount(), 'KWD 1.000', 'authorised, nothing taken yet');
+      const capture = await gateway.app.inject({ method: 'POST', url: `/payment/${p.id}/capture`, headers: { 'x-secret-key': key, 'content-type': 'application/json' }, payload: '{"amount":600}' });
+      assert.equal(capture.json().status, 'partially_captured');
+      // The rest was released: the customer paid KWD 0.600, as their receipt says.
+      assert.equal(await shownAmount(), 'KWD 0.600');
+      const refund = await gateway.app.inject({ method: 'POST', url: `/payment/${p.id}/refund`, headers: { 'x-secret-key': key, 'content-type': 'application/json' }, payload: '{"amount":600}' });
+      assert.equal(refund.json().status, 'succeeded');
+      assert.equal(await shownAmount(), 'KWD 0.600');
+    });
+
     it('answers a malformed, forged or borrowed token exactly like an unknown one', async () => {
       acquirer.next = null;
       const p = await create();

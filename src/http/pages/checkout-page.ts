@@ -38,9 +38,12 @@ const DECLINE_TEXT: Record<string, string> = {
 
 function summary(view: CheckoutView): Safe {
   const p = view.payment;
+  // Once captured, the customer paid what was captured: a partial capture released the rest,
+  // and the page must not show more than their receipt and statement do.
+  const charged = p.captured_amount > 0 ? p.captured_amount : p.amount;
   return html`<h1>Pay ${view.channelName}</h1>
 <p class="merchant">${p.reference ? `Order ${p.reference}` : 'Card payment'}</p>
-<p class="amount"><span class="sr-only">Amount: </span>${formatAmount(p.amount, p.currency)}</p>
+<p class="amount"><span class="sr-only">Amount: </span>${formatAmount(charged, p.currency)}</p>
 <dl><dt>Card</dt><dd>${brandName(p.card_brand)} <span aria-hidden="true">••••</span><span class="sr-only">ending in</span> ${p.card_last4}</dd></dl>`;
 }
 
