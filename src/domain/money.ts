@@ -39,8 +39,11 @@ const EXPONENTS: Readonly<Record<string, number>> = Object.freeze({
   ZAR: 2, ZMW: 2, ZWG: 2,
 });
 
-/** The largest amount a 12-digit ISO 8583 amount field (DE 4) carries. */
-export const MAX_AMOUNT_MINOR = 99_999_999_999;
+/**
+ * The largest amount a 12-digit ISO 8583 amount field (DE 4) carries. Well below 2^53, so
+ * amounts and their sums stay exact as JavaScript numbers.
+ */
+export const MAX_AMOUNT_MINOR = 999_999_999_999;
 
 export function currencyExponent(code: string): number | undefined {
   return Object.hasOwn(EXPONENTS, code) ? EXPONENTS[code] : undefined;

@@ -234,7 +234,7 @@ for (const dialect of DIALECTS) {
         const quoted = assertProblem(await post({ amount: '100' }), 400, 'invalid_type', '/amount');
         assert.match(quoted.detail, /no quotes/);
         // The largest amount is in the schema, as on capture and refund.
-        assert.match(assertProblem(await post({ amount: 1e12 }), 400, 'out_of_range', '/amount').detail, /99999999999/);
+        assert.match(assertProblem(await post({ amount: 1e12 }), 400, 'out_of_range', '/amount').detail, /<= 999999999999$/);
       });
 
       it('refuses unknown currencies and hints at the upper-case code', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, countAcquirerCalls, eventTypes, getPayment, post, REFUND_FAILS } from './helpers.js';
 import { EVENT_READ_COLUMNS, eventBody } from '../../src/app/events.js';
 import { CLAIM_LEASE_MS } from '../../src/domain/payment-state.js';
@@ -198,6 +198,22 @@ for (const dialect of DIALECTS) {
       } finally {
         acquirer.refund = refund;
       }
+    });
+
+    it('takes, captures and refunds the largest amount a 12-digit ISO 8583 amount field carries, and no more', async () => {
+      const largest = 999_999_999_999;
+      const p = await authorisedPayment(t, { amount: largest, currency: 'JPY', capture: 'auto' });
+      assert.equal(p.status, 'captured');
+      assert.equal(p.amount_captured, largest);
+      assert.equal((await post(t, `/payment/${p.id}/refund`, { amount: 1 })).statusCode, 201);
+      const rest = await post(t, `/payment/${p.id}/refund`, { amount: largest - 1 });
+      assert.equal(rest.statusCode, 201, rest.body);
+      const final = await getPayment(t, p.id);
+      assert.equal(final.status, 'refunded');
+      assert.equal(final.amount_refunded, largest);
+      const over = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ amount: largest + 1, currency: 'JPY' }) });
+      assert.equal(over.statusCode, 400);
+      assert.equal(over.json().code, 'out_of_range');
     });
 
     it("answers 404 for another merchant's refunds", async () => {

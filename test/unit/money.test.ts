@@ -49,7 +49,7 @@ describe('formatAmount', () => {
     assert.equal(formatAmount(100, 'JPY'), 'JPY 100');
     assert.equal(formatAmount(1234, 'KWD'), 'KWD 1.234');
     assert.equal(formatAmount(1, 'CLF'), 'CLF 0.0001');
-    assert.equal(formatAmount(MAX_AMOUNT_MINOR, 'EUR'), 'EUR 999,999,999.99');
+    assert.equal(formatAmount(MAX_AMOUNT_MINOR, 'EUR'), 'EUR 9,999,999,999.99');
     assert.equal(formatAmount(-1050, 'USD'), 'USD -10.50');
     assert.equal(formatAmount(-123456789, 'USD'), 'USD -1,234,567.89');
     assert.equal(formatAmount(100000, 'USD'), 'USD 1,000.00');
