@@ -3,12 +3,12 @@ import type { FieldError } from './errors.js';
 /**
  * ISO 4217 List One, minor-unit exponent per code. Codes whose minor unit is "N.A."
  * (precious metals, SDR, testing codes) are left out: they cannot be charged.
- * Withdrawn codes (HRK, CUC, ZWL, ANG, ...) are left out so a payment cannot be taken
+ * Withdrawn codes (HRK, CUC, ZWL, ANG, SLL, BGN, ...) are left out so a payment cannot be taken
  * in a currency the acquirer will no longer settle.
  */
 const EXPONENTS: Readonly<Record<string, number>> = Object.freeze({
   AED: 2, AFN: 2, ALL: 2, AMD: 2, AOA: 2, ARS: 2, AUD: 2, AWG: 2, AZN: 2,
-  BAM: 2, BBD: 2, BDT: 2, BGN: 2, BHD: 3, BIF: 0, BMD: 2, BND: 2, BOB: 2, BOV: 2,
+  BAM: 2, BBD: 2, BDT: 2, BHD: 3, BIF: 0, BMD: 2, BND: 2, BOB: 2, BOV: 2,
   BRL: 2, BSD: 2, BTN: 2, BWP: 2, BYN: 2, BZD: 2,
   CAD: 2, CDF: 2, CHE: 2, CHF: 2, CHW: 2, CLF: 4, CLP: 0, CNY: 2, COP: 2, COU: 2,
   CRC: 2, CUP: 2, CVE: 2, CZK: 2,
@@ -28,7 +28,7 @@ const EXPONENTS: Readonly<Record<string, number>> = Object.freeze({
   PAB: 2, PEN: 2, PGK: 2, PHP: 2, PKR: 2, PLN: 2, PYG: 0,
   QAR: 2,
   RON: 2, RSD: 2, RUB: 2, RWF: 0,
-  SAR: 2, SBD: 2, SCR: 2, SDG: 2, SEK: 2, SGD: 2, SHP: 2, SLE: 2, SLL: 2, SOS: 2,
+  SAR: 2, SBD: 2, SCR: 2, SDG: 2, SEK: 2, SGD: 2, SHP: 2, SLE: 2, SOS: 2,
   SRD: 2, SSP: 2, STN: 2, SVC: 2, SYP: 2, SZL: 2,
   THB: 2, TJS: 2, TMT: 2, TND: 3, TOP: 2, TRY: 2, TTD: 2, TWD: 2, TZS: 2,
   UAH: 2, UGX: 0, USD: 2, USN: 2, UYI: 0, UYU: 2, UYW: 4, UZS: 2,
@@ -38,6 +38,14 @@ const EXPONENTS: Readonly<Record<string, number>> = Object.freeze({
   YER: 2,
   ZAR: 2, ZMW: 2, ZWG: 2,
 });
+
+/**
+ * Codes withdrawn after payments could be taken in them: payments already taken are still
+ * shown (pages, e-mails, messages) and refunded in them. BGN: Bulgaria has used the euro since
+ * 1 January 2026 (ISO 4217 amendment 180). SLL: the old leone, replaced by SLE and withdrawn
+ * at the end of 2023 (amendment 175).
+ */
+const WITHDRAWN_EXPONENTS: Readonly<Record<string, number>> = Object.freeze({ BGN: 2, SLL: 2 });
 
 /**
  * The largest amount a 12-digit ISO 8583 amount field (DE 4) carries. Well below 2^53, so
@@ -63,7 +71,7 @@ function majorUnits(amount: number, exponent: number): string {
 
 /** E.g. `USD 10.50`, `JPY 1,050`, `KWD 1.234`. Throws for an unvalidated amount or currency. */
 export function formatAmount(amount: number, currency: string): string {
-  const exponent = currencyExponent(currency);
+  const exponent = currencyExponent(currency) ?? (Object.hasOwn(WITHDRAWN_EXPONENTS, currency) ? WITHDRAWN_EXPONENTS[currency] : undefined);
   if (exponent === undefined) throw new RangeError(`Unknown currency ${JSON.stringify(currency)}`);
   if (!Number.isSafeInteger(amount)) throw new RangeError(`Amount ${amount} is not an integer number of minor units`);
   // Whole units grouped by thousands, as the pages and e-mails (in English) are read: USD 1,234,567.89.

@@ -35,6 +35,15 @@ describe('currency table', () => {
     }
   });
 
+  it('refuses new payments in codes withdrawn since launch, and still shows those taken in them', () => {
+    // Bulgaria adopted the euro on 1 January 2026; the old leone was withdrawn at the end of 2023.
+    for (const code of ['BGN', 'SLL']) {
+      assert.equal(isCurrency(code), false, code);
+      assert.deepEqual(validateAmount(1050, code).map((e) => e.code), ['invalid_currency']);
+      assert.equal(formatAmount(123456, code), `${code} 1,234.56`);
+    }
+  });
+
   it('is case-sensitive and immune to prototype keys', () => {
     assert.equal(isCurrency('usd'), false);
     assert.equal(currencyExponent('constructor'), undefined);
