@@ -358,8 +358,11 @@ export class Lifecycle {
           return { kind: 'done', status: 200, payment: next };
         }
         case 'failed': {
-          // A refused capture is not retried by itself: the merchant captures again or voids.
-          const next = await applyTransition(trx, this.ctx, row, 'authorised', { capture_at: null, failure_message: `capture failed: ${result.message}` }, { details: withoutClaim(row), eventType: 'payment.capture_failed' });
+          // A refused capture is not retried by itself: the merchant captures again or voids. The
+          // amount asked is named: a partial one is not the payment's amount, which the event
+          // (and its e-mail) otherwise show, and a refusal after a 202 has no request to look back at.
+          const failure_message = `capture of ${formatAmount(amount, row.currency)} failed: ${result.message}`;
+          const next = await applyTransition(trx, this.ctx, row, 'authorised', { capture_at: null, failure_message }, { details: withoutClaim(row), eventType: 'payment.capture_failed' });
           await record?.forget(trx);
           return { kind: 'refused', payment: next, code: result.code, message: result.message };
         }

@@ -162,12 +162,21 @@ for (const dialect of DIALECTS) {
       const after = await getPayment(t, p.id);
       assert.equal(after.status, 'authorised');
       assert.equal(after.amount_captured, 0);
-      assert.match(after.failure_message ?? '', /capture failed/);
+      assert.match(after.failure_message ?? '', /^capture of USD 1\.00 failed: /);
       assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised', 'payment.capture_failed']);
       // The authorisation still stands and can be released.
       const voided = await post(t, `/payment/${p.id}/void`);
       assert.equal(voided.statusCode, 200);
       assert.equal(voided.json().status, 'voided');
+    });
+
+    it('says which amount a refused partial capture asked for, in the payment and its event', async () => {
+      const p = await authorisedPayment(t, { amount: 1000, currency: 'KWD', payment_method: { number: CAPTURE_FAILS } });
+      assert.equal((await post(t, `/payment/${p.id}/capture`, { amount: 600 })).statusCode, 422);
+      const after = await getPayment(t, p.id);
+      assert.equal(after.failure_message, 'capture of KWD 0.600 failed: The acquirer refused the capture.');
+      const [event] = (await t.request({ method: 'GET', url: `/events?payment=${p.id}&type=payment.capture_failed` })).json().data as Array<{ data: { object: { failure_message: string } } }>;
+      assert.equal(event!.data.object.failure_message, after.failure_message);
     });
 
     it('does not store a refused capture for its key: a retry with the same key asks again', async () => {

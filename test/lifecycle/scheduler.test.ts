@@ -256,7 +256,7 @@ for (const dialect of DIALECTS) {
       assert.equal(after.status, 'authorised');
       assert.equal(after.capture_at, null);
       assert.equal(after.amount_captured, 0);
-      assert.match(after.failure_message ?? '', /capture failed/);
+      assert.match(after.failure_message ?? '', /^capture of \S+ [\d,.]+ failed: /);
       t.clock.advance(HOUR);
       await runCaptureScheduler(t.gateway.services);
       assert.equal(acquirer.count('capture', p.id), 1);
