@@ -149,6 +149,16 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
   });
   // JSON only at the root (415 for anything else); the hosted page's plugin adds forms for itself.
   app.removeContentTypeParser('text/plain');
+  // Bodies are read as sent, never decoded: a gzip body got "not valid UTF-8", and a plain one
+  // labelled gzip was taken, though a proxy or a log reader decodes it as the label says. A
+  // coding we do not decode is a 415 with Accept-Encoding (RFC 9110 §8.4, §12.5.3).
+  app.addHook('preParsing', (request, reply, payload, done) => {
+    const coding = request.headers['content-encoding'];
+    const hasBody = request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
+    if (coding === undefined || !hasBody || /^\s*(?:identity)?\s*$/i.test(coding)) return done(null, payload);
+    void reply.header('accept-encoding', 'identity');
+    done(new DomainError(415, 'unsupported_content_encoding', `send the body uncompressed and without Content-Encoding (got "${coding.slice(0, 40)}")`, '/headers/content-encoding'));
+  });
 
   app.setErrorHandler((error: FastifyError | DomainError, request, reply) => {
     if (error instanceof DomainError) {

@@ -95,6 +95,10 @@ const RETRY_AFTER_HEADER = {
   'Retry-After': { description: 'Seconds to wait before sending the request again, when this process is shutting down.', schema: { type: 'string' } },
 };
 
+const ACCEPT_ENCODING_HEADER = {
+  'Accept-Encoding': { description: 'When the body came with a Content-Encoding: `identity`, the only one taken.', schema: { type: 'string', enum: ['identity'] } },
+};
+
 const LOCATION_HEADER = {
   Location: { description: 'Where the created resource is read: its path on this gateway.', required: true, schema: { type: 'string' } },
 };
@@ -179,6 +183,11 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       delete op[OPTIONAL_BODY];
       if (op[REQUEST_FORM]) op.requestBody = { required: true, content: { 'multipart/form-data': { schema: op[REQUEST_FORM] } } };
       delete op[REQUEST_FORM];
+      // No operation decodes a compressed body (src/http/app.ts).
+      if (op.requestBody) {
+        sometimes(415, 'a body sent with a Content-Encoding (`unsupported_content_encoding`): send it uncompressed');
+        responses[415]!.headers = { ...responses[415]!.headers, ...ACCEPT_ENCODING_HEADER };
+      }
       const key = op.parameters?.find((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key');
       if (key) {
         // src/app/idempotency.ts, wherever a key is taken; it checks the key itself (400 invalid_idempotency_key).

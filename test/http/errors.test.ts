@@ -5,6 +5,7 @@ import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../su
 import { assertProblem, postAuthorise } from '../support/http.js';
 import { connect, type Socket } from 'node:net';
 import { Dispatcher } from '../../src/workers/dispatcher.js';
+import { gzipSync } from 'node:zlib';
 
 /** Bytes as sent, answer as received, for requests no HTTP client would send. */
 function rawExchange(url: URL, request: string): Promise<{ head: string; body: string }> {
@@ -185,6 +186,39 @@ for (const dialect of DIALECTS) {
       assertProblem(await postAuthorise(t, '{"amount": 1,}'), 400, 'invalid_json');
       assertProblem(await postAuthorise(t, '{}', { 'content-type': 'text/csv' }), 415, 'unsupported_media_type');
       assertProblem(await postAuthorise(t, `{"reference":"${'x'.repeat(t.config.bodyLimitBytes)}"}`), 413, 'body_too_large');
+    });
+
+    it('refuses a body in a content coding it does not decode, naming the header, and reads nothing from it', async () => {
+      const body = JSON.stringify(await exampleBody());
+      const count = async () => (await t.gateway.services.ctx.database.db.selectFrom('payments').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n;
+      const before = Number(await count());
+      // Compressed: not "not UTF-8" (the bytes are fine), the coding is what is refused.
+      const gzipped = await t.request({ method: 'POST', url: '/payment/authorise', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: gzipSync(body) });
+      assertProblem(gzipped, 415, 'unsupported_content_encoding', '/headers/content-encoding');
+      assert.equal(gzipped.headers['accept-encoding'], 'identity');
+      // Labelled gzip but sent plain: a proxy or a log reader would decode it as gzip, so it is not taken as plain either.
+      for (const coding of ['gzip', 'br', 'deflate, gzip', 'x-custom']) {
+        assertProblem(await postAuthorise(t, body, { 'content-encoding': coding }), 415, 'unsupported_content_encoding', '/headers/content-encoding');
+      }
+      assert.equal(Number(await count()), before, 'a refused body created a payment');
+      const created = await postAuthorise(t, body, { 'content-encoding': 'identity' });
+      assert.equal(created.statusCode, 201, created.body);
+      const id = created.json<{ id: string }>().id;
+      assertProblem(
+        await t.request({ method: 'POST', url: `/payment/${id}/void`, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: gzipSync('{}') }),
+        415,
+        'unsupported_content_encoding',
+        '/headers/content-encoding',
+      );
+      assert.equal((await t.request({ method: 'GET', url: `/payment/${id}` })).json<{ status: string }>().status, 'requires_action');
+      assertProblem(
+        await t.request({ method: 'PUT', url: '/merchant/compliance/volume', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, payload: gzipSync('{"annual_transactions":5}') }),
+        415,
+        'unsupported_content_encoding',
+        '/headers/content-encoding',
+      );
+      // A request without a body says nothing with the header.
+      assert.equal((await t.request({ method: 'GET', url: `/payment/${id}`, headers: { 'content-encoding': 'gzip' } })).statusCode, 200);
     });
 
     it('never quotes back a card number sent in an id\'s place', async () => {

@@ -94,7 +94,7 @@ class Contract {
     }
 
     const described = Object.fromEntries(Object.entries<Json>(response.headers ?? {}).map(([name, h]) => [name.toLowerCase(), h]));
-    for (const name of ['location', 'retry-after', 'allow', 'www-authenticate', 'idempotent-replayed', 'repr-digest', 'content-disposition']) {
+    for (const name of ['location', 'retry-after', 'allow', 'www-authenticate', 'idempotent-replayed', 'repr-digest', 'content-disposition', 'accept-encoding']) {
       if (res.headers[name] !== undefined && !described[name]) fail(`header ${name} is sent but not described`);
     }
     for (const [name, h] of Object.entries<Json>(described)) {
@@ -176,6 +176,7 @@ for (const dialect of DIALECTS) {
       await call({ method: 'POST', url: '/payment/authorise', payload: '', headers: { 'content-type': 'application/json' } }, 400);
       await call({ method: 'POST', url: '/payment/authorise', payload: 'amount=1', headers: { 'content-type': 'text/plain' } }, 415);
       await call({ method: 'POST', url: '/payment/authorise', payload: JSON.stringify(body), headers: { 'content-type': 'application/json; charset=latin1' } }, 415);
+      await call({ method: 'POST', url: '/payment/authorise', payload: JSON.stringify(body), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } }, 415);
       await call({ method: 'POST', url: '/payment/authorise', payload: JSON.stringify({ ...body, metadata: { big: 'x'.repeat(t.config.bodyLimitBytes) } }), headers: { 'content-type': 'application/json' } }, 413);
       // No content negotiation: an Accept the gateway cannot meet still gets JSON, never a 406.
       await call({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ payment_method: { number: '4000000000000002' } }), headers: { accept: 'application/xml' } }, 201);
@@ -339,6 +340,7 @@ for (const dialect of DIALECTS) {
       contract.check('POST', '/merchant/compliance/documents', notPdf);
       const form = multipart([{ name: 'surprise', value: 'x' }]);
       await call({ method: 'POST', url: '/merchant/compliance/documents', payload: form.payload, headers: { 'content-type': form.contentType } }, 400);
+      await call({ method: 'POST', url: '/merchant/compliance/documents', payload: form.payload, headers: { 'content-type': form.contentType, 'content-encoding': 'gzip' } }, 415);
       await call({ method: 'POST', url: '/merchant/compliance/documents', payload: { document_type: 'saq' } }, 415);
       const huge = multipart([{ name: 'file', value: Buffer.concat([pdf(), Buffer.alloc(11 * 1024 * 1024)]), filename: 'big.pdf', contentType: 'application/pdf' }]);
       await call({ method: 'POST', url: '/merchant/compliance/documents', payload: huge.payload, headers: { 'content-type': huge.contentType } }, 413);
