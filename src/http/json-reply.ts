@@ -18,11 +18,13 @@ declare module 'fastify' {
 
 /**
  * For POSTs whose body is optional: a bare request, an empty JSON body, `{}` and `{ }` all
- * validate as `{}`, and are one and the same request to Idempotency-Key.
+ * validate as `{}`, and are one and the same request to Idempotency-Key. A JSON `null` is a
+ * body that is not an object, refused as `[]` is: taken as none, it captured or refunded the
+ * full amount for a client whose serialiser wrote null where it meant to send `amount`.
  */
 async function emptyBodyIsEmptyObject(request: FastifyRequest): Promise<void> {
   const body = request.body;
-  if (body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0)) {
+  if (body === undefined || (typeof body === 'object' && body !== null && !Array.isArray(body) && Object.keys(body).length === 0)) {
     request.body = {};
     request.rawBody = '';
   }

@@ -151,6 +151,21 @@ for (const dialect of DIALECTS) {
       assert.equal(other.statusCode, 400);
     });
 
+    it('refuses a JSON null body like any body that is not an object, and leaves the payment as it was', async () => {
+      const p = await authorisedPayment(t, { amount: 1000 });
+      const json = { 'content-type': 'application/json' };
+      for (const action of ['capture', 'void', 'refund']) {
+        for (const payload of ['null', ' null ', '[]']) {
+          const res = await t.request({ method: 'POST', url: `/payment/${p.id}/${action}`, headers: json, payload });
+          assert.equal(res.statusCode, 400, `${action} ${payload}: ${res.body}`);
+          assert.deepEqual([res.json().code, res.json().param], ['invalid_type', ''], `${action} ${payload}`);
+        }
+      }
+      const after = await getPayment(t, p.id);
+      assert.deepEqual([after.status, after.amount_captured], ['authorised', 0]);
+      assert.deepEqual(await eventTypes(t, p.id), ['payment.created', 'payment.authorised']);
+    });
+
     it('reports a refused capture (test card 4000 0000 0000 0259) without changing the balance', async () => {
       const p = await authorisedPayment(t, { payment_method: { number: CAPTURE_FAILS } });
       assert.equal(p.status, 'authorised');
