@@ -11,7 +11,7 @@ import type { Services } from '../app/services.js';
 import { DATABASE_RETRY_AFTER_S, databaseUnavailable, problem, sendProblem } from './problem.js';
 import { describeJsonError, fromAjv } from './validation-errors.js';
 import { validatorCompiler } from './validator-compiler.js';
-import { problemOf, textProblemError, textProblemIn } from './well-formed-text.js';
+import { problemOf, textProblemError, textProblemIn, undecodableQueryParameter } from './well-formed-text.js';
 import { duplicateNameIn } from './duplicate-names.js';
 import { Problem } from './schemas/common.js';
 import { healthRoutes } from './plugins/health.js';
@@ -277,6 +277,12 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
 
   // Path parameters and query values arrive %-decoded: the same text rules as bodies.
   app.addHook('preValidation', (request, _reply, done) => {
+    const query = request.url.indexOf('?');
+    const undecodable = query === -1 ? undefined : undecodableQueryParameter(request.url.slice(query + 1));
+    if (undecodable !== undefined) {
+      const name = scrubText(undecodable);
+      return done(new DomainError(400, 'invalid_encoding', `the query parameter "${name.slice(0, 60)}" is not valid percent-encoded UTF-8: encode text as UTF-8, and a literal % as %25`, `/querystring/${name}`));
+    }
     for (const [part, values] of [['params', request.params], ['querystring', request.query]] as const) {
       if (!values || typeof values !== 'object') continue;
       for (const [name, value] of Object.entries(values)) {

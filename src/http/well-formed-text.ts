@@ -70,3 +70,29 @@ export function textProblemError(pointer: string, kind: TextProblem['kind']): Do
     ? new DomainError(400, 'invalid_character', `${where} holds a NUL character (\\u0000), which no text may contain`, pointer)
     : new DomainError(400, 'invalid_unicode', `${where} holds an unpaired UTF-16 surrogate (a lone \\uD800–\\uDFFF escape): send well-formed Unicode text`, pointer);
 }
+
+/**
+ * The name of the first query parameter whose name or value is not percent-encoded UTF-8
+ * (`%E9`, a bare `%`, an encoded lone surrogate), as the query parser keys it. The parser
+ * keeps such text raw, so `?reference=caf%E9` was searched for as the literal "caf%E9".
+ */
+export function undecodableQueryParameter(query: string): string | undefined {
+  if (!query.includes('%')) return undefined;
+  for (const pair of query.split('&')) {
+    if (!pair.includes('%')) continue;
+    const eq = pair.indexOf('=');
+    const name = eq === -1 ? pair : pair.slice(0, eq);
+    const decodedName = decodeQueryText(name);
+    if (decodedName === undefined) return name;
+    if (eq !== -1 && decodeQueryText(pair.slice(eq + 1)) === undefined) return decodedName;
+  }
+  return undefined;
+}
+
+function decodeQueryText(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '));
+  } catch {
+    return undefined;
+  }
+}

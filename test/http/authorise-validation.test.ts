@@ -170,6 +170,26 @@ for (const dialect of DIALECTS) {
         assertProblem(await t.request({ method: 'GET', url: '/payments?reference=a%00' }), 400, 'invalid_character', '/querystring/reference');
       });
 
+      it('refuses a query value that is not percent-encoded UTF-8, naming it, as it refuses such a path', async () => {
+        // Each was searched for as its literal text ("caf%E9"), finding nothing, and no error said why.
+        for (const [query, param] of [
+          ['reference=caf%E9', 'reference'], // Latin-1, not UTF-8
+          ['customer_reference=%ED%A0%80', 'customer_reference'], // a lone surrogate, encoded
+          ['channel=%E2%82', 'channel'], // a truncated sequence
+          ['reference=50%off', 'reference'], // a bare %
+          ['limit=5&reference=a%2', 'reference'],
+          ['ref%FFerence=x', 'ref%FFerence'],
+        ]) {
+          const body = assertProblem(await t.request({ method: 'GET', url: `/payments?${query}` }), 400, 'invalid_encoding', `/querystring/${param}`);
+          assert.match(body.detail, /percent-encod/, query);
+        }
+        assertProblem(await t.request({ method: 'GET', url: '/events?type=payment.created%2Cpayment.%E2%82' }), 400, 'invalid_encoding', '/querystring/type');
+        // Well-formed escapes, "+" for a space, and a literal % sent as %25 are read as before.
+        for (const query of ['reference=caf%C3%A9', 'reference=50%25off', 'reference=a+b', 'customer_reference=%F0%9F%98%80']) {
+          assert.equal((await t.request({ method: 'GET', url: `/payments?${query}` })).statusCode, 200, query);
+        }
+      });
+
       it('refuses empty, truncated and non-object bodies', async () => {
         assertProblem(await postAuthorise(t, ''), 400, 'invalid_json');
         assert.match(assertProblem(await postAuthorise(t, ' \n\t'), 400, 'invalid_json').detail, /the request body is empty/);
