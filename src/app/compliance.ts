@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { DomainError } from '../domain/errors.js';
-import { refuseCardNumbers } from '../domain/card-number-in-text.js';
+import { redactCardNumbers, refuseCardNumbers } from '../domain/card-number-in-text.js';
 import { hasPrefix, quotedId } from '../domain/ids.js';
 import {
   type Approval,
@@ -733,7 +733,9 @@ export class Compliance {
         target,
         outcome: refused ? 'refused' : 'failed',
         code: refused ? error.code : 'internal_error',
-        detail: refused ? { status: error.status, message: error.message } : null,
+        // Messages quote what was sent (a form field's name, a declared type): the answer's
+        // redaction (src/http/problem.ts) never reaches this row, and a card number must not be kept.
+        detail: refused ? { status: error.status, message: redactCardNumbers(error.message) } : null,
       });
     } catch (auditError) {
       this.ctx.log.error({ err: auditError, action, merchantId }, 'could not write the audit row of a refused compliance action');

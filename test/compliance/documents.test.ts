@@ -88,6 +88,30 @@ for (const dialect of DIALECTS) {
         assertProblem(json, 415, 'unsupported_media_type');
       });
 
+      it('keeps a card number sent in a refused form out of the answer and out of the audit log', async () => {
+        const db = t.gateway.services.ctx.database.db;
+        const before = (await db.selectFrom('audit_log').select('id').where('action', '=', 'compliance.document.upload').execute()).length;
+        const named = multipart([{ name: 'document_type', value: 'saq' }, { name: '4111 1111 1111 1111', value: 'x' }]);
+        const declared = multipart([
+          { name: 'document_type', value: 'saq' },
+          { name: 'document_date', value: dateDaysAgo(t, 1) },
+          { name: 'file', value: pdf(), filename: 'a.pdf', contentType: 'application/x-4111111111111111' },
+        ]);
+        const header = { contentType: 'multipart/form-data; boundary=abc', payload: Buffer.from('--abc\r\n4111111111111111\r\n\r\nv\r\n--abc--') };
+        for (const [form, status, code] of [[named, 400, 'unknown_field'], [declared, 415, 'document_not_pdf'], [header, 400, 'invalid_multipart']] as const) {
+          const res = await t.request({ method: 'POST', url: '/merchant/compliance/documents', headers: { 'content-type': form.contentType }, payload: form.payload });
+          assertProblem(res, status, code);
+          assert.doesNotMatch(res.body, /4111.?1111.?1111.?1111/);
+        }
+        const rows = await db.selectFrom('audit_log').select(['code', 'detail']).where('action', '=', 'compliance.document.upload').orderBy('id').execute();
+        const refused = rows.slice(before);
+        assert.deepEqual(refused.map((r) => r.code), ['unknown_field', 'document_not_pdf', 'invalid_multipart']);
+        for (const r of refused) {
+          assert.doesNotMatch(r.detail ?? '', /4111.?1111.?1111.?1111/, `a card number in the audit log: ${r.detail}`);
+          assert.match(r.detail ?? '', /\[card number\]/);
+        }
+      });
+
       it('answers malformed multipart with 400, never 500', async () => {
         const cases: Array<[string, Buffer]> = [
           ['multipart/form-data', Buffer.from('--x\r\n\r\nno name\r\n--x--')],
