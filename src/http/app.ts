@@ -5,7 +5,7 @@ import { finishOpenApi, markRoutesForOpenApi } from './openapi-finish.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import { requestLogger, scrubText } from '../logger.js';
-import { DomainError } from '../domain/errors.js';
+import { DomainError, escapePointer } from '../domain/errors.js';
 import { isDatabaseUnavailable } from '../adapters/storage/unavailable.js';
 import type { Services } from '../app/services.js';
 import { DATABASE_RETRY_AFTER_S, databaseUnavailable, problem, sendProblem } from './problem.js';
@@ -281,14 +281,14 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     const undecodable = query === -1 ? undefined : undecodableQueryParameter(request.url.slice(query + 1));
     if (undecodable !== undefined) {
       const name = scrubText(undecodable);
-      return done(new DomainError(400, 'invalid_encoding', `the query parameter "${name.slice(0, 60)}" is not valid percent-encoded UTF-8: encode text as UTF-8, and a literal % as %25`, `/querystring/${name}`));
+      return done(new DomainError(400, 'invalid_encoding', `the query parameter "${name.slice(0, 60)}" is not valid percent-encoded UTF-8: encode text as UTF-8, and a literal % as %25`, `/querystring/${escapePointer(name)}`));
     }
     for (const [part, values] of [['params', request.params], ['querystring', request.query]] as const) {
       if (!values || typeof values !== 'object') continue;
       for (const [name, value] of Object.entries(values)) {
         for (const text of Array.isArray(value) ? value : [value]) {
           const kind = typeof text === 'string' ? problemOf(text) : undefined;
-          if (kind) return done(textProblemError(`/${part}/${name}`, kind));
+          if (kind) return done(textProblemError(`/${part}/${escapePointer(name)}`, kind));
         }
       }
     }

@@ -84,6 +84,9 @@ for (const dialect of DIALECTS) {
         assertProblem(await t.request({ method: 'POST', url: '/merchant/compliance/documents', headers: { 'content-type': noDate.contentType }, payload: noDate.payload }), 400, 'missing_field', '/document_date');
         const extra = multipart([{ name: 'document_type', value: 'saq' }, { name: 'comment', value: 'hi' }]);
         assertProblem(await t.request({ method: 'POST', url: '/merchant/compliance/documents', headers: { 'content-type': extra.contentType }, payload: extra.payload }), 400, 'unknown_field', '/comment');
+        // param is a JSON pointer (RFC 6901): "/" and "~" in a name are escaped, as in JSON bodies.
+        const slashed = multipart([{ name: 'document_type', value: 'saq' }, { name: 'notes/~1', value: 'hi' }]);
+        assertProblem(await t.request({ method: 'POST', url: '/merchant/compliance/documents', headers: { 'content-type': slashed.contentType }, payload: slashed.payload }), 400, 'unknown_field', '/notes~1~01');
         const json = await t.request({ method: 'POST', url: '/merchant/compliance/documents', headers: { 'content-type': 'application/json' }, payload: '{"document_type":"saq"}' });
         assertProblem(json, 415, 'unsupported_media_type');
       });

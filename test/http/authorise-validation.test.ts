@@ -168,6 +168,8 @@ for (const dialect of DIALECTS) {
       it('refuses a NUL character in a path parameter or a query value', async () => {
         assertProblem(await t.request({ method: 'GET', url: '/payment/pay_%00' }), 400, 'invalid_character', '/params/id');
         assertProblem(await t.request({ method: 'GET', url: '/payments?reference=a%00' }), 400, 'invalid_character', '/querystring/reference');
+        // A parameter's name is the client's: "/" and "~" in it are escaped in the pointer (RFC 6901).
+        assertProblem(await t.request({ method: 'GET', url: '/payments?a%2Fb~c=%00' }), 400, 'invalid_character', '/querystring/a~1b~0c');
       });
 
       it('refuses a query value that is not percent-encoded UTF-8, naming it, as it refuses such a path', async () => {
@@ -179,6 +181,7 @@ for (const dialect of DIALECTS) {
           ['reference=50%off', 'reference'], // a bare %
           ['limit=5&reference=a%2', 'reference'],
           ['ref%FFerence=x', 'ref%FFerence'],
+          ['a%2Fb=%FF', 'a~1b'],
         ]) {
           const body = assertProblem(await t.request({ method: 'GET', url: `/payments?${query}` }), 400, 'invalid_encoding', `/querystring/${param}`);
           assert.match(body.detail, /percent-encod/, query);

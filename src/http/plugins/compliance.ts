@@ -6,7 +6,7 @@ import type { Services } from '../../app/services.js';
 import type { OperatorToken } from '../../config.js';
 import type { Actor } from '../../app/audit.js';
 import { DOCUMENT_TYPES, MAX_ANNUAL_TRANSACTIONS, MAX_DOCUMENT_BYTES } from '../../domain/compliance.js';
-import { DomainError } from '../../domain/errors.js';
+import { DomainError, escapePointer } from '../../domain/errors.js';
 import { problem, sendProblem } from '../problem.js';
 import { merchantActor } from '../auth.js';
 import { metricsRoute } from './metrics.js';
@@ -149,7 +149,7 @@ function uploadFields(parts: Part[]) {
       if (p.data.length > MAX_FIELD_BYTES) throw new DomainError(400, 'too_long', `${p.name} is too long`, `/${p.name}`);
       fields[p.name] = p.data.toString('utf8');
     } else {
-      throw new DomainError(400, 'unknown_field', `"${p.name.slice(0, 40)}" is not a field of this form; send document_type, document_date and file`, `/${p.name.slice(0, 40)}`);
+      throw new DomainError(400, 'unknown_field', `"${p.name.slice(0, 40)}" is not a field of this form; send document_type, document_date and file`, `/${escapePointer(p.name.slice(0, 40))}`);
     }
   }
   return { fields, file };
