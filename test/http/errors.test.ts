@@ -221,6 +221,20 @@ for (const dialect of DIALECTS) {
       assert.equal((await t.request({ method: 'GET', url: `/payment/${id}`, headers: { 'content-encoding': 'gzip' } })).statusCode, 200);
     });
 
+    it('refuses a body with something in it on a DELETE, which reads none, and deletes nothing', async () => {
+      const json = { 'content-type': 'application/json' };
+      const created = await t.request({ method: 'POST', url: '/webhook-endpoints', headers: json, payload: { url: 'https://example.com/hook', events: ['*'] } });
+      const id = created.json<{ id: string }>().id;
+      for (const url of [`/webhook-endpoints/${id}`, `/payment-methods/pm_${'0a'.repeat(16)}`]) {
+        assertProblem(await t.request({ method: 'DELETE', url, headers: json, payload: '{"dry_run":true}' }), 400, 'unknown_field', '/dry_run');
+        for (const payload of ['null', '[]', '"x"']) assertProblem(await t.request({ method: 'DELETE', url, headers: json, payload }), 400, 'invalid_type', '');
+      }
+      assert.equal((await t.request({ method: 'GET', url: `/webhook-endpoints/${id}` })).statusCode, 200, 'a refused DELETE deleted the endpoint');
+      // Clients that send a body on every request may send an empty one, or {}.
+      assert.equal((await t.request({ method: 'DELETE', url: `/webhook-endpoints/${id}`, headers: json, payload: '{}' })).statusCode, 200);
+      assert.equal((await t.request({ method: 'GET', url: `/webhook-endpoints/${id}` })).statusCode, 404);
+    });
+
     it('never quotes back a card number sent in an id\'s place', async () => {
       const pan = '4242424242424242';
       for (const url of [`/payment/${pan}`, `/payment/${pan}/refunds`, `/payment-methods/${pan}`, `/webhook-endpoints/${pan}`, `/events/${pan}`, `/merchant/compliance/documents/${pan}`, `/no-route/${pan}`]) {

@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
-import { Nullable, Timestamp, problemResponses } from '../schemas/common.js';
+import { EmptyBody, Nullable, Timestamp, problemResponses } from '../schemas/common.js';
 import { CardSummary } from '../schemas/payment-resource.js';
-import { sendJson } from '../json-reply.js';
+import { optionalJsonBody, sendJson } from '../json-reply.js';
 
 const PaymentMethod = Type.Object(
   {
@@ -69,12 +69,14 @@ export const paymentMethodRoutes =
       '/payment-methods/:id',
       {
         onRequest: app.requireSecretKey,
+        ...optionalJsonBody,
         schema: {
           tags: ['stored cards'],
           summary: 'Delete a stored card',
           description: 'Erases the encrypted card number for good. Later payments with the token are refused with `payment_method_deleted`. Deleting again answers the same.',
           security: [{ secretKey: [] }],
           params: IdParams,
+          body: EmptyBody,
           response: { 200: PaymentMethod, ...problemResponses(401, 404) },
         },
       },

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
 import { DEFAULT_OVERLAP_HOURS, MAX_ENDPOINTS_PER_MERCHANT, MAX_OVERLAP_HOURS } from '../../app/webhook-endpoints.js';
 import { EVENT_TYPES } from '../../domain/event-types.js';
-import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
+import { EmptyBody, Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
 import { merchantActor } from '../auth.js';
 import { optionalJsonBody, sendJson } from '../json-reply.js';
 import { IdempotencyHeaders, idempotencyKey, sendStored } from './payments.js';
@@ -109,11 +109,13 @@ export const webhookEndpointRoutes =
       '/webhook-endpoints/:id',
       {
         onRequest: app.requireSecretKey,
+        ...optionalJsonBody,
         schema: {
           ...common,
           summary: 'Delete a callback endpoint',
           description: 'Its pending deliveries are cancelled; past deliveries stay visible on the events.',
           params: EndpointParams,
+          body: EmptyBody,
           response: { 200: Type.Object({ id: Type.String(), object: Type.Literal('webhook_endpoint'), deleted: Type.Literal(true) }), ...problemResponses(401, 404) },
         },
       },

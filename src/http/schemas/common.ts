@@ -5,6 +5,12 @@ export function StrictObject<T extends Parameters<typeof Type.Object>[0]>(props:
   return Type.Object(props, { additionalProperties: false, ...opts });
 }
 
+/**
+ * The body of an operation that reads none (a DELETE): none, an empty one or `{}`. Anything
+ * else is refused rather than ignored, as unknown fields are everywhere.
+ */
+export const EmptyBody = StrictObject({}, { description: 'Empty; may be omitted.' });
+
 /** The spec sends numbers as strings ("48"); both forms are accepted and normalised in domain/. */
 export const NumberOrString = (description: string) =>
   Type.Union([Type.Integer(), Type.String({ maxLength: 16 })], { description });
