@@ -97,7 +97,8 @@ export class WebhookEndpoints {
     refuseCardNumbers({ url: input.url, description: input.description, channel: input.channel, events: input.events });
     const url = await this.checkTarget(input.url);
     const events = normaliseEvents(input.events);
-    const channelId = input.channel ? await this.channelId(merchantId, input.channel) : null;
+    // Only null (or no channel) means every channel: "" names a channel, one that does not exist, as on update.
+    const channelId = input.channel === undefined || input.channel === null ? null : await this.channelId(merchantId, input.channel);
     const now = this.ctx.clock.now();
     const id = this.ctx.newId('webhookEndpoint');
     const secret = generateSecret();

@@ -110,6 +110,13 @@ for (const dialect of DIALECTS) {
       const unknownChannel = await t.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://127.0.0.1/x', events: ['*'], channel: 'nope' } });
       assert.equal(unknownChannel.statusCode, 404);
       assert.equal(unknownChannel.json().param, '/channel');
+      // An empty channel names none, as on update: it is not taken for null (every channel's events).
+      const listed = async () => (await t.request({ method: 'GET', url: '/webhook-endpoints' })).json().data.length as number;
+      const before = await listed();
+      const emptyChannel = await t.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://127.0.0.1/x', events: ['*'], channel: '' } });
+      assert.equal(emptyChannel.statusCode, 404, emptyChannel.body);
+      assert.deepEqual([emptyChannel.json().code, emptyChannel.json().param], ['channel_not_found', '/channel']);
+      assert.equal(await listed(), before, 'an endpoint was registered for every channel');
       const badOverlap = await t.request({ method: 'POST', url: '/webhook-endpoints/we_00000000000000000000000000000000/rotate-secret', payload: { overlap_hours: 1000 } });
       assert.equal(badOverlap.statusCode, 400);
     });
