@@ -73,12 +73,15 @@ export class EventQueries {
       if (v !== undefined && !hasPrefix(v, 'event')) throw new DomainError(400, 'invalid_cursor', `${name} must be an event id (evt_…) from a previous page`, `/querystring/${name}`);
     }
     const types = q.type?.split(',').map((t) => t.trim()).filter(Boolean);
+    // A type filter naming no type (type=, type=,) was taken for none and listed every event.
+    if (types?.length === 0) throw new DomainError(400, 'invalid_event_type', `type names no event type; use one or more of ${EVENT_TYPES.join(', ')}, separated by commas`, '/querystring/type');
     for (const t of types ?? []) {
       if (!isEventType(t)) throw new DomainError(400, 'invalid_event_type', `"${t}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/querystring/type');
     }
     let query = this.withPayment().where('events.merchant_id', '=', merchantId);
-    if (types?.length) query = query.where('events.type', 'in', types);
-    if (q.payment) query = query.where('events.payment_id', '=', q.payment);
+    if (types !== undefined) query = query.where('events.type', 'in', types);
+    // payment= names no payment, so it finds no events (it listed all of them).
+    if (q.payment !== undefined) query = query.where('events.payment_id', '=', q.payment);
     const backwards = q.ending_before !== undefined;
     if (q.starting_after) query = query.where('events.id', '<', q.starting_after);
     if (q.ending_before) query = query.where('events.id', '>', q.ending_before);

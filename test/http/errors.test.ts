@@ -169,6 +169,19 @@ for (const dialect of DIALECTS) {
       assert.equal((await t.request({ method: 'GET', url: '/payments?limit=1' })).statusCode, 200);
     });
 
+    it('takes an empty event filter for what it names, not for no filter', async () => {
+      const created = (await postAuthorise(t, await exampleBody())).json();
+      const listed = async (query: string) => (await t.request({ method: 'GET', url: `/events?${query}` })).json<{ data: Array<{ type: string }> }>().data;
+      assert.ok((await listed('')).length > 0);
+      // payment= with nothing after it (a client's unset variable) names no payment: no events, as /payments?reference= finds none.
+      assert.deepEqual(await listed('payment='), []);
+      assert.deepEqual((await listed(`payment=${created.id}`)).map((e) => e.type), ['payment.created']);
+      for (const type of ['', ',', '%20,%20']) {
+        assertProblem(await t.request({ method: 'GET', url: `/events?type=${type}` }), 400, 'invalid_event_type', '/querystring/type');
+      }
+      assert.equal((await listed('type=payment.created,')).length > 0, true, 'a trailing comma is still taken');
+    });
+
     it('gives every problem its own request id', async () => {
       const a = assertProblem(await t.app.inject({ method: 'GET', url: '/nope' }), 404);
       const b = assertProblem(await t.app.inject({ method: 'GET', url: '/nope' }), 404);
