@@ -286,10 +286,13 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     for (const [part, values] of [['params', request.params], ['querystring', request.query]] as const) {
       if (!values || typeof values !== 'object') continue;
       for (const [name, value] of Object.entries(values)) {
-        for (const text of Array.isArray(value) ? value : [value]) {
-          const kind = typeof text === 'string' ? problemOf(text) : undefined;
-          if (kind) return done(textProblemError(`/${part}/${escapePointer(name)}`, kind));
+        // No parameter takes a list: a repeated one (the parser's array) was refused as "must be a
+        // whole number" or "a string", which sends the client looking at the value, not the repeat.
+        if (Array.isArray(value)) {
+          return done(new DomainError(400, 'duplicate_key', `${scrubText(name).slice(0, 60)} is sent more than once; send each query parameter once`, `/${part}/${escapePointer(scrubText(name))}`));
         }
+        const kind = typeof value === 'string' ? problemOf(value) : undefined;
+        if (kind) return done(textProblemError(`/${part}/${escapePointer(name)}`, kind));
       }
     }
     done();

@@ -169,6 +169,18 @@ for (const dialect of DIALECTS) {
       assert.equal((await t.request({ method: 'GET', url: '/payments?limit=1' })).statusCode, 200);
     });
 
+    it('names a query parameter sent twice as such, not as a value of the wrong type', async () => {
+      for (const [url, param] of [
+        ['/payments?limit=5&limit=6', '/querystring/limit'],
+        ['/payments?status=captured&status=voided', '/querystring/status'],
+        ['/events?type=payment.created&type=payment.captured', '/querystring/type'],
+        ['/payments?reference=a&limit=2&reference=a', '/querystring/reference'],
+      ]) {
+        const body = assertProblem(await t.request({ method: 'GET', url }), 400, 'duplicate_key', param);
+        assert.match(body.detail, /more than once/, url);
+      }
+    });
+
     it('takes an empty event filter for what it names, not for no filter', async () => {
       const created = (await postAuthorise(t, await exampleBody())).json();
       const listed = async (query: string) => (await t.request({ method: 'GET', url: `/events?${query}` })).json<{ data: Array<{ type: string }> }>().data;
