@@ -1,4 +1,5 @@
 import { createHmac, hkdfSync } from 'node:crypto';
+import { holdsCardNumber } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import type { Trx } from '../adapters/storage/database.js';
 import { insertRow, type RowInsert } from '../adapters/storage/compiled.js';
@@ -80,6 +81,11 @@ export class Idempotency {
   validateKey(key: string): void {
     if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new DomainError(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1-255 printable ASCII characters without spaces', '/headers/idempotency-key');
+    }
+    // The key is stored as sent, for as long as it is remembered: one built from a card number
+    // would keep that number in clear.
+    if (holdsCardNumber(key)) {
+      throw new DomainError(400, 'card_number_in_text', 'Idempotency-Key looks like a card number: it is stored as sent; use an order or attempt id', '/headers/idempotency-key');
     }
   }
 

@@ -551,6 +551,17 @@ for (const dialect of DIALECTS) {
         assertProblem(await post({}, { 'idempotency-key': 'has space' }), 400, 'invalid_idempotency_key', '/headers/idempotency-key');
         assertProblem(await post({}, { 'idempotency-key': 'k'.repeat(256) }), 400, 'invalid_idempotency_key');
       });
+
+      it('refuses a key holding a card number, which would be stored as sent, without quoting it back', async () => {
+        for (const key of ['4242424242424242', 'order-5555-5555-5555-4444', 'retry/378282246310005']) {
+          const res = await post({}, { 'idempotency-key': key });
+          const body = assertProblem(res, 400, 'card_number_in_text', '/headers/idempotency-key');
+          assert.ok(!/\d{4}[-/]?\d{4}/.test(res.body.replace(body.request_id, '')), res.body);
+        }
+        assert.deepEqual(await t.gateway.services.ctx.database.db.selectFrom('idempotency_keys').select('key').where('key', 'like', '%4444').execute(), []);
+        // Order numbers and timestamps are not card numbers.
+        for (const key of ['order-1001-attempt-1', '1732750000009', 'DE57432788149982433390']) assert.equal((await post({}, { 'idempotency-key': key })).statusCode, 201, key);
+      });
     });
 
     describe('never a 5xx', () => {
