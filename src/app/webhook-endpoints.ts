@@ -94,7 +94,7 @@ export class WebhookEndpoints {
   }
 
   private async register(actor: Actor, merchantId: string, input: EndpointInput, record: Recorder): Promise<EndpointView> {
-    refuseCardNumbers({ url: input.url, description: input.description, channel: input.channel, events: input.events });
+    refuseCardNumbers({ url: urlAsRead(input.url), description: input.description, channel: input.channel, events: input.events });
     const url = await this.checkTarget(input.url);
     const events = normaliseEvents(input.events);
     // Only null (or no channel) means every channel: "" names a channel, one that does not exist, as on update.
@@ -149,7 +149,7 @@ export class WebhookEndpoints {
   }
 
   async update(actor: Actor, merchantId: string, id: string, patch: EndpointPatch): Promise<EndpointView> {
-    refuseCardNumbers({ url: patch.url, description: patch.description, channel: patch.channel, events: patch.events });
+    refuseCardNumbers({ url: urlAsRead(patch.url), description: patch.description, channel: patch.channel, events: patch.events });
     const row = await this.require(merchantId, id);
     const changes: Partial<WebhookEndpointsTable> = { updated_at: this.ctx.clock.now() };
     if (patch.url !== undefined) changes.url = await this.checkTarget(patch.url);
@@ -308,6 +308,20 @@ export class WebhookEndpoints {
       updated_at: iso(row.updated_at)!,
     };
   }
+}
+
+/**
+ * A URL as anyone reading it sees it: `%34%32…` is `42…` and `4242+4242+…` is `4242 4242 …`,
+ * while the URL is stored, shown and called in its encoded form.
+ */
+function urlAsRead(url: string | undefined): string | undefined {
+  return url?.replace(/\+/g, ' ').replace(/(?:%[0-9a-fA-F]{2})+/g, (escapes) => {
+    try {
+      return decodeURIComponent(escapes);
+    } catch {
+      return escapes;
+    }
+  });
 }
 
 function urlOrigin(url: string): string {

@@ -176,6 +176,11 @@ for (const dialect of DIALECTS) {
       for (const [method, url, payload, param] of [
         ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x', events: ['*'], description: 'card 4242424242424242' }, '/description'],
         ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x?card=4242424242424242', events: ['*'] }, '/url'],
+        // Percent-encoded, or spaced with "+", the URL still reads as the number.
+        ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/%34%32%34%32%34%32%34%32%34%32%34%32%34%32%34%32', events: ['*'] }, '/url'],
+        ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x?card=4242+4242+4242+4242', events: ['*'] }, '/url'],
+        ['PATCH', `/webhook-endpoints/${created.id}`, { url: 'http://127.0.0.1/x?card=5555%205555%205555%204444' }, '/url'],
+        ['PATCH', `/webhook-endpoints/${created.id}`, { url: 'http://127.0.0.1/x/%EF%BC%94242424242424242' }, '/url'],
         ['PATCH', `/webhook-endpoints/${created.id}`, { description: '5555 5555 5555 4444' }, '/description'],
         ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x', events: ['*'], channel: '4242424242424242' }, '/channel'],
         ['POST', '/webhook-endpoints', { url: 'http://127.0.0.1/x', events: ['4242424242424242'] }, '/events/0'],
@@ -183,7 +188,7 @@ for (const dialect of DIALECTS) {
         const res = await t.request({ method, url, payload });
         assert.equal(res.statusCode, 400, `${method} ${param}: ${res.body}`);
         assert.deepEqual([res.json().code, res.json().param], ['card_number_in_text', param], res.body);
-        assert.ok(!/4242424242|5555 5555/.test(res.body), res.body);
+        assert.ok(!/4242424242|5555 5555|4242\+4242|%34%32%34%32|5555%205555/.test(res.body), res.body);
       }
       const wrongType = await t.request({ method: 'PATCH', url: `/webhook-endpoints/${created.id}`, payload: { description: 5 } });
       assert.equal(wrongType.statusCode, 400, wrongType.body);
