@@ -274,6 +274,9 @@ export class Compliance {
       const now = this.ctx.clock.now();
       checkDocumentDate(type, upload.documentDate.trim(), now);
       checkPdf(upload.bytes);
+      const filename = safeFilename(upload.filename, type);
+      // The name is kept in clear, shown to the merchant and the reviewer and written to the audit log.
+      refuseCardNumbers({ file: { filename } });
 
       const id = this.ctx.newId('document');
       const sealed = this.ctx.vault.sealBytes(id, upload.bytes);
@@ -282,7 +285,7 @@ export class Compliance {
         merchant_id: merchantId,
         type,
         document_date: upload.documentDate.trim(),
-        filename: safeFilename(upload.filename, type),
+        filename,
         size_bytes: upload.bytes.length,
         sha256: createHash('sha256').update(upload.bytes).digest('hex'),
         kek_id: sealed.kek_id,

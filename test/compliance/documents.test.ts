@@ -44,6 +44,17 @@ for (const dialect of DIALECTS) {
         assert.equal(download.headers['content-disposition'], 'attachment; filename="scan.html.pdf"');
       });
 
+      it('refuses a file named with a card number, which would be stored and shown as sent', async () => {
+        for (const filename of ['4242424242424242.pdf', 'card 5555 5555 5555 4444.pdf', 'receipt-378282246310005.pdf']) {
+          const res = await upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1), file: pdf(), filename });
+          assertProblem(res, 400, 'card_number_in_text', '/file/filename');
+          assert.ok(!/4242424242|5555 5555|3782822463/.test(res.body), res.body);
+        }
+        // Dates and reference numbers in a name are kept.
+        const res = await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1), file: pdf(), filename: 'asv 2026-11-01 ref 1732750000009.pdf' }), 201);
+        assert.equal(res.json().filename, 'asv 2026-11-01 ref 1732750000009.pdf');
+      });
+
       it('refuses a truncated PDF', async () => {
         const res = await upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1), file: Buffer.from('%PDF-1.4\n1 0 obj\n<<') });
         assertProblem(res, 422, 'document_incomplete', '/file');
