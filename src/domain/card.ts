@@ -92,8 +92,14 @@ export function cardExpired(month: number, year: number, now: Date): boolean {
   return now.getTime() >= Date.UTC(year, month, 1);
 }
 
+/**
+ * The leading digits shown beside the last 4: the first 6 (PCI DSS's most), fewer for a card
+ * number under 15 digits, so that at least 5 stay hidden as for American Express's 15: the
+ * first 6 and last 4 of a 13-digit Visa leave 3 digits, which the Luhn check narrows to 100
+ * numbers.
+ */
 export function bin(pan: string): string {
-  return pan.slice(0, 6);
+  return pan.slice(0, Math.min(6, pan.length - 9));
 }
 
 export function last4(pan: string): string {

@@ -307,6 +307,8 @@ for (const dialect of DIALECTS) {
           const shown = res.json().payment_method.card;
           assert.equal(shown.brand, brand);
           assert.equal(shown.last4, number.slice(-4));
+          // The first 6 at most, and at least 5 digits hidden (the 14-digit Diners card shows its first 5).
+          assert.equal(shown.bin, number.slice(0, Math.min(6, number.length - 9)));
           assert.ok(!res.body.includes(number), 'the PAN is echoed');
         }
       });

@@ -168,6 +168,17 @@ describe('bin and last4', () => {
     assert.equal(bin('4242424242424242'), '424242');
     assert.equal(last4('378282246310005'), '0005');
   });
+
+  it('leave at least five digits hidden, also of a card number under 15 digits', () => {
+    // A 13-digit Visa's first 6 and last 4 leave 3 digits, which the Luhn check narrows to 100 numbers.
+    assert.equal(bin('4929381234562'), '4929');
+    assert.equal(bin('36227206271667'), '36227');
+    assert.equal(bin('378282246310005'), '378282');
+    for (let length = 13; length <= 19; length++) {
+      const pan = '4'.padEnd(length, '1');
+      assert.ok(length - bin(pan).length - last4(pan).length >= 5, `${length} digits: ${bin(pan)}…${last4(pan)}`);
+    }
+  });
 });
 
 describe('properties', () => {

@@ -10,7 +10,7 @@ const PaymentDataResource = Type.Object({ ...Type.Required(Type.Object(always)).
 /** What any resource shows of a card: at most BIN and last 4. */
 export const CardSummary = Type.Object({
   brand: Type.String(),
-  bin: Type.String({ description: 'First 6 digits.' }),
+  bin: Type.String({ description: 'First 6 digits; fewer for a card number under 15 digits (the first 5 of 14, 4 of 13), so that at least 5 digits stay hidden.' }),
   last4: Type.String(),
   expiry_month: Type.Integer(),
   expiry_year: Type.Integer(),
