@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { refuseCardNumbers, urlAsRead } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
 import { isCurrency } from '../domain/money.js';
@@ -92,6 +93,9 @@ function checkChannelInput(input: Partial<ChannelInput>, mode: 'sandbox' | 'live
   const bad = (field: string, message: string): never => {
     throw new DomainError(400, 'invalid_channel', message, `/${field}`);
   };
+  // Names and return URLs are kept in clear and shown to customers (the payment page, e-mails,
+  // the return redirect): checked before any message below quotes them back.
+  refuseCardNumbers({ reference: input.reference, name: input.name, return_urls: input.returnUrls?.map(urlAsRead), notify_emails: input.notifyEmails });
   if (input.reference !== undefined && !REFERENCE.test(input.reference)) {
     bad('reference', 'reference must be 1-64 characters of letters, digits, "_", ".", ":" or "-", starting with a letter or digit');
   }
@@ -158,6 +162,7 @@ export class Merchants {
 
   async createMerchant(name: string): Promise<{ id: string; name: string; created_at: string }> {
     if (!name.trim() || name.length > 200) throw new DomainError(400, 'invalid_merchant', 'merchant name must be 1-200 characters', '/name');
+    refuseCardNumbers({ name });
     const row = { id: this.ctx.newId('merchant'), name: name.trim(), created_at: this.ctx.clock.now() };
     await this.ctx.database.write(async (trx) => {
       await trx.insertInto('merchants').values(row).execute();
@@ -303,6 +308,7 @@ export class Merchants {
 
   /** The plaintext key exists only in this return value; the database keeps its hash. */
   async createSecretKey(merchantId: string, label?: string): Promise<{ id: string; secret_key: string; last4: string; created_at: string }> {
+    refuseCardNumbers({ label });
     await this.requireMerchant(merchantId);
     const key = formatSecretKey(randomBytes(16));
     const row = {

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
-import { refuseCardNumbers } from '../domain/card-number-in-text.js';
+import { refuseCardNumbers, urlAsRead } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
@@ -308,20 +308,6 @@ export class WebhookEndpoints {
       updated_at: iso(row.updated_at)!,
     };
   }
-}
-
-/**
- * A URL as anyone reading it sees it: `%34%32…` is `42…` and `4242+4242+…` is `4242 4242 …`,
- * while the URL is stored, shown and called in its encoded form.
- */
-function urlAsRead(url: string | undefined): string | undefined {
-  return url?.replace(/\+/g, ' ').replace(/(?:%[0-9a-fA-F]{2})+/g, (escapes) => {
-    try {
-      return decodeURIComponent(escapes);
-    } catch {
-      return escapes;
-    }
-  });
 }
 
 function urlOrigin(url: string): string {

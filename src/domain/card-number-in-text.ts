@@ -99,6 +99,20 @@ export function redactCardNumbers(text: string): string {
   return out + text.slice(from);
 }
 
+/**
+ * A URL as anyone reading it sees it: `%34%32…` is `42…` and `4242+4242+…` is `4242 4242 …`,
+ * while the URL is stored, shown and called in its encoded form.
+ */
+export function urlAsRead(url: string | undefined): string | undefined {
+  return url?.replace(/\+/g, ' ').replace(/(?:%[0-9a-fA-F]{2})+/g, (escapes) => {
+    try {
+      return decodeURIComponent(escapes);
+    } catch {
+      return escapes;
+    }
+  });
+}
+
 /** The fields meant for a card number, as nested keys: `{ payment_method: { number: true } }`. */
 export interface CardNumberFields {
   readonly [key: string]: CardNumberFields | true;

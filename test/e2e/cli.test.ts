@@ -168,6 +168,28 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.equal(json<unknown[]>(keys, 'key list').length, 2, 'no key was created');
   });
 
+  it('refuses a card number in a name, label, return URL or address, which would be kept and shown in clear', async () => {
+    const create = (...extra: string[]) => cli('channel', 'create', '--merchant', merchantId, '--currency', 'USD', ...extra);
+    const attempts = await Promise.all([
+      cli('merchant', 'create', '--name', 'Shop 4242 4242 4242 4242'),
+      cli('key', 'create', '--merchant', merchantId, '--label', 'for 4242424242424242'),
+      create('--reference', 'pan-name', '--name', 'Card 5555-5555-5555-4444', '--return-url', 'https://acme.example/r'),
+      create('--reference', 'pan-url', '--name', 'Pan URL', '--return-url', 'https://acme.example/r?c=%34%32%34%32%34%32%34%32%34%32%34%32%34%32%34%32'),
+      create('--reference', 'pan-email', '--name', 'Pan e-mail', '--return-url', 'https://acme.example/r', '--notify-email', '4242424242424242@acme.example'),
+      cli('channel', 'update', 'acme-text', '--name', 'Amex 378282246310005'),
+    ]);
+    for (const r of attempts) {
+      assert.equal(r.code, 1, `exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /looks like a card number.*\[card_number_in_text\]/);
+      assert.doesNotMatch(r.stdout + r.stderr, /4242.?4242|5555.?5555|3782822463|%34%32%34%32/);
+    }
+    const [merchants, channels, keys] = await Promise.all([cli('merchant', 'list', '--json'), cli('channel', 'list', '--json'), cli('key', 'list', '--merchant', merchantId, '--json')]);
+    for (const [r, what] of [[merchants, 'merchant list'], [channels, 'channel list'], [keys, 'key list']] as const) {
+      ok(r, what);
+      assert.doesNotMatch(r.stdout, /4242.?4242|5555.?5555|3782822463|%34%32%34%32/, what);
+    }
+  });
+
   it('key revoke, then key list --json and channel list --json show the result', async () => {
     const [text, asJson] = await Promise.all([cli('key', 'revoke', keyA.id), cli('key', 'revoke', keyB, '--json')]);
     ok(text, 'key revoke');
