@@ -62,6 +62,15 @@ for (const dialect of DIALECTS) {
         ['compliance.review.approve operator:api:bob', 'compliance.review.approve operator:api:carol', 'operator.authenticate unknown'],
       );
     });
+
+    it('drops an X-Operator-Name label holding a card number, which the audit log would keep in clear', async () => {
+      for (const name of ['4242424242424242', 'pan-5555-5555-5555-4444']) {
+        const res = await t.app.inject({ method: 'POST', url: `/operator/compliance/merchants/${t.credentials.merchant_id}/reject`, headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'x-operator-name': name }, payload: { reason: 'unreadable' } });
+        assertProblem(res, 409, 'nothing_to_review');
+      }
+      const rows = await t.gateway.services.ctx.database.db.selectFrom('audit_log').select('actor').where('action', '=', 'compliance.review.reject').orderBy('id').execute();
+      assert.deepEqual(rows.map((r) => r.actor), ['operator:api', 'operator:api']);
+    });
   });
 }
 

@@ -7,6 +7,7 @@ import type { OperatorToken } from '../../config.js';
 import type { Actor } from '../../app/audit.js';
 import { DOCUMENT_TYPES, MAX_ANNUAL_TRANSACTIONS, MAX_DOCUMENT_BYTES } from '../../domain/compliance.js';
 import { DomainError, escapePointer } from '../../domain/errors.js';
+import { holdsCardNumber } from '../../domain/card-number-in-text.js';
 import { problem, sendProblem } from '../problem.js';
 import { merchantActor } from '../auth.js';
 import { metricsRoute } from './metrics.js';
@@ -372,7 +373,8 @@ function digest(s: string): Buffer {
 function actorOf(request: FastifyRequest, tokenName: string | null): Actor {
   if (tokenName !== null) return { who: `operator:api:${tokenName}`, from: `ip:${request.ip}` };
   const name = request.headers['x-operator-name'];
-  const suffix = typeof name === 'string' && /^[A-Za-z0-9._@-]{1,64}$/.test(name) ? `:${name}` : '';
+  // A label holding a card number is dropped like a malformed one: the audit log keeps actors in clear.
+  const suffix = typeof name === 'string' && /^[A-Za-z0-9._@-]{1,64}$/.test(name) && !holdsCardNumber(name) ? `:${name}` : '';
   return { who: `operator:api${suffix}`, from: `ip:${request.ip}` };
 }
 
