@@ -25,7 +25,7 @@ import { eventRoutes, wakeDispatcherAfterWrites } from './plugins/events.js';
 import { sandboxInboxRoutes } from './plugins/sandbox-inbox.js';
 import { docsRoutes } from './plugins/docs.js';
 import { complianceRoutes, operatorRoutes } from './plugins/compliance.js';
-import { registerAuth } from './auth.js';
+import { clientAddress, registerAuth } from './auth.js';
 import { notFoundPage } from './pages/checkout-page.js';
 import { newNonce, securePageHeaders } from './pages/html.js';
 import { trackAllowedMethods } from './allowed-methods.js';
@@ -237,7 +237,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
   // lines are not written.
   if (logger.isLevelEnabled('info')) {
     app.addHook('onResponse', (request, reply, done) => {
-      request.log.info({ req: request, res: reply, remote_address: request.ip, responseTime: reply.elapsedTime }, 'request completed');
+      request.log.info({ req: request, res: reply, remote_address: clientAddress(request), responseTime: reply.elapsedTime }, 'request completed');
       done();
     });
   }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Actor } from '../app/audit.js';
 import type { Services } from '../app/services.js';
@@ -58,10 +59,20 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
 }
 
 /**
+ * The client's address as the audit and access logs record it. Behind TRUST_PROXY that is what
+ * X-Forwarded-For names, taken as written: a value that is no address (a card number, say)
+ * would be kept in clear, so the hop that forwarded it is recorded instead.
+ */
+export function clientAddress(request: FastifyRequest): string {
+  if (isIP(request.ip)) return request.ip;
+  return request.ips?.filter((address) => isIP(address) !== 0).pop() ?? 'unknown';
+}
+
+/**
  * The merchant as the audit log records it: with the key that acted, so a leaked key's
  * doings can be told from the merchant's own (PCI DSS 10.2.1, 10.2.2).
  */
 export function merchantActor(request: FastifyRequest): Actor {
   const key = request.secretKeyId ? `/${request.secretKeyId}` : '';
-  return { who: `merchant:${request.merchantId}${key}`, from: `ip:${request.ip}` };
+  return { who: `merchant:${request.merchantId}${key}`, from: `ip:${clientAddress(request)}` };
 }

@@ -170,6 +170,25 @@ for (const dialect of DIALECTS) {
         }
       }
     });
+
+    it('records the forwarding hop when X-Forwarded-For names no address: a card number there is not kept', async () => {
+      const lines: Array<{ msg: string; remote_address?: string }> = [];
+      const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+      const proxied = await startTestGateway({ dialect, env: { OPERATOR_TOKEN, TRUST_PROXY: 'loopback' }, log });
+      try {
+        for (const forwarded of ['4242 4242 4242 4242', '4242424242424242', '10.1.2.3, 5555-5555-5555-4444']) {
+          const refused = await proxied.app.inject({ method: 'GET', url: '/operator/compliance/submissions', remoteAddress: '127.0.0.1', headers: { authorization: 'Bearer guess', 'x-forwarded-for': forwarded } });
+          assertProblem(refused, 401, 'unauthorized');
+        }
+        const endpoint = await proxied.request({ method: 'POST', url: '/webhook-endpoints', remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': '4242424242424242' }, payload: { url: 'http://127.0.0.1:9/x', events: ['*'] } });
+        assert.equal(endpoint.statusCode, 201, endpoint.body);
+        const audit = await proxied.gateway.services.ctx.database.db.selectFrom('audit_log').select('source').where('action', 'in', ['operator.authenticate', 'webhook_endpoint.create']).orderBy('id').execute();
+        assert.deepEqual(audit.map((r) => r.source), ['ip:127.0.0.1', 'ip:127.0.0.1', 'ip:127.0.0.1', 'ip:127.0.0.1']);
+        assert.deepEqual(lines.filter((l) => l.msg === 'request completed').map((l) => l.remote_address), ['127.0.0.1', '127.0.0.1', '127.0.0.1', '127.0.0.1']);
+      } finally {
+        await proxied.close();
+      }
+    });
   });
 
   describe(`operator API switched off (${dialect})`, () => {

@@ -9,7 +9,7 @@ import { DOCUMENT_TYPES, MAX_ANNUAL_TRANSACTIONS, MAX_DOCUMENT_BYTES } from '../
 import { DomainError, escapePointer } from '../../domain/errors.js';
 import { holdsCardNumber } from '../../domain/card-number-in-text.js';
 import { problem, sendProblem } from '../problem.js';
-import { merchantActor } from '../auth.js';
+import { clientAddress, merchantActor } from '../auth.js';
 import { metricsRoute } from './metrics.js';
 import { PaymentIdParams } from './payments.js';
 import { Nullable, StrictObject, Timestamp, problemResponses } from '../schemas/common.js';
@@ -371,11 +371,11 @@ function digest(s: string): Buffer {
  * with the shared OPERATOR_TOKEN, an optional self-declared X-Operator-Name label.
  */
 function actorOf(request: FastifyRequest, tokenName: string | null): Actor {
-  if (tokenName !== null) return { who: `operator:api:${tokenName}`, from: `ip:${request.ip}` };
+  if (tokenName !== null) return { who: `operator:api:${tokenName}`, from: `ip:${clientAddress(request)}` };
   const name = request.headers['x-operator-name'];
   // A label holding a card number is dropped like a malformed one: the audit log keeps actors in clear.
   const suffix = typeof name === 'string' && /^[A-Za-z0-9._@-]{1,64}$/.test(name) && !holdsCardNumber(name) ? `:${name}` : '';
-  return { who: `operator:api${suffix}`, from: `ip:${request.ip}` };
+  return { who: `operator:api${suffix}`, from: `ip:${clientAddress(request)}` };
 }
 
 /**
@@ -431,7 +431,7 @@ function requireOperator(services: Services, tokens: readonly OperatorToken[], n
       if (match) return void names.set(request, match.name);
     }
     const error = new DomainError(401, 'unauthorized', 'operator routes need the operator token in Authorization: Bearer …; merchant secret keys are not accepted here', '/headers/authorization');
-    if (budget.take(services.ctx.clock.now())) await services.compliance.recordRefusal({ who: 'unknown', from: `ip:${request.ip}` }, 'operator.authenticate', null, error);
+    if (budget.take(services.ctx.clock.now())) await services.compliance.recordRefusal({ who: 'unknown', from: `ip:${clientAddress(request)}` }, 'operator.authenticate', null, error);
     reply.header('www-authenticate', 'Bearer realm="operator"');
     await sendProblem(reply, problem(request, 401, error.code, error.message, error.param));
   };
