@@ -48,8 +48,13 @@ export function problem(request: FastifyRequest, status: number, code: string, d
     code,
     ...(param !== undefined ? { param: redactCardNumbers(param) } : {}),
     request_id: request.id,
-    ...extra,
+    ...(Array.isArray(extra?.errors) ? { ...extra, errors: extra.errors.map(redactFieldError) } : extra),
   };
+}
+
+/** Each entry of a list of field errors quotes what was sent as the first one's detail and param do. */
+function redactFieldError(error: { param: string; code: string; message: string }) {
+  return { ...error, param: redactCardNumbers(error.param), message: redactCardNumbers(error.message) };
 }
 
 export function sendProblem(reply: FastifyReply, body: ProblemBody): FastifyReply {

@@ -451,6 +451,13 @@ for (const dialect of DIALECTS) {
           for (const shown of [sent, sent.replace(/[ -]/g, '')]) assert.ok(!res.body.includes(shown), res.body);
           assert.match(body.detail, /payment_method\.number/);
         }
+        // Nor in the list of every field's error, which names the fields after the first one too.
+        for (const metadata of [{ a: 1, 'c x 4242424242424242': 3 }, { a: 1, b: { '5555 5555 5555 4444': 'x' } }, { ['k'.repeat(41)]: 'a', ['x'.repeat(30) + ' 4242424242424242']: 'b' }]) {
+          const res = await post({ metadata });
+          assert.equal(res.statusCode, 400, res.body);
+          assert.ok(res.json().errors.length >= 2, res.body);
+          assert.ok(!/4242424242424242|5555 5555 5555 4444/.test(res.body), res.body);
+        }
         // Checked before anything that quotes a value back (an unknown channel, a token's customer).
         for (const patch of [{ channel: '4111 1111 1111 1111' }, { payment_method: { type: 'token', token: 'pm_x' }, customer: { reference: '4111111111111111' } }] as Json[]) {
           const res = await postAuthorise(t, { ...merge(example, patch), ...(patch.payment_method ? { payment_method: patch.payment_method } : {}) });
