@@ -221,14 +221,15 @@ function withCustomerReference<T extends { reference?: string }>(customer: T | u
 
 /**
  * What the free-text scan leaves out: the card number's own field (sealed, never stored in
- * clear), identifiers we or the scheme issued (a stored card's token, an earlier payment's id
- * and network reference, which are digits a scheme could have made), and the device data the
+ * clear), identifiers we or the scheme issued (a stored card's token, an earlier payment's
+ * network reference, which is digits a scheme could have made), and the device data the
  * browser or the 3DS SDK produced (bounded formats; the SDK's JWE alone is up to 64,000
- * characters).
+ * characters). An earlier payment's id is looked at: a customer-initiated payment keeps it as
+ * sent, whatever it is, and one of ours (`pay_` and hex) never reads as a card number.
  */
 const NOT_FREE_TEXT: CardNumberFields = {
   payment_method: { number: true, token: true },
-  payment_data: { previous_payment_id: true, previous_network_reference: true },
+  payment_data: { previous_network_reference: true },
   device_info: true,
 };
 

@@ -443,6 +443,8 @@ for (const dialect of DIALECTS) {
           [{ payment_method: { name: { first_name: '4242424242424242' } } }, '/payment_method/name/first_name'],
           [{ billing_details: { line_2_address: 'amex 378282246310005' } }, '/billing_details/line_2_address'],
           [{ customer: { name: 'x 6011111111111117 y' } }, '/customer/name'],
+          // Kept as sent on a customer-initiated payment (the spec's example has "internal_payment_id"); our pay_ ids are never card numbers.
+          [{ payment_data: { previous_payment_id: '4242424242424242' } }, '/payment_data/previous_payment_id'],
         ];
         for (const [patch, pointer] of cases) {
           const res = await post(patch);
