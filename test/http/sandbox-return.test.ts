@@ -31,6 +31,13 @@ for (const dialect of DIALECTS) {
       assert.equal(await verdictOf(signed(700)), 'expired');
     });
 
+    it('shows no card number a forged link puts in its query', async () => {
+      const res = await t.app.inject({ method: 'GET', url: `/sandbox/return?${new URLSearchParams({ payment_id: '4242424242424242', reference: 'card 5555 5555 5555 4444', status: '378282246310005', timestamp: '1', signature: 'x' })}` });
+      assert.equal(res.statusCode, 200, res.body);
+      assert.doesNotMatch(res.body, /4242424242424242|5555 5555 5555 4444|378282246310005/);
+      assert.match(res.body, /data-verdict="invalid"/);
+    });
+
     it('refuses a signature of the right length in characters but not in bytes, without failing', async () => {
       assert.equal(await verdictOf({ ...signed(5), signature: `${'a'.repeat(63)}é` }), 'invalid');
     });

@@ -4,6 +4,7 @@ import type { Services } from '../../app/services.js';
 import { RETURN_TOLERANCE_SECONDS, checkReturn } from '../../app/checkout.js';
 import { SANDBOX_CHALLENGE_CODE, TEST_CARDS } from '../../adapters/acquirers/sandbox/test-cards.js';
 import { html, newNonce, page, securePageHeaders } from '../pages/html.js';
+import { redactCardNumbers } from '../../domain/card-number-in-text.js';
 
 const ReturnQuery = Type.Object({
   payment_id: Type.Optional(Type.String({ maxLength: 64 })),
@@ -72,14 +73,16 @@ export const sandboxRoutes =
       const nonce = newNonce();
       securePageHeaders(reply, nonce);
       const tone = verdict === 'valid' ? 'ok' : 'bad';
+      // The page shows its query, which anyone can write into a link: never a card number.
+      const shown = (value: string | undefined) => redactCardNumbers(value || '—');
       return reply.send(
         page(
           'Sandbox return page',
           nonce,
           html`<div class="card"><h1>Back on the merchant's site</h1>
 <p class="merchant">This is the sandbox channel's return page. A real merchant checks the signature the same way before trusting the status.</p>
-<dl><dt>Payment</dt><dd id="payment-id">${q.payment_id ?? '—'}</dd><dt>Reference</dt><dd>${q.reference || '—'}</dd>
-<dt>Status</dt><dd id="status">${q.status ?? '—'}</dd><dt>Signature</dt><dd id="signature-verdict" data-verdict="${verdict}">${verdict}</dd></dl>
+<dl><dt>Payment</dt><dd id="payment-id">${shown(q.payment_id)}</dd><dt>Reference</dt><dd>${shown(q.reference)}</dd>
+<dt>Status</dt><dd id="status">${shown(q.status)}</dd><dt>Signature</dt><dd id="signature-verdict" data-verdict="${verdict}">${verdict}</dd></dl>
 <p class="notice ${tone}" role="status">${VERDICTS[verdict]}</p>
 <p class="hint">Always confirm with GET /payment/{id} or the callback before shipping goods.</p></div>`,
         ),
