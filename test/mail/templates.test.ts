@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { readMessage } from '../../src/adapters/mail/eml-inbox.js';
+import { FileMailer } from '../../src/adapters/mail/mailer.js';
 import { maskedCard, renderPaymentMail, scrubCardNumbers, type PaymentMailInput } from '../../src/adapters/mail/templates.js';
 
 function input(overrides: Partial<PaymentMailInput> = {}, payment: Partial<PaymentMailInput['payment']> = {}): PaymentMailInput {
@@ -78,6 +83,22 @@ describe('payment e-mail templates', () => {
     assert.match(mail.text, /^Reference: +order-1 Bcc: x@evil\.example Your card was charged twice: http:\/\/evil\.example +gnp\.exe$/m);
     assert.doesNotMatch(mail.text, /^Bcc:|^Your card was charged|\u202e|\u2028/m);
     assert.match(mail.subject, /^Your receipt from Shop Call \+1 555:/);
+  });
+
+  it("keeps a merchant's text that spells an encoded word as written in the subject the reader sees", async () => {
+    // Decoded, this word is a right-to-left override and "00.001 DSU": the subject would read "(USD 100.00".
+    const reference = `x =?UTF-8?B?${Buffer.from('\u202e00.001 DSU').toString('base64')}?=`;
+    const mail = renderPaymentMail(input({}, { reference }));
+    const dir = mkdtempSync(join(tmpdir(), 'tz-mail-'));
+    try {
+      // Written as the sandbox writes it and read back as a mail client reads a Subject (RFC 2047 words decoded).
+      await new FileMailer(dir, 'tZero Pay <no-reply@tzero-pay.test>').send({ id: 'del_1', to: 'merchant@example.com', ...mail, date: new Date() });
+      const seen = readMessage(dir, 'del_1.eml')!.subject;
+      assert.doesNotMatch(seen, /\u202e/);
+      assert.equal(seen, '[Acme Shop] Payment was captured: EUR 10.50 (x = ?UTF-8?B?4oCuMDAuMDAxIERTVQ== ?=)');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('escapes HTML and keeps the subject on one line', () => {

@@ -190,7 +190,9 @@ function compose(m: { subject: string; intro: string; headline: string; rows: Ar
     `<table cellspacing="0" cellpadding="0">${htmlRows}</table>${htmlNext}` +
     `<p style="color:#5c677d;font-size:13px;margin:16px 0 0">${escapeHtml(m.footer)}</p></div>` +
     `<p style="text-align:center;color:#5c677d;font-size:12px">tZero Pay</p></body></html>`;
-  return { subject: m.subject.replace(/[\r\n]+/g, ' '), text, html };
+  // `=?` could open an RFC 2047 encoded word, which the reader's mail client would decode
+  // into whatever it encodes (a bidi override, a line break) past clean(): never in ours.
+  return { subject: m.subject.replace(/[\r\n]+/g, ' ').replaceAll('=?', '= ?'), text, html };
 }
 
 /** The `data.object` of a compliance event, as far as the notice uses it. */
