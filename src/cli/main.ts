@@ -117,13 +117,31 @@ function flag(v: string | undefined): boolean | undefined {
 
 class UsageError extends Error {}
 
+/**
+ * What a terminal acts on instead of showing: control characters (escape sequences that
+ * rewrite the screen or the window title, carriage returns, line breaks), line separators
+ * and bidi controls. In a name or label the CLI prints (a merchant's name, copied from its
+ * application) they could hide or fake a row, or reorder the figures beside it: written
+ * as \u escapes instead, which JSON reads as the same text.
+ */
+const UNSHOWN = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+function shown(text: string): string {
+  return text.replace(UNSHOWN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Our lines as written, what is on them shown; in JSON the characters are in strings only, so it stays valid. */
+function printable(text: string): string {
+  return text.split('\n').map(shown).join('\n');
+}
+
 function print(json: boolean, value: unknown, text: string): void {
-  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
+  process.stdout.write(printable(json ? JSON.stringify(value, null, 2) : text) + '\n');
 }
 
 function table(rows: Array<Record<string, unknown>>, columns: string[]): string {
   if (rows.length === 0) return '(none)';
-  const cells = [columns, ...rows.map((r) => columns.map((c) => (Array.isArray(r[c]) ? (r[c] as unknown[]).join(',') : String(r[c] ?? ''))))];
+  const cells = [columns, ...rows.map((r) => columns.map((c) => shown(Array.isArray(r[c]) ? (r[c] as unknown[]).join(',') : String(r[c] ?? ''))))];
   const widths = columns.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
   return cells.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
@@ -173,7 +191,7 @@ async function run(argv: string[]): Promise<void> {
     switch (command) {
       case 'merchant create': {
         const merchant = await m.createMerchant(required(values, 'name'));
-        return print(json, merchant, `created merchant ${merchant.id} (${merchant.name})`);
+        return print(json, merchant, `created merchant ${merchant.id} (${shown(merchant.name)})`);
       }
       case 'merchant list': {
         const rows = await m.listMerchants();
@@ -315,7 +333,7 @@ run(process.argv.slice(2)).catch((error: unknown) => {
     // Scripts asked for JSON tell refusals apart by code, and act on their details (a changed
     // submission's pending_documents, each field of a ValidationFailed), as API clients do.
     const refusal = { status: error.status, code: error.code, message: error.message, ...(error.param === undefined ? {} : { param: error.param }), ...error.extra };
-    process.stderr.write(process.argv.includes('--json') ? `${JSON.stringify({ error: refusal })}\n` : `error: ${error.message} [${error.code}]\n`);
+    process.stderr.write((process.argv.includes('--json') ? printable(JSON.stringify({ error: refusal })) : `error: ${shown(error.message)} [${error.code}]`) + '\n');
     process.exit(1);
   }
   process.stderr.write(`error: ${(error as Error).stack ?? String(error)}\n`);

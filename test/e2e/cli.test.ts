@@ -190,6 +190,29 @@ describe('operator CLI (npm run cli), text and --json', () => {
     }
   });
 
+  it('prints names and labels without the control and bidi characters a terminal would act on', async () => {
+    // Clears the line and retitles the window, a row of its own, a carriage return over the
+    // name, and a right-to-left override that would reverse the columns after it.
+    const name = 'Evil Ltd\u001b[2K\u001b]0;pwned\u0007\nmer_00000000000000000000000000000000  Trusted Ltd\rHidden \u202e99 \u009b31m';
+    const created = await cli('merchant', 'create', '--name', name, '--json');
+    const evil = json<{ id: string; name: string }>(created, 'merchant create --json');
+    assert.equal(evil.name, name, 'the name is kept as given: only its printing changes');
+    const [text, keyed] = await Promise.all([cli('merchant', 'create', '--name', name), cli('key', 'create', '--merchant', evil.id, '--label', name)]);
+    ok(keyed, 'key create');
+    const [list, keys] = await Promise.all([cli('merchant', 'list'), cli('key', 'list', '--merchant', evil.id)]);
+    const escaped = 'Evil Ltd\\u001b[2K\\u001b]0;pwned\\u0007\\u000amer_00000000000000000000000000000000  Trusted Ltd\\u000dHidden \\u202e99 \\u009b31m';
+    for (const [r, what] of [[created, 'merchant create --json'], [text, 'merchant create'], [list, 'merchant list'], [keys, 'key list']] as const) {
+      ok(r, what);
+      assert.doesNotMatch(r.stdout, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/, what);
+      if (r !== created) assert.ok(r.stdout.includes(escaped), `${what}: ${r.stdout}`);
+    }
+    // One line per merchant: the name did not add one.
+    assert.equal(list.stdout.split('\n').filter((l) => l.includes('Trusted Ltd')).length, 2, list.stdout);
+    assert.ok(list.stdout.split('\n').every((l) => l === '' || /^(id |mer_[0-9a-f]{32} )/.test(l)), list.stdout);
+    // JSON escapes are JSON: the same text reads back.
+    assert.equal(JSON.parse(created.stdout).name, name);
+  });
+
   it('key revoke, then key list --json and channel list --json show the result', async () => {
     const [text, asJson] = await Promise.all([cli('key', 'revoke', keyA.id), cli('key', 'revoke', keyB, '--json')]);
     ok(text, 'key revoke');
