@@ -39,11 +39,22 @@ export function isCountryCode(s: string): boolean {
 }
 
 /**
+ * RFC 5322's specials, which an address holds only in a quoted local part or a domain
+ * literal (`[192.0.2.1]`), rare enough to go without: anywhere else the mailer reads them as
+ * a display name, a group, a comment or a second entry (`Call-us<jane@example.com>`,
+ * `ops:jane@example.com;`, `postmaster(@example.com`), and writes to another address than
+ * the one checked and recorded, under a name the sender chose, or to none. Control
+ * characters it drops (`ad\u0001min@` goes to `admin@`).
+ */
+const ADDRESS_SYNTAX = /[()<>[\]:;,\\"\u0000-\u001f\u007f-\u009f]/;
+
+/**
  * Deliberately looser than RFC 5322: the issuer and the receipt mailer are the real
- * judges, this only catches what cannot be an address at all.
+ * judges, this only catches what cannot be an address at all, or what the mailer would
+ * read as something other than this one address.
  */
 export function isEmail(s: string): boolean {
-  if (s.length > 254 || /\s/.test(s)) return false;
+  if (s.length > 254 || /\s/.test(s) || ADDRESS_SYNTAX.test(s)) return false;
   const at = s.indexOf('@');
   if (at < 1 || at > 64 || s.includes('@', at + 1)) return false;
   const labels = s.slice(at + 1).split('.');
@@ -88,7 +99,7 @@ export function validateParty(
     errors.push({
       pointer: '/email',
       code: 'invalid_email',
-      message: 'email must be an email address such as jane@example.com, without spaces.',
+      message: 'email must be one email address such as jane@example.com, without spaces, control characters, a display name or comment, or any of ( ) < > [ ] : ; , \\ ".',
     });
   }
   if (details.country !== undefined && !isCountryCode(details.country)) {

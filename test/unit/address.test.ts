@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import nodemailer from 'nodemailer';
 import { isCountryCode, isEmail, validateParty } from '../../src/domain/address.js';
 
 const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
@@ -128,6 +129,31 @@ describe('validateParty', () => {
         fc.pre(email.length <= 254 && email.indexOf('@') <= 64);
         assert.deepEqual(validateParty({ email }, ''), []);
       }),
+    );
+  });
+
+  it('accepts only what the mailer sends to as written: no display name, group, comment or second entry', async () => {
+    // What nodemailer makes of a To it is given: the envelope's recipients and the header.
+    const transport = nodemailer.createTransport({ streamTransport: true, buffer: true });
+    const sentTo = async (to: string) => {
+      const info = (await transport.sendMail({ from: 'no-reply@tzero-pay.test', to, subject: 's', text: 't' })) as { envelope: { to: string[] }; message: Buffer };
+      return { envelope: info.envelope.to, header: /^To: (.*)$/m.exec(info.message.toString())?.[1] ?? null };
+    };
+    for (const email of ['Refund-pending.Call-555-0100<jane@example.com>', 'jane(Your-card-is-blocked)@example.com', 'postmaster(@example.com', 'ops:jane@example.com;', 'root,jane@example.com', 'jane@example.com;root', '"jane"@example.com', 'jane\\@example.com', 'jane@[127.0.0.1]', 'ad\u0001min@example.com']) {
+      assert.equal(isEmail(email), false, email);
+    }
+    // ASCII and C1 controls: whatever passes goes to itself alone (its domain in lower case,
+    // the same mailbox), under no name.
+    const char = (min: number, max: number) => fc.integer({ min, max }).map((c) => String.fromCharCode(c));
+    const ascii = fc.string({ unit: fc.oneof({ arbitrary: char(0x21, 0x7e), weight: 30 }, char(0x00, 0x20), char(0x7f, 0x9f)), maxLength: 12 });
+    await fc.assert(
+      fc.asyncProperty(ascii, ascii, ascii, async (local, domain, tld) => {
+        const email = `${local}@${domain}.${tld}`;
+        fc.pre(isEmail(email));
+        const sent = email.replace(/@.*$/, (d) => d.toLowerCase());
+        assert.deepEqual(await sentTo(email), { envelope: [sent], header: sent });
+      }),
+      { numRuns: 300 },
     );
   });
 });
