@@ -1,26 +1,31 @@
 import type { PaymentSupport } from '../app/payment-support.js';
 import type { DeliveryView } from '../app/event-queries.js';
 import { formatAmount } from '../domain/money.js';
+import { shown } from './terminal-text.js';
 
 type SupportView = Awaited<ReturnType<PaymentSupport['show']>>;
 
 function delivery(d: DeliveryView): string {
-  const to = d.kind === 'webhook' ? (d.url ?? d.endpoint_id ?? 'a deleted endpoint') : (d.recipient ?? '');
+  const to = shown(d.kind === 'webhook' ? (d.url ?? d.endpoint_id ?? 'a deleted endpoint') : (d.recipient ?? ''));
   const tries = `${d.attempt_count} ${d.attempt_count === 1 ? 'try' : 'tries'}`;
-  const last = d.last_status_code !== null ? `, last answer ${d.last_status_code}` : d.last_error ? `, last error: ${d.last_error}` : '';
+  const last = d.last_status_code !== null ? `, last answer ${d.last_status_code}` : d.last_error ? `, last error: ${shown(d.last_error)}` : '';
   const next = d.next_attempt_at ? `, next try ${d.next_attempt_at}` : '';
   return `${d.kind} ${to}: ${d.status} after ${tries}${last}${next}`;
 }
 
-/** `payment show` for a terminal: the payment in a few lines, then its events, each with its deliveries. */
+/**
+ * `payment show` for a terminal: the payment in a few lines, then its events, each with its
+ * deliveries. What the merchant or a receiver wrote is `shown`: a line break in a reference
+ * must not start a line of its own.
+ */
 export function paymentSupportText(v: SupportView): string {
   const p = v.payment;
   const money = (n: number) => formatAmount(n, p.currency);
   const card = p.payment_method.card;
-  const outcome = [p.decline_code && `declined ${p.decline_code}: ${p.decline_message ?? ''}`, p.failure_message && `failure: ${p.failure_message}`].filter(Boolean);
+  const outcome = [p.decline_code && `declined ${p.decline_code}: ${shown(p.decline_message ?? '')}`, p.failure_message && `failure: ${shown(p.failure_message)}`].filter(Boolean);
   const lines = [
     `${p.id}  ${p.status}${p.page_open ? ' (its payment page is open)' : ''}`,
-    `merchant ${v.merchant_id}, channel "${p.channel}", reference ${p.reference ?? '-'}, customer ${(p.customer as { reference?: string } | null)?.reference ?? '-'}`,
+    `merchant ${v.merchant_id}, channel "${shown(p.channel)}", reference ${shown(p.reference ?? '-')}, customer ${shown((p.customer as { reference?: string } | null)?.reference ?? '-')}`,
     `${money(p.amount)}; captured ${money(p.amount_captured)}; refunded ${money(p.amount_refunded)}; capture ${p.capture}${p.capture_at ? ` at ${p.capture_at}` : ''}`,
     `card ${card.brand} ${card.bin}…${card.last4}, expires ${String(card.expiry_month).padStart(2, '0')}/${card.expiry_year}; ${p.payment_data.payment_type} ${p.payment_data.payment_sub_type}`,
     ...outcome,

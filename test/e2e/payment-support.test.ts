@@ -96,10 +96,16 @@ for (const dialect of DIALECTS) {
         assert.match(text.stdout, /events, oldest first:\n {2}\S+ {2}payment\.created/);
         assert.match(text.stdout, new RegExp(`webhook ${receiver.url.replace(/[.]/g, '\\.')}: (pending|failed) after \\d+ tr(y|ies), last answer 500`));
         assert.equal((JSON.parse(asJson.stdout) as SupportView).payment.id, paid);
+        // What the merchant wrote cannot start a line of its own in the operator's terminal.
+        const forged = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ reference: 'order-1\n  1970-01-01T00:00:00.000Z  payment.captured' }) });
+        const shownForged = await runCli(['payment', 'show', forged.json().id], env);
+        assert.equal(shownForged.code, 0, shownForged.stderr);
+        assert.match(shownForged.stdout, /reference order-1\\u000a {2}1970/);
+        assert.doesNotMatch(shownForged.stdout, /^ {2}1970/m);
         assert.equal(missing.code, 1);
         assert.match(missing.stderr, /^error: no payment pay_0{32} \[payment_not_found\]/);
         const looks = await t.gateway.services.ctx.database.db.selectFrom('audit_log').select('actor').where('action', '=', 'payment.view').where('source', '=', 'cli').execute();
-        assert.deepEqual(looks.map((r) => r.actor), [`operator:cli:${userInfo().username}`, `operator:cli:${userInfo().username}`]);
+        assert.deepEqual(looks.map((r) => r.actor), Array(3).fill(`operator:cli:${userInfo().username}`));
       });
     }
   });
