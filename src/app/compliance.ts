@@ -695,6 +695,8 @@ export class Compliance {
    * Replaced documents nobody reviewed are kept for reference, the newest few only: a merchant
    * uploading in a loop would otherwise fill the disk 10 MB at a time, and every compliance
    * view reads all its rows. Each upload's digest, size and file name stay in the audit log.
+   * A renewal's approval supersedes the documents approved before: those an earlier approval
+   * (and its audit row) rests on, reviewed, are never deleted here.
    */
   private async forgetOldSuperseded(trx: Trx, merchantId: string): Promise<void> {
     const kept = trx
@@ -702,9 +704,16 @@ export class Compliance {
       .select('id')
       .where('merchant_id', '=', merchantId)
       .where('status', '=', 'superseded')
+      .where('reviewed_at', 'is', null)
       .orderBy('id', 'desc')
       .limit(KEPT_SUPERSEDED_DOCUMENTS);
-    await trx.deleteFrom('compliance_documents').where('merchant_id', '=', merchantId).where('status', '=', 'superseded').where('id', 'not in', kept).execute();
+    await trx
+      .deleteFrom('compliance_documents')
+      .where('merchant_id', '=', merchantId)
+      .where('status', '=', 'superseded')
+      .where('reviewed_at', 'is', null)
+      .where('id', 'not in', kept)
+      .execute();
   }
 
   /** Creates the profile on first use and locks it, so one merchant's compliance changes one at a time. */

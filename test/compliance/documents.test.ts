@@ -166,6 +166,29 @@ for (const dialect of DIALECTS) {
           .execute();
         assert.deepEqual(audited.map((r) => r.target).sort(), [...ids].sort());
       });
+
+      it('never forgets a document an approval rested on, however many uploads replace others after it', async () => {
+        const other = await createMerchant(t, 'renewed-' + randomBytes(3).toString('hex'));
+        const headers = { 'x-secret-key': other.key.secret_key };
+        const approve = () => expectStatus(operator(t, 'POST', `/operator/compliance/merchants/${other.merchantId}/approve`), 200);
+        await expectStatus(declareVolume(t, 1000, headers), 200);
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 10) }, headers), 201);
+        const first = (await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 5), file: pdf('first approval') }, headers), 201)).json().id as string;
+        await approve();
+        // A renewal with a newer SAQ: the first one is superseded, having been approved.
+        await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 2) }, headers), 201);
+        await approve();
+        for (let i = 0; i <= KEPT_SUPERSEDED_DOCUMENTS; i++) await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 1), file: pdf(`draft ${i}`) }, headers), 201);
+        const view = (await expectStatus(t.request({ method: 'GET', url: '/merchant/compliance', headers }), 200)).json();
+        const listed = (view.documents as Array<{ id: string; status: string; reviewed_at: string | null }>).find((d) => d.id === first);
+        assert.equal(listed?.status, 'superseded', 'the first approval\'s SAQ is still listed');
+        assert.ok(listed?.reviewed_at, 'with when it was reviewed');
+        const download = await t.request({ method: 'GET', url: `/merchant/compliance/documents/${first}`, headers });
+        assert.equal(download.statusCode, 200, download.body);
+        assert.ok(download.rawPayload.equals(pdf('first approval')));
+        const superseded = (view.documents as Array<{ status: string; reviewed_at: string | null }>).filter((d) => d.status === 'superseded' && d.reviewed_at === null);
+        assert.equal(superseded.length, KEPT_SUPERSEDED_DOCUMENTS, 'replaced drafts nobody reviewed are still capped');
+      });
     });
 
     describe('storage and access', () => {
