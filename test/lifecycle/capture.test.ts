@@ -185,6 +185,20 @@ for (const dialect of DIALECTS) {
       assert.equal(voided.json().status, 'voided');
     });
 
+    it('captures and refunds a 13-digit card that shares only its shown digits with a refusing test card', async () => {
+      // The BIN of a 13-digit card is its first 4: 4000 and the last 4 of 4000 0000 0000 0259
+      // (capture refused) and 4000 0000 0000 5126 (refund fails) name no test card here.
+      for (const [number, refusing] of [['4000010020259', 'capture'], ['4000010025126', 'refund']] as const) {
+        const p = await authorisedPayment(t, { payment_method: { number } });
+        const captured = await post(t, `/payment/${p.id}/capture`);
+        assert.equal(captured.statusCode, 200, `${refusing}: ${captured.body}`);
+        assert.equal(captured.json().payment_method.card.bin, '4000');
+        const refunded = await post(t, `/payment/${p.id}/refund`, { amount: 100 });
+        assert.equal(refunded.statusCode, 201, refunded.body);
+        assert.equal(refunded.json().status, 'succeeded', `${refusing}: ${refunded.body}`);
+      }
+    });
+
     it('says which amount a refused partial capture asked for, in the payment and its event', async () => {
       const p = await authorisedPayment(t, { amount: 1000, currency: 'KWD', payment_method: { number: CAPTURE_FAILS } });
       assert.equal((await post(t, `/payment/${p.id}/capture`, { amount: 600 })).statusCode, 422);
