@@ -171,9 +171,11 @@ export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: Paymen
         .where('deleted_at', 'is', null)
         // The later expiry wins: a card presented again with an older (still valid) date
         // must not make the stored one look expired to later merchant-initiated payments.
+        // The BIN is the one shown now: a card under 15 digits stored before showed its first 6.
         .doUpdateSet({
           exp_month: sql<number>`case when ${LATER_EXPIRY} then excluded.exp_month else payment_methods.exp_month end`,
           exp_year: sql<number>`case when ${LATER_EXPIRY} then excluded.exp_year else payment_methods.exp_year end`,
+          bin: sql<string>`excluded.bin`,
           updated_at: now,
         }),
     )

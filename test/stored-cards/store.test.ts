@@ -87,6 +87,20 @@ for (const dialect of DIALECTS) {
       assert.deepEqual([after.card.expiry_month, after.card.expiry_year], [9, 2041]);
     });
 
+    it('shows a 13-digit stored card with the shorter BIN, and corrects one stored with 6 digits when it is presented again', async () => {
+      const number = '4929381234562';
+      const first = await payByCard(t, { customer: 'cust-short', number });
+      const token = first.payment_method.token as string;
+      const shownBin = async () => json(await t.request({ method: 'GET', url: `/payment-methods/${token}` })).card.bin as string;
+      assert.equal(await shownBin(), '4929');
+      // Stored before BINs under 15 digits were shortened: its first 6 and last 4 leave 3 digits hidden.
+      await t.gateway.services.ctx.database.db.updateTable('payment_methods').set({ bin: number.slice(0, 6) }).where('id', '=', token).execute();
+      const again = await payByCard(t, { customer: 'cust-short', number });
+      assert.equal(again.payment_method.token, token);
+      assert.equal(again.payment_method.card.bin, '4929');
+      assert.equal(await shownBin(), '4929');
+    });
+
     it('lists the cards of a customer reference as long as the API allows (128 characters, any script)', async () => {
       for (const customer of ['c'.repeat(128), 'é'.repeat(128)]) {
         const paid = await payByCard(t, { customer });
