@@ -154,6 +154,10 @@ for (const dialect of DIALECTS) {
         const recipients = (await deliveriesOf(t, 'compliance.approved')).filter((d) => d.kind === 'email').map((d) => d.recipient!.toLowerCase());
         assert.deepEqual(recipients.sort(), ['finance@second.example', OPS]);
         assert.equal(sink.to(SANDBOX_NOTIFY).length, 0);
+        // The notice rides one live channel (Live Shop) but is no more that channel's than the other's.
+        const [second] = sink.to('finance@second.example');
+        assert.match(second!.message.text, /notification address of one of your channels/);
+        assert.doesNotMatch(second!.message.text, /Live Shop/, 'tells a Second Shop address it is an address of Live Shop');
       } finally {
         await t.close();
         await sink.stop();
@@ -194,7 +198,6 @@ describe('compliance e-mail template', () => {
   const occurredAt = '2026-03-01T12:00:00.000Z';
   const input = (eventType: string, compliance: Partial<ComplianceMailInput['compliance']> = {}): ComplianceMailInput => ({
     merchantName: 'Acme Ltd',
-    channelName: 'Acme Shop',
     eventType,
     eventId: 'evt_1',
     occurredAt,

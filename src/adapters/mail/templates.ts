@@ -198,7 +198,6 @@ function compose(m: { subject: string; intro: string; headline: string; rows: Ar
 /** The `data.object` of a compliance event, as far as the notice uses it. */
 export interface ComplianceMailInput {
   merchantName: string;
-  channelName: string;
   eventType: string;
   eventId: string;
   occurredAt: string;
@@ -250,7 +249,6 @@ function documentList(types: readonly string[]): string {
 export function renderComplianceMail(input: ComplianceMailInput): RenderedMail {
   const c = input.compliance;
   const merchant = clean(input.merchantName) ?? '';
-  const shop = clean(input.channelName) ?? '';
   const expires = c.expires_at;
   const grace = c.aoc_required?.grace_period_ends_at ?? null;
   const missing = (c.missing ?? []).map((m) => m.description);
@@ -317,6 +315,7 @@ export function renderComplianceMail(input: ComplianceMailInput): RenderedMail {
   const reason = input.eventType === 'compliance.rejected' ? clean(c.last_review?.reason) : null;
   if (reason) rows.push(['Reason', reason]);
   rows.push(['Merchant', merchant], ['Event', `${input.eventType} (${input.eventId})`], ['Date', new Date(input.occurredAt).toUTCString()]);
-  const footer = `You receive compliance notices because this address is a notification address of your channel ${shop}; they are sent whatever its notify_events. GET /merchant/compliance shows your status at any time.`;
+  // Not the channel the notice rides: it goes to the addresses of every live channel alike.
+  const footer = 'You receive compliance notices because this address is a notification address of one of your channels; they go to those of every live channel, whatever its notify_events. GET /merchant/compliance shows your status at any time.';
   return compose({ subject, intro, headline, rows, next, footer });
 }
