@@ -1,12 +1,5 @@
 import type { MerchantRateLimit } from '../config.js';
 
-/**
- * A token bucket per merchant: `perSecond` requests a second on average, up to `burst` at
- * once after a quiet spell. One merchant's runaway integration (a retry loop, a card-testing
- * script on a stolen key) then cannot take the process's event loop, database and acquirer
- * from every other merchant. Buckets live in this process: behind a balancer spreading over
- * N gateways a merchant gets up to N times the limit.
- */
 /** A request over the limit: when the merchant may send again, and whether to tell the operator. */
 export interface Refusal {
   waitMs: number;
@@ -14,6 +7,13 @@ export interface Refusal {
   report: boolean;
 }
 
+/**
+ * A token bucket per merchant: `perSecond` requests a second on average, up to `burst` at
+ * once after a quiet spell. One merchant's runaway integration (a retry loop, a card-testing
+ * script on a stolen key) then cannot take the process's event loop, database and acquirer
+ * from every other merchant. Buckets live in this process: behind a balancer spreading over
+ * N gateways a merchant gets up to N times the limit.
+ */
 export class MerchantRateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number; reportedAt: number }>();
 
