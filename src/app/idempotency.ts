@@ -82,11 +82,6 @@ export class Idempotency {
     if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new DomainError(400, 'invalid_idempotency_key', 'Idempotency-Key must be 1-255 printable ASCII characters without spaces', '/headers/idempotency-key');
     }
-    // The key is stored as sent, for as long as it is remembered: one built from a card number
-    // would keep that number in clear.
-    if (holdsCardNumber(key)) {
-      throw new DomainError(400, 'card_number_in_text', 'Idempotency-Key looks like a card number: it is stored as sent; use an order or attempt id', '/headers/idempotency-key');
-    }
   }
 
   /**
@@ -108,6 +103,12 @@ export class Idempotency {
     const hash = this.requestHash(endpoint, rawBody);
     const previous = await this.lookup(merchantId, key, hash, endpoint, rawBody);
     if (previous) return previous;
+    // The key is stored as sent, for as long as it is remembered: one built from a card number
+    // would keep that number in clear. One an earlier version stored is replayed above, until it
+    // expires: refused, a retry would tempt a second payment under a new key.
+    if (holdsCardNumber(key)) {
+      throw new DomainError(400, 'card_number_in_text', 'Idempotency-Key looks like a card number: it is stored as sent; use an order or attempt id', '/headers/idempotency-key');
+    }
     const slot = `${merchantId}\u0000${key}`;
     if (inFlight.has(slot)) throw conflict();
     inFlight.add(slot);

@@ -89,6 +89,29 @@ for (const dialect of DIALECTS) {
       assertProblem(await postAuthorise(t, { ...payload, amount: 999 }, { 'idempotency-key': key }), 422, 'idempotency_key_reused');
     });
 
+    it('replays a key holding a card number that an earlier version stored, and refuses it for a new request', async () => {
+      const stored = newKey();
+      const payload = { ...body, reference: stored };
+      const first = await postAuthorise(t, payload, { 'idempotency-key': stored });
+      assert.equal(first.statusCode, 201, first.body);
+      // As a version that took such keys stored it: the key as sent, the response sealed under it.
+      const cardKey = `order-4242424242424242-${dialect}`;
+      const { vault } = t.gateway.services.ctx;
+      const merchant = t.credentials.merchant_id;
+      const row = await db().selectFrom('idempotency_keys').select('response_body').where('merchant_id', '=', merchant).where('key', '=', stored).executeTakeFirstOrThrow();
+      const response_body = vault.sealString(`idempotency:${merchant}:${cardKey}`, vault.openString(`idempotency:${merchant}:${stored}`, row.response_body));
+      await db().updateTable('idempotency_keys').set({ key: cardKey, response_body }).where('merchant_id', '=', merchant).where('key', '=', stored).execute();
+
+      // A retry across the upgrade is the same request: refused, it would tempt a second payment under a new key.
+      const retried = await postAuthorise(t, payload, { 'idempotency-key': cardKey });
+      assert.equal(retried.statusCode, 201, retried.body);
+      assert.equal(retried.headers['idempotent-replayed'], 'true');
+      assert.equal(retried.body, first.body);
+      assertProblem(await postAuthorise(t, { ...payload, amount: 999 }, { 'idempotency-key': cardKey }), 422, 'idempotency_key_reused');
+      assertProblem(await postAuthorise(t, payload, { 'idempotency-key': `order-4242424242424242-${dialect}-2` }), 400, 'card_number_in_text', '/headers/idempotency-key');
+      assert.deepEqual(await paymentsWithReference(stored), [first.json().id]);
+    });
+
     it('does not remember a rejected request: the fixed body goes through under the same key', async () => {
       const key = newKey();
       const bad = await postAuthorise(t, { ...body, reference: key, amount: 0 }, { 'idempotency-key': key });
