@@ -780,6 +780,12 @@ export class Dispatcher {
   }
 
   private async sendMail(d: Claimed): Promise<Outcome> {
+    // A notification address stored before addresses were checked for RFC 5322 specials (or a
+    // delivery queued for one then): the mailer would read it as a display name, a group or a
+    // second entry and write to another address than this one, or to none for 72 hours.
+    if (!isEmail(d.recipient!)) {
+      return { kind: 'cancel', reason: `${JSON.stringify(d.recipient)} is not one e-mail address (a display name, comment or one of ( ) < > [ ] : ; , \\ " in it); the operator replaces it with channel update --notify-email` };
+    }
     let mail: ReturnType<typeof this.renderMail>;
     try {
       mail = this.renderMail(d);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { LookupCache } from '../../src/app/lookup-cache.js';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { paidPayment, waitFor } from '../webhooks/support.js';
 
@@ -64,6 +65,36 @@ for (const dialect of DIALECTS) {
 
       assert.equal((await t.app.inject({ method: 'GET', url: '/sandbox/inbox/del_00000000000000000000000000000000.eml' })).statusCode, 404);
       assert.equal((await t.app.inject({ method: 'GET', url: '/sandbox/inbox/..%2Fgateway.sqlite' })).statusCode, 400);
+    });
+
+    it('sends nothing to a notification address an earlier version took that is not one address, and says why', async () => {
+      // Stored before e-mail addresses refused RFC 5322 specials: the mailer reads these as a
+      // display name and a group, and writes to another address than the one recorded, or to none.
+      const stored = ['Ops<ops@x.example>', 'ops:jane@x.example;', 'plain@x.example'];
+      const { ctx } = t.gateway.services;
+      const channel = ctx.database.db.updateTable('channels').where('reference', '=', 'sandbox');
+      await channel.set({ notify_emails: JSON.stringify(stored) }).execute();
+      LookupCache.of(ctx).drop();
+      try {
+        const paymentId = await paidPayment(t, { reference: 'eml-old-addresses' });
+        const [event] = (await t.request({ method: 'GET', url: `/events?payment=${paymentId}&type=payment.captured` })).json().data as Array<{ id: string }>;
+        type Delivery = { id: string; kind: string; recipient: string; status: string; last_error: string | null; attempt_count: number };
+        const emails = async () => ((await t.request({ method: 'GET', url: `/events/${event!.id}` })).json().deliveries as Delivery[]).filter((d) => d.kind === 'email');
+        await waitFor('every e-mail delivery to finish', async () => (await emails()).length === 3 && (await emails()).every((d) => d.status !== 'pending'));
+        const byRecipient = new Map((await emails()).map((d) => [d.recipient, d]));
+        assert.equal(byRecipient.get('plain@x.example')!.status, 'succeeded');
+        for (const recipient of stored.slice(0, 2)) {
+          const d = byRecipient.get(recipient)!;
+          assert.equal(d.status, 'cancelled', recipient);
+          assert.equal(d.attempt_count, 0);
+          assert.match(d.last_error!, /not one e-mail address/);
+          assert.match(d.last_error!, /channel update/);
+          assert.ok(!existsSync(join(mailDir, `${d.id}.eml`)), recipient);
+        }
+      } finally {
+        await channel.set({ notify_emails: JSON.stringify(['merchant@sandbox.test']) }).execute();
+        LookupCache.of(ctx).drop();
+      }
     });
   });
 }
