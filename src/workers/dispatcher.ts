@@ -218,9 +218,14 @@ function receiptWorthy(type: string, payment: PaymentInEvent): boolean {
   return type !== 'payment.authorised' || !(payment.capture === 'auto' && !payment.capture_delay);
 }
 
+/**
+ * Checked when the payment was taken, by the rules of the version that took it: one an earlier
+ * version took that is not one address now still gets its delivery, which sendMail cancels
+ * saying why, so the merchant sees why its customer got no receipt.
+ */
 function customerEmail(payment: PaymentInEvent): string | null {
   const email = payment.customer?.email ?? payment.billing_details?.email;
-  return typeof email === 'string' && isEmail(email) ? email : null;
+  return typeof email === 'string' && email !== '' ? email : null;
 }
 
 /** Runs lease-taking transactions one at a time in this process, so slot counts stay exact. */
@@ -780,11 +785,12 @@ export class Dispatcher {
   }
 
   private async sendMail(d: Claimed): Promise<Outcome> {
-    // A notification address stored before addresses were checked for RFC 5322 specials (or a
-    // delivery queued for one then): the mailer would read it as a display name, a group or a
-    // second entry and write to another address than this one, or to none for 72 hours.
+    // An address stored before addresses were checked for RFC 5322 specials (or a delivery
+    // queued for one then): the mailer would read it as a display name, a group or a second
+    // entry and write to another address than this one, or to none for 72 hours.
     if (!isEmail(d.recipient!)) {
-      return { kind: 'cancel', reason: `${JSON.stringify(d.recipient)} is not one e-mail address (a display name, comment or one of ( ) < > [ ] : ; , \\ " in it); the operator replaces it with channel update --notify-email` };
+      const remedy = d.template === 'receipt' ? 'the customer gave it before such addresses were refused, and no receipt is sent to it' : 'the operator replaces it with channel update --notify-email';
+      return { kind: 'cancel', reason: `${JSON.stringify(d.recipient)} is not one e-mail address (a display name, comment or one of ( ) < > [ ] : ; , \\ " in it); ${remedy}` };
     }
     let mail: ReturnType<typeof this.renderMail>;
     try {

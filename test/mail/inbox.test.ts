@@ -3,7 +3,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LookupCache } from '../../src/app/lookup-cache.js';
-import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { storedJson, unpackJson } from '../../src/adapters/storage/packed-json.js';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { paidPayment, waitFor } from '../webhooks/support.js';
 
 function emlFiles(dir: string): string[] {
@@ -93,6 +94,35 @@ for (const dialect of DIALECTS) {
         }
       } finally {
         await channel.set({ notify_emails: JSON.stringify(['merchant@sandbox.test']) }).execute();
+        LookupCache.of(ctx).drop();
+      }
+    });
+
+    it('records a receipt for a customer address an earlier version took as cancelled, saying why, instead of dropping it unseen', async () => {
+      const { ctx } = t.gateway.services;
+      const channel = ctx.database.db.updateTable('channels').where('reference', '=', 'sandbox');
+      await channel.set({ customer_receipts: 1 }).execute();
+      LookupCache.of(ctx).drop();
+      try {
+        const res = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ reference: 'eml-old-customer', capture: 'manual' }) });
+        assert.equal(res.statusCode, 201, res.body);
+        const { id, redirect_url } = res.json() as { id: string; redirect_url: string };
+        // The customer's address as a version that took display names stored it.
+        const row = await ctx.database.db.selectFrom('payments').select('details').where('id', '=', id).executeTakeFirstOrThrow();
+        const details = JSON.parse(unpackJson(row.details as unknown as string | Uint8Array)) as { customer: { email: string } };
+        details.customer.email = 'Jane<jane@x.example>';
+        const packed = storedJson(ctx.database.dialect, 'payments', 'details', JSON.stringify(details));
+        await ctx.database.db.updateTable('payments').set({ details: packed as string }).where('id', '=', id).execute();
+        await t.gateway.services.checkout.complete(new URL(redirect_url).pathname.split('/').pop()!);
+        t.gateway.services.outbox.notify();
+
+        const [event] = (await t.request({ method: 'GET', url: `/events?payment=${id}&type=payment.authorised` })).json().data as Array<{ id: string }>;
+        type Delivery = { recipient: string; status: string; last_error: string | null };
+        const receipt = async () => ((await t.request({ method: 'GET', url: `/events/${event!.id}` })).json().deliveries as Delivery[]).find((d) => d.recipient === 'Jane<jane@x.example>');
+        await waitFor('the receipt delivery to finish', async () => (await receipt())?.status === 'cancelled');
+        assert.match((await receipt())!.last_error!, /not one e-mail address.*no receipt is sent/);
+      } finally {
+        await channel.set({ customer_receipts: 0 }).execute();
         LookupCache.of(ctx).drop();
       }
     });
