@@ -1,6 +1,6 @@
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
-import { formatAmount } from '../domain/money.js';
+import { formatAmount, isCurrency } from '../domain/money.js';
 import type { CardBrand } from '../domain/card.js';
 import { agreementKind, isSubsequent, type PaymentData } from '../domain/payment-data.js';
 import type { PaymentsTable } from '../adapters/storage/schema.js';
@@ -217,7 +217,10 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
   // An industry-practice MIT carries on the one transaction it names, in that transaction's
   // currency; a resubmission asks again for money the issuer declined, never for more.
   if (data.industry_usage !== 'none' && payment.currency !== prev.currency) {
-    throw new DomainError(422, 'industry_usage_currency_mismatch', `industry_usage "${data.industry_usage}" carries on payment ${previousId}, which is in ${prev.currency}: send currency ${prev.currency}`, '/currency');
+    // A payment taken before its currency was withdrawn (BGN, SLL): asking for that currency
+    // would only earn the retry a 400 invalid_currency.
+    const advice = isCurrency(prev.currency) ? `send currency ${prev.currency}` : `${prev.currency} is no longer accepted (withdrawn from ISO 4217), so no industry-practice payment can follow it`;
+    throw new DomainError(422, 'industry_usage_currency_mismatch', `industry_usage "${data.industry_usage}" carries on payment ${previousId}, which is in ${prev.currency}: ${advice}`, '/currency');
   }
   if (data.industry_usage === 'resubmission') {
     if (prev.status !== 'declined') throw refuse('resubmission_requires_declined_payment', `industry_usage "resubmission" retries a declined payment, and payment ${previousId} is "${prev.status}"`);

@@ -131,6 +131,19 @@ for (const dialect of DIALECTS) {
       expectProblem(withCvc, 400, 'mit_cvc_not_allowed');
     });
 
+    it('says no industry-practice MIT can follow a payment taken in a currency since withdrawn, rather than asking for that currency', async () => {
+      calls = [];
+      const visa = await payByCard(t, { customer: 'cust-withdrawn' });
+      // As an earlier version took it, before BGN was withdrawn.
+      await t.gateway.services.ctx.database.db.updateTable('payments').set({ currency: 'BGN' }).where('id', '=', visa.id).execute();
+      const noShow = (currency: string) => mit(t, { token: visa.payment_method.token, previous_payment_id: visa.id, industry_usage: 'no_show', sub_type: 'one-off', currency });
+      expectProblem(await noShow('BGN'), 400, 'invalid_currency');
+      const elsewhere = expectProblem(await noShow('EUR'), 422, 'industry_usage_currency_mismatch');
+      assert.equal(elsewhere.param, '/currency');
+      assert.doesNotMatch(elsewhere.detail, /send currency BGN/);
+      assert.match(elsewhere.detail, /BGN is no longer accepted/);
+    });
+
     it('keeps an industry-practice MIT to the currency of the payment it follows, and a resubmission to the amount declined', async () => {
       calls = [];
       // Declined for insufficient funds: worth asking again, with the card the merchant keeps.
