@@ -283,6 +283,26 @@ export class Merchants {
   }
 
   /**
+   * What channels saved under earlier versions hold that channel create or update refuses now,
+   * with what it means and the command that mends it, for the boot to tell the operator: such a
+   * setting keeps working or is skipped where it is used, and nothing else would say so.
+   */
+  async settingsOutOfRule(): Promise<string[]> {
+    const notices: string[] = [];
+    for (const channel of await this.listChannels()) {
+      const emails = channel.notify_emails.filter((e) => !isEmail(e));
+      if (emails.length) {
+        notices.push(`channel "${channel.reference}": notify-email ${emails.map((e) => JSON.stringify(e)).join(', ')} is not one e-mail address, so its e-mails are cancelled unsent; replace the list with channel update ${channel.reference} --notify-email …`);
+      }
+      const withdrawn = channel.currencies.filter((c) => !isCurrency(c));
+      if (withdrawn.length) {
+        notices.push(`channel "${channel.reference}": currency ${withdrawn.join(', ')} is withdrawn from ISO 4217, so new payments in it are refused (400 invalid_currency; its earlier payments are still captured and refunded); replace the list with channel update ${channel.reference} --currency …`);
+      }
+    }
+    return notices;
+  }
+
+  /**
    * A new return-signing secret, in use at once (every process's cached channel is dropped):
    * for a secret that leaked. Returns signed just before still carry the old one.
    */

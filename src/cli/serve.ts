@@ -23,6 +23,8 @@ export async function serve(): Promise<void> {
       process.stdout.write(`\n  tZero Pay sandbox: this database has merchants but ${file} holds no credentials of theirs; create a key with: npm run cli -- key create --merchant mer_…\n\n`);
     }
   }
+  // Read before listening, as the boot's other reads are: one that fails stops the boot here.
+  const settingsNotices = await gateway.services.merchants.settingsOutOfRule();
   const address = await gateway.app.listen({ host: config.host, port: config.port });
   const publicly = config.publicUrl === address ? '' : ` (public URL ${config.publicUrl})`;
   process.stdout.write(`  tZero Pay (${config.mode}, ${gateway.services.ctx.database.dialect}) listening on ${address}${publicly}  — API reference: ${config.publicUrl}/docs\n\n`);
@@ -31,6 +33,7 @@ export async function serve(): Promise<void> {
     process.stdout.write(`  operator API (/operator/…) listening on ${operatorAddress}, not on ${address}\n\n`);
   }
   for (const notice of config.notices) log.warn(notice);
+  for (const notice of settingsNotices) log.warn(notice);
   if (config.mode === 'live' && config.acquirer === 'sandbox') {
     log.warn({ acquirer: config.acquirer }, 'live mode with the sandbox acquirer: payments are simulated and no money moves');
     process.stdout.write('  WARNING: live mode with ACQUIRER=sandbox: payments are simulated, no money moves.\n\n');

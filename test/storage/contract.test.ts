@@ -324,6 +324,30 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it('names the settings an earlier version saved that channel update refuses now, and still updates the channel around them', async () => {
+      const gw = await open();
+      try {
+        const m = gw.services.merchants;
+        const merchant = await m.createMerchant('Upgraded');
+        await m.createChannel(merchant.id, { reference: 'upgraded', name: 'Shop', mode: 'sandbox', currencies: ['USD'], returnUrls: ['https://a.example/r'], notifyEmails: ['ops@a.example'] });
+        assert.deepEqual((await m.settingsOutOfRule()).filter((n) => n.includes('"upgraded"')), []);
+        // As a version that took display names and BGN saved them.
+        await gw.services.ctx.database.db
+          .updateTable('channels')
+          .set({ currencies: JSON.stringify(['USD', 'BGN']), notify_emails: JSON.stringify(['Ops<ops@a.example>', 'ops@a.example']) })
+          .where('reference', '=', 'upgraded')
+          .execute();
+        const notices = (await m.settingsOutOfRule()).filter((n) => n.includes('"upgraded"'));
+        assert.equal(notices.length, 2, notices.join('\n'));
+        assert.match(notices[0]!, /notify-email "Ops<ops@a\.example>" is not one e-mail address.*channel update upgraded --notify-email/);
+        assert.match(notices[1]!, /currency BGN is withdrawn.*channel update upgraded --currency/);
+        const renamed = await m.updateChannel('upgraded', { name: 'Renamed' });
+        assert.deepEqual([renamed.name, renamed.currencies, renamed.notify_emails], ['Renamed', ['USD', 'BGN'], ['Ops<ops@a.example>', 'ops@a.example']]);
+      } finally {
+        await gw.close();
+      }
+    });
+
     it('checks channel input', async () => {
       const gw = await open();
       try {
