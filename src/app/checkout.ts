@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { CardBrand } from '../domain/card.js';
 import { DomainError } from '../domain/errors.js';
+import { redactCardNumbers } from '../domain/card-number-in-text.js';
 import type { CheckoutSessionsTable, PaymentsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { AcquirerCard, AuthoriseResult } from '../ports/acquirer.js';
@@ -91,7 +92,8 @@ export class Checkout {
       payment,
       details: detailsOf(payment),
       session,
-      channelName: channel.name,
+      // One saved before channel names were checked for card numbers is shown to every customer.
+      channelName: redactCardNumbers(channel.name),
       channelReference: channel.reference,
       sandbox: channel.mode === 'sandbox',
       // A merchant-initiated payment is on a page only because its issuer asked for the
