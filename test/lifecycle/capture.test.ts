@@ -199,6 +199,25 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it('captures and refunds a 16- or 19-digit card that shows the BIN and last 4 of a refusing test card', async () => {
+      // "Any other valid card number is approved frictionlessly": 4000 00… 0259 of other middle
+      // digits shows 400000 and 0259 like the refusing card, yet is not in the table.
+      for (const [number, refusing] of [
+        ['4000000000180259', 'capture'],
+        ['4000000000000040259', 'capture'],
+        ['4000000000185126', 'refund'],
+        ['4000000000000045126', 'refund'],
+      ] as const) {
+        const p = await authorisedPayment(t, { payment_method: { number } });
+        const captured = await post(t, `/payment/${p.id}/capture`);
+        assert.equal(captured.statusCode, 200, `${number} ${refusing}: ${captured.body}`);
+        assert.equal(captured.json().payment_method.card.bin, '400000');
+        const refunded = await post(t, `/payment/${p.id}/refund`, { amount: 100 });
+        assert.equal(refunded.statusCode, 201, refunded.body);
+        assert.equal(refunded.json().status, 'succeeded', `${number} ${refusing}: ${refunded.body}`);
+      }
+    });
+
     it('says which amount a refused partial capture asked for, in the payment and its event', async () => {
       const p = await authorisedPayment(t, { amount: 1000, currency: 'KWD', payment_method: { number: CAPTURE_FAILS } });
       assert.equal((await post(t, `/payment/${p.id}/capture`, { amount: 600 })).statusCode, 422);

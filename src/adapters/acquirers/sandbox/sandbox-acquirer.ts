@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
-import { bin, last4 } from '../../../domain/card.js';
 import type { Acquirer, AcquirerCard, AuthoriseRequest, AuthoriseResult, CaptureRequest, SimpleResult } from '../../../ports/acquirer.js';
-import { SANDBOX_CHALLENGE_CODE, TEST_CARDS, findTestCard } from './test-cards.js';
+import { SANDBOX_CHALLENGE_CODE, findTestCard, type SandboxBehaviour } from './test-cards.js';
 
 /**
  * Stands in for the card networks. Outcomes are a pure function of the card number,
  * so merchants can script every path; cards not in the table approve frictionlessly.
- * Capture and refund no longer see the PAN, so their test cards are recognised by
- * BIN + last 4.
+ * Capture and refund no longer see the PAN, so their test cards are recognised by the
+ * network reference this acquirer gave the approval.
  */
 export class SandboxAcquirer implements Acquirer {
   readonly name = 'sandbox';
@@ -38,7 +37,7 @@ export class SandboxAcquirer implements Acquirer {
       default:
         break;
     }
-    return { outcome: 'approved', authorisationCode: code(req.paymentId, 6).toUpperCase(), networkReference: networkReference(req) };
+    return { outcome: 'approved', authorisationCode: code(req.paymentId, 6).toUpperCase(), networkReference: networkReference(req, behaviour.kind) };
   }
 
   async capture(req: CaptureRequest): Promise<SimpleResult> {
@@ -57,11 +56,12 @@ export class SandboxAcquirer implements Acquirer {
 }
 
 /**
- * The BIN as the gateway shows it, not a prefix of the test card: a card under 15 digits shows
- * only its first 4 or 5, which would make every 4000…0259 of 13 digits the refusing test card.
+ * Not the BIN and last 4 the request carries: every 4000 00…0259 of other middle digits shows
+ * those of the refusing card, and is documented to behave as any other card. The network
+ * reference is derived from the payment and the card's behaviour, so it names this one card.
  */
 function isTestCard(req: CaptureRequest, kind: 'capture_fails' | 'refund_fails'): boolean {
-  return TEST_CARDS.some((c) => c.behaviour.kind === kind && bin(c.number) === req.cardBin && last4(c.number) === req.cardLast4);
+  return req.networkReference !== null && req.networkReference.endsWith(referenceDigits(req.paymentId, kind));
 }
 
 function code(seed: string, length: number): string {
@@ -69,7 +69,11 @@ function code(seed: string, length: number): string {
 }
 
 /** Scheme-style transaction id (Visa's is 15 digits); an MIT keeps its initial one traceable. */
-function networkReference(req: AuthoriseRequest): string {
-  const digits = BigInt('0x' + code(`${req.paymentId}:nr`, 16)).toString().padStart(15, '0').slice(0, 15);
+function networkReference(req: AuthoriseRequest, kind: SandboxBehaviour['kind']): string {
+  const digits = referenceDigits(req.paymentId, kind === 'capture_fails' || kind === 'refund_fails' ? kind : undefined);
   return req.card.brand === 'visa' ? digits : `${req.card.brand.slice(0, 3).toUpperCase()}${digits}`;
+}
+
+function referenceDigits(paymentId: string, kind: 'capture_fails' | 'refund_fails' | undefined): string {
+  return BigInt('0x' + code(kind ? `${paymentId}:nr:${kind}` : `${paymentId}:nr`, 16)).toString().padStart(15, '0').slice(0, 15);
 }
