@@ -34,11 +34,11 @@ export const TEST_CARDS: readonly TestCard[] = [
   { number: '4000000000009995', brand: 'visa', flow: 'frictionless', behaviour: decline('insufficient_funds', 'The card has insufficient funds.', true), description: 'Declined: insufficient_funds' },
   { number: '4000000000000069', brand: 'visa', flow: 'frictionless', behaviour: decline('expired_card', 'The card has expired.', false), description: 'Declined: expired_card' },
   { number: '4000000000000127', brand: 'visa', flow: 'frictionless', behaviour: decline('incorrect_cvc', 'The CVC is incorrect.', true), description: 'Declined: incorrect_cvc' },
-  { number: '4000000000000119', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'error' }, description: 'Acquirer processing error (payment fails)' },
-  { number: '4000000000000259', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'capture_fails' }, description: 'Authorised; every capture is refused (capture: 422 capture_failed, decline_code capture_refused; a delayed capture emits payment.capture_failed). The authorisation stays voidable' },
-  { number: '4000000000005126', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'refund_fails' }, description: 'Authorised and captured normally; every refund fails (the refund is created with status failed, failure_code refund_failed; refund.failed is emitted; nothing is refunded)' },
+  { number: '4000000000000119', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'error' }, description: 'Acquirer processing error (status failed)' },
+  { number: '4000000000000259', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'capture_fails' }, description: 'Authorised; every capture is refused (capture: 422 capture_failed, decline_code: capture_refused; a delayed or immediate automatic capture leaves the payment authorised and emits payment.capture_failed). The authorisation stays voidable' },
+  { number: '4000000000005126', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'refund_fails' }, description: 'Authorised and captured normally; every refund fails (the refund is created, 201, with status: failed, failure_code: refund_failed; refund.failed is emitted; nothing is refunded)' },
   { number: '4000000000000341', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'mit_declines' }, description: 'Customer-initiated payments approve; later merchant-initiated ones decline (do_not_honor)' },
-  { number: '4000002760003184', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'mit_requires_authentication' }, description: 'Merchant-initiated payments are stepped up by the issuer: the customer must authenticate' },
+  { number: '4000002760003184', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'mit_requires_authentication' }, description: 'Merchant-initiated payments are stepped up by the issuer: requires_action with a redirect_url where the customer answers a challenge (code 1234)' },
 ];
 
 const byNumber = new Map(TEST_CARDS.map((c) => [c.number, c]));
