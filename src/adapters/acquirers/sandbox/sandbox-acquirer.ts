@@ -26,6 +26,11 @@ export class SandboxAcquirer implements Acquirer {
         return { outcome: 'declined', declineCode: behaviour.code, message: behaviour.message, retryable: behaviour.retryable };
       case 'error':
         return { outcome: 'error', message: 'The sandbox acquirer reported a processing error.' };
+      case 'cit_requires_authentication':
+        // Customer-initiated only: the gateway declines it as authentication_required, whereas a
+        // merchant-initiated one would be stepped up, which 4000 0027 6000 3184 already shows.
+        if (req.initiator === 'cit') return { outcome: 'requires_authentication', message: 'The issuer requires the customer to authenticate with a challenge.' };
+        break;
       case 'mit_declines':
         if (req.initiator === 'mit') {
           return { outcome: 'declined', declineCode: 'do_not_honor', message: 'The issuer declined the merchant-initiated payment.', retryable: false };

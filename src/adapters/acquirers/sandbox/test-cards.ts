@@ -8,6 +8,7 @@ export type SandboxBehaviour =
   | { kind: 'error' }
   | { kind: 'capture_fails' }
   | { kind: 'refund_fails' }
+  | { kind: 'cit_requires_authentication' }
   | { kind: 'mit_declines' }
   | { kind: 'mit_requires_authentication' };
 
@@ -34,6 +35,7 @@ export const TEST_CARDS: readonly TestCard[] = [
   { number: '4000000000009995', brand: 'visa', flow: 'frictionless', behaviour: decline('insufficient_funds', 'The card has insufficient funds.', true), description: 'Declined: insufficient_funds' },
   { number: '4000000000000069', brand: 'visa', flow: 'frictionless', behaviour: decline('expired_card', 'The card has expired.', false), description: 'Declined: expired_card' },
   { number: '4000000000000127', brand: 'visa', flow: 'frictionless', behaviour: decline('incorrect_cvc', 'The CVC is incorrect.', true), description: 'Declined: incorrect_cvc' },
+  { number: '4000000000003063', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'cit_requires_authentication' }, description: 'Declined: authentication_required (the issuer wants the challenge the frictionless flow skipped)' },
   { number: '4000000000000119', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'error' }, description: 'Acquirer processing error (status failed)' },
   { number: '4000000000000259', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'capture_fails' }, description: 'Authorised; every capture is refused (capture: 422 capture_failed, decline_code: capture_refused; a delayed or immediate automatic capture leaves the payment authorised and emits payment.capture_failed). The authorisation stays voidable' },
   { number: '4000000000005126', brand: 'visa', flow: 'frictionless', behaviour: { kind: 'refund_fails' }, description: 'Authorised and captured normally; every refund fails (the refund is created, 201, with status: failed, failure_code: refund_failed; refund.failed is emitted; nothing is refunded)' },
