@@ -67,6 +67,13 @@ describe('payment e-mail templates', () => {
     assert.ok(!mail.text.includes('notification address'));
   });
 
+  it('tells the customer the time and time zone a delayed capture charges them, not only a day', () => {
+    // Late in the evening UTC is already the next day east of Greenwich: a bare date misleads.
+    const mail = renderPaymentMail(input({ template: 'receipt', eventType: 'payment.authorised' }, { status: 'authorised', capture_at: '2026-01-02T23:30:00.000Z' }));
+    assert.match(mail.text, /^Status: +Authorised — you will be charged on Fri, 02 Jan 2026 23:30 UTC$/m);
+    assert.ok(mail.html.includes('Authorised — you will be charged on Fri, 02 Jan 2026 23:30 UTC'));
+  });
+
   it('reports a refund with the refunded amount, to the merchant and the customer', () => {
     const refund = { amount: 250, currency: 'EUR' };
     const note = renderPaymentMail(input({ eventType: 'refund.succeeded', refund }, { status: 'partially_refunded', amount_refunded: 250 }));

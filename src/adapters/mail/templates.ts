@@ -141,8 +141,9 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   } else if (input.template === 'receipt') {
     subject = `Your receipt from ${shop}: ${total}`;
     intro = `Thank you for your payment to ${shop}.`;
-    // A delayed capture charges on its own date, whenever the order ships.
-    const status = p.status === 'authorised' && p.capture_at ? `Authorised — you will be charged on ${new Date(p.capture_at).toUTCString().slice(0, 16)}` : (CUSTOMER_STATUS[p.status] ?? p.status);
+    // A delayed capture charges on its own date, whenever the order ships. Its time and zone
+    // too: near midnight UTC a bare date is the wrong day for much of the world.
+    const status = p.status === 'authorised' && p.capture_at ? `Authorised — you will be charged on ${new Date(p.capture_at).toUTCString().slice(0, 22)} UTC` : (CUSTOMER_STATUS[p.status] ?? p.status);
     rows.push(['Amount', total], ['Status', status]);
   } else {
     // A merchant-initiated payment is created with nobody to wait for: its acquirer is asked at once.
