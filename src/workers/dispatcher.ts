@@ -90,6 +90,7 @@ interface Claimed {
   previous_secret_ct: string | null;
   previous_secret_expires_at: number | null;
   channel_name: string | null;
+  channel_mode: string | null;
   merchant_name: string | null;
 }
 
@@ -663,6 +664,7 @@ export class Dispatcher {
           'webhook_endpoints.previous_secret_ct',
           'webhook_endpoints.previous_secret_expires_at',
           'channels.name as channel_name',
+          'channels.mode as channel_mode',
           'merchants.name as merchant_name',
         ])
         .where('deliveries.id', 'in', leased.map((r) => r.id))
@@ -781,7 +783,7 @@ export class Dispatcher {
     const about = aboutPayment(event.data.object as EventObject);
     const card = about?.payment.payment_method?.card;
     if (!about || !card) return null;
-    return renderPaymentMail({ ...common, template: d.template ?? 'notification', payment: { ...about.payment, card }, refund: about.refund });
+    return renderPaymentMail({ ...common, template: d.template ?? 'notification', sandbox: d.channel_mode === 'sandbox', payment: { ...about.payment, card }, refund: about.refund });
   }
 
   private async sendMail(d: Claimed): Promise<Outcome> {

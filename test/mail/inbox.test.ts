@@ -51,9 +51,9 @@ for (const dialect of DIALECTS) {
       assert.equal(page.statusCode, 200);
       assert.match(page.headers['content-type'] as string, /text\/html/);
       assert.match(page.headers['content-security-policy'] as string, /default-src 'none'/);
-      assert.ok(page.body.includes('[Sandbox Shop] Payment was captured: USD 1.00 (eml-1)'), page.body);
+      assert.ok(page.body.includes('[Sandbox Shop] Sandbox payment was captured: USD 1.00 (eml-1)'), page.body);
       assert.ok(page.body.includes('merchant@sandbox.test'));
-      const link = /href="\/sandbox\/inbox\/(del_[0-9a-f]{32}\.eml)">\[Sandbox Shop\] Payment was captured/.exec(page.body);
+      const link = /href="\/sandbox\/inbox\/(del_[0-9a-f]{32}\.eml)">\[Sandbox Shop\] Sandbox payment was captured/.exec(page.body);
       assert.ok(link, 'a link to the captured message');
 
       const one = await t.app.inject({ method: 'GET', url: `/sandbox/inbox/${link[1]}` });

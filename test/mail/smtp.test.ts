@@ -145,8 +145,9 @@ for (const dialect of DIALECTS) {
       const captured = sink.to('merchant@sandbox.test').find((m) => m.message.subject.includes('captured'))!;
       assert.ok(captured, 'a payment.captured notification');
       const m = captured.message;
-      assert.equal(m.subject, '[Sandbox Shop] Payment was captured: USD 1.00 (order-42)');
+      assert.equal(m.subject, '[Sandbox Shop] Sandbox payment was captured: USD 1.00 (order-42)');
       assert.match(m.from, /payments@tzero-pay\.test/);
+      assert.match(m.text, /^A payment on your channel Sandbox Shop was captured\. This is a sandbox channel: no real money moved\.$/m);
       for (const expected of ['USD 1.00', 'order-42', 'Visa •••• 4242', 'Sandbox merchant', 'Sandbox Shop', 'captured', paymentId]) {
         assert.ok(m.text.includes(expected), `text has ${expected}`);
         assert.ok(m.html?.includes(expected), `html has ${expected}`);
@@ -157,7 +158,8 @@ for (const dialect of DIALECTS) {
       const receipts = sink.to('customer@example.com');
       assert.equal(receipts.length, 1, 'one receipt for an immediately captured payment');
       const receipt = receipts[0]!.message;
-      assert.equal(receipt.subject, 'Your receipt from Sandbox Shop: USD 1.00');
+      assert.equal(receipt.subject, 'Your test receipt from Sandbox Shop: USD 1.00');
+      assert.match(receipt.text, /^Thank you for your payment to Sandbox Shop\. This was a test in the shop's sandbox: no real money moved on your card\.$/m);
       assert.ok(receipt.text.includes('Paid'));
       assert.ok(receipt.text.includes('Visa •••• 4242'));
       assertNoCardNumber(receipt);
@@ -180,14 +182,14 @@ for (const dialect of DIALECTS) {
       const about = (to: string) => sink.to(to).filter((m) => m.message.text.includes(paymentId)).map((m) => m.message);
       await waitFor('the capture and refund mails', () => about('merchant@sandbox.test').length >= 2 && about('customer@example.com').length >= 3);
 
-      const receipt = about('customer@example.com').find((m) => m.subject.startsWith('Your receipt') && m.text.includes('Paid'))!;
-      assert.equal(receipt.subject, 'Your receipt from Sandbox Shop: USD 6.00');
+      const receipt = about('customer@example.com').find((m) => m.subject.startsWith('Your test receipt') && m.text.includes('Paid'))!;
+      assert.equal(receipt.subject, 'Your test receipt from Sandbox Shop: USD 6.00');
       assert.ok(!receipt.text.includes('USD 10.00'), receipt.text);
-      const refunded = about('customer@example.com').find((m) => m.subject.startsWith('Your refund'))!;
-      assert.equal(refunded.subject, 'Your refund from Sandbox Shop: USD 1.00');
+      const refunded = about('customer@example.com').find((m) => m.subject.startsWith('Your test refund'))!;
+      assert.equal(refunded.subject, 'Your test refund from Sandbox Shop: USD 1.00');
       assert.match(refunded.text, /Payment amount: +USD 6\.00/);
       const note = about('merchant@sandbox.test').find((m) => m.subject.includes('partly captured'))!;
-      assert.equal(note.subject, '[Sandbox Shop] Payment was partly captured: USD 6.00 (order-partial)');
+      assert.equal(note.subject, '[Sandbox Shop] Sandbox payment was partly captured: USD 6.00 (order-partial)');
       assert.match(note.text, /Captured: +USD 6\.00/);
       assert.match(note.text, /Authorised: +USD 10\.00/);
     });
@@ -214,7 +216,7 @@ for (const dialect of DIALECTS) {
       const about = () => sink.to('merchant@sandbox.test').filter((m) => m.message.text.includes(paymentId)).map((m) => m.message);
       await waitFor('the refund.failed mail', () => about().length >= 1);
       const note = about()[0]!;
-      assert.equal(note.subject, '[Sandbox Shop] Payment could not be refunded: USD 1.00 (order-refund-fails)');
+      assert.equal(note.subject, '[Sandbox Shop] Sandbox payment could not be refunded: USD 1.00 (order-refund-fails)');
       assert.match(note.text, /Failure code: +refund_failed/);
       assert.match(note.text, new RegExp(`Reason: +${refund.json().failure_message.replace(/[.()]/g, '\\$&')}`));
     });
@@ -228,9 +230,9 @@ for (const dialect of DIALECTS) {
       t.gateway.services.outbox.notify();
       const about = (id: string) => sink.to('merchant@sandbox.test').filter((m) => m.message.text.includes(id)).map((m) => m.message);
       await waitFor('both payment.created mails', () => about(initial.id).length >= 1 && about(mitId).length >= 1);
-      assert.match(about(initial.id)[0]!.subject, /^\[Sandbox Shop\] Payment is waiting for the customer: /);
+      assert.match(about(initial.id)[0]!.subject, /^\[Sandbox Shop\] Sandbox payment is waiting for the customer: /);
       const created = about(mitId)[0]!;
-      assert.equal(created.subject, '[Sandbox Shop] Payment was created as a merchant-initiated payment: USD 25.00 (merchant_txn_ref)');
+      assert.equal(created.subject, '[Sandbox Shop] Sandbox payment was created as a merchant-initiated payment: USD 25.00 (merchant_txn_ref)');
       assert.doesNotMatch(created.text, /waiting for the customer/);
     });
 

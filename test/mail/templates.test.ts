@@ -74,6 +74,22 @@ describe('payment e-mail templates', () => {
     assert.ok(mail.html.includes('Authorised — you will be charged on Fri, 02 Jan 2026 23:30 UTC'));
   });
 
+  it('says in the subject and the text that a sandbox payment moved no real money, and not for a live one', () => {
+    const note = renderPaymentMail(input({ sandbox: true }));
+    assert.equal(note.subject, '[Acme Shop] Sandbox payment was captured: EUR 10.50 (order-1)');
+    const receipt = renderPaymentMail(input({ sandbox: true, template: 'receipt' }));
+    assert.equal(receipt.subject, 'Your test receipt from Acme Shop: EUR 10.50');
+    const refund = renderPaymentMail(input({ sandbox: true, template: 'receipt', eventType: 'refund.succeeded', refund: { amount: 250, currency: 'EUR' } }));
+    assert.equal(refund.subject, 'Your test refund from Acme Shop: EUR 2.50');
+    for (const mail of [note, receipt, refund]) {
+      assert.match(mail.text.split('\n')[0]!, /no real money moved/);
+      assert.match(mail.html, /no real money moved/);
+    }
+    const live = renderPaymentMail(input({ sandbox: false }));
+    assert.equal(live.subject, '[Acme Shop] Payment was captured: EUR 10.50 (order-1)');
+    assert.doesNotMatch(live.text + live.html, /sandbox|test/i);
+  });
+
   it('reports a refund with the refunded amount, to the merchant and the customer', () => {
     const refund = { amount: 250, currency: 'EUR' };
     const note = renderPaymentMail(input({ eventType: 'refund.succeeded', refund }, { status: 'partially_refunded', amount_refunded: 250 }));

@@ -18,6 +18,8 @@ export interface PaymentMailInput {
   eventType: string;
   eventId: string;
   occurredAt: string;
+  /** The channel is a sandbox one: its payments take and give back no real money. */
+  sandbox?: boolean;
   payment: {
     id: string;
     status: string;
@@ -132,14 +134,17 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   const shop = clean(input.channelName) ?? '';
   const when = new Date(input.occurredAt).toUTCString();
   const rows: Array<[string, string]> = [];
+  // A sandbox payment reads like a real one otherwise: a merchant could ship on it, and a
+  // customer given a sandbox receipt would believe their card was charged.
+  const test = input.sandbox ? 'test ' : '';
   let subject: string;
   let intro: string;
   if (input.template === 'receipt' && refund) {
-    subject = `Your refund from ${shop}: ${total}`;
+    subject = `Your ${test}refund from ${shop}: ${total}`;
     intro = `${shop} has refunded ${total} to your card.`;
     rows.push(['Refund', total], ['Payment amount', amount(paid, p.currency)]);
   } else if (input.template === 'receipt') {
-    subject = `Your receipt from ${shop}: ${total}`;
+    subject = `Your ${test}receipt from ${shop}: ${total}`;
     intro = `Thank you for your payment to ${shop}.`;
     // A delayed capture charges on its own date, whenever the order ships. Its time and zone
     // too: near midnight UTC a bare date is the wrong day for much of the world.
@@ -149,7 +154,7 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
     // A merchant-initiated payment is created with nobody to wait for: its acquirer is asked at once.
     const headline =
       input.eventType === 'payment.created' && p.payment_data?.payment_type === 'mit' ? 'was created as a merchant-initiated payment' : (HEADLINES[input.eventType] ?? `changed (${input.eventType})`);
-    subject = `[${shop}] Payment ${headline}: ${total}${reference ? ` (${reference})` : ''}`;
+    subject = `[${shop}] ${input.sandbox ? 'Sandbox payment' : 'Payment'} ${headline}: ${total}${reference ? ` (${reference})` : ''}`;
     intro = `A payment on your channel ${shop} ${headline}.`;
     if (refund) rows.push(['Refund', total], ['Payment amount', amount(paid, p.currency)]);
     else rows.push(['Amount', total]);
@@ -157,6 +162,9 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
     if (p.amount_captured && p.amount_captured !== p.amount) rows.push(['Authorised', amount(p.amount, p.currency)]);
     if (p.amount_captured) rows.push(['Captured', amount(p.amount_captured, p.currency)]);
     if (p.amount_refunded) rows.push(['Refunded', amount(p.amount_refunded, p.currency)]);
+  }
+  if (input.sandbox) {
+    intro += input.template === 'receipt' ? ' This was a test in the shop\'s sandbox: no real money moved on your card.' : ' This is a sandbox channel: no real money moved.';
   }
   rows.push(['Merchant', clean(input.merchantName) ?? ''], ['Shop', shop]);
   if (reference) rows.push(['Reference', reference]);
