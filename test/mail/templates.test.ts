@@ -59,6 +59,15 @@ describe('payment e-mail templates', () => {
     assert.match(mail.text, /Reason: +The card has insufficient funds\./);
   });
 
+  it('tells the merchant whether a declined payment may be retried, as the API does', () => {
+    const mail = renderPaymentMail(input({ eventType: 'payment.declined' }, { status: 'declined', decline_code: 'do_not_honor', decline_message: 'The issuer declined the payment.', retry_advice: 'do_not_retry' }));
+    assert.match(mail.text, /^Retry advice: +do not retry \(do_not_retry\): the issuer will not approve it, and schemes charge for asking again$/m);
+    assert.ok(mail.html.includes('do not retry (do_not_retry)'));
+    const later = renderPaymentMail(input({ eventType: 'payment.declined' }, { status: 'declined', decline_code: 'insufficient_funds', retry_advice: 'retry_later' }));
+    assert.match(later.text, /^Retry advice: +retry later \(retry_later\)$/m);
+    assert.doesNotMatch(renderPaymentMail(input()).text, /Retry advice/);
+  });
+
   it('writes a receipt for the customer without merchant internals', () => {
     const mail = renderPaymentMail(input({ template: 'receipt' }));
     assert.equal(mail.subject, 'Your receipt from Acme Shop: EUR 10.50');

@@ -31,6 +31,7 @@ export interface PaymentMailInput {
     card: { brand: string; last4: string };
     decline_code?: string | null;
     decline_message?: string | null;
+    retry_advice?: string | null;
     failure_message?: string | null;
     payment_data?: { payment_type?: string } | null;
     capture_at?: string | null;
@@ -59,6 +60,13 @@ const HEADLINES: Record<string, string> = {
   'payment.void_failed': 'could not be voided',
   'refund.succeeded': 'was refunded',
   'refund.failed': 'could not be refunded',
+};
+
+/** A decline's `retry_advice` as what to do about it: retrying a hard decline costs scheme fees and risks a bar. */
+const RETRY_ADVICE: Record<string, string> = {
+  do_not_retry: 'do not retry (do_not_retry): the issuer will not approve it, and schemes charge for asking again',
+  retry_later: 'retry later (retry_later)',
+  retry_with_new_details: 'ask the customer for other card details (retry_with_new_details)',
 };
 
 const CUSTOMER_STATUS: Record<string, string> = {
@@ -175,6 +183,7 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
     if (refund?.failure_code) rows.push(['Failure code', clean(refund.failure_code)!]);
     else if (!refund && p.decline_code) rows.push(['Decline code', p.decline_code]);
     if (reason) rows.push(['Reason', reason]);
+    if (!refund && p.retry_advice) rows.push(['Retry advice', RETRY_ADVICE[p.retry_advice] ?? p.retry_advice]);
     rows.push(['Event', `${input.eventType} (${input.eventId})`]);
   }
   const footer =
