@@ -192,6 +192,9 @@ for (const dialect of DIALECTS) {
       assert.equal(note.subject, '[Sandbox Shop] Sandbox payment was partly captured: USD 6.00 (order-partial)');
       assert.match(note.text, /Captured: +USD 6\.00/);
       assert.match(note.text, /Authorised: +USD 10\.00/);
+      const refundNote = about('merchant@sandbox.test').find((m) => m.text.includes('refund.succeeded'))!;
+      assert.equal(refundNote.subject, '[Sandbox Shop] Sandbox payment was partly refunded: USD 1.00 (order-partial)');
+      assert.match(refundNote.text, /^Refunded: +USD 1\.00$/m);
     });
 
     it('tells the merchant by default when money was not taken as authorised: a refused capture, a partial capture', async () => {

@@ -102,9 +102,14 @@ describe('payment e-mail templates', () => {
   it('reports a refund with the refunded amount, to the merchant and the customer', () => {
     const refund = { amount: 250, currency: 'EUR' };
     const note = renderPaymentMail(input({ eventType: 'refund.succeeded', refund }, { status: 'partially_refunded', amount_refunded: 250 }));
-    assert.equal(note.subject, '[Acme Shop] Payment was refunded: EUR 2.50 (order-1)');
+    assert.equal(note.subject, '[Acme Shop] Payment was partly refunded: EUR 2.50 (order-1)');
+    assert.match(note.text, /^A payment on your channel Acme Shop was partly refunded\.$/m);
     assert.match(note.text, /Refund: +EUR 2\.50/);
     assert.match(note.text, /Payment amount: +EUR 10\.50/);
+    // The refund that gives back the rest, after others: the payment is refunded in full.
+    const last = renderPaymentMail(input({ eventType: 'refund.succeeded', refund: { amount: 800, currency: 'EUR' } }, { status: 'refunded', amount_captured: 1050, amount_refunded: 1050 }));
+    assert.equal(last.subject, '[Acme Shop] Payment was refunded: EUR 8.00 (order-1)');
+    assert.match(last.text, /^Refunded: +EUR 10\.50$/m);
     const receipt = renderPaymentMail(input({ template: 'receipt', eventType: 'refund.succeeded', refund }));
     assert.equal(receipt.subject, 'Your refund from Acme Shop: EUR 2.50');
     assert.match(receipt.text, /has refunded EUR 2\.50 to your card/);

@@ -160,8 +160,14 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
     rows.push(['Amount', total], ['Status', status]);
   } else {
     // A merchant-initiated payment is created with nobody to wait for: its acquirer is asked at once.
+    // A refund that leaves money on the payment is a partial one, as its status says and as a
+    // partial capture is "partly captured": "was refunded" would read as all of it.
     const headline =
-      input.eventType === 'payment.created' && p.payment_data?.payment_type === 'mit' ? 'was created as a merchant-initiated payment' : (HEADLINES[input.eventType] ?? `changed (${input.eventType})`);
+      input.eventType === 'payment.created' && p.payment_data?.payment_type === 'mit'
+        ? 'was created as a merchant-initiated payment'
+        : input.eventType === 'refund.succeeded' && p.status === 'partially_refunded'
+          ? 'was partly refunded'
+          : (HEADLINES[input.eventType] ?? `changed (${input.eventType})`);
     subject = `[${shop}] ${input.sandbox ? 'Sandbox payment' : 'Payment'} ${headline}: ${total}${reference ? ` (${reference})` : ''}`;
     intro = `A payment on your channel ${shop} ${headline}.`;
     if (refund) rows.push(['Refund', total], ['Payment amount', amount(paid, p.currency)]);
