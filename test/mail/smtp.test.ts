@@ -239,8 +239,8 @@ for (const dialect of DIALECTS) {
       assert.doesNotMatch(created.text, /waiting for the customer/);
     });
 
-    it('tells the customer when a delayed capture will charge them', async () => {
-      await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: [], customerReceipts: true });
+    it('tells the customer when a delayed capture will charge them, and the merchant when it is due', async () => {
+      await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['payment.authorised'], customerReceipts: true });
       const paymentId = await paidPayment(t, { capture_delay: '1d' });
       const payment = (await t.request({ method: 'GET', url: `/payment/${paymentId}` })).json() as { status: string; capture_at: string };
       assert.equal(payment.status, 'authorised');
@@ -249,6 +249,9 @@ for (const dialect of DIALECTS) {
       const when = `${new Date(payment.capture_at).toUTCString().slice(0, 22)} UTC`;
       assert.match(receipts()[0]!.text, new RegExp(`Status: +Authorised — you will be charged on ${when}$`, 'm'));
       assert.doesNotMatch(receipts()[0]!.text, /when the order ships/);
+      const notes = () => sink.to('merchant@sandbox.test').filter((m) => m.message.text.includes(paymentId)).map((m) => m.message);
+      await waitFor('the notification of the authorisation', () => notes().length >= 1);
+      assert.match(notes()[0]!.text, new RegExp(`^Capture due: +${when}, automatically`, 'm'));
     });
 
     it('retries a temporary SMTP refusal and gives up on a permanent one', async () => {

@@ -83,6 +83,13 @@ describe('payment e-mail templates', () => {
     assert.ok(mail.html.includes('Authorised — you will be charged on Fri, 02 Jan 2026 23:30 UTC'));
   });
 
+  it('tells the merchant when a delayed capture will take the money, as the customer is told', () => {
+    const note = renderPaymentMail(input({ eventType: 'payment.authorised' }, { status: 'authorised', capture_at: '2026-01-02T23:30:00.000Z' }));
+    assert.match(note.text, /^Capture due: +Fri, 02 Jan 2026 23:30 UTC, automatically \(void before then to release the funds\)$/m);
+    assert.ok(note.html.includes('Fri, 02 Jan 2026 23:30 UTC, automatically'));
+    assert.doesNotMatch(renderPaymentMail(input({ eventType: 'payment.authorised' }, { status: 'authorised', capture_at: null })).text, /Capture due/);
+  });
+
   it('says in the subject and the text that a sandbox payment moved no real money, and not for a live one', () => {
     const note = renderPaymentMail(input({ sandbox: true }));
     assert.equal(note.subject, '[Acme Shop] Sandbox payment was captured: EUR 10.50 (order-1)');

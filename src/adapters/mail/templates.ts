@@ -114,6 +114,11 @@ function amount(value: number, currency: string): string {
   }
 }
 
+/** `Fri, 02 Jan 2026 23:30 UTC`: with its time and zone, as near midnight UTC a bare date is the wrong day for much of the world. */
+function dueAt(iso: string): string {
+  return `${new Date(iso).toUTCString().slice(0, 22)} UTC`;
+}
+
 function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -154,9 +159,8 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   } else if (input.template === 'receipt') {
     subject = `Your ${test}receipt from ${shop}: ${total}`;
     intro = `Thank you for your payment to ${shop}.`;
-    // A delayed capture charges on its own date, whenever the order ships. Its time and zone
-    // too: near midnight UTC a bare date is the wrong day for much of the world.
-    const status = p.status === 'authorised' && p.capture_at ? `Authorised — you will be charged on ${new Date(p.capture_at).toUTCString().slice(0, 22)} UTC` : (CUSTOMER_STATUS[p.status] ?? p.status);
+    // A delayed capture charges on its own date, whenever the order ships.
+    const status = p.status === 'authorised' && p.capture_at ? `Authorised — you will be charged on ${dueAt(p.capture_at)}` : (CUSTOMER_STATUS[p.status] ?? p.status);
     rows.push(['Amount', total], ['Status', status]);
   } else {
     // A merchant-initiated payment is created with nobody to wait for: its acquirer is asked at once.
@@ -176,6 +180,8 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
     if (p.amount_captured && p.amount_captured !== p.amount) rows.push(['Authorised', amount(p.amount, p.currency)]);
     if (p.amount_captured) rows.push(['Captured', amount(p.amount_captured, p.currency)]);
     if (p.amount_refunded) rows.push(['Refunded', amount(p.amount_refunded, p.currency)]);
+    // The customer's receipt names this date: the merchant has until then to void instead.
+    if (p.status === 'authorised' && p.capture_at) rows.push(['Capture due', `${dueAt(p.capture_at)}, automatically (void before then to release the funds)`]);
   }
   if (input.sandbox) {
     intro += input.template === 'receipt' ? ' This was a test in the shop\'s sandbox: no real money moved on your card.' : ' This is a sandbox channel: no real money moved.';
