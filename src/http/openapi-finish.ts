@@ -161,7 +161,7 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       );
       responses[503]!.headers = { ...responses[503]!.headers, ...RETRY_AFTER_HEADER };
       // Every API operation refuses query parameters it does not name (src/http/strict-query.ts).
-      if (op.security) sometimes(400, 'a query parameter the operation does not take, or a value that breaks a rule');
+      if (op.security) sometimes(400, 'a query parameter the operation does not take (`unknown_field`), sent twice (`duplicate_key`) or not percent-encoded UTF-8 (`invalid_encoding`), or a value that breaks a rule');
       if (op.parameters?.some((p) => p.in === 'path')) {
         sometimes(400, 'a path value that is malformed or over its length limit');
         sometimes(414, 'a path value far over any limit');
@@ -169,7 +169,7 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       if (op.requestBody?.content?.['application/json']) {
         sometimes(400, 'a body that is not JSON or breaks a rule; `param` names the field');
         sometimes(413, 'a body over the size limit');
-        sometimes(415, 'a body that is not application/json in UTF-8');
+        sometimes(415, 'a body that is not application/json in UTF-8 (`unsupported_media_type`), or one sent with a Content-Encoding (`unsupported_content_encoding`): send it uncompressed');
       }
       // Whatever the operation: no Host header, or a query value with a NUL or a lone surrogate (src/http/app.ts).
       sometimes(400, 'a request without Host, or a query value that breaks the text rules');
