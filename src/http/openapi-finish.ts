@@ -192,7 +192,7 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       if (key) {
         // src/app/idempotency.ts, wherever a key is taken; it checks the key itself (400 invalid_idempotency_key).
         key.schema = { ...key.schema, pattern: IDEMPOTENCY_KEY_PATTERN.source };
-        key.description = `Makes the request safe to retry: the same key and body replay the first response for ${hours(limits.idempotencyTtlMs)} hours.`;
+        key.description = `Makes the request safe to retry: the same key and body replay the first response for ${hours(limits.idempotencyTtlMs)} hours. Not a card number, which would be stored as sent (\`400 card_number_in_text\`): use an order or attempt id.`;
         sometimes(409, 'a request with this Idempotency-Key is still being processed (`idempotency_key_in_use`)');
         sometimes(422, 'this Idempotency-Key was used with another body or endpoint (`idempotency_key_reused`)');
         for (const [status, response] of Object.entries(responses)) if (Number(status) < 300) response.headers = { ...response.headers, ...REPLAYED_HEADER };
