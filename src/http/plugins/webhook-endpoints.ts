@@ -15,7 +15,7 @@ const Description = Type.String({ maxLength: 200 });
 const CreateEndpoint = StrictObject({
   url: Url,
   events: Type.Array(EventType, { minItems: 1, maxItems: 32, description: 'Event types to receive; ["*"] for all.' }),
-  channel: Type.Optional(Nullable(Type.String({ maxLength: 64, description: 'Channel reference: only this channel\'s events. Omit for all channels.' }))),
+  channel: Type.Optional(Nullable(Type.String({ maxLength: 64, description: 'Channel reference: only this channel\'s events. Omit (or null) for all channels; an empty string is 404 channel_not_found, not all channels.' }))),
   description: Type.Optional(Nullable(Description)),
 });
 
