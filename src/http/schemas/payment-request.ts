@@ -4,6 +4,8 @@ import { MAX_AMOUNT_MINOR } from '../../domain/money.js';
 import { BoolOrString, NumberOrString, StrictObject } from './common.js';
 
 const text = (max: number, description?: string) => Type.String({ maxLength: max, ...(description ? { description } : {}) });
+/** src/domain/address.ts decides; what it refuses is 400 invalid_email. */
+const EMAIL_DESCRIPTION = 'One address such as jane@example.com: no spaces, control characters, display name or comment, and none of ( ) < > [ ] : ; , \\ " (400 invalid_email).';
 
 export const Name = StrictObject({
   first_name: Type.Optional(text(100)),
@@ -18,7 +20,7 @@ const Phone = StrictObject({
 
 export const PartyDetails = StrictObject({
   name: Type.Optional(Name),
-  email: Type.Optional(text(254)),
+  email: Type.Optional(text(254, EMAIL_DESCRIPTION)),
   phone: Type.Optional(Phone),
   address: Type.Optional(text(200, 'Free-form address line (kept as sent).')),
   line_1_address: Type.Optional(text(200)),
@@ -31,7 +33,7 @@ export const PartyDetails = StrictObject({
 
 export const Customer = StrictObject({
   reference: Type.Optional(text(128, "The merchant's own customer id; stored cards are listed under it.")),
-  email: Type.Optional(text(254)),
+  email: Type.Optional(text(254, EMAIL_DESCRIPTION)),
   name: Type.Optional(text(200)),
   phone: Type.Optional(text(24)),
 });
