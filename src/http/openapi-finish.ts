@@ -186,6 +186,14 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       // No operation decodes a compressed body (src/http/app.ts).
       if (op.requestBody) {
         sometimes(415, 'a body sent with a Content-Encoding (`unsupported_content_encoding`): send it uncompressed');
+        // An operation that lists a 415 of its own gets no more than its title from the generator: say what it is.
+        const encoding = responses[415]!;
+        if (encoding.description === statusTitle(415)) {
+          const refused = op.requestBody.content?.['multipart/form-data']
+            ? 'a body that is not multipart/form-data (`unsupported_media_type`), a file that is not a PDF (`document_not_pdf`)'
+            : 'a body that is not application/json in UTF-8 (`unsupported_media_type`)';
+          encoding.description = `${statusTitle(415)}: ${refused}, or one sent with a Content-Encoding (\`unsupported_content_encoding\`): send it uncompressed`;
+        }
         responses[415]!.headers = { ...responses[415]!.headers, ...ACCEPT_ENCODING_HEADER };
       }
       const key = op.parameters?.find((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key');
