@@ -205,6 +205,18 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
         sometimes(422, 'this Idempotency-Key was used with another body or endpoint (`idempotency_key_reused`)');
         for (const [status, response] of Object.entries(responses)) if (Number(status) < 300) response.headers = { ...response.headers, ...REPLAYED_HEADER };
       }
+      // A route that lists its 400 itself gets no more than the title from the generator: say what it covers.
+      const bad = responses[400];
+      if (bad && bad.description === statusTitle(400)) {
+        const causes = [];
+        if (op.requestBody?.content?.['application/json']) causes.push('a body that is not JSON or breaks a rule (`param` names the field)');
+        if (op.requestBody?.content?.['multipart/form-data']) causes.push('a form that is incomplete or malformed, or a file name holding a card number (`param` names the field)');
+        if (op.parameters?.some((p) => p.in === 'path')) causes.push('a path value that is malformed or over its length limit');
+        if (op.security) causes.push('a query parameter the operation does not take (`unknown_field`), sent twice (`duplicate_key`), not percent-encoded UTF-8 (`invalid_encoding`) or whose value breaks a rule');
+        if (key) causes.push('an Idempotency-Key that is malformed (`invalid_idempotency_key`) or holds a card number (`card_number_in_text`)');
+        causes.push('a request without Host');
+        bad.description = `${statusTitle(400)}: ${causes.join('; ')}`;
+      }
       const created = responses[201];
       if (created && CREATED_AT.has(op.operationId ?? '')) created.headers = { ...created.headers, ...LOCATION_HEADER };
     }
