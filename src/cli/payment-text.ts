@@ -22,7 +22,7 @@ export function paymentSupportText(v: SupportView): string {
   const p = v.payment;
   const money = (n: number) => formatAmount(n, p.currency);
   const card = p.payment_method.card;
-  const outcome = [p.decline_code && `declined ${p.decline_code}: ${shown(p.decline_message ?? '')}`, p.failure_message && `failure: ${shown(p.failure_message)}`].filter(Boolean);
+  const outcome = [p.decline_code && `declined ${p.decline_code}: ${shown(p.decline_message ?? '')}${p.retry_advice ? ` (retry advice: ${p.retry_advice})` : ''}`, p.failure_message && `failure: ${shown(p.failure_message)}`].filter(Boolean);
   const lines = [
     `${p.id}  ${p.status}${p.page_open ? ' (its payment page is open)' : ''}`,
     `merchant ${v.merchant_id}, channel "${shown(p.channel)}", reference ${shown(p.reference ?? '-')}, customer ${shown((p.customer as { reference?: string } | null)?.reference ?? '-')}`,

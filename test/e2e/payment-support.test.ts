@@ -96,6 +96,11 @@ for (const dialect of DIALECTS) {
         assert.match(text.stdout, /events, oldest first:\n {2}\S+ {2}payment\.created/);
         assert.match(text.stdout, new RegExp(`webhook ${receiver.url.replace(/[.]/g, '\\.')}: (pending|failed) after \\d+ tr(y|ies), last answer 500`));
         assert.equal((JSON.parse(asJson.stdout) as SupportView).payment.id, paid);
+        // A decline says what the merchant is told to do, as GET /payment/{id} does.
+        const declined = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ payment_method: { number: '4000000000000002' } }) });
+        await t.gateway.services.checkout.complete(new URL(declined.json().redirect_url).pathname.split('/').pop()!);
+        const shownDeclined = await runCli(['payment', 'show', declined.json().id], env);
+        assert.match(shownDeclined.stdout, /\ndeclined do_not_honor: .+ \(retry advice: do_not_retry\)\n/);
         // What the merchant wrote cannot start a line of its own in the operator's terminal.
         const forged = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ reference: 'order-1\n  1970-01-01T00:00:00.000Z  payment.captured' }) });
         const shownForged = await runCli(['payment', 'show', forged.json().id], env);
@@ -105,7 +110,7 @@ for (const dialect of DIALECTS) {
         assert.equal(missing.code, 1);
         assert.match(missing.stderr, /^error: no payment pay_0{32} \[payment_not_found\]/);
         const looks = await t.gateway.services.ctx.database.db.selectFrom('audit_log').select('actor').where('action', '=', 'payment.view').where('source', '=', 'cli').execute();
-        assert.deepEqual(looks.map((r) => r.actor), Array(3).fill(`operator:cli:${userInfo().username}`));
+        assert.deepEqual(looks.map((r) => r.actor), Array(4).fill(`operator:cli:${userInfo().username}`));
       });
     }
   });
