@@ -115,10 +115,11 @@ export class EventQueries {
     const db = this.ctx.database.db;
     let endpoints = await db
       .selectFrom('webhook_endpoints')
-      .select(['id', 'events', 'channel_id', 'status'])
-      .where('merchant_id', '=', merchantId)
-      .where('deleted_at', 'is', null)
-      .$if(endpointId !== undefined, (qb) => qb.where('id', '=', endpointId!))
+      .leftJoin('channels', 'channels.id', 'webhook_endpoints.channel_id')
+      .select(['webhook_endpoints.id', 'webhook_endpoints.events', 'webhook_endpoints.channel_id', 'webhook_endpoints.status', 'channels.mode as channel_mode'])
+      .where('webhook_endpoints.merchant_id', '=', merchantId)
+      .where('webhook_endpoints.deleted_at', 'is', null)
+      .$if(endpointId !== undefined, (qb) => qb.where('webhook_endpoints.id', '=', endpointId!))
       .execute();
     if (endpointId !== undefined) {
       const target = endpoints[0];

@@ -208,11 +208,13 @@ export class LookupCache {
     const generation = this.generation;
     const rows = await this.ctx.database.db
       .selectFrom('webhook_endpoints')
-      .select(['merchant_id', 'id', 'events', 'channel_id', 'created_at'])
-      .where('merchant_id', 'in', [...found.keys()])
-      .where('status', '=', sql.lit('enabled'))
-      .where('deleted_at', 'is', null)
-      .orderBy('id')
+      // The filter's channel mode: an endpoint filtered to a live channel takes compliance events.
+      .leftJoin('channels', 'channels.id', 'webhook_endpoints.channel_id')
+      .select(['webhook_endpoints.merchant_id', 'webhook_endpoints.id', 'webhook_endpoints.events', 'webhook_endpoints.channel_id', 'webhook_endpoints.created_at', 'channels.mode as channel_mode'])
+      .where('webhook_endpoints.merchant_id', 'in', [...found.keys()])
+      .where('webhook_endpoints.status', '=', sql.lit('enabled'))
+      .where('webhook_endpoints.deleted_at', 'is', null)
+      .orderBy('webhook_endpoints.id')
       .execute();
     for (const r of rows) found.get(r.merchant_id)!.push({ id: r.id, created_at: r.created_at, sub: subscriptionOf(r) });
     for (const [id, list] of found) {

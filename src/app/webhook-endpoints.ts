@@ -3,6 +3,7 @@ import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
 import { refuseCardNumbers, urlAsRead } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
+import { isComplianceEvent } from '../domain/compliance.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { WebhookEndpointsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
@@ -335,14 +336,21 @@ function withTimeout<T>(promise: Promise<T>, ms: number, host: string): Promise<
 export interface Subscription {
   types: readonly string[];
   channelId: string | null;
+  /** Whether the channel filter names a live channel (compliance events reach every live channel's endpoints). */
+  channelLive: boolean;
 }
 
-export function subscriptionOf(row: Pick<WebhookEndpointsTable, 'events' | 'channel_id'>): Subscription {
-  return { types: JSON.parse(row.events) as string[], channelId: row.channel_id };
+/** `channel_mode` is the mode of the channel the endpoint is filtered to (null without a filter). */
+export function subscriptionOf(row: Pick<WebhookEndpointsTable, 'events' | 'channel_id'> & { channel_mode: string | null }): Subscription {
+  return { types: JSON.parse(row.events) as string[], channelId: row.channel_id, channelLive: row.channel_mode === 'live' };
 }
 
-/** Whether an endpoint takes an event: its type list and its optional channel filter. */
+/**
+ * Whether an endpoint takes an event: its type list and its optional channel filter.
+ * Compliance events are the merchant's, not one channel's: they ride one live channel
+ * while the merchant has one, and an endpoint filtered to any live channel takes them.
+ */
 export function subscribes(sub: Subscription, event: { type: string; channel_id: string }): boolean {
-  if (sub.channelId !== null && sub.channelId !== event.channel_id) return false;
+  if (sub.channelId !== null && sub.channelId !== event.channel_id && !(sub.channelLive && isComplianceEvent(event.type))) return false;
   return sub.types.includes('*') || sub.types.includes(event.type);
 }

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { type ComplianceMailInput, renderComplianceMail } from '../../src/adapters/mail/templates.js';
 import type { InboxMessage } from '../../src/adapters/mail/eml-inbox.js';
 import { DAY_MS } from '../../src/domain/compliance.js';
+import { LookupCache } from '../../src/app/lookup-cache.js';
 import { dateDaysAgo, declareVolume, expectStatus, LIVE_CHANNEL, startComplianceGateway, upload } from '../compliance/fixtures.js';
 import { DIALECTS, type TestGateway } from '../support/gateway.js';
 import { MailSink } from '../support/smtp-sink.js';
@@ -161,6 +162,47 @@ for (const dialect of DIALECTS) {
       } finally {
         await t.close();
         await sink.stop();
+      }
+    });
+  });
+}
+
+for (const dialect of DIALECTS) {
+  describe(`compliance callbacks of a merchant with several live channels (${dialect})`, () => {
+    it('reach an endpoint filtered to another live channel once, even when nothing else takes the event, and not one filtered to the sandbox channel', async () => {
+      const receiver = await new Receiver().start();
+      const t = await startComplianceGateway(dialect, { WORKERS: 'true', DISPATCH_POLL_MS: '50' });
+      try {
+        const m = t.gateway.services.merchants;
+        // No live channel has addresses: only the endpoint filtered to the second live channel can take the notice.
+        await m.updateChannel(LIVE_CHANNEL, { notifyEmails: [] });
+        await m.createChannel(t.credentials.merchant_id, { reference: 'second-live', name: 'Second Shop', mode: 'live', currencies: ['USD'], returnUrls: ['https://second.example/return'], notifyEmails: [] });
+        const db = t.gateway.services.ctx.database.db;
+        const sandbox = await db.selectFrom('channels').select(['id', 'reference']).where('merchant_id', '=', t.credentials.merchant_id).where('mode', '=', 'sandbox').executeTakeFirstOrThrow();
+        const live = await db.selectFrom('channels').select('id').where('reference', '=', LIVE_CHANNEL).executeTakeFirstOrThrow();
+        const second = await registerEndpoint(t, receiver.url, { events: ['compliance.approved'], channel: 'second-live' });
+        const sandboxed = await registerEndpoint(t, receiver.url, { events: ['compliance.approved'], channel: sandbox.reference });
+        receiver.secrets = [second.secret, sandboxed.secret];
+        // What the event is written with is decided from the cache: have it hold what it needs.
+        const cache = LookupCache.of(t.gateway.services.ctx);
+        await waitFor('the cache to hold the endpoints and the live channel', async () => {
+          await cache.endpoints(t.credentials.merchant_id);
+          await cache.channelById(live.id);
+          await new Promise((r) => setTimeout(r, 50));
+          return cache.cachedEndpoints(t.credentials.merchant_id) !== undefined && cache.cachedChannelById(live.id) !== undefined;
+        });
+        await expectStatus(declareVolume(t, 1000), 200);
+        await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 10) }), 201);
+        await expectStatus(upload(t, { type: 'saq', date: dateDaysAgo(t, 5) }), 201);
+        await t.gateway.services.compliance.approve({ who: 'operator:test', from: 'test' }, t.credentials.merchant_id);
+        await waitFor('the callback', () => receiver.received.some((r) => r.type === 'compliance.approved'), 5000);
+        await waitFor('the deliveries to be recorded', async () => (await deliveriesOf(t, 'compliance.approved')).every((d) => d.status === 'succeeded'));
+        const deliveries = await deliveriesOf(t, 'compliance.approved');
+        assert.deepEqual(deliveries.map((d) => d.endpoint_id), [second.id], 'once, to the endpoint of the other live channel');
+        assert.equal(receiver.received.filter((r) => r.type === 'compliance.approved').length, 1);
+      } finally {
+        await t.close();
+        await receiver.stop();
       }
     });
   });
