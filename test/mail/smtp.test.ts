@@ -210,6 +210,28 @@ for (const dialect of DIALECTS) {
       await waitFor('the partial capture\'s mail', () => subjects(partial).some((s) => s.includes('partly captured')));
     });
 
+    it('tells the customer in each refund receipt how much has been refunded so far', async () => {
+      await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['refund.succeeded'], customerReceipts: true });
+      const paymentId = await paidPayment(t, { reference: 'order-two-refunds', amount: 1000 });
+      for (const amount of [100, 250]) {
+        const refund = await t.request({ method: 'POST', url: `/payment/${paymentId}/refund`, payload: { amount } });
+        assert.equal(refund.statusCode, 201, refund.body);
+        assert.equal(refund.json().status, 'succeeded', refund.body);
+      }
+      const payment = (await t.request({ method: 'GET', url: `/payment/${paymentId}` })).json() as { amount_refunded: number };
+      assert.equal(payment.amount_refunded, 350);
+      t.gateway.services.outbox.notify();
+      const refunds = () => sink.to('customer@example.com').filter((m) => m.message.text.includes(paymentId) && m.message.subject.startsWith('Your test refund')).map((m) => m.message);
+      await waitFor('both refund receipts', () => refunds().length >= 2);
+      const first = refunds().find((m) => m.subject.endsWith('USD 1.00'))!;
+      const second = refunds().find((m) => m.subject.endsWith('USD 2.50'))!;
+      assert.match(first.text, /^Refunded so far: +USD 1\.00$/m);
+      assert.match(second.text, /^Refund: +USD 2\.50$/m);
+      assert.match(second.text, /^Refunded so far: +USD 3\.50$/m, second.text);
+      assert.match(second.text, /^Payment amount: +USD 10\.00$/m);
+      assert.ok(second.html?.includes('USD 3.50'));
+    });
+
     it("tells the merchant why a refund failed, not the payment's own story", async () => {
       await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['refund.failed'], customerReceipts: false });
       const paymentId = await paidPayment(t, { reference: 'order-refund-fails', payment_method: { number: '4000000000005126' } });

@@ -155,7 +155,11 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   if (input.template === 'receipt' && refund) {
     subject = `Your ${test}refund from ${shop}: ${total}`;
     intro = `${shop} has refunded ${total} to your card.`;
-    rows.push(['Refund', total], ['Payment amount', amount(paid, p.currency)]);
+    rows.push(['Refund', total]);
+    // After several partial refunds the customer adds them up against what they paid: the
+    // payment's amount_refunded as of this refund (the event's copy of it), this one included.
+    if (p.amount_refunded !== undefined) rows.push(['Refunded so far', amount(p.amount_refunded, p.currency)]);
+    rows.push(['Payment amount', amount(paid, p.currency)]);
   } else if (input.template === 'receipt') {
     subject = `Your ${test}receipt from ${shop}: ${total}`;
     intro = `Thank you for your payment to ${shop}.`;
