@@ -1,5 +1,6 @@
 import { type FieldError, ValidationFailed } from '../domain/errors.js';
 import { hasPrefix } from '../domain/ids.js';
+import { timeBound } from '../domain/time-bound.js';
 import type { PaymentStatus } from '../domain/payment-state.js';
 import type { AppContext } from './context.js';
 import { channelReference, detailsOf } from './payment-transitions.js';
@@ -36,11 +37,11 @@ export interface PaymentPage {
   next_starting_after: string | null;
 }
 
-function parseTime(value: string | undefined, name: string, errors: FieldError[]): number | undefined {
+function parseTime(value: string | undefined, name: string, edge: 'start' | 'end', errors: FieldError[]): number | undefined {
   if (value === undefined) return undefined;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) errors.push({ pointer: `/querystring/${name}`, code: 'invalid_format', message: `${name} must be an ISO 8601 date-time such as 2025-01-31T00:00:00Z` });
-  return ms;
+  const ms = timeBound(value, edge);
+  if (ms === null) errors.push({ pointer: `/querystring/${name}`, code: 'invalid_format', message: `${name} must be an ISO 8601 date-time with its offset, such as 2025-01-31T00:00:00Z` });
+  return ms ?? undefined;
 }
 
 /**
@@ -60,9 +61,11 @@ export class PaymentList {
     if (q.starting_after !== undefined && !hasPrefix(q.starting_after, 'payment')) {
       errors.push({ pointer: '/querystring/starting_after', code: 'invalid_format', message: 'starting_after must be a payment id (pay_…) from a previous page' });
     }
-    const gte = parseTime(q.created_gte, 'created_gte', errors);
-    const lte = parseTime(q.created_lte, 'created_lte', errors);
-    if (gte !== undefined && lte !== undefined && gte > lte) {
+    const gte = parseTime(q.created_gte, 'created_gte', 'start', errors);
+    const lte = parseTime(q.created_lte, 'created_lte', 'end', errors);
+    // The times as written are compared, not the edges they cover: the same time twice is a range.
+    const lteWritten = q.created_lte === undefined ? null : timeBound(q.created_lte, 'start');
+    if (gte !== undefined && lteWritten !== null && gte > lteWritten) {
       errors.push({ pointer: '/querystring/created_gte', code: 'invalid_range', message: 'created_gte must not be later than created_lte' });
     }
     if (errors.length) throw new ValidationFailed(errors);

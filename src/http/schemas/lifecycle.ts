@@ -58,8 +58,8 @@ export const PaymentListQuery = StrictObject({
   channel: Type.Optional(Type.String({ maxLength: 64, description: 'Channel reference.' })),
   reference: Type.Optional(Type.String({ maxLength: 128, description: 'Your order reference, exact match.' })),
   customer_reference: Type.Optional(Type.String({ maxLength: 128, description: 'customer.reference, exact match.' })),
-  created_gte: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or after this ISO 8601 time.' })),
-  created_lte: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or before this ISO 8601 time.' })),
+  created_gte: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or after this ISO 8601 time (with Z or an offset).' })),
+  created_lte: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or before this ISO 8601 time, the whole of its last unit included: 23:59:59Z takes in 23:59:59.999Z.' })),
 });
 export type PaymentListQueryString = Static<typeof PaymentListQuery>;
 
