@@ -87,9 +87,14 @@ export function cvcLength(brand: CardBrand): 3 | 4 {
   return brand === 'amex' ? 4 : 3;
 }
 
-/** A card is usable through the last instant of its expiry month, in UTC. */
+/**
+ * A card is usable through the last day of its expiry month where its holder is, and its
+ * issuer judges that, not us: the month ends twelve hours after UTC midnight in the
+ * westernmost time zone (UTC-12). Refusing at UTC midnight turned away, every month, the
+ * Americas' evening payments on cards their issuers still took.
+ */
 export function cardExpired(month: number, year: number, now: Date): boolean {
-  return now.getTime() >= Date.UTC(year, month, 1);
+  return now.getTime() >= Date.UTC(year, month, 1, 12);
 }
 
 /**

@@ -329,13 +329,17 @@ for (const dialect of DIALECTS) {
         assertProblem(await card({ expiry_year: 2020 }), 400, 'card_expired', '/payment_method/expiry_year');
       });
 
-      it('keeps a card valid through the last millisecond of its expiry month (gateway clock)', async () => {
+      it('keeps a card valid until the last millisecond of its expiry month in UTC-12 (gateway clock)', async () => {
         const saved = t.clock.now();
         try {
-          t.clock.set(Date.UTC(2031, 0, 31, 23, 59, 59, 999));
+          // 31 January, 19:00 in New York: the month is not over for a cardholder there.
+          t.clock.set(Date.UTC(2031, 1, 1, 0, 0));
+          const evening = await card({ expiry_month: 1, expiry_year: 2031 });
+          assert.equal(evening.statusCode, 201, evening.body);
+          t.clock.set(Date.UTC(2031, 1, 1, 11, 59, 59, 999));
           const lastMoment = await card({ expiry_month: 1, expiry_year: 2031 });
           assert.equal(lastMoment.statusCode, 201, lastMoment.body);
-          t.clock.set(Date.UTC(2031, 1, 1));
+          t.clock.set(Date.UTC(2031, 1, 1, 12));
           const body = assertProblem(await card({ expiry_month: 1, expiry_year: 2031 }), 400, 'card_expired', '/payment_method/expiry_month');
           assert.match(body.detail, /01\/2031/);
           assert.equal((await card({ expiry_month: 2, expiry_year: 2031 })).statusCode, 201);

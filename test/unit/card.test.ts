@@ -114,12 +114,15 @@ describe('validateCard', () => {
     assert.deepEqual(validateCard(card('4242424242424242', { expiry_year: 2076 }), NOW), []);
   });
 
-  it('keeps a card valid through the end of its expiry month in UTC', () => {
+  it('keeps a card valid until its expiry month has ended everywhere, the cardholder in UTC-12 included', () => {
     const december = card('4242424242424242', { expiry_month: 12, expiry_year: 2026 });
     assert.deepEqual(validateCard(december, new Date('2026-12-31T23:59:59.999Z')), []);
-    assert.deepEqual(codes(validateCard(december, new Date('2027-01-01T00:00:00Z'))), ['/expiry_year card_expired']);
-    assert.equal(cardExpired(2, 2026, new Date('2026-02-28T23:59:59Z')), false);
-    assert.equal(cardExpired(2, 2026, new Date('2026-03-01T00:00:00Z')), true);
+    // 31 December, 19:00 in New York and 14:00 in Honolulu: the card's issuer there still takes it.
+    assert.deepEqual(validateCard(december, new Date('2027-01-01T00:00:00Z')), []);
+    assert.deepEqual(validateCard(december, new Date('2027-01-01T11:59:59.999Z')), []);
+    assert.deepEqual(codes(validateCard(december, new Date('2027-01-01T12:00:00Z'))), ['/expiry_year card_expired']);
+    assert.equal(cardExpired(2, 2026, new Date('2026-03-01T05:00:00Z')), false);
+    assert.equal(cardExpired(2, 2026, new Date('2026-03-01T12:00:00Z')), true);
   });
 
   it('points at the year when it is past, else at the month', () => {
