@@ -586,7 +586,10 @@ export class Compliance {
           .where('valid_until', '=', validUntil)
           .where((eb) => eb.or([eb('reminded_for', 'is', null), eb('reminded_for', '<>', validUntil), eb('reminded_days', '>', days)]))
           .executeTakeFirst();
-      if (await this.sendNotice(r.merchant_id, 'compliance.expiring', now, claim, { days_before_expiry: days })) sent++;
+      // The reminder due at 30 days goes out later when the approval was granted closer to its
+      // end or the workers were stopped: it tells the days really left (rounded up, as the e-mail does).
+      const daysLeft = Math.min(days, Math.ceil((validUntil - now) / DAY_MS));
+      if (await this.sendNotice(r.merchant_id, 'compliance.expiring', now, claim, { days_before_expiry: daysLeft })) sent++;
     }
     return sent;
   }

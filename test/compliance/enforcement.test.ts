@@ -393,5 +393,30 @@ for (const dialect of DIALECTS) {
         assert.equal((await eventsOfType(t, 'compliance.expiring')).length, 2);
       });
     });
+
+    describe('an expiry reminder sent late', () => {
+      let t: TestGateway;
+      let expiresAt: number;
+      before(async () => {
+        t = await startComplianceGateway(dialect);
+        await approveMerchant(t);
+        expiresAt = Date.parse((await status(t)).expires_at);
+      });
+      after(() => t.close());
+
+      it('says how many days are really left, not the 30 it was due at', async () => {
+        // The 30-day reminder was never sent (an approval granted 12 days before its end, workers stopped for weeks).
+        t.clock.set(expiresAt - 12 * DAY_MS - 3_600_000);
+        await runComplianceChecks(t.gateway.services);
+        const [late] = await eventsOfType(t, 'compliance.expiring');
+        assert.equal(JSON.parse(unpackJson(late!.body)).data.object.days_before_expiry, 13);
+
+        t.clock.set(expiresAt - 2 * DAY_MS);
+        await runComplianceChecks(t.gateway.services);
+        const reminders = await eventsOfType(t, 'compliance.expiring');
+        assert.equal(reminders.length, 2);
+        assert.equal(JSON.parse(unpackJson(reminders[1]!.body)).data.object.days_before_expiry, 2);
+      });
+    });
   });
 }
