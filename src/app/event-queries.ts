@@ -63,7 +63,8 @@ export class EventQueries {
   async list(merchantId: string, q: EventListQuery): Promise<string> {
     const limit = q.limit ?? DEFAULT_PAGE_SIZE;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
-      throw new DomainError(400, 'invalid_limit', `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}`, '/querystring/limit');
+      // The route's schema refuses it first, as out_of_range, as GET /payments does: one code for one rule.
+      throw new DomainError(400, 'out_of_range', `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}`, '/querystring/limit');
     }
     if (q.starting_after !== undefined && q.ending_before !== undefined) {
       throw new DomainError(400, 'invalid_cursor', 'give starting_after or ending_before, not both', '/querystring/ending_before');

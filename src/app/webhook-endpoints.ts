@@ -195,7 +195,8 @@ export class WebhookEndpoints {
    */
   async rotateSecret(actor: Actor, merchantId: string, id: string, overlapHours = DEFAULT_OVERLAP_HOURS, retry: Retry = NO_RETRY): Promise<StoredResponse> {
     if (!Number.isInteger(overlapHours) || overlapHours < 0 || overlapHours > MAX_OVERLAP_HOURS) {
-      throw new DomainError(400, 'invalid_overlap', `overlap_hours must be a whole number from 0 to ${MAX_OVERLAP_HOURS}`, '/overlap_hours');
+      // The route's schema refuses it first, as out_of_range: the same code for the same rule.
+      throw new DomainError(400, 'out_of_range', `overlap_hours must be a whole number from 0 to ${MAX_OVERLAP_HOURS}`, '/overlap_hours');
     }
     return this.idempotency.run(merchantId, retry.idempotencyKey, `POST /webhook-endpoints/${id}/rotate-secret`, retry.rawBody, async (record) => {
       const row = await this.require(merchantId, id);

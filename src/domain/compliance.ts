@@ -54,7 +54,8 @@ export function requiredDocuments(annualTransactions: number): DocumentType[] {
 
 export function checkAnnualTransactions(n: unknown): number {
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > MAX_ANNUAL_TRANSACTIONS) {
-    throw new DomainError(400, 'invalid_annual_transactions', `annual_transactions must be a whole number of card transactions per year between 0 and ${MAX_ANNUAL_TRANSACTIONS}`, '/annual_transactions');
+    // The route's schema refuses it first, as out_of_range: the same code for the same rule.
+    throw new DomainError(400, 'out_of_range', `annual_transactions must be a whole number of card transactions per year between 0 and ${MAX_ANNUAL_TRANSACTIONS}`, '/annual_transactions');
   }
   return n;
 }
