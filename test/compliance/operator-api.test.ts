@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DIALECTS, freePort, type TestGateway } from '../support/gateway.js';
+import { DIALECTS, exampleBody, freePort, type TestGateway } from '../support/gateway.js';
 import { startServer, type ServerProcess } from '../support/process.js';
 import { assertProblem } from '../support/http.js';
 import { OPERATOR_TOKEN, startComplianceGateway } from './fixtures.js';
@@ -61,6 +61,26 @@ for (const dialect of DIALECTS) {
         rows.map((r) => `${r.action} ${r.actor}`),
         ['compliance.review.approve operator:api:bob', 'compliance.review.approve operator:api:carol', 'operator.authenticate unknown'],
       );
+    });
+
+    it('refuses query parameters an operator route does not take, as the merchant API does', async () => {
+      const merchant = t.credentials.merchant_id;
+      const created = (await t.request({ method: 'POST', url: '/payment/authorise', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(await exampleBody()) })).json();
+      const urls = [
+        '/operator/compliance/submissions?status=pending',
+        `/operator/compliance/merchants/${merchant}?expand=documents`,
+        `/operator/payments/${created.id}?limit=5`,
+        '/operator/metrics?name=tzero_database_up',
+      ];
+      for (const url of urls) {
+        const param = `/querystring/${new URL(url, 'http://x').searchParams.keys().next().value}`;
+        const body = assertProblem(await t.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${bob}` } }), 400, 'unknown_field', param);
+        assert.match(body.detail, /is not a/, url);
+      }
+      assertProblem(await t.app.inject({ method: 'POST', url: `/operator/compliance/merchants/${merchant}/approve?force=1`, headers: { authorization: `Bearer ${bob}` } }), 400, 'unknown_field', '/querystring/force');
+      // The token is checked first: without it, nothing about the route is told.
+      assertProblem(await t.app.inject({ method: 'GET', url: urls[0]! }), 401, 'unauthorized');
+      assert.equal((await t.app.inject({ method: 'GET', url: '/operator/compliance/submissions', headers: { authorization: `Bearer ${bob}` } })).statusCode, 200);
     });
 
     it('drops an X-Operator-Name label holding a card number, which the audit log would keep in clear', async () => {
