@@ -17,7 +17,7 @@ import { Problem } from './schemas/common.js';
 import { healthRoutes } from './plugins/health.js';
 import { paymentRoutes } from './plugins/payments.js';
 import { lifecycleRoutes } from './plugins/lifecycle.js';
-import { answerPageWhileClosing, answerStrayPageRequest, checkoutRoutes } from './plugins/checkout.js';
+import { answerPageError, answerPageWhileClosing, answerStrayPageRequest, checkoutRoutes } from './plugins/checkout.js';
 import { paymentMethodRoutes } from './plugins/payment-methods.js';
 import { sandboxRoutes } from './plugins/sandbox.js';
 import { webhookEndpointRoutes } from './plugins/webhook-endpoints.js';
@@ -161,6 +161,8 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
   });
 
   app.setErrorHandler((error: FastifyError | DomainError, request, reply) => {
+    // The page's own routes answer theirs; this is any other URL under /pay/, whose body is read before it is found to be none.
+    if (surface === 'payments' && request.url.startsWith('/pay/')) return answerPageError(error, request, reply);
     if (error instanceof DomainError) {
       if (error.status >= 500) request.log.error({ err: error }, 'domain error with server status');
       return sendProblem(reply, problem(request, error.status, error.code, error.message, error.param, error.extra));
@@ -264,8 +266,9 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     // told never to try plain HTTP on this host.
     reply.header('cache-control', 'no-store');
     if (hsts) reply.header('strict-transport-security', 'max-age=31536000');
+    // Through the error handlers, so a customer's browser under /pay/ gets a page.
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
-      return void sendProblem(reply, problem(request, 400, 'missing_header', 'an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)', '/headers/host'));
+      return done(new DomainError(400, 'missing_header', 'an HTTP/1.1 request needs a Host header (RFC 9112, section 3.2)', '/headers/host'));
     }
     if (!closing) return done();
     if (surface === 'payments' && request.url.startsWith('/pay/')) return void answerPageWhileClosing(request, reply);

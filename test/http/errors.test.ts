@@ -127,6 +127,32 @@ for (const dialect of DIALECTS) {
       assert.match(old.head, /^HTTP\/1\.1 200 /);
     });
 
+    it("gives a customer's browser under /pay/ a page for a request it cannot take, never the API's JSON", async () => {
+      const pagePath = new URL((await postAuthorise(t, await exampleBody())).json().redirect_url as string).pathname;
+      const isPage = (status: number, contentType: unknown, csp: unknown, body: string, label: string) => {
+        assert.match(String(contentType), /^text\/html/, `${label}: ${body.slice(0, 200)}`);
+        assert.match(String(csp), /default-src 'none'/, label);
+        assert.doesNotMatch(body, /"code"/, label);
+        if (status !== 404) assert.match(body, new RegExp(`href="${pagePath}"`), `${label} links back to the payment page`);
+      };
+      // The page's URL takes GET only, and no route is under /pay/<token>/other: their bodies are still read first.
+      const sent: Array<[string, Record<string, string>, string | Buffer, number]> = [
+        [pagePath, { 'content-type': 'application/json' }, '{"csrf":', 400],
+        [pagePath, { 'content-type': 'application/json' }, '{"a":1,"a":2}', 400],
+        [pagePath, { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'gzip' }, gzipSync('csrf=x'), 415],
+        [`${pagePath}/other`, { 'content-type': 'application/json' }, '{', 404],
+      ];
+      for (const [url, headers, payload, status] of sent) {
+        const res = await t.app.inject({ method: 'POST', url, headers, payload });
+        assert.equal(res.statusCode, status, res.body);
+        isPage(status, res.headers['content-type'], res.headers['content-security-policy'], res.body, `POST ${url} ${JSON.stringify(headers)}`);
+      }
+      const hostless = await rawExchange(new URL(await t.listen()), `GET ${pagePath} HTTP/1.1\r\nConnection: close\r\n\r\n`);
+      assert.match(hostless.head, /^HTTP\/1\.1 400 /);
+      const header = (name: string) => new RegExp(`\\r\\n${name}: ([^\\r]*)`, 'i').exec(hostless.head)?.[1];
+      isPage(400, header('content-type'), header('content-security-policy'), hostless.body, 'no Host');
+    });
+
     it('answers a request timeout with a problem, unless the connection was already answered', async () => {
       const url = new URL(await t.listen());
       const serverSide: Socket[] = [];

@@ -87,6 +87,26 @@ export function answerPageWhileClosing(request: FastifyRequest, reply: FastifyRe
 }
 
 /**
+ * A request under a page's URL that fails: a form that cannot be read (wrong content type,
+ * too large, not a form), a body or a header the app refuses before any route (for a URL no
+ * route takes, too), or a failure on our side. The customer's browser gets a page with the
+ * page's headers, never the API's problem+json.
+ */
+export function answerPageError(error: Error & { statusCode?: number }, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const unavailable = isDatabaseUnavailable(error);
+  const status = error instanceof DomainError ? error.status : error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : unavailable ? 503 : 500;
+  if (unavailable) {
+    request.log.warn({ err: error }, 'database unavailable');
+    void reply.header('retry-after', String(DATABASE_RETRY_AFTER_S));
+  } else if (status >= 500) request.log.error({ err: error }, 'hosted page error');
+  const nonce = newNonce();
+  const [, token = ''] = PAGE_PATH.exec(request.url) ?? [];
+  // A token of the wrong shape names no page, like a token no page has.
+  if (status === 404 || !TOKEN_SHAPE.test(token)) return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
+  return securePageHeaders(reply.code(status), nonce).send(requestFailedPage(nonce, `/pay/${token}`, status >= 500));
+}
+
+/**
  * The unique URL of a payment: the customer's 3-D Secure style finalisation page.
  * POSTs are guarded by a double-submit CSRF cookie and answer with 303, so reloads and the
  * back button never resubmit. The cookie is SameSite=Lax: a cross-site POST never carries
@@ -102,21 +122,7 @@ export const checkoutRoutes =
     const secureCookie = ctx.config.publicUrl.startsWith('https:');
     const ownOrigin = new URL(ctx.config.publicUrl).origin;
 
-    // The customer's browser gets a page, never the API's problem+json: a form that cannot
-    // be read (wrong content type, too large, not a form) or a failure on our side.
-    app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
-      const unavailable = isDatabaseUnavailable(error);
-      const status = error instanceof DomainError ? error.status : error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : unavailable ? 503 : 500;
-      if (unavailable) {
-        request.log.warn({ err: error }, 'database unavailable');
-        void reply.header('retry-after', String(DATABASE_RETRY_AFTER_S));
-      } else if (status >= 500) request.log.error({ err: error }, 'hosted page error');
-      const nonce = newNonce();
-      const token = (request.params as { token?: string }).token ?? '';
-      // A token of the wrong shape names no page, like a token no page has.
-      if (status === 404 || !TOKEN_SHAPE.test(token)) return securePageHeaders(reply.code(404), nonce).send(notFoundPage(nonce));
-      return securePageHeaders(reply.code(status), nonce).send(requestFailedPage(nonce, `/pay/${token}`, status >= 500));
-    });
+    app.setErrorHandler(answerPageError);
 
     async function render(reply: FastifyReply, token: string, view: CheckoutView, csrf: string, query: PageQuery) {
       const nonce = newNonce();
