@@ -27,6 +27,8 @@ export interface ChannelInput {
   notifyEmails: string[];
   notifyEvents?: string[];
   customerReceipts?: boolean;
+  /** Customers' address for questions about a payment; null removes it. */
+  supportEmail?: string | null;
 }
 
 export interface ChannelView {
@@ -41,6 +43,7 @@ export interface ChannelView {
   notify_emails: string[];
   notify_events: string[];
   customer_receipts: boolean;
+  support_email: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -84,6 +87,7 @@ export function channelView(row: ChannelsTable): ChannelView {
     notify_emails: JSON.parse(row.notify_emails) as string[],
     notify_events: JSON.parse(row.notify_events) as string[],
     customer_receipts: row.customer_receipts === 1,
+    support_email: row.support_email ?? null,
     created_at: new Date(row.created_at).toISOString(),
     updated_at: new Date(row.updated_at).toISOString(),
   };
@@ -95,7 +99,7 @@ function checkChannelInput(input: Partial<ChannelInput>, mode: 'sandbox' | 'live
   };
   // Names and return URLs are kept in clear and shown to customers (the payment page, e-mails,
   // the return redirect): checked before any message below quotes them back.
-  refuseCardNumbers({ reference: input.reference, name: input.name, return_urls: input.returnUrls?.map(urlAsRead), notify_emails: input.notifyEmails });
+  refuseCardNumbers({ reference: input.reference, name: input.name, return_urls: input.returnUrls?.map(urlAsRead), notify_emails: input.notifyEmails, support_email: input.supportEmail });
   if (input.reference !== undefined && !REFERENCE.test(input.reference)) {
     bad('reference', 'reference must be 1-64 characters of letters, digits, "_", ".", ":" or "-", starting with a letter or digit');
   }
@@ -109,6 +113,7 @@ function checkChannelInput(input: Partial<ChannelInput>, mode: 'sandbox' | 'live
     for (const u of input.returnUrls) checkReturnUrl(u, mode);
   }
   if (input.notifyEmails !== undefined) for (const e of input.notifyEmails) if (!isEmail(e)) bad('notify_emails', `"${e}" is not an e-mail address`);
+  if (input.supportEmail != null && !isEmail(input.supportEmail)) bad('support_email', `"${input.supportEmail}" is not one e-mail address`);
   if (input.notifyEvents !== undefined) {
     for (const e of input.notifyEvents) if (e !== '*' && !isEventType(e)) bad('notify_events', `"${e}" is not an event type`);
   }
@@ -202,6 +207,7 @@ export class Merchants {
       notify_emails: JSON.stringify(input.notifyEmails),
       notify_events: JSON.stringify(input.notifyEvents ?? DEFAULT_NOTIFY_EVENTS),
       customer_receipts: input.customerReceipts ? 1 : 0,
+      support_email: input.supportEmail ?? null,
       return_secret_ct: this.ctx.vault.sealString(id, secret),
       created_at: now,
       updated_at: now,
@@ -246,6 +252,7 @@ export class Merchants {
     if (changes.notifyEmails !== undefined) patch.notify_emails = JSON.stringify(changes.notifyEmails);
     if (changes.notifyEvents !== undefined) patch.notify_events = JSON.stringify(changes.notifyEvents);
     if (changes.customerReceipts !== undefined) patch.customer_receipts = changes.customerReceipts ? 1 : 0;
+    if (changes.supportEmail !== undefined) patch.support_email = changes.supportEmail;
     const updated = await this.ctx.database.write(async (trx) => {
       let update = trx.updateTable('channels').set(patch).where('id', '=', row.id);
       // Payments take their meaning from their channel's mode (PCI DSS volume counts live ones

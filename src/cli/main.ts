@@ -25,8 +25,10 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   channel create --merchant ID --reference REF --name NAME --currency USD[,EUR]
                  --return-url URL [--return-url URL] [--notify-email ADDR ...]
                  [--mode sandbox|live] [--notify-event TYPE ...] [--customer-receipts]
+                 [--support-email ADDR]  where customers write: named in receipts, their Reply-To
   channel update REF [--name ..] [--currency ..] [--return-url ..] [--notify-email ..]
                  [--mode ..] [--notify-event ..] [--customer-receipts true|false]
+                 [--support-email ADDR]  (--support-email "" removes it)
   channel list [--merchant ID]
   channel secret REF                      show the channel's return-signing secret
   channel rotate-secret REF               replace it (in use at once, e.g. after a leak); shows the new one
@@ -65,6 +67,7 @@ const options = {
   'notify-email': { type: 'string', multiple: true },
   'notify-event': { type: 'string', multiple: true },
   'customer-receipts': { type: 'string' },
+  'support-email': { type: 'string' },
   mode: { type: 'string' },
   label: { type: 'string' },
   reason: { type: 'string' },
@@ -190,6 +193,7 @@ async function run(argv: string[]): Promise<void> {
           notifyEmails: list(values, 'notify-email') ?? [],
           ...(values['notify-event'] ? { notifyEvents: list(values, 'notify-event')! } : {}),
           ...(flag(values['customer-receipts']) !== undefined ? { customerReceipts: flag(values['customer-receipts'])! } : {}),
+          ...(values['support-email'] ? { supportEmail: values['support-email'] } : {}),
         });
         return print(
           json,
@@ -209,12 +213,13 @@ async function run(argv: string[]): Promise<void> {
           ...(values['notify-email'] ? { notifyEmails: list(values, 'notify-email')! } : {}),
           ...(values['notify-event'] ? { notifyEvents: list(values, 'notify-event')! } : {}),
           ...(flag(values['customer-receipts']) !== undefined ? { customerReceipts: flag(values['customer-receipts'])! } : {}),
+          ...(values['support-email'] !== undefined ? { supportEmail: values['support-email'] || null } : {}),
         });
-        return print(json, channel, `updated channel "${channel.reference}"\n${table([channel as unknown as Record<string, unknown>], ['reference', 'name', 'mode', 'currencies', 'return_urls', 'notify_emails'])}`);
+        return print(json, channel, `updated channel "${channel.reference}"\n${table([channel as unknown as Record<string, unknown>], ['reference', 'name', 'mode', 'currencies', 'return_urls', 'notify_emails', 'support_email'])}`);
       }
       case 'channel list': {
         const rows = await m.listChannels(values.merchant);
-        return print(json, rows, table(rows as unknown as Array<Record<string, unknown>>, ['reference', 'id', 'merchant_id', 'name', 'mode', 'currencies', 'return_urls', 'notify_emails']));
+        return print(json, rows, table(rows as unknown as Array<Record<string, unknown>>, ['reference', 'id', 'merchant_id', 'name', 'mode', 'currencies', 'return_urls', 'notify_emails', 'support_email']));
       }
       case 'channel secret': {
         if (!target) throw new UsageError('channel secret needs the channel reference');

@@ -91,6 +91,7 @@ interface Claimed {
   previous_secret_expires_at: number | null;
   channel_name: string | null;
   channel_mode: string | null;
+  channel_support_email: string | null;
   merchant_name: string | null;
 }
 
@@ -665,6 +666,7 @@ export class Dispatcher {
           'webhook_endpoints.previous_secret_expires_at',
           'channels.name as channel_name',
           'channels.mode as channel_mode',
+          'channels.support_email as channel_support_email',
           'merchants.name as merchant_name',
         ])
         .where('deliveries.id', 'in', leased.map((r) => r.id))
@@ -783,7 +785,14 @@ export class Dispatcher {
     const about = aboutPayment(event.data.object as EventObject);
     const card = about?.payment.payment_method?.card;
     if (!about || !card) return null;
-    return renderPaymentMail({ ...common, template: d.template ?? 'notification', sandbox: d.channel_mode === 'sandbox', payment: { ...about.payment, card }, refund: about.refund });
+    return renderPaymentMail({
+      ...common,
+      template: d.template ?? 'notification',
+      sandbox: d.channel_mode === 'sandbox',
+      supportEmail: d.channel_support_email,
+      payment: { ...about.payment, card },
+      refund: about.refund,
+    });
   }
 
   private async sendMail(d: Claimed): Promise<Outcome> {
@@ -807,7 +816,9 @@ export class Dispatcher {
     const startedAt = clock.now();
     const began = performance.now();
     try {
-      const r = await this.mailer.send({ id: d.id, to: d.recipient!, ...mail, date: new Date(startedAt) });
+      // A customer replying to a receipt writes to the shop, not to the gateway's sender.
+      const replyTo = d.template === 'receipt' && d.channel_support_email ? { replyTo: d.channel_support_email } : {};
+      const r = await this.mailer.send({ id: d.id, to: d.recipient!, ...mail, ...replyTo, date: new Date(startedAt) });
       return { kind: 'attempt', startedAt, durationMs: Math.round(performance.now() - began), statusCode: r.responseCode, error: null, responseBody: r.response.slice(0, 1024), succeeded: true, permanent: false, gone: false, notBefore: null };
     } catch (error) {
       const e = error as Error & { responseCode?: number | null };

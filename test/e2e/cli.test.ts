@@ -289,6 +289,26 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.match(text.stdout, /^at\s+actor\s+source\s+action\s+merchant_id\s+target\s+outcome\s+code/);
   });
 
+  it("sets, shows and removes a channel's support address, refusing one that is not one address or holds a card number", async () => {
+    const set = await cli('channel', 'update', 'acme-text', '--support-email', 'help@acme.example');
+    ok(set, 'channel update --support-email');
+    assert.match(set.stdout, /support_email[\s\S]*help@acme\.example/);
+    const [notOne, pan] = await Promise.all([
+      cli('channel', 'update', 'acme-text', '--support-email', 'Help <help@acme.example>', '--json'),
+      cli('channel', 'update', 'acme-text', '--support-email', '4242424242424242@acme.example'),
+    ]);
+    assert.equal(notOne.code, 1, notOne.stderr);
+    const refusal = JSON.parse(notOne.stderr) as { error: { code: string; param?: string; message: string } };
+    assert.equal(refusal.error.code, 'invalid_channel');
+    assert.match(refusal.error.message, /is not one e-mail address/);
+    assert.equal(pan.code, 1, pan.stderr);
+    assert.match(pan.stderr, /looks like a card number.*\[card_number_in_text\]/);
+    const listed = json<Array<{ reference: string; support_email: string | null }>>(await cli('channel', 'list', '--json'), 'channel list --json');
+    assert.equal(listed.find((c) => c.reference === 'acme-text')?.support_email, 'help@acme.example', 'the refusals changed nothing');
+    const removed = json<{ support_email: string | null }>(await cli('channel', 'update', 'acme-text', '--support-email', '', '--json'), 'channel update --support-email ""');
+    assert.equal(removed.support_email, null);
+  });
+
   it('the gateway honours what the CLI did', async () => {
     const gateway = await createGateway(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false' }), pino({ level: 'silent' }));
     try {

@@ -170,6 +170,22 @@ for (const dialect of DIALECTS) {
       for (const d of emails) assert.equal(d.attempts[0]!.status_code, 250);
     });
 
+    it("gives the customer the channel's support address in the receipt and as its Reply-To, never the merchant's notifications", async () => {
+      await t.gateway.services.merchants.updateChannel('sandbox', { supportEmail: 'help@shop.example' });
+      try {
+        const paymentId = await paidPayment(t, { reference: 'order-support' });
+        const about = (to: string) => sink.to(to).filter((m) => m.message.text.includes(paymentId)).map((m) => m.message);
+        await waitFor('a receipt and the notifications', () => about('customer@example.com').length >= 1 && about('merchant@sandbox.test').length >= 2);
+        const receipt = about('customer@example.com')[0]!;
+        assert.match(receipt.raw, /^Reply-To: help@shop\.example\r?$/m);
+        assert.match(receipt.text, /Questions about this payment\? Write to Sandbox Shop at help@shop\.example \(or reply to this e-mail\) and quote the payment ID\./);
+        assert.ok(receipt.html?.includes('help@shop.example'), 'the HTML part names it too');
+        for (const notice of about('merchant@sandbox.test')) assert.doesNotMatch(notice.raw, /^Reply-To:/im);
+      } finally {
+        await t.gateway.services.merchants.updateChannel('sandbox', { supportEmail: null });
+      }
+    });
+
     it('tells the customer and the merchant what a partial capture took, not the amount authorised', async () => {
       await t.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['merchant@sandbox.test'], notifyEvents: ['payment.partially_captured', 'refund.succeeded'], customerReceipts: true });
       const paymentId = await paidPayment(t, { reference: 'order-partial', amount: 1000, capture: 'manual' });

@@ -14,6 +14,8 @@ export interface MailMessage {
   text: string;
   html: string;
   date: Date;
+  /** Where a reply goes instead of the (no-reply) sender: a channel's support address on its receipts. */
+  replyTo?: string;
 }
 
 export interface MailResult {
@@ -77,7 +79,7 @@ type Transport = ReturnType<typeof nodemailer.createTransport>;
 const COMPOSE = { textEncoding: 'quoted-printable', disableFileAccess: true, disableUrlAccess: true } as const;
 
 async function build(transport: Transport, from: string, m: MailMessage) {
-  return transport.sendMail({ from, to: m.to, subject: m.subject, text: m.text, html: m.html, messageId: messageId(m.id), date: m.date, ...COMPOSE });
+  return transport.sendMail({ from, to: m.to, ...(m.replyTo ? { replyTo: m.replyTo } : {}), subject: m.subject, text: m.text, html: m.html, messageId: messageId(m.id), date: m.date, ...COMPOSE });
 }
 
 /** Through SMTP_URL; options can ride on the URL's query (`?pool=true`, `?secure=true`…). */

@@ -20,6 +20,8 @@ export interface PaymentMailInput {
   occurredAt: string;
   /** The channel is a sandbox one: its payments take and give back no real money. */
   sandbox?: boolean;
+  /** Where the channel's customers write with questions (its support_email), when it gives one. */
+  supportEmail?: string | null;
   payment: {
     id: string;
     status: string;
@@ -204,7 +206,9 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   }
   const footer =
     input.template === 'receipt'
-      ? `Questions about this payment? Contact ${shop} and quote the payment ID.`
+      ? input.supportEmail
+        ? `Questions about this payment? Write to ${shop} at ${input.supportEmail} (or reply to this e-mail) and quote the payment ID.`
+        : `Questions about this payment? Contact ${shop} and quote the payment ID.`
       : 'You receive these e-mails because this address is a notification address of the channel. Confirm the status with GET /payment/{id} or a signed callback before shipping goods.';
   return compose({ subject, intro, headline: total, rows, footer });
 }

@@ -22,6 +22,8 @@ export interface ChannelsTable {
   notify_emails: string;
   notify_events: string;
   customer_receipts: number;
+  /** Customers' contact for questions about a payment; null: none given. */
+  support_email: string | null;
   return_secret_ct: string;
   created_at: number;
   updated_at: number;

@@ -16,6 +16,7 @@ import * as m014 from './014-vault-keys.js';
 import * as m015 from './015-erase-finished-cards.js';
 import * as m016 from './016-hmac-key-check.js';
 import * as m017 from './017-notify-defaults.js';
+import * as m018 from './018-channel-support-email.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -36,6 +37,7 @@ const all: Record<string, Migration> = {
   '015-erase-finished-cards': m015,
   '016-hmac-key-check': m016,
   '017-notify-defaults': m017,
+  '018-channel-support-email': m018,
 };
 
 export const migrationProvider: MigrationProvider = {
