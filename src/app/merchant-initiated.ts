@@ -228,6 +228,12 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
     if (prevDetails.retry_advice === 'do_not_retry') {
       throw refuse('resubmission_not_retryable', `payment ${previousId} was declined with ${prev.decline_code} and retry_advice "do_not_retry": the issuer will not approve it again, so it cannot be resubmitted`);
     }
+    // The issuer asked for something only the customer can give (a 3-D Secure challenge, the
+    // right CVC, a current card): the same request without them is no retry, and after a
+    // failed or skipped authentication it would take the money the issuer would not.
+    if (prevDetails.retry_advice === 'retry_with_new_details') {
+      throw refuse('resubmission_needs_new_details', `payment ${previousId} was declined with ${prev.decline_code} and retry_advice "retry_with_new_details": the issuer wants what only the customer can give, so ask them in a customer-initiated payment instead of resubmitting it`);
+    }
     if (payment.amount > prev.amount) {
       throw new DomainError(422, 'resubmission_amount_exceeds_declined', `a resubmission asks again for what payment ${previousId} was declined, ${formatAmount(prev.amount, prev.currency)}, and no more`, '/amount');
     }

@@ -180,6 +180,20 @@ for (const dialect of DIALECTS) {
       assert.equal(calls.filter((c) => c.initiator === 'mit').length, 1, 'only the declined MIT reached the acquirer');
     });
 
+    it('refuses to resubmit without the customer a decline that asked for new details: an authentication, a CVC', async () => {
+      calls = [];
+      // 4000 0000 0000 3063: the issuer wanted the challenge the frictionless page skipped; 0127: the CVC was wrong.
+      for (const [number, code] of [['4000000000003063', 'authentication_required'], ['4000000000000127', 'incorrect_cvc']] as const) {
+        const declined = await payByCard(t, { customer: 'cust-new-details', number, store: false, payment_data: { payment_type: 'cit' } });
+        assert.deepEqual([declined.decline_code, declined.retry_advice], [code, 'retry_with_new_details']);
+        const card = { type: 'card', number, expiry_month: 12, expiry_year: 2077 };
+        const refused = expectProblem(await mit(t, { method: card, previous_payment_id: declined.id, industry_usage: 'resubmission', sub_type: 'one-off', amount: declined.amount }), 422, 'resubmission_needs_new_details');
+        assert.equal(refused.param, '/payment_data/previous_payment_id');
+        assert.match(refused.detail, new RegExp(code));
+      }
+      assert.equal(calls.filter((c) => c.initiator === 'mit').length, 0, 'no resubmission reached the acquirer');
+    });
+
     it('declines MITs on the decline-later card 4000 0000 0000 0341, after approving its CIT', async () => {
       calls = [];
       const initial = await payByCard(t, { customer: 'cust-0341', number: '4000000000000341' });
