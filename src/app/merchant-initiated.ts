@@ -256,13 +256,17 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
     }
   }
   // A later MIT of the agreement carries the initial reference on; schemes want the initial one.
-  const initial = prevDetails.initial_network_reference ?? prev.network_reference ?? undefined;
+  // An industry-practice MIT carries on the one transaction it names (the authorisation it
+  // reauthorises, the stay it adds a charge to), and schemes want that transaction's own id,
+  // whose age they check: an agreement's initial one may be years old.
+  const agreement = prevDetails.initial_network_reference ?? prev.network_reference ?? undefined;
+  const initial = data.industry_usage === 'none' ? agreement : (prev.network_reference ?? agreement);
   const given = data.previous_network_reference;
-  if (given !== undefined && given !== initial && given !== prev.network_reference) {
+  if (given !== undefined && given !== agreement && given !== prev.network_reference) {
     throw new DomainError(
       422,
       'previous_network_reference_mismatch',
-      `previous_network_reference does not match payment ${previousId} (its agreement's network reference is ${initial ?? 'unknown'}); send one of them, or both matching`,
+      `previous_network_reference does not match payment ${previousId} (its agreement's network reference is ${agreement ?? 'unknown'}); send one of them, or both matching`,
       '/payment_data/previous_network_reference',
     );
   }

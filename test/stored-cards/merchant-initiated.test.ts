@@ -168,6 +168,24 @@ for (const dialect of DIALECTS) {
       assert.equal(reauthorised.initial_network_reference, visa.network_reference);
     });
 
+    it("passes on the named payment's own network reference for an industry-practice MIT following an MIT of the agreement", async () => {
+      calls = [];
+      const initial = await payByCard(t, { customer: 'cust-reauth-mit' });
+      const token = initial.payment_method.token as string;
+      // A subscription's charge, authorised only: its hold lapses before the goods ship.
+      const charge = json(await mit(t, { token, previous_payment_id: initial.id, amount: 1200 }));
+      assert.equal(charge.initial_network_reference, initial.network_reference);
+      const reauthorised = json(await mit(t, { token, previous_payment_id: charge.id, industry_usage: 'reauthorisation', sub_type: 'one-off', amount: 1200 }));
+      assert.equal(reauthorised.status, 'captured');
+      assert.equal(callsFor(reauthorised.id)[0]?.previousNetworkReference, charge.network_reference, 'the reauthorised transaction, not the agreement it belongs to');
+      assert.equal(reauthorised.initial_network_reference, charge.network_reference);
+      // Either reference is still accepted alongside the payment's id.
+      for (const given of [charge.network_reference, initial.network_reference]) {
+        const res = await mit(t, { token, previous_payment_id: charge.id, previous_network_reference: given, industry_usage: 'delayed_charge', sub_type: 'one-off', amount: 300 });
+        assert.equal(json(res).initial_network_reference, charge.network_reference, res.body);
+      }
+    });
+
     it('refuses to resubmit a payment whose decline it advised never to retry', async () => {
       calls = [];
       const initial = await payByCard(t, { customer: 'cust-no-retry', number: '4000000000000341' });

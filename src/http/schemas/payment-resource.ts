@@ -48,7 +48,7 @@ export const Payment = Type.Object(
     failure_message: Nullable(Type.String()),
     authorisation_code: Nullable(Type.String()),
     network_reference: Nullable(Type.String({ description: 'Card scheme transaction id; quote it on merchant-initiated follow-ups.' })),
-    initial_network_reference: Nullable(Type.String({ description: 'Merchant-initiated payments: the network reference of the agreement\'s initial payment, as passed to the acquirer.' })),
+    initial_network_reference: Nullable(Type.String({ description: 'Merchant-initiated payments: the network reference passed to the acquirer: the agreement\'s initial payment\'s, or with an industry_usage the named payment\'s own.' })),
     redirect_url: Nullable(Type.String({ description: 'Send the customer here while status is requires_action.' })),
     return_url: Type.String(),
     sequence: Type.Integer({ description: 'Increases with every change; events carry it too.' }),
