@@ -71,6 +71,8 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
         initiator: 'cit',
         authenticated: true,
         storedCredential: true,
+        paymentSubType: 'unscheduled-initial',
+        industryUsage: 'none',
       });
       if (verdict.outcome !== 'approved') throw new Error(`the sandbox acquirer did not approve card ${p.payment.card_bin}…${p.payment.card_last4}`);
       const authorised: PaymentsTable = {

@@ -272,6 +272,8 @@ export class Checkout {
         initiator: 'cit',
         authenticated: true,
         storedCredential: view.details.payment_data.credential_on_file,
+        paymentSubType: view.details.payment_data.payment_sub_type,
+        industryUsage: view.details.payment_data.industry_usage,
       });
     } catch (error) {
       this.ctx.log.error({ err: error, payment_id: p.id }, 'acquirer authorise call failed');

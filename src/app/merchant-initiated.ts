@@ -165,6 +165,8 @@ async function authoriseNow(ctx: AppContext, payment: PaymentsTable, prepared: P
       initiator: 'mit',
       authenticated: false,
       storedCredential: details.payment_data.credential_on_file,
+      paymentSubType: details.payment_data.payment_sub_type,
+      industryUsage: details.payment_data.industry_usage,
       previousNetworkReference: details.initial_network_reference,
     });
   } catch (error) {
@@ -245,7 +247,7 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
       throw refuse('initial_payment_not_credential_on_file', `payment ${previousId} did not store the card as a credential on file (credential_on_file false), so it set up no agreement for merchant-initiated payments`);
     }
     const kind = agreementKind(data.payment_sub_type)!;
-    const prevKind = agreementKind(prevData.payment_sub_type as PaymentData['payment_sub_type']);
+    const prevKind = agreementKind(prevData.payment_sub_type);
     if (prevKind !== kind) {
       throw refuse(
         'agreement_type_mismatch',

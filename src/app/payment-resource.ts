@@ -1,4 +1,5 @@
 import type { PaymentsTable } from '../adapters/storage/schema.js';
+import type { PaymentData } from '../domain/payment-data.js';
 import type { PaymentStatus } from '../domain/payment-state.js';
 
 /** Everything a payment keeps that has no column of its own, stored as one JSON text. */
@@ -8,14 +9,7 @@ export interface PaymentDetails {
   shipping_details?: Record<string, unknown>;
   metadata?: Record<string, string>;
   device_info?: Record<string, unknown>;
-  payment_data: {
-    payment_type: 'cit' | 'mit';
-    payment_sub_type: string;
-    credential_on_file: boolean;
-    industry_usage: string;
-    previous_network_reference?: string;
-    previous_payment_id?: string;
-  };
+  payment_data: PaymentData;
   card_name?: { first_name?: string; middle_name?: string; last_name?: string };
   store_for_future_use: boolean;
   capture_delay?: string;

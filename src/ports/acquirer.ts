@@ -1,4 +1,5 @@
 import type { CardBrand } from '../domain/card.js';
+import type { IndustryUsage, PaymentSubType } from '../domain/payment-data.js';
 
 /**
  * What an acquirer connector translates to and from. A connector is stateless: it maps
@@ -27,6 +28,15 @@ export interface AuthoriseRequest {
   /** For merchant-initiated payments: the scheme reference of the initial agreement. */
   previousNetworkReference?: string | undefined;
   storedCredential: boolean;
+  /**
+   * payment_data.payment_sub_type: schemes flag the payment that stores a card for an
+   * agreement (`-initial`) apart from its later uses (`-subsequent`), and recurring,
+   * instalment and unscheduled use apart. A stepped-up MIT its customer completes on the page
+   * comes as `initiator: 'cit'` with its `-subsequent` sub type.
+   */
+  paymentSubType: PaymentSubType;
+  /** An industry-practice MIT's reason (the scheme's MIT reason code); `none` for every other payment. */
+  industryUsage: IndustryUsage;
 }
 
 export type AuthoriseResult =

@@ -63,6 +63,22 @@ for (const dialect of DIALECTS) {
       assert.equal(next.initial_network_reference, initial.network_reference);
     });
 
+    it('tells the acquirer where each payment sits in its agreement, as schemes flag it', async () => {
+      calls = [];
+      const initial = await payByCard(t, { customer: 'cust-flags', payment_data: { payment_type: 'cit', payment_sub_type: 'instalment-initial' } });
+      const token = initial.payment_method.token as string;
+      const part = json(await mit(t, { token, previous_payment_id: initial.id, sub_type: 'instalment-subsequent' }));
+      const noShow = json(await mit(t, { token, previous_payment_id: initial.id, sub_type: 'one-off', industry_usage: 'no_show' }));
+      const sent = (id: string) => {
+        const call = callsFor(id)[0];
+        return [call?.initiator, call?.paymentSubType, call?.industryUsage];
+      };
+      // The CIT that stores the card is the agreement's initial one, told apart from a later use of it.
+      assert.deepEqual(sent(initial.id), ['cit', 'instalment-initial', 'none']);
+      assert.deepEqual(sent(part.id), ['mit', 'instalment-subsequent', 'none']);
+      assert.deepEqual(sent(noShow.id), ['mit', 'one-off', 'no_show']);
+    });
+
     it('honours Idempotency-Key on MITs: a retry replays the final answer and charges once', async () => {
       const initial = await payByCard(t, { customer: 'cust-idem' });
       const opts = { token: initial.payment_method.token, previous_payment_id: initial.id, idempotencyKey: 'mit-idem-1' };
