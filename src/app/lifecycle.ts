@@ -290,8 +290,8 @@ export class Lifecycle {
 
   /** Locked, and another merchant's payment is reported exactly like a missing one. */
   private async owned(trx: Trx, merchantId: string, paymentId: string): Promise<PaymentsTable> {
-    const row = await loadForUpdate(trx, this.ctx, paymentId);
-    if (!row || row.merchant_id !== merchantId) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/params/id');
+    const row = await loadForUpdate(trx, this.ctx, paymentId, merchantId);
+    if (!row) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/params/id');
     return row;
   }
 

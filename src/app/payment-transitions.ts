@@ -18,9 +18,15 @@ export async function channelReference(ex: Trx | AppContext['database']['db'], c
   return row.reference;
 }
 
-/** Read a payment inside a transaction, locking its row where the database can. */
-export async function loadForUpdate(trx: Trx, ctx: AppContext, paymentId: string): Promise<PaymentsTable | undefined> {
+/**
+ * Read a payment inside a transaction, locking its row where the database can. With
+ * `merchantId`, another merchant's payment is not read at all: PostgreSQL locks only the
+ * rows the condition selects, so such a request neither waits on the owner's lock (which
+ * would tell that the payment exists and is busy) nor makes the owner wait on it.
+ */
+export async function loadForUpdate(trx: Trx, ctx: AppContext, paymentId: string, merchantId?: string): Promise<PaymentsTable | undefined> {
   let q = trx.selectFrom('payments').selectAll().where('id', '=', paymentId);
+  if (merchantId !== undefined) q = q.where('merchant_id', '=', merchantId);
   if (ctx.database.caps.rowLocks) q = q.forUpdate();
   return q.executeTakeFirst();
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import pg from 'pg';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, CAPTURE_FAILS, countAcquirerCalls, eventTypes, getPayment, post, type PaymentJson } from './helpers.js';
@@ -283,5 +284,32 @@ for (const dialect of DIALECTS) {
       assert.equal(missing.statusCode, 404);
       assert.equal((await getPayment(t, p.id)).status, 'authorised');
     });
+
+    if (dialect === 'postgres') {
+      it("answers another merchant's payment without waiting for its row lock, as it answers a missing one", async () => {
+        const p = await authorisedPayment(t);
+        const other = await t.gateway.services.merchants.createMerchant('Lock prober');
+        const key = await t.gateway.services.merchants.createSecretKey(other.id, 'prober');
+        // The owner's own capture holding the row, as a settlement in progress does.
+        const owner = new pg.Client({ connectionString: t.config.databaseUrl! });
+        await owner.connect();
+        try {
+          await owner.query('begin');
+          await owner.query('select id from payments where id = $1 for update', [p.id]);
+          for (const action of ['capture', 'void', 'refund']) {
+            const answered = post(t, `/payment/${p.id}/${action}`, undefined, { 'x-secret-key': key.secret_key });
+            const waited = new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 2_000).unref());
+            const first = await Promise.race([answered, waited]);
+            assert.notEqual(first, 'waited', `${action}: another merchant's request waited on the owner's row lock, telling the payment exists`);
+            const res = await answered;
+            assert.equal(res.statusCode, 404, action);
+            assert.equal(res.json().code, 'payment_not_found');
+          }
+        } finally {
+          await owner.query('rollback');
+          await owner.end();
+        }
+      });
+    }
   });
 }
