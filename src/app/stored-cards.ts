@@ -179,9 +179,31 @@ export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: Paymen
           updated_at: now,
         }),
     )
-    .returning('id')
+    .returning(['id', 'initial_payment_id'])
     .executeTakeFirstOrThrow();
+  if (saved.initial_payment_id !== row.id && (await agreementTurnsLive(trx, row, saved.initial_payment_id))) {
+    await trx.updateTable('payment_methods').set({ initial_payment_id: row.id, initial_network_reference: networkReference }).where('id', '=', saved.id).execute();
+  }
   return { payment_method_id: saved.id };
+}
+
+/**
+ * Whether a card stored first through a sandbox payment is now stored again by a live one.
+ * Its agreement (initial_payment_id, initial_network_reference: what merchants name in their
+ * merchant-initiated payments) then becomes the live payment's: the sandbox one never reached
+ * a card scheme, so a live payment may not follow it (initial_payment_not_live) nor carry its
+ * network reference to the acquirer. A live agreement is never replaced by a sandbox one.
+ */
+async function agreementTurnsLive(trx: Trx, row: PaymentsTable, initialPaymentId: string): Promise<boolean> {
+  const current = await trx.selectFrom('channels').select('mode').where('id', '=', row.channel_id).executeTakeFirstOrThrow();
+  if (current.mode !== 'live') return false;
+  const initial = await trx
+    .selectFrom('payments')
+    .innerJoin('channels', 'channels.id', 'payments.channel_id')
+    .select('channels.mode')
+    .where('payments.id', '=', initialPaymentId)
+    .executeTakeFirst();
+  return initial?.mode !== 'live';
 }
 
 /** In an upsert of payment_methods: the presented expiry is after the stored one. */

@@ -275,6 +275,34 @@ for (const dialect of DIALECTS) {
         assert.equal(charged.statusCode, 201, charged.body);
         assert.equal(charged.json().status, 'captured');
       });
+
+      it("moves a stored card's agreement to the live payment that stored it again, so its live MITs never carry the sandbox one", async () => {
+        const customer = 'cust-agreement-moves-live';
+        const number = '2223003122003222';
+        const inSandbox = await payByCard(t, { customer, number });
+        const token = inSandbox.payment_method.token as string;
+        const readCard = async () => (await t.request({ method: 'GET', url: `/payment-methods/${token}` })).json();
+        assert.equal((await readCard()).initial_payment_id, inSandbox.id);
+
+        const live = await payByCard(t, { customer, number, channel: LIVE_CHANNEL });
+        const card = await readCard();
+        assert.equal(card.initial_payment_id, live.id, 'the agreement a live MIT can follow is the live one');
+        assert.equal(card.initial_network_reference, live.network_reference);
+
+        // As docs/stored-cards.md charges it: previous_payment_id from the stored card.
+        const body = await exampleBody({ channel: LIVE_CHANNEL });
+        delete body.device_info;
+        delete body.customer;
+        body.payment_method = { type: 'token', token };
+        body.payment_data = { payment_type: 'mit', payment_sub_type: 'recurring-subsequent', previous_payment_id: card.initial_payment_id };
+        const charged = await postAuthorise(t, body);
+        assert.equal(charged.statusCode, 201, charged.body);
+        assert.equal(charged.json().initial_network_reference, live.network_reference);
+
+        // Storing it through a sandbox payment once more leaves the live agreement in place.
+        await payByCard(t, { customer, number });
+        assert.equal((await readCard()).initial_payment_id, live.id);
+      });
     });
 
     describe('the 6,000,000 boundary', () => {

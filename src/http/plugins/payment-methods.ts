@@ -15,7 +15,7 @@ const PaymentMethod = Type.Object(
       ...CardSummary.properties,
       expired: Type.Boolean({ description: 'Past its expiry month: payments with it are declined with expired_card until it is stored again with the new expiry.' }),
     }),
-    initial_payment_id: Type.String({ description: 'The customer-initiated payment that stored the card.' }),
+    initial_payment_id: Type.String({ description: 'The customer-initiated payment that stored the card (the live one that stored it again, for a card first stored through a sandbox channel): name it as previous_payment_id.' }),
     initial_network_reference: Nullable(Type.String({ description: "That payment's card scheme reference." })),
     created_at: Timestamp,
     updated_at: Timestamp,
