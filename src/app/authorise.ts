@@ -82,9 +82,9 @@ export class Authorise {
   }
 
   private async channelFor(merchantId: string, reference: string): Promise<ChannelsTable> {
-    const row = await LookupCache.of(this.ctx).channel(reference, channelByReference);
-    // Another merchant's channel is reported exactly like a missing one.
-    if (!row || row.merchant_id !== merchantId) {
+    // Another merchant's channel is not found, exactly like a missing one.
+    const row = await LookupCache.of(this.ctx).channel(merchantId, reference, channelByReference);
+    if (!row) {
       throw new DomainError(404, 'channel_not_found', `no channel "${reference}" exists for this secret key's merchant`, '/channel');
     }
     return row;
@@ -234,7 +234,7 @@ const NOT_FREE_TEXT: CardNumberFields = {
 };
 
 /** Every authorisation needs its channel: the SQL is compiled once, the row cached (src/app/lookup-cache.ts). */
-const channelByReference = compiledOnce((db, reference: string) => db.selectFrom('channels').selectAll().where('reference', '=', reference));
+const channelByReference = compiledOnce((db, reference: string, merchantId: string) => db.selectFrom('channels').selectAll().where('reference', '=', reference).where('merchant_id', '=', merchantId));
 
 export function checkoutUrl(publicUrl: string, token: string): string {
   return `${publicUrl}/pay/${token}`;

@@ -41,6 +41,8 @@ const NOTIFY_CHANNEL = 'config_changed';
 
 /** A lookup's SQL, compiled once by its owner (compiledOnce), for one parameter. */
 export type Query = (db: Kysely<Schema>, param: string) => CompiledQuery;
+/** A merchant's channel by reference, compiled once by its owner: parameters reference, then merchant id. */
+export type ChannelQuery = (db: Kysely<Schema>, reference: string, merchantId: string) => CompiledQuery;
 /** What the secret-key query must select. */
 export type KeyRow = Pick<SecretKeysTable, 'id' | 'merchant_id' | 'key_hash' | 'revoked_at'>;
 
@@ -54,7 +56,7 @@ interface Watch {
 
 /**
  * In-memory answers for the two reads every API request makes before any work: the
- * secret key (by SHA-256 hash) and the channel (by reference); and for the outbox, each
+ * secret key (by SHA-256 hash) and the merchant's channel (by reference); and for the outbox, each
  * merchant's enabled webhook endpoints. Rows handed out are shared, so callers only
  * read them. A change, also one made by another process (the operator CLI), applies
  * from the next request on:
@@ -135,15 +137,21 @@ export class LookupCache {
     return key;
   }
 
-  /** The channel with this reference, whichever merchant it belongs to; `query` selects it. Misses are not kept. */
-  async channel(reference: string, query: Query): Promise<Readonly<ChannelsTable> | undefined> {
-    if (!this.watcher().usable()) return this.loadChannel(reference, query);
-    const hit = this.channels.get(reference);
+  /**
+   * The merchant's channel with this reference; `query` selects it by reference and merchant.
+   * Kept per merchant, so another merchant's channel is never answered from memory: its
+   * reference goes to the database and finds nothing, exactly as one that does not exist
+   * (misses are not kept), and the time taken does not tell which channels exist.
+   */
+  async channel(merchantId: string, reference: string, query: ChannelQuery): Promise<Readonly<ChannelsTable> | undefined> {
+    if (!this.watcher().usable()) return this.loadMerchantChannel(merchantId, reference, query);
+    const cacheKey = `${merchantId}\u0000${reference}`;
+    const hit = this.channels.get(cacheKey);
     if (hit !== undefined) return hit;
     const generation = this.generation;
-    const row = await this.loadChannel(reference, query);
+    const row = await this.loadMerchantChannel(merchantId, reference, query);
     if (row && generation === this.generation) {
-      remember(this.channels, reference, row, CHANNELS_CAP);
+      remember(this.channels, cacheKey, row, CHANNELS_CAP);
       // The payment's event names its channel by id (the outbox's e-mail rules): the same row.
       remember(this.channelsById, row.id, row, CHANNELS_CAP);
     }
@@ -280,9 +288,14 @@ export class LookupCache {
     return { merchantId: row.merchant_id, keyId: row.id, hash: Buffer.from(row.key_hash, 'hex') };
   }
 
-  private async loadChannel(reference: string, query: Query): Promise<ChannelsTable | undefined> {
+  private async loadChannel(id: string, query: Query): Promise<ChannelsTable | undefined> {
     const db = this.ctx.database.db;
-    return (await db.executeQuery<ChannelsTable>(query(db, reference))).rows[0];
+    return (await db.executeQuery<ChannelsTable>(query(db, id))).rows[0];
+  }
+
+  private async loadMerchantChannel(merchantId: string, reference: string, query: ChannelQuery): Promise<ChannelsTable | undefined> {
+    const db = this.ctx.database.db;
+    return (await db.executeQuery<ChannelsTable>(query(db, reference, merchantId))).rows[0];
   }
 }
 

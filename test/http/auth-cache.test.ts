@@ -146,6 +146,16 @@ for (const dialect of DIALECTS) {
       assert.equal(await merchants.authenticate(key.secret_key), null);
     });
 
+    it("looks another merchant's channel up exactly as a missing one, though its owner's requests keep it in memory", async () => {
+      const other = await createMerchant(t, 'cache-prober');
+      // The sandbox merchant's own payment keeps its channel in memory.
+      assert.equal((await authorise(t.credentials.secret_key)).statusCode, 201);
+      assert.equal((await authorise(other.key.secret_key, { channel: 'cache-prober' })).statusCode, 201);
+      const foreign = await lookupsDuring(async () => assertProblem(await authorise(other.key.secret_key, { channel: 'sandbox' }), 404, 'channel_not_found'));
+      const missing = await lookupsDuring(async () => assertProblem(await authorise(other.key.secret_key, { channel: 'no-such-channel' }), 404, 'channel_not_found'));
+      assert.deepEqual(foreign, missing, "another merchant's channel reference answered from memory, faster than a missing one: its existence shows in the timing");
+    });
+
     it('a spray of unknown keys stays within its cap and does not push out keys in use', async () => {
       const merchants = t.gateway.services.merchants;
       if (dialect === 'postgres') {
