@@ -81,6 +81,8 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     // Errors Fastify raises before routing (a path that is not valid %-encoding, a path
     // parameter over its length limit) get the API's problem+json too.
     frameworkErrors: (error, request, reply) => {
+      // Raised before the onRequest hook that names every other answer.
+      void (reply as unknown as FastifyReply).header('request-id', request.id);
       // A payment page's URL that cannot be a page's: the customer's browser gets the page's answer.
       if (request.url.startsWith('/pay/')) {
         const nonce = newNonce();
@@ -265,6 +267,8 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     // them unless a route says otherwise. Live mode is HTTPS only (config.ts): browsers are
     // told never to try plain HTTP on this host.
     reply.header('cache-control', 'no-store');
+    // The id the access log and any problem carry: a merchant quotes it to support about a success too.
+    reply.header('request-id', request.id);
     if (hsts) reply.header('strict-transport-security', 'max-age=31536000');
     // Through the error handlers, so a customer's browser under /pay/ gets a page.
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {

@@ -33,7 +33,7 @@ export function clientErrorHandler(newRequestId: () => string) {
     if (socket.writable && !answered(socket, error)) {
       const title = statusTitle(status);
       const body = JSON.stringify({ type: PROBLEM_TYPE_BASE + code, title, status, detail, code, request_id: requestId });
-      socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRequest-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`);
     }
     socket.destroy(error);
   };

@@ -91,6 +91,11 @@ const AUTHENTICATE_HEADER = {
   'WWW-Authenticate': { description: 'How to authenticate: `X-Secret-Key`, the header your secret key goes in.', required: true, schema: { type: 'string' } },
 };
 
+/** Sent with every answer (src/http/app.ts): the id the gateway's log and a problem's `request_id` carry. */
+const REQUEST_ID_HEADER = {
+  'Request-Id': { description: 'This request\'s id, as the gateway logged it (and a problem\'s `request_id`): quote it to support.', required: true, schema: { type: 'string' as const, pattern: '^req_[0-9a-f]{24}$' } },
+};
+
 const RETRY_AFTER_HEADER = {
   'Retry-After': { description: 'Seconds to wait before sending the request again, when this process is shutting down.', schema: { type: 'string' } },
 };
@@ -128,7 +133,7 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
     ...doc.components.responses,
     MethodNotAllowed: {
       description: `${statusTitle(405)}: the path exists, but not with this method.`,
-      headers: { Allow: { description: 'The methods the path takes.', required: true, schema: { type: 'string' } } },
+      headers: { Allow: { description: 'The methods the path takes.', required: true, schema: { type: 'string' } }, ...REQUEST_ID_HEADER },
       content: problem,
     },
   };
@@ -219,6 +224,7 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       }
       const created = responses[201];
       if (created && CREATED_AT.has(op.operationId ?? '')) created.headers = { ...created.headers, ...LOCATION_HEADER };
+      for (const response of Object.values(responses)) response.headers = { ...response.headers, ...REQUEST_ID_HEADER };
     }
   }
   const webhook = callbackOperation(doc.paths?.['/events/{id}']?.get as Operation | undefined, limits);

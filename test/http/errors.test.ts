@@ -406,6 +406,24 @@ describe('the access log', () => {
       await t.close();
     }
   });
+
+  it('names each request with the id its answer carries, a success as well as a problem, so a merchant can quote it', async () => {
+    const lines: Array<{ msg: string; reqId?: string; res?: { statusCode: number } }> = [];
+    const log = createLogger('info', { write: (text: string) => void lines.push(JSON.parse(text)) });
+    const t = await startTestGateway({ log });
+    try {
+      const created = await postAuthorise(t, await exampleBody());
+      const refused = await t.request({ method: 'GET', url: '/payment/pay_nope' });
+      const logged = (status: number) => lines.find((l) => l.msg === 'request completed' && l.res?.statusCode === status)?.reqId;
+      assert.equal(created.statusCode, 201);
+      assert.match(String(created.headers['request-id']), /^req_[0-9a-f]{24}$/, 'a 201 says which request it answers');
+      assert.equal(created.headers['request-id'], logged(201));
+      assert.equal(refused.headers['request-id'], assertProblem(refused, 404).request_id);
+      assert.equal(refused.headers['request-id'], logged(404));
+    } finally {
+      await t.close();
+    }
+  });
 });
 
 describe('a request reaching a gateway that is closing', () => {

@@ -94,7 +94,7 @@ class Contract {
     }
 
     const described = Object.fromEntries(Object.entries<Json>(response.headers ?? {}).map(([name, h]) => [name.toLowerCase(), h]));
-    for (const name of ['location', 'retry-after', 'allow', 'www-authenticate', 'idempotent-replayed', 'repr-digest', 'content-disposition', 'accept-encoding']) {
+    for (const name of ['location', 'retry-after', 'allow', 'www-authenticate', 'idempotent-replayed', 'repr-digest', 'content-disposition', 'accept-encoding', 'request-id']) {
       if (res.headers[name] !== undefined && !described[name]) fail(`header ${name} is sent but not described`);
     }
     for (const [name, h] of Object.entries<Json>(described)) {

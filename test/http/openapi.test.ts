@@ -139,7 +139,8 @@ describe('OpenAPI document and reference page', () => {
     assert.equal(doc.paths['/payment/{id}/refund'].post.responses['201'].headers.Location, undefined);
     // A 202 means the acquirer has not confirmed only where a payment is settled.
     assert.doesNotMatch(doc.paths['/events/{id}/redeliver'].post.responses['202'].description, /acquirer/);
-    assert.equal(doc.paths['/payment/{id}'].get.responses['200'].headers, undefined);
+    assert.deepEqual(Object.keys(doc.paths['/payment/{id}'].get.responses['200'].headers), ['Request-Id']);
+    assert.equal(doc.components.responses.MethodNotAllowed.headers['Request-Id'].required, true);
     const device = (inline(doc, doc.paths['/payment/authorise'].post.requestBody.content['application/json'].schema) as Json).properties.device_info;
     assert.match(device.description, /requires ip_address, accept_header, .*userAgent; in-app .* requires sdk_app_id/);
   });
