@@ -41,6 +41,9 @@ interface RouteSeries {
 export type DeliveryKind = DeliveriesTable['kind'];
 export type DeliveryOutcome = 'succeeded' | 'retrying' | 'failed' | 'cancelled';
 
+/** How a worker's run ended: `database_unavailable` is the outage tzero_database_up shows; `failed`, anything else. */
+export type WorkerOutcome = 'succeeded' | 'failed' | 'database_unavailable';
+
 export interface Gauge {
   name: string;
   help: string;
@@ -66,6 +69,9 @@ export class Metrics {
   private readonly routes = new Map<string, Map<string, RouteSeries>>();
   private readonly deliveries = new Map<string, number>();
   private readonly deliveryDurations = new Map<DeliveryKind, Histogram>();
+  private readonly workerRuns = new Map<string, number>();
+  /** Unix seconds of each worker's last run that succeeded. */
+  private readonly workerSucceededAt = new Map<string, number>();
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   private readonly startedAt = Date.now();
 
@@ -99,6 +105,13 @@ export class Metrics {
     histogram.observe(seconds);
   }
 
+  /** A background worker's run, when it ends: one that never ends shows as a last success that grows old. */
+  countWorkerRun(worker: string, outcome: WorkerOutcome): void {
+    const key = `worker="${label(worker)}",outcome="${outcome}"`;
+    this.workerRuns.set(key, (this.workerRuns.get(key) ?? 0) + 1);
+    if (outcome === 'succeeded') this.workerSucceededAt.set(worker, Date.now() / 1000);
+  }
+
   /** The text a scrape gets; `gauges` are read at the scrape (the database's, say). */
   render(gauges: readonly Gauge[]): string {
     const lines: string[] = [];
@@ -116,6 +129,10 @@ export class Metrics {
     for (const [labels, n] of this.deliveries) lines.push(`tzero_deliveries_total{${labels}} ${n}`);
     lines.push(...header('tzero_delivery_attempt_duration_seconds', 'histogram', 'Time a callback or e-mail attempt took, by kind.'));
     for (const [kind, histogram] of this.deliveryDurations) lines.push(...histogram.lines('tzero_delivery_attempt_duration_seconds', `kind="${kind}"`));
+    lines.push(...header('tzero_worker_runs_total', 'counter', 'Background worker runs (dispatcher, capture, expiry, compliance) ended, by outcome.'));
+    for (const [labels, n] of this.workerRuns) lines.push(`tzero_worker_runs_total{${labels}} ${n}`);
+    lines.push(...header('tzero_worker_last_success_timestamp_seconds', 'gauge', 'When each background worker last finished a run without error (Unix time); a stuck or failing worker stops moving it.'));
+    for (const [worker, at] of this.workerSucceededAt) lines.push(`tzero_worker_last_success_timestamp_seconds{worker="${label(worker)}"} ${at}`);
 
     const memory = process.memoryUsage();
     const own: Gauge[] = [

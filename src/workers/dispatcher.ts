@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Services } from '../app/services.js';
+import type { Metrics } from '../app/metrics.js';
 import { cancelPendingDeliveries, outboundPolicy } from '../app/webhook-endpoints.js';
 import { type MailRules, RECEIPT_TYPES, endpointTakes, mailRulesOf, notifiesMerchant } from '../app/event-interest.js';
 import type { DeliveriesTable, Schema } from '../adapters/storage/schema.js';
@@ -1026,8 +1027,9 @@ export class DispatcherLoop extends Loop {
     readonly dispatcher: Dispatcher,
     pollMs: number,
     log: Logger,
+    metrics: Metrics,
   ) {
-    super('dispatcher', pollMs, () => dispatcher.pass(), log);
+    super('dispatcher', pollMs, () => dispatcher.pass(), log, metrics);
   }
 
   /**
@@ -1041,7 +1043,7 @@ export class DispatcherLoop extends Loop {
 }
 
 export function dispatcherLoop(services: Services): DispatcherLoop {
-  return new DispatcherLoop(new Dispatcher(services), services.ctx.config.dispatchPollMs, services.ctx.log);
+  return new DispatcherLoop(new Dispatcher(services), services.ctx.config.dispatchPollMs, services.ctx.log, services.ctx.metrics);
 }
 
 /**

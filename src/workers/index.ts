@@ -11,12 +11,12 @@ export interface Workers {
 }
 
 export function startWorkers(services: Services): Workers {
-  const log = services.ctx.log;
+  const { log, metrics } = services.ctx;
   const loops: Record<string, Loop> = {
-    expiry: new Loop('expiry', 5_000, () => sweepExpired(services), log).start(),
+    expiry: new Loop('expiry', 5_000, () => sweepExpired(services), log, metrics).start(),
     dispatcher: dispatcherLoop(services).start(),
-    capture: new Loop('capture', 5_000, () => runCaptureScheduler(services), log).start(),
-    compliance: new Loop('compliance', 10 * 60_000, () => runComplianceChecks(services), log).start(),
+    capture: new Loop('capture', 5_000, () => runCaptureScheduler(services), log, metrics).start(),
+    compliance: new Loop('compliance', 10 * 60_000, () => runComplianceChecks(services), log, metrics).start(),
   };
   return {
     loops,

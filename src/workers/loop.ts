@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable } from '../adapters/storage/unavailable.js';
+import type { Metrics } from '../app/metrics.js';
 
 /**
  * A background task that runs, sleeps `intervalMs`, and runs again until stopped. A
@@ -17,6 +18,7 @@ export class Loop {
     private readonly intervalMs: number,
     private readonly task: () => Promise<number>,
     private readonly log: Logger,
+    private readonly metrics: Metrics,
   ) {}
 
   start(): this {
@@ -34,6 +36,7 @@ export class Loop {
     this.timer = setTimeout(() => {
       this.running = this.task()
         .then((done) => {
+          this.metrics.countWorkerRun(this.name, 'succeeded');
           if (this.unavailableSince !== null) {
             this.log.info({ worker: this.name, unavailable_ms: Date.now() - this.unavailableSince }, 'worker runs again: the database is back');
             this.unavailableSince = null;
@@ -41,8 +44,10 @@ export class Loop {
           this.schedule(done > 0 ? 0 : this.intervalMs);
         })
         .catch((err: unknown) => {
+          const unavailable = isDatabaseUnavailable(err);
+          this.metrics.countWorkerRun(this.name, unavailable ? 'database_unavailable' : 'failed');
           // An outage is said once, and its end: not an error with a stack every interval.
-          if (!isDatabaseUnavailable(err)) this.log.error({ err, worker: this.name }, 'worker run failed');
+          if (!unavailable) this.log.error({ err, worker: this.name }, 'worker run failed');
           else if (this.unavailableSince === null) {
             this.unavailableSince = Date.now();
             this.log.warn({ err, worker: this.name }, `worker cannot reach the database; trying again every ${this.intervalMs} ms`);

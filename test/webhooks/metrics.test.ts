@@ -59,6 +59,11 @@ for (const dialect of DIALECTS) {
         });
         assert.equal(samples.get('tzero_delivery_attempt_duration_seconds_count{kind="webhook"}'), 4);
         assert.equal(samples.get('tzero_deliveries_total{kind="webhook",outcome="failed"}'), undefined);
+        // Every worker says when it last ran cleanly: an alert finds one that stopped.
+        for (const worker of ['dispatcher', 'capture', 'expiry', 'compliance']) {
+          assert.ok(samples.get(`tzero_worker_runs_total{worker="${worker}",outcome="succeeded"}`)! >= 1, worker);
+          assert.ok(Math.abs(samples.get(`tzero_worker_last_success_timestamp_seconds{worker="${worker}"}`)! - Date.now() / 1000) < 60, worker);
+        }
       } finally {
         await t.close();
         await ok.stop();
