@@ -75,6 +75,8 @@ interface Claimed {
   kind: DeliveriesTable['kind'];
   endpoint_id: string | null;
   merchant_id: string;
+  /** The event's payment (null: a compliance or merchant notice), for the operator's log. */
+  payment_id: string | null;
   recipient: string | null;
   template: DeliveriesTable['template'];
   attempts: number;
@@ -676,6 +678,7 @@ export class Dispatcher {
         .then((rows) =>
           rows.map(({ body_slim, payment_details, event_sequence, event_created_at, event_payment_id, ...d }) => ({
             ...d,
+            payment_id: event_payment_id,
             body: eventBody({ id: d.event_id, type: d.event_type, sequence: event_sequence, created_at: event_created_at, payment_id: event_payment_id, body: d.body, body_slim, payment_details }),
           })),
         );
@@ -939,8 +942,9 @@ class ResultWriter {
   /**
    * Outcomes once recorded, counted for the operator's metrics; failed attempts and given-up
    * deliveries also logged: an operator sees a merchant's endpoint or the mail server failing
-   * in the log, not only in that merchant's events. The endpoint's URL is left out (merchants
-   * put secrets in query strings).
+   * in the log, not only in that merchant's events, with whose it is and what it was about.
+   * Of the endpoint's URL only its origin is logged (merchants put secrets in paths and query
+   * strings); of an e-mail, not the address.
    */
   private report(batch: Pending[], gaveUp: ReadonlySet<string>): void {
     const metrics = this.services.ctx.metrics;
@@ -951,7 +955,19 @@ class ResultWriter {
       }
       metrics.countDelivery(d.kind, o.succeeded ? 'succeeded' : gaveUp.has(d.id) ? 'failed' : 'retrying', o.durationMs / 1000);
       if (o.succeeded) continue;
-      const fields = { delivery_id: d.id, event_id: d.event_id, endpoint_id: d.endpoint_id, kind: d.kind, attempt: d.attempts + 1, status_code: o.statusCode, error: o.error };
+      const fields = {
+        delivery_id: d.id,
+        merchant_id: d.merchant_id,
+        payment_id: d.payment_id,
+        event_id: d.event_id,
+        event_type: d.event_type,
+        endpoint_id: d.endpoint_id,
+        ...(d.url !== null && { endpoint: originOf(d.url) }),
+        kind: d.kind,
+        attempt: d.attempts + 1,
+        status_code: o.statusCode,
+        error: o.error,
+      };
       if (gaveUp.has(d.id)) this.log.error(fields, `gave up on a ${d.kind === 'webhook' ? 'callback' : 'notification e-mail'}: no more attempts`);
       else this.log.warn(fields, `${d.kind === 'webhook' ? 'callback' : 'notification e-mail'} attempt failed; it will be tried again`);
     }
@@ -1019,6 +1035,11 @@ class ResultWriter {
     }
     return gaveUp;
   }
+}
+
+/** A stored endpoint URL parses; should one not, nothing of it is logged. */
+function originOf(url: string): string | null {
+  return URL.canParse(url) ? new URL(url).origin : null;
 }
 
 /** The dispatcher as a worker loop: polls as a safety net, and stops the dispatcher with it. */

@@ -11,6 +11,10 @@ interface Line {
   endpoint_id?: string;
   status_code?: number | null;
   attempt?: number;
+  merchant_id?: string;
+  payment_id?: string | null;
+  event_type?: string;
+  endpoint?: string;
 }
 
 for (const dialect of DIALECTS) {
@@ -27,12 +31,16 @@ for (const dialect of DIALECTS) {
       try {
         const retried = await registerEndpoint(t, `${failing.url}?token=merchant-secret`, { events: ['payment.created'] });
         const dropped = await registerEndpoint(t, gone.url, { events: ['payment.created'] });
-        assert.equal((await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() })).statusCode, 201);
+        const payment = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() });
+        assert.equal(payment.statusCode, 201);
         const failed = () => lines.filter((l) => l.endpoint_id === retried.id && l.level === 40 && /callback attempt failed/.test(l.msg));
         const givenUp = () => lines.filter((l) => l.endpoint_id === dropped.id && l.level === 50 && /gave up on a callback/.test(l.msg));
         await waitFor('both outcomes in the log', () => failed().length > 0 && givenUp().length > 0);
         assert.deepEqual([failed()[0]!.status_code, failed()[0]!.attempt], [500, 1]);
         assert.equal(givenUp()[0]!.status_code, 410);
+        // Whose callback, about what, and where to (the origin only): what the operator tells the merchant.
+        const { merchant_id, payment_id, event_type, endpoint } = failed()[0]!;
+        assert.deepEqual({ merchant_id, payment_id, event_type, endpoint }, { merchant_id: t.credentials.merchant_id, payment_id: payment.json().id, event_type: 'payment.created', endpoint: new URL(failing.url).origin });
         assert.ok(!raw.join('').includes('merchant-secret'), 'an endpoint URL reached the log');
       } finally {
         await t.close();
