@@ -572,7 +572,14 @@ export class Compliance {
             .where('valid_until', '=', validUntil)
             .where((eb) => eb.or([eb('expiry_notified_for', 'is', null), eb('expiry_notified_for', '<>', validUntil)]))
             .executeTakeFirst();
-        if (await this.sendNotice(r.merchant_id, 'compliance.expired', now, claim, {})) sent++;
+        if (await this.sendNotice(r.merchant_id, 'compliance.expired', now, claim, {})) {
+          sent++;
+          // The merchant is told by its notice; the operator, whose review it now waits for, here (once: the claim above).
+          this.ctx.log.warn(
+            { merchant_id: r.merchant_id, valid_until: new Date(validUntil).toISOString() },
+            "a merchant's PCI DSS validation expired: its live channels refuse card data until a new submission is approved",
+          );
+        }
         continue;
       }
       const already = new Set(r.reminded_for === validUntil && r.reminded_days !== null ? REMINDER_DAYS_BEFORE_EXPIRY.filter((d) => d >= r.reminded_days!) : []);

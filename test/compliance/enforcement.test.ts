@@ -8,6 +8,7 @@ import { assertProblem, postAuthorise } from '../support/http.js';
 import { LIVE_CHANNEL, approveMerchant, dateDaysAgo, declareVolume, expectStatus, operator, startComplianceGateway, upload } from './fixtures.js';
 import { unpackJson } from '../../src/adapters/storage/packed-json.js';
 import { payByCard } from '../stored-cards/support.js';
+import { createLogger } from '../../src/logger.js';
 
 async function liveCardPayment(t: TestGateway) {
   return postAuthorise(t, await exampleBody({ channel: LIVE_CHANNEL }));
@@ -444,6 +445,28 @@ for (const dialect of DIALECTS) {
         const reminders = await eventsOfType(t, 'compliance.expiring');
         assert.equal(reminders.length, 2);
         assert.equal(JSON.parse(unpackJson(reminders[1]!.body)).data.object.days_before_expiry, 2);
+      });
+    });
+
+    describe("the operator's log", () => {
+      it('warns once when a validation expires and live card payments stop, naming the merchant', async () => {
+        const lines: Array<{ level: number; msg: string; merchant_id?: string; valid_until?: string }> = [];
+        const t = await startComplianceGateway(dialect, {}, createLogger('info', { write: (text: string) => void lines.push(JSON.parse(text)) }));
+        try {
+          await approveMerchant(t);
+          const expiresAt = (await status(t)).expires_at as string;
+          t.clock.set(Date.parse(expiresAt) + 1);
+          await runComplianceChecks(t.gateway.services);
+          await runComplianceChecks(t.gateway.services);
+          const expired = lines.filter((l) => l.level === 40 && /PCI DSS validation expired/.test(l.msg));
+          assert.deepEqual(
+            expired.map((l) => [l.merchant_id, l.valid_until]),
+            [[t.credentials.merchant_id, expiresAt]],
+            JSON.stringify(lines.filter((l) => l.level >= 40)),
+          );
+        } finally {
+          await t.close();
+        }
       });
     });
   });

@@ -1,3 +1,4 @@
+import type pino from 'pino';
 import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { DAY_MS } from '../../src/domain/compliance.js';
@@ -70,8 +71,8 @@ export function operator(t: TestGateway, method: 'GET' | 'POST', url: string, pa
 }
 
 /** A gateway with the operator API on, and a live channel for the sandbox merchant. */
-export async function startComplianceGateway(dialect: Dialect, env: Record<string, string> = {}): Promise<TestGateway> {
-  const t = await startTestGateway({ dialect, env: { OPERATOR_TOKEN, ...env } });
+export async function startComplianceGateway(dialect: Dialect, env: Record<string, string> = {}, log?: pino.Logger): Promise<TestGateway> {
+  const t = await startTestGateway({ dialect, env: { OPERATOR_TOKEN, ...env }, ...(log && { log }) });
   await t.gateway.services.merchants.createChannel(t.credentials.merchant_id, {
     reference: LIVE_CHANNEL,
     name: 'Live Shop',
