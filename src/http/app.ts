@@ -1,5 +1,5 @@
 import { secureRandomBytes } from '../adapters/random.js';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import { finishOpenApi, markRoutesForOpenApi } from './openapi-finish.js';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -53,6 +53,17 @@ export type AppSurface = 'payments' | 'operator';
  * the server entry point decides where it listens.
  */
 export async function buildApp(services: Services, logger: Logger, surface: AppSurface = 'payments'): Promise<FastifyInstance> {
+  // The access log: one line a request, when it is answered, with method, URL (card numbers
+  // and page tokens scrubbed by the serialiser), status and time; none when info lines are
+  // not written. Every answer counts in the metrics, on either listener: by route template
+  // (never the URL, which may hold a card number), method and status.
+  const accessLog = logger.isLevelEnabled('info');
+  const metrics = services.ctx.metrics;
+  const answered = (request: FastifyRequest, reply: FastifyReply) => {
+    if (accessLog) request.log.info({ req: request, res: reply, remote_address: clientAddress(request), responseTime: reply.elapsedTime }, 'request completed');
+    metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
+  };
+
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     childLoggerFactory: (parent, bindings, options) => requestLogger(parent as Logger, bindings, options) as FastifyBaseLogger,
@@ -81,8 +92,9 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     // Errors Fastify raises before routing (a path that is not valid %-encoding, a path
     // parameter over its length limit) get the API's problem+json too.
     frameworkErrors: (error, request, reply) => {
-      // Raised before the onRequest hook that names every other answer.
+      // Raised before the hooks that name, log and count every other answer.
       void (reply as unknown as FastifyReply).header('request-id', request.id);
+      reply.raw.once('finish', () => answered(request as unknown as FastifyRequest, reply as unknown as FastifyReply));
       // A payment page's URL that cannot be a page's: the customer's browser gets the page's answer.
       if (request.url.startsWith('/pay/')) {
         const nonce = newNonce();
@@ -236,21 +248,8 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     transformObject: finishOpenApi(services.ctx.config),
   });
 
-  // The access log: one line a request, when it is answered, with method, URL (card numbers
-  // and page tokens scrubbed by the serialiser), status and time; no hook at all when info
-  // lines are not written.
-  if (logger.isLevelEnabled('info')) {
-    app.addHook('onResponse', (request, reply, done) => {
-      request.log.info({ req: request, res: reply, remote_address: clientAddress(request), responseTime: reply.elapsedTime }, 'request completed');
-      done();
-    });
-  }
-
-  // Every answer counts, on either listener: by route template (never the URL, which may hold
-  // a card number), method and status.
-  const metrics = services.ctx.metrics;
   app.addHook('onResponse', (request, reply, done) => {
-    metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
+    answered(request, reply);
     done();
   });
 

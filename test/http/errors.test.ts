@@ -424,6 +424,27 @@ describe('the access log', () => {
       await t.close();
     }
   });
+
+  it('logs and counts the answers given before routing too (a path that is not percent-encoding, one too long)', async () => {
+    const lines: Array<{ msg: string; reqId?: string; req?: { url: string }; res?: { statusCode: number } }> = [];
+    const log = createLogger('info', { write: (text: string) => void lines.push(JSON.parse(text)) });
+    const token = 'op_' + 'l'.repeat(40);
+    const t = await startTestGateway({ log, env: { OPERATOR_TOKEN: token } });
+    try {
+      const malformed = await t.app.inject({ method: 'GET', url: '/payment/%E0%A4%A' });
+      const long = await t.app.inject({ method: 'GET', url: `/payment/${'a'.repeat(300)}` });
+      for (const [res, status] of [[malformed, 400], [long, 414]] as const) {
+        assert.equal(res.statusCode, status);
+        const line = lines.find((l) => l.msg === 'request completed' && l.reqId === res.headers['request-id']);
+        assert.equal(line?.res?.statusCode, status, `no access-log line for the ${status}`);
+      }
+      const scrape = await t.app.inject({ method: 'GET', url: '/operator/metrics', headers: { authorization: `Bearer ${token}` } });
+      assert.match(scrape.body, /^tzero_http_requests_total\{method="GET",route="unmatched",status="400"\} 1$/m);
+      assert.match(scrape.body, /^tzero_http_requests_total\{method="GET",route="unmatched",status="414"\} 1$/m);
+    } finally {
+      await t.close();
+    }
+  });
 });
 
 describe('a request reaching a gateway that is closing', () => {
