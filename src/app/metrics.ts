@@ -44,6 +44,9 @@ export type DeliveryOutcome = 'succeeded' | 'retrying' | 'failed' | 'cancelled';
 /** How a worker's run ended: `database_unavailable` is the outage tzero_database_up shows; `failed`, anything else. */
 export type WorkerOutcome = 'succeeded' | 'failed' | 'database_unavailable';
 
+/** How a release of money the acquirer held ended (src/app/releases.ts); `failed` leaves it to an operator. */
+export type ReleaseOutcome = 'succeeded' | 'nothing_held' | 'failed';
+
 export interface Gauge {
   name: string;
   help: string;
@@ -69,6 +72,7 @@ export class Metrics {
   private readonly routes = new Map<string, Map<string, RouteSeries>>();
   private readonly deliveries = new Map<string, number>();
   private readonly deliveryDurations = new Map<DeliveryKind, Histogram>();
+  private readonly releases = new Map<ReleaseOutcome, number>();
   private readonly workerRuns = new Map<string, number>();
   /** Unix seconds of each worker's last run that succeeded. */
   private readonly workerSucceededAt = new Map<string, number>();
@@ -105,6 +109,11 @@ export class Metrics {
     histogram.observe(seconds);
   }
 
+  /** A release settled for good. */
+  countRelease(outcome: ReleaseOutcome): void {
+    this.releases.set(outcome, (this.releases.get(outcome) ?? 0) + 1);
+  }
+
   /** A background worker's run, when it ends: one that never ends shows as a last success that grows old. */
   countWorkerRun(worker: string, outcome: WorkerOutcome): void {
     const key = `worker="${label(worker)}",outcome="${outcome}"`;
@@ -129,6 +138,8 @@ export class Metrics {
     for (const [labels, n] of this.deliveries) lines.push(`tzero_deliveries_total{${labels}} ${n}`);
     lines.push(...header('tzero_delivery_attempt_duration_seconds', 'histogram', 'Time a callback or e-mail attempt took, by kind.'));
     for (const [kind, histogram] of this.deliveryDurations) lines.push(...histogram.lines('tzero_delivery_attempt_duration_seconds', `kind="${kind}"`));
+    lines.push(...header('tzero_releases_total', 'counter', 'Releases of money the acquirer held for no payment, settled: succeeded, nothing_held, or failed (given up: an operator must release it).'));
+    for (const [outcome, n] of this.releases) lines.push(`tzero_releases_total{outcome="${outcome}"} ${n}`);
     lines.push(...header('tzero_worker_runs_total', 'counter', 'Background worker runs (dispatcher, capture, expiry, compliance) ended, by outcome.'));
     for (const [labels, n] of this.workerRuns) lines.push(`tzero_worker_runs_total{${labels}} ${n}`);
     lines.push(...header('tzero_worker_last_success_timestamp_seconds', 'gauge', 'When each background worker last finished a run without error (Unix time); a stuck or failing worker stops moving it.'));

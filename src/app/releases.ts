@@ -61,7 +61,7 @@ async function attemptRelease(ctx: AppContext, claimed: ReleasesTable): Promise<
     // The release's id is the refund's reference at the acquirer, so asking again never refunds twice.
     result = claimed.action === 'refund' ? await ctx.acquirer.refund({ ...req, refundId: claimed.id }) : await ctx.acquirer.void(req);
   } catch (error) {
-    ctx.log.error({ err: error, payment_id: claimed.payment_id, release_id: claimed.id }, 'acquirer call to release money failed; asked again later');
+    ctx.log.error({ err: error, merchant_id: claimed.merchant_id, payment_id: claimed.payment_id, release_id: claimed.id }, 'acquirer call to release money failed; asked again later');
     result = { outcome: 'failed', code: 'unreachable', message: 'The acquirer could not be reached.' };
   }
   const now = ctx.clock.now();
@@ -76,7 +76,8 @@ async function attemptRelease(ctx: AppContext, claimed: ReleasesTable): Promise<
       .executeTakeFirst(),
   );
   if (Number(updated.numUpdatedRows) !== 1) return 'pending';
-  const log = { payment_id: claimed.payment_id, release_id: claimed.id, action: claimed.action, reason: claimed.reason, attempts: claimed.attempts };
+  if (next.status !== 'pending') ctx.metrics.countRelease(next.status);
+  const log = { merchant_id: claimed.merchant_id, payment_id: claimed.payment_id, release_id: claimed.id, action: claimed.action, reason: claimed.reason, attempts: claimed.attempts };
   if (next.status === 'succeeded') ctx.log.warn(log, 'released money the acquirer held for a payment that does not account for it');
   else if (next.status === 'nothing_held') ctx.log.info({ ...log, last_error: next.last_error }, 'the acquirer held nothing to release for this payment');
   else if (next.status === 'failed') ctx.log.error({ ...log, last_error: next.last_error }, 'gave up releasing money at the acquirer; an operator must release it');

@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { AUTHORISATION_GRACE_MS } from '../../src/app/checkout.js';
 import type { Acquirer, SimpleResult } from '../../src/ports/acquirer.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
+import { RELEASE_RETRY, queueRelease, retryDueReleases } from '../../src/app/releases.js';
+import { createLogger } from '../../src/logger.js';
 import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { mit, payByCard } from '../stored-cards/support.js';
@@ -109,6 +111,34 @@ for (const dialect of DIALECTS) {
         assert.ok(after.some((r) => r.action === 'void' && r.reason === 'late_approval' && r.status === 'pending'), JSON.stringify(after));
       } finally {
         restore();
+      }
+    });
+  });
+}
+
+for (const dialect of DIALECTS) {
+  describe(`a release given up on, as the operator sees it (${dialect})`, () => {
+    it('is logged with its merchant and counted in tzero_releases_total, for an alert: money is held that an operator must release', async () => {
+      const lines: Array<{ level: number; msg: string; merchant_id?: string; payment_id?: string }> = [];
+      const token = 'op_' + 'q'.repeat(40);
+      const t = await startTestGateway({ dialect, log: createLogger('info', { write: (text: string) => void lines.push(JSON.parse(text)) }), env: { OPERATOR_TOKEN: token } });
+      try {
+        const paid = await payByCard(t, { customer: 'cust-release-given-up' });
+        const { ctx } = t.gateway.services;
+        const payment = await ctx.database.db.selectFrom('payments').selectAll().where('id', '=', paid.id as string).executeTakeFirstOrThrow();
+        await ctx.database.write((trx) => queueRelease(trx, ctx, payment, 'late_approval', null, false));
+        ctx.acquirer.void = async () => {
+          throw new Error('connect ECONNREFUSED acquirer');
+        };
+        t.clock.advance(RELEASE_RETRY.windowMs + 60_000);
+        assert.equal(await retryDueReleases(ctx, 10), 1);
+        const gaveUp = lines.filter((l) => l.level === 50 && /gave up releasing money/.test(l.msg));
+        assert.deepEqual(gaveUp.map((l) => [l.merchant_id, l.payment_id]), [[t.credentials.merchant_id, paid.id]]);
+        const scrape = await t.app.inject({ method: 'GET', url: '/operator/metrics', headers: { authorization: `Bearer ${token}` } });
+        assert.match(scrape.body, /^# TYPE tzero_releases_total counter$/m);
+        assert.match(scrape.body, /^tzero_releases_total\{outcome="failed"\} 1$/m);
+      } finally {
+        await t.close();
       }
     });
   });
