@@ -182,8 +182,18 @@ export class Idempotency {
   }
 }
 
+/** The first request commits within its acquirer call; a second later its retry is mostly a replay. */
+export const IN_USE_RETRY_AFTER_S = 1;
+
 function conflict(): DomainError {
-  return new DomainError(409, 'idempotency_key_in_use', 'a request with this Idempotency-Key is still being processed; retry after it completes', '/headers/idempotency-key');
+  return new DomainError(
+    409,
+    'idempotency_key_in_use',
+    `a request with this Idempotency-Key is still being processed; send it again after Retry-After (${IN_USE_RETRY_AFTER_S} s) to get its answer`,
+    '/headers/idempotency-key',
+    undefined,
+    IN_USE_RETRY_AFTER_S,
+  );
 }
 
 export function isUniqueViolation(error: unknown): boolean {

@@ -32,6 +32,8 @@ export class DomainError extends Error {
     message: string,
     readonly param?: string,
     readonly extra?: Record<string, unknown>,
+    /** A refusal that passes by itself (a request still under way): sent as Retry-After. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
     this.name = 'DomainError';

@@ -179,6 +179,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     if (surface === 'payments' && request.url.startsWith('/pay/')) return answerPageError(error, request, reply);
     if (error instanceof DomainError) {
       if (error.status >= 500) request.log.error({ err: error }, 'domain error with server status');
+      if (error.retryAfterSeconds !== undefined) void reply.header('retry-after', String(error.retryAfterSeconds));
       return sendProblem(reply, problem(request, error.status, error.code, error.message, error.param, error.extra));
     }
     const fe = error as FastifyError;

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import { statusTitle } from './problem.js';
 import { Problem } from './schemas/common.js';
-import { IDEMPOTENCY_KEY_PATTERN } from '../app/idempotency.js';
+import { IDEMPOTENCY_KEY_PATTERN, IN_USE_RETRY_AFTER_S } from '../app/idempotency.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -98,6 +98,10 @@ const REQUEST_ID_HEADER = {
 
 const RETRY_AFTER_HEADER = {
   'Retry-After': { description: 'Seconds to wait before sending the request again, when this process is shutting down.', schema: { type: 'string' } },
+};
+
+const IN_USE_RETRY_AFTER_HEADER = {
+  'Retry-After': { description: `With \`idempotency_key_in_use\`: seconds (${IN_USE_RETRY_AFTER_S}) before the same request, sent again, gets the first one's answer.`, schema: { type: 'string' as const } },
 };
 
 const ACCEPT_ENCODING_HEADER = {
@@ -206,7 +210,8 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
         // src/app/idempotency.ts, wherever a key is taken; it checks the key itself (400 invalid_idempotency_key).
         key.schema = { ...key.schema, pattern: IDEMPOTENCY_KEY_PATTERN.source };
         key.description = `Makes the request safe to retry: the same key and body replay the first response for ${hours(limits.idempotencyTtlMs)} hours. Not a card number, which would be stored as sent (\`400 card_number_in_text\`): use an order or attempt id.`;
-        sometimes(409, 'a request with this Idempotency-Key is still being processed (`idempotency_key_in_use`)');
+        sometimes(409, 'a request with this Idempotency-Key is still being processed (`idempotency_key_in_use`): send it again after Retry-After to get its answer');
+        responses[409]!.headers = { ...responses[409]!.headers, ...IN_USE_RETRY_AFTER_HEADER };
         sometimes(422, 'this Idempotency-Key was used with another body or endpoint (`idempotency_key_reused`)');
         for (const [status, response] of Object.entries(responses)) if (Number(status) < 300) response.headers = { ...response.headers, ...REPLAYED_HEADER };
       }

@@ -121,6 +121,36 @@ for (const dialect of DIALECTS) {
       assert.equal(good.headers['idempotent-replayed'], undefined);
     });
 
+    it('tells a duplicate of a request still under way when to try again', async () => {
+      const key = newKey();
+      const payload = { ...body, reference: key };
+      const database = t.gateway.services.ctx.database;
+      const insert = database.insert;
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let reached!: () => void;
+      const writing = new Promise<void>((resolve) => (reached = resolve));
+      database.insert = async (rows) => {
+        reached();
+        await held;
+        return insert.call(database, rows);
+      };
+      try {
+        const first = postAuthorise(t, payload, { 'idempotency-key': key });
+        await writing;
+        const duplicate = await postAuthorise(t, payload, { 'idempotency-key': key });
+        assertProblem(duplicate, 409, 'idempotency_key_in_use', '/headers/idempotency-key');
+        assert.equal(duplicate.headers['retry-after'], '1');
+        release();
+        assert.equal((await first).statusCode, 201);
+      } finally {
+        database.insert = insert;
+        release();
+      }
+      const retried = await postAuthorise(t, payload, { 'idempotency-key': key });
+      assert.equal(retried.headers['idempotent-replayed'], 'true');
+    });
+
     it('creates exactly one payment from ten concurrent duplicates', async () => {
       const key = newKey();
       const payload = { ...body, reference: key };
