@@ -72,6 +72,8 @@ for (const dialect of DIALECTS) {
       const list = json(await t.request({ method: 'GET', url: '/customers/cust-twice/payment-methods' }));
       assert.equal(list.object, 'list');
       assert.equal(list.data.length, 2);
+      // The envelope of every list: a client pages them all with one loop.
+      assert.equal(list.has_more, false);
       const visa = list.data.find((pm: { id: string }) => pm.id === first.payment_method.token);
       assert.deepEqual(
         { brand: visa.card.brand, last4: visa.card.last4, expiry_month: visa.card.expiry_month, expiry_year: visa.card.expiry_year, fingerprint: visa.card.fingerprint },

@@ -43,8 +43,10 @@ for (const dialect of DIALECTS) {
       const deleted = await t.request({ method: 'DELETE', url: `/webhook-endpoints/${created.id}` });
       assert.deepEqual(deleted.json(), { id: created.id, object: 'webhook_endpoint', deleted: true });
       assert.equal((await t.request({ method: 'GET', url: `/webhook-endpoints/${created.id}` })).statusCode, 404);
-      const list = (await t.request({ method: 'GET', url: '/webhook-endpoints' })).json() as { data: Array<{ id: string }> };
+      const list = (await t.request({ method: 'GET', url: '/webhook-endpoints' })).json() as { data: Array<{ id: string }>; has_more: boolean };
       assert.ok(!list.data.some((e) => e.id === created.id));
+      // The envelope of every list: a client pages them all with one loop.
+      assert.equal(list.has_more, false);
     });
 
     it('audits who registered, changed, re-keyed and deleted an endpoint, with the key and the URL\'s origin only', async () => {

@@ -25,7 +25,11 @@ const PaymentMethod = Type.Object(
   { title: 'PaymentMethod' },
 );
 
-const PaymentMethodList = Type.Object({ object: Type.Literal('list'), data: Type.Array(PaymentMethod) });
+const PaymentMethodList = Type.Object({
+  object: Type.Literal('list'),
+  data: Type.Array(PaymentMethod),
+  has_more: Type.Boolean({ description: "Always false: every stored card of the customer is on this one page (the same envelope as the API's paged lists)." }),
+});
 
 const CustomerParams = Type.Object({ reference: Type.String({ minLength: 1, maxLength: 128, description: 'Your customer reference (customer.reference of the payment that stored the card).' }) });
 const IdParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'pm_…' }) });
@@ -49,7 +53,7 @@ export const paymentMethodRoutes =
       },
       async (request, reply) => {
         const data = await services.storedCards.list(request.merchantId, request.params.reference);
-        return sendJson(reply, { object: 'list', data });
+        return sendJson(reply, { object: 'list', data, has_more: false });
       },
     );
 

@@ -56,6 +56,12 @@ const WebhookEndpointWithSecret = Type.Composite([Type.Omit(WebhookEndpoint, ['s
   description: 'A callback endpoint with its signing secret.',
 });
 
+const WebhookEndpointList = Type.Object({
+  object: Type.Literal('list'),
+  data: Type.Array(WebhookEndpoint),
+  has_more: Type.Boolean({ description: "Always false: a merchant's endpoints, at most 16, are all on this one page (the same envelope as the API's paged lists)." }),
+});
+
 const EndpointParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'we_…' }) });
 
 /** CRUD for callback endpoints, scoped to the secret key's merchant. */
@@ -85,9 +91,9 @@ export const webhookEndpointRoutes =
       '/webhook-endpoints',
       {
         onRequest: app.requireSecretKey,
-        schema: { ...common, summary: 'List callback endpoints', response: { 200: Type.Object({ object: Type.Literal('list'), data: Type.Array(WebhookEndpoint) }), ...problemResponses(401) } },
+        schema: { ...common, summary: 'List callback endpoints', response: { 200: WebhookEndpointList, ...problemResponses(401) } },
       },
-      async (request, reply) => sendJson(reply, { object: 'list', data: await endpoints.list(request.merchantId) }),
+      async (request, reply) => sendJson(reply, { object: 'list', data: await endpoints.list(request.merchantId), has_more: false }),
     );
 
     app.get<{ Params: { id: string } }>(
