@@ -90,7 +90,10 @@ export class EventQueries {
     const hasMore = rows.length > limit;
     const page = rows.slice(0, limit);
     if (backwards) page.reverse();
-    return `{"object":"list","data":[${page.map(eventBody).join(',')}],"has_more":${hasMore}}`;
+    // As GET /payments gives it. A page read backwards always has older events after it (at
+    // least the one ending_before named); its has_more speaks of newer ones.
+    const next = (hasMore || backwards) && page.length > 0 ? JSON.stringify(page[page.length - 1]!.id) : 'null';
+    return `{"object":"list","data":[${page.map(eventBody).join(',')}],"has_more":${hasMore},"next_starting_after":${next}}`;
   }
 
   async get(merchantId: string, id: string): Promise<Record<string, unknown>> {

@@ -265,16 +265,20 @@ for (const dialect of DIALECTS) {
       for (;;) {
         const res = await t.request({ method: 'GET', url: `/events?limit=2${cursor ? `&starting_after=${cursor}` : ''}` });
         assert.equal(res.statusCode, 200, res.body);
-        const page = res.json() as { object: string; data: Array<{ id: string }>; has_more: boolean };
+        const page = res.json() as { object: string; data: Array<{ id: string }>; has_more: boolean; next_starting_after: string | null };
         assert.equal(page.object, 'list');
         all.push(...page.data.map((e) => e.id));
+        // The cursor GET /payments gives too, so one paging loop serves both lists.
+        assert.equal(page.next_starting_after, page.has_more ? page.data.at(-1)!.id : null);
         if (!page.has_more) break;
-        cursor = page.data.at(-1)!.id;
+        cursor = page.next_starting_after!;
       }
       assert.deepEqual(all, [...all].sort().reverse(), 'newest first');
       assert.equal(new Set(all).size, all.length, 'no event twice');
-      const back = (await t.request({ method: 'GET', url: `/events?limit=2&ending_before=${all[3]}` })).json() as { data: Array<{ id: string }> };
+      const back = (await t.request({ method: 'GET', url: `/events?limit=2&ending_before=${all[3]}` })).json() as { data: Array<{ id: string }>; next_starting_after: string | null };
       assert.deepEqual(back.data.map((e) => e.id), all.slice(1, 3));
+      // Older events follow a page read backwards: at least the one ending_before named.
+      assert.equal(back.next_starting_after, all[2]);
 
       const captured = (await t.request({ method: 'GET', url: `/events?type=payment.captured&payment=${payments[1]}` })).json() as { data: Array<{ type: string; data: { object: { id: string } } }> };
       assert.equal(captured.data.length, 1);

@@ -88,9 +88,17 @@ export const eventRoutes =
         schema: {
           ...common,
           summary: 'List events',
-          description: 'Newest first. Page with `starting_after` (older) or `ending_before` (newer) and `has_more`; filter by `type` and `payment`.',
+          description: 'Newest first. Page with `starting_after` (older: the `next_starting_after` of the previous page) or `ending_before` (newer) and `has_more`; filter by `type` and `payment`.',
           querystring: ListQuery,
-          response: { 200: Type.Object({ object: Type.Literal('list'), data: Type.Array(Event), has_more: Type.Boolean() }), ...problemResponses(400, 401) },
+          response: {
+            200: Type.Object({
+              object: Type.Literal('list'),
+              data: Type.Array(Event),
+              has_more: Type.Boolean({ description: 'More events past this page in the direction it was read: older ones, or newer ones for a page read with ending_before.' }),
+              next_starting_after: Nullable(Type.String({ description: 'Pass as starting_after for the next, older page; null when there is none.' })),
+            }),
+            ...problemResponses(400, 401),
+          },
         },
       },
       async (request, reply) => sendJsonText(reply, await events.list(request.merchantId, request.query)),
