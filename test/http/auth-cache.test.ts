@@ -54,11 +54,23 @@ for (const dialect of DIALECTS) {
       return { keys: seen.filter((s) => /from "secret_keys"/.test(s)).length, channels: seen.filter((s) => /from "channels"/.test(s)).length };
     }
 
+    /**
+     * The lookups of `fn` once the cache holds what it reads. On PostgreSQL the notification
+     * of a write the test just made (a key, a channel) may still be on its way and empty the
+     * cache once, and on a busy machine a heartbeat answered late has it bypassed for a
+     * moment: a few tries, and a cache that never answers from memory still fails.
+     */
+    async function warmLookups(fn: () => Promise<unknown>): Promise<{ keys: number; channels: number }> {
+      let seen = await lookupsDuring(fn);
+      for (let i = 1; i < 5 && seen.keys + seen.channels > 0; i++) seen = await lookupsDuring(fn);
+      return seen;
+    }
+
     const authorise = async (key: string, overrides: Record<string, unknown> = {}) => postAuthorise(t, await exampleBody(overrides), { 'x-secret-key': key });
 
     it('answers a known key and its channel without a query, and queries again once emptied', async () => {
       assert.equal((await authorise(t.credentials.secret_key)).statusCode, 201);
-      const warm = await lookupsDuring(async () => assert.equal((await authorise(t.credentials.secret_key)).statusCode, 201));
+      const warm = await warmLookups(async () => assert.equal((await authorise(t.credentials.secret_key)).statusCode, 201));
       assert.deepEqual(warm, { keys: 0, channels: 0 });
       cache.drop();
       const cold = await lookupsDuring(async () => assert.equal((await authorise(t.credentials.secret_key)).statusCode, 201));
@@ -68,7 +80,7 @@ for (const dialect of DIALECTS) {
     it('a key revoked by the CLI process gets 401 on the next request', async () => {
       const created = await cli('key', 'create', '--merchant', t.credentials.merchant_id, '--label', 'revoked by another process');
       assert.equal((await authorise(created.secret_key!)).statusCode, 201);
-      const warm = await lookupsDuring(async () => assert.equal((await authorise(created.secret_key!)).statusCode, 201));
+      const warm = await warmLookups(async () => assert.equal((await authorise(created.secret_key!)).statusCode, 201));
       assert.equal(warm.keys, 0, 'the key was not served from memory');
 
       await cli('key', 'revoke', created.id!);
@@ -81,7 +93,7 @@ for (const dialect of DIALECTS) {
       const channel = shop.channel.reference;
       const old = { channel, currency: 'USD', return_url: 'https://shop.example/return' };
       assert.equal((await authorise(shop.key.secret_key, old)).statusCode, 201);
-      const warm = await lookupsDuring(async () => assert.equal((await authorise(shop.key.secret_key, old)).statusCode, 201));
+      const warm = await warmLookups(async () => assert.equal((await authorise(shop.key.secret_key, old)).statusCode, 201));
       assert.deepEqual(warm, { keys: 0, channels: 0 });
 
       await cli('channel', 'update', channel, '--currency', 'EUR', '--return-url', 'https://shop.example/new-return');
@@ -95,11 +107,7 @@ for (const dialect of DIALECTS) {
       const shop = await createMerchant(t, `cache-byid-${dialect}`, { currencies: ['USD'], returnUrls: ['https://shop.example/return'] });
       const id = shop.channel.id;
       assert.deepEqual(JSON.parse((await cache.channelById(id)).return_urls), ['https://shop.example/return']);
-      // The notification of this merchant's own creation may still be on its way and empty
-      // the cache once after the first lookup filled it.
-      let warm = 1;
-      for (let i = 0; i < 5 && warm > 0; i++) warm = (await lookupsDuring(() => cache.channelById(id))).channels;
-      assert.equal(warm, 0, 'the channel was not served from memory');
+      assert.equal((await warmLookups(() => cache.channelById(id))).channels, 0, 'the channel was not served from memory');
 
       await cli('channel', 'update', shop.channel.reference, '--return-url', 'https://shop.example/moved');
       assert.deepEqual(JSON.parse((await cache.channelById(id)).return_urls), ['https://shop.example/moved']);
