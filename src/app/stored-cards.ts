@@ -90,12 +90,22 @@ export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, 
   }
 
   const stored = await usableStoredCard(ctx, merchantId, pm.token);
+  const savedLive = await savedOnLiveChannel(ctx, stored);
   // A card saved through a sandbox channel came in without the compliance gate: never charged live.
-  if (channelMode === 'live' && !(await savedOnLiveChannel(ctx, stored))) {
+  if (channelMode === 'live' && !savedLive) {
     throw new DomainError(
       422,
       'payment_method_not_live',
       `stored card ${stored.id} was saved by a payment on a sandbox channel and cannot be charged on a live channel; store the card with a customer-initiated payment on a live channel`,
+      '/payment_method/token',
+    );
+  }
+  // A card a live payment stored is a real cardholder's: its number never goes to the sandbox simulator.
+  if (channelMode === 'sandbox' && savedLive) {
+    throw new DomainError(
+      422,
+      'payment_method_live_only',
+      `stored card ${stored.id} was saved by a payment on a live channel and is charged on live channels only; test on a sandbox channel with a test card`,
       '/payment_method/token',
     );
   }

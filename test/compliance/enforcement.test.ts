@@ -304,6 +304,30 @@ for (const dialect of DIALECTS) {
         await payByCard(t, { customer, number });
         assert.equal((await readCard()).initial_payment_id, live.id);
       });
+
+      it('never sends a card stored through a live channel to the sandbox, with or without the customer', async () => {
+        const customer = 'cust-live-card-in-sandbox';
+        const live = await payByCard(t, { customer, channel: LIVE_CHANNEL });
+        const token = live.payment_method.token as string;
+        const inSandbox = async (method: Record<string, unknown>, data: Record<string, unknown>) => {
+          const body = await exampleBody();
+          delete body.customer;
+          body.payment_method = { type: 'token', token, ...method };
+          body.payment_data = data;
+          return postAuthorise(t, body);
+        };
+        const db = t.gateway.services.ctx.database.db;
+        const before = (await db.selectFrom('payments').select('id').execute()).length;
+        const mit = assertProblem(
+          await inSandbox({}, { payment_type: 'mit', payment_sub_type: 'recurring-subsequent', previous_payment_id: live.id }),
+          422,
+          'payment_method_live_only',
+          '/payment_method/token',
+        );
+        assert.match(mit.detail, /live channel/);
+        assertProblem(await inSandbox({ cvc: '123' }, { payment_type: 'cit', payment_sub_type: 'one-off' }), 422, 'payment_method_live_only', '/payment_method/token');
+        assert.equal((await db.selectFrom('payments').select('id').execute()).length, before, 'nothing written');
+      });
     });
 
     describe('the 6,000,000 boundary', () => {

@@ -91,7 +91,10 @@ export const CardMethod = StrictObject(
 export const TokenMethod = StrictObject(
   {
     type: Type.Literal('token'),
-    token: text(64, 'A stored card token, pm_… (see GET /customers/{reference}/payment-methods).'),
+    token: text(
+      64,
+      'A stored card token, pm_… (see GET /customers/{reference}/payment-methods). A card stored through a sandbox channel is refused on a live one (422 payment_method_not_live), one stored through a live channel on a sandbox one (422 payment_method_live_only).',
+    ),
     cvc: Type.Optional(text(4, 'A fresh CVC for customer-initiated use; never on merchant-initiated payments.')),
   },
   { title: 'token', description: 'A card stored earlier with store_for_future_use. Rules: docs/stored-cards.md.' },
