@@ -216,6 +216,14 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
   if (prev.card_fingerprint !== payment.card_fingerprint) {
     throw refuse('initial_payment_card_mismatch', `payment ${previousId} was made with another card than this payment_method`);
   }
+  // A stored credential is one cardholder's consent: the same card kept for another of the
+  // merchant's customers (a shared family card, say) gives no right to charge under it.
+  if (payment.customer_reference !== null && prev.customer_reference !== null && payment.customer_reference !== prev.customer_reference) {
+    throw refuse(
+      'initial_payment_customer_mismatch',
+      `payment ${previousId} was made for customer "${prev.customer_reference}", not for "${payment.customer_reference}" (${payment.payment_method_id !== null ? "the stored card's customer" : 'customer.reference'}); name a payment of that customer's own agreement`,
+    );
+  }
   // An industry-practice MIT carries on the one transaction it names, in that transaction's
   // currency; a resubmission asks again for money the issuer declined, never for more.
   if (data.industry_usage !== 'none' && payment.currency !== prev.currency) {

@@ -137,6 +137,14 @@ for (const dialect of DIALECTS) {
       const mastercard = await payByCard(t, { customer: 'cust-rules', number: '5555555555554444' });
       await refused({ previous_payment_id: mastercard.id }, 422, 'initial_payment_card_mismatch');
 
+      // The same card, but another customer's agreement: a stored credential is one cardholder's consent.
+      const theirSignUp = await payByCard(t, { customer: 'cust-rules-other' });
+      const elsewhere = await refused({ previous_payment_id: theirSignUp.id }, 422, 'initial_payment_customer_mismatch');
+      assert.equal(elsewhere.param, '/payment_data/previous_payment_id');
+      assert.match(elsewhere.detail, /cust-rules-other/);
+      const card = { type: 'card', number: '4242424242424242', expiry_month: 12, expiry_year: 2077 };
+      await refused({ method: card, customer: 'cust-rules', previous_payment_id: theirSignUp.id }, 422, 'initial_payment_customer_mismatch');
+
       // Another merchant's agreement is reported exactly like a missing one.
       const other = await otherMerchant(t);
       const theirs = await payByCard(t, { customer: 'cust-rules', key: other.key, channel: other.channel });

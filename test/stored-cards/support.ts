@@ -62,6 +62,8 @@ export interface MitOptions {
   idempotencyKey?: string;
   amount?: number;
   currency?: string;
+  /** customer.reference to send; none by default. */
+  customer?: string;
 }
 
 /** POST /payment/authorise for a merchant-initiated payment (no customer present). */
@@ -70,6 +72,7 @@ export async function mit(t: TestGateway, o: MitOptions): Promise<LightMyRequest
   delete body.device_info;
   // The stored card knows its customer; the example's "abc123" would be another one.
   delete body.customer;
+  if (o.customer !== undefined) body.customer = { reference: o.customer };
   body.payment_method = o.method ?? { type: 'token', token: o.token };
   body.payment_data = {
     payment_type: 'mit',
