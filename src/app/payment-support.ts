@@ -5,13 +5,22 @@ import type { AppContext } from './context.js';
 import type { DeliveryView, EventQueries } from './event-queries.js';
 import { MAX_PAGE_SIZE } from './event-queries.js';
 import type { PaymentQueries } from './payment-queries.js';
+import { urlOrigin } from './webhook-endpoints.js';
+
+/** A delivery as support sees it: a callback's endpoint by id and origin, never its full URL. */
+export type SupportDelivery = Omit<DeliveryView, 'url'> & { endpoint_origin: string | null };
+
+function forSupport({ url, ...delivery }: DeliveryView): SupportDelivery {
+  return { ...delivery, endpoint_origin: url === null ? null : urlOrigin(url) };
+}
 
 /**
  * What an operator answering "what happened to this payment?" needs in one place: the
  * payment as its merchant sees it, its events in order and what became of each callback and
  * e-mail. It is read through the merchant's own queries, so it shows no more card data than
  * the merchant sees (BIN and last 4), and never the payment page's link, which is the
- * customer's credential. Every look is audited (PCI DSS 10.2.1.1).
+ * customer's credential, nor a callback URL's path and query, where merchants put tokens (the
+ * audit log keeps only the origin too). Every look is audited (PCI DSS 10.2.1.1).
  */
 export class PaymentSupport {
   constructor(
@@ -26,10 +35,10 @@ export class PaymentSupport {
     const merchantId = owner.merchant_id;
     const { redirect_url: pageLink, ...payment } = await this.payments.get(merchantId, paymentId);
     const listed = JSON.parse(await this.events.list(merchantId, { payment: paymentId, limit: MAX_PAGE_SIZE })) as { data: Array<{ id: string; type: string; created_at: string }>; has_more: boolean };
-    const events: Array<{ id: string; type: string; created_at: string; deliveries: DeliveryView[] }> = [];
+    const events: Array<{ id: string; type: string; created_at: string; deliveries: SupportDelivery[] }> = [];
     for (const event of listed.data.reverse()) {
       const { deliveries } = (await this.events.get(merchantId, event.id)) as { deliveries: DeliveryView[] };
-      events.push({ id: event.id, type: event.type, created_at: event.created_at, deliveries });
+      events.push({ id: event.id, type: event.type, created_at: event.created_at, deliveries: deliveries.map(forSupport) });
     }
     await writeAudit(this.ctx, this.ctx.database.db, { actor, action: 'payment.view', merchantId, target: paymentId, outcome: 'success', detail: null });
     return { merchant_id: merchantId, payment: { ...payment, page_open: pageLink !== null }, events, older_events_left_out: listed.has_more };

@@ -312,7 +312,8 @@ export class WebhookEndpoints {
   }
 }
 
-function urlOrigin(url: string): string {
+/** scheme://host[:port] of a callback URL: what may be shown or recorded where its path and query, which can carry a merchant's token, may not. */
+export function urlOrigin(url: string): string {
   return new URL(url).origin;
 }
 

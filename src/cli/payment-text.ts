@@ -1,16 +1,20 @@
-import type { PaymentSupport } from '../app/payment-support.js';
-import type { DeliveryView } from '../app/event-queries.js';
+import type { PaymentSupport, SupportDelivery } from '../app/payment-support.js';
 import { formatAmount } from '../domain/money.js';
 import { shown } from './terminal-text.js';
 
 type SupportView = Awaited<ReturnType<PaymentSupport['show']>>;
 
-function delivery(d: DeliveryView): string {
-  const to = shown(d.kind === 'webhook' ? (d.url ?? d.endpoint_id ?? 'a deleted endpoint') : (d.recipient ?? ''));
+function delivery(d: SupportDelivery): string {
+  const to = shown(d.kind === 'webhook' ? callbackEndpoint(d) : (d.recipient ?? ''));
   const tries = `${d.attempt_count} ${d.attempt_count === 1 ? 'try' : 'tries'}`;
   const last = d.last_status_code !== null ? `, last answer ${d.last_status_code}` : d.last_error ? `, last error: ${shown(d.last_error)}` : '';
   const next = d.next_attempt_at ? `, next try ${d.next_attempt_at}` : '';
   return `${d.kind} ${to}: ${d.status} after ${tries}${last}${next}`;
+}
+
+function callbackEndpoint(d: SupportDelivery): string {
+  if (d.endpoint_origin === null) return d.endpoint_id ?? 'a deleted endpoint';
+  return d.endpoint_id === null ? d.endpoint_origin : `${d.endpoint_origin} (${d.endpoint_id})`;
 }
 
 /**

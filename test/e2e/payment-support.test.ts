@@ -13,7 +13,7 @@ const CARD = '4242424242424242';
 interface SupportView {
   merchant_id: string;
   payment: { id: string; status: string; page_open: boolean; redirect_url?: unknown; payment_method: { card: { bin: string; last4: string } } };
-  events: Array<{ id: string; type: string; deliveries: Array<{ kind: string; status: string; url: string | null; recipient: string | null; attempt_count: number; last_status_code: number | null }> }>;
+  events: Array<{ id: string; type: string; deliveries: Array<{ kind: string; status: string; endpoint_id: string | null; endpoint_origin?: string | null; url?: unknown; recipient: string | null; attempt_count: number; last_status_code: number | null }> }>;
   older_events_left_out: boolean;
 }
 
@@ -27,12 +27,15 @@ for (const dialect of DIALECTS) {
     let receiver: Receiver;
     let paid: string;
     let open: string;
+    let endpointId: string;
+    /** Merchants put credentials in callback paths and queries: support sees the origin only. */
+    const CALLBACK_SECRET = 'tok3n-s3cret';
 
     before(async () => {
       t = await startTestGateway({ dialect, workers: true, env: { OPERATOR_TOKEN, DISPATCH_POLL_MS: '50' } });
       receiver = await new Receiver().start();
       receiver.mode = 'fail';
-      await registerEndpoint(t, receiver.url, { events: ['payment.captured'] });
+      endpointId = (await registerEndpoint(t, `${receiver.url}/hooks/${CALLBACK_SECRET}?auth=${CALLBACK_SECRET}`, { events: ['payment.captured'] })).id;
       paid = await paidPayment(t);
       const created = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() });
       open = created.json().id;
@@ -59,7 +62,10 @@ for (const dialect of DIALECTS) {
       assert.deepEqual([view.payment.payment_method.card.bin, view.payment.payment_method.card.last4], [CARD.slice(0, 6), CARD.slice(-4)]);
       assert.deepEqual(view.events.map((e) => e.type), ['payment.created', 'payment.authorised', 'payment.captured']);
       const callback = view.events[2]!.deliveries.find((d) => d.kind === 'webhook');
-      assert.equal(callback?.url, receiver.url);
+      assert.equal(callback?.endpoint_origin, new URL(receiver.url).origin);
+      assert.equal(callback?.endpoint_id, endpointId);
+      assert.equal(callback && 'url' in callback, false);
+      assert.ok(!res.body.includes(CALLBACK_SECRET), 'no callback path or query');
       assert.equal(callback?.last_status_code, 500, 'the failing answer is shown');
       assert.ok(view.events.some((e) => e.deliveries.some((d) => d.kind === 'email' && d.recipient === 'merchant@sandbox.test')), 'the sandbox e-mails are listed');
       assert.equal(view.older_events_left_out, false);
@@ -94,8 +100,9 @@ for (const dialect of DIALECTS) {
         assert.match(text.stdout, new RegExp(`^${paid}  captured\\n`));
         assert.match(text.stdout, /card visa 424242…4242, expires 12\/2077/);
         assert.match(text.stdout, /events, oldest first:\n {2}\S+ {2}payment\.created/);
-        assert.match(text.stdout, new RegExp(`webhook ${receiver.url.replace(/[.]/g, '\\.')}: (pending|failed) after \\d+ tr(y|ies), last answer 500`));
+        assert.match(text.stdout, new RegExp(`webhook ${new URL(receiver.url).origin.replace(/[.]/g, '\\.')} \\(${endpointId}\\): (pending|failed) after \\d+ tr(y|ies), last answer 500`));
         assert.equal((JSON.parse(asJson.stdout) as SupportView).payment.id, paid);
+        assert.ok(!text.stdout.includes(CALLBACK_SECRET) && !asJson.stdout.includes(CALLBACK_SECRET), 'no callback path or query');
         // A decline says what the merchant is told to do, as GET /payment/{id} does.
         const declined = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody({ payment_method: { number: '4000000000000002' } }) });
         await t.gateway.services.checkout.complete(new URL(declined.json().redirect_url).pathname.split('/').pop()!);
