@@ -44,3 +44,67 @@ describe('a worker loop, as the metrics show it', () => {
     }
   });
 });
+
+describe('a worker loop that keeps failing', () => {
+  it('logs the error once, then at most once a minute while it keeps failing the same way, and once when it runs again', async () => {
+    const metrics = new Metrics();
+    const lines: Array<Record<string, any>> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, any>) });
+    let now = 1_000_000;
+    let failure: string | null = 'a bug';
+    let runs = 0;
+    const loop = new Loop(
+      'probe',
+      1,
+      async () => {
+        runs++;
+        if (failure !== null) throw new Error(failure);
+        return 0;
+      },
+      log,
+      metrics,
+      () => now,
+    );
+    const ranMore = async (n: number) => {
+      const target = runs + n;
+      while (runs < target) await new Promise((r) => setTimeout(r, 1));
+    };
+    const logged = () => lines.filter((l) => l.worker === 'probe');
+    loop.start();
+    try {
+      await ranMore(20);
+      assert.equal(logged().length, 1, JSON.stringify(logged()));
+      assert.equal(logged()[0]!.level, 50);
+      assert.equal(logged()[0]!.msg, 'worker run failed');
+      assert.match(logged()[0]!.err.stack, /a bug/, 'the first failure carries the error');
+
+      now += 59_999;
+      await ranMore(5);
+      assert.equal(logged().length, 1, 'nothing more within the minute');
+      now += 1;
+      await ranMore(5);
+      assert.equal(logged().length, 2, JSON.stringify(logged()));
+      assert.equal(logged()[1]!.msg, 'worker run still failing');
+      assert.equal(logged()[1]!.error, 'a bug');
+      assert.ok(logged()[1]!.failed_runs > 20);
+      await ranMore(5);
+      assert.equal(logged().length, 2);
+
+      failure = 'another bug';
+      await ranMore(5);
+      assert.equal(logged().length, 3, 'a new error is told at once');
+      assert.match(logged()[2]!.err.message, /another bug/);
+
+      now += 5_000;
+      failure = null;
+      await ranMore(5);
+      assert.equal(logged().length, 4, JSON.stringify(logged()));
+      assert.equal(logged()[3]!.level, 30);
+      assert.equal(logged()[3]!.msg, 'worker runs again after failing');
+      assert.equal(logged()[3]!.failing_ms, 65_000);
+    } finally {
+      await loop.stop();
+      metrics.close();
+    }
+  });
+});
