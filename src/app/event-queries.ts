@@ -2,6 +2,7 @@ import { DomainError } from '../domain/errors.js';
 import { hasPrefix, quotedId } from '../domain/ids.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
+import { type Actor, writeAudit } from './audit.js';
 import type { AppContext } from './context.js';
 import { pendingDelivery } from './delivery-rows.js';
 import { EVENT_READ_COLUMNS, eventBody } from './events.js';
@@ -112,9 +113,10 @@ export class EventQueries {
   /**
    * Sends the event again to the given endpoint, or to every enabled endpoint that
    * subscribes to it now. Each delivery starts a fresh retry schedule; its earlier
-   * attempts stay in the log.
+   * attempts stay in the log. Audited with the key that asked, in the same transaction: a
+   * leaked key replaying a merchant's events to its endpoints must show (PCI DSS 10.2.1.2).
    */
-  async redeliver(merchantId: string, id: string, endpointId?: string): Promise<{ object: 'redelivery'; event: string; deliveries: DeliveryView[] }> {
+  async redeliver(actor: Actor, merchantId: string, id: string, endpointId?: string): Promise<{ object: 'redelivery'; event: string; deliveries: DeliveryView[] }> {
     const event = await this.requireEvent(merchantId, id);
     const db = this.ctx.database.db;
     let endpoints = await db
@@ -151,6 +153,14 @@ export class EventQueries {
           .values(pendingDelivery({ id: this.ctx.newId('delivery'), event_id: event.id, merchant_id: merchantId, kind: 'webhook', target: endpoint.id, endpoint_id: endpoint.id }, now, retryUntil))
           .execute();
       }
+      await writeAudit(this.ctx, trx, {
+        actor,
+        action: 'event.redeliver',
+        merchantId,
+        target: event.id,
+        outcome: 'success',
+        detail: { type: event.type, payment: event.payment_id, endpoints: endpoints.map((e) => e.id) },
+      });
     });
     this.outbox.notify();
     const wanted = new Set(endpoints.map((e) => e.id));

@@ -317,6 +317,34 @@ for (const dialect of DIALECTS) {
       assert.equal((await t.request({ method: 'GET', url: '/events/evt_00000000000000000000000000000000' })).statusCode, 404);
     });
 
+    it('audits a redelivery with the key that asked, the event and the endpoints it went to; a refused one writes nothing', async () => {
+      const db = t.gateway.services.ctx.database.db;
+      const merchant = t.credentials.merchant_id;
+      const paymentId = await paidPayment(t);
+      const [event] = ((await t.request({ method: 'GET', url: `/events?payment=${paymentId}&type=payment.created` })).json() as { data: Array<{ id: string }> }).data;
+      const audited = () => db.selectFrom('audit_log').selectAll().where('target', '=', event!.id).orderBy('id').execute();
+      assert.equal((await t.request({ method: 'POST', url: `/events/${event!.id}/redeliver` })).statusCode, 409);
+      assert.deepEqual(await audited(), [], 'a refused redelivery changed nothing');
+
+      const endpoint = await registerEndpoint(t, 'http://127.0.0.1:9/hooks/tok3n', { events: ['payment.created'] });
+      try {
+        assert.equal((await t.request({ method: 'POST', url: `/events/${event!.id}/redeliver`, payload: { endpoint_id: endpoint.id } })).statusCode, 202);
+        assert.equal((await t.request({ method: 'POST', url: `/events/${event!.id}/redeliver` })).statusCode, 202);
+        const rows = await audited();
+        assert.deepEqual(rows.map((r) => r.action), ['event.redeliver', 'event.redeliver']);
+        const keys = await db.selectFrom('secret_keys').select('id').where('merchant_id', '=', merchant).where('revoked_at', 'is', null).execute();
+        for (const r of rows) {
+          assert.ok(keys.some((k) => r.actor === `merchant:${merchant}/${k.id}`), r.actor);
+          assert.equal(r.source, 'ip:127.0.0.1');
+          assert.equal(r.merchant_id, merchant);
+          assert.equal(r.outcome, 'success');
+          assert.deepEqual(JSON.parse(r.detail!), { type: 'payment.created', payment: paymentId, endpoints: [endpoint.id] });
+        }
+      } finally {
+        await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+      }
+    });
+
     it('refuses private targets when private callbacks are not allowed', async () => {
       const strict = await startTestGateway({ dialect, env: { WEBHOOK_ALLOW_PRIVATE: 'false' } });
       try {

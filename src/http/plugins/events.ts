@@ -7,6 +7,7 @@ import { Refund } from '../schemas/lifecycle.js';
 import { ComplianceStatus } from './compliance.js';
 import { Nullable, problemResponses, StrictObject, Timestamp } from '../schemas/common.js';
 import { optionalJsonBody, sendJsonText } from '../json-reply.js';
+import { merchantActor } from '../auth.js';
 
 export const Event = Type.Object(
   {
@@ -140,6 +141,6 @@ export const eventRoutes =
           },
         },
       },
-      async (request, reply) => sendJsonText(reply, JSON.stringify(await events.redeliver(request.merchantId, request.params.id, request.body.endpoint_id)), 202),
+      async (request, reply) => sendJsonText(reply, JSON.stringify(await events.redeliver(merchantActor(request), request.merchantId, request.params.id, request.body.endpoint_id)), 202),
     );
   };
