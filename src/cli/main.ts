@@ -53,6 +53,55 @@ A value given twice to --currency, --return-url, --notify-email or --notify-even
 A channel's --mode is fixed once it has taken a payment: create a new channel for live payments.
 Every command prints text; add --json for JSON (a refusal too: {"error":{"status","code","message",...}} on stderr).`;
 
+type OptionName = keyof typeof options;
+
+/**
+ * What each command takes: its one argument (what it names, for the messages) and its
+ * options. Checked before the configuration is read or a database opened, so a typo makes
+ * no data directory, key file or migration; and an argument or option the command would
+ * ignore is refused rather than dropped (`key revoke key_a key_b` revoking key_a only).
+ */
+const COMMANDS: Record<string, { argument?: string; options?: OptionName[] }> = {
+  serve: {},
+  migrate: {},
+  'merchant create': { options: ['name'] },
+  'merchant list': {},
+  'channel create': { options: ['merchant', 'reference', 'name', 'currency', 'return-url', 'notify-email', 'mode', 'notify-event', 'customer-receipts'] },
+  'channel update': { argument: 'the channel reference', options: ['name', 'currency', 'return-url', 'notify-email', 'mode', 'notify-event', 'customer-receipts'] },
+  'channel list': { options: ['merchant'] },
+  'channel secret': { argument: 'the channel reference' },
+  'channel rotate-secret': { argument: 'the channel reference' },
+  'key create': { options: ['merchant', 'label'] },
+  'key revoke': { argument: 'the key id (key_…)' },
+  'key list': { options: ['merchant'] },
+  'vault rotate': {},
+  'database scrub': {},
+  'payment show': { argument: 'the payment id (pay_…)' },
+  'audit list': { options: ['merchant'] },
+  'compliance list': {},
+  'compliance show': { argument: 'the merchant id' },
+  'compliance approve': { argument: 'the merchant id', options: ['documents'] },
+  'compliance reject': { argument: 'the merchant id', options: ['reason', 'documents'] },
+  'compliance download': { argument: 'the document id (doc_…)', options: ['out'] },
+};
+
+const EVERY_COMMAND_OPTIONS: OptionName[] = ['json', 'help'];
+
+/** The command the positionals name, and its argument ('' for a command without one); a UsageError for anything else. */
+function commandLine(positionals: string[], values: Values): { name: string; target: string } {
+  const words = positionals[0] === 'serve' || positionals[0] === 'migrate' ? 1 : 2;
+  const name = positionals.slice(0, words).join(' ');
+  const spec = COMMANDS[name];
+  if (!spec) throw new UsageError(`unknown command "${positionals.join(' ')}"`);
+  const [target, ...extra] = positionals.slice(words);
+  if (!spec.argument && target !== undefined) throw new UsageError(`${name} takes no argument, got "${target}"`);
+  if (spec.argument && target === undefined) throw new UsageError(`${name} needs ${spec.argument}`);
+  if (extra.length) throw new UsageError(`${name} takes one argument (${spec.argument}), got also "${extra.join(' ')}"`);
+  const unused = (Object.keys(values) as OptionName[]).find((o) => !EVERY_COMMAND_OPTIONS.includes(o) && !spec.options?.includes(o));
+  if (unused) throw new UsageError(`${name} does not take --${unused}`);
+  return { name, target: target ?? '' };
+}
+
 /** The commands that seal something under the active key, and so register it (src/app/kek-check.ts). */
 const SEALING_COMMANDS = new Set(['channel create', 'channel rotate-secret', 'vault rotate']);
 
@@ -136,15 +185,15 @@ async function run(argv: string[]): Promise<void> {
   // `--customer-receipts` alone means true.
   const args = argv.map((a, i) => (a === '--customer-receipts' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--')) ? '--customer-receipts=true' : a));
   const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
-  const [group, action, target] = positionals;
   const json = values.json ?? false;
-  if (values.help || !group) {
+  if (values.help || positionals.length === 0) {
     process.stdout.write(USAGE + '\n');
     return;
   }
-  if (group === 'serve') return serve();
+  const { name: command, target } = commandLine(positionals, values);
+  if (command === 'serve') return serve();
   const config = loadConfig();
-  if (group === 'database' && action === 'scrub') {
+  if (command === 'database scrub') {
     // It rewrites the file: a gateway writing meanwhile would have its writes wait or fail.
     const hold = config.databaseUrl ? null : holdDataDir(config.dataDir, 'database scrub rewrites its file: stop the gateway first, then run it again');
     const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
@@ -160,7 +209,7 @@ async function run(argv: string[]): Promise<void> {
       hold?.release();
     }
   }
-  if (group === 'migrate') {
+  if (command === 'migrate') {
     const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false });
     const applied = await migrate(database.db)
       .catch((error: unknown) => Promise.reject(new DatabaseUnavailableError(config, error)))
@@ -170,7 +219,6 @@ async function run(argv: string[]): Promise<void> {
     print(json, { dialect: database.dialect, database: databaseLocation(config), applied }, done);
     return;
   }
-  const command = `${group} ${action ?? ''}`.trim();
   const sealing = { registerKek: SEALING_COMMANDS.has(command) };
   await withServices(config, createLogger('warn'), async (services) => {
     const m = services.merchants.actingAs(cliActor());
@@ -204,7 +252,6 @@ async function run(argv: string[]): Promise<void> {
         );
       }
       case 'channel update': {
-        if (!target) throw new UsageError('channel update needs the channel reference');
         const channel = await m.updateChannel(target, {
           ...(values.name ? { name: values.name } : {}),
           ...(mode(values.mode) ? { mode: mode(values.mode)! } : {}),
@@ -222,12 +269,10 @@ async function run(argv: string[]): Promise<void> {
         return print(json, rows, table(rows as unknown as Array<Record<string, unknown>>, ['reference', 'id', 'merchant_id', 'name', 'mode', 'currencies', 'return_urls', 'notify_emails', 'support_email']));
       }
       case 'channel secret': {
-        if (!target) throw new UsageError('channel secret needs the channel reference');
         const secret = await m.revealReturnSecret(target);
         return print(json, { channel: target, return_secret: secret }, secret);
       }
       case 'channel rotate-secret': {
-        if (!target) throw new UsageError('channel rotate-secret needs the channel reference');
         const secret = await m.rotateReturnSecret(target);
         const kept = await keepSandboxReturnSecret(services, target, secret);
         return print(
@@ -241,7 +286,6 @@ async function run(argv: string[]): Promise<void> {
         return print(json, key, `created ${key.id}\nsecret key: ${key.secret_key}\nThis is the only time the key is shown; it is stored as a hash.`);
       }
       case 'key revoke': {
-        if (!target) throw new UsageError('key revoke needs the key id (key_…)');
         await m.revokeSecretKey(target);
         return print(json, { id: target, status: 'revoked' }, `revoked ${target}; requests with it now get 401`);
       }
@@ -256,7 +300,6 @@ async function run(argv: string[]): Promise<void> {
         return print(json, { rewrapped: n, kek_id: services.ctx.vault.activeKekId }, `re-wrapped ${n} data keys under ${services.ctx.vault.activeKekId}`);
       }
       case 'payment show': {
-        if (!target) throw new UsageError('payment show needs the payment id (pay_…)');
         const view = await services.support.show(cliActor(), target);
         return print(json, view, paymentSupportText(view));
       }
@@ -270,7 +313,6 @@ async function run(argv: string[]): Promise<void> {
         return print(json, rows, table(flat, ['merchant_id', 'merchant_name', 'submitted_at', 'status', 'annual_transactions', 'documents']));
       }
       case 'compliance show': {
-        if (!target) throw new UsageError('compliance show needs the merchant id');
         const v = await services.compliance.show(target);
         const summary = `${v.merchant_id}: ${v.status}; card data on live channels ${v.card_data_on_live_channels}; expires ${v.expires_at ?? '-'}; missing: ${v.missing.map((x) => x.item).join(', ') || 'nothing'}`;
         return print(json, v, `${summary}
@@ -280,24 +322,21 @@ ${table(v.documents, ['id', 'type', 'document_date', 'status', 'uploaded_at', 's
 ${table(v.audit_log, ['at', 'actor', 'source', 'action', 'outcome', 'code'])}`);
       }
       case 'compliance approve': {
-        if (!target) throw new UsageError('compliance approve needs the merchant id');
         const v = await services.compliance.approve(cliActor(), target, list(values, 'documents'));
         return print(json, v, `approved ${target} (${v.approved_basis}); valid until ${v.expires_at}`);
       }
       case 'compliance reject': {
-        if (!target) throw new UsageError('compliance reject needs the merchant id');
         const v = await services.compliance.reject(cliActor(), target, required(values, 'reason'), list(values, 'documents'));
         return print(json, v, `rejected the submission of ${target}; the merchant sees the reason`);
       }
       case 'compliance download': {
-        if (!target) throw new UsageError('compliance download needs the document id (doc_…)');
         const out = required(values, 'out');
         const doc = await services.compliance.download(cliActor(), target, null);
         writeFileSync(out, doc.bytes, { mode: 0o600, flag: 'wx' });
         return print(json, { id: target, file: out, sha256: doc.sha256 }, `wrote ${out} (sha256 ${doc.sha256})`);
       }
       default:
-        throw new UsageError(`unknown command "${positionals.join(' ')}"`);
+        throw new Error(`${command} is in COMMANDS but has no case here`);
     }
   }, sealing);
 }

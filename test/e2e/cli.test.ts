@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -319,6 +319,41 @@ describe('operator CLI (npm run cli), text and --json', () => {
     } finally {
       await gateway.close();
     }
+  });
+});
+
+describe('a command line that is not a command', () => {
+  let dataDir: string;
+  before(() => {
+    dataDir = join(mkdtempSync(join(tmpdir(), 'tzero-cli-usage-')), 'data');
+  });
+  after(() => {
+    if (dataDir) rmSync(join(dataDir, '..'), { recursive: true, force: true });
+  });
+
+  it('is refused with exit code 2 before any database is opened, created or migrated: a typo, a stray argument, an option the command ignores', async () => {
+    const cli = (...args: string[]) => runCli(args, { DATA_DIR: dataDir });
+    const cases: Array<[string[], RegExp]> = [
+      [['merchnt', 'list'], /^error: unknown command "merchnt list"/],
+      [['merchant'], /^error: unknown command "merchant"/],
+      // The second key would silently stay active while the operator believes it revoked.
+      [['key', 'revoke', 'key_a', 'key_b'], /^error: key revoke takes one argument \(the key id \(key_…\)\), got also "key_b"/],
+      // An unquoted name: "Acme" would be saved and "Shop" dropped.
+      [['channel', 'update', 'acme', '--name', 'Acme', 'Shop'], /^error: channel update takes one argument \(the channel reference\), got also "Shop"/],
+      [['merchant', 'list', 'extra'], /^error: merchant list takes no argument, got "extra"/],
+      [['channel', 'list', '--name', 'Acme'], /^error: channel list does not take --name/],
+      [['merchant', 'create', '--name', 'Acme', '--label', 'x'], /^error: merchant create does not take --label/],
+      [['channel', 'secret'], /^error: channel secret needs the channel reference/],
+      [['payment', 'show', '--json'], /^error: payment show needs the payment id \(pay_…\)/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => cli(...args)));
+    for (const [i, r] of results.entries()) {
+      const [args, message] = cases[i]!;
+      assert.equal(r.code, 2, `${args.join(' ')}: exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+      assert.match(r.stderr, /Usage:/);
+    }
+    assert.ok(!existsSync(dataDir), 'no data directory, key file or database was made for a command that does not exist');
   });
 });
 
