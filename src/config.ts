@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -136,6 +136,21 @@ function mailFrom(raw: string | undefined): string {
   return raw;
 }
 
+/**
+ * Made at boot (owner-only) if missing, and proven writable here: the SQLite file, the
+ * sandbox's keys and mail land in it, and a failure later would be a driver's stack trace.
+ */
+function dataDirectory(raw: string | undefined): string {
+  const dir = resolve(raw || './data');
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    throw new ConfigError(`DATA_DIR must be a directory the gateway can create and write to; ${dir} cannot be used: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  return dir;
+}
+
 /** `id:base64key`; the key must be exactly 32 bytes (AES-256). */
 function parseKek(name: string, raw: string): Kek {
   const m = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/=]+)$/.exec(raw.trim());
@@ -187,8 +202,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const host = env.HOST || '127.0.0.1';
   const port = int(env, 'PORT', 8080, 0, 65535);
   const tokens = operatorTokens(env, mode);
-  const dataDir = resolve(env.DATA_DIR || './data');
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const dataDir = dataDirectory(env.DATA_DIR);
 
   let kekRaw = env.VAULT_KEK;
   let hmacRaw = env.HMAC_KEY;

@@ -123,6 +123,15 @@ describe('keys', () => {
   });
 });
 
+describe('data directory', () => {
+  it('names DATA_DIR, without a stack trace, when it is a file or lies under one', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'tzero-datadir-')), 'a-file');
+    writeFileSync(file, '');
+    refused({ DATA_DIR: file }, new RegExp(`^DATA_DIR must be a directory the gateway can create and write to; ${file} cannot be used: EEXIST`));
+    refused({ DATA_DIR: join(file, 'data') }, /^DATA_DIR must be a directory the gateway can create and write to; .* cannot be used: ENOTDIR/);
+  });
+});
+
 describe('retry schedule', () => {
   it('refuses a first wait longer than the longest wait', () => {
     refused({ WEBHOOK_RETRY_BASE_SECONDS: '600', WEBHOOK_RETRY_MAX_DELAY_SECONDS: '60' }, /^WEBHOOK_RETRY_BASE_SECONDS must not exceed WEBHOOK_RETRY_MAX_DELAY_SECONDS/);
