@@ -1,6 +1,7 @@
-import { loadConfig } from '../config.js';
+import type { FastifyInstance } from 'fastify';
+import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
-import { createGateway, ensureSandboxCredentials } from '../server.js';
+import { createGateway, ensureSandboxCredentials, type Gateway } from '../server.js';
 import { holdDataDir } from '../adapters/storage/data-dir-lock.js';
 
 export async function serve(): Promise<void> {
@@ -25,11 +26,11 @@ export async function serve(): Promise<void> {
   }
   // Read before listening, as the boot's other reads are: one that fails stops the boot here.
   const settingsNotices = await gateway.services.merchants.settingsOutOfRule();
-  const address = await gateway.app.listen({ host: config.host, port: config.port });
+  const address = await listen(gateway, gateway.app, { host: config.host, port: config.port }, ['HOST', 'PORT']);
   const publicly = config.publicUrl === address ? '' : ` (public URL ${config.publicUrl})`;
   process.stdout.write(`  tZero Pay (${config.mode}, ${gateway.services.ctx.database.dialect}) listening on ${address}${publicly}  — API reference: ${config.publicUrl}/docs\n\n`);
   if (gateway.operatorApp && config.operatorListen) {
-    const operatorAddress = await gateway.operatorApp.listen(config.operatorListen);
+    const operatorAddress = await listen(gateway, gateway.operatorApp, config.operatorListen, ['OPERATOR_HOST', 'OPERATOR_PORT']);
     process.stdout.write(`  operator API (/operator/…) listening on ${operatorAddress}, not on ${address}\n\n`);
   }
   for (const notice of config.notices) log.warn(notice);
@@ -46,4 +47,18 @@ export async function serve(): Promise<void> {
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * A port taken by another process, or a HOST that is no address of this machine, is a
+ * setting to change: said in one line naming the variables, once the gateway has handed
+ * back what its workers may have claimed already.
+ */
+async function listen(gateway: Gateway, app: FastifyInstance, at: { host: string; port: number }, [hostVar, portVar]: [string, string]): Promise<string> {
+  try {
+    return await app.listen(at);
+  } catch (error) {
+    await gateway.close();
+    throw new ConfigError(`${portVar} ${at.port} on ${hostVar} ${at.host} cannot be listened on: ${(error as Error).message}`);
+  }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -134,6 +135,26 @@ describe('operator CLI (npm run cli), text and --json', () => {
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /^error: could not open or migrate the database postgres:\/\/gateway@127\.0\.0\.1:1\/payments \(DATABASE_URL\): .*ECONNREFUSED/);
       assert.doesNotMatch(r.stderr, /hunter2|\n\s+at /);
+    }
+  });
+
+  it('names HOST and PORT, without a stack trace, when the gateway cannot listen there', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const [inUse, unknownHost] = await Promise.all([
+        runCli(['serve'], { DATA_DIR: dataDir, PORT: String(port) }),
+        runCli(['serve'], { DATA_DIR: mkdtempSync(join(tmpdir(), 'tzero-cli-host-')), HOST: 'gateway.invalid', PUBLIC_URL: 'http://127.0.0.1:8080', PORT: '0' }),
+      ]);
+      for (const r of [inUse, unknownHost]) {
+        assert.equal(r.code, 2, r.stderr);
+        assert.doesNotMatch(r.stderr, /\n\s+at /);
+      }
+      assert.match(inUse.stderr, new RegExp(`^error: PORT ${port} on HOST 127\\.0\\.0\\.1 cannot be listened on: .*EADDRINUSE`, 'm'));
+      assert.match(unknownHost.stderr, /^error: PORT 0 on HOST gateway\.invalid cannot be listened on: .*ENOTFOUND/m);
+    } finally {
+      taken.close();
     }
   });
 
