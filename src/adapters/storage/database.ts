@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, type PostgresPool, type PostgresPoolClient, SqliteDialect, type Transaction, sql } from 'kysely';
+import { CompiledQuery, DEFAULT_MIGRATION_TABLE, Kysely, Migrator, PostgresDialect, type PostgresPool, type PostgresPoolClient, SqliteDialect, type Transaction, sql } from 'kysely';
 import { migrationProvider } from './migrations/index.js';
 import type { Schema } from './schema.js';
 import { type CompiledStatement, type RowInsert, combineInserts, compileInsert, compileInsertParts, insertShape, sqliteParams } from './compiled.js';
@@ -159,8 +159,23 @@ export function databaseLocation(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDi
 export async function migrate(db: Kysely<Schema>): Promise<string[]> {
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();
-  if (error) throw error instanceof Error ? error : new Error(String(error));
+  if (error) throw (await newerSchema(db)) ?? (error instanceof Error ? error : new Error(String(error)));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * After a rollback of the code the database is ahead of it: Kysely calls that "corrupted
+ * migrations", which sends an operator looking for damage rather than at the version deployed.
+ */
+async function newerSchema(db: Kysely<Schema>): Promise<Error | null> {
+  const known = Object.keys(await migrationProvider.getMigrations()).sort();
+  const applied = await sql<{ name: string }>`select name from ${sql.table(DEFAULT_MIGRATION_TABLE)}`.execute(db).then(
+    (r) => r.rows.map((row) => row.name),
+    () => [],
+  );
+  const unknown = applied.filter((name) => !known.includes(name)).sort();
+  if (unknown.length === 0) return null;
+  return new Error(`it was migrated by a newer version of the gateway (${unknown.join(', ')}; this version knows up to ${known.at(-1)}): run that version or a later one, or restore a backup taken before the upgrade`);
 }
 
 function openSqlite(opts: OpenOptions): Database {
