@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { AcquirerName, Config } from './config.js';
-import { openDatabase } from './adapters/storage/database.js';
+import { openDatabase, postgresTarget } from './adapters/storage/database.js';
 import { Vault } from './adapters/vault/envelope.js';
 import { checkSmtp } from './adapters/mail/mailer.js';
 import { checkKeks } from './app/kek-check.js';
@@ -17,7 +17,6 @@ import { Metrics } from './app/metrics.js';
 import { startWorkers, type Workers } from './workers/index.js';
 import { type Clock, systemClock } from './ports/clock.js';
 import type { Acquirer } from './ports/acquirer.js';
-
 
 /** The connector for each ACQUIRER value (config.ts). */
 const CONNECTORS: Record<AcquirerName, () => Acquirer> = { sandbox: () => new SandboxAcquirer() };
@@ -112,8 +111,7 @@ export const SANDBOX_CURRENCIES = ['USD', 'EUR', 'GBP', 'JPY', 'CHF', 'CAD', 'AU
  */
 export function sandboxCredentialsFile(config: Pick<Config, 'dataDir' | 'databaseUrl'>): string {
   if (!config.databaseUrl) return join(config.dataDir, 'sandbox-credentials.json');
-  const url = new URL(config.databaseUrl);
-  const database = `${url.hostname}-${url.port || '5432'}-${decodeURIComponent(url.pathname.slice(1)) || 'postgres'}`.replace(/[^A-Za-z0-9_.-]/g, '_');
+  const database = postgresTarget(config.databaseUrl).replace(/[^A-Za-z0-9_.-]/g, '_');
   return join(config.dataDir, `sandbox-credentials.postgres-${database}.json`);
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { databaseLocation } from '../../src/adapters/storage/database.js';
+import { sandboxCredentialsFile } from '../../src/server.js';
 
 describe('where a database is, as operators are told', () => {
   it('names the SQLite file in the data directory', () => {
@@ -19,5 +20,17 @@ describe('where a database is, as operators are told', () => {
       assert.equal(databaseLocation({ databaseUrl: url, dataDir: '/x' }), shown);
       assert.ok(!/s3cret|p%40ss/.test(databaseLocation({ databaseUrl: url, dataDir: '/x' })));
     }
+  });
+
+  it("names the sandbox's credentials file for every DATABASE_URL pg connects with, also those a URL parser refuses", () => {
+    const cases: Array<[string, string]> = [
+      ['postgres://tzero:s3cret@db.internal:5433/pay', '/x/sandbox-credentials.postgres-db.internal-5433-pay.json'],
+      ['postgres://tzero@[::1]/pay', '/x/sandbox-credentials.postgres-___1_-5432-pay.json'],
+      ['postgresql://tzero:s3cret@/pay?host=127.0.0.1', '/x/sandbox-credentials.postgres-127.0.0.1-5432-pay.json'],
+      ['postgresql://tzero@/pay?host=/run/postgresql&port=5433', '/x/sandbox-credentials.postgres-_run_postgresql-5433-pay.json'],
+      // pg reads a stray % as itself; decodeURIComponent would throw.
+      ['postgres://tzero@db.internal/pay%zz', '/x/sandbox-credentials.postgres-db.internal-5432-pay_zz.json'],
+    ];
+    for (const [url, file] of cases) assert.equal(sandboxCredentialsFile({ dataDir: '/x', databaseUrl: url }), file, url);
   });
 });

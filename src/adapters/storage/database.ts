@@ -156,6 +156,19 @@ export function databaseLocation(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDi
   return `${url.protocol}//${user}${url.host}${url.pathname}`;
 }
 
+/** `host-port-database`, read from the URL as earlier versions did, so a sandbox finds its credentials file (server.ts) again. */
+export function postgresTarget(databaseUrl: string): string {
+  try {
+    const url = new URL(databaseUrl);
+    return `${url.hostname}-${url.port || '5432'}-${decodeURIComponent(url.pathname.slice(1)) || 'postgres'}`;
+  } catch {
+    // pg also connects with what a URL parser refuses (postgresql://user@/db?host=/run/postgresql, a
+    // stray %): its own reading, which builds the connection's settings and opens nothing.
+    const client = new pg.Client({ connectionString: databaseUrl });
+    return `${client.host}-${client.port}-${client.database ?? 'postgres'}`;
+  }
+}
+
 export async function migrate(db: Kysely<Schema>): Promise<string[]> {
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();
