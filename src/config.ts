@@ -151,6 +151,13 @@ function dataDirectory(raw: string | undefined): string {
   return dir;
 }
 
+/** Letters, digits, dots and hyphens, or an IP address: the default PUBLIC_URL is made from HOST, and `pay/ments` would make a wrong one. */
+function listenHost(name: string, raw: string | undefined): string {
+  if (!raw) return '127.0.0.1';
+  if (isIP(raw) === 0 && !/^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(raw)) throw new ConfigError(`${name} must be a host name or IP address to listen on, got "${raw.slice(0, 100)}"`);
+  return raw;
+}
+
 /** `id:base64key`; the key must be exactly 32 bytes (AES-256). */
 function parseKek(name: string, raw: string): Kek {
   const m = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/=]+)$/.exec(raw.trim());
@@ -199,7 +206,7 @@ function sandboxKeys(dataDir: string): SandboxKeys & { file: string } {
 export function loadConfig(env: Env = process.env): Readonly<Config> {
   const mode = (env.GATEWAY_MODE ?? 'sandbox') as GatewayMode;
   if (mode !== 'sandbox' && mode !== 'live') throw new ConfigError(`GATEWAY_MODE must be sandbox or live, got "${mode}"`);
-  const host = env.HOST || '127.0.0.1';
+  const host = listenHost('HOST', env.HOST);
   const port = int(env, 'PORT', 8080, 0, 65535);
   const tokens = operatorTokens(env, mode);
   const dataDir = dataDirectory(env.DATA_DIR);
@@ -388,5 +395,5 @@ function operatorListen(env: Env, publicPort: number, tokens: readonly OperatorT
   if (tokens.length === 0) throw new ConfigError('OPERATOR_PORT needs OPERATOR_TOKEN or OPERATOR_TOKENS: without a token there is no operator API to serve');
   const port = int(env, 'OPERATOR_PORT', 0, 0, 65535);
   if (port !== 0 && port === publicPort) throw new ConfigError(`OPERATOR_PORT must differ from PORT (${publicPort}): the operator API gets a listener of its own`);
-  return { host: env.OPERATOR_HOST || '127.0.0.1', port };
+  return { host: listenHost('OPERATOR_HOST', env.OPERATOR_HOST), port };
 }

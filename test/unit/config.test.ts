@@ -51,6 +51,11 @@ describe('live mode', () => {
     assert.equal(loadConfig({ ...env, PUBLIC_URL: 'http://127.0.0.1:8080/' }).publicUrl, 'http://127.0.0.1:8080');
   });
 
+  it('blames HOST, not a PUBLIC_URL nobody set, for a host that is no host; one with a slash made a wrong public URL', () => {
+    for (const host of ['not a host', 'pay/ments', 'pay:8080']) refused({ HOST: host, PUBLIC_URL: '' }, new RegExp(`^HOST must be a host name or IP address to listen on, got "${host}"$`));
+    assert.equal(loadConfig({ ...env, HOST: '::' }).publicUrl, 'http://[::]:8080');
+  });
+
   it('wants an operator token no one could guess', () => {
     refused({ ...live, OPERATOR_TOKEN: 'a' }, /^OPERATOR_TOKEN must be at least 32 characters in live mode/);
     assert.deepEqual(loadConfig({ ...env, ...live, OPERATOR_TOKEN: 'x'.repeat(32) }).operatorTokens, [{ name: null, token: 'x'.repeat(32) }]);
