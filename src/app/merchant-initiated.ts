@@ -54,8 +54,9 @@ export async function settleWithoutCustomer(
 ): Promise<{ status: number; body: string }> {
   const details = detailsOf(prepared.payment);
   if (prepared.payment.payment_type === 'mit') {
-    const initial = await initialNetworkReference(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
-    if (initial !== undefined) details.initial_network_reference = initial;
+    const { passed, agreement } = await networkReferences(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
+    if (passed !== undefined) details.initial_network_reference = passed;
+    if (agreement !== passed && agreement !== undefined) details.agreement_network_reference = agreement;
   }
   // Pending only while the acquirer answers (a hosted page's lifetime, as short as 30 s, is
   // not this payment's): the sweeper expires it only if the process died in between.
@@ -194,13 +195,15 @@ async function stepUp(trx: Trx, ctx: AppContext, row: PaymentsTable, card: Sensi
 }
 
 /**
- * The scheme reference of the agreement an MIT relies on, checked against the payment
- * that set it up when the merchant names one (docs/payment-data.md, "Initial agreement").
- * A bare previous_network_reference may come from another acquirer and is taken as given.
+ * The scheme reference an MIT passes to the acquirer, and the initial one of the agreement
+ * it belongs to, checked against the payment that set it up when the merchant names one
+ * (docs/payment-data.md, "Initial agreement"). They differ for an industry-practice MIT,
+ * which passes the named payment's own. A bare previous_network_reference may come from
+ * another acquirer and is taken as given.
  */
-export async function initialNetworkReference(ctx: AppContext, merchantId: string, data: PaymentData, payment: PaymentsTable): Promise<string | undefined> {
+async function networkReferences(ctx: AppContext, merchantId: string, data: PaymentData, payment: PaymentsTable): Promise<{ passed: string | undefined; agreement: string | undefined }> {
   const previousId = data.previous_payment_id;
-  if (previousId === undefined) return data.previous_network_reference;
+  if (previousId === undefined) return { passed: data.previous_network_reference, agreement: data.previous_network_reference };
   const refuse = (code: string, message: string) => new DomainError(422, code, message, '/payment_data/previous_payment_id');
 
   // Another merchant's payment is reported exactly like a missing one.
@@ -269,7 +272,9 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
   // An industry-practice MIT carries on the one transaction it names (the authorisation it
   // reauthorises, the stay it adds a charge to), and schemes want that transaction's own id,
   // whose age they check: an agreement's initial one may be years old.
-  const agreement = prevDetails.initial_network_reference ?? prev.network_reference ?? undefined;
+  // An industry-practice MIT's initial_network_reference is the payment it carried on, so
+  // its agreement's is kept apart: an agreement MIT naming it still carries the initial one.
+  const agreement = prevDetails.agreement_network_reference ?? prevDetails.initial_network_reference ?? prev.network_reference ?? undefined;
   const initial = data.industry_usage === 'none' ? agreement : (prev.network_reference ?? agreement);
   const given = data.previous_network_reference;
   if (given !== undefined && given !== agreement && given !== prev.network_reference) {
@@ -280,5 +285,5 @@ export async function initialNetworkReference(ctx: AppContext, merchantId: strin
       '/payment_data/previous_network_reference',
     );
   }
-  return initial ?? given;
+  return { passed: initial ?? given, agreement: agreement ?? given };
 }

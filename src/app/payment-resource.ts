@@ -17,6 +17,8 @@ export interface PaymentDetails {
   decline_message?: string;
   retry_advice?: RetryAdvice;
   initial_network_reference?: string;
+  /** An industry-practice MIT's agreement's initial reference, where it passed another one (initial_network_reference) on. */
+  agreement_network_reference?: string;
 }
 
 /**

@@ -210,6 +210,22 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it('keeps the agreement\'s initial reference for an agreement MIT that follows an industry-practice one', async () => {
+      calls = [];
+      const initial = await payByCard(t, { customer: 'cust-reauth-chain' });
+      const token = initial.payment_method.token as string;
+      const charge = json(await mit(t, { token, previous_payment_id: initial.id, amount: 1200 }));
+      // The subscription charge's hold lapsed: reauthorised, still a charge of the agreement.
+      const reauthorised = json(await mit(t, { token, previous_payment_id: charge.id, industry_usage: 'reauthorisation', amount: 1200 }));
+      assert.equal(reauthorised.initial_network_reference, charge.network_reference);
+      const nextMonth = json(await mit(t, { token, previous_payment_id: reauthorised.id, amount: 1200 }));
+      assert.equal(nextMonth.status, 'captured');
+      assert.equal(callsFor(nextMonth.id)[0]?.previousNetworkReference, initial.network_reference, "the agreement's initial reference, not the reauthorised charge's");
+      assert.equal(nextMonth.initial_network_reference, initial.network_reference);
+      const named = await mit(t, { token, previous_payment_id: reauthorised.id, previous_network_reference: initial.network_reference, amount: 1200 });
+      assert.equal(named.statusCode, 201, named.body);
+    });
+
     it('refuses to resubmit a payment whose decline it advised never to retry', async () => {
       calls = [];
       const initial = await payByCard(t, { customer: 'cust-no-retry', number: '4000000000000341' });
