@@ -66,6 +66,10 @@ async function savedOnLiveChannel(ctx: AppContext, stored: PaymentMethodsTable):
     .select('payments.id')
     .where('payments.payment_method_id', '=', stored.id)
     .where('payments.merchant_id', '=', stored.merchant_id)
+    // Every payment naming the token, and the one that stored it, is its customer's: the
+    // (merchant, customer) index reads those few, not all the merchant's payments, on
+    // every token payment, sandbox ones included.
+    .where('payments.customer_reference', '=', stored.customer_reference)
     .where('channels.mode', '=', 'live')
     .limit(1)
     .executeTakeFirst();

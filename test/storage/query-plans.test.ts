@@ -10,6 +10,7 @@ import { rotateKek } from '../../src/cli/rotate-kek.js';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment, post } from '../lifecycle/helpers.js';
 import { paidPayment, registerEndpoint } from '../webhooks/support.js';
+import { json, mit, payByCard } from '../stored-cards/support.js';
 
 /** Tables that grow with traffic: a query that reads one of them whole gets slower every day. */
 const GROWING = ['payments', 'refunds', 'releases', 'events', 'deliveries', 'delivery_attempts', 'card_secrets', 'checkout_sessions', 'idempotency_keys', 'payment_methods', 'audit_log'];
@@ -109,6 +110,32 @@ describe('query plans (sqlite)', () => {
       assert.ok(plan.some((d) => d.includes('USING PRIMARY KEY')), plan.join('; '));
     } finally {
       raw.close();
+    }
+  });
+
+  it("a stored card's payment looks through its customer's payments, not its merchant's whole history", async () => {
+    // A gateway of its own: statements are prepared once per connection, and this one must be seen.
+    const own = await startTestGateway({ dialect: 'sqlite' });
+    try {
+      const initial = await payByCard(own, { customer: 'cust-plan' });
+      const statements = await preparedDuring(async () => {
+        const res = await mit(own, { token: initial.payment_method.token, previous_payment_id: initial.id });
+        assert.equal(json(res).status, 'captured', res.body);
+      });
+      const byCard = statements.filter((s) => /^select\b.*from "payments".*"payment_method_id" = \?/is.test(s));
+      assert.ok(byCard.length > 0, 'no read of payments by stored card seen');
+      const raw = new SQLite(join(own.dataDir, 'gateway.sqlite'), { readonly: true });
+      try {
+        for (const source of byCard) {
+          const plan = (raw.prepare(`explain query plan ${source}`).all(...Array<null>((source.match(/\?/g) ?? []).length).fill(null)) as Array<{ detail: string }>).map((p) => p.detail);
+          const payments = plan.find((d) => /^SEARCH payments\b/.test(d)) ?? plan.join('; ');
+          assert.match(payments, /customer_reference=\?/, `${source}\n${plan.join('; ')}`);
+        }
+      } finally {
+        raw.close();
+      }
+    } finally {
+      await own.close();
     }
   });
 });
