@@ -18,7 +18,8 @@ export function timeBound(text: string, edge: 'start' | 'end'): number | null {
   if (!m) return null;
   const [, year, month, day, hour, minute, second, fraction = '', sign, offsetHours = '0', offsetMinutes = '0'] = m;
   const leap = second === '60';
-  const whole = Date.UTC(Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), leap ? 59 : Number(second));
+  // Date.UTC reads years 0-99 as 1900-1999; setUTCFullYear takes 0001 (Go's zero time) as written.
+  const whole = new Date(0).setUTCFullYear(Number(year), Number(month) - 1, Number(day)) + ((Number(hour) * 60 + Number(minute)) * 60 + (leap ? 59 : Number(second))) * 1000;
   // Date.UTC rolls 30 February over into March and 24:00 into the next day: neither is written so.
   if (new Date(whole).toISOString().slice(0, 19) !== `${year}-${month}-${day}T${hour}:${minute}:${leap ? '59' : second}`) return null;
   const offsetMs = (sign === '-' ? -1 : 1) * (Number(offsetHours) * 60 + Number(offsetMinutes)) * 60_000;

@@ -56,6 +56,14 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(await ids(`created_gte=${encodeURIComponent('2025-01-31T23:59:60Z')}`), [firstOfFebruary.id]);
     });
 
+    it('takes the first years of the calendar as a bound, as Go and .NET write an unset time', async () => {
+      // Go's zero time.Time and .NET's DateTime.MinValue: "from the beginning".
+      const both = [firstOfFebruary.id, lastOfJanuary.id];
+      assert.deepEqual(await ids(`created_gte=${encodeURIComponent('0001-01-01T00:00:00Z')}`), both);
+      assert.deepEqual(await ids(`created_gte=${encodeURIComponent('0099-12-31T23:59:59Z')}&created_lte=${encodeURIComponent('9999-12-31T23:59:59Z')}`), both);
+      assert.deepEqual(await ids(`created_lte=${encodeURIComponent('0050-06-15T12:00:00Z')}`), []);
+    });
+
     it('still refuses what is not a date-time, naming the parameter', async () => {
       for (const [query, param] of [
         ['created_lte=2025-02-30T00:00:00Z', '/querystring/created_lte'],
