@@ -3,7 +3,7 @@ import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Services } from '../app/services.js';
 import type { Metrics } from '../app/metrics.js';
-import { cancelPendingDeliveries, outboundPolicy } from '../app/webhook-endpoints.js';
+import { cancelPendingDeliveries, outboundPolicy, urlOrigin } from '../app/webhook-endpoints.js';
 import { type MailRules, RECEIPT_TYPES, endpointTakes, mailRulesOf, notifiesMerchant } from '../app/event-interest.js';
 import type { DeliveriesTable, Schema } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
@@ -962,7 +962,7 @@ class ResultWriter {
         event_id: d.event_id,
         event_type: d.event_type,
         endpoint_id: d.endpoint_id,
-        ...(d.url !== null && { endpoint: originOf(d.url) }),
+        ...(d.url !== null && { endpoint: URL.canParse(d.url) ? urlOrigin(d.url) : null }),
         kind: d.kind,
         attempt: d.attempts + 1,
         status_code: o.statusCode,
@@ -1038,10 +1038,6 @@ class ResultWriter {
 }
 
 /** A stored endpoint URL parses; should one not, nothing of it is logged. */
-function originOf(url: string): string | null {
-  return URL.canParse(url) ? new URL(url).origin : null;
-}
-
 /** The dispatcher as a worker loop: polls as a safety net, and stops the dispatcher with it. */
 export class DispatcherLoop extends Loop {
   constructor(
