@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable } from '../adapters/storage/unavailable.js';
 import type { Metrics } from '../app/metrics.js';
+import { scrubText } from '../logger.js';
 
 /** While runs keep failing the same way, the error is logged again this often at most. */
 const REPEATED_FAILURE_LOG_MS = 60_000;
@@ -92,7 +93,8 @@ export class Loop {
     this.failing.runs = runs;
     if (now - this.failing.loggedAt < REPEATED_FAILURE_LOG_MS) return;
     this.failing.loggedAt = now;
-    this.log.error({ worker: this.name, error: message, failed_runs: this.failing.runs, failing_ms: now - this.failing.since }, 'worker run still failing');
+    // Not through the err serializer, which scrubs what could quote a card number: scrubbed here.
+    this.log.error({ worker: this.name, error: scrubText(message), failed_runs: this.failing.runs, failing_ms: now - this.failing.since }, 'worker run still failing');
   }
 
   async stop(): Promise<void> {
