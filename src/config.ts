@@ -244,6 +244,10 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     );
   }
 
+  // The port the system picks is known only once listening, after every link is made from this.
+  if (port === 0 && !env.PUBLIC_URL) {
+    throw new ConfigError('PORT 0 (any free port) needs PUBLIC_URL: the default PUBLIC_URL, http://HOST:PORT, would name port 0 and every payment page link would lead nowhere');
+  }
   const publicUrl = (env.PUBLIC_URL || `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, '');
   const publicScheme = URL.canParse(publicUrl) ? new URL(publicUrl).protocol : undefined;
   if (publicScheme !== 'https:' && publicScheme !== 'http:') {

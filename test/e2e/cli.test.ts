@@ -130,7 +130,7 @@ describe('operator CLI (npm run cli), text and --json', () => {
 
   it('says which database it could not open, without a stack trace or a password', async () => {
     const down = 'postgres://gateway:hunter2@127.0.0.1:1/payments';
-    const [serve, migrate] = await Promise.all([runCli(['serve'], { DATA_DIR: dataDir, DATABASE_URL: down, PORT: '0' }), runCli(['migrate'], { DATA_DIR: dataDir, DATABASE_URL: down })]);
+    const [serve, migrate] = await Promise.all([runCli(['serve'], { DATA_DIR: dataDir, DATABASE_URL: down, PORT: '0', PUBLIC_URL: 'http://127.0.0.1:8080' }), runCli(['migrate'], { DATA_DIR: dataDir, DATABASE_URL: down })]);
     for (const r of [serve, migrate]) {
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /^error: could not open or migrate the database postgres:\/\/gateway@127\.0\.0\.1:1\/payments \(DATABASE_URL\): .*ECONNREFUSED/);

@@ -51,6 +51,11 @@ describe('live mode', () => {
     assert.equal(loadConfig({ ...env, PUBLIC_URL: 'http://127.0.0.1:8080/' }).publicUrl, 'http://127.0.0.1:8080');
   });
 
+  it('refuses PORT 0 without a PUBLIC_URL: the default one would be http://HOST:0, a link to nowhere in every payment', () => {
+    refused({ PORT: '0', PUBLIC_URL: '' }, /^PORT 0 \(any free port\) needs PUBLIC_URL/);
+    assert.equal(loadConfig({ ...env, PORT: '0', PUBLIC_URL: 'http://127.0.0.1:8080' }).publicUrl, 'http://127.0.0.1:8080');
+  });
+
   it('blames HOST, not a PUBLIC_URL nobody set, for a host that is no host; one with a slash made a wrong public URL', () => {
     for (const host of ['not a host', 'pay/ments', 'pay:8080']) refused({ HOST: host, PUBLIC_URL: '' }, new RegExp(`^HOST must be a host name or IP address to listen on, got "${host}"$`));
     assert.equal(loadConfig({ ...env, HOST: '::' }).publicUrl, 'http://[::]:8080');
