@@ -2,7 +2,7 @@ import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { AcquirerName, Config } from './config.js';
+import { type AcquirerName, type Config, ConfigError } from './config.js';
 import { openDatabase, postgresTarget } from './adapters/storage/database.js';
 import { Vault } from './adapters/vault/envelope.js';
 import { checkSmtp } from './adapters/mail/mailer.js';
@@ -115,10 +115,30 @@ export function sandboxCredentialsFile(config: Pick<Config, 'dataDir' | 'databas
   return join(config.dataDir, `sandbox-credentials.postgres-${database}.json`);
 }
 
+const CREDENTIAL_FIELDS = ['merchant_id', 'channel', 'secret_key', 'return_secret'] as const;
+
+/** The file's credentials; one edited or cut short by hand stops the boot naming it rather than with a parser's stack trace. */
+function readCredentials(file: string): SandboxCredentials {
+  let kept: unknown;
+  try {
+    kept = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw damagedCredentials(file, error instanceof SyntaxError ? 'it is not JSON' : `it cannot be read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  const wrong = typeof kept === 'object' && kept !== null && !Array.isArray(kept) ? CREDENTIAL_FIELDS.filter((f) => typeof (kept as Record<string, unknown>)[f] !== 'string') : CREDENTIAL_FIELDS;
+  if (wrong.length > 0) throw damagedCredentials(file, `it needs ${CREDENTIAL_FIELDS.map((f) => `"${f}"`).join(', ')} as strings; ${wrong.map((f) => `"${f}"`).join(', ')} ${wrong.length === 1 ? 'is' : 'are'} not`);
+  return kept as SandboxCredentials;
+}
+
+function damagedCredentials(file: string, what: string): ConfigError {
+  // The key it held is stored only as a hash: without the file the boot says how to make another.
+  return new ConfigError(`${file} is damaged (${what}); restore it, or delete it and create a key with: npm run cli -- key create --merchant mer_…`);
+}
+
 /** The credentials kept in `file`, if they are of this database's merchant (a database dropped and made again has others). */
 async function keptCredentials(services: Services, file: string): Promise<SandboxCredentials | null> {
   if (!existsSync(file)) return null;
-  const credentials = JSON.parse(readFileSync(file, 'utf8')) as SandboxCredentials;
+  const credentials = readCredentials(file);
   const merchant = await services.ctx.database.db.selectFrom('merchants').select('id').where('id', '=', credentials.merchant_id).executeTakeFirst();
   return merchant ? credentials : null;
 }
@@ -126,7 +146,11 @@ async function keptCredentials(services: Services, file: string): Promise<Sandbo
 /** After `channel rotate-secret`: the sandbox's credentials file keeps the channel's secret current. Answers whether it held that channel. */
 export async function keepSandboxReturnSecret(services: Services, channel: string, returnSecret: string): Promise<boolean> {
   const file = sandboxCredentialsFile(services.ctx.config);
-  const credentials = await keptCredentials(services, file);
+  // The rotation is done: a damaged file must not keep its new secret from being shown. The next boot names the file.
+  const credentials = await keptCredentials(services, file).catch((error: unknown) => {
+    if (error instanceof ConfigError) return null;
+    throw error;
+  });
   if (credentials?.channel !== channel) return false;
   writeCredentials(file, { ...credentials, return_secret: returnSecret });
   return true;

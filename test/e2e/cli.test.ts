@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -8,8 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { GATEWAY_ACTOR } from '../../src/app/audit.js';
 import { loadConfig } from '../../src/config.js';
-import { createGateway, ensureSandboxCredentials } from '../../src/server.js';
-import { exampleBody } from '../support/gateway.js';
+import { createGateway, ensureSandboxCredentials, sandboxCredentialsFile } from '../../src/server.js';
+import { exampleBody, freePort } from '../support/gateway.js';
 import { authoriseExampleOn } from '../support/http.js';
 import { runCli, type CliResult } from '../support/process.js';
 
@@ -515,5 +515,35 @@ describe('vault rotate (KEK rotation through the CLI)', () => {
     // Trying the new key on a read-only command left nothing that the running configuration lacks.
     const back = await runCli(['channel', 'list'], { DATA_DIR: dataDir, VAULT_KEK: k2, HMAC_KEY: hmac });
     assert.equal(back.code, 0, back.stderr);
+  });
+});
+
+describe('a damaged sandbox credentials file', () => {
+  let dataDir: string;
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'tzero-damaged-credentials-'));
+    const gateway = await createGateway(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', WORKERS: 'false' }), pino({ level: 'silent' }));
+    try {
+      await ensureSandboxCredentials(gateway.services);
+    } finally {
+      await gateway.close();
+    }
+  });
+  after(() => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('stops the boot with one line naming the file and what to do, exit code 2; a secret rotation still shows its secret', async () => {
+    const file = sandboxCredentialsFile({ dataDir, databaseUrl: undefined });
+    for (const damaged of ['{"merchant_id": "mer_', '["mer_x"]', '{"merchant_id": 5}']) {
+      writeFileSync(file, damaged);
+      const r = await runCli(['serve'], { DATA_DIR: dataDir, PORT: String(await freePort()) });
+      assert.equal(r.code, 2, `${damaged}: exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^error: ${file.replace(/[.]/g, '\\.')} is damaged`), damaged);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, damaged);
+    }
+    const rotated = await runCli(['channel', 'rotate-secret', 'sandbox'], { DATA_DIR: dataDir });
+    ok(rotated, 'channel rotate-secret');
+    assert.match(rotated.stdout, /^rsk_[0-9a-f]{48}\n/);
   });
 });
