@@ -547,3 +547,24 @@ describe('a damaged sandbox credentials file', () => {
     assert.match(rotated.stdout, /^rsk_[0-9a-f]{48}\n/);
   });
 });
+
+describe('commands started at once on a fresh SQLite data directory', () => {
+  let dataDir: string;
+  before(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'tzero-first-use-'));
+  });
+  after(() => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('migrate the database once: the later ones wait for the first and find it up to date', async () => {
+    const cli = (...args: string[]) => runCli(args, { DATA_DIR: dataDir });
+    const [first, list, second] = await Promise.all([cli('migrate'), cli('merchant', 'list'), cli('migrate')]);
+    ok(first, 'migrate');
+    ok(list, 'merchant list');
+    ok(second, 'the second migrate');
+    const applied = [first, second].map((r) => /^applied (\d+) migrations/.exec(r.stdout)?.[1]);
+    assert.ok(applied.filter(Boolean).length <= 1, `the migrations were applied once:\n${first.stdout}\n${second.stdout}`);
+    assert.match((await cli('migrate')).stdout, /is up to date; no migration to apply/);
+  });
+});

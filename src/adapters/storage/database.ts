@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type SQLite from 'better-sqlite3';
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { CompiledQuery, DEFAULT_MIGRATION_TABLE, Kysely, Migrator, PostgresDialect, type PostgresPool, type PostgresPoolClient, SqliteDialect, type Transaction, sql } from 'kysely';
+import { CompiledQuery, DEFAULT_MIGRATION_TABLE, Kysely, Migrator, PostgresDialect, type PostgresPool, type PostgresPoolClient, SqliteAdapter, SqliteDialect, type Transaction, sql } from 'kysely';
 import { migrationProvider } from './migrations/index.js';
 import type { Schema } from './schema.js';
 import { type CompiledStatement, type RowInsert, combineInserts, compileInsert, compileInsertParts, insertShape, sqliteParams } from './compiled.js';
@@ -169,7 +169,37 @@ export function postgresTarget(databaseUrl: string): string {
   }
 }
 
+/** How long a process waits for another one's migration of the same SQLite file, a large file's included. */
+const MIGRATION_WAIT_MS = 5 * 60_000;
+
+/**
+ * On SQLite Kysely takes no migration lock (it assumes one process) and runs each migration
+ * outside any transaction: two processes first using a fresh file (two operator commands, one
+ * beside a first `serve`) both found every migration pending, and the second failed on a table
+ * the first had made. Holding the write lock from before the first read, the later one waits,
+ * then finds the migrations applied; and a failed run leaves the file as it was.
+ */
 export async function migrate(db: Kysely<Schema>): Promise<string[]> {
+  if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return migrateToLatest(db);
+  return db.connection().execute(async (conn) => {
+    await sql.raw(`pragma busy_timeout = ${MIGRATION_WAIT_MS}`).execute(conn);
+    try {
+      await sql`begin immediate`.execute(conn);
+    } finally {
+      await sql.raw(`pragma busy_timeout = ${BUSY_TIMEOUT_MS}`).execute(conn);
+    }
+    try {
+      const applied = await migrateToLatest(conn);
+      await sql`commit`.execute(conn);
+      return applied;
+    } catch (error) {
+      await sql`rollback`.execute(conn).catch(() => {});
+      throw error;
+    }
+  });
+}
+
+async function migrateToLatest(db: Kysely<Schema>): Promise<string[]> {
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw (await newerSchema(db)) ?? (error instanceof Error ? error : new Error(String(error)));

@@ -1,4 +1,5 @@
 import { type Kysely, SqliteAdapter, sql } from 'kysely';
+import { atomically } from './atomically.js';
 
 /**
  * checkout_sessions keyed by payment_id, without token_hash and token_ct: the page token
@@ -21,10 +22,8 @@ import { type Kysely, SqliteAdapter, sql } from 'kysely';
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   const sqlite = db.getExecutor().adapter instanceof SqliteAdapter;
-  // PostgreSQL migrations run in a transaction already; SQLite's do not, and a crash
-  // between the drop and the rename must not lose the table.
-  if (db.isTransaction) return rebuild(db, sqlite);
-  return db.transaction().execute((trx) => rebuild(trx, sqlite));
+  // A crash between the drop and the rename must not lose the table.
+  return atomically(db, (step) => rebuild(step, sqlite));
 }
 
 async function rebuild(db: Kysely<unknown>, sqlite: boolean): Promise<void> {

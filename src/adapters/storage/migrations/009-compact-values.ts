@@ -1,5 +1,6 @@
 import { type Kysely, type RawBuilder, SqliteAdapter, sql } from 'kysely';
 import { ID_TAGS, storedValue } from '../stored-values.js';
+import { atomically } from './atomically.js';
 
 /**
  * SQLite only (docs/decisions/0008-compact-values-on-sqlite.md): ids and sealed values
@@ -20,8 +21,7 @@ import { ID_TAGS, storedValue } from '../stored-values.js';
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return;
-  if (db.isTransaction) return convert(db);
-  return db.transaction().execute(convert);
+  return atomically(db, convert);
 }
 
 const REBUILT = new Set(['card_secrets']);
