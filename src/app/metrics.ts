@@ -88,14 +88,17 @@ export class Metrics {
     this.loopDelay.disable();
   }
 
-  /** One answered request; `route` is undefined when no route matched. */
-  observeRequest(method: string, route: string | undefined, status: number, seconds: number): void {
+  /**
+   * One answered request; `route` is undefined when no route matched. `seconds` is undefined
+   * for a request refused before it was read (client-errors.ts): no time to tell from it.
+   */
+  observeRequest(method: string, route: string | undefined, status: number, seconds?: number): void {
     const key = route ?? 'unmatched';
     let byMethod = this.routes.get(key);
     if (!byMethod) this.routes.set(key, (byMethod = new Map()));
     let series = byMethod.get(method);
     if (!series) byMethod.set(method, (series = { duration: new Histogram(), statuses: new Map() }));
-    series.duration.observe(seconds);
+    if (seconds !== undefined) series.duration.observe(seconds);
     series.statuses.set(status, (series.statuses.get(status) ?? 0) + 1);
   }
 
@@ -132,7 +135,7 @@ export class Metrics {
     }
     lines.push(...header('tzero_http_request_duration_seconds', 'histogram', 'Time from a request read to its answer sent, by route template and method.'));
     for (const [route, byMethod] of this.routes) {
-      for (const [method, series] of byMethod) lines.push(...series.duration.lines('tzero_http_request_duration_seconds', `method="${label(method)}",route="${label(route)}"`));
+      for (const [method, series] of byMethod) if (series.duration.count > 0) lines.push(...series.duration.lines('tzero_http_request_duration_seconds', `method="${label(method)}",route="${label(route)}"`));
     }
     lines.push(...header('tzero_deliveries_total', 'counter', 'Callback and e-mail attempts recorded (succeeded, failed for good, or to be retried) and deliveries cancelled, by kind.'));
     for (const [labels, n] of this.deliveries) lines.push(`tzero_deliveries_total{${labels}} ${n}`);

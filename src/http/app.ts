@@ -69,7 +69,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     childLoggerFactory: (parent, bindings, options) => requestLogger(parent as Logger, bindings, options) as FastifyBaseLogger,
     bodyLimit: services.ctx.config.bodyLimitBytes,
     genReqId: newRequestId,
-    clientErrorHandler: clientErrorHandler(newRequestId),
+    clientErrorHandler: clientErrorHandler(newRequestId, metrics),
     requestIdHeader: false,
     trustProxy: services.ctx.config.trustProxy,
     // Requests that arrive while the gateway closes get our 503 problem (below), not Fastify's JSON.

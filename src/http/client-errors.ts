@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import type { Metrics } from '../app/metrics.js';
 import { PROBLEM_TYPE_BASE, statusTitle } from './problem.js';
 
 const REFUSALS: Record<string, [status: number, code: string, detail: string]> = {
@@ -22,19 +23,27 @@ function answered(socket: Socket, error: NodeJS.ErrnoException): boolean {
 /**
  * Requests Node's HTTP parser refuses never reach Fastify's handlers: they get the API's
  * problem+json as well (Fastify's own answer is a different JSON shape), then the
- * connection closes, as Node would close it.
+ * connection closes, as Node would close it. Their answer is logged and counted as every
+ * other is (app.ts): one access-log line under the `reqId` the answer carries, and
+ * `tzero_http_requests_total` under no route, by method `unknown` (the parser gave none).
  */
-export function clientErrorHandler(newRequestId: () => string) {
+export function clientErrorHandler(newRequestId: () => string, metrics: Pick<Metrics, 'observeRequest'>) {
   return function (this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket): void {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
-    const [status, code, detail] = REFUSALS[error.code ?? ''] ?? MALFORMED;
-    const requestId = newRequestId();
-    this.log.info({ code: error.code, request_id: requestId, remote_address: socket.remoteAddress }, 'request refused before routing');
-    if (socket.writable && !answered(socket, error)) {
-      const title = statusTitle(status);
-      const body = JSON.stringify({ type: PROBLEM_TYPE_BASE + code, title, status, detail, code, request_id: requestId });
-      socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRequest-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`);
+    const remote_address = socket.remoteAddress;
+    if (!socket.writable || answered(socket, error)) {
+      // Nothing is answered: what was answered on this connection was logged and counted with its request.
+      this.log.info({ code: error.code, remote_address }, 'connection closed before its request was read in full');
+      socket.destroy(error);
+      return;
     }
+    const [status, code, detail] = REFUSALS[error.code ?? ''] ?? MALFORMED;
+    const reqId = newRequestId();
+    const title = statusTitle(status);
+    const body = JSON.stringify({ type: PROBLEM_TYPE_BASE + code, title, status, detail, code, request_id: reqId });
+    socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRequest-Id: ${reqId}\r\nConnection: close\r\n\r\n${body}`);
+    this.log.info({ reqId, res: { statusCode: status }, code: error.code, remote_address }, 'request completed');
+    metrics.observeRequest('unknown', undefined, status);
     socket.destroy(error);
   };
 }

@@ -445,6 +445,30 @@ describe('the access log', () => {
       await t.close();
     }
   });
+
+  it('logs and counts the requests Node refuses before Fastify sees them, with the id their answer carries', async () => {
+    const lines: Array<Record<string, unknown> & { msg: string; reqId?: string; res?: { statusCode: number } }> = [];
+    const log = createLogger('info', { write: (text: string) => void lines.push(JSON.parse(text)) });
+    const token = 'op_' + 'n'.repeat(40);
+    const t = await startTestGateway({ log, env: { OPERATOR_TOKEN: token } });
+    try {
+      const url = new URL(await t.listen());
+      const huge = await rawExchange(url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: ${'a'.repeat(20_000)}\r\n\r\n`);
+      const garbage = await rawExchange(url, 'HELLO THERE\r\n\r\n');
+      for (const [exchange, status] of [[huge, 431], [garbage, 400]] as const) {
+        const requestId = (JSON.parse(exchange.body) as { request_id: string }).request_id;
+        const line = lines.find((l) => l.reqId === requestId);
+        assert.equal(line?.msg, 'request completed', `no access-log line for the ${status}: ${JSON.stringify(lines.filter((l) => 'request_id' in l))}`);
+        assert.equal(line.res?.statusCode, status);
+      }
+      assert.deepEqual(lines.filter((l) => 'request_id' in l), [], 'every line names its request as reqId');
+      const scrape = await t.app.inject({ method: 'GET', url: '/operator/metrics', headers: { authorization: `Bearer ${token}` } });
+      assert.match(scrape.body, /^tzero_http_requests_total\{method="unknown",route="unmatched",status="431"\} 1$/m);
+      assert.match(scrape.body, /^tzero_http_requests_total\{method="unknown",route="unmatched",status="400"\} 1$/m);
+    } finally {
+      await t.close();
+    }
+  });
 });
 
 describe('a request reaching a gateway that is closing', () => {
