@@ -10,7 +10,7 @@ import { resolveReturnUrl } from './authorise.js';
 import { PageTokens } from './page-token.js';
 import { appendPaymentEvent, applyTransition, detailsOf, eraseCard, loadForUpdate } from './payment-transitions.js';
 import type { PaymentDetails, RetryAdvice } from './payment-resource.js';
-import { storeCardOnApproval } from './stored-cards.js';
+import { type CardToStore, storeCardOnApproval } from './stored-cards.js';
 import { LookupCache } from './lookup-cache.js';
 import { queueRelease } from './releases.js';
 
@@ -288,7 +288,7 @@ export class Checkout {
         await releaseLateApproval(trx, this.ctx, p, result, capture);
         return null;
       }
-      const next = await recordAuthorisation(trx, this.ctx, row, result, capture, card.pan);
+      const next = await recordAuthorisation(trx, this.ctx, row, result, capture, { pan: card.pan, live: !view.sandbox });
       await eraseCard(trx, this.ctx, row.id);
       await trx.updateTable('checkout_sessions').set({ state: 'done' }).where('payment_id', '=', view.session.payment_id).execute();
       return next;
@@ -390,7 +390,7 @@ export async function captureIfDue(ctx: AppContext, p: PaymentsTable, result: Au
 
 /**
  * Write the acquirer's verdict (and an immediate capture) as transitions with their events.
- * `pan`: the card's number as the hosted page opened it, for storing the card (merchant-initiated payments pass none).
+ * `toStore`: what the hosted page passes for storing the card (merchant-initiated payments pass none).
  */
 export async function recordAuthorisation(
   trx: Parameters<typeof applyTransition>[0],
@@ -398,7 +398,7 @@ export async function recordAuthorisation(
   row: PaymentsTable,
   result: AuthoriseResult,
   capture: CaptureOutcome,
-  pan?: string,
+  toStore?: CardToStore,
 ): Promise<PaymentsTable> {
   const now = ctx.clock.now();
   const details = detailsOf(row);
@@ -410,7 +410,7 @@ export async function recordAuthorisation(
       // the authorisation's end, where it would be taken on a lapsed hold or never at all.
       const captureAt = row.capture_mode === 'auto' && row.capture_delay_ms !== null ? Math.min(now + row.capture_delay_ms, expiresAt) : null;
       // Stored before the transition so the authorised event already carries the pm_… token.
-      const stored = await storeCardOnApproval(trx, ctx, row, result.networkReference, pan);
+      const stored = await storeCardOnApproval(trx, ctx, row, result.networkReference, toStore);
       let next = await applyTransition(trx, ctx, row, 'authorised', {
         ...stored,
         authorisation_code: result.authorisationCode,

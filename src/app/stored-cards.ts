@@ -142,22 +142,29 @@ export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, 
   };
 }
 
+/** What the hosted page that authorised a customer-initiated payment passes for storing its card. */
+export interface CardToStore {
+  /** The card's number as the page opened it to authorise it. */
+  pan: string;
+  /** Whether the payment's channel is live, as the page read it (a channel's mode is fixed once it has a payment). */
+  live: boolean;
+}
+
 /**
  * Called where the acquirer's approval is recorded, in the same transaction: a card
  * asked to be stored is stored only once its payment is approved. The same card for the
  * same customer keeps its token (the keyed fingerprint finds it) and takes the newest
  * expiry, which is how a merchant updates a stored card. Returns the payment's patch.
- * `pan` is the card's number as the hosted page opened it to authorise it: a
- * customer-initiated payment is only ever approved there, and merchant-initiated ones
- * (which pass none) never store a card.
+ * A customer-initiated payment is only ever approved on the hosted page, which passes
+ * `card`; merchant-initiated ones (which pass none) never store a card.
  */
-export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: PaymentsTable, networkReference: string, pan?: string): Promise<{ payment_method_id?: string }> {
+export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: PaymentsTable, networkReference: string, card?: CardToStore): Promise<{ payment_method_id?: string }> {
   if (row.payment_method_id !== null || row.payment_type !== 'cit' || row.customer_reference === null) return {};
-  if (!detailsOf(row).store_for_future_use || pan === undefined) return {};
+  if (!detailsOf(row).store_for_future_use || card === undefined) return {};
   const now = ctx.clock.now();
   const id = ctx.newId('paymentMethod');
   // The CVC stays behind: it is never stored with a card.
-  const { kek_id, wrapped_dek, pan_ct } = ctx.vault.sealCard(id, new SensitiveCard(pan, undefined));
+  const { kek_id, wrapped_dek, pan_ct } = ctx.vault.sealCard(id, new SensitiveCard(card.pan, undefined));
   const saved = await trx
     .insertInto('payment_methods')
     .values({
@@ -195,29 +202,26 @@ export async function storeCardOnApproval(trx: Trx, ctx: AppContext, row: Paymen
     )
     .returning(['id', 'initial_payment_id'])
     .executeTakeFirstOrThrow();
-  if (saved.initial_payment_id !== row.id && (await agreementTurnsLive(trx, row, saved.initial_payment_id))) {
+  // Its agreement (initial_payment_id, initial_network_reference: what merchants name in their
+  // merchant-initiated payments) moves to a live payment that stores again a card first stored
+  // through a sandbox one: that one never reached a card scheme, so a live payment may not
+  // follow it (initial_payment_not_live) nor carry its network reference to the acquirer. A
+  // live agreement is never replaced by a sandbox one.
+  if (card.live && saved.initial_payment_id !== row.id && !(await paymentIsLive(trx, saved.initial_payment_id))) {
     await trx.updateTable('payment_methods').set({ initial_payment_id: row.id, initial_network_reference: networkReference }).where('id', '=', saved.id).execute();
   }
   return { payment_method_id: saved.id };
 }
 
-/**
- * Whether a card stored first through a sandbox payment is now stored again by a live one.
- * Its agreement (initial_payment_id, initial_network_reference: what merchants name in their
- * merchant-initiated payments) then becomes the live payment's: the sandbox one never reached
- * a card scheme, so a live payment may not follow it (initial_payment_not_live) nor carry its
- * network reference to the acquirer. A live agreement is never replaced by a sandbox one.
- */
-async function agreementTurnsLive(trx: Trx, row: PaymentsTable, initialPaymentId: string): Promise<boolean> {
-  const current = await trx.selectFrom('channels').select('mode').where('id', '=', row.channel_id).executeTakeFirstOrThrow();
-  if (current.mode !== 'live') return false;
+/** Whether the payment was made on a live channel. */
+async function paymentIsLive(trx: Trx, paymentId: string): Promise<boolean> {
   const initial = await trx
     .selectFrom('payments')
     .innerJoin('channels', 'channels.id', 'payments.channel_id')
     .select('channels.mode')
-    .where('payments.id', '=', initialPaymentId)
+    .where('payments.id', '=', paymentId)
     .executeTakeFirst();
-  return initial?.mode !== 'live';
+  return initial?.mode === 'live';
 }
 
 /** In an upsert of payment_methods: the presented expiry is after the stored one. */

@@ -89,6 +89,30 @@ for (const dialect of DIALECTS) {
       assert.deepEqual([after.card.expiry_month, after.card.expiry_year], [9, 2041]);
     });
 
+    it("reads no channel in the approval that stores a card again on a sandbox channel: the page knows the channel's mode", async () => {
+      const customer = 'cust-again-in-sandbox';
+      const first = await payByCard(t, { customer });
+      const body = await exampleBody({ channel: 'sandbox', customer: { reference: customer } });
+      body.payment_method = { type: 'card', number: '4242424242424242', expiry_month: 12, expiry_year: 2077, cvc: '123', store_for_future_use: true };
+      body.payment_data = { payment_type: 'cit', payment_sub_type: 'recurring-initial', credential_on_file: true };
+      const created = json(await t.request({ method: 'POST', url: '/payment/authorise', payload: body }));
+      // Every query of every executor, a transaction's too, goes through the executors' base class.
+      const base = Object.getPrototypeOf(Object.getPrototypeOf(db().getExecutor())) as { executeQuery(query: { sql: string }): Promise<unknown> };
+      const executeQuery = base.executeQuery;
+      const run: string[] = [];
+      base.executeQuery = function (this: unknown, query: { sql: string }) {
+        run.push(query.sql);
+        return executeQuery.call(this, query);
+      };
+      try {
+        await t.gateway.services.checkout.complete(pageToken(created.redirect_url));
+      } finally {
+        base.executeQuery = executeQuery;
+      }
+      assert.equal((await getPayment(t, created.id)).payment_method.token, first.payment_method.token);
+      assert.deepEqual(run.filter((text) => /"channels"/.test(text) && /"mode"/.test(text)), []);
+    });
+
     it('shows a 13-digit stored card with the shorter BIN, and corrects one stored with 6 digits when it is presented again', async () => {
       const number = '4929381234562';
       const first = await payByCard(t, { customer: 'cust-short', number });
