@@ -31,6 +31,8 @@ export interface CheckoutView {
   sandbox: boolean;
   flow: 'frictionless' | 'challenge';
   attemptsLeft: number;
+  /** The operator has the merchant suspended (decision 0027): an open page takes no card until it is resumed. */
+  merchantSuspended: boolean;
 }
 
 export function retryAdviceFor(declineCode: string, retryable: boolean): RetryAdvice {
@@ -74,12 +76,14 @@ export class Checkout {
     const row = await this.ctx.database.db
       .selectFrom('checkout_sessions as s')
       .innerJoin('payments as p', 'p.id', 's.payment_id')
+      // Read with the page, not from the cache: every confirm reads it, so a suspension stops the next one.
+      .innerJoin('merchants as m', 'm.id', 'p.merchant_id')
       .selectAll('p')
-      .select(['s.state as session_state', 's.challenge_attempts as session_challenge_attempts', 's.created_at as session_created_at', 's.expires_at as session_expires_at'])
+      .select(['s.state as session_state', 's.challenge_attempts as session_challenge_attempts', 's.created_at as session_created_at', 's.expires_at as session_expires_at', 'm.suspended_at as merchant_suspended_at'])
       .where('s.payment_id', '=', paymentId)
       .executeTakeFirst();
     if (!row) return null;
-    const { session_state, session_challenge_attempts, session_created_at, session_expires_at, ...paymentRow } = row;
+    const { session_state, session_challenge_attempts, session_created_at, session_expires_at, merchant_suspended_at, ...paymentRow } = row;
     const session: CheckoutSessionsTable = { payment_id: paymentRow.id, state: session_state, challenge_attempts: session_challenge_attempts, created_at: session_created_at, expires_at: session_expires_at };
     let payment: PaymentsTable = paymentRow;
     if (payment.status === 'requires_action' && payment.expires_at !== null && payment.expires_at <= this.ctx.clock.now()) {
@@ -101,6 +105,7 @@ export class Checkout {
       // previews open it: it waits for the customer's own answer, never confirms itself.
       flow: !card ? 'frictionless' : payment.payment_type === 'mit' ? 'challenge' : this.ctx.acquirer.authenticationFlow(card),
       attemptsLeft: MAX_CHALLENGE_ATTEMPTS - session.challenge_attempts,
+      merchantSuspended: merchant_suspended_at !== null,
     };
     if (card) this.cards.set(view, card);
     return view;
@@ -115,13 +120,16 @@ export class Checkout {
     const view = await this.requireOpen(token, loaded);
     if (!view) return loaded ?? (await this.load(token))!;
     // A challenge card cannot skip its challenge; the page shows the code form instead.
-    if (view.flow === 'challenge') return view;
+    // A suspended merchant's page stays open and shows that it cannot be paid now.
+    if (view.flow === 'challenge' || view.merchantSuspended) return view;
     return (await this.authoriseOnce(view)) ?? (await this.load(token))!;
   }
 
   async answerChallenge(token: string, answer: string, loaded?: CheckoutView): Promise<CheckoutView & { wrongCode?: boolean; noCode?: boolean }> {
     const view = await this.requireOpen(token, loaded);
     if (!view) return loaded ?? (await this.load(token))!;
+    // Not counted as an attempt: the customer did nothing wrong, and may pay once the merchant is resumed.
+    if (view.merchantSuspended) return view;
     // A form sent with nothing in it (the browser's own check bypassed) is not a guess at the code.
     if (answer.trim() === '') return { ...view, noCode: true };
     // The attempt is counted before the code is checked, so codes sent at once each use one

@@ -207,6 +207,9 @@ export class Lifecycle {
         .where('status', '=', 'authorised')
         .where('capture_at', '<=', now)
         .where('expires_at', '>', now - LATE_CAPTURE_GRACE_MS)
+        // A suspended merchant's captures wait (decision 0027): made once it is resumed, or the
+        // authorisation expires and the customer's hold is released, as for any missed capture.
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('merchants').select('merchants.id').whereRef('merchants.id', '=', 'payments.merchant_id').where('merchants.suspended_at', 'is not', null))))
         .orderBy('capture_at')
         .limit(limit);
       if (this.ctx.database.caps.rowLocks) q = q.forUpdate().skipLocked();

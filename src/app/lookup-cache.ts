@@ -2,17 +2,18 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { type CompiledQuery, type Kysely, sql } from 'kysely';
 import { type Database, PG_CONNECT_TIMEOUT_MS, endWithin } from '../adapters/storage/database.js';
-import type { ChannelsTable, Schema, SecretKeysTable } from '../adapters/storage/schema.js';
+import type { ChannelsTable, MerchantsTable, Schema, SecretKeysTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
 import { compiledOnce } from '../adapters/storage/compiled.js';
 import type { EndpointInterest } from './event-interest.js';
 import { subscriptionOf } from './webhook-endpoints.js';
 
-/** A secret key that may be used: its merchant, its id and its stored SHA-256 (for the constant-time check). */
+/** A secret key that may be used: its merchant, its id, its stored SHA-256 (for the constant-time check) and whether its merchant is suspended. */
 export interface ActiveKey {
   readonly merchantId: string;
   readonly keyId: string;
   readonly hash: Buffer;
+  readonly suspended: boolean;
 }
 
 /** Keys in use: bounded by the keys in the database, capped in case there are very many. */
@@ -44,7 +45,7 @@ export type Query = (db: Kysely<Schema>, param: string) => CompiledQuery;
 /** A merchant's channel by reference, compiled once by its owner: parameters reference, then merchant id. */
 export type ChannelQuery = (db: Kysely<Schema>, reference: string, merchantId: string) => CompiledQuery;
 /** What the secret-key query must select. */
-export type KeyRow = Pick<SecretKeysTable, 'id' | 'merchant_id' | 'key_hash' | 'revoked_at'>;
+export type KeyRow = Pick<SecretKeysTable, 'id' | 'merchant_id' | 'key_hash' | 'revoked_at'> & Pick<MerchantsTable, 'suspended_at'>;
 
 /** Tells the cache whether it may be used now; empties it (through a callback) when what it holds may be out of date. */
 interface Watch {
@@ -62,7 +63,7 @@ interface Watch {
  * from the next request on:
  *
  * - Migration 007's triggers move a one-row counter (config_versions) in the same
- *   transaction as any change to merchants, channels or secret keys, whoever makes it,
+ *   transaction as any change to merchants (a suspension too), channels or secret keys, whoever makes it,
  *   and on PostgreSQL also NOTIFY; migration 012's do the same for the endpoint columns
  *   that decide which events an endpoint takes.
  * - SQLite: lookups first read that counter (a prepared primary-key read on a
@@ -285,7 +286,7 @@ export class LookupCache {
     const db = this.ctx.database.db;
     const row = (await db.executeQuery<KeyRow>(query(db, hash))).rows[0];
     if (!row || row.revoked_at !== null) return undefined;
-    return { merchantId: row.merchant_id, keyId: row.id, hash: Buffer.from(row.key_hash, 'hex') };
+    return { merchantId: row.merchant_id, keyId: row.id, hash: Buffer.from(row.key_hash, 'hex'), suspended: row.suspended_at !== null };
   }
 
   private async loadChannel(id: string, query: Query): Promise<ChannelsTable | undefined> {

@@ -135,7 +135,17 @@ function checkReturnUrl(u: string, mode: 'sandbox' | 'live'): void {
 }
 
 /** Every API request runs this lookup (when the key is not cached), so its SQL is compiled once. */
-const keyByHash = compiledOnce((db, hash: string) => db.selectFrom('secret_keys').select(['id', 'merchant_id', 'key_hash', 'revoked_at']).where('key_hash', '=', hash));
+const keyByHash = compiledOnce((db, hash: string) =>
+  db
+    .selectFrom('secret_keys')
+    // Its merchant's standing in the same read: a suspension changes merchants, which empties the cache as a revocation does.
+    .innerJoin('merchants', 'merchants.id', 'secret_keys.merchant_id')
+    .select(['secret_keys.id', 'secret_keys.merchant_id', 'secret_keys.key_hash', 'secret_keys.revoked_at', 'merchants.suspended_at'])
+    .where('secret_keys.key_hash', '=', hash),
+);
+
+/** Longest reason `merchant suspend` keeps: a sentence or two for the next operator, not a case file. */
+const MAX_SUSPEND_REASON = 500;
 
 function newReturnSecret(): string {
   return 'rsk_' + randomBytes(24).toString('hex');
@@ -178,7 +188,44 @@ export class Merchants {
 
   async listMerchants() {
     const rows = await this.ctx.database.db.selectFrom('merchants').selectAll().orderBy('id').execute();
-    return rows.map((r) => ({ ...r, created_at: new Date(r.created_at).toISOString() }));
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      status: r.suspended_at === null ? ('active' as const) : ('suspended' as const),
+      created_at: new Date(r.created_at).toISOString(),
+      suspended_at: r.suspended_at === null ? null : new Date(r.suspended_at).toISOString(),
+      suspended_reason: r.suspended_reason,
+    }));
+  }
+
+  /**
+   * Stops the merchant taking money, at once in every gateway (decision 0027): new
+   * authorisations, stored-card charges, captures and its customers' open pages are
+   * refused, scheduled captures wait, while reads, refunds, voids and callbacks go on.
+   */
+  async suspendMerchant(id: string, reason: string): Promise<void> {
+    if (!reason.trim() || reason.length > MAX_SUSPEND_REASON) throw new DomainError(400, 'invalid_reason', `the reason must be 1-${MAX_SUSPEND_REASON} characters, got ${reason.length}`, '/reason');
+    refuseCardNumbers({ reason });
+    await this.requireMerchant(id);
+    const suspended = await this.ctx.database.write(async (trx) => {
+      const row = await trx.updateTable('merchants').set({ suspended_at: this.ctx.clock.now(), suspended_reason: reason.trim() }).where('id', '=', id).where('suspended_at', 'is', null).returning('id').executeTakeFirst();
+      if (row) await this.audit(trx, 'merchant.suspend', id, id, { reason: reason.trim() });
+      return row !== undefined;
+    });
+    if (!suspended) throw new DomainError(409, 'merchant_already_suspended', `merchant ${id} is already suspended: \`merchant resume ${id}\` first to give a new reason`);
+    this.lookups.drop();
+  }
+
+  async resumeMerchant(id: string): Promise<void> {
+    await this.requireMerchant(id);
+    const resumed = await this.ctx.database.write(async (trx) => {
+      const row = await trx.updateTable('merchants').set({ suspended_at: null, suspended_reason: null }).where('id', '=', id).where('suspended_at', 'is not', null).returning('suspended_reason').executeTakeFirst();
+      // The reason leaves the merchant's row; the audit keeps which suspension this ended.
+      if (row) await this.audit(trx, 'merchant.resume', id, id, { suspended_reason: row.suspended_reason });
+      return row !== undefined;
+    });
+    if (!resumed) throw new DomainError(409, 'merchant_not_suspended', `merchant ${id} is not suspended`);
+    this.lookups.drop();
   }
 
   async requireMerchant(id: string) {
@@ -390,11 +437,11 @@ export class Merchants {
    * (src/app/lookup-cache.ts), and the stored hash is compared again in constant time
    * so no timing difference depends on how much of it matched.
    */
-  async authenticate(presented: string | undefined): Promise<{ merchantId: string; keyId: string } | null> {
+  async authenticate(presented: string | undefined): Promise<{ merchantId: string; keyId: string; suspended: boolean } | null> {
     if (!presented || !isWellFormedSecretKey(presented)) return null;
     const hash = hashSecretKey(presented);
     const key = await this.lookups.secretKey(hash, keyByHash);
     if (!key || !timingSafeEqual(key.hash, Buffer.from(hash, 'hex'))) return null;
-    return { merchantId: key.merchantId, keyId: key.keyId };
+    return { merchantId: key.merchantId, keyId: key.keyId, suspended: key.suspended };
   }
 }

@@ -21,7 +21,12 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   serve                                   run the gateway (what npm start does)
   migrate                                 apply database migrations and exit
   merchant create --name NAME             create a merchant
-  merchant list
+  merchant list                           each merchant with its status (active or suspended, since when, why)
+  merchant suspend MERCHANT_ID --reason TEXT
+                                          stop it taking money, at once: new payments, stored-card charges,
+                                          captures (scheduled ones wait) and its open payment pages are refused;
+                                          reads, refunds, voids, callbacks and e-mails go on
+  merchant resume MERCHANT_ID             lift the suspension
   channel create --merchant ID --reference REF --name NAME --currency USD[,EUR]
                  --return-url URL [--return-url URL] [--notify-email ADDR ...]
                  [--mode sandbox|live] [--notify-event TYPE ...] [--customer-receipts]
@@ -66,6 +71,8 @@ const COMMANDS: Record<string, { argument?: string; options?: OptionName[] }> = 
   migrate: {},
   'merchant create': { options: ['name'] },
   'merchant list': {},
+  'merchant suspend': { argument: 'the merchant id', options: ['reason'] },
+  'merchant resume': { argument: 'the merchant id' },
   'channel create': { options: ['merchant', 'reference', 'name', 'currency', 'return-url', 'notify-email', 'mode', 'notify-event', 'customer-receipts', 'support-email'] },
   'channel update': { argument: 'the channel reference', options: ['name', 'currency', 'return-url', 'notify-email', 'mode', 'notify-event', 'customer-receipts', 'support-email'] },
   'channel list': { options: ['merchant'] },
@@ -229,7 +236,15 @@ async function run(argv: string[]): Promise<void> {
       }
       case 'merchant list': {
         const rows = await m.listMerchants();
-        return print(json, rows, table(rows, ['id', 'name', 'created_at']));
+        return print(json, rows, table(rows, ['id', 'name', 'status', 'created_at', 'suspended_at', 'suspended_reason']));
+      }
+      case 'merchant suspend': {
+        await m.suspendMerchant(target, required(values, 'reason'));
+        return print(json, { id: target, status: 'suspended' }, `suspended ${target}: its new payments, captures and open payment pages are refused from now on (403 merchant_suspended); reads, refunds and voids still work`);
+      }
+      case 'merchant resume': {
+        await m.resumeMerchant(target);
+        return print(json, { id: target, status: 'active' }, `resumed ${target}: it takes payments again, and its waiting scheduled captures are made`);
       }
       case 'channel create': {
         const { channel, return_secret } = await m.createChannel(required(values, 'merchant'), {

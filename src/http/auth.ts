@@ -11,6 +11,13 @@ declare module 'fastify' {
     /** The id (`key_…`) of the secret key the request authenticated with. */
     secretKeyId: string;
   }
+  interface FastifyContextConfig {
+    /**
+     * A write a suspended merchant may still make (decision 0027): it gives money back or
+     * changes no money (a refund, a void, a callback endpoint). Reads need no flag.
+     */
+    whileSuspended?: boolean;
+  }
   interface FastifyInstance {
     /** preHandler for merchant API routes: resolves X-Secret-Key to a merchant or answers 401. */
     requireSecretKey: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
@@ -29,6 +36,10 @@ function presentedKey(request: FastifyRequest): string | undefined {
   return authorization?.[1];
 }
 
+function readOnly(request: FastifyRequest): boolean {
+  return request.method === 'GET' || request.method === 'HEAD';
+}
+
 export function registerAuth(app: FastifyInstance, services: Services): void {
   app.decorateRequest('merchantId', '');
   app.decorateRequest('secretKeyId', '');
@@ -42,6 +53,12 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
       const detail = key === undefined ? 'send your secret key in the X-Secret-Key header' : 'the secret key is not valid (malformed, unknown or revoked)';
       reply.header('www-authenticate', 'X-Secret-Key');
       await sendProblem(reply, problem(request, 401, 'unauthorized', detail, '/headers/x-secret-key'));
+      return;
+    }
+    if (found.suspended && !readOnly(request) && request.routeOptions.config.whileSuspended !== true) {
+      // The reason stays with the operator (merchant list, audit): it may name an investigation.
+      const detail = 'this merchant is suspended by the gateway operator: new payments, stored-card charges and captures are refused; reads, refunds and voids still work. Nothing was done; contact the operator';
+      await sendProblem(reply, problem(request, 403, 'merchant_suspended', detail));
       return;
     }
     const refused = limiter?.take(found.merchantId);

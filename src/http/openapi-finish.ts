@@ -183,6 +183,11 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       // Whatever the operation: no Host header, or a query value with a NUL or a lone surrogate (src/http/app.ts).
       sometimes(400, 'a request without Host, or a query value that breaks the text rules');
       if (responses[401] && op.security?.some((s) => 'secretKey' in s)) responses[401].headers = { ...responses[401].headers, ...AUTHENTICATE_HEADER };
+      // The operations that take money list a 403: a suspended merchant's (src/http/auth.ts, decision 0027).
+      if (responses[403]?.description === statusTitle(403) && op.security?.some((s) => 'secretKey' in s)) {
+        const compliance = path === '/payment/authorise' ? '`compliance_required` or `compliance_expired` (card data on a live channel needs a current PCI DSS approval), or ' : '';
+        responses[403].description = `${statusTitle(403)}: ${compliance}\`merchant_suspended\` (the operator has suspended this merchant: nothing was done; reads, refunds and voids still work)`;
+      }
       const rate = limits.merchantRateLimit;
       if (rate && op.security?.some((s) => 'secretKey' in s)) {
         sometimes(429, `\`rate_limited\`: this merchant's requests (all its keys) are over ${rate.perSecond} a second, in bursts of up to ${rate.burst}; nothing was done: send it again after Retry-After, with the same Idempotency-Key`);

@@ -26,7 +26,9 @@ for (const dialect of DIALECTS) {
       await db.schema.dropTable('vault_keys').execute();
       await db.schema.dropTable('hmac_key_check').execute();
       await db.schema.alterTable('channels').dropColumn('support_email').execute();
-      // Migrations run in order: those after 015 run again too (016 makes its table anew, 018 its column).
+      await db.schema.alterTable('merchants').dropColumn('suspended_at').execute();
+      await db.schema.alterTable('merchants').dropColumn('suspended_reason').execute();
+      // Migrations run in order: those after 015 run again too (016 makes its table anew, 018 and 019 their columns).
       await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), '>=', '014').execute();
     });
     after(() => t.close());

@@ -295,7 +295,7 @@ for (const dialect of DIALECTS) {
         assert.equal(again.created, false);
         assert.deepEqual(again.credentials, credentials);
         const m2 = second.services.merchants;
-        assert.deepEqual(await m2.authenticate(key.secret_key), { merchantId: merchant.id, keyId: key.id });
+        assert.deepEqual(await m2.authenticate(key.secret_key), { merchantId: merchant.id, keyId: key.id, suspended: false });
         assert.equal(await m2.authenticate(revoked.secret_key), null);
         assert.equal((await m2.authenticate(credentials!.secret_key))?.merchantId, credentials!.merchant_id);
         const [reloaded] = await m2.listChannels(merchant.id);

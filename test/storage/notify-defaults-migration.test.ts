@@ -24,8 +24,10 @@ for (const dialect of DIALECTS) {
       await m.createChannel(merchant.id, { ...base, reference: 'm017-chosen', notifyEvents: ['payment.captured'] });
       const db = t.gateway.services.ctx.database.db;
       await db.updateTable('channels').set({ notify_events: JSON.stringify(OLD_DEFAULT) }).where('reference', '=', 'm017-default').execute();
-      // Migrations run in order: those after 017 run again too (018 adds its column anew).
+      // Migrations run in order: those after 017 run again too (018 and 019 add their columns anew).
       await db.schema.alterTable('channels').dropColumn('support_email').execute();
+      await db.schema.alterTable('merchants').dropColumn('suspended_at').execute();
+      await db.schema.alterTable('merchants').dropColumn('suspended_reason').execute();
       await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), '>=', '017').execute();
 
       assert.deepEqual((await migrate(db))[0], '017-notify-defaults');

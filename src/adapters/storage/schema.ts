@@ -9,6 +9,9 @@ export interface MerchantsTable {
   id: string;
   name: string;
   created_at: number;
+  /** Set while the operator has the merchant suspended (migration 019). */
+  suspended_at: number | null;
+  suspended_reason: string | null;
 }
 
 export interface ChannelsTable {

@@ -53,6 +53,20 @@ function cancelButton(token: string): Safe {
 }
 
 export function openPage(view: CheckoutView, token: string, csrf: string, nonce: string, error?: string): string {
+  // One already processing finishes as usual: its authorisation was asked for before the suspension.
+  if (view.merchantSuspended && view.session.state !== 'processing') {
+    // Why is the operator's to say, not the page's; cancelling sends the customer back to the shop.
+    return page(
+      'Payment cannot be completed',
+      nonce,
+      html`<div class="card">${summary(view)}
+<p class="notice bad" role="status"><strong>This payment cannot be completed.</strong> ${view.channelName} cannot take card payments at the moment. You have not been charged.</p>
+<form method="post" action="/pay/${token}/cancel" id="cancel">
+<input type="hidden" name="csrf" value="${csrf}">
+<div class="actions"><button class="primary" type="submit">Cancel and return to ${view.channelName}</button></div>
+</form></div>`,
+    );
+  }
   if (view.session.state === 'processing') {
     // Slow enough for a screen reader to read the page between refreshes, with a way to look now.
     // Only a customer who has just confirmed (and reloaded, or came back while the bank answers)

@@ -267,7 +267,7 @@ const merchantRoutes =
       '/merchant/compliance/documents',
       {
         onRequest: app.requireSecretKey,
-        config: { requestForm: UploadForm },
+        config: { requestForm: UploadForm, whileSuspended: true },
         schema: {
           tags: ['compliance'],
           summary: 'Upload a PCI DSS document',
@@ -306,6 +306,7 @@ const merchantRoutes =
       '/merchant/compliance/volume',
       {
         onRequest: app.requireSecretKey,
+        config: { whileSuspended: true },
         schema: {
           tags: ['compliance'],
           summary: 'Declare your annual card transactions',

@@ -125,6 +125,7 @@ export const eventRoutes =
       {
         onRequest: app.requireSecretKey,
         ...optionalJsonBody,
+        config: { ...optionalJsonBody.config, whileSuspended: true },
         schema: {
           ...common,
           summary: 'Send an event again',

@@ -21,12 +21,12 @@ export const lifecycleRoutes =
           tags: ['payments'],
           summary: 'Capture an authorised payment',
           description:
-            'Takes the money of an `authorised` payment, in full or (with `amount`) in part; a partial capture releases the rest and the payment becomes `partially_captured`. A payment is captured once. Brings a delayed capture forward. 409 `payment_not_capturable` / `amount_exceeds_capturable` / `authorisation_expired` when the state or amount does not allow it; 422 `capture_failed` when the acquirer refuses (the authorisation stands). 202 with status `capturing` when the acquirer has not confirmed yet.',
+            'Takes the money of an `authorised` payment, in full or (with `amount`) in part; a partial capture releases the rest and the payment becomes `partially_captured`. A payment is captured once. Brings a delayed capture forward. 409 `payment_not_capturable` / `amount_exceeds_capturable` / `authorisation_expired` when the state or amount does not allow it; 422 `capture_failed` when the acquirer refuses (the authorisation stands). 202 with status `capturing` when the acquirer has not confirmed yet. 403 `merchant_suspended` while the operator has the merchant suspended: nothing is taken, the authorisation stands (a void still works).',
           security: [{ secretKey: [] }],
           headers: IdempotencyHeaders,
           params: PaymentIdParams,
           body: CaptureRequest,
-          response: { 200: Payment, 202: Payment, ...problemResponses(400, 401, 404, 409, 413, 415, 422) },
+          response: { 200: Payment, 202: Payment, ...problemResponses(400, 401, 403, 404, 409, 413, 415, 422) },
         },
       },
       async (request, reply) => {
@@ -46,6 +46,7 @@ export const lifecycleRoutes =
       {
         onRequest: app.requireSecretKey,
         ...optionalJsonBody,
+        config: { ...optionalJsonBody.config, whileSuspended: true },
         schema: {
           tags: ['payments'],
           summary: 'Void (release) an uncaptured authorisation',
@@ -68,6 +69,7 @@ export const lifecycleRoutes =
       {
         onRequest: app.requireSecretKey,
         ...optionalJsonBody,
+        config: { ...optionalJsonBody.config, whileSuspended: true },
         schema: {
           tags: ['refunds'],
           summary: 'Refund a captured payment',

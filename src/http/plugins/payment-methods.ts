@@ -74,6 +74,7 @@ export const paymentMethodRoutes =
       {
         onRequest: app.requireSecretKey,
         ...optionalJsonBody,
+        config: { ...optionalJsonBody.config, whileSuspended: true },
         schema: {
           tags: ['stored cards'],
           summary: 'Delete a stored card',

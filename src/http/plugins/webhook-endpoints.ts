@@ -75,6 +75,7 @@ export const webhookEndpointRoutes =
       '/webhook-endpoints',
       {
         onRequest: app.requireSecretKey,
+        config: { whileSuspended: true },
         schema: {
           ...common,
           summary: 'Register a callback endpoint',
@@ -106,6 +107,7 @@ export const webhookEndpointRoutes =
       '/webhook-endpoints/:id',
       {
         onRequest: app.requireSecretKey,
+        config: { whileSuspended: true },
         schema: { ...common, summary: 'Update a callback endpoint', params: EndpointParams, body: UpdateEndpoint, response: { 200: WebhookEndpoint, ...problemResponses(400, 401, 404) } },
       },
       async (request, reply) => sendJson(reply, await endpoints.update(merchantActor(request), request.merchantId, request.params.id, request.body)),
@@ -116,6 +118,7 @@ export const webhookEndpointRoutes =
       {
         onRequest: app.requireSecretKey,
         ...optionalJsonBody,
+        config: { ...optionalJsonBody.config, whileSuspended: true },
         schema: {
           ...common,
           summary: 'Delete a callback endpoint',
@@ -133,6 +136,7 @@ export const webhookEndpointRoutes =
       {
         onRequest: app.requireSecretKey,
         ...optionalJsonBody,
+        config: { ...optionalJsonBody.config, whileSuspended: true },
         schema: {
           ...common,
           summary: 'Rotate the signing secret',

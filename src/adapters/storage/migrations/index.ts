@@ -17,6 +17,7 @@ import * as m015 from './015-erase-finished-cards.js';
 import * as m016 from './016-hmac-key-check.js';
 import * as m017 from './017-notify-defaults.js';
 import * as m018 from './018-channel-support-email.js';
+import * as m019 from './019-merchant-suspension.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -38,6 +39,7 @@ const all: Record<string, Migration> = {
   '016-hmac-key-check': m016,
   '017-notify-defaults': m017,
   '018-channel-support-email': m018,
+  '019-merchant-suspension': m019,
 };
 
 export const migrationProvider: MigrationProvider = {
