@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { LookupCache } from '../../src/app/lookup-cache.js';
+import { MAX_CHALLENGE_ATTEMPTS } from '../../src/app/checkout.js';
+import { SANDBOX_CHALLENGE_CODE } from '../../src/adapters/acquirers/sandbox/test-cards.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
@@ -90,6 +92,25 @@ for (const dialect of DIALECTS) {
       const actions = audit.filter((a) => a.action.startsWith('merchant.'));
       assert.deepEqual(actions.map((a) => a.action).slice(0, 2), ['merchant.resume', 'merchant.suspend']);
       for (const a of actions.slice(0, 2)) assert.match(a.actor, /^operator:cli:/);
+    });
+
+    it("a challenge answered on a suspended merchant's page authorises nothing and uses no attempt; the customer can cancel", async () => {
+      const merchants = t.gateway.services.merchants;
+      const p = (await authorise({ payment_method: { number: '4000000000003220' } })).json<{ id: string; redirect_url: string }>();
+      const path = pagePath(p.redirect_url);
+      await merchants.suspendMerchant(merchantId, 'acquirer asked');
+      try {
+        const answered = await t.app.inject({ method: 'POST', url: `${path}/challenge`, headers: fromPage, payload: `otp=${SANDBOX_CHALLENGE_CODE}` });
+        assert.equal(answered.statusCode, 303, answered.body);
+        assert.equal((await getPayment(t, p.id)).status, 'requires_action');
+        const token = path.slice('/pay/'.length);
+        assert.equal((await t.gateway.services.checkout.load(token))!.attemptsLeft, MAX_CHALLENGE_ATTEMPTS);
+        const cancelled = await t.app.inject({ method: 'POST', url: `${path}/cancel`, headers: fromPage, payload: '' });
+        assert.equal(cancelled.statusCode, 303, cancelled.body);
+        assert.equal((await getPayment(t, p.id)).status, 'cancelled');
+      } finally {
+        await merchants.resumeMerchant(merchantId);
+      }
     });
 
     it('the served OpenAPI lists merchant_suspended on the operations that take money', async () => {
