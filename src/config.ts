@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -188,19 +188,34 @@ interface SandboxKeys {
  */
 function sandboxKeys(dataDir: string): SandboxKeys & { file: string } {
   const file = join(dataDir, 'sandbox-keys.json');
-  if (existsSync(file)) {
-    const kept = readJson(file) as Partial<Record<keyof SandboxKeys, unknown>> | null;
-    if (typeof kept?.kek !== 'string' || typeof kept.hmac_key !== 'string') {
-      throw new ConfigError(`${file} is unreadable or damaged (it needs "kek" and "hmac_key"); restore it (card data sealed under its keys cannot be read without it) or set VAULT_KEK and HMAC_KEY`);
-    }
-    return { kek: kept.kek, hmac_key: kept.hmac_key, file };
-  }
+  if (existsSync(file)) return { ...keptSandboxKeys(file), file };
   const keys: SandboxKeys = {
     kek: `sandbox1:${randomBytes(32).toString('base64')}`,
     hmac_key: randomBytes(32).toString('base64'),
   };
-  writeFileSync(file, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-  return { ...keys, file };
+  // Processes starting together on a fresh DATA_DIR: the file appears under its name only
+  // whole (a link to a finished one), and whoever links second uses the first one's keys.
+  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    writeFileSync(temporary, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    try {
+      linkSync(temporary, file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      return { ...keptSandboxKeys(file), file };
+    }
+    return { ...keys, file };
+  } finally {
+    rmSync(temporary, { force: true });
+  }
+}
+
+function keptSandboxKeys(file: string): SandboxKeys {
+  const kept = readJson(file) as Partial<Record<keyof SandboxKeys, unknown>> | null;
+  if (typeof kept?.kek !== 'string' || typeof kept.hmac_key !== 'string') {
+    throw new ConfigError(`${file} is unreadable or damaged (it needs "kek" and "hmac_key"); restore it (card data sealed under its keys cannot be read without it) or set VAULT_KEK and HMAC_KEY`);
+  }
+  return { kek: kept.kek, hmac_key: kept.hmac_key };
 }
 
 export function loadConfig(env: Env = process.env): Readonly<Config> {

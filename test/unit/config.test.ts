@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -130,6 +131,51 @@ describe('keys', () => {
     }
     writeFileSync(file, JSON.stringify({ kek: 'sandbox1:short', hmac_key: randomBytes(32).toString('base64') }));
     assert.throws(() => loadConfig({ DATA_DIR: dir }), (e: Error) => e instanceof ConfigError && e.message.startsWith(`"kek" in ${file}: key "sandbox1" must decode to 32 bytes`));
+  });
+});
+
+/**
+ * Processes that load the config on `dir` together: each says it is ready, then spins until
+ * the `go` file appears, so their first look at the key file falls within microseconds.
+ * Resolves to what each printed: the active KEK, or ERR and the message.
+ */
+async function loadTogether(dir: string, count: number): Promise<string[]> {
+  const go = `${dir}.go`;
+  const script = `
+    import { existsSync } from 'node:fs';
+    import { loadConfig } from ${JSON.stringify(new URL('../../src/config.ts', import.meta.url).href)};
+    process.stdout.write('ready\\n');
+    while (!existsSync(${JSON.stringify(go)}));
+    try { process.stdout.write(loadConfig({ DATA_DIR: ${JSON.stringify(dir)} }).keks.active.key.toString('base64')); }
+    catch (e) { process.stdout.write('ERR ' + e.message); }`;
+  let ready = 0;
+  const done = Array.from({ length: count }, () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let counted = false;
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!counted && out.startsWith('ready\n')) {
+        counted = true;
+        if (++ready === count) writeFileSync(go, '');
+      }
+    });
+    return new Promise<string>((resolve) => child.on('close', () => resolve(out.replace(/^ready\n/, '') || `ERR stderr: ${err.slice(0, 300)}`)));
+  });
+  return Promise.all(done);
+}
+
+describe('sandbox key file', () => {
+  it('is made once when several processes start on a fresh DATA_DIR together, and all of them use it', async () => {
+    for (let round = 0; round < 3; round++) {
+      const dir = mkdtempSync(join(tmpdir(), 'tzero-keys-race-'));
+      const keys = await loadTogether(dir, 4);
+      assert.equal(keys.filter((k) => k.startsWith('ERR')).join('\n'), '', `round ${round}`);
+      assert.equal(new Set(keys).size, 1, `round ${round}: every process uses the one file's key`);
+      assert.deepEqual(readdirSync(dir), ['sandbox-keys.json'], 'no temporary file is left behind');
+    }
   });
 });
 
