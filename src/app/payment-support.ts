@@ -16,9 +16,10 @@ function forSupport({ url, ...delivery }: DeliveryView): SupportDelivery {
 
 /**
  * What an operator answering "what happened to this payment?" needs in one place: the
- * payment as its merchant sees it, its events in order and what became of each callback and
- * e-mail. It is read through the merchant's own queries, so it shows no more card data than
- * the merchant sees (BIN and last 4), and never the payment page's link, which is the
+ * payment as its merchant sees it, whether the merchant is suspended (and why: the merchant's
+ * own answers never say), its events in order and what became of each callback and e-mail.
+ * It is read through the merchant's own queries, so it shows no more card data than the
+ * merchant sees (BIN and last 4), and never the payment page's link, which is the
  * customer's credential, nor a callback URL's path and query, where merchants put tokens (the
  * audit log keeps only the origin too). Every look is audited (PCI DSS 10.2.1.1).
  */
@@ -30,7 +31,7 @@ export class PaymentSupport {
   ) {}
 
   async show(actor: Actor, paymentId: string) {
-    const owner = await this.ctx.database.db.selectFrom('payments').select('merchant_id').where('id', '=', paymentId).executeTakeFirst();
+    const owner = await this.ctx.database.db.selectFrom('payments as p').innerJoin('merchants as m', 'm.id', 'p.merchant_id').select(['p.merchant_id', 'm.suspended_at', 'm.suspended_reason']).where('p.id', '=', paymentId).executeTakeFirst();
     if (!owner) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')}`, '/params/id');
     const merchantId = owner.merchant_id;
     const { redirect_url: pageLink, ...payment } = await this.payments.get(merchantId, paymentId);
@@ -41,6 +42,15 @@ export class PaymentSupport {
       events.push({ id: event.id, type: event.type, created_at: event.created_at, deliveries: deliveries.map(forSupport) });
     }
     await writeAudit(this.ctx, this.ctx.database.db, { actor, action: 'payment.view', merchantId, target: paymentId, outcome: 'success', detail: null });
-    return { merchant_id: merchantId, payment: { ...payment, page_open: pageLink !== null }, events, older_events_left_out: listed.has_more };
+    return {
+      merchant_id: merchantId,
+      // A suspended merchant's captures are refused and its pages cannot be paid (decision 0027): often the answer to "what happened".
+      merchant_status: owner.suspended_at === null ? ('active' as const) : ('suspended' as const),
+      merchant_suspended_at: owner.suspended_at === null ? null : new Date(owner.suspended_at).toISOString(),
+      merchant_suspended_reason: owner.suspended_reason,
+      payment: { ...payment, page_open: pageLink !== null },
+      events,
+      older_events_left_out: listed.has_more,
+    };
   }
 }

@@ -30,6 +30,7 @@ export function paymentSupportText(v: SupportView): string {
   const lines = [
     `${p.id}  ${p.status}${p.page_open ? ' (its payment page is open)' : ''}`,
     `merchant ${v.merchant_id}, channel "${shown(p.channel)}", reference ${shown(p.reference ?? '-')}, customer ${shown((p.customer as { reference?: string } | null)?.reference ?? '-')}`,
+    ...(v.merchant_suspended_at ? [`merchant suspended since ${v.merchant_suspended_at}: ${shown(v.merchant_suspended_reason ?? '')}`] : []),
     `${money(p.amount)}; captured ${money(p.amount_captured)}; refunded ${money(p.amount_refunded)}; capture ${p.capture}${p.capture_at ? ` at ${p.capture_at}` : ''}`,
     `card ${card.brand} ${card.bin}…${card.last4}, expires ${String(card.expiry_month).padStart(2, '0')}/${card.expiry_year}; ${p.payment_data.payment_type} ${p.payment_data.payment_sub_type}`,
     ...outcome,

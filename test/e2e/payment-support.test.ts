@@ -12,6 +12,9 @@ const CARD = '4242424242424242';
 
 interface SupportView {
   merchant_id: string;
+  merchant_status: 'active' | 'suspended';
+  merchant_suspended_at: string | null;
+  merchant_suspended_reason: string | null;
   payment: { id: string; status: string; page_open: boolean; redirect_url?: unknown; payment_method: { card: { bin: string; last4: string } } };
   events: Array<{ id: string; type: string; deliveries: Array<{ kind: string; status: string; endpoint_id: string | null; endpoint_origin?: string | null; url?: unknown; recipient: string | null; attempt_count: number; last_status_code: number | null }> }>;
   older_events_left_out: boolean;
@@ -120,5 +123,28 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(looks.map((r) => r.actor), Array(4).fill(`operator:cli:${userInfo().username}`));
       });
     }
+
+    it("says whether the payment's merchant is suspended, since when and why; the merchant's own view never carries the reason", async () => {
+      const active = (await operator(`/operator/payments/${paid}`)).json() as SupportView;
+      assert.deepEqual([active.merchant_status, active.merchant_suspended_at, active.merchant_suspended_reason], ['active', null, null]);
+      const merchants = t.gateway.services.merchants;
+      const reason = 'card testing reported by the acquirer';
+      await merchants.suspendMerchant(t.credentials.merchant_id, reason);
+      try {
+        const [listed] = (await merchants.listMerchants()).filter((m) => m.id === t.credentials.merchant_id);
+        const suspended = (await operator(`/operator/payments/${paid}`)).json() as SupportView;
+        assert.deepEqual([suspended.merchant_status, suspended.merchant_suspended_at, suspended.merchant_suspended_reason], ['suspended', listed!.suspended_at, reason]);
+        const own = await t.request({ method: 'GET', url: `/payment/${paid}` });
+        assert.equal(own.statusCode, 200, own.body);
+        assert.ok(!own.body.includes(reason) && !own.body.includes('suspended'), own.body);
+        if (dialect === 'sqlite') {
+          const text = await runCli(['payment', 'show', paid], { DATA_DIR: t.dataDir });
+          assert.equal(text.code, 0, text.stderr);
+          assert.match(text.stdout, new RegExp(`\\nmerchant suspended since ${listed!.suspended_at!.replace(/[.]/g, '\\.')}: ${reason}\\n`));
+        }
+      } finally {
+        await merchants.resumeMerchant(t.credentials.merchant_id);
+      }
+    });
   });
 }
