@@ -54,26 +54,19 @@ async function usableStoredCard(ctx: AppContext, merchantId: string, id: string)
 }
 
 /**
- * Whether a payment on a live channel stored this card: the one that first stored it, or a
- * later one that stored it again and was given the same token. A live payment names the
- * token only once it was stored that way (approval sets it, and live token payments are
- * refused before), so any live payment naming it will do.
+ * Whether a payment on a live channel stored this card. The card's agreement (its initial
+ * payment) is the live payment once one stored it (`agreementTurnsLive`, and migration 022
+ * for cards stored again live before that), so one read by primary key tells, however many
+ * payments the card or its customer has made.
  */
 async function savedOnLiveChannel(ctx: AppContext, stored: PaymentMethodsTable): Promise<boolean> {
   const row = await ctx.database.db
     .selectFrom('payments')
     .innerJoin('channels', 'channels.id', 'payments.channel_id')
-    .select('payments.id')
-    .where('payments.payment_method_id', '=', stored.id)
-    .where('payments.merchant_id', '=', stored.merchant_id)
-    // Every payment naming the token, and the one that stored it, is its customer's: the
-    // (merchant, customer) index reads those few, not all the merchant's payments, on
-    // every token payment, sandbox ones included.
-    .where('payments.customer_reference', '=', stored.customer_reference)
-    .where('channels.mode', '=', 'live')
-    .limit(1)
+    .select('channels.mode')
+    .where('payments.id', '=', stored.initial_payment_id)
     .executeTakeFirst();
-  return row !== undefined;
+  return row?.mode === 'live';
 }
 
 export async function resolvePaymentMethod(ctx: AppContext, merchantId: string, body: AuthoriseRequestBody, now: number, channelMode: 'sandbox' | 'live'): Promise<ResolvedMethod> {

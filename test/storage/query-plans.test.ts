@@ -113,7 +113,7 @@ describe('query plans (sqlite)', () => {
     }
   });
 
-  it("a stored card's payment looks through its customer's payments, not its merchant's whole history", async () => {
+  it("a stored card's payment reads none of its card's or customer's other payments", async () => {
     // A gateway of its own: statements are prepared once per connection, and this one must be seen.
     const own = await startTestGateway({ dialect: 'sqlite' });
     try {
@@ -122,14 +122,16 @@ describe('query plans (sqlite)', () => {
         const res = await mit(own, { token: initial.payment_method.token, previous_payment_id: initial.id });
         assert.equal(json(res).status, 'captured', res.body);
       });
+      // A subscription's every charge would read all the earlier ones: the whole history of a
+      // busy customer (a marketplace's one customer reference, say) on each payment.
       const byCard = statements.filter((s) => /^select\b.*from "payments".*"payment_method_id" = \?/is.test(s));
-      assert.ok(byCard.length > 0, 'no read of payments by stored card seen');
+      assert.deepEqual(byCard, []);
       const raw = new SQLite(join(own.dataDir, 'gateway.sqlite'), { readonly: true });
       try {
-        for (const source of byCard) {
+        for (const source of statements.filter((s) => /^select\b.*from "payments"/is.test(s))) {
           const plan = (raw.prepare(`explain query plan ${source}`).all(...Array<null>((source.match(/\?/g) ?? []).length).fill(null)) as Array<{ detail: string }>).map((p) => p.detail);
-          const payments = plan.find((d) => /^SEARCH payments\b/.test(d)) ?? plan.join('; ');
-          assert.match(payments, /customer_reference=\?/, `${source}\n${plan.join('; ')}`);
+          const payments = plan.find((d) => /^(SEARCH|SCAN) payments\b/.test(d)) ?? plan.join('; ');
+          assert.match(payments, /USING (INTEGER )?PRIMARY KEY|sqlite_autoindex_payments_1/, `${source}\n${plan.join('; ')}`);
         }
       } finally {
         raw.close();
