@@ -6,7 +6,7 @@ import { isCurrency } from '../domain/money.js';
 import { isEmail } from '../domain/address.js';
 import { formatSecretKey, isWellFormedSecretKey } from '../domain/secret-key.js';
 import { isEventType } from '../domain/event-types.js';
-import type { ChannelsTable, Schema } from '../adapters/storage/schema.js';
+import type { ChannelsTable, MerchantsTable, Schema } from '../adapters/storage/schema.js';
 import { compiledOnce } from '../adapters/storage/compiled.js';
 import type { AppContext } from './context.js';
 import { LookupCache } from './lookup-cache.js';
@@ -147,6 +147,18 @@ const keyByHash = compiledOnce((db, hash: string) =>
 /** Longest reason `merchant suspend` keeps: a sentence or two for the next operator, not a case file. */
 const MAX_SUSPEND_REASON = 500;
 
+/** A merchant as the operator sees it (CLI and operator API): its status, and why when suspended. */
+function merchantView(r: MerchantsTable) {
+  return {
+    id: r.id,
+    name: r.name,
+    status: r.suspended_at === null ? ('active' as const) : ('suspended' as const),
+    created_at: new Date(r.created_at).toISOString(),
+    suspended_at: r.suspended_at === null ? null : new Date(r.suspended_at).toISOString(),
+    suspended_reason: r.suspended_reason,
+  };
+}
+
 function newReturnSecret(): string {
   return 'rsk_' + randomBytes(24).toString('hex');
 }
@@ -188,14 +200,11 @@ export class Merchants {
 
   async listMerchants() {
     const rows = await this.ctx.database.db.selectFrom('merchants').selectAll().orderBy('id').execute();
-    return rows.map((r) => ({
-      id: r.id,
-      name: r.name,
-      status: r.suspended_at === null ? ('active' as const) : ('suspended' as const),
-      created_at: new Date(r.created_at).toISOString(),
-      suspended_at: r.suspended_at === null ? null : new Date(r.suspended_at).toISOString(),
-      suspended_reason: r.suspended_reason,
-    }));
+    return rows.map(merchantView);
+  }
+
+  async showMerchant(id: string) {
+    return merchantView(await this.requireMerchant(id));
   }
 
   /**
@@ -212,7 +221,7 @@ export class Merchants {
       if (row) await this.audit(trx, 'merchant.suspend', id, id, { reason: reason.trim() });
       return row !== undefined;
     });
-    if (!suspended) throw new DomainError(409, 'merchant_already_suspended', `merchant ${id} is already suspended: \`merchant resume ${id}\` first to give a new reason`);
+    if (!suspended) throw new DomainError(409, 'merchant_already_suspended', `merchant ${id} is already suspended: resume it first to give a new reason`);
     this.lookups.drop();
   }
 

@@ -9,6 +9,11 @@ export function sendJson(reply: FastifyReply, value: unknown, status = 200): Fas
   return sendJsonText(reply, JSON.stringify(value), status);
 }
 
+/** The operator API's answers: what one operator saw is kept by no cache on the way. */
+export function sendOperatorJson(reply: FastifyReply, status: number, value: unknown): FastifyReply {
+  return sendJson(reply.header('cache-control', 'no-store'), value, status);
+}
+
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** The route takes no body as `{}`, also an empty one sent as JSON (src/http/app.ts's parser). */

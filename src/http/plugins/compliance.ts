@@ -10,7 +10,9 @@ import { DomainError, escapePointer } from '../../domain/errors.js';
 import { holdsCardNumber } from '../../domain/card-number-in-text.js';
 import { problem, sendProblem } from '../problem.js';
 import { clientAddress, merchantActor } from '../auth.js';
+import { sendOperatorJson as sendJson } from '../json-reply.js';
 import { metricsRoute } from './metrics.js';
+import { operatorMerchantRoutes } from './operator-merchants.js';
 import { PaymentIdParams } from './payments.js';
 import { Nullable, StrictObject, Timestamp, problemResponses } from '../schemas/common.js';
 
@@ -233,9 +235,6 @@ const RejectBody = StrictObject({ reason: Type.String({ minLength: 1, maxLength:
 
 /* ---------- routes ---------- */
 
-function sendJson(reply: FastifyReply, status: number, value: unknown): FastifyReply {
-  return reply.code(status).header('cache-control', 'no-store').header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(value));
-}
 
 function sendPdf(reply: FastifyReply, doc: { filename: string; sha256: string; bytes: Buffer }): FastifyReply {
   return reply
@@ -453,6 +452,7 @@ export const operatorRoutes =
     });
     const hidden = { hide: true, tags: ['operator'] };
     await app.register(metricsRoute(services));
+    await app.register(operatorMerchantRoutes(services, operatorActor));
 
     // Support: a payment, its events and their deliveries, whichever merchant's (PaymentSupport).
     app.get<{ Params: { id: string } }>('/operator/payments/:id', { schema: { ...hidden, params: PaymentIdParams } }, async (request, reply) =>
