@@ -243,7 +243,7 @@ export class Lifecycle {
       if (this.ctx.database.caps.rowLocks) q = q.forUpdate().skipLocked();
       const out: PaymentsTable[] = [];
       for (const row of await q.execute()) {
-        const missed = row.capture_at === null ? {} : { failure_message: `the delayed capture due at ${iso(row.capture_at)} was not made before the authorisation expired at ${iso(row.expires_at)}; nothing was taken` };
+        const missed = row.capture_at === null ? {} : { failure_message: await missedCaptureMessage(trx, row) };
         out.push(await applyTransition(trx, this.ctx, row, 'expired', { expires_at: null, capture_at: null, ...missed }));
         await queueRelease(trx, this.ctx, row, 'lapsed_authorisation', row.network_reference, false);
       }
@@ -483,4 +483,15 @@ export class Lifecycle {
       return { outcome: 'pending', message: 'The acquirer did not answer.' };
     }
   }
+}
+
+/**
+ * Why a delayed capture was never made: the scheduler was stopped past the grace, or the
+ * merchant's suspension held it (decision 0027), which the merchant should read as the cause.
+ * The operator's reason for the suspension is not the merchant's to read.
+ */
+async function missedCaptureMessage(trx: Trx, row: PaymentsTable): Promise<string> {
+  const merchant = await trx.selectFrom('merchants').select('suspended_at').where('id', '=', row.merchant_id).executeTakeFirst();
+  const held = merchant?.suspended_at != null && merchant.suspended_at <= row.expires_at! ? ' because the merchant account was suspended' : '';
+  return `the delayed capture due at ${iso(row.capture_at!)} was not made before the authorisation expired at ${iso(row.expires_at!)}${held}; nothing was taken`;
 }

@@ -4,6 +4,7 @@ import { LookupCache } from '../../src/app/lookup-cache.js';
 import { MAX_CHALLENGE_ATTEMPTS } from '../../src/app/checkout.js';
 import { SANDBOX_CHALLENGE_CODE } from '../../src/adapters/acquirers/sandbox/test-cards.js';
 import { runCaptureScheduler } from '../../src/workers/capture-scheduler.js';
+import { sweepExpired } from '../../src/workers/expiry-sweeper.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
 import { runCli } from '../support/process.js';
@@ -132,6 +133,33 @@ for (const dialect of DIALECTS) {
       const unknown = await cli('merchant', 'suspend', 'mer_nobody', '--reason', 'x');
       assert.match(unknown.stderr, /merchant_not_found/);
       await ok('merchant', 'resume', merchantId);
+    });
+  });
+}
+
+for (const dialect of DIALECTS) {
+  describe(`a delayed capture a suspension held until the authorisation lapsed (${dialect})`, () => {
+    let t: TestGateway;
+    before(async () => {
+      t = await startTestGateway({ dialect });
+    });
+    after(() => t?.close());
+
+    it('expires saying the capture waited for the suspension, not only that it was not made', async () => {
+      const merchants = t.gateway.services.merchants;
+      const held = await authorisedPayment(t, { capture: 'auto', capture_delay: '1m' });
+      const unscheduled = await authorisedPayment(t);
+      await merchants.suspendMerchant(t.credentials.merchant_id, 'chargeback review');
+      t.clock.advance(t.config.authorisationValidityMs + 60 * 60_000);
+      await runCaptureScheduler(t.gateway.services);
+      await sweepExpired(t.gateway.services);
+      const expired = await getPayment(t, held.id);
+      assert.equal(expired.status, 'expired');
+      assert.match(String(expired.failure_message), /was not made before the authorisation expired .* because the merchant account was suspended; nothing was taken/);
+      // The operator's reason is theirs: the merchant reads that it was suspended, not why.
+      assert.doesNotMatch(String(expired.failure_message), /chargeback review/);
+      // Without a delayed capture nothing waited for the suspension: nothing to say.
+      assert.equal((await getPayment(t, unscheduled.id)).failure_message ?? null, null);
     });
   });
 }
