@@ -68,11 +68,15 @@ const EventParams = Type.Object({ id: Type.String({ maxLength: 64, description: 
 /**
  * Wakes the dispatcher after every request that may have committed events that need the
  * fan-out, so a callback leaves within milliseconds instead of a poll interval.
- * Registered on the root instance so it sees every route.
+ * Registered on the root instance so it sees every route. It rings once the answer is
+ * ready (onSend), not once it has been sent (onResponse): Fastify runs onResponse only
+ * when the answer reached the socket, and a client that hung up while its payment was
+ * being written (a timeout, a load tool stopping) left committed events to the poll.
  */
 export function wakeDispatcherAfterWrites(app: FastifyInstance, services: Services): void {
-  app.addHook('onResponse', async (request) => {
+  app.addHook('onSend', async (request, _reply, payload) => {
     if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'OPTIONS') services.outbox.notifyIfExpected();
+    return payload;
   });
 }
 
