@@ -74,8 +74,11 @@ const EventParams = Type.Object({ id: Type.String({ maxLength: 64, description: 
  * being written (a timeout, a load tool stopping) left committed events to the poll.
  */
 export function wakeDispatcherAfterWrites(app: FastifyInstance, services: Services): void {
+  const ring = () => services.outbox.notifyIfExpected();
   app.addHook('onSend', async (request, _reply, payload) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'OPTIONS') services.outbox.notifyIfExpected();
+    // After the answer is written: a pass's first statements run synchronously on SQLite,
+    // and the request that rang should not wait for them.
+    if (request.method !== 'GET' && request.method !== 'HEAD' && request.method !== 'OPTIONS') setImmediate(ring);
     return payload;
   });
 }
