@@ -59,8 +59,8 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
   // (never the URL, which may hold a card number), method and status.
   const accessLog = logger.isLevelEnabled('info');
   const metrics = services.ctx.metrics;
-  const answered = (request: FastifyRequest, reply: FastifyReply) => {
-    if (accessLog) request.log.info({ req: request, res: reply, remote_address: clientAddress(request), responseTime: reply.elapsedTime }, 'request completed');
+  const answered = (request: FastifyRequest, reply: FastifyReply, clientClosed = false) => {
+    if (accessLog) request.log.info({ req: request, res: reply, remote_address: clientAddress(request), responseTime: reply.elapsedTime, ...(clientClosed ? { client_closed: true } : {}) }, 'request completed');
     metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
   };
 
@@ -252,6 +252,12 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
   app.addHook('onResponse', (request, reply, done) => {
     answered(request, reply);
     done();
+  });
+  // Fastify runs onResponse only for an answer that reached the socket: a merchant that hung up
+  // while its payment was written (a client timeout) would leave a payment no log line names.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (reply.raw.destroyed) answered(request, reply, true);
+    done(null, payload);
   });
 
   // A request that reaches a closing gateway (pipelined, or on a connection still busy with

@@ -387,6 +387,51 @@ describe('a database that cannot be written for a while', () => {
 });
 
 describe('the access log', () => {
+  it('logs and counts a payment whose merchant hung up before its answer, saying the client was gone', async () => {
+    const lines: Array<{ msg: string; reqId?: string; req?: { method: string; url: string }; res?: { statusCode: number }; client_closed?: boolean }> = [];
+    const log = createLogger('info', { write: (text: string) => void lines.push(JSON.parse(text)) });
+    const token = 'op_' + 'h'.repeat(40);
+    const t = await startTestGateway({ log, env: { OPERATOR_TOKEN: token } });
+    try {
+      const base = new URL(await t.listen());
+      // The answer is held once the payment is committed, until the client is gone (a timeout on its side).
+      const authorise = t.gateway.services.authorise;
+      const execute = authorise.execute.bind(authorise);
+      let committed!: () => void;
+      const written = new Promise<void>((ok) => (committed = ok));
+      let release!: () => void;
+      const hangUp = new Promise<void>((ok) => (release = ok));
+      authorise.execute = async (...args) => {
+        const stored = await execute(...args);
+        committed();
+        await hangUp;
+        return stored;
+      };
+      const body = JSON.stringify(await exampleBody());
+      const socket = connect(Number(base.port), base.hostname);
+      socket.on('error', () => {});
+      socket.write(`POST /payment/authorise HTTP/1.1\r\nhost: ${base.host}\r\ncontent-type: application/json\r\nx-secret-key: ${t.credentials.secret_key}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      await written;
+      socket.destroy();
+      await new Promise<void>((ok) => {
+        const check = () => t.app.server.getConnections((_e, n) => (n === 0 ? ok() : setTimeout(check, 10)));
+        check();
+      });
+      release();
+      const deadline = Date.now() + 5_000;
+      while (!lines.some((l) => l.req?.url === '/payment/authorise') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const line = lines.find((l) => l.req?.url === '/payment/authorise');
+      // The payment exists: an operator looking for it in the log finds the request that made it.
+      assert.equal(line?.msg, 'request completed', JSON.stringify(lines.filter((l) => l.reqId !== undefined)));
+      assert.equal(line.res?.statusCode, 201);
+      assert.equal(line.client_closed, true);
+      const scrape = await t.app.inject({ method: 'GET', url: '/operator/metrics', headers: { authorization: `Bearer ${token}` } });
+      assert.match(scrape.body, /^tzero_http_requests_total\{method="POST",route="\/payment\/authorise",status="201"\} 1$/m);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('writes one line a request, when it is answered, with method, scrubbed URL, status and time', async () => {
     const lines: Array<{ level: number; msg: string; reqId?: string; req?: { method: string; url: string }; res?: { statusCode: number }; responseTime?: number }> = [];
     // The gateway's own logger, as `npm start` makes it.
