@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import type { AuthoriseRequest } from '../../src/ports/acquirer.js';
 import { eventsOf, expectProblem, getPayment, json, mit, otherMerchant, pageToken, payByCard } from './support.js';
@@ -23,13 +23,16 @@ for (const dialect of DIALECTS) {
         return authorise(req);
       };
     });
+    // Each test starts with no calls of its own, so it passes alone (--test-name-pattern) too.
+    beforeEach(() => {
+      calls = [];
+    });
     after(async () => {
       await t?.close();
     });
     const callsFor = (paymentId: string) => calls.filter((c) => c.paymentId === paymentId);
 
     it('authorises an MIT with a token and previous_payment_id synchronously, carrying the initial network reference', async () => {
-      calls = [];
       const initial = await payByCard(t, { customer: 'cust-mit' });
       const token = initial.payment_method.token as string;
       assert.match(initial.network_reference, /^\d{15}$/);
@@ -64,7 +67,6 @@ for (const dialect of DIALECTS) {
     });
 
     it('tells the acquirer where each payment sits in its agreement, as schemes flag it', async () => {
-      calls = [];
       const initial = await payByCard(t, { customer: 'cust-flags', payment_data: { payment_type: 'cit', payment_sub_type: 'instalment-initial' } });
       const token = initial.payment_method.token as string;
       const part = json(await mit(t, { token, previous_payment_id: initial.id, sub_type: 'instalment-subsequent' }));
@@ -94,7 +96,6 @@ for (const dialect of DIALECTS) {
     });
 
     it('accepts a bare previous_network_reference (e.g. from another acquirer) and passes it on', async () => {
-      calls = [];
       const initial = await payByCard(t, { customer: 'cust-nref' });
       const res = await mit(t, { token: initial.payment_method.token, previous_network_reference: '123456789012345', sub_type: 'unscheduled-subsequent' });
       assert.equal(res.statusCode, 201, res.body);
@@ -156,7 +157,6 @@ for (const dialect of DIALECTS) {
     });
 
     it('says no industry-practice MIT can follow a payment taken in a currency since withdrawn, rather than asking for that currency', async () => {
-      calls = [];
       const visa = await payByCard(t, { customer: 'cust-withdrawn' });
       // As an earlier version took it, before BGN was withdrawn.
       await t.gateway.services.ctx.database.db.updateTable('payments').set({ currency: 'BGN' }).where('id', '=', visa.id).execute();
@@ -169,7 +169,6 @@ for (const dialect of DIALECTS) {
     });
 
     it('keeps an industry-practice MIT to the currency of the payment it follows, and a resubmission to the amount declined', async () => {
-      calls = [];
       // Declined for insufficient funds: worth asking again, with the card the merchant keeps.
       const declined = await payByCard(t, { customer: 'cust-resubmit', number: '4000000000009995', store: false });
       assert.equal(declined.retry_advice, 'retry_later');
@@ -193,7 +192,6 @@ for (const dialect of DIALECTS) {
     });
 
     it("passes on the named payment's own network reference for an industry-practice MIT following an MIT of the agreement", async () => {
-      calls = [];
       const initial = await payByCard(t, { customer: 'cust-reauth-mit' });
       const token = initial.payment_method.token as string;
       // A subscription's charge, authorised only: its hold lapses before the goods ship.
@@ -211,7 +209,6 @@ for (const dialect of DIALECTS) {
     });
 
     it('keeps the agreement\'s initial reference for an agreement MIT that follows an industry-practice one', async () => {
-      calls = [];
       const initial = await payByCard(t, { customer: 'cust-reauth-chain' });
       const token = initial.payment_method.token as string;
       const charge = json(await mit(t, { token, previous_payment_id: initial.id, amount: 1200 }));
@@ -227,7 +224,6 @@ for (const dialect of DIALECTS) {
     });
 
     it('refuses to resubmit a payment whose decline it advised never to retry', async () => {
-      calls = [];
       const initial = await payByCard(t, { customer: 'cust-no-retry', number: '4000000000000341' });
       const token = initial.payment_method.token as string;
       const declined = json(await mit(t, { token, previous_payment_id: initial.id }));
@@ -239,7 +235,6 @@ for (const dialect of DIALECTS) {
     });
 
     it('refuses to resubmit without the customer a decline that asked for new details: an authentication, a CVC', async () => {
-      calls = [];
       // 4000 0000 0000 3063: the issuer wanted the challenge the frictionless page skipped; 0127: the CVC was wrong.
       for (const [number, code] of [['4000000000003063', 'authentication_required'], ['4000000000000127', 'incorrect_cvc']] as const) {
         const declined = await payByCard(t, { customer: 'cust-new-details', number, store: false, payment_data: { payment_type: 'cit' } });
@@ -253,7 +248,6 @@ for (const dialect of DIALECTS) {
     });
 
     it('declines MITs on the decline-later card 4000 0000 0000 0341, after approving its CIT', async () => {
-      calls = [];
       const initial = await payByCard(t, { customer: 'cust-0341', number: '4000000000000341' });
       assert.equal(initial.status, 'captured');
       const res = await mit(t, { token: initial.payment_method.token, previous_payment_id: initial.id });
@@ -267,7 +261,6 @@ for (const dialect of DIALECTS) {
     });
 
     it('answers an automatic capture the acquirer refuses (4000 0000 0000 0259) as the payment is stored: authorised, with its failure_message', async () => {
-      calls = [];
       const body = await exampleBody({ customer: { reference: 'cust-0259' } });
       body.payment_method = { type: 'card', number: '4000000000000259', expiry_month: 12, expiry_year: 2077, cvc: '123', store_for_future_use: true };
       body.payment_data = { payment_type: 'cit', payment_sub_type: 'recurring-initial', credential_on_file: true };
@@ -330,7 +323,6 @@ for (const dialect of DIALECTS) {
     });
 
     it('lets the merchant withdraw a stepped-up MIT with void: its link then pays nothing', async () => {
-      calls = [];
       const initial = await payByCard(t, { customer: 'cust-3184-withdrawn', number: '4000002760003184' });
       const p = json(await mit(t, { token: initial.payment_method.token, previous_payment_id: initial.id }));
       assert.equal(p.status, 'requires_action');
