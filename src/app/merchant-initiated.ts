@@ -1,6 +1,6 @@
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
-import { formatAmount, isCurrency } from '../domain/money.js';
+import { isCurrency } from '../domain/money.js';
 import type { CardBrand } from '../domain/card.js';
 import { agreementKind, isSubsequent, type PaymentData } from '../domain/payment-data.js';
 import type { PaymentsTable } from '../adapters/storage/schema.js';
@@ -17,6 +17,7 @@ import { type PaymentDetails, paymentResource } from './payment-resource.js';
 import type { ResolvedMethod } from './stored-cards.js';
 import { insertRow, type RowInsert } from '../adapters/storage/compiled.js';
 import { LookupCache } from './lookup-cache.js';
+import { checkIndustryPractice } from './industry-practice.js';
 
 /**
  * A stepped-up merchant-initiated payment waits for a customer who is not on the
@@ -235,22 +236,8 @@ async function networkReferences(ctx: AppContext, merchantId: string, data: Paym
     const advice = isCurrency(prev.currency) ? `send currency ${prev.currency}` : `${prev.currency} is no longer accepted (withdrawn from ISO 4217), so no industry-practice payment can follow it`;
     throw new DomainError(422, 'industry_usage_currency_mismatch', `industry_usage "${data.industry_usage}" carries on payment ${previousId}, which is in ${prev.currency}: ${advice}`, '/currency');
   }
-  if (data.industry_usage === 'resubmission') {
-    if (prev.status !== 'declined') throw refuse('resubmission_requires_declined_payment', `industry_usage "resubmission" retries a declined payment, and payment ${previousId} is "${prev.status}"`);
-    // Schemes charge for, and may bar, retries of a decline the issuer will never turn into an approval.
-    if (prevDetails.retry_advice === 'do_not_retry') {
-      throw refuse('resubmission_not_retryable', `payment ${previousId} was declined with ${prev.decline_code} and retry_advice "do_not_retry": the issuer will not approve it again, so it cannot be resubmitted`);
-    }
-    // The issuer asked for something only the customer can give (a 3-D Secure challenge, the
-    // right CVC, a current card): the same request without them is no retry, and after a
-    // failed or skipped authentication it would take the money the issuer would not.
-    if (prevDetails.retry_advice === 'retry_with_new_details') {
-      throw refuse('resubmission_needs_new_details', `payment ${previousId} was declined with ${prev.decline_code} and retry_advice "retry_with_new_details": the issuer wants what only the customer can give, so ask them in a customer-initiated payment instead of resubmitting it`);
-    }
-    if (payment.amount > prev.amount) {
-      throw new DomainError(422, 'resubmission_amount_exceeds_declined', `a resubmission asks again for what payment ${previousId} was declined, ${formatAmount(prev.amount, prev.currency)}, and no more`, '/amount');
-    }
-  } else if (prev.authorised_at === null) {
+  if (data.industry_usage !== 'none') checkIndustryPractice(data, prev, prevDetails, payment, ctx.clock.now());
+  else if (prev.authorised_at === null) {
     throw refuse('initial_payment_not_authorised', `payment ${previousId} was never approved (status "${prev.status}"), so it set up no agreement to charge under`);
   }
   if (isSubsequent(data.payment_sub_type)) {

@@ -403,6 +403,61 @@ for (const dialect of DIALECTS) {
       expectProblem(await mit(t, { method: { ...card, cvc: '123' }, previous_payment_id: initial.id }), 400, 'mit_cvc_not_allowed');
     });
 
+    it("refuses an industry-practice MIT that the named payment's state or age rules out", async () => {
+      const initial = await payByCard(t, { customer: 'cust-practice' });
+      const token = initial.payment_method.token as string;
+      const charge = async (capture: 'auto' | 'manual' = 'auto') => json(await mit(t, { token, previous_payment_id: initial.id, amount: 1000, capture }));
+      const practice = (usage: string, previous: string) => mit(t, { token, previous_payment_id: previous, industry_usage: usage, sub_type: 'one-off', amount: 500 });
+      const refused = async (usage: string, previous: string, code: string) => {
+        const problem = expectProblem(await practice(usage, previous), 422, code);
+        assert.equal(problem.param, '/payment_data/previous_payment_id', code);
+        return problem;
+      };
+      const request = (id: string, action: string, payload = '{}') =>
+        t.request({ method: 'POST', url: `/payment/${id}/${action}`, headers: { 'content-type': 'application/json' }, payload });
+      const before = calls.length;
+
+      // Approved and captured: nothing was declined, so nothing to resubmit.
+      const captured = await charge();
+      await refused('resubmission', captured.id, 'resubmission_requires_declined_payment');
+      // Approved, not captured yet: nothing charged that a delayed charge could follow.
+      const held = await charge('manual');
+      assert.equal(held.status, 'authorised');
+      await refused('delayed_charge', held.id, 'delayed_charge_requires_captured_payment');
+      // Voided: the merchant released the hold, the sale it was for is off.
+      assert.equal(json(await request(held.id, 'void')).status, 'voided');
+      for (const usage of ['delayed_charge', 'reauthorisation']) {
+        const problem = await refused(usage, held.id, 'industry_usage_payment_closed');
+        assert.match(problem.detail, /"voided"/);
+      }
+      // Fully refunded: the customer was given everything back.
+      const refunded = await charge();
+      assert.equal((await request(refunded.id, 'refund')).statusCode, 201);
+      assert.equal((await getPayment(t, refunded.id)).status, 'refunded');
+      for (const usage of ['delayed_charge', 'reauthorisation']) await refused(usage, refunded.id, 'industry_usage_payment_closed');
+      // Partly refunded is still a sale that took place: a later charge for it may follow.
+      const partly = await charge();
+      assert.equal((await request(partly.id, 'refund', '{"amount":400}')).statusCode, 201);
+      assert.equal((await getPayment(t, partly.id)).status, 'partially_refunded');
+      assert.equal(json(await practice('delayed_charge', partly.id)).status, 'captured');
+      assert.equal(calls.length - before, 5, 'only the four charges and the delayed charge reached the acquirer');
+
+      // Ages: a resubmission within 14 days of the decline, a delayed charge within 90 of the approval.
+      const card = { type: 'card', number: '4000000000009995', expiry_month: 12, expiry_year: 2077 };
+      const declined = await payByCard(t, { customer: 'cust-practice', number: '4000000000009995', store: false });
+      const resubmit = () => mit(t, { method: card, previous_payment_id: declined.id, industry_usage: 'resubmission', sub_type: 'one-off', amount: declined.amount });
+      t.clock.advance(14 * DAY);
+      assert.equal(json(await resubmit()).decline_code, 'insufficient_funds');
+      t.clock.advance(1000);
+      const late = expectProblem(await resubmit(), 422, 'industry_usage_too_late');
+      assert.equal(late.param, '/payment_data/previous_payment_id');
+      assert.match(late.detail, /14 days/);
+      t.clock.advance(90 * DAY - 14 * DAY - 2000);
+      assert.equal(json(await practice('delayed_charge', partly.id)).status, 'captured');
+      t.clock.advance(2000);
+      assert.match((await refused('delayed_charge', partly.id, 'industry_usage_too_late')).detail, /90 days/);
+    });
+
     it('is not expired while the acquirer takes longer than a hosted page lives, and an approval after expiry is given back', async () => {
       // Its own gateway: hosted pages living 30 s, the shortest allowed.
       const short = await startTestGateway({ dialect, env: { HOSTED_PAGE_TTL_SECONDS: '30' } });

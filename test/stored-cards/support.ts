@@ -64,6 +64,7 @@ export interface MitOptions {
   currency?: string;
   /** customer.reference to send; none by default. */
   customer?: string;
+  capture?: 'auto' | 'manual';
 }
 
 /** POST /payment/authorise for a merchant-initiated payment (no customer present). */
@@ -73,6 +74,7 @@ export async function mit(t: TestGateway, o: MitOptions): Promise<LightMyRequest
   // The stored card knows its customer; the example's "abc123" would be another one.
   delete body.customer;
   if (o.customer !== undefined) body.customer = { reference: o.customer };
+  if (o.capture !== undefined) body.capture = o.capture;
   body.payment_method = o.method ?? { type: 'token', token: o.token };
   body.payment_data = {
     payment_type: 'mit',

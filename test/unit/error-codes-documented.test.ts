@@ -36,6 +36,7 @@ const NAMED = [
 const FORWARDED = new Set([
   'src/app/lifecycle.ts new DomainError(422, code,', // this.answer(…, 'capture_failed', …)
   'src/app/merchant-initiated.ts new DomainError(422, code,', // refuse('initial_payment_…')
+  'src/app/industry-practice.ts new DomainError(422, code,', // refuse('resubmission_…', 'industry_usage_…')
   'src/app/webhook-endpoints.ts new DomainError(400, error.code,', // new TargetRefused('url_…')
   'src/app/compliance.ts new DomainError(403, refusal.code,', // { code: 'compliance_…', message }
   'src/http/app.ts problem(request, status, code,', // frameworkErrors' ['malformed_path', …]
