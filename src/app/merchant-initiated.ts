@@ -54,14 +54,20 @@ export async function settleWithoutCustomer(
   record: Recorder,
 ): Promise<{ status: number; body: string }> {
   const details = detailsOf(prepared.payment);
+  let customerReference = prepared.payment.customer_reference;
   if (prepared.payment.payment_type === 'mit') {
-    const { passed, agreement } = await networkReferences(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
+    const { passed, agreement, customer } = await networkReferences(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
     if (passed !== undefined) details.initial_network_reference = passed;
     if (agreement !== passed && agreement !== undefined) details.agreement_network_reference = agreement;
+    // Raw card data naming no customer charges the named payment's customer: listed under them, as a token's payment is.
+    if (customerReference === null && customer !== null) {
+      customerReference = customer;
+      details.customer = { reference: customer, ...details.customer };
+    }
   }
   // Pending only while the acquirer answers (a hosted page's lifetime, as short as 30 s, is
   // not this payment's): the sweeper expires it only if the process died in between.
-  const payment: PaymentsTable = { ...prepared.payment, details: JSON.stringify(details), expires_at: prepared.payment.created_at + AUTHORISATION_GRACE_MS };
+  const payment: PaymentsTable = { ...prepared.payment, customer_reference: customerReference, details: JSON.stringify(details), expires_at: prepared.payment.created_at + AUTHORISATION_GRACE_MS };
   const ref = await channelReference(ctx.database.db, payment.channel_id);
   const created = eventRow(ctx, payment, 'payment.created', paymentResource(ctx.vault, payment, ref, details), payment.created_at);
 
@@ -202,9 +208,9 @@ async function stepUp(trx: Trx, ctx: AppContext, row: PaymentsTable, card: Sensi
  * which passes the named payment's own. A bare previous_network_reference may come from
  * another acquirer and is taken as given.
  */
-async function networkReferences(ctx: AppContext, merchantId: string, data: PaymentData, payment: PaymentsTable): Promise<{ passed: string | undefined; agreement: string | undefined }> {
+async function networkReferences(ctx: AppContext, merchantId: string, data: PaymentData, payment: PaymentsTable): Promise<{ passed: string | undefined; agreement: string | undefined; customer: string | null }> {
   const previousId = data.previous_payment_id;
-  if (previousId === undefined) return { passed: data.previous_network_reference, agreement: data.previous_network_reference };
+  if (previousId === undefined) return { passed: data.previous_network_reference, agreement: data.previous_network_reference, customer: null };
   const refuse = (code: string, message: string) => new DomainError(422, code, message, '/payment_data/previous_payment_id');
 
   // Another merchant's payment is reported exactly like a missing one.
@@ -222,10 +228,15 @@ async function networkReferences(ctx: AppContext, merchantId: string, data: Paym
   }
   // A stored credential is one cardholder's consent: the same card kept for another of the
   // merchant's customers (a shared family card, say) gives no right to charge under it.
-  if (payment.customer_reference !== null && prev.customer_reference !== null && payment.customer_reference !== prev.customer_reference) {
+  // A payment made for no customer is no consent of the customer this one names (with a token,
+  // always the stored card's); one naming no customer (raw card data) takes the named payment's.
+  if (payment.customer_reference !== null && payment.customer_reference !== prev.customer_reference) {
+    const whose = payment.payment_method_id !== null ? "the stored card's customer" : 'customer.reference';
     throw refuse(
       'initial_payment_customer_mismatch',
-      `payment ${previousId} was made for customer "${prev.customer_reference}", not for "${payment.customer_reference}" (${payment.payment_method_id !== null ? "the stored card's customer" : 'customer.reference'}); name a payment of that customer's own agreement`,
+      prev.customer_reference === null
+        ? `payment ${previousId} was made for no customer reference, and this payment is for "${payment.customer_reference}" (${whose}); name a payment of that customer's own agreement`
+        : `payment ${previousId} was made for customer "${prev.customer_reference}", not for "${payment.customer_reference}" (${whose}); name a payment of that customer's own agreement`,
     );
   }
   // An industry-practice MIT carries on the one transaction it names, in that transaction's
@@ -272,5 +283,5 @@ async function networkReferences(ctx: AppContext, merchantId: string, data: Paym
       '/payment_data/previous_network_reference',
     );
   }
-  return { passed: initial ?? given, agreement: agreement ?? given };
+  return { passed: initial ?? given, agreement: agreement ?? given, customer: prev.customer_reference };
 }

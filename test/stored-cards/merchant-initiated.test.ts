@@ -403,6 +403,32 @@ for (const dialect of DIALECTS) {
       expectProblem(await mit(t, { method: { ...card, cvc: '123' }, previous_payment_id: initial.id }), 400, 'mit_cvc_not_allowed');
     });
 
+    it('ties an MIT to the customer of the payment it names when either leaves the customer out', async () => {
+      const card = { type: 'card', number: '4242424242424242', expiry_month: 12, expiry_year: 2077 };
+      const initial = await payByCard(t, { customer: 'cust-named' });
+      // Raw card data without customer.reference: it is that customer's agreement, and their payment.
+      const unnamed = json(await mit(t, { method: card, previous_payment_id: initial.id }));
+      assert.equal(unnamed.status, 'captured');
+      assert.deepEqual(unnamed.customer, { reference: 'cust-named' });
+      assert.deepEqual((await getPayment(t, unnamed.id)).customer, { reference: 'cust-named' });
+      const listed = json(await t.request({ method: 'GET', url: '/payments?customer_reference=cust-named' }));
+      assert.ok(listed.data.some((p: { id: string }) => p.id === unnamed.id), 'listed under the agreement\'s customer');
+
+      // An agreement made for no customer is no consent of a customer the MIT names.
+      const anonymous = await payByCard(t, { customer: null, store: false, payment_data: { payment_type: 'cit', payment_sub_type: 'unscheduled-initial', credential_on_file: true } });
+      assert.equal(anonymous.customer, null);
+      const before = calls.length;
+      for (const named of [{ method: card, customer: 'cust-named' }, { token: initial.payment_method.token as string }]) {
+        const problem = expectProblem(await mit(t, { ...named, previous_payment_id: anonymous.id, sub_type: 'unscheduled-subsequent' }), 422, 'initial_payment_customer_mismatch');
+        assert.equal(problem.param, '/payment_data/previous_payment_id');
+        assert.match(problem.detail, /no customer/);
+      }
+      assert.equal(calls.length, before, 'nothing refused reached the acquirer');
+      const neither = json(await mit(t, { method: card, previous_payment_id: anonymous.id, sub_type: 'unscheduled-subsequent' }));
+      assert.equal(neither.status, 'captured');
+      assert.equal(neither.customer, null);
+    });
+
     it("refuses an industry-practice MIT that the named payment's state or age rules out", async () => {
       const initial = await payByCard(t, { customer: 'cust-practice' });
       const token = initial.payment_method.token as string;

@@ -17,7 +17,8 @@ export interface CitOptions {
   number?: string;
   expiry_month?: number;
   expiry_year?: number;
-  customer?: string;
+  /** null: a payment for no customer reference. */
+  customer?: string | null;
   store?: boolean;
   payment_data?: Json;
   key?: string;
@@ -26,7 +27,7 @@ export interface CitOptions {
 
 /** A customer-initiated card payment: created, then finished on the hosted page as the customer would. */
 export async function payByCard(t: TestGateway, o: CitOptions = {}): Promise<Json> {
-  const body = await exampleBody({ channel: o.channel ?? 'sandbox', customer: { reference: o.customer ?? 'cust-1' } });
+  const body = await exampleBody({ channel: o.channel ?? 'sandbox', customer: o.customer === null ? undefined : { reference: o.customer ?? 'cust-1' } });
   body.payment_method = {
     type: 'card',
     number: o.number ?? '4242424242424242',
