@@ -281,7 +281,9 @@ export class Checkout {
         authenticated: true,
         storedCredential: view.details.payment_data.credential_on_file,
         paymentSubType: view.details.payment_data.payment_sub_type,
-        industryUsage: view.details.payment_data.industry_usage,
+        // The customer authenticates here: a stepped-up industry-practice MIT (a no-show, say)
+        // is now theirs, and schemes take an MIT reason code on merchant-initiated ones only.
+        industryUsage: 'none',
       });
     } catch (error) {
       this.ctx.log.error({ err: error, payment_id: p.id }, 'acquirer authorise call failed');

@@ -32,10 +32,12 @@ export interface AuthoriseRequest {
    * payment_data.payment_sub_type: schemes flag the payment that stores a card for an
    * agreement (`-initial`) apart from its later uses (`-subsequent`), and recurring,
    * instalment and unscheduled use apart. A stepped-up MIT its customer completes on the page
-   * comes as `initiator: 'cit'` with its `-subsequent` sub type.
+   * comes as `initiator: 'cit'` with its `-subsequent` sub type (a customer-initiated payment
+   * of the series on a stored credential, as Mastercard's C102–C104 and Visa's CIT on a stored
+   * credential are flagged).
    */
   paymentSubType: PaymentSubType;
-  /** An industry-practice MIT's reason (the scheme's MIT reason code); `none` for every other payment. */
+  /** An industry-practice MIT's reason (the scheme's MIT reason code); `none` for every other payment, a stepped-up MIT its customer finishes included. */
   industryUsage: IndustryUsage;
 }
 

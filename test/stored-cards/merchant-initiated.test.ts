@@ -322,6 +322,21 @@ for (const dialect of DIALECTS) {
       assert.equal(done.payment_method.token, initial.payment_method.token);
     });
 
+    it('tells the acquirer a stepped-up MIT the customer finishes is theirs: a CIT with no MIT reason', async () => {
+      const initial = await payByCard(t, { customer: 'cust-3184-reason', number: '4000002760003184' });
+      const token = initial.payment_method.token as string;
+      for (const o of [{ sub_type: 'recurring-subsequent' }, { sub_type: 'one-off', industry_usage: 'no_show' }]) {
+        const p = json(await mit(t, { token, previous_payment_id: initial.id, ...o }));
+        assert.equal(p.status, 'requires_action');
+        const done = await t.gateway.services.checkout.answerChallenge(pageToken(p.redirect_url), '1234');
+        assert.equal(done.payment.status, 'captured');
+        const [asked, finished] = callsFor(p.id).map((c) => [c.initiator, c.paymentSubType, c.industryUsage]);
+        assert.deepEqual(asked, ['mit', o.sub_type, o.industry_usage ?? 'none']);
+        // Authenticated by the customer on the page: no MIT reason code, which schemes take only on MITs.
+        assert.deepEqual(finished, ['cit', o.sub_type, 'none']);
+      }
+    });
+
     it('lets the merchant withdraw a stepped-up MIT with void: its link then pays nothing', async () => {
       const initial = await payByCard(t, { customer: 'cust-3184-withdrawn', number: '4000002760003184' });
       const p = json(await mit(t, { token: initial.payment_method.token, previous_payment_id: initial.id }));
