@@ -70,15 +70,40 @@ function aYearAfter(at: number): number {
 }
 
 /**
- * A year from approval, but never more than a year after the attestation (SAQ or AOC) it
- * rests on was signed: validation is annual, and an SAQ signed 364 days before its review
- * would otherwise have carried card data for almost two years.
+ * A document's date is written in the merchant's time zone, which we do not know: the day
+ * it names has ended everywhere only twelve hours after the next UTC midnight, in the
+ * westernmost zone (UTC-12). Ages are counted to then, so a merchant in the Americas is not
+ * refused in its own afternoon because UTC has already moved on to the next day.
+ */
+const WESTERNMOST_ZONE_LAG_MS = 12 * 3_600_000;
+
+/** The instant the calendar day starting at `dayStart` (UTC midnight) has ended in every time zone. */
+function dayEndedEverywhere(dayStart: number): number {
+  return dayStart + DAY_MS + WESTERNMOST_ZONE_LAG_MS;
+}
+
+/** An SAQ or AOC is current through the day before its anniversary, wherever that day is the merchant's. */
+function attestationEnds(signedOn: number): number {
+  return dayEndedEverywhere(aYearAfter(signedOn) - DAY_MS);
+}
+
+/** The last instant a scan dated `scannedOn` is at most 90 days old somewhere: its 90th day has then ended in UTC-12. */
+function scanEnds(scannedOn: number): number {
+  return dayEndedEverywhere(scannedOn + ASV_SCAN_MAX_AGE_DAYS * DAY_MS);
+}
+
+/**
+ * A year from approval, but never beyond the year of the attestation (SAQ or AOC) it rests
+ * on: validation is annual, and an SAQ signed 364 days before its review would otherwise
+ * have carried card data for almost two years. The attestation's year ends as its upload
+ * does (attestationEnds), so a document accepted at upload can be approved.
  */
 export function approvalValidUntil(approvedAt: number, attestedOn: readonly number[] = []): number {
-  return Math.min(aYearAfter(approvedAt), ...attestedOn.map(aYearAfter));
+  return Math.min(aYearAfter(approvedAt), ...attestedOn.map(attestationEnds));
 }
 
 const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const isoMinute = (ms: number) => `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
@@ -96,12 +121,12 @@ function startOfUtcDay(ms: number): number {
 
 /**
  * The date printed on the document: the scan's completion date for an ASV report, the
- * signature date for an SAQ or AOC. A scan's age counts whole days before the submission
- * day, so one exactly 90 days old is accepted and one 91 days old is not. An SAQ or AOC
- * is an annual attestation, current until the same calendar day a year after its signature
- * (the day an approval resting on it ends): one whose year has ended could only ever be
- * refused at review. A date one day ahead is tolerated because the merchant's time zone
- * may already be there.
+ * signature date for an SAQ or AOC. A scan is taken through its 90th day after the scan
+ * and refused from its 91st, an SAQ or AOC (an annual attestation) through the day before
+ * the same calendar day a year after its signature: one whose year has ended could only
+ * ever be refused at review. Either day lasts until it has ended in every time zone
+ * (dayEndedEverywhere). A date one day ahead of UTC is tolerated because the merchant's
+ * time zone may already be there.
  */
 export function checkDocumentDate(type: DocumentType, date: string, now: number): number {
   const day = parseDocumentDate(date);
@@ -118,10 +143,10 @@ export function documentCurrent(type: DocumentType, date: string, now: number): 
 }
 
 function datedProblem(type: DocumentType, date: string, day: number, now: number): DomainError | null {
-  const today = startOfUtcDay(now);
-  if (day > today + DAY_MS) return new DomainError(422, 'document_date_in_future', `document_date ${date} is in the future`, '/document_date');
-  const ageDays = Math.max(0, Math.round((today - day) / DAY_MS));
-  if (type === 'asv_scan' && ageDays > ASV_SCAN_MAX_AGE_DAYS) {
+  if (day > startOfUtcDay(now) + DAY_MS) return new DomainError(422, 'document_date_in_future', `document_date ${date} is in the future`, '/document_date');
+  // The age as read in UTC-12, the zone where the date lasts longest, as the limits are.
+  const ageDays = Math.max(0, Math.floor((now - WESTERNMOST_ZONE_LAG_MS - day) / DAY_MS));
+  if (type === 'asv_scan' && now >= scanEnds(day)) {
     return new DomainError(
       422,
       'asv_scan_too_old',
@@ -129,11 +154,11 @@ function datedProblem(type: DocumentType, date: string, day: number, now: number
       '/document_date',
     );
   }
-  if (type !== 'asv_scan' && aYearAfter(day) <= now) {
+  if (type !== 'asv_scan' && attestationEnds(day) <= now) {
     return new DomainError(
       422,
       'document_too_old',
-      `the ${DOCUMENT_LABELS[type]} is dated ${date}, ${ageDays} days ago; it was current for annual validation until ${iso(aYearAfter(day))}. Upload one signed within the last year`,
+      `the ${DOCUMENT_LABELS[type]} is dated ${date}, ${ageDays} days ago; it was current for annual validation through ${iso(aYearAfter(day) - DAY_MS)}, until ${isoMinute(attestationEnds(day))} when that day had ended in every time zone. Upload one signed within the last year`,
       '/document_date',
     );
   }

@@ -58,7 +58,7 @@ for (const dialect of DIALECTS) {
         // Annual validation: a year after the SAQ (signed 3 days before) was signed, not after the review.
         const expiresAt = Date.parse(view.expires_at);
         const saq = view.documents.find((d: { type: string; status: string }) => d.type === 'saq' && d.status === 'approved');
-        assert.equal(expiresAt, approvalValidUntil(Date.parse(saq.document_date)), 'valid for one year from the SAQ');
+        assert.equal(expiresAt, approvalValidUntil(Date.parse(view.approved_at), [Date.parse(saq.document_date)]), 'valid for one year from the SAQ');
         assert.ok(expiresAt - Date.parse(view.approved_at) < 363 * DAY_MS);
         t.clock.set(expiresAt - 1);
         const last = await liveCardPayment(t);
@@ -136,11 +136,12 @@ for (const dialect of DIALECTS) {
       });
 
       it('refuses at upload an SAQ whose year has ended, instead of taking a submission no review can approve', async () => {
-        t.clock.set(Date.UTC(2025, 1, 28, 9));
+        // Its last day, 27 February, has ended in every time zone (UTC-12) at noon UTC on the 28th.
+        t.clock.set(Date.UTC(2025, 1, 28, 12));
         await expectStatus(declareVolume(t, 250_000), 200);
         await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) }), 201);
         const refused = assertProblem(await upload(t, { type: 'saq', date: '2024-02-29' }), 422, 'document_too_old', '/document_date');
-        assert.match(refused.detail, /until 2025-02-28/);
+        assert.match(refused.detail, /through 2025-02-27, until 2025-02-28 12:00 UTC/);
         const view = await status(t);
         assert.equal(view.review_pending, false);
         assert.deepEqual(view.missing.map((m: { item: string }) => m.item), ['saq']);
@@ -175,7 +176,7 @@ for (const dialect of DIALECTS) {
         await expectStatus(upload(t, { type: 'saq', date: saqDate }), 201);
         const view = (await expectStatus(approve(), 200)).json();
         assert.equal(view.approved_basis, 'saq');
-        assert.equal(Date.parse(view.expires_at), approvalValidUntil(Date.parse(saqDate)));
+        assert.equal(Date.parse(view.expires_at), approvalValidUntil(Date.parse(view.approved_at), [Date.parse(saqDate)]));
       });
 
       it('counts the year from the AOC an approval rests on, not from an older SAQ sent beside it', async () => {
@@ -186,7 +187,7 @@ for (const dialect of DIALECTS) {
         await expectStatus(upload(t, { type: 'aoc', date: aocDate }), 201);
         const view = (await expectStatus(approve(), 200)).json();
         assert.equal(view.approved_basis, 'aoc');
-        assert.equal(Date.parse(view.expires_at), approvalValidUntil(Date.parse(aocDate)));
+        assert.equal(Date.parse(view.expires_at), approvalValidUntil(Date.parse(view.approved_at), [Date.parse(aocDate)]));
       });
     });
 

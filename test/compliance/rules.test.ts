@@ -74,12 +74,25 @@ describe('document dates', () => {
   });
 
   it('counts the year in calendar days across 29 February', () => {
-    // Signed on 29 February: current until 28 February next year, 365 days later.
-    assert.doesNotThrow(() => checkDocumentDate('saq', '2024-02-29', Date.UTC(2025, 1, 27, 23, 59)));
-    refusedWith(() => checkDocumentDate('saq', '2024-02-29', Date.UTC(2025, 1, 28)), 422, 'document_too_old');
+    // Signed on 29 February: current through 27 February next year, until that day has ended in UTC-12.
+    assert.doesNotThrow(() => checkDocumentDate('saq', '2024-02-29', Date.UTC(2025, 1, 28, 11, 59)));
+    refusedWith(() => checkDocumentDate('saq', '2024-02-29', Date.UTC(2025, 1, 28, 12)), 422, 'document_too_old');
     // A year spanning 29 February has 366 days: signed on 1 March, current through the next 29 February.
-    assert.doesNotThrow(() => checkDocumentDate('aoc', '2023-03-01', Date.UTC(2024, 1, 29, 23, 59)));
-    refusedWith(() => checkDocumentDate('aoc', '2023-03-01', Date.UTC(2024, 2, 1)), 422, 'document_too_old');
+    assert.doesNotThrow(() => checkDocumentDate('aoc', '2023-03-01', Date.UTC(2024, 2, 1, 11, 59)));
+    refusedWith(() => checkDocumentDate('aoc', '2023-03-01', Date.UTC(2024, 2, 1, 12)), 422, 'document_too_old');
+  });
+
+  it('takes a date as the merchant wrote it, in its own time zone: a date has ended once it has ended in UTC-12', () => {
+    // Scanned on 2025-03-17; its 90th day is 2025-06-15, which ends in UTC-12 at 2025-06-16 12:00 UTC.
+    // A merchant in UTC-8 uploading late on its 90th day finds UTC already on the 91st.
+    assert.doesNotThrow(() => checkDocumentDate('asv_scan', '2025-03-17', Date.UTC(2025, 5, 16, 7, 59)));
+    assert.doesNotThrow(() => checkDocumentDate('asv_scan', '2025-03-17', Date.UTC(2025, 5, 16, 11, 59, 59, 999)));
+    const scan = refusedWith(() => checkDocumentDate('asv_scan', '2025-03-17', Date.UTC(2025, 5, 16, 12)), 422, 'asv_scan_too_old');
+    assert.match(scan.message, /91 days ago/);
+    // An SAQ signed on 2025-05-10 is current through 2026-05-09, wherever that day is the merchant's.
+    assert.doesNotThrow(() => checkDocumentDate('saq', '2025-05-10', Date.UTC(2026, 4, 10, 11, 59, 59, 999)));
+    const saq = refusedWith(() => checkDocumentDate('saq', '2025-05-10', Date.UTC(2026, 4, 10, 12)), 422, 'document_too_old');
+    assert.match(saq.message, /until 2026-05-10 12:00 UTC/);
   });
 
   it('refuses future dates beyond the time-zone day and impossible dates', () => {
@@ -126,11 +139,20 @@ describe('validity', () => {
     assert.equal(approvalValidUntil(Date.UTC(2024, 1, 29, 12)), Date.UTC(2025, 1, 28, 12));
   });
 
+  it("ends when the attestation's last day has ended in every time zone, as an upload of it would be refused", () => {
+    const approvedAt = Date.UTC(2025, 4, 20, 9);
+    const signed = Date.UTC(2025, 4, 10);
+    assert.equal(approvalValidUntil(approvedAt, [signed]), Date.UTC(2026, 4, 10, 12));
+    assert.doesNotThrow(() => checkDocumentDate('saq', '2025-05-10', approvalValidUntil(approvedAt, [signed]) - 1));
+    refusedWith(() => checkDocumentDate('saq', '2025-05-10', approvalValidUntil(approvedAt, [signed])), 422, 'document_too_old');
+  });
+
   it('ends no later than a year after the attestation it rests on was signed', () => {
     const approvedAt = Date.UTC(2026, 10, 28, 3);
-    assert.equal(approvalValidUntil(approvedAt, [Date.UTC(2025, 10, 29)]), Date.UTC(2026, 10, 29));
-    assert.equal(approvalValidUntil(approvedAt, [Date.UTC(2026, 10, 20), Date.UTC(2026, 5, 1)]), Date.UTC(2027, 5, 1));
-    assert.equal(approvalValidUntil(approvedAt, [Date.UTC(2026, 10, 28)]), Date.UTC(2027, 10, 28));
+    assert.equal(approvalValidUntil(approvedAt, [Date.UTC(2025, 10, 29)]), Date.UTC(2026, 10, 29, 12));
+    assert.equal(approvalValidUntil(approvedAt, [Date.UTC(2026, 10, 20), Date.UTC(2026, 5, 1)]), Date.UTC(2027, 5, 1, 12));
+    // Signed on the day of approval: a year from approval ends first.
+    assert.equal(approvalValidUntil(approvedAt, [Date.UTC(2026, 10, 28)]), Date.UTC(2027, 10, 28, 3));
   });
 });
 
