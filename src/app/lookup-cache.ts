@@ -349,7 +349,12 @@ class SqliteCounter implements Watch {
   }
 }
 
-/** PostgreSQL: a client of its own LISTENs for the triggers' NOTIFY. */
+/**
+ * PostgreSQL: a client of its own LISTENs for the triggers' NOTIFY. Its times (the last
+ * answer, the next try) are read from Date.now, not the injected clock: they measure a
+ * connection against real timers, and a test's manual clock, frozen or moved on by days,
+ * would keep a lost listener from ever trying again or distrust a live one.
+ */
 class PostgresListener implements Watch {
   private client: pg.Client | null = null;
   private listening = false;

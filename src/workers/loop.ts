@@ -32,6 +32,7 @@ export class Loop {
     private readonly task: () => Promise<number>,
     private readonly log: Logger,
     private readonly metrics: Metrics,
+    /** Real time, not the injected clock: it spaces log lines of runs that real timers schedule (a test passes its own). */
     private readonly now: () => number = Date.now,
   ) {}
 
