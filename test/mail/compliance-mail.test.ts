@@ -26,6 +26,16 @@ async function deliveriesOf(t: TestGateway, type: string): Promise<Delivery[]> {
   return ((await t.request({ method: 'GET', url: `/events/${list.data[0]!.id}` })).json() as { deliveries: Delivery[] }).deliveries;
 }
 
+/** The one way e-mails give a time: `Wed, 31 Mar 2027 14:05 UTC`, its day alone as `Wed, 31 Mar 2027`. */
+const mailTime = (iso: string) => `${new Date(iso).toUTCString().slice(0, 22)} UTC`;
+const mailDay = (iso: string) => new Date(iso).toUTCString().slice(0, 16);
+
+function assertOneTimeFormat(m: { subject: string; text: string; html: string | null }): void {
+  for (const part of [m.subject, m.text, m.html ?? '']) {
+    assert.doesNotMatch(part, /GMT|\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}/, 'no RFC 1123 time with seconds, no ISO date');
+  }
+}
+
 function assertNoCardData(m: { text: string; html: string | null }): void {
   // Ids are left out first: their random hex digits can hold a dozen decimal digits in a row.
   for (const part of [m.text, m.html ?? '']) assert.doesNotMatch(part.replace(/\b[a-z]{2,3}_[0-9a-f]{32}\b/g, '<id>'), /\d{12,}|•••• \d{4}|cvc/i);
@@ -66,12 +76,15 @@ for (const dialect of DIALECTS) {
 
       await waitFor('the approval e-mail', () => sink.to(OPS).length >= 1);
       const m: InboxMessage = sink.to(OPS)[0]!.message;
-      assert.equal(m.subject, `[Sandbox merchant] PCI DSS compliance approved until ${expiresAt.slice(0, 10)}`);
-      for (const expected of ['were reviewed and approved', 'Approved', `${expiresAt.slice(0, 10)} ${expiresAt.slice(11, 16)} UTC`, 'What to do next', 'compliance.approved']) {
+      assert.equal(m.subject, `[Sandbox merchant] PCI DSS compliance approved until ${mailDay(expiresAt)}`);
+      for (const expected of ['were reviewed and approved', 'Approved', `until ${mailTime(expiresAt)}`, 'What to do next', 'compliance.approved']) {
         assert.ok(m.text.includes(expected), `text has ${expected}`);
         assert.ok(m.html?.includes(expected), `html has ${expected}`);
       }
       assert.match(m.text, /Missing: +nothing/);
+      assert.ok(m.text.includes(`Expires:                    ${mailTime(expiresAt)}`), m.text);
+      assert.match(m.text, /^Date: +(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2} UTC\r?$/m);
+      assertOneTimeFormat(m);
       // A year from the SAQ, signed 5 days before the approval (annual validation).
       assert.match(m.text, /Days left: +3(59|60)\r?$/m);
       assertNoCardData(m);
@@ -97,7 +110,8 @@ for (const dialect of DIALECTS) {
 
       await waitFor('the reminder e-mail', () => sink.to(OPS).length === before + 1);
       const m = sink.to(OPS).at(-1)!.message;
-      assert.equal(m.subject, `[Sandbox merchant] PCI DSS approval expires in 30 days (${expiresAt.slice(0, 10)})`);
+      assert.equal(m.subject, `[Sandbox merchant] PCI DSS approval expires in 30 days (${mailDay(expiresAt)})`);
+      assertOneTimeFormat(m);
       assert.match(m.text, /^Days left: +30\r?$/m);
       assert.ok(m.text.includes('Renew now: upload ASV scan report, Self-Assessment Questionnaire (SAQ) with POST /merchant/compliance/documents'));
       assert.ok(m.html?.includes('Expires in 30 days'));
@@ -250,8 +264,9 @@ describe('compliance e-mail template', () => {
     const mail = renderComplianceMail(input('compliance.rejected', { last_review: { outcome: 'rejected', reason: 'scan shows 4242424242424242 in a log' } }));
     assert.equal(mail.subject, '[Acme Ltd] PCI DSS documents rejected');
     assert.match(mail.text, /Reason: +scan shows •••• 4242 in a log/);
-    assert.match(mail.text, /current approval stays in force until 2026-03-08 09:30 UTC/);
+    assert.match(mail.text, /current approval stays in force until Sun, 08 Mar 2026 09:30 UTC/);
     assert.ok(!mail.html.includes('4242424242424242'));
+    assertOneTimeFormat(mail);
   });
 
   it('gives the grace period end and the days left when an AOC becomes required', () => {
@@ -262,10 +277,11 @@ describe('compliance e-mail template', () => {
       }),
     );
     assert.equal(mail.subject, '[Acme Ltd] PCI DSS: an Attestation of Compliance (AOC) is now required');
-    assert.match(mail.text, /Grace period ends: +2026-05-30 12:00 UTC/);
+    assert.match(mail.text, /Grace period ends: +Sat, 30 May 2026 12:00 UTC/);
     assert.match(mail.text, /Days left: +90\n/);
     assert.match(mail.text, /Missing: +Attestation of Compliance \(AOC\) signed by a QSA/);
-    assert.match(mail.text, /upload Attestation of Compliance \(AOC\) signed by a QSA with POST \/merchant\/compliance\/documents before 2026-05-30/);
+    assertOneTimeFormat(mail);
+    assert.match(mail.text, /upload Attestation of Compliance \(AOC\) signed by a QSA with POST \/merchant\/compliance\/documents before Sat, 30 May 2026 12:00 UTC/);
   });
 
   it('says card data is refused once expired, and lists what to upload', () => {
@@ -281,15 +297,16 @@ describe('compliance e-mail template', () => {
       }),
     );
     assert.equal(mail.subject, '[Acme Ltd] PCI DSS approval expired: live channels refuse card data');
-    assert.match(mail.text, /Expired: +2026-03-01 11:00 UTC/);
+    assert.match(mail.text, /Expired: +Sun, 01 Mar 2026 11:00 UTC/);
     assert.match(mail.text, /Card data on live channels: +Refused/);
     assert.doesNotMatch(mail.text, /Days left/);
+    assertOneTimeFormat(mail);
     assert.match(mail.text, /Upload ASV scan report, Self-Assessment Questionnaire \(SAQ\) with POST/);
   });
 
   it('counts a reminder\'s days up to the expiry and escapes HTML', () => {
     const mail = renderComplianceMail(input('compliance.expiring', { days_before_expiry: 7 }));
-    assert.equal(mail.subject, '[Acme Ltd] PCI DSS approval expires in 7 days (2026-03-08)');
+    assert.equal(mail.subject, '[Acme Ltd] PCI DSS approval expires in 7 days (Sun, 08 Mar 2026)');
     const evil = renderComplianceMail({ ...input('compliance.approved'), merchantName: '<b>Acme</b>\r\nBcc: x@y.z' });
     assert.ok(!evil.html.includes('<b>Acme</b>'));
     assert.ok(!/[\r\n]/.test(evil.subject));

@@ -290,6 +290,11 @@ for (const dialect of DIALECTS) {
       const notes = () => sink.to('merchant@sandbox.test').filter((m) => m.message.text.includes(paymentId)).map((m) => m.message);
       await waitFor('the notification of the authorisation', () => notes().length >= 1);
       assert.match(notes()[0]!.text, new RegExp(`^Capture due: +${when}, automatically`, 'm'));
+      // Every time in an e-mail is written one way: the event's date as the capture's.
+      for (const m of [receipts()[0]!, notes()[0]!]) {
+        assert.match(m.text, /^Date: +(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2} UTC\r?$/m);
+        assert.doesNotMatch(m.text, /GMT/);
+      }
     });
 
     it('retries a temporary SMTP refusal and gives up on a permanent one', async () => {

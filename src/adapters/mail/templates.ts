@@ -116,9 +116,18 @@ function amount(value: number, currency: string): string {
   }
 }
 
-/** `Fri, 02 Jan 2026 23:30 UTC`: with its time and zone, as near midnight UTC a bare date is the wrong day for much of the world. */
-function dueAt(iso: string): string {
+/**
+ * `Fri, 02 Jan 2026 23:30 UTC`: every time an e-mail gives is written this one way, with its
+ * time and zone, as near midnight UTC a bare date is the wrong day for much of the world, and
+ * with the month named, so no reader takes 02/01 for 1 February.
+ */
+function mailTime(iso: string): string {
   return `${new Date(iso).toUTCString().slice(0, 22)} UTC`;
+}
+
+/** `Fri, 02 Jan 2026`: the day of such a time, where a subject or headline has no room for the rest. */
+function mailDay(iso: string): string {
+  return new Date(iso).toUTCString().slice(0, 16);
 }
 
 function escapeHtml(value: string): string {
@@ -147,7 +156,7 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
   const total = refund ? amount(refund.amount, refund.currency) : amount(captureEvent ? paid : p.amount, p.currency);
   const reference = clean(p.reference);
   const shop = clean(input.channelName) ?? '';
-  const when = new Date(input.occurredAt).toUTCString();
+  const when = mailTime(input.occurredAt);
   const rows: Array<[string, string]> = [];
   // A sandbox payment reads like a real one otherwise: a merchant could ship on it, and a
   // customer given a sandbox receipt would believe their card was charged.
@@ -166,7 +175,7 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
     subject = `Your ${test}receipt from ${shop}: ${total}`;
     intro = `Thank you for your payment to ${shop}.`;
     // A delayed capture charges on its own date, whenever the order ships.
-    const status = p.status === 'authorised' && p.capture_at ? `Authorised — you will be charged on ${dueAt(p.capture_at)}` : (CUSTOMER_STATUS[p.status] ?? p.status);
+    const status = p.status === 'authorised' && p.capture_at ? `Authorised — you will be charged on ${mailTime(p.capture_at)}` : (CUSTOMER_STATUS[p.status] ?? p.status);
     rows.push(['Amount', total], ['Status', status]);
   } else {
     // A merchant-initiated payment is created with nobody to wait for: its acquirer is asked at once.
@@ -187,7 +196,7 @@ export function renderPaymentMail(input: PaymentMailInput): RenderedMail {
     if (p.amount_captured) rows.push(['Captured', amount(p.amount_captured, p.currency)]);
     if (p.amount_refunded) rows.push(['Refunded', amount(p.amount_refunded, p.currency)]);
     // The customer's receipt names this date: the merchant has until then to void instead.
-    if (p.status === 'authorised' && p.capture_at) rows.push(['Capture due', `${dueAt(p.capture_at)}, automatically (void before then to release the funds)`]);
+    if (p.status === 'authorised' && p.capture_at) rows.push(['Capture due', `${mailTime(p.capture_at)}, automatically (void before then to release the funds)`]);
   }
   if (input.sandbox) {
     intro += input.template === 'receipt' ? ' This was a test in the shop\'s sandbox: no real money moved on your card.' : ' This is a sandbox channel: no real money moved.';
@@ -262,11 +271,6 @@ const COMPLIANCE_STATUS: Record<string, string> = {
 
 const UPLOAD = 'POST /merchant/compliance/documents';
 
-/** `2027-03-31 14:05 UTC`: a deadline as a merchant reads it, without the milliseconds. */
-function utcMinute(iso: string): string {
-  return `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
-}
-
 function daysWord(n: number): string {
   return n === 1 ? '1 day' : `${n} days`;
 }
@@ -299,23 +303,23 @@ export function renderComplianceMail(input: ComplianceMailInput): RenderedMail {
   let deadline: string | null = expires !== null && liveAccepted ? expires : null;
   switch (input.eventType) {
     case 'compliance.approved':
-      subject = `[${merchant}] PCI DSS compliance approved${expires ? ` until ${expires.slice(0, 10)}` : ''}`;
-      intro = `Your PCI DSS compliance documents were reviewed and approved.${expires ? ` Your live channels accept card data until ${utcMinute(expires)}.` : ''}`;
-      headline = expires ? `Approved until ${expires.slice(0, 10)}` : 'Approved';
+      subject = `[${merchant}] PCI DSS compliance approved${expires ? ` until ${mailDay(expires)}` : ''}`;
+      intro = `Your PCI DSS compliance documents were reviewed and approved.${expires ? ` Your live channels accept card data until ${mailTime(expires)}.` : ''}`;
+      headline = expires ? `Approved until ${mailDay(expires)}` : 'Approved';
       next = `Nothing for now. Validation is annual: we remind you 30 and 7 days before the approval expires. Upload next year's documents (a new ASV scan report and your SAQ or AOC) with ${UPLOAD} before then.`;
       break;
     case 'compliance.rejected':
       subject = `[${merchant}] PCI DSS documents rejected`;
       intro =
         'Your PCI DSS compliance documents were reviewed and rejected.' +
-        (liveAccepted && expires ? ` Your current approval stays in force until ${utcMinute(expires)}.` : ' Your live channels refuse card data until a new submission is approved; sandbox channels keep working.');
+        (liveAccepted && expires ? ` Your current approval stays in force until ${mailTime(expires)}.` : ' Your live channels refuse card data until a new submission is approved; sandbox channels keep working.');
       headline = 'Documents rejected';
       next = `Correct what the reason says and upload ${toUpload} again with ${UPLOAD} (PDF, at most 10 MiB each). GET /merchant/compliance shows what is still missing; the operator reviews the submission once it is complete.`;
       break;
     case 'compliance.expiring': {
       const days = expires ? daysUntil(expires, input.occurredAt) : (c.days_before_expiry ?? 0);
-      subject = `[${merchant}] PCI DSS approval expires in ${daysWord(days)}${expires ? ` (${expires.slice(0, 10)})` : ''}`;
-      intro = `Your PCI DSS compliance approval expires${expires ? ` on ${utcMinute(expires)}` : ''}, in ${daysWord(days)}. From then on your live channels refuse card data until a renewal is approved.`;
+      subject = `[${merchant}] PCI DSS approval expires in ${daysWord(days)}${expires ? ` (${mailDay(expires)})` : ''}`;
+      intro = `Your PCI DSS compliance approval expires${expires ? ` on ${mailTime(expires)}` : ''}, in ${daysWord(days)}. From then on your live channels refuse card data until a renewal is approved.`;
       headline = `Expires in ${daysWord(days)}`;
       // A renewal needs every document afresh, not only what `missing` lists: an approval cannot outlast the attestation it rests on.
       next = c.review_pending
@@ -325,15 +329,15 @@ export function renderComplianceMail(input: ComplianceMailInput): RenderedMail {
     }
     case 'compliance.expired':
       subject = `[${merchant}] PCI DSS approval expired: live channels refuse card data`;
-      intro = `Your PCI DSS compliance approval${expires ? ` expired on ${utcMinute(expires)}` : ' has expired'}. Your live channels refuse card data (compliance_expired) until new documents are approved; sandbox channels and stored-card tokens keep working.`;
+      intro = `Your PCI DSS compliance approval${expires ? ` expired on ${mailTime(expires)}` : ' has expired'}. Your live channels refuse card data (compliance_expired) until new documents are approved; sandbox channels and stored-card tokens keep working.`;
       headline = 'Expired';
       next = c.review_pending ? 'Your renewal is waiting for review: card data is accepted again as soon as it is approved.' : `Upload ${toUpload} with ${UPLOAD}; card data is accepted again as soon as the operator approves them.`;
       break;
     case 'compliance.aoc_required':
       subject = `[${merchant}] PCI DSS: an Attestation of Compliance (AOC) is now required`;
-      intro = `Your annual card transactions exceed ${SAQ_MAX_ANNUAL_TRANSACTIONS.toLocaleString('en-US')}, so your SAQ-based approval no longer suffices: an Attestation of Compliance (AOC) signed by a Qualified Security Assessor (QSA) is required.${grace ? ` Your live channels keep accepting card data during the grace period, until ${utcMinute(grace)}.` : ''}`;
-      headline = grace ? `AOC due by ${grace.slice(0, 10)}` : 'AOC required';
-      next = `Have a QSA assess you, then upload ${toUpload} with ${UPLOAD}${grace ? ` before ${grace.slice(0, 10)}` : ''}. After the grace period your live channels refuse card data until the AOC is approved.`;
+      intro = `Your annual card transactions exceed ${SAQ_MAX_ANNUAL_TRANSACTIONS.toLocaleString('en-US')}, so your SAQ-based approval no longer suffices: an Attestation of Compliance (AOC) signed by a Qualified Security Assessor (QSA) is required.${grace ? ` Your live channels keep accepting card data during the grace period, until ${mailTime(grace)}.` : ''}`;
+      headline = grace ? `AOC due by ${mailDay(grace)}` : 'AOC required';
+      next = `Have a QSA assess you, then upload ${toUpload} with ${UPLOAD}${grace ? ` before ${mailTime(grace)}` : ''}. After the grace period your live channels refuse card data until the AOC is approved.`;
       deadline = grace;
       break;
     default:
@@ -346,13 +350,13 @@ export function renderComplianceMail(input: ComplianceMailInput): RenderedMail {
   const rows: Array<[string, string]> = [['Status', COMPLIANCE_STATUS[c.status] ?? c.status]];
   if (c.card_data_on_live_channels) rows.push(['Card data on live channels', liveAccepted ? 'Accepted' : 'Refused']);
   if (c.approved_basis && liveAccepted) rows.push(['Validated with', isDocumentType(c.approved_basis) ? DOCUMENT_LABELS[c.approved_basis] : c.approved_basis]);
-  if (expires) rows.push([Date.parse(expires) > Date.parse(input.occurredAt) ? 'Expires' : 'Expired', utcMinute(expires)]);
-  if (grace) rows.push(['Grace period ends', utcMinute(grace)]);
+  if (expires) rows.push([Date.parse(expires) > Date.parse(input.occurredAt) ? 'Expires' : 'Expired', mailTime(expires)]);
+  if (grace) rows.push(['Grace period ends', mailTime(grace)]);
   if (deadline && Date.parse(deadline) > Date.parse(input.occurredAt)) rows.push(['Days left', String(daysUntil(deadline, input.occurredAt))]);
   rows.push(['Missing', missing.length ? missing.join('; ') : 'nothing']);
   const reason = input.eventType === 'compliance.rejected' ? clean(c.last_review?.reason) : null;
   if (reason) rows.push(['Reason', reason]);
-  rows.push(['Merchant', merchant], ['Event', `${input.eventType} (${input.eventId})`], ['Date', new Date(input.occurredAt).toUTCString()]);
+  rows.push(['Merchant', merchant], ['Event', `${input.eventType} (${input.eventId})`], ['Date', mailTime(input.occurredAt)]);
   // Not the channel the notice rides: it goes to the addresses of every live channel alike.
   const footer = 'You receive compliance notices because this address is a notification address of one of your channels; they go to those of every live channel, whatever its notify_events. GET /merchant/compliance shows your status at any time.';
   return compose({ subject, intro, headline, rows, next, footer });
