@@ -117,6 +117,23 @@ for (const dialect of DIALECTS) {
       await dispatcher.fanOut('test');
       assert.deepEqual(await event.deliveries(), [{ target: 'notification:ops@merchant.example' }]);
     });
+
+    it('counts the 72-hour retry window from when a delivery is queued, not from when its event was written', async () => {
+      const endpoint = await registerEndpoint(t, 'http://127.0.0.1:9/hooks/late', { events: ['payment.created'] });
+      try {
+        const event = await authorise();
+        assert.equal(event.dispatched, 0);
+        // The gateway's own backlog or outage does not spend the merchant's retries.
+        t.clock.advance(80 * 3_600_000);
+        const queuedAt = t.clock.now();
+        await dispatcher.fanOut('test');
+        const delivery = await db().selectFrom('deliveries').select(['next_attempt_at', 'retry_until']).where('event_id', '=', event.id).where('target', '=', endpoint.id).executeTakeFirstOrThrow();
+        assert.equal(Number(delivery.next_attempt_at), queuedAt);
+        assert.equal(Number(delivery.retry_until), queuedAt + 72 * 3_600_000);
+      } finally {
+        await t.request({ method: 'DELETE', url: `/webhook-endpoints/${endpoint.id}` });
+      }
+    });
   });
 }
 
