@@ -191,6 +191,13 @@ export class Lifecycle {
     return { object: 'list', data: rows.map(refundResource), has_more: false };
   }
 
+  /** One refund; another merchant's is as missing as one that never existed. */
+  async getRefund(merchantId: string, refundId: string): Promise<RefundResource> {
+    const row = await this.ctx.database.db.selectFrom('refunds').selectAll().where('id', '=', refundId).where('merchant_id', '=', merchantId).executeTakeFirst();
+    if (!row) throw new DomainError(404, 'refund_not_found', `no refund ${quotedId(refundId, 'refund')} for this secret key's merchant`, '/params/id');
+    return refundResource(row);
+  }
+
   /**
    * Claims delayed captures that are due and captures them. On PostgreSQL `SKIP LOCKED`
    * lets several processes share the work: a row another process is claiming is

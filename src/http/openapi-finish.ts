@@ -56,6 +56,7 @@ const OPERATION_IDS: Record<string, string> = {
   'POST /payment/{id}/void': 'voidPayment',
   'POST /payment/{id}/refund': 'refundPayment',
   'GET /payment/{id}/refunds': 'listRefunds',
+  'GET /refunds/{id}': 'getRefund',
   'GET /payments': 'listPayments',
   'GET /customers/{reference}/payment-methods': 'listPaymentMethods',
   'GET /payment-methods/{id}': 'getPaymentMethod',
@@ -112,8 +113,8 @@ const LOCATION_HEADER = {
   Location: { description: 'Where the created resource is read: its path on this gateway.', required: true, schema: { type: 'string' } },
 };
 
-/** Operations whose created resource has a path of its own (a refund is read with its payment). */
-const CREATED_AT = new Set(['authorisePayment', 'createWebhookEndpoint', 'uploadComplianceDocument']);
+/** Operations whose created resource has a path of its own. */
+const CREATED_AT = new Set(['authorisePayment', 'refundPayment', 'createWebhookEndpoint', 'uploadComplianceDocument']);
 
 export type DocumentedLimits = Pick<Config, 'webhookTimeoutMs' | 'webhookRetryWindowMs' | 'idempotencyTtlMs' | 'merchantRateLimit'>;
 

@@ -199,8 +199,11 @@ for (const dialect of DIALECTS) {
       // capture: auto, so the payment is captured already.
       await call({ method: 'POST', url: `/payment/${id}/capture` }, 409);
       await call({ method: 'POST', url: `/payment/${id}/void` }, 409);
+      const refunded = await call({ method: 'POST', url: `/payment/${id}/refund`, payload: { amount: 10 }, headers: { 'idempotency-key': 'contract-refund' } }, 201);
       await call({ method: 'POST', url: `/payment/${id}/refund`, payload: { amount: 10 }, headers: { 'idempotency-key': 'contract-refund' } }, 201);
-      await call({ method: 'POST', url: `/payment/${id}/refund`, payload: { amount: 10 }, headers: { 'idempotency-key': 'contract-refund' } }, 201);
+      await call({ method: 'GET', url: String(refunded.headers.location) }, 200);
+      await call({ method: 'GET', url: '/refunds/re_unknown' }, 404);
+      await anonymous({ method: 'GET', url: String(refunded.headers.location) }, 401);
       await call({ method: 'POST', url: `/payment/${id}/refund`, payload: { amount: 1_000_000 } }, 409);
       await call({ method: 'POST', url: `/payment/${id}/refund`, payload: { amount: 'ten' } }, 400);
       await call({ method: 'POST', url: `/payment/${id}/refund`, payload: 'x', headers: { 'content-type': 'text/plain' } }, 415);

@@ -224,5 +224,31 @@ for (const dialect of DIALECTS) {
       assert.equal(res.statusCode, 404);
       assert.equal(res.json().code, 'payment_not_found');
     });
+
+    it('reads a refund back at the Location its 201 names, and hides it from another merchant like a missing one', async () => {
+      const p = await authorisedPayment(t, { capture: 'auto' });
+      const created = await post(t, `/payment/${p.id}/refund`, { amount: 100, reason: 'damaged' });
+      assert.equal(created.statusCode, 201, created.body);
+      const refund = created.json() as RefundJson;
+      assert.equal(created.headers.location, `/refunds/${refund.id}`);
+
+      const read = await t.request({ method: 'GET', url: `/refunds/${refund.id}` });
+      assert.equal(read.statusCode, 200, read.body);
+      assert.deepEqual(read.json(), refund);
+
+      const other = await t.gateway.services.merchants.createMerchant('Refund reader');
+      const key = await t.gateway.services.merchants.createSecretKey(other.id, 'other');
+      const foreign = await t.request({ method: 'GET', url: `/refunds/${refund.id}`, headers: { 'x-secret-key': key.secret_key } });
+      const unknownId = refund.id.slice(0, -4) + (refund.id.endsWith('0000') ? '1111' : '0000');
+      const missing = await t.request({ method: 'GET', url: `/refunds/${unknownId}` });
+      assert.equal(foreign.statusCode, 404);
+      assert.equal(foreign.json().code, 'refund_not_found');
+      assert.equal(foreign.json().param, '/params/id');
+      assert.equal(missing.json().code, 'refund_not_found');
+      assert.equal(foreign.json().detail.replace(refund.id, 'X'), missing.json().detail.replace(unknownId, 'X'));
+      const garbled = await t.request({ method: 'GET', url: '/refunds/4242424242424242' });
+      assert.equal(garbled.statusCode, 404);
+      assert.ok(!garbled.body.includes('4242424242424242'));
+    });
   });
 }

@@ -1,3 +1,4 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
 import { Payment } from '../schemas/payment-resource.js';
@@ -5,6 +6,8 @@ import { problemResponses } from '../schemas/common.js';
 import { CaptureRequest, type CaptureRequestBody, PaymentListQuery, type PaymentListQueryString, PaymentPage, Refund, RefundList, RefundRequest, type RefundRequestBody, VoidRequest } from '../schemas/lifecycle.js';
 import { IdempotencyHeaders, PaymentIdParams, idempotencyKey, sendStored } from './payments.js';
 import { optionalJsonBody, sendJson } from '../json-reply.js';
+
+const RefundIdParams = Type.Object({ id: Type.String({ maxLength: 64, description: 're_…' }) });
 
 /** After the customer has left: capture, void, refund, and finding payments again. */
 export const lifecycleRoutes =
@@ -91,8 +94,24 @@ export const lifecycleRoutes =
           rawBody: request.rawBody ?? '',
           idempotencyKey: idempotencyKey(request),
         });
-        return sendStored(reply, stored);
+        return sendStored(reply, stored, '/refunds/');
       },
+    );
+
+    app.get<{ Params: { id: string } }>(
+      '/refunds/:id',
+      {
+        onRequest: app.requireSecretKey,
+        schema: {
+          tags: ['refunds'],
+          summary: 'Retrieve a refund',
+          description: "The refund as its 201 answered it, with its status now: poll a `pending` one here (or wait for `refund.succeeded` / `refund.failed`). Another merchant's refund is 404 `refund_not_found`, as a missing one is.",
+          security: [{ secretKey: [] }],
+          params: RefundIdParams,
+          response: { 200: Refund, ...problemResponses(401, 404) },
+        },
+      },
+      async (request, reply) => sendJson(reply, await lifecycle.getRefund(request.merchantId, request.params.id)),
     );
 
     app.get<{ Params: { id: string } }>(
