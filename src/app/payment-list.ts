@@ -59,7 +59,7 @@ export class PaymentList {
       errors.push({ pointer: '/querystring/limit', code: 'out_of_range', message: `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}` });
     }
     if (q.starting_after !== undefined && !hasPrefix(q.starting_after, 'payment')) {
-      errors.push({ pointer: '/querystring/starting_after', code: 'invalid_format', message: 'starting_after must be a payment id (pay_…) from a previous page' });
+      errors.push({ pointer: '/querystring/starting_after', code: 'invalid_cursor', message: 'starting_after must be a payment id (pay_…) from a previous page' });
     }
     const gte = parseTime(q.created_gte, 'created_gte', 'start', errors);
     const lte = parseTime(q.created_lte, 'created_lte', 'end', errors);

@@ -129,6 +129,10 @@ for (const dialect of DIALECTS) {
         assert.equal(res.statusCode, 400, `${query}: ${res.body}`);
         assert.equal(res.json().param, param, query);
       }
+      // A cursor that is no payment id is refused with the code GET /events gives one that is no event id.
+      const cursor = await t.request({ method: 'GET', url: '/payments?starting_after=abc' });
+      assert.equal(cursor.json().code, 'invalid_cursor', cursor.body);
+      assert.deepEqual(cursor.json().errors.map((e: { code: string }) => e.code), ['invalid_cursor']);
       assert.equal((await list('?limit=100')).data.length <= 100, true);
     });
 
