@@ -41,11 +41,17 @@ function nullBranchOf(e: FastifySchemaValidationError): number {
   return branches?.length === 2 ? branches.findIndex((b) => b.type === 'null') : -1;
 }
 
+/** What a message calls a whole part of the request, where an error is about the part itself. */
+const WHOLE: Record<string, string> = { body: 'the request body', querystring: 'the query string', params: 'the path', headers: 'the headers' };
+
 function one(e: FastifySchemaValidationError, part: string, orNull: boolean): FieldError | null {
-  const base = (part === 'body' ? '' : `/${part}`) + (e.instancePath ?? '');
+  const inPart = e.instancePath ?? '';
+  const base = (part === 'body' ? '' : `/${part}`) + inPart;
   const params = e.params as Record<string, unknown>;
   // The dotted path ("payment_method.number") says which of several same-named fields is meant.
-  const name = base.slice(1).split('/').join('.') || part;
+  // A parameter is named as the merchant wrote it ("limit", not "querystring.limit"): the
+  // pointer says where it was.
+  const name = inPart.slice(1).split('/').join('.') || WHOLE[part] || part;
   // A propertyNames sub-error (Ajv sets `propertyName`) is about a key, not the object's value.
   const key = (e as { propertyName?: string }).propertyName;
   if (key !== undefined) {
@@ -56,11 +62,12 @@ function one(e: FastifySchemaValidationError, part: string, orNull: boolean): Fi
     case 'additionalProperties': {
       // A name is quoted back, but never a card number sent as one.
       const prop = scrubText(String(params.additionalProperty));
-      return { pointer: `${base}/${escapePointer(prop)}`, code: 'unknown_field', message: `"${prop.slice(0, 60)}" is not a field of ${base ? name : 'the request body'}; remove it (check the spelling against the API reference)` };
+      const of = part === 'querystring' && !inPart ? 'a query parameter of this request' : `a field of ${name}`;
+      return { pointer: `${base}/${escapePointer(prop)}`, code: 'unknown_field', message: `"${prop.slice(0, 60)}" is not ${of}; remove it (check the spelling against the API reference)` };
     }
     case 'required': {
       const prop = String(params.missingProperty);
-      return { pointer: `${base}/${escapePointer(prop)}`, code: 'missing_field', message: `${base ? `${name}.` : ''}${prop} is required` };
+      return { pointer: `${base}/${escapePointer(prop)}`, code: 'missing_field', message: `${inPart ? `${name}.` : ''}${prop} is required` };
     }
     case 'type':
       return { pointer: base, code: 'invalid_type', message: `${name} must be ${article(String(params.type))}${orNull ? ' or null' : ''}` };

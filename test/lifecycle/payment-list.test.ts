@@ -128,7 +128,15 @@ for (const dialect of DIALECTS) {
         const res = await t.request({ method: 'GET', url: `/payments${query}` });
         assert.equal(res.statusCode, 400, `${query}: ${res.body}`);
         assert.equal(res.json().param, param, query);
+        // The message names the parameter as the merchant wrote it, not Fastify's "querystring.limit".
+        const name = param.split('/').pop()!;
+        assert.match(res.json().detail, new RegExp(`^"?${name}\\b`), query);
+        assert.doesNotMatch(res.body, /querystring(?!\/)/, query);
       }
+      assert.equal((await t.request({ method: 'GET', url: '/payments?limit=0' })).json().detail, 'limit must be >= 1');
+      assert.equal((await t.request({ method: 'GET', url: '/payments?refrence=x' })).json().detail, '"refrence" is not a query parameter of this request; remove it (check the spelling against the API reference)');
+      const longId = await t.request({ method: 'GET', url: `/payment/${'x'.repeat(100)}` });
+      assert.deepEqual([longId.json().param, longId.json().detail], ['/params/id', 'id must be at most 64 characters']);
       // A cursor that is no payment id is refused with the code GET /events gives one that is no event id.
       const cursor = await t.request({ method: 'GET', url: '/payments?starting_after=abc' });
       assert.equal(cursor.json().code, 'invalid_cursor', cursor.body);
