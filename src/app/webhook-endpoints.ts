@@ -242,8 +242,11 @@ export class WebhookEndpoints {
     return new DomainError(
       409,
       'rotation_in_progress',
-      `the secret before the current one is still accepted until ${until}: rotating again now would drop it at once. Rotate after then, or send overlap_hours 0 to end the overlap now`,
+      `the secret before the current one is still accepted until ${until}: rotating again now would drop it at once. Rotate after then (Retry-After), or send overlap_hours 0 to end the overlap now`,
       '/overlap_hours',
+      undefined,
+      // The refusal ends by itself when the overlap does.
+      Math.max(1, Math.ceil((current.previous_secret_expires_at - this.ctx.clock.now()) / 1000)),
     );
   }
 

@@ -105,6 +105,13 @@ const IN_USE_RETRY_AFTER_HEADER = {
   'Retry-After': { description: `With \`idempotency_key_in_use\`: seconds (${IN_USE_RETRY_AFTER_S}) before the same request, sent again, gets the first one's answer.`, schema: { type: 'string' as const } },
 };
 
+const ROTATION_RETRY_AFTER_HEADER = {
+  'Retry-After': {
+    description: `With \`idempotency_key_in_use\`: seconds (${IN_USE_RETRY_AFTER_S}) before the same request, sent again, gets the first one's answer. With \`rotation_in_progress\`: seconds until the earlier rotation's overlap ends and another rotation is taken.`,
+    schema: { type: 'string' as const },
+  },
+};
+
 const ACCEPT_ENCODING_HEADER = {
   'Accept-Encoding': { description: 'When the body came with a Content-Encoding: `identity`, the only one taken.', schema: { type: 'string', enum: ['identity'] } },
 };
@@ -217,7 +224,7 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
         key.schema = { ...key.schema, pattern: IDEMPOTENCY_KEY_PATTERN.source };
         key.description = `Makes the request safe to retry: the same key and body replay the first response for ${hours(limits.idempotencyTtlMs)} hours. Not a card number, which would be stored as sent (\`400 card_number_in_text\`): use an order or attempt id.`;
         sometimes(409, 'a request with this Idempotency-Key is still being processed (`idempotency_key_in_use`): send it again after Retry-After to get its answer');
-        responses[409]!.headers = { ...responses[409]!.headers, ...IN_USE_RETRY_AFTER_HEADER };
+        responses[409]!.headers = { ...responses[409]!.headers, ...(op.operationId === 'rotateWebhookEndpointSecret' ? ROTATION_RETRY_AFTER_HEADER : IN_USE_RETRY_AFTER_HEADER) };
         sometimes(422, 'this Idempotency-Key was used with another body or endpoint (`idempotency_key_reused`)');
         for (const [status, response] of Object.entries(responses)) if (Number(status) < 300) response.headers = { ...response.headers, ...REPLAYED_HEADER };
       }

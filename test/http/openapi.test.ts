@@ -137,6 +137,7 @@ describe('OpenAPI document and reference page', () => {
       assert.deepEqual([doc.paths[path].post.responses['201'].headers.Location.schema.type, doc.paths[path].post.responses['201'].headers.Location.required], ['string', true], path);
     }
     assert.ok(doc.paths['/refunds/{id}'].get.responses['200'], 'a refund is read at its Location');
+    assert.match(doc.paths['/webhook-endpoints/{id}/rotate-secret'].post.responses['409'].headers['Retry-After'].description, /rotation_in_progress/);
     // A 202 means the acquirer has not confirmed only where a payment is settled.
     assert.doesNotMatch(doc.paths['/events/{id}/redeliver'].post.responses['202'].description, /acquirer/);
     assert.deepEqual(Object.keys(doc.paths['/payment/{id}'].get.responses['200'].headers), ['Request-Id']);

@@ -139,6 +139,11 @@ for (const dialect of DIALECTS) {
       assert.equal(second.statusCode, 409, second.body);
       assert.equal(second.json().code, 'rotation_in_progress');
       assert.ok(second.json().detail.includes(first.json().previous_secret_expires_at), second.json().detail);
+      // It passes by itself: Retry-After says when, as idempotency_key_in_use does.
+      const overlapEnds = Date.parse(first.json().previous_secret_expires_at as string);
+      assert.equal(second.headers['retry-after'], String(Math.ceil((overlapEnds - t.clock.now()) / 1000)));
+      t.clock.advance(60_500);
+      assert.equal((await rotate({ overlap_hours: 24 })).headers['retry-after'], String(Math.ceil((overlapEnds - t.clock.now()) / 1000)));
       const shown = (await t.request({ method: 'GET', url: `/webhook-endpoints/${created.id}` })).json();
       assert.equal(shown.previous_secret_expires_at, first.json().previous_secret_expires_at);
       const ended = await rotate({ overlap_hours: 0 });

@@ -142,7 +142,7 @@ export const webhookEndpointRoutes =
           summary: 'Rotate the signing secret',
           description:
             `Answers with the new secret. During the overlap (default ${DEFAULT_OVERLAP_HOURS} h, \`overlap_hours\` 0–${MAX_OVERLAP_HOURS}) every callback carries two \`v1,\` signatures, one per secret, so receivers verify with either. ` +
-            'While an earlier overlap runs, another rotation is 409 `rotation_in_progress` (it would drop the old secret before the time promised); `overlap_hours` 0 ends the overlap at once. Send Idempotency-Key to retry safely: a retry answers with the same secret.',
+            'While an earlier overlap runs, another rotation is 409 `rotation_in_progress` (it would drop the old secret before the time promised), with `Retry-After` the seconds until that overlap ends; `overlap_hours` 0 ends the overlap at once. Send Idempotency-Key to retry safely: a retry answers with the same secret.',
           headers: IdempotencyHeaders,
           params: EndpointParams,
           body: RotateSecret,
