@@ -98,6 +98,12 @@ function one(e: FastifySchemaValidationError, part: string, orNull: boolean): Fi
     case 'anyOf':
     case 'oneOf': {
       const description = (e as { parentSchema?: { description?: string } }).parentSchema?.description;
+      // A union of literals (Type.Union of Type.Literal) is an enumeration: list what it takes.
+      const allowed = literalsOf(e);
+      if (allowed) {
+        const values = allowed.map((v) => JSON.stringify(v)).join(', ') + (orNull ? ' or null' : '');
+        return { pointer: base, code: 'invalid_value', message: `${name} must be one of ${values}${description ? ` (${description})` : ''}` };
+      }
       return { pointer: base, code: 'invalid_value', message: `${name} is invalid${description ? `: ${description}` : ''}` };
     }
     case 'propertyNames':
@@ -105,6 +111,14 @@ function one(e: FastifySchemaValidationError, part: string, orNull: boolean): Fi
     default:
       return { pointer: base, code: 'invalid_value', message: `${name} ${e.message ?? 'is invalid'}` };
   }
+}
+
+/** The values of a union whose every branch is one constant, or undefined for any other union. */
+function literalsOf(e: FastifySchemaValidationError): unknown[] | undefined {
+  const parent = (e as { parentSchema?: { anyOf?: unknown[]; oneOf?: unknown[] } }).parentSchema;
+  const branches = (e.keyword === 'anyOf' ? parent?.anyOf : parent?.oneOf) as Array<{ const?: unknown }> | undefined;
+  if (!branches?.length || !branches.every((b) => b !== null && typeof b === 'object' && 'const' in b)) return undefined;
+  return branches.map((b) => b.const);
 }
 
 function describeKeyRule(keyword: string, params: Record<string, unknown>): string {

@@ -515,8 +515,8 @@ for (const dialect of DIALECTS) {
         assertProblem(await post({ capture: 'manual', capture_delay: '1d' }), 400, 'capture_delay_requires_auto', '/capture_delay');
         const later = await post({ capture: 'later' });
         assertProblem(later, 400, 'invalid_value', '/capture');
-        // The message quotes the field's description, which only Ajv's verbose errors carry.
-        assert.match(later.json().detail, /capture is invalid: auto \(default\).*manual: capture with POST/);
+        // The message lists the values and quotes the field's description, which only Ajv's verbose errors carry.
+        assert.match(later.json().detail, /^capture must be one of "auto", "manual" \(auto \(default\).*manual: capture with POST/);
         const manual = await post({ capture: 'manual' });
         assert.equal(manual.json().capture, 'manual');
       });
@@ -558,6 +558,16 @@ for (const dialect of DIALECTS) {
         assertProblem(await post({ payment_data: { payment_type: 'moto' } }), 400, 'invalid_value', '/payment_data/payment_type');
         assertProblem(await post({ payment_data: { payment_sub_type: 'weekly' } }), 400, 'invalid_value', '/payment_data/payment_sub_type');
         assertProblem(await post({ payment_data: { credential_on_file: 'true' } }), 400, 'invalid_type', '/payment_data/credential_on_file');
+      });
+
+      it('lists the allowed values of an enumerated field that was mistyped', async () => {
+        const subType = assertProblem(await post({ payment_data: { payment_sub_type: 'recuring-initial' } }), 400, 'invalid_value', '/payment_data/payment_sub_type');
+        assert.ok(
+          subType.detail.startsWith('payment_data.payment_sub_type must be one of "one-off", "recurring-initial", "recurring-subsequent", "instalment-initial", "instalment-subsequent", "unscheduled-initial", "unscheduled-subsequent" ('),
+          subType.detail,
+        );
+        const usage = assertProblem(await post({ payment_data: { industry_usage: 'noshow' } }), 400, 'invalid_value', '/payment_data/industry_usage');
+        assert.match(usage.detail, /^payment_data\.industry_usage must be one of "none", "delayed_charge", "no_show", "reauthorisation", "resubmission" \(/);
       });
     });
 
