@@ -12,6 +12,7 @@ export const MAX_PAGE_SIZE = 100;
 export interface PaymentListQuery {
   limit?: number | undefined;
   starting_after?: string | undefined;
+  ending_before?: string | undefined;
   status?: PaymentStatus | undefined;
   channel?: string | undefined;
   reference?: string | undefined;
@@ -48,6 +49,7 @@ function parseTime(value: string | undefined, name: string, edge: 'start' | 'end
  * GET /payments. Newest first by id: ids begin with their creation time and never
  * change, so a cursor (`starting_after` = the last id seen) gives the same pages however
  * many payments arrive meanwhile: new ones only ever appear before the first page.
+ * `ending_before` reads the page of newer ones just before an id, as GET /events does.
  */
 export class PaymentList {
   constructor(private readonly ctx: AppContext) {}
@@ -58,8 +60,14 @@ export class PaymentList {
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
       errors.push({ pointer: '/querystring/limit', code: 'out_of_range', message: `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}` });
     }
-    if (q.starting_after !== undefined && !hasPrefix(q.starting_after, 'payment')) {
-      errors.push({ pointer: '/querystring/starting_after', code: 'invalid_cursor', message: 'starting_after must be a payment id (pay_…) from a previous page' });
+    for (const name of ['starting_after', 'ending_before'] as const) {
+      const cursor = q[name];
+      if (cursor !== undefined && !hasPrefix(cursor, 'payment')) {
+        errors.push({ pointer: `/querystring/${name}`, code: 'invalid_cursor', message: `${name} must be a payment id (pay_…) from a previous page` });
+      }
+    }
+    if (q.starting_after !== undefined && q.ending_before !== undefined) {
+      errors.push({ pointer: '/querystring/ending_before', code: 'invalid_cursor', message: 'give starting_after or ending_before, not both' });
     }
     const gte = parseTime(q.created_gte, 'created_gte', 'start', errors);
     const lte = parseTime(q.created_lte, 'created_lte', 'end', errors);
@@ -82,10 +90,13 @@ export class PaymentList {
     if (q.customer_reference !== undefined) query = query.where('customer_reference', '=', q.customer_reference);
     if (gte !== undefined) query = query.where('created_at', '>=', gte);
     if (lte !== undefined) query = query.where('created_at', '<=', lte);
+    const backwards = q.ending_before !== undefined;
     if (q.starting_after !== undefined) query = query.where('id', '<', q.starting_after);
+    if (q.ending_before !== undefined) query = query.where('id', '>', q.ending_before);
     // One row more than asked tells whether another page exists without counting.
-    const rows = await query.orderBy('id', 'desc').limit(limit + 1).execute();
+    const rows = await query.orderBy('id', backwards ? 'asc' : 'desc').limit(limit + 1).execute();
     const page = rows.slice(0, limit);
+    if (backwards) page.reverse();
 
     const timelines = new Map<string, TimelineEntry[]>(page.map((r) => [r.id, []]));
     if (page.length) {
@@ -104,6 +115,9 @@ export class PaymentList {
       data.push({ ...paymentResource(this.ctx.vault, row, await channelReference(db, row.channel_id), detailsOf(row)), timeline: timelines.get(row.id)! });
     }
     const hasMore = rows.length > limit;
-    return { object: 'list', data, has_more: hasMore, next_starting_after: hasMore ? page[page.length - 1]!.id : null };
+    // As GET /events gives it: a page read backwards always has older payments after it (at
+    // least the one ending_before named); its has_more speaks of newer ones.
+    const next = (hasMore || backwards) && page.length > 0 ? page[page.length - 1]!.id : null;
+    return { object: 'list', data, has_more: hasMore, next_starting_after: next };
   }
 }

@@ -144,6 +144,33 @@ for (const dialect of DIALECTS) {
       assert.equal((await list('?limit=100')).data.length <= 100, true);
     });
 
+    it('pages backwards with ending_before, as GET /events does', async () => {
+      const ids = (await list('?limit=100')).data.map((p) => p.id);
+      // The two payments just newer than ids[3], newest first; ids[0] is newer still.
+      const back = await list(`?limit=2&ending_before=${ids[3]}`);
+      assert.deepEqual(back.data.map((p) => p.id), [ids[1], ids[2]]);
+      assert.equal(back.has_more, true);
+      // Older payments follow the page, as after any page: its last id goes on forwards.
+      assert.equal(back.next_starting_after, ids[2]);
+      const first = await list(`?limit=5&ending_before=${ids[2]}`);
+      assert.deepEqual(first.data.map((p) => p.id), [ids[0], ids[1]]);
+      assert.equal(first.has_more, false);
+      const forwards = await list(`?limit=2&starting_after=${back.next_starting_after}`);
+      assert.deepEqual(forwards.data.map((p) => p.id), [ids[3], ids[4]]);
+      // Filters hold backwards too.
+      const odd = (await list('?limit=100&customer_reference=cust-odd')).data.map((p) => p.id);
+      assert.deepEqual((await list(`?limit=1&customer_reference=cust-odd&ending_before=${odd[2]}`)).data.map((p) => p.id), [odd[1]]);
+
+      for (const [query, param] of [
+        [`ending_before=${ids[1]}&starting_after=${ids[3]}`, '/querystring/ending_before'],
+        ['ending_before=evt_0', '/querystring/ending_before'],
+      ] as const) {
+        const res = await t.request({ method: 'GET', url: `/payments?${query}` });
+        assert.equal(res.statusCode, 400, res.body);
+        assert.deepEqual([res.json().code, res.json().param], ['invalid_cursor', param], query);
+      }
+    });
+
     it("lists only the merchant's own payments", async () => {
       const other = await t.gateway.services.merchants.createMerchant('Other shop');
       const key = await t.gateway.services.merchants.createSecretKey(other.id, 'other');

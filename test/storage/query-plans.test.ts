@@ -79,6 +79,7 @@ describe('query plans (sqlite)', () => {
         `/payment/${captured.id}`,
         `/payment/${captured.id}/refunds`,
         '/payments?limit=5',
+        `/payments?limit=5&ending_before=${captured.id}`,
         `/payments?status=captured&reference=x`,
         '/events?limit=5',
         `/customers/${stored.customer.reference}/payment-methods`,

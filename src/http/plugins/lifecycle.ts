@@ -130,7 +130,7 @@ export const lifecycleRoutes =
         schema: {
           tags: ['payments'],
           summary: 'List payments, newest first',
-          description: 'Cursor pagination: `limit` (1-100, default 20) and `starting_after` (the `next_starting_after` of the previous page). Filters combine. Each payment carries its amounts and its `timeline` of events.',
+          description: 'Cursor pagination: `limit` (1-100, default 20) and `starting_after` (the `next_starting_after` of the previous page: older payments) or `ending_before` (a payment id: the newer ones just before it), as on `GET /events`; `has_more` says whether more lie that way. Filters combine. Each payment carries its amounts and its `timeline` of events.',
           security: [{ secretKey: [] }],
           querystring: PaymentListQuery,
           response: { 200: PaymentPage, ...problemResponses(400, 401) },

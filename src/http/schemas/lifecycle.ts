@@ -54,6 +54,7 @@ const Status = Type.Unsafe<PaymentStatus>({ type: 'string', enum: [...PAYMENT_ST
 export const PaymentListQuery = StrictObject({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, description: `Page size, 1 to ${MAX_PAGE_SIZE}; default ${DEFAULT_PAGE_SIZE}.` })),
   starting_after: Type.Optional(Type.String({ maxLength: 64, description: 'A payment id: the page after it (use next_starting_after of the previous page).' })),
+  ending_before: Type.Optional(Type.String({ maxLength: 64, description: 'A payment id: the page of newer payments just before it, still newest first (not with starting_after).' })),
   status: Type.Optional(Status),
   channel: Type.Optional(Type.String({ maxLength: 64, description: 'Channel reference.' })),
   reference: Type.Optional(Type.String({ maxLength: 128, description: 'Your order reference, exact match.' })),
