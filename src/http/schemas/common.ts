@@ -19,7 +19,10 @@ export const BoolOrString = (description: string) => Type.Union([Type.Boolean(),
 
 export const Problem = Type.Object(
   {
-    type: Type.String(),
+    type: Type.String({
+      description:
+        'The problem type: `https://docs.tzero-pay.test/errors/{code}`, a name for `code`, not a page to fetch. It is the same on every gateway (so it is not one gateway\'s /docs), under `.test`, a domain reserved never to resolve. Branch on `code`; each operation lists its codes in this document and on /docs.',
+    }),
     title: Type.String(),
     status: Type.Integer(),
     detail: Type.String(),
