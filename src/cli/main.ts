@@ -8,11 +8,13 @@ import { withServices } from './with-services.js';
 import { rotateKek } from './rotate-kek.js';
 import { retireKekIds } from '../app/kek-check.js';
 import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { auditTrail, cliActor, writeAudit } from '../app/audit.js';
 import { keepSandboxReturnSecret, sandboxCredentialsFile } from '../server.js';
 import { DataDirInUseError, holdDataDir } from '../adapters/storage/data-dir-lock.js';
 import { paymentSupportText } from './payment-text.js';
 import { printable, shown } from './terminal-text.js';
+import { NoDatabaseFileError, backupSqliteFile } from '../adapters/storage/sqlite-backup.js';
 
 const USAGE = `tZero Pay gateway
 
@@ -43,6 +45,8 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   vault rotate                            re-wrap every data key under the active VAULT_KEK
   database scrub                          SQLite, gateway stopped: rewrite the file without the free
                                           space where versions before decision 0017 left erased cards
+  database backup FILE                    SQLite, gateway running or not: a consistent copy to FILE (new, owner-only),
+                                          without free space; the keys are not in it (PostgreSQL: pg_dump)
   payment show PAYMENT_ID                 a payment as its merchant sees it (card: BIN and last 4), its events and
                                           what became of each callback and e-mail; the look is audited
   audit list [--merchant ID]              the newest 100 audit rows: keys, channels, secrets, vault, compliance, payment looks
@@ -83,6 +87,7 @@ const COMMANDS: Record<string, { argument?: string; options?: OptionName[] }> = 
   'key list': { options: ['merchant'] },
   'vault rotate': {},
   'database scrub': {},
+  'database backup': { argument: 'the file to write the backup to' },
   'payment show': { argument: 'the payment id (pay_…)' },
   'audit list': { options: ['merchant'] },
   'compliance list': {},
@@ -216,6 +221,7 @@ async function run(argv: string[]): Promise<void> {
       hold?.release();
     }
   }
+  if (command === 'database backup') return backup(config, resolve(target), json);
   if (command === 'migrate') {
     const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false });
     const applied = await migrate(database.db)
@@ -354,6 +360,32 @@ ${table(v.audit_log, ['at', 'actor', 'source', 'action', 'outcome', 'code'])}`);
         throw new Error(`${command} is in COMMANDS but has no case here`);
     }
   }, sealing);
+}
+
+/**
+ * Runs beside the gateway, holding no lock of the data directory: a copy only reads. The
+ * keys stay out of it, as they must stay out of the database (decision 0003).
+ */
+function backup(config: ReturnType<typeof loadConfig>, file: string, json: boolean): void {
+  if (config.databaseUrl) {
+    throw new DomainError(400, 'backup_needs_sqlite', `database backup copies the SQLite file; this gateway uses PostgreSQL (${databaseLocation(config)}): back it up with pg_dump, or base backups with WAL archiving (README "Running on PostgreSQL")`);
+  }
+  const source = databaseLocation(config);
+  let bytes: number;
+  try {
+    ({ bytes } = backupSqliteFile(source, file));
+  } catch (error) {
+    if (error instanceof NoDatabaseFileError) throw new DomainError(404, 'database_not_found', error.message);
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new DomainError(409, 'backup_file_exists', `${file} already exists: a backup never replaces a file; name a new one`);
+    throw new DomainError(422, 'backup_failed', `could not back up ${source} to ${file} (nothing was left there): ${(error as Error).message}`);
+  }
+  const keys = config.mode === 'sandbox' ? `VAULT_KEK, VAULT_OLD_KEKS and HMAC_KEY, or ${join(config.dataDir, 'sandbox-keys.json')} where they are not set` : 'VAULT_KEK, VAULT_OLD_KEKS and HMAC_KEY';
+  print(
+    json,
+    { database: source, file, bytes },
+    `wrote ${file} (${bytes} bytes): ${source} as it was at one moment, without its free space.\n` +
+      `The keys are not in it: keep ${keys} apart from it, in your secret store; without them its card data cannot be opened and a gateway refuses to start on it. Restore: README "Backing up SQLite".`,
+  );
 }
 
 run(process.argv.slice(2)).catch((error: unknown) => {
