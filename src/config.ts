@@ -1,7 +1,8 @@
-import { accessSync, constants, existsSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
+import { makeOnce, readMadeFile } from './file-made-once.js';
 
 /**
  * The only reader of process.env. Everything the gateway can be told from outside is
@@ -167,10 +168,10 @@ function parseKek(name: string, raw: string): Kek {
   return { id: m[1]!, key };
 }
 
-/** A JSON file's value, or null when it cannot be read or parsed. */
-function readJson(file: string): unknown {
+/** The value of the JSON that `read` gives, or null when it cannot be read or parsed. */
+function jsonOrNull(read: () => string): unknown {
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    return JSON.parse(read()) as unknown;
   } catch {
     return null;
   }
@@ -188,30 +189,20 @@ interface SandboxKeys {
  */
 function sandboxKeys(dataDir: string): SandboxKeys & { file: string } {
   const file = join(dataDir, 'sandbox-keys.json');
-  if (existsSync(file)) return { ...keptSandboxKeys(file), file };
-  const keys: SandboxKeys = {
-    kek: `sandbox1:${randomBytes(32).toString('base64')}`,
-    hmac_key: randomBytes(32).toString('base64'),
-  };
-  // Processes starting together on a fresh DATA_DIR: the file appears under its name only
-  // whole (a link to a finished one), and whoever links second uses the first one's keys.
-  const temporary = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    writeFileSync(temporary, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-    try {
-      linkSync(temporary, file);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      return { ...keptSandboxKeys(file), file };
-    }
-    return { ...keys, file };
-  } finally {
-    rmSync(temporary, { force: true });
+  if (!existsSync(file)) {
+    const keys: SandboxKeys = {
+      kek: `sandbox1:${randomBytes(32).toString('base64')}`,
+      hmac_key: randomBytes(32).toString('base64'),
+    };
+    // Processes starting together on a fresh DATA_DIR: one makes the file, and the others
+    // use its keys (file-made-once.ts).
+    if (makeOnce(file, JSON.stringify(keys, null, 2) + '\n')) return { ...keys, file };
   }
+  return { ...keptSandboxKeys(file), file };
 }
 
 function keptSandboxKeys(file: string): SandboxKeys {
-  const kept = readJson(file) as Partial<Record<keyof SandboxKeys, unknown>> | null;
+  const kept = jsonOrNull(() => readMadeFile(file)) as Partial<Record<keyof SandboxKeys, unknown>> | null;
   if (typeof kept?.kek !== 'string' || typeof kept.hmac_key !== 'string') {
     throw new ConfigError(`${file} is unreadable or damaged (it needs "kek" and "hmac_key"); restore it (card data sealed under its keys cannot be read without it) or set VAULT_KEK and HMAC_KEY`);
   }

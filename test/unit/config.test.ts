@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import fs, { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -139,10 +140,12 @@ describe('keys', () => {
  * the `go` file appears, so their first look at the key file falls within microseconds.
  * Resolves to what each printed: the active KEK, or ERR and the message.
  */
-async function loadTogether(dir: string, count: number): Promise<string[]> {
+async function loadTogether(dir: string, count: number, withoutHardLinks = false): Promise<string[]> {
   const go = `${dir}.go`;
   const script = `
-    import { existsSync } from 'node:fs';
+    import fs, { existsSync } from 'node:fs';
+    import { syncBuiltinESMExports } from 'node:module';
+    ${withoutHardLinks ? NO_HARD_LINKS : ''}
     import { loadConfig } from ${JSON.stringify(new URL('../../src/config.ts', import.meta.url).href)};
     process.stdout.write('ready\\n');
     while (!existsSync(${JSON.stringify(go)}));
@@ -167,6 +170,11 @@ async function loadTogether(dir: string, count: number): Promise<string[]> {
   return Promise.all(done);
 }
 
+/** As on exFAT or some network mounts: the file system makes no hard links (EPERM on Linux). */
+const NO_HARD_LINKS = `
+  fs.linkSync = () => { throw Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' }); };
+  syncBuiltinESMExports();`;
+
 describe('sandbox key file', () => {
   it('is made once when several processes start on a fresh DATA_DIR together, and all of them use it', async () => {
     for (let round = 0; round < 3; round++) {
@@ -175,6 +183,51 @@ describe('sandbox key file', () => {
       assert.equal(keys.filter((k) => k.startsWith('ERR')).join('\n'), '', `round ${round}`);
       assert.equal(new Set(keys).size, 1, `round ${round}: every process uses the one file's key`);
       assert.deepEqual(readdirSync(dir), ['sandbox-keys.json'], 'no temporary file is left behind');
+    }
+  });
+
+  it('is made whole, once, on a file system without hard links, by processes starting together', async () => {
+    for (let round = 0; round < 3; round++) {
+      const dir = mkdtempSync(join(tmpdir(), 'tzero-keys-nolink-'));
+      const keys = await loadTogether(dir, 4, true);
+      assert.equal(keys.filter((k) => k.startsWith('ERR')).join('\n'), '', `round ${round}`);
+      assert.equal(new Set(keys).size, 1, `round ${round}: every process uses the one file's key`);
+      assert.deepEqual(readdirSync(dir), ['sandbox-keys.json'], 'no temporary file is left behind');
+      const file = join(dir, 'sandbox-keys.json');
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.equal(`sandbox1:${keys[0]}`, JSON.parse(readFileSync(file, 'utf8')).kek);
+    }
+  });
+
+  it('without hard links, a process finding the file still empty waits for its maker to write it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tzero-keys-empty-'));
+    const file = join(dir, 'sandbox-keys.json');
+    const kept = { kek: `sandbox1:${randomBytes(32).toString('base64')}`, hmac_key: randomBytes(32).toString('base64') };
+    // The maker has created the file ('wx') and writes it 100 ms later, as a slow disk might.
+    writeFileSync(file, '');
+    const writer = spawn(process.execPath, ['-e', `setTimeout(() => require('fs').writeFileSync(${JSON.stringify(file)}, ${JSON.stringify(JSON.stringify(kept))}), 200)`]);
+    try {
+      assert.equal(`sandbox1:${loadConfig({ DATA_DIR: dir }).keks.active.key.toString('base64')}`, kept.kek);
+    } finally {
+      writer.kill();
+    }
+  });
+
+  it('is made by a gateway alone on a file system without hard links, owner-only, and used again', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tzero-keys-nolink-'));
+    const link = fs.linkSync;
+    fs.linkSync = () => {
+      throw Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' });
+    };
+    syncBuiltinESMExports();
+    try {
+      const first = loadConfig({ DATA_DIR: dir }).keks.active.key;
+      assert.deepEqual(readdirSync(dir), ['sandbox-keys.json']);
+      assert.equal(statSync(join(dir, 'sandbox-keys.json')).mode & 0o777, 0o600);
+      assert.deepEqual(loadConfig({ DATA_DIR: dir }).keks.active.key, first);
+    } finally {
+      fs.linkSync = link;
+      syncBuiltinESMExports();
     }
   });
 });
