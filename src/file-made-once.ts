@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 /**
  * A small owner-only file (the sandbox's keys) made once under its name by whichever of
@@ -8,6 +9,9 @@ import { closeSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, writeSy
 
 /** Errors with which a file system that makes no hard links refuses one (exFAT, FAT, some network mounts). */
 const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
+/** A temporary file lives for a write and a link; one this old was left by a process killed between them. */
+export const STALE_TEMPORARY_MS = 60_000;
 
 /** How long a reader waits for a file it found empty to be written (`createExclusively`'s moment). */
 export const EMPTY_FILE_WAIT_MS = 2_000;
@@ -81,4 +85,32 @@ function writeAndSync(fd: number, content: string): void {
   const bytes = Buffer.from(content);
   if (writeSync(fd, bytes) !== bytes.length) throw new Error(`short write of ${bytes.length} bytes`);
   fsyncSync(fd);
+}
+
+/**
+ * A process killed between writing its temporary file and linking it leaves the file, keys
+ * and all. Only old ones go: a young one may be a process starting beside this one right
+ * now, which would then fail to link it (on another host sharing the directory too, where
+ * its process id means nothing here).
+ */
+export function removeStaleTemporaries(file: string): void {
+  const prefix = `${basename(file)}.`;
+  const shape = /^\d+\.[0-9a-f]{12}\.tmp$/;
+  const dir = dirname(file);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    // A directory that can be written but not listed: the files wait for an operator.
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !shape.test(name.slice(prefix.length))) continue;
+    const path = join(dir, name);
+    try {
+      if (Date.now() - statSync(path).mtimeMs > STALE_TEMPORARY_MS) rmSync(path, { force: true });
+    } catch {
+      // Gone meanwhile: its maker linked or removed it.
+    }
+  }
 }

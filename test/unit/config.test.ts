@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs, { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import fs, { mkdtempSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -229,6 +229,21 @@ describe('sandbox key file', () => {
       fs.linkSync = link;
       syncBuiltinESMExports();
     }
+  });
+
+  it('leaves no temporary file of a process killed while making it: an old one is removed at the next boot', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tzero-keys-stale-'));
+    const made = loadConfig({ DATA_DIR: dir }).keks.active.key;
+    const stale = join(dir, 'sandbox-keys.json.4242.0123456789ab.tmp');
+    const fresh = join(dir, 'sandbox-keys.json.4343.ba9876543210.tmp');
+    const other = join(dir, 'notes.tmp');
+    for (const f of [stale, fresh, other]) writeFileSync(f, '{"kek":"…"}', { mode: 0o600 });
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(stale, hourAgo, hourAgo);
+    utimesSync(other, hourAgo, hourAgo);
+    assert.deepEqual(loadConfig({ DATA_DIR: dir }).keks.active.key, made);
+    // One still being linked by a process starting right now is left to it; what is not the key file's, left alone.
+    assert.deepEqual(readdirSync(dir).sort(), ['notes.tmp', 'sandbox-keys.json', 'sandbox-keys.json.4343.ba9876543210.tmp']);
   });
 });
 
