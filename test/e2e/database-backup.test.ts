@@ -184,6 +184,21 @@ describe('database backup refuses', () => {
     }
   });
 
+  it('when the file cannot be written, leaving nothing there', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tzero-backup-unwritable-'));
+    try {
+      const gateway = new SQLite(join(dataDir, 'gateway.sqlite'));
+      gateway.exec('CREATE TABLE t (v TEXT)');
+      gateway.close();
+      const result = await runCli(['database', 'backup', join(dataDir, 'missing', 'backup.sqlite')], { DATA_DIR: dataDir });
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /could not back up .*gateway\.sqlite to .*missing\/backup\.sqlite \(nothing was left there\): ENOENT.*\[backup_failed\]/);
+      assert.equal(existsSync(join(dataDir, 'missing')), false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('without a file to write to, or with two', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tzero-backup-usage-'));
     try {

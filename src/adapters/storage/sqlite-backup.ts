@@ -11,8 +11,8 @@ import { BUSY_TIMEOUT_MS } from './sqlite-connection.js';
  * however hard the gateway writes meanwhile (WAL readers never block the writer), and it holds
  * rows only. The backup API copies pages as they are, free pages and the unused space inside
  * pages included: in a file written before decision 0017 (no secure_delete) those still hold
- * cards erased back then, and a backup must leave no readable copy of them. It also starts
- * over whenever another connection writes to the file, which a gateway under load always does.
+ * cards erased back then, and a backup must leave no readable copy of them. Copying in steps,
+ * it also starts over whenever the gateway writes between two (decision 0030).
  *
  * The file is created here first, empty, owner-only and exclusively (an existing file is
  * never overwritten; SQLite accepts an empty file as its target), so it never exists with
