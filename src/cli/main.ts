@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config.js';
+import { type Config, ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { DomainError } from '../domain/errors.js';
 import { DatabaseUnavailableError, databaseLocation, migrate, openDatabase } from '../adapters/storage/database.js';
@@ -366,7 +366,7 @@ ${table(v.audit_log, ['at', 'actor', 'source', 'action', 'outcome', 'code'])}`);
  * Runs beside the gateway, holding no lock of the data directory: a copy only reads. The
  * keys stay out of it, as they must stay out of the database (decision 0003).
  */
-function backup(config: ReturnType<typeof loadConfig>, file: string, json: boolean): void {
+function backup(config: Readonly<Config>, file: string, json: boolean): void {
   if (config.databaseUrl) {
     throw new DomainError(400, 'backup_needs_sqlite', `database backup copies the SQLite file; this gateway uses PostgreSQL (${databaseLocation(config)}): back it up with pg_dump, or base backups with WAL archiving (README "Running on PostgreSQL")`);
   }
