@@ -7,6 +7,7 @@ import { CLAIM_LEASE_MS, CLAIM_STATUSES, LATE_CAPTURE_GRACE_MS, capturedStatus, 
 import type { PaymentsTable, RefundsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { CaptureRequest, SimpleResult } from '../ports/acquirer.js';
+import { type Actor, writeAudit } from './audit.js';
 import type { AppContext } from './context.js';
 import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
 import { appendPaymentEvent, applyTransition, channelReference, detailsOf, eraseCard, loadForUpdate } from './payment-transitions.js';
@@ -20,6 +21,8 @@ type ClaimDetails = PaymentDetails & { pending_capture_amount?: number };
 type Settled = { kind: 'done'; status: 200 | 202; payment: PaymentsTable } | { kind: 'refused'; payment: PaymentsTable; code: string; message: string };
 
 interface PaymentCommand {
+  /** The merchant's key that asked (merchantActor), for the audit log. */
+  actor: Actor;
   merchantId: string;
   paymentId: string;
   rawBody: string;
@@ -122,7 +125,9 @@ export class Lifecycle {
       const claimed = await this.ctx.database.write(async (trx) => {
         const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
         this.checkCapture(row, cmd.amount);
-        return this.takeKey(trx, record, await this.claimCapture(trx, row, cmd.amount ?? row.amount));
+        const amount = cmd.amount ?? row.amount;
+        await this.audit(trx, cmd.actor, 'payment.capture', row, { amount });
+        return this.takeKey(trx, record, await this.claimCapture(trx, row, amount));
       });
       return this.answer(await this.settleCapture(claimed, record), 'capture_failed', 'the acquirer refused the capture');
     });
@@ -132,8 +137,13 @@ export class Lifecycle {
     return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/void`, cmd.rawBody, async (record) => {
       const claimed = await this.ctx.database.write(async (trx) => {
         const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
-        if (row.status === 'requires_action') return { withdrawn: await this.withdrawPage(trx, record, row) };
+        if (row.status === 'requires_action') {
+          const withdrawn = await this.withdrawPage(trx, record, row);
+          await this.audit(trx, cmd.actor, 'payment.void', row, { amount: row.amount });
+          return { withdrawn };
+        }
         if (!isVoidable(row.status as PaymentStatus)) throw notVoidable(row.status as PaymentStatus);
+        await this.audit(trx, cmd.actor, 'payment.void', row, { amount: row.amount });
         return this.takeKey(trx, record, await applyTransition(trx, this.ctx, row, 'voiding', {}, { silent: true }));
       });
       if ('withdrawn' in claimed) return { status: 200, body: claimed.withdrawn };
@@ -173,6 +183,7 @@ export class Lifecycle {
           updated_at: now,
         };
         await trx.insertInto('refunds').values(refund).execute();
+        await this.audit(trx, cmd.actor, 'payment.refund', row, { amount, refund_id: refund.id });
         // The key is taken with the pending refund, before the acquirer is asked: a retry (after
         // a crash, or in another process) replays this refund instead of making a second one.
         await record(trx, 201, JSON.stringify(refundResource(refund)));
@@ -296,6 +307,15 @@ export class Lifecycle {
       ...refunds.map((r) => this.settleRefund(r)),
     ]);
     return payments.length + refunds.length;
+  }
+
+  /**
+   * Which key asked to move the money, and from where (PCI DSS 10.2.1, 10.2.2): the payment's
+   * events say what happened to it, not who asked. Written with the claim, so a request the
+   * payment refuses leaves no row and a replayed Idempotency-Key no second one.
+   */
+  private audit(trx: Trx, actor: Actor, action: string, row: PaymentsTable, detail: Record<string, unknown>): Promise<void> {
+    return writeAudit(this.ctx, trx, { actor, action, merchantId: row.merchant_id, target: row.id, outcome: 'success', detail });
   }
 
   /** Locked, and another merchant's payment is reported exactly like a missing one. */

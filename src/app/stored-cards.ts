@@ -8,6 +8,7 @@ import type { PaymentMethodsTable, PaymentsTable } from '../adapters/storage/sch
 import type { Trx } from '../adapters/storage/database.js';
 import { SensitiveCard } from '../adapters/vault/envelope.js';
 import type { AuthoriseRequestBody, CardMethod } from '../http/schemas/payment-request.js';
+import { type Actor, writeAudit } from './audit.js';
 import type { AppContext } from './context.js';
 import { detailsOf } from './payment-transitions.js';
 import { type FingerprintView, iso } from './payment-resource.js';
@@ -274,9 +275,10 @@ export class StoredCards {
    * Erases the sealed card number (the wrapped data key with it, so no copy of the
    * ciphertext can be opened either). A payment's own copy lives only while its hosted page
    * is open (eraseCard), which one made with this card may still be. Deleting twice answers
-   * like the first time.
+   * like the first time. The erasure is audited with the key that asked (PCI DSS 10.2.1):
+   * the card's row keeps no trace of who deleted it.
    */
-  async remove(merchantId: string, id: string): Promise<PaymentMethodResource> {
+  async remove(actor: Actor, merchantId: string, id: string): Promise<PaymentMethodResource> {
     const now = this.ctx.clock.now();
     const row = await this.ctx.database.transaction(async (trx) => {
       const found = await trx.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
@@ -284,6 +286,14 @@ export class StoredCards {
       if (found.deleted_at !== null) return found;
       const erased = { kek_id: null, wrapped_dek: null, pan_ct: null, deleted_at: now, updated_at: now };
       await trx.updateTable('payment_methods').set(erased).where('id', '=', id).execute();
+      await writeAudit(this.ctx, trx, {
+        actor,
+        action: 'payment_method.delete',
+        merchantId,
+        target: id,
+        outcome: 'success',
+        detail: { customer_reference: found.customer_reference, card_last4: found.last4 },
+      });
       this.ctx.database.shredErased();
       return { ...found, ...erased };
     });

@@ -49,7 +49,8 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
                                           without free space; the keys are not in it (PostgreSQL: pg_dump)
   payment show PAYMENT_ID                 a payment as its merchant sees it (card: BIN and last 4), its events and
                                           what became of each callback and e-mail; the look is audited
-  audit list [--merchant ID]              the newest 100 audit rows: keys, channels, secrets, vault, compliance, payment looks
+  audit list [--merchant ID]              the newest 100 audit rows: keys, channels, secrets, vault, compliance, payment looks,
+                                          merchants' captures, voids, refunds and stored-card deletions
   compliance list                         PCI DSS submissions waiting for review
   compliance show MERCHANT_ID             status, documents and audit trail
   compliance approve MERCHANT_ID [--documents DOC_ID,...]

@@ -6,6 +6,7 @@ import { problemResponses } from '../schemas/common.js';
 import { CaptureRequest, type CaptureRequestBody, PaymentListQuery, type PaymentListQueryString, PaymentPage, Refund, RefundList, RefundRequest, type RefundRequestBody, VoidRequest } from '../schemas/lifecycle.js';
 import { IdempotencyHeaders, PaymentIdParams, idempotencyKey, sendStored } from './payments.js';
 import { optionalJsonBody, sendJson } from '../json-reply.js';
+import { merchantActor } from '../auth.js';
 
 const RefundIdParams = Type.Object({ id: Type.String({ maxLength: 64, description: 're_…' }) });
 
@@ -34,6 +35,7 @@ export const lifecycleRoutes =
       },
       async (request, reply) => {
         const stored = await lifecycle.capture({
+          actor: merchantActor(request),
           merchantId: request.merchantId,
           paymentId: request.params.id,
           amount: request.body.amount,
@@ -62,7 +64,7 @@ export const lifecycleRoutes =
         },
       },
       async (request, reply) => {
-        const stored = await lifecycle.void({ merchantId: request.merchantId, paymentId: request.params.id, rawBody: request.rawBody ?? '', idempotencyKey: idempotencyKey(request) });
+        const stored = await lifecycle.void({ actor: merchantActor(request), merchantId: request.merchantId, paymentId: request.params.id, rawBody: request.rawBody ?? '', idempotencyKey: idempotencyKey(request) });
         return sendStored(reply, stored);
       },
     );
@@ -87,6 +89,7 @@ export const lifecycleRoutes =
       },
       async (request, reply) => {
         const stored = await lifecycle.refund({
+          actor: merchantActor(request),
           merchantId: request.merchantId,
           paymentId: request.params.id,
           amount: request.body.amount,

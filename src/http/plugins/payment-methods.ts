@@ -4,6 +4,7 @@ import type { Services } from '../../app/services.js';
 import { EmptyBody, Nullable, Timestamp, problemResponses } from '../schemas/common.js';
 import { CardSummary } from '../schemas/payment-resource.js';
 import { optionalJsonBody, sendJson } from '../json-reply.js';
+import { merchantActor } from '../auth.js';
 
 const PaymentMethod = Type.Object(
   {
@@ -86,7 +87,7 @@ export const paymentMethodRoutes =
         },
       },
       async (request, reply) => {
-        const pm = await services.storedCards.remove(request.merchantId, request.params.id);
+        const pm = await services.storedCards.remove(merchantActor(request), request.merchantId, request.params.id);
         return sendJson(reply, pm);
       },
     );
