@@ -28,7 +28,7 @@ export interface AuditEntry {
 }
 
 /** One audit row, in the transaction of the change it records when `ex` is that transaction. */
-export async function writeAudit(ctx: AppContext, ex: Kysely<Schema>, e: AuditEntry): Promise<void> {
+export async function writeAudit(ctx: Pick<AppContext, 'newId' | 'clock'>, ex: Kysely<Schema>, e: AuditEntry): Promise<void> {
   await ex
     .insertInto('audit_log')
     .values({

@@ -10,6 +10,8 @@ import { retireKekIds } from '../app/kek-check.js';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { auditTrail, cliActor, writeAudit } from '../app/audit.js';
+import { idFactory } from '../app/context.js';
+import { systemClock } from '../ports/clock.js';
 import { keepSandboxReturnSecret, sandboxCredentialsFile } from '../server.js';
 import { DataDirInUseError, holdDataDir } from '../adapters/storage/data-dir-lock.js';
 import { paymentSupportText } from './payment-text.js';
@@ -215,6 +217,16 @@ async function run(argv: string[]): Promise<void> {
       const emptied = await database.scrubFreeSpace();
       if (emptied === null) return print(json, { dialect: database.dialect, scrubbed: false }, 'nothing to do on PostgreSQL: dead rows and WAL segments are beyond the gateway (README "Card data": rotate the KEK)');
       const after = await database.sizeBytes();
+      // Who rewrote the file holding cardholder data, and when (PCI DSS 10.2.2): no gateway runs to write it.
+      await writeAudit({ clock: systemClock, newId: idFactory(systemClock) }, database.db, {
+        actor: cliActor(),
+        action: 'database.scrub',
+        merchantId: null,
+        target: null,
+        outcome: emptied ? 'success' : 'failed',
+        code: emptied ? null : 'database_in_use',
+        detail: { bytes_before: before, bytes_after: after },
+      });
       if (!emptied) throw new DomainError(409, 'database_in_use', `the file was rewritten but another connection kept its WAL from being emptied: stop the gateway (and anything reading ${databaseLocation(config)}) and run this again`);
       return print(json, { dialect: database.dialect, scrubbed: true, bytes_before: before, bytes_after: after }, `rewrote ${databaseLocation(config)} without its free space (${before} → ${after} bytes)`);
     } finally {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import SQLite from 'better-sqlite3';
@@ -35,8 +35,21 @@ describe('SQLite files written before secure_delete (decision 0017)', () => {
 
     const scrub = await runCli(['database', 'scrub', '--json'], { DATA_DIR: dir });
     assert.equal(scrub.code, 0, scrub.stderr);
-    assert.equal(JSON.parse(scrub.stdout).scrubbed, true);
+    const result = JSON.parse(scrub.stdout) as { scrubbed: boolean; bytes_before: number; bytes_after: number };
+    assert.equal(result.scrubbed, true);
     assert.deepEqual(holding(dir, marker), []);
+
+    // Rewriting the file that holds cardholder data is an operator's act the audit log keeps (PCI DSS 10.2.2).
+    const file2 = new SQLite(file, { readonly: true });
+    try {
+      const rows = file2.prepare("SELECT actor, source, action, outcome, detail FROM audit_log WHERE action = 'database.scrub'").all() as Array<Record<string, string>>;
+      assert.deepEqual(
+        rows.map((r) => [r.actor, r.source, r.action, r.outcome, JSON.parse(r.detail!)]),
+        [[`operator:cli:${userInfo().username}`, 'cli', 'database.scrub', 'success', { bytes_before: result.bytes_before, bytes_after: result.bytes_after }]],
+      );
+    } finally {
+      file2.close();
+    }
   });
 });
 
