@@ -14,6 +14,7 @@ import { SANDBOX_RETURN_PATH } from './app/merchants.js';
 import { DomainError } from './domain/errors.js';
 import { buildApp } from './http/app.js';
 import { Metrics } from './app/metrics.js';
+import { meteredAcquirer } from './app/metered-acquirer.js';
 import { startWorkers, type Workers } from './workers/index.js';
 import { type Clock, systemClock } from './ports/clock.js';
 import type { Acquirer } from './ports/acquirer.js';
@@ -59,14 +60,15 @@ export async function createContext(config: Readonly<Config>, log: Logger, opts:
     await database.close();
     throw error;
   }
+  const metrics = new Metrics();
   return {
     config,
     database,
     vault,
-    acquirer: opts.acquirer ?? CONNECTORS[config.acquirer](),
+    acquirer: meteredAcquirer(opts.acquirer ?? CONNECTORS[config.acquirer](), metrics),
     clock,
     log,
-    metrics: new Metrics(),
+    metrics,
     newId: idFactory(clock),
   };
 }

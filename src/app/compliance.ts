@@ -342,6 +342,22 @@ export class Compliance {
     });
   }
 
+  /**
+   * The review queue for the metrics scrape: documents waiting for review and the oldest one's
+   * wait, in one query over the pending documents' partial index. It counts documents of sets
+   * still incomplete too (listPending leaves those merchants out): reading every merchant's
+   * status at each scrape would grow with the merchants.
+   */
+  async reviewQueue(): Promise<{ pending: number; oldestAgeSeconds: number }> {
+    const row = await this.db
+      .selectFrom('compliance_documents')
+      .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.min('uploaded_at').as('oldest')])
+      .where('status', '=', 'pending')
+      .executeTakeFirstOrThrow();
+    const oldest = row.oldest === null ? null : Number(row.oldest);
+    return { pending: Number(row.n), oldestAgeSeconds: oldest === null ? 0 : Math.max(0, (this.ctx.clock.now() - oldest) / 1000) };
+  }
+
   /** Merchants whose complete set of documents awaits review, oldest submission first. */
   async listPending() {
     const merchants = await this.db

@@ -47,6 +47,9 @@ export type WorkerOutcome = 'succeeded' | 'failed' | 'database_unavailable';
 /** How a release of money the acquirer held ended (src/app/releases.ts); `failed` leaves it to an operator. */
 export type ReleaseOutcome = 'succeeded' | 'nothing_held' | 'failed';
 
+/** A call to the acquirer connector (src/ports/acquirer.ts). */
+export type AcquirerOperation = 'authorise' | 'capture' | 'void' | 'refund';
+
 export interface Gauge {
   name: string;
   help: string;
@@ -73,6 +76,8 @@ export class Metrics {
   private readonly deliveries = new Map<string, number>();
   private readonly deliveryDurations = new Map<DeliveryKind, Histogram>();
   private readonly releases = new Map<ReleaseOutcome, number>();
+  private readonly acquirerRequests = new Map<string, number>();
+  private readonly acquirerDurations = new Map<AcquirerOperation, Histogram>();
   private readonly workerRuns = new Map<string, number>();
   /** Unix seconds of each worker's last run that succeeded. */
   private readonly workerSucceededAt = new Map<string, number>();
@@ -112,6 +117,15 @@ export class Metrics {
     histogram.observe(seconds);
   }
 
+  /** A call to the acquirer once it answered (its outcome: approved, declined, failed…) or threw (`threw`). */
+  countAcquirerRequest(operation: AcquirerOperation, outcome: string, seconds: number): void {
+    const key = `operation="${operation}",outcome="${label(outcome)}"`;
+    this.acquirerRequests.set(key, (this.acquirerRequests.get(key) ?? 0) + 1);
+    let histogram = this.acquirerDurations.get(operation);
+    if (!histogram) this.acquirerDurations.set(operation, (histogram = new Histogram()));
+    histogram.observe(seconds);
+  }
+
   /** A release settled for good. */
   countRelease(outcome: ReleaseOutcome): void {
     this.releases.set(outcome, (this.releases.get(outcome) ?? 0) + 1);
@@ -141,6 +155,10 @@ export class Metrics {
     for (const [labels, n] of this.deliveries) lines.push(`tzero_deliveries_total{${labels}} ${n}`);
     lines.push(...header('tzero_delivery_attempt_duration_seconds', 'histogram', 'Time a callback or e-mail attempt took, by kind.'));
     for (const [kind, histogram] of this.deliveryDurations) lines.push(...histogram.lines('tzero_delivery_attempt_duration_seconds', `kind="${kind}"`));
+    lines.push(...header('tzero_acquirer_requests_total', 'counter', 'Calls to the acquirer by operation (authorise, capture, void, refund) and outcome: its answer, or threw when none came.'));
+    for (const [labels, n] of this.acquirerRequests) lines.push(`tzero_acquirer_requests_total{${labels}} ${n}`);
+    lines.push(...header('tzero_acquirer_request_duration_seconds', 'histogram', 'Time a call to the acquirer took, by operation.'));
+    for (const [operation, histogram] of this.acquirerDurations) lines.push(...histogram.lines('tzero_acquirer_request_duration_seconds', `operation="${operation}"`));
     lines.push(...header('tzero_releases_total', 'counter', 'Releases of money the acquirer held for no payment, settled: succeeded, nothing_held, or failed (given up: an operator must release it).'));
     for (const [outcome, n] of this.releases) lines.push(`tzero_releases_total{outcome="${outcome}"} ${n}`);
     lines.push(...header('tzero_worker_runs_total', 'counter', 'Background worker runs (dispatcher, capture, expiry, compliance) ended, by outcome.'));

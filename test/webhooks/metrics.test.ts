@@ -3,6 +3,11 @@ import { describe, it } from 'node:test';
 import { DIALECTS, exampleBody, freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem } from '../support/http.js';
 import { Receiver, registerEndpoint, waitFor } from './support.js';
+import { CAPTURE_FAILS, authorisedPayment } from '../lifecycle/helpers.js';
+import { dateDaysAgo, upload } from '../compliance/fixtures.js';
+
+/** Test cards (README): an acquirer processing error at authorisation. */
+const PROCESSING_ERROR = '4000000000000119';
 
 const TOKEN = 'op_' + 'm'.repeat(40);
 const CARD_IN_URL = '/payments/4242424242424242';
@@ -68,6 +73,38 @@ for (const dialect of DIALECTS) {
         await t.close();
         await ok.stop();
         await failing.stop();
+      }
+    });
+
+    it("counts and times the acquirer's answers by operation and outcome, and gauges the compliance review queue", async () => {
+      const t = await startTestGateway({ dialect, env: { OPERATOR_TOKEN: TOKEN } });
+      try {
+        let samples = await scrape(t);
+        assert.equal(samples.get('tzero_compliance_documents_pending'), 0);
+        assert.equal(samples.get('tzero_compliance_oldest_pending_document_age_seconds'), 0);
+
+        const approved = await authorisedPayment(t);
+        assert.equal((await t.request({ method: 'POST', url: `/payment/${approved.id}/capture` })).statusCode, 200);
+        const refused = await authorisedPayment(t, { payment_method: { number: CAPTURE_FAILS } });
+        assert.equal((await t.request({ method: 'POST', url: `/payment/${refused.id}/capture` })).statusCode, 422);
+        assert.equal((await authorisedPayment(t, { payment_method: { number: PROCESSING_ERROR } })).status, 'failed');
+
+        assert.equal((await upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 1) })).statusCode, 201);
+        t.clock.advance(90_000);
+        assert.equal((await upload(t, { type: 'saq', date: dateDaysAgo(t, 1) })).statusCode, 201);
+        t.clock.advance(30_000);
+
+        samples = await scrape(t);
+        assert.equal(samples.get('tzero_acquirer_requests_total{operation="authorise",outcome="approved"}'), 2);
+        assert.equal(samples.get('tzero_acquirer_requests_total{operation="authorise",outcome="error"}'), 1);
+        assert.equal(samples.get('tzero_acquirer_requests_total{operation="capture",outcome="succeeded"}'), 1);
+        assert.equal(samples.get('tzero_acquirer_requests_total{operation="capture",outcome="failed"}'), 1);
+        assert.equal(samples.get('tzero_acquirer_request_duration_seconds_count{operation="authorise"}'), 3);
+        assert.equal(samples.get('tzero_acquirer_request_duration_seconds_bucket{operation="capture",le="+Inf"}'), 2);
+        assert.equal(samples.get('tzero_compliance_documents_pending'), 2);
+        assert.equal(samples.get('tzero_compliance_oldest_pending_document_age_seconds'), 120);
+      } finally {
+        await t.close();
       }
     });
 
