@@ -395,6 +395,36 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it("keeps e-mail addresses a mail server's reply quotes out of the log and the recorded attempt, masked", async () => {
+      const smtp = new SMTPServer({
+        authOptional: true,
+        disabledCommands: ['STARTTLS', 'AUTH'],
+        logger: false,
+        // As Postfix words it: the refused address quoted back in the reply.
+        onRcptTo: (address, _session, callback) =>
+          callback(Object.assign(new Error(`5.1.1 <${address.address}>: Recipient address rejected: User unknown in virtual mailbox table`), { responseCode: 550 })),
+      });
+      await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', () => resolve()));
+      const lines: Array<Record<string, unknown>> = [];
+      const own = await startTestGateway({ dialect, workers: true, log: capturingLog(lines), env: { SMTP_URL: `smtp://127.0.0.1:${(smtp.server.address() as AddressInfo).port}`, DISPATCH_POLL_MS: '50' } });
+      try {
+        await own.gateway.services.merchants.updateChannel('sandbox', { notifyEmails: ['jane.doe@shop.example'], notifyEvents: ['payment.captured'], customerReceipts: false });
+        const paymentId = await paidPayment(own);
+        const notification = async () => (await deliveriesOf(own, paymentId, 'payment.captured')).find((d) => d.kind === 'email');
+        await waitFor('the refusal', async () => (await notification())?.status === 'failed');
+        const d = (await notification())!;
+        assert.equal(d.recipient, 'jane.doe@shop.example', "the merchant's own address stays named where it is configured");
+        assert.equal(d.attempts[0]!.error, '550 5.1.1 <j***@shop.example>: Recipient address rejected: User unknown in virtual mailbox table');
+        await waitFor('the log line', () => lines.some((l) => String(l.msg).startsWith('gave up on a notification e-mail')));
+        const gaveUp = lines.find((l) => String(l.msg).startsWith('gave up on a notification e-mail'))!;
+        assert.match(String(gaveUp.error), /<j\*\*\*@shop\.example>/);
+        assert.ok(!lines.some((l) => JSON.stringify(l).includes('jane.doe')), 'no log line names the address');
+      } finally {
+        await own.close();
+        await new Promise<void>((resolve) => smtp.close(() => resolve()));
+      }
+    });
+
     it('records SMTP answers that carry NUL bytes, with U+FFFD in their place', async () => {
       const smtp = await nulAnsweringSmtp();
       const own = await startTestGateway({ dialect, workers: true, env: { SMTP_URL: `smtp://127.0.0.1:${(smtp.address() as AddressInfo).port}`, DISPATCH_POLL_MS: '50' } });

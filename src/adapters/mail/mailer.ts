@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import type { Logger } from 'pino';
 import { storableText } from '../../domain/storable-text.js';
+import { maskEmailAddresses } from './masked-addresses.js';
 import { ThreadClient, type ThreadReply } from '../threads.js';
 
 export interface MailMessage {
@@ -19,7 +20,7 @@ export interface MailMessage {
 }
 
 export interface MailResult {
-  /** The SMTP server's answer as storable text (storableText, as a refusal's message is), or where the file went. */
+  /** The SMTP server's answer as storable text (storableText, addresses masked, as a refusal's message is), or where the file went. */
   response: string;
   responseCode: number | null;
 }
@@ -99,10 +100,10 @@ export class SmtpMailer implements Mailer {
   async send(message: MailMessage): Promise<MailResult> {
     try {
       const info = await build(this.transport, this.from, message);
-      return { response: storableText(String(info.response ?? 'accepted')), responseCode: parseCode(info.response) };
+      return { response: maskEmailAddresses(storableText(String(info.response ?? 'accepted'))), responseCode: parseCode(info.response) };
     } catch (error) {
       const e = error as SmtpError;
-      const detail = storableText((e.response ?? e.message).slice(0, 300));
+      const detail = maskEmailAddresses(storableText((e.response ?? e.message).slice(0, 300)));
       if (refusesThisMessage(e)) throw new PermanentMailError(detail, e.responseCode!);
       throw Object.assign(new Error(detail), { responseCode: e.responseCode ?? null });
     }
