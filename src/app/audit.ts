@@ -53,3 +53,12 @@ export async function auditTrail(ctx: AppContext, merchantId?: string, limit = 5
   const rows = await q.execute();
   return rows.map((r) => ({ ...r, at: new Date(r.at).toISOString(), detail: r.detail === null ? null : (JSON.parse(r.detail) as unknown) }));
 }
+
+/**
+ * auditTrail for a person: the read is itself audited first (PCI DSS 10.2.1.3, access to the
+ * audit logs), so the reader finds their own look at the top.
+ */
+export async function readAuditTrail(ctx: AppContext, actor: Actor, merchantId?: string, limit = 50) {
+  await writeAudit(ctx, ctx.database.db, { actor, action: 'audit_log.read', merchantId: merchantId ?? null, target: merchantId ?? null, outcome: 'success', detail: null });
+  return auditTrail(ctx, merchantId, limit);
+}

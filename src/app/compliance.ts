@@ -27,7 +27,7 @@ import {
 import type { ComplianceDocumentsTable, ComplianceProfilesTable, Schema } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { AppContext } from './context.js';
-import { type Actor, auditTrail, writeAudit } from './audit.js';
+import { type Actor, readAuditTrail, writeAudit } from './audit.js';
 import { iso } from './payment-resource.js';
 import { insertRow } from '../adapters/storage/compiled.js';
 import { dispatchedOnWrite } from './event-interest.js';
@@ -490,10 +490,10 @@ export class Compliance {
     return view;
   }
 
-  /** The operator's view: the merchant's status and its recent audit trail. */
-  async show(merchantId: string) {
+  /** The operator's view: the merchant's status and its recent audit trail (a read itself audited). */
+  async show(actor: Actor, merchantId: string) {
     await this.requireMerchant(merchantId);
-    return { ...(await this.status(merchantId)), audit_log: await auditTrail(this.ctx, merchantId) };
+    return { ...(await this.status(merchantId)), audit_log: await readAuditTrail(this.ctx, actor, merchantId) };
   }
 
   /**

@@ -9,7 +9,7 @@ import { rotateKek } from './rotate-kek.js';
 import { retireKekIds } from '../app/kek-check.js';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { auditTrail, cliActor, writeAudit } from '../app/audit.js';
+import { cliActor, readAuditTrail, writeAudit } from '../app/audit.js';
 import { idFactory } from '../app/context.js';
 import { systemClock } from '../ports/clock.js';
 import { keepSandboxReturnSecret, sandboxCredentialsFile } from '../server.js';
@@ -338,7 +338,7 @@ async function run(argv: string[]): Promise<void> {
         return print(json, view, paymentSupportText(view));
       }
       case 'audit list': {
-        const rows = await auditTrail(services.ctx, values.merchant, 100);
+        const rows = await readAuditTrail(services.ctx, cliActor(), values.merchant, 100);
         return print(json, rows, table(rows, ['at', 'actor', 'source', 'action', 'merchant_id', 'target', 'outcome', 'code']));
       }
       case 'compliance list': {
@@ -347,7 +347,7 @@ async function run(argv: string[]): Promise<void> {
         return print(json, rows, table(flat, ['merchant_id', 'merchant_name', 'submitted_at', 'status', 'annual_transactions', 'documents']));
       }
       case 'compliance show': {
-        const v = await services.compliance.show(target);
+        const v = await services.compliance.show(cliActor(), target);
         const summary = `${v.merchant_id}: ${v.status}; card data on live channels ${v.card_data_on_live_channels}; expires ${v.expires_at ?? '-'}; missing: ${v.missing.map((x) => x.item).join(', ') || 'nothing'}`;
         return print(json, v, `${summary}
 

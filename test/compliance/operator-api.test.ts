@@ -63,6 +63,14 @@ for (const dialect of DIALECTS) {
       );
     });
 
+    it("audits each read of a merchant's audit trail (PCI DSS 10.2.1.3), with who read it", async () => {
+      const merchantId = t.credentials.merchant_id;
+      const show = await t.app.inject({ method: 'GET', url: `/operator/compliance/merchants/${merchantId}`, headers: { authorization: `Bearer ${bob}` } });
+      assert.equal(show.statusCode, 200, show.body);
+      const rows = await t.gateway.services.ctx.database.db.selectFrom('audit_log').select(['action', 'actor', 'merchant_id', 'target', 'outcome']).where('action', '=', 'audit_log.read').execute();
+      assert.deepEqual(rows, [{ action: 'audit_log.read', actor: 'operator:api:bob', merchant_id: merchantId, target: merchantId, outcome: 'success' }]);
+    });
+
     it('refuses query parameters an operator route does not take, as the merchant API does', async () => {
       const merchant = t.credentials.merchant_id;
       const created = (await t.request({ method: 'POST', url: '/payment/authorise', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(await exampleBody()) })).json();

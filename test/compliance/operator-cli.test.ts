@@ -117,7 +117,7 @@ for (const dialect of DIALECTS) {
       const rows = await t.gateway.services.ctx.database.db.selectFrom('audit_log').selectAll().where('source', '=', 'cli').orderBy('id').execute();
       const who = `operator:cli:${userInfo().username}`;
       const actions = rows.map((r) => `${r.action}:${r.outcome}`);
-      for (const a of ['compliance.document.download:success', 'compliance.review.approve:success', 'compliance.review.reject:success', 'compliance.review.approve:refused']) {
+      for (const a of ['compliance.document.download:success', 'compliance.review.approve:success', 'compliance.review.reject:success', 'compliance.review.approve:refused', 'audit_log.read:success']) {
         assert.ok(actions.includes(a), `missing ${a} in ${actions.join(', ')}`);
       }
       assert.ok(rows.every((r) => r.actor === who && r.merchant_id === merchant));

@@ -462,7 +462,7 @@ export const operatorRoutes =
     app.get('/operator/compliance/submissions', { schema: hidden }, async (_request, reply) => sendJson(reply, 200, { object: 'list', data: await compliance.listPending() }));
 
     app.get<{ Params: { merchantId: string } }>('/operator/compliance/merchants/:merchantId', { schema: { ...hidden, params: MerchantParams } }, async (request, reply) =>
-      sendJson(reply, 200, await compliance.show(request.params.merchantId)),
+      sendJson(reply, 200, await compliance.show(operatorActor(request), request.params.merchantId)),
     );
 
     app.get<{ Params: { id: string } }>('/operator/compliance/documents/:id', { schema: { ...hidden, params: DocumentParams } }, async (request, reply) =>
