@@ -34,13 +34,13 @@ const STYLE = `
 main{max-width:28rem;margin:2rem auto;padding:0 1rem}
 .card{background:#fff;border:1px solid var(--line);border-radius:12px;padding:1.5rem;box-shadow:0 1px 3px rgba(0,0,0,.05)}
 h1{font-size:1.25rem;margin:0 0 .25rem;overflow-wrap:anywhere}.merchant{color:var(--muted);margin:0 0 1rem;overflow-wrap:anywhere}
-.amount{font-size:2rem;font-weight:600;margin:.5rem 0}
+.amount{font-size:2rem;font-weight:600;margin:.5rem 0;overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;margin:1rem 0}dt{color:var(--muted)}dd{margin:0;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
 label{display:block;font-weight:600;margin:1rem 0 .25rem}
 input[type=text]{width:100%;font-size:1.25rem;padding:.6rem .75rem;border:1px solid var(--line);border-radius:8px;letter-spacing:.2em}
 input[type=text]:focus{outline:3px solid #93c5fd;border-color:var(--accent)}
 .actions{display:flex;gap:.75rem;margin-top:1.25rem;flex-wrap:wrap}
-button,.button{appearance:none;border:0;border-radius:8px;padding:.7rem 1.2rem;font:inherit;font-weight:600;cursor:pointer;text-decoration:none;display:inline-block}
+button,.button{appearance:none;border:0;border-radius:8px;padding:.7rem 1.2rem;font:inherit;font-weight:600;cursor:pointer;text-decoration:none;display:inline-block;max-width:100%;overflow-wrap:anywhere}
 .primary{background:var(--accent);color:#fff}.secondary{background:#e8ecf3;color:var(--fg)}
 .notice{padding:.75rem 1rem;border-radius:8px;margin:1rem 0}.notice.ok{background:#dcfce7;color:var(--ok)}.notice.bad{background:#fee2e2;color:var(--bad)}.notice.info{background:#e0e7ff}
 .sr-only{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0,0,0,0);white-space:nowrap;border:0}

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { launchBrowser, openTab } from '../support/browser.js';
+import { createMerchant } from '../support/http.js';
+
+// The pages' markup and style do not depend on the database: one dialect keeps this file fast.
+describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
+  let browser: Browser;
+  let t: TestGateway;
+  let shop: Awaited<ReturnType<typeof createMerchant>>;
+  before(async () => {
+    browser = await launchBrowser();
+    t = await startTestGateway();
+    await t.listen();
+    shop = await createMerchant(t, 'a11y');
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  /** A payment on the test's own channel; returns its page URL. */
+  const pay = async (number: string, extra: Record<string, unknown> = {}) => {
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/payment/authorise',
+      headers: { 'x-secret-key': shop.key.secret_key, 'content-type': 'application/json' },
+      payload: JSON.stringify(await exampleBody({ channel: 'a11y', return_url: 'https://shop.example/return', payment_method: { number, cvc: '123' }, ...extra })),
+    });
+    assert.equal(res.statusCode, 201, res.body);
+    return res.json<{ id: string; redirect_url: string }>();
+  };
+
+  it('reflows at 320 CSS px (400 % zoom of 1280): no horizontal scroll with the largest amount and long unbroken names', async () => {
+    await t.gateway.services.merchants.updateChannel('a11y', { name: 'Supercalifragilisticexpialidocious-Haberdashery-and-Emporium-of-Everything-Online-Ltd' });
+    try {
+      const big = { amount: 999999999999, reference: 'R'.repeat(128) };
+      const challenge = await pay('4000000000003220', big);
+      const finished = await pay('4000000000003220', big);
+      await t.gateway.services.checkout.cancel(new URL(finished.redirect_url).pathname.split('/')[2]!);
+      const tab = await openTab(browser);
+      try {
+        await tab.page.setViewportSize({ width: 320, height: 640 });
+        for (const url of [challenge.redirect_url, `${challenge.redirect_url}?error=wrong_code`, finished.redirect_url]) {
+          await tab.page.goto(url);
+          const [scroll, client] = await tab.page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+          assert.ok(scroll <= client, `${new URL(url).search || new URL(url).pathname.slice(-6)}: ${scroll} px wide in a ${client} px viewport`);
+        }
+      } finally {
+        await tab.close();
+      }
+    } finally {
+      await t.gateway.services.merchants.updateChannel('a11y', { name: 'Shop a11y' });
+    }
+  });
+});
