@@ -55,4 +55,31 @@ describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
       await t.gateway.services.merchants.updateChannel('a11y', { name: 'Shop a11y' });
     }
   });
+
+  it("says in advance how long the page stays open (WCAG 2.2.1), with and without JavaScript", async () => {
+    const ttlMinutes = t.config.hostedPageTtlMs / 60_000;
+    const challenge = await pay('4000000000003220');
+    const frictionless = await pay('4242424242424242');
+    const tab = await openTab(browser);
+    const noScript = await openTab(browser, { javaScriptEnabled: false });
+    try {
+      await tab.page.goto(challenge.redirect_url);
+      const limit = tab.page.locator('#time-limit');
+      assert.match((await limit.textContent())!, new RegExp(`open for ${ttlMinutes} more minutes`));
+      // Before the field in reading order, so it is heard before the customer starts.
+      assert.ok(await tab.page.evaluate(() => document.getElementById('time-limit')!.compareDocumentPosition(document.getElementById('otp')!) & Node.DOCUMENT_POSITION_FOLLOWING));
+      t.clock.advance(t.config.hostedPageTtlMs - 4.5 * 60_000);
+      await tab.page.reload();
+      assert.match((await limit.textContent())!, /open for 4 more minutes/);
+      t.clock.advance(4 * 60_000);
+      await tab.page.reload();
+      assert.match((await limit.textContent())!, /open for less than a minute/);
+
+      await noScript.page.goto(frictionless.redirect_url);
+      assert.match((await noScript.page.locator('#time-limit').textContent())!, /open for less than a minute/);
+    } finally {
+      await tab.close();
+      await noScript.close();
+    }
+  });
 });

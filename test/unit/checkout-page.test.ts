@@ -18,14 +18,14 @@ const view = (over: Partial<CheckoutView>, state: 'open' | 'processing' = 'open'
 
 describe('the hosted page', () => {
   it("tells the sandbox's challenge code on sandbox channels only", () => {
-    assert.match(openPage(view({}), 'tok', 'csrf', 'nonce'), /the code is <strong>1234<\/strong>/);
-    const live = openPage(view({ sandbox: false }), 'tok', 'csrf', 'nonce');
+    assert.match(openPage(view({}), 'tok', 'csrf', 'nonce', 0), /the code is <strong>1234<\/strong>/);
+    const live = openPage(view({ sandbox: false }), 'tok', 'csrf', 'nonce', 0);
     assert.doesNotMatch(live, /1234|Sandbox|otp-hint/);
-    assert.match(openPage(view({ sandbox: false }), 'tok', 'csrf', 'nonce', 'wrong_code'), /aria-describedby="otp-error" aria-invalid="true"/);
+    assert.match(openPage(view({ sandbox: false }), 'tok', 'csrf', 'nonce', 0, 'wrong_code'), /aria-describedby="otp-error" aria-invalid="true"/);
   });
 
   it('refreshes a payment being processed every few seconds, with a way to look now, then goes on to the merchant', () => {
-    const processing = openPage(view({}, 'processing'), 'tok', 'csrf', 'nonce');
+    const processing = openPage(view({}, 'processing'), 'tok', 'csrf', 'nonce', 0);
     assert.match(processing, /<meta http-equiv="refresh" content="3;url=\/pay\/tok\?return=1">/);
     assert.match(processing, /href="\/pay\/tok\?return=1">Check now</);
     assert.doesNotMatch(processing, /12\/2031|Expires/);

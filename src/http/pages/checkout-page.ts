@@ -52,7 +52,19 @@ function cancelButton(token: string): Safe {
   return html`<button class="secondary" type="submit" formaction="/pay/${token}/cancel" formnovalidate>Cancel payment</button>`;
 }
 
-export function openPage(view: CheckoutView, token: string, csrf: string, nonce: string, error?: string): string {
+/**
+ * The page's time limit, said before the customer starts (WCAG 2.2.1): it cannot be extended,
+ * as the card's CVC is held only while the page is open.
+ */
+function timeLimit(view: CheckoutView, now: number): Safe {
+  const expiresAt = view.payment.expires_at;
+  if (expiresAt === null || expiresAt === undefined) return html``;
+  const minutes = Math.floor((expiresAt - now) / 60_000);
+  const left = minutes < 1 ? 'less than a minute' : `${minutes} more minute${minutes === 1 ? '' : 's'}`;
+  return html`<p class="hint" id="time-limit">This page stays open for ${left}. After that you can no longer pay here, and can start again from ${view.channelName}.</p>`;
+}
+
+export function openPage(view: CheckoutView, token: string, csrf: string, nonce: string, now: number, error?: string): string {
   // One already processing finishes as usual: its authorisation was asked for before the suspension.
   if (view.merchantSuspended && view.session.state !== 'processing') {
     // Why is the operator's to say, not the page's; cancelling sends the customer back to the shop.
@@ -93,7 +105,7 @@ export function openPage(view: CheckoutView, token: string, csrf: string, nonce:
       'Verify your payment',
       nonce,
       html`<div class="card">${summary(view)}
-<p>Your bank asks you to confirm this payment (3-D Secure).</p>${wrong ?? html``}
+<p>Your bank asks you to confirm this payment (3-D Secure).</p>${timeLimit(view, now)}${wrong ?? html``}
 <form method="post" action="/pay/${token}/challenge" id="challenge">
 <input type="hidden" name="csrf" value="${csrf}">
 <label for="otp">Verification code</label>
@@ -111,7 +123,7 @@ ${hint}
     html`<div class="card">${summary(view)}
 <form method="post" action="/pay/${token}/confirm" id="confirm">
 <input type="hidden" name="csrf" value="${csrf}">
-<p class="notice info" role="status">Confirming with your bank…</p>
+<p class="notice info" role="status">Confirming with your bank…</p>${timeLimit(view, now)}
 <div class="actions"><button class="primary" type="submit">Pay ${formatAmount(view.payment.amount, view.payment.currency)}</button>${cancelButton(token)}</div>
 </form></div>
 <script nonce="${nonce}">document.getElementById('confirm').requestSubmit();</script>`,

@@ -130,7 +130,7 @@ export const checkoutRoutes =
       if (view.payment.status !== 'requires_action') {
         return reply.send(outcomePage(view, await checkout.returnRedirect(view), nonce, query.return === '1'));
       }
-      return reply.send(openPage(view, token, csrf, nonce, query.error));
+      return reply.send(openPage(view, token, csrf, nonce, ctx.clock.now(), query.error));
     }
 
     app.get<{ Params: { token: string }; Querystring: PageQuery }>(
