@@ -5,6 +5,16 @@ import { exampleBody, startTestGateway, type TestGateway } from '../support/gate
 import { launchBrowser, openTab } from '../support/browser.js';
 import { createMerchant } from '../support/http.js';
 
+/** WCAG contrast ratio of two computed `rgb(...)` colours. */
+function contrast(a: string, b: string): number {
+  const lum = (rgb: string) => {
+    const [r, g, bl] = rgb.match(/[\d.]+/g)!.slice(0, 3).map((v) => Number(v) / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)) as [number, number, number];
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x) as [number, number];
+  return (hi + 0.05) / (lo + 0.05);
+}
+
 // The pages' markup and style do not depend on the database: one dialect keeps this file fast.
 describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
   let browser: Browser;
@@ -80,6 +90,28 @@ describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
     } finally {
       await tab.close();
       await noScript.close();
+    }
+  });
+
+  it("shows the field's edge at 3:1 against the card, and its focus at 3:1 too (WCAG 1.4.11)", async () => {
+    const { redirect_url } = await pay('4000000000003220');
+    const tab = await openTab(browser);
+    try {
+      await tab.page.goto(redirect_url);
+      const colours = (focus: boolean) =>
+        tab.page.evaluate((focus) => {
+          const field = document.getElementById('otp')!;
+          if (focus) field.focus();
+          else field.blur();
+          const style = getComputedStyle(field);
+          return { border: style.borderTopColor, card: getComputedStyle(field.closest('.card')!).backgroundColor };
+        }, focus);
+      for (const focus of [false, true]) {
+        const c = await colours(focus);
+        assert.ok(contrast(c.border, c.card) >= 3, `${focus ? 'focused' : 'unfocused'} field edge ${c.border} on ${c.card}: ${contrast(c.border, c.card).toFixed(2)}:1`);
+      }
+    } finally {
+      await tab.close();
     }
   });
 });

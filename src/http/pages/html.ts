@@ -37,7 +37,7 @@ h1{font-size:1.25rem;margin:0 0 .25rem;overflow-wrap:anywhere}.merchant{color:va
 .amount{font-size:2rem;font-weight:600;margin:.5rem 0;overflow-wrap:anywhere}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;margin:1rem 0}dt{color:var(--muted)}dd{margin:0;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}
 label{display:block;font-weight:600;margin:1rem 0 .25rem}
-input[type=text]{width:100%;font-size:1.25rem;padding:.6rem .75rem;border:1px solid var(--line);border-radius:8px;letter-spacing:.2em}
+input[type=text]{width:100%;font-size:1.25rem;padding:.6rem .75rem;border:1px solid var(--muted);border-radius:8px;letter-spacing:.2em}
 input[type=text]:focus{outline:3px solid #93c5fd;border-color:var(--accent)}
 .actions{display:flex;gap:.75rem;margin-top:1.25rem;flex-wrap:wrap}
 button,.button{appearance:none;border:0;border-radius:8px;padding:.7rem 1.2rem;font:inherit;font-weight:600;cursor:pointer;text-decoration:none;display:inline-block;max-width:100%;overflow-wrap:anywhere}
