@@ -1,9 +1,31 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { launchBrowser, openTab } from '../support/browser.js';
 import { createMerchant } from '../support/http.js';
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+interface Finding {
+  id: string;
+  impact: string | null;
+  targets: string[];
+}
+
+/** axe-core's WCAG 2.1 A/AA rules on the page as it stands: evaluated over DevTools, so the page's CSP does not refuse it. */
+async function seriousViolations(page: Page): Promise<Finding[]> {
+  await page.evaluate(AXE_SOURCE);
+  const found = await page.evaluate(async () => {
+    type Axe = { run(ctx: unknown, opts: unknown): Promise<{ violations: Array<{ id: string; impact: string | null; nodes: Array<{ target: string[] }> }> }> };
+    const axe = (globalThis as unknown as { axe: Axe }).axe;
+    const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, targets: v.nodes.flatMap((n) => n.target.map(String)) }));
+  });
+  return found.filter((f) => f.impact === 'serious' || f.impact === 'critical');
+}
 
 /** WCAG contrast ratio of two computed `rgb(...)` colours. */
 function contrast(a: string, b: string): number {
@@ -110,6 +132,78 @@ describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
         const c = await colours(focus);
         assert.ok(contrast(c.border, c.card) >= 3, `${focus ? 'focused' : 'unfocused'} field edge ${c.border} on ${c.card}: ${contrast(c.border, c.card).toFixed(2)}:1`);
       }
+    } finally {
+      await tab.close();
+    }
+  });
+
+  it('has no serious or critical axe-core finding on any page the customer can see', async () => {
+    const db = t.gateway.services.ctx.database.db;
+    const token = (url: string) => new URL(url).pathname.split('/')[2]!;
+    const challenge = await pay('4000000000003220');
+    const frictionless = await pay('4242424242424242');
+    const processing = await pay('4000000000003220');
+    await db.updateTable('checkout_sessions').set({ state: 'processing' }).where('payment_id', '=', processing.id).execute();
+    const outcomes = await Promise.all(['4242424242424242', '4000000000000002', '4000000000003220'].map((n) => pay(n)));
+    await t.gateway.services.checkout.complete(token(outcomes[0]!.redirect_url));
+    await t.gateway.services.checkout.complete(token(outcomes[1]!.redirect_url));
+    await t.gateway.services.checkout.cancel(token(outcomes[2]!.redirect_url));
+    const refused = await fetch(`${challenge.redirect_url}/challenge`, { method: 'POST', body: new URLSearchParams({ csrf: 'x', otp: '1' }), redirect: 'manual' });
+    const notAllowed = await fetch(challenge.redirect_url, { method: 'POST', redirect: 'manual' });
+    const pages: Array<[string, string | Promise<string>]> = [
+      ['challenge', challenge.redirect_url],
+      ['wrong code', `${challenge.redirect_url}?error=wrong_code`],
+      ['no code', `${challenge.redirect_url}?error=no_code`],
+      ['frictionless', frictionless.redirect_url],
+      ['processing', processing.redirect_url],
+      ['captured', outcomes[0]!.redirect_url],
+      ['declined', outcomes[1]!.redirect_url],
+      ['cancelled', outcomes[2]!.redirect_url],
+      ['not found', `${t.config.publicUrl}/pay/${'A'.repeat(43)}`],
+      ['403', refused.text()],
+      ['405', notAllowed.text()],
+    ];
+    const tab = await openTab(browser);
+    let suspended = false;
+    try {
+      // The frictionless page submits itself: a 204 to its form leaves it on screen.
+      await tab.page.route(`${frictionless.redirect_url}/confirm`, (route) => route.fulfill({ status: 204 }));
+      for (const [what, where] of pages) {
+        if (what === 'frictionless') {
+          const held = tab.page.waitForResponse((r) => r.status() === 204);
+          await tab.page.goto(where as string, { waitUntil: 'commit' });
+          await held;
+        } else if (typeof where === 'string') await tab.page.goto(where);
+        else await tab.page.setContent(await where);
+        assert.deepEqual(await seriousViolations(tab.page), [], what);
+      }
+      await t.gateway.services.merchants.suspendMerchant(shop.merchantId, 'accessibility test');
+      suspended = true;
+      await tab.page.goto(challenge.redirect_url);
+      assert.match((await tab.page.title()), /cannot be completed/);
+      assert.deepEqual(await seriousViolations(tab.page), [], 'suspended');
+    } finally {
+      await tab.close();
+      if (suspended) await t.gateway.services.merchants.resumeMerchant(shop.merchantId);
+    }
+  });
+
+  it('does not reload a page being processed where scripts run, and goes on once the bank has answered', async () => {
+    const db = t.gateway.services.ctx.database.db;
+    const p = await pay('4000000000003220');
+    await db.updateTable('checkout_sessions').set({ state: 'processing' }).where('payment_id', '=', p.id).execute();
+    const tab = await openTab(browser);
+    try {
+      await tab.page.goto(p.redirect_url);
+      assert.match((await tab.page.locator('#processing').textContent())!, /Processing your payment/);
+      assert.equal(await tab.page.locator('meta[http-equiv="refresh"]').count(), 0);
+      await tab.page.evaluate(() => Object.assign(globalThis, { loadedOnce: true }));
+      await new Promise((r) => setTimeout(r, 4_000));
+      assert.equal(await tab.page.evaluate(() => (globalThis as { loadedOnce?: boolean }).loadedOnce), true, 'the page reloaded itself');
+      // Answered (here: the page handed back to the customer): the page moves on by itself.
+      await db.updateTable('checkout_sessions').set({ state: 'open' }).where('payment_id', '=', p.id).execute();
+      await tab.page.locator('#otp').waitFor({ timeout: 8_000 });
+      assert.deepEqual(tab.console.filter((m) => /Content Security Policy|Refused/.test(m)), []);
     } finally {
       await tab.close();
     }

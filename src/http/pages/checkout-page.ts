@@ -80,15 +80,20 @@ export function openPage(view: CheckoutView, token: string, csrf: string, nonce:
     );
   }
   if (view.session.state === 'processing') {
-    // Slow enough for a screen reader to read the page between refreshes, with a way to look now.
-    // Only a customer who has just confirmed (and reloaded, or came back while the bank answers)
-    // sees it: once the payment has finished they go on to the merchant, as after the form itself.
+    // Where scripts run the page asks in the background and moves only once the bank has
+    // answered: a page that reloads itself every few seconds sends a screen reader back to its
+    // top each time (WCAG 2.2.1). Without JavaScript a refresh slow enough to read the page
+    // between is all there is, with a way to look now. Only a customer who has just confirmed
+    // (and reloaded, or came back while the bank answers) sees it: once the payment has
+    // finished they go on to the merchant, as after the form itself.
+    const next = `/pay/${token}?return=1`;
     return page(
       'Processing payment',
       nonce,
-      html`<div class="card">${summary(view)}<p class="notice info" role="status">Processing your payment… this page checks again every ${PROCESSING_REFRESH_SECONDS} seconds.</p>
-<div class="actions"><a class="button secondary" href="/pay/${token}?return=1">Check now</a></div></div>`,
-      html`<meta http-equiv="refresh" content="${PROCESSING_REFRESH_SECONDS};url=/pay/${token}?return=1">`,
+      html`<div class="card">${summary(view)}<p class="notice info" role="status" id="processing">Processing your payment… this page checks again every ${PROCESSING_REFRESH_SECONDS} seconds.</p>
+<div class="actions"><a class="button secondary" href="${next}">Check now</a></div></div>
+<script nonce="${nonce}">(function check(){setTimeout(function(){fetch(${new Safe(JSON.stringify(next))},{cache:'no-store'}).then(function(r){return r.text()}).then(function(t){if(t.indexOf('id="processing"')<0)location.replace(${new Safe(JSON.stringify(next))});else check()},check)},${PROCESSING_REFRESH_SECONDS * 1000})})();</script>`,
+      html`<noscript><meta http-equiv="refresh" content="${PROCESSING_REFRESH_SECONDS};url=${next}"></noscript>`,
     );
   }
   if (view.flow === 'challenge') {

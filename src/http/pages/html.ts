@@ -63,13 +63,14 @@ export function page(title: string, nonce: string, body: Safe, extraHead: Safe =
  * Sec-Fetch-Site (plain http, older browsers) could never pay (plugins/checkout.ts). Forms
  * post to this origin only: the hosted page's forms end on the page, which then sends the
  * customer on by script (decision 0020), so no merchant origin needs to receive a form.
+ * `connect-src 'self'`: the processing page asks its own URL whether the bank has answered.
  */
 export function securePageHeaders(reply: FastifyReply, nonce: string): FastifyReply {
   return reply
     .header('content-type', 'text/html; charset=utf-8')
     .header(
       'content-security-policy',
-      `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
+      `default-src 'none'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
     )
     .header('x-frame-options', 'DENY')
     .header('referrer-policy', 'same-origin')
