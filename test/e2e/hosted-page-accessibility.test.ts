@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { launchBrowser, openTab } from '../support/browser.js';
+import { createPayment, launchBrowser, openTab, returnPageOutcome } from '../support/browser.js';
 import { createMerchant } from '../support/http.js';
 
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -113,6 +113,38 @@ describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
       await tab.close();
       await noScript.close();
     }
+  });
+
+  it('works with the keyboard alone: focus starts in the field, Tab reaches each button with a visible focus, Enter submits', async () => {
+    const { id, redirectUrl } = await createPayment(t, { number: '4000000000003220' });
+    const tab = await openTab(browser);
+    try {
+      await tab.page.goto(redirectUrl);
+      const focused = () =>
+        tab.page.evaluate(() => {
+          const el = document.activeElement as HTMLElement;
+          const style = getComputedStyle(el);
+          return { name: el.id || el.textContent!.trim(), outline: style.outlineStyle, outlineWidth: parseFloat(style.outlineWidth) };
+        });
+      assert.equal((await focused()).name, 'otp');
+      const seen: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        await tab.page.keyboard.press('Tab');
+        const f = await focused();
+        seen.push(f.name);
+        assert.ok(f.outline !== 'none' && f.outlineWidth > 0, `${f.name}: no visible focus (${f.outline} ${f.outlineWidth}px)`);
+      }
+      assert.deepEqual(seen, ['Verify and pay', 'Cancel payment']);
+      await tab.page.keyboard.press('Shift+Tab');
+      await tab.page.keyboard.press('Shift+Tab');
+      assert.equal((await focused()).name, 'otp');
+      await tab.page.keyboard.type('1234');
+      await tab.page.keyboard.press('Enter');
+      assert.equal((await returnPageOutcome(tab.page)).status, 'captured');
+    } finally {
+      await tab.close();
+    }
+    assert.equal((await t.request({ method: 'GET', url: `/payment/${id}` })).json().status, 'captured');
   });
 
   it("shows the field's edge at 3:1 against the card, and its focus at 3:1 too (WCAG 1.4.11)", async () => {
