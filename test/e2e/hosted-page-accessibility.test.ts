@@ -240,4 +240,19 @@ describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
       await tab.close();
     }
   });
+
+  it('names a wrong or missing code in the title, which a screen reader reads first as the page loads', async () => {
+    const { redirect_url } = await pay('4000000000003220');
+    const tab = await openTab(browser);
+    try {
+      await tab.page.goto(redirect_url);
+      assert.equal(await tab.page.title(), 'Verify your payment');
+      await tab.page.goto(`${redirect_url}?error=wrong_code`);
+      assert.equal(await tab.page.title(), 'Error: wrong code – Verify your payment');
+      await tab.page.goto(`${redirect_url}?error=no_code`);
+      assert.equal(await tab.page.title(), 'Error: no code entered – Verify your payment');
+    } finally {
+      await tab.close();
+    }
+  });
 });

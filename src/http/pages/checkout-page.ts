@@ -103,11 +103,13 @@ export function openPage(view: CheckoutView, token: string, csrf: string, nonce:
         : error === 'no_code'
           ? html`<p class="notice bad" role="alert" id="otp-error">Enter the code your bank sent you.</p>`
           : undefined;
-    // The field itself says it was wrong and why: an alert present as the page loads is often not read out.
+    // The field itself says it was wrong and why, and so does the title, read first as the page
+    // loads: an alert present as the page loads is often not read out.
+    const title = error === 'wrong_code' ? 'Error: wrong code – Verify your payment' : error === 'no_code' ? 'Error: no code entered – Verify your payment' : 'Verify your payment';
     const describedBy = [wrong ? 'otp-error' : '', view.sandbox ? 'otp-hint' : ''].filter(Boolean).join(' ');
     const hint = view.sandbox ? html`<p class="hint" id="otp-hint">Sandbox: the code is <strong>${SANDBOX_CHALLENGE_CODE}</strong>.</p>` : html``;
     return page(
-      'Verify your payment',
+      title,
       nonce,
       html`<div class="card">${summary(view)}
 <p>Your bank asks you to confirm this payment (3-D Secure).</p>${timeLimit(view, now)}${wrong ?? html``}
