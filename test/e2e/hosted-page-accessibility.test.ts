@@ -255,4 +255,21 @@ describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
       await tab.close();
     }
   });
+
+  it('warns, in an assertive live region, a minute before the page closes where scripts run', async () => {
+    const { redirect_url } = await pay('4000000000003220');
+    const tab = await openTab(browser);
+    try {
+      t.clock.advance(t.config.hostedPageTtlMs - 61_500);
+      await tab.page.goto(redirect_url);
+      const warning = tab.page.locator('#time-warning');
+      // The live region is there from the start: text put into it is read out, a region added with its text often is not.
+      assert.equal(await warning.getAttribute('aria-live'), 'assertive');
+      assert.equal(await warning.textContent(), '');
+      await tab.page.waitForFunction(() => document.getElementById('time-warning')!.textContent !== '', undefined, { timeout: 5_000 });
+      assert.match((await warning.textContent())!, /closes in less than a minute/);
+    } finally {
+      await tab.close();
+    }
+  });
 });

@@ -52,16 +52,23 @@ function cancelButton(token: string): Safe {
   return html`<button class="secondary" type="submit" formaction="/pay/${token}/cancel" formnovalidate>Cancel payment</button>`;
 }
 
+const WARN_BEFORE_EXPIRY_MS = 60_000;
+
 /**
- * The page's time limit, said before the customer starts (WCAG 2.2.1): it cannot be extended,
- * as the card's CVC is held only while the page is open.
+ * The page's time limit, said before the customer starts and, where scripts run, again a
+ * minute before it ends (WCAG 2.2.1), in an assertive live region rather than a second
+ * role=alert beside a wrong code's. It cannot be extended: the card's CVC is held only while
+ * the page is open. The warning counts from the server's time left, not the browser's clock.
  */
-function timeLimit(view: CheckoutView, now: number): Safe {
+function timeLimit(view: CheckoutView, now: number, nonce: string): Safe {
   const expiresAt = view.payment.expires_at;
   if (expiresAt === null || expiresAt === undefined) return html``;
   const minutes = Math.floor((expiresAt - now) / 60_000);
   const left = minutes < 1 ? 'less than a minute' : `${minutes} more minute${minutes === 1 ? '' : 's'}`;
-  return html`<p class="hint" id="time-limit">This page stays open for ${left}. After that you can no longer pay here, and can start again from ${view.channelName}.</p>`;
+  const warnIn = Math.max(0, expiresAt - now - WARN_BEFORE_EXPIRY_MS);
+  return html`<p class="hint" id="time-limit">This page stays open for ${left}. After that you can no longer pay here, and can start again from ${view.channelName}.</p>
+<div aria-live="assertive" id="time-warning"></div>
+<script nonce="${nonce}">setTimeout(function(){var w=document.getElementById('time-warning');w.className='notice bad';w.textContent='This page closes in less than a minute.'},${warnIn});</script>`;
 }
 
 export function openPage(view: CheckoutView, token: string, csrf: string, nonce: string, now: number, error?: string): string {
@@ -112,7 +119,7 @@ export function openPage(view: CheckoutView, token: string, csrf: string, nonce:
       title,
       nonce,
       html`<div class="card">${summary(view)}
-<p>Your bank asks you to confirm this payment (3-D Secure).</p>${timeLimit(view, now)}${wrong ?? html``}
+<p>Your bank asks you to confirm this payment (3-D Secure).</p>${timeLimit(view, now, nonce)}${wrong ?? html``}
 <form method="post" action="/pay/${token}/challenge" id="challenge">
 <input type="hidden" name="csrf" value="${csrf}">
 <label for="otp">Verification code</label>
@@ -130,7 +137,7 @@ ${hint}
     html`<div class="card">${summary(view)}
 <form method="post" action="/pay/${token}/confirm" id="confirm">
 <input type="hidden" name="csrf" value="${csrf}">
-<p class="notice info" role="status">Confirming with your bank…</p>${timeLimit(view, now)}
+<p class="notice info" role="status">Confirming with your bank…</p>${timeLimit(view, now, nonce)}
 <div class="actions"><button class="primary" type="submit">Pay ${formatAmount(view.payment.amount, view.payment.currency)}</button>${cancelButton(token)}</div>
 </form></div>
 <script nonce="${nonce}">document.getElementById('confirm').requestSubmit();</script>`,
