@@ -196,7 +196,7 @@ export async function ensureSandboxCredentials(services: Services): Promise<{ cr
     await database.db.deleteFrom('merchants').where('id', '=', merchant.id).execute();
     return { created: false, credentials: await keptCredentials(services, file), file };
   }
-  const key = await services.merchants.createSecretKey(merchant.id, 'sandbox');
+  const key = await services.merchants.createSecretKey(merchant.id, 'sandbox', 'sandbox');
   const credentials: SandboxCredentials = { merchant_id: merchant.id, channel: 'sandbox', secret_key: key.secret_key, return_secret };
   writeCredentials(file, credentials);
   return { created: true, credentials, file };

@@ -59,7 +59,7 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
     const templates: BulkRow[] = [];
     for (let i = 0; i < TEMPLATES; i++) {
       const rawBody = body(i);
-      const p = await authorise.prepare({ merchantId: credentials.merchant_id, body: JSON.parse(rawBody) as AuthoriseRequestBody, rawBody, idempotencyKey: undefined });
+      const p = await authorise.prepare({ merchantId: credentials.merchant_id, keyMode: null, body: JSON.parse(rawBody) as AuthoriseRequestBody, rawBody, idempotencyKey: undefined });
       const details = JSON.parse(unpackJson(p.payment.details)) as Parameters<typeof paymentResource>[3];
       const now = p.payment.created_at;
       const card = (JSON.parse(rawBody) as { payment_method: { number: string; cvc: string } }).payment_method;

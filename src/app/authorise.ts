@@ -19,9 +19,12 @@ import { resolvePaymentMethod } from './stored-cards.js';
 import { settleWithoutCustomer, settlesWithoutCustomer } from './merchant-initiated.js';
 import { ComplianceGate } from './compliance.js';
 import { PageTokens } from './page-token.js';
+import { type KeyScope, checkChannelMode } from './key-scope.js';
 
 export interface AuthoriseCommand {
   merchantId: string;
+  /** The secret key's mode; null for a key made before modes (decision 0028). */
+  keyMode: KeyScope;
   body: AuthoriseRequestBody;
   rawBody: string;
   idempotencyKey: string | undefined;
@@ -97,6 +100,8 @@ export class Authorise {
     if (cardNumbers.length) throw new ValidationFailed(cardNumbers);
     const now = this.ctx.clock.now();
     const channel = await this.channelFor(cmd.merchantId, body.channel);
+    // The cached channel's mode against the cached key's: no read of its own.
+    checkChannelMode(cmd.keyMode, channel);
     // From memory once cached: the payment's event is decided from them (src/app/event-interest.ts).
     await LookupCache.of(this.ctx).keepEndpoints(cmd.merchantId);
     // PCI DSS gate (seed step 1): raw card data on a live channel needs a current compliance

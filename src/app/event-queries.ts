@@ -4,6 +4,7 @@ import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
 import { type Actor, writeAudit } from './audit.js';
 import type { AppContext } from './context.js';
+import { type KeyScope, channelsIn } from './key-scope.js';
 import { pendingDelivery } from './delivery-rows.js';
 import { EVENT_READ_COLUMNS, eventBody } from './events.js';
 import type { OutboxSignal } from './outbox-signal.js';
@@ -61,7 +62,8 @@ export class EventQueries {
   ) {}
 
   /** Newest first. Returns JSON text: the event bodies are embedded byte for byte. */
-  async list(merchantId: string, q: EventListQuery): Promise<string> {
+  /** A key with a mode lists the events of that mode's channels only (decision 0028). */
+  async list(merchantId: string, q: EventListQuery, scope: KeyScope = null): Promise<string> {
     const limit = q.limit ?? DEFAULT_PAGE_SIZE;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
       // The route's schema refuses it first, as out_of_range, as GET /payments does: one code for one rule.
@@ -80,7 +82,7 @@ export class EventQueries {
     for (const t of types ?? []) {
       if (!isEventType(t)) throw new DomainError(400, 'invalid_event_type', `"${t}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/querystring/type');
     }
-    let query = this.withPayment().where('events.merchant_id', '=', merchantId);
+    let query = this.inScope(this.withPayment().where('events.merchant_id', '=', merchantId), scope);
     if (types !== undefined) query = query.where('events.type', 'in', types);
     // payment= names no payment, so it finds no events (it listed all of them).
     if (q.payment !== undefined) query = query.where('events.payment_id', '=', q.payment);
@@ -97,8 +99,8 @@ export class EventQueries {
     return `{"object":"list","data":[${page.map(eventBody).join(',')}],"has_more":${hasMore},"next_starting_after":${next}}`;
   }
 
-  async get(merchantId: string, id: string): Promise<Record<string, unknown>> {
-    const row = await this.requireEvent(merchantId, id);
+  async get(merchantId: string, id: string, scope: KeyScope = null): Promise<Record<string, unknown>> {
+    const row = await this.requireEvent(merchantId, id, scope);
     return { ...(JSON.parse(eventBody(row)) as Record<string, unknown>), deliveries: await this.deliveries(id) };
   }
 
@@ -116,8 +118,8 @@ export class EventQueries {
    * attempts stay in the log. Audited with the key that asked, in the same transaction: a
    * leaked key replaying a merchant's events to its endpoints must show (PCI DSS 10.2.1.2).
    */
-  async redeliver(actor: Actor, merchantId: string, id: string, endpointId?: string): Promise<{ object: 'redelivery'; event: string; deliveries: DeliveryView[] }> {
-    const event = await this.requireEvent(merchantId, id);
+  async redeliver(actor: Actor, merchantId: string, id: string, endpointId?: string, scope: KeyScope = null): Promise<{ object: 'redelivery'; event: string; deliveries: DeliveryView[] }> {
+    const event = await this.requireEvent(merchantId, id, scope);
     const db = this.ctx.database.db;
     let endpoints = await db
       .selectFrom('webhook_endpoints')
@@ -167,10 +169,16 @@ export class EventQueries {
     return { object: 'redelivery', event: event.id, deliveries: (await this.deliveries(event.id)).filter((d) => d.endpoint_id !== null && wanted.has(d.endpoint_id)) };
   }
 
-  private async requireEvent(merchantId: string, id: string) {
-    const row = await this.withPayment().where('events.id', '=', id).where('events.merchant_id', '=', merchantId).executeTakeFirst();
-    if (!row) throw new DomainError(404, 'event_not_found', `no event ${quotedId(id, 'event')} for this secret key's merchant`, '/params/id');
+  /** Another merchant's event, and one of the other mode than the key's, is reported exactly like a missing one. */
+  private async requireEvent(merchantId: string, id: string, scope: KeyScope) {
+    const row = await this.inScope(this.withPayment().where('events.id', '=', id).where('events.merchant_id', '=', merchantId), scope).executeTakeFirst();
+    const among = scope === null ? "this secret key's merchant" : `this ${scope} secret key's merchant (a ${scope} key sees ${scope} events only)`;
+    if (!row) throw new DomainError(404, 'event_not_found', `no event ${quotedId(id, 'event')} for ${among}`, '/params/id');
     return row;
+  }
+
+  private inScope<Q extends ReturnType<EventQueries['withPayment']>>(query: Q, scope: KeyScope): Q {
+    return scope === null ? query : (query.where('events.channel_id', 'in', channelsIn(this.ctx.database.db, scope)) as Q);
   }
 
   private async deliveries(eventId: string): Promise<DeliveryView[]> {

@@ -1,13 +1,13 @@
 import { sql } from 'kysely';
 import { refuseCardNumbers } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
-import { quotedId } from '../domain/ids.js';
 import { formatAmount } from '../domain/money.js';
 import { CLAIM_LEASE_MS, CLAIM_STATUSES, LATE_CAPTURE_GRACE_MS, capturedStatus, isCapturable, isRefundable, isVoidable, refundedStatus, type PaymentStatus } from '../domain/payment-state.js';
 import type { PaymentsTable, RefundsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import type { CaptureRequest, SimpleResult } from '../ports/acquirer.js';
 import { type Actor, writeAudit } from './audit.js';
+import { type KeyScope, channelsIn, paymentNotFound, refundNotFound } from './key-scope.js';
 import type { AppContext } from './context.js';
 import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
 import { appendPaymentEvent, applyTransition, channelReference, detailsOf, eraseCard, loadForUpdate } from './payment-transitions.js';
@@ -24,6 +24,8 @@ interface PaymentCommand {
   /** The merchant's key that asked (merchantActor), for the audit log. */
   actor: Actor;
   merchantId: string;
+  /** The secret key's mode: a payment of the other mode is not found (decision 0028). */
+  keyMode: KeyScope;
   paymentId: string;
   rawBody: string;
   idempotencyKey: string | undefined;
@@ -123,7 +125,7 @@ export class Lifecycle {
   async capture(cmd: CaptureCommand): Promise<StoredResponse> {
     return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/capture`, cmd.rawBody, async (record) => {
       const claimed = await this.ctx.database.write(async (trx) => {
-        const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
+        const row = await this.owned(trx, cmd.merchantId, cmd.paymentId, cmd.keyMode);
         this.checkCapture(row, cmd.amount);
         const amount = cmd.amount ?? row.amount;
         await this.audit(trx, cmd.actor, 'payment.capture', row, { amount });
@@ -136,7 +138,7 @@ export class Lifecycle {
   async void(cmd: PaymentCommand): Promise<StoredResponse> {
     return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/void`, cmd.rawBody, async (record) => {
       const claimed = await this.ctx.database.write(async (trx) => {
-        const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
+        const row = await this.owned(trx, cmd.merchantId, cmd.paymentId, cmd.keyMode);
         if (row.status === 'requires_action') {
           const withdrawn = await this.withdrawPage(trx, record, row);
           await this.audit(trx, cmd.actor, 'payment.void', row, { amount: row.amount });
@@ -155,7 +157,7 @@ export class Lifecycle {
     refuseCardNumbers({ reason: cmd.reason });
     return this.idempotency.run(cmd.merchantId, cmd.idempotencyKey, `POST /payment/${cmd.paymentId}/refund`, cmd.rawBody, async (record) => {
       const pending = await this.ctx.database.write(async (trx) => {
-        const row = await this.owned(trx, cmd.merchantId, cmd.paymentId);
+        const row = await this.owned(trx, cmd.merchantId, cmd.paymentId, cmd.keyMode);
         const status = row.status as PaymentStatus;
         if (!isRefundable(status)) throw notRefundable(status);
         // Pending refunds hold their amount, so two refunds at once can never exceed the capture.
@@ -194,18 +196,22 @@ export class Lifecycle {
     });
   }
 
-  async listRefunds(merchantId: string, paymentId: string): Promise<{ object: 'list'; data: RefundResource[]; has_more: false }> {
+  async listRefunds(merchantId: string, paymentId: string, scope: KeyScope = null): Promise<{ object: 'list'; data: RefundResource[]; has_more: false }> {
     const db = this.ctx.database.db;
-    const payment = await db.selectFrom('payments').select('id').where('id', '=', paymentId).where('merchant_id', '=', merchantId).executeTakeFirst();
-    if (!payment) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/params/id');
+    let q = db.selectFrom('payments').select('id').where('id', '=', paymentId).where('merchant_id', '=', merchantId);
+    if (scope !== null) q = q.where('channel_id', 'in', channelsIn(db, scope));
+    if (!(await q.executeTakeFirst())) throw paymentNotFound(paymentId, scope);
     const rows = await db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).orderBy('created_at').orderBy('id').execute();
     return { object: 'list', data: rows.map(refundResource), has_more: false };
   }
 
-  /** One refund; another merchant's is as missing as one that never existed. */
-  async getRefund(merchantId: string, refundId: string): Promise<RefundResource> {
-    const row = await this.ctx.database.db.selectFrom('refunds').selectAll().where('id', '=', refundId).where('merchant_id', '=', merchantId).executeTakeFirst();
-    if (!row) throw new DomainError(404, 'refund_not_found', `no refund ${quotedId(refundId, 'refund')} for this secret key's merchant`, '/params/id');
+  /** One refund; another merchant's, or one of the other mode than the key's, is as missing as one that never existed. */
+  async getRefund(merchantId: string, refundId: string, scope: KeyScope): Promise<RefundResource> {
+    const db = this.ctx.database.db;
+    let q = db.selectFrom('refunds').selectAll('refunds').where('refunds.id', '=', refundId).where('refunds.merchant_id', '=', merchantId);
+    if (scope !== null) q = q.innerJoin('payments', 'payments.id', 'refunds.payment_id').where('payments.channel_id', 'in', channelsIn(db, scope));
+    const row = await q.executeTakeFirst();
+    if (!row) throw refundNotFound(refundId, scope);
     return refundResource(row);
   }
 
@@ -318,10 +324,12 @@ export class Lifecycle {
     return writeAudit(this.ctx, trx, { actor, action, merchantId: row.merchant_id, target: row.id, outcome: 'success', detail });
   }
 
-  /** Locked, and another merchant's payment is reported exactly like a missing one. */
-  private async owned(trx: Trx, merchantId: string, paymentId: string): Promise<PaymentsTable> {
+  /** Locked; another merchant's payment, and one of the other mode than the key's, is reported exactly like a missing one. */
+  private async owned(trx: Trx, merchantId: string, paymentId: string, scope: KeyScope): Promise<PaymentsTable> {
     const row = await loadForUpdate(trx, this.ctx, paymentId, merchantId);
-    if (!row) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/params/id');
+    // Read in the transaction: on SQLite it holds the one connection another read would wait for.
+    const otherMode = async (channelId: string) => scope !== (await trx.selectFrom('channels').select('mode').where('id', '=', channelId).executeTakeFirstOrThrow()).mode;
+    if (!row || (scope !== null && (await otherMode(row.channel_id)))) throw paymentNotFound(paymentId, scope);
     return row;
   }
 

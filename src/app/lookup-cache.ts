@@ -6,14 +6,19 @@ import type { ChannelsTable, MerchantsTable, Schema, SecretKeysTable } from '../
 import type { AppContext } from './context.js';
 import { compiledOnce } from '../adapters/storage/compiled.js';
 import type { EndpointInterest } from './event-interest.js';
+import type { KeyMode } from '../domain/secret-key.js';
 import { subscriptionOf } from './webhook-endpoints.js';
 
-/** A secret key that may be used: its merchant, its id, its stored SHA-256 (for the constant-time check) and whether its merchant is suspended. */
+/**
+ * A secret key that may be used: its merchant, its id, its stored SHA-256 (for the constant-time
+ * check), whether its merchant is suspended and the key's mode (null: both, a key made before modes).
+ */
 export interface ActiveKey {
   readonly merchantId: string;
   readonly keyId: string;
   readonly hash: Buffer;
   readonly suspended: boolean;
+  readonly mode: KeyMode | null;
 }
 
 /** Keys in use: bounded by the keys in the database, capped in case there are very many. */
@@ -45,7 +50,7 @@ export type Query = (db: Kysely<Schema>, param: string) => CompiledQuery;
 /** A merchant's channel by reference, compiled once by its owner: parameters reference, then merchant id. */
 export type ChannelQuery = (db: Kysely<Schema>, reference: string, merchantId: string) => CompiledQuery;
 /** What the secret-key query must select. */
-export type KeyRow = Pick<SecretKeysTable, 'id' | 'merchant_id' | 'key_hash' | 'revoked_at'> & Pick<MerchantsTable, 'suspended_at'>;
+export type KeyRow = Pick<SecretKeysTable, 'id' | 'merchant_id' | 'key_hash' | 'revoked_at' | 'mode'> & Pick<MerchantsTable, 'suspended_at'>;
 
 /** Tells the cache whether it may be used now; empties it (through a callback) when what it holds may be out of date. */
 interface Watch {
@@ -286,7 +291,7 @@ export class LookupCache {
     const db = this.ctx.database.db;
     const row = (await db.executeQuery<KeyRow>(query(db, hash))).rows[0];
     if (!row || row.revoked_at !== null) return undefined;
-    return { merchantId: row.merchant_id, keyId: row.id, hash: Buffer.from(row.key_hash, 'hex'), suspended: row.suspended_at !== null };
+    return { merchantId: row.merchant_id, keyId: row.id, hash: Buffer.from(row.key_hash, 'hex'), suspended: row.suspended_at !== null, mode: row.mode };
   }
 
   private async loadChannel(id: string, query: Query): Promise<ChannelsTable | undefined> {

@@ -4,7 +4,7 @@ import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
 import { isCurrency } from '../domain/money.js';
 import { isEmail } from '../domain/address.js';
-import { formatSecretKey, isWellFormedSecretKey } from '../domain/secret-key.js';
+import { type KeyMode, KEY_MODES, formatSecretKey, isWellFormedSecretKey, secretKeyHint } from '../domain/secret-key.js';
 import { isEventType } from '../domain/event-types.js';
 import type { ChannelsTable, MerchantsTable, Schema } from '../adapters/storage/schema.js';
 import { compiledOnce } from '../adapters/storage/compiled.js';
@@ -140,7 +140,7 @@ const keyByHash = compiledOnce((db, hash: string) =>
     .selectFrom('secret_keys')
     // Its merchant's standing in the same read: a suspension changes merchants, which empties the cache as a revocation does.
     .innerJoin('merchants', 'merchants.id', 'secret_keys.merchant_id')
-    .select(['secret_keys.id', 'secret_keys.merchant_id', 'secret_keys.key_hash', 'secret_keys.revoked_at', 'merchants.suspended_at'])
+    .select(['secret_keys.id', 'secret_keys.merchant_id', 'secret_keys.key_hash', 'secret_keys.revoked_at', 'secret_keys.mode', 'merchants.suspended_at'])
     .where('secret_keys.key_hash', '=', hash),
 );
 
@@ -346,7 +346,7 @@ export class Merchants {
   }
 
   /**
-   * What channels saved under earlier versions hold that channel create or update refuses now,
+   * What channels and keys saved under earlier versions hold that channel or key create refuses now,
    * with what it means and the command that mends it, for the boot to tell the operator: such a
    * setting keeps working or is skipped where it is used, and nothing else would say so.
    */
@@ -361,6 +361,10 @@ export class Merchants {
       if (withdrawn.length) {
         notices.push(`channel "${channel.reference}": currency ${withdrawn.join(', ')} is withdrawn from ISO 4217, so new payments in it are refused (400 invalid_currency; its earlier payments are still captured and refunded); replace the list with channel update ${channel.reference} --currency …`);
       }
+    }
+    const legacy = await this.ctx.database.db.selectFrom('secret_keys').select(['id', 'merchant_id']).where('mode', 'is', null).where('revoked_at', 'is', null).orderBy('id').execute();
+    for (const key of legacy) {
+      notices.push(`secret key ${key.id} of merchant ${key.merchant_id} was made before key modes and acts on sandbox and live channels alike: replace it with key create --merchant ${key.merchant_id} --mode sandbox (or --mode live), then key revoke ${key.id} (decision 0028)`);
     }
     return notices;
   }
@@ -389,11 +393,16 @@ export class Merchants {
     return secret;
   }
 
-  /** The plaintext key exists only in this return value; the database keeps its hash. */
-  async createSecretKey(merchantId: string, label?: string): Promise<{ id: string; secret_key: string; last4: string; created_at: string }> {
+  /**
+   * The plaintext key exists only in this return value; the database keeps its hash. A key is
+   * made for sandbox unless live is asked for (decision 0028): one forgotten in a test set-up
+   * then cannot move real money.
+   */
+  async createSecretKey(merchantId: string, label?: string, mode: KeyMode = 'sandbox'): Promise<{ id: string; secret_key: string; mode: KeyMode; last4: string; created_at: string }> {
+    if (!KEY_MODES.includes(mode)) throw new DomainError(400, 'invalid_key_mode', `mode must be ${KEY_MODES.join(' or ')}, got ${JSON.stringify(mode)}`, '/mode');
     refuseCardNumbers({ label });
     await this.requireMerchant(merchantId);
-    const key = formatSecretKey(randomBytes(16));
+    const key = formatSecretKey(randomBytes(16), mode);
     const row = {
       id: this.ctx.newId('secretKey'),
       merchant_id: merchantId,
@@ -402,13 +411,14 @@ export class Merchants {
       label: label ?? null,
       created_at: this.ctx.clock.now(),
       revoked_at: null,
+      mode,
     };
     await this.ctx.database.write(async (trx) => {
       await trx.insertInto('secret_keys').values(row).execute();
-      await this.audit(trx, 'secret_key.create', merchantId, row.id, row.label === null ? null : { label: row.label });
+      await this.audit(trx, 'secret_key.create', merchantId, row.id, row.label === null ? { mode } : { label: row.label, mode });
     });
     this.lookups.drop();
-    return { id: row.id, secret_key: key, last4: row.last4, created_at: new Date(row.created_at).toISOString() };
+    return { id: row.id, secret_key: key, mode, last4: row.last4, created_at: new Date(row.created_at).toISOString() };
   }
 
   async revokeSecretKey(keyId: string): Promise<void> {
@@ -427,12 +437,14 @@ export class Merchants {
   }
 
   async listSecretKeys(merchantId?: string) {
-    let q = this.ctx.database.db.selectFrom('secret_keys').select(['id', 'merchant_id', 'last4', 'label', 'created_at', 'revoked_at']).orderBy('id');
+    let q = this.ctx.database.db.selectFrom('secret_keys').select(['id', 'merchant_id', 'last4', 'label', 'mode', 'created_at', 'revoked_at']).orderBy('id');
     if (merchantId) q = q.where('merchant_id', '=', merchantId);
     return (await q.execute()).map((r) => ({
       id: r.id,
       merchant_id: r.merchant_id,
-      hint: `sk_…${r.last4}`,
+      hint: secretKeyHint(r.mode, r.last4),
+      // A key made before modes acts on both (decision 0028): said so, for the operator to replace it.
+      mode: r.mode ?? ('both (legacy)' as const),
       label: r.label,
       status: r.revoked_at === null ? 'active' : 'revoked',
       created_at: new Date(r.created_at).toISOString(),
@@ -446,11 +458,11 @@ export class Merchants {
    * (src/app/lookup-cache.ts), and the stored hash is compared again in constant time
    * so no timing difference depends on how much of it matched.
    */
-  async authenticate(presented: string | undefined): Promise<{ merchantId: string; keyId: string; suspended: boolean } | null> {
+  async authenticate(presented: string | undefined): Promise<{ merchantId: string; keyId: string; suspended: boolean; mode: KeyMode | null } | null> {
     if (!presented || !isWellFormedSecretKey(presented)) return null;
     const hash = hashSecretKey(presented);
     const key = await this.lookups.secretKey(hash, keyByHash);
     if (!key || !timingSafeEqual(key.hash, Buffer.from(hash, 'hex'))) return null;
-    return { merchantId: key.merchantId, keyId: key.keyId, suspended: key.suspended };
+    return { merchantId: key.merchantId, keyId: key.keyId, suspended: key.suspended, mode: key.mode };
   }
 }

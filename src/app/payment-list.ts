@@ -3,6 +3,7 @@ import { hasPrefix } from '../domain/ids.js';
 import { timeBound } from '../domain/time-bound.js';
 import type { PaymentStatus } from '../domain/payment-state.js';
 import type { AppContext } from './context.js';
+import { type KeyScope, channelsIn } from './key-scope.js';
 import { channelReference, detailsOf } from './payment-transitions.js';
 import { iso, paymentResource, type PaymentResource } from './payment-resource.js';
 
@@ -54,7 +55,8 @@ function parseTime(value: string | undefined, name: string, edge: 'start' | 'end
 export class PaymentList {
   constructor(private readonly ctx: AppContext) {}
 
-  async list(merchantId: string, q: PaymentListQuery): Promise<PaymentPage> {
+  /** A key with a mode lists that mode's payments only (decision 0028). */
+  async list(merchantId: string, q: PaymentListQuery, scope: KeyScope = null): Promise<PaymentPage> {
     const errors: FieldError[] = [];
     const limit = q.limit ?? DEFAULT_PAGE_SIZE;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
@@ -80,6 +82,7 @@ export class PaymentList {
 
     const db = this.ctx.database.db;
     let query = db.selectFrom('payments').selectAll().where('merchant_id', '=', merchantId);
+    if (scope !== null) query = query.where('channel_id', 'in', channelsIn(db, scope));
     if (q.channel !== undefined) {
       const channel = await db.selectFrom('channels').select('id').where('reference', '=', q.channel).where('merchant_id', '=', merchantId).executeTakeFirst();
       if (!channel) return { object: 'list', data: [], has_more: false, next_starting_after: null };

@@ -1,5 +1,4 @@
-import { DomainError } from '../domain/errors.js';
-import { quotedId } from '../domain/ids.js';
+import { type KeyScope, channelsIn, paymentNotFound } from './key-scope.js';
 import type { AppContext } from './context.js';
 import { checkoutUrl } from './authorise.js';
 import { PageTokens } from './page-token.js';
@@ -13,11 +12,13 @@ export class PaymentQueries {
     this.tokens = PageTokens.of(ctx.config.hmacKey);
   }
 
-  /** Another merchant's payment is reported exactly like a missing one. */
-  async get(merchantId: string, paymentId: string): Promise<PaymentResource> {
+  /** Another merchant's payment, and one of the other mode than the key's, is reported exactly like a missing one. */
+  async get(merchantId: string, paymentId: string, scope: KeyScope = null): Promise<PaymentResource> {
     const db = this.ctx.database.db;
-    const row = await db.selectFrom('payments').selectAll().where('id', '=', paymentId).where('merchant_id', '=', merchantId).executeTakeFirst();
-    if (!row) throw new DomainError(404, 'payment_not_found', `no payment ${quotedId(paymentId, 'payment')} for this secret key's merchant`, '/params/id');
+    let q = db.selectFrom('payments').selectAll().where('id', '=', paymentId).where('merchant_id', '=', merchantId);
+    if (scope !== null) q = q.where('channel_id', 'in', channelsIn(db, scope));
+    const row = await q.executeTakeFirst();
+    if (!row) throw paymentNotFound(paymentId, scope);
     let redirectUrl: string | undefined;
     // A merchant-initiated payment awaits its acquirer without a page until it is stepped up.
     if (row.status === 'requires_action') {

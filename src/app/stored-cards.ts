@@ -1,10 +1,10 @@
-import { sql } from 'kysely';
+import { type SelectQueryBuilder, sql } from 'kysely';
 import type { Static } from '@sinclair/typebox';
 import { DomainError, type FieldError, underPointer } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
 import { cardExpired, cvcLength, validateCard, type CardBrand } from '../domain/card.js';
 import { normalisePaymentData, type PaymentData } from '../domain/payment-data.js';
-import type { PaymentMethodsTable, PaymentsTable } from '../adapters/storage/schema.js';
+import type { PaymentMethodsTable, PaymentsTable, Schema } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import { SensitiveCard } from '../adapters/vault/envelope.js';
 import type { AuthoriseRequestBody, CardMethod } from '../http/schemas/payment-request.js';
@@ -13,6 +13,7 @@ import type { AppContext } from './context.js';
 import { detailsOf } from './payment-transitions.js';
 import { type FingerprintView, iso } from './payment-resource.js';
 import { inKeyBatches } from './key-batches.js';
+import { type KeyScope, channelsIn } from './key-scope.js';
 
 export type CardMethodBody = Static<typeof CardMethod>;
 
@@ -251,22 +252,23 @@ export type PaymentMethodResource = ReturnType<typeof paymentMethodResource>;
 export class StoredCards {
   constructor(private readonly ctx: AppContext) {}
 
-  /** Another merchant's customer with the same reference is another customer: its cards never show. */
-  async list(merchantId: string, customerReference: string): Promise<PaymentMethodResource[]> {
-    const rows = await this.ctx.database.db
-      .selectFrom('payment_methods')
-      .selectAll()
-      .where('merchant_id', '=', merchantId)
-      .where('customer_reference', '=', customerReference)
-      .where('deleted_at', 'is', null)
+  /**
+   * Another merchant's customer with the same reference is another customer: its cards never
+   * show. A key with a mode sees the cards its mode's payments stored (their agreement's channel).
+   */
+  async list(merchantId: string, customerReference: string, scope: KeyScope = null): Promise<PaymentMethodResource[]> {
+    const rows = await this.inScope(
+      this.ctx.database.db.selectFrom('payment_methods').selectAll().where('merchant_id', '=', merchantId).where('customer_reference', '=', customerReference).where('deleted_at', 'is', null),
+      scope,
+    )
       .orderBy('id')
       .execute();
     const now = this.ctx.clock.now();
     return rows.map((r) => paymentMethodResource(this.ctx.vault, r, now));
   }
 
-  async get(merchantId: string, id: string): Promise<PaymentMethodResource> {
-    const row = await this.ctx.database.db.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
+  async get(merchantId: string, id: string, scope: KeyScope = null): Promise<PaymentMethodResource> {
+    const row = await this.inScope(this.ctx.database.db.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId), scope).executeTakeFirst();
     if (!row) throw paymentMethodNotFound(id, '/params/id');
     return paymentMethodResource(this.ctx.vault, row, this.ctx.clock.now());
   }
@@ -278,10 +280,10 @@ export class StoredCards {
    * like the first time. The erasure is audited with the key that asked (PCI DSS 10.2.1):
    * the card's row keeps no trace of who deleted it.
    */
-  async remove(actor: Actor, merchantId: string, id: string): Promise<PaymentMethodResource> {
+  async remove(actor: Actor, merchantId: string, id: string, scope: KeyScope = null): Promise<PaymentMethodResource> {
     const now = this.ctx.clock.now();
     const row = await this.ctx.database.transaction(async (trx) => {
-      const found = await trx.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).executeTakeFirst();
+      const found = await this.inScope(trx.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId), scope).executeTakeFirst();
       if (!found) throw paymentMethodNotFound(id, '/params/id');
       if (found.deleted_at !== null) return found;
       const erased = { kek_id: null, wrapped_dek: null, pan_ct: null, deleted_at: now, updated_at: now };
@@ -298,6 +300,12 @@ export class StoredCards {
       return { ...found, ...erased };
     });
     return paymentMethodResource(this.ctx.vault, row, now);
+  }
+
+  private inScope<Q extends SelectQueryBuilder<Schema, 'payment_methods', PaymentMethodsTable>>(query: Q, scope: KeyScope): Q {
+    if (scope === null) return query;
+    const db = this.ctx.database.db;
+    return query.where('payment_methods.initial_payment_id', 'in', db.selectFrom('payments').select('payments.id').where('payments.channel_id', 'in', channelsIn(db, scope))) as Q;
   }
 
   /** Re-wraps stored cards' data keys under the active KEK (for the KEK rotation command), `batch` to a transaction. */

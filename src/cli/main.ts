@@ -41,9 +41,12 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   channel list [--merchant ID]
   channel secret REF                      show the channel's return-signing secret
   channel rotate-secret REF               replace it (in use at once, e.g. after a leak); shows the new one
-  key create --merchant ID [--label TEXT] create a secret key (shown once); label 1-200 characters
+  key create --merchant ID [--mode sandbox|live] [--label TEXT]
+                                          create a secret key (shown once; sk_test_… or sk_live_…) that acts
+                                          on that mode's channels and payments only; sandbox unless --mode live;
+                                          label 1-200 characters
   key revoke KEY_ID                       revoke a secret key at once
-  key list [--merchant ID]
+  key list [--merchant ID]                each key with its mode: "both (legacy)" for keys made before modes
   vault rotate                            re-wrap every data key under the active VAULT_KEK
   database scrub                          SQLite, gateway stopped: rewrite the file without the free
                                           space where versions before decision 0017 left erased cards
@@ -85,7 +88,7 @@ const COMMANDS: Record<string, { argument?: string; options?: OptionName[] }> = 
   'channel list': { options: ['merchant'] },
   'channel secret': { argument: 'the channel reference' },
   'channel rotate-secret': { argument: 'the channel reference' },
-  'key create': { options: ['merchant', 'label'] },
+  'key create': { options: ['merchant', 'mode', 'label'] },
   'key revoke': { argument: 'the key id (key_…)' },
   'key list': { options: ['merchant'] },
   'vault rotate': {},
@@ -316,8 +319,8 @@ async function run(argv: string[]): Promise<void> {
         );
       }
       case 'key create': {
-        const key = await m.createSecretKey(required(values, 'merchant'), label(values.label));
-        return print(json, key, `created ${key.id}\nsecret key: ${key.secret_key}\nThis is the only time the key is shown; it is stored as a hash.`);
+        const key = await m.createSecretKey(required(values, 'merchant'), label(values.label), mode(values.mode) ?? 'sandbox');
+        return print(json, key, `created ${key.id} (${key.mode}: acts on ${key.mode} channels and their payments only)\nsecret key: ${key.secret_key}\nThis is the only time the key is shown; it is stored as a hash.`);
       }
       case 'key revoke': {
         await m.revokeSecretKey(target);
@@ -325,7 +328,9 @@ async function run(argv: string[]): Promise<void> {
       }
       case 'key list': {
         const rows = await m.listSecretKeys(values.merchant);
-        return print(json, rows, table(rows, ['id', 'merchant_id', 'hint', 'label', 'status', 'created_at', 'revoked_at']));
+        const legacy = rows.some((r) => r.status === 'active' && r.mode === 'both (legacy)');
+        const hint = legacy ? `\nA "both (legacy)" key acts on sandbox and live alike: replace it with key create --mode sandbox or --mode live, then key revoke it (decision 0028).` : '';
+        return print(json, rows, table(rows, ['id', 'merchant_id', 'mode', 'hint', 'label', 'status', 'created_at', 'revoked_at']) + hint);
       }
       case 'vault rotate': {
         const n = (await rotateKek(services)) + (await services.compliance.rewrapDocuments());

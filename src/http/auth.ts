@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Actor } from '../app/audit.js';
 import type { Services } from '../app/services.js';
+import type { KeyMode } from '../domain/secret-key.js';
 import { MerchantRateLimiter } from './merchant-rate-limit.js';
 import { problem, sendProblem } from './problem.js';
 
@@ -10,6 +11,8 @@ declare module 'fastify' {
     merchantId: string;
     /** The id (`key_…`) of the secret key the request authenticated with. */
     secretKeyId: string;
+    /** That key's mode: the only channels and payments it may act on; null for a key made before modes, which acts on both (decision 0028). */
+    keyMode: KeyMode | null;
   }
   interface FastifyContextConfig {
     /**
@@ -43,6 +46,7 @@ function readOnly(request: FastifyRequest): boolean {
 export function registerAuth(app: FastifyInstance, services: Services): void {
   app.decorateRequest('merchantId', '');
   app.decorateRequest('secretKeyId', '');
+  app.decorateRequest('keyMode', null);
   const limit = services.ctx.config.merchantRateLimit;
   const limiter = limit && new MerchantRateLimiter(limit);
   app.decorate('requireSecretKey', async (request: FastifyRequest, reply: FastifyReply) => {
@@ -72,6 +76,7 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
     }
     request.merchantId = found.merchantId;
     request.secretKeyId = found.keyId;
+    request.keyMode = found.mode;
   });
 }
 

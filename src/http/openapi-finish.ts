@@ -193,7 +193,10 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       if (responses[401] && op.security?.some((s) => 'secretKey' in s)) responses[401].headers = { ...responses[401].headers, ...AUTHENTICATE_HEADER };
       // The operations that take money list a 403: a suspended merchant's (src/http/auth.ts, decision 0027).
       if (responses[403]?.description === statusTitle(403) && op.security?.some((s) => 'secretKey' in s)) {
-        const compliance = path === '/payment/authorise' ? '`compliance_required` or `compliance_expired` (card data on a live channel needs a current PCI DSS approval), or ' : '';
+        const compliance =
+          path === '/payment/authorise'
+            ? '`key_mode_mismatch` (`param: /channel`: a live channel with a sandbox key, `sk_test_…`, or a sandbox channel with a live key; nothing was made), `compliance_required` or `compliance_expired` (card data on a live channel needs a current PCI DSS approval), or '
+            : '';
         responses[403].description = `${statusTitle(403)}: ${compliance}\`merchant_suspended\` (the operator has suspended this merchant: nothing was done; reads, refunds and voids still work)`;
       }
       const rate = limits.merchantRateLimit;

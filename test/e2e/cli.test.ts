@@ -77,11 +77,11 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.match(String(channel.return_secret), /^rsk_[0-9a-f]{48}$/);
 
     ok(keyText, 'key create');
-    const shown = /^created (key_[0-9a-f]{32})\nsecret key: (sk_[0-9a-f]{32})\nThis is the only time/.exec(keyText.stdout);
+    const shown = /^created (key_[0-9a-f]{32}) \(sandbox: acts on sandbox channels and their payments only\)\nsecret key: (sk_test_[0-9a-f]{32})\nThis is the only time/.exec(keyText.stdout);
     assert.ok(shown, keyText.stdout);
     keyB = shown[1]!;
     keyA = json(keyJson, 'key create --json');
-    assert.match(keyA.secret_key, /^sk_[0-9a-f]{32}$/);
+    assert.match(keyA.secret_key, /^sk_test_[0-9a-f]{32}$/);
     assert.equal(keyA.last4, keyA.secret_key.slice(-4));
   });
 
@@ -105,9 +105,9 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.deepEqual(updated.return_urls, ['https://acme.example/return', 'https://acme.example/return2']);
 
     ok(list, 'key list');
-    assert.match(list.stdout, /^id\s+merchant_id\s+hint\s+label\s+status/);
-    assert.match(list.stdout, new RegExp(`${keyA.id}\\s+${merchantId}\\s+sk_…${keyA.last4}\\s+primary\\s+active`));
-    assert.doesNotMatch(list.stdout, /sk_[0-9a-f]{32}/);
+    assert.match(list.stdout, /^id\s+merchant_id\s+mode\s+hint\s+label\s+status/);
+    assert.match(list.stdout, new RegExp(`${keyA.id}\\s+${merchantId}\\s+sandbox\\s+sk_test_…${keyA.last4}\\s+primary\\s+active`));
+    assert.doesNotMatch(list.stdout, /sk_(?:test_|live_)?[0-9a-f]{32}/);
 
     assert.equal(taken.code, 1);
     assert.match(taken.stderr, /already assigned/);
@@ -256,7 +256,7 @@ describe('operator CLI (npm run cli), text and --json', () => {
     const listed = json<Array<{ id: string; status: string; revoked_at: string | null }>>(keys, 'key list --json');
     assert.deepEqual(listed.map((k) => k.status), ['revoked', 'revoked']);
     assert.ok(listed.every((k) => k.revoked_at));
-    assert.doesNotMatch(keys.stdout, /sk_[0-9a-f]{32}/);
+    assert.doesNotMatch(keys.stdout, /sk_(?:test_|live_)?[0-9a-f]{32}/);
     const renamed = json<Array<Record<string, unknown>>>(channels, 'channel list --json').find((c) => c.reference === 'acme-text')!;
     assert.equal(renamed.name, 'Acme Text Renamed');
     assert.deepEqual(renamed.return_urls, ['https://acme.example/new-return']);
@@ -304,7 +304,7 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.deepEqual(renamed.detail, { reference: 'acme-text', changed: ['name', 'notify_emails', 'return_urls'] });
     const revoked = byCli.filter((r) => r.action === 'secret_key.revoke').map((r) => r.target).sort();
     assert.deepEqual(revoked, [keyA.id, keyB].sort());
-    assert.ok(!JSON.stringify(rows).includes('rsk_') && !/sk_[0-9a-f]{32}/.test(JSON.stringify(rows)), 'no secret in the audit log');
+    assert.ok(!JSON.stringify(rows).includes('rsk_') && !/sk_(?:test_|live_)?[0-9a-f]{32}/.test(JSON.stringify(rows)), 'no secret in the audit log');
     const text = await cli('audit', 'list');
     ok(text, 'audit list');
     assert.match(text.stdout, /^at\s+actor\s+source\s+action\s+merchant_id\s+target\s+outcome\s+code/);

@@ -8,7 +8,7 @@ import { freshPostgresDatabase } from '../support/postgres.js';
 import { startServer, type ServerProcess } from '../support/process.js';
 import { sandboxCredentialsFile } from '../../src/server.js';
 
-const KEY_PATTERN = /sk_[0-9a-f]{32}/;
+const KEY_PATTERN = /sk_(?:test_|live_)?[0-9a-f]{32}/;
 
 function filesUnder(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -48,7 +48,7 @@ for (const dialect of DIALECTS) {
       credentials = JSON.parse(readFileSync(file, 'utf8'));
       assert.match(credentials.merchant_id, /^mer_[0-9a-f]{32}$/);
       assert.equal(credentials.channel, 'sandbox');
-      assert.match(credentials.secret_key, /^sk_[0-9a-f]{32}$/);
+      assert.match(credentials.secret_key, /^sk_test_[0-9a-f]{32}$/);
       assert.ok(server.output().includes(credentials.secret_key), 'the first boot prints the key');
       assert.match(server.output(), /created/);
 

@@ -28,6 +28,7 @@ for (const dialect of DIALECTS) {
       await db.schema.alterTable('channels').dropColumn('support_email').execute();
       await db.schema.alterTable('merchants').dropColumn('suspended_at').execute();
       await db.schema.alterTable('merchants').dropColumn('suspended_reason').execute();
+      await db.schema.alterTable('secret_keys').dropColumn('mode').execute();
       // Migrations run in order: those after 015 run again too (016 makes its table anew, 018 and 019 their columns).
       await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), '>=', '014').execute();
     });
@@ -41,6 +42,12 @@ for (const dialect of DIALECTS) {
       const keys = await db.selectFrom('vault_keys').select(['kek_id', 'check_ct']).orderBy('kek_id').execute();
       const active = t.config.keks.active.id;
       assert.deepEqual(keys, [{ kek_id: active, check_ct: null }], "a finished payment's card, erased by 015, does not count");
+    });
+
+    it('leaves the secret keys made before 020 without a mode: they act on sandbox and live as before', async () => {
+      const keys = await t.gateway.services.ctx.database.db.selectFrom('secret_keys').select('mode').execute();
+      assert.deepEqual(keys, [{ mode: null }]);
+      assert.equal((await t.request({ method: 'GET', url: `/payment/${open}` })).statusCode, 200, 'the sandbox key still works');
     });
 
     it('lets a gateway start without the key of an id found by the migration under which nothing is sealed any more', async () => {

@@ -284,7 +284,7 @@ for (const dialect of DIALECTS) {
       const stored = await first.services.ctx.database.db.selectFrom('secret_keys').selectAll().execute();
       for (const row of stored) {
         assert.match(row.key_hash, /^[0-9a-f]{64}$/);
-        assert.ok(!Object.values(row).some((v) => typeof v === 'string' && /sk_[0-9a-f]{32}/.test(v)), 'a clear key is stored');
+        assert.ok(!Object.values(row).some((v) => typeof v === 'string' && /sk_(?:test_|live_)?[0-9a-f]{32}/.test(v)), 'a clear key is stored');
       }
       assert.equal(stored.find((r) => r.id === key.id)?.key_hash, hashSecretKey(key.secret_key));
       await first.close();
@@ -295,7 +295,7 @@ for (const dialect of DIALECTS) {
         assert.equal(again.created, false);
         assert.deepEqual(again.credentials, credentials);
         const m2 = second.services.merchants;
-        assert.deepEqual(await m2.authenticate(key.secret_key), { merchantId: merchant.id, keyId: key.id, suspended: false });
+        assert.deepEqual(await m2.authenticate(key.secret_key), { merchantId: merchant.id, keyId: key.id, suspended: false, mode: 'sandbox' });
         assert.equal(await m2.authenticate(revoked.secret_key), null);
         assert.equal((await m2.authenticate(credentials!.secret_key))?.merchantId, credentials!.merchant_id);
         const [reloaded] = await m2.listChannels(merchant.id);

@@ -40,6 +40,8 @@ export interface SecretKeysTable {
   label: string | null;
   created_at: number;
   revoked_at: number | null;
+  /** Null: a key made before modes, acting on sandbox and live alike (decision 0028). */
+  mode: 'sandbox' | 'live' | null;
 }
 
 export interface PaymentsTable {

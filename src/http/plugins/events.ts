@@ -109,7 +109,7 @@ export const eventRoutes =
           },
         },
       },
-      async (request, reply) => sendJsonText(reply, await events.list(request.merchantId, request.query)),
+      async (request, reply) => sendJsonText(reply, await events.list(request.merchantId, request.query, request.keyMode)),
     );
 
     app.get<{ Params: { id: string } }>(
@@ -124,7 +124,7 @@ export const eventRoutes =
           response: { 200: Type.Composite([Event, Type.Object({ deliveries: Type.Array(Delivery) })]), ...problemResponses(401, 404) },
         },
       },
-      async (request, reply) => sendJsonText(reply, JSON.stringify(await events.get(request.merchantId, request.params.id))),
+      async (request, reply) => sendJsonText(reply, JSON.stringify(await events.get(request.merchantId, request.params.id, request.keyMode))),
     );
 
     app.post<{ Params: { id: string }; Body: Static<typeof RedeliverBody> }>(
@@ -149,6 +149,6 @@ export const eventRoutes =
           },
         },
       },
-      async (request, reply) => sendJsonText(reply, JSON.stringify(await events.redeliver(merchantActor(request), request.merchantId, request.params.id, request.body.endpoint_id)), 202),
+      async (request, reply) => sendJsonText(reply, JSON.stringify(await events.redeliver(merchantActor(request), request.merchantId, request.params.id, request.body.endpoint_id, request.keyMode)), 202),
     );
   };

@@ -37,6 +37,7 @@ export const lifecycleRoutes =
         const stored = await lifecycle.capture({
           actor: merchantActor(request),
           merchantId: request.merchantId,
+          keyMode: request.keyMode,
           paymentId: request.params.id,
           amount: request.body.amount,
           rawBody: request.rawBody ?? '',
@@ -64,7 +65,7 @@ export const lifecycleRoutes =
         },
       },
       async (request, reply) => {
-        const stored = await lifecycle.void({ actor: merchantActor(request), merchantId: request.merchantId, paymentId: request.params.id, rawBody: request.rawBody ?? '', idempotencyKey: idempotencyKey(request) });
+        const stored = await lifecycle.void({ actor: merchantActor(request), merchantId: request.merchantId, keyMode: request.keyMode, paymentId: request.params.id, rawBody: request.rawBody ?? '', idempotencyKey: idempotencyKey(request) });
         return sendStored(reply, stored);
       },
     );
@@ -91,6 +92,7 @@ export const lifecycleRoutes =
         const stored = await lifecycle.refund({
           actor: merchantActor(request),
           merchantId: request.merchantId,
+          keyMode: request.keyMode,
           paymentId: request.params.id,
           amount: request.body.amount,
           reason: request.body.reason,
@@ -114,7 +116,7 @@ export const lifecycleRoutes =
           response: { 200: Refund, ...problemResponses(401, 404) },
         },
       },
-      async (request, reply) => sendJson(reply, await lifecycle.getRefund(request.merchantId, request.params.id)),
+      async (request, reply) => sendJson(reply, await lifecycle.getRefund(request.merchantId, request.params.id, request.keyMode)),
     );
 
     app.get<{ Params: { id: string } }>(
@@ -123,7 +125,7 @@ export const lifecycleRoutes =
         onRequest: app.requireSecretKey,
         schema: { tags: ['refunds'], summary: "A payment's refunds, oldest first", security: [{ secretKey: [] }], params: PaymentIdParams, response: { 200: RefundList, ...problemResponses(401, 404) } },
       },
-      async (request, reply) => sendJson(reply, await lifecycle.listRefunds(request.merchantId, request.params.id)),
+      async (request, reply) => sendJson(reply, await lifecycle.listRefunds(request.merchantId, request.params.id, request.keyMode)),
     );
 
     app.get<{ Querystring: PaymentListQueryString }>(
@@ -139,6 +141,6 @@ export const lifecycleRoutes =
           response: { 200: PaymentPage, ...problemResponses(400, 401) },
         },
       },
-      async (request, reply) => sendJson(reply, await services.paymentList.list(request.merchantId, request.query)),
+      async (request, reply) => sendJson(reply, await services.paymentList.list(request.merchantId, request.query, request.keyMode)),
     );
   };

@@ -53,7 +53,7 @@ export const paymentMethodRoutes =
         },
       },
       async (request, reply) => {
-        const data = await services.storedCards.list(request.merchantId, request.params.reference);
+        const data = await services.storedCards.list(request.merchantId, request.params.reference, request.keyMode);
         return sendJson(reply, { object: 'list', data, has_more: false });
       },
     );
@@ -65,7 +65,7 @@ export const paymentMethodRoutes =
         schema: { tags: ['stored cards'], summary: 'Retrieve a stored card', security: [{ secretKey: [] }], params: IdParams, response: { 200: PaymentMethod, ...problemResponses(401, 404) } },
       },
       async (request, reply) => {
-        const pm = await services.storedCards.get(request.merchantId, request.params.id);
+        const pm = await services.storedCards.get(request.merchantId, request.params.id, request.keyMode);
         return sendJson(reply, pm);
       },
     );
@@ -87,7 +87,7 @@ export const paymentMethodRoutes =
         },
       },
       async (request, reply) => {
-        const pm = await services.storedCards.remove(merchantActor(request), request.merchantId, request.params.id);
+        const pm = await services.storedCards.remove(merchantActor(request), request.merchantId, request.params.id, request.keyMode);
         return sendJson(reply, pm);
       },
     );

@@ -52,6 +52,7 @@ export const paymentRoutes =
       async (request, reply) => {
         const stored = await services.authorise.execute({
           merchantId: request.merchantId,
+          keyMode: request.keyMode,
           body: request.body,
           rawBody: request.rawBody ?? '',
           idempotencyKey: idempotencyKey(request),
@@ -67,7 +68,7 @@ export const paymentRoutes =
         schema: { tags: ['payments'], summary: 'Retrieve a payment', security: [{ secretKey: [] }], params: PaymentIdParams, response: { 200: Payment, ...problemResponses(401, 404) } },
       },
       async (request, reply) => {
-        const payment = await services.payments.get(request.merchantId, request.params.id);
+        const payment = await services.payments.get(request.merchantId, request.params.id, request.keyMode);
         return reply.header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(payment));
       },
     );
