@@ -81,7 +81,7 @@ export class Authorise {
       if (stored) rows.push(stored);
       await this.ctx.database.insert(rows);
       return { status: 201, body };
-    });
+    }, cmd.keyMode);
   }
 
   private async channelFor(merchantId: string, reference: string): Promise<ChannelsTable> {

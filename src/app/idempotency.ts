@@ -3,6 +3,7 @@ import { holdsCardNumber } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import type { Trx } from '../adapters/storage/database.js';
 import { insertRow, type RowInsert } from '../adapters/storage/compiled.js';
+import type { KeyScope } from './key-scope.js';
 import type { AppContext } from './context.js';
 
 /**
@@ -85,28 +86,32 @@ export class Idempotency {
   }
 
   /**
-   * Runs `effect` once per (merchant, key). Returns the stored response for a replay;
+   * Runs `effect` once per (merchant, key mode, key). Returns the stored response for a replay;
    * refuses a reused key with another body (422) or one still being processed (409).
    */
   async run(
     merchantId: string,
-    key: string | undefined,
+    sent: string | undefined,
     endpoint: string,
     rawBody: string,
     effect: (record: Recorder) => Promise<{ status: number; body: string }>,
+    scope: KeyScope = null,
   ): Promise<StoredResponse> {
-    if (key === undefined) {
+    if (sent === undefined) {
       const r = await effect(NOTHING_TO_RECORD);
       return { ...r, replayed: false };
     }
-    this.validateKey(key);
+    this.validateKey(sent);
+    // A sandbox key's "order-1" is not the live key's (decision 0028). Sent keys hold no space,
+    // so the namespaces never meet, and a key made before modes keeps the rows it had.
+    const key = scope === null ? sent : `${scope} ${sent}`;
     const hash = this.requestHash(endpoint, rawBody);
     const previous = await this.lookup(merchantId, key, hash, endpoint, rawBody);
     if (previous) return previous;
     // The key is stored as sent, for as long as it is remembered: one built from a card number
     // would keep that number in clear. One an earlier version stored is replayed above, until it
     // expires: refused, a retry would tempt a second payment under a new key.
-    if (holdsCardNumber(key)) {
+    if (holdsCardNumber(sent)) {
       throw new DomainError(400, 'card_number_in_text', 'Idempotency-Key looks like a card number: it is stored as sent; use an order or attempt id', '/headers/idempotency-key');
     }
     const slot = `${merchantId}\u0000${key}`;

@@ -132,7 +132,7 @@ export class Lifecycle {
         return this.takeKey(trx, record, await this.claimCapture(trx, row, amount));
       });
       return this.answer(await this.settleCapture(claimed, record), 'capture_failed', 'the acquirer refused the capture');
-    });
+    }, cmd.keyMode);
   }
 
   async void(cmd: PaymentCommand): Promise<StoredResponse> {
@@ -150,7 +150,7 @@ export class Lifecycle {
       });
       if ('withdrawn' in claimed) return { status: 200, body: claimed.withdrawn };
       return this.answer(await this.settleVoid(claimed, record), 'void_failed', 'the acquirer refused to release the authorisation');
-    });
+    }, cmd.keyMode);
   }
 
   async refund(cmd: RefundCommand): Promise<StoredResponse> {
@@ -193,7 +193,7 @@ export class Lifecycle {
       });
       const settled = await this.settleRefund(pending, record);
       return { status: 201, body: JSON.stringify(refundResource(settled)) };
-    });
+    }, cmd.keyMode);
   }
 
   async listRefunds(merchantId: string, paymentId: string, scope: KeyScope = null): Promise<{ object: 'list'; data: RefundResource[]; has_more: false }> {

@@ -65,7 +65,8 @@ export function registerAuth(app: FastifyInstance, services: Services): void {
       await sendProblem(reply, problem(request, 403, 'merchant_suspended', detail));
       return;
     }
-    const refused = limiter?.take(found.merchantId);
+    // A sandbox key's load test does not use up the live keys' share (decision 0028).
+    const refused = limiter?.take(found.mode === null ? found.merchantId : `${found.merchantId}/${found.mode}`);
     if (refused) {
       if (refused.report) request.log.warn({ merchant_id: found.merchantId, per_second: limit!.perSecond, burst: limit!.burst }, 'merchant over its request rate: answering 429 (logged once a minute a merchant)');
       // Refused before the body is read and before any Idempotency-Key is claimed: nothing was done.

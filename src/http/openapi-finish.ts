@@ -201,7 +201,7 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       }
       const rate = limits.merchantRateLimit;
       if (rate && op.security?.some((s) => 'secretKey' in s)) {
-        sometimes(429, `\`rate_limited\`: this merchant's requests (all its keys) are over ${rate.perSecond} a second, in bursts of up to ${rate.burst}; nothing was done: send it again after Retry-After, with the same Idempotency-Key`);
+        sometimes(429, `\`rate_limited\`: this merchant's requests (all its keys of this key's mode) are over ${rate.perSecond} a second, in bursts of up to ${rate.burst}; nothing was done: send it again after Retry-After, with the same Idempotency-Key`);
         responses[429]!.headers = { ...responses[429]!.headers, 'Retry-After': { description: 'Seconds until the merchant may send a request again.', required: true, schema: { type: 'string' } } };
       }
       if (op[OPTIONAL_BODY] && op.requestBody) op.requestBody.required = false;

@@ -16,6 +16,9 @@ for (const dialect of DIALECTS) {
 
     before(async () => {
       t = await startTestGateway({ dialect });
+      // Rows as earlier versions stored them (the key as sent) belong to keys from before modes:
+      // the sandbox key is made one. A key with a mode keeps its rows under its mode (decision 0028).
+      await t.gateway.services.ctx.database.db.updateTable('secret_keys').set({ mode: null }).where('merchant_id', '=', t.credentials.merchant_id).execute();
       body = await exampleBody();
     });
     after(() => t?.close());

@@ -129,6 +129,20 @@ for (const dialect of DIALECTS) {
       assert.equal((await as(liveKey, 'GET', `/payment-methods/${token}`)).statusCode, 200);
     });
 
+    it("keeps a sandbox key's Idempotency-Keys apart from the live key's", async () => {
+      const sent = async (key: string, channel: string) =>
+        postAuthorise(t, await exampleBody({ channel, reference: `same-key-${channel}` }), { 'x-secret-key': key, 'idempotency-key': 'order-shared-1' });
+      const test = await sent(sandboxKey, 'sandbox');
+      const live = await sent(liveKey, LIVE_CHANNEL);
+      assert.equal(test.statusCode, 201, test.body);
+      assert.equal(live.statusCode, 201, live.body);
+      assert.equal(live.headers['idempotent-replayed'], undefined);
+      assert.notEqual(json(live).id, json(test).id);
+      const again = await sent(liveKey, LIVE_CHANNEL);
+      assert.equal(again.headers['idempotent-replayed'], 'true');
+      assert.equal(json(again).id, json(live).id, 'the live key still replays its own');
+    });
+
     it('is made by key create --mode, sandbox unless live is asked for', async () => {
       const env: Record<string, string> = { DATA_DIR: t.dataDir, LOG_LEVEL: 'silent' };
       if (t.config.databaseUrl) env.DATABASE_URL = t.config.databaseUrl;
@@ -147,6 +161,25 @@ for (const dialect of DIALECTS) {
       assert.equal(bad.code, 2, bad.stderr);
       assert.match(bad.stderr, /--mode must be sandbox or live/);
       assertProblem(await authorise(unsaid.secret_key, LIVE_CHANNEL), 403, 'key_mode_mismatch');
+    });
+  });
+}
+
+for (const dialect of DIALECTS) {
+  describe(`the rate limit of keys with a mode (${dialect})`, () => {
+    let t: TestGateway;
+    before(async () => {
+      t = await startTestGateway({ dialect, env: { RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '2' } });
+    });
+    after(() => t?.close());
+
+    it("is the mode's: a sandbox key over it leaves the live key its own share", async () => {
+      const liveKey = (await t.gateway.services.merchants.createSecretKey(t.credentials.merchant_id, 'production', 'live')).secret_key;
+      const list = (key: string) => t.request({ method: 'GET', url: '/payments', headers: { 'x-secret-key': key } });
+      const sandbox = await Promise.all([1, 2, 3, 4].map(() => list(t.credentials.secret_key)));
+      assert.ok(sandbox.some((r) => r.statusCode === 429), sandbox.map((r) => r.statusCode).join());
+      const live = await list(liveKey);
+      assert.equal(live.statusCode, 200, live.body);
     });
   });
 }
