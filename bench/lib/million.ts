@@ -88,8 +88,8 @@ async function buildTemplates(dataDir: string, tag: string): Promise<BulkRow[]> 
       const captured: PaymentsTable = { ...authorised, status: 'captured', captured_amount: authorised.amount, expires_at: null, sequence: 3, version: 3 };
       const events = [
         p.event,
-        eventRow(ctx, authorised, 'payment.authorised', paymentResource(ctx.vault, authorised, credentials.channel, details), now),
-        eventRow(ctx, captured, 'payment.captured', paymentResource(ctx.vault, captured, credentials.channel, details), now),
+        eventRow(ctx, authorised, 'payment.authorised', paymentResource(ctx.vault, authorised, { reference: credentials.channel, mode: 'sandbox' }, details), now),
+        eventRow(ctx, captured, 'payment.captured', paymentResource(ctx.vault, captured, { reference: credentials.channel, mode: 'sandbox' }, details), now),
       ].map((e) => ({ ...e, dispatched: 1 }));
       templates.push({ payment: captured, session: { ...p.session, state: 'done' }, events });
     }

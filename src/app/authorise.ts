@@ -209,7 +209,7 @@ export class Authorise {
     // Sealed as it is written (Database.insert): on SQLite beside the event loop.
     const card = new SensitiveCard(pm.number, pm.cvc);
     const { session, redirectUrl } = newCheckoutSession(this.ctx, id, now, expiresAt);
-    const resource = paymentResource(this.ctx.vault, payment, channel.reference, details, redirectUrl);
+    const resource = paymentResource(this.ctx.vault, payment, channel, details, redirectUrl);
     const event = eventRow(this.ctx, payment, 'payment.created', resource, now);
     return { payment, card, session, event, body: JSON.stringify(resource), method };
   }

@@ -10,7 +10,7 @@ import { type Actor, writeAudit } from './audit.js';
 import { type KeyScope, channelsIn, paymentNotFound, refundNotFound } from './key-scope.js';
 import type { AppContext } from './context.js';
 import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
-import { appendPaymentEvent, applyTransition, channelReference, detailsOf, eraseCard, loadForUpdate } from './payment-transitions.js';
+import { appendPaymentEvent, applyTransition, detailsOf, eraseCard, loadForUpdate, paymentChannel } from './payment-transitions.js';
 import { queueRelease } from './releases.js';
 import { iso, type PaymentDetails, type PaymentResource, paymentResource } from './payment-resource.js';
 
@@ -327,9 +327,8 @@ export class Lifecycle {
   /** Locked; another merchant's payment, and one of the other mode than the key's, is reported exactly like a missing one. */
   private async owned(trx: Trx, merchantId: string, paymentId: string, scope: KeyScope): Promise<PaymentsTable> {
     const row = await loadForUpdate(trx, this.ctx, paymentId, merchantId);
-    // Read in the transaction: on SQLite it holds the one connection another read would wait for.
-    const otherMode = async (channelId: string) => scope !== (await trx.selectFrom('channels').select('mode').where('id', '=', channelId).executeTakeFirstOrThrow()).mode;
-    if (!row || (scope !== null && (await otherMode(row.channel_id)))) throw paymentNotFound(paymentId, scope);
+    // Read (once per channel) in the transaction: on SQLite it holds the one connection another read would wait for.
+    if (!row || (scope !== null && (await paymentChannel(trx, row.channel_id)).mode !== scope)) throw paymentNotFound(paymentId, scope);
     return row;
   }
 
@@ -498,7 +497,7 @@ export class Lifecycle {
   }
 
   private async paymentBody(ex: Trx | AppContext['database']['db'], row: PaymentsTable): Promise<string> {
-    return JSON.stringify(paymentResource(this.ctx.vault, row, await channelReference(ex, row.channel_id), withoutClaim(row)));
+    return JSON.stringify(paymentResource(this.ctx.vault, row, await paymentChannel(ex, row.channel_id), withoutClaim(row)));
   }
 
   private logRefusal(s: Settled, message: string): void {

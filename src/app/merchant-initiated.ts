@@ -12,7 +12,7 @@ import type { Recorder } from './idempotency.js';
 import { newCheckoutSession } from './authorise.js';
 import { AUTHORISATION_GRACE_MS, UNANSWERED, captureIfDue, recordAuthorisation, releaseLateApproval, retryAdviceFor } from './checkout.js';
 import { eventRow } from './events.js';
-import { applyTransition, channelReference, detailsOf, loadForUpdate } from './payment-transitions.js';
+import { type PaymentChannel, applyTransition, detailsOf, loadForUpdate, paymentChannel } from './payment-transitions.js';
 import { type PaymentDetails, paymentResource } from './payment-resource.js';
 import type { ResolvedMethod } from './stored-cards.js';
 import { insertRow, type RowInsert } from '../adapters/storage/compiled.js';
@@ -68,7 +68,7 @@ export async function settleWithoutCustomer(
   // Pending only while the acquirer answers (a hosted page's lifetime, as short as 30 s, is
   // not this payment's): the sweeper expires it only if the process died in between.
   const payment: PaymentsTable = { ...prepared.payment, customer_reference: customerReference, details: JSON.stringify(details), expires_at: prepared.payment.created_at + AUTHORISATION_GRACE_MS };
-  const ref = await channelReference(ctx.database.db, payment.channel_id);
+  const ref = await paymentChannel(ctx.database.db, payment.channel_id);
   const created = eventRow(ctx, payment, 'payment.created', paymentResource(ctx.vault, payment, ref, details), payment.created_at);
 
   if (prepared.method.expired) {
@@ -145,7 +145,7 @@ async function storedCardDeleted(db: Trx | AppContext['database']['db'], method:
 }
 
 /** The payment, committed and not yet sent to the acquirer, declined because its card was deleted. */
-async function declineDeletedCard(ctx: AppContext, paymentId: string, ref: string, record: Recorder): Promise<string> {
+async function declineDeletedCard(ctx: AppContext, paymentId: string, ref: PaymentChannel, record: Recorder): Promise<string> {
   return ctx.database.write(async (trx) => {
     const row = await loadForUpdate(trx, ctx, paymentId);
     if (!row) throw new Error(`payment ${paymentId} vanished before its acquirer call`);

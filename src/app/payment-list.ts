@@ -4,7 +4,7 @@ import { timeBound } from '../domain/time-bound.js';
 import type { PaymentStatus } from '../domain/payment-state.js';
 import type { AppContext } from './context.js';
 import { type KeyScope, channelsIn } from './key-scope.js';
-import { channelReference, detailsOf } from './payment-transitions.js';
+import { detailsOf, paymentChannel } from './payment-transitions.js';
 import { iso, paymentResource, type PaymentResource } from './payment-resource.js';
 
 export const DEFAULT_PAGE_SIZE = 20;
@@ -115,7 +115,7 @@ export class PaymentList {
     }
     const data: PaymentListItem[] = [];
     for (const row of page) {
-      data.push({ ...paymentResource(this.ctx.vault, row, await channelReference(db, row.channel_id), detailsOf(row)), timeline: timelines.get(row.id)! });
+      data.push({ ...paymentResource(this.ctx.vault, row, await paymentChannel(db, row.channel_id), detailsOf(row)), timeline: timelines.get(row.id)! });
     }
     const hasMore = rows.length > limit;
     // As GET /events gives it: a page read backwards always has older payments after it (at

@@ -2,7 +2,7 @@ import { type KeyScope, channelsIn, paymentNotFound } from './key-scope.js';
 import type { AppContext } from './context.js';
 import { checkoutUrl } from './authorise.js';
 import { PageTokens } from './page-token.js';
-import { channelReference, detailsOf } from './payment-transitions.js';
+import { detailsOf, paymentChannel } from './payment-transitions.js';
 import { paymentResource, type PaymentResource } from './payment-resource.js';
 
 export class PaymentQueries {
@@ -25,6 +25,6 @@ export class PaymentQueries {
       const session = await db.selectFrom('checkout_sessions').select('payment_id').where('payment_id', '=', row.id).executeTakeFirst();
       if (session) redirectUrl = checkoutUrl(this.ctx.config.publicUrl, this.tokens.mint(row.id));
     }
-    return paymentResource(this.ctx.vault, row, await channelReference(db, row.channel_id), detailsOf(row), redirectUrl);
+    return paymentResource(this.ctx.vault, row, await paymentChannel(db, row.channel_id), detailsOf(row), redirectUrl);
   }
 }

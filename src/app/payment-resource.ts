@@ -69,18 +69,21 @@ export interface FingerprintView {
  * The payment as merchants see it: in the API, in webhooks and in replays alike. It
  * shows BIN and last 4 at most, never anything that could rebuild the card number.
  */
-export function paymentResource(fingerprints: FingerprintView, row: PaymentsTable, channelReference: string, details: PaymentDetails, redirectUrl?: string) {
+/** `channel`: the payment's channel (its reference and mode). */
+export function paymentResource(fingerprints: FingerprintView, row: PaymentsTable, channel: { reference: string; mode: 'sandbox' | 'live' }, details: PaymentDetails, redirectUrl?: string) {
   const status = row.status as PaymentStatus;
   const fixed = fixedPaymentFields(details);
   return {
     id: row.id,
     object: 'payment' as const,
+    // Made on a live channel (decision 0028): what a sandbox key never sees.
+    livemode: channel.mode === 'live',
     status,
     amount: row.amount,
     currency: row.currency,
     amount_captured: row.captured_amount,
     amount_refunded: row.refunded_amount,
-    channel: channelReference,
+    channel: channel.reference,
     reference: row.reference,
     capture: row.capture_mode,
     capture_delay: fixed.capture_delay,

@@ -11,11 +11,31 @@ import { storedJson, unpackJson } from '../adapters/storage/packed-json.js';
 const channelReferences = new Map<string, string>();
 
 export async function channelReference(ex: Trx | AppContext['database']['db'], channelId: string): Promise<string> {
-  const known = channelReferences.get(channelId);
+  const known = channelReferences.get(channelId) ?? paymentChannels.get(channelId)?.reference;
   if (known) return known;
   const row = await ex.selectFrom('channels').select('reference').where('id', '=', channelId).executeTakeFirstOrThrow();
   channelReferences.set(channelId, row.reference);
   return row.reference;
+}
+
+/**
+ * A payment's channel as its resource names it. The reference never changes once assigned, and
+ * the mode is fixed once the channel has taken a payment (Merchants.updateChannel), so both are
+ * safe to remember for a channel asked about for a payment (only: another's mode may change).
+ */
+export interface PaymentChannel {
+  reference: string;
+  mode: 'sandbox' | 'live';
+}
+const paymentChannels = new Map<string, PaymentChannel>();
+
+export async function paymentChannel(ex: Trx | AppContext['database']['db'], channelId: string): Promise<PaymentChannel> {
+  const known = paymentChannels.get(channelId);
+  if (known) return known;
+  const row = await ex.selectFrom('channels').select(['reference', 'mode']).where('id', '=', channelId).executeTakeFirstOrThrow();
+  const channel = { reference: row.reference, mode: row.mode };
+  paymentChannels.set(channelId, channel);
+  return channel;
 }
 
 /**
@@ -81,8 +101,7 @@ export async function applyTransition(
     throw new DomainError(409, 'concurrent_modification', 'the payment was changed by another request at the same time; fetch it and retry if still needed');
   }
   if (opts.silent) return next;
-  const ref = await channelReference(trx, row.channel_id);
-  const resource = paymentResource(ctx.vault, next, ref, details);
+  const resource = paymentResource(ctx.vault, next, await paymentChannel(trx, row.channel_id), details);
   await appendEvent(trx, ctx, next, opts.eventType ?? eventTypeFor(to), opts.eventObject?.(resource) ?? resource, now);
   for (const extra of opts.extraEvents ?? []) await appendEvent(trx, ctx, next, extra.type, extra.object, now);
   return next;
@@ -104,7 +123,7 @@ export async function appendPaymentEvent(trx: Trx, ctx: AppContext, row: Payment
   if (Number(res.numUpdatedRows) !== 1) {
     throw new DomainError(409, 'concurrent_modification', 'the payment was changed by another request at the same time; fetch it and retry if still needed');
   }
-  const resource = paymentResource(ctx.vault, next, await channelReference(trx, row.channel_id), detailsOf(next));
+  const resource = paymentResource(ctx.vault, next, await paymentChannel(trx, row.channel_id), detailsOf(next));
   await appendEvent(trx, ctx, next, type, object(resource), now);
   return next;
 }

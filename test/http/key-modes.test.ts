@@ -118,6 +118,24 @@ for (const dialect of DIALECTS) {
       assert.equal((await as(liveKey, 'GET', `/events/${liveEvents[0]}`)).statusCode, 200);
     });
 
+    it('marks payments, in every answer and event, with livemode', async () => {
+      assert.equal(json(await as(liveKey, 'GET', `/payment/${livePayment}`)).livemode, true);
+      assert.equal(json(await as(sandboxKey, 'GET', `/payment/${sandboxPayment}`)).livemode, false);
+      const listed = json(await as(legacyKey, 'GET', '/payments?limit=100')).data as Array<{ id: string; livemode: boolean }>;
+      assert.equal(listed.find((p) => p.id === livePayment)?.livemode, true);
+      assert.equal(listed.find((p) => p.id === sandboxPayment)?.livemode, false);
+      const created = json(await authorise(liveKey, LIVE_CHANNEL));
+      assert.equal(created.livemode, true);
+      for (const [key, payment, livemode] of [
+        [liveKey, livePayment, true],
+        [sandboxKey, sandboxPayment, false],
+      ] as const) {
+        const events = json(await as(key, 'GET', `/events?payment=${payment}`)).data as Array<{ type: string; data: { object: { livemode?: boolean } } }>;
+        assert.ok(events.length > 1);
+        for (const e of events) assert.equal(e.data.object.livemode, livemode, e.type);
+      }
+    });
+
     it('shows and deletes a stored card only to keys of the mode that stored it', async () => {
       const live = await payByCard(t, { key: liveKey, channel: LIVE_CHANNEL, customer: 'cust-modes' });
       const token = live.payment_method.token as string;

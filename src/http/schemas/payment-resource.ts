@@ -26,6 +26,7 @@ export const Payment = Type.Object(
   {
     id: Type.String({ description: 'pay_…' }),
     object: Type.Literal('payment'),
+    livemode: Type.Boolean({ description: 'true for a payment on a live channel, false on a sandbox one. A sandbox secret key (sk_test_…) sees only payments with false, a live key (sk_live_…) only true ones.' }),
     status: Type.Union(PAYMENT_STATUSES.map((s) => Type.Literal(s))),
     amount: Type.Integer({ description: 'Authorised amount in minor units.' }),
     currency: Type.String(),
