@@ -1,4 +1,4 @@
-import { type SelectQueryBuilder, sql } from 'kysely';
+import { type ExpressionBuilder, type SelectQueryBuilder, sql } from 'kysely';
 import type { Static } from '@sinclair/typebox';
 import { DomainError, type FieldError, underPointer } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
@@ -222,10 +222,12 @@ async function paymentIsLive(trx: Trx, paymentId: string): Promise<boolean> {
 /** In an upsert of payment_methods: the presented expiry is after the stored one. */
 const LATER_EXPIRY = sql<boolean>`excluded.exp_year * 12 + excluded.exp_month > payment_methods.exp_year * 12 + payment_methods.exp_month`;
 
-export function paymentMethodResource(fingerprints: FingerprintView, row: PaymentMethodsTable, now: number) {
+/** `livemode`: stored by a live payment (its agreement is on a live channel). */
+export function paymentMethodResource(fingerprints: FingerprintView, row: PaymentMethodsTable, now: number, livemode: boolean) {
   return {
     id: row.id,
     object: 'payment_method' as const,
+    livemode,
     type: 'card' as const,
     customer_reference: row.customer_reference,
     card: {
@@ -248,6 +250,16 @@ export function paymentMethodResource(fingerprints: FingerprintView, row: Paymen
 
 export type PaymentMethodResource = ReturnType<typeof paymentMethodResource>;
 
+/** The mode of the card's agreement (its initial payment's channel): the mode that stored it. */
+function agreementMode(eb: ExpressionBuilder<Schema, 'payment_methods'>) {
+  return eb
+    .selectFrom('payments')
+    .innerJoin('channels', 'channels.id', 'payments.channel_id')
+    .select('channels.mode')
+    .whereRef('payments.id', '=', 'payment_methods.initial_payment_id')
+    .as('agreement_mode');
+}
+
 /** A merchant's view of its customers' stored cards. */
 export class StoredCards {
   constructor(private readonly ctx: AppContext) {}
@@ -261,16 +273,17 @@ export class StoredCards {
       this.ctx.database.db.selectFrom('payment_methods').selectAll().where('merchant_id', '=', merchantId).where('customer_reference', '=', customerReference).where('deleted_at', 'is', null),
       scope,
     )
+      .select(agreementMode)
       .orderBy('id')
       .execute();
     const now = this.ctx.clock.now();
-    return rows.map((r) => paymentMethodResource(this.ctx.vault, r, now));
+    return rows.map((r) => paymentMethodResource(this.ctx.vault, r, now, r.agreement_mode === 'live'));
   }
 
   async get(merchantId: string, id: string, scope: KeyScope = null): Promise<PaymentMethodResource> {
-    const row = await this.inScope(this.ctx.database.db.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId), scope).executeTakeFirst();
+    const row = await this.inScope(this.ctx.database.db.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId), scope).select(agreementMode).executeTakeFirst();
     if (!row) throw paymentMethodNotFound(id, '/params/id');
-    return paymentMethodResource(this.ctx.vault, row, this.ctx.clock.now());
+    return paymentMethodResource(this.ctx.vault, row, this.ctx.clock.now(), row.agreement_mode === 'live');
   }
 
   /**
@@ -283,7 +296,7 @@ export class StoredCards {
   async remove(actor: Actor, merchantId: string, id: string, scope: KeyScope = null): Promise<PaymentMethodResource> {
     const now = this.ctx.clock.now();
     const row = await this.ctx.database.transaction(async (trx) => {
-      const found = await this.inScope(trx.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId), scope).executeTakeFirst();
+      const found = await this.inScope(trx.selectFrom('payment_methods').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId), scope).select(agreementMode).executeTakeFirst();
       if (!found) throw paymentMethodNotFound(id, '/params/id');
       if (found.deleted_at !== null) return found;
       const erased = { kek_id: null, wrapped_dek: null, pan_ct: null, deleted_at: now, updated_at: now };
@@ -299,7 +312,7 @@ export class StoredCards {
       this.ctx.database.shredErased();
       return { ...found, ...erased };
     });
-    return paymentMethodResource(this.ctx.vault, row, now);
+    return paymentMethodResource(this.ctx.vault, row, now, row.agreement_mode === 'live');
   }
 
   private inScope<Q extends SelectQueryBuilder<Schema, 'payment_methods', PaymentMethodsTable>>(query: Q, scope: KeyScope): Q {

@@ -144,6 +144,11 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(json(await as(sandboxKey, 'GET', '/customers/cust-modes/payment-methods')).data, []);
       const listed = json(await as(liveKey, 'GET', '/customers/cust-modes/payment-methods')).data as Array<{ id: string }>;
       assert.deepEqual(listed.map((pm) => pm.id), [token]);
+      assert.equal(json(await as(liveKey, 'GET', `/payment-methods/${token}`)).livemode, true);
+      const test = await payByCard(t, { key: sandboxKey, channel: 'sandbox', customer: 'cust-modes', number: '5555555555554444' });
+      const shown = json(await as(legacyKey, 'GET', '/customers/cust-modes/payment-methods')).data as Array<{ id: string; livemode: boolean }>;
+      assert.deepEqual(shown.map((pm) => [pm.id, pm.livemode]).sort(), [[token, true], [test.payment_method.token, false]].sort());
+      assert.equal(json(await as(sandboxKey, 'DELETE', `/payment-methods/${test.payment_method.token}`)).livemode, false);
       assert.equal((await as(liveKey, 'GET', `/payment-methods/${token}`)).statusCode, 200);
     });
 

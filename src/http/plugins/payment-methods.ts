@@ -10,6 +10,7 @@ const PaymentMethod = Type.Object(
   {
     id: Type.String({ description: 'pm_…: use it as `{"type": "token", "token": "pm_…"}` in POST /payment/authorise.' }),
     object: Type.Literal('payment_method'),
+    livemode: Type.Boolean({ description: 'true for a card stored by a payment on a live channel (its agreement, initial_payment_id, is live). A sandbox secret key (sk_test_…) sees only cards with false, a live key only true ones.' }),
     type: Type.Literal('card'),
     customer_reference: Type.String(),
     card: Type.Object({
