@@ -44,7 +44,7 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(keys, [{ kek_id: active, check_ct: null }], "a finished payment's card, erased by 015, does not count");
     });
 
-    it('leaves the secret keys made before 020 without a mode: they act on sandbox and live as before', async () => {
+    it('leaves the secret keys made before 023 without a mode: they act on sandbox and live as before', async () => {
       const keys = await t.gateway.services.ctx.database.db.selectFrom('secret_keys').select('mode').execute();
       assert.deepEqual(keys, [{ mode: null }]);
       assert.equal((await t.request({ method: 'GET', url: `/payment/${open}` })).statusCode, 200, 'the sandbox key still works');

@@ -18,8 +18,8 @@ import * as m016 from './016-hmac-key-check.js';
 import * as m017 from './017-notify-defaults.js';
 import * as m018 from './018-channel-support-email.js';
 import * as m019 from './019-merchant-suspension.js';
-import * as m020 from './020-key-modes.js';
 import * as m022 from './022-live-agreements.js';
+import * as m023 from './023-key-modes.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
 const all: Record<string, Migration> = {
@@ -42,8 +42,8 @@ const all: Record<string, Migration> = {
   '017-notify-defaults': m017,
   '018-channel-support-email': m018,
   '019-merchant-suspension': m019,
-  '020-key-modes': m020,
   '022-live-agreements': m022,
+  '023-key-modes': m023,
 };
 
 export const migrationProvider: MigrationProvider = {
