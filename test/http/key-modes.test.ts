@@ -39,7 +39,7 @@ for (const dialect of DIALECTS) {
       sandboxKey = t.credentials.secret_key;
       liveKey = (await m.createSecretKey(merchantId, 'production', 'live')).secret_key;
       const legacy = await m.createSecretKey(merchantId, 'from before modes');
-      // As migration 020 leaves a key made before it.
+      // As migration 023 leaves a key made before it.
       await t.gateway.services.ctx.database.db.updateTable('secret_keys').set({ mode: null }).where('id', '=', legacy.id).execute();
       legacyKey = legacy.secret_key;
       sandboxPayment = await finished(await authorise(sandboxKey, 'sandbox'));
@@ -95,6 +95,13 @@ for (const dialect of DIALECTS) {
       assert.equal(json(live).status, 'authorised', 'the sandbox key moved nothing');
       assert.equal((await as(liveKey, 'POST', `/payment/${livePayment}/capture`, {})).statusCode, 200);
       assert.equal((await as(sandboxKey, 'POST', `/payment/${sandboxPayment}/void`, {})).statusCode, 200);
+      // A refund, read back by its own id, is its payment's mode's too.
+      const refund = await as(liveKey, 'POST', `/payment/${livePayment}/refund`, { amount: 100 });
+      assert.equal(refund.statusCode, 201, refund.body);
+      const refundUrl = String(refund.headers.location);
+      assert.equal((await as(liveKey, 'GET', refundUrl)).statusCode, 200);
+      assert.equal((await as(legacyKey, 'GET', refundUrl)).statusCode, 200);
+      assertProblem(await as(sandboxKey, 'GET', refundUrl), 404, 'refund_not_found', '/params/id');
     });
 
     it("lists only the key's mode's payments and events", async () => {
@@ -132,7 +139,8 @@ for (const dialect of DIALECTS) {
       ] as const) {
         const events = json(await as(key, 'GET', `/events?payment=${payment}`)).data as Array<{ type: string; data: { object: { livemode?: boolean } } }>;
         assert.ok(events.length > 1);
-        for (const e of events) assert.equal(e.data.object.livemode, livemode, e.type);
+        // Refunds' objects (refund.*) carry no livemode: their payment's says it.
+        for (const e of events.filter((e) => e.type.startsWith('payment.'))) assert.equal(e.data.object.livemode, livemode, e.type);
       }
     });
 
