@@ -46,10 +46,14 @@ export async function writeAudit(ctx: Pick<AppContext, 'newId' | 'clock'>, ex: K
     .execute();
 }
 
-/** The newest audit rows first, of one merchant or of everything (vault rotations have no merchant). */
-export async function auditTrail(ctx: AppContext, merchantId?: string, limit = 50) {
+/**
+ * The newest audit rows first, of one merchant or of everything (vault rotations have no
+ * merchant), and only actions beginning with `actionPrefix` when given.
+ */
+export async function auditTrail(ctx: AppContext, merchantId?: string, limit = 50, actionPrefix?: string) {
   let q = ctx.database.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(limit);
   if (merchantId !== undefined) q = q.where('merchant_id', '=', merchantId);
+  if (actionPrefix !== undefined) q = q.where('action', 'like', `${actionPrefix}%`);
   const rows = await q.execute();
   return rows.map((r) => ({ ...r, at: new Date(r.at).toISOString(), detail: r.detail === null ? null : (JSON.parse(r.detail) as unknown) }));
 }
@@ -58,7 +62,7 @@ export async function auditTrail(ctx: AppContext, merchantId?: string, limit = 5
  * auditTrail for a person: the read is itself audited first (PCI DSS 10.2.1.3, access to the
  * audit logs), so the reader finds their own look at the top.
  */
-export async function readAuditTrail(ctx: AppContext, actor: Actor, merchantId?: string, limit = 50) {
+export async function readAuditTrail(ctx: AppContext, actor: Actor, merchantId?: string, limit = 50, actionPrefix?: string) {
   await writeAudit(ctx, ctx.database.db, { actor, action: 'audit_log.read', merchantId: merchantId ?? null, target: merchantId ?? null, outcome: 'success', detail: null });
-  return auditTrail(ctx, merchantId, limit);
+  return auditTrail(ctx, merchantId, limit, actionPrefix);
 }

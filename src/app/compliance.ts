@@ -490,10 +490,14 @@ export class Compliance {
     return view;
   }
 
-  /** The operator's view: the merchant's status and its recent audit trail (a read itself audited). */
+  /**
+   * The operator's view: the merchant's status and its recent compliance audit rows (a read
+   * itself audited). Only `compliance.*`: the merchant's keys write a row for every capture,
+   * void and refund, which would push a busy merchant's uploads and reviews out of the page.
+   */
   async show(actor: Actor, merchantId: string) {
     await this.requireMerchant(merchantId);
-    return { ...(await this.status(merchantId)), audit_log: await readAuditTrail(this.ctx, actor, merchantId) };
+    return { ...(await this.status(merchantId)), audit_log: await readAuditTrail(this.ctx, actor, merchantId, 50, 'compliance.') };
   }
 
   /**

@@ -57,7 +57,7 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
   audit list [--merchant ID]              the newest 100 audit rows: keys, channels, secrets, vault, compliance, payment looks,
                                           merchants' captures, voids, refunds and stored-card deletions
   compliance list                         PCI DSS submissions waiting for review
-  compliance show MERCHANT_ID             status, documents and audit trail
+  compliance show MERCHANT_ID             status, documents and compliance audit rows
   compliance approve MERCHANT_ID [--documents DOC_ID,...]
                                           approve the submission (valid a year, at most a year after the SAQ or AOC);
                                           with --documents, only if exactly those documents wait for review

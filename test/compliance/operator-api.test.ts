@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, freePort, type TestGateway } from '../support/gateway.js';
 import { startServer, type ServerProcess } from '../support/process.js';
 import { assertProblem } from '../support/http.js';
-import { OPERATOR_TOKEN, startComplianceGateway } from './fixtures.js';
+import { writeAudit } from '../../src/app/audit.js';
+import { OPERATOR_TOKEN, dateDaysAgo, declareVolume, expectStatus, operator, startComplianceGateway, upload } from './fixtures.js';
 
 const bearer = { authorization: `Bearer ${OPERATOR_TOKEN}` };
 
@@ -127,3 +128,29 @@ describe("the operator API on its own port: npm start's command", () => {
     server = undefined;
   });
 });
+
+for (const dialect of DIALECTS) {
+  describe(`the compliance view's audit trail of a busy merchant (${dialect})`, () => {
+    let t: TestGateway;
+    before(async () => {
+      t = await startComplianceGateway(dialect);
+    });
+    after(() => t?.close());
+
+    it("keeps the merchant's compliance rows, however many captures and refunds its keys asked for since", async () => {
+      const merchantId = t.credentials.merchant_id;
+      await expectStatus(declareVolume(t, 5000), 200);
+      await expectStatus(upload(t, { type: 'asv_scan', date: dateDaysAgo(t, 20) }), 201);
+      // A day of a busy shop's refunds, as Lifecycle audits each with the key that asked.
+      const ctx = t.gateway.services.ctx;
+      for (let i = 0; i < 60; i++) {
+        await writeAudit(ctx, ctx.database.db, { actor: { who: `merchant:${merchantId}/key_x`, from: 'ip:127.0.0.1' }, action: 'payment.refund', merchantId, target: `pay_${i}`, outcome: 'success', detail: { amount: 100 } });
+      }
+      const shown = await expectStatus(operator(t, 'GET', `/operator/compliance/merchants/${merchantId}`), 200);
+      const actions = (shown.json().audit_log as Array<{ action: string }>).map((r) => r.action);
+      assert.ok(actions.includes('compliance.document.upload'), actions.join(', '));
+      assert.ok(actions.includes('compliance.volume.declare'), actions.join(', '));
+      assert.ok(!actions.includes('payment.refund'), actions.join(', '));
+    });
+  });
+}
