@@ -23,7 +23,21 @@ const CLOSED_STATUSES: readonly string[] = ['voiding', 'voided', 'refunded'];
  * no-show) owes the one payment it carries on: its state and its age. Each refusal is
  * a 422 on `previous_payment_id`, before anything is written or sent to the acquirer.
  */
-export function checkIndustryPractice(data: PaymentData, prev: PaymentsTable, prevDetails: PaymentDetails, payment: PaymentsTable, now: number): void {
+/**
+ * When the transaction a chain of one industry practice carries on began: a resubmission of a
+ * resubmission still retries the first decline, a delayed charge after a delayed charge still
+ * follows the one stay. Kept in each such payment's details (industry_practice_since), so a
+ * chain cannot restart its clock by naming its own last link.
+ */
+function chainStart(usage: 'resubmission' | 'delayed_charge', prevDetails: PaymentDetails, own: number): number {
+  return prevDetails.payment_data.industry_usage === usage ? (prevDetails.industry_practice_since ?? own) : own;
+}
+
+/**
+ * Checks an industry-practice MIT against the payment it names; returns, for a resubmission or
+ * delayed charge, when the chain it continues began (kept in the new payment's details).
+ */
+export function checkIndustryPractice(data: PaymentData, prev: PaymentsTable, prevDetails: PaymentDetails, payment: PaymentsTable, now: number): number | undefined {
   const previousId = prev.id;
   const refuse = (code: string, message: string) => new DomainError(422, code, message, '/payment_data/previous_payment_id');
   const usage = data.industry_usage;
@@ -43,15 +57,16 @@ export function checkIndustryPractice(data: PaymentData, prev: PaymentsTable, pr
     if (payment.amount > prev.amount) {
       throw new DomainError(422, 'resubmission_amount_exceeds_declined', `a resubmission asks again for what payment ${previousId} was declined, ${formatAmount(prev.amount, prev.currency)}, and no more`, '/amount');
     }
-    tooLate(refuse, 'resubmission', previousId, 'its decline', prev.created_at, now);
-    return;
+    const since = chainStart('resubmission', prevDetails, prev.created_at);
+    tooLate(refuse, 'resubmission', previousId, 'the first decline it retries', since, now);
+    return since;
   }
   if (prev.authorised_at === null) {
     throw refuse('initial_payment_not_authorised', `payment ${previousId} was never approved (status "${prev.status}"), so it set up no agreement to charge under`);
   }
   // A no-show follows a reservation's guarantee, often a verification the merchant voided at
   // once: the guarantee still stands, so its state is not checked.
-  if (usage !== 'delayed_charge' && usage !== 'reauthorisation') return;
+  if (usage !== 'delayed_charge' && usage !== 'reauthorisation') return undefined;
   if (CLOSED_STATUSES.includes(prev.status)) {
     const what = usage === 'delayed_charge' ? 'delayed charge' : 'reauthorisation';
     throw refuse('industry_usage_payment_closed', `payment ${previousId} is "${prev.status}": the sale it was for was released or wholly refunded, so no ${what} can follow it; charge under an agreement (a "-subsequent" payment_sub_type) or ask the customer`);
@@ -60,8 +75,11 @@ export function checkIndustryPractice(data: PaymentData, prev: PaymentsTable, pr
     if (prev.captured_amount === 0) {
       throw refuse('delayed_charge_requires_captured_payment', `a delayed charge adds to a payment that was charged, and payment ${previousId} is "${prev.status}" with nothing captured: capture it, or reauthorise it with industry_usage "reauthorisation"`);
     }
-    tooLate(refuse, 'delayed_charge', previousId, 'its approval', prev.authorised_at, now);
+    const since = chainStart('delayed_charge', prevDetails, prev.authorised_at);
+    tooLate(refuse, 'delayed_charge', previousId, 'the approval it follows', since, now);
+    return since;
   }
+  return undefined;
 }
 
 function tooLate(refuse: (code: string, message: string) => DomainError, usage: keyof typeof INDUSTRY_USAGE_MAX_AGE_DAYS, previousId: string, since: string, at: number, now: number): void {

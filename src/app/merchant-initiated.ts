@@ -56,8 +56,9 @@ export async function settleWithoutCustomer(
   const details = detailsOf(prepared.payment);
   let customerReference = prepared.payment.customer_reference;
   if (prepared.payment.payment_type === 'mit') {
-    const { passed, agreement, customer } = await networkReferences(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
+    const { passed, agreement, customer, since } = await networkReferences(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
     if (passed !== undefined) details.initial_network_reference = passed;
+    if (since !== undefined) details.industry_practice_since = since;
     if (agreement !== passed && agreement !== undefined) details.agreement_network_reference = agreement;
     // Raw card data naming no customer charges the named payment's customer: listed under them, as a token's payment is.
     if (customerReference === null && customer !== null) {
@@ -208,7 +209,7 @@ async function stepUp(trx: Trx, ctx: AppContext, row: PaymentsTable, card: Sensi
  * which passes the named payment's own. A bare previous_network_reference may come from
  * another acquirer and is taken as given.
  */
-async function networkReferences(ctx: AppContext, merchantId: string, data: PaymentData, payment: PaymentsTable): Promise<{ passed: string | undefined; agreement: string | undefined; customer: string | null }> {
+async function networkReferences(ctx: AppContext, merchantId: string, data: PaymentData, payment: PaymentsTable): Promise<{ passed: string | undefined; agreement: string | undefined; customer: string | null; since?: number }> {
   const previousId = data.previous_payment_id;
   if (previousId === undefined) return { passed: data.previous_network_reference, agreement: data.previous_network_reference, customer: null };
   const refuse = (code: string, message: string) => new DomainError(422, code, message, '/payment_data/previous_payment_id');
@@ -247,8 +248,8 @@ async function networkReferences(ctx: AppContext, merchantId: string, data: Paym
     const advice = isCurrency(prev.currency) ? `send currency ${prev.currency}` : `${prev.currency} is no longer accepted (withdrawn from ISO 4217), so no industry-practice payment can follow it`;
     throw new DomainError(422, 'industry_usage_currency_mismatch', `industry_usage "${data.industry_usage}" carries on payment ${previousId}, which is in ${prev.currency}: ${advice}`, '/currency');
   }
-  if (data.industry_usage !== 'none') checkIndustryPractice(data, prev, prevDetails, payment, ctx.clock.now());
-  else if (prev.authorised_at === null) {
+  const since = data.industry_usage !== 'none' ? checkIndustryPractice(data, prev, prevDetails, payment, ctx.clock.now()) : undefined;
+  if (data.industry_usage === 'none' && prev.authorised_at === null) {
     throw refuse('initial_payment_not_authorised', `payment ${previousId} was never approved (status "${prev.status}"), so it set up no agreement to charge under`);
   }
   if (isSubsequent(data.payment_sub_type)) {
@@ -283,5 +284,5 @@ async function networkReferences(ctx: AppContext, merchantId: string, data: Paym
       '/payment_data/previous_network_reference',
     );
   }
-  return { passed: initial ?? given, agreement: agreement ?? given, customer: prev.customer_reference };
+  return { passed: initial ?? given, agreement: agreement ?? given, customer: prev.customer_reference, since };
 }

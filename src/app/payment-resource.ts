@@ -19,6 +19,8 @@ export interface PaymentDetails {
   initial_network_reference?: string;
   /** An industry-practice MIT's agreement's initial reference, where it passed another one (initial_network_reference) on. */
   agreement_network_reference?: string;
+  /** A resubmission's or delayed charge's chain start (industry-practice.ts): never shown, it bounds the next link's age. */
+  industry_practice_since?: number;
 }
 
 /**

@@ -488,15 +488,22 @@ for (const dialect of DIALECTS) {
       const declined = await payByCard(t, { customer: 'cust-practice', number: '4000000000009995', store: false });
       const resubmit = () => mit(t, { method: card, previous_payment_id: declined.id, industry_usage: 'resubmission', sub_type: 'one-off', amount: declined.amount });
       t.clock.advance(14 * DAY);
-      assert.equal(json(await resubmit()).decline_code, 'insufficient_funds');
+      const retried = json(await resubmit());
+      assert.equal(retried.decline_code, 'insufficient_funds');
       t.clock.advance(1000);
       const late = expectProblem(await resubmit(), 422, 'industry_usage_too_late');
       assert.equal(late.param, '/payment_data/previous_payment_id');
       assert.match(late.detail, /14 days/);
+      // A chain of retries counts from the first decline: naming the last retry starts no new 14 days.
+      const chained = expectProblem(await mit(t, { method: card, previous_payment_id: retried.id as string, industry_usage: 'resubmission', sub_type: 'one-off', amount: declined.amount }), 422, 'industry_usage_too_late');
+      assert.match(chained.detail, /14 days/);
       t.clock.advance(90 * DAY - 14 * DAY - 2000);
-      assert.equal(json(await practice('delayed_charge', partly.id)).status, 'captured');
+      const added = json(await practice('delayed_charge', partly.id));
+      assert.equal(added.status, 'captured');
       t.clock.advance(2000);
       assert.match((await refused('delayed_charge', partly.id, 'industry_usage_too_late')).detail, /90 days/);
+      // So does a delayed charge naming the last one: the stay it follows ended as long ago.
+      assert.match((await refused('delayed_charge', added.id as string, 'industry_usage_too_late')).detail, /90 days/);
     });
 
     it('is not expired while the acquirer takes longer than a hosted page lives, and an approval after expiry is given back', async () => {
