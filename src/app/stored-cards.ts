@@ -57,7 +57,7 @@ async function usableStoredCard(ctx: AppContext, merchantId: string, id: string)
 
 /**
  * Whether a payment on a live channel stored this card. The card's agreement (its initial
- * payment) is the live payment once one stored it (`agreementTurnsLive`, and migration 022
+ * payment) is the live payment once one stored it (`storeCardOnApproval`, and migration 022
  * for cards stored again live before that), so one read by primary key tells, however many
  * payments the card or its customer has made.
  */

@@ -145,7 +145,11 @@ for (const dialect of DIALECTS) {
         let rings = 0;
         t.gateway.services.outbox.subscribe(() => rings++);
         await warmCache(t);
-        const authorise = async () => assert.equal((await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() })).statusCode, 201);
+        const authorise = async () => {
+          assert.equal((await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() })).statusCode, 201);
+          // The bell rings once the answer is written (setImmediate after onSend).
+          await new Promise((r) => setImmediate(r));
+        };
 
         await authorise();
         assert.equal(rings, 0, 'nobody takes payment.created: nothing for a pass to find');
