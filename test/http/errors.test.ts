@@ -3,6 +3,7 @@ import { createLogger } from '../../src/logger.js';
 import { after, before, describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
+import { authoriseAndHangUp } from '../support/hang-up.js';
 import { connect, type Socket } from 'node:net';
 import { Dispatcher } from '../../src/workers/dispatcher.js';
 import { gzipSync } from 'node:zlib';
@@ -393,31 +394,7 @@ describe('the access log', () => {
     const token = 'op_' + 'h'.repeat(40);
     const t = await startTestGateway({ log, env: { OPERATOR_TOKEN: token } });
     try {
-      const base = new URL(await t.listen());
-      // The answer is held once the payment is committed, until the client is gone (a timeout on its side).
-      const authorise = t.gateway.services.authorise;
-      const execute = authorise.execute.bind(authorise);
-      let committed!: () => void;
-      const written = new Promise<void>((ok) => (committed = ok));
-      let release!: () => void;
-      const hangUp = new Promise<void>((ok) => (release = ok));
-      authorise.execute = async (...args) => {
-        const stored = await execute(...args);
-        committed();
-        await hangUp;
-        return stored;
-      };
-      const body = JSON.stringify(await exampleBody());
-      const socket = connect(Number(base.port), base.hostname);
-      socket.on('error', () => {});
-      socket.write(`POST /payment/authorise HTTP/1.1\r\nhost: ${base.host}\r\ncontent-type: application/json\r\nx-secret-key: ${t.credentials.secret_key}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-      await written;
-      socket.destroy();
-      await new Promise<void>((ok) => {
-        const check = () => t.app.server.getConnections((_e, n) => (n === 0 ? ok() : setTimeout(check, 10)));
-        check();
-      });
-      release();
+      await authoriseAndHangUp(t);
       const deadline = Date.now() + 5_000;
       while (!lines.some((l) => l.req?.url === '/payment/authorise') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const line = lines.find((l) => l.req?.url === '/payment/authorise');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { DIALECTS, exampleBody, startTestGateway } from '../support/gateway.js';
+import { authoriseAndHangUp } from '../support/hang-up.js';
 import { Receiver, registerEndpoint, waitFor } from './support.js';
 
 for (const dialect of DIALECTS) {
@@ -64,31 +64,7 @@ for (const dialect of DIALECTS) {
       try {
         const endpoint = await registerEndpoint(t, r.url, { events: ['payment.created'] });
         r.secrets = [endpoint.secret];
-        const base = new URL(await t.listen());
-        // The answer is held once the payment is committed, until the client is gone.
-        const authorise = t.gateway.services.authorise;
-        const execute = authorise.execute.bind(authorise);
-        let committed!: () => void;
-        const written = new Promise<void>((ok) => (committed = ok));
-        let release!: () => void;
-        const hangUp = new Promise<void>((ok) => (release = ok));
-        authorise.execute = async (...args) => {
-          const stored = await execute(...args);
-          committed();
-          await hangUp;
-          return stored;
-        };
-        const body = JSON.stringify(await exampleBody());
-        const socket = connect(Number(base.port), base.hostname);
-        socket.on('error', () => {});
-        socket.write(
-          `POST /payment/authorise HTTP/1.1\r\nhost: ${base.host}\r\ncontent-type: application/json\r\n` +
-            `x-secret-key: ${t.credentials.secret_key}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-        );
-        await written;
-        socket.destroy();
-        await waitFor('the server to see the connection closed', () => new Promise<boolean>((ok) => t.app.server.getConnections((_e, n) => ok(n === 0))));
-        release();
+        await authoriseAndHangUp(t);
         await waitFor('payment.created at the receiver', () => r.received.length === 1, 5_000);
         assert.equal(r.received[0]!.type, 'payment.created');
       } finally {
