@@ -241,7 +241,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
       servers: [{ url: services.ctx.config.publicUrl }],
       components: {
         securitySchemes: {
-          secretKey: { type: 'apiKey', in: 'header', name: 'X-Secret-Key', description: 'Your secret key, sk_ followed by 32 hex digits.' },
+          secretKey: { type: 'apiKey', in: 'header', name: 'X-Secret-Key', description: 'Your secret key: sk_test_ (sandbox) or sk_live_ (live) followed by 32 hex digits; keys made before modes are sk_ and 32 hex digits and act on both.' },
         },
       },
     },
