@@ -13,7 +13,7 @@ import type { AppContext } from './context.js';
 import { detailsOf } from './payment-transitions.js';
 import { type FingerprintView, iso } from './payment-resource.js';
 import { inKeyBatches } from './key-batches.js';
-import { type KeyScope, channelsIn } from './key-scope.js';
+import type { KeyScope } from './key-scope.js';
 
 export type CardMethodBody = Static<typeof CardMethod>;
 
@@ -317,8 +317,17 @@ export class StoredCards {
 
   private inScope<Q extends SelectQueryBuilder<Schema, 'payment_methods', PaymentMethodsTable>>(query: Q, scope: KeyScope): Q {
     if (scope === null) return query;
-    const db = this.ctx.database.db;
-    return query.where('payment_methods.initial_payment_id', 'in', db.selectFrom('payments').select('payments.id').where('payments.channel_id', 'in', channelsIn(db, scope))) as Q;
+    // The card's own agreement, by primary key: an IN over the mode's payments read them all.
+    return query.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('payments')
+          .innerJoin('channels', 'channels.id', 'payments.channel_id')
+          .select('payments.id')
+          .whereRef('payments.id', '=', 'payment_methods.initial_payment_id')
+          .where('channels.mode', '=', scope),
+      ),
+    ) as Q;
   }
 
   /** Re-wraps stored cards' data keys under the active KEK (for the KEK rotation command), `batch` to a transaction. */
