@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { MerchantRateLimiter } from '../../src/http/merchant-rate-limit.js';
 import { createLogger } from '../../src/logger.js';
@@ -66,7 +67,7 @@ for (const dialect of DIALECTS) {
       const body = await exampleBody();
       const headers = { 'idempotency-key': `rate-${dialect}-${Date.now()}` };
       let refused = await postAuthorise(t, body, headers);
-      while (refused.statusCode === 201) refused = await postAuthorise(t, await exampleBody(), { 'idempotency-key': `filler-${Math.random()}` });
+      while (refused.statusCode === 201) refused = await postAuthorise(t, await exampleBody(), { 'idempotency-key': `filler-${randomUUID()}` });
       assertProblem(refused, 429, 'rate_limited');
       await new Promise((resolve) => setTimeout(resolve, Number(refused.headers['retry-after']) * 1000));
       const taken = await postAuthorise(t, body, headers);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
@@ -36,7 +37,7 @@ if (DIALECTS.includes('postgres')) {
       await drop?.();
     });
 
-    const authorise = async () => postAuthorise(t, await exampleBody(), { 'idempotency-key': `k-${Math.random()}` });
+    const authorise = async () => postAuthorise(t, await exampleBody(), { 'idempotency-key': `k-${randomUUID()}` });
 
     /** The request's answer and how long it took. */
     async function timed(fn: () => Promise<LightMyRequestResponse>): Promise<{ res: LightMyRequestResponse; ms: number }> {
