@@ -272,4 +272,42 @@ describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
       await tab.close();
     }
   });
+
+  it("heads a finished payment's page with what happened, not the Pay heading of the payment still to make", async () => {
+    const token = (url: string) => new URL(url).pathname.split('/')[2]!;
+    const cancelled = await pay('4000000000003220');
+    await t.gateway.services.checkout.cancel(token(cancelled.redirect_url));
+    const declined = await pay('4000000000000002');
+    await t.gateway.services.checkout.complete(token(declined.redirect_url));
+    const expired = await pay('4000000000003220');
+    t.clock.advance(t.config.hostedPageTtlMs + 1_000);
+    const tab = await openTab(browser);
+    try {
+      for (const [p, heading] of [
+        [cancelled, 'Payment cancelled'],
+        [declined, 'Payment declined'],
+        [expired, 'Payment link expired'],
+      ] as const) {
+        await tab.page.goto(p.redirect_url);
+        assert.deepEqual(await tab.page.locator('h1').allTextContents(), [heading]);
+        // Whom it was for is still on the page, under the heading.
+        assert.match((await tab.page.locator('.merchant').textContent())!, /Shop a11y/);
+      }
+      // One paid in the browser, found again with Back from the merchant's site.
+      const paid = await pay('4000000000003220');
+      await tab.page.route('https://shop.example/**', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<title>Shop</title>' }));
+      await tab.page.goto(paid.redirect_url);
+      assert.deepEqual(await tab.page.locator('h1').allTextContents(), ['Pay Shop a11y']);
+      await tab.page.locator('#otp').fill('1234');
+      await tab.page.getByRole('button', { name: 'Verify and pay' }).click();
+      await tab.page.waitForURL(/^https:\/\/shop\.example\/return\?/);
+      // Back from the merchant's page: the payment page says what happened, and stays.
+      await tab.page.goBack();
+      assert.equal(new URL(tab.page.url()).pathname, new URL(paid.redirect_url).pathname);
+      assert.deepEqual(await tab.page.locator('h1').allTextContents(), ['Payment complete']);
+    } finally {
+      await tab.close();
+    }
+  });
+
 });

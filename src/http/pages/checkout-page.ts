@@ -36,13 +36,19 @@ const DECLINE_TEXT: Record<string, string> = {
   authentication_failed: 'The verification code was wrong too many times.',
 };
 
-function summary(view: CheckoutView): Safe {
+/**
+ * `heading`: what happened, on a page whose payment can no longer be made; the page's one
+ * `h1` is what a screen reader's heading list offers, so it must not still say "Pay …".
+ * Whom the payment was for then moves under it.
+ */
+function summary(view: CheckoutView, heading?: string): Safe {
   const p = view.payment;
   // Once captured, the customer paid what was captured: a partial capture released the rest,
   // and the page must not show more than their receipt and statement do.
   const charged = p.captured_amount > 0 ? p.captured_amount : p.amount;
-  return html`<h1>Pay ${view.channelName}</h1>
-<p class="merchant">${p.reference ? `Order ${p.reference}` : 'Card payment'}</p>
+  const order = p.reference ? `Order ${p.reference}` : 'Card payment';
+  return html`<h1>${heading ?? `Pay ${view.channelName}`}</h1>
+<p class="merchant">${heading ? `${view.channelName} · ${order}` : order}</p>
 <p class="amount"><span class="sr-only">Amount: </span>${formatAmount(charged, p.currency)}</p>
 <dl><dt>Card</dt><dd>${brandName(p.card_brand)} <span aria-hidden="true">••••</span><span class="sr-only">ending in</span> ${p.card_last4}</dd></dl>`;
 }
@@ -78,7 +84,7 @@ export function openPage(view: CheckoutView, token: string, csrf: string, nonce:
     return page(
       'Payment cannot be completed',
       nonce,
-      html`<div class="card">${summary(view)}
+      html`<div class="card">${summary(view, 'Payment cannot be completed')}
 <p class="notice bad" role="status"><strong>This payment cannot be completed.</strong> ${view.channelName} cannot take card payments at the moment. You have not been charged.</p>
 <form method="post" action="/pay/${token}/cancel" id="cancel">
 <input type="hidden" name="csrf" value="${csrf}">
@@ -160,7 +166,7 @@ export function outcomePage(view: CheckoutView, returnUrl: string, nonce: string
   return page(
     o.title,
     nonce,
-    html`<div class="card">${summary(view)}
+    html`<div class="card">${summary(view, o.title)}
 <p class="notice ${o.tone}" role="status"><strong>${o.title}.</strong> ${o.text}${reason ? ` ${reason}` : ''}</p>
 <div class="actions"><a class="button primary" id="return" href="${returnUrl}">Return to ${view.channelName}</a></div>${onward}</div>`,
     returning ? html`<noscript><meta http-equiv="refresh" content="0;url=${returnUrl}"></noscript>` : undefined,
