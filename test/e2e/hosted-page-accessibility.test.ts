@@ -229,6 +229,7 @@ describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
       await tab.page.goto(p.redirect_url);
       assert.match((await tab.page.locator('#processing').textContent())!, /Processing your payment/);
       assert.equal(await tab.page.locator('meta[http-equiv="refresh"]').count(), 0);
+      assert.match((await tab.page.locator('#processing-hint').textContent())!, /checks again every 3 seconds/);
       await tab.page.evaluate(() => Object.assign(globalThis, { loadedOnce: true }));
       await new Promise((r) => setTimeout(r, 4_000));
       assert.equal(await tab.page.evaluate(() => (globalThis as { loadedOnce?: boolean }).loadedOnce), true, 'the page reloaded itself');
@@ -310,4 +311,28 @@ describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
     }
   });
 
+  it('never refreshes a page being processed without JavaScript (WCAG 2.2.1): the customer presses Check now, then goes on', async () => {
+    const db = t.gateway.services.ctx.database.db;
+    const p = await pay('4000000000003220');
+    await db.updateTable('checkout_sessions').set({ state: 'processing' }).where('payment_id', '=', p.id).execute();
+    const tab = await openTab(browser, { javaScriptEnabled: false });
+    try {
+      await tab.page.route('https://shop.example/**', (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<title>Shop</title>' }));
+      await tab.page.goto(p.redirect_url);
+      assert.match((await tab.page.locator('#processing').textContent())!, /Processing your payment/);
+      assert.equal(await tab.page.locator('meta[http-equiv="refresh"]').count(), 0);
+      // Says what there is to do, and promises no checking the page does not do without scripts.
+      const text = (await tab.page.locator('.card').textContent())!;
+      assert.doesNotMatch(text, /checks again|every \d+ seconds/);
+      assert.match(text, /Press Check now/);
+      // The bank answers (here: the page handed back, then cancelled): the customer's press takes them on.
+      await db.updateTable('checkout_sessions').set({ state: 'open' }).where('payment_id', '=', p.id).execute();
+      await t.gateway.services.checkout.cancel(new URL(p.redirect_url).pathname.split('/')[2]!);
+      await tab.page.getByRole('link', { name: 'Check now' }).click();
+      await tab.page.waitForURL(/^https:\/\/shop\.example\/return\?/);
+      assert.equal(new URL(tab.page.url()).searchParams.get('status'), 'cancelled');
+    } finally {
+      await tab.close();
+    }
+  });
 });

@@ -27,7 +27,8 @@ const OUTCOMES: Record<Exclude<PaymentStatus, 'requires_action'>, Outcome> = {
   cancelled: { tone: 'info', title: 'Payment cancelled', text: 'This payment was cancelled. You have not been charged.' },
 };
 
-const PROCESSING_REFRESH_SECONDS = 3;
+/** How often the processing page asks in the background, where scripts run. */
+const PROCESSING_CHECK_SECONDS = 3;
 
 const DECLINE_TEXT: Record<string, string> = {
   insufficient_funds: 'The card has insufficient funds.',
@@ -94,19 +95,19 @@ export function openPage(view: CheckoutView, token: string, csrf: string, nonce:
   }
   if (view.session.state === 'processing') {
     // Where scripts run the page asks in the background and moves only once the bank has
-    // answered: a page that reloads itself every few seconds sends a screen reader back to its
-    // top each time (WCAG 2.2.1). Without JavaScript a refresh slow enough to read the page
-    // between is all there is, with a way to look now. Only a customer who has just confirmed
-    // (and reloaded, or came back while the bank answers) sees it: once the payment has
-    // finished they go on to the merchant, as after the form itself.
+    // answered. Without them it waits for the customer to press Check now: a page that
+    // refreshes itself on a timer sends a screen reader back to its top each time, and the
+    // customer can neither stop nor slow it (WCAG 2.2.1, failure F41). Only a customer who has
+    // just confirmed (and reloaded, or came back while the bank answers) sees it: once the
+    // payment has finished they go on to the merchant, as after the form itself.
     const next = `/pay/${token}?return=1`;
     return page(
       'Processing payment',
       nonce,
-      html`<div class="card">${summary(view)}<p class="notice info" role="status" id="processing">Processing your payment… this page checks again every ${PROCESSING_REFRESH_SECONDS} seconds.</p>
-<div class="actions"><a class="button secondary" href="${next}">Check now</a></div></div>
-<script nonce="${nonce}">(function check(){setTimeout(function(){fetch(${new Safe(JSON.stringify(next))},{cache:'no-store'}).then(function(r){return r.text()}).then(function(t){if(t.indexOf('id="processing"')<0)location.replace(${new Safe(JSON.stringify(next))});else check()},check)},${PROCESSING_REFRESH_SECONDS * 1000})})();</script>`,
-      html`<noscript><meta http-equiv="refresh" content="${PROCESSING_REFRESH_SECONDS};url=${next}"></noscript>`,
+      html`<div class="card">${summary(view)}<p class="notice info" role="status" id="processing">Processing your payment… your bank has not answered yet.</p>
+<p class="hint" id="processing-hint">Press Check now to see whether it has. You will not be charged twice.</p>
+<div class="actions"><a class="button primary" href="${next}">Check now</a></div></div>
+<script nonce="${nonce}">document.getElementById('processing-hint').textContent='This page checks again every ${PROCESSING_CHECK_SECONDS} seconds and takes you on once your bank has answered.';(function check(){setTimeout(function(){fetch(${new Safe(JSON.stringify(next))},{cache:'no-store'}).then(function(r){return r.text()}).then(function(t){if(t.indexOf('id="processing"')<0)location.replace(${new Safe(JSON.stringify(next))});else check()},check)},${PROCESSING_CHECK_SECONDS * 1000})})();</script>`,
     );
   }
   if (view.flow === 'challenge') {
