@@ -376,6 +376,25 @@ describe('hosted payment page in Chromium', () => {
         }
       });
 
+      it("a page the merchant withdrew (void) before making another cannot be paid: the customer's old tab goes back cancelled", async () => {
+        const { id, redirectUrl } = await createPayment(t, { number: '4242424242424242' });
+        // Without scripts the page waits for Pay, as a tab left open does.
+        const tab = await openTab(browser, { javaScriptEnabled: false });
+        try {
+          await tab.page.goto(redirectUrl);
+          const withdrawn = await t.request({ method: 'POST', url: `/payment/${id}/void`, payload: {} });
+          assert.equal(withdrawn.statusCode, 200, withdrawn.body);
+          assert.equal(withdrawn.json().status, 'cancelled');
+          await tab.page.getByRole('button', { name: /^Pay USD 1\.00$/ }).click();
+          const back = await returnPageOutcome(tab.page);
+          assert.equal(back.status, 'cancelled');
+          assert.equal(back.verdict, 'valid');
+        } finally {
+          await tab.close();
+        }
+        assert.deepEqual(await eventTypes(id), ['payment.created', 'payment.cancelled']);
+      });
+
       describe('the test card table', { concurrency: 3 }, () => {
         const cases: Array<[string, string, string, string | null, string | null]> = [
           ['5555555555554444', 'Mastercard', 'captured', null, null],
