@@ -213,6 +213,8 @@ describe('hosted payment page accessibility (WCAG 2.1 AA) in Chromium', () => {
       suspended = true;
       await tab.page.goto(challenge.redirect_url);
       assert.match((await tab.page.title()), /cannot be completed/);
+      // Its heading says so too: a suspended merchant's page offers no payment to make.
+      assert.deepEqual(await tab.page.locator('h1').allTextContents(), ['Payment cannot be completed']);
       assert.deepEqual(await seriousViolations(tab.page), [], 'suspended');
     } finally {
       await tab.close();
