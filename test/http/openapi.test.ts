@@ -175,6 +175,8 @@ describe('OpenAPI document and reference page', () => {
   it('describes POST /payment/authorise: secret key, Idempotency-Key, the request body and its answers', async () => {
     const op = doc.paths['/payment/authorise'].post;
     assert.deepEqual(op.security, [{ secretKey: [] }, { bearer: [] }]);
+    // The return is the customer's browser: the reference says what a merchant must check before trusting it.
+    assert.match(op.description, /signed.*no amount.*GET \/payment\/\{id\}/s);
     const key = op.parameters.find((p: Json) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key');
     const keyValid = schemaValidator().compile(key.schema);
     assert.deepEqual(['k-1', 'k'.repeat(255), 'has space', 'k'.repeat(256), ''].map((k) => keyValid(k)), [true, true, false, false, false]);

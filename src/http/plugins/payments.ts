@@ -42,7 +42,7 @@ export const paymentRoutes =
           tags: ['payments'],
           summary: 'Authorise a card payment',
           description:
-            'Creates a payment from card data and answers with `redirect_url`, the unique page where the customer finalises it (3-D Secure). The customer then returns to the channel\'s return URL; callbacks confirm the outcome. A declined payment is a payment with status `declined`, not an error. 403 `merchant_suspended` while the operator has the merchant suspended (new payments and stored-card charges are refused; reads, refunds and voids still work).',
+            'Creates a payment from card data and answers with `redirect_url`, the unique page where the customer finalises it (3-D Secure). The customer then returns to the channel\'s return URL with a signed `payment_id`, `status` and `reference` but no amount: check that `payment_id` is the one stored with the order and read the payment with `GET /payment/{id}` (or wait for the callback) before shipping. A declined payment is a payment with status `declined`, not an error. 403 `merchant_suspended` while the operator has the merchant suspended (new payments and stored-card charges are refused; reads, refunds and voids still work).',
           security: [{ secretKey: [] }],
           headers: IdempotencyHeaders,
           body: AuthoriseRequest,
