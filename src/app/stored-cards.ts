@@ -291,7 +291,9 @@ export class StoredCards {
    * ciphertext can be opened either). A payment's own copy lives only while its hosted page
    * is open (eraseCard), which one made with this card may still be. Deleting twice answers
    * like the first time. The erasure is audited with the key that asked (PCI DSS 10.2.1):
-   * the card's row keeps no trace of who deleted it.
+   * the card's row keeps no trace of who deleted it. The row names the card (its id, last 4),
+   * not its customer: a reference is often an e-mail address, and the audit log outlives the
+   * card; the customer is found through the payments made with it (decision 0031).
    */
   async remove(actor: Actor, merchantId: string, id: string, scope: KeyScope = null): Promise<PaymentMethodResource> {
     const now = this.ctx.clock.now();
@@ -307,7 +309,7 @@ export class StoredCards {
         merchantId,
         target: id,
         outcome: 'success',
-        detail: { customer_reference: found.customer_reference, card_last4: found.last4 },
+        detail: { card_last4: found.last4 },
       });
       this.ctx.database.shredErased();
       return { ...found, ...erased };
