@@ -312,7 +312,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
   });
   registerAuth(app as unknown as FastifyInstance, services);
   wakeDispatcherAfterWrites(app as unknown as FastifyInstance, services);
-  await app.register(healthRoutes(services));
+  await app.register(healthRoutes(services, surface));
   if (surface === 'operator') {
     await app.register(operatorRoutes(services, services.ctx.config.operatorTokens));
     return app as unknown as FastifyInstance;

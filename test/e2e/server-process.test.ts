@@ -54,7 +54,7 @@ for (const dialect of DIALECTS) {
 
       assert.equal((await api('/healthz')).status, 200);
       const ready = await (await api('/readyz')).json();
-      assert.deepEqual(ready, { status: 'ready', database: dialect, deliveries_behind_seconds: 0 });
+      assert.deepEqual(ready, { status: 'ready' });
       const openapi = await api('/openapi.json');
       assert.equal(openapi.status, 200);
       assert.equal((await openapi.json()).openapi, '3.1.0');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createLogger } from '../../src/logger.js';
 import { after, before, describe, it } from 'node:test';
-import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { DIALECTS, exampleBody, freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
 import { authoriseAndHangUp } from '../support/hang-up.js';
 import { connect, type Socket } from 'node:net';
@@ -27,23 +27,28 @@ for (const dialect of DIALECTS) {
   describe(`errors are RFC 9457 problems (${dialect})`, () => {
     let t: TestGateway;
     before(async () => {
-      t = await startTestGateway({ dialect });
+      // An operator listener of its own: its /readyz says what the public one does not.
+      t = await startTestGateway({ dialect, env: { OPERATOR_PORT: String(await freePort()), OPERATOR_TOKEN: 'o'.repeat(40) } });
     });
     after(() => t?.close());
 
-    it('answers /healthz and /readyz', async () => {
+    it('answers /healthz and /readyz; only the operator listener names the database and the delivery backlog', async () => {
       const health = await t.app.inject({ method: 'GET', url: '/healthz' });
       assert.equal(health.statusCode, 200);
       assert.deepEqual(health.json(), { status: 'ok' });
+      // Anyone can ask the payment listener: it says whether to send traffic, nothing of the inside.
       const ready = await t.app.inject({ method: 'GET', url: '/readyz' });
       assert.equal(ready.statusCode, 200);
-      assert.deepEqual(ready.json(), { status: 'ready', database: dialect, deliveries_behind_seconds: 0 });
+      assert.deepEqual(ready.json(), { status: 'ready' });
+      const operatorReady = await t.gateway.operatorApp!.inject({ method: 'GET', url: '/readyz' });
+      assert.equal(operatorReady.statusCode, 200);
+      assert.deepEqual(operatorReady.json(), { status: 'ready', database: dialect, deliveries_behind_seconds: 0 });
     });
 
-    it('says in /readyz how far behind callbacks and e-mails are (this test gateway runs no workers)', async () => {
+    it("says in the operator listener's /readyz how far behind callbacks and e-mails are (this test gateway runs no workers)", async () => {
       const endpoint = await t.request({ method: 'POST', url: '/webhook-endpoints', payload: { url: 'http://127.0.0.1:9/readyz', events: ['*'] } });
       assert.equal(endpoint.statusCode, 201, endpoint.body);
-      const behind = async () => (await t.app.inject({ method: 'GET', url: '/readyz' })).json().deliveries_behind_seconds;
+      const behind = async () => (await t.gateway.operatorApp!.inject({ method: 'GET', url: '/readyz' })).json().deliveries_behind_seconds;
       try {
         assert.equal((await postAuthorise(t, await exampleBody())).statusCode, 201);
         t.clock.advance(42_000);

@@ -417,7 +417,7 @@ for (const dialect of DIALECTS) {
       try {
         const res = await gw.app.inject({ method: 'GET', url: '/readyz' });
         assert.equal(res.statusCode, 200);
-        assert.deepEqual(res.json(), { status: 'ready', database: dialect, deliveries_behind_seconds: 0 });
+        assert.deepEqual(res.json(), { status: 'ready' });
       } finally {
         await gw.close();
       }
