@@ -242,6 +242,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
       components: {
         securitySchemes: {
           secretKey: { type: 'apiKey', in: 'header', name: 'X-Secret-Key', description: 'Your secret key: sk_test_ (sandbox) or sk_live_ (live) followed by 32 hex digits; keys made before modes are sk_ and 32 hex digits and act on both.' },
+          inboxBasic: { type: 'http', scheme: 'basic', description: 'The sandbox inbox only, for a browser: any user name and your secret key as the password.' },
         },
       },
     },

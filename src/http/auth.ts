@@ -31,7 +31,7 @@ declare module 'fastify' {
  * The spec's example header is X-Secret-Key, and its text says "in the Authorization
  * header": `Authorization: Bearer sk_…` and a bare `Authorization: sk_…` are taken as well.
  */
-function presentedKey(request: FastifyRequest): string | undefined {
+export function presentedKey(request: FastifyRequest): string | undefined {
   const header = request.headers['x-secret-key'];
   if (typeof header === 'string') return header.trim();
   // The auth scheme is case-insensitive (RFC 9110 §11.1).

@@ -190,7 +190,11 @@ export const finishOpenApi = (limits: DocumentedLimits): SwaggerTransformObject 
       }
       // Whatever the operation: no Host header, or a query value with a NUL or a lone surrogate (src/http/app.ts).
       sometimes(400, 'a request without Host, or a query value that breaks the text rules');
-      if (responses[401] && op.security?.some((s) => 'secretKey' in s)) responses[401].headers = { ...responses[401].headers, ...AUTHENTICATE_HEADER };
+      if (responses[401] && op.security?.some((s) => 'secretKey' in s)) {
+        // An operation that describes its own challenge (the sandbox inbox's HTTP Basic) keeps its description.
+        const own = responses[401].headers?.['WWW-Authenticate'] as object | undefined;
+        responses[401].headers = { ...responses[401].headers, 'WWW-Authenticate': { ...AUTHENTICATE_HEADER['WWW-Authenticate'], ...own } };
+      }
       // The operations that take money list a 403: a suspended merchant's (src/http/auth.ts, decision 0027).
       if (responses[403]?.description === statusTitle(403) && op.security?.some((s) => 'secretKey' in s)) {
         const compliance =

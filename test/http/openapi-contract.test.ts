@@ -360,7 +360,8 @@ for (const dialect of DIALECTS) {
 
     it('sandbox helpers', async () => {
       await anonymous({ method: 'GET', url: '/sandbox/test-cards' }, 200);
-      await anonymous({ method: 'GET', url: '/sandbox/inbox' }, 200);
+      await anonymous({ method: 'GET', url: '/sandbox/inbox' }, 401);
+      await call({ method: 'GET', url: '/sandbox/inbox' }, 200);
       await anonymous({ method: 'GET', url: '/sandbox/test-cards?x=%00' }, 400);
       contract.assertNone();
     });

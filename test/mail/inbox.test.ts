@@ -47,7 +47,7 @@ for (const dialect of DIALECTS) {
 
     it('lists the messages in the sandbox inbox page and shows one', async () => {
       await waitFor('mail to exist', () => emlFiles(mailDir).length >= 2);
-      const page = await t.app.inject({ method: 'GET', url: '/sandbox/inbox' });
+      const page = await t.request({ method: 'GET', url: '/sandbox/inbox' });
       assert.equal(page.statusCode, 200);
       assert.match(page.headers['content-type'] as string, /text\/html/);
       assert.match(page.headers['content-security-policy'] as string, /default-src 'none'/);
@@ -56,16 +56,76 @@ for (const dialect of DIALECTS) {
       const link = /href="\/sandbox\/inbox\/(del_[0-9a-f]{32}\.eml)">\[Sandbox Shop\] Sandbox payment was captured/.exec(page.body);
       assert.ok(link, 'a link to the captured message');
 
-      const one = await t.app.inject({ method: 'GET', url: `/sandbox/inbox/${link[1]}` });
+      const one = await t.request({ method: 'GET', url: `/sandbox/inbox/${link[1]}` });
       assert.equal(one.statusCode, 200);
       assert.ok(one.body.includes('Visa •••• 4242'));
       assert.ok(one.body.includes('USD 1.00'));
-      const raw = await t.app.inject({ method: 'GET', url: `/sandbox/inbox/${link[1]}/raw` });
+      const raw = await t.request({ method: 'GET', url: `/sandbox/inbox/${link[1]}/raw` });
       assert.equal(raw.statusCode, 200);
       assert.match(raw.body, /^Message-ID: /m);
 
-      assert.equal((await t.app.inject({ method: 'GET', url: '/sandbox/inbox/del_00000000000000000000000000000000.eml' })).statusCode, 404);
-      assert.equal((await t.app.inject({ method: 'GET', url: '/sandbox/inbox/..%2Fgateway.sqlite' })).statusCode, 400);
+      assert.equal((await t.request({ method: 'GET', url: '/sandbox/inbox/del_00000000000000000000000000000000.eml' })).statusCode, 404);
+      assert.equal((await t.request({ method: 'GET', url: '/sandbox/inbox/..%2Fgateway.sqlite' })).statusCode, 400);
+    });
+
+    it("shows a merchant its own e-mails only, and a stranger none (decision 0031)", async () => {
+      // A hosted sandbox: another merchant on the same gateway, whose channel notifies its own address.
+      const merchants = t.gateway.services.merchants;
+      const other = await merchants.createMerchant('Other Shop');
+      await merchants.createChannel(other.id, { reference: 'other-shop', name: 'Other Shop', mode: 'sandbox', currencies: ['USD'], returnUrls: ['https://other.example/return'], notifyEmails: ['ops@other.example'] });
+      const otherKey = (await merchants.createSecretKey(other.id, 'inbox')).secret_key;
+      const pay = await t.app.inject({ method: 'POST', url: '/payment/authorise', headers: { 'x-secret-key': otherKey, 'content-type': 'application/json' }, payload: JSON.stringify(await exampleBody({ channel: 'other-shop', reference: 'other-1' })) });
+      assert.equal(pay.statusCode, 201, pay.body);
+      await t.gateway.services.checkout.complete(new URL(pay.json().redirect_url).pathname.split('/').pop()!);
+      t.gateway.services.outbox.notify();
+      const othersFile = async () => {
+        const deliveries = t.gateway.services.ctx.database.db.selectFrom('deliveries').select('id').where('merchant_id', '=', other.id).where('kind', '=', 'email');
+        return (await deliveries.execute()).map((d) => `${d.id}.eml`).find((name) => emlFiles(mailDir).includes(name));
+      };
+      await waitFor("the other merchant's e-mail", async () => (await othersFile()) !== undefined);
+      const theirs = (await othersFile())!;
+      const ours = emlFiles(mailDir).find((name) => readFileSync(join(mailDir, name), 'utf8').includes('merchant@sandbox.test'))!;
+
+      // Without a key: a browser is asked for one, and nobody's mail is shown.
+      for (const url of ['/sandbox/inbox', `/sandbox/inbox/${ours}`, `/sandbox/inbox/${ours}/raw`]) {
+        const stranger = await t.app.inject({ method: 'GET', url });
+        assert.equal(stranger.statusCode, 401, url);
+        assert.match(String(stranger.headers['www-authenticate']), /^Basic realm="[^"]+"/);
+        assert.equal(stranger.json().code, 'unauthorized');
+        assert.match(stranger.json().detail, /sandbox-credentials\.json/, 'the answer says where the key is');
+        for (const secret of ['merchant@sandbox.test', 'ops@other.example', 'captured']) assert.ok(!stranger.body.includes(secret), `${url} shows ${secret}`);
+        const wrong = await t.app.inject({ method: 'GET', url, headers: { authorization: `Basic ${Buffer.from(`me:sk_test_${'0'.repeat(32)}`).toString('base64')}` } });
+        assert.equal(wrong.statusCode, 401, url);
+      }
+
+      // The browser's way: the secret key as the password (any user name), or as the user name.
+      const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
+      const mine = await t.app.inject({ method: 'GET', url: '/sandbox/inbox', headers: basic('me', t.credentials.secret_key) });
+      assert.equal(mine.statusCode, 200, mine.body);
+      assert.ok(mine.body.includes('merchant@sandbox.test'));
+      assert.ok(!mine.body.includes('ops@other.example'), "another merchant's mail is not listed");
+      assert.ok(!mine.body.includes(theirs));
+      assert.equal((await t.app.inject({ method: 'GET', url: '/sandbox/inbox', headers: basic(t.credentials.secret_key, '') })).statusCode, 200);
+
+      const otherPage = await t.app.inject({ method: 'GET', url: '/sandbox/inbox', headers: { 'x-secret-key': otherKey } });
+      assert.equal(otherPage.statusCode, 200);
+      assert.ok(otherPage.body.includes('ops@other.example'));
+      assert.ok(otherPage.body.includes(theirs));
+      assert.ok(!otherPage.body.includes('merchant@sandbox.test'));
+      // Another merchant's message is not found, as a missing one.
+      for (const url of [`/sandbox/inbox/${ours}`, `/sandbox/inbox/${ours}/raw`]) {
+        const res = await t.app.inject({ method: 'GET', url, headers: { 'x-secret-key': otherKey } });
+        assert.equal(res.statusCode, 404, url);
+        assert.ok(!res.body.includes('merchant@sandbox.test'));
+      }
+      assert.equal((await t.app.inject({ method: 'GET', url: `/sandbox/inbox/${theirs}`, headers: { 'x-secret-key': otherKey } })).statusCode, 200);
+
+      // A key sees its own mode's mail (decision 0028): a live key, none of the sandbox channel's.
+      const live = (await merchants.createSecretKey(t.credentials.merchant_id, 'live', 'live')).secret_key;
+      const livePage = await t.app.inject({ method: 'GET', url: '/sandbox/inbox', headers: { 'x-secret-key': live } });
+      assert.equal(livePage.statusCode, 200);
+      assert.ok(!livePage.body.includes('merchant@sandbox.test'));
+      assert.equal((await t.app.inject({ method: 'GET', url: `/sandbox/inbox/${ours}`, headers: { 'x-secret-key': live } })).statusCode, 404);
     });
 
     it('sends nothing to a notification address an earlier version took that is not one address, and says why', async () => {

@@ -99,10 +99,14 @@ function entry(name: string, head: Map<string, string>): InboxEntry {
   };
 }
 
-/** Newest first: files are named by delivery id, which is time-ordered. */
-export function listInbox(dir: string, limit = 200): InboxEntry[] {
+/** The messages' file names, newest first: files are named by delivery id, which is time-ordered. */
+export function inboxNames(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  const names = readdirSync(dir).filter((n) => EML_NAME.test(n)).sort().reverse().slice(0, limit);
+  return readdirSync(dir).filter((n) => EML_NAME.test(n)).sort().reverse();
+}
+
+/** The headers the inbox lists of each named message. */
+export function inboxEntries(dir: string, names: readonly string[]): InboxEntry[] {
   return names.map((name) => entry(name, splitHead(readFileSync(join(dir, name), 'utf8')).head));
 }
 
