@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
-import { makeOnce, readMadeFile, removeStaleTemporaries } from './file-made-once.js';
+import { makeOnce, readMadeFile, removeAbandonedEmpty, removeStaleTemporaries } from './file-made-once.js';
 
 /**
  * The only reader of process.env. Everything the gateway can be told from outside is
@@ -190,6 +190,7 @@ interface SandboxKeys {
 function sandboxKeys(dataDir: string): SandboxKeys & { file: string } {
   const file = join(dataDir, 'sandbox-keys.json');
   removeStaleTemporaries(file);
+  removeAbandonedEmpty(file);
   if (!existsSync(file)) {
     const keys: SandboxKeys = {
       kek: `sandbox1:${randomBytes(32).toString('base64')}`,

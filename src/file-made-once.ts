@@ -88,6 +88,23 @@ function writeAndSync(fd: number, content: string): void {
 }
 
 /**
+ * Without hard links, a maker killed between creating the file and its one write leaves it
+ * empty, and every later boot would wait for it and then find it damaged. Nobody ever read
+ * keys from it, so it is removed for this boot to make it again; a young one is a maker
+ * still writing, which `readMadeFile` waits for. Two boots finding the same abandoned file
+ * at one moment may each make one, the second removing the first's: the database's key
+ * check then refuses the process left with the lost keys, before it seals anything.
+ */
+export function removeAbandonedEmpty(file: string): void {
+  try {
+    const found = statSync(file);
+    if (found.size === 0 && Date.now() - found.mtimeMs > STALE_TEMPORARY_MS) rmSync(file, { force: true });
+  } catch {
+    // No file: nothing was abandoned.
+  }
+}
+
+/**
  * A process killed between writing its temporary file and linking it leaves the file, keys
  * and all. Only old ones go: a young one may be a process starting beside this one right
  * now, which would then fail to link it (on another host sharing the directory too, where

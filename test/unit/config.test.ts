@@ -231,6 +231,19 @@ describe('sandbox key file', () => {
     }
   });
 
+  it('without hard links, makes the file again when a process killed before writing it left it empty', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tzero-keys-abandoned-'));
+    const file = join(dir, 'sandbox-keys.json');
+    // Created ('wx') by a maker killed before its one write: no key was ever read from it.
+    writeFileSync(file, '', { mode: 0o600 });
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(file, hourAgo, hourAgo);
+    const made = loadConfig({ DATA_DIR: dir }).keks.active.key;
+    assert.equal(`sandbox1:${made.toString('base64')}`, JSON.parse(readFileSync(file, 'utf8')).kek);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(loadConfig({ DATA_DIR: dir }).keks.active.key, made);
+  });
+
   it('leaves no temporary file of a process killed while making it: an old one is removed at the next boot', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tzero-keys-stale-'));
     const made = loadConfig({ DATA_DIR: dir }).keks.active.key;
