@@ -105,14 +105,15 @@ export function removeAbandonedEmpty(file: string): void {
 }
 
 /**
- * A process killed between writing its temporary file and linking it leaves the file, keys
- * and all. Only old ones go: a young one may be a process starting beside this one right
- * now, which would then fail to link it (on another host sharing the directory too, where
- * its process id means nothing here).
+ * A process killed between writing its temporary file and linking (or renaming) it leaves
+ * the file, keys and all. Only old ones go: a young one may be a process starting beside this
+ * one right now, which would then fail to link it (on another host sharing the directory
+ * too, where its process id means nothing here).
  */
 export function removeStaleTemporaries(file: string): void {
   const prefix = `${basename(file)}.`;
-  const shape = /^\d+\.[0-9a-f]{12}\.tmp$/;
+  // `makeOnce`'s `<pid>.<random>.tmp`, and the `<pid>.tmp` of files replaced by a rename.
+  const shape = /^\d+(?:\.[0-9a-f]{12})?\.tmp$/;
   const dir = dirname(file);
   let names: string[];
   try {

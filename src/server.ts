@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type AcquirerName, type Config, ConfigError } from './config.js';
+import { removeStaleTemporaries } from './file-made-once.js';
 import { openDatabase, postgresTarget } from './adapters/storage/database.js';
 import { Vault } from './adapters/vault/envelope.js';
 import { checkSmtp } from './adapters/mail/mailer.js';
@@ -177,6 +178,8 @@ function writeCredentials(file: string, credentials: SandboxCredentials): void {
 export async function ensureSandboxCredentials(services: Services): Promise<{ created: boolean; credentials: SandboxCredentials | null; file: string }> {
   const { config, database } = services.ctx;
   const file = sandboxCredentialsFile(config);
+  // A process killed between writing the copy and renaming it left the key in it.
+  removeStaleTemporaries(file);
   const anyMerchant = await database.db.selectFrom('merchants').select('id').limit(1).executeTakeFirst();
   if (anyMerchant) return { created: false, credentials: await keptCredentials(services, file), file };
   const merchant = await services.merchants.createMerchant('Sandbox merchant');

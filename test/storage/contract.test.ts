@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { loadConfig } from '../../src/config.js';
@@ -303,6 +303,26 @@ for (const dialect of DIALECTS) {
         assert.equal((await m2.listMerchants()).filter((x) => x.id === merchant.id).length, 1);
       } finally {
         await second.close();
+      }
+    });
+
+    it("removes at boot the credentials file's temporary copy that a process killed while writing it left", async () => {
+      const gw = await open();
+      try {
+        const { file } = await ensureSandboxCredentials(gw.services);
+        const stale = `${file}.4242.tmp`;
+        const fresh = `${file}.4343.tmp`;
+        const other = `${file}.notes.tmp`;
+        for (const f of [stale, fresh, other]) writeFileSync(f, '{"secret_key":"…"}', { mode: 0o600 });
+        const hourAgo = new Date(Date.now() - 3_600_000);
+        utimesSync(stale, hourAgo, hourAgo);
+        utimesSync(other, hourAgo, hourAgo);
+        await ensureSandboxCredentials(gw.services);
+        // A young one may be another gateway's write under way; what is not such a copy is left alone.
+        const left = readdirSync(store.dataDir).filter((n) => n.endsWith('.tmp')).sort();
+        assert.deepEqual(left, [basename(fresh), basename(other)].sort());
+      } finally {
+        await gw.close();
       }
     });
 
