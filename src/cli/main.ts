@@ -17,6 +17,8 @@ import { DataDirInUseError, holdDataDir } from '../adapters/storage/data-dir-loc
 import { paymentSupportText } from './payment-text.js';
 import { printable, shown } from './terminal-text.js';
 import { NoDatabaseFileError, backupSqliteFile } from '../adapters/storage/sqlite-backup.js';
+import { UnrestorableBackupError, restoreSqliteFile } from '../adapters/storage/sqlite-restore.js';
+import { migrationProvider } from '../adapters/storage/migrations/index.js';
 
 const USAGE = `tZero Pay gateway
 
@@ -52,6 +54,8 @@ Usage: npm run cli -- <command> [options]   (or: node --import tsx src/cli/main.
                                           space where versions before decision 0017 left erased cards
   database backup FILE                    SQLite, gateway running or not: a consistent copy to FILE (new, owner-only),
                                           without free space; the keys are not in it (PostgreSQL: pg_dump)
+  database restore FILE                   SQLite, gateway stopped: check FILE (a tZero backup, undamaged) and put it in
+                                          place of the database, the old one kept aside with its WAL
   payment show PAYMENT_ID                 a payment as its merchant sees it (card: BIN and last 4), its events and
                                           what became of each callback and e-mail; the look is audited
   audit list [--merchant ID]              the newest 100 audit rows: keys, channels, secrets, vault, compliance, payment looks,
@@ -94,6 +98,7 @@ const COMMANDS: Record<string, { argument?: string; options?: OptionName[] }> = 
   'vault rotate': {},
   'database scrub': {},
   'database backup': { argument: 'the file to write the backup to' },
+  'database restore': { argument: 'the backup file to restore' },
   'payment show': { argument: 'the payment id (pay_…)' },
   'audit list': { options: ['merchant'] },
   'compliance list': {},
@@ -238,6 +243,7 @@ async function run(argv: string[]): Promise<void> {
     }
   }
   if (command === 'database backup') return backup(config, resolve(target), json);
+  if (command === 'database restore') return restore(config, resolve(target), json);
   if (command === 'migrate') {
     const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, migrate: false });
     const applied = await migrate(database.db)
@@ -403,6 +409,36 @@ function backup(config: Readonly<Config>, file: string, json: boolean): void {
     { database: source, file, bytes },
     `wrote ${file} (${bytes} bytes): ${source} as it was at one moment, without its free space.\n` +
       `The keys are not in it: keep ${keys} apart from it, in your secret store; without them its card data cannot be opened and a gateway refuses to start on it. Restore: README "Backing up SQLite".`,
+  );
+}
+
+/**
+ * Replaces the SQLite database with a backup, holding DATA_DIR as `serve` does: a gateway
+ * running on the file would go on writing to the replaced one, and one starting meanwhile
+ * could find the database half put back. The checks are the backup's; the keys are checked
+ * by the next boot, which refuses any the backup's data was not sealed under.
+ */
+async function restore(config: Readonly<Config>, file: string, json: boolean): Promise<void> {
+  if (config.databaseUrl) {
+    throw new DomainError(400, 'restore_needs_sqlite', `database restore puts back a SQLite file; this gateway uses PostgreSQL (${databaseLocation(config)}): restore it with pg_restore or from your base backups (README "Running on PostgreSQL")`);
+  }
+  const hold = holdDataDir(config.dataDir, 'database restore replaces its file: stop the gateway first, then run it again');
+  const database = databaseLocation(config);
+  let kept: string | null;
+  try {
+    ({ kept } = restoreSqliteFile(file, database, Object.keys(await migrationProvider.getMigrations()), new Date(systemClock.now())));
+  } catch (error) {
+    if (error instanceof UnrestorableBackupError) throw new DomainError(error.code === 'backup_not_found' ? 404 : 422, error.code, `${error.message}; ${database} was left as it was`);
+    throw new DomainError(422, 'restore_failed', `could not restore ${file} to ${database}: ${(error as Error).message}; run it again once that is fixed (a restore cut short leaves the old database or the backup in place, never a mix)`);
+  } finally {
+    hold.release();
+  }
+  print(
+    json,
+    { database, file, kept },
+    `restored ${file} to ${database}` +
+      (kept ? `; the database it replaced is kept as ${kept} (remove it, and any -wal and -shm beside it, once the restore has proved good: it holds sealed card data)` : '') +
+      `.\nStart the gateway with the keys the backup was made under. Payments made after the backup's moment are not in it, and callbacks and e-mails not yet recorded as sent at that moment go out again.`,
   );
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -210,6 +210,121 @@ describe('database backup refuses', () => {
         assert.equal(result.code, 2, args.join(' '));
         assert.match(result.stderr, /the file to write the backup to/);
       }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('database restore', () => {
+  it("puts a backup in place of a crashed gateway's database, its WAL set aside with it, and the gateway serves the backup", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tzero-restore-'));
+    const backup = join(mkdtempSync(join(tmpdir(), 'tzero-restore-out-')), 'backup.sqlite');
+    const database = join(dataDir, 'gateway.sqlite');
+    const port = String(await freePort());
+    const boot = () => startServer({ PORT: port, PUBLIC_URL: `http://127.0.0.1:${port}`, DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+    let server: ServerProcess | null = await boot();
+    try {
+      const { secret_key: key } = JSON.parse(readFileSync(sandboxCredentialsFile({ dataDir, databaseUrl: undefined }), 'utf8')) as { secret_key: string };
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(`${server!.baseUrl}${path}`, { method, headers: { 'x-secret-key': key, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+        return { status: res.status, body: (await res.json()) as { id?: string; reference?: string } };
+      };
+      const before = await call('POST', '/payment/authorise', await exampleBody({ reference: 'before-backup' }));
+      assert.equal(before.status, 201, JSON.stringify(before.body));
+      assert.equal((await runCli(['database', 'backup', backup], { DATA_DIR: dataDir })).code, 0);
+      const after: string[] = [];
+      for (let i = 0; i < 5; i++) after.push((await call('POST', '/payment/authorise', await exampleBody({ reference: `after-backup-${i}` }))).body.id!);
+
+      // Refused while the gateway runs: it would go on writing to the file replaced.
+      const refused = await runCli(['database', 'restore', backup], { DATA_DIR: dataDir });
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /database restore replaces its file: stop the gateway first/);
+
+      // Killed: what it committed last is in gateway.sqlite-wal, which would be read into any file put beside it.
+      server.child.kill('SIGKILL');
+      await server.stop();
+      server = null;
+      assert.ok(statSync(`${database}-wal`).size > 0, 'control: the crashed gateway left a WAL');
+
+      const result = await runCli(['database', 'restore', backup, '--json'], { DATA_DIR: dataDir });
+      assert.equal(result.code, 0, result.stderr);
+      const { kept, ...rest } = JSON.parse(result.stdout) as { kept: string; database: string; file: string };
+      assert.deepEqual(rest, { database, file: backup });
+      assert.match(kept, /\/gateway\.sqlite\.before-restore-\d{8}T\d{6}Z$/);
+      assert.equal(existsSync(`${database}-wal`), false);
+      assert.equal(existsSync(`${database}.restoring`), false);
+      assert.equal(statSync(database).mode & 0o777, 0o600);
+
+      // The database replaced, WAL and all, is kept: what came after the backup is in it.
+      const old = new SQLite(kept, { readonly: true });
+      assert.equal((old.prepare('select count(*) from payments').pluck().get() as number), 6);
+      old.close();
+
+      server = await boot();
+      assert.equal((await call('GET', `/payment/${before.body.id}`)).body.reference, 'before-backup');
+      for (const id of after) assert.equal((await call('GET', `/payment/${id}`)).status, 404, 'a payment made after the backup');
+      assert.equal((await call('POST', '/payment/authorise', await exampleBody({ reference: 'after-restore' }))).status, 201);
+    } finally {
+      await server?.stop();
+      for (const dir of [dataDir, join(backup, '..')]) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a file that is not a tZero backup, is damaged or is of a newer version, leaving the database as it was', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tzero-restore-refused-'));
+    const database = join(dataDir, 'gateway.sqlite');
+    try {
+      assert.equal((await runCli(['migrate'], { DATA_DIR: dataDir })).code, 0);
+      const good = join(dataDir, 'good.sqlite');
+      assert.equal((await runCli(['database', 'backup', good], { DATA_DIR: dataDir })).code, 0);
+      const original = readFileSync(database);
+      const files = readdirSync(dataDir).sort();
+
+      const text = join(dataDir, 'notes.txt');
+      writeFileSync(text, 'not a database at all, but long enough to have a header of sorts.\n'.repeat(20));
+      const other = join(dataDir, 'other.sqlite');
+      const otherDb = new SQLite(other);
+      otherDb.exec('CREATE TABLE t (v TEXT)');
+      otherDb.close();
+      const newer = join(dataDir, 'newer.sqlite');
+      copyFileSync(good, newer);
+      const newerDb = new SQLite(newer);
+      newerDb.prepare('insert into kysely_migration (name, timestamp) values (?, ?)').run('999-from-the-future', new Date().toISOString());
+      newerDb.close();
+      const damaged = join(dataDir, 'damaged.sqlite');
+      const bytes = readFileSync(good);
+      // Past the first page (the header and schema): a table's pages, overwritten.
+      bytes.fill(0xa5, 4096 * 2, 4096 * 3);
+      writeFileSync(damaged, bytes);
+
+      const cases: Array<[string, string, RegExp]> = [
+        [join(dataDir, 'missing.sqlite'), 'backup_not_found', /there is no file at/],
+        [text, 'backup_not_a_database', /is not a SQLite database/],
+        [other, 'backup_not_a_database', /not a tZero gateway's/],
+        [newer, 'backup_newer_schema', /newer version of the gateway \(999-from-the-future/],
+        [damaged, 'backup_damaged', /integrity check|cannot be read/],
+      ];
+      for (const [file, code, message] of cases) {
+        const result = await runCli(['database', 'restore', file, '--json'], { DATA_DIR: dataDir });
+        assert.equal(result.code, 1, file);
+        const { error } = JSON.parse(result.stderr) as { error: { code: string; message: string } };
+        assert.equal(error.code, code, error.message);
+        assert.match(error.message, message);
+        assert.ok(readFileSync(database).equals(original), `${file}: the database was changed`);
+        assert.deepEqual(readdirSync(dataDir).filter((f) => !['notes.txt', 'other.sqlite', 'newer.sqlite', 'damaged.sqlite', 'gateway.lock'].includes(f)).sort(), files.filter((f) => f !== 'gateway.lock'), file);
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('on PostgreSQL refuses, pointing to pg_restore, without connecting', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tzero-restore-pg-'));
+    try {
+      const result = await runCli(['database', 'restore', join(dataDir, 'backup.sqlite')], { DATA_DIR: dataDir, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /pg_restore.*\[restore_needs_sqlite\]/);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

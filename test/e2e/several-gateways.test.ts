@@ -81,7 +81,7 @@ if (DIALECTS.includes('sqlite')) {
           (error: Error) => error.message,
         );
         assert.ok(second !== null, 'the second gateway did not start');
-        assert.match(second, new RegExp(`another gateway \\(or database scrub\\) is already running on DATA_DIR ${dataDir}`));
+        assert.match(second, new RegExp(`another gateway \\(or database scrub or restore\\) is already running on DATA_DIR ${dataDir}`));
 
         const credentials = JSON.parse(readFileSync(join(dataDir, 'sandbox-credentials.json'), 'utf8')) as { merchant_id: string; secret_key: string };
         const created = await runCli(['key', 'create', '--merchant', credentials.merchant_id, '--json'], { DATA_DIR: dataDir });

@@ -22,6 +22,7 @@ const NAMED = [
   new RegExp(`\\[\\s*\\d{3},\\s*${CODE}`, 'g'),
   // Codes that reach a DomainError through a helper of their module (the forwarding sites below).
   new RegExp(`new TargetRefused\\(${CODE}`, 'g'),
+  new RegExp(`new UnrestorableBackupError\\(${CODE}`, 'g'),
   new RegExp(`\\brefuse\\(${CODE}`, 'g'),
   new RegExp(`this\\.answer\\([^;]*?,\\s*${CODE},`, 'g'),
   new RegExp(`\\brule\\(errors,[^,]+,\\s*${CODE}`, 'g'),
@@ -39,6 +40,7 @@ const FORWARDED = new Set([
   'src/app/industry-practice.ts new DomainError(422, code,', // refuse('resubmission_…', 'industry_usage_…')
   'src/app/webhook-endpoints.ts new DomainError(400, error.code,', // new TargetRefused('url_…')
   'src/app/compliance.ts new DomainError(403, refusal.code,', // { code: 'compliance_…', message }
+  "src/cli/main.ts new DomainError(error.code === 'backup_not_found' ? 404 : 422, error.code,", // new UnrestorableBackupError('backup_…')
   'src/http/app.ts problem(request, status, code,', // frameworkErrors' ['malformed_path', …]
   'src/http/app.ts problem(request, error.status, error.code,', // a DomainError's own
   "src/http/app.ts problem(request, 400, first?.code ?? 'invalid_request',", // fromAjv's { pointer, code }

@@ -5,7 +5,7 @@ import { ConfigError } from '../../config.js';
 
 /**
  * Holds DATA_DIR for one gateway process on SQLite (or a command that must run without one:
- * `database scrub`), until `release` or the process's end; `refusal` says what to do instead.
+ * `database scrub`, `database restore`), until `release` or the process's end; `refusal` says what to do instead.
  *
  * The gateway's SQLite code relies on being the file's only gateway: its fan-out plans
  * from a read outside the write (another gateway planning the same events would send
@@ -33,7 +33,7 @@ export function holdDataDir(dataDir: string, refusal = 'stop that one first, or 
     lock.close();
     if ((error as { code?: string }).code !== 'SQLITE_BUSY') throw error;
     throw new DataDirInUseError(
-      `another gateway (or database scrub) is already running on DATA_DIR ${dataDir} (it holds ${file}). On SQLite one gateway process serves a data directory; ${refusal}`,
+      `another gateway (or database scrub or restore) is already running on DATA_DIR ${dataDir} (it holds ${file}). On SQLite one gateway process serves a data directory; ${refusal}`,
     );
   }
   return {

@@ -44,7 +44,7 @@ export function backupSqliteFile(source: string, target: string): { bytes: numbe
 }
 
 /** The new file's name must survive a power loss as its bytes do. */
-function syncDirectory(dir: string): void {
+export function syncDirectory(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
     fsyncSync(fd);
