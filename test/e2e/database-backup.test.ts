@@ -319,6 +319,33 @@ describe('database restore', () => {
     }
   });
 
+  it('into a DATA_DIR without a database (a new machine), keeping nothing aside', async () => {
+    const from = mkdtempSync(join(tmpdir(), 'tzero-restore-from-'));
+    const to = mkdtempSync(join(tmpdir(), 'tzero-restore-new-'));
+    try {
+      const merchant = JSON.parse((await runCli(['merchant', 'create', '--name', 'Restored Ltd', '--json'], { DATA_DIR: from })).stdout) as { id: string };
+      // Seals the channel's return secret: the database now knows the sandbox's keys.
+      const channel = await runCli(['channel', 'create', '--merchant', merchant.id, '--reference', 'restored', '--name', 'Restored', '--currency', 'USD', '--return-url', 'https://shop.example/back'], { DATA_DIR: from });
+      assert.equal(channel.code, 0, channel.stderr);
+      const backup = join(from, 'backup.sqlite');
+      assert.equal((await runCli(['database', 'backup', backup], { DATA_DIR: from })).code, 0);
+      const result = await runCli(['database', 'restore', backup, '--json'], { DATA_DIR: to });
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(JSON.parse(result.stdout), { database: join(to, 'gateway.sqlite'), file: backup, kept: null });
+      assert.ok(readFileSync(join(to, 'gateway.sqlite')).equals(readFileSync(backup)));
+      // The command made sandbox keys of its own, as any command finding none does: the database refuses them.
+      const wrongKeys = await runCli(['merchant', 'list'], { DATA_DIR: to });
+      assert.equal(wrongKeys.code, 2);
+      assert.match(wrongKeys.stderr, /key-encrypting key id "sandbox1" cannot open its check value/);
+      copyFileSync(join(from, 'sandbox-keys.json'), join(to, 'sandbox-keys.json'));
+      const list = await runCli(['merchant', 'list'], { DATA_DIR: to });
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /Restored Ltd/);
+    } finally {
+      for (const dir of [from, to]) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('on PostgreSQL refuses, pointing to pg_restore, without connecting', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tzero-restore-pg-'));
     try {
