@@ -239,7 +239,7 @@ export class Merchants {
 
   async requireMerchant(id: string) {
     const row = await this.ctx.database.db.selectFrom('merchants').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw new DomainError(404, 'merchant_not_found', `no merchant ${quotedId(id, 'merchant')}`, '/merchant_id');
+    if (!row) throw new DomainError(404, 'merchant_not_found', `no merchant ${quotedId(id, 'merchant')}`, '/params/merchantId');
     return row;
   }
 

@@ -63,8 +63,10 @@ for (const dialect of DIALECTS) {
       assertProblem(await operator('POST', `/operator/merchants/${merchantId}/suspend`, { reason: 'x'.repeat(501) }), 400, 'invalid_reason', '/reason');
       assertProblem(await operator('POST', `/operator/merchants/${merchantId}/suspend`, { reason: 'fraud', until: 'tomorrow' }), 400, 'unknown_field', '/until');
       assertProblem(await operator('POST', `/operator/merchants/${merchantId}/resume`, { reason: 'x' }), 400, 'unknown_field', '/reason');
-      assertProblem(await operator('POST', '/operator/merchants/mer_nobody/suspend', { reason: 'fraud' }), 404, 'merchant_not_found');
-      assertProblem(await operator('GET', '/operator/merchants/mer_nobody'), 404, 'merchant_not_found');
+      // The path parameter is named as every route names its own (the compliance routes' /params/merchantId, /params/id).
+      assertProblem(await operator('POST', '/operator/merchants/mer_nobody/suspend', { reason: 'fraud' }), 404, 'merchant_not_found', '/params/merchantId');
+      assertProblem(await operator('POST', '/operator/merchants/mer_nobody/resume'), 404, 'merchant_not_found', '/params/merchantId');
+      assertProblem(await operator('GET', '/operator/merchants/mer_nobody'), 404, 'merchant_not_found', '/params/merchantId');
       // No operator route filters: a filter that would be ignored is refused.
       assertProblem(await operator('GET', '/operator/merchants?status=suspended'), 400, 'unknown_field');
       assert.equal((await operator('GET', `/operator/merchants/${merchantId}`)).json().status, 'active');
