@@ -1,4 +1,4 @@
-import { DomainError } from '../domain/errors.js';
+import { DomainError, type FieldError, ValidationFailed } from '../domain/errors.js';
 import { hasPrefix, quotedId } from '../domain/ids.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
 import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
@@ -64,24 +64,26 @@ export class EventQueries {
   /** Newest first. Returns JSON text: the event bodies are embedded byte for byte. */
   /** A key with a mode lists the events of that mode's channels only (decision 0028). */
   async list(merchantId: string, q: EventListQuery, scope: KeyScope = null): Promise<string> {
+    // Every parameter at fault is named at once, in errors[], as GET /payments names them.
+    const errors: FieldError[] = [];
     const limit = q.limit ?? DEFAULT_PAGE_SIZE;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
       // The route's schema refuses it first, as out_of_range, as GET /payments does: one code for one rule.
-      throw new DomainError(400, 'out_of_range', `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}`, '/querystring/limit');
-    }
-    if (q.starting_after !== undefined && q.ending_before !== undefined) {
-      throw new DomainError(400, 'invalid_cursor', 'give starting_after or ending_before, not both', '/querystring/ending_before');
+      errors.push({ pointer: '/querystring/limit', code: 'out_of_range', message: `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}` });
     }
     for (const name of ['starting_after', 'ending_before'] as const) {
       const v = q[name];
-      if (v !== undefined && !hasPrefix(v, 'event')) throw new DomainError(400, 'invalid_cursor', `${name} must be an event id (evt_…) from a previous page`, `/querystring/${name}`);
+      if (v !== undefined && !hasPrefix(v, 'event')) errors.push({ pointer: `/querystring/${name}`, code: 'invalid_cursor', message: `${name} must be an event id (evt_…) from a previous page` });
+    }
+    if (q.starting_after !== undefined && q.ending_before !== undefined) {
+      errors.push({ pointer: '/querystring/ending_before', code: 'invalid_cursor', message: 'give starting_after or ending_before, not both' });
     }
     const types = q.type?.split(',').map((t) => t.trim()).filter(Boolean);
     // A type filter naming no type (type=, type=,) was taken for none and listed every event.
-    if (types?.length === 0) throw new DomainError(400, 'invalid_event_type', `type names no event type; use one or more of ${EVENT_TYPES.join(', ')}, separated by commas`, '/querystring/type');
-    for (const t of types ?? []) {
-      if (!isEventType(t)) throw new DomainError(400, 'invalid_event_type', `"${t}" is not an event type; use one of ${EVENT_TYPES.join(', ')}`, '/querystring/type');
-    }
+    if (types?.length === 0) errors.push({ pointer: '/querystring/type', code: 'invalid_event_type', message: `type names no event type; use one or more of ${EVENT_TYPES.join(', ')}, separated by commas` });
+    const unknown = (types ?? []).find((t) => !isEventType(t));
+    if (unknown !== undefined) errors.push({ pointer: '/querystring/type', code: 'invalid_event_type', message: `"${unknown}" is not an event type; use one of ${EVENT_TYPES.join(', ')}` });
+    if (errors.length) throw new ValidationFailed(errors);
     let query = this.inScope(this.withPayment().where('events.merchant_id', '=', merchantId), scope);
     if (types !== undefined) query = query.where('events.type', 'in', types);
     // payment= names no payment, so it finds no events (it listed all of them).

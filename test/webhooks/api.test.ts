@@ -292,19 +292,29 @@ for (const dialect of DIALECTS) {
       const two = (await t.request({ method: 'GET', url: `/events?type=payment.created,payment.captured&payment=${payments[0]}` })).json() as { data: Array<{ type: string }> };
       assert.deepEqual(two.data.map((e) => e.type).sort(), ['payment.captured', 'payment.created']);
 
-      const refused: Array<[string, string]> = [
-        ['limit=0', '/querystring/limit'],
-        ['limit=101', '/querystring/limit'],
-        ['starting_after=nope', '/querystring/starting_after'],
-        ['type=payment.nope', '/querystring/type'],
-        [`starting_after=${all[0]}&ending_before=${all[1]}`, '/querystring/ending_before'],
+      const refused: Array<[string, string, string]> = [
+        ['limit=0', '/querystring/limit', 'out_of_range'],
+        ['limit=101', '/querystring/limit', 'out_of_range'],
+        ['starting_after=nope', '/querystring/starting_after', 'invalid_cursor'],
+        ['ending_before=pay_0', '/querystring/ending_before', 'invalid_cursor'],
+        ['type=payment.nope', '/querystring/type', 'invalid_event_type'],
+        ['type=,', '/querystring/type', 'invalid_event_type'],
+        [`starting_after=${all[0]}&ending_before=${all[1]}`, '/querystring/ending_before', 'invalid_cursor'],
       ];
-      for (const [bad, param] of refused) {
+      for (const [bad, param, code] of refused) {
         const res = await t.request({ method: 'GET', url: `/events?${bad}` });
         assert.equal(res.statusCode, 400, `${bad}: ${res.body}`);
-        // The same pointers as GET /payments and every schema error give.
-        assert.equal(res.json<{ param: string }>().param, param, bad);
+        // The same pointers and errors[] as GET /payments and every schema error give.
+        const body = res.json<{ param: string; code: string; errors?: Array<{ param: string; code: string }> }>();
+        assert.deepEqual([body.param, body.code], [param, code], bad);
+        assert.deepEqual(body.errors?.map((e) => [e.param, e.code]), [[param, code]], bad);
       }
+      // Every parameter at fault is named at once, as GET /payments names them.
+      const both = (await t.request({ method: 'GET', url: '/events?starting_after=nope&ending_before=nada' })).json<{ errors: Array<{ param: string; code: string }> }>();
+      assert.deepEqual(
+        both.errors.map((e) => [e.param, e.code]),
+        [['/querystring/starting_after', 'invalid_cursor'], ['/querystring/ending_before', 'invalid_cursor'], ['/querystring/ending_before', 'invalid_cursor']],
+      );
     });
 
     it('shows an event with its deliveries, and refuses a redeliver with no endpoint', async () => {
