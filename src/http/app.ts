@@ -8,7 +8,7 @@ import { requestLogger, scrubText } from '../logger.js';
 import { DomainError, escapePointer } from '../domain/errors.js';
 import { isDatabaseUnavailable } from '../adapters/storage/unavailable.js';
 import type { Services } from '../app/services.js';
-import { DATABASE_RETRY_AFTER_S, databaseUnavailable, problem, sendProblem } from './problem.js';
+import { DATABASE_RETRY_AFTER_S, databaseUnavailable, problem, problemTypeBase, sendProblem } from './problem.js';
 import { describeJsonError, fromAjv } from './validation-errors.js';
 import { validatorCompiler } from './validator-compiler.js';
 import { problemOf, textProblemError, textProblemIn, undecodableQueryParameter } from './well-formed-text.js';
@@ -69,7 +69,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     childLoggerFactory: (parent, bindings, options) => requestLogger(parent as Logger, bindings, options) as FastifyBaseLogger,
     bodyLimit: services.ctx.config.bodyLimitBytes,
     genReqId: newRequestId,
-    clientErrorHandler: clientErrorHandler(newRequestId, metrics),
+    clientErrorHandler: clientErrorHandler(newRequestId, metrics, problemTypeBase(services.ctx.config.publicUrl)),
     requestIdHeader: false,
     trustProxy: services.ctx.config.trustProxy,
     // Requests that arrive while the gateway closes get our 503 problem (below), not Fastify's JSON.
@@ -111,6 +111,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.decorate('problemTypeBase', problemTypeBase(services.ctx.config.publicUrl));
   app.setValidatorCompiler(validatorCompiler());
   // Response schemas document the API; handlers send already-serialised JSON.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
@@ -236,7 +237,7 @@ export async function buildApp(services: Services, logger: Logger, surface: AppS
       info: {
         title: 'tZero Pay API',
         version: '1.0.0',
-        description: 'Server-to-server card payments: authorise with card data, redirect the customer to finalise, receive callbacks. Errors are RFC 9457 problem+json. A path asked with a method it does not take answers 405 with `Allow` (components.responses.MethodNotAllowed).',
+        description: 'Server-to-server card payments: authorise with card data, redirect the customer to finalise, receive callbacks. Errors are RFC 9457 problem+json, whose `type` is the URL of the code\'s documentation on this gateway (`/errors/{code}`). A path asked with a method it does not take answers 405 with `Allow` (components.responses.MethodNotAllowed).',
       },
       servers: [{ url: services.ctx.config.publicUrl }],
       components: {

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Metrics } from '../app/metrics.js';
-import { PROBLEM_TYPE_BASE, statusTitle } from './problem.js';
+import { statusTitle } from './problem.js';
 
 const REFUSALS: Record<string, [status: number, code: string, detail: string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout', 'the request was not received in full within the time allowed (60 s)'],
@@ -27,7 +27,7 @@ function answered(socket: Socket, error: NodeJS.ErrnoException): boolean {
  * other is (app.ts): one access-log line under the `reqId` the answer carries, and
  * `tzero_http_requests_total` under no route, by method `unknown` (the parser gave none).
  */
-export function clientErrorHandler(newRequestId: () => string, metrics: Pick<Metrics, 'observeRequest'>) {
+export function clientErrorHandler(newRequestId: () => string, metrics: Pick<Metrics, 'observeRequest'>, typeBase: string) {
   return function (this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket): void {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     const remote_address = socket.remoteAddress;
@@ -40,7 +40,7 @@ export function clientErrorHandler(newRequestId: () => string, metrics: Pick<Met
     const [status, code, detail] = REFUSALS[error.code ?? ''] ?? MALFORMED;
     const reqId = newRequestId();
     const title = statusTitle(status);
-    const body = JSON.stringify({ type: PROBLEM_TYPE_BASE + code, title, status, detail, code, request_id: reqId });
+    const body = JSON.stringify({ type: typeBase + code, title, status, detail, code, request_id: reqId });
     socket.write(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRequest-Id: ${reqId}\r\nConnection: close\r\n\r\n${body}`);
     this.log.info({ reqId, res: { statusCode: status }, code: error.code, remote_address }, 'request completed');
     metrics.observeRequest('unknown', undefined, status);

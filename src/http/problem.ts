@@ -31,7 +31,18 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-export const PROBLEM_TYPE_BASE = 'https://docs.tzero-pay.test/errors/';
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Where this gateway serves a page for each error code: a problem's `type` is this and its code. */
+    problemTypeBase: string;
+  }
+}
+
+/**
+ * A problem's `type` resolves (RFC 9457 §3.1.1: dereferenced, it documents the problem) to
+ * the gateway's own page for its code, GET /errors/{code} at PUBLIC_URL (decision 0034).
+ */
+export const problemTypeBase = (publicUrl: string) => `${publicUrl}/errors/`;
 
 export function statusTitle(status: number): string {
   return TITLES[status] ?? 'Error';
@@ -39,7 +50,7 @@ export function statusTitle(status: number): string {
 
 export function problem(request: FastifyRequest, status: number, code: string, detail: string, param?: string, extra?: Record<string, unknown>): ProblemBody {
   return {
-    type: PROBLEM_TYPE_BASE + code,
+    type: request.server.problemTypeBase + code,
     title: statusTitle(status),
     status,
     // Messages quote what was sent (an unknown channel, an event type) and pointers name the

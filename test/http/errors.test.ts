@@ -230,7 +230,7 @@ for (const dialect of DIALECTS) {
       const a = assertProblem(await t.app.inject({ method: 'GET', url: '/nope' }), 404);
       const b = assertProblem(await t.app.inject({ method: 'GET', url: '/nope' }), 404);
       assert.notEqual(a.request_id, b.request_id);
-      assert.equal(a.type, 'https://docs.tzero-pay.test/errors/route_not_found');
+      assert.equal(a.type, `${t.config.publicUrl}/errors/route_not_found`);
       assert.equal(a.title, 'Not Found');
     });
 

@@ -219,10 +219,10 @@ describe('OpenAPI document and reference page', () => {
     const problem = ajv.compile({ ...(inline(doc, doc.paths['/payment/authorise'].post.responses['400'].content['application/problem+json'].schema) as Json), $id: undefined });
     const bad = await t.request({ method: 'POST', url: '/payment/authorise', payload: { ...(await exampleBody()), amount: 0 } });
     assert.ok(problem(bad.json()), ajv.errorsText(problem.errors));
-    // A problem's type is a name of its code that no one can fetch: the document says so, and where the codes are described.
+    // A problem's type is its code's documentation on this gateway: the document says so, and where the codes are described.
     const type = (inline(doc, doc.components.schemas.Problem) as Json).properties.type;
-    assert.equal(bad.json().type, `https://docs.tzero-pay.test/errors/${bad.json().code}`);
-    assert.match(type.description, /not a page/);
+    assert.equal(bad.json().type, `${t.config.publicUrl}/errors/${bad.json().code}`);
+    assert.match(type.description, /`\{PUBLIC_URL\}\/errors\/\{code\}`/);
     assert.match(type.description, /\/docs\b/);
   });
 

@@ -21,7 +21,7 @@ export const Problem = Type.Object(
   {
     type: Type.String({
       description:
-        'The problem type: `https://docs.tzero-pay.test/errors/{code}`, a name for `code`, not a page to fetch. It is the same on every gateway (so it is not one gateway\'s /docs), under `.test`, a domain reserved never to resolve. Branch on `code`; each operation lists its codes in this document and on /docs.',
+        'The problem type: `{PUBLIC_URL}/errors/{code}`, the code\'s documentation on the gateway that answered (JSON, or a page when `text/html` is asked for): the statuses it comes with and what the documents and this OpenAPI document say of it. It differs between gateways; branch on `code`, which does not. Each operation lists its codes in this document and on /docs.',
     }),
     title: Type.String(),
     status: Type.Integer(),
