@@ -49,6 +49,10 @@ export function statusTitle(status: number): string {
 }
 
 export function problem(request: FastifyRequest, status: number, code: string, detail: string, param?: string, extra?: Record<string, unknown>): ProblemBody {
+  // A field at fault is listed in errors[] whatever the status (a 404's path parameter, a 415's
+  // header), as a 400's are: a client library reads one list. ValidationFailed and schema
+  // errors list every field themselves, the first being param's.
+  if (param !== undefined && !Array.isArray(extra?.errors)) extra = { ...extra, errors: [{ param, code, message: detail }] };
   return {
     type: request.server.problemTypeBase + code,
     title: statusTitle(status),

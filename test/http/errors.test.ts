@@ -234,6 +234,22 @@ for (const dialect of DIALECTS) {
       assert.equal(a.title, 'Not Found');
     });
 
+    it('lists the field at fault in errors[] whatever the status, as a 400 from a schema does', async () => {
+      const cases = [
+        [await t.request({ method: 'GET', url: '/payment/pay_00000000000000000000000000000000' }), 404, 'payment_not_found', '/params/id'],
+        [await t.request({ method: 'GET', url: '/events/evt_nope' }), 404, 'event_not_found', '/params/id'],
+        [await postAuthorise(t, '{}', { 'content-type': 'text/csv' }), 415, 'unsupported_media_type', '/headers/content-type'],
+        [await t.request({ method: 'GET', url: '/payments?limit=%E0' }), 400, 'invalid_encoding', '/querystring/limit'],
+        [await t.app.inject({ method: 'GET', url: '/payments', headers: { 'x-secret-key': 'sk_nope' } }), 401, 'unauthorized', undefined],
+      ] as const;
+      for (const [res, status, code, param] of cases) {
+        const body = res.json<{ param?: string; code: string; detail: string; errors?: Array<{ param: string; code: string; message: string }> }>();
+        assert.deepEqual([res.statusCode, body.code, body.param], [status, code, param ?? body.param], res.body);
+        if (body.param === undefined) continue;
+        assert.deepEqual(body.errors, [{ param: body.param, code, message: body.detail }], res.body);
+      }
+    });
+
     it('ignores a client-sent request id', async () => {
       const res = await t.app.inject({ method: 'GET', url: '/nope', headers: { 'request-id': 'req_evil', 'x-request-id': 'req_evil' } });
       assert.notEqual(assertProblem(res, 404).request_id, 'req_evil');

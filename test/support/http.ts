@@ -14,16 +14,18 @@ export interface Problem extends ProblemBody {
  */
 export function assertProblem(res: LightMyRequestResponse, status: number, code?: string, param?: string): Problem {
   assert.equal(res.statusCode, status, `expected ${status}, got ${res.statusCode}: ${res.body}`);
-  assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
+  assert.match(String(res.headers['content-type']), /^application\/problem\+json; charset=utf-8$/);
   const body = res.json<Problem>();
   assert.equal(body.status, status);
-  assert.equal(typeof body.type, 'string');
+  assert.ok(body.type.endsWith(`/errors/${body.code}`), `type: ${res.body}`);
   assert.equal(typeof body.title, 'string');
   assert.ok(body.detail.length > 0, 'detail is empty');
   assert.match(body.request_id, /^req_[0-9a-f]{24}$/);
   assert.match(body.code, /^[a-z_]+$/);
   if (code !== undefined) assert.equal(body.code, code, `code: ${res.body}`);
   if (param !== undefined) assert.equal(body.param, param, `param: ${res.body}`);
+  // A field at fault is in errors[] too, first: a client library reads one list, whatever the status.
+  if (body.param !== undefined) assert.deepEqual(body.errors?.slice(0, 1).map((e) => [e.param, e.code]), [[body.param, body.code]], `errors: ${res.body}`);
   assert.doesNotMatch(res.body, /\bat [\w.<>]+ \(|node_modules|SQLITE_|syntax error at|insert into/i, 'a problem leaks internals');
   return body;
 }

@@ -29,7 +29,7 @@ export const Problem = Type.Object(
     code: Type.String({ description: 'Stable machine-readable error code.' }),
     param: Type.Optional(Type.String({ description: 'JSON pointer of the offending field.' })),
     request_id: Type.String(),
-    errors: Type.Optional(Type.Array(Type.Object({ param: Type.String(), code: Type.String(), message: Type.String() }), { description: 'Every offending field, when the body breaks several rules.' })),
+    errors: Type.Optional(Type.Array(Type.Object({ param: Type.String(), code: Type.String(), message: Type.String() }), { description: 'Every field at fault, whenever `param` names one (whatever the status): the first is `param`\'s; a request that breaks several rules lists them all.' })),
     payment_status: Type.Optional(Type.String({ description: 'Capture, void, refund: the payment status that refused the request.' })),
     decline_code: Type.Optional(Type.String({ description: 'capture_failed: why the acquirer refused.' })),
     amount_capturable: Type.Optional(Type.Integer({ description: 'amount_exceeds_capturable: what can still be captured, in minor units.' })),
