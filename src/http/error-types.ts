@@ -13,7 +13,17 @@ export interface Passage {
 
 /** The documents `test/unit/error-codes-documented.test.ts` requires every code to be named in, beside the OpenAPI. */
 const ROOT = new URL('../../', import.meta.url);
-const documents = (): string[] => ['README.md', ...readdirSync(new URL('docs/', ROOT)).filter((f) => f.endsWith('.md') && f !== 'benchmarks.md').sort().map((f) => `docs/${f}`)];
+const documents = (root: URL): string[] => ['README.md', ...readIfPresent(() => readdirSync(new URL('docs/', root)), []).filter((f) => f.endsWith('.md') && f !== 'benchmarks.md').sort().map((f) => `docs/${f}`)];
+
+/** A deployment may ship without the documents: its type URLs then show what the OpenAPI document says, not a 500. */
+function readIfPresent<T>(read: () => T, absent: T): T {
+  try {
+    return read();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return absent;
+    throw error;
+  }
+}
 
 interface Block {
   source: string;
@@ -90,7 +100,7 @@ export function clauseNaming(text: string, code: string): string {
   return pieces(sentence, /^, /).find((p) => named(code).test(p)) ?? sentence;
 }
 
-let documentBlocks: Block[] | undefined;
+const documentBlocks = new Map<string, Block[]>();
 
 /** Prose gives a code its status as `404 merchant_not_found`; a table row's own status stands. */
 function withStatus(passage: Passage, code: string): Passage {
@@ -99,11 +109,15 @@ function withStatus(passage: Passage, code: string): Passage {
 }
 
 /** Where the documents and the served OpenAPI document name `code`: what its problem type URL shows. */
-export function passagesFor(code: string, openapi: { paths?: Record<string, Record<string, { responses?: Record<string, { description?: string }> }>> }): Passage[] {
+export function passagesFor(code: string, openapi: { paths?: Record<string, Record<string, { responses?: Record<string, { description?: string }> }>> }, root = ROOT): Passage[] {
   // Read once: the documents are the gateway's own, the same until it is upgraded.
-  documentBlocks ??= documents().flatMap((file) => blocksOf(file, readFileSync(new URL(file, ROOT), 'utf8')));
+  let blocks = documentBlocks.get(root.href);
+  if (!blocks) {
+    blocks = documents(root).flatMap((file) => blocksOf(file, readIfPresent(() => readFileSync(new URL(file, root), 'utf8'), '')));
+    documentBlocks.set(root.href, blocks);
+  }
   const pattern = named(code);
-  const passages: Passage[] = documentBlocks.filter((b) => pattern.test(b.text)).map((b) => withStatus({ ...b, text: clauseNaming(b.text, code) }, code));
+  const passages: Passage[] = blocks.filter((b) => pattern.test(b.text)).map((b) => withStatus({ ...b, text: clauseNaming(b.text, code) }, code));
   for (const [path, operations] of Object.entries(openapi.paths ?? {})) {
     for (const [method, operation] of Object.entries(operations)) {
       for (const [status, response] of Object.entries(operation.responses ?? {})) {
