@@ -15,9 +15,10 @@ import { eventRow } from './events.js';
 import { type PaymentChannel, applyTransition, detailsOf, loadForUpdate, paymentChannel } from './payment-transitions.js';
 import { type PaymentDetails, paymentResource } from './payment-resource.js';
 import type { ResolvedMethod } from './stored-cards.js';
-import { insertRow, type RowInsert } from '../adapters/storage/compiled.js';
+import { insertRow, insertRows, type RowInsert } from '../adapters/storage/compiled.js';
 import { LookupCache } from './lookup-cache.js';
 import { checkIndustryPractice } from './industry-practice.js';
+import { type InstalmentPlan, instalmentPlanOf, takeInstalment } from './instalments.js';
 
 /**
  * A stepped-up merchant-initiated payment waits for a customer who is not on the
@@ -56,9 +57,10 @@ export async function settleWithoutCustomer(
   const details = detailsOf(prepared.payment);
   let customerReference = prepared.payment.customer_reference;
   if (prepared.payment.payment_type === 'mit') {
-    const { passed, agreement, customer, since } = await networkReferences(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
+    const { passed, agreement, customer, since, plan } = await networkReferences(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
     if (passed !== undefined) details.initial_network_reference = passed;
     if (since !== undefined) details.industry_practice_since = since;
+    if (plan !== undefined) details.instalment_plan = plan;
     if (agreement !== passed && agreement !== undefined) details.agreement_network_reference = agreement;
     // Raw card data naming no customer charges the named payment's customer: listed under them, as a token's payment is.
     if (customerReference === null && customer !== null) {
@@ -92,7 +94,15 @@ export async function settleWithoutCustomer(
   ];
   const stored = record.row(201, JSON.stringify(paymentResource(ctx.vault, payment, ref, details)));
   if (stored) pending.push(stored);
-  await ctx.database.insert(pending);
+  const plan = details.instalment_plan;
+  if (plan === undefined) await ctx.database.insert(pending);
+  else {
+    // The plan's count moves in the transaction that writes the payment: a refusal writes nothing.
+    await ctx.database.write(async (trx) => {
+      await takeInstalment(trx, plan);
+      await insertRows(trx, pending);
+    });
+  }
   // The request read the stored card before this payment existed: a DELETE answered since
   // then refuses it, as it refuses every later payment on the token.
   if (await storedCardDeleted(ctx.database.db, prepared.method)) {
@@ -209,7 +219,12 @@ async function stepUp(trx: Trx, ctx: AppContext, row: PaymentsTable, card: Sensi
  * which passes the named payment's own. A bare previous_network_reference may come from
  * another acquirer and is taken as given.
  */
-async function networkReferences(ctx: AppContext, merchantId: string, data: PaymentData, payment: PaymentsTable): Promise<{ passed: string | undefined; agreement: string | undefined; customer: string | null; since?: number }> {
+async function networkReferences(
+  ctx: AppContext,
+  merchantId: string,
+  data: PaymentData,
+  payment: PaymentsTable,
+): Promise<{ passed: string | undefined; agreement: string | undefined; customer: string | null; since?: number; plan?: InstalmentPlan }> {
   const previousId = data.previous_payment_id;
   if (previousId === undefined) return { passed: data.previous_network_reference, agreement: data.previous_network_reference, customer: null };
   const refuse = (code: string, message: string) => new DomainError(422, code, message, '/payment_data/previous_payment_id');
@@ -267,6 +282,7 @@ async function networkReferences(ctx: AppContext, merchantId: string, data: Paym
       );
     }
   }
+  const plan = data.payment_sub_type === 'instalment-subsequent' ? instalmentPlanOf(prev, prevDetails) : undefined;
   // A later MIT of the agreement carries the initial reference on; schemes want the initial one.
   // An industry-practice MIT carries on the one transaction it names (the authorisation it
   // reauthorises, the stay it adds a charge to), and schemes want that transaction's own id,
@@ -284,5 +300,5 @@ async function networkReferences(ctx: AppContext, merchantId: string, data: Paym
       '/payment_data/previous_network_reference',
     );
   }
-  return { passed: initial ?? given, agreement: agreement ?? given, customer: prev.customer_reference, since };
+  return { passed: initial ?? given, agreement: agreement ?? given, customer: prev.customer_reference, since, ...(plan ? { plan } : {}) };
 }

@@ -1,3 +1,4 @@
+import type { InstalmentPlan } from './instalments.js';
 import type { PaymentsTable } from '../adapters/storage/schema.js';
 import type { PaymentData } from '../domain/payment-data.js';
 import type { PaymentStatus } from '../domain/payment-state.js';
@@ -21,6 +22,8 @@ export interface PaymentDetails {
   agreement_network_reference?: string;
   /** A resubmission's or delayed charge's chain start (industry-practice.ts): never shown, it bounds the next link's age. */
   industry_practice_since?: number;
+  /** An instalment MIT's plan (instalments.ts): never shown, it is what the plan's count is kept under. */
+  instalment_plan?: InstalmentPlan;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { releaseInstalment } from './instalments.js';
 import { DomainError } from '../domain/errors.js';
 import { canTransition, eventTypeFor, type PaymentStatus } from '../domain/payment-state.js';
 import type { PaymentsTable } from '../adapters/storage/schema.js';
@@ -100,6 +101,7 @@ export async function applyTransition(
   if (Number(res.numUpdatedRows) !== 1) {
     throw new DomainError(409, 'concurrent_modification', 'the payment was changed by another request at the same time; fetch it and retry if still needed');
   }
+  await releaseInstalment(trx, row, to, details);
   if (opts.silent) return next;
   const resource = paymentResource(ctx.vault, next, await paymentChannel(trx, row.channel_id), details);
   await appendEvent(trx, ctx, next, opts.eventType ?? eventTypeFor(to), opts.eventObject?.(resource) ?? resource, now);

@@ -27,6 +27,8 @@ export interface PaymentData {
   industry_usage: IndustryUsage;
   previous_network_reference?: string;
   previous_payment_id?: string;
+  /** instalment-initial only: how many payments the plan has, this one included (EMV 3DS purchaseInstalData). */
+  instalments?: number;
 }
 
 export interface PaymentDataInput {
@@ -36,6 +38,7 @@ export interface PaymentDataInput {
   industry_usage?: IndustryUsage | undefined;
   previous_network_reference?: string | undefined;
   previous_payment_id?: string | undefined;
+  instalments?: number | undefined;
 }
 
 /** What the payment method contributes to the rules: a stored token is a credential on file by nature. */
@@ -87,11 +90,20 @@ export function normalisePaymentData(
   };
   if (input?.previous_network_reference) value.previous_network_reference = input.previous_network_reference;
   if (input?.previous_payment_id) value.previous_payment_id = input.previous_payment_id;
+  if (input?.instalments !== undefined) value.instalments = input.instalments;
 
   const errors: FieldError[] = [];
 
   if (type === 'cit' && isSubsequent(sub)) {
     rule(errors, '/payment_data/payment_sub_type', 'subsequent_requires_mit', `payment_sub_type "${sub}" is a merchant-initiated use of a stored credential: set payment_type to "mit"`);
+  }
+  // Schemes and 3-D Secure (purchaseInstalData) want the plan's length when it is agreed, and
+  // the gateway counts its payments against it: an instalment MIT beyond it is refused.
+  if (sub === 'instalment-initial' && value.instalments === undefined) {
+    rule(errors, '/payment_data/instalments', 'instalments_required', 'payment_sub_type "instalment-initial" agrees a plan of a known number of payments: send instalments, the number of payments in the plan, this one included');
+  }
+  if (sub !== 'instalment-initial' && value.instalments !== undefined) {
+    rule(errors, '/payment_data/instalments', 'instalments_not_allowed', `instalments is the length of the plan an "instalment-initial" payment agrees, and this payment is "${sub}": leave it out (a later instalment's plan is the one its previous_payment_id belongs to)`);
   }
   if (type === 'mit' && isInitial(sub)) {
     rule(errors, '/payment_data/payment_sub_type', 'initial_requires_cit', `payment_sub_type "${sub}" sets up an agreement, which needs the customer present: set payment_type to "cit", or use "${sub.replace('-initial', '-subsequent')}" for a merchant-initiated payment`);

@@ -13,7 +13,7 @@ import { paidPayment, registerEndpoint } from '../webhooks/support.js';
 import { json, mit, payByCard } from '../stored-cards/support.js';
 
 /** Tables that grow with traffic: a query that reads one of them whole gets slower every day. */
-const GROWING = ['payments', 'refunds', 'releases', 'events', 'deliveries', 'delivery_attempts', 'card_secrets', 'checkout_sessions', 'idempotency_keys', 'payment_methods', 'audit_log'];
+const GROWING = ['payments', 'refunds', 'releases', 'events', 'deliveries', 'delivery_attempts', 'card_secrets', 'checkout_sessions', 'idempotency_keys', 'payment_methods', 'audit_log', 'instalment_plans'];
 
 /**
  * Every SQL text the gateway prepares on SQLite in this process while `fn` runs. The
@@ -133,6 +133,30 @@ describe('query plans (sqlite)', () => {
           const plan = (raw.prepare(`explain query plan ${source}`).all(...Array<null>((source.match(/\?/g) ?? []).length).fill(null)) as Array<{ detail: string }>).map((p) => p.detail);
           const payments = plan.find((d) => /^(SEARCH|SCAN) payments\b/.test(d)) ?? plan.join('; ');
           assert.match(payments, /USING (INTEGER )?PRIMARY KEY|sqlite_autoindex_payments_1/, `${source}\n${plan.join('; ')}`);
+        }
+      } finally {
+        raw.close();
+      }
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("an instalment MIT reads and moves its plan's count by the plan's key", async () => {
+    const own = await startTestGateway({ dialect: 'sqlite' });
+    try {
+      const initial = await payByCard(own, { customer: 'cust-plan-inst', payment_data: { payment_type: 'cit', payment_sub_type: 'instalment-initial', instalments: 3 } });
+      const statements = await preparedDuring(async () => {
+        const res = await mit(own, { token: initial.payment_method.token, previous_payment_id: initial.id, sub_type: 'instalment-subsequent' });
+        assert.equal(json(res).status, 'captured', res.body);
+      });
+      const plans = statements.filter((s) => /^(select|update)\b.*"instalment_plans"/is.test(s));
+      assert.ok(plans.length > 0, 'the plan was counted');
+      const raw = new SQLite(join(own.dataDir, 'gateway.sqlite'), { readonly: true });
+      try {
+        for (const source of plans) {
+          const plan = (raw.prepare(`explain query plan ${source}`).all(...Array<null>((source.match(/\?/g) ?? []).length).fill(null)) as Array<{ detail: string }>).map((p) => p.detail);
+          assert.match(plan.join('; '), /SEARCH instalment_plans USING INDEX sqlite_autoindex_instalment_plans_1/, source);
         }
       } finally {
         raw.close();

@@ -67,7 +67,7 @@ for (const dialect of DIALECTS) {
     });
 
     it('tells the acquirer where each payment sits in its agreement, as schemes flag it', async () => {
-      const initial = await payByCard(t, { customer: 'cust-flags', payment_data: { payment_type: 'cit', payment_sub_type: 'instalment-initial' } });
+      const initial = await payByCard(t, { customer: 'cust-flags', payment_data: { payment_type: 'cit', payment_sub_type: 'instalment-initial', instalments: 12 } });
       const token = initial.payment_method.token as string;
       const part = json(await mit(t, { token, previous_payment_id: initial.id, sub_type: 'instalment-subsequent' }));
       const noShow = json(await mit(t, { token, previous_payment_id: initial.id, sub_type: 'one-off', industry_usage: 'no_show' }));

@@ -51,7 +51,9 @@ describe('payment_data defaults', () => {
 describe('payment_data rules, each with its own code and pointer', () => {
   const cases: Array<[string, PaymentDataInput, boolean, MethodFacts, string[]]> = [
     ['a subsequent sub type is merchant-initiated', { payment_sub_type: 'recurring-subsequent', credential_on_file: true }, false, CARD, ['subsequent_requires_mit@/payment_data/payment_sub_type']],
-    ['an initial sub type needs the customer', { payment_type: 'mit', payment_sub_type: 'instalment-initial', ...MIT_REF }, false, STORED, ['initial_requires_cit@/payment_data/payment_sub_type']],
+    ['an initial sub type needs the customer', { payment_type: 'mit', payment_sub_type: 'instalment-initial', instalments: 6, ...MIT_REF }, false, STORED, ['initial_requires_cit@/payment_data/payment_sub_type']],
+    ['an instalment plan says how long it is', { payment_sub_type: 'instalment-initial' }, true, CARD, ['instalments_required@/payment_data/instalments']],
+    ['only an instalment plan has a length', { payment_type: 'mit', payment_sub_type: 'instalment-subsequent', instalments: 6, ...MIT_REF }, false, STORED, ['instalments_not_allowed@/payment_data/instalments']],
     ['a one-off mit needs an agreement or an industry usage', { payment_type: 'mit', payment_sub_type: 'one-off', ...MIT_REF }, false, STORED, ['mit_requires_agreement@/payment_data/payment_sub_type']],
     ['an initial sub type stores the credential', { payment_sub_type: 'recurring-initial', credential_on_file: false }, false, CARD, ['initial_requires_credential_on_file@/payment_data/credential_on_file']],
     [

@@ -171,6 +171,15 @@ export async function insertRow<T extends keyof Schema & string>(ex: Executor, t
   await ex.executeQuery(CompiledQuery.raw(statement.sql, onSqlite(ex) ? sqliteParams(statement, undefined) : statement.params));
 }
 
+/** An insert-only unit's rows, in a transaction that also does more; a card to seal is Database.insert's alone. */
+export async function insertRows(ex: Executor, rows: RowInsert[]): Promise<void> {
+  for (const r of rows) {
+    if ('card' in r) throw new Error('a card to seal is written by Database.insert only');
+    const statement = compileInsert(ex, r);
+    await ex.executeQuery(CompiledQuery.raw(statement.sql, onSqlite(ex) ? sqliteParams(statement, undefined) : statement.params));
+  }
+}
+
 function onSqlite(ex: Executor): boolean {
   return ex.getExecutor().adapter instanceof SqliteAdapter;
 }

@@ -271,12 +271,26 @@ export interface Schema {
   delivery_attempts: DeliveryAttemptsTable;
   refunds: RefundsTable;
   releases: ReleasesTable;
+  instalment_plans: InstalmentPlansTable;
   compliance_profiles: ComplianceProfilesTable;
   compliance_documents: ComplianceDocumentsTable;
   audit_log: AuditLogTable;
   config_versions: ConfigVersionsTable;
   vault_keys: VaultKeysTable;
   hmac_key_check: HmacKeyCheckTable;
+}
+
+/**
+ * An instalment plan's payments so far (src/app/instalments.ts): one row per instalment-initial
+ * payment, made by its first instalment-subsequent MIT (migration 025).
+ */
+export interface InstalmentPlansTable {
+  /** The instalment-initial payment that agreed the plan. */
+  agreement_payment_id: string;
+  /** Its payment_data.instalments: the plan's length, the initial payment included. */
+  allowed: number;
+  /** The initial payment and every instalment MIT approved or still under way. */
+  taken: number;
 }
 
 /** The one HMAC_KEY the database is used with, as a value derived from it (migration 016). */

@@ -132,6 +132,13 @@ export const PaymentData = StrictObject({
   credential_on_file: Type.Optional(Type.Boolean({ description: 'The card is (being) stored for later use. Default: true when storing, with a token, and for subsequent mit.' })),
   industry_usage: Type.Optional(Type.Union(INDUSTRY_USAGES.map((v) => Type.Literal(v)), { description: 'mit only: an industry practice charge following one earlier payment.' })),
   previous_network_reference: Type.Optional(text(64, 'mit: the network reference of the initial agreement (may come from another acquirer).')),
+  instalments: Type.Optional(
+    Type.Integer({
+      minimum: 2,
+      maximum: 999,
+      description: 'instalment-initial only, and required there: the number of payments in the plan, this one included (EMV 3DS purchaseInstalData). Later instalment-subsequent payments beyond it are 422 instalments_exhausted.',
+    }),
+  ),
   previous_payment_id: Type.Optional(
     text(64, 'mit: the pay_… that set up the agreement (or an earlier mit of it), made with the same card for the same customer (422 initial_payment_card_mismatch, initial_payment_customer_mismatch).'),
   ),

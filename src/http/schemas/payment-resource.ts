@@ -3,9 +3,9 @@ import { PAYMENT_STATUSES } from '../../domain/payment-state.js';
 import { Nullable, Timestamp } from './common.js';
 import { PartyDetails, Customer, Name, PaymentData } from './payment-request.js';
 
-/** As sent back: every field given or defaulted, except the previous_* references only merchant-initiated payments carry. */
-const { previous_network_reference, previous_payment_id, ...always } = PaymentData.properties;
-const PaymentDataResource = Type.Object({ ...Type.Required(Type.Object(always)).properties, previous_network_reference, previous_payment_id });
+/** As sent back: every field given or defaulted, except the previous_* references only merchant-initiated payments carry and an instalment plan's length. */
+const { previous_network_reference, previous_payment_id, instalments, ...always } = PaymentData.properties;
+const PaymentDataResource = Type.Object({ ...Type.Required(Type.Object(always)).properties, previous_network_reference, previous_payment_id, instalments });
 
 /** What any resource shows of a card: at most BIN and last 4. */
 export const CardSummary = Type.Object({
