@@ -19,6 +19,7 @@ import { insertRow, insertRows, type RowInsert } from '../adapters/storage/compi
 import { LookupCache } from './lookup-cache.js';
 import { checkIndustryPractice } from './industry-practice.js';
 import { type InstalmentPlan, instalmentPlanOf, takeInstalment } from './instalments.js';
+import { checkMitRetries, recordMitDecline } from './mit-retries.js';
 
 /**
  * A stepped-up merchant-initiated payment waits for a customer who is not on the
@@ -57,7 +58,8 @@ export async function settleWithoutCustomer(
   const details = detailsOf(prepared.payment);
   let customerReference = prepared.payment.customer_reference;
   if (prepared.payment.payment_type === 'mit') {
-    const { passed, agreement, customer, since, plan } = await networkReferences(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
+    const { passed, agreement, customer, since, plan, approvedAt } = await networkReferences(ctx, cmd.merchantId, prepared.method.paymentData, prepared.payment);
+    await checkMitRetries(ctx, prepared.payment, approvedAt);
     if (passed !== undefined) details.initial_network_reference = passed;
     if (since !== undefined) details.industry_practice_since = since;
     if (plan !== undefined) details.instalment_plan = plan;
@@ -127,6 +129,7 @@ export async function settleWithoutCustomer(
       else ({ row: final, redirectUrl } = await stepUp(trx, ctx, row, prepared.card));
     } else {
       final = await recordAuthorisation(trx, ctx, row, result, capture);
+      if (result.outcome === 'declined' && final.status === 'declined') await recordMitDecline(trx, final);
     }
     const text = JSON.stringify(paymentResource(ctx.vault, final, ref, detailsOf(final), redirectUrl));
     await record.replace(trx, 201, text);
@@ -224,9 +227,9 @@ async function networkReferences(
   merchantId: string,
   data: PaymentData,
   payment: PaymentsTable,
-): Promise<{ passed: string | undefined; agreement: string | undefined; customer: string | null; since?: number; plan?: InstalmentPlan }> {
+): Promise<{ passed: string | undefined; agreement: string | undefined; customer: string | null; since?: number; plan?: InstalmentPlan; approvedAt: number | null }> {
   const previousId = data.previous_payment_id;
-  if (previousId === undefined) return { passed: data.previous_network_reference, agreement: data.previous_network_reference, customer: null };
+  if (previousId === undefined) return { passed: data.previous_network_reference, agreement: data.previous_network_reference, customer: null, approvedAt: null };
   const refuse = (code: string, message: string) => new DomainError(422, code, message, '/payment_data/previous_payment_id');
 
   // Another merchant's payment is reported exactly like a missing one.
@@ -300,5 +303,5 @@ async function networkReferences(
       '/payment_data/previous_network_reference',
     );
   }
-  return { passed: initial ?? given, agreement: agreement ?? given, customer: prev.customer_reference, since, ...(plan ? { plan } : {}) };
+  return { passed: initial ?? given, agreement: agreement ?? given, customer: prev.customer_reference, since, ...(plan ? { plan } : {}), approvedAt: prev.authorised_at };
 }

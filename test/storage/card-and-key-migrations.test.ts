@@ -30,6 +30,7 @@ for (const dialect of DIALECTS) {
       await db.schema.alterTable('merchants').dropColumn('suspended_reason').execute();
       await db.schema.alterTable('secret_keys').dropColumn('mode').execute();
       await db.schema.dropTable('instalment_plans').execute();
+      await db.schema.dropTable('mit_declines').execute();
       // Migrations run in order: those after 015 run again too (016 makes its table anew, 018 and 019 their columns).
       await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), '>=', '014').execute();
     });

@@ -28,6 +28,7 @@ for (const dialect of DIALECTS) {
       // Migrations run in order: 023 runs again too and adds its column anew.
       await db.schema.alterTable('secret_keys').dropColumn('mode').execute();
       await db.schema.dropTable('instalment_plans').execute();
+      await db.schema.dropTable('mit_declines').execute();
       await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), '>=', '022').execute();
 
       assert.deepEqual((await migrate(db))[0], '022-live-agreements');

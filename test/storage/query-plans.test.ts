@@ -13,7 +13,7 @@ import { paidPayment, registerEndpoint } from '../webhooks/support.js';
 import { json, mit, payByCard } from '../stored-cards/support.js';
 
 /** Tables that grow with traffic: a query that reads one of them whole gets slower every day. */
-const GROWING = ['payments', 'refunds', 'releases', 'events', 'deliveries', 'delivery_attempts', 'card_secrets', 'checkout_sessions', 'idempotency_keys', 'payment_methods', 'audit_log', 'instalment_plans'];
+const GROWING = ['payments', 'refunds', 'releases', 'events', 'deliveries', 'delivery_attempts', 'card_secrets', 'checkout_sessions', 'idempotency_keys', 'payment_methods', 'audit_log', 'instalment_plans', 'mit_declines'];
 
 /**
  * Every SQL text the gateway prepares on SQLite in this process while `fn` runs. The
@@ -129,6 +129,11 @@ describe('query plans (sqlite)', () => {
       assert.deepEqual(byCard, []);
       const raw = new SQLite(join(own.dataDir, 'gateway.sqlite'), { readonly: true });
       try {
+        // The card's retries are counted from its own declines, by the index that starts with the card.
+        const declines = statements.filter((s) => /^select\b.*from "mit_declines"/is.test(s));
+        assert.equal(declines.length, 1, 'the MIT looked up its card\'s declines');
+        const declinePlan = (raw.prepare(`explain query plan ${declines[0]!}`).all(...Array<null>((declines[0]!.match(/\?/g) ?? []).length).fill(null)) as Array<{ detail: string }>).map((p) => p.detail);
+        assert.match(declinePlan.join('; '), /SEARCH mit_declines USING INDEX mit_declines_card \(merchant_id=\? AND card_fingerprint=\?/);
         for (const source of statements.filter((s) => /^select\b.*from "payments"/is.test(s))) {
           const plan = (raw.prepare(`explain query plan ${source}`).all(...Array<null>((source.match(/\?/g) ?? []).length).fill(null)) as Array<{ detail: string }>).map((p) => p.detail);
           const payments = plan.find((d) => /^(SEARCH|SCAN) payments\b/.test(d)) ?? plan.join('; ');

@@ -248,6 +248,8 @@ for (const dialect of DIALECTS) {
     });
 
     it('declines MITs on the decline-later card 4000 0000 0000 0341, after approving its CIT', async () => {
+      // An earlier test's MIT on this card was declined "do_not_retry": only an agreement approved since may be charged.
+      t.clock.advance(1000);
       const initial = await payByCard(t, { customer: 'cust-0341', number: '4000000000000341' });
       assert.equal(initial.status, 'captured');
       const res = await mit(t, { token: initial.payment_method.token, previous_payment_id: initial.id });

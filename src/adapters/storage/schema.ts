@@ -272,6 +272,7 @@ export interface Schema {
   refunds: RefundsTable;
   releases: ReleasesTable;
   instalment_plans: InstalmentPlansTable;
+  mit_declines: MitDeclinesTable;
   compliance_profiles: ComplianceProfilesTable;
   compliance_documents: ComplianceDocumentsTable;
   audit_log: AuditLogTable;
@@ -291,6 +292,16 @@ export interface InstalmentPlansTable {
   allowed: number;
   /** The initial payment and every instalment MIT approved or still under way. */
   taken: number;
+}
+
+/** An issuer's decline of a merchant-initiated payment, counted against the card's retries (src/app/mit-retries.ts, migration 025). */
+export interface MitDeclinesTable {
+  payment_id: string;
+  merchant_id: string;
+  card_fingerprint: string;
+  declined_at: number;
+  /** 1 when the decline was advised do_not_retry: no MIT on the card follows it. */
+  do_not_retry: number;
 }
 
 /** The one HMAC_KEY the database is used with, as a value derived from it (migration 016). */

@@ -2,8 +2,9 @@ import type { Kysely } from 'kysely';
 
 /**
  * Limits the card schemes set on merchant-initiated payments (decision 0033): how many payments
- * an instalment plan has had. A row per plan, read and moved by its key only, so counting costs
- * an instalment MIT one indexed row however long the customer's history.
+ * an instalment plan has had, and the issuer declines of MITs on each card. Both are read by
+ * key or index prefix only, so an MIT's checks cost a few indexed rows however long the
+ * customer's history.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -12,4 +13,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('allowed', 'integer', (c) => c.notNull())
     .addColumn('taken', 'integer', (c) => c.notNull())
     .execute();
+  await db.schema
+    .createTable('mit_declines')
+    .addColumn('payment_id', 'text', (c) => c.primaryKey())
+    .addColumn('merchant_id', 'text', (c) => c.notNull())
+    .addColumn('card_fingerprint', 'text', (c) => c.notNull())
+    .addColumn('declined_at', 'bigint', (c) => c.notNull())
+    .addColumn('do_not_retry', 'integer', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('mit_declines_card').on('mit_declines').columns(['merchant_id', 'card_fingerprint', 'declined_at']).execute();
 }
