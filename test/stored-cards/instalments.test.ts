@@ -56,6 +56,19 @@ for (const dialect of DIALECTS) {
       expectProblem(await instalment(token, initial.id), 422, 'instalments_exhausted');
     });
 
+    it('gives back the place of a stepped-up instalment the merchant withdraws', async () => {
+      const initial = await payByCard(t, { customer: 'cust-inst-step-up', number: '4000002760003184', payment_data: { payment_type: 'cit', payment_sub_type: 'instalment-initial', instalments: 2 } });
+      assert.equal(initial.status, 'captured');
+      const token = initial.payment_method.token as string;
+      const stepped = json(await instalment(token, initial.id));
+      assert.equal(stepped.status, 'requires_action');
+      // Its page is open: the place is taken meanwhile.
+      expectProblem(await instalment(token, initial.id), 422, 'instalments_exhausted');
+      const voided = await t.request({ method: 'POST', url: `/payment/${stepped.id}/void`, payload: {} });
+      assert.equal(json(voided).status, 'cancelled', voided.body);
+      assert.equal(json(await instalment(token, initial.id)).status, 'requires_action');
+    });
+
     it('lets only one of two concurrent MITs take the last instalment', async () => {
       const initial = await plan('cust-inst-race', 2);
       const token = initial.payment_method.token as string;
