@@ -1,7 +1,7 @@
-import type { InstalmentPlan } from './instalments.js';
 import type { PaymentsTable } from '../adapters/storage/schema.js';
 import type { PaymentData } from '../domain/payment-data.js';
 import type { PaymentStatus } from '../domain/payment-state.js';
+import type { InstalmentPlan } from './instalments.js';
 
 /** Everything a payment keeps that has no column of its own, stored as one JSON text. */
 export interface PaymentDetails {

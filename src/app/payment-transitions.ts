@@ -1,4 +1,3 @@
-import { releaseInstalment } from './instalments.js';
 import { DomainError } from '../domain/errors.js';
 import { canTransition, eventTypeFor, type PaymentStatus } from '../domain/payment-state.js';
 import type { PaymentsTable } from '../adapters/storage/schema.js';
@@ -7,6 +6,7 @@ import type { AppContext } from './context.js';
 import { appendEvent } from './events.js';
 import { type PaymentDetails, type PaymentResource, paymentResource } from './payment-resource.js';
 import { storedJson, unpackJson } from '../adapters/storage/packed-json.js';
+import { releaseInstalment } from './instalments.js';
 
 /** A channel's reference never changes once assigned, so it is safe to remember. */
 const channelReferences = new Map<string, string>();
