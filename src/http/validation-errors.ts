@@ -1,6 +1,7 @@
 import { scrubText } from '../logger.js';
 import type { FastifySchemaValidationError } from 'fastify';
 import { type FieldError, escapePointer } from '../domain/errors.js';
+import { MINOR_UNITS } from './schemas/common.js';
 
 /**
  * Turns Ajv's errors into field errors with a JSON pointer to the field itself (the
@@ -70,7 +71,7 @@ function one(e: FastifySchemaValidationError, part: string, orNull: boolean): Fi
       return { pointer: `${base}/${escapePointer(prop)}`, code: 'missing_field', message: `${inPart ? `${name}.` : ''}${prop} is required` };
     }
     case 'type':
-      return { pointer: base, code: 'invalid_type', message: `${name} must be ${article(String(params.type))}${orNull ? ' or null' : ''}` };
+      return { pointer: base, code: 'invalid_type', message: `${name} must be ${article(String(params.type))}${orNull ? ' or null' : ''}${minorUnits(e) ? MINOR_UNITS_HINT : ''}` };
     case 'enum':
       return { pointer: base, code: 'invalid_value', message: `${name} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}` };
     case 'const':
@@ -125,6 +126,16 @@ function describeKeyRule(keyword: string, params: Record<string, unknown>): stri
   if (keyword === 'minLength') return `at least ${params.limit} character${params.limit === 1 ? '' : 's'} long`;
   if (keyword === 'maxLength') return `at most ${params.limit} characters long`;
   return 'valid names';
+}
+
+/**
+ * An amount sent as 10.5 or "10.50" is most often in major units: told only "a whole number",
+ * a merchant who rounds it to 10 charges 0.10 USD instead of 10.50.
+ */
+const MINOR_UNITS_HINT = ' of minor units of the currency: 1050 means 10.50 USD, 1050 JPY means JPY 1,050, 1050 KWD means 1.050 KWD';
+
+function minorUnits(e: FastifySchemaValidationError): boolean {
+  return (e as { parentSchema?: Record<string, unknown> }).parentSchema?.[MINOR_UNITS] === true;
 }
 
 function article(t: string): string {

@@ -256,6 +256,12 @@ for (const dialect of DIALECTS) {
         assertProblem(await post({ amount: 10.5 }), 400, 'invalid_type', '/amount');
         const quoted = assertProblem(await post({ amount: '100' }), 400, 'invalid_type', '/amount');
         assert.match(quoted.detail, /no quotes/);
+        // 10.50 is what a merchant sends who thinks in major units: rounded to 10 or 11 to pass,
+        // it would charge 0.10 USD. The answer says which unit the number is in.
+        for (const amount of [10.5, '10.50']) {
+          const problem = assertProblem(await post({ amount, currency: 'USD' }), 400, 'invalid_type', '/amount');
+          assert.match(problem.detail, /minor units.*1050 means 10\.50 USD/, problem.detail);
+        }
         // The largest amount is in the schema, as on capture and refund.
         assert.match(assertProblem(await post({ amount: 1e12 }), 400, 'out_of_range', '/amount').detail, /<= 999999999999$/);
       });

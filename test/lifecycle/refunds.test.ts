@@ -114,6 +114,8 @@ for (const dialect of DIALECTS) {
         assert.equal(res.statusCode, 400, JSON.stringify(body));
         assert.equal(res.json().param, pointer);
       }
+      // 2.50 in major units, most likely: the answer says amounts are minor units.
+      assert.match((await post(t, `/payment/${p.id}/refund`, { amount: 2.5 })).json().detail, /minor units/);
       assert.equal((await getPayment(t, p.id)).amount_refunded, 0);
     });
 

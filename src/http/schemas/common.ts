@@ -1,4 +1,5 @@
 import { type TSchema, Type } from '@sinclair/typebox';
+import { MAX_AMOUNT_MINOR } from '../../domain/money.js';
 
 /** Strict objects: an unknown field is a 400 naming it, never silently stored. */
 export function StrictObject<T extends Parameters<typeof Type.Object>[0]>(props: T, opts: { description?: string; $id?: string; title?: string } = {}) {
@@ -10,6 +11,16 @@ export function StrictObject<T extends Parameters<typeof Type.Object>[0]>(props:
  * else is refused rather than ignored, as unknown fields are everywhere.
  */
 export const EmptyBody = StrictObject({}, { description: 'Empty; may be omitted.' });
+
+/**
+ * Marks an integer schema as an amount in minor units: a fraction or a quoted number sent for
+ * it is most often major units (10.50 for 1050), and its 400 says so (validation-errors.ts).
+ * An OpenAPI extension, so the served document carries it too.
+ */
+export const MINOR_UNITS = 'x-minor-units';
+
+/** An amount in minor units of the payment's currency, 1 to MAX_AMOUNT_MINOR. */
+export const MinorUnits = (description: string) => Type.Integer({ minimum: 1, maximum: MAX_AMOUNT_MINOR, description, [MINOR_UNITS]: true });
 
 /** The spec sends numbers as strings ("48"); both forms are accepted and normalised in domain/. */
 export const NumberOrString = (description: string) =>

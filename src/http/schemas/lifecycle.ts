@@ -1,16 +1,13 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { MAX_AMOUNT_MINOR } from '../../domain/money.js';
 import { PAYMENT_STATUSES, type PaymentStatus } from '../../domain/payment-state.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../app/payment-list.js';
-import { Nullable, StrictObject, Timestamp } from './common.js';
+import { MinorUnits, Nullable, StrictObject, Timestamp } from './common.js';
 import { Payment } from './payment-resource.js';
-
-const Amount = (description: string) => Type.Integer({ minimum: 1, maximum: MAX_AMOUNT_MINOR, description });
 
 export const CaptureRequest = StrictObject(
   {
     amount: Type.Optional(
-      Amount('Minor units to capture, at most the authorised amount; omit to capture all of it. A payment is captured once: a partial capture releases the rest of the authorisation.'),
+      MinorUnits('Minor units to capture, at most the authorised amount; omit to capture all of it. A payment is captured once: a partial capture releases the rest of the authorisation.'),
     ),
   },
   { description: 'May be empty or omitted.' },
@@ -21,7 +18,7 @@ export const VoidRequest = StrictObject({}, { description: 'Empty; may be omitte
 
 export const RefundRequest = StrictObject(
   {
-    amount: Type.Optional(Amount('Minor units to refund, at most what is captured and not yet refunded; omit to refund all of that.')),
+    amount: Type.Optional(MinorUnits('Minor units to refund, at most what is captured and not yet refunded; omit to refund all of that.')),
     reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500, description: 'Your note on why, e.g. "returned item"; shown back on the refund.' })),
   },
   { description: 'May be empty or omitted.' },

@@ -1,7 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { requiredDeviceFields } from '../../domain/device-info.js';
-import { MAX_AMOUNT_MINOR } from '../../domain/money.js';
-import { BoolOrString, NumberOrString, StrictObject } from './common.js';
+import { BoolOrString, MinorUnits, NumberOrString, StrictObject } from './common.js';
 
 const text = (max: number, description?: string) => Type.String({ maxLength: max, ...(description ? { description } : {}) });
 /** src/domain/address.ts decides; what it refuses is 400 invalid_email. */
@@ -154,7 +153,7 @@ export const Metadata = Type.Record(Type.String(), Type.String({ maxLength: 500 
 export const AuthoriseRequest = StrictObject(
   {
     channel: Type.String({ minLength: 1, maxLength: 64, description: 'The channel reference assigned by tZero Pay.' }),
-    amount: Type.Integer({ minimum: 1, maximum: MAX_AMOUNT_MINOR, description: 'Minor units of the currency, at most 999999999999 (the 12 digits card networks carry): 1050 is 10.50 USD, 100 is 100 JPY.' }),
+    amount: MinorUnits('Minor units of the currency, at most 999999999999 (the 12 digits card networks carry): 1050 is 10.50 USD, 100 is 100 JPY.'),
     currency: Type.String({ minLength: 3, maxLength: 3, description: 'ISO 4217 code still in use, e.g. USD; a withdrawn one (HRK, SLL, BGN) is 400 invalid_currency, one the channel does not take 422 currency_not_allowed.' }),
     device_info: Type.Optional(DeviceInfo),
     reference: Type.Optional(text(128, 'Your order or transaction reference.')),
