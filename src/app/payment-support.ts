@@ -2,6 +2,7 @@ import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
 import { type Actor, writeAudit } from './audit.js';
 import type { AppContext } from './context.js';
+import { refundResource } from './lifecycle.js';
 import type { DeliveryView, EventQueries } from './event-queries.js';
 import { MAX_PAGE_SIZE } from './event-queries.js';
 import type { PaymentQueries } from './payment-queries.js';
@@ -41,6 +42,9 @@ export class PaymentSupport {
       const { deliveries } = (await this.events.get(merchantId, event.id)) as { deliveries: DeliveryView[] };
       events.push({ id: event.id, type: event.type, created_at: event.created_at, deliveries: deliveries.map(forSupport) });
     }
+    // A refund the acquirer has not answered has no event yet and is not in amount_refunded, but
+    // its amount is held: without it, support would tell a customer no refund was made.
+    const refunds = await this.ctx.database.db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).orderBy('created_at').orderBy('id').execute();
     await writeAudit(this.ctx, this.ctx.database.db, { actor, action: 'payment.view', merchantId, target: paymentId, outcome: 'success', detail: null });
     return {
       merchant_id: merchantId,
@@ -49,6 +53,7 @@ export class PaymentSupport {
       merchant_suspended_at: owner.suspended_at === null ? null : new Date(owner.suspended_at).toISOString(),
       merchant_suspended_reason: owner.suspended_reason,
       payment: { ...payment, page_open: pageLink !== null },
+      refunds: refunds.map(refundResource),
       events,
       older_events_left_out: listed.has_more,
     };

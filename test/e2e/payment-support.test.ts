@@ -146,5 +146,29 @@ for (const dialect of DIALECTS) {
         await merchants.resumeMerchant(t.credentials.merchant_id);
       }
     });
+
+    it('lists the refunds, a pending one too: its amount is held though no event tells of it yet', async () => {
+      const id = await paidPayment(t, { amount: 1000, currency: 'JPY' });
+      const refund = (amount: number) => t.request({ method: 'POST', url: `/payment/${id}/refund`, payload: { amount } });
+      assert.equal((await refund(300)).json().status, 'succeeded');
+      const acquirer = t.gateway.services.ctx.acquirer;
+      const answering = acquirer.refund;
+      acquirer.refund = () => Promise.reject(new Error('the acquirer did not answer'));
+      try {
+        const held = await refund(200);
+        assert.equal(held.json().status, 'pending', held.body);
+      } finally {
+        acquirer.refund = answering;
+      }
+      const view = (await operator(`/operator/payments/${id}`)).json() as SupportView & { refunds: Array<{ amount: number; currency: string; status: string }> };
+      assert.equal(view.payment.status, 'partially_refunded');
+      assert.deepEqual(view.refunds.map((r) => [r.amount, r.currency, r.status]), [[300, 'JPY', 'succeeded'], [200, 'JPY', 'pending']]);
+      if (dialect === 'sqlite') {
+        const text = await runCli(['payment', 'show', id], { DATA_DIR: t.dataDir });
+        assert.equal(text.code, 0, text.stderr);
+        assert.match(text.stdout, /\nrefunds, oldest first:\n {2}\S+ {2}re_[0-9a-f]{32} {2}JPY 300 succeeded\n {2}\S+ {2}re_[0-9a-f]{32} {2}JPY 200 pending: the acquirer has not answered yet; the amount is held\n/);
+        assert.match(text.stdout, /refunded JPY 300 \(JPY 200 more pending\)/);
+      }
+    });
   });
 }
