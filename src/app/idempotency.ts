@@ -48,6 +48,28 @@ function sealStoredResponse(ctx: AppContext, merchantId: string, key: string, bo
 /** A `"cvc"` member's string value, as sent (escapes included). */
 const CVC_VALUE = /("cvc"\s*:\s*)"(?:[^"\\]|\\.)*"/g;
 
+/**
+ * A JSON body in one spelling: members in name order, numbers and strings as JSON.stringify
+ * writes them, every CVC's value blanked. Names are unique (a repeated one is refused before:
+ * duplicate-names.ts). A body that is not JSON (none reaches here parsed otherwise) is compared as sent.
+ */
+function canonicalBody(rawBody: string): string {
+  if (!rawBody.trim()) return rawBody;
+  try {
+    return JSON.stringify(inNameOrder(JSON.parse(rawBody)));
+  } catch {
+    return rawBody.replace(CVC_VALUE, '$1""');
+  }
+}
+
+function inNameOrder(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(inNameOrder);
+  if (value === null || typeof value !== 'object') return value;
+  const members = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  // fromEntries defines each member, so a "__proto__" member stays data, not a prototype.
+  return Object.fromEntries(members.map(([name, v]) => [name, name === 'cvc' && typeof v === 'string' ? '' : inNameOrder(v)]));
+}
+
 export class Idempotency {
   /**
    * Keyed, because an authorise body holds a card number and CVC: a plain hash of it
@@ -60,12 +82,19 @@ export class Idempotency {
   }
 
   /**
-   * What a retry is compared by, kept as long as the key. The CVC's value is left out: it must
-   * not outlive the authorisation in any form (PCI DSS 3.3.1), and with the hash key its three
-   * or four digits would be found by trying them all. A retry that differs in the CVC alone
-   * is the same request.
+   * What a retry is compared by, kept as long as the key: the request as parsed, not its bytes
+   * (decision 0037). A client that serialises its retry again (spacing, member order, 250.0,
+   * an escaped letter) sends the same request; refused, it would be sent once more under a new
+   * key and move the money twice. The CVC's value is left out: it must not outlive the
+   * authorisation in any form (PCI DSS 3.3.1), and with the hash key its three or four digits
+   * would be found by trying them all. A retry that differs in the CVC alone is the same request.
    */
   private requestHash(endpoint: string, rawBody: string): string {
+    return createHmac('sha256', this.hashKey).update(endpoint).update('\n').update(canonicalBody(rawBody)).digest('hex');
+  }
+
+  /** Keys stored before retries were compared by content hold a hash of the bytes, the CVC's value blanked. */
+  private bytesHash(endpoint: string, rawBody: string): string {
     const compared = rawBody.includes('"cvc"') ? rawBody.replace(CVC_VALUE, '$1""') : rawBody;
     return createHmac('sha256', this.hashKey).update(endpoint).update('\n').update(compared).digest('hex');
   }
@@ -174,7 +203,7 @@ export class Idempotency {
       await this.ctx.database.write((trx) => trx.deleteFrom('idempotency_keys').where('merchant_id', '=', merchantId).where('key', '=', key).execute());
       return null;
     }
-    if (row.request_hash !== hash && row.request_hash !== this.wholeBodyHash(endpoint, rawBody)) {
+    if (row.request_hash !== hash && row.request_hash !== this.bytesHash(endpoint, rawBody) && row.request_hash !== this.wholeBodyHash(endpoint, rawBody)) {
       throw new DomainError(422, 'idempotency_key_reused', 'this Idempotency-Key was already used with a different request body or endpoint; use a new key for a new request', '/headers/idempotency-key');
     }
     return { status: row.response_status, body: this.ctx.vault.openString(`idempotency:${merchantId}:${key}`, row.response_body), replayed: true };

@@ -92,6 +92,23 @@ for (const dialect of DIALECTS) {
       assertProblem(await postAuthorise(t, { ...payload, amount: 999 }, { 'idempotency-key': key }), 422, 'idempotency_key_reused');
     });
 
+    it('compares a key stored before retries were compared by content by its bytes, the CVC left out, until it expires', async () => {
+      const key = newKey();
+      const payload = { ...body, reference: key };
+      assert.equal((await postAuthorise(t, payload, { 'idempotency-key': key })).statusCode, 201);
+      // As such a key was stored: the keyed hash of the endpoint and the body as sent, its CVC's value blanked.
+      const { createHmac, hkdfSync } = await import('node:crypto');
+      const hashKey = Buffer.from(hkdfSync('sha256', t.config.hmacKey, Buffer.alloc(0), 'tzero idempotency request v1', 32));
+      const sent = JSON.stringify(payload).replace(/("cvc":)"[^"]*"/, '$1""');
+      const bytes = createHmac('sha256', hashKey).update('POST /payment/authorise').update('\n').update(sent).digest('hex');
+      const stored = db().updateTable('idempotency_keys').set({ request_hash: bytes }).where('merchant_id', '=', t.credentials.merchant_id).where('key', '=', key);
+      assert.equal(Number((await stored.executeTakeFirst()).numUpdatedRows), 1);
+      const retried = await postAuthorise(t, payload, { 'idempotency-key': key });
+      assert.equal(retried.statusCode, 201, retried.body);
+      assert.equal(retried.headers['idempotent-replayed'], 'true');
+      assertProblem(await postAuthorise(t, { ...payload, amount: 999 }, { 'idempotency-key': key }), 422, 'idempotency_key_reused');
+    });
+
     it('replays a key holding a card number that an earlier version stored, and refuses it for a new request', async () => {
       const stored = newKey();
       const payload = { ...body, reference: stored };

@@ -135,6 +135,29 @@ for (const dialect of DIALECTS) {
       assert.equal(list.json().data.length, 1);
     });
 
+    it('replays a refund retried with its key in another JSON spelling, and refuses one for another amount', async () => {
+      const p = await authorisedPayment(t, { amount: 900, capture: 'auto' });
+      const headers = { 'content-type': 'application/json', 'idempotency-key': `refund-spelling-${p.id}` };
+      const send = (payload: string) => t.request({ method: 'POST', url: `/payment/${p.id}/refund`, payload, headers });
+      const first = await send('{"amount":250,"reason":"one returned"}');
+      assert.equal(first.statusCode, 201, first.body);
+      // A client that serialises its retry again (another library, another language) writes the
+      // same request with other bytes: refused, it would be sent again under a new key.
+      for (const retry of ['{ "reason": "one returned",\n  "amount": 250 }', '{"amount":250.0,"reason":"one \\u0072eturned"}']) {
+        const again = await send(retry);
+        assert.equal(again.statusCode, 201, `${retry}: ${again.body}`);
+        assert.equal(again.headers['idempotent-replayed'], 'true');
+        assert.equal(again.body, first.body);
+      }
+      for (const other of ['{"amount":300,"reason":"one returned"}', '{"amount":250}', '{"amount":250,"reason":"One returned"}']) {
+        const refused = await send(other);
+        assert.equal(refused.statusCode, 422, `${other}: ${refused.body}`);
+        assert.equal(refused.json().code, 'idempotency_key_reused');
+      }
+      assert.equal((await getPayment(t, p.id)).amount_refunded, 250);
+      assert.equal((await t.request({ method: 'GET', url: `/payment/${p.id}/refunds` })).json().data.length, 1);
+    });
+
     it('records a failed refund (test card 4000 0000 0000 5126) and leaves the balance alone', async () => {
       const p = await authorisedPayment(t, { amount: 700, capture: 'auto', payment_method: { number: REFUND_FAILS } });
       assert.equal(p.status, 'captured');
