@@ -146,6 +146,24 @@ describe('OpenAPI document and reference page', () => {
     assert.match(device.description, /requires ip_address, accept_header, .*userAgent; in-app .* requires sdk_app_id/);
   });
 
+  it('says of every amount, asked or answered, that it is in minor units, and of every currency that it is ISO 4217', () => {
+    const unsaid: string[] = [];
+    const walk = (node: unknown, path: string): void => {
+      if (Array.isArray(node)) return node.forEach((n, i) => walk(n, `${path}/${i}`));
+      if (node === null || typeof node !== 'object') return;
+      for (const [name, value] of Object.entries(node as Record<string, unknown>)) {
+        const schema = value as { type?: string; description?: string } | null;
+        // A client generated from the document would otherwise show amount_captured 1050 as 1050 dollars.
+        if (/^amount/.test(name) && schema?.type === 'integer' && !/minor units/i.test(schema.description ?? '')) unsaid.push(`${path}/${name}`);
+        if (name === 'currency' && schema?.type === 'string' && !/ISO 4217/.test(schema.description ?? '')) unsaid.push(`${path}/${name}`);
+        walk(value, `${path}/${name}`);
+      }
+    };
+    walk(doc.components, '#/components');
+    walk(doc.paths, '#/paths');
+    assert.deepEqual(unsaid, []);
+  });
+
   it('resolves every $ref and every schema is valid JSON Schema 2020-12', () => {
     for (const [where, ref] of refs(doc)) {
       assert.ok(ref.startsWith('#/'), `${where}: external ref ${ref}`);

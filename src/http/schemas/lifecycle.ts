@@ -30,8 +30,8 @@ export const Refund = Type.Object(
     id: Type.String({ description: 're_…' }),
     object: Type.Literal('refund'),
     payment_id: Type.String(),
-    amount: Type.Integer(),
-    currency: Type.String(),
+    amount: Type.Integer({ description: 'Refunded amount in minor units of currency.' }),
+    currency: Type.String({ description: "ISO 4217 code, the payment's." }),
     status: Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('failed')], {
       description: 'pending while the acquirer has not answered (its amount is held), then succeeded or failed.',
     }),
