@@ -2,7 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { refuseCardNumbers, urlAsRead } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
-import { isCurrency } from '../domain/money.js';
+import { currencyHint, isCurrency } from '../domain/money.js';
 import { isEmail } from '../domain/address.js';
 import { type KeyMode, KEY_MODES, formatSecretKey, isWellFormedSecretKey, secretKeyHint } from '../domain/secret-key.js';
 import { isEventType } from '../domain/event-types.js';
@@ -106,7 +106,7 @@ function checkChannelInput(input: Partial<ChannelInput>, mode: 'sandbox' | 'live
   if (input.name !== undefined && (input.name.trim() === '' || input.name.length > 100)) bad('name', 'name must be 1-100 characters');
   if (input.currencies !== undefined) {
     if (input.currencies.length === 0) bad('currencies', 'a channel needs at least one currency');
-    for (const c of input.currencies) if (!isCurrency(c)) bad('currencies', `"${c}" is not an ISO 4217 currency code`);
+    for (const c of input.currencies) if (!isCurrency(c)) bad('currencies', `"${c}" is not an active ISO 4217 currency code in upper case.${currencyHint(c)}`);
   }
   if (input.returnUrls !== undefined) {
     if (input.returnUrls.length === 0) bad('return_urls', 'a channel needs at least one return URL');

@@ -48,6 +48,13 @@ const EXPONENTS: Readonly<Record<string, number>> = Object.freeze({
 const WITHDRAWN_EXPONENTS: Readonly<Record<string, number>> = Object.freeze({ BGN: 2, SLL: 2 });
 
 /**
+ * What replaced codes withdrawn in recent years, named when one is asked for: a Bulgarian shop
+ * charges in euros now. HRK (2023), ZWL (2024) and ANG (2025) were withdrawn before any payment
+ * could be taken in them here.
+ */
+const SUCCESSORS: Readonly<Record<string, string>> = Object.freeze({ ANG: 'XCG', BGN: 'EUR', HRK: 'EUR', SLL: 'SLE', ZWL: 'ZWG' });
+
+/**
  * The largest amount a 12-digit ISO 8583 amount field (DE 4) carries. Well below 2^53, so
  * amounts and their sums stay exact as JavaScript numbers.
  */
@@ -59,6 +66,16 @@ export function currencyExponent(code: string): number | undefined {
 
 export function isCurrency(code: string): boolean {
   return currencyExponent(code) !== undefined;
+}
+
+/**
+ * Why `code` is not a currency a payment can be taken in, when a likely fix is known: the
+ * same code in upper case, or the code that replaced a withdrawn one. Empty otherwise.
+ */
+export function currencyHint(code: string): string {
+  const upper = code.toUpperCase();
+  if (Object.hasOwn(SUCCESSORS, upper)) return ` ${upper} was withdrawn from ISO 4217; use ${SUCCESSORS[upper]}.`;
+  return upper !== code && isCurrency(upper) ? ` Did you mean ${upper}?` : '';
 }
 
 /** `amount` minor units as a decimal in major units, e.g. 1050 at exponent 2 is `10.50`. */
@@ -83,12 +100,10 @@ export function validateAmount(amount: unknown, currency: string): FieldError[] 
   const errors: FieldError[] = [];
   const exponent = currencyExponent(currency);
   if (exponent === undefined) {
-    const upper = currency.toUpperCase();
-    const hint = isCurrency(upper) ? ` Did you mean ${upper}?` : '';
     errors.push({
       pointer: '/currency',
       code: 'invalid_currency',
-      message: `currency must be an active ISO 4217 code in upper case, such as USD or EUR.${hint}`,
+      message: `currency must be an active ISO 4217 code in upper case, such as USD or EUR.${currencyHint(currency)}`,
     });
   }
   const valid = typeof amount === 'number' && Number.isSafeInteger(amount) && amount > 0 && amount <= MAX_AMOUNT_MINOR;

@@ -86,12 +86,14 @@ describe('operator CLI (npm run cli), text and --json', () => {
   });
 
   it('channel update; key list; errors exit non-zero with a message', async () => {
-    const [text, asJson, list, taken, missing] = await Promise.all([
+    const [text, asJson, list, taken, missing, lower, withdrawn] = await Promise.all([
       cli('channel', 'update', 'acme-text', '--name', 'Acme Text Renamed', '--return-url', 'https://acme.example/new-return', '--notify-email', 'new@acme.example'),
       cli('channel', 'update', 'acme-web', '--currency', 'JPY', '--customer-receipts', '--json'),
       cli('key', 'list', '--merchant', merchantId),
       cli('channel', 'create', '--merchant', merchantId, '--reference', 'acme-web', '--name', 'Again', '--currency', 'USD', '--return-url', 'https://acme.example/r'),
       cli('channel', 'create', '--merchant', merchantId, '--name', 'No reference'),
+      cli('channel', 'update', 'acme-text', '--currency', 'usd'),
+      cli('channel', 'update', 'acme-text', '--currency', 'BGN'),
     ]);
     ok(text, 'channel update');
     assert.match(text.stdout, /updated channel "acme-text"/);
@@ -114,6 +116,11 @@ describe('operator CLI (npm run cli), text and --json', () => {
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /--reference is required/);
     assert.match(missing.stderr, /Usage:/);
+    // A code in lower case is one, but not as stored and compared: say so, and which one is meant.
+    assert.equal(lower.code, 1);
+    assert.match(lower.stderr, /"usd" .*upper case.*Did you mean USD\?/);
+    assert.equal(withdrawn.code, 1);
+    assert.match(withdrawn.stderr, /BGN was withdrawn from ISO 4217; use EUR/);
   });
 
   it('names a bad setting without the usage text, and never echoes an SMTP password', async () => {

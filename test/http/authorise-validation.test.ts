@@ -271,6 +271,10 @@ for (const dialect of DIALECTS) {
         const lower = assertProblem(await post({ currency: 'usd' }), 400, 'invalid_currency', '/currency');
         assert.match(lower.detail, /Did you mean USD/);
         assertProblem(await post({ currency: 'US' }), 400, 'too_short', '/currency');
+        // A withdrawn code names the one that replaced it: a Bulgarian shop charges in euros since 2026.
+        assert.match(assertProblem(await post({ currency: 'BGN' }), 400, 'invalid_currency', '/currency').detail, /BGN was withdrawn from ISO 4217; use EUR/);
+        assert.match(assertProblem(await post({ currency: 'SLL' }), 400, 'invalid_currency', '/currency').detail, /SLL was withdrawn from ISO 4217; use SLE/);
+        for (const currency of ['HRK', 'hrk']) assert.match(assertProblem(await post({ currency }), 400, 'invalid_currency', '/currency').detail, /HRK was withdrawn from ISO 4217; use EUR/);
       });
 
       it("answers a currency the channel does not take with 422 and the channel's list", async () => {
