@@ -40,11 +40,13 @@ export interface RefundCommand extends PaymentCommand {
   reason?: string | undefined;
 }
 
-export function refundResource(r: RefundsTable) {
+/** `livemode`: its payment's (a refund is of its payment's mode, decision 0028). */
+export function refundResource(r: RefundsTable, livemode: boolean) {
   return {
     id: r.id,
     object: 'refund' as const,
     payment_id: r.payment_id,
+    livemode,
     amount: r.amount,
     currency: r.currency,
     status: r.status,
@@ -60,7 +62,7 @@ export type RefundResource = ReturnType<typeof refundResource>;
 
 /** refund.* events carry the refund and, for receipts and reconciliation, the payment after it. */
 function refundEvent(r: RefundsTable, payment: PaymentResource) {
-  return { ...refundResource(r), payment };
+  return { ...refundResource(r, payment.livemode), payment };
 }
 
 function withoutClaim(row: PaymentsTable): PaymentDetails {
@@ -188,31 +190,41 @@ export class Lifecycle {
         await this.audit(trx, cmd.actor, 'payment.refund', row, { amount, refund_id: refund.id });
         // The key is taken with the pending refund, before the acquirer is asked: a retry (after
         // a crash, or in another process) replays this refund instead of making a second one.
-        await record(trx, 201, JSON.stringify(refundResource(refund)));
-        return refund;
+        const livemode = await this.livemode(trx, row);
+        await record(trx, 201, JSON.stringify(refundResource(refund, livemode)));
+        return { refund, livemode };
       });
-      const settled = await this.settleRefund(pending, record);
-      return { status: 201, body: JSON.stringify(refundResource(settled)) };
+      const settled = await this.settleRefund(pending.refund, record);
+      return { status: 201, body: JSON.stringify(refundResource(settled, pending.livemode)) };
     }, cmd.keyMode);
   }
 
   async listRefunds(merchantId: string, paymentId: string, scope: KeyScope = null): Promise<{ object: 'list'; data: RefundResource[]; has_more: false }> {
     const db = this.ctx.database.db;
-    let q = db.selectFrom('payments').select('id').where('id', '=', paymentId).where('merchant_id', '=', merchantId);
+    let q = db.selectFrom('payments').select('channel_id').where('id', '=', paymentId).where('merchant_id', '=', merchantId);
     if (scope !== null) q = q.where('channel_id', 'in', channelsIn(db, scope));
-    if (!(await q.executeTakeFirst())) throw paymentNotFound(paymentId, scope);
+    const payment = await q.executeTakeFirst();
+    if (!payment) throw paymentNotFound(paymentId, scope);
+    const livemode = await this.livemode(db, payment);
     const rows = await db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).orderBy('created_at').orderBy('id').execute();
-    return { object: 'list', data: rows.map(refundResource), has_more: false };
+    return { object: 'list', data: rows.map((r) => refundResource(r, livemode)), has_more: false };
   }
 
   /** One refund; another merchant's, or one of the other mode than the key's, is as missing as one that never existed. */
   async getRefund(merchantId: string, refundId: string, scope: KeyScope): Promise<RefundResource> {
     const db = this.ctx.database.db;
-    let q = db.selectFrom('refunds').selectAll('refunds').where('refunds.id', '=', refundId).where('refunds.merchant_id', '=', merchantId);
-    if (scope !== null) q = q.innerJoin('payments', 'payments.id', 'refunds.payment_id').where('payments.channel_id', 'in', channelsIn(db, scope));
-    const row = await q.executeTakeFirst();
-    if (!row) throw refundNotFound(refundId, scope);
-    return refundResource(row);
+    let q = db
+      .selectFrom('refunds')
+      .innerJoin('payments', 'payments.id', 'refunds.payment_id')
+      .selectAll('refunds')
+      .select('payments.channel_id')
+      .where('refunds.id', '=', refundId)
+      .where('refunds.merchant_id', '=', merchantId);
+    if (scope !== null) q = q.where('payments.channel_id', 'in', channelsIn(db, scope));
+    const found = await q.executeTakeFirst();
+    if (!found) throw refundNotFound(refundId, scope);
+    const { channel_id: _channel, ...row } = found;
+    return refundResource(row, await this.livemode(db, found));
   }
 
   /**
@@ -443,11 +455,12 @@ export class Lifecycle {
   private async settleRefund(pending: RefundsTable, record?: Recorder): Promise<RefundsTable> {
     const payment = await this.ctx.database.db.selectFrom('payments').selectAll().where('id', '=', pending.payment_id).executeTakeFirstOrThrow();
     const result = await this.ask('refund', payment.id, () => this.ctx.acquirer.refund({ ...this.acquirerRequest(payment, pending.amount), refundId: pending.id }));
+    const livemode = await this.livemode(this.ctx.database.db, payment);
     return this.ctx.database.write(async (trx) => {
       const row = await loadForUpdate(trx, this.ctx, pending.payment_id);
       if (!row) throw new Error(`payment ${pending.payment_id} of refund ${pending.id} is missing`);
       if (result.outcome === 'pending') {
-        await record?.replace(trx, 201, JSON.stringify(refundResource(pending)));
+        await record?.replace(trx, 201, JSON.stringify(refundResource(pending, livemode)));
         return pending;
       }
       const now = this.ctx.clock.now();
@@ -466,7 +479,7 @@ export class Lifecycle {
       if (Number(res.numUpdatedRows) !== 1) {
         // Settled by whoever took the claim over: the stored answer shows the refund as it is.
         const current = await trx.selectFrom('refunds').selectAll().where('id', '=', pending.id).executeTakeFirstOrThrow();
-        await record?.replace(trx, 201, JSON.stringify(refundResource(current)));
+        await record?.replace(trx, 201, JSON.stringify(refundResource(current, livemode)));
         return current;
       }
       if (done.status === 'succeeded') {
@@ -475,7 +488,7 @@ export class Lifecycle {
       } else {
         await appendPaymentEvent(trx, this.ctx, row, 'refund.failed', (payment) => refundEvent(done, payment));
       }
-      await record?.replace(trx, 201, JSON.stringify(refundResource(done)));
+      await record?.replace(trx, 201, JSON.stringify(refundResource(done, livemode)));
       return done;
     });
   }
@@ -498,6 +511,11 @@ export class Lifecycle {
 
   private async paymentBody(ex: Trx | AppContext['database']['db'], row: PaymentsTable): Promise<string> {
     return JSON.stringify(paymentResource(this.ctx.vault, row, await paymentChannel(ex, row.channel_id), withoutClaim(row)));
+  }
+
+  /** A payment's mode, read once per channel and process (fixed once the channel has a payment). */
+  private async livemode(ex: Trx | AppContext['database']['db'], payment: Pick<PaymentsTable, 'channel_id'>): Promise<boolean> {
+    return (await paymentChannel(ex, payment.channel_id)).mode === 'live';
   }
 
   private logRefusal(s: Settled, message: string): void {

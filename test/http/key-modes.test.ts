@@ -144,6 +144,23 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it("marks refunds with their payment's livemode, in the 201, the payment's list and by id", async () => {
+      for (const [key, channel, livemode] of [
+        [liveKey, LIVE_CHANNEL, true],
+        [sandboxKey, 'sandbox', false],
+      ] as const) {
+        const payment = await finished(await authorise(key, channel));
+        assert.equal((await as(key, 'POST', `/payment/${payment}/capture`, {})).statusCode, 200);
+        const made = await as(key, 'POST', `/payment/${payment}/refund`, { amount: 100 });
+        assert.equal(made.statusCode, 201, made.body);
+        assert.equal(json(made).livemode, livemode);
+        assert.equal(json(await as(key, 'GET', String(made.headers.location))).livemode, livemode);
+        assert.equal(json(await as(legacyKey, 'GET', String(made.headers.location))).livemode, livemode);
+        const listed = json(await as(key, 'GET', `/payment/${payment}/refunds`)).data as Array<{ livemode: boolean }>;
+        assert.deepEqual(listed.map((r) => r.livemode), [livemode]);
+      }
+    });
+
     it('shows and deletes a stored card only to keys of the mode that stored it', async () => {
       const live = await payByCard(t, { key: liveKey, channel: LIVE_CHANNEL, customer: 'cust-modes' });
       const token = live.payment_method.token as string;

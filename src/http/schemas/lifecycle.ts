@@ -30,6 +30,7 @@ export const Refund = Type.Object(
     id: Type.String({ description: 're_…' }),
     object: Type.Literal('refund'),
     payment_id: Type.String(),
+    livemode: Type.Boolean({ description: "Its payment's livemode: true for a refund of a payment on a live channel, false on a sandbox one." }),
     amount: Type.Integer({ description: 'Refunded amount in minor units of currency.' }),
     currency: Type.String({ description: "ISO 4217 code, the payment's." }),
     status: Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('failed')], {
