@@ -1,5 +1,6 @@
 import type { ChannelsTable } from '../adapters/storage/schema.js';
 import { isComplianceEvent } from '../domain/compliance.js';
+import type { KeyMode } from '../domain/secret-key.js';
 import type { AppContext } from './context.js';
 import { LookupCache } from './lookup-cache.js';
 import { OutboxSignal } from './outbox-signal.js';
@@ -43,9 +44,9 @@ export function mailRulesOf(channel: MailColumns): MailRules {
   return rules;
 }
 
-/** An endpoint receives the events that happen after it is registered, of the types (and channel) it subscribes to. */
-export function endpointTakes(endpoint: EndpointInterest, event: EventFacts): boolean {
-  return endpoint.created_at <= event.created_at && subscribes(endpoint.sub, event);
+/** An endpoint receives the events that happen after it is registered, of the mode, types (and channel) it subscribes to; `mode` is the event's channel's. */
+export function endpointTakes(endpoint: EndpointInterest, event: EventFacts, mode: KeyMode): boolean {
+  return endpoint.created_at <= event.created_at && subscribes(endpoint.sub, event, mode);
 }
 
 /** Whether the channel's merchant addresses are notified of an event (compliance events always are). */
@@ -58,8 +59,9 @@ export function notifiesMerchant(rules: MailRules, type: string): boolean {
  * that takes it, a merchant notification, or a customer receipt. False only when none
  * can: such an event is written already dispatched (src/app/events.ts).
  */
-export function couldBeDelivered(event: EventFacts, endpoints: readonly EndpointInterest[], rules: MailRules): boolean {
-  if (endpoints.some((e) => endpointTakes(e, event))) return true;
+export function couldBeDelivered(event: EventFacts, endpoints: readonly EndpointInterest[], channel: Readonly<ChannelsTable>): boolean {
+  if (endpoints.some((e) => endpointTakes(e, event, channel.mode))) return true;
+  const rules = mailRulesOf(channel);
   if (rules.emails.length > 0 && notifiesMerchant(rules, event.type)) return true;
   return rules.receipts && RECEIPT_TYPES.has(event.type);
 }
@@ -82,7 +84,7 @@ export function needsFanOut(ctx: AppContext, event: EventFacts & { merchant_id: 
   const endpoints = cache.cachedEndpoints(event.merchant_id);
   const channel = cache.cachedChannelById(event.channel_id);
   if (endpoints === undefined || channel === undefined) return true;
-  return couldBeDelivered(event, endpoints, mailRulesOf(channel));
+  return couldBeDelivered(event, endpoints, channel);
 }
 
 /**

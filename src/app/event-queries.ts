@@ -1,6 +1,7 @@
 import { DomainError, type FieldError, ValidationFailed } from '../domain/errors.js';
 import { hasPrefix, quotedId } from '../domain/ids.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
+import { isComplianceEvent } from '../domain/compliance.js';
 import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
 import { type Actor, writeAudit } from './audit.js';
 import type { AppContext } from './context.js';
@@ -9,7 +10,8 @@ import { pendingDelivery } from './delivery-rows.js';
 import { EVENT_READ_COLUMNS, eventBody } from './events.js';
 import type { OutboxSignal } from './outbox-signal.js';
 import { iso } from './payment-resource.js';
-import { subscribes, subscriptionOf } from './webhook-endpoints.js';
+import { LookupCache } from './lookup-cache.js';
+import { endpointsIn, subscribes, subscriptionOf, webhookEndpointNotFound } from './webhook-endpoints.js';
 
 export interface EventListQuery {
   limit?: number;
@@ -116,27 +118,33 @@ export class EventQueries {
 
   /**
    * Sends the event again to the given endpoint, or to every enabled endpoint that
-   * subscribes to it now. Each delivery starts a fresh retry schedule; its earlier
+   * subscribes to it now, of the modes the key reaches (decision 0032). An endpoint of the
+   * other mode than the event's is refused even when named: a sandbox receiver never gets a
+   * live event. Each delivery starts a fresh retry schedule; its earlier
    * attempts stay in the log. Audited with the key that asked, in the same transaction: a
    * leaked key replaying a merchant's events to its endpoints must show (PCI DSS 10.2.1.2).
    */
   async redeliver(actor: Actor, merchantId: string, id: string, endpointId?: string, scope: KeyScope = null): Promise<{ object: 'redelivery'; event: string; deliveries: DeliveryView[] }> {
     const event = await this.requireEvent(merchantId, id, scope);
     const db = this.ctx.database.db;
-    let endpoints = await db
+    const query = db
       .selectFrom('webhook_endpoints')
       .leftJoin('channels', 'channels.id', 'webhook_endpoints.channel_id')
-      .select(['webhook_endpoints.id', 'webhook_endpoints.events', 'webhook_endpoints.channel_id', 'webhook_endpoints.status', 'channels.mode as channel_mode'])
+      .select(['webhook_endpoints.id', 'webhook_endpoints.events', 'webhook_endpoints.channel_id', 'webhook_endpoints.mode', 'webhook_endpoints.status', 'channels.mode as channel_mode'])
       .where('webhook_endpoints.merchant_id', '=', merchantId)
       .where('webhook_endpoints.deleted_at', 'is', null)
-      .$if(endpointId !== undefined, (qb) => qb.where('webhook_endpoints.id', '=', endpointId!))
-      .execute();
+      .$if(endpointId !== undefined, (qb) => qb.where('webhook_endpoints.id', '=', endpointId!));
+    let endpoints = await endpointsIn(query, scope).execute();
+    const mode = (await LookupCache.of(this.ctx).channelById(event.channel_id)).mode;
     if (endpointId !== undefined) {
       const target = endpoints[0];
-      if (!target) throw new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${quotedId(endpointId, 'webhookEndpoint')} for this secret key's merchant`, '/endpoint_id');
+      if (!target) throw webhookEndpointNotFound(endpointId, scope, '/endpoint_id');
       if (target.status !== 'enabled') throw new DomainError(409, 'webhook_endpoint_disabled', `webhook endpoint ${endpointId} is disabled; enable it with PATCH /webhook-endpoints/${endpointId} first`, '/endpoint_id');
+      if (target.mode !== null && target.mode !== mode && !isComplianceEvent(event.type)) {
+        throw new DomainError(409, 'webhook_endpoint_mode_mismatch', `webhook endpoint ${endpointId} takes ${target.mode} events only and ${event.id} is a ${mode} event; name an endpoint registered with a ${mode} key`, '/endpoint_id');
+      }
     } else {
-      endpoints = endpoints.filter((e) => e.status === 'enabled' && subscribes(subscriptionOf(e), event));
+      endpoints = endpoints.filter((e) => e.status === 'enabled' && subscribes(subscriptionOf(e), event, mode));
       if (endpoints.length === 0) throw new DomainError(409, 'no_subscribed_endpoint', `no enabled webhook endpoint subscribes to ${event.type}; pass endpoint_id or register one`);
     }
     const now = this.ctx.clock.now();

@@ -224,7 +224,7 @@ export class LookupCache {
       .selectFrom('webhook_endpoints')
       // The filter's channel mode: an endpoint filtered to a live channel takes compliance events.
       .leftJoin('channels', 'channels.id', 'webhook_endpoints.channel_id')
-      .select(['webhook_endpoints.merchant_id', 'webhook_endpoints.id', 'webhook_endpoints.events', 'webhook_endpoints.channel_id', 'webhook_endpoints.created_at', 'channels.mode as channel_mode'])
+      .select(['webhook_endpoints.merchant_id', 'webhook_endpoints.id', 'webhook_endpoints.events', 'webhook_endpoints.channel_id', 'webhook_endpoints.mode', 'webhook_endpoints.created_at', 'channels.mode as channel_mode'])
       .where('webhook_endpoints.merchant_id', 'in', [...found.keys()])
       .where('webhook_endpoints.status', '=', sql.lit('enabled'))
       .where('webhook_endpoints.deleted_at', 'is', null)

@@ -1,15 +1,17 @@
-import { sql } from 'kysely';
+import { type SelectQueryBuilder, sql } from 'kysely';
 import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
 import { refuseCardNumbers, urlAsRead } from '../domain/card-number-in-text.js';
 import { DomainError } from '../domain/errors.js';
 import { quotedId } from '../domain/ids.js';
 import { isComplianceEvent } from '../domain/compliance.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
-import type { WebhookEndpointsTable } from '../adapters/storage/schema.js';
+import type { Schema, WebhookEndpointsTable } from '../adapters/storage/schema.js';
 import type { Trx } from '../adapters/storage/database.js';
 import { generateSecret } from '../adapters/webhooks/signer.js';
 import { checkUrl, type OutboundPolicy, resolveChecked, type Resolver, systemResolver, TargetRefused } from '../adapters/webhooks/ssrf-guard.js';
 import { type Actor, writeAudit } from './audit.js';
+import { type KeyScope, checkChannelMode } from './key-scope.js';
+import type { KeyMode } from '../domain/secret-key.js';
 import type { AppContext } from './context.js';
 import { iso } from './payment-resource.js';
 import { channelReference } from './payment-transitions.js';
@@ -33,6 +35,8 @@ export interface EndpointView {
   url: string;
   events: string[];
   channel: string | null;
+  /** The mode of the events it takes: true live, false sandbox, null both (registered by a key made before modes). */
+  livemode: boolean | null;
   description: string | null;
   status: 'enabled' | 'disabled';
   disabled_reason: string | null;
@@ -86,20 +90,24 @@ export class WebhookEndpoints {
     private readonly resolver: Resolver = systemResolver,
   ) {}
 
-  /** Under Idempotency-Key, a retried create answers with the endpoint (and secret) the first one made. */
-  async create(actor: Actor, merchantId: string, input: EndpointInput, retry: Retry = NO_RETRY): Promise<StoredResponse> {
+  /**
+   * The endpoint takes the events of the key's mode only (decision 0032); one registered by a
+   * key made before modes takes both. Under Idempotency-Key, a retried create answers with the
+   * endpoint (and secret) the first one made.
+   */
+  async create(actor: Actor, merchantId: string, scope: KeyScope, input: EndpointInput, retry: Retry = NO_RETRY): Promise<StoredResponse> {
     return this.idempotency.run(merchantId, retry.idempotencyKey, 'POST /webhook-endpoints', retry.rawBody, async (record) => {
-      const view = await this.register(actor, merchantId, input, record);
+      const view = await this.register(actor, merchantId, scope, input, record);
       return { status: 201, body: JSON.stringify(view) };
-    });
+    }, scope);
   }
 
-  private async register(actor: Actor, merchantId: string, input: EndpointInput, record: Recorder): Promise<EndpointView> {
+  private async register(actor: Actor, merchantId: string, scope: KeyScope, input: EndpointInput, record: Recorder): Promise<EndpointView> {
     refuseCardNumbers({ url: urlAsRead(input.url), description: input.description, channel: input.channel, events: input.events });
     const url = await this.checkTarget(input.url);
     const events = normaliseEvents(input.events);
     // Only null (or no channel) means every channel: "" names a channel, one that does not exist, as on update.
-    const channelId = input.channel === undefined || input.channel === null ? null : await this.channelId(merchantId, input.channel);
+    const channelId = input.channel === undefined || input.channel === null ? null : await this.channelId(merchantId, input.channel, scope);
     const now = this.ctx.clock.now();
     const id = this.ctx.newId('webhookEndpoint');
     const secret = generateSecret();
@@ -110,6 +118,7 @@ export class WebhookEndpoints {
       description: input.description ?? null,
       events: JSON.stringify(events),
       channel_id: channelId,
+      mode: scope,
       status: 'enabled',
       disabled_reason: null,
       secret_ct: this.ctx.vault.sealString(id, secret),
@@ -129,33 +138,34 @@ export class WebhookEndpoints {
       const active = await trx.selectFrom('webhook_endpoints').select((eb) => eb.fn.countAll<number>().as('n')).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
       if (Number(active.n) >= MAX_ENDPOINTS_PER_MERCHANT) return false;
       await trx.insertInto('webhook_endpoints').values(row).execute();
-      await this.audit(trx, actor, 'webhook_endpoint.create', row, { url: urlOrigin(url), events, channel: input.channel ?? null });
+      await this.audit(trx, actor, 'webhook_endpoint.create', row, { url: urlOrigin(url), events, channel: input.channel ?? null, mode: scope ?? 'both' });
       await record(trx, 201, JSON.stringify(view));
       return true;
     });
-    if (!created) throw new DomainError(409, 'too_many_endpoints', `a merchant can have at most ${MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints; delete one first`);
+    if (!created) throw new DomainError(409, 'too_many_endpoints', `a merchant can have at most ${MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints, sandbox and live together; delete one first`);
     // The outbox decides from the cached endpoints whether an event needs fanning out:
     // this process sees the endpoint before the merchant does (others on the trigger's notification).
     LookupCache.of(this.ctx).drop();
     return view;
   }
 
-  async list(merchantId: string): Promise<EndpointView[]> {
-    const rows = await this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).orderBy('id').execute();
+  async list(merchantId: string, scope: KeyScope): Promise<EndpointView[]> {
+    const query = this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().where('merchant_id', '=', merchantId).where('deleted_at', 'is', null);
+    const rows = await endpointsIn(query, scope).orderBy('id').execute();
     return Promise.all(rows.map((r) => this.view(r)));
   }
 
-  async get(merchantId: string, id: string): Promise<EndpointView> {
-    return this.view(await this.require(merchantId, id));
+  async get(merchantId: string, id: string, scope: KeyScope): Promise<EndpointView> {
+    return this.view(await this.require(merchantId, id, scope));
   }
 
-  async update(actor: Actor, merchantId: string, id: string, patch: EndpointPatch): Promise<EndpointView> {
+  async update(actor: Actor, merchantId: string, id: string, scope: KeyScope, patch: EndpointPatch): Promise<EndpointView> {
     refuseCardNumbers({ url: urlAsRead(patch.url), description: patch.description, channel: patch.channel, events: patch.events });
-    const row = await this.require(merchantId, id);
+    const row = await this.require(merchantId, id, scope);
     const changes: Partial<WebhookEndpointsTable> = { updated_at: this.ctx.clock.now() };
     if (patch.url !== undefined) changes.url = await this.checkTarget(patch.url);
     if (patch.events !== undefined) changes.events = JSON.stringify(normaliseEvents(patch.events));
-    if (patch.channel !== undefined) changes.channel_id = patch.channel === null ? null : await this.channelId(merchantId, patch.channel);
+    if (patch.channel !== undefined) changes.channel_id = patch.channel === null ? null : await this.channelId(merchantId, patch.channel, row.mode);
     if (patch.description !== undefined) changes.description = patch.description;
     if (patch.status !== undefined && patch.status !== row.status) {
       changes.status = patch.status;
@@ -174,8 +184,8 @@ export class WebhookEndpoints {
   }
 
   /** Pending deliveries to a deleted endpoint are cancelled; its history stays visible on the events. */
-  async delete(actor: Actor, merchantId: string, id: string): Promise<{ id: string; object: 'webhook_endpoint'; deleted: true }> {
-    const row = await this.require(merchantId, id);
+  async delete(actor: Actor, merchantId: string, id: string, scope: KeyScope): Promise<{ id: string; object: 'webhook_endpoint'; deleted: true }> {
+    const row = await this.require(merchantId, id, scope);
     const now = this.ctx.clock.now();
     await this.ctx.database.transaction(async (trx) => {
       await trx.updateTable('webhook_endpoints').set({ deleted_at: now, updated_at: now, status: 'disabled', disabled_reason: 'deleted' }).where('id', '=', row.id).execute();
@@ -193,13 +203,13 @@ export class WebhookEndpoints {
    * (it would drop the old secret at once), and one with overlap_hours 0 ends it on purpose.
    * Under Idempotency-Key, a retried rotation answers with the secret the first one made.
    */
-  async rotateSecret(actor: Actor, merchantId: string, id: string, overlapHours = DEFAULT_OVERLAP_HOURS, retry: Retry = NO_RETRY): Promise<StoredResponse> {
+  async rotateSecret(actor: Actor, merchantId: string, id: string, scope: KeyScope, overlapHours = DEFAULT_OVERLAP_HOURS, retry: Retry = NO_RETRY): Promise<StoredResponse> {
     if (!Number.isInteger(overlapHours) || overlapHours < 0 || overlapHours > MAX_OVERLAP_HOURS) {
       // The route's schema refuses it first, as out_of_range: the same code for the same rule.
       throw new DomainError(400, 'out_of_range', `overlap_hours must be a whole number from 0 to ${MAX_OVERLAP_HOURS}`, '/overlap_hours');
     }
     return this.idempotency.run(merchantId, retry.idempotencyKey, `POST /webhook-endpoints/${id}/rotate-secret`, retry.rawBody, async (record) => {
-      const row = await this.require(merchantId, id);
+      const row = await this.require(merchantId, id, scope);
       const now = this.ctx.clock.now();
       const secret = generateSecret();
       const changes: Partial<WebhookEndpointsTable> = {
@@ -219,9 +229,9 @@ export class WebhookEndpoints {
         await record(trx, 200, body);
         return true;
       });
-      if (!rotated) throw await this.rotationInProgress(merchantId, id);
+      if (!rotated) throw await this.rotationInProgress(merchantId, id, scope);
       return { status: 200, body };
-    });
+    }, scope);
   }
 
   /**
@@ -233,8 +243,8 @@ export class WebhookEndpoints {
     return writeAudit(this.ctx, trx, { actor, action, merchantId: row.merchant_id, target: row.id, outcome: 'success', detail });
   }
 
-  private async rotationInProgress(merchantId: string, id: string): Promise<DomainError> {
-    const current = await this.require(merchantId, id);
+  private async rotationInProgress(merchantId: string, id: string, scope: KeyScope): Promise<DomainError> {
+    const current = await this.require(merchantId, id, scope);
     if (current.previous_secret_expires_at === null || current.previous_secret_expires_at <= this.ctx.clock.now()) {
       return new DomainError(409, 'concurrent_modification', 'another request rotated this secret at the same moment; read the endpoint and rotate again if you still need to');
     }
@@ -267,16 +277,19 @@ export class WebhookEndpoints {
     return secret;
   }
 
-  private async require(merchantId: string, id: string): Promise<WebhookEndpointsTable> {
-    const row = await this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirst();
-    // Another merchant's endpoint is reported exactly like a missing one.
-    if (!row) throw new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${quotedId(id, 'webhookEndpoint')} for this secret key's merchant`, '/params/id');
+  private async require(merchantId: string, id: string, scope: KeyScope): Promise<WebhookEndpointsTable> {
+    const query = this.ctx.database.db.selectFrom('webhook_endpoints').selectAll().where('id', '=', id).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null);
+    const row = await endpointsIn(query, scope).executeTakeFirst();
+    // Another merchant's endpoint, or one the key's mode may not reach, is reported exactly like a missing one.
+    if (!row) throw webhookEndpointNotFound(id, scope, '/params/id');
     return row;
   }
 
-  private async channelId(merchantId: string, reference: string): Promise<string> {
-    const row = await this.ctx.database.db.selectFrom('channels').select('id').where('reference', '=', reference).where('merchant_id', '=', merchantId).executeTakeFirst();
+  /** A filter on a channel of the other mode than the endpoint's would take nothing: refused as authorise refuses such a channel. */
+  private async channelId(merchantId: string, reference: string, mode: KeyMode | null): Promise<string> {
+    const row = await this.ctx.database.db.selectFrom('channels').select(['id', 'mode']).where('reference', '=', reference).where('merchant_id', '=', merchantId).executeTakeFirst();
     if (!row) throw new DomainError(404, 'channel_not_found', `no channel "${reference}" exists for this secret key's merchant`, '/channel');
+    checkChannelMode(mode, { reference, mode: row.mode });
     return row.id;
   }
 
@@ -305,6 +318,7 @@ export class WebhookEndpoints {
       url: row.url,
       events: JSON.parse(row.events) as string[],
       channel: row.channel_id ? await channelReference(this.ctx.database.db, row.channel_id) : null,
+      livemode: row.mode === null ? null : row.mode === 'live',
       description: row.description,
       status: row.status,
       disabled_reason: row.disabled_reason,
@@ -338,24 +352,48 @@ function withTimeout<T>(promise: Promise<T>, ms: number, host: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * The endpoints a key may read and change (decision 0032): its mode's; a key made before modes,
+ * every one. An endpoint registered by such a key takes live events too, so a live key reaches
+ * it (to replace and delete it once the merchant's keys have modes), and a sandbox key does not:
+ * a leaked test key must not read or redirect where live callbacks go.
+ */
+export function endpointsIn<Q extends SelectQueryBuilder<Schema, 'webhook_endpoints', any>>(query: Q, scope: KeyScope): Q {
+  if (scope === null) return query;
+  if (scope === 'sandbox') return query.where('webhook_endpoints.mode', '=', 'sandbox') as Q;
+  return query.where((eb) => eb.or([eb('webhook_endpoints.mode', '=', 'live'), eb('webhook_endpoints.mode', 'is', null)])) as Q;
+}
+
+/** The 404 for an endpoint the key may not reach: missing, another merchant's, or of the other mode alike. */
+export function webhookEndpointNotFound(id: string, scope: KeyScope, param: string): DomainError {
+  const among = scope === null ? "this secret key's merchant" : `this ${scope} secret key's merchant (a ${scope} key sees ${scope} endpoints only)`;
+  return new DomainError(404, 'webhook_endpoint_not_found', `no webhook endpoint ${quotedId(id, 'webhookEndpoint')} for ${among}`, param);
+}
+
 export interface Subscription {
   types: readonly string[];
   channelId: string | null;
+  /** The one mode whose events it takes; null for both. */
+  mode: KeyMode | null;
   /** Whether the channel filter names a live channel (compliance events reach every live channel's endpoints). */
   channelLive: boolean;
 }
 
 /** `channel_mode` is the mode of the channel the endpoint is filtered to (null without a filter). */
-export function subscriptionOf(row: Pick<WebhookEndpointsTable, 'events' | 'channel_id'> & { channel_mode: string | null }): Subscription {
-  return { types: JSON.parse(row.events) as string[], channelId: row.channel_id, channelLive: row.channel_mode === 'live' };
+export function subscriptionOf(row: Pick<WebhookEndpointsTable, 'events' | 'channel_id' | 'mode'> & { channel_mode: string | null }): Subscription {
+  return { types: JSON.parse(row.events) as string[], channelId: row.channel_id, mode: row.mode, channelLive: row.channel_mode === 'live' };
 }
 
 /**
- * Whether an endpoint takes an event: its type list and its optional channel filter.
- * Compliance events are the merchant's, not one channel's: they ride one live channel
- * while the merchant has one, and an endpoint filtered to any live channel takes them.
+ * Whether an endpoint takes an event of a channel in `mode`: its mode, its type list and its
+ * optional channel filter. Compliance events are the merchant's, not one channel's or one
+ * mode's: they ride one live channel while the merchant has one, an endpoint filtered to any
+ * live channel takes them, and so does one of either mode (a merchant still integrating with
+ * its sandbox key is the one who must act on them).
  */
-export function subscribes(sub: Subscription, event: { type: string; channel_id: string }): boolean {
-  if (sub.channelId !== null && sub.channelId !== event.channel_id && !(sub.channelLive && isComplianceEvent(event.type))) return false;
+export function subscribes(sub: Subscription, event: { type: string; channel_id: string }, mode: KeyMode): boolean {
+  const compliance = isComplianceEvent(event.type);
+  if (sub.mode !== null && sub.mode !== mode && !compliance) return false;
+  if (sub.channelId !== null && sub.channelId !== event.channel_id && !(sub.channelLive && compliance)) return false;
   return sub.types.includes('*') || sub.types.includes(event.type);
 }

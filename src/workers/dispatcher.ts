@@ -16,6 +16,7 @@ import { pendingDelivery } from '../app/delivery-rows.js';
 import { EVENT_READ_COLUMNS, eventBody } from '../app/events.js';
 import { isEmail } from '../domain/address.js';
 import { isComplianceEvent } from '../domain/compliance.js';
+import type { KeyMode } from '../domain/secret-key.js';
 import { honourRetryAfter, nextAttemptAt, type RetryPolicy } from '../domain/retry-schedule.js';
 import { type Clock, systemClock } from '../ports/clock.js';
 import { isDatabaseUnavailable } from '../adapters/storage/unavailable.js';
@@ -541,7 +542,12 @@ export class Dispatcher {
     const cache = LookupCache.of(this.services.ctx);
     const byMerchant = await cache.endpointsOf([...new Set(events.map((e) => e.merchant_id))]);
     const mailRules = new Map<string, MailRules>();
-    for (const id of new Set(events.map((e) => e.channel_id))) mailRules.set(id, mailRulesOf(await cache.channelById(id)));
+    const modes = new Map<string, KeyMode>();
+    for (const id of new Set(events.map((e) => e.channel_id))) {
+      const channel = await cache.channelById(id);
+      mailRules.set(id, mailRulesOf(channel));
+      modes.set(id, channel.mode);
+    }
     // Receipts need the customer's address: only their events' bodies are read, with the
     // payment details that slim bodies take the address from.
     const complianceAddresses = await liveNotifyAddresses(db, [...new Set(events.filter((e) => isComplianceEvent(e.type)).map((e) => e.merchant_id))]);
@@ -564,7 +570,7 @@ export class Dispatcher {
       rows.push(pendingDelivery({ id: this.services.ctx.newId('delivery'), event_id: event.id, merchant_id: event.merchant_id, kind, target, ...extra }, now, retryUntil));
     for (const event of events) {
       for (const ep of byMerchant.get(event.merchant_id) ?? []) {
-        if (endpointTakes(ep, event)) add(event, 'webhook', ep.id, { endpoint_id: ep.id });
+        if (endpointTakes(ep, event, modes.get(event.channel_id)!)) add(event, 'webhook', ep.id, { endpoint_id: ep.id });
       }
       const rules = mailRules.get(event.channel_id);
       if (!rules) continue;

@@ -469,7 +469,7 @@ describe('vault rotate (KEK rotation through the CLI)', () => {
       paymentId = res.json().id;
       redirectUrl = res.json().redirect_url;
       fingerprint = res.json().payment_method.card.fingerprint;
-      webhookSecret = JSON.parse((await before.services.webhookEndpoints.create(GATEWAY_ACTOR, credentials!.merchant_id, { url: 'http://127.0.0.1:9/hook', events: ['*'] })).body).secret;
+      webhookSecret = JSON.parse((await before.services.webhookEndpoints.create(GATEWAY_ACTOR, credentials!.merchant_id, null, { url: 'http://127.0.0.1:9/hook', events: ['*'] })).body).secret;
     } finally {
       await before.close();
     }

@@ -6,12 +6,14 @@ import { migrate } from '../../src/adapters/storage/database.js';
 import { createGateway } from '../../src/server.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { authorisedPayment } from '../lifecycle/helpers.js';
+import { registerEndpoint } from '../webhooks/support.js';
 
 for (const dialect of DIALECTS) {
   describe(`migrations 014 and 015 on a database with payments (${dialect})`, () => {
     let t: TestGateway;
     let open = '';
     let finished = '';
+    let endpoint = '';
     before(async () => {
       t = await startTestGateway({ dialect });
       finished = (await authorisedPayment(t, { reference: 'm015-finished' })).id;
@@ -19,6 +21,7 @@ for (const dialect of DIALECTS) {
       assert.equal(res.statusCode, 201, res.body);
       open = res.json<{ id: string }>().id;
       const db = t.gateway.services.ctx.database.db;
+      endpoint = (await registerEndpoint(t, 'http://127.0.0.1:9/hooks')).id;
       // As a database from before 015 holds it: the finished payment's card kept, under an
       // id 014 has not registered yet.
       const card = await db.selectFrom('card_secrets').selectAll().where('payment_id', '=', open).executeTakeFirstOrThrow();
@@ -29,6 +32,7 @@ for (const dialect of DIALECTS) {
       await db.schema.alterTable('merchants').dropColumn('suspended_at').execute();
       await db.schema.alterTable('merchants').dropColumn('suspended_reason').execute();
       await db.schema.alterTable('secret_keys').dropColumn('mode').execute();
+      await db.schema.alterTable('webhook_endpoints').dropColumn('mode').execute();
       await db.schema.dropTable('instalment_plans').execute();
       await db.schema.dropTable('mit_declines').execute();
       // Migrations run in order: those after 015 run again too (016 makes its table anew, 018 and 019 their columns).
@@ -50,6 +54,12 @@ for (const dialect of DIALECTS) {
       const keys = await t.gateway.services.ctx.database.db.selectFrom('secret_keys').select('mode').execute();
       assert.deepEqual(keys, [{ mode: null }]);
       assert.equal((await t.request({ method: 'GET', url: `/payment/${open}` })).statusCode, 200, 'the sandbox key still works');
+    });
+
+    it('leaves the webhook endpoints registered before 024 taking both modes, as the keys that made them act on both', async () => {
+      const rows = await t.gateway.services.ctx.database.db.selectFrom('webhook_endpoints').select(['id', 'mode']).execute();
+      assert.deepEqual(rows, [{ id: endpoint, mode: null }]);
+      assert.equal((await t.request({ method: 'GET', url: `/webhook-endpoints/${endpoint}` })).json().livemode, null);
     });
 
     it('lets a gateway start without the key of an id found by the migration under which nothing is sealed any more', async () => {

@@ -25,8 +25,9 @@ for (const dialect of DIALECTS) {
       for (const [id, reference] of [[later.id, 'nr-m022-first-live'], [latest.id, 'nr-m022-second-live']] as const) {
         await db.updateTable('payments').set({ channel_id: channel.id, network_reference: reference }).where('id', '=', id).execute();
       }
-      // Migrations run in order: 023 runs again too and adds its column anew.
+      // Migrations run in order: 023 to 025 run again too and make their columns and tables anew.
       await db.schema.alterTable('secret_keys').dropColumn('mode').execute();
+      await db.schema.alterTable('webhook_endpoints').dropColumn('mode').execute();
       await db.schema.dropTable('instalment_plans').execute();
       await db.schema.dropTable('mit_declines').execute();
       await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), '>=', '022').execute();

@@ -29,6 +29,7 @@ for (const dialect of DIALECTS) {
       await db.schema.alterTable('merchants').dropColumn('suspended_at').execute();
       await db.schema.alterTable('merchants').dropColumn('suspended_reason').execute();
       await db.schema.alterTable('secret_keys').dropColumn('mode').execute();
+      await db.schema.alterTable('webhook_endpoints').dropColumn('mode').execute();
       await db.schema.dropTable('instalment_plans').execute();
       await db.schema.dropTable('mit_declines').execute();
       await db.deleteFrom('kysely_migration' as never).where(sql.ref('name'), '>=', '017').execute();

@@ -69,7 +69,7 @@ for (const dialect of DIALECTS) {
         assert.equal(r.outcome, 'success');
         assert.ok(!(r.detail ?? '').includes('s3cret') && !(r.detail ?? '').includes(created.secret), `no URL path, query or secret in ${r.detail}`);
       }
-      assert.deepEqual(JSON.parse(rows[0]!.detail!), { url: 'http://127.0.0.1:9', events: ['payment.captured'], channel: null });
+      assert.deepEqual(JSON.parse(rows[0]!.detail!), { url: 'http://127.0.0.1:9', events: ['payment.captured'], channel: null, mode: 'sandbox' });
       assert.deepEqual(JSON.parse(rows[1]!.detail!), { changed: ['status', 'url'], url: 'http://127.0.0.2:9', status: 'disabled' });
       assert.deepEqual(JSON.parse(rows[2]!.detail!), { overlap_hours: 0 });
     });

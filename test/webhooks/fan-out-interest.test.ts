@@ -163,3 +163,23 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+for (const dialect of DIALECTS) {
+  describe(`events of a mode no endpoint takes skip the fan-out (${dialect})`, () => {
+    let t: TestGateway;
+    before(async () => {
+      t = await startTestGateway({ dialect });
+    });
+    after(() => t.close());
+
+    it("writes a sandbox payment's event as dispatched when only a live key's endpoint takes its type (decision 0032)", async () => {
+      const liveKey = (await t.gateway.services.merchants.createSecretKey(t.credentials.merchant_id, 'production', 'live')).secret_key;
+      await registerEndpoint(t, 'http://127.0.0.1:9/hooks', { events: ['payment.created'] }, { 'x-secret-key': liveKey });
+      await warmCache(t);
+      const res = await t.request({ method: 'POST', url: '/payment/authorise', payload: await exampleBody() });
+      assert.equal(res.statusCode, 201, res.body);
+      const event = await t.gateway.services.ctx.database.db.selectFrom('events').select('dispatched').where('payment_id', '=', (res.json() as { id: string }).id).executeTakeFirstOrThrow();
+      assert.equal(event.dispatched, 1);
+    });
+  });
+}

@@ -184,6 +184,8 @@ export interface WebhookEndpointsTable {
   events: string;
   /** Only this channel's events when set. */
   channel_id: string | null;
+  /** Only this mode's events (the registering key's, decision 0032); null for both (registered by a key made before modes). */
+  mode: 'sandbox' | 'live' | null;
   status: 'enabled' | 'disabled';
   disabled_reason: string | null;
   secret_ct: string;

@@ -137,7 +137,7 @@ export const eventRoutes =
           ...common,
           summary: 'Send an event again',
           description:
-            'Queues the event again for `endpoint_id`, or for every enabled endpoint subscribed to its type; each starts a fresh retry schedule and keeps its earlier attempts. Answers 202 with those deliveries. Callbacks only: e-mails are not re-sent.',
+            "Queues the event again for `endpoint_id`, or for every enabled endpoint subscribed to its type and mode; each starts a fresh retry schedule and keeps its earlier attempts. Answers 202 with those deliveries. Callbacks only: e-mails are not re-sent. Only endpoints the key reaches (its mode's; a live key also those of keys made before modes) can be named; one of the other mode than the event's is 409 `webhook_endpoint_mode_mismatch`.",
           params: EventParams,
           body: RedeliverBody,
           response: {

@@ -40,6 +40,12 @@ export const WebhookEndpoint = Type.Object(
     url: Type.String(),
     events: Type.Array(Type.String()),
     channel: Nullable(Type.String()),
+    livemode: Nullable(
+      Type.Boolean({
+        description:
+          "The mode of the events it takes, the mode of the key that registered it: true live, false sandbox; null for both, an endpoint registered by a key made before modes. A sandbox key (sk_test_…) sees and changes only endpoints with false, a live key (sk_live_…) those with true and null.",
+      }),
+    ),
     description: Nullable(Type.String()),
     status: Type.Union([Type.Literal('enabled'), Type.Literal('disabled')]),
     disabled_reason: Nullable(Type.String()),
@@ -64,7 +70,7 @@ const WebhookEndpointList = Type.Object({
 
 const EndpointParams = Type.Object({ id: Type.String({ maxLength: 64, description: 'we_…' }) });
 
-/** CRUD for callback endpoints, scoped to the secret key's merchant. */
+/** CRUD for callback endpoints, scoped to the secret key's merchant and mode (decision 0032). */
 export const webhookEndpointRoutes =
   (services: Services): FastifyPluginAsync =>
   async (app) => {
@@ -79,13 +85,13 @@ export const webhookEndpointRoutes =
         schema: {
           ...common,
           summary: 'Register a callback endpoint',
-          description: `Answers 201 with the endpoint and its signing secret (\`whsec_…\`), shown only here and on rotation. Callbacks are signed per Standard Webhooks v1. At most ${MAX_ENDPOINTS_PER_MERCHANT} endpoints per merchant. 400 \`url_address_not_allowed\` for loopback, private, link-local and metadata targets (live mode).`,
+          description: `Answers 201 with the endpoint and its signing secret (\`whsec_…\`), shown only here and on rotation. Callbacks are signed per Standard Webhooks v1. The endpoint takes the events of the key's mode only (\`livemode\`): a sandbox key's endpoint sandbox payments' events, a live key's live ones (compliance events reach both). At most ${MAX_ENDPOINTS_PER_MERCHANT} endpoints per merchant, sandbox and live together. 400 \`url_address_not_allowed\` for loopback, private, link-local and metadata targets (live mode); 403 \`key_mode_mismatch\` for a \`channel\` of the other mode than the key's.`,
           headers: IdempotencyHeaders,
           body: CreateEndpoint,
-          response: { 201: WebhookEndpointWithSecret, ...problemResponses(400, 401, 404, 409) },
+          response: { 201: WebhookEndpointWithSecret, ...problemResponses(400, 401, 403, 404, 409) },
         },
       },
-      async (request, reply) => sendStored(reply, await endpoints.create(merchantActor(request), request.merchantId, request.body, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' }), '/webhook-endpoints/'),
+      async (request, reply) => sendStored(reply, await endpoints.create(merchantActor(request), request.merchantId, request.keyMode, request.body, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' }), '/webhook-endpoints/'),
     );
 
     app.get(
@@ -94,13 +100,13 @@ export const webhookEndpointRoutes =
         onRequest: app.requireSecretKey,
         schema: { ...common, summary: 'List callback endpoints', response: { 200: WebhookEndpointList, ...problemResponses(401) } },
       },
-      async (request, reply) => sendJson(reply, { object: 'list', data: await endpoints.list(request.merchantId), has_more: false }),
+      async (request, reply) => sendJson(reply, { object: 'list', data: await endpoints.list(request.merchantId, request.keyMode), has_more: false }),
     );
 
     app.get<{ Params: { id: string } }>(
       '/webhook-endpoints/:id',
       { onRequest: app.requireSecretKey, schema: { ...common, summary: 'Retrieve a callback endpoint', params: EndpointParams, response: { 200: WebhookEndpoint, ...problemResponses(401, 404) } } },
-      async (request, reply) => sendJson(reply, await endpoints.get(request.merchantId, request.params.id)),
+      async (request, reply) => sendJson(reply, await endpoints.get(request.merchantId, request.params.id, request.keyMode)),
     );
 
     app.patch<{ Params: { id: string }; Body: Static<typeof UpdateEndpoint> }>(
@@ -108,9 +114,16 @@ export const webhookEndpointRoutes =
       {
         onRequest: app.requireSecretKey,
         config: { whileSuspended: true },
-        schema: { ...common, summary: 'Update a callback endpoint', params: EndpointParams, body: UpdateEndpoint, response: { 200: WebhookEndpoint, ...problemResponses(400, 401, 404) } },
+        schema: {
+          ...common,
+          summary: 'Update a callback endpoint',
+          description: "Its mode stays the one it was registered in; a `channel` of the other mode is 403 `key_mode_mismatch`.",
+          params: EndpointParams,
+          body: UpdateEndpoint,
+          response: { 200: WebhookEndpoint, ...problemResponses(400, 401, 403, 404) },
+        },
       },
-      async (request, reply) => sendJson(reply, await endpoints.update(merchantActor(request), request.merchantId, request.params.id, request.body)),
+      async (request, reply) => sendJson(reply, await endpoints.update(merchantActor(request), request.merchantId, request.params.id, request.keyMode, request.body)),
     );
 
     app.delete<{ Params: { id: string } }>(
@@ -128,7 +141,7 @@ export const webhookEndpointRoutes =
           response: { 200: Type.Object({ id: Type.String(), object: Type.Literal('webhook_endpoint'), deleted: Type.Literal(true) }), ...problemResponses(401, 404) },
         },
       },
-      async (request, reply) => sendJson(reply, await endpoints.delete(merchantActor(request), request.merchantId, request.params.id)),
+      async (request, reply) => sendJson(reply, await endpoints.delete(merchantActor(request), request.merchantId, request.params.id, request.keyMode)),
     );
 
     app.post<{ Params: { id: string }; Body: Static<typeof RotateSecret> }>(
@@ -150,6 +163,6 @@ export const webhookEndpointRoutes =
         },
       },
       async (request, reply) =>
-        sendStored(reply, await endpoints.rotateSecret(merchantActor(request), request.merchantId, request.params.id, request.body.overlap_hours, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' })),
+        sendStored(reply, await endpoints.rotateSecret(merchantActor(request), request.merchantId, request.params.id, request.keyMode, request.body.overlap_hours, { idempotencyKey: idempotencyKey(request), rawBody: request.rawBody ?? '' })),
     );
   };

@@ -20,6 +20,7 @@ import * as m018 from './018-channel-support-email.js';
 import * as m019 from './019-merchant-suspension.js';
 import * as m022 from './022-live-agreements.js';
 import * as m023 from './023-key-modes.js';
+import * as m024 from './024-endpoint-modes.js';
 import * as m025 from './025-mit-limits.js';
 
 /** Migrations are compiled in, not read from disk, so a bundled build carries them. */
@@ -45,6 +46,7 @@ const all: Record<string, Migration> = {
   '019-merchant-suspension': m019,
   '022-live-agreements': m022,
   '023-key-modes': m023,
+  '024-endpoint-modes': m024,
   '025-mit-limits': m025,
 };
 
