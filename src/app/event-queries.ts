@@ -113,6 +113,7 @@ export class EventQueries {
     return this.ctx.database.db
       .selectFrom('events')
       .leftJoin('payments', 'payments.id', 'events.payment_id')
+      .leftJoin('channels', 'channels.id', 'events.channel_id')
       .select([...EVENT_READ_COLUMNS, 'events.channel_id']);
   }
 

@@ -72,14 +72,24 @@ export function eventRow(ctx: AppContext, payment: EventSubject, type: string, o
   };
 }
 
-/** The event around its object, keys in the order events have always had. */
-function envelope(id: string, type: string, createdAt: number, sequence: number, object: string): string {
-  return `{"id":${JSON.stringify(id)},"object":"event","type":${JSON.stringify(type)},"created_at":"${new Date(createdAt).toISOString()}","sequence":${sequence},"data":{"object":${object}}}`;
+/**
+ * The event around its object, keys in the order events have always had. `livemode` is given
+ * when the event is read, never stored (see `eventBody`).
+ */
+function envelope(id: string, type: string, createdAt: number, sequence: number, object: string, livemode?: boolean): string {
+  const mode = livemode === undefined ? '' : `"livemode":${livemode},`;
+  return `{"id":${JSON.stringify(id)},"object":"event",${mode}"type":${JSON.stringify(type)},"created_at":"${new Date(createdAt).toISOString()}","sequence":${sequence},"data":{"object":${object}}}`;
+}
+
+/** A stored envelope with `livemode` after `object`, where the envelopes built above have it. */
+function withLivemode(event: Record<string, unknown>, livemode: boolean): string {
+  const { id, object, ...rest } = event;
+  return JSON.stringify({ id, object, livemode, ...rest });
 }
 
 /**
- * What reading an event needs: its row and, for slim bodies, its payment's details (a
- * join on payment_id). `EVENT_READ_COLUMNS` selects them.
+ * What reading an event needs: its row, its channel's mode and, for slim bodies, its
+ * payment's details (joins on channel_id and payment_id). `EVENT_READ_COLUMNS` selects them.
  */
 export interface StoredEvent {
   id: string;
@@ -90,6 +100,8 @@ export interface StoredEvent {
   body: string | Uint8Array;
   body_slim: number;
   payment_details: string | Uint8Array | null;
+  /** The mode of the event's channel: its `livemode`. */
+  channel_mode: 'sandbox' | 'live' | null;
 }
 
 export const EVENT_READ_COLUMNS = [
@@ -101,21 +113,28 @@ export const EVENT_READ_COLUMNS = [
   'events.body',
   'events.body_slim',
   'payments.details as payment_details',
+  'channels.mode as channel_mode',
 ] as const;
 
-/** The whole event as delivered and listed: the same bytes every time it is read. */
+/**
+ * The whole event as delivered and listed: the same bytes every time it is read. Its
+ * `livemode` is its channel's mode (a channel's mode is fixed once it has a payment, and a
+ * compliance event says the mode of the channel it rides), added here rather than stored, so
+ * events recorded before it carry it too.
+ */
 export function eventBody(row: StoredEvent): string {
   const body = unpackJson(row.body);
-  if (row.body_slim === BODY_FORM.whole) return body;
+  const livemode = row.channel_mode === 'live';
+  if (row.body_slim === BODY_FORM.whole) return withLivemode(JSON.parse(body) as Record<string, unknown>, livemode);
   if (row.payment_details === null || row.payment_id === null) throw new Error('a slim event body needs its payment, which is never deleted');
   const stored = JSON.parse(body) as Record<string, unknown>;
   const object = (row.body_slim === BODY_FORM.object ? stored : (stored as { data: { object: Record<string, unknown> } }).data.object) as Slimmable & Record<string, unknown>;
   const payment = (object.object === 'payment' ? object : object.payment) as Record<string, unknown>;
   // Assigning existing keys keeps their places: the JSON comes out as it was first built.
   Object.assign(payment, fixedPaymentFields(JSON.parse(unpackJson(row.payment_details)) as PaymentDetails));
-  if (row.body_slim !== BODY_FORM.object) return JSON.stringify(stored);
+  if (row.body_slim !== BODY_FORM.object) return withLivemode(stored, livemode);
   payment.id = row.payment_id;
-  return envelope(row.id, row.type, row.created_at, row.sequence, JSON.stringify(object));
+  return envelope(row.id, row.type, row.created_at, row.sequence, JSON.stringify(object), livemode);
 }
 
 export async function appendEvent(trx: Trx, ctx: AppContext, payment: PaymentsTable, type: string, object: PaymentResource | Record<string, unknown>, now: number): Promise<string> {

@@ -557,6 +557,7 @@ export class Dispatcher {
       const rows = await db
         .selectFrom('events')
         .leftJoin('payments', 'payments.id', 'events.payment_id')
+        .leftJoin('channels', 'channels.id', 'events.channel_id')
         .select(EVENT_READ_COLUMNS)
         .where('events.id', 'in', ids)
         .execute();
@@ -685,7 +686,7 @@ export class Dispatcher {
           rows.map(({ body_slim, payment_details, event_sequence, event_created_at, event_payment_id, ...d }) => ({
             ...d,
             payment_id: event_payment_id,
-            body: eventBody({ id: d.event_id, type: d.event_type, sequence: event_sequence, created_at: event_created_at, payment_id: event_payment_id, body: d.body, body_slim, payment_details }),
+            body: eventBody({ id: d.event_id, type: d.event_type, sequence: event_sequence, created_at: event_created_at, payment_id: event_payment_id, body: d.body, body_slim, payment_details, channel_mode: d.channel_mode }),
           })),
         );
     } finally {

@@ -161,6 +161,31 @@ for (const dialect of DIALECTS) {
       }
     });
 
+    it('marks every event with livemode at its top, also one recorded before events had it', async () => {
+      for (const [key, payment, livemode] of [
+        [liveKey, livePayment, true],
+        [sandboxKey, sandboxPayment, false],
+      ] as const) {
+        const events = json(await as(key, 'GET', `/events?payment=${payment}`)).data as Array<{ id: string; livemode?: boolean }>;
+        assert.ok(events.length > 0);
+        for (const e of events) {
+          assert.equal(e.livemode, livemode, e.id);
+          assert.equal(json(await as(key, 'GET', `/events/${e.id}`)).livemode, livemode, e.id);
+        }
+      }
+      // Stored whole and without livemode anywhere, as events were before payments had it.
+      const payment = await finished(await authorise(liveKey, LIVE_CHANNEL));
+      const [event] = json(await as(liveKey, 'GET', `/events?payment=${payment}`)).data as Array<{ id: string }>;
+      const { deliveries: _deliveries, livemode: _livemode, ...old } = json(await as(liveKey, 'GET', `/events/${event!.id}`));
+      delete (old.data as { object: Record<string, unknown> }).object.livemode;
+      // As text, as events were stored before SQLite packed them.
+      await t.gateway.services.ctx.database.db.updateTable('events').set({ body: JSON.stringify(old), body_slim: 0 }).where('id', '=', event!.id).execute();
+      const read = json(await as(liveKey, 'GET', `/events/${event!.id}`));
+      assert.equal(read.livemode, true);
+      assert.equal(read.data.object.livemode, undefined, 'the payment inside stays as it was recorded');
+      assert.equal((json(await as(liveKey, 'GET', `/events?payment=${payment}`)).data as Array<{ id: string; livemode: boolean }>).find((e) => e.id === event!.id)?.livemode, true);
+    });
+
     it('shows and deletes a stored card only to keys of the mode that stored it', async () => {
       const live = await payByCard(t, { key: liveKey, channel: LIVE_CHANNEL, customer: 'cust-modes' });
       const token = live.payment_method.token as string;

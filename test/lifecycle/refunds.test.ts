@@ -177,6 +177,7 @@ for (const dialect of DIALECTS) {
       const event = await t.gateway.services.ctx.database.db
         .selectFrom('events')
         .leftJoin('payments', 'payments.id', 'events.payment_id')
+        .leftJoin('channels', 'channels.id', 'events.channel_id')
         .select(EVENT_READ_COLUMNS)
         .where('events.payment_id', '=', p.id)
         .where('events.type', '=', 'refund.failed')

@@ -104,6 +104,7 @@ export async function eventsOf(t: TestGateway, paymentId: string): Promise<Json[
   const rows = await t.gateway.services.ctx.database.db
     .selectFrom('events')
     .leftJoin('payments', 'payments.id', 'events.payment_id')
+    .leftJoin('channels', 'channels.id', 'events.channel_id')
     .select(EVENT_READ_COLUMNS)
     .where('events.payment_id', '=', paymentId)
     .orderBy('events.sequence')

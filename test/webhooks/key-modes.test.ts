@@ -72,6 +72,13 @@ for (const dialect of DIALECTS) {
       assert.deepEqual([...(await targetsOf(sandboxPayment))].sort(), [endpoints.sandbox, endpoints.legacy].sort());
       assert.deepEqual(receivers.sandbox.forPayment(livePayment), []);
       assert.deepEqual(receivers.live.forPayment(sandboxPayment), []);
+      // The envelope says the mode too, on every callback.
+      for (const [payment, livemode] of [
+        [livePayment, true],
+        [sandboxPayment, false],
+      ] as const) {
+        for (const r of receivers.legacy.forPayment(payment)) assert.equal((r.payload as { livemode?: boolean }).livemode, livemode, r.type);
+      }
     });
 
     it("lists, reads and changes only the endpoints the key's mode reaches", async () => {

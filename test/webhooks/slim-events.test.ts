@@ -64,7 +64,7 @@ for (const dialect of DIALECTS) {
 
     it('reads events stored whole or in the earlier slim form as they were written', async () => {
       const id = await paidPayment(t, { reference: 'slim-3', metadata: { order: 'B-2' } });
-      const rows = await t.gateway.services.ctx.database.db.selectFrom('events').leftJoin('payments', 'payments.id', 'events.payment_id').select(EVENT_READ_COLUMNS).where('events.payment_id', '=', id).execute();
+      const rows = await t.gateway.services.ctx.database.db.selectFrom('events').leftJoin('payments', 'payments.id', 'events.payment_id').leftJoin('channels', 'channels.id', 'events.channel_id').select(EVENT_READ_COLUMNS).where('events.payment_id', '=', id).execute();
       assert.equal(rows.length, 3);
       for (const row of rows) {
         const whole = eventBody(row);

@@ -13,6 +13,10 @@ export const Event = Type.Object(
   {
     id: Type.String({ description: 'evt_…; also the `webhook-id` header of its callbacks.' }),
     object: Type.Literal('event'),
+    livemode: Type.Boolean({
+      description:
+        "true for an event of a live channel, false of a sandbox one: the payment's livemode, also on events recorded before payments had it. A compliance event rides one of your channels, a live one while you have one.",
+    }),
     type: Type.String({ description: 'payment.created, payment.authorised, payment.captured, …' }),
     created_at: Timestamp,
     sequence: Type.Integer({ description: 'Per-payment order: a higher sequence is a later state of the same payment.' }),
