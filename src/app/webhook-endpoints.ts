@@ -10,7 +10,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import { generateSecret } from '../adapters/webhooks/signer.js';
 import { checkUrl, type OutboundPolicy, resolveChecked, type Resolver, systemResolver, TargetRefused } from '../adapters/webhooks/ssrf-guard.js';
 import { type Actor, writeAudit } from './audit.js';
-import { type KeyScope, checkChannelMode } from './key-scope.js';
+import type { KeyScope } from './key-scope.js';
 import type { KeyMode } from '../domain/secret-key.js';
 import type { AppContext } from './context.js';
 import { iso } from './payment-resource.js';
@@ -285,11 +285,14 @@ export class WebhookEndpoints {
     return row;
   }
 
-  /** A filter on a channel of the other mode than the endpoint's would take nothing: refused as authorise refuses such a channel. */
+  /** A filter on a channel of the other mode than the endpoint's (`mode`) would take nothing: refused, as authorise refuses such a channel. */
   private async channelId(merchantId: string, reference: string, mode: KeyMode | null): Promise<string> {
     const row = await this.ctx.database.db.selectFrom('channels').select(['id', 'mode']).where('reference', '=', reference).where('merchant_id', '=', merchantId).executeTakeFirst();
     if (!row) throw new DomainError(404, 'channel_not_found', `no channel "${reference}" exists for this secret key's merchant`, '/channel');
-    checkChannelMode(mode, { reference, mode: row.mode });
+    if (mode !== null && mode !== row.mode) {
+      const key = row.mode === 'live' ? 'a live key (sk_live_…)' : 'a sandbox key (sk_test_…)';
+      throw new DomainError(403, 'key_mode_mismatch', `channel "${reference}" is a ${row.mode} channel and this endpoint takes ${mode} events only: register one with ${key} for its events`, '/channel');
+    }
     return row.id;
   }
 
@@ -358,7 +361,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, host: string): Promise<
  * it (to replace and delete it once the merchant's keys have modes), and a sandbox key does not:
  * a leaked test key must not read or redirect where live callbacks go.
  */
-export function endpointsIn<Q extends SelectQueryBuilder<Schema, 'webhook_endpoints', any>>(query: Q, scope: KeyScope): Q {
+export function endpointsIn<Q extends SelectQueryBuilder<Schema, 'webhook_endpoints', object>>(query: Q, scope: KeyScope): Q {
   if (scope === null) return query;
   if (scope === 'sandbox') return query.where('webhook_endpoints.mode', '=', 'sandbox') as Q;
   return query.where((eb) => eb.or([eb('webhook_endpoints.mode', '=', 'live'), eb('webhook_endpoints.mode', 'is', null)])) as Q;

@@ -103,7 +103,8 @@ for (const dialect of DIALECTS) {
     });
 
     it("refuses a channel filter of the other mode than the endpoint's", async () => {
-      assertProblem(await as(keys.sandbox, 'POST', '/webhook-endpoints', { url: receivers.sandbox.url, events: ['*'], channel: LIVE_CHANNEL }), 403, 'key_mode_mismatch', '/channel');
+      const refused = assertProblem(await as(keys.sandbox, 'POST', '/webhook-endpoints', { url: receivers.sandbox.url, events: ['*'], channel: LIVE_CHANNEL }), 403, 'key_mode_mismatch', '/channel');
+      assert.match(refused.detail, /live channel.*takes sandbox events only.*sk_live_/);
       assertProblem(await as(keys.live, 'PATCH', `/webhook-endpoints/${endpoints.live}`, { channel: 'sandbox' }), 403, 'key_mode_mismatch', '/channel');
       assertProblem(await as(keys.legacy, 'PATCH', `/webhook-endpoints/${endpoints.sandbox}`, { channel: LIVE_CHANNEL }), 403, 'key_mode_mismatch', '/channel');
     });
