@@ -274,7 +274,7 @@ function callbackOperation(getEvent: Operation | undefined, limits: DocumentedLi
   });
   return {
     operationId: 'receiveEvent',
-    summary: 'An event, POSTed to each endpoint that subscribes to its type',
+    summary: "An event, POSTed to each endpoint that subscribes to its type and mode (its livemode's)",
     description: `Signed per Standard Webhooks v1 (docs/webhooks.md). Answer 2xx within ${timeout}; anything else is retried with backoff for ${hours(limits.webhookRetryWindowMs)} hours; 410 disables the endpoint.`,
     parameters: [
       header('webhook-id', 'The event id: the same on every retry and redelivery, to drop duplicates.'),

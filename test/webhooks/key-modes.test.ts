@@ -49,7 +49,6 @@ for (const dialect of DIALECTS) {
       const m = t.gateway.services.merchants;
       const merchantId = t.credentials.merchant_id;
       await m.createChannel(merchantId, { reference: LIVE_CHANNEL, name: 'Live Shop', mode: 'live', currencies: ['USD', 'EUR'], returnUrls: ['https://shop.example/return'], notifyEmails: [] });
-      await approveMerchant(t);
       keys.sandbox = t.credentials.secret_key;
       keys.live = (await m.createSecretKey(merchantId, 'production', 'live')).secret_key;
       const legacy = await m.createSecretKey(merchantId, 'from before modes');
@@ -57,6 +56,8 @@ for (const dialect of DIALECTS) {
       await t.gateway.services.ctx.database.db.updateTable('secret_keys').set({ mode: null }).where('id', '=', legacy.id).execute();
       keys.legacy = legacy.secret_key;
       for (const mode of ['sandbox', 'live', 'legacy'] as const) endpoints[mode] = (await register(keys[mode], receivers[mode])).id as string;
+      // After the endpoints: its compliance.approved rides the live channel.
+      await approveMerchant(t);
     });
     after(async () => {
       await t?.close();
@@ -79,6 +80,13 @@ for (const dialect of DIALECTS) {
       ] as const) {
         for (const r of receivers.legacy.forPayment(payment)) assert.equal((r.payload as { livemode?: boolean }).livemode, livemode, r.type);
       }
+    });
+
+    it('sends compliance events, which are the merchant\'s, to endpoints of both modes', async () => {
+      const approved = (r: Receiver) => r.received.filter((m) => m.type === 'compliance.approved');
+      await waitFor('compliance.approved at every endpoint', () => Object.values(receivers).every((r) => approved(r).length > 0));
+      assert.deepEqual(new Set(Object.values(receivers).map((r) => approved(r)[0]!.id)).size, 1, 'one event, at each endpoint');
+      assert.equal((approved(receivers.sandbox)[0]!.payload as { livemode?: boolean }).livemode, true, 'it rides the live channel');
     });
 
     it("lists, reads and changes only the endpoints the key's mode reaches", async () => {
