@@ -146,7 +146,7 @@ export class EventQueries {
       }
     } else {
       endpoints = endpoints.filter((e) => e.status === 'enabled' && subscribes(subscriptionOf(e), event, mode));
-      if (endpoints.length === 0) throw new DomainError(409, 'no_subscribed_endpoint', `no enabled webhook endpoint subscribes to ${event.type}; pass endpoint_id or register one`);
+      if (endpoints.length === 0) throw new DomainError(409, 'no_subscribed_endpoint', `no enabled webhook endpoint that takes ${mode} events subscribes to ${event.type}; pass endpoint_id or register one`);
     }
     const now = this.ctx.clock.now();
     const retryUntil = now + this.ctx.config.webhookRetryWindowMs;

@@ -127,6 +127,10 @@ for (const dialect of DIALECTS) {
       const sandboxPayment = await pay(keys.sandbox, 'sandbox');
       const [own] = json(await as(keys.sandbox, 'GET', `/events?payment=${sandboxPayment}`)).data as Array<{ id: string }>;
       assertProblem(await as(keys.sandbox, 'POST', `/events/${own!.id}/redeliver`, { endpoint_id: endpoints.legacy }), 404, 'webhook_endpoint_not_found', '/endpoint_id');
+      assert.equal((await as(keys.sandbox, 'PATCH', `/webhook-endpoints/${endpoints.sandbox}`, { status: 'disabled' })).statusCode, 200);
+      const none = assertProblem(await as(keys.sandbox, 'POST', `/events/${own!.id}/redeliver`, {}), 409, 'no_subscribed_endpoint');
+      assert.match(none.detail, /takes sandbox events/);
+      assert.equal((await as(keys.sandbox, 'PATCH', `/webhook-endpoints/${endpoints.sandbox}`, { status: 'enabled' })).statusCode, 200);
     });
   });
 }
