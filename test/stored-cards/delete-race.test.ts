@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { RowInsert } from '../../src/adapters/storage/compiled.js';
 import { DIALECTS, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { json, mit, payByCard } from './support.js';
+import { json, mit, pageToken, payByCard } from './support.js';
 
 /**
  * A merchant-initiated payment reads its stored card, writes the payment, asks the acquirer,
@@ -81,6 +81,32 @@ for (const dialect of DIALECTS) {
       assert.equal(json(res).status, 'captured');
       assert.deepEqual(acquirerCalls, ['authorise', 'capture']);
       assert.equal((await mit(t, { token, previous_payment_id: initial.id })).statusCode, 422);
+    });
+
+    it('leaves a step-up page opened before the DELETE payable, as docs/stored-cards.md says: void withdraws it', async () => {
+      const initial = await payByCard(t, { customer: 'cust-race-open-page', number: '4000002760003184' });
+      const token = initial.payment_method.token as string;
+      const open = async () => {
+        const p = json(await mit(t, { token, previous_payment_id: initial.id }));
+        assert.equal(p.status, 'requires_action');
+        return p;
+      };
+      const paid = await open();
+      const withdrawn = await open();
+      assert.equal((await t.request({ method: 'DELETE', url: `/payment-methods/${token}` })).statusCode, 200);
+
+      // The page holds its own sealed copy of the card until it ends: the customer can still pay there.
+      const done = await t.gateway.services.checkout.answerChallenge(pageToken(paid.redirect_url), '1234');
+      assert.equal(done.payment.status, 'captured');
+      // The stored card stays deleted: the approval does not store it again.
+      const card = json(await t.request({ method: 'GET', url: `/payment-methods/${token}` }));
+      assert.equal(card.deleted, true);
+      assert.equal((await mit(t, { token, previous_payment_id: initial.id })).statusCode, 422);
+
+      // What the merchant does to stop such a page: void its payment.
+      assert.equal(json(await t.request({ method: 'POST', url: `/payment/${withdrawn.id}/void` })).status, 'cancelled');
+      const view = await t.gateway.services.checkout.answerChallenge(pageToken(withdrawn.redirect_url), '1234');
+      assert.equal(view.payment.status, 'cancelled');
     });
   });
 }
