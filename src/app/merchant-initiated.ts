@@ -281,7 +281,7 @@ async function networkReferences(
         'agreement_type_mismatch',
         prevKind === null
           ? `payment ${previousId} is "one-off" and set up no ${kind} agreement; a "${kind}-subsequent" payment must follow a "${kind}-initial" one`
-          : `payment ${previousId} belongs to a ${prevKind} agreement: send payment_sub_type "${prevKind}-subsequent"`,
+          : `payment ${previousId} belongs to ${/^[aeiou]/.test(prevKind) ? 'an' : 'a'} ${prevKind} agreement: send payment_sub_type "${prevKind}-subsequent"`,
       );
     }
   }

@@ -132,7 +132,17 @@ for (const dialect of DIALECTS) {
       assert.equal(oneOff.payment_data.credential_on_file, false);
       await refused({ previous_payment_id: oneOff.id, sub_type: 'unscheduled-subsequent' }, 422, 'initial_payment_not_credential_on_file');
 
-      await refused({ previous_payment_id: stored.id, sub_type: 'instalment-subsequent' }, 422, 'agreement_type_mismatch');
+      const mismatch = await refused({ previous_payment_id: stored.id, sub_type: 'instalment-subsequent' }, 422, 'agreement_type_mismatch');
+      assert.match(mismatch.detail, /belongs to a recurring agreement: send payment_sub_type "recurring-subsequent"$/);
+      // The detail is read by people: "an" before a vowel.
+      const unscheduled = await payByCard(t, { customer: 'cust-rules', payment_data: { payment_type: 'cit' } });
+      assert.equal(unscheduled.payment_data.payment_sub_type, 'unscheduled-initial');
+      const { detail } = expectProblem(
+        await mit(t, { token: unscheduled.payment_method.token, previous_payment_id: unscheduled.id, sub_type: 'recurring-subsequent' }),
+        422,
+        'agreement_type_mismatch',
+      );
+      assert.match(detail, /belongs to an unscheduled agreement: send payment_sub_type "unscheduled-subsequent"$/);
       await refused({ previous_payment_id: stored.id, previous_network_reference: '999999999999999' }, 422, 'previous_network_reference_mismatch');
 
       const mastercard = await payByCard(t, { customer: 'cust-rules', number: '5555555555554444' });
