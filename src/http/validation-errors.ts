@@ -90,7 +90,7 @@ function one(e: FastifySchemaValidationError, part: string, orNull: boolean): Fi
       return { pointer: base, code: 'too_many_fields', message: `${name} may have at most ${params.limit} keys` };
     case 'maxItems':
     case 'minItems':
-      return { pointer: base, code: 'invalid_length', message: `${name} must have ${e.keyword === 'maxItems' ? 'at most' : 'at least'} ${params.limit} items` };
+      return { pointer: base, code: 'invalid_length', message: `${name} must have ${e.keyword === 'maxItems' ? 'at most' : 'at least'} ${params.limit} item${Number(params.limit) === 1 ? '' : 's'}` };
     case 'pattern':
     case 'format':
       return { pointer: base, code: 'invalid_format', message: `${name} is not in the expected format${params.format ? ` (${params.format})` : ''}` };
