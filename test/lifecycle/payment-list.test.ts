@@ -180,5 +180,13 @@ for (const dialect of DIALECTS) {
       const anonymous = await t.app.inject({ method: 'GET', url: '/payments' });
       assert.equal(anonymous.statusCode, 401);
     });
+
+    it('takes an empty text filter as an exact match, as docs/lifecycle.md says: the empty value only, never every payment', async () => {
+      const blank = (await authorisedPayment(t, { reference: '' })) as Item;
+      assert.equal(((await authorisedPayment(t, { reference: undefined })) as Item).reference, null);
+      assert.equal(blank.reference, '');
+      assert.deepEqual((await all('&reference=', 100)).map((p) => p.id), [blank.id]);
+      assert.deepEqual(await all('&customer_reference=', 100), []);
+    });
   });
 }
