@@ -200,10 +200,29 @@ export async function migrate(db: Kysely<Schema>): Promise<string[]> {
 }
 
 async function migrateToLatest(db: Kysely<Schema>): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: migrationProvider });
+  const migrator = new Migrator({ db, provider: migrationProvider, migrationTableSchema: await migrationSchema(db) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw (await newerSchema(db)) ?? (error instanceof Error ? error : new Error(String(error)));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * PostgreSQL: the schema the gateway's tables are made in (the first of the search_path that
+ * exists, as DATABASE_URL's `options=-c search_path=…` or the role's setting name it). Kysely
+ * looks for its migration tables in every schema otherwise: with another gateway's tables in
+ * `public`, one given its own schema took them for its own and failed on a relation not found.
+ */
+async function migrationSchema(db: Kysely<Schema>): Promise<string | undefined> {
+  if (db.getExecutor().adapter instanceof SqliteAdapter) return undefined;
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
+  const schema = rows[0]?.schema;
+  if (!schema) throw new Error(`no schema of its search_path exists (${await searchPath(db)}): create it, or name one that exists in DATABASE_URL (?options=-c%20search_path%3D<schema>) or the role's settings`);
+  return schema;
+}
+
+async function searchPath(db: Kysely<Schema>): Promise<string> {
+  const { rows } = await sql<{ path: string }>`select current_setting('search_path') as path`.execute(db);
+  return rows[0]?.path ?? '';
 }
 
 /**

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { DatabaseUnavailableError, openDatabase } from '../../src/adapters/storage/database.js';
+import { DIALECTS } from '../support/gateway.js';
+import { freshPostgresDatabase } from '../support/postgres.js';
+
+/** DATABASE_URL with `?options=-c search_path=<schema>`, as an operator gives a gateway a schema of its own. */
+function inSchema(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set('options', `-c search_path=${schema}`);
+  return u.toString();
+}
+
+// What an operator running the gateway on PostgreSQL sets in DATABASE_URL or on the server.
+if (DIALECTS.includes('postgres')) {
+  describe('DATABASE_URL and server settings an operator uses (postgres)', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tzero-pg-settings-'));
+    let pgdb: Awaited<ReturnType<typeof freshPostgresDatabase>>;
+    let admin: pg.Client;
+    before(async () => {
+      pgdb = await freshPostgresDatabase();
+      admin = new pg.Client({ connectionString: pgdb.url });
+      await admin.connect();
+    });
+    after(async () => {
+      await admin.end();
+      await pgdb.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    it('several gateways migrating one empty database at once all open it, each migration applied once', async () => {
+      const opened = await Promise.allSettled([1, 2, 3].map(() => openDatabase({ dataDir, databaseUrl: pgdb.url, poolSize: 2 })));
+      try {
+        assert.deepEqual(opened.filter((o) => o.status === 'rejected'), [], 'nobody fails');
+        const { rows } = await admin.query<{ name: string; n: number }>('select name, count(*)::int as n from kysely_migration group by name having count(*) > 1');
+        assert.deepEqual(rows, []);
+      } finally {
+        await Promise.all(opened.map((o) => (o.status === 'fulfilled' ? o.value.close() : null)));
+      }
+    });
+
+    it("migrates into the search_path's schema, though public holds another gateway's tables", async () => {
+      await admin.query('create schema gateway_two');
+      const database = await openDatabase({ dataDir, databaseUrl: inSchema(pgdb.url, 'gateway_two'), poolSize: 2 });
+      try {
+        const { rows } = await admin.query<{ n: number }>("select count(*)::int as n from information_schema.tables where table_schema = 'gateway_two' and table_name in ('kysely_migration', 'payments', 'merchants')");
+        assert.equal(rows[0]!.n, 3, 'its own tables, in its own schema');
+      } finally {
+        await database.close();
+      }
+    });
+
+    it('refuses a search_path naming no schema that exists, saying so', async () => {
+      await assert.rejects(openDatabase({ dataDir, databaseUrl: inSchema(pgdb.url, 'no_such_schema'), poolSize: 2 }), (error: Error) => {
+        assert.ok(error instanceof DatabaseUnavailableError, String(error));
+        assert.match(error.message, /no schema of its search_path exists \(no_such_schema\): create it/);
+        assert.doesNotMatch(error.message, /\n/);
+        return true;
+      });
+    });
+  });
+}
