@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type AcquirerName, type Config, ConfigError } from './config.js';
 import { removeStaleTemporaries } from './file-made-once.js';
-import { openDatabase, postgresTarget } from './adapters/storage/database.js';
+import { bootFailure, openDatabase, postgresTarget } from './adapters/storage/database.js';
 import { Vault } from './adapters/vault/envelope.js';
 import { checkSmtp } from './adapters/mail/mailer.js';
 import { checkKeks } from './app/kek-check.js';
@@ -59,7 +59,7 @@ export async function createContext(config: Readonly<Config>, log: Logger, opts:
   } catch (error) {
     // Its writer thread or pool would keep a process that cannot start alive.
     await database.close();
-    throw error;
+    throw bootFailure(config, error);
   }
   const metrics = new Metrics();
   return {

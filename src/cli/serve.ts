@@ -3,29 +3,20 @@ import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { createGateway, ensureSandboxCredentials, type Gateway } from '../server.js';
 import { holdDataDir } from '../adapters/storage/data-dir-lock.js';
+import { bootFailure } from '../adapters/storage/database.js';
 
 export async function serve(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const hold = config.databaseUrl ? null : holdDataDir(config.dataDir);
   const gateway = await createGateway(config, log);
-  if (config.mode === 'sandbox') {
-    const { created, credentials, file } = await ensureSandboxCredentials(gateway.services);
-    if (credentials && created) {
-      process.stdout.write(
-        `\n  tZero Pay sandbox created credentials (${file}):\n` +
-          `    merchant_id:  ${credentials.merchant_id}\n    channel:      ${credentials.channel}\n    secret_key:   ${credentials.secret_key}\n` +
-          `    return_secret: ${credentials.return_secret}\n\n`,
-      );
-    } else if (credentials) {
-      // Shown once, when made: output that process managers keep as logs gets no secrets on every boot.
-      process.stdout.write(`\n  tZero Pay sandbox reusing credentials: merchant ${credentials.merchant_id}, channel ${credentials.channel}; the keys are in ${file}\n\n`);
-    } else {
-      process.stdout.write(`\n  tZero Pay sandbox: this database has merchants but ${file} holds no credentials of theirs; create a key with: npm run cli -- key create --merchant mer_…\n\n`);
-    }
+  let settingsNotices: string[];
+  try {
+    settingsNotices = await bootReads(gateway);
+  } catch (error) {
+    await gateway.close().catch(() => {});
+    throw bootFailure(config, error);
   }
-  // Read before listening, as the boot's other reads are: one that fails stops the boot here.
-  const settingsNotices = await gateway.services.merchants.settingsOutOfRule();
   const address = await listen(gateway, gateway.app, { host: config.host, port: config.port }, ['HOST', 'PORT']);
   const publicly = config.publicUrl === address ? '' : ` (public URL ${config.publicUrl})`;
   process.stdout.write(`  tZero Pay (${config.mode}, ${gateway.services.ctx.database.dialect}) listening on ${address}${publicly}  — API reference: ${config.publicUrl}/docs\n\n`);
@@ -47,6 +38,29 @@ export async function serve(): Promise<void> {
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * The sandbox's merchant (made at the first boot) and the settings to warn about, before
+ * listening, as the boot's other reads are: one that fails stops the boot here.
+ */
+async function bootReads(gateway: Gateway): Promise<string[]> {
+  if (gateway.services.ctx.config.mode === 'sandbox') {
+    const { created, credentials, file } = await ensureSandboxCredentials(gateway.services);
+    if (credentials && created) {
+      process.stdout.write(
+        `\n  tZero Pay sandbox created credentials (${file}):\n` +
+          `    merchant_id:  ${credentials.merchant_id}\n    channel:      ${credentials.channel}\n    secret_key:   ${credentials.secret_key}\n` +
+          `    return_secret: ${credentials.return_secret}\n\n`,
+      );
+    } else if (credentials) {
+      // Shown once, when made: output that process managers keep as logs gets no secrets on every boot.
+      process.stdout.write(`\n  tZero Pay sandbox reusing credentials: merchant ${credentials.merchant_id}, channel ${credentials.channel}; the keys are in ${file}\n\n`);
+    } else {
+      process.stdout.write(`\n  tZero Pay sandbox: this database has merchants but ${file} holds no credentials of theirs; create a key with: npm run cli -- key create --merchant mer_…\n\n`);
+    }
+  }
+  return gateway.services.merchants.settingsOutOfRule();
 }
 
 /**

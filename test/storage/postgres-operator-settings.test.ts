@@ -7,6 +7,7 @@ import pg from 'pg';
 import { DatabaseUnavailableError, openDatabase } from '../../src/adapters/storage/database.js';
 import { DIALECTS } from '../support/gateway.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
+import { runCli } from '../support/process.js';
 
 /** DATABASE_URL with `?options=-c search_path=<schema>`, as an operator gives a gateway a schema of its own. */
 function inSchema(url: string, schema: string): string {
@@ -61,6 +62,20 @@ if (DIALECTS.includes('postgres')) {
         assert.doesNotMatch(error.message, /\n/);
         return true;
       });
+    });
+
+    it('a gateway started on a database that takes no writes stops with one line saying so, not a stack trace', async () => {
+      const name = new URL(pgdb.url).pathname.slice(1);
+      // Migrated while writable: what fails is the boot's own writes (its keys registered).
+      await (await openDatabase({ dataDir, databaseUrl: pgdb.url, poolSize: 2 })).close();
+      await admin.query(`alter database ${name} set default_transaction_read_only = on`);
+      try {
+        const run = await runCli(['serve'], { DATA_DIR: dataDir, DATABASE_URL: pgdb.url, PORT: '0', PUBLIC_URL: 'http://127.0.0.1:1', LOG_LEVEL: 'warn' });
+        assert.equal(run.code, 1, run.stderr);
+        assert.match(run.stderr, /^error: could not open or migrate the database postgres:\/\/postgres@[^ ]+ \(DATABASE_URL\): .*read-only transaction \(the server takes no writes: a hot standby, or default_transaction_read_only set for the database or role; point DATABASE_URL at the primary, or reset the setting\)\n$/);
+      } finally {
+        await admin.query(`alter database ${name} reset default_transaction_read_only`);
+      }
     });
   });
 }

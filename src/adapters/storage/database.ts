@@ -118,8 +118,25 @@ export class DatabaseUnavailableError extends Error {
 
   constructor(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDir'>, cause: unknown) {
     const where = opts.databaseUrl ? `${databaseLocation(opts)} (DATABASE_URL)` : `${databaseLocation(opts)} (DATA_DIR)`;
-    super(`could not open or migrate the database ${where}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`could not open or migrate the database ${where}: ${cause instanceof Error ? cause.message : String(cause)}${takesNoWrites(cause) ? READ_ONLY_HINT : ''}`, { cause });
   }
+}
+
+const READ_ONLY_HINT = ' (the server takes no writes: a hot standby, or default_transaction_read_only set for the database or role; point DATABASE_URL at the primary, or reset the setting)';
+
+/** SQLSTATE 25006: a write refused by a read-only transaction (possibly inside what failed). */
+function takesNoWrites(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) if ((e as { code?: unknown }).code === '25006') return true;
+  return false;
+}
+
+/**
+ * A boot's first reads and writes after the database opened (the key checks, the sandbox's
+ * merchant) failing because the database cannot serve are the operator's one line too, not a
+ * driver's stack trace; other errors are left as they are.
+ */
+export function bootFailure(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDir'>, error: unknown): unknown {
+  return isDatabaseUnavailable(error) && !(error instanceof DatabaseUnavailableError) ? new DatabaseUnavailableError(opts, error) : error;
 }
 
 export async function openDatabase(opts: OpenOptions): Promise<Database> {
