@@ -20,6 +20,8 @@ export interface Config {
   dataDir: string;
   /** PostgreSQL connection string; when absent the embedded SQLite file is used. */
   databaseUrl: string | undefined;
+  /** PostgreSQL: connections of the process's main pool (it opens three more: LISTEN and two for insert batches). */
+  databasePoolSize: number;
   /** Active key-encrypting key and older ones still accepted for unwrapping. */
   keks: { active: Kek; all: Map<string, Buffer> };
   /** Keys card fingerprints, idempotency request hashes and hosted-page tokens (through HKDF sub-keys): as secret as the KEK. */
@@ -285,6 +287,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     publicUrl,
     dataDir,
     databaseUrl,
+    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 1, 1000),
     keks: { active, all },
     hmacKey,
     hostedPageTtlMs: int(env, 'HOSTED_PAGE_TTL_SECONDS', 900, 30, 86_400) * 1000,

@@ -52,7 +52,7 @@ export interface GatewayOptions {
 
 export async function createContext(config: Readonly<Config>, log: Logger, opts: GatewayOptions = {}): Promise<AppContext> {
   const clock = opts.clock ?? systemClock;
-  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, groupCommitWindowMs: config.groupCommitWindowMs, writerThread: true, cardKek: config.keks.active, log, queryDeadlineMs: QUERY_DEADLINE_MS });
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize, groupCommitWindowMs: config.groupCommitWindowMs, writerThread: true, cardKek: config.keks.active, log, queryDeadlineMs: QUERY_DEADLINE_MS });
   const vault = new Vault(config.keks, config.hmacKey);
   try {
     await checkKeks(database.db, config.keks, vault, config.hmacKey, clock.now(), opts.registerKek ?? true);

@@ -3,11 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { DatabaseUnavailableError, openDatabase } from '../../src/adapters/storage/database.js';
-import { DIALECTS } from '../support/gateway.js';
+import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { assertProblem, postAuthorise } from '../support/http.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
 import { runCli } from '../support/process.js';
+import { eventually } from '../support/browser.js';
 
 /** DATABASE_URL with `?options=-c search_path=<schema>`, as an operator gives a gateway a schema of its own. */
 function inSchema(url: string, schema: string): string {
@@ -76,6 +79,57 @@ if (DIALECTS.includes('postgres')) {
       } finally {
         await admin.query(`alter database ${name} reset default_transaction_read_only`);
       }
+    });
+  });
+
+  describe('a pool of DATABASE_POOL_SIZE connections, all taken (postgres)', () => {
+    let t: TestGateway;
+    let admin: pg.Client;
+    /** The gateway's backends: every one but the test's own. */
+    const backends = async (where = 'true') =>
+      (await admin.query<{ pid: number }>(`select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid() and ${where}`)).rows.map((r) => r.pid);
+    before(async () => {
+      t = await startTestGateway({ dialect: 'postgres', env: { DATABASE_POOL_SIZE: '1' } });
+      admin = new pg.Client({ connectionString: t.config.databaseUrl });
+      await admin.connect();
+    });
+    after(async () => {
+      await admin?.end();
+      await t?.close();
+    });
+
+    let id: string;
+    const read = () => t.request({ method: 'GET', url: `/payment/${id}` });
+    /** Runs `fn` while the payments table is locked: reads of it wait, each holding its connection. */
+    async function whileLocked(fn: (first: Promise<LightMyRequestResponse>) => Promise<void>): Promise<LightMyRequestResponse> {
+      await admin.query('begin');
+      await admin.query('lock table payments in access exclusive mode');
+      // The first read takes the pool's one connection and waits for the lock on it.
+      const first = read();
+      try {
+        await eventually(async () => (await backends("wait_event_type = 'Lock'")).length === 1, 'the first read waiting for the lock');
+        await fn(first);
+      } finally {
+        await admin.query('rollback');
+      }
+      return first;
+    }
+
+    it('a request that cannot get a connection answers 503 with Retry-After, and the pool never opens more', async () => {
+      const created = await postAuthorise(t, await exampleBody());
+      assert.equal(created.statusCode, 201, created.body);
+      id = (created.json() as { id: string }).id;
+      const first = await whileLocked(async () => {
+        const second = await read();
+        assertProblem(second, 503, 'database_unavailable');
+        assert.equal(second.headers['retry-after'], '5');
+        assert.equal((await backends("wait_event_type = 'Lock'")).length, 1, 'the second read never had a connection of its own');
+      });
+      assert.equal(first.statusCode, 200);
+      const again = await Promise.all([read(), read(), read(), read()]);
+      assert.deepEqual(again.map((r) => r.statusCode), [200, 200, 200, 200], 'the connection is given back after each read');
+      // The pool's one, the LISTEN one and at most two for authorisation inserts.
+      assert.ok((await backends()).length <= 4, `${(await backends()).length} connections`);
     });
   });
 }
