@@ -131,5 +131,18 @@ if (DIALECTS.includes('postgres')) {
       // The pool's one, the LISTEN one and at most two for authorisation inserts.
       assert.ok((await backends()).length <= 4, `${(await backends()).length} connections`);
     });
+
+    it('a connection its server ends mid-query (a restart, pg_terminate_backend) is dropped, not handed to the next request', async () => {
+      await whileLocked(async (first) => {
+        const [waiting] = await backends("wait_event_type = 'Lock'");
+        await admin.query('select pg_terminate_backend($1)', [waiting]);
+        assertProblem(await first, 503, 'database_unavailable');
+        // The next request (no lock in its way) gets a new connection.
+        assert.equal((await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
+      });
+      const again = await Promise.all([read(), read()]);
+      assert.deepEqual(again.map((r) => r.statusCode), [200, 200]);
+      assert.equal(again[0]!.json().id, id, 'the payment acknowledged before is there');
+    });
   });
 }

@@ -12,7 +12,7 @@ import { paramsWithCard } from './card-to-seal.js';
 import type { Kek } from '../../config.js';
 import { BUSY_TIMEOUT_MS, openSqliteConnection, statementCache } from './sqlite-connection.js';
 import { SqliteWriteError, SqliteWriter, type UnitOutcome } from './sqlite-writer.js';
-import { DatabaseDeadlineError, isDatabaseUnavailable } from './unavailable.js';
+import { DatabaseDeadlineError, isConnectionLost, isDatabaseUnavailable } from './unavailable.js';
 
 export type Trx = Transaction<Schema>;
 export type DialectName = 'sqlite' | 'postgres';
@@ -501,7 +501,7 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined, d
  * dropped, a proxy stalled) would hold its request, and its pool slot, until TCP gives up
  * many minutes later. After `deadlineMs()` the query fails, so its request gets an answer,
  * and the connection is dropped rather than handed to the next request (it may still be
- * busy with the abandoned query). Whether a COMMIT cut short took effect cannot be known:
+ * busy with the abandoned query); so is one that its server ended mid-query (a restart). Whether a COMMIT cut short took effect cannot be known:
  * the caller is told the database was unavailable and retries under its idempotency key.
  */
 function withDeadline(pool: pg.Pool, deadlineMs: () => number): PostgresPool {
@@ -513,7 +513,7 @@ function withDeadline(pool: pg.Pool, deadlineMs: () => number): PostgresPool {
         query: ((sqlText: string, parameters: unknown[]) => {
           if (dead) return Promise.reject(new DatabaseDeadlineError(deadlineMs()));
           return answeredWithin(client, client.query(sqlText, parameters), deadlineMs()).catch((error: unknown) => {
-            if (error instanceof DatabaseDeadlineError) dead = true;
+            if (error instanceof DatabaseDeadlineError || isConnectionLost(error)) dead = true;
             throw error;
           });
         }) as PostgresPoolClient['query'],

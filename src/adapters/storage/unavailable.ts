@@ -34,3 +34,17 @@ export class DatabaseDeadlineError extends Error {
     super(`the database did not answer within ${ms} ms; the connection was dropped`);
   }
 }
+
+/**
+ * Whether an error ended its connection (a backend terminated, the socket closed), so the
+ * connection must not go back to a pool: the server's FATAL error arrives before its socket
+ * closes, and pg-pool, seeing the client still queryable, would hand it to the next request.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^(08...|57P0[123]|ECONNRESET|EPIPE|ETIMEDOUT)$/.test(code)) return true;
+    if (/^Connection terminated|not queryable/.test(e.message)) return true;
+  }
+  return false;
+}
