@@ -145,4 +145,39 @@ if (DIALECTS.includes('postgres')) {
       assert.equal(again[0]!.json().id, id, 'the payment acknowledged before is there');
     });
   });
+
+  describe('a statement_timeout set on the server for the database (postgres)', () => {
+    let t: TestGateway;
+    let pgdb: Awaited<ReturnType<typeof freshPostgresDatabase>>;
+    let admin: pg.Client;
+    before(async () => {
+      pgdb = await freshPostgresDatabase();
+      admin = new pg.Client({ connectionString: pgdb.url });
+      await admin.connect();
+      await admin.query(`alter database ${new URL(pgdb.url).pathname.slice(1)} set statement_timeout = '2s'`);
+      t = await startTestGateway({ env: { DATABASE_URL: pgdb.url } });
+    });
+    after(async () => {
+      await admin?.end();
+      await t?.close();
+      await pgdb?.drop();
+    });
+
+    it('a request whose query the server cancels answers 503 with Retry-After, not 500; the next one is served', async () => {
+      const created = await postAuthorise(t, await exampleBody());
+      assert.equal(created.statusCode, 201, created.body);
+      const id = (created.json() as { id: string }).id;
+      await admin.query('begin');
+      await admin.query('lock table payments in access exclusive mode');
+      let read: LightMyRequestResponse;
+      try {
+        read = await t.request({ method: 'GET', url: `/payment/${id}` });
+      } finally {
+        await admin.query('rollback');
+      }
+      assertProblem(read, 503, 'database_unavailable');
+      assert.equal(read.headers['retry-after'], '5');
+      assert.equal((await t.request({ method: 'GET', url: `/payment/${id}` })).statusCode, 200);
+    });
+  });
 }

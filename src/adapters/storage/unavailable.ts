@@ -19,8 +19,10 @@ function unavailableCode(code: string): boolean {
     // Node's socket errors on the way to PostgreSQL.
     /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/.test(code) ||
     // PostgreSQL: connection exceptions (08), insufficient resources (53: disk full, too many
-    // connections), shutting down or starting up (57P01-03), a standby after a failover (25006).
-    /^(08...|53...|57P0[123]|25006)$/.test(code) ||
+    // connections), shutting down or starting up (57P01-03), a standby after a failover (25006),
+    // a statement cancelled by the server's statement_timeout or an administrator (57014), a lock
+    // not had within the server's lock_timeout (55P03): the gateway never asks for either itself.
+    /^(08...|53...|57P0[123]|57014|55P03|25006)$/.test(code) ||
     // SQLite: disk full, a read-only file or directory, I/O errors, a lock held elsewhere too long.
     /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY)/.test(code)
   );
