@@ -58,6 +58,22 @@ if (DIALECTS.includes('postgres')) {
       }
     });
 
+    it("migrates a database whose statement_timeout is shorter than the migrations' statements", async () => {
+      const fresh = await freshPostgresDatabase();
+      const setup = new pg.Client({ connectionString: fresh.url });
+      await setup.connect();
+      try {
+        await setup.query(`alter database ${new URL(fresh.url).pathname.slice(1)} set statement_timeout = '1ms'`);
+        const database = await openDatabase({ dataDir, databaseUrl: fresh.url, poolSize: 2 });
+        await database.close();
+        const { rows } = await setup.query<{ n: number }>('select count(*)::int as n from kysely_migration');
+        assert.ok(rows[0]!.n > 20, `${rows[0]!.n} migrations applied`);
+      } finally {
+        await setup.end();
+        await fresh.drop();
+      }
+    });
+
     it('refuses a search_path naming no schema that exists, saying so', async () => {
       await assert.rejects(openDatabase({ dataDir, databaseUrl: inSchema(pgdb.url, 'no_such_schema'), poolSize: 2 }), (error: Error) => {
         assert.ok(error instanceof DatabaseUnavailableError, String(error));

@@ -197,7 +197,7 @@ const MIGRATION_WAIT_MS = 5 * 60_000;
  * then finds the migrations applied; and a failed run leaves the file as it was.
  */
 export async function migrate(db: Kysely<Schema>): Promise<string[]> {
-  if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return migrateToLatest(db);
+  if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return migratePostgres(db);
   return db.connection().execute(async (conn) => {
     await sql.raw(`pragma busy_timeout = ${MIGRATION_WAIT_MS}`).execute(conn);
     try {
@@ -212,6 +212,23 @@ export async function migrate(db: Kysely<Schema>): Promise<string[]> {
     } catch (error) {
       await sql`rollback`.execute(conn).catch(() => {});
       throw error;
+    }
+  });
+}
+
+/**
+ * A statement_timeout the operator set for the database or role bounds the gateway's requests;
+ * a migration rewriting a large table may rightly run longer (the gateway's own query deadline
+ * spares it too), and one cut short stopped every boot. Its connection goes back to the pool
+ * with the server's setting again.
+ */
+async function migratePostgres(db: Kysely<Schema>): Promise<string[]> {
+  return db.connection().execute(async (conn) => {
+    await sql`set statement_timeout = 0`.execute(conn);
+    try {
+      return await migrateToLatest(conn);
+    } finally {
+      await sql`reset statement_timeout`.execute(conn).catch(() => {});
     }
   });
 }
