@@ -74,6 +74,17 @@ if (DIALECTS.includes('postgres')) {
       }
     });
 
+    it('says how to write a password that breaks the URL, without showing it', async () => {
+      const url = new URL(pgdb.url);
+      const broken = `postgres://${url.username}:s3cr#t/pw@${url.host}${url.pathname}`;
+      await assert.rejects(openDatabase({ dataDir, databaseUrl: broken }), (error: Error) => {
+        assert.ok(error instanceof DatabaseUnavailableError, String(error));
+        assert.match(error.message, /: Invalid URL \(percent-encode special characters in the user name and password: @ as %40, : as %3A, \/ as %2F, # as %23, % as %25\)$/);
+        assert.doesNotMatch(error.message, /s3cr/);
+        return true;
+      });
+    });
+
     it('refuses a search_path naming no schema that exists, saying so', async () => {
       await assert.rejects(openDatabase({ dataDir, databaseUrl: inSchema(pgdb.url, 'no_such_schema'), poolSize: 2 }), (error: Error) => {
         assert.ok(error instanceof DatabaseUnavailableError, String(error));

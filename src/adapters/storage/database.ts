@@ -118,11 +118,16 @@ export class DatabaseUnavailableError extends Error {
 
   constructor(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDir'>, cause: unknown) {
     const where = opts.databaseUrl ? `${databaseLocation(opts)} (DATABASE_URL)` : `${databaseLocation(opts)} (DATA_DIR)`;
-    super(`could not open or migrate the database ${where}: ${cause instanceof Error ? cause.message : String(cause)}${takesNoWrites(cause) ? READ_ONLY_HINT : ''}`, { cause });
+    super(`could not open or migrate the database ${where}: ${cause instanceof Error ? cause.message : String(cause)}${hint(cause)}`, { cause });
   }
 }
 
-const READ_ONLY_HINT = ' (the server takes no writes: a hot standby, or default_transaction_read_only set for the database or role; point DATABASE_URL at the primary, or reset the setting)';
+/** What to do about the causes an operator meets first: a server taking no writes, a password that breaks the URL. */
+function hint(cause: unknown): string {
+  if (takesNoWrites(cause)) return ' (the server takes no writes: a hot standby, or default_transaction_read_only set for the database or role; point DATABASE_URL at the primary, or reset the setting)';
+  if ((cause as { code?: unknown })?.code === 'ERR_INVALID_URL') return ' (percent-encode special characters in the user name and password: @ as %40, : as %3A, / as %2F, # as %23, % as %25)';
+  return '';
+}
 
 /** SQLSTATE 25006: a write refused by a read-only transaction (possibly inside what failed). */
 function takesNoWrites(error: unknown): boolean {
