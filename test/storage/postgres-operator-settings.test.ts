@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,6 +158,31 @@ if (DIALECTS.includes('postgres')) {
       assert.deepEqual(again.map((r) => r.statusCode), [200, 200, 200, 200], 'the connection is given back after each read');
       // The pool's one, the LISTEN one and at most two for authorisation inserts.
       assert.ok((await backends()).length <= 4, `${(await backends()).length} connections`);
+    });
+
+    it("loses no acknowledged payment while the server ends the gateway's connections again and again", async () => {
+      const answers: LightMyRequestResponse[] = [];
+      const pay = async () => answers.push(await postAuthorise(t, await exampleBody(), { 'idempotency-key': `k-${randomUUID()}` }));
+      let terminating = true;
+      const terminator = (async () => {
+        while (terminating) {
+          await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      try {
+        for (let round = 0; round < 5; round++) await Promise.all(Array.from({ length: 8 }, pay));
+      } finally {
+        terminating = false;
+        await terminator;
+      }
+      const statuses = new Set(answers.map((a) => a.statusCode));
+      assert.deepEqual([...statuses].filter((s) => s !== 201 && s !== 503), [], 'each answer is a payment or a 503 to retry');
+      const acknowledged = answers.filter((a) => a.statusCode === 201).map((a) => (a.json() as { id: string }).id);
+      assert.ok(acknowledged.length > 0);
+      const { rows } = await admin.query<{ id: string }>('select id from payments where id = any($1)', [acknowledged]);
+      assert.equal(rows.length, acknowledged.length, 'every payment answered 201 is stored');
+      assert.equal((await t.request({ method: 'GET', url: `/payment/${acknowledged[0]}` })).statusCode, 200, 'and the gateway serves on');
     });
 
     it('a connection its server ends mid-query (a restart, pg_terminate_backend) is dropped, not handed to the next request', async () => {
