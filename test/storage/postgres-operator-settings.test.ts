@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
+import { sql } from 'kysely';
 import { DatabaseUnavailableError, openDatabase } from '../../src/adapters/storage/database.js';
+import { isDatabaseUnavailable } from '../../src/adapters/storage/unavailable.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
@@ -72,6 +74,25 @@ if (DIALECTS.includes('postgres')) {
       } finally {
         await setup.end();
         await fresh.drop();
+      }
+    });
+
+    it("a transaction whose backend the server ends fails with the server's reason, and the next one runs", async () => {
+      const database = await openDatabase({ dataDir, databaseUrl: pgdb.url, poolSize: 1, queryDeadlineMs: 15_000 });
+      try {
+        await assert.rejects(
+          database.transaction(async (trx) => {
+            await sql`select pg_terminate_backend(pg_backend_pid())`.execute(trx);
+          }),
+          (error: Error & { code?: string }) => {
+            assert.equal(error.code, '57P01', String(error));
+            assert.ok(isDatabaseUnavailable(error));
+            return true;
+          },
+        );
+        assert.equal((await sql<{ one: number }>`select 1 as one`.execute(database.db)).rows[0]!.one, 1);
+      } finally {
+        await database.close();
       }
     });
 

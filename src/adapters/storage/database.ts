@@ -530,16 +530,18 @@ function withDeadline(pool: pg.Pool, deadlineMs: () => number): PostgresPool {
   return {
     async connect(): Promise<PostgresPoolClient> {
       const client = await pool.connect();
-      let dead = false;
+      // What ended the connection: the transaction's ROLLBACK after it fails with it too, and
+      // Kysely reports the ROLLBACK's error, so the log names the real cause.
+      let dead: Error | null = null;
       return {
         query: ((sqlText: string, parameters: unknown[]) => {
-          if (dead) return Promise.reject(new DatabaseDeadlineError(deadlineMs()));
+          if (dead) return Promise.reject(dead);
           return answeredWithin(client, client.query(sqlText, parameters), deadlineMs()).catch((error: unknown) => {
-            if (error instanceof DatabaseDeadlineError || isConnectionLost(error)) dead = true;
+            if (error instanceof DatabaseDeadlineError || isConnectionLost(error)) dead = error as Error;
             throw error;
           });
         }) as PostgresPoolClient['query'],
-        release: (destroy) => client.release(dead || destroy === true),
+        release: (destroy) => client.release(dead !== null || destroy === true),
       };
     },
     end: () => pool.end(),
