@@ -96,6 +96,16 @@ if (DIALECTS.includes('postgres')) {
       }
     });
 
+    it('refuses sslmode=verify-full on a server without TLS in one line naming the database', async () => {
+      const url = new URL(pgdb.url);
+      url.searchParams.set('sslmode', 'verify-full');
+      await assert.rejects(openDatabase({ dataDir, databaseUrl: url.toString() }), (error: Error) => {
+        assert.ok(error instanceof DatabaseUnavailableError, String(error));
+        assert.match(error.message, /^could not open or migrate the database postgres:\/\/[^ ]+ \(DATABASE_URL\): The server does not support SSL connections$/);
+        return true;
+      });
+    });
+
     it('says how to write a password that breaks the URL, without showing it', async () => {
       const url = new URL(pgdb.url);
       const broken = `postgres://${url.username}:s3cr#t/pw@${url.host}${url.pathname}`;
@@ -124,7 +134,7 @@ if (DIALECTS.includes('postgres')) {
       try {
         const run = await runCli(['serve'], { DATA_DIR: dataDir, DATABASE_URL: pgdb.url, PORT: '0', PUBLIC_URL: 'http://127.0.0.1:1', LOG_LEVEL: 'warn' });
         assert.equal(run.code, 1, run.stderr);
-        assert.match(run.stderr, /^error: could not open or migrate the database postgres:\/\/postgres@[^ ]+ \(DATABASE_URL\): .*read-only transaction \(the server takes no writes: a hot standby, or default_transaction_read_only set for the database or role; point DATABASE_URL at the primary, or reset the setting\)\n$/);
+        assert.match(run.stderr, /^error: could not open or migrate the database postgres:\/\/[^ ]+ \(DATABASE_URL\): .*read-only transaction \(the server takes no writes: a hot standby, or default_transaction_read_only set for the database or role; point DATABASE_URL at the primary, or reset the setting\)\n$/);
       } finally {
         await admin.query(`alter database ${name} reset default_transaction_read_only`);
       }
