@@ -523,8 +523,9 @@ function openPostgres(url: string, poolSize: number, cardKek: Kek | undefined, d
  * dropped, a proxy stalled) would hold its request, and its pool slot, until TCP gives up
  * many minutes later. After `deadlineMs()` the query fails, so its request gets an answer,
  * and the connection is dropped rather than handed to the next request (it may still be
- * busy with the abandoned query); so is one that its server ended mid-query (a restart). Whether a COMMIT cut short took effect cannot be known:
- * the caller is told the database was unavailable and retries under its idempotency key.
+ * busy with the abandoned query); so is one that its server ended mid-query (a restart).
+ * Whether a COMMIT cut short took effect cannot be known: the caller is told the database was
+ * unavailable and retries under its idempotency key.
  */
 function withDeadline(pool: pg.Pool, deadlineMs: () => number): PostgresPool {
   return {
