@@ -287,7 +287,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     publicUrl,
     dataDir,
     databaseUrl,
-    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 1, 1000),
+    databasePoolSize: databasePoolSize(env, databaseUrl),
     keks: { active, all },
     hmacKey,
     hostedPageTtlMs: int(env, 'HOSTED_PAGE_TTL_SECONDS', 900, 30, 86_400) * 1000,
@@ -313,6 +313,12 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     acquirer: acquirer(env.ACQUIRER, mode),
     notices,
   });
+}
+
+/** Set without DATABASE_URL, it would size nothing: the operator meant a PostgreSQL gateway and is running on SQLite. */
+function databasePoolSize(env: Env, databaseUrl: string | undefined): number {
+  if (env.DATABASE_POOL_SIZE && !databaseUrl) throw new ConfigError('DATABASE_POOL_SIZE needs DATABASE_URL: it sizes the PostgreSQL pool, and without DATABASE_URL the gateway runs on SQLite');
+  return int(env, 'DATABASE_POOL_SIZE', 20, 1, 1000);
 }
 
 /** RATE_LIMIT_PER_SECOND 0 (the default) is no limit; a burst alone would limit nothing. */

@@ -108,6 +108,16 @@ describe('live mode', () => {
   });
 });
 
+describe('database settings', () => {
+  it('sizes the PostgreSQL pool with DATABASE_POOL_SIZE, and refuses it without DATABASE_URL', () => {
+    const pg = { DATABASE_URL: 'postgres://gateway@db.example/tzero' };
+    assert.equal(loadConfig({ ...env, ...pg }).databasePoolSize, 20);
+    assert.equal(loadConfig({ ...env, ...pg, DATABASE_POOL_SIZE: '5' }).databasePoolSize, 5);
+    refused({ ...pg, DATABASE_POOL_SIZE: '0' }, /^DATABASE_POOL_SIZE must be between 1 and 1000, got 0$/);
+    refused({ DATABASE_POOL_SIZE: '5' }, /^DATABASE_POOL_SIZE needs DATABASE_URL/);
+  });
+});
+
 describe('keys', () => {
   it('reads HMAC_KEY as base64 as it always did, and tells the operator when it is not written as such', () => {
     refused({ HMAC_KEY: randomBytes(16).toString('base64') }, /^HMAC_KEY must be base64 of at least 32 bytes/);
