@@ -53,7 +53,7 @@ export class PaymentSupport {
       merchant_suspended_at: owner.suspended_at === null ? null : new Date(owner.suspended_at).toISOString(),
       merchant_suspended_reason: owner.suspended_reason,
       payment: { ...payment, page_open: pageLink !== null },
-      refunds: refunds.map(refundResource),
+      refunds: refunds.map((r) => refundResource(r, payment.livemode)),
       events,
       older_events_left_out: listed.has_more,
     };
