@@ -86,6 +86,21 @@ export class Metrics {
 
   constructor() {
     this.loopDelay.enable();
+    // The series the README's alerts watch exist at 0 from the start: Prometheus's increase()
+    // and rate() see nothing in a series whose first sample is already 1, so a release given up
+    // once, or one callback given up, would never fire its alert.
+    for (const outcome of ['succeeded', 'nothing_held', 'failed'] as const) this.releases.set(outcome, 0);
+    for (const kind of ['webhook', 'email'] as const) this.deliveries.set(`kind="${kind}",outcome="failed"`, 0);
+    for (const outcome of ['error', 'pending', 'threw']) this.acquirerRequests.set(`operation="authorise",outcome="${outcome}"`, 0);
+    for (const operation of ['capture', 'void', 'refund'] as const) {
+      for (const outcome of ['failed', 'pending', 'threw']) this.acquirerRequests.set(`operation="${operation}",outcome="${outcome}"`, 0);
+    }
+  }
+
+  /** A worker about to run: its failure count is shown at 0 until one fails, for the same reason. */
+  registerWorker(worker: string): void {
+    const key = `worker="${label(worker)}",outcome="failed"`;
+    if (!this.workerRuns.has(key)) this.workerRuns.set(key, 0);
   }
 
   /** Stops the event-loop monitor, whose timer would otherwise sample for as long as the process lives. */

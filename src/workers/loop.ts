@@ -37,6 +37,7 @@ export class Loop {
   ) {}
 
   start(): this {
+    this.metrics.registerWorker(this.name);
     this.schedule(0);
     return this;
   }

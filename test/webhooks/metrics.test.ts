@@ -63,7 +63,7 @@ for (const dialect of DIALECTS) {
           return samples.get('tzero_deliveries_total{kind="webhook",outcome="succeeded"}') === 2 && samples.get('tzero_deliveries_total{kind="webhook",outcome="retrying"}') === 2;
         });
         assert.equal(samples.get('tzero_delivery_attempt_duration_seconds_count{kind="webhook"}'), 4);
-        assert.equal(samples.get('tzero_deliveries_total{kind="webhook",outcome="failed"}'), undefined);
+        assert.equal(samples.get('tzero_deliveries_total{kind="webhook",outcome="failed"}'), 0);
         // Every worker says when it last ran cleanly: an alert finds one that stopped.
         for (const worker of ['dispatcher', 'capture', 'expiry', 'compliance']) {
           assert.ok(samples.get(`tzero_worker_runs_total{worker="${worker}",outcome="succeeded"}`)! >= 1, worker);
@@ -103,6 +103,26 @@ for (const dialect of DIALECTS) {
         assert.equal(samples.get('tzero_acquirer_request_duration_seconds_bucket{operation="capture",le="+Inf"}'), 2);
         assert.equal(samples.get('tzero_compliance_documents_pending'), 2);
         assert.equal(samples.get('tzero_compliance_oldest_pending_document_age_seconds'), 120);
+      } finally {
+        await t.close();
+      }
+    });
+
+    it('shows the series the README alerts on at 0 before anything happens: increase() sees no first sample', async () => {
+      const t = await startTestGateway({ dialect, workers: true, env: { OPERATOR_TOKEN: TOKEN } });
+      try {
+        const samples = await scrape(t);
+        for (const series of [
+          'tzero_releases_total{outcome="failed"}',
+          'tzero_deliveries_total{kind="webhook",outcome="failed"}',
+          'tzero_deliveries_total{kind="email",outcome="failed"}',
+          'tzero_acquirer_requests_total{operation="authorise",outcome="error"}',
+          'tzero_acquirer_requests_total{operation="authorise",outcome="threw"}',
+          'tzero_acquirer_requests_total{operation="refund",outcome="pending"}',
+          'tzero_worker_runs_total{worker="dispatcher",outcome="failed"}',
+        ]) {
+          assert.equal(samples.get(series), 0, series);
+        }
       } finally {
         await t.close();
       }
