@@ -63,7 +63,7 @@ describe('the JSON examples in README.md and docs/ show only what the API refere
   /** The schema an example is an instance of, told by its `object` (a fragment is part of an authorise request). */
   const schemaOf = (example: Json, fragment: boolean): Json | undefined => {
     if (fragment) return doc.paths['/payment/authorise'].post.requestBody.content['application/json'].schema;
-    if (typeof example.type === 'string' && example.type.startsWith('https://')) return doc.components.schemas.Problem;
+    if (typeof example.type === 'string' && /^https?:\/\/[^/]+\/errors\/[a-z0-9_]+$/.test(example.type)) return doc.components.schemas.Problem;
     const listed = example.object === 'list' ? (example.data?.[0] as Json | undefined)?.object ?? 'payment' : undefined;
     const schemas: Record<string, () => Json> = {
       payment: () => doc.components.schemas.Payment,
