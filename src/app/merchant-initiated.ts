@@ -62,7 +62,8 @@ export async function settleWithoutCustomer(
     await checkMitRetries(ctx, prepared.payment, approvedAt);
     if (passed !== undefined) details.initial_network_reference = passed;
     if (since !== undefined) details.industry_practice_since = since;
-    if (plan !== undefined) details.instalment_plan = plan;
+    // An expired stored card is declined unsent: it takes no place in the plan, so its decline must give none back.
+    if (plan !== undefined && !prepared.method.expired) details.instalment_plan = plan;
     if (agreement !== passed && agreement !== undefined) details.agreement_network_reference = agreement;
     // Raw card data naming no customer charges the named payment's customer: listed under them, as a token's payment is.
     if (customerReference === null && customer !== null) {

@@ -69,6 +69,23 @@ for (const dialect of DIALECTS) {
       assert.equal(json(await instalment(token, initial.id)).status, 'requires_action');
     });
 
+    it('keeps the plan\'s count when an instalment on an expired stored card is declined unsent', async () => {
+      const now = new Date(t.clock.now());
+      const month = now.getUTCMonth() + 1;
+      const year = now.getUTCFullYear();
+      const card = { customer: 'cust-inst-expiry', number: '5555555555554444', expiry_month: month };
+      const initial = await payByCard(t, { ...card, expiry_year: year, payment_data: { payment_type: 'cit', payment_sub_type: 'instalment-initial', instalments: 3 } });
+      const token = initial.payment_method.token as string;
+      const second = json(await instalment(token, initial.id));
+      assert.equal(second.status, 'captured');
+      t.clock.advance(40 * 24 * 60 * 60 * 1000);
+      for (let i = 0; i < 2; i++) assert.equal(json(await instalment(token, second.id)).decline_code, 'expired_card');
+      // The customer renews the card: the plan has one payment left, not three.
+      await payByCard(t, { ...card, expiry_year: year + 3 });
+      assert.equal(json(await instalment(token, second.id)).status, 'captured');
+      expectProblem(await instalment(token, second.id), 422, 'instalments_exhausted');
+    });
+
     it('lets only one of two concurrent MITs take the last instalment', async () => {
       const initial = await plan('cust-inst-race', 2);
       const token = initial.payment_method.token as string;
