@@ -3,6 +3,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import type { PaymentsTable } from '../adapters/storage/schema.js';
 import type { AppContext } from './context.js';
 import { detailsOf } from './payment-transitions.js';
+import { LookupCache } from './lookup-cache.js';
 
 const HOUR_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * HOUR_MS;
@@ -24,18 +25,25 @@ const LONGEST_WINDOW_MS = Math.max(...MIT_DECLINE_LIMITS.map((l) => l.windowMs))
  * Refuses an MIT the schemes would bar or charge for as a retry of the card's declines at this
  * merchant: after a decline advised do_not_retry, unless the payment it names was approved since
  * (a new agreement the issuer approved: the card is good again), and beyond the limits above.
- * A few indexed rows of the card's own declines are read, never its payments.
+ * Only declines of the payment's own mode count: a sandbox decline never reached a scheme, and
+ * a sandbox key must not be able to bar a card's live MITs (decision 0028). A few indexed rows
+ * of the card's own declines are read, with their payments' channels by primary key.
  */
 export async function checkMitRetries(ctx: AppContext, payment: PaymentsTable, namedApprovedAt: number | null): Promise<void> {
   const now = ctx.clock.now();
-  const rows = await ctx.database.db
+  const channels = LookupCache.of(ctx);
+  const mode = (await channels.channelById(payment.channel_id)).mode;
+  const declines = await ctx.database.db
     .selectFrom('mit_declines')
-    .select(['payment_id', 'declined_at', 'do_not_retry'])
-    .where('merchant_id', '=', payment.merchant_id)
-    .where('card_fingerprint', '=', payment.card_fingerprint)
-    .where((eb) => eb.or([eb('declined_at', '>', now - LONGEST_WINDOW_MS), eb('do_not_retry', '=', 1)]))
-    .orderBy('declined_at')
+    .innerJoin('payments', 'payments.id', 'mit_declines.payment_id')
+    .select(['mit_declines.payment_id', 'mit_declines.declined_at', 'mit_declines.do_not_retry', 'payments.channel_id'])
+    .where('mit_declines.merchant_id', '=', payment.merchant_id)
+    .where('mit_declines.card_fingerprint', '=', payment.card_fingerprint)
+    .where((eb) => eb.or([eb('mit_declines.declined_at', '>', now - LONGEST_WINDOW_MS), eb('mit_declines.do_not_retry', '=', 1)]))
+    .orderBy('mit_declines.declined_at')
     .execute();
+  const rows = [];
+  for (const row of declines) if ((await channels.channelById(row.channel_id)).mode === mode) rows.push(row);
   const final = rows.find((r) => r.do_not_retry === 1 && (namedApprovedAt === null || namedApprovedAt <= r.declined_at));
   if (final) {
     throw new DomainError(

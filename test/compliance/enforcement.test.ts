@@ -306,6 +306,27 @@ for (const dialect of DIALECTS) {
         assert.equal((await readCard()).initial_payment_id, live.id);
       });
 
+      it("counts no sandbox decline against a card's live MITs: the schemes never saw it", async () => {
+        const number = '4000000000000341';
+        const liveInitial = await payByCard(t, { customer: 'cust-live-retries', number, store: false, channel: LIVE_CHANNEL });
+        const sandboxInitial = await payByCard(t, { customer: 'cust-sandbox-retries', number, store: false });
+        const rawMit = async (channel: string, previous: string) => {
+          const body = await exampleBody({ channel });
+          delete body.device_info;
+          delete body.customer;
+          body.payment_method = { type: 'card', number, expiry_month: 12, expiry_year: 2077 };
+          body.payment_data = { payment_type: 'mit', payment_sub_type: 'recurring-subsequent', previous_payment_id: previous };
+          return postAuthorise(t, body);
+        };
+        const inSandbox = await rawMit('sandbox', sandboxInitial.id);
+        assert.equal(inSandbox.json().retry_advice, 'do_not_retry', inSandbox.body);
+        assertProblem(await rawMit('sandbox', sandboxInitial.id), 422, 'mit_retry_not_allowed', '/payment_method');
+        // The live agreement was approved before the sandbox decline, which no issuer gave.
+        const live = await rawMit(LIVE_CHANNEL, liveInitial.id);
+        assert.equal(live.statusCode, 201, live.body);
+        assert.equal(live.json().status, 'declined');
+      });
+
       it('never sends a card stored through a live channel to the sandbox, with or without the customer', async () => {
         const customer = 'cust-live-card-in-sandbox';
         const live = await payByCard(t, { customer, channel: LIVE_CHANNEL });
