@@ -437,7 +437,7 @@ async function restore(config: Readonly<Config>, file: string, json: boolean): P
     json,
     { database, file, kept },
     `restored ${file} to ${database}` +
-      (kept ? `; the database it replaced is kept as ${kept} (remove it, and any -wal and -shm beside it, once the restore has proved good: it holds sealed card data)` : '') +
+      (kept ? `; what was there is kept aside as ${kept} (the database it replaced, or a WAL left without one, with any -wal and -shm: remove them once the restore has proved good, they hold sealed card data)` : '') +
       `.\nStart the gateway with the keys the backup was made under. Payments made after the backup's moment are not in it, and callbacks and e-mails not yet recorded as sent at that moment go out again.`,
   );
 }

@@ -346,6 +346,37 @@ describe('database restore', () => {
     }
   });
 
+  it("sets aside a WAL left in a DATA_DIR without a database, so another database's pages are not read into the backup", async () => {
+    const from = mkdtempSync(join(tmpdir(), 'tzero-restore-from-'));
+    const to = mkdtempSync(join(tmpdir(), 'tzero-restore-orphan-'));
+    try {
+      assert.equal((await runCli(['merchant', 'create', '--name', 'Restored Ltd'], { DATA_DIR: from })).code, 0);
+      const backup = join(from, 'backup.sqlite');
+      assert.equal((await runCli(['database', 'backup', backup], { DATA_DIR: from })).code, 0);
+      // A WAL of another database, its frames never checkpointed: left when its file was deleted by hand.
+      const other = new SQLite(join(to, 'other.sqlite'));
+      other.pragma('journal_mode = WAL');
+      other.pragma('wal_autocheckpoint = 0');
+      other.exec("create table intruder (x); insert into intruder values ('not the backup')");
+      copyFileSync(join(to, 'other.sqlite-wal'), join(to, 'gateway.sqlite-wal'));
+      other.close();
+      const result = await runCli(['database', 'restore', backup, '--json'], { DATA_DIR: to });
+      assert.equal(result.code, 0, result.stderr);
+      const { kept } = JSON.parse(result.stdout) as { kept: string | null };
+      assert.ok(kept && existsSync(`${kept}-wal`), `the orphan WAL is kept aside: ${result.stdout}`);
+      assert.equal(existsSync(join(to, 'gateway.sqlite-wal')), false);
+      const restored = new SQLite(join(to, 'gateway.sqlite'), { readonly: true });
+      try {
+        assert.equal(restored.prepare("select count(*) from sqlite_master where name = 'intruder'").pluck().get(), 0);
+        assert.equal(restored.prepare('select name from merchants').pluck().get(), 'Restored Ltd');
+      } finally {
+        restored.close();
+      }
+    } finally {
+      for (const dir of [from, to]) rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('on PostgreSQL refuses, pointing to pg_restore, without connecting', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tzero-restore-pg-'));
     try {

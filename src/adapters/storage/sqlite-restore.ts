@@ -41,7 +41,7 @@ export function restoreSqliteFile(backup: string, database: string, knownMigrati
   try {
     copyWhole(backup, staging);
     checkBackup(staging, backup, knownMigrations);
-    const kept = existsSync(database) ? setAside(database, now) : null;
+    const kept = existsSync(database) ? setAside(database, now) : setAsideOrphans(database, now);
     renameSync(staging, database);
     syncDirectory(dirname(database));
     return { kept };
@@ -79,10 +79,12 @@ function checkBackup(file: string, named: string, knownMigrations: readonly stri
   }
 }
 
+const keptName = (database: string, now: Date) => `${database}.before-restore-${now.toISOString().replace(/[-:]|\.\d+/g, '')}`;
+
 /** Keeps the current database under `<name>.before-restore-<time>`, with its WAL and index if they could not be emptied into it. */
 function setAside(database: string, now: Date): string {
   emptyWal(database);
-  const kept = `${database}.before-restore-${now.toISOString().replace(/[-:]|\.\d+/g, '')}`;
+  const kept = keptName(database, now);
   try {
     linkSync(database, kept);
   } catch {
@@ -90,6 +92,20 @@ function setAside(database: string, now: Date): string {
     copyWhole(database, kept);
   }
   for (const side of ['-wal', '-shm']) if (existsSync(database + side)) renameSync(database + side, kept + side);
+  syncDirectory(dirname(database));
+  return kept;
+}
+
+/**
+ * A WAL and index left without their database (its file removed by hand): SQLite would read
+ * their frames into the backup put under that name. Kept aside under the name a replaced file
+ * would have, for the operator to look at; null when there are none.
+ */
+function setAsideOrphans(database: string, now: Date): string | null {
+  const sides = ['-wal', '-shm'].filter((side) => existsSync(database + side));
+  if (sides.length === 0) return null;
+  const kept = keptName(database, now);
+  for (const side of sides) renameSync(database + side, kept + side);
   syncDirectory(dirname(database));
   return kept;
 }
