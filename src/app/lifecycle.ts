@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { refuseCardNumbers } from '../domain/card-number-in-text.js';
-import { DomainError } from '../domain/errors.js';
+import { DomainError, type FieldError, ValidationFailed } from '../domain/errors.js';
+import { hasPrefix } from '../domain/ids.js';
 import { formatAmount } from '../domain/money.js';
 import { CLAIM_LEASE_MS, CLAIM_STATUSES, LATE_CAPTURE_GRACE_MS, capturedStatus, isCapturable, isRefundable, isVoidable, refundedStatus, type PaymentStatus } from '../domain/payment-state.js';
 import type { PaymentsTable, RefundsTable } from '../adapters/storage/schema.js';
@@ -12,6 +13,7 @@ import type { AppContext } from './context.js';
 import type { Idempotency, Recorder, StoredResponse } from './idempotency.js';
 import { appendPaymentEvent, applyTransition, detailsOf, eraseCard, loadForUpdate, paymentChannel } from './payment-transitions.js';
 import { queueRelease } from './releases.js';
+import { MAX_PAGE_SIZE } from './payment-list.js';
 import { iso, type PaymentDetails, type PaymentResource, paymentResource } from './payment-resource.js';
 
 /** The amount being captured rides on the claim, so whoever settles it (even after a restart) knows it. */
@@ -199,15 +201,38 @@ export class Lifecycle {
     }, cmd.keyMode);
   }
 
-  async listRefunds(merchantId: string, paymentId: string, scope: KeyScope = null): Promise<{ object: 'list'; data: RefundResource[]; has_more: false }> {
+  /** Oldest first, a page at a time: partial refunds have no number bound, so neither would one answer. */
+  async listRefunds(
+    merchantId: string,
+    paymentId: string,
+    scope: KeyScope = null,
+    page: { limit?: number; starting_after?: string } = {},
+  ): Promise<{ object: 'list'; data: RefundResource[]; has_more: boolean; next_starting_after: string | null }> {
     const db = this.ctx.database.db;
+    const limit = page.limit ?? MAX_PAGE_SIZE;
+    const errors: FieldError[] = [];
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      errors.push({ pointer: '/querystring/limit', code: 'out_of_range', message: `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}` });
+    }
+    if (page.starting_after !== undefined && !hasPrefix(page.starting_after, 'refund')) {
+      errors.push({ pointer: '/querystring/starting_after', code: 'invalid_cursor', message: 'starting_after must be a refund id (re_…) from a previous page' });
+    }
+    if (errors.length) throw new ValidationFailed(errors);
     let q = db.selectFrom('payments').select('channel_id').where('id', '=', paymentId).where('merchant_id', '=', merchantId);
     if (scope !== null) q = q.where('channel_id', 'in', channelsIn(db, scope));
     const payment = await q.executeTakeFirst();
     if (!payment) throw paymentNotFound(paymentId, scope);
     const livemode = await this.livemode(db, payment);
-    const rows = await db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId).orderBy('created_at').orderBy('id').execute();
-    return { object: 'list', data: rows.map((r) => refundResource(r, livemode)), has_more: false };
+    let rows = db.selectFrom('refunds').selectAll().where('payment_id', '=', paymentId);
+    if (page.starting_after !== undefined) {
+      const cursor = await db.selectFrom('refunds').select(['created_at', 'id']).where('payment_id', '=', paymentId).where('id', '=', page.starting_after).executeTakeFirst();
+      if (!cursor) throw new ValidationFailed([{ pointer: '/querystring/starting_after', code: 'invalid_cursor', message: `starting_after names no refund of payment ${paymentId}` }]);
+      rows = rows.where((eb) => eb.or([eb('created_at', '>', cursor.created_at), eb.and([eb('created_at', '=', cursor.created_at), eb('id', '>', cursor.id)])]));
+    }
+    const found = await rows.orderBy('created_at').orderBy('id').limit(limit + 1).execute();
+    const hasMore = found.length > limit;
+    const data = found.slice(0, limit).map((r) => refundResource(r, livemode));
+    return { object: 'list', data, has_more: hasMore, next_starting_after: hasMore ? data.at(-1)!.id : null };
   }
 
   /** One refund; another merchant's, or one of the other mode than the key's, is as missing as one that never existed. */

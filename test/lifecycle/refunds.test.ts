@@ -242,6 +242,44 @@ for (const dialect of DIALECTS) {
       assert.equal(over.json().code, 'out_of_range');
     });
 
+    it("pages through a payment's refunds oldest first, and names a bad cursor or limit", async () => {
+      const p = await authorisedPayment(t, { amount: 1000, capture: 'auto' });
+      const made: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await post(t, `/payment/${p.id}/refund`, { amount: 10 });
+        assert.equal(res.statusCode, 201, res.body);
+        made.push(res.json<RefundJson>().id);
+        t.clock.advance(1);
+      }
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const res = await t.request({ method: 'GET', url: `/payment/${p.id}/refunds?limit=2${cursor ? `&starting_after=${cursor}` : ''}` });
+        assert.equal(res.statusCode, 200, res.body);
+        const page = res.json<{ data: RefundJson[]; has_more: boolean; next_starting_after: string | null }>();
+        assert.ok(page.data.length <= 2);
+        seen.push(...page.data.map((r) => r.id));
+        assert.equal(page.has_more, page.next_starting_after !== null);
+        cursor = page.next_starting_after;
+        pages++;
+      } while (cursor);
+      assert.deepEqual(seen, made);
+      assert.equal(pages, 3);
+      const whole = (await t.request({ method: 'GET', url: `/payment/${p.id}/refunds` })).json<{ data: RefundJson[]; has_more: boolean }>();
+      assert.deepEqual([whole.data.length, whole.has_more], [5, false]);
+
+      const other = await authorisedPayment(t, { capture: 'auto' });
+      const bad = await t.request({ method: 'GET', url: `/payment/${other.id}/refunds?starting_after=${made[0]}` });
+      assert.equal(bad.statusCode, 400, bad.body);
+      assert.deepEqual([bad.json().code, bad.json().param], ['invalid_cursor', '/querystring/starting_after']);
+      const notRefund = await t.request({ method: 'GET', url: `/payment/${p.id}/refunds?starting_after=${p.id}` });
+      assert.deepEqual([notRefund.statusCode, notRefund.json().code], [400, 'invalid_cursor']);
+      const limit = await t.request({ method: 'GET', url: `/payment/${p.id}/refunds?limit=101` });
+      assert.equal(limit.statusCode, 400, limit.body);
+      assert.equal(limit.json().param, '/querystring/limit');
+    });
+
     it("answers 404 for another merchant's refunds", async () => {
       const p = await authorisedPayment(t, { capture: 'auto' });
       const other = await t.gateway.services.merchants.createMerchant('Other shop');

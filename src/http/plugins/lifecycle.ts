@@ -3,10 +3,11 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Services } from '../../app/services.js';
 import { Payment } from '../schemas/payment-resource.js';
 import { problemResponses } from '../schemas/common.js';
-import { CaptureRequest, type CaptureRequestBody, PaymentListQuery, type PaymentListQueryString, PaymentPage, Refund, RefundList, RefundRequest, type RefundRequestBody, VoidRequest } from '../schemas/lifecycle.js';
+import { CaptureRequest, type CaptureRequestBody, PaymentListQuery, type PaymentListQueryString, PaymentPage, Refund, RefundList, RefundListQuery, RefundRequest, type RefundRequestBody, VoidRequest } from '../schemas/lifecycle.js';
 import { IdempotencyHeaders, PaymentIdParams, idempotencyKey, sendStored } from './payments.js';
 import { optionalJsonBody, sendJson } from '../json-reply.js';
 import { merchantActor } from '../auth.js';
+import { MAX_PAGE_SIZE } from '../../app/payment-list.js';
 
 const RefundIdParams = Type.Object({ id: Type.String({ maxLength: 64, description: 're_…' }) });
 
@@ -119,13 +120,21 @@ export const lifecycleRoutes =
       async (request, reply) => sendJson(reply, await lifecycle.getRefund(request.merchantId, request.params.id, request.keyMode)),
     );
 
-    app.get<{ Params: { id: string } }>(
+    app.get<{ Params: { id: string }; Querystring: { limit?: number; starting_after?: string } }>(
       '/payment/:id/refunds',
       {
         onRequest: app.requireSecretKey,
-        schema: { tags: ['refunds'], summary: "A payment's refunds, oldest first", security: [{ secretKey: [] }], params: PaymentIdParams, response: { 200: RefundList, ...problemResponses(401, 404) } },
+        schema: {
+          tags: ['refunds'],
+          summary: "A payment's refunds, oldest first",
+          description: `Cursor pagination: \`limit\` (1-${MAX_PAGE_SIZE}, default ${MAX_PAGE_SIZE}) and \`starting_after\` (the \`next_starting_after\` of the previous page: later refunds); \`has_more\` says whether more follow.`,
+          security: [{ secretKey: [] }],
+          params: PaymentIdParams,
+          querystring: RefundListQuery,
+          response: { 200: RefundList, ...problemResponses(400, 401, 404) },
+        },
       },
-      async (request, reply) => sendJson(reply, await lifecycle.listRefunds(request.merchantId, request.params.id, request.keyMode)),
+      async (request, reply) => sendJson(reply, await lifecycle.listRefunds(request.merchantId, request.params.id, request.keyMode, request.query)),
     );
 
     app.get<{ Querystring: PaymentListQueryString }>(

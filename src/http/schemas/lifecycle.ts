@@ -45,7 +45,17 @@ export const Refund = Type.Object(
   { $id: 'Refund' },
 );
 
-export const RefundList = Type.Object({ object: Type.Literal('list'), data: Type.Array(Refund), has_more: Type.Boolean() });
+export const RefundList = Type.Object({
+  object: Type.Literal('list'),
+  data: Type.Array(Refund),
+  has_more: Type.Boolean(),
+  next_starting_after: Nullable(Type.String({ description: 'Pass as starting_after for the next page; null on the last page.' })),
+});
+
+export const RefundListQuery = StrictObject({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE_SIZE, description: `Page size, 1 to ${MAX_PAGE_SIZE}; default ${MAX_PAGE_SIZE}.` })),
+  starting_after: Type.Optional(Type.String({ maxLength: 64, description: 'A refund id of this payment: the page of later refunds after it (use next_starting_after of the previous page).' })),
+});
 
 const Status = Type.Unsafe<PaymentStatus>({ type: 'string', enum: [...PAYMENT_STATUSES], description: 'Only payments in this status.' });
 
