@@ -193,7 +193,7 @@ for (const dialect of DIALECTS) {
 
     it('refuses query parameters an operation does not take, on every API route', async () => {
       const created = (await postAuthorise(t, await exampleBody())).json();
-      for (const url of [`/payment/${created.id}?expand=x`, `/payment/${created.id}/refunds?limit=1`, '/customers/abc123/payment-methods?limit=1', '/webhook-endpoints?bogus=1', '/merchant/compliance?bogus=1', '/payments?bogus=1', '/events?bogus=1']) {
+      for (const url of [`/payment/${created.id}?expand=x`, `/payment/${created.id}/refunds?ending_before=re_x`, '/customers/abc123/payment-methods?limit=1', '/webhook-endpoints?bogus=1', '/merchant/compliance?bogus=1', '/payments?bogus=1', '/events?bogus=1']) {
         const param = `/querystring/${new URL(url, 'http://x').searchParams.keys().next().value}`;
         const body = assertProblem(await t.request({ method: 'GET', url }), 400, 'unknown_field', param);
         assert.match(body.detail, /is not a/, url);
