@@ -10,7 +10,7 @@ import type { Trx } from '../adapters/storage/database.js';
 import { generateSecret } from '../adapters/webhooks/signer.js';
 import { checkUrl, type OutboundPolicy, resolveChecked, type Resolver, systemResolver, TargetRefused } from '../adapters/webhooks/ssrf-guard.js';
 import { type Actor, writeAudit } from './audit.js';
-import type { KeyScope } from './key-scope.js';
+import { checkChannelMode, type KeyScope } from './key-scope.js';
 import type { KeyMode } from '../domain/secret-key.js';
 import type { AppContext } from './context.js';
 import { iso } from './payment-resource.js';
@@ -107,7 +107,7 @@ export class WebhookEndpoints {
     const url = await this.checkTarget(input.url);
     const events = normaliseEvents(input.events);
     // Only null (or no channel) means every channel: "" names a channel, one that does not exist, as on update.
-    const channelId = input.channel === undefined || input.channel === null ? null : await this.channelId(merchantId, input.channel, scope);
+    const channelId = input.channel === undefined || input.channel === null ? null : await this.channelId(merchantId, input.channel, scope, scope);
     const now = this.ctx.clock.now();
     const id = this.ctx.newId('webhookEndpoint');
     const secret = generateSecret();
@@ -165,7 +165,7 @@ export class WebhookEndpoints {
     const changes: Partial<WebhookEndpointsTable> = { updated_at: this.ctx.clock.now() };
     if (patch.url !== undefined) changes.url = await this.checkTarget(patch.url);
     if (patch.events !== undefined) changes.events = JSON.stringify(normaliseEvents(patch.events));
-    if (patch.channel !== undefined) changes.channel_id = patch.channel === null ? null : await this.channelId(merchantId, patch.channel, row.mode);
+    if (patch.channel !== undefined) changes.channel_id = patch.channel === null ? null : await this.channelId(merchantId, patch.channel, row.mode, scope);
     if (patch.description !== undefined) changes.description = patch.description;
     if (patch.status !== undefined && patch.status !== row.status) {
       changes.status = patch.status;
@@ -285,11 +285,17 @@ export class WebhookEndpoints {
     return row;
   }
 
-  /** A filter on a channel of the other mode than the endpoint's (`mode`) would take nothing: refused, as authorise refuses such a channel. */
-  private async channelId(merchantId: string, reference: string, mode: KeyMode | null): Promise<string> {
-    const row = await this.ctx.database.db.selectFrom('channels').select(['id', 'mode']).where('reference', '=', reference).where('merchant_id', '=', merchantId).executeTakeFirst();
+  /**
+   * A filter on a channel of the other mode than the endpoint's (`mode`) would take nothing: refused,
+   * as authorise refuses such a channel. So is one of the other mode than the key's (`scope`), also on
+   * an endpoint from before modes, which takes both: a key acts on its mode's channels only (decision 0028).
+   */
+  private async channelId(merchantId: string, reference: string, mode: KeyMode | null, scope: KeyScope): Promise<string> {
+    const row = await this.ctx.database.db.selectFrom('channels').select(['id', 'mode', 'reference']).where('reference', '=', reference).where('merchant_id', '=', merchantId).executeTakeFirst();
     if (!row) throw new DomainError(404, 'channel_not_found', `no channel "${reference}" exists for this secret key's merchant`, '/channel');
-    if (mode !== null && mode !== row.mode) {
+    if (mode === null) {
+      checkChannelMode(scope, row);
+    } else if (mode !== row.mode) {
       const key = row.mode === 'live' ? 'a live key (sk_live_…)' : 'a sandbox key (sk_test_…)';
       throw new DomainError(403, 'key_mode_mismatch', `channel "${reference}" is a ${row.mode} channel and this endpoint takes ${mode} events only: register one with ${key} for its events`, '/channel');
     }

@@ -115,6 +115,10 @@ for (const dialect of DIALECTS) {
       assert.match(refused.detail, /live channel.*takes sandbox events only.*sk_live_/);
       assertProblem(await as(keys.live, 'PATCH', `/webhook-endpoints/${endpoints.live}`, { channel: 'sandbox' }), 403, 'key_mode_mismatch', '/channel');
       assertProblem(await as(keys.legacy, 'PATCH', `/webhook-endpoints/${endpoints.sandbox}`, { channel: LIVE_CHANNEL }), 403, 'key_mode_mismatch', '/channel');
+      // An endpoint from before modes takes both, but a live key acts on live channels only (decision 0028).
+      const byKey = assertProblem(await as(keys.live, 'PATCH', `/webhook-endpoints/${endpoints.legacy}`, { channel: 'sandbox' }), 403, 'key_mode_mismatch', '/channel');
+      assert.match(byKey.detail, /sandbox channel.*live secret key.*sk_test_/);
+      assert.equal(json(await as(keys.legacy, 'GET', `/webhook-endpoints/${endpoints.legacy}`)).channel, null, 'the filter was not set');
     });
 
     it("redelivers an event only to endpoints of its mode the key reaches", async () => {
