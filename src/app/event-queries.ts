@@ -1,7 +1,7 @@
 import { DomainError, type FieldError, ValidationFailed } from '../domain/errors.js';
 import { hasPrefix, quotedId } from '../domain/ids.js';
 import { EVENT_TYPES, isEventType } from '../domain/event-types.js';
-import { isComplianceEvent } from '../domain/compliance.js';
+import { COMPLIANCE_EVENT_TYPES, isComplianceEvent } from '../domain/compliance.js';
 import type { DeliveriesTable, DeliveryAttemptsTable } from '../adapters/storage/schema.js';
 import { type Actor, writeAudit } from './audit.js';
 import type { AppContext } from './context.js';
@@ -11,7 +11,7 @@ import { EVENT_READ_COLUMNS, eventBody } from './events.js';
 import type { OutboxSignal } from './outbox-signal.js';
 import { iso } from './payment-resource.js';
 import { LookupCache } from './lookup-cache.js';
-import { endpointsIn, subscribes, subscriptionOf, webhookEndpointNotFound } from './webhook-endpoints.js';
+import { endpointsIn, keyReaches, subscribes, subscriptionOf, webhookEndpointNotFound } from './webhook-endpoints.js';
 
 export interface EventListQuery {
   limit?: number;
@@ -105,7 +105,7 @@ export class EventQueries {
 
   async get(merchantId: string, id: string, scope: KeyScope = null): Promise<Record<string, unknown>> {
     const row = await this.requireEvent(merchantId, id, scope);
-    return { ...(JSON.parse(eventBody(row)) as Record<string, unknown>), deliveries: await this.deliveries(id) };
+    return { ...(JSON.parse(eventBody(row)) as Record<string, unknown>), deliveries: await this.deliveries(id, scope, row.channel_mode) };
   }
 
   /** Events with what `eventBody` needs to give slim bodies back whole. */
@@ -177,31 +177,43 @@ export class EventQueries {
     });
     this.outbox.notify();
     const wanted = new Set(endpoints.map((e) => e.id));
-    return { object: 'redelivery', event: event.id, deliveries: (await this.deliveries(event.id)).filter((d) => d.endpoint_id !== null && wanted.has(d.endpoint_id)) };
+    return { object: 'redelivery', event: event.id, deliveries: (await this.deliveries(event.id, scope, event.channel_mode)).filter((d) => d.endpoint_id !== null && wanted.has(d.endpoint_id)) };
   }
 
-  /** Another merchant's event, and one of the other mode than the key's, is reported exactly like a missing one. */
+  /**
+   * Another merchant's event, and one of the other mode than the key's, is reported exactly like a
+   * missing one. Compliance events are the merchant's, not a mode's: endpoints of both modes receive
+   * them (decision 0032), so any key reads and redelivers them (decision 0038).
+   */
   private async requireEvent(merchantId: string, id: string, scope: KeyScope) {
     const row = await this.inScope(this.withPayment().where('events.id', '=', id).where('events.merchant_id', '=', merchantId), scope).executeTakeFirst();
-    const among = scope === null ? "this secret key's merchant" : `this ${scope} secret key's merchant (a ${scope} key sees ${scope} events only)`;
+    const among = scope === null ? "this secret key's merchant" : `this ${scope} secret key's merchant (a ${scope} key sees ${scope} events and compliance events only)`;
     if (!row) throw new DomainError(404, 'event_not_found', `no event ${quotedId(id, 'event')} for ${among}`, '/params/id');
     return row;
   }
 
   private inScope<Q extends ReturnType<EventQueries['withPayment']>>(query: Q, scope: KeyScope): Q {
-    return scope === null ? query : (query.where('events.channel_id', 'in', channelsIn(this.ctx.database.db, scope)) as Q);
+    if (scope === null) return query;
+    return query.where((eb) => eb.or([eb('events.channel_id', 'in', channelsIn(this.ctx.database.db, scope)), eb('events.type', 'in', [...COMPLIANCE_EVENT_TYPES])])) as Q;
   }
 
-  private async deliveries(eventId: string): Promise<DeliveryView[]> {
+  /**
+   * A key sees the deliveries to the endpoints it reaches only: a compliance event read with a
+   * sandbox key, or a sandbox event delivered to an endpoint that takes both, must not name where
+   * live callbacks go. E-mails of an event of the other mode (a compliance notice riding a live
+   * channel) went to that mode's addresses, so they are left out too.
+   */
+  private async deliveries(eventId: string, scope: KeyScope, eventMode: string | null): Promise<DeliveryView[]> {
     const db = this.ctx.database.db;
-    const rows = await db
+    const all = await db
       .selectFrom('deliveries')
       .leftJoin('webhook_endpoints', 'webhook_endpoints.id', 'deliveries.endpoint_id')
       .selectAll('deliveries')
-      .select('webhook_endpoints.url')
+      .select(['webhook_endpoints.url', 'webhook_endpoints.mode as endpoint_mode'])
       .where('deliveries.event_id', '=', eventId)
       .orderBy('deliveries.id')
       .execute();
+    const rows = scope === null ? all : all.filter((d) => (d.endpoint_id === null ? eventMode === scope : keyReaches(scope, d.endpoint_mode)));
     // By the deliveries' ids, which lead delivery_attempts' primary key: the table has no index on event_id.
     const attempts = rows.length
       ? await db

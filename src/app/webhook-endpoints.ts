@@ -373,6 +373,11 @@ export function endpointsIn<Q extends SelectQueryBuilder<Schema, 'webhook_endpoi
   return query.where((eb) => eb.or([eb('webhook_endpoints.mode', '=', 'live'), eb('webhook_endpoints.mode', 'is', null)])) as Q;
 }
 
+/** The same rule as `endpointsIn`, for an endpoint already read (its deliveries, on an event). */
+export function keyReaches(scope: KeyScope, endpointMode: KeyMode | null): boolean {
+  return scope === null || endpointMode === scope || (scope === 'live' && endpointMode === null);
+}
+
 /** The 404 for an endpoint the key may not reach: missing, another merchant's, or of the other mode alike. */
 export function webhookEndpointNotFound(id: string, scope: KeyScope, param: string): DomainError {
   const among = scope === null ? "this secret key's merchant" : `this ${scope} secret key's merchant (a ${scope} key sees ${scope} endpoints only)`;

@@ -89,6 +89,30 @@ for (const dialect of DIALECTS) {
       assert.equal((approved(receivers.sandbox)[0]!.payload as { livemode?: boolean }).livemode, true, 'it rides the live channel');
     });
 
+    it('lets a sandbox key read and redeliver the compliance events its endpoints receive, showing only its own deliveries', async () => {
+      const approved = () => receivers.sandbox.received.filter((m) => m.type === 'compliance.approved');
+      await waitFor('compliance.approved at the sandbox endpoint', () => approved().length > 0);
+      const id = approved()[0]!.id;
+      const listed = json(await as(keys.sandbox, 'GET', '/events?type=compliance.approved')).data as Array<{ id: string }>;
+      assert.deepEqual(listed.map((e) => e.id), [id]);
+      const read = await as(keys.sandbox, 'GET', `/events/${id}`);
+      assert.equal(read.statusCode, 200, read.body);
+      assert.equal(json(read).livemode, true);
+      // Its deliveries to live endpoints, and to the one that takes both, name where live callbacks go.
+      const shown = (json(read).deliveries as Array<{ endpoint_id: string | null; url: string | null }>).map((d) => [d.endpoint_id, d.url]);
+      assert.deepEqual(shown, [[endpoints.sandbox, receivers.sandbox.url]]);
+      assert.ok(!read.body.includes(receivers.live.url) && !read.body.includes(receivers.legacy.url));
+      const again = await as(keys.sandbox, 'POST', `/events/${id}/redeliver`, { endpoint_id: endpoints.sandbox });
+      assert.equal(again.statusCode, 202, again.body);
+      await waitFor('the redelivery at the sandbox endpoint', () => approved().length > 1);
+      const all = await as(keys.sandbox, 'POST', `/events/${id}/redeliver`, {});
+      assert.equal(all.statusCode, 202, all.body);
+      assert.deepEqual((json(all).deliveries as Array<{ endpoint_id: string }>).map((d) => d.endpoint_id), [endpoints.sandbox]);
+      // The live key sees the deliveries to its endpoints and to the one that takes both, not the sandbox one.
+      const live = (json(await as(keys.live, 'GET', `/events/${id}`)).deliveries as Array<{ endpoint_id: string | null }>).map((d) => d.endpoint_id);
+      assert.deepEqual(live.sort(), [endpoints.live, endpoints.legacy].sort());
+    });
+
     it("lists, reads and changes only the endpoints the key's mode reaches", async () => {
       const listed = async (key: string) => (json(await as(key, 'GET', '/webhook-endpoints')).data as Array<{ id: string; livemode: boolean | null }>).map((e) => [e.id, e.livemode]);
       assert.deepEqual(await listed(keys.sandbox), [[endpoints.sandbox, false]]);

@@ -100,7 +100,7 @@ export const eventRoutes =
         schema: {
           ...common,
           summary: 'List events',
-          description: 'Newest first. Page with `starting_after` (older: the `next_starting_after` of the previous page) or `ending_before` (newer) and `has_more`; filter by `type` and `payment`.',
+          description: 'Newest first. Page with `starting_after` (older: the `next_starting_after` of the previous page) or `ending_before` (newer) and `has_more`; filter by `type` and `payment`. A key with a mode lists its mode\'s events and the compliance events, which are the merchant\'s.',
           querystring: ListQuery,
           response: {
             200: Type.Object({
@@ -123,7 +123,7 @@ export const eventRoutes =
         schema: {
           ...common,
           summary: 'Retrieve an event with its deliveries',
-          description: 'The event, plus every delivery (callback endpoint or e-mail address) with each attempt: time, status code, latency, error and the start of the response body.',
+          description: 'The event, plus every delivery (callback endpoint or e-mail address) with each attempt: time, status code, latency, error and the start of the response body. A key with a mode sees its mode\'s events and the compliance events, and only the deliveries to the endpoints it reaches (e-mails of its mode\'s events only).',
           params: EventParams,
           response: { 200: Type.Composite([Event, Type.Object({ deliveries: Type.Array(Delivery) })]), ...problemResponses(401, 404) },
         },
