@@ -130,19 +130,25 @@ export class WebhookEndpoints {
     };
     const { database } = this.ctx;
     const view = { ...(await this.view(row)), secret };
-    const created = await database.write(async (trx) => {
+    const full = await database.write(async (trx) => {
       // Counted in the transaction that inserts, after the merchant's row is locked where the
       // database can (SQLite runs one write at a time), so creates arriving together cannot
       // all see room for one more. NO KEY: payments' foreign keys to the merchant still pass.
       if (database.caps.rowLocks) await trx.selectFrom('merchants').select('id').where('id', '=', merchantId).forNoKeyUpdate().execute();
-      const active = await trx.selectFrom('webhook_endpoints').select((eb) => eb.fn.countAll<number>().as('n')).where('merchant_id', '=', merchantId).where('deleted_at', 'is', null).executeTakeFirstOrThrow();
-      if (Number(active.n) >= MAX_ENDPOINTS_PER_MERCHANT) return false;
+      const active = await trx
+        .selectFrom('webhook_endpoints')
+        .select(['mode', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('merchant_id', '=', merchantId)
+        .where('deleted_at', 'is', null)
+        .groupBy('mode')
+        .execute();
+      if (active.reduce((sum, r) => sum + Number(r.n), 0) >= MAX_ENDPOINTS_PER_MERCHANT) return active;
       await trx.insertInto('webhook_endpoints').values(row).execute();
       await this.audit(trx, actor, 'webhook_endpoint.create', row, { url: urlOrigin(url), events, channel: input.channel ?? null, mode: scope ?? 'both' });
       await record(trx, 201, JSON.stringify(view));
-      return true;
+      return null;
     });
-    if (!created) throw new DomainError(409, 'too_many_endpoints', `a merchant can have at most ${MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints, sandbox and live together; delete one first`);
+    if (full !== null) throw tooManyEndpoints(full);
     // The outbox decides from the cached endpoints whether an event needs fanning out:
     // this process sees the endpoint before the merchant does (others on the trigger's notification).
     LookupCache.of(this.ctx).drop();
@@ -371,6 +377,21 @@ export function endpointsIn<Q extends SelectQueryBuilder<Schema, 'webhook_endpoi
   if (scope === null) return query;
   if (scope === 'sandbox') return query.where('webhook_endpoints.mode', '=', 'sandbox') as Q;
   return query.where((eb) => eb.or([eb('webhook_endpoints.mode', '=', 'live'), eb('webhook_endpoints.mode', 'is', null)])) as Q;
+}
+
+/**
+ * The limit counts both modes (decision 0032), but a key reaches one mode's endpoints: the refusal
+ * says what fills it and which key reaches them, or a live key blocked by sandbox endpoints would
+ * see two endpoints and no way to make room (decision 0038).
+ */
+function tooManyEndpoints(active: ReadonlyArray<{ mode: KeyMode | null; n: number | string }>): DomainError {
+  const count = (mode: KeyMode | null) => Number(active.find((r) => r.mode === mode)?.n ?? 0);
+  return new DomainError(
+    409,
+    'too_many_endpoints',
+    `a merchant can have at most ${MAX_ENDPOINTS_PER_MERCHANT} webhook endpoints, sandbox and live together, and has ${count('sandbox')} sandbox (sandbox key, sk_test_…), ` +
+      `${count('live')} live and ${count(null)} taking both (live key, sk_live_…); delete one with a key that reaches it first (a key made before modes reaches them all)`,
+  );
 }
 
 /** The same rule as `endpointsIn`, for an endpoint already read (its deliveries, on an event). */

@@ -6,6 +6,7 @@ import { assertProblem, postAuthorise } from '../support/http.js';
 import { LIVE_CHANNEL, OPERATOR_TOKEN, approveMerchant } from '../compliance/fixtures.js';
 import { json, pageToken } from '../stored-cards/support.js';
 import { Receiver, waitFor } from './support.js';
+import { MAX_ENDPOINTS_PER_MERCHANT } from '../../src/app/webhook-endpoints.js';
 
 /**
  * Webhook endpoints have their registering key's mode (decision 0032): a sandbox key's endpoint
@@ -159,6 +160,19 @@ for (const dialect of DIALECTS) {
       const none = assertProblem(await as(keys.sandbox, 'POST', `/events/${own!.id}/redeliver`, {}), 409, 'no_subscribed_endpoint');
       assert.match(none.detail, /takes sandbox events/);
       assert.equal((await as(keys.sandbox, 'PATCH', `/webhook-endpoints/${endpoints.sandbox}`, { status: 'enabled' })).statusCode, 200);
+    });
+
+    it('says which modes fill the endpoint limit, and with which key to make room', async () => {
+      const extra: string[] = [];
+      for (let i = 3; i < MAX_ENDPOINTS_PER_MERCHANT; i++) {
+        extra.push(json(await as(keys.sandbox, 'POST', '/webhook-endpoints', { url: `http://127.0.0.1:9/staging-${i}`, events: ['*'] })).id as string);
+      }
+      // The live key lists two endpoints and is refused a third: the refusal says the sandbox key's fill the rest.
+      assert.equal((json(await as(keys.live, 'GET', '/webhook-endpoints')).data as unknown[]).length, 2);
+      const full = assertProblem(await as(keys.live, 'POST', '/webhook-endpoints', { url: receivers.live.url, events: ['*'] }), 409, 'too_many_endpoints');
+      assert.match(full.detail, /14 sandbox \(sandbox key, sk_test_…\), 1 live and 1 taking both \(live key, sk_live_…\)/);
+      assert.match(full.detail, /delete one with a key that reaches it/);
+      for (const id of extra) assert.equal((await as(keys.sandbox, 'DELETE', `/webhook-endpoints/${id}`)).statusCode, 200);
     });
   });
 }
