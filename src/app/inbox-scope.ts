@@ -1,31 +1,47 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Schema } from '../adapters/storage/schema.js';
 import { hasPrefix } from '../domain/ids.js';
 import { channelsIn, type KeyScope } from './key-scope.js';
 
-/** Names looked up at once: one query by primary key each. */
-const CHUNK = 200;
+/** The e-mail deliveries a key may read (decision 0031): its merchant's, about its mode's channels (decision 0028). */
+function readableDeliveries(db: Kysely<Schema>, merchantId: string, scope: KeyScope) {
+  // From the merchant's events (indexed by merchant), so the cost follows this merchant's mail,
+  // however much other merchants of a hosted sandbox have.
+  let query = db
+    .selectFrom('events')
+    .innerJoin('deliveries', 'deliveries.event_id', 'events.id')
+    .select('deliveries.id')
+    .where('events.merchant_id', '=', merchantId)
+    .where('deliveries.merchant_id', '=', merchantId)
+    .where('deliveries.kind', '=', 'email');
+  if (scope !== null) query = query.where('events.channel_id', 'in', channelsIn(db, scope));
+  return query;
+}
+
+/** The named inbox file (`<delivery id>.eml`) if the key may read it; another merchant's, or one no delivery names, is not. */
+export async function readableMessage(db: Kysely<Schema>, merchantId: string, scope: KeyScope, name: string): Promise<string | null> {
+  const id = name.slice(0, -'.eml'.length);
+  if (!hasPrefix(id, 'delivery')) return null;
+  const row = await readableDeliveries(db, merchantId, scope).where('deliveries.id', '=', id).executeTakeFirst();
+  return row ? name : null;
+}
 
 /**
- * Of the sandbox inbox's files (`<delivery id>.eml`, in the order given), the first `limit` a
- * key may read (decision 0031): its merchant's e-mails, about its mode's channels (decision
- * 0028). Anything else, another merchant's message or a file no delivery names, is left out.
+ * The newest `limit` inbox files the key may read, newest first (delivery ids are
+ * time-ordered). Deliveries without a file (still pending, or sent while SMTP_URL was set)
+ * are passed over, a page at a time.
  */
-export async function readableMessages(db: Kysely<Schema>, merchantId: string, scope: KeyScope, names: readonly string[], limit = Infinity): Promise<string[]> {
+export async function newestReadableMessages(db: Kysely<Schema>, merchantId: string, scope: KeyScope, dir: string, limit: number): Promise<string[]> {
   const kept: string[] = [];
-  const named = names.filter((name) => hasPrefix(name.slice(0, -'.eml'.length), 'delivery'));
-  for (let i = 0; i < named.length && kept.length < limit; i += CHUNK) {
-    const chunk = named.slice(i, i + CHUNK);
-    let query = db
-      .selectFrom('deliveries')
-      .innerJoin('events', 'events.id', 'deliveries.event_id')
-      .select('deliveries.id')
-      .where('deliveries.id', 'in', chunk.map((name) => name.slice(0, -'.eml'.length)))
-      .where('deliveries.merchant_id', '=', merchantId)
-      .where('deliveries.kind', '=', 'email');
-    if (scope !== null) query = query.where('events.channel_id', 'in', channelsIn(db, scope));
-    const ids = new Set((await query.execute()).map((row) => row.id));
-    for (const name of chunk) if (ids.has(name.slice(0, -'.eml'.length))) kept.push(name);
+  let before: string | null = null;
+  for (;;) {
+    let query = readableDeliveries(db, merchantId, scope).orderBy('deliveries.id', 'desc').limit(limit);
+    if (before !== null) query = query.where('deliveries.id', '<', before);
+    const ids = (await query.execute()).map((row) => row.id);
+    for (const id of ids) if (kept.length < limit && existsSync(join(dir, `${id}.eml`))) kept.push(`${id}.eml`);
+    if (kept.length >= limit || ids.length < limit) return kept;
+    before = ids[ids.length - 1]!;
   }
-  return kept.slice(0, limit);
 }

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { KyselyPlugin } from 'kysely';
 import { LookupCache } from '../../src/app/lookup-cache.js';
+import { formatId } from '../../src/domain/ids.js';
 import { storedJson, unpackJson } from '../../src/adapters/storage/packed-json.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { paidPayment, waitFor } from '../webhooks/support.js';
@@ -128,6 +131,54 @@ for (const dialect of DIALECTS) {
       assert.equal((await t.app.inject({ method: 'GET', url: `/sandbox/inbox/${ours}`, headers: { 'x-secret-key': live } })).statusCode, 404);
     });
 
+    it("lists a merchant's inbox in one query however much mail other merchants have", async () => {
+      await waitFor('mail to exist', () => emlFiles(mailDir).length >= 2);
+      const { merchants, ctx } = t.gateway.services;
+      const { db } = ctx.database;
+      const busy = await merchants.createMerchant('Busy Shop');
+      const { channel } = await merchants.createChannel(busy.id, { reference: 'busy-shop', name: 'Busy Shop', mode: 'sandbox', currencies: ['USD'], returnUrls: ['https://busy.example/return'], notifyEmails: ['ops@busy.example'] });
+      const busyKey = (await merchants.createSecretKey(busy.id, 'inbox')).secret_key;
+      // A hosted sandbox's busy neighbour: 450 e-mails newer than ours, and 50 newer still that
+      // never became files (sent while SMTP_URL was set).
+      const model = await db.selectFrom('events').selectAll().where('merchant_id', '=', t.credentials.merchant_id).executeTakeFirstOrThrow();
+      const eventId = ctx.newId('event');
+      await db.insertInto('events').values({ ...model, body: model.body as string, id: eventId, merchant_id: busy.id, channel_id: channel.id }).execute();
+      const delivery = await db.selectFrom('deliveries').selectAll().where('merchant_id', '=', t.credentials.merchant_id).where('kind', '=', 'email').executeTakeFirstOrThrow();
+      const eml = readFileSync(join(mailDir, `${delivery.id}.eml`), 'utf8').replaceAll('merchant@sandbox.test', 'ops@busy.example');
+      const start = Date.now() + 60_000;
+      const ids = Array.from({ length: 500 }, (_, i) => formatId('delivery', start + i, randomBytes(10)));
+      const rows = ids.map((id, i) => ({ ...delivery, id, event_id: eventId, merchant_id: busy.id, target: `notification:ops${i}@busy.example` }));
+      for (let i = 0; i < rows.length; i += 50) await db.insertInto('deliveries').values(rows.slice(i, i + 50)).execute();
+      for (const id of ids.slice(0, 450)) writeFileSync(join(mailDir, `${id}.eml`), eml);
+
+      // Count the queries that read deliveries while the page is built.
+      let deliveryQueries = 0;
+      const counting: KyselyPlugin = {
+        transformQuery: ({ node }) => {
+          if (JSON.stringify(node).includes('"deliveries"')) deliveryQueries++;
+          return node;
+        },
+        transformResult: async ({ result }) => result,
+      };
+      const database = ctx.database as { db: typeof db };
+      database.db = db.withPlugin(counting);
+      try {
+        const ours = await t.app.inject({ method: 'GET', url: '/sandbox/inbox', headers: { 'x-secret-key': t.credentials.secret_key } });
+        assert.equal(ours.statusCode, 200);
+        assert.ok(ours.body.includes('merchant@sandbox.test'));
+        assert.ok(!ours.body.includes('ops@busy.example'));
+        assert.equal(deliveryQueries, 1, "one query, not one per 200 of the other merchant's files");
+      } finally {
+        database.db = db;
+      }
+
+      // The busy merchant sees its newest 200 files, newest first, the fileless ones passed over.
+      const theirs = await t.app.inject({ method: 'GET', url: '/sandbox/inbox', headers: { 'x-secret-key': busyKey } });
+      assert.equal(theirs.statusCode, 200);
+      const listed = [...theirs.body.matchAll(/href="\/sandbox\/inbox\/(del_[0-9a-f]{32}\.eml)"/g)].map((m) => m[1]);
+      assert.deepEqual(listed, ids.slice(250, 450).reverse().map((id) => `${id}.eml`));
+    });
+
     it('sends nothing to a notification address an earlier version took that is not one address, and says why', async () => {
       // Stored before e-mail addresses refused RFC 5322 specials: the mailer reads these as a
       // display name and a group, and writes to another address than the one recorded, or to none.
@@ -192,7 +243,6 @@ for (const dialect of DIALECTS) {
 // Live mode requires PostgreSQL.
 if (DIALECTS.includes('postgres')) describe('sandbox inbox outside the sandbox', () => {
   it('does not exist in live mode', async () => {
-    const { randomBytes } = await import('node:crypto');
     const live = await startTestGateway({ dialect: 'postgres', env: { GATEWAY_MODE: 'live', ACQUIRER: 'sandbox', PUBLIC_URL: 'https://pay.example.com', VAULT_KEK: `live1:${randomBytes(32).toString('base64')}`, HMAC_KEY: randomBytes(32).toString('base64') } });
     try {
       assert.equal((await live.app.inject({ method: 'GET', url: '/sandbox/inbox' })).statusCode, 404);

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -97,12 +97,6 @@ function entry(name: string, head: Map<string, string>): InboxEntry {
     from: decodeWords(head.get('from') ?? ''),
     date: head.get('date') ?? '',
   };
-}
-
-/** The messages' file names, newest first: files are named by delivery id, which is time-ordered. */
-export function inboxNames(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((n) => EML_NAME.test(n)).sort().reverse();
 }
 
 /** The headers the inbox lists of each named message. */

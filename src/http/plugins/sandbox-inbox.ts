@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../app/services.js';
-import { readableMessages } from '../../app/inbox-scope.js';
+import { newestReadableMessages, readableMessage } from '../../app/inbox-scope.js';
 import { MAIL_DIR } from '../../adapters/mail/mailer.js';
-import { EML_NAME, inboxEntries, inboxNames, readMessage } from '../../adapters/mail/eml-inbox.js';
+import { EML_NAME, inboxEntries, readMessage } from '../../adapters/mail/eml-inbox.js';
 import { presentedKey } from '../auth.js';
 import { problem, sendProblem } from '../problem.js';
 import { ProblemRef } from '../schemas/common.js';
@@ -63,8 +63,8 @@ export const sandboxInboxRoutes =
 
     /** The message if the request's key may read it; another merchant's is missing alike. */
     async function ownMessage(request: FastifyRequest<{ Params: { name: string } }>) {
-      const [readable] = await readableMessages(database.db, request.merchantId, request.keyMode, [request.params.name]);
-      return readable === undefined ? null : readMessage(dir, readable);
+      const readable = await readableMessage(database.db, request.merchantId, request.keyMode, request.params.name);
+      return readable === null ? null : readMessage(dir, readable);
     }
 
     const Page = { description: 'A page for a browser, linking each message.', content: { 'text/html': { schema: { type: 'string' } } } };
@@ -76,7 +76,7 @@ export const sandboxInboxRoutes =
     const summary = "Sandbox inbox: your merchant's e-mails, written as .eml files";
     const security: Array<Record<string, string[]>> = [{ secretKey: [] }, { inboxBasic: [] }];
     app.get('/sandbox/inbox', { schema: { tags: ['sandbox'], summary, security, response: { 200: Page, 401: SignIn } } }, async (request, reply) => {
-      const entries = inboxEntries(dir, await readableMessages(database.db, request.merchantId, request.keyMode, inboxNames(dir), LISTED));
+      const entries = inboxEntries(dir, await newestReadableMessages(database.db, request.merchantId, request.keyMode, dir, LISTED));
       const nonce = newNonce();
       securePageHeaders(reply, nonce);
       const note = config.smtpUrl
