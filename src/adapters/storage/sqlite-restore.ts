@@ -79,7 +79,17 @@ function checkBackup(file: string, named: string, knownMigrations: readonly stri
   }
 }
 
-const keptName = (database: string, now: Date) => `${database}.before-restore-${now.toISOString().replace(/[-:]|\.\d+/g, '')}`;
+/**
+ * `<name>.before-restore-<UTC time to the second>`, or with `-2`, `-3`… after it when a restore
+ * of the same second already kept a file there (or its WAL or index): every replaced file is kept.
+ */
+function keptName(database: string, now: Date): string {
+  const base = `${database}.before-restore-${now.toISOString().replace(/[-:]|\.\d+/g, '')}`;
+  const taken = (name: string) => ['', '-wal', '-shm'].some((side) => existsSync(name + side));
+  let kept = base;
+  for (let n = 2; taken(kept); n++) kept = `${base}-${n}`;
+  return kept;
+}
 
 /** Keeps the current database under `<name>.before-restore-<time>`, with its WAL and index if they could not be emptied into it. */
 function setAside(database: string, now: Date): string {
