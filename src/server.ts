@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { type AcquirerName, type Config, ConfigError } from './config.js';
 import { removeStaleTemporaries } from './file-made-once.js';
-import { bootFailure, openDatabase, postgresTarget } from './adapters/storage/database.js';
+import { bootFailure, openDatabase, postgresSearchPath, postgresTarget } from './adapters/storage/database.js';
 import { Vault } from './adapters/vault/envelope.js';
 import { checkSmtp } from './adapters/mail/mailer.js';
 import { checkKeks } from './app/kek-check.js';
@@ -110,11 +110,14 @@ export const SANDBOX_CURRENCIES = ['USD', 'EUR', 'GBP', 'JPY', 'CHF', 'CAD', 'AU
 /**
  * Where a sandbox's credentials are kept: one file per database, so a PostgreSQL sandbox
  * started with the same DATA_DIR as the SQLite one never overwrites the SQLite key (stored
- * only as a hash, it could not be shown again).
+ * only as a hash, it could not be shown again). Gateways in schemas of their own in one
+ * database (a search_path in DATABASE_URL) have one each too; the default path adds nothing
+ * to the name, so installs made before keep theirs.
  */
 export function sandboxCredentialsFile(config: Pick<Config, 'dataDir' | 'databaseUrl'>): string {
   if (!config.databaseUrl) return join(config.dataDir, 'sandbox-credentials.json');
-  const database = postgresTarget(config.databaseUrl).replace(/[^A-Za-z0-9_.-]/g, '_');
+  const searchPath = postgresSearchPath(config.databaseUrl);
+  const database = (postgresTarget(config.databaseUrl) + (searchPath === null ? '' : `.${searchPath}`)).replace(/[^A-Za-z0-9_.-]/g, '_');
   return join(config.dataDir, `sandbox-credentials.postgres-${database}.json`);
 }
 

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { sql } from 'kysely';
 import { DatabaseUnavailableError, openDatabase } from '../../src/adapters/storage/database.js';
 import { isDatabaseUnavailable } from '../../src/adapters/storage/unavailable.js';
+import { sandboxCredentialsFile } from '../../src/server.js';
 import { DIALECTS, exampleBody, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { assertProblem, postAuthorise } from '../support/http.js';
 import { freshPostgresDatabase } from '../support/postgres.js';
@@ -58,6 +59,31 @@ if (DIALECTS.includes('postgres')) {
         assert.equal(rows[0]!.n, 3, 'its own tables, in its own schema');
       } finally {
         await database.close();
+      }
+    });
+
+    it('keeps the sandbox credentials of gateways in two schemas of one database, sharing a DATA_DIR, apart', async () => {
+      await admin.query('create schema sandbox_a');
+      await admin.query('create schema sandbox_b');
+      const shared = mkdtempSync(join(tmpdir(), 'tzero-pg-shared-'));
+      const boot = async (schema: string) => {
+        const t = await startTestGateway({ env: { DATA_DIR: shared, DATABASE_URL: inSchema(pgdb.url, schema) } });
+        await t.close();
+        return t.credentials;
+      };
+      try {
+        const first = await boot('sandbox_a');
+        const second = await boot('sandbox_b');
+        assert.notEqual(second.merchant_id, first.merchant_id, 'each schema made its own sandbox');
+        // Booting the first again finds its key: the second did not write over its file.
+        assert.deepEqual(await boot('sandbox_a'), first);
+        assert.deepEqual(await boot('sandbox_b'), second);
+        assert.deepEqual(readdirSync(shared).filter((f) => f.startsWith('sandbox-credentials')).sort(), [
+          `${basename(sandboxCredentialsFile({ dataDir: shared, databaseUrl: pgdb.url }), '.json')}.sandbox_a.json`,
+          `${basename(sandboxCredentialsFile({ dataDir: shared, databaseUrl: pgdb.url }), '.json')}.sandbox_b.json`,
+        ]);
+      } finally {
+        rmSync(shared, { recursive: true, force: true });
       }
     });
 

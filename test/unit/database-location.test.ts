@@ -33,4 +33,20 @@ describe('where a database is, as operators are told', () => {
     ];
     for (const [url, file] of cases) assert.equal(sandboxCredentialsFile({ dataDir: '/x', databaseUrl: url }), file, url);
   });
+
+  it("names a schema's own file when DATABASE_URL sets a search_path, and keeps the name it had for the default one", () => {
+    const cases: Array<[string, string]> = [
+      ['postgres://tzero@db.internal/pay?options=-c%20search_path%3Dtenant_a', '/x/sandbox-credentials.postgres-db.internal-5432-pay.tenant_a.json'],
+      ['postgres://tzero@db.internal/pay?options=-c%20search_path%3Dtenant_b', '/x/sandbox-credentials.postgres-db.internal-5432-pay.tenant_b.json'],
+      ['postgres://tzero@db.internal/pay?options=--search_path%3Dtenant_a,public', '/x/sandbox-credentials.postgres-db.internal-5432-pay.tenant_a_public.json'],
+      // The last setting is the one the server keeps.
+      ['postgres://tzero@db.internal/pay?options=-c%20search_path%3Dold%20-csearch_path%3Dtenant_c', '/x/sandbox-credentials.postgres-db.internal-5432-pay.tenant_c.json'],
+      ['postgresql://tzero@/pay?host=/run/postgresql&options=-c%20search_path%3Dtenant_a', '/x/sandbox-credentials.postgres-_run_postgresql-5432-pay.tenant_a.json'],
+      // The default path, written out or not: the name installs made before it have.
+      ['postgres://tzero@db.internal/pay?options=-c%20search_path%3D%22%24user%22%2C%5C%20public', '/x/sandbox-credentials.postgres-db.internal-5432-pay.json'],
+      ['postgres://tzero@db.internal/pay?options=-c%20search_path%3Dpublic', '/x/sandbox-credentials.postgres-db.internal-5432-pay.json'],
+      ['postgres://tzero@db.internal/pay?options=-c%20statement_timeout%3D5000', '/x/sandbox-credentials.postgres-db.internal-5432-pay.json'],
+    ];
+    for (const [url, file] of cases) assert.equal(sandboxCredentialsFile({ dataDir: '/x', databaseUrl: url }), file, url);
+  });
 });

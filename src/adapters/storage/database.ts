@@ -191,6 +191,22 @@ export function postgresTarget(databaseUrl: string): string {
   }
 }
 
+/** PostgreSQL's own search_path, and the one naming only the schema it falls back to. */
+const DEFAULT_SEARCH_PATHS = ['"$user",public', '$user,public', 'public'];
+
+/**
+ * The search_path DATABASE_URL sets (`?options=-c search_path=…`, or `--search_path=…`), when
+ * it names another than the default; null otherwise. The last setting wins, as on the server.
+ */
+export function postgresSearchPath(databaseUrl: string): string | null {
+  const query = databaseUrl.indexOf('?');
+  // URLSearchParams keeps a stray % as itself, as pg does, where a URL parser refuses the whole.
+  const options = query === -1 ? null : new URLSearchParams(databaseUrl.slice(query + 1)).get('options');
+  const settings = [...(options ?? '').matchAll(/(?:^|\s)(?:-c\s*|--)search_path=((?:\\.|[^\s\\])*)/g)];
+  const path = settings.at(-1)?.[1]?.replace(/\\(.)/g, '$1').replace(/\s+/g, '');
+  return path === undefined || DEFAULT_SEARCH_PATHS.includes(path) ? null : path;
+}
+
 /** How long a process waits for another one's migration of the same SQLite file, a large file's included. */
 const MIGRATION_WAIT_MS = 5 * 60_000;
 
