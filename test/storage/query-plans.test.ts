@@ -84,6 +84,8 @@ describe('query plans (sqlite)', () => {
         '/events?limit=5',
         `/customers/${stored.customer.reference}/payment-methods`,
         `/payment-methods/${stored.payment_method.token}`,
+        // The sandbox inbox lists its merchant's e-mails among every merchant's.
+        '/sandbox/inbox',
       ]) {
         assert.equal((await t.request({ method: 'GET', url })).statusCode, 200, url);
       }
