@@ -116,9 +116,29 @@ export const SANDBOX_CURRENCIES = ['USD', 'EUR', 'GBP', 'JPY', 'CHF', 'CAD', 'AU
  */
 export function sandboxCredentialsFile(config: Pick<Config, 'dataDir' | 'databaseUrl'>): string {
   if (!config.databaseUrl) return join(config.dataDir, 'sandbox-credentials.json');
-  const searchPath = postgresSearchPath(config.databaseUrl);
-  const database = (postgresTarget(config.databaseUrl) + (searchPath === null ? '' : `.${searchPath}`)).replace(/[^A-Za-z0-9_.-]/g, '_');
-  return join(config.dataDir, `sandbox-credentials.postgres-${database}.json`);
+  return postgresCredentialsFile(config.dataDir, config.databaseUrl, postgresSearchPath(config.databaseUrl));
+}
+
+function postgresCredentialsFile(dataDir: string, databaseUrl: string, searchPath: string | null): string {
+  const database = (postgresTarget(databaseUrl) + (searchPath === null ? '' : `.${searchPath}`)).replace(/[^A-Za-z0-9_.-]/g, '_');
+  return join(dataDir, `sandbox-credentials.postgres-${database}.json`);
+}
+
+/**
+ * Before schemas had files of their own, a sandbox in one kept its credentials under its
+ * database's name alone. Found there, and of this schema's merchant, they are copied to its
+ * own file (not moved: nothing says no other schema's gateway reads that one).
+ */
+async function carriedOverCredentials(services: Services, file: string): Promise<SandboxCredentials | null> {
+  const { dataDir, databaseUrl } = services.ctx.config;
+  if (!databaseUrl || postgresSearchPath(databaseUrl) === null) return null;
+  const credentials = await keptCredentials(services, postgresCredentialsFile(dataDir, databaseUrl, null)).catch((error: unknown) => {
+    // Another gateway's file, damaged: not this one's to stop for.
+    if (error instanceof ConfigError) return null;
+    throw error;
+  });
+  if (credentials) writeCredentials(file, credentials);
+  return credentials;
 }
 
 const CREDENTIAL_FIELDS = ['merchant_id', 'channel', 'secret_key', 'return_secret'] as const;
@@ -184,7 +204,7 @@ export async function ensureSandboxCredentials(services: Services): Promise<{ cr
   // A process killed between writing the copy and renaming it left the key in it.
   removeStaleTemporaries(file);
   const anyMerchant = await database.db.selectFrom('merchants').select('id').limit(1).executeTakeFirst();
-  if (anyMerchant) return { created: false, credentials: await keptCredentials(services, file), file };
+  if (anyMerchant) return { created: false, credentials: existsSync(file) ? await keptCredentials(services, file) : await carriedOverCredentials(services, file), file };
   const merchant = await services.merchants.createMerchant('Sandbox merchant');
   let return_secret: string;
   try {

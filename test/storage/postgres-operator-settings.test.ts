@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -82,6 +82,35 @@ if (DIALECTS.includes('postgres')) {
           `${basename(sandboxCredentialsFile({ dataDir: shared, databaseUrl: pgdb.url }), '.json')}.sandbox_a.json`,
           `${basename(sandboxCredentialsFile({ dataDir: shared, databaseUrl: pgdb.url }), '.json')}.sandbox_b.json`,
         ]);
+      } finally {
+        rmSync(shared, { recursive: true, force: true });
+      }
+    });
+
+    it("carries a schema's sandbox credentials over from the file named by its database alone, and no other schema's", async () => {
+      await admin.query('create schema sandbox_c');
+      await admin.query('create schema sandbox_d');
+      const shared = mkdtempSync(join(tmpdir(), 'tzero-pg-carried-'));
+      const boot = async (schema: string) => {
+        const t = await startTestGateway({ env: { DATA_DIR: shared, DATABASE_URL: inSchema(pgdb.url, schema) } });
+        await t.close();
+        return t.credentials;
+      };
+      const own = (schema: string) => sandboxCredentialsFile({ dataDir: shared, databaseUrl: inSchema(pgdb.url, schema) });
+      const before = sandboxCredentialsFile({ dataDir: shared, databaseUrl: pgdb.url });
+      try {
+        // As an earlier version left it: sandbox_c's credentials under the database's name.
+        const made = await boot('sandbox_c');
+        renameSync(own('sandbox_c'), before);
+        assert.deepEqual(await boot('sandbox_c'), made);
+        assert.deepEqual(JSON.parse(readFileSync(own('sandbox_c'), 'utf8')), made);
+        assert.ok(existsSync(before), 'the old file stays');
+
+        // sandbox_d's file gone: the old one holds another schema's merchant, not taken for its own.
+        await boot('sandbox_d');
+        rmSync(own('sandbox_d'));
+        assert.equal(await boot('sandbox_d'), null);
+        assert.ok(!existsSync(own('sandbox_d')));
       } finally {
         rmSync(shared, { recursive: true, force: true });
       }
